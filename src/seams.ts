@@ -1,0 +1,66 @@
+// The seams: the only interfaces adapters implement and the only module they import from
+// the core besides plain types. Each is minimal; optional capabilities are separate small
+// interfaces (see FaultSwitch).
+
+import type { Entry, HardState, Message, MemberId, Snapshot } from './raft/types.ts';
+
+/** Monotonic time and a repeating timer. Only the member driver turns milliseconds into ticks. */
+export interface Clock {
+  /** Monotonic milliseconds; never goes backwards. */
+  now(): number;
+  /** Calls `fn` every `intervalMs` until the returned function is called. */
+  every(intervalMs: number, fn: () => void): () => void;
+}
+
+/** Everything a member had synced, handed back at boot. */
+export interface PersistedState {
+  hardState: HardState;
+  /** The latest snapshot, or null if the member never made or received one. */
+  snapshot: Snapshot | null;
+  /** Entries after the snapshot's index, contiguous, in index order. */
+  entries: Entry[];
+}
+
+export interface PersistBatch {
+  hardState: HardState | null;
+  /** Replaces any stored entries at the same or later indexes (a leader overwrote them). */
+  entries: Entry[];
+  /** A snapshot received from the leader: stored first; entries at or below it are dropped. */
+  snapshot: Snapshot | null;
+}
+
+/**
+ * Durable storage for one member. The member calls one operation at a time and waits for
+ * it; when a promise resolves, the data is on stable storage (or the adapter says it is
+ * memory-only in its name).
+ */
+export interface Storage {
+  load(): Promise<PersistedState>;
+  /** Persist a Ready's snapshot, entries and hard state with one sync when `sync` is true. */
+  save(batch: PersistBatch, sync: boolean): Promise<void>;
+  /** Store a snapshot the member made itself; entries at or below its index may be dropped. */
+  saveSnapshot(snapshot: Snapshot): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Best-effort, unordered delivery of Raft messages to members. */
+export interface Transport {
+  /** Start delivering incoming messages to `onMessage`. Called once. */
+  start(onMessage: (message: Message) => void): void;
+  /** Queue messages for delivery; never throws on an unreachable peer. */
+  send(messages: readonly Message[]): void;
+  addPeer(id: MemberId, address: string): void;
+  removePeer(id: MemberId): void;
+  close(): Promise<void>;
+  /** Every transport has a fault switch; tests and the demo drive it. */
+  readonly faults: FaultSwitch;
+}
+
+/** Cut and heal links, per peer and direction. */
+export interface FaultSwitch {
+  /** Drop frames to (`out`), from (`in`) or both ways to `peer`. */
+  block(peer: MemberId, direction?: 'in' | 'out' | 'both'): void;
+  /** Heal one peer, or every peer when none is given. */
+  heal(peer?: MemberId): void;
+  isBlocked(peer: MemberId, direction: 'in' | 'out'): boolean;
+}
