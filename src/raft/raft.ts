@@ -127,7 +127,16 @@ export class Raft {
     } else {
       this.log = new RaftLog(null, [], 0);
       if (peers.length > 0) {
-        this.applyConfState({ voters: [...peers], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false });
+        // Bootstrapping is a snapshot at index 1, term 1, holding only the first membership
+        // (and an empty state machine image). The first Ready persists it like any snapshot,
+        // so a restart finds the configuration where every member finds it.
+        const boot: Snapshot = {
+          metadata: { index: 1, term: 1, confState: { voters: [...peers], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+          data: new Uint8Array(0),
+        };
+        this.log.restore(boot);
+        this.term = 1;
+        this.applyConfState(boot.metadata.confState);
       }
     }
     this.becomeFollower(this.term, NONE);

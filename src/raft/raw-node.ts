@@ -6,6 +6,7 @@ import { encodeConfChange, type ConfChange } from './confchange.ts';
 import { Raft, RaftError, type RaftRestore } from './raft.ts';
 import {
   EntryType,
+  emptyHardState,
   MessageType,
   newMessage,
   type ConfState,
@@ -57,7 +58,8 @@ export class RawNode {
   constructor(config: RaftConfig, restore: RaftRestore | null, peers: readonly MemberId[]) {
     this.raft = new Raft(config, restore, peers);
     this.prevSoft = { lead: this.raft.lead, role: this.raft.role };
-    this.prevHard = this.raft.hardState();
+    // After a bootstrap the first Ready must carry the hard state too.
+    this.prevHard = restore ? { ...restore.hardState } : emptyHardState();
   }
 
   tick(): void {
