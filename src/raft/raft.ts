@@ -83,6 +83,13 @@ export class Raft {
   readStates: ReadState[] = [];
   /** Messages to send after the current Ready is persisted. */
   msgs: Message[] = [];
+  /**
+   * Leader: appends to send at the next flush(). Proposals and commit advances between two
+   * Readies then go out as one append per follower instead of one each.
+   */
+  private broadcastPending = false;
+  /** Follower: proposals to forward to the leader at the next flush(), as one message. */
+  private forwardBuffer: Entry[] = [];
   /** Last proposal refusal, for the caller's error message. */
   lastDropReason: ProposalDropReason | null = null;
 
@@ -110,7 +117,7 @@ export class Raft {
   private leaseForfeited = false;
   /**
    * A member that just started does not know whether a leader it followed before a crash
-   * still holds a lease, so with check-quorum it refuses votes for one election timeout.
+   * still holds a lease, so with lease-based reads it refuses votes for one election timeout.
    */
   private bootGrace = true;
 
@@ -183,6 +190,8 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.heartbeatAckTick.clear();
     this.leaseForfeited = false;
+    this.broadcastPending = false;
+    this.forwardBuffer = [];
   }
 
   becomeFollower(term: number, lead: MemberId): void {
@@ -431,7 +440,8 @@ export class Raft {
 
   /** With check-quorum, a member that heard from a leader within an election timeout ignores votes. */
   private inLease(): boolean {
-    return this.cfg.checkQuorum && this.electionElapsed < this.cfg.electionTicks && (this.lead !== NONE || this.bootGrace);
+    if (!this.cfg.checkQuorum || this.electionElapsed >= this.cfg.electionTicks) return false;
+    return this.lead !== NONE || (this.bootGrace && this.cfg.readOnlyOption === ReadOnlyOption.LeaseBased);
   }
 
   // ---- validation -------------------------------------------------------------------
@@ -650,8 +660,9 @@ export class Raft {
     }
     if (this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else if (wasPaused) {
+      this.broadcastPending = true;
+    } else if (wasPaused && !this.broadcastPending) {
+      // The follower may lag on commit: tell it now rather than at the next heartbeat.
       this.maybeSendAppend(m.from, true);
     }
     // Stream what the window allows without waiting for the next tick.
@@ -693,7 +704,26 @@ export class Raft {
       ents.push(entry);
     }
     if (!this.appendEntries(ents)) return;
-    this.bcastAppend();
+    this.broadcastPending = true;
+  }
+
+  /** Sends what was batched since the last Ready: called by RawNode before it builds one. */
+  flush(): void {
+    if (this.forwardBuffer.length > 0) {
+      const ents = this.forwardBuffer;
+      this.forwardBuffer = [];
+      if (this.role === StateRole.Follower && this.lead !== NONE) {
+        const m = newMessage(MessageType.ForwardProp, this.lead, this.id, 0);
+        m.entries = ents;
+        this.send(m);
+      } else {
+        this.logger.info(`${this.id} dropped ${ents.length} forwarded proposals: the leader was lost`);
+      }
+    }
+    if (this.broadcastPending) {
+      this.broadcastPending = false;
+      if (this.role === StateRole.Leader) this.bcastAppend();
+    }
   }
 
   private confChangeRefusal(data: Uint8Array): string | null {
@@ -830,7 +860,7 @@ export class Raft {
           this.lastDropReason = 'proposal forwarding disabled';
           return;
         }
-        this.send({ ...m, type: MessageType.ForwardProp, to: this.lead, from: this.id, term: 0 });
+        for (const e of m.entries) this.forwardBuffer.push(e);
         return;
       case MessageType.App:
         this.electionElapsed = 0;
