@@ -318,8 +318,14 @@ export class Raft {
     return true;
   }
 
+  /** Sends each follower what it lacks, filling its inflight window. */
   private bcastAppend(): void {
-    for (const id of this.trk.memberIds()) if (id !== this.id) this.maybeSendAppend(id, true);
+    for (const id of this.trk.memberIds()) {
+      if (id === this.id || !this.maybeSendAppend(id, true)) continue;
+      while (this.maybeSendAppend(id, false)) {
+        /* fill the window */
+      }
+    }
   }
 
   private bcastHeartbeat(ctx: Uint8Array | null): void {
@@ -615,6 +621,9 @@ export class Raft {
           const prev = this.heartbeatAckTick.get(m.from) ?? -1;
           if (m.index > prev && m.index <= this.ticks) this.heartbeatAckTick.set(m.from, m.index);
         }
+        // Appends may have been lost with a full window: let one more go so that the
+        // follower's rejection (or acceptance) restarts the flow.
+        if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
         if (m.context === null) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
@@ -792,7 +801,8 @@ export class Raft {
   leaseValid(): boolean {
     if (this.role !== StateRole.Leader || this.leaseForfeited || this.leadTransferee !== NONE) return false;
     if (!this.committedEntryInCurrentTerm()) return false;
-    const base = jointCommitted(this.trk.config, (id) => (id === this.id ? this.ticks : this.heartbeatAckTick.get(id)));
+    // The newest send tick that a quorum has acknowledged; a voter without an ack counts as never.
+    const base = jointCommitted(this.trk.config, (id) => (id === this.id ? this.ticks : (this.heartbeatAckTick.get(id) ?? -Infinity)));
     if (!Number.isFinite(base)) return false;
     return this.ticks < base + this.cfg.electionTicks - this.cfg.leaseDriftTicks;
   }
