@@ -624,7 +624,8 @@ export class Raft {
         // Appends may have been lost with a full window: let one more go so that the
         // follower's rejection (or acceptance) restarts the flow.
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
-        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
+        // A probe is re-sent; a replicating follower only gets entries not yet in flight.
+        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, pr.state === ProgressState.Probe);
         if (m.context === null) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (!acks) return;
