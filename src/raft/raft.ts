@@ -48,7 +48,8 @@ export type ProposalDropReason =
   | 'leader transfer in progress'
   | 'uncommitted entries too large'
   | 'proposal forwarding disabled'
-  | 'empty proposal';
+  | 'empty proposal'
+  | `conf change refused: ${string}`;
 
 export class RaftError extends Error {
   constructor(
@@ -462,6 +463,7 @@ export class Raft {
     }
     if (!Number.isSafeInteger(m.from) || m.from < 0) return `bad from ${String(m.from)}`;
     if (!isLocalMessage(m.type) && m.from === NONE) return 'network message without sender';
+    if (!isLocalMessage(m.type) && m.to !== this.id && m.type !== MessageType.TransferLeader) return `addressed to ${m.to}`;
     if (!Array.isArray(m.entries)) return 'entries is not a list';
     if (m.type === MessageType.App) {
       for (let i = 0; i < m.entries.length; i++) {
@@ -703,6 +705,11 @@ export class Raft {
       let entry: Entry = { term: 0, index: 0, type: e.type, data: e.data };
       if (e.type === EntryType.ConfChange) {
         const refusal = this.confChangeRefusal(e.data);
+        if (refusal !== null && m.type === MessageType.Prop) {
+          // A local proposer can be told at once.
+          this.lastDropReason = `conf change refused: ${refusal}`;
+          return;
+        }
         if (refusal !== null) {
           this.logger.warn(`${this.id} ignores conf change: ${refusal}`);
           // Keep the proposal's slot so the batch stays whole; the entry becomes a no-op.
@@ -913,6 +920,14 @@ export class Raft {
       this.send(r);
       return;
     }
+    if (this.log.matchTerm(m.index, m.logTerm)) {
+      const conflict = this.log.findConflict(m.entries);
+      if (conflict !== 0 && conflict <= this.log.committed) {
+        // Only a faulty peer rewrites committed history; refuse rather than corrupt the log.
+        this.logger.warn(`${this.id} dropped append from ${m.from}: entry ${conflict} conflicts with committed index ${this.log.committed}`);
+        return;
+      }
+    }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
       r.index = lastNew;
@@ -952,12 +967,9 @@ export class Raft {
   private restore(s: Snapshot): boolean {
     const { index, term, confState } = s.metadata;
     if (index <= this.log.committed) return false;
+    // A member added after the snapshot was taken is not in its configuration; it restores
+    // anyway and learns of its own addition from the entries that follow.
     const cs = confState;
-    const member = [...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext].includes(this.id);
-    if (!member) {
-      this.logger.warn(`${this.id} ignores snapshot at ${index}: not a member of its configuration`);
-      return false;
-    }
     if (this.log.matchTerm(index, term)) {
       // We already hold the snapshot's last entry: just advance commit.
       this.log.commitTo(index);
