@@ -915,18 +915,12 @@ export class Raft {
 
   private handleAppend(m: Message): void {
     const r = newMessage(MessageType.AppResp, m.from, this.id, this.term);
+    // Entries at or below our commit index are settled: answer with where we stand. This
+    // also means nothing a peer sends can rewrite committed history.
     if (m.index < this.log.committed) {
       r.index = this.log.committed;
       this.send(r);
       return;
-    }
-    if (this.log.matchTerm(m.index, m.logTerm)) {
-      const conflict = this.log.findConflict(m.entries);
-      if (conflict !== 0 && conflict <= this.log.committed) {
-        // Only a faulty peer rewrites committed history; refuse rather than corrupt the log.
-        this.logger.warn(`${this.id} dropped append from ${m.from}: entry ${conflict} conflicts with committed index ${this.log.committed}`);
-        return;
-      }
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
