@@ -202,7 +202,7 @@ function scanSegment(
   while (pos < dataEnd) {
     const frame = frameAt(bytes, pos, frameBytesMax);
     if (typeof frame === 'string') {
-      if (isLast && !validFrameAfter(bytes, pos + 1, frameBytesMax)) {
+      if (isLast && !validFrameAfter(bytes, pos + 1, dataEnd, frameBytesMax)) {
         return { end: pos, maxEntryIndex, tornReason: frame };
       }
       throw corrupt(
@@ -235,11 +235,28 @@ function scanSegment(
   return { end: pos, maxEntryIndex, tornReason: null };
 }
 
-/** Whether a valid frame starts anywhere in [from, end): evidence of corruption, not a torn write. */
-function validFrameAfter(bytes: Uint8Array, from: number, frameBytesMax: number): boolean {
-  for (let q = from; q + frameHeaderBytes <= bytes.length; q++) {
+/** Checksum work allowed when deciding torn-versus-corrupt; beyond it, assume corruption. */
+export const tornScanBytesMax = 256 * 1024 * 1024;
+
+/**
+ * Whether a valid frame starts anywhere in [from, dataEnd): evidence of corruption, since a
+ * torn write is the last write and leaves nothing valid after it. A candidate must also be
+ * plausibly followed by another frame or by the end of the data before its checksum is
+ * computed. Returns true (corruption, the safe answer) if the checksum work would exceed
+ * tornScanBytesMax.
+ */
+function validFrameAfter(bytes: Uint8Array, from: number, dataEnd: number, frameBytesMax: number): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let checksummedBytes = 0;
+  for (let q = from; q < dataEnd && q + frameHeaderBytes <= bytes.length; q++) {
     const type = bytes[q + 8];
     if (type !== FrameType.Batch && type !== FrameType.SegmentHeader) continue;
+    const end = q + frameHeaderBytes + view.getUint32(q, true);
+    if (end > bytes.length || end - q > frameBytesMax + frameHeaderBytes) continue;
+    const next = bytes[end + 8];
+    if (end < dataEnd && next !== FrameType.Batch && next !== FrameType.SegmentHeader) continue;
+    checksummedBytes += end - q;
+    if (checksummedBytes > tornScanBytesMax) return true;
     if (typeof frameAt(bytes, q, frameBytesMax) !== 'string') return true;
   }
   return false;

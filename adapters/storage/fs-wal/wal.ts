@@ -386,11 +386,11 @@ export class FsWalStorage implements Storage {
   /** After a durable snapshot: delete segments it wholly covers and all but the latest snapshot files. */
   private async retain(): Promise<void> {
     const covered = this.snapshotIndex();
-    let deleted = 0;
     while (this.segments.length > 1 && this.segments[0].maxEntryIndex <= covered) {
+      // Oldest first, each deletion durable before the next: a crash never leaves a hole.
       await this.fs.unlink(join(this.dir, this.segments[0].name));
+      await this.fs.syncDir(this.dir);
       this.segments.shift();
-      deleted++;
     }
     const current = this.marker;
     const older = this.snapshotFiles
@@ -401,7 +401,7 @@ export class FsWalStorage implements Storage {
     const drop = this.snapshotFiles.filter((m) => !keep.some((k) => k.index === m.index && k.term === m.term));
     for (const m of drop) await this.fs.unlink(join(this.dir, snapshotName(m))).catch(ignoreNotFound);
     this.snapshotFiles = keep;
-    if (deleted > 0 || drop.length > 0) await this.fs.syncDir(this.dir);
+    if (drop.length > 0) await this.fs.syncDir(this.dir);
   }
 }
 
