@@ -367,6 +367,16 @@ describe('fs-wal', () => {
       expect(counts.datasync - base.datasync).toBe(1);
     });
 
+    it('rejects a batch over frameBytesMax before writing anything, and stays usable', async () => {
+      const s = await open({ frameBytesMax: 1000 });
+      await expect(s.save(batch({ entries: [{ ...padded(1), data: new Uint8Array(2000) }] }), true)).rejects.toThrow(
+        /batch of 1 entries encodes to \d+ bytes, over frameBytesMax 1000: split it/,
+      );
+      await s.save(batch({ entries: [padded(1)] }), true);
+      await s.close();
+      expect((await (await open()).load()).entries.length).toBe(1);
+    });
+
     it('refuses further writes after a failed write, and recovers on reopen', async () => {
       let failWrites = false;
       const fs: WalFs = {

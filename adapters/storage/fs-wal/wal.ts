@@ -21,7 +21,7 @@ import type { WalFile, WalFs } from './fs.ts';
 import { nodeWalFs } from './fs.ts';
 import { acquireLock, isProcessAlive } from './lock.ts';
 import type { BatchRecord, SnapshotMarker } from './records.ts';
-import { encodeBatch, encodeSegmentHeader, encodeSnapshotFile, frameHeaderBytes } from './records.ts';
+import { batchFrameBytes, encodeBatch, encodeSegmentHeader, encodeSnapshotFile, frameHeaderBytes } from './records.ts';
 import type { SegmentInfo } from './replay.ts';
 import { readWal, segmentName, snapshotName } from './replay.ts';
 
@@ -205,14 +205,15 @@ export class FsWalStorage implements Storage {
         if (sync && this.unsynced) await this.guard(() => this.syncActive());
         return;
       }
+      const snapshot = batch.snapshot;
+      const marker = snapshot && { index: snapshot.metadata.index, term: snapshot.metadata.term };
+      const record: BatchRecord = { marker, snapshotReset: plan.snapshotReset, entries: batch.entries, hardState: batch.hardState };
+      const frame = this.encodeChecked(record);
       this.bootState = null;
       await this.guard(async () => {
-        const snapshot = batch.snapshot;
         if (snapshot !== null) await this.writeSnapshotFile(snapshot);
-        const marker = snapshot && { index: snapshot.metadata.index, term: snapshot.metadata.term };
-        const record: BatchRecord = { marker, snapshotReset: plan.snapshotReset, entries: batch.entries, hardState: batch.hardState };
         // A snapshot frame is always synced: the retention below deletes what it replaces.
-        await this.append(encodeBatch(record), sync || snapshot !== null);
+        await this.append(frame, sync || snapshot !== null);
         if (marker !== null) this.applyMarker(marker, plan.snapshotReset);
         if (batch.entries.length > 0) {
           this.terms.length = plan.appendFromIndex - this.snapshotIndex() - 1;
@@ -246,7 +247,7 @@ export class FsWalStorage implements Storage {
     this.closed = true;
     try {
       const prepared = await this.preparing;
-      if (prepared !== null && prepared !== undefined) await this.fs.unlink(prepared.tmpPath).catch(() => {});
+      if (prepared) await this.fs.unlink(prepared.tmpPath).catch(ignoreNotFound);
       if (this.unsynced && this.failure === null) await this.active.datasync();
       await this.active.close();
     } finally {
@@ -297,10 +298,19 @@ export class FsWalStorage implements Storage {
     }
   }
 
-  private async append(frame: Uint8Array, sync: boolean): Promise<void> {
-    if (frame.length - frameHeaderBytes > this.frameBytesMax) {
-      throw new StorageError('invalid-batch', `batch of ${frame.length} bytes exceeds frameBytesMax ${this.frameBytesMax}: split it`);
+  /** Encodes a batch frame, refusing one over frameBytesMax before any I/O happens. */
+  private encodeChecked(record: BatchRecord): Uint8Array {
+    const frameBytes = batchFrameBytes(record);
+    if (frameBytes - frameHeaderBytes > this.frameBytesMax) {
+      throw new StorageError(
+        'invalid-batch',
+        `batch of ${record.entries.length} entries encodes to ${frameBytes} bytes, over frameBytesMax ${this.frameBytesMax}: split it`,
+      );
     }
+    return encodeBatch(record);
+  }
+
+  private async append(frame: Uint8Array, sync: boolean): Promise<void> {
     let header = this.activeOffset === 0 ? this.segmentHeader() : null;
     if (this.activeOffset + (header?.length ?? 0) + frame.length > this.activeBytes) {
       await this.rollover(frame.length);
