@@ -58,7 +58,7 @@ export function prng(seed: number): () => number {
 }
 
 /** A naive reference: every rule spelled out on a Map. */
-class Model {
+export class StorageModel {
   hardState: HardState = emptyHardState();
   snapshot: Snapshot | null = null;
   log = new Map<number, Entry>();
@@ -96,6 +96,71 @@ class Model {
     const entries = [...this.log.values()].sort((a, b) => a.index - b.index);
     return { hardState: this.hardState, snapshot: this.snapshot, entries };
   }
+
+  /** Values are never mutated after being stored, so sharing them is safe. */
+  clone(): StorageModel {
+    const c = new StorageModel();
+    c.hardState = this.hardState;
+    c.snapshot = this.snapshot;
+    c.log = new Map(this.log);
+    return c;
+  }
+}
+
+export type RandomOp =
+  | { kind: 'save'; batch: PersistBatch; sync: boolean }
+  | { kind: 'saveSnapshot'; snapshot: Snapshot }
+  | { kind: 'restart' };
+
+/**
+ * The next operation of a random workload against `model`: appends, tail overwrites by a new
+ * term, hard-state-only batches, snapshots made (saveSnapshot) and received (save), restarts.
+ * Applies the operation to `model` (except restart) before returning it.
+ */
+export function nextRandomOp(model: StorageModel, random: () => number, tag: string): RandomOp {
+  const pick = (n: number) => Math.floor(random() * n);
+  const term = Math.max(1, model.hardState.term, ...[...model.log.values()].slice(-1).map((e) => e.term));
+  const roll = random();
+  const last = model.lastIndex;
+  const first = model.snapshotIndex + 1;
+  if (roll < 0.05 && last > model.snapshotIndex) {
+    const snap = snapshot(model.snapshotIndex + 1 + pick(last - model.snapshotIndex), model.log.get(last)!.term, `made-${tag}`);
+    model.saveSnapshot(snap);
+    return { kind: 'saveSnapshot', snapshot: snap };
+  }
+  if (roll < 0.08) {
+    const index = model.snapshotIndex + 1 + pick(last - model.snapshotIndex + 3);
+    const snapTerm = term + pick(2);
+    const snap = snapshot(index, snapTerm, `received-${tag}`);
+    // A leader sends a snapshot when the follower's log does not hold its last entry; a
+    // matching one keeps its tail, so new entries would overlap it: send none then.
+    const matches = model.log.get(index)?.term === snapTerm;
+    const b = batch({ snapshot: snap, hardState: hs(snapTerm, 0, index), entries: matches ? [] : entries(index + 1, index + pick(3), snapTerm) });
+    model.save(b);
+    return { kind: 'save', batch: b, sync: true };
+  }
+  if (roll < 0.18) {
+    const b = batch({ hardState: hs(term, pick(4), model.snapshotIndex + pick(2)) });
+    model.save(b);
+    return { kind: 'save', batch: b, sync: random() < 0.5 };
+  }
+  if (roll < 0.23) return { kind: 'restart' };
+  const overwrite = roll < 0.35 && last >= first;
+  const entryTerm = overwrite ? term + 1 : term;
+  const from = overwrite ? first + pick(last - first + 1) : last + 1;
+  const es = Array.from({ length: 1 + pick(8) }, (_, i) => entry(from + i, entryTerm, Uint8Array.from({ length: pick(40) }, () => pick(256))));
+  const b = batch({ entries: es, hardState: random() < 0.5 ? hs(entryTerm, 1, model.snapshotIndex) : null });
+  model.save(b);
+  return { kind: 'save', batch: b, sync: random() < 0.8 };
+}
+
+/** Compares with byte-exact data as plain arrays, so a failure prints readable values. */
+export function plainState(s: PersistedState): unknown {
+  return {
+    hardState: s.hardState,
+    snapshot: s.snapshot && { metadata: s.snapshot.metadata, data: [...s.snapshot.data] },
+    entries: s.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: [...e.data] })),
+  };
 }
 
 /** Index of the first differing byte, or -1: cheap on large buffers, unlike a deep equal. */
@@ -105,14 +170,8 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? -1 : n;
 }
 
-/** Compares with byte-exact data as plain arrays, so a failure prints readable values. */
 function expectState(actual: PersistedState, expected: PersistedState): void {
-  const plain = (s: PersistedState) => ({
-    hardState: s.hardState,
-    snapshot: s.snapshot && { metadata: s.snapshot.metadata, data: [...s.snapshot.data] },
-    entries: s.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: [...e.data] })),
-  });
-  expect(plain(actual)).toEqual(plain(expected));
+  expect(plainState(actual)).toEqual(plainState(expected));
   for (const e of actual.entries) expect(e.data).toBeInstanceOf(Uint8Array);
 }
 
@@ -339,48 +398,17 @@ export function storageCompliance(name: string, makeStorage: MakeStorage): void 
       it(`matches a naive model over random batches, overwrites, snapshots and restarts (seed ${seed})`, () =>
         withHarness(async (h) => {
           const random = prng(seed);
-          const pick = (n: number) => Math.floor(random() * n);
-          const model = new Model();
+          const model = new StorageModel();
           let s = await h.open();
           expectState(await s.load(), model.state());
-          let term = 1;
           for (let step = 0; step < 200; step++) {
-            const roll = random();
-            const last = model.lastIndex;
-            const first = model.snapshotIndex + 1;
-            if (roll < 0.05 && last > model.snapshotIndex) {
-              const snap = snapshot(model.snapshotIndex + 1 + pick(last - model.snapshotIndex), term, `seed${seed}step${step}`);
-              model.saveSnapshot(snap);
-              await s.saveSnapshot(snap);
-            } else if (roll < 0.08) {
-              const index = model.snapshotIndex + 1 + pick(last - model.snapshotIndex + 3);
-              term += pick(2);
-              const snap = snapshot(index, term, `recv${step}`);
-              const b = batch({ snapshot: snap, hardState: hs(term, 0, index), entries: entries(index + 1, index + pick(3), term) });
-              const logTerm = model.log.get(index)?.term;
-              // Only a conflicting or missing entry can carry a snapshot from a leader; a
-              // matching one keeps its tail (no new entries then, or they would overlap).
-              if (logTerm === term) b.entries = [];
-              model.save(b);
-              await s.save(b, true);
-            } else if (roll < 0.18) {
-              const hardState = hs(term, pick(4), model.snapshotIndex + pick(2));
-              model.save(batch({ hardState }));
-              await s.save(batch({ hardState }), random() < 0.5);
-            } else if (roll < 0.23) {
+            const op = nextRandomOp(model, random, `seed${seed}step${step}`);
+            if (op.kind === 'save') await s.save(op.batch, op.sync);
+            else if (op.kind === 'saveSnapshot') await s.saveSnapshot(op.snapshot);
+            else {
               const [next, loaded] = await reopen(h, s);
               s = next;
               expectState(loaded, model.state());
-            } else {
-              const overwrite = roll < 0.35 && last >= first;
-              if (overwrite) term++;
-              const from = overwrite ? first + pick(last - first + 1) : last + 1;
-              const es = Array.from({ length: 1 + pick(8) }, (_, i) =>
-                entry(from + i, term, Uint8Array.from({ length: pick(40) }, () => pick(256))),
-              );
-              const b = batch({ entries: es, hardState: random() < 0.5 ? hs(term, 1, model.snapshotIndex) : null });
-              model.save(b);
-              await s.save(b, random() < 0.8);
             }
           }
           const [last, loaded] = await reopen(h, s);

@@ -42,6 +42,8 @@ export interface FsWalOptions {
   logger?: Logger;
   /** Recorded in the lock file; defaults to process.pid. */
   pid?: number;
+  /** Decides whether a lock's holder still runs; defaults to a signal-0 probe. For tests. */
+  isProcessAlive?: (pid: number) => boolean;
 }
 
 interface Prepared {
@@ -133,7 +135,12 @@ export class FsWalStorage implements Storage {
       throw new RangeError(`frameBytesMax ${frameBytesMax} must be an integer in [1, ${frameBytesMaxLimit}]`);
     }
     await fs.mkdirp(dir);
-    const releaseLock = await acquireLock(dir, { fs, logger, pid: options.pid ?? process.pid, isProcessAlive });
+    const releaseLock = await acquireLock(dir, {
+      fs,
+      logger,
+      pid: options.pid ?? process.pid,
+      isProcessAlive: options.isProcessAlive ?? isProcessAlive,
+    });
     try {
       const wal = await readWal(fs, dir, frameBytesMax);
       for (const name of wal.tmpFiles) await fs.unlink(join(dir, name));
