@@ -276,6 +276,7 @@ export class FsWalStorage implements Storage {
   }
 
   private applyMarker(marker: SnapshotMarker, reset: boolean): void {
+    assert(marker.index > this.snapshotIndex(), () => `snapshot index ${marker.index} is not after ${this.snapshotIndex()}`);
     const covered = marker.index - this.snapshotIndex();
     this.terms = reset ? [] : this.terms.slice(Math.min(covered, this.terms.length));
     this.marker = marker;
@@ -331,6 +332,7 @@ export class FsWalStorage implements Storage {
     }
     await this.active.write(data, this.activeOffset);
     this.activeOffset += data.length;
+    assert(this.activeOffset <= this.activeBytes, () => `wrote past the end of segment ${this.active.path}: offset ${this.activeOffset} > ${this.activeBytes} bytes`);
     this.unsynced = true;
     if (sync) await this.syncActive();
   }
@@ -368,6 +370,8 @@ export class FsWalStorage implements Storage {
     const name = segmentName(seq);
     await this.fs.rename(prepared.tmpPath, join(this.dir, name));
     await this.fs.syncDir(this.dir);
+    const previous = this.segments.at(-1);
+    assert(previous === undefined || previous.seq + 1 === seq, () => `segment ${seq} does not follow segment ${previous?.seq}`);
     this.segments.push({ seq, name, maxEntryIndex: 0 });
     this.active = await this.fs.open(join(this.dir, name), 'update');
     this.activeOffset = 0;
@@ -442,6 +446,10 @@ async function writeZeros(file: WalFile, from: number, to: number): Promise<void
   for (let pos = from; pos < to; pos += zeroChunkBytes) {
     await file.write(zeros.subarray(0, Math.min(zeroChunkBytes, to - pos)), pos);
   }
+}
+
+function assert(condition: boolean, message: () => string): asserts condition {
+  if (!condition) throw new Error(`fs-wal invariant violated: ${message()}`);
 }
 
 function ignoreNotFound(err: unknown): void {
