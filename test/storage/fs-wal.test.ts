@@ -433,6 +433,13 @@ describe('fs-wal', () => {
       await expect(fsp.stat(join(dir, 'LOCK'))).rejects.toThrow(/ENOENT/);
     });
 
+    it('takes over a lock naming our own pid that this process does not hold (container restart)', async () => {
+      await fsp.writeFile(join(dir, 'LOCK'), `${process.pid}\n`);
+      const logger = recordingLogger();
+      await open({ logger });
+      expect(logger.warnings.join('\n')).toContain(`it names this process's pid ${process.pid}, left by an earlier process with the same pid`);
+    });
+
     it('takes over a lock file holding no pid', async () => {
       await fsp.writeFile(join(dir, 'LOCK'), '');
       const logger = recordingLogger();

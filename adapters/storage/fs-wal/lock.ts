@@ -1,15 +1,21 @@
 // One process per data directory: an exclusive lock file holding the owner's pid, created
 // atomically with its content (write a private temp file, then link() it into place, which
 // fails if the lock exists). A lock whose pid is not running is stale and taken over with a
-// warning. Known limit: if the stale pid was reused by an unrelated process, the lock looks
+// warning, as is one naming our own pid that this process does not hold. Known limit: if the stale pid was reused by an unrelated process, the lock looks
 // live and the error tells the operator which file to delete.
 
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../../../src/raft/config.ts';
 import { StorageError } from '../errors.ts';
 import type { WalFs } from './fs.ts';
 
 export const lockFileName = 'LOCK';
+
+/**
+ * Lock files this process holds. A lock naming our own pid is ours only if it is in here;
+ * otherwise an earlier process had the same pid (containers restart as pid 1 every time).
+ */
+const held = new Set<string>();
 
 export interface LockOptions {
   fs: WalFs;
@@ -43,26 +49,33 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<() =>
       }
       const holder = await readHolder(opts.fs, lockPath);
       if (holder === 'gone') continue;
-      if (holder !== null && opts.isProcessAlive(holder)) {
+      const ours = holder === opts.pid;
+      if ((ours && held.has(resolve(lockPath))) || (!ours && holder !== null && opts.isProcessAlive(holder))) {
         throw new StorageError(
           'locked',
-          `data dir ${dir} is locked by process ${holder}${holder === opts.pid ? ' (this process)' : ''}: ` +
-            `stop that process first; if it is not a meshkv member, delete ${lockPath}`,
+          `data dir ${dir} is locked by process ${holder}${ours ? ' (this process)' : ''}: ` +
+            `${ours ? 'close the other storage on it first' : 'stop that process first'}; if it is not a meshkv member, delete ${lockPath}`,
         );
       }
       if (attempt > 0) {
         throw new StorageError('locked', `data dir ${dir}: another process took over the stale lock ${lockPath} at the same time; retry`);
       }
-      opts.logger.warn(
-        `taking over stale lock ${lockPath}: ${holder === null ? 'it holds no valid pid' : `process ${holder} is not running`}`,
-      );
+      const why =
+        holder === null
+          ? 'it holds no valid pid'
+          : ours
+            ? `it names this process's pid ${holder}, left by an earlier process with the same pid (e.g. a container restart)`
+            : `process ${holder} is not running`;
+      opts.logger.warn(`taking over stale lock ${lockPath}: ${why}`);
       await opts.fs.unlink(lockPath).catch(ignoreNotFound);
     }
     await opts.fs.syncDir(dir);
   } finally {
     await opts.fs.unlink(tmpPath).catch(ignoreNotFound);
   }
+  held.add(resolve(lockPath));
   return async () => {
+    held.delete(resolve(lockPath));
     const holder = await readHolder(opts.fs, lockPath);
     if (holder !== opts.pid) {
       opts.logger.warn(`not removing lock ${lockPath}: it now names process ${String(holder)}, not ${opts.pid}`);
