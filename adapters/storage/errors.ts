@@ -9,8 +9,10 @@ export type StorageErrorCode =
   | 'corrupt'
   /** Another live process holds the data directory. */
   | 'locked'
-  /** The storage was used after close(). */
-  | 'closed';
+  /** The storage was used after close() or after a failed write. */
+  | 'closed'
+  /** A call while another was still running: the member must await each one. */
+  | 'concurrent-call';
 
 export class StorageError extends Error {
   readonly code: StorageErrorCode;

@@ -11,7 +11,7 @@ import { StorageError } from './errors.ts';
 import type { LogView } from './log-rules.ts';
 import { checkOwnSnapshot, planBatch } from './log-rules.ts';
 
-/** Pending unsynced batches kept at most; a caller that never syncs is a bug. */
+/** Unsynced batches kept apart at most; beyond it they are synced, like a page cache writing back. */
 export const pendingBatchesMax = 4096;
 
 interface State {
@@ -49,10 +49,8 @@ export class MemoryStorage implements Storage {
     const op: Op = { kind: 'batch', batch: copyBatch(batch) };
     applyOp(this.current, op);
     this.pending.push(op);
-    if (sync || op.batch.snapshot !== null) this.sync();
-    else if (this.pending.length > pendingBatchesMax) {
-      throw new StorageError('invalid-batch', `${this.pending.length} unsynced batches exceed pendingBatchesMax ${pendingBatchesMax}: save with sync=true`);
-    }
+    // Past pendingBatchesMax, write back as a page cache eventually would.
+    if (sync || op.batch.snapshot !== null || this.pending.length >= pendingBatchesMax) this.sync();
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
@@ -99,7 +97,7 @@ function view(state: State): LogView {
   };
 }
 
-/** Applies a validated op. Entries are shared between `synced` and `current` but never mutated. */
+/** Applies an op, validating it first. Entry objects are shared between `synced` and `current` but never mutated. */
 function applyOp(state: State, op: Op): void {
   if (op.kind === 'snapshot') {
     const v = view(state);
@@ -116,8 +114,9 @@ function applyOp(state: State, op: Op): void {
     state.snapshot = batch.snapshot;
   }
   if (batch.entries.length > 0) {
-    const keep = plan.appendFromIndex - view(state).snapshotIndex - 1;
-    state.entries = state.entries.slice(0, keep).concat(batch.entries);
+    // In place, O(batch): `synced` and `current` never share an entries array.
+    state.entries.length = plan.appendFromIndex - view(state).snapshotIndex - 1;
+    for (const e of batch.entries) state.entries.push(e);
   }
   if (batch.hardState !== null) state.hardState = batch.hardState;
 }

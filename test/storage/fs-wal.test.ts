@@ -377,6 +377,14 @@ describe('fs-wal', () => {
       expect((await (await open()).load()).entries.length).toBe(1);
     });
 
+    it('refuses a call made while another is still running', async () => {
+      const s = await open();
+      const first = s.save(batch({ entries: entries(1, 1, 1) }), true);
+      await expect(s.save(batch({ entries: entries(2, 2, 1) }), true)).rejects.toThrow(/concurrent calls; the member must await each one/);
+      await first;
+      expect((await s.load()).entries.length).toBe(1);
+    });
+
     it('refuses further writes after a failed write, and recovers on reopen', async () => {
       let failWrites = false;
       const fs: WalFs = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStorage } from '../../adapters/storage/memory.ts';
+import { MemoryStorage, pendingBatchesMax } from '../../adapters/storage/memory.ts';
 import { batch, entries, hs, snapshot, storageCompliance } from './compliance.ts';
 
 storageCompliance('memory', async () => {
@@ -48,6 +48,12 @@ describe('MemoryStorage', () => {
     await s.save(batch({ entries: entries(1, 3, 1) }), false);
     await s.saveSnapshot(snapshot(2, 1));
     expect(s.copyState('synced').entries.map((e) => e.index)).toEqual([3]);
+  });
+
+  it('writes back unsynced saves beyond pendingBatchesMax', async () => {
+    const s = new MemoryStorage();
+    for (let i = 1; i <= pendingBatchesMax + 1; i++) await s.save(batch({ entries: entries(i, i, 1) }), false);
+    expect(s.copyState('synced').entries.length).toBeGreaterThanOrEqual(pendingBatchesMax);
   });
 
   it('refuses use after close', async () => {

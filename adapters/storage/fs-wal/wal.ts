@@ -250,7 +250,7 @@ export class FsWalStorage implements Storage {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.busy) throw new StorageError('invalid-batch', `fs-wal ${this.dir}: close() while another operation runs`);
+    if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: close() while another operation runs`);
     this.closed = true;
     try {
       const prepared = await this.preparing;
@@ -288,7 +288,7 @@ export class FsWalStorage implements Storage {
     if (this.failure !== null) {
       throw new StorageError('closed', `fs-wal ${this.dir} failed earlier (${this.failure.message}); close it and open the dir again`);
     }
-    if (this.busy) throw new StorageError('invalid-batch', `fs-wal ${this.dir}: concurrent calls; the member must await each one`);
+    if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: concurrent calls; the member must await each one`);
     this.busy = true;
     try {
       return await op();
