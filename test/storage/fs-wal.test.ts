@@ -433,10 +433,12 @@ describe('fs-wal', () => {
     it('takes over a stale lock with a warning', async () => {
       const pid = await deadPid();
       await fsp.writeFile(join(dir, 'LOCK'), `${pid}\n`);
+      await fsp.writeFile(join(dir, `LOCK.${pid}.tmp`), `${pid}\n`);
       const logger = recordingLogger();
       const s = await open({ logger });
       expect(logger.warnings.join('\n')).toContain(`taking over stale lock ${join(dir, 'LOCK')}: process ${pid} is not running`);
       expect((await fsp.readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(process.pid));
+      expect((await fsp.readdir(dir)).filter((n) => n.startsWith('LOCK'))).toEqual(['LOCK']);
       await s.close();
       await expect(fsp.stat(join(dir, 'LOCK'))).rejects.toThrow(/ENOENT/);
     });

@@ -69,6 +69,13 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<() =>
       opts.logger.warn(`taking over stale lock ${lockPath}: ${why}`);
       await opts.fs.unlink(lockPath).catch(ignoreNotFound);
     }
+    // Temp files of processes that died between writing theirs and linking it.
+    for (const name of await opts.fs.readdir(dir)) {
+      const pid = /^LOCK\.(\d+)\.tmp$/.exec(name)?.[1];
+      if (pid !== undefined && Number(pid) !== opts.pid && !opts.isProcessAlive(Number(pid))) {
+        await opts.fs.unlink(join(dir, name)).catch(ignoreNotFound);
+      }
+    }
     await opts.fs.syncDir(dir);
   } finally {
     await opts.fs.unlink(tmpPath).catch(ignoreNotFound);
