@@ -48,6 +48,7 @@ const flagMarker = 1;
 const flagReset = 2;
 const flagHardState = 4;
 const entryFixedBytes = 8 + 8 + 1 + 4;
+const hardStateBytes = 3 * 8;
 const two32 = 2 ** 32;
 
 class Writer {
@@ -139,10 +140,6 @@ export class Reader {
   }
 }
 
-function hardStateBytes(): number {
-  return 24;
-}
-
 function writeHardState(w: Writer, hs: HardState): void {
   w.u64(hs.term);
   w.u64(hs.vote);
@@ -165,7 +162,7 @@ function sealFrame(w: Writer, type: FrameType): Uint8Array {
 }
 
 export function encodeSegmentHeader(h: SegmentHeader): Uint8Array {
-  const w = new Writer(frameHeaderBytes + 4 + 8 + 1 + hardStateBytes() + (h.marker ? 16 : 0), frameHeaderBytes);
+  const w = new Writer(frameHeaderBytes + 4 + 8 + 1 + hardStateBytes + (h.marker ? 16 : 0), frameHeaderBytes);
   w.u32(formatVersion);
   w.u64(h.seq);
   w.u8(h.marker ? flagMarker : 0);
@@ -189,7 +186,7 @@ export function decodeSegmentHeader(r: Reader): SegmentHeader {
 }
 
 export function batchFrameBytes(b: BatchRecord): number {
-  let n = frameHeaderBytes + 1 + (b.marker ? 16 : 0) + (b.hardState ? hardStateBytes() : 0) + 4;
+  let n = frameHeaderBytes + 1 + (b.marker ? 16 : 0) + (b.hardState ? hardStateBytes : 0) + 4;
   for (const e of b.entries) n += entryFixedBytes + e.data.length;
   return n;
 }
