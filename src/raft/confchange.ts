@@ -88,6 +88,8 @@ export function applyChange(trk: ProgressTracker, cc: ConfChange, nextIndex: num
           else learners.add(id);
           break;
         case ConfChangeType.RemoveNode:
+          // A member added earlier in this same change must not keep the progress made for it.
+          added.delete(id);
           incoming.delete(id);
           learners.delete(id);
           learnersNext.delete(id);
