@@ -24,6 +24,9 @@ export function enterJoint(cc: ConfChange): { joint: boolean; autoLeave: boolean
       return { joint: true, autoLeave: true };
     case ConfChangeTransition.JointExplicit:
       return { joint: true, autoLeave: false };
+    default:
+      // Decoded entries are untrusted: refuse the same way on every member rather than crash.
+      throw new ConfChangeError(`unknown conf change transition ${String(cc.transition)}`);
   }
 }
 
