@@ -489,6 +489,13 @@ export class Raft {
       }
       if (s.metadata.term > m.term) return `snapshot term ${s.metadata.term} past message term ${m.term}`;
     }
+    if (m.type === MessageType.ForwardProp) {
+      // The leader appends these entries as they are; one no follower accepts would stall replication.
+      for (const e of m.entries) {
+        if (!e || !(e.data instanceof Uint8Array)) return 'forwarded proposal entry data is not bytes';
+        if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) return `forwarded proposal entry has unknown type ${e.type}`;
+      }
+    }
     if ((m.type === MessageType.ReadIndex || m.type === MessageType.ReadIndexResp) && !(m.context instanceof Uint8Array)) {
       return 'read index without context';
     }
