@@ -64,6 +64,18 @@ function isTransferContext(ctx: Uint8Array | null): boolean {
   return ctx !== null && ctx.length === 2 && ctx[0] === CAMPAIGN_TRANSFER[0] && ctx[1] === CAMPAIGN_TRANSFER[1];
 }
 
+function isWellFormedConfState(cs: ConfState): boolean {
+  const isIdList = (xs: unknown) => Array.isArray(xs) && xs.every((id) => Number.isSafeInteger(id) && id > 0);
+  return (
+    isIdList(cs.voters) &&
+    cs.voters.length > 0 &&
+    isIdList(cs.learners) &&
+    isIdList(cs.votersOutgoing) &&
+    isIdList(cs.learnersNext) &&
+    typeof cs.autoLeave === 'boolean'
+  );
+}
+
 export interface RaftRestore {
   hardState: HardState;
   snapshot: Snapshot | null;
@@ -487,7 +499,10 @@ export class Raft {
       if (!s || !s.metadata || !(s.data instanceof Uint8Array) || !Number.isSafeInteger(s.metadata.index) || !s.metadata.confState) {
         return 'snapshot message without a valid snapshot';
       }
-      if (s.metadata.term > m.term) return `snapshot term ${s.metadata.term} past message term ${m.term}`;
+      const { term, confState } = s.metadata;
+      if (!Number.isSafeInteger(term) || term < 1 || term > m.term) return `snapshot term ${term} is not in [1, message term ${m.term}]`;
+      // restore() installs the conf state wholesale: it must be well formed.
+      if (!isWellFormedConfState(confState)) return 'snapshot with a malformed conf state';
     }
     if (m.type === MessageType.ForwardProp) {
       // The leader appends these entries as they are; one no follower accepts would stall replication.
