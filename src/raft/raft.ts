@@ -481,7 +481,9 @@ export class Raft {
       for (let i = 0; i < m.entries.length; i++) {
         const e = m.entries[i];
         if (!e || e.index !== m.index + 1 + i) return `entry ${i} has index ${e?.index}, expected ${m.index + 1 + i}`;
-        if (!Number.isSafeInteger(e.term) || e.term > m.term || (i > 0 && e.term < m.entries[i - 1].term)) {
+        // Terms never decrease along a log, starting from the entry at m.index.
+        const prevTerm = i === 0 ? m.logTerm : m.entries[i - 1].term;
+        if (!Number.isSafeInteger(e.term) || e.term < 1 || e.term > m.term || e.term < prevTerm) {
           return `entry ${e.index} has term ${e.term} (message term ${m.term})`;
         }
         if (!(e.data instanceof Uint8Array)) return `entry ${e.index} data is not bytes`;
