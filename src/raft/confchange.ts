@@ -71,6 +71,7 @@ export function applyChange(trk: ProgressTracker, cc: ConfChange, nextIndex: num
     const mode = enterJoint(cc);
     if (joint) throw new ConfChangeError('configuration is joint: leave it before making another change');
     if (mode.joint) {
+      if (incoming.size === 0) throw new ConfChangeError('cannot enter a joint configuration from one with no voters');
       for (const id of incoming) outgoing.add(id);
       autoLeave = mode.autoLeave;
     }
@@ -102,12 +103,6 @@ export function applyChange(trk: ProgressTracker, cc: ConfChange, nextIndex: num
           throw new ConfChangeError(`unknown change type ${String((ch as { type: unknown }).type)}`);
       }
     }
-    if (!mode.joint) {
-      let changed = 0;
-      for (const id of incoming) if (!trk.config.incoming.has(id)) changed++;
-      for (const id of trk.config.incoming) if (!incoming.has(id)) changed++;
-      if (changed > 1) throw new ConfChangeError('more than one voter changed without entering a joint configuration');
-    }
   }
   if (incoming.size === 0) throw new ConfChangeError('the change removes all voters');
   for (const id of learners) {
@@ -137,8 +132,21 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
 }
 
 export function decodeConfChange(data: Uint8Array): ConfChange {
-  const raw = JSON.parse(decoder.decode(data)) as { t: number; c: [number, number][]; x: number[] | null };
+  let raw: { t: number; c: [number, number][]; x: number[] | null };
+  try {
+    raw = JSON.parse(decoder.decode(data));
+  } catch {
+    throw new ConfChangeError('malformed conf change: not JSON');
+  }
   if (!raw || typeof raw.t !== 'number' || !Array.isArray(raw.c)) throw new ConfChangeError('malformed conf change');
+  for (const c of raw.c) {
+    if (!Array.isArray(c) || c.length !== 2 || !Number.isSafeInteger(c[0]) || !Number.isSafeInteger(c[1])) {
+      throw new ConfChangeError(`malformed conf change item ${JSON.stringify(c)}`);
+    }
+  }
+  if (raw.x !== null && raw.x !== undefined && (!Array.isArray(raw.x) || raw.x.some((b) => !Number.isInteger(b) || b < 0 || b > 255))) {
+    throw new ConfChangeError('malformed conf change context');
+  }
   return {
     transition: raw.t as ConfChangeTransition,
     changes: raw.c.map(([type, memberId]) => ({ type: type as ConfChangeType, memberId })),

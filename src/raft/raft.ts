@@ -649,8 +649,13 @@ export class Raft {
         // Appends may have been lost with a full window: let one more go so that the
         // follower's rejection (or acceptance) restarts the flow.
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
-        // A probe is re-sent; a replicating follower only gets entries not yet in flight.
-        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, pr.state === ProgressState.Probe);
+        // A follower behind the log gets an append, empty if everything is in flight: if those
+        // appends were lost, its rejection of this one sends the leader back to probing.
+        if (pr.match < this.log.lastIndex()) {
+          const inFlightOnly = pr.state === ProgressState.Replicate && pr.next > this.log.lastIndex();
+          if (!inFlightOnly) this.maybeSendAppend(m.from, true);
+          else if (!pr.emptyAppendSent && this.maybeSendAppend(m.from, true)) pr.emptyAppendSent = true;
+        }
         if (m.context === null) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (!acks) return;
@@ -674,6 +679,7 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    pr.emptyAppendSent = false;
     if (m.reject) {
       let nextProbe = m.rejectHint;
       if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
