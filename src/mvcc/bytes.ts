@@ -1,0 +1,65 @@
+// Keys live inside the store as "binary strings": one UTF-16 code unit per byte, every unit
+// below 256. JavaScript compares strings by code unit, so `<` on binary strings is exactly a
+// bytewise comparison of the keys, and V8 stores such strings one byte per character.
+
+/** A key as a binary string (see the file comment). */
+export type KeyString = string;
+
+const CHUNK_CHARS = 0x2000;
+
+export function toKeyString(bytes: Uint8Array): KeyString {
+  if (bytes.length <= 64) {
+    let text = '';
+    for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return text;
+  }
+  let text = '';
+  for (let offset = 0; offset < bytes.length; offset += CHUNK_CHARS) {
+    const chunk = bytes.subarray(offset, offset + CHUNK_CHARS);
+    text += String.fromCharCode.apply(null, chunk as unknown as number[]);
+  }
+  return text;
+}
+
+export function fromKeyString(text: KeyString): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+export function compareKeyStrings(a: KeyString, b: KeyString): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Bytewise comparison, shorter-is-smaller on a common prefix (Go's bytes.Compare). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  }
+  return a.length - b.length < 0 ? -1 : a.length > b.length ? 1 : 0;
+}
+
+export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
+/** UTF-8 bytes of a string: a convenience for tests and callers with text keys. */
+export function utf8(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+/**
+ * The end of a range request as the index walks it: `null` for a single key, `''` for "every
+ * key from `key` on" (etcd's range_end "\0"), otherwise the exclusive end.
+ */
+export type RangeEnd = KeyString | null;
+
+export function toRangeEnd(rangeEnd: Uint8Array | undefined): RangeEnd {
+  if (rangeEnd === undefined || rangeEnd.length === 0) return null;
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return '';
+  return toKeyString(rangeEnd);
+}
+
+export function inRange(key: KeyString, start: KeyString, end: RangeEnd): boolean {
+  if (end === null) return key === start;
+  return key >= start && (end === '' || key < end);
+}
