@@ -1,7 +1,16 @@
 // The key-value requests applied against the store with etcd 3.4's semantics: Range (with
 // sorting, filters and limits), Put, DeleteRange and Txn (compare → then/else, nested).
 
-import { EMPTY_BYTES, compareBytes, fromKeyString, toKeyString, toRangeEnd, type KeyString } from './bytes.ts';
+import {
+  EMPTY_BYTES,
+  compareBytes,
+  fromKeyString,
+  inRange,
+  toKeyString,
+  toRangeEnd,
+  type KeyString,
+  type RangeEnd,
+} from './bytes.ts';
 import { Errors } from './errors.ts';
 import type { Record } from './key-index.ts';
 import type { KvStore, WriteTxn } from './kv-store.ts';
@@ -189,40 +198,42 @@ function compareRecord(compare: Compare, record: Record): boolean {
 }
 
 /**
- * etcd's checkRequests on the taken path, before any write: leases of puts exist, ignore_value
- * and ignore_lease puts find their key, ranges ask for an available revision. One addition:
- * an ignore_* put whose key an earlier delete of the same txn removes is refused here (etcd
- * accepts it only when the delete's range_end is "\0", then panics while applying).
+ * etcd's checkRequests on the taken path, before any write, in etcd's order: first every put
+ * (its lease exists; an ignore_value/ignore_lease put finds its key), then every range (its
+ * revision is available). One addition: an ignore_* put whose key an earlier delete of the same
+ * txn removes is refused (etcd accepts it only when the delete's range_end is "\0", then panics
+ * while applying).
  */
-function checkPath(
-  store: KvStore,
-  lessor: Lessor,
-  request: TxnRequest,
-  path: TxnPath,
-  deletes: { key: KeyString; end: ReturnType<typeof toRangeEnd> }[],
-): void {
-  let nested = 0;
-  for (const op of branchOf(request, path.succeeded)) {
-    if ('requestPut' in op) {
+function checkPath(store: KvStore, lessor: Lessor, request: TxnRequest, path: TxnPath): void {
+  const ops: RequestOp[] = [];
+  const flatten = (txn: TxnRequest, at: TxnPath): void => {
+    let nested = 0;
+    for (const op of branchOf(txn, at.succeeded)) {
+      if ('requestTxn' in op) flatten(op.requestTxn, at.nested[nested++]);
+      else ops.push(op);
+    }
+  };
+  flatten(request, path);
+  const deletes: { key: KeyString; end: RangeEnd }[] = [];
+  for (const op of ops) {
+    if ('requestDeleteRange' in op) {
+      deletes.push({ key: toKeyString(op.requestDeleteRange.key), end: toRangeEnd(op.requestDeleteRange.rangeEnd) });
+    } else if ('requestPut' in op) {
       const put = op.requestPut;
       if (put.ignoreValue || put.ignoreLease) {
         const key = toKeyString(put.key);
         if (store.live(key) === undefined) throw Errors.keyNotFound();
-        for (const d of deletes) {
-          if (d.end === null ? d.key === key : key >= d.key && (d.end === '' || key < d.end)) throw Errors.keyNotFound();
-        }
+        if (deletes.some((d) => inRange(key, d.key, d.end))) throw Errors.keyNotFound();
       }
       const lease = put.lease ?? 0n;
       if (lease !== 0n && lessor.lookup(lease) === undefined) throw Errors.leaseNotFound();
-    } else if ('requestDeleteRange' in op) {
-      deletes.push({ key: toKeyString(op.requestDeleteRange.key), end: toRangeEnd(op.requestDeleteRange.rangeEnd) });
-    } else if ('requestRange' in op) {
-      const revision = op.requestRange.revision ?? 0;
-      if (revision > store.currentRevision) throw Errors.futureRevision();
-      if (revision !== 0 && revision < store.compactRevision) throw Errors.compacted();
-    } else {
-      checkPath(store, lessor, op.requestTxn, path.nested[nested++], deletes);
     }
+  }
+  for (const op of ops) {
+    if (!('requestRange' in op)) continue;
+    const revision = op.requestRange.revision ?? 0;
+    if (revision > store.currentRevision) throw Errors.futureRevision();
+    if (revision !== 0 && revision < store.compactRevision) throw Errors.compacted();
   }
 }
 
@@ -234,7 +245,7 @@ export function applyTxn(
   begin: () => WriteTxn,
 ): { response: TxnResponse; txn: WriteTxn } {
   const path = evaluatePath(store, request);
-  checkPath(store, lessor, request, path, []);
+  checkPath(store, lessor, request, path);
   const txn = begin();
   const response = applyTxnOps(txn, store, request, path);
   response.header.revision = txn.readRevision;
