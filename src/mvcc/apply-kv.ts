@@ -3,7 +3,7 @@
 
 import {
   EMPTY_BYTES,
-  compareBytes,
+  compareKeyStrings,
   fromKeyString,
   inRange,
   toKeyString,
@@ -41,7 +41,7 @@ export function toKeyValue(record: Record, keysOnly = false): KeyValue {
     createRevision: record.createRevision,
     modRevision: record.main,
     version: record.version,
-    value: keysOnly ? EMPTY_BYTES : record.value,
+    value: keysOnly || record.value === '' ? EMPTY_BYTES : fromKeyString(record.value),
     lease: record.lease,
   };
 }
@@ -94,7 +94,7 @@ function sortRecords(records: Record[], target: SortTarget, order: SortOrder): R
       case SortTarget.MOD:
         return a.main - b.main;
       default:
-        return compareBytes(a.value, b.value);
+        return compareKeyStrings(a.value, b.value);
     }
   };
   return records.slice().sort((a, b) => sign * compare(a, b));
@@ -105,8 +105,7 @@ export function applyPut(txn: WriteTxn, store: KvStore, request: PutRequest): Pu
   const needsPrev = request.ignoreValue || request.ignoreLease || request.prevKv;
   const prev = needsPrev ? store.live(key) : undefined;
   if ((request.ignoreValue || request.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
-  // Copy: the request's bytes may be a view into a larger, reused decode buffer.
-  const value = request.ignoreValue ? prev!.value : (request.value ?? EMPTY_BYTES).slice();
+  const value = request.ignoreValue ? prev!.value : toKeyString(request.value ?? EMPTY_BYTES);
   const lease = request.ignoreLease ? prev!.lease : (request.lease ?? 0n);
   txn.put(key, value, lease);
   const response: PutResponse = { header: { revision: txn.main } };
@@ -143,7 +142,7 @@ function evaluatePath(store: KvStore, request: TxnRequest): TxnPath {
   return { succeeded, nested };
 }
 
-const ZERO_RECORD: Record = { key: '', main: 0, sub: 0, createRevision: 0, version: 0, value: EMPTY_BYTES, lease: 0n };
+const ZERO_RECORD: Record = { key: '', main: 0, sub: 0, createRevision: 0, version: 0, value: '', lease: 0n };
 
 function evaluateCompare(store: KvStore, compare: Compare): boolean {
   const { records } = store.rangeRecords(
@@ -173,7 +172,7 @@ function compareRecord(compare: Compare, record: Record): boolean {
       result = Math.sign(record.main - (compare.modRevision ?? 0));
       break;
     case CompareTarget.VALUE:
-      result = compareBytes(record.value, compare.value ?? EMPTY_BYTES);
+      result = compareKeyStrings(record.value, toKeyString(compare.value ?? EMPTY_BYTES));
       break;
     case CompareTarget.LEASE: {
       const lease = compare.lease ?? 0n;

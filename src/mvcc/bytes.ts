@@ -2,26 +2,25 @@
 // below 256. JavaScript compares strings by code unit, so `<` on binary strings is exactly a
 // bytewise comparison of the keys, and V8 stores such strings one byte per character.
 
-/** A key as a binary string (see the file comment). */
-export type KeyString = string;
+/** Bytes as a binary string (see the file comment). Values are stored this way too. */
+export type BinaryString = string;
+/** A key as a binary string. */
+export type KeyString = BinaryString;
 
 const CHUNK_CHARS = 0x2000;
 
-export function toKeyString(bytes: Uint8Array): KeyString {
-  if (bytes.length <= 64) {
-    let text = '';
-    for (let i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
-    return text;
-  }
-  let text = '';
+export function toKeyString(bytes: Uint8Array): BinaryString {
+  // fromCharCode over a whole chunk builds one flat one-byte string; appending char by char
+  // would build a chain of cons strings, many times larger until V8 flattens it.
+  if (bytes.length <= CHUNK_CHARS) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  const chunks: string[] = [];
   for (let offset = 0; offset < bytes.length; offset += CHUNK_CHARS) {
-    const chunk = bytes.subarray(offset, offset + CHUNK_CHARS);
-    text += String.fromCharCode.apply(null, chunk as unknown as number[]);
+    chunks.push(String.fromCharCode.apply(null, bytes.subarray(offset, offset + CHUNK_CHARS) as unknown as number[]));
   }
-  return text;
+  return chunks.join('');
 }
 
-export function fromKeyString(text: KeyString): Uint8Array {
+export function fromKeyString(text: BinaryString): Uint8Array {
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;

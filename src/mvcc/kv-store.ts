@@ -2,14 +2,13 @@
 // store of immutable records. Reads at any revision not yet compacted; writes happen inside a
 // WriteTxn that takes exactly one main revision, and only if it changes something.
 
-import BTree from 'sorted-btree';
-import { compareKeyStrings, type KeyString, type RangeEnd } from './bytes.ts';
+import { BTree } from './btree.ts';
+import { compareKeyStrings, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
 import { KeyIndex, type Record } from './key-index.ts';
 import {
   CRC32C_INITIAL,
   crc32cFinish,
-  crc32cUpdate,
   crc32cUpdateBinaryString,
   crc32cUpdateUint53,
 } from '../codec/crc32c.ts';
@@ -221,9 +220,7 @@ export class KvStore {
   }
 
   /** @internal */
-  appendRecord(record: Record, records: Record[]): void {
-    if (records.length === 0) this.revisions.set(record.main, records);
-    records.push(record);
+  appendRecord(record: Record): void {
     this.indexRecord(record);
   }
 
@@ -241,7 +238,10 @@ export class KvStore {
   endTxn(txn: WriteTxn): void {
     if (this.activeTxn !== txn) throw new Error('kvStore.endTxn: not the open transaction');
     this.activeTxn = null;
-    if (txn.changes.length > 0) this.current = txn.main;
+    if (txn.changes.length === 0) return;
+    // An exact-size array: the revision store holds one per revision for as long as it lives.
+    this.revisions.set(txn.main, txn.changes.map((change) => change.record));
+    this.current = txn.main;
   }
 
   private indexRecord(record: Record): void {
@@ -264,7 +264,7 @@ function hashRecord(state: number, record: Record): number {
   s = crc32cUpdateUint53(s, record.version);
   s = crc32cUpdateBinaryString(s, record.lease === 0n ? '' : record.lease.toString(16));
   s = crc32cUpdateUint53(s, record.value.length);
-  return crc32cUpdate(s, record.value);
+  return crc32cUpdateBinaryString(s, record.value);
 }
 
 /**
@@ -276,7 +276,6 @@ export class WriteTxn {
   /** The main revision this transaction's writes get. */
   readonly main: number;
   readonly changes: Change[] = [];
-  private readonly records: Record[] = [];
   private ended = false;
 
   constructor(
@@ -292,19 +291,19 @@ export class WriteTxn {
     return this.changes.length > 0 ? this.main : this.beginRevision;
   }
 
-  put(key: KeyString, value: Uint8Array, lease: bigint): void {
+  put(key: KeyString, value: BinaryString, lease: bigint): void {
     this.assertOpen();
     const prev = this.store.live(key);
     const record: Record = {
       key,
       main: this.main,
-      sub: this.records.length,
+      sub: this.changes.length,
       createRevision: prev === undefined ? this.main : prev.createRevision,
       version: prev === undefined ? 1 : prev.version + 1,
       value,
       lease,
     };
-    this.store.appendRecord(record, this.records);
+    this.store.appendRecord(record);
     const change: Change = { record, prev };
     this.changes.push(change);
     this.store.trackLease(change);
@@ -322,13 +321,13 @@ export class WriteTxn {
       const record: Record = {
         key: prev.key,
         main: this.main,
-        sub: this.records.length,
+        sub: this.changes.length,
         createRevision: 0,
         version: 0,
-        value: EMPTY_VALUE,
+        value: '',
         lease: 0n,
       };
-      this.store.appendRecord(record, this.records);
+      this.store.appendRecord(record);
       const change: Change = { record, prev };
       this.changes.push(change);
       this.store.trackLease(change);
@@ -348,5 +347,3 @@ export class WriteTxn {
     if (this.ended) throw new Error(`writeTxn at ${this.main}: already ended`);
   }
 }
-
-const EMPTY_VALUE = new Uint8Array(0);

@@ -4,6 +4,7 @@
 // apply, and writes applied meanwhile do not leak into it.
 
 import { Packr } from 'msgpackr';
+import { toKeyString } from './bytes.ts';
 import type { Record } from './key-index.ts';
 import type { StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
@@ -61,7 +62,7 @@ export class SnapshotView {
     const versions: number[] = [];
     const valueLengths: number[] = [];
     const recordLeases: string[] = [];
-    const valueChunks: Uint8Array[] = [];
+    const valueChunks: string[] = [];
     let valueBytes = 0;
     this.store.revisions.forEachPair((_main, records) => {
       for (const r of records) {
@@ -79,7 +80,7 @@ export class SnapshotView {
     const values = new Uint8Array(valueBytes);
     let offset = 0;
     for (const chunk of valueChunks) {
-      values.set(chunk, offset);
+      for (let i = 0; i < chunk.length; i++) values[offset + i] = chunk.charCodeAt(i);
       offset += chunk.length;
     }
     const encoded: EncodedSnapshot = {
@@ -114,9 +115,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   let offset = 0;
   for (let i = 0; i < n; i++) {
     const length = s.valueLengths[i];
-    // A fresh copy per value: the decoded blob may be a view into a reused buffer.
-    const value = new Uint8Array(length);
-    value.set(s.values.subarray(offset, offset + length));
+    const value = toKeyString(s.values.subarray(offset, offset + length));
     offset += length;
     records[i] = {
       key: s.keys[i],

@@ -65,6 +65,17 @@ function wants(watcher: Watcher, record: Record): boolean {
   return record.version === 0 ? !watcher.noDelete : !watcher.noPut;
 }
 
+/** The two forms of one change's event (with and without prev_kv), each built on first use. */
+class SharedEvents {
+  private plain: Event | null = null;
+  private withPrev: Event | null = null;
+  constructor(readonly change: Change) {}
+  get(prevKv: boolean): Event {
+    if (prevKv) return (this.withPrev ??= eventOf(this.change.record, this.change.prev, true));
+    return (this.plain ??= eventOf(this.change.record, undefined, false));
+  }
+}
+
 export class WatchHub {
   /** Synced single-key watchers by key, and synced range watchers. */
   private readonly syncedByKey = new Map<KeyString, Set<Watcher>>();
@@ -86,10 +97,12 @@ export class WatchHub {
   /** Delivers one applied write transaction to the synced watchers. Called by the state machine. */
   notify(revision: number, changes: readonly Change[]): void {
     const batches = new Map<Watcher, Event[]>();
-    for (const { record, prev } of changes) {
-      const byKey = this.syncedByKey.get(record.key);
-      if (byKey !== undefined) for (const w of byKey) this.collect(batches, w, revision, record, prev);
-      for (const w of this.syncedRanges) this.collect(batches, w, revision, record, prev);
+    for (const change of changes) {
+      // Events are built once per change and shared by every watcher (they are read-only).
+      const events = new SharedEvents(change);
+      const byKey = this.syncedByKey.get(change.record.key);
+      if (byKey !== undefined) for (const w of byKey) this.collect(batches, w, revision, events);
+      for (const w of this.syncedRanges) this.collect(batches, w, revision, events);
     }
     for (const [watcher, events] of batches) {
       if (watcher.stream.sink.send(response(watcher.id, revision, { events }))) {
@@ -101,11 +114,11 @@ export class WatchHub {
     }
   }
 
-  private collect(batches: Map<Watcher, Event[]>, w: Watcher, revision: number, record: Record, prev: Record | undefined): void {
-    if (revision < w.nextRevision || !wants(w, record)) return;
+  private collect(batches: Map<Watcher, Event[]>, w: Watcher, revision: number, shared: SharedEvents): void {
+    if (revision < w.nextRevision || !wants(w, shared.change.record)) return;
     let events = batches.get(w);
     if (events === undefined) batches.set(w, (events = []));
-    events.push(eventOf(record, prev, w.prevKv));
+    events.push(shared.get(w.prevKv));
   }
 
   /**
