@@ -226,8 +226,9 @@ export class MvccStateMachine {
    */
   restore(bytes: Uint8Array): void {
     const decoded = decodeSnapshot(bytes);
+    const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
     this.store = KvStore.restore(decoded.records, decoded.currentRevision, decoded.compactRevision, this.lessor);
-    this.watchHub.restored();
+    this.watchHub.restored(previousRevision);
   }
 }

@@ -36,7 +36,10 @@ interface Watcher {
   readonly noPut: boolean;
   readonly noDelete: boolean;
   readonly progressNotify: boolean;
-  /** The lowest revision whose events this watcher has not been sent. */
+  /**
+   * The lowest revision whose events this watcher has not been sent. While synced it may lag
+   * behind the store (it moves only when events are sent); a synced watcher has seen everything.
+   */
   nextRevision: number;
   synced: boolean;
 }
@@ -65,14 +68,23 @@ function wants(watcher: Watcher, record: Record): boolean {
   return record.version === 0 ? !watcher.noDelete : !watcher.noPut;
 }
 
-/** The two forms of one change's event (with and without prev_kv), each built on first use. */
+/**
+ * The two forms of one change's event (with and without prev_kv), each built on first use.
+ * prev_kv is the key at the revision before the transaction, as etcd reads it, which differs
+ * from the change's own `prev` when one txn deletes and then puts the same key.
+ */
 class SharedEvents {
   private plain: Event | null = null;
   private withPrev: Event | null = null;
-  constructor(readonly change: Change) {}
+  constructor(
+    readonly change: Change,
+    private readonly revision: number,
+    private readonly store: KvStore,
+  ) {}
   get(prevKv: boolean): Event {
-    if (prevKv) return (this.withPrev ??= eventOf(this.change.record, this.change.prev, true));
-    return (this.plain ??= eventOf(this.change.record, undefined, false));
+    const record = this.change.record;
+    if (prevKv) return (this.withPrev ??= eventOf(record, this.store.getAt(record.key, this.revision - 1), true));
+    return (this.plain ??= eventOf(record, undefined, false));
   }
 }
 
@@ -96,10 +108,11 @@ export class WatchHub {
 
   /** Delivers one applied write transaction to the synced watchers. Called by the state machine. */
   notify(revision: number, changes: readonly Change[]): void {
+    const store = this.store();
     const batches = new Map<Watcher, Event[]>();
     for (const change of changes) {
       // Events are built once per change and shared by every watcher (they are read-only).
-      const events = new SharedEvents(change);
+      const events = new SharedEvents(change, revision, store);
       const byKey = this.syncedByKey.get(change.record.key);
       if (byKey !== undefined) for (const w of byKey) this.collect(batches, w, revision, events);
       for (const w of this.syncedRanges) this.collect(batches, w, revision, events);
@@ -177,10 +190,18 @@ export class WatchHub {
     this.syncedRanges.forEach(notify);
   }
 
-  /** After a snapshot restore: every watcher catches up from the new store's history. */
-  restored(): void {
-    for (const set of this.syncedByKey.values()) for (const w of set) this.unsync(w);
-    for (const w of [...this.syncedRanges]) this.unsync(w);
+  /**
+   * After a snapshot restore: every watcher catches up from the new store's history. Synced
+   * watchers had seen everything up to `previousRevision` (their own position may be older: it
+   * only moves when they are sent events).
+   */
+  restored(previousRevision: number): void {
+    const synced = [...this.syncedRanges];
+    for (const set of this.syncedByKey.values()) synced.push(...set);
+    for (const w of synced) {
+      w.nextRevision = Math.max(w.nextRevision, previousRevision + 1);
+      this.unsync(w);
+    }
   }
 
   // ---- used by WatchStream ----

@@ -287,17 +287,24 @@ export class Model {
     }
   }
 
-  /** Every write so far, in revision order (what an all-keys watcher from revision 2 sees). */
-  allEvents(): { key: string; main: number; sub: number; deleted: boolean; value: string; version: number }[] {
+  /**
+   * Every write so far, in revision order (what an all-keys watcher from revision 2 sees), with
+   * the key's value at the revision before (a watcher's prev_kv).
+   */
+  allEvents(): { key: Uint8Array; main: number; sub: number; deleted: boolean; value: string; version: number; prev?: string }[] {
     const events = [...this.keys.values()].flatMap((rec) =>
-      rec.history.map((e) => ({
-        key: hexKey(rec.key),
-        main: e.main,
-        sub: e.sub,
-        deleted: e.value === null,
-        value: e.value === null ? '' : hexKey(e.value),
-        version: e.version,
-      })),
+      rec.history.map((e) => {
+        const before = this.visible(rec, e.main - 1);
+        return {
+          key: rec.key,
+          main: e.main,
+          sub: e.sub,
+          deleted: e.value === null,
+          value: e.value === null ? '' : hexKey(e.value),
+          version: e.version,
+          ...(before === undefined ? {} : { prev: hexKey(before.value!) }),
+        };
+      }),
     );
     return events.sort((a, b) => a.main - b.main || a.sub - b.sub);
   }
