@@ -36,6 +36,8 @@ export interface StoreView {
   readonly revisions: BTree<number, readonly Record[]>;
   readonly currentRevision: number;
   readonly compactRevision: number;
+  /** Records in `revisions`. */
+  readonly recordCount: number;
 }
 
 export class KvStore {
@@ -46,6 +48,8 @@ export class KvStore {
    * their transaction ended (compaction replaces them), so clones can share them.
    */
   private revisions = new BTree<number, readonly Record[]>();
+  /** Records in `revisions`, kept so a snapshot header can state it without a scan. */
+  private records = 0;
   private current = INITIAL_REVISION;
   private compacted = NO_COMPACTION;
   private activeTxn: WriteTxn | null = null;
@@ -135,6 +139,7 @@ export class KvStore {
     const dropped: number[] = [];
     this.revisions.forRange(Number.MIN_SAFE_INTEGER, revision, true, (main, records) => {
       const survivors = records.filter((record) => kept.has(record));
+      this.records -= records.length - survivors.length;
       if (survivors.length === 0) dropped.push(main);
       else if (survivors.length !== records.length) rewritten.push([main, survivors]);
     });
@@ -160,7 +165,12 @@ export class KvStore {
 
   view(): StoreView {
     if (this.activeTxn !== null) throw new Error('kvStore.view: a write transaction is open');
-    return { revisions: this.revisions.clone(), currentRevision: this.current, compactRevision: this.compacted };
+    return {
+      revisions: this.revisions.clone(),
+      currentRevision: this.current,
+      compactRevision: this.compacted,
+      recordCount: this.records,
+    };
   }
 
   /** Rebuilds a store from a view's contents (records in revision order). */
@@ -187,6 +197,7 @@ export class KvStore {
       }
       batch.push(record);
       store.indexRecord(record);
+      store.records++;
     }
     flush();
     store.current = currentRevision;
@@ -241,6 +252,7 @@ export class KvStore {
     if (txn.changes.length === 0) return;
     // An exact-size array: the revision store holds one per revision for as long as it lives.
     this.revisions.set(txn.main, txn.changes.map((change) => change.record));
+    this.records += txn.changes.length;
     this.current = txn.main;
   }
 

@@ -1,7 +1,10 @@
 // Snapshots of the whole state machine: every stored record (keys with their history), the
 // current and compaction revisions, and the leases. A SnapshotView is taken in O(1) (plus a copy
-// of the lease table, without keys) from copy-on-write clones; encoding it later never blocks
-// apply, and writes applied meanwhile do not leak into it.
+// of the lease table, without keys) from copy-on-write clones. Writes applied afterwards do not
+// leak into it, and it encodes frame by frame, so a driver can interleave applies with encoding.
+//
+// Encoding: a sequence of frames, each a u32 little-endian byte length then a msgpackr document.
+// Frame 0 is the header; the rest carry records in revision order, as columns.
 
 import { Packr } from 'msgpackr';
 import { toKeyString } from './bytes.ts';
@@ -10,28 +13,35 @@ import type { StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
 
 /** Bumped on any incompatible change of the encoding. */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
+/** Records per frame: bounds the work done between two yields of `frames()`. */
+export const SNAPSHOT_FRAME_RECORDS_MAX = 16_384;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-interface EncodedSnapshot {
+interface HeaderFrame {
   format: number;
   currentRevision: number;
   compactRevision: number;
-  /** Columns of the records, in revision order. Values are concatenated into one blob. */
+  recordCount: number;
+  /** Lease ids as decimal strings. */
+  leaseIds: string[];
+  leaseTtlSeconds: number[];
+  leaseRemainingTtlSeconds: number[];
+  nextLeaseId: string;
+}
+
+interface RecordsFrame {
   keys: string[];
   mains: number[];
   subs: number[];
   createRevisions: number[];
   versions: number[];
-  valueLengths: number[];
-  values: Uint8Array;
   /** Lease ids as decimal strings ('' for none). */
-  recordLeases: string[];
-  leaseIds: string[];
-  leaseTtlSeconds: number[];
-  leaseRemainingTtlSeconds: number[];
-  nextLeaseId: string;
+  leases: string[];
+  valueLengths: number[];
+  /** Every value of the frame, concatenated. */
+  values: Uint8Array;
 }
 
 export interface DecodedSnapshot {
@@ -40,6 +50,14 @@ export interface DecodedSnapshot {
   records: Record[];
   leases: LeaseState[];
   nextLeaseId: bigint;
+}
+
+function framed(document: unknown): Uint8Array {
+  const body = packr.pack(document);
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length, true);
+  frame.set(body, 4);
+  return frame;
 }
 
 export class SnapshotView {
@@ -53,91 +71,115 @@ export class SnapshotView {
     return this.store.currentRevision;
   }
 
-  /** Serializes the view. O(records); may run any time after the view was taken. */
-  encode(): Uint8Array {
-    const keys: string[] = [];
-    const mains: number[] = [];
-    const subs: number[] = [];
-    const createRevisions: number[] = [];
-    const versions: number[] = [];
-    const valueLengths: number[] = [];
-    const recordLeases: string[] = [];
-    const valueChunks: string[] = [];
-    let valueBytes = 0;
-    this.store.revisions.forEachPair((_main, records) => {
-      for (const r of records) {
-        keys.push(r.key);
-        mains.push(r.main);
-        subs.push(r.sub);
-        createRevisions.push(r.createRevision);
-        versions.push(r.version);
-        valueLengths.push(r.value.length);
-        recordLeases.push(r.lease === 0n ? '' : r.lease.toString());
-        valueChunks.push(r.value);
-        valueBytes += r.value.length;
-      }
-    });
-    const values = new Uint8Array(valueBytes);
-    let offset = 0;
-    for (const chunk of valueChunks) {
-      for (let i = 0; i < chunk.length; i++) values[offset + i] = chunk.charCodeAt(i);
-      offset += chunk.length;
-    }
-    const encoded: EncodedSnapshot = {
+  /** The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. */
+  *frames(): Generator<Uint8Array> {
+    const header: HeaderFrame = {
       format: SNAPSHOT_FORMAT,
       currentRevision: this.store.currentRevision,
       compactRevision: this.store.compactRevision,
-      keys,
-      mains,
-      subs,
-      createRevisions,
-      versions,
-      valueLengths,
-      values,
-      recordLeases,
+      recordCount: this.store.recordCount,
       leaseIds: this.leases.map((l) => l.id.toString()),
       leaseTtlSeconds: this.leases.map((l) => l.ttlSeconds),
       leaseRemainingTtlSeconds: this.leases.map((l) => l.remainingTtlSeconds),
       nextLeaseId: this.nextLeaseId.toString(),
     };
-    return packr.pack(encoded);
+    yield framed(header);
+    let batch: Record[] = [];
+    for (const [, records] of this.store.revisions.entries()) {
+      for (const record of records) batch.push(record);
+      if (batch.length >= SNAPSHOT_FRAME_RECORDS_MAX) {
+        yield framed(recordsFrame(batch));
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield framed(recordsFrame(batch));
+  }
+
+  /** The whole encoding at once. */
+  encode(): Uint8Array {
+    const frames = [...this.frames()];
+    const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let offset = 0;
+    for (const frame of frames) {
+      bytes.set(frame, offset);
+      offset += frame.length;
+    }
+    return bytes;
   }
 }
 
-export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
-  const s = packr.unpack(bytes) as EncodedSnapshot;
-  if (s.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot: format ${s.format}, expected ${SNAPSHOT_FORMAT}`);
-  const n = s.keys.length;
-  for (const column of [s.mains, s.subs, s.createRevisions, s.versions, s.valueLengths, s.recordLeases]) {
-    if (column.length !== n) throw new Error(`snapshot: column of ${column.length} records, expected ${n}`);
-  }
-  const records: Record[] = new Array(n);
+function recordsFrame(records: readonly Record[]): RecordsFrame {
+  let valueBytes = 0;
+  for (const r of records) valueBytes += r.value.length;
+  const values = new Uint8Array(valueBytes);
   let offset = 0;
-  for (let i = 0; i < n; i++) {
-    const length = s.valueLengths[i];
-    const value = toKeyString(s.values.subarray(offset, offset + length));
-    offset += length;
-    records[i] = {
-      key: s.keys[i],
-      main: s.mains[i],
-      sub: s.subs[i],
-      createRevision: s.createRevisions[i],
-      version: s.versions[i],
-      value,
-      lease: s.recordLeases[i] === '' ? 0n : BigInt(s.recordLeases[i]),
-    };
+  for (const r of records) {
+    for (let i = 0; i < r.value.length; i++) values[offset + i] = r.value.charCodeAt(i);
+    offset += r.value.length;
   }
-  if (offset !== s.values.length) throw new Error(`snapshot: ${s.values.length} value bytes, records use ${offset}`);
-  const leases: LeaseState[] = s.leaseIds.map((id, i) => ({
+  return {
+    keys: records.map((r) => r.key),
+    mains: records.map((r) => r.main),
+    subs: records.map((r) => r.sub),
+    createRevisions: records.map((r) => r.createRevision),
+    versions: records.map((r) => r.version),
+    leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
+    valueLengths: records.map((r) => r.value.length),
+    values,
+  };
+}
+
+export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 0;
+  const next = (): unknown => {
+    if (offset + 4 > bytes.length) throw new Error(`snapshot: truncated frame header at byte ${offset}`);
+    const length = view.getUint32(offset, true);
+    if (offset + 4 + length > bytes.length) throw new Error(`snapshot: frame at byte ${offset} overruns the end`);
+    const document = packr.unpack(bytes.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+    return document;
+  };
+  const header = next() as HeaderFrame;
+  if (header.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot: format ${header.format}, expected ${SNAPSHOT_FORMAT}`);
+  const records: Record[] = [];
+  while (offset < bytes.length) {
+    const frame = next() as RecordsFrame;
+    const n = frame.keys.length;
+    for (const column of [frame.mains, frame.subs, frame.createRevisions, frame.versions, frame.leases, frame.valueLengths]) {
+      if (column.length !== n) throw new Error(`snapshot: column of ${column.length} records, expected ${n}`);
+    }
+    let valueOffset = 0;
+    for (let i = 0; i < n; i++) {
+      const length = frame.valueLengths[i];
+      records.push({
+        key: frame.keys[i],
+        main: frame.mains[i],
+        sub: frame.subs[i],
+        createRevision: frame.createRevisions[i],
+        version: frame.versions[i],
+        value: toKeyString(frame.values.subarray(valueOffset, valueOffset + length)),
+        lease: frame.leases[i] === '' ? 0n : BigInt(frame.leases[i]),
+      });
+      valueOffset += length;
+    }
+    if (valueOffset !== frame.values.length) {
+      throw new Error(`snapshot: ${frame.values.length} value bytes, records use ${valueOffset}`);
+    }
+  }
+  if (records.length !== header.recordCount) {
+    throw new Error(`snapshot: ${records.length} records, header says ${header.recordCount}`);
+  }
+  const leases: LeaseState[] = header.leaseIds.map((id, i) => ({
     id: BigInt(id),
-    ttlSeconds: s.leaseTtlSeconds[i],
-    remainingTtlSeconds: s.leaseRemainingTtlSeconds[i],
+    ttlSeconds: header.leaseTtlSeconds[i],
+    remainingTtlSeconds: header.leaseRemainingTtlSeconds[i],
   }));
   return {
-    currentRevision: s.currentRevision,
-    compactRevision: s.compactRevision,
+    currentRevision: header.currentRevision,
+    compactRevision: header.compactRevision,
     records,
     leases,
-    nextLeaseId: BigInt(s.nextLeaseId),
+    nextLeaseId: BigInt(header.nextLeaseId),
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MvccStateMachine, GrpcCode } from '../../src/mvcc/index.ts';
+import { MvccStateMachine, GrpcCode, SNAPSHOT_FRAME_RECORDS_MAX } from '../../src/mvcc/index.ts';
 import { crc32c } from '../../src/codec/crc32c.ts';
 import { Harness, b, kv, str } from './helpers.ts';
 
@@ -133,5 +133,39 @@ describe('snapshot and restore', () => {
     h.sm.watchHub.syncWatchers();
     expect(compacted).toEqual([5, 5]);
     expect(stream.watchIds).toEqual([]);
+  });
+});
+
+describe('snapshot frames', () => {
+  it('encodes frame by frame while applies continue; the frames restore the state at the view', () => {
+    const h = new Harness();
+    const records = SNAPSHOT_FRAME_RECORDS_MAX * 2 + 100;
+    for (let i = 0; i < records; i++) h.put(`k${i % 5000}`, `${i}`);
+    const view = h.sm.snapshot();
+    const hashAtView = h.sm.hash();
+    const frames: Uint8Array[] = [];
+    let applied = 0;
+    for (const frame of view.frames()) {
+      frames.push(frame);
+      h.put(`during${applied++}`, 'x');
+      if (applied === 2) h.ok({ kind: 'compaction', request: { revision: h.sm.currentRevision - 10 } });
+    }
+    expect(frames.length).toBe(1 + 3);
+    const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let offset = 0;
+    for (const frame of frames) {
+      bytes.set(frame, offset);
+      offset += frame.length;
+    }
+    const restored = new MvccStateMachine();
+    restored.restore(bytes);
+    expect(restored.hash()).toBe(hashAtView);
+    expect(restored.range({ key: b('during0') }).kvs).toEqual([]);
+    expect(str(restored.range({ key: b('k7'), revision: 9 }).kvs[0].value)).toBe('7');
+  });
+
+  it('a truncated snapshot is refused', () => {
+    const bytes = populated().sm.snapshot().encode();
+    expect(() => new MvccStateMachine().restore(bytes.subarray(0, bytes.length - 3))).toThrow(/snapshot/);
   });
 });
