@@ -163,6 +163,58 @@ export class KvStore {
     return { hash: crc32cFinish(state), compactRevision: this.compacted, hashRevision: upTo };
   }
 
+  /**
+   * Self-check of every invariant, for tests (O(records)): the index and the revision store hold
+   * the same records; generations are well formed; versions count up within a generation; no
+   * record is newer than the current revision; at or below the compaction, each key keeps at
+   * most one record and never a tombstone.
+   */
+  checkValid(): void {
+    const fail = (why: string): never => {
+      throw new Error(`kvStore.checkValid: ${why}`);
+    };
+    const indexed = new Set<Record>();
+    this.index.forEachPair((key, keyIndex) => {
+      if (keyIndex.isEmpty()) fail(`empty key index for ${JSON.stringify(key)}`);
+      const gens = keyIndex.generations;
+      let previous: Record | undefined;
+      let atOrBelowCompaction = 0;
+      gens.forEach((gen, g) => {
+        const last = g === gens.length - 1;
+        if (!last && gen.length === 0) fail(`empty closed generation ${g} of ${JSON.stringify(key)}`);
+        gen.forEach((record, i) => {
+          if (record.key !== key) fail(`record of ${JSON.stringify(record.key)} under ${JSON.stringify(key)}`);
+          if (previous !== undefined && !(record.main > previous.main || (record.main === previous.main && record.sub > previous.sub))) {
+            fail(`revision ${record.main}.${record.sub} not after ${previous.main}.${previous.sub}`);
+          }
+          const tombstone = record.version === 0;
+          if (tombstone !== (!last && i === gen.length - 1)) fail(`misplaced tombstone at ${record.main}.${record.sub}`);
+          if (!tombstone && i > 0 && record.version !== gen[i - 1].version + 1) fail(`version gap at ${record.main}`);
+          if (!tombstone && record.createRevision !== gen[0].createRevision) fail(`create revision differs at ${record.main}`);
+          if (record.main > this.current) fail(`record at ${record.main} beyond revision ${this.current}`);
+          if (record.main <= this.compacted) {
+            atOrBelowCompaction++;
+            if (tombstone) fail(`tombstone at ${record.main} kept at or below compaction ${this.compacted}`);
+          }
+          indexed.add(record);
+          previous = record;
+        });
+      });
+      if (atOrBelowCompaction > 1) fail(`${atOrBelowCompaction} records of ${JSON.stringify(key)} at or below the compaction`);
+    });
+    let stored = 0;
+    this.revisions.forEachPair((main, records) => {
+      if (records.length === 0) fail(`empty revision ${main}`);
+      for (const record of records) {
+        if (record.main !== main) fail(`record ${record.main} filed under ${main}`);
+        if (!indexed.has(record)) fail(`record ${record.main}.${record.sub} missing from the index`);
+        stored++;
+      }
+    });
+    if (stored !== indexed.size) fail(`${indexed.size} records indexed, ${stored} stored`);
+    if (stored !== this.records) fail(`record count ${this.records}, found ${stored}`);
+  }
+
   view(): StoreView {
     if (this.activeTxn !== null) throw new Error('kvStore.view: a write transaction is open');
     return {

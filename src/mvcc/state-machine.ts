@@ -212,6 +212,26 @@ export class MvccStateMachine {
     return { header: { revision: this.store.currentRevision }, leases: this.lessor.ids().map((ID) => ({ ID })) };
   }
 
+  /** Self-check of the store's invariants and of lease attachments, for tests. O(records). */
+  checkValid(): void {
+    this.store.checkValid();
+    const attached = new Map<bigint, string[]>();
+    for (const id of this.lessor.ids()) attached.set(id, []);
+    const all = this.store.rangeRecords('\0', '', this.store.currentRevision, Infinity);
+    for (const record of all.records) {
+      if (record.lease === 0n) continue;
+      const keys = attached.get(record.lease);
+      if (keys === undefined) throw new Error(`checkValid: key attached to missing lease ${record.lease}`);
+      keys.push(record.key);
+    }
+    for (const [id, keys] of attached) {
+      const tracked = this.lessor.keysOf(id);
+      if (tracked.join('\n') !== keys.sort().join('\n')) {
+        throw new Error(`checkValid: lease ${id} tracks ${tracked.length} keys, ${keys.length} are attached`);
+      }
+    }
+  }
+
   // ---- snapshots ----
 
   /** An O(1) copy-on-write view of the whole state (the lease table is copied, without keys). */

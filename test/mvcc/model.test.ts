@@ -192,6 +192,7 @@ function runSeed(seed: number, steps: number): void {
     }
     expect(sm.currentRevision, context).toBe(model.revision);
 
+    if (step % 250 === 0) sm.checkValid();
     if (rng.chance(0.1)) sink.full = !sink.full;
     if (rng.chance(0.2)) sm.watchHub.syncWatchers(rng.int(1, 5));
     if (rng.chance(0.01)) {
@@ -199,11 +200,13 @@ function runSeed(seed: number, steps: number): void {
       const hash = sm.hash();
       const hashKV = sm.hashKV(0);
       sm.restore(sm.snapshot().encode());
+      sm.checkValid();
       expect(sm.hash(), context).toBe(hash);
       expect(sm.hashKV(0), context).toEqual(hashKV);
     }
   }
   drainWatch();
+  sm.checkValid();
   expect(sink.canceled).toBe(false);
   const all = model.allEvents();
   WATCHERS.forEach((w, i) => {

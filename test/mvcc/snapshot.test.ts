@@ -54,6 +54,7 @@ describe('snapshot and restore', () => {
     const bytes = original.sm.snapshot().encode();
     const restored = new MvccStateMachine();
     restored.restore(bytes);
+    restored.checkValid();
     expect(restored.currentRevision).toBe(8);
     expect(restored.compactRevision).toBe(4);
     expect(restored.hashKV(0)).toEqual(original.sm.hashKV(0));

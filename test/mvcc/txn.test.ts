@@ -261,3 +261,54 @@ describe('compaction', () => {
     expect(kv(h.get('a').kvs[0])).toMatchObject({ version: 1, create: 4 });
   });
 });
+
+describe('txn validation details', () => {
+  it('a nested txn may use only what its parent leaves of the 128-op budget', () => {
+    const h = new Harness();
+    const outer = Array.from({ length: 99 }, (_, i) => put(`o${i}`, 'v'));
+    const nested = (n: number): RequestOp => ({ requestTxn: { success: Array.from({ length: n }, (_, i) => put(`n${i}`, 'v')) } });
+    // The outer list has 100 ops, so the nested txn may have 28.
+    expect(h.err({ kind: 'txn', request: { success: [...outer, nested(29)] } }).message).toBe(
+      'etcdserver: too many operations in txn request',
+    );
+    h.ok({ kind: 'txn', request: { success: [...outer, nested(28)] } });
+  });
+
+  it('a compare with an empty key is refused', () => {
+    const h = new Harness();
+    const e = h.err({ kind: 'txn', request: { compare: [cmp('', CompareTarget.VERSION, CompareResult.EQUAL, { version: 0 })] } });
+    expect(e.message).toBe('etcdserver: key is not provided');
+  });
+
+  it('etcd takes a delete range_end of "\\0" literally in the duplicate check', () => {
+    const h = new Harness();
+    h.put('b', 'old');
+    // Accepted, as by etcd: the delete takes b at sub 0, the put recreates it at sub 1.
+    const r = h.ok({
+      kind: 'txn',
+      request: { success: [{ requestDeleteRange: { key: b('a'), rangeEnd: new Uint8Array([0]) } }, put('b', 'new')] },
+    });
+    expect(r.header.revision).toBe(3);
+    expect(kv(h.get('b').kvs[0])).toMatchObject({ value: 'new', version: 1, create: 3 });
+    // With ignore_value the put would need the key the delete just removed: refused up front.
+    const e = h.err({
+      kind: 'txn',
+      request: {
+        success: [
+          { requestDeleteRange: { key: b('a'), rangeEnd: new Uint8Array([0]) } },
+          { requestPut: { key: b('b'), ignoreValue: true } },
+        ],
+      },
+    });
+    expect(e.message).toBe('etcdserver: key not found');
+    expect(h.sm.currentRevision).toBe(3);
+  });
+
+  it('a txn too large as a whole is refused', () => {
+    const h = new Harness();
+    const chunk = new Uint8Array(400 * 1024);
+    const ops = Array.from({ length: 4 }, (_, i): RequestOp => ({ requestPut: { key: b(`k${i}`), value: chunk } }));
+    expect(h.err({ kind: 'txn', request: { success: ops } }).message).toBe('etcdserver: request is too large');
+    h.ok({ kind: 'txn', request: { success: ops.slice(0, 3) } });
+  });
+});
