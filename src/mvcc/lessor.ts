@@ -150,13 +150,16 @@ export class Lessor implements LeaseKeyTracker {
     return { ttlSeconds: lease.ttlSeconds, checkpoint };
   }
 
-  /** Ids of leases expired at `nowMs`, oldest expiry first, at most `max`. Leader only. */
-  expired(nowMs: number, max: number): bigint[] {
+  /**
+   * Ids of leases expired at `nowMs`, oldest expiry first, at most `leasesMax` (the driver
+   * paces revocations, as etcd's leaseRevokeRate does). Leader only; O(leases).
+   */
+  expired(nowMs: number, leasesMax: number): bigint[] {
     if (!this.primary) return [];
     const due: Lease[] = [];
     for (const lease of this.leases.values()) if (lease.expiryMs <= nowMs) due.push(lease);
     due.sort((a, b) => a.expiryMs - b.expiryMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return due.slice(0, max).map((lease) => lease.id);
+    return due.slice(0, leasesMax).map((lease) => lease.id);
   }
 
   /** Seconds left (floored) on the leader; the granted TTL on a follower. -1 if unknown/expired. */

@@ -71,6 +71,11 @@ export class SnapshotView {
     return this.store.currentRevision;
   }
 
+  /** Records (every kept version of every key) the view holds. */
+  get recordCount(): number {
+    return this.store.recordCount;
+  }
+
   /** The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. */
   *frames(): Generator<Uint8Array> {
     const header: HeaderFrame = {

@@ -108,6 +108,7 @@ export class WatchHub {
 
   /** Delivers one applied write transaction to the synced watchers. Called by the state machine. */
   notify(revision: number, changes: readonly Change[]): void {
+    if (this.syncedByKey.size === 0 && this.syncedRanges.size === 0) return;
     const store = this.store();
     const batches = new Map<Watcher, Event[]>();
     for (const change of changes) {
