@@ -236,19 +236,17 @@ function checkPath(store: KvStore, lessor: Lessor, request: TxnRequest, path: Tx
   }
 }
 
-/** Applies a whole txn as one main revision; nothing is written if any check fails. */
-export function applyTxn(
-  store: KvStore,
-  lessor: Lessor,
-  request: TxnRequest,
-  begin: () => WriteTxn,
-): { response: TxnResponse; txn: WriteTxn } {
+/**
+ * Applies a whole txn in `txn` (opened, nothing written yet) as one main revision. Compares and
+ * checks see the state before the txn; nothing is written if any check fails.
+ */
+export function applyTxn(txn: WriteTxn, store: KvStore, lessor: Lessor, request: TxnRequest): TxnResponse {
+  if (txn.changes.length !== 0) throw new Error(`applyTxn: write txn at ${txn.main} already wrote`);
   const path = evaluatePath(store, request);
   checkPath(store, lessor, request, path);
-  const txn = begin();
   const response = applyTxnOps(txn, store, request, path);
   response.header.revision = txn.readRevision;
-  return { response, txn };
+  return response;
 }
 
 function applyTxnOps(txn: WriteTxn, store: KvStore, request: TxnRequest, path: TxnPath): TxnResponse {

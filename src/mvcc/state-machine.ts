@@ -95,7 +95,7 @@ export class MvccStateMachine {
       case 'deleteRange':
         return this.deleteRange(request.request);
       case 'txn':
-        return this.write((begin) => applyTxn(this.store, this.lessor, request.request, begin));
+        return this.write((txn) => applyTxn(txn, this.store, this.lessor, request.request));
       case 'compaction':
         return this.compact(request.request.revision);
       case 'leaseGrant':
@@ -118,36 +118,33 @@ export class MvccStateMachine {
   private put(request: PutRequest) {
     const lease = request.lease ?? 0n;
     if (lease !== 0n && this.lessor.lookup(lease) === undefined) throw Errors.leaseNotFound();
-    return this.write((begin) => {
-      const txn = begin();
-      return { response: applyPut(txn, this.store, request), txn };
-    });
+    return this.write((txn) => applyPut(txn, this.store, request));
   }
 
   private deleteRange(request: DeleteRangeRequest) {
-    return this.write((begin) => {
-      const txn = begin();
-      return { response: applyDeleteRange(txn, request), txn };
-    });
+    return this.write((txn) => applyDeleteRange(txn, request));
   }
 
   /**
-   * Runs one write transaction: ends it however `body` exits and tells the watch hub about
-   * its changes. `body` must throw only before its first write.
+   * Runs one write transaction and tells the watch hub about its changes. `body` may fail only
+   * before its first write (all checks come first); failing later would break atomicity, so it
+   * is an invariant violation, not an etcd error.
    */
-  private write<T>(body: (begin: () => WriteTxn) => { response: T; txn: WriteTxn }): T {
-    let opened: WriteTxn | null = null;
-    const begin = (): WriteTxn => (opened = this.store.write());
+  private write<T>(body: (txn: WriteTxn) => T): T {
+    const txn = this.store.write();
+    let response: T;
     try {
-      const { response } = body(begin);
-      return response;
-    } finally {
-      if (opened !== null) {
-        const txn: WriteTxn = opened;
-        const changes = txn.end();
-        if (changes.length > 0) this.watchHub.notify(txn.main, changes);
+      response = body(txn);
+    } catch (error) {
+      txn.end();
+      if (txn.changes.length > 0) {
+        throw new Error(`apply: write txn at ${txn.main} failed after ${txn.changes.length} writes: ${String(error)}`);
       }
+      throw error;
     }
+    const changes = txn.end();
+    if (changes.length > 0) this.watchHub.notify(txn.main, changes);
+    return response;
   }
 
   private compact(revision: number): CompactionResponse {
@@ -163,10 +160,8 @@ export class MvccStateMachine {
   /** Deletes the lease's keys in one revision (none if it has no keys), then the lease. */
   private leaseRevoke(id: bigint): LeaseRevokeResponse {
     const keys = this.lessor.keysOf(id);
-    this.write((begin) => {
-      const txn = begin();
+    this.write((txn) => {
       for (const key of keys) txn.deleteRange(key, null);
-      return { response: null, txn };
     });
     this.lessor.remove(id);
     return { header: { revision: this.store.currentRevision } };
