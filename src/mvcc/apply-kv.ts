@@ -4,9 +4,9 @@
 import {
   EMPTY_BYTES,
   compareKeyStrings,
-  fromKeyString,
+  fromBinaryString,
   inRange,
-  toKeyString,
+  toBinaryString,
   toRangeEnd,
   type KeyString,
   type RangeEnd,
@@ -37,11 +37,11 @@ import {
 /** The API's KeyValue for a stored record. Values are shared with the store: read-only. */
 export function toKeyValue(record: Record, keysOnly = false): KeyValue {
   return {
-    key: fromKeyString(record.key),
+    key: fromBinaryString(record.key),
     createRevision: record.createRevision,
     modRevision: record.main,
     version: record.version,
-    value: keysOnly || record.value === '' ? EMPTY_BYTES : fromKeyString(record.value),
+    value: keysOnly || record.value === '' ? EMPTY_BYTES : fromBinaryString(record.value),
     lease: record.lease,
   };
 }
@@ -62,7 +62,7 @@ export function applyRange(store: KvStore, request: RangeRequest, currentRev: nu
   let order = request.sortOrder ?? SortOrder.NONE;
   const fetchAll = order !== SortOrder.NONE || minMod !== 0 || maxMod !== 0 || minCreate !== 0 || maxCreate !== 0;
   const collectMax = request.countOnly ? 0 : fetchAll || limit <= 0 ? Infinity : limit + 1;
-  const { records, count } = store.rangeRecords(toKeyString(request.key), toRangeEnd(request.rangeEnd), atRev, collectMax);
+  const { records, count } = store.rangeRecords(toBinaryString(request.key), toRangeEnd(request.rangeEnd), atRev, collectMax);
 
   let selected = records;
   if (maxMod !== 0) selected = selected.filter((r) => r.main <= maxMod);
@@ -101,11 +101,11 @@ function sortRecords(records: Record[], target: SortTarget, order: SortOrder): R
 }
 
 export function applyPut(txn: WriteTxn, store: KvStore, request: PutRequest): PutResponse {
-  const key = toKeyString(request.key);
+  const key = toBinaryString(request.key);
   const needsPrev = request.ignoreValue || request.ignoreLease || request.prevKv;
   const prev = needsPrev ? store.live(key) : undefined;
   if ((request.ignoreValue || request.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
-  const value = request.ignoreValue ? prev!.value : toKeyString(request.value ?? EMPTY_BYTES);
+  const value = request.ignoreValue ? prev!.value : toBinaryString(request.value ?? EMPTY_BYTES);
   const lease = request.ignoreLease ? prev!.lease : (request.lease ?? 0n);
   txn.put(key, value, lease);
   const response: PutResponse = { header: { revision: txn.main } };
@@ -114,7 +114,7 @@ export function applyPut(txn: WriteTxn, store: KvStore, request: PutRequest): Pu
 }
 
 export function applyDeleteRange(txn: WriteTxn, request: DeleteRangeRequest): DeleteRangeResponse {
-  const deleted = txn.deleteRange(toKeyString(request.key), toRangeEnd(request.rangeEnd));
+  const deleted = txn.deleteRange(toBinaryString(request.key), toRangeEnd(request.rangeEnd));
   return {
     header: { revision: txn.readRevision },
     deleted: deleted.length,
@@ -146,7 +146,7 @@ const ZERO_RECORD: Record = { key: '', main: 0, sub: 0, createRevision: 0, versi
 
 function evaluateCompare(store: KvStore, compare: Compare): boolean {
   const { records } = store.rangeRecords(
-    toKeyString(compare.key),
+    toBinaryString(compare.key),
     toRangeEnd(compare.rangeEnd),
     store.currentRevision,
     Infinity,
@@ -172,7 +172,7 @@ function compareRecord(compare: Compare, record: Record): boolean {
       result = Math.sign(record.main - (compare.modRevision ?? 0));
       break;
     case CompareTarget.VALUE:
-      result = compareKeyStrings(record.value, toKeyString(compare.value ?? EMPTY_BYTES));
+      result = compareKeyStrings(record.value, toBinaryString(compare.value ?? EMPTY_BYTES));
       break;
     case CompareTarget.LEASE: {
       const lease = compare.lease ?? 0n;
@@ -216,11 +216,11 @@ function checkPath(store: KvStore, lessor: Lessor, request: TxnRequest, path: Tx
   const deletes: { key: KeyString; end: RangeEnd }[] = [];
   for (const op of ops) {
     if ('requestDeleteRange' in op) {
-      deletes.push({ key: toKeyString(op.requestDeleteRange.key), end: toRangeEnd(op.requestDeleteRange.rangeEnd) });
+      deletes.push({ key: toBinaryString(op.requestDeleteRange.key), end: toRangeEnd(op.requestDeleteRange.rangeEnd) });
     } else if ('requestPut' in op) {
       const put = op.requestPut;
       if (put.ignoreValue || put.ignoreLease) {
-        const key = toKeyString(put.key);
+        const key = toBinaryString(put.key);
         if (store.live(key) === undefined) throw Errors.keyNotFound();
         if (deletes.some((d) => inRange(key, d.key, d.end))) throw Errors.keyNotFound();
       }

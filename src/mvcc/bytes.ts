@@ -9,7 +9,7 @@ export type KeyString = BinaryString;
 
 const CHUNK_CHARS = 0x2000;
 
-export function toKeyString(bytes: Uint8Array): BinaryString {
+export function toBinaryString(bytes: Uint8Array): BinaryString {
   // fromCharCode over a whole chunk builds one flat one-byte string; appending char by char
   // would build a chain of cons strings, many times larger until V8 flattens it.
   if (bytes.length <= CHUNK_CHARS) return String.fromCharCode.apply(null, bytes as unknown as number[]);
@@ -20,7 +20,7 @@ export function toKeyString(bytes: Uint8Array): BinaryString {
   return chunks.join('');
 }
 
-export function fromKeyString(text: BinaryString): Uint8Array {
+export function fromBinaryString(text: BinaryString): Uint8Array {
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
   return bytes;
@@ -30,21 +30,7 @@ export function compareKeyStrings(a: KeyString, b: KeyString): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Bytewise comparison, shorter-is-smaller on a common prefix (Go's bytes.Compare). */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
-  }
-  return a.length - b.length < 0 ? -1 : a.length > b.length ? 1 : 0;
-}
-
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
-
-/** UTF-8 bytes of a string: a convenience for tests and callers with text keys. */
-export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
-}
 
 /**
  * The end of a range request as the index walks it: `null` for a single key, `''` for "every
@@ -55,7 +41,7 @@ export type RangeEnd = KeyString | null;
 export function toRangeEnd(rangeEnd: Uint8Array | undefined): RangeEnd {
   if (rangeEnd === undefined || rangeEnd.length === 0) return null;
   if (rangeEnd.length === 1 && rangeEnd[0] === 0) return '';
-  return toKeyString(rangeEnd);
+  return toBinaryString(rangeEnd);
 }
 
 export function inRange(key: KeyString, start: KeyString, end: RangeEnd): boolean {

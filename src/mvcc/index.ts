@@ -13,5 +13,4 @@ export { SnapshotView, SNAPSHOT_FORMAT, SNAPSHOT_FRAME_RECORDS_MAX, decodeSnapsh
 export { validateRequest, requestSizeBytes, DEFAULT_LIMITS, type Limits } from './validate.ts';
 export { MvccError, Errors, GrpcCode, WatchCancelReason } from './errors.ts';
 export { INITIAL_REVISION, NO_COMPACTION } from './kv-store.ts';
-export { utf8, compareBytes } from './bytes.ts';
 export * from './types.ts';

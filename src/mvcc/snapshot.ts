@@ -7,7 +7,7 @@
 // Frame 0 is the header; the rest carry records in revision order, as columns.
 
 import { Packr } from 'msgpackr';
-import { toKeyString } from './bytes.ts';
+import { toBinaryString } from './bytes.ts';
 import type { Record } from './key-index.ts';
 import type { StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
@@ -163,7 +163,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
         sub: frame.subs[i],
         createRevision: frame.createRevisions[i],
         version: frame.versions[i],
-        value: toKeyString(frame.values.subarray(valueOffset, valueOffset + length)),
+        value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + length)),
         lease: frame.leases[i] === '' ? 0n : BigInt(frame.leases[i]),
       });
       valueOffset += length;

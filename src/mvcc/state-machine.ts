@@ -3,7 +3,7 @@
 // revisions and hash. The context's time only drives leader-local lease expiry bookkeeping,
 // which is not replicated state.
 
-import { fromKeyString } from './bytes.ts';
+import { fromBinaryString } from './bytes.ts';
 import { MvccError } from './errors.ts';
 import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
 import { KvStore, type WriteTxn } from './kv-store.ts';
@@ -199,7 +199,7 @@ export class MvccStateMachine {
       ID: id,
       TTL: this.lessor.remainingSeconds(id, nowMs),
       grantedTTL: lease.ttlSeconds,
-      keys: keys ? this.lessor.keysOf(id).map(fromKeyString) : [],
+      keys: keys ? this.lessor.keysOf(id).map(fromBinaryString) : [],
     };
   }
 

@@ -1,7 +1,7 @@
 // Checks etcd makes before a request reaches the log (v3rpc's check*Request and the server's
 // size check). They depend only on the request, so apply repeats them deterministically.
 
-import { toKeyString, type KeyString } from './bytes.ts';
+import { toBinaryString, type KeyString } from './bytes.ts';
 import { Errors, type MvccError } from './errors.ts';
 import type {
   ApplyRequest,
@@ -115,8 +115,8 @@ function checkIntervals(ops: readonly RequestOp[]): { puts: Set<KeyString>; dele
     if (!('requestDeleteRange' in op)) continue;
     const { key, rangeEnd } = op.requestDeleteRange;
     deletes.push({
-      start: toKeyString(key),
-      end: rangeEnd === undefined || rangeEnd.length === 0 ? null : toKeyString(rangeEnd),
+      start: toBinaryString(key),
+      end: rangeEnd === undefined || rangeEnd.length === 0 ? null : toBinaryString(rangeEnd),
     });
   }
   const puts = new Set<KeyString>();
@@ -137,7 +137,7 @@ function checkIntervals(ops: readonly RequestOp[]): { puts: Set<KeyString>; dele
   }
   for (const op of ops) {
     if (!('requestPut' in op)) continue;
-    const key = toKeyString(op.requestPut.key);
+    const key = toBinaryString(op.requestPut.key);
     if (puts.has(key) || intersectsAny(deletes, key)) throw Errors.duplicateKey();
     puts.add(key);
   }

@@ -7,7 +7,7 @@
 // store's history by `syncWatchers`, in bounded batches that the member driver runs between
 // applies, so writers never wait for a slow reader.
 
-import { inRange, toKeyString, toRangeEnd, type KeyString, type RangeEnd } from './bytes.ts';
+import { inRange, toBinaryString, toRangeEnd, type KeyString, type RangeEnd } from './bytes.ts';
 import { WatchCancelReason } from './errors.ts';
 import { toKeyValue } from './apply-kv.ts';
 import type { Record } from './key-index.ts';
@@ -280,7 +280,7 @@ export class WatchStream {
   watch(request: WatchCreateRequest): number {
     this.assertOpen();
     const current = this.hub.currentRevision();
-    const key = toKeyString(request.key);
+    const key = toBinaryString(request.key);
     const end = toRangeEnd(request.rangeEnd);
     let id = request.watchId ?? 0;
     let refusal = '';
