@@ -198,10 +198,10 @@ function compareRecord(compare: Compare, record: Record): boolean {
 
 /**
  * etcd's checkRequests on the taken path, before any write, in etcd's order: first every put
- * (its lease exists; an ignore_value/ignore_lease put finds its key), then every range (its
- * revision is available). One addition: an ignore_* put whose key an earlier delete of the same
- * txn removes is refused (etcd accepts it only when the delete's range_end is "\0", then panics
- * while applying).
+ * (an ignore_value/ignore_lease put finds its key; its lease exists), then every range (its
+ * revision is available). Then one addition: an ignore_* put whose key an earlier delete of the
+ * same txn removes is refused with "key not found" (etcd accepts it only when the delete's
+ * range_end is "\0", then panics while applying).
  */
 function checkPath(store: KvStore, lessor: Lessor, request: TxnRequest, path: TxnPath): void {
   const ops: RequestOp[] = [];
@@ -213,26 +213,29 @@ function checkPath(store: KvStore, lessor: Lessor, request: TxnRequest, path: Tx
     }
   };
   flatten(request, path);
-  const deletes: { key: KeyString; end: RangeEnd }[] = [];
   for (const op of ops) {
-    if ('requestDeleteRange' in op) {
-      deletes.push({ key: toBinaryString(op.requestDeleteRange.key), end: toRangeEnd(op.requestDeleteRange.rangeEnd) });
-    } else if ('requestPut' in op) {
-      const put = op.requestPut;
-      if (put.ignoreValue || put.ignoreLease) {
-        const key = toBinaryString(put.key);
-        if (store.live(key) === undefined) throw Errors.keyNotFound();
-        if (deletes.some((d) => inRange(key, d.key, d.end))) throw Errors.keyNotFound();
-      }
-      const lease = put.lease ?? 0n;
-      if (lease !== 0n && lessor.lookup(lease) === undefined) throw Errors.leaseNotFound();
+    if (!('requestPut' in op)) continue;
+    const put = op.requestPut;
+    if ((put.ignoreValue || put.ignoreLease) && store.live(toBinaryString(put.key)) === undefined) {
+      throw Errors.keyNotFound();
     }
+    const lease = put.lease ?? 0n;
+    if (lease !== 0n && lessor.lookup(lease) === undefined) throw Errors.leaseNotFound();
   }
   for (const op of ops) {
     if (!('requestRange' in op)) continue;
     const revision = op.requestRange.revision ?? 0;
     if (revision > store.currentRevision) throw Errors.futureRevision();
     if (revision !== 0 && revision < store.compactRevision) throw Errors.compacted();
+  }
+  const deletes: { key: KeyString; end: RangeEnd }[] = [];
+  for (const op of ops) {
+    if ('requestDeleteRange' in op) {
+      deletes.push({ key: toBinaryString(op.requestDeleteRange.key), end: toRangeEnd(op.requestDeleteRange.rangeEnd) });
+    } else if ('requestPut' in op && (op.requestPut.ignoreValue || op.requestPut.ignoreLease)) {
+      const key = toBinaryString(op.requestPut.key);
+      if (deletes.some((d) => inRange(key, d.key, d.end))) throw Errors.keyNotFound();
+    }
   }
 }
 

@@ -2,7 +2,7 @@
 // the same seeded requests go to etcd and to MvccStateMachine, and every response (revisions,
 // kvs, more/count, prev kvs, txn branches, error messages and codes) must be equal.
 //
-//   npx tsx test/mvcc/etcd-diff.ts [--seeds 3] [--steps 1500] [--etcd /usr/bin/etcd]
+//   npx tsx test/mvcc/etcd-diff.ts [--seeds 3] [--first-seed 1] [--steps 1500] [--etcd /usr/bin/etcd]
 //
 // Leases are granted with long TTLs so that none expires during a run.
 
@@ -26,6 +26,7 @@ import { Prng } from './prng.ts';
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
 const seeds = Number(args.get('seeds') ?? 3);
+const firstSeed = Number(args.get('first-seed') ?? 1);
 const steps = Number(args.get('steps') ?? 1500);
 const etcdBinary = args.get('etcd') ?? '/usr/bin/etcd';
 
@@ -218,8 +219,18 @@ async function runSeed(seed: number, port: number): Promise<number> {
     for (let step = 0; step < steps; step++) {
       const request = gen.request();
       const { path, body } = toGateway(request);
-      const reply = (await (await fetch(etcd.url + path, { method: 'POST', body: JSON.stringify(body) })).json()) as Json;
       const ours = sm.apply(request, { nowMs: 0 });
+      let reply: Json;
+      try {
+        reply = (await (await fetch(etcd.url + path, { method: 'POST', body: JSON.stringify(body) })).json()) as Json;
+      } catch (error) {
+        // etcd 3.4 panics on an ignore_* put of a key that an earlier delete with range_end "\0"
+        // removed in the same txn (and again on restart: the entry is in its log). meshkv
+        // refuses that txn with "key not found" (docs/mvcc.md). Anything else is a finding.
+        const known = request.kind === 'txn' && !ours.ok && ours.error.message === 'etcdserver: key not found';
+        console.log(`seed ${seed} step ${step} etcd died${known ? ' (the known etcd 3.4 panic)' : ''}\n  request ${show(request)}`);
+        return known ? mismatches : mismatches + 1;
+      }
       const theirs = reply.error !== undefined ? { error: reply.message, code: reply.code } : fromGateway(request, reply);
       const mine = ours.ok ? ours.response : { error: ours.error.message, code: ours.error.code };
       if (!isDeepStrictEqual(JSON.parse(show(mine)), JSON.parse(show(theirs)))) {
@@ -237,9 +248,9 @@ async function runSeed(seed: number, port: number): Promise<number> {
 
 let total = 0;
 for (let i = 0; i < seeds; i++) {
-  const seed = 1 + i;
+  const seed = firstSeed + i;
   const mismatches = await runSeed(seed, 23790 + 2 * i);
-  console.log(`seed ${seed}: ${steps} requests, ${mismatches} mismatches`);
+  console.log(`seed ${seed}: ${mismatches} mismatches`);
   total += mismatches;
 }
 process.exit(total === 0 ? 0 : 1);

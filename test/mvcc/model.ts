@@ -241,14 +241,10 @@ export class Model {
     const branches = new Map<TxnRequest, boolean>();
     this.decide(t, branches);
     const ops = this.pathOps(t, branches);
-    const deleted: { key: Uint8Array; end?: Uint8Array }[] = [];
     for (const op of ops) {
-      if ('requestDeleteRange' in op) deleted.push({ key: op.requestDeleteRange.key, end: op.requestDeleteRange.rangeEnd });
       if (!('requestPut' in op)) continue;
       const p = op.requestPut;
-      if ((p.ignoreValue || p.ignoreLease) && (!this.live(p.key) || deleted.some((d) => inRange(p.key, d.key, d.end)))) {
-        throw new ModelError(MESSAGES.keyNotFound);
-      }
+      if ((p.ignoreValue || p.ignoreLease) && !this.live(p.key)) throw new ModelError(MESSAGES.keyNotFound);
       if ((p.lease ?? 0n) !== 0n && !this.leases.has(p.lease!)) throw new ModelError(MESSAGES.leaseNotFound);
     }
     for (const op of ops) {
@@ -256,6 +252,15 @@ export class Model {
       const rev = op.requestRange.revision ?? 0;
       if (rev > this.revision) throw new ModelError(MESSAGES.future);
       if (rev !== 0 && rev < this.compacted) throw new ModelError(MESSAGES.compacted);
+    }
+    // Where etcd would panic (an ignore_* put of a key an earlier delete removed), refuse.
+    const deleted: { key: Uint8Array; end?: Uint8Array }[] = [];
+    for (const op of ops) {
+      if ('requestDeleteRange' in op) deleted.push({ key: op.requestDeleteRange.key, end: op.requestDeleteRange.rangeEnd });
+      const p = 'requestPut' in op ? op.requestPut : undefined;
+      if (p && (p.ignoreValue || p.ignoreLease) && deleted.some((d) => inRange(p.key, d.key, d.end))) {
+        throw new ModelError(MESSAGES.keyNotFound);
+      }
     }
     const response = this.runWrite(() => this.txnBody(t, branches));
     response.header.revision = this.revision;
