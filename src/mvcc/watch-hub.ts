@@ -150,7 +150,8 @@ export class WatchHub {
     for (const w of [...this.unsynced]) {
       if (w.nextRevision < compact) {
         this.remove(w);
-        w.stream.sink.send(response(w.id, current, { compactRevision: compact, canceled: true }));
+        // etcd 3.4 leaves the header revision of this response at 0.
+        w.stream.sink.send(response(w.id, 0, { compactRevision: compact, canceled: true }));
       } else {
         from = Math.min(from, w.nextRevision);
       }

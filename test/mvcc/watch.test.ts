@@ -109,7 +109,7 @@ describe('watch hub', () => {
     const stream = h.sm.watchHub.openStream(sink);
     const id = stream.watch({ key: b('a'), startRevision: 3 });
     h.sm.watchHub.syncWatchers();
-    expect(sink.responses.at(-1)).toMatchObject({ watchId: id, canceled: true, compactRevision: 4 });
+    expect(sink.responses.at(-1)).toMatchObject({ watchId: id, canceled: true, compactRevision: 4, header: { revision: 0 } });
     expect(stream.watchIds).toEqual([]);
     // Starting at the compact revision itself is allowed.
     const ok = stream.watch({ key: b('a'), startRevision: 4 });
