@@ -57,9 +57,14 @@ function response(watchId: number, revision: number, fields: Partial<WatchRespon
   };
 }
 
+/** A put that creates its key: etcd never attaches prev_kv to it. */
+function isCreate(record: Record): boolean {
+  return record.version !== 0 && record.createRevision === record.main;
+}
+
 function eventOf(record: Record, prev: Record | undefined, withPrev: boolean): Event {
   const event: Event = { type: record.version === 0 ? EventType.DELETE : EventType.PUT, kv: toKeyValue(record) };
-  if (withPrev && prev !== undefined) event.prevKv = toKeyValue(prev);
+  if (withPrev && prev !== undefined && !isCreate(record)) event.prevKv = toKeyValue(prev);
   return event;
 }
 
@@ -70,8 +75,9 @@ function wants(watcher: Watcher, record: Record): boolean {
 
 /**
  * The two forms of one change's event (with and without prev_kv), each built on first use.
- * prev_kv is the key at the revision before the transaction, as etcd reads it, which differs
- * from the change's own `prev` when one txn deletes and then puts the same key.
+ * etcd reads prev_kv at the revision before the transaction. That is not always the change's
+ * own `prev`: a txn that puts a key and then deletes it with a range_end of "\0" (which etcd's
+ * duplicate check lets through) reports the pre-txn value on the delete event.
  */
 class SharedEvents {
   private plain: Event | null = null;

@@ -1,6 +1,7 @@
 // Differential run against a real etcd 3.4 (Debian's etcd-server) through its JSON gateway:
 // the same seeded requests go to etcd and to MvccStateMachine, and every response (revisions,
-// kvs, more/count, prev kvs, txn branches, error messages and codes) must be equal.
+// kvs, more/count, prev kvs, txn branches, error messages and codes) must be equal, and so must
+// the events an all-keys watch with prev_kv receives.
 //
 //   npx tsx test/mvcc/etcd-diff.ts [--seeds 3] [--first-seed 1] [--steps 1500] [--etcd /usr/bin/etcd]
 //
@@ -205,6 +206,53 @@ async function startEtcd(port: number): Promise<{ url: string; process: ChildPro
 const show = (value: unknown) =>
   JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : typeof v === 'bigint' ? `${v}n` : v));
 
+/** Events of an all-keys watch with prev_kv, as comparable plain objects. */
+type SeenEvent = { type: number; kv: KeyValue; prevKv?: KeyValue };
+
+function eventFrom(j: Json): SeenEvent {
+  const e: SeenEvent = { type: j.type === 'DELETE' ? 1 : 0, kv: kvFrom(j.kv) };
+  if (j.prev_kv) e.prevKv = kvFrom(j.prev_kv);
+  return e;
+}
+
+/** Opens an all-keys watch with prev_kv on etcd's gateway; events accumulate in the array. */
+async function watchEtcd(url: string, events: SeenEvent[]): Promise<AbortController> {
+  const abort = new AbortController();
+  const all = b64(new Uint8Array([0]));
+  const response = await fetch(`${url}/v3/watch`, {
+    method: 'POST',
+    body: JSON.stringify({ create_request: { key: all, range_end: all, prev_kv: true } }),
+    signal: abort.signal,
+  });
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffered = '';
+  let created!: () => void;
+  const ready = new Promise<void>((resolve) => (created = resolve));
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        buffered += decoder.decode(value, { stream: true });
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (line === '') continue;
+          const result = (JSON.parse(line) as Json).result as Json;
+          if (result.created) created();
+          for (const e of result.events ?? []) events.push(eventFrom(e));
+        }
+      }
+    } catch {
+      // aborted, or etcd died
+    }
+  })();
+  await ready;
+  return abort;
+}
+
 async function runSeed(seed: number, port: number): Promise<number> {
   const etcd = await startEtcd(port);
   const sm = new MvccStateMachine();
@@ -214,9 +262,19 @@ async function runSeed(seed: number, port: number): Promise<number> {
     () => ({ revision: sm.currentRevision, compacted: sm.compactRevision }),
     () => 3600,
   );
+  const ourEvents: SeenEvent[] = [];
+  sm.watchHub.openStream({
+    send(response) {
+      for (const e of response.events) ourEvents.push(e.prevKv ? { type: e.type, kv: e.kv, prevKv: e.prevKv } : { type: e.type, kv: e.kv });
+      return true;
+    },
+  }).watch({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), prevKv: true });
+  const etcdEvents: SeenEvent[] = [];
+  const stopWatch = await watchEtcd(etcd.url, etcdEvents);
   let mismatches = 0;
+  let etcdDied = false;
   try {
-    for (let step = 0; step < steps; step++) {
+    for (let step = 0; step < steps && mismatches < 5; step++) {
       const request = gen.request();
       const { path, body } = toGateway(request);
       const ours = sm.apply(request, { nowMs: 0 });
@@ -229,17 +287,33 @@ async function runSeed(seed: number, port: number): Promise<number> {
         // refuses that txn with "key not found" (docs/mvcc.md). Anything else is a finding.
         const known = request.kind === 'txn' && !ours.ok && ours.error.message === 'etcdserver: key not found';
         console.log(`seed ${seed} step ${step} etcd died${known ? ' (the known etcd 3.4 panic)' : ''}\n  request ${show(request)}`);
-        return known ? mismatches : mismatches + 1;
+        if (!known) mismatches++;
+        etcdDied = true;
+        break;
       }
       const theirs = reply.error !== undefined ? { error: reply.message, code: reply.code } : fromGateway(request, reply);
       const mine = ours.ok ? ours.response : { error: ours.error.message, code: ours.error.code };
       if (!isDeepStrictEqual(JSON.parse(show(mine)), JSON.parse(show(theirs)))) {
         mismatches++;
         console.log(`seed ${seed} step ${step} MISMATCH\n  request ${show(request)}\n  etcd    ${show(theirs)}\n  meshkv  ${show(mine)}`);
-        if (mismatches >= 5) break;
       }
     }
+    // Let etcd's watch deliver everything, then compare the event streams.
+    for (let i = 0; i < 50 && !etcdDied && etcdEvents.length < ourEvents.length; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const compared = etcdDied ? etcdEvents.length : Math.max(etcdEvents.length, ourEvents.length);
+    const theirs = JSON.parse(show(etcdEvents.slice(0, compared)));
+    const mine = JSON.parse(show(ourEvents.slice(0, compared)));
+    if (!isDeepStrictEqual(mine, theirs)) {
+      mismatches++;
+      const at = theirs.findIndex((e: unknown, i: number) => !isDeepStrictEqual(e, mine[i]));
+      console.log(`seed ${seed} WATCH MISMATCH at event ${at} of ${compared}\n  etcd    ${show(theirs[at])}\n  meshkv  ${show(mine[at])}`);
+    } else {
+      console.log(`seed ${seed}: ${compared} watch events identical`);
+    }
   } finally {
+    stopWatch.abort();
     etcd.process.kill();
     rmSync(etcd.dir, { recursive: true, force: true });
   }

@@ -299,7 +299,8 @@ export class Model {
   allEvents(): { key: Uint8Array; main: number; sub: number; deleted: boolean; value: string; version: number; prev?: string }[] {
     const events = [...this.keys.values()].flatMap((rec) =>
       rec.history.map((e) => {
-        const before = this.visible(rec, e.main - 1);
+        // etcd attaches no prev_kv to a put that creates its key.
+        const before = e.value !== null && e.createRevision === e.main ? undefined : this.visible(rec, e.main - 1);
         return {
           key: rec.key,
           main: e.main,

@@ -212,6 +212,27 @@ describe('watch hub', () => {
     ]);
   });
 
+  it('prev_kv is the key before the txn; a put that creates its key has none (checked against etcd 3.4)', () => {
+    const h = new Harness();
+    h.put('b', 'v1'); // 2
+    const sink = new RecordingSink();
+    const id = h.sm.watchHub.openStream(sink).watch({ key: b('\0'), rangeEnd: b('\0'), prevKv: true });
+    const all = { key: b('a'), rangeEnd: new Uint8Array([0]) };
+    // etcd's duplicate check takes range_end "\0" literally, so these txns are accepted.
+    h.ok({ kind: 'txn', request: { success: [{ requestPut: { key: b('b'), value: b('v2') } }, { requestDeleteRange: all }] } }); // 3
+    h.put('b', 'v3'); // 4
+    h.ok({ kind: 'txn', request: { success: [{ requestDeleteRange: all }, { requestPut: { key: b('b'), value: b('v4') } }] } }); // 5
+    expect(sink.events(id)).toEqual([
+      { type: EventType.PUT, key: 'b', value: 'v2', mod: 3, prev: 'v1' },
+      // The delete's prev_kv is the value before the txn, not the txn's own put.
+      { type: EventType.DELETE, key: 'b', value: '', mod: 3, prev: 'v1' },
+      { type: EventType.PUT, key: 'b', value: 'v3', mod: 4 },
+      { type: EventType.DELETE, key: 'b', value: '', mod: 5, prev: 'v3' },
+      // Recreated in the same txn: a create event, so no prev_kv.
+      { type: EventType.PUT, key: 'b', value: 'v4', mod: 5 },
+    ]);
+  });
+
   it('closing a stream removes its watchers silently', () => {
     const h = new Harness();
     const sink = new RecordingSink();
