@@ -225,7 +225,10 @@ export class KvStore {
     };
   }
 
-  /** Rebuilds a store from a view's contents (records in revision order). */
+  /**
+   * Rebuilds a store from a view's contents (records in revision order). Lease attachments are
+   * not made here: restore the lessor, then call `attachLeases`.
+   */
   static restore(
     records: Iterable<Record>,
     currentRevision: number,
@@ -234,10 +237,11 @@ export class KvStore {
   ): KvStore {
     const store = new KvStore(leases);
     let main = -1;
-    let batch: Record[] = [];
+    const batch: Record[] = [];
     const flush = (): void => {
-      if (batch.length > 0) store.revisions.set(main, batch);
-      batch = [];
+      // An exact-size copy, as live writes store (a pushed-to array reserves spare room).
+      if (batch.length > 0) store.revisions.set(main, batch.slice());
+      batch.length = 0;
     };
     for (const record of records) {
       if (record.main > currentRevision) {
@@ -254,13 +258,17 @@ export class KvStore {
     flush();
     store.current = currentRevision;
     store.compacted = compactRevision;
-    if (leases !== null) {
-      store.index.forEachPair((key, keyIndex) => {
-        const live = keyIndex.live();
-        if (live !== undefined && live.lease !== 0n) leases.attach(live.lease, key);
-      });
-    }
     return store;
+  }
+
+  /** Tells the lease tracker about every live key's lease (after a restore). O(keys). */
+  attachLeases(): void {
+    const leases = this.leases;
+    if (leases === null) return;
+    this.index.forEachPair((key, keyIndex) => {
+      const live = keyIndex.live();
+      if (live !== undefined && live.lease !== 0n) leases.attach(live.lease, key);
+    });
   }
 
   // ---- used by WriteTxn ----

@@ -13,7 +13,7 @@ import type { StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
 
 /** Bumped on any incompatible change of the encoding. */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 /** Records per frame: bounds the work done between two yields of `frames()`. */
 export const SNAPSHOT_FRAME_RECORDS_MAX = 16_384;
 
@@ -32,7 +32,9 @@ interface HeaderFrame {
 }
 
 interface RecordsFrame {
-  keys: string[];
+  keyLengths: number[];
+  /** Every key of the frame, concatenated (binary, not UTF-8: decodes to flat one-byte strings). */
+  keys: Uint8Array;
   mains: number[];
   subs: number[];
   createRevisions: number[];
@@ -47,7 +49,8 @@ interface RecordsFrame {
 export interface DecodedSnapshot {
   currentRevision: number;
   compactRevision: number;
-  records: Record[];
+  /** Decodes the record frames one at a time, in revision order; throws on corruption. */
+  records: () => Iterable<Record>;
   leases: LeaseState[];
   nextLeaseId: bigint;
 }
@@ -113,67 +116,81 @@ export class SnapshotView {
   }
 }
 
-function recordsFrame(records: readonly Record[]): RecordsFrame {
-  let valueBytes = 0;
-  for (const r of records) valueBytes += r.value.length;
-  const values = new Uint8Array(valueBytes);
+/** Concatenates binary strings into one byte array. */
+function blob(texts: readonly string[]): Uint8Array {
+  let total = 0;
+  for (const text of texts) total += text.length;
+  const bytes = new Uint8Array(total);
   let offset = 0;
-  for (const r of records) {
-    for (let i = 0; i < r.value.length; i++) values[offset + i] = r.value.charCodeAt(i);
-    offset += r.value.length;
+  for (const text of texts) {
+    for (let i = 0; i < text.length; i++) bytes[offset + i] = text.charCodeAt(i);
+    offset += text.length;
   }
+  return bytes;
+}
+
+function recordsFrame(records: readonly Record[]): RecordsFrame {
   return {
-    keys: records.map((r) => r.key),
+    keyLengths: records.map((r) => r.key.length),
+    keys: blob(records.map((r) => r.key)),
     mains: records.map((r) => r.main),
     subs: records.map((r) => r.sub),
     createRevisions: records.map((r) => r.createRevision),
     versions: records.map((r) => r.version),
     leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
     valueLengths: records.map((r) => r.value.length),
-    values,
+    values: blob(records.map((r) => r.value)),
   };
 }
 
+/** Parses the header now; records decode lazily, frame by frame, when iterated. */
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let offset = 0;
-  const next = (): unknown => {
+  const frameAt = (offset: number): { document: unknown; next: number } => {
     if (offset + 4 > bytes.length) throw new Error(`snapshot: truncated frame header at byte ${offset}`);
     const length = view.getUint32(offset, true);
     if (offset + 4 + length > bytes.length) throw new Error(`snapshot: frame at byte ${offset} overruns the end`);
-    const document = packr.unpack(bytes.subarray(offset + 4, offset + 4 + length));
-    offset += 4 + length;
-    return document;
+    return { document: packr.unpack(bytes.subarray(offset + 4, offset + 4 + length)), next: offset + 4 + length };
   };
-  const header = next() as HeaderFrame;
+  const first = frameAt(0);
+  const header = first.document as HeaderFrame;
   if (header.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot: format ${header.format}, expected ${SNAPSHOT_FORMAT}`);
-  const records: Record[] = [];
-  while (offset < bytes.length) {
-    const frame = next() as RecordsFrame;
-    const n = frame.keys.length;
-    for (const column of [frame.mains, frame.subs, frame.createRevisions, frame.versions, frame.leases, frame.valueLengths]) {
-      if (column.length !== n) throw new Error(`snapshot: column of ${column.length} records, expected ${n}`);
+  function* records(): Generator<Record> {
+    let offset = first.next;
+    let count = 0;
+    while (offset < bytes.length) {
+      const { document, next } = frameAt(offset);
+      offset = next;
+      const frame = document as RecordsFrame;
+      const n = frame.keyLengths.length;
+      for (const column of [frame.mains, frame.subs, frame.createRevisions, frame.versions, frame.leases, frame.valueLengths]) {
+        if (column.length !== n) throw new Error(`snapshot: column of ${column.length} records, expected ${n}`);
+      }
+      let keyOffset = 0;
+      let valueOffset = 0;
+      for (let i = 0; i < n; i++) {
+        const length = frame.valueLengths[i];
+        const keyLength = frame.keyLengths[i];
+        if (keyLength === 0) throw new Error(`snapshot: empty key in record ${count + i}`);
+        const key = toBinaryString(frame.keys.subarray(keyOffset, keyOffset + keyLength));
+        keyOffset += keyLength;
+        yield {
+          key,
+          main: frame.mains[i],
+          sub: frame.subs[i],
+          createRevision: frame.createRevisions[i],
+          version: frame.versions[i],
+          value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + length)),
+          lease: frame.leases[i] === '' ? 0n : BigInt(frame.leases[i]),
+        };
+        valueOffset += length;
+      }
+      if (valueOffset !== frame.values.length || keyOffset !== frame.keys.length) {
+        throw new Error(`snapshot: frame blobs of ${frame.keys.length}/${frame.values.length} bytes, records use ${keyOffset}/${valueOffset}`);
+      }
+      count += n;
     }
-    let valueOffset = 0;
-    for (let i = 0; i < n; i++) {
-      const length = frame.valueLengths[i];
-      records.push({
-        key: frame.keys[i],
-        main: frame.mains[i],
-        sub: frame.subs[i],
-        createRevision: frame.createRevisions[i],
-        version: frame.versions[i],
-        value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + length)),
-        lease: frame.leases[i] === '' ? 0n : BigInt(frame.leases[i]),
-      });
-      valueOffset += length;
-    }
-    if (valueOffset !== frame.values.length) {
-      throw new Error(`snapshot: ${frame.values.length} value bytes, records use ${valueOffset}`);
-    }
-  }
-  if (records.length !== header.recordCount) {
-    throw new Error(`snapshot: ${records.length} records, header says ${header.recordCount}`);
+    if (count !== header.recordCount) throw new Error(`snapshot: ${count} records, header says ${header.recordCount}`);
   }
   const leases: LeaseState[] = header.leaseIds.map((id, i) => ({
     id: BigInt(id),

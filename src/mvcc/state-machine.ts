@@ -236,14 +236,18 @@ export class MvccStateMachine {
   }
 
   /**
-   * Replaces the whole state with an encoded snapshot. Leases restart as on a follower (no
-   * expiry until promoted); watchers catch up from the restored history.
+   * Replaces the whole state with an encoded snapshot. The new store is built (and the snapshot
+   * fully checked) before anything changes, so a corrupt snapshot leaves the state as it was.
+   * Leases restart as on a follower (no expiry until promoted); watchers catch up from the
+   * restored history.
    */
   restore(bytes: Uint8Array): void {
     const decoded = decodeSnapshot(bytes);
+    const store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor);
     const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
-    this.store = KvStore.restore(decoded.records, decoded.currentRevision, decoded.compactRevision, this.lessor);
+    store.attachLeases();
+    this.store = store;
     this.watchHub.restored(previousRevision);
   }
 }
