@@ -135,7 +135,7 @@ const lines = [
   '|---|---|---:|---:|---:|---|',
   ...rows.map((r) =>
     r.once
-      ? `| ${r.scale} | ${r.op} | 1 | — | — | ${(r.seconds * 1000).toFixed(0)} ms wall, ${(r.cpuMicros / 1000).toFixed(0)} ms CPU; ${r.note} |`
+      ? `| ${r.scale} | ${r.op} | 1 | — | — | ${(r.seconds * 1000).toFixed(0)} ms wall, ${(r.cpuMicros / 1000).toFixed(0)} ms CPU${r.note ? `; ${r.note}` : ''} |`
       : `| ${r.scale} | ${r.op} | ${r.ops.toLocaleString('en-US')} | ${Math.round(r.ops / r.seconds).toLocaleString('en-US')} | ${(r.cpuMicros / r.ops).toFixed(2)} | ${r.note} |`,
   ),
 ];
