@@ -50,7 +50,9 @@ export class KvStore {
   private revisions = new BTree<number, readonly Record[]>();
   /** Records in `revisions`, kept so a snapshot header can state it without a scan. */
   private records = 0;
+  /** Invariant: every stored record's main revision is at most `current`. */
   private current = INITIAL_REVISION;
+  /** Invariant: `compacted` <= `current`; NO_COMPACTION until the first compaction. */
   private compacted = NO_COMPACTION;
   private activeTxn: WriteTxn | null = null;
 
@@ -310,6 +312,9 @@ export class KvStore {
     if (this.activeTxn !== txn) throw new Error('kvStore.endTxn: not the open transaction');
     this.activeTxn = null;
     if (txn.changes.length === 0) return;
+    if (txn.main !== this.current + 1) {
+      throw new Error(`kvStore.endTxn: txn revision ${txn.main} does not follow current ${this.current}`);
+    }
     // An exact-size array: the revision store holds one per revision for as long as it lives.
     this.revisions.set(txn.main, txn.changes.map((change) => change.record));
     this.records += txn.changes.length;
@@ -367,7 +372,8 @@ export class WriteTxn {
     this.assertOpen();
     const prev = this.store.live(key);
     const record: Record = {
-      key,
+      // Reuse the stored key string: one copy per key, not one per version.
+      key: prev === undefined ? key : prev.key,
       main: this.main,
       sub: this.changes.length,
       createRevision: prev === undefined ? this.main : prev.createRevision,
