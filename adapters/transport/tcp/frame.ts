@@ -70,13 +70,15 @@ export class FrameReader {
   /** The frame size limit in force; starts at the Hello limit. */
   frameBytesLimit = helloFrameBytesMax;
 
-  /** Appends bytes read from the socket and returns every frame now complete. */
-  push(chunk: Uint8Array): Frame[] {
+  /**
+   * Appends bytes read from the socket and yields each frame now complete. Lazily: a change
+   * to `frameBytesLimit` made while handling one frame applies to the next.
+   */
+  *push(chunk: Uint8Array): Generator<Frame> {
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.bufferedBytes += chunk.length;
     }
-    const frames: Frame[] = [];
     while (this.bufferedBytes >= frameHeaderBytes) {
       const header = this.peek(frameHeaderBytes);
       const frameBytes = new DataView(header.buffer, header.byteOffset, frameHeaderBytes).getUint32(0);
@@ -86,9 +88,8 @@ export class FrameReader {
       if (!knownFrameTypes.has(type)) throw new FramingError(`unknown frame type ${type}`);
       if (this.bufferedBytes < frameHeaderBytes + frameBytes - 1) break;
       this.take(frameHeaderBytes);
-      frames.push({ type, payload: this.take(frameBytes - 1) });
+      yield { type, payload: this.take(frameBytes - 1) };
     }
-    return frames;
   }
 
   /** Bytes received but not yet part of a complete frame. */

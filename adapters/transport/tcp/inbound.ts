@@ -42,6 +42,8 @@ interface Assembly {
 export class InboundConnection {
   /** The peer's id once its Hello is accepted; 0 before. */
   private peer: MemberId = 0;
+  /** Set once a Refuse is sent: nothing more from this connection is looked at. */
+  private refused = false;
   private assembly: Assembly | null = null;
   private readonly reader = new FrameReader();
   private readonly remote: string;
@@ -75,11 +77,11 @@ export class InboundConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.socket.destroyed) return;
+    if (this.refused || this.socket.destroyed) return;
     try {
       for (const f of this.reader.push(chunk)) {
         this.onFrame(f.type, f.payload);
-        if (this.socket.destroyed) return;
+        if (this.refused || this.socket.destroyed) return;
       }
     } catch (err) {
       if (!(err instanceof FramingError)) throw err;
@@ -126,6 +128,7 @@ export class InboundConnection {
   }
 
   private refuse(reason: string): void {
+    this.refused = true;
     this.o.log('warn', `tcp transport ${this.o.selfId}: refused connection from ${this.who()}: ${reason}`);
     this.socket.end(encodeFrame(FrameType.Refuse, new TextEncoder().encode(reason)));
     // Nothing more from this connection is looked at; a peer that never closes is cut off.
