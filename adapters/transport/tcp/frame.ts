@@ -42,12 +42,20 @@ const knownFrameTypes: ReadonlySet<number> = new Set(Object.values(FrameType).fi
 export class FramingError extends Error {}
 
 export function frameHeader(type: FrameType, payloadBytes: number): Uint8Array {
+  const h = new Uint8Array(frameHeaderBytes);
+  writeFrameHeader(h, 0, type, payloadBytes);
+  return h;
+}
+
+/** Writes a frame header at `at` in `out`. */
+export function writeFrameHeader(out: Uint8Array, at: number, type: FrameType, payloadBytes: number): void {
   const frameBytes = payloadBytes + 1;
   if (frameBytes > frameBytesMax) throw new Error(`frame of ${frameBytes} bytes exceeds frameBytesMax ${frameBytesMax}`);
-  const h = new Uint8Array(frameHeaderBytes);
-  new DataView(h.buffer).setUint32(0, frameBytes);
-  h[4] = type;
-  return h;
+  out[at] = frameBytes >>> 24;
+  out[at + 1] = (frameBytes >>> 16) & 0xff;
+  out[at + 2] = (frameBytes >>> 8) & 0xff;
+  out[at + 3] = frameBytes & 0xff;
+  out[at + 4] = type;
 }
 
 /** A whole frame in one buffer; the transport writes header and payload separately instead. */
@@ -65,7 +73,10 @@ export interface Frame {
 }
 
 export class FrameReader {
+  /** Socket reads not yet consumed, as plain views; the first is consumed up to `offset`. */
   private readonly chunks: Uint8Array[] = [];
+  private offset = 0;
+  /** Invariant: bufferedBytes = Σ chunk lengths − offset. */
   private bufferedBytes = 0;
   /** The frame size limit in force; starts at the Hello limit. */
   frameBytesLimit = helloFrameBytesMax;
@@ -76,18 +87,17 @@ export class FrameReader {
    */
   *push(chunk: Uint8Array): Generator<Frame> {
     if (chunk.length > 0) {
-      this.chunks.push(chunk);
+      this.chunks.push(chunk.constructor === Uint8Array ? chunk : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
       this.bufferedBytes += chunk.length;
     }
     while (this.bufferedBytes >= frameHeaderBytes) {
-      const header = this.peek(frameHeaderBytes);
-      const frameBytes = new DataView(header.buffer, header.byteOffset, frameHeaderBytes).getUint32(0);
+      const frameBytes = ((this.byteAt(0) << 24) | (this.byteAt(1) << 16) | (this.byteAt(2) << 8) | this.byteAt(3)) >>> 0;
       if (frameBytes === 0) throw new FramingError('frame of 0 bytes has no type');
       if (frameBytes > this.frameBytesLimit) throw new FramingError(`frame of ${frameBytes} bytes exceeds the limit of ${this.frameBytesLimit}`);
-      const type = header[4];
+      const type = this.byteAt(4);
       if (!knownFrameTypes.has(type)) throw new FramingError(`unknown frame type ${type}`);
       if (this.bufferedBytes < frameHeaderBytes + frameBytes - 1) break;
-      this.take(frameHeaderBytes);
+      this.skip(frameHeaderBytes);
       yield { type, payload: this.take(frameBytes - 1) };
     }
   }
@@ -97,41 +107,43 @@ export class FrameReader {
     return this.bufferedBytes;
   }
 
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[0];
-    if (first.length >= n) return first.subarray(0, n);
-    return this.copyOut(n, false);
+  /** The byte `i` places after the read position; the caller checked that it was received. */
+  private byteAt(i: number): number {
+    let at = this.offset + i;
+    for (const c of this.chunks) {
+      if (at < c.length) return c[at];
+      at -= c.length;
+    }
+    throw new Error(`unreachable: byte ${i} past the ${this.bufferedBytes} buffered`);
+  }
+
+  private skip(n: number): void {
+    this.bufferedBytes -= n;
+    this.offset += n;
+    while (this.chunks.length > 0 && this.offset >= this.chunks[0].length) {
+      this.offset -= this.chunks[0].length;
+      this.chunks.shift();
+    }
   }
 
   private take(n: number): Uint8Array {
     const first = this.chunks[0];
     if (n === 0) return new Uint8Array(0);
-    if (first.length === n) {
-      this.chunks.shift();
-      this.bufferedBytes -= n;
-      // A plain view of a whole socket read (Node hands out Buffers).
-      return first.constructor === Uint8Array ? first : new Uint8Array(first.buffer, first.byteOffset, n);
+    // A whole socket read is handed out as it is; a part of one is copied, so that keeping a
+    // small frame does not pin a large read buffer.
+    if (this.offset === 0 && first.length === n) {
+      this.skip(n);
+      return first;
     }
-    return this.copyOut(n, true);
-  }
-
-  private copyOut(n: number, consume: boolean): Uint8Array {
     const out = new Uint8Array(n);
     let filled = 0;
-    let i = 0;
     while (filled < n) {
-      const c = this.chunks[i];
-      const used = Math.min(c.length, n - filled);
-      out.set(c.subarray(0, used), filled);
+      const c = this.chunks[0];
+      const used = Math.min(c.length - this.offset, n - filled);
+      out.set(c.subarray(this.offset, this.offset + used), filled);
       filled += used;
-      if (consume) {
-        if (used === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(used);
-      } else {
-        i++;
-      }
+      this.skip(used);
     }
-    if (consume) this.bufferedBytes -= n;
     return out;
   }
 }

@@ -13,8 +13,10 @@ import {
   encodeSnapshotHead,
   frameBytesMax,
   frameHeader,
+  frameHeaderBytes,
   protocolVersion,
   snapshotChunkBytes,
+  writeFrameHeader,
 } from './frame.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn', msg: string) => void;
@@ -43,6 +45,11 @@ export interface LinkOptions {
   isBlocked: () => boolean;
 }
 
+/** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
+const coalesceFrameBytesMax = 64 * 1024;
+/** One coalesced write holds at most about this many bytes. */
+const writeBatchBytesMax = 256 * 1024;
+
 type Item =
   | { kind: 'message'; payload: Uint8Array; bytes: number }
   | { kind: 'snapshot'; head: Uint8Array; data: Uint8Array; bytes: number };
@@ -66,6 +73,7 @@ export class PeerLink {
   private queuedBytes = 0;
   private stream: Stream | null = null;
   private droppedMessages = 0;
+  private flushScheduled = false;
   /** Why the last connection attempt failed, so a repeated failure logs once. */
   private lastFailure: string | null = null;
 
@@ -83,13 +91,13 @@ export class PeerLink {
   }
 
   enqueueMessage(payload: Uint8Array): void {
-    this.push({ kind: 'message', payload, bytes: payload.length + 5 });
+    this.push({ kind: 'message', payload, bytes: payload.length + frameHeaderBytes });
   }
 
   /** `messageWithoutData` is the encoded Snap message with empty snapshot data. */
   enqueueSnapshot(messageWithoutData: Uint8Array, data: Uint8Array): void {
     const head = encodeSnapshotHead(data.length, messageWithoutData);
-    this.push({ kind: 'snapshot', head, data, bytes: head.length + data.length + 5 });
+    this.push({ kind: 'snapshot', head, data, bytes: head.length + data.length + frameHeaderBytes });
   }
 
   close(): void {
@@ -110,7 +118,14 @@ export class PeerLink {
     this.items.push(item);
     this.queuedBytes += item.bytes;
     this.enforceBounds();
-    this.flush();
+    // One flush for everything queued in this tick: one writev instead of one per message.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
   }
 
   /** Drops the oldest non-snapshot items, then older snapshots; the newest item always stays. */
@@ -172,8 +187,7 @@ export class PeerLink {
       while (s.writableLength < bufferedMax) {
         const next = this.head < this.items.length ? this.items[this.head] : null;
         if (next && next.kind === 'message') {
-          this.shift();
-          if (!this.o.isBlocked()) this.writeFrame(s, FrameType.Message, next.payload);
+          this.writeMessages(s);
         } else if (this.stream) {
           const { data, offset } = this.stream;
           const end = Math.min(offset + snapshotChunkBytes, data.length);
@@ -195,6 +209,43 @@ export class PeerLink {
       this.o.log('info', `tcp transport ${this.o.selfId}: dropped ${this.droppedMessages} messages to peer ${this.o.peerId} while its queue was full`);
       this.droppedMessages = 0;
     }
+  }
+
+  /**
+   * Writes the queued messages up to the next snapshot: small ones copied into one buffer
+   * (a write per frame costs more than the copy), a large one on its own.
+   */
+  private writeMessages(s: net.Socket): void {
+    const first = this.items[this.head];
+    if (first.kind !== 'message') throw new Error(`writeMessages at a ${first.kind} item`);
+    if (first.bytes > coalesceFrameBytesMax) {
+      this.shift();
+      if (!this.o.isBlocked()) this.writeFrame(s, FrameType.Message, first.payload);
+      return;
+    }
+    let bytes = 0;
+    let end = this.head;
+    for (; end < this.items.length && bytes < writeBatchBytesMax; end++) {
+      const item = this.items[end];
+      if (item.kind !== 'message' || item.bytes > coalesceFrameBytesMax) break;
+      bytes += item.bytes;
+    }
+    const count = end - this.head;
+    if (this.o.isBlocked()) {
+      for (let i = 0; i < count; i++) this.shift();
+      return;
+    }
+    const out = new Uint8Array(bytes);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const item = this.shift();
+      if (item.kind !== 'message') throw new Error(`unreachable: ${item.kind} item in a message batch`);
+      writeFrameHeader(out, at, FrameType.Message, item.payload.length);
+      out.set(item.payload, at + frameHeaderBytes);
+      at += item.bytes;
+    }
+    if (at !== bytes) throw new Error(`message batch filled ${at} of ${bytes} bytes`);
+    s.write(out);
   }
 
   private writeFrame(s: net.Socket, type: FrameType, payload: Uint8Array): void {
