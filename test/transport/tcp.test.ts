@@ -84,6 +84,16 @@ describe('tcp transport', () => {
     expect((err as Error).message).toBe(`listen 127.0.0.1:${t.address.port}: address in use`);
   });
 
+  it('refuses bounds that cannot work', async () => {
+    await expect(TcpTransport.listen({ id: 1, clusterToken: 'x', port: 0, bounds: { queueMessagesMax: 0 } })).rejects.toThrow(
+      new TcpTransportError('invalid-options', 'bound queueMessagesMax is 0, not a positive integer'),
+    );
+    await expect(TcpTransport.listen({ id: 1, clusterToken: 'x', port: 0, bounds: { reconnectDelayMsMin: 500, reconnectDelayMsMax: 100 } })).rejects.toThrow(
+      /reconnectDelayMsMin 500 exceeds reconnectDelayMsMax 100/,
+    );
+    await expect(TcpTransport.listen({ id: 0, clusterToken: 'x', port: 0 })).rejects.toThrow(/member id 0/);
+  });
+
   it('refuses malformed peer addresses', async () => {
     const { t } = await listen(1);
     for (const bad of ['localhost', 'host:0', 'host:70000', ':2380', 'a:b:c'])

@@ -59,6 +59,7 @@ export class TcpTransport implements Transport {
   private constructor(
     private readonly o: TcpTransportOptions,
     private readonly server: net.Server,
+    private readonly sockets: Set<net.Socket>,
     /** Where this member listens. */
     readonly address: { host: string; port: number },
   ) {
@@ -72,13 +73,29 @@ export class TcpTransport implements Transport {
     if (new TextEncoder().encode(o.clusterToken).length > clusterTokenBytesMax) {
       throw new TcpTransportError('invalid-options', `cluster token is longer than ${clusterTokenBytesMax} bytes`);
     }
+    const bounds = { ...defaultLinkBounds, ...o.bounds };
+    for (const [name, v] of Object.entries(bounds)) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new TcpTransportError('invalid-options', `bound ${name} is ${v}, not a positive integer`);
+    }
+    if (bounds.reconnectDelayMsMin > bounds.reconnectDelayMsMax) {
+      throw new TcpTransportError('invalid-options', `reconnectDelayMsMin ${bounds.reconnectDelayMsMin} exceeds reconnectDelayMsMax ${bounds.reconnectDelayMsMax}`);
+    }
     const host = o.host ?? '127.0.0.1';
     let self: TcpTransport | null = null;
     const onSocket = (socket: net.Socket) => {
       if (self) self.accept(socket);
       else socket.destroy();
     };
-    const server = o.tls ? tls.createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true }, onSocket) : net.createServer(onSocket);
+    const handshakeTimeoutMs = o.bounds?.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs;
+    const server = o.tls
+      ? tls.createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: handshakeTimeoutMs }, onSocket)
+      : net.createServer(onSocket);
+    // Every accepted socket, TLS handshakes in progress included, so close() can end them all.
+    const sockets = new Set<net.Socket>();
+    server.on('connection', (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'EADDRINUSE') reject(new TcpTransportError('address-in-use', `listen ${host}:${o.port}: address in use`));
@@ -87,7 +104,7 @@ export class TcpTransport implements Transport {
       server.listen(o.port, host, () => resolve());
     });
     const bound = server.address() as net.AddressInfo;
-    self = new TcpTransport(o, server, { host, port: bound.port });
+    self = new TcpTransport(o, server, sockets, { host, port: bound.port });
     const t = self;
     server.on('error', (err) => t.log('warn', `tcp transport ${o.id}: listener error: ${err.message}`));
     if (o.tls) {
@@ -178,6 +195,7 @@ export class TcpTransport implements Transport {
     this.links.clear();
     for (const c of this.inbound) c.close();
     this.inbound.clear();
+    for (const socket of this.sockets) socket.destroy();
     this.closing = new Promise((resolve) => this.server.close(() => resolve()));
     return this.closing;
   }
