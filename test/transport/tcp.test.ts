@@ -17,7 +17,7 @@ import {
 } from '../../adapters/transport/tcp/frame.ts';
 import { TcpTransport, TcpTransportError, type TcpTlsOptions, type TcpTransportOptions } from '../../adapters/transport/tcp/index.ts';
 import { encodeMessage } from '../../src/codec/message.ts';
-import { MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
+import { EntryType, MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import { transportCompliance } from './compliance.ts';
 
@@ -223,6 +223,32 @@ describe('tcp transport', () => {
     expect(b.inbox.filter((m) => m.type === MessageType.Snap).map((m) => m.snapshot!.data.length)).toEqual([2 * snapshotChunkBytes]);
     expect(b.inbox.filter((m) => m.type === MessageType.Heartbeat).map((m) => m.commit)).toEqual(Array.from({ length: 99 }, (_, i) => 401 + i));
     await waitUntil('the drop summary', () => a.logs.includes('info: tcp transport 1: dropped 401 messages to peer 2 while its queue was full'));
+  });
+
+  it('bounds the queue to a peer that stopped reading: drops by bytes and logs', async () => {
+    const accepted: net.Socket[] = [];
+    const stalled = net.createServer((socket) => {
+      accepted.push(socket);
+      socket.pause();
+    });
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
+    try {
+      const queueBytesMax = 2 * 1024 * 1024;
+      const a = await listen(1, { bounds: { queueBytesMax } });
+      a.t.addPeer(2, `127.0.0.1:${(stalled.address() as net.AddressInfo).port}`);
+      const data = new Uint8Array(64 * 1024);
+      for (let i = 0; i < 600; i++) {
+        const m = newMessage(MessageType.App, 2, 1, 1);
+        m.entries = [{ term: 1, index: i + 1, type: EntryType.Normal, data }];
+        a.t.send([m]);
+        if (i % 50 === 0) await sleep(5);
+      }
+      await waitUntil('the byte bound to bite', () => a.logs.some((l) => l.includes(`is full (queueMessagesMax 4096, queueBytesMax ${queueBytesMax})`)));
+      expect(a.t.queuedMessages(2)).toBeLessThanOrEqual(Math.ceil(queueBytesMax / data.length));
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise<void>((r) => stalled.close(() => r()));
+    }
   });
 
   it('carries messages over mutual TLS; refuses a plain-TCP peer', async () => {
