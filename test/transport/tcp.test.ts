@@ -117,7 +117,8 @@ describe('tcp transport', () => {
       a.t.send([heartbeat(1, 2, 2)]);
       await sleep(20);
     }
-    expect(a.logs).toContain(`info: tcp transport 1: connected to peer 2 (127.0.0.1:${port})`);
+    // Messages go out before the Accept comes back, so the log line may trail the delivery.
+    await waitUntil('the reconnection log', () => a.logs.includes(`info: tcp transport 1: connected to peer 2 (127.0.0.1:${port})`));
   });
 
   it('refuses a peer with a different cluster token, and says why on both sides', async () => {

@@ -148,6 +148,9 @@ export class PeerLink {
         }
       }
     }
+    if (this.overBounds() && this.queuedMessages > 1) {
+      throw new Error(`queue to peer ${this.o.peerId} holds ${this.queuedMessages} items, ${this.queuedBytes} bytes after dropping: over its bounds`);
+    }
     if (dropped === 0) return;
     if (this.droppedMessages === 0) {
       this.o.log(
@@ -167,6 +170,9 @@ export class PeerLink {
     const item = this.items[this.head];
     this.head++;
     this.queuedBytes -= item.bytes;
+    if (this.queuedBytes < 0 || (this.head === this.items.length && this.queuedBytes !== 0)) {
+      throw new Error(`queue to peer ${this.o.peerId}: ${this.queuedBytes} bytes counted for ${this.items.length - this.head} items`);
+    }
     if (this.head === this.items.length) {
       this.items = [];
       this.head = 0;
