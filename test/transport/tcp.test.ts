@@ -21,9 +21,9 @@ import { EntryType, MessageType, newMessage, type MemberId, type Message } from 
 import type { Transport } from '../../src/seams.ts';
 import { transportCompliance } from './compliance.ts';
 
-transportCompliance('tcp', async (ids) => {
+async function tcpCluster(ids: MemberId[], tls?: TcpTlsOptions) {
   const byId = new Map<number, TcpTransport>();
-  for (const id of ids) byId.set(id, await TcpTransport.listen({ id, clusterToken: 'compliance', port: 0 }));
+  for (const id of ids) byId.set(id, await TcpTransport.listen({ id, clusterToken: 'compliance', port: 0, tls }));
   for (const [id, t] of byId) for (const [peer, p] of byId) if (peer !== id) t.addPeer(peer, p.addressString);
   return {
     transports: new Map<number, Transport>(byId),
@@ -31,7 +31,12 @@ transportCompliance('tcp', async (ids) => {
       for (const t of byId.values()) await t.close();
     },
   };
-});
+}
+
+transportCompliance('tcp', (ids) => tcpCluster(ids));
+
+let complianceCert: TcpTlsOptions | null = null;
+transportCompliance('tcp with mutual TLS', (ids) => tcpCluster(ids, (complianceCert ??= makeSelfSignedCert())));
 
 describe('tcp transport', () => {
   const open: TcpTransport[] = [];
