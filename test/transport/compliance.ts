@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 export interface TransportCluster {
   /** One transport per id, each able to reach the others, not yet started. */
@@ -32,13 +33,6 @@ const ids: MemberId[] = [1, 2, 3];
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function waitUntil(what: string, done: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(2);
-  }
-}
 
 /** A heartbeat tagged with `tag` (in `commit`) and `seq` (in `index`), so each one is identifiable. */
 function tagged(from: MemberId, to: MemberId, tag: number, seq = 0): Message {
@@ -96,6 +90,8 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
   const windowMessages = options.windowMessages ?? 1000;
   const quietMs = options.quietMs ?? 150;
   const timeout = options.testTimeoutMs ?? 30_000;
+  /** A sender whose window has not moved for this long has lost messages. */
+  const stallMs = 10_000;
 
   describe(`transport compliance: ${name}`, () => {
     let cluster: TransportCluster;
@@ -114,14 +110,14 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
     async function warmUp(): Promise<void> {
       const tag = freshTag();
       for (const from of ids) t.get(from)!.send(ids.filter((to) => to !== from).map((to) => tagged(from, to, tag)));
-      await waitUntil('every link to carry a message', () => ids.every((to) => ids.every((from) => from === to || gotTag(to, from, tag).length > 0)));
+      await waitFor('every link to carry a message', () => ids.every((to) => ids.every((from) => from === to || gotTag(to, from, tag).length > 0)));
     }
 
     /** Sends a tagged message from → to and waits for it. */
     async function expectLink(from: MemberId, to: MemberId): Promise<void> {
       const tag = freshTag();
       t.get(from)!.send([tagged(from, to, tag)]);
-      await waitUntil(`a message ${from} -> ${to}`, () => gotTag(to, from, tag).length > 0);
+      await waitFor(`a message ${from} -> ${to}`, () => gotTag(to, from, tag).length > 0);
     }
 
     beforeEach(async () => {
@@ -149,14 +145,14 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
         sent.push(...out);
         t.get(from)!.send(out);
       }
-      await waitUntil('6 appends', () => ids.every((id) => inbox.get(id)!.length === 2));
+      await waitFor('6 appends', () => ids.every((id) => inbox.get(id)!.length === 2));
       for (const m of sent) expect(inbox.get(m.to)!.find((r) => r.from === m.from)).toEqual(m);
     });
 
     it('drops messages to unknown peers silently', { timeout }, async () => {
       const tag = freshTag();
       expect(() => t.get(1)!.send([tagged(1, 99, tag), tagged(1, 2, tag)])).not.toThrow();
-      await waitUntil('the message to a known peer', () => gotTag(2, 1, tag).length === 1);
+      await waitFor('the message to a known peer', () => gotTag(2, 1, tag).length === 1);
       await sleep(quietMs);
       for (const id of ids) expect(got(id, (m) => m.to === 99)).toEqual([]);
     });
@@ -177,7 +173,7 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
       const tag = freshTag();
       t.get(1)!.send([tagged(1, 2, tag), tagged(1, 3, tag)]);
       await expectLink(2, 1); // the other direction still works: the partition is asymmetric
-      await waitUntil('1 -> 3', () => gotTag(3, 1, tag).length === 1);
+      await waitFor('1 -> 3', () => gotTag(3, 1, tag).length === 1);
       await sleep(quietMs);
       expect(gotTag(2, 1, tag)).toEqual([]);
       f.heal(2);
@@ -196,7 +192,7 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
       t.get(2)!.send([tagged(2, 1, tag)]);
       t.get(3)!.send([tagged(3, 1, tag)]);
       await expectLink(1, 2);
-      await waitUntil('3 -> 1', () => gotTag(1, 3, tag).length === 1);
+      await waitFor('3 -> 1', () => gotTag(1, 3, tag).length === 1);
       await sleep(quietMs);
       expect(gotTag(1, 2, tag)).toEqual([]);
       f.heal(2);
@@ -234,7 +230,7 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
       };
       const tag = freshTag();
       t.get(1)!.send([tagged(1, 2, tag, 1), snap, tagged(1, 2, tag, 2)]);
-      await waitUntil('the snapshot', () => got(2, (m) => m.type === MessageType.Snap).length > 0 && gotTag(2, 1, tag).length === 2);
+      await waitFor('the snapshot', () => got(2, (m) => m.type === MessageType.Snap).length > 0 && gotTag(2, 1, tag).length === 2);
       const received = got(2, (m) => m.type === MessageType.Snap);
       expect(received.length).toBe(1);
       const r = received[0];
@@ -254,8 +250,16 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
       await Promise.all(
         senders.map(async ([from, to]) => {
           let sent = 0;
+          let progressMs = Date.now();
+          let lastArrived = 0;
           while (sent < count) {
             if (sent - arrived(from, to) >= windowMessages) {
+              if (arrived(from, to) !== lastArrived) {
+                lastArrived = arrived(from, to);
+                progressMs = Date.now();
+              } else if (Date.now() - progressMs > stallMs) {
+                throw new Error(`${from} -> ${to}: ${lastArrived} of ${sent} sent arrived, none in the last ${stallMs} ms`);
+              }
               await sleep(1);
               continue;
             }
@@ -265,7 +269,7 @@ export function transportCompliance(name: string, makeCluster: (ids: MemberId[])
             t.get(from)!.send(batch);
             await sleep(0);
           }
-          await waitUntil(`${count} messages ${from} -> ${to} (${arrived(from, to)} arrived)`, () => arrived(from, to) >= count, 20_000);
+          await waitFor(`all ${count} messages ${from} -> ${to}`, () => arrived(from, to) >= count, stallMs);
         }),
       );
       await sleep(quietMs);

@@ -8,6 +8,7 @@ import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
 import { Member, type StateMachine } from '../../src/server/member.ts';
 import { prng } from '../raft/prng.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -71,15 +72,9 @@ function wire(nodes: Node[], addresses: Map<MemberId, string>): void {
   for (const n of nodes) for (const [id, address] of addresses) if (id !== n.id) n.transport.addPeer(id, address);
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+
+/** Elections with 100 ms timeouts settle well within this, even on a loaded machine. */
+const electionWaitMs = 10_000;
 
 const leaderOf = (nodes: Node[]) => nodes.find((n) => n.member.status().role === StateRole.Leader);
 
@@ -88,13 +83,13 @@ describe('members over TCP', () => {
     const addresses = new Map<MemberId, string>();
     const nodes = await Promise.all([1, 2, 3].map((id) => startNode(id, [1, 2, 3], addresses)));
     wire(nodes, addresses);
-    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    const leader = await waitFor('a leader', () => leaderOf(nodes), electionWaitMs);
     const follower = nodes.find((n) => n !== leader)!;
     expect(await leader.member.propose(enc.encode('a'))).toBe(1);
     expect(await follower.member.propose(enc.encode('b'))).toBe(2);
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => follower.member.propose(enc.encode(`c${i}`))));
     expect(results.sort((x, y) => (x as number) - (y as number))).toEqual(Array.from({ length: 20 }, (_, i) => i + 3));
-    await waitFor('all applied', () => nodes.every((n) => n.sm.items.length === 22));
+    await waitFor('all applied', () => nodes.every((n) => n.sm.items.length === 22), electionWaitMs);
     for (const n of nodes) expect(n.sm.items).toEqual(leader.sm.items);
 
     // Stop the leader: its transport closes; the other two elect a new leader and go on.
@@ -104,14 +99,14 @@ describe('members over TCP', () => {
     await leader.member.stop();
     running.splice(running.indexOf(leader), 1);
     const rest = nodes.filter((n) => n !== leader);
-    const next = await waitFor('a new leader', () => leaderOf(rest));
+    const next = await waitFor('a new leader', () => leaderOf(rest), electionWaitMs);
     expect(next.member.status().term).toBeGreaterThan(oldTerm);
     expect(await next.member.propose(enc.encode('after'))).toBe(23);
 
     // The old leader restarts from what it had synced, on the same port; the others reconnect.
     const back = await startNode(leader.id, [], new Map(addresses), new MemoryStorage(synced), {}, port);
     wire([back], addresses);
-    await waitFor('the restarted member to catch up', () => back.sm.items.length === 23);
+    await waitFor('the restarted member to catch up', () => back.sm.items.length === 23, electionWaitMs);
     expect(back.sm.items).toEqual(next.sm.items);
   });
 
@@ -120,13 +115,13 @@ describe('members over TCP', () => {
     const opts = { snapshotEntries: 10, snapshotKeepEntries: 0 };
     const nodes = await Promise.all([1, 2, 3].map((id) => startNode(id, [1, 2, 3], addresses, new MemoryStorage(), opts)));
     wire(nodes, addresses);
-    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    const leader = await waitFor('a leader', () => leaderOf(nodes), electionWaitMs);
     const big = 'x'.repeat(100 * 1024);
     for (let i = 0; i < 30; i++) await leader.member.propose(enc.encode(`${i}:${big}`));
     const joiner = await startNode(4, [], addresses, new MemoryStorage(), opts);
     wire([...nodes, joiner], addresses);
     await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }], context: null });
-    await waitFor('the learner to catch up', () => joiner.sm.items.length === 30);
+    await waitFor('the learner to catch up', () => joiner.sm.items.length === 30, electionWaitMs);
     expect(joiner.sm.items).toEqual(leader.sm.items);
     expect(joiner.sm.imagesRestored).toBe(1);
     // ~3 MiB of state: more than one snapshot chunk.

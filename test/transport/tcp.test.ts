@@ -20,6 +20,7 @@ import { encodeMessage } from '../../src/codec/message.ts';
 import { EntryType, MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import { transportCompliance } from './compliance.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 async function tcpCluster(ids: MemberId[], tls?: TcpTlsOptions) {
   const byId = new Map<number, TcpTransport>();
@@ -70,7 +71,7 @@ describe('tcp transport', () => {
     await new Promise<void>((r) => socket.once('connect', () => r()));
     if (hello !== null) {
       socket.write(encodeFrame(FrameType.Hello, encodeHello({ version: protocolVersion, clusterToken: 'test-cluster', from: 1, to: 2, ...hello })));
-      if (expectAccept) await waitUntil('Accept', () => frames.includes(FrameType.Accept));
+      if (expectAccept) await waitFor('Accept', () => frames.includes(FrameType.Accept));
     }
     return { socket, frames, closed };
   }
@@ -112,9 +113,9 @@ describe('tcp transport', () => {
     const port = b.t.address.port;
     a.t.addPeer(2, b.t.addressString);
     a.t.send([heartbeat(1, 2, 1)]);
-    await waitUntil('first message', () => b.inbox.length === 1);
+    await waitFor('first message', () => b.inbox.length === 1);
     await b.t.close();
-    await waitUntil('the link to notice', () => a.logs.some((l) => l.includes('connection to peer 2') && l.includes('ECONNREFUSED')));
+    await waitFor('the link to notice', () => a.logs.some((l) => l.includes('connection to peer 2') && l.includes('ECONNREFUSED')));
     b = await listen(2, { port });
     // Messages sent while the peer was down wait in the queue and go out on reconnection.
     for (let i = 0; !b.inbox.some((m) => m.commit === 2); i++) {
@@ -123,7 +124,7 @@ describe('tcp transport', () => {
       await sleep(20);
     }
     // Messages go out before the Accept comes back, so the log line may trail the delivery.
-    await waitUntil('the reconnection log', () => a.logs.includes(`info: tcp transport 1: connected to peer 2 (127.0.0.1:${port})`));
+    await waitFor('the reconnection log', () => a.logs.includes(`info: tcp transport 1: connected to peer 2 (127.0.0.1:${port})`));
   });
 
   it('refuses a peer with a different cluster token, and says why on both sides', async () => {
@@ -132,7 +133,7 @@ describe('tcp transport', () => {
     a.t.addPeer(2, b.t.addressString);
     a.t.send([heartbeat(1, 2, 1)]);
     const reason = 'cluster token mismatch: member 1 has "cluster-a", member 2 has "cluster-b"';
-    await waitUntil('refusal', () => a.logs.some((l) => l.includes(`refused the connection: ${reason}`)));
+    await waitFor('refusal', () => a.logs.some((l) => l.includes(`refused the connection: ${reason}`)));
     expect(b.logs.some((l) => l.startsWith('warn: tcp transport 2: refused connection from') && l.endsWith(reason))).toBe(true);
     await sleep(100);
     expect(b.inbox).toEqual([]);
@@ -152,7 +153,7 @@ describe('tcp transport', () => {
     c.socket.write(encodeFrame(FrameType.Message, encodeMessage(heartbeat(3, 2, 1))));
     c.socket.write(encodeFrame(FrameType.Message, encodeMessage(heartbeat(1, 3, 2))));
     c.socket.write(encodeFrame(FrameType.Message, encodeMessage(heartbeat(1, 2, 3))));
-    await waitUntil('the genuine message', () => b.inbox.length === 1);
+    await waitFor('the genuine message', () => b.inbox.length === 1);
     expect(b.inbox[0].commit).toBe(3);
     expect(b.logs.some((l) => l.endsWith('claiming to be from member 3'))).toBe(true);
     expect(b.logs.some((l) => l.endsWith('addressed to member 3'))).toBe(true);
@@ -166,7 +167,7 @@ describe('tcp transport', () => {
     local[2] = MessageType.Prop;
     c.socket.write(encodeFrame(FrameType.Message, local));
     c.socket.write(encodeFrame(FrameType.Message, encodeMessage(heartbeat(1, 2, 4))));
-    await waitUntil('the valid message', () => b.inbox.length === 1);
+    await waitFor('the valid message', () => b.inbox.length === 1);
     expect(b.inbox[0].commit).toBe(4);
     expect(b.logs.filter((l) => l.includes('dropped message from peer 1')).map((l) => l.replace(/.*: undecodable/, 'undecodable').replace(/.*: /, ''))).toHaveLength(2);
     expect(b.logs.some((l) => l.endsWith('message type 2 is local'))).toBe(true);
@@ -191,7 +192,7 @@ describe('tcp transport', () => {
     const a = await listen(1);
     a.t.addPeer(2, b.t.addressString);
     a.t.send([heartbeat(1, 2, 5)]);
-    await waitUntil('a genuine peer after the garbage', () => b.inbox.length === 1);
+    await waitFor('a genuine peer after the garbage', () => b.inbox.length === 1);
   });
 
   it('discards a snapshot stream cut by a disconnect', async () => {
@@ -203,7 +204,7 @@ describe('tcp transport', () => {
     c.socket.write(encodeFrame(FrameType.SnapshotChunk, new Uint8Array(snapshotChunkBytes)));
     await sleep(50);
     c.socket.destroy();
-    await waitUntil('the discard', () => b.logs.some((l) => l.endsWith(`interrupted at ${snapshotChunkBytes}/${3 * snapshotChunkBytes} bytes; discarded`)));
+    await waitFor('the discard', () => b.logs.some((l) => l.endsWith(`interrupted at ${snapshotChunkBytes}/${3 * snapshotChunkBytes} bytes; discarded`)));
     expect(b.inbox).toEqual([]);
     const d = await rawClient(b.t);
     d.socket.write(encodeFrame(FrameType.SnapshotChunk, new Uint8Array(10)));
@@ -224,11 +225,11 @@ describe('tcp transport', () => {
       `warn: tcp transport 1: queue to peer 2 (127.0.0.1:${port}) is full (queueMessagesMax 100, queueBytesMax ${64 * 1024 * 1024}): dropping the oldest messages`,
     ]);
     const b = await listen(2, { port });
-    await waitUntil('the queued messages', () => b.inbox.length === 100, 5000).catch((e) => { throw new Error(`${e.message}: ${b.inbox.length} arrived; ${a.logs.join(' | ')} // ${b.logs.join(' | ')}`); });
+    await waitFor('the queued messages', () => b.inbox.length === 100, 5000).catch((e) => { throw new Error(`${e.message}: ${b.inbox.length} arrived; ${a.logs.join(' | ')} // ${b.logs.join(' | ')}`); });
     // The snapshot survives; of the heartbeats, only the newest 99 do.
     expect(b.inbox.filter((m) => m.type === MessageType.Snap).map((m) => m.snapshot!.data.length)).toEqual([2 * snapshotChunkBytes]);
     expect(b.inbox.filter((m) => m.type === MessageType.Heartbeat).map((m) => m.commit)).toEqual(Array.from({ length: 99 }, (_, i) => 401 + i));
-    await waitUntil('the drop summary', () => a.logs.includes('info: tcp transport 1: dropped 401 messages to peer 2 while its queue was full'));
+    await waitFor('the drop summary', () => a.logs.includes('info: tcp transport 1: dropped 401 messages to peer 2 while its queue was full'));
   });
 
   it('bounds the queue to a peer that stopped reading: drops by bytes and logs', async () => {
@@ -249,7 +250,7 @@ describe('tcp transport', () => {
         a.t.send([m]);
         if (i % 50 === 0) await sleep(5);
       }
-      await waitUntil('the byte bound to bite', () => a.logs.some((l) => l.includes(`is full (queueMessagesMax 4096, queueBytesMax ${queueBytesMax})`)));
+      await waitFor('the byte bound to bite', () => a.logs.some((l) => l.includes(`is full (queueMessagesMax 4096, queueBytesMax ${queueBytesMax})`)));
       expect(a.t.queuedMessages(2)).toBeLessThanOrEqual(Math.ceil(queueBytesMax / data.length));
     } finally {
       for (const socket of accepted) socket.destroy();
@@ -265,11 +266,11 @@ describe('tcp transport', () => {
     b.t.addPeer(1, a.t.addressString);
     a.t.send([heartbeat(1, 2, 1)]);
     b.t.send([heartbeat(2, 1, 2)]);
-    await waitUntil('TLS delivery both ways', () => a.inbox.length === 1 && b.inbox.length === 1);
+    await waitFor('TLS delivery both ways', () => a.inbox.length === 1 && b.inbox.length === 1);
     const plain = await listen(3);
     plain.t.addPeer(2, b.t.addressString);
     plain.t.send([heartbeat(3, 2, 3)]);
-    await waitUntil('the TLS listener to refuse plain TCP', () => b.logs.some((l) => l.includes('TLS handshake with a client failed')));
+    await waitFor('the TLS listener to refuse plain TCP', () => b.logs.some((l) => l.includes('TLS handshake with a client failed')));
     await sleep(100);
     expect(b.inbox.map((m) => m.from)).toEqual([1]);
   });
@@ -277,13 +278,6 @@ describe('tcp transport', () => {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function waitUntil(what: string, done: () => boolean, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!done()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(2);
-  }
-}
 
 /** A port nothing listens on (just released by a throwaway listener). */
 async function freePort(): Promise<number> {
