@@ -56,8 +56,8 @@ describe('tcp transport', () => {
     return { t, inbox, logs };
   }
 
-  /** A raw client that has sent a Hello and received the Accept (unless `expectAccept` is false). */
-  async function rawClient(target: TcpTransport, hello: Partial<Hello> = {}, expectAccept = true): Promise<{ socket: net.Socket; frames: FrameType[]; closed: Promise<void> }> {
+  /** A raw client that has sent a Hello (none when `hello` is null) and received the Accept (unless `expectAccept` is false). */
+  async function rawClient(target: TcpTransport, hello: Partial<Hello> | null = {}, expectAccept = true): Promise<{ socket: net.Socket; frames: FrameType[]; closed: Promise<void> }> {
     const socket = net.connect(target.address.port, '127.0.0.1');
     rawSockets.push(socket);
     const frames: FrameType[] = [];
@@ -105,6 +105,7 @@ describe('tcp transport', () => {
     for (const bad of ['localhost', 'host:0', 'host:70000', ':2380', 'a:b:c'])
       expect(() => t.addPeer(2, bad), bad).toThrow(new TcpTransportError('invalid-address', `peer address "${bad}" is not host:port`));
     expect(() => t.addPeer(1, '127.0.0.1:2380')).toThrow(/own id/);
+    expect(() => t.addPeer(2, '[::1]:2380')).not.toThrow();
   });
 
   it('reconnects after the remote restarts on the same port', async () => {
@@ -137,6 +138,14 @@ describe('tcp transport', () => {
     expect(b.logs.some((l) => l.startsWith('warn: tcp transport 2: refused connection from') && l.endsWith(reason))).toBe(true);
     await sleep(100);
     expect(b.inbox).toEqual([]);
+  });
+
+  it('refuses a connection that sends no Hello in time', async () => {
+    const b = await listen(2, { bounds: { handshakeTimeoutMs: 50 } });
+    const c = await rawClient(b.t, null);
+    await c.closed;
+    expect(c.frames).toEqual([FrameType.Refuse]);
+    expect(b.logs.some((l) => l.endsWith('no hello within 50 ms'))).toBe(true);
   });
 
   it('refuses a Hello meant for another member', async () => {
@@ -175,10 +184,10 @@ describe('tcp transport', () => {
 
   it('closes connections whose framing is broken, and keeps serving others', async () => {
     const b = await listen(2);
-    const garbage = await rawClient(b.t, null as unknown as Partial<Hello>);
+    const garbage = await rawClient(b.t, null);
     garbage.socket.write(new Uint8Array([0, 0, 0, 9, 0xee, 1, 2, 3, 4, 5, 6, 7, 8]));
     await garbage.closed;
-    const hugeBeforeHello = await rawClient(b.t, null as unknown as Partial<Hello>);
+    const hugeBeforeHello = await rawClient(b.t, null);
     hugeBeforeHello.socket.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, FrameType.Hello]));
     await hugeBeforeHello.closed;
     const hugeAfterHello = await rawClient(b.t);

@@ -31,7 +31,7 @@ export interface TcpTransportOptions {
   host?: string;
   tls?: TcpTlsOptions;
   log?: LogFn;
-  bounds?: Partial<LinkBounds> & { handshakeTimeoutMs?: number };
+  bounds?: Partial<TcpBounds>;
 }
 
 export type TcpTransportErrorCode = 'address-in-use' | 'listen-failed' | 'invalid-address' | 'invalid-options';
@@ -45,7 +45,12 @@ export class TcpTransportError extends Error {
   }
 }
 
-const defaultHandshakeTimeoutMs = 5000;
+export type TcpBounds = LinkBounds & {
+  /** An inbound connection that sends no Hello within this is refused. */
+  handshakeTimeoutMs: number;
+};
+
+const defaultBounds: TcpBounds = { ...defaultLinkBounds, handshakeTimeoutMs: 5000 };
 
 export class TcpTransport implements Transport {
   readonly faults = new PeerFaults();
@@ -54,17 +59,16 @@ export class TcpTransport implements Transport {
   private readonly inbound = new Set<InboundConnection>();
   private closing: Promise<void> | null = null;
   private readonly log: LogFn;
-  private readonly bounds: LinkBounds;
 
   private constructor(
     private readonly o: TcpTransportOptions,
     private readonly server: net.Server,
     private readonly sockets: Set<net.Socket>,
+    private readonly bounds: TcpBounds,
     /** Where this member listens. */
     readonly address: { host: string; port: number },
   ) {
     this.log = o.log ?? (() => {});
-    this.bounds = { ...defaultLinkBounds, ...o.bounds };
   }
 
   /** Listens on `host:port` (127.0.0.1 by default) and returns the transport once bound. */
@@ -73,7 +77,7 @@ export class TcpTransport implements Transport {
     if (new TextEncoder().encode(o.clusterToken).length > clusterTokenBytesMax) {
       throw new TcpTransportError('invalid-options', `cluster token is longer than ${clusterTokenBytesMax} bytes`);
     }
-    const bounds = { ...defaultLinkBounds, ...o.bounds };
+    const bounds: TcpBounds = { ...defaultBounds, ...o.bounds };
     for (const [name, v] of Object.entries(bounds)) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TcpTransportError('invalid-options', `bound ${name} is ${v}, not a positive integer`);
     }
@@ -86,9 +90,8 @@ export class TcpTransport implements Transport {
       if (self) self.accept(socket);
       else socket.destroy();
     };
-    const handshakeTimeoutMs = o.bounds?.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs;
     const server = o.tls
-      ? tls.createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: handshakeTimeoutMs }, onSocket)
+      ? tls.createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: bounds.handshakeTimeoutMs }, onSocket)
       : net.createServer(onSocket);
     // Every accepted socket, TLS handshakes in progress included, so close() can end them all.
     const sockets = new Set<net.Socket>();
@@ -104,7 +107,7 @@ export class TcpTransport implements Transport {
       server.listen(o.port, host, () => resolve());
     });
     const bound = server.address() as net.AddressInfo;
-    self = new TcpTransport(o, server, sockets, { host, port: bound.port });
+    self = new TcpTransport(o, server, sockets, bounds, { host, port: bound.port });
     const t = self;
     server.on('error', (err) => t.log('warn', `tcp transport ${o.id}: listener error: ${err.message}`));
     if (o.tls) {
@@ -115,7 +118,8 @@ export class TcpTransport implements Transport {
 
   /** `host:port` of this member's listener, for peers' addPeer. */
   get addressString(): string {
-    return `${this.address.host}:${this.address.port}`;
+    const { host, port } = this.address;
+    return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
   }
 
   start(onMessage: (message: Message) => void): void {
@@ -209,7 +213,7 @@ export class TcpTransport implements Transport {
       selfId: this.o.id,
       clusterToken: this.o.clusterToken,
       log: this.log,
-      handshakeTimeoutMs: this.o.bounds?.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs,
+      handshakeTimeoutMs: this.bounds.handshakeTimeoutMs,
       isBlocked: (peer) => this.faults.isBlocked(peer, 'in'),
       deliver: (m) => {
         if (!this.closing) this.onMessage?.(m);
