@@ -68,7 +68,7 @@ function toMessage(raw: unknown): Message {
   const f = tuple(raw, messageFieldsCount, 'message');
   const type = f[0];
   if (typeof type !== 'number' || !networkMessageTypes.has(type)) {
-    throw new MessageDecodeError(typeof type === 'number' && Number.isInteger(type) && isLocalMessage(type) ? `message type ${type} is local` : `unknown message type ${show(type)}`);
+    throw new MessageDecodeError(typeof type === 'number' && Number.isInteger(type) && isLocalMessage(type) ? `message type ${type} is local` : `unknown message type ${describeDecoded(type)}`);
   }
   const to = id(f[1], 'to');
   const from = id(f[2], 'from');
@@ -76,10 +76,10 @@ function toMessage(raw: unknown): Message {
   const logTerm = uint(f[4], 'logTerm');
   const index = uint(f[5], 'index');
   const rawEntries = f[6];
-  if (!Array.isArray(rawEntries)) throw new MessageDecodeError(`entries is ${show(rawEntries)}, not an array`);
+  if (!Array.isArray(rawEntries)) throw new MessageDecodeError(`entries is ${describeDecoded(rawEntries)}, not an array`);
   const entries = rawEntries.map((e, i) => toEntry(e, i));
   const commit = uint(f[7], 'commit');
-  if (typeof f[8] !== 'boolean') throw new MessageDecodeError(`reject is ${show(f[8])}, not a boolean`);
+  if (typeof f[8] !== 'boolean') throw new MessageDecodeError(`reject is ${describeDecoded(f[8])}, not a boolean`);
   const reject = f[8];
   const rejectHint = uint(f[9], 'rejectHint');
   const snapshot = f[10] === null ? null : toSnapshot(f[10]);
@@ -93,14 +93,14 @@ function toMessage(raw: unknown): Message {
 function toEntry(raw: unknown, i: number): Entry {
   const f = tuple(raw, entryFieldsCount, `entry ${i}`);
   const type = f[2];
-  if (typeof type !== 'number' || !entryTypes.has(type)) throw new MessageDecodeError(`entry ${i} has unknown type ${show(type)}`);
+  if (typeof type !== 'number' || !entryTypes.has(type)) throw new MessageDecodeError(`entry ${i} has unknown type ${describeDecoded(type)}`);
   return { term: uint(f[0], `entry ${i} term`), index: uint(f[1], `entry ${i} index`), type, data: bytesOf(f[3], `entry ${i} data`) };
 }
 
 function toSnapshot(raw: unknown): Snapshot {
   const f = tuple(raw, snapshotFieldsCount, 'snapshot');
   const cs = tuple(f[2], confStateFieldsCount, 'snapshot conf state');
-  if (typeof cs[4] !== 'boolean') throw new MessageDecodeError(`snapshot conf state autoLeave is ${show(cs[4])}, not a boolean`);
+  if (typeof cs[4] !== 'boolean') throw new MessageDecodeError(`snapshot conf state autoLeave is ${describeDecoded(cs[4])}, not a boolean`);
   const confState: ConfState = {
     voters: ids(cs[0], 'voters'),
     learners: ids(cs[1], 'learners'),
@@ -115,13 +115,13 @@ function toSnapshot(raw: unknown): Snapshot {
 }
 
 function tuple(raw: unknown, length: number, what: string): unknown[] {
-  if (!Array.isArray(raw)) throw new MessageDecodeError(`${what} is ${show(raw)}, not an array`);
+  if (!Array.isArray(raw)) throw new MessageDecodeError(`${what} is ${describeDecoded(raw)}, not an array`);
   if (raw.length !== length) throw new MessageDecodeError(`${what} has ${raw.length} fields, expected ${length}`);
   return raw;
 }
 
 function uint(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new MessageDecodeError(`${what} is ${show(v)}, not a safe non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new MessageDecodeError(`${what} is ${describeDecoded(v)}, not a safe non-negative integer`);
   return v;
 }
 
@@ -132,21 +132,29 @@ function id(v: unknown, what: string): number {
 }
 
 function ids(v: unknown, what: string): number[] {
-  if (!Array.isArray(v)) throw new MessageDecodeError(`snapshot ${what} is ${show(v)}, not an array`);
+  if (!Array.isArray(v)) throw new MessageDecodeError(`snapshot ${what} is ${describeDecoded(v)}, not an array`);
   return v.map((x, i) => id(x, `snapshot ${what}[${i}]`));
 }
 
 /** A plain Uint8Array view of the same bytes (msgpackr hands out Buffers in Node). */
 function bytesOf(v: unknown, what: string): Uint8Array {
-  if (!(v instanceof Uint8Array)) throw new MessageDecodeError(`${what} is ${show(v)}, not bytes`);
+  if (!(v instanceof Uint8Array)) throw new MessageDecodeError(`${what} is ${describeDecoded(v)}, not bytes`);
   return v.constructor === Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 }
 
-function show(v: unknown): string {
+/**
+ * Describes a decoded value for an error message without calling anything on it: a peer's
+ * map can carry keys such as `constructor` or `toString`.
+ */
+export function describeDecoded(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (v instanceof Uint8Array) return `${v.byteLength} bytes`;
-  if (typeof v === 'object') return `a ${(v as object).constructor?.name ?? 'object'}`;
+  if (typeof v === 'object' || typeof v === 'function') {
+    const tag = Object.prototype.toString.call(v).slice(8, -1);
+    return `${/^[AEIOU]/.test(tag) ? 'an' : 'a'} ${tag}`;
+  }
   if (typeof v === 'string') return `a string of ${v.length}`;
-  return `${typeof v} ${String(v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' || v === undefined) return `${typeof v} ${String(v)}`;
+  return typeof v;
 }

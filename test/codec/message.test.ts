@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { MessageDecodeError, decodeMessage, encodeMessage, messageFormatVersion } from '../../src/codec/message.ts';
 import { EntryType, MessageType, isLocalMessage, newMessage, type Message } from '../../src/raft/types.ts';
@@ -123,6 +124,19 @@ describe('message codec', () => {
     expect(decodeOrReason(encodeMessage(newMessage(MessageType.Snap, 2, 1, 1)))).toBe('snapshot message without a snapshot');
     expect(decodeOrReason(new Uint8Array([2, 0x90]))).toBe(`format version 2 is not ${messageFormatVersion}`);
     expect(decodeOrReason(new Uint8Array([1]))).toBe('1 bytes is too short');
+  });
+
+  it('describes hostile decoded values without calling anything on them', () => {
+    const packr = new Packr({ useRecords: false });
+    for (const [value, shown] of [
+      [{ constructor: { name: { toString: 1 } } }, 'an Object'],
+      [{ toString: 1, valueOf: 2 }, 'an Object'],
+      [new Map([[1, 2]]), 'an Object'],
+      [new Date(0), 'a Date'],
+    ] as const) {
+      const body = packr.pack([value, 1, 1, 0, 0, 0, [], 0, false, 0, null, null]);
+      expect(decodeOrReason(Uint8Array.of(messageFormatVersion, ...body))).toBe(`unknown message type ${shown}`);
+    }
   });
 
   it('fuzz: random bytes decode to a well-formed message or a MessageDecodeError', () => {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FrameReader, FrameType, FramingError, encodeFrame, frameBytesMax, type Frame } from '../../adapters/transport/tcp/frame.ts';
+import { Packr } from 'msgpackr';
+import { FrameReader, FrameType, FramingError, decodeHello, encodeFrame, encodeHello, frameBytesMax, protocolVersion, type Frame } from '../../adapters/transport/tcp/frame.ts';
 
 const frameTypes = Object.values(FrameType).filter((v): v is FrameType => typeof v === 'number');
 const frameArb = fc.record({ type: fc.constantFrom(...frameTypes), payload: fc.uint8Array({ maxLength: 300 }) });
@@ -74,5 +75,41 @@ describe('frame reader', () => {
     expect(read([0, 0, 0, 0, 4])).toThrow(new FramingError('frame of 0 bytes has no type'));
     expect(read([0, 0, 0, 1, 0])).toThrow(new FramingError('unknown frame type 0'));
     expect(read([0, 0, 4, 1, 4], 1024)).toThrow(new FramingError('frame of 1025 bytes exceeds the limit of 1024'));
+  });
+});
+
+describe('hello', () => {
+  const packr = new Packr({ useRecords: false });
+
+  it('round-trips', () => {
+    const hello = { version: protocolVersion, clusterToken: 'c', from: 1, to: 2 };
+    expect(decodeHello(encodeHello(hello))).toEqual(hello);
+  });
+
+  it('any value or bytes give a Hello or a reason, never an exception', () => {
+    const anyHello = fc.oneof(
+      fc.anything({ withMap: true, withSet: true, withDate: true, withTypedArray: true, withBigInt: true }),
+      fc.tuple(fc.anything(), fc.anything(), fc.anything(), fc.anything()),
+    );
+    fc.assert(
+      fc.property(anyHello, fc.uint8Array({ maxLength: 40 }), (value, bytes) => {
+        let packed: Uint8Array;
+        try {
+          packed = packr.pack(value);
+        } catch {
+          return; // not every JavaScript value has a msgpack form
+        }
+        for (const payload of [packed, bytes]) {
+          const h = decodeHello(payload);
+          if (typeof h !== 'string') expect(h.version).toBe(protocolVersion);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('describes hostile values without calling them', () => {
+    expect(decodeHello(packr.pack([{ toString: 1 }, 'x', 1, 2]))).toBe('protocol version an Object is not 1');
+    expect(decodeHello(packr.pack([1, { valueOf: 1, toString: 2 }, 1, 2]))).toBe('cluster token is an Object, not a string');
   });
 });

@@ -4,6 +4,7 @@
 // must then be closed: nothing after a bad header can be trusted).
 
 import { Packr } from 'msgpackr';
+import { describeDecoded } from '../../../src/codec/message.ts';
 import type { MemberId } from '../../../src/raft/types.ts';
 
 export enum FrameType {
@@ -167,13 +168,13 @@ export function decodeHello(payload: Uint8Array): Hello | string {
   try {
     raw = packr.unpack(payload);
   } catch (err) {
-    return `undecodable hello: ${(err as Error).message}`;
+    return `undecodable hello: ${err instanceof Error ? err.message : describeDecoded(err)}`;
   }
-  if (!Array.isArray(raw) || raw.length !== 4) return 'hello is not a 4-tuple';
+  if (!Array.isArray(raw) || raw.length !== 4) return `hello is ${describeDecoded(raw)}, not a 4-tuple`;
   const [version, clusterToken, from, to] = raw as unknown[];
-  if (version !== protocolVersion) return `protocol version ${String(version)} is not ${protocolVersion}`;
-  if (typeof clusterToken !== 'string') return 'hello without a cluster token';
-  if (!isMemberId(from) || !isMemberId(to)) return `hello with member ids ${String(from)} -> ${String(to)}`;
+  if (version !== protocolVersion) return `protocol version ${describeDecoded(version)} is not ${protocolVersion}`;
+  if (typeof clusterToken !== 'string') return `cluster token is ${describeDecoded(clusterToken)}, not a string`;
+  if (!isMemberId(from) || !isMemberId(to)) return `hello with member ids ${describeDecoded(from)} -> ${describeDecoded(to)}`;
   return { version, clusterToken, from, to };
 }
 

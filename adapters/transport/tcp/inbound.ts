@@ -3,7 +3,7 @@
 // a disconnect is discarded with the connection.
 
 import type net from 'node:net';
-import { MessageDecodeError, decodeMessage } from '../../../src/codec/message.ts';
+import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
 import { MessageType, type MemberId, type Message } from '../../../src/raft/types.ts';
 import {
   FrameReader,
@@ -142,8 +142,9 @@ export class InboundConnection {
     try {
       return decodeMessage(payload);
     } catch (err) {
-      if (!(err instanceof MessageDecodeError)) throw err;
-      this.o.log('warn', `tcp transport ${this.o.selfId}: dropped ${what} from ${this.who()}: ${err.reason}`);
+      // Anything else is a codec bug, but a peer's bytes must not take the member down with it.
+      const reason = err instanceof MessageDecodeError ? err.reason : `codec failure (a bug): ${err instanceof Error ? err.stack : describeDecoded(err)}`;
+      this.o.log('warn', `tcp transport ${this.o.selfId}: dropped ${what} from ${this.who()}: ${reason}`);
       return null;
     }
   }
