@@ -1,0 +1,143 @@
+// etcd's v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance) on @grpc/grpc-js, over the
+// shared EtcdApi. The server is not bound to a port here: listener.ts hands it connections.
+
+import * as grpc from '@grpc/grpc-js';
+import { toApiError, type EtcdApi } from './api.ts';
+import { packageDefinition } from './proto.ts';
+
+/** etcd's default --max-request-bytes: larger requests get "etcdserver: request is too large". */
+export const requestBytesMax = 1.5 * 1024 * 1024;
+/** etcd lets gRPC receive this much above the request limit, so its own error wins below it. */
+export const grpcOverheadBytes = 512 * 1024;
+
+type Wire = Record<string, any>;
+
+const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+  etcdserverpb: Record<'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance', { service: grpc.ServiceDefinition }>;
+};
+
+function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const e = toApiError(err);
+  return { code: e.code as grpc.status, details: e.message };
+}
+
+function unary(fn: (w: Wire) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire> {
+  return (call, callback) => {
+    let pending: Promise<Wire>;
+    try {
+      pending = fn(call.request);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (r) => callback(null, r),
+      (err) => callback(toServiceError(err)),
+    );
+  };
+}
+
+function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
+  return (call) => {
+    const session = api.openWatch((r) => {
+      if (call.destroyed || call.writableEnded) return false;
+      // Flow control: event responses wait (and are re-read from history) while the client's
+      // buffer is full; control responses always go out.
+      if (r.events.length > 0 && call.writableNeedDrain) return false;
+      call.write(r);
+      return true;
+    });
+    call.on('data', (req: Wire) => {
+      try {
+        session.handle(req);
+      } catch (err) {
+        session.close();
+        call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+      }
+    });
+    const end = () => session.close();
+    call.on('end', () => {
+      end();
+      call.end();
+    });
+    call.on('cancelled', end);
+    call.on('error', end);
+    call.on('close', end);
+  };
+}
+
+function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
+  return (call) => {
+    // Answers go out in request order.
+    let chain = Promise.resolve();
+    let failed = false;
+    call.on('data', (req: Wire) => {
+      chain = chain.then(async () => {
+        if (failed || call.destroyed) return;
+        try {
+          call.write(await api.leaseKeepAlive(req));
+        } catch (err) {
+          failed = true;
+          call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+        }
+      });
+    });
+    call.on('end', () => void chain.then(() => call.end()));
+    call.on('error', () => {});
+  };
+}
+
+function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
+  return async (call) => {
+    try {
+      for (const chunk of api.snapshot()) {
+        if (call.destroyed) return;
+        if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
+      }
+      call.end();
+    } catch (err) {
+      call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+    }
+  };
+}
+
+/** A grpc-js server with etcd's services over `api`, not yet bound to any port. */
+export function createGrpcServer(api: EtcdApi): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': requestBytesMax + grpcOverheadBytes,
+    'grpc.max_send_message_length': 2 ** 31 - 1,
+  });
+  const notYet = (what: string) => unary(() => api.unimplemented(what));
+  const services = proto.etcdserverpb;
+  server.addService(services.KV.service, {
+    Range: unary((w) => api.range(w)),
+    Put: unary((w) => api.put(w)),
+    DeleteRange: unary((w) => api.deleteRange(w)),
+    Txn: unary((w) => api.txn(w)),
+    Compact: unary((w) => api.compact(w)),
+  });
+  server.addService(services.Watch.service, { Watch: watch(api) });
+  server.addService(services.Lease.service, {
+    LeaseGrant: unary((w) => api.leaseGrant(w)),
+    LeaseRevoke: unary((w) => api.leaseRevoke(w)),
+    LeaseKeepAlive: leaseKeepAlive(api),
+    LeaseTimeToLive: unary((w) => api.leaseTimeToLive(w)),
+    LeaseLeases: unary((w) => api.leaseLeases(w)),
+  });
+  server.addService(services.Cluster.service, {
+    MemberAdd: notYet('MemberAdd'),
+    MemberRemove: notYet('MemberRemove'),
+    MemberUpdate: notYet('MemberUpdate'),
+    MemberList: unary((w) => api.memberList(w)),
+    MemberPromote: notYet('MemberPromote'),
+  });
+  server.addService(services.Maintenance.service, {
+    Alarm: unary((w) => api.alarm(w)),
+    Status: unary((w) => api.status(w)),
+    Defragment: unary((w) => api.defragment(w)),
+    Hash: unary((w) => api.hash(w)),
+    HashKV: unary((w) => api.hashKV(w)),
+    Snapshot: snapshot(api),
+    MoveLeader: unary((w) => api.moveLeader(w)),
+  });
+  return server;
+}
