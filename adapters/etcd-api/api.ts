@@ -3,7 +3,6 @@
 // member id, revision, Raft term); every failure is an EtcdApiError with etcd's gRPC status
 // code and exact message.
 
-import { createHash } from 'node:crypto';
 import { MemberError } from '../../src/server/member.ts';
 import { Errors, MvccError } from '../../src/mvcc/errors.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
@@ -22,6 +21,7 @@ import type {
   WatchResponse,
 } from '../../src/mvcc/types.ts';
 import { StateRole } from '../../src/raft/types.ts';
+import { encodeSnapshotFile } from './snapshot-file.ts';
 
 /** The server version etcdctl shows; meshkv serves etcd 3.4's API. */
 export const etcdVersion = '3.4.23';
@@ -359,13 +359,11 @@ export class EtcdApi {
   }
 
   /**
-   * The store image as etcd streams it: chunks with the bytes still to come, and a sha256 of
-   * the image as the stream's last 32 bytes (etcdctl and etcdutl check it on restore).
+   * The store image as etcd streams a snapshot: chunks with the bytes still to come, the whole
+   * framed so that etcdctl's checks pass (see snapshot-file.ts).
    */
   *snapshot(): Generator<Wire> {
-    const image = this.kv.mvcc.snapshot().encode();
-    const digest = createHash('sha256').update(image).digest();
-    const all = Buffer.concat([image, digest]);
+    const all = encodeSnapshotFile(this.kv.mvcc.snapshot().encode());
     const header = this.header();
     for (let at = 0; at < all.length; at += snapshotChunkBytesMax) {
       const blob = all.subarray(at, at + snapshotChunkBytesMax);
@@ -394,6 +392,11 @@ export class EtcdApi {
       cancel_reason: r.cancelReason,
       events: r.events.map((e) => ({ type: e.type, kv: keyValue(e.kv), prev_kv: e.prevKv ? keyValue(e.prevKv) : null })),
     };
+  }
+
+  /** Watchers open across every watch stream this API serves. */
+  get watcherCount(): number {
+    return this.watchersOpen;
   }
 
   /** @internal */
