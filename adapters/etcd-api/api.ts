@@ -208,10 +208,13 @@ export class EtcdApi {
     this.kv = opts.kv;
     this.clusterId = opts.clusterId;
     this.members = opts.members;
-    this.unsubscribe = opts.kv.member.onChange((e) => {
-      if (e.leader !== 0 && e.leader !== this.lastLeader) this.leaderChangesSeen++;
-      this.lastLeader = e.leader;
-    });
+    this.observeLeader(opts.kv.member.status().lead);
+    this.unsubscribe = opts.kv.member.onChange((e) => this.observeLeader(e.leader));
+  }
+
+  private observeLeader(leader: number): void {
+    if (leader !== 0 && leader !== this.lastLeader) this.leaderChangesSeen++;
+    this.lastLeader = leader;
   }
 
   close(): void {

@@ -60,6 +60,7 @@ function parseUrls(flag: string, text: string): URL[] {
   const parts = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (parts.length === 0) throw new ConfigError(`--${flag} needs at least one URL`);
   return parts.map((part) => {
+    if (!part.includes('://')) throw new ConfigError(`--${flag}: ${part}: give a scheme, e.g. http://${part}`);
     let url: URL;
     try {
       url = new URL(part);
