@@ -33,6 +33,7 @@ export const Status = {
   Unknown: 2,
   InvalidArgument: 3,
   NotFound: 5,
+  ResourceExhausted: 8,
   FailedPrecondition: 9,
   Unimplemented: 12,
   Internal: 13,

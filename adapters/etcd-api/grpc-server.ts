@@ -2,7 +2,7 @@
 // shared EtcdApi. The server is not bound to a port here: listener.ts hands it connections.
 
 import * as grpc from '@grpc/grpc-js';
-import { toApiError, type EtcdApi } from './api.ts';
+import { EtcdApiError, Status, toApiError, type EtcdApi } from './api.ts';
 import { packageDefinition } from './proto.ts';
 
 /** etcd's default --max-request-bytes: larger requests get "etcdserver: request is too large". */
@@ -65,19 +65,32 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   };
 }
 
+/** Keep-alives a stream may have in flight; a client that floods past it is cut off. */
+export const keepAlivesPendingMax = 1024;
+
 function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   return (call) => {
     // Answers go out in request order.
     let chain = Promise.resolve();
+    let pending = 0;
     let failed = false;
+    const fail = (err: unknown) => {
+      failed = true;
+      call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+    };
     call.on('data', (req: Wire) => {
+      if (failed) return;
+      if (++pending > keepAlivesPendingMax) {
+        fail(new EtcdApiError(Status.ResourceExhausted, `meshkv: more than ${keepAlivesPendingMax} keep-alives in flight on one stream`));
+        return;
+      }
       chain = chain.then(async () => {
+        pending--;
         if (failed || call.destroyed) return;
         try {
           call.write(await api.leaseKeepAlive(req));
         } catch (err) {
-          failed = true;
-          call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+          fail(err);
         }
       });
     });

@@ -6,7 +6,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { etcdctl, requireEtcdctl, waitFor } from './harness.ts';
+import { etcdctl, requireEtcdctl, spawnEtcdctl, waitFor } from './harness.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 
@@ -74,8 +74,12 @@ describe('meshkv CLI', () => {
     expect(await etcdctl(endpoint, ['put', 'persist', 'me'])).toMatchObject({ code: 0, stdout: 'OK\n' });
     expect((await etcdctl(endpoint, ['member', 'list'])).stdout).toMatch(new RegExp(`^[0-9a-f]+, started, one, http://localhost:2380, http://${endpoint}, false\\n$`));
     for (const line of first.logs) expect(() => JSON.parse(line), line).not.toThrow();
+    // An open watch stream must not hold up the shutdown.
+    const watch = spawnEtcdctl(endpoint, ['watch', 'persist']);
+    await new Promise((r) => setTimeout(r, 300));
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
+    watch.stop();
     expect(first.logs.some((l) => JSON.parse(l).msg === 'stopped')).toBe(true);
 
     const second = meshkv(args);

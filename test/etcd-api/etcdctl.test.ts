@@ -138,6 +138,18 @@ describe('etcdctl against meshkv', () => {
     expect((await ctl('lease', 'timetolive', id)).stdout).toBe(`lease ${id} already expired\n`);
   });
 
+  it('lease keep-alive keeps renewing over one stream until stopped', async () => {
+    const id = /^lease ([0-9a-f]{16}) /.exec((await ctl('lease', 'grant', '3')).stdout)![1];
+    const k = spawnEtcdctl(s.endpoint, ['lease', 'keep-alive', id]);
+    try {
+      await waitFor('two renewals', () => k.lines.length >= 2, 10_000);
+      expect(k.lines.slice(0, 2)).toEqual([`lease ${id} keepalived with TTL(3)`, `lease ${id} keepalived with TTL(3)`]);
+    } finally {
+      k.stop();
+    }
+    await ctl('lease', 'revoke', id);
+  });
+
   it('endpoint status, member list, hashkv, alarm list, defrag', async () => {
     const status = s.kv.member.status();
     const line = (await ctl('endpoint', 'status')).stdout;

@@ -71,6 +71,15 @@ describe('gRPC services', () => {
     );
   });
 
+  it('a request beyond gRPC\'s receive limit gets RESOURCE_EXHAUSTED and the server keeps serving', async () => {
+    const big = new pb.KV(s.endpoint, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+    await expect(unaryCall(big, 'Put', { key: Buffer.from('huge'), value: Buffer.alloc(3 * 1024 * 1024) })).rejects.toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+    });
+    big.close();
+    await expect(unaryCall(kvClient, 'Put', { key: Buffer.from('small'), value: Buffer.from('ok') })).resolves.toHaveProperty('header');
+  });
+
   it('watch: chosen ids, duplicate ids refused, cancel, progress', async () => {
     const { call, got } = openWatch();
     call.write({ create_request: { key: Buffer.from('p'), watch_id: '7' } });
