@@ -202,6 +202,8 @@ export class EtcdApi {
   private watchersOpen = 0;
   private leaderChangesSeen = 0;
   private lastLeader = 0;
+  /** Raft term for response headers, kept from member events (status() copies progress maps). */
+  private term: number;
   private readonly unsubscribe: () => void;
   private snapshotSizeCache = { revision: -1, bytes: 0 };
 
@@ -209,8 +211,13 @@ export class EtcdApi {
     this.kv = opts.kv;
     this.clusterId = opts.clusterId;
     this.members = opts.members;
-    this.observeLeader(opts.kv.member.status().lead);
-    this.unsubscribe = opts.kv.member.onChange((e) => this.observeLeader(e.leader));
+    const status = opts.kv.member.status();
+    this.term = status.term;
+    this.observeLeader(status.lead);
+    this.unsubscribe = opts.kv.member.onChange((e) => {
+      this.term = e.term;
+      this.observeLeader(e.leader);
+    });
   }
 
   private observeLeader(leader: number): void {
@@ -227,7 +234,7 @@ export class EtcdApi {
       cluster_id: this.clusterId,
       member_id: String(this.kv.id),
       revision,
-      raft_term: this.kv.member.status().term,
+      raft_term: this.term,
     };
   }
 

@@ -1,6 +1,7 @@
 // The gRPC services driven by a raw grpc-js client on meshkv's own protos: watch ids, cancel,
 // progress, compaction, flow control, and error mapping.
 
+import { connect } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdApiError, Status, toApiError } from '../../adapters/etcd-api/api.ts';
@@ -78,6 +79,18 @@ describe('gRPC services', () => {
     });
     big.close();
     await expect(unaryCall(kvClient, 'Put', { key: Buffer.from('small'), value: Buffer.from('ok') })).resolves.toHaveProperty('header');
+  });
+
+  it('garbage on the client port (after an HTTP/2 preface or not) closes that connection only', async () => {
+    const [host, port] = s.endpoint.split(':');
+    for (const junk of ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\xff\xff\xff garbage', '\x16\x03\x01 not http at all\r\n\r\n']) {
+      const socket = connect(Number(port), host);
+      socket.on('error', () => {});
+      socket.resume(); // read the server's answer, so its close is seen
+      socket.end(Buffer.from(junk, 'latin1'));
+      await new Promise((r) => socket.on('close', r));
+    }
+    await expect(unaryCall(kvClient, 'Range', { key: Buffer.from('g') })).resolves.toHaveProperty('header');
   });
 
   it('watch: chosen ids, duplicate ids refused, cancel, progress', async () => {
