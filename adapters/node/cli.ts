@@ -4,7 +4,7 @@
 import { StorageError } from '../storage/errors.ts';
 import { ListenError } from '../etcd-api/listener.ts';
 import { ConfigError, parseConfig, usage } from './config.ts';
-import { startNodeMember, type LogFn } from './node-member.ts';
+import { StartError, startNodeMember, type LogFn } from './node-member.ts';
 
 const log: LogFn = (level, msg, fields = {}) => {
   process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   try {
     node = await startNodeMember(config, { log });
   } catch (err) {
-    if (err instanceof StorageError || err instanceof ListenError) fail(err.message, 1);
+    if (err instanceof StorageError || err instanceof ListenError || err instanceof StartError) fail(err.message, 1);
     throw err;
   }
   log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });

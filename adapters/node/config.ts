@@ -11,8 +11,16 @@ export interface NodeConfig {
   listenClientUrls: URL[];
   /** What MemberList tells clients; defaults to the listen URLs. */
   advertiseClientUrls: string[];
-  /** What MemberList shows as this member's peer URL (peers arrive with the TCP transport). */
+  /** This member's peer URLs, as the other members reach it. */
   advertisePeerUrls: string[];
+  /** Every initial member, this one included (etcd's --initial-cluster). */
+  initialCluster: InitialMember[];
+}
+
+export interface InitialMember {
+  name: string;
+  id: number;
+  peerUrls: string[];
 }
 
 export class ConfigError extends Error {}
@@ -38,8 +46,13 @@ export const flags: Record<string, FlagSpec> = {
   },
   'initial-advertise-peer-urls': {
     env: 'MESHKV_INITIAL_ADVERTISE_PEER_URLS',
-    help: 'Peer URL shown in member list (peer traffic arrives with the TCP transport).',
+    help: "This member's peer URLs, as other members reach it.",
     defaultValue: 'http://localhost:2380',
+  },
+  'initial-cluster': {
+    env: 'MESHKV_INITIAL_CLUSTER',
+    help: 'Initial members as name=peerURL,... (default: this member alone).',
+    defaultValue: '',
   },
 };
 
@@ -105,7 +118,30 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   const advertiseClientUrls =
     advertised === '' ? listenClientUrls.map((u) => u.origin) : parseUrls('advertise-client-urls', advertised).map((u) => u.origin);
   const advertisePeerUrls = parseUrls('initial-advertise-peer-urls', value('initial-advertise-peer-urls')).map((u) => u.origin);
-  return { kind: 'start', config: { name, dataDir, listenClientUrls, advertiseClientUrls, advertisePeerUrls } };
+  const clusterText = value('initial-cluster');
+  const initialCluster =
+    clusterText === '' ? [{ name, id: memberIdOf(name), peerUrls: advertisePeerUrls }] : parseInitialCluster(clusterText);
+  if (!initialCluster.some((m) => m.name === name)) {
+    throw new ConfigError(`--initial-cluster has no member named ${JSON.stringify(name)} (this member's --name)`);
+  }
+  return { kind: 'start', config: { name, dataDir, listenClientUrls, advertiseClientUrls, advertisePeerUrls, initialCluster } };
+}
+
+/** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */
+function parseInitialCluster(text: string): InitialMember[] {
+  const byName = new Map<string, InitialMember>();
+  for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--initial-cluster: ${JSON.stringify(pair)} is not name=peerURL`);
+    const memberName = pair.slice(0, eq);
+    const [url] = parseUrls('initial-cluster', pair.slice(eq + 1));
+    let m = byName.get(memberName);
+    if (m === undefined) byName.set(memberName, (m = { name: memberName, id: memberIdOf(memberName), peerUrls: [] }));
+    m.peerUrls.push(url.origin);
+  }
+  const ids = new Set([...byName.values()].map((m) => m.id));
+  if (ids.size !== byName.size) throw new ConfigError('--initial-cluster: two member names hash to the same member id; rename one');
+  return [...byName.values()];
 }
 
 /**

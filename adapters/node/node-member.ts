@@ -8,15 +8,20 @@ import { MemoryHub } from '../transport/memory.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { clusterIdOf, memberIdOf, type NodeConfig } from './config.ts';
+import { clusterIdOf, type InitialMember, type NodeConfig } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 export interface NodeMemberDeps {
   log: LogFn;
-  /** Builds the peer transport for this member; default: a one-member in-process transport. */
-  transport?: (self: MemberId, peers: readonly MemberId[]) => Transport;
+  /**
+   * Builds the peer transport, given this member and every initial member with its peer URLs.
+   * Without one, only a single-member cluster can start (an in-process transport to nobody).
+   */
+  transport?: (self: InitialMember, members: readonly InitialMember[]) => Transport;
 }
+
+export class StartError extends Error {}
 
 export interface NodeMember {
   id: MemberId;
@@ -25,13 +30,20 @@ export interface NodeMember {
   stop(): Promise<void>;
 }
 
-function singleMemberTransport(self: MemberId): Transport {
-  return new MemoryHub().connect(self);
+function singleMemberTransport(self: InitialMember): Transport {
+  return new MemoryHub().connect(self.id);
 }
 
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
-  const id = memberIdOf(config.name);
-  const peers = [id];
+  const self = config.initialCluster.find((m) => m.name === config.name)!;
+  if (config.initialCluster.length > 1 && deps.transport === undefined) {
+    throw new StartError(
+      `--initial-cluster names ${config.initialCluster.length} members, but this build has no peer transport yet ` +
+        '(multi-member clusters arrive with the TCP transport); start a single member',
+    );
+  }
+  const id = self.id;
+  const peers = config.initialCluster.map((m) => m.id);
   const log = deps.log;
   const storage = await FsWalStorage.open(config.dataDir, {
     logger: {
@@ -47,7 +59,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       peers,
       clock: systemClock,
       storage,
-      transport: (deps.transport ?? singleMemberTransport)(id, peers),
+      transport: deps.transport ? deps.transport(self, config.initialCluster) : singleMemberTransport(self),
       random: Math.random,
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
@@ -68,10 +80,12 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           host,
           port: Number(url.port),
           clusterId,
-          members: (memberId) =>
-            memberId === id
-              ? { name: config.name, peerURLs: config.advertisePeerUrls, clientURLs: config.advertiseClientUrls }
-              : undefined,
+          members: (memberId) => {
+            if (memberId === id) return { name: config.name, peerURLs: config.advertisePeerUrls, clientURLs: config.advertiseClientUrls };
+            // Other members' client URLs are unknown until they publish them (not yet).
+            const m = config.initialCluster.find((c) => c.id === memberId);
+            return m && { name: m.name, peerURLs: m.peerUrls, clientURLs: [] };
+          },
         }),
       );
     }

@@ -116,6 +116,14 @@ describe('meshkv CLI', () => {
     }
   });
 
+  it('refuses a multi-member --initial-cluster until a peer transport exists', async () => {
+    const r = meshkv(['--name', 'a', '--data-dir', join(tempDir(), 'data'), '--initial-cluster', 'a=http://127.0.0.1:2380,b=http://127.0.0.1:2381']);
+    expect(await r.exited).toBe(1);
+    expect(JSON.parse(r.logs.find((l) => l.includes('"error"'))!).msg).toBe(
+      '--initial-cluster names 2 members, but this build has no peer transport yet (multi-member clusters arrive with the TCP transport); start a single member',
+    );
+  });
+
   it('refuses unknown flags and bad URLs with a usage error', async () => {
     const unknown = meshkv(['--bogus', 'x']);
     expect(await unknown.exited).toBe(2);

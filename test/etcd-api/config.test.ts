@@ -27,7 +27,18 @@ describe('meshkv configuration', () => {
     expect(c.advertiseClientUrls).toEqual(['http://10.0.0.1:2379']);
   });
 
+  it('reads etcd\'s --initial-cluster form, and defaults to this member alone', () => {
+    expect(start(['--name', 'solo']).initialCluster).toEqual([{ name: 'solo', id: memberIdOf('solo'), peerUrls: ['http://localhost:2380'] }]);
+    const c = start(['--name', 'b', '--initial-cluster', 'a=http://10.0.0.1:2380,b=http://10.0.0.2:2380,b=http://10.0.1.2:2380']);
+    expect(c.initialCluster).toEqual([
+      { name: 'a', id: memberIdOf('a'), peerUrls: ['http://10.0.0.1:2380'] },
+      { name: 'b', id: memberIdOf('b'), peerUrls: ['http://10.0.0.2:2380', 'http://10.0.1.2:2380'] },
+    ]);
+  });
+
   it.each([
+    [['--name=c', '--initial-cluster=a=http://h:2380'], '--initial-cluster has no member named "c" (this member\'s --name)'],
+    [['--initial-cluster=http://h:2380'], '--initial-cluster: "http://h:2380" is not name=peerURL'],
     [['--nope'], 'unknown flag --nope (see meshkv --help)'],
     [['--name'], 'flag --name needs a value'],
     [['stray'], 'unexpected argument "stray" (meshkv takes only flags; see meshkv --help)'],
