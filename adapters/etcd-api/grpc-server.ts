@@ -36,6 +36,30 @@ function unary(fn: (w: Wire) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire>
   };
 }
 
+/**
+ * etcd's clients mark streams with the "hasleader" metadata when they would rather fail than
+ * wait on a member without a leader: such a stream is refused, or ended once the leader is lost,
+ * with "etcdserver: no leader" (etcd's stream interceptor and leader monitor).
+ */
+function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreamingCall<Req, Res>): grpc.handleBidiStreamingCall<Req, Res> {
+  return (call) => {
+    if (call.metadata.get('hasleader')[0] !== 'true') return handler(call);
+    const noLeader = () => {
+      const err = toServiceError(new EtcdApiError(Status.Unavailable, 'etcdserver: no leader'));
+      call.emit('error', Object.assign(new Error(err.details), err));
+    };
+    if (api.kv.member.status().lead === 0) return noLeader();
+    const unsubscribe = api.kv.member.onChange((e) => {
+      if (e.leader !== 0) return;
+      unsubscribe();
+      noLeader();
+    });
+    call.on('close', unsubscribe);
+    call.on('error', unsubscribe);
+    handler(call);
+  };
+}
+
 function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   return (call) => {
     const session = api.openWatch((r) => {
@@ -128,11 +152,11 @@ export function createGrpcServer(api: EtcdApi): grpc.Server {
     Txn: unary((w) => api.txn(w)),
     Compact: unary((w) => api.compact(w)),
   });
-  server.addService(services.Watch.service, { Watch: watch(api) });
+  server.addService(services.Watch.service, { Watch: requireLeader(api, watch(api)) });
   server.addService(services.Lease.service, {
     LeaseGrant: unary((w) => api.leaseGrant(w)),
     LeaseRevoke: unary((w) => api.leaseRevoke(w)),
-    LeaseKeepAlive: leaseKeepAlive(api),
+    LeaseKeepAlive: requireLeader(api, leaseKeepAlive(api)),
     LeaseTimeToLive: unary((w) => api.leaseTimeToLive(w)),
     LeaseLeases: unary((w) => api.leaseLeases(w)),
   });
