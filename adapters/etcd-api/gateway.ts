@@ -141,27 +141,113 @@ function parseRequest(res: ServerResponse, typeName: string, json: unknown): Wir
   }
 }
 
-/** Streams watch responses, one JSON object per line, until the client disconnects. */
-async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const json = await readJson(req, res, 3);
-  if (json === undefined) return;
-  const first = parseRequest(res, 'etcdserverpb.WatchRequest', json);
-  if (first === undefined) return;
-  res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
-  const session = api.openWatch((r) => {
-    if (res.destroyed || res.writableEnded) return false;
-    if (r.events.length > 0 && res.writableNeedDrain) return false;
-    res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
-    return true;
-  });
-  res.on('close', () => session.close());
-  try {
-    session.handle(first);
-  } catch (err) {
-    const e = toApiError(err);
-    res.end(JSON.stringify({ error: { grpc_code: e.code, http_code: httpStatusOf(e.code), message: e.message } }) + '\n');
-    session.close();
+/**
+ * Splits a byte stream of concatenated JSON objects (newline-separated or not) into one text per
+ * object, tracking nesting outside strings. Bounded: an object may not exceed gatewayBodyBytesMax.
+ */
+export class JsonObjectSplitter {
+  private buffer = '';
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private start = -1;
+  private scanned = 0;
+
+  /** Feeds text; returns the objects it completed. Throws on text outside an object. */
+  push(text: string): string[] {
+    this.buffer += text;
+    const out: string[] = [];
+    for (let i = this.scanned; i < this.buffer.length; i++) {
+      const c = this.buffer[i];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+      } else if (c === '"') {
+        this.inString = true;
+      } else if (c === '{') {
+        if (this.depth++ === 0) this.start = i;
+      } else if (c === '}') {
+        if (--this.depth < 0) throw new SyntaxError(`unexpected "}" at byte ${i}`);
+        if (this.depth === 0) out.push(this.buffer.slice(this.start, i + 1));
+      } else if (this.depth === 0 && !/\s/.test(c)) {
+        throw new SyntaxError(`unexpected ${JSON.stringify(c)} between JSON objects`);
+      }
+    }
+    if (this.depth === 0) {
+      this.buffer = '';
+      this.scanned = 0;
+    } else {
+      this.buffer = this.buffer.slice(this.start);
+      this.start = 0;
+      this.scanned = this.buffer.length;
+      if (this.buffer.length > gatewayBodyBytesMax) throw new SyntaxError(`a JSON object larger than ${gatewayBodyBytesMax} bytes`);
+    }
+    return out;
   }
+
+  /** True when the stream ended in the middle of an object. */
+  get incomplete(): boolean {
+    return this.depth > 0;
+  }
+}
+
+/**
+ * Streams watch responses, one JSON object per line, until the client disconnects. The request
+ * body is a stream of WatchRequest objects (create, cancel, progress), read as they arrive.
+ */
+async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let session: ReturnType<EtcdApi['openWatch']> | null = null;
+  const splitter = new JsonObjectSplitter();
+  const decoder = new TextDecoder();
+  /** A failure before the stream started is a 400; after, an error line ends the stream. */
+  const fail = (code: number, message: string) => {
+    if (session === null) return sendError(res, code, message, 400);
+    res.end(JSON.stringify({ error: { grpc_code: code, http_code: httpStatusOf(code), message } }) + '\n');
+    session.close();
+  };
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      let texts: string[];
+      try {
+        texts = splitter.push(decoder.decode(chunk, { stream: true }));
+      } catch (err) {
+        return fail(3, `malformed JSON body: ${(err as Error).message}`);
+      }
+      for (const text of texts) {
+        let wire: Wire;
+        try {
+          wire = messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
+        } catch (err) {
+          const message = err instanceof JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
+          return fail(3, message);
+        }
+        if (session === null) {
+          res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
+          session = api.openWatch((r) => {
+            if (res.destroyed || res.writableEnded) return false;
+            if (r.events.length > 0 && res.writableNeedDrain) return false;
+            res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
+            return true;
+          });
+          const opened = session;
+          res.on('close', () => opened.close());
+        }
+        try {
+          session.handle(wire);
+        } catch (err) {
+          const e = toApiError(err);
+          return fail(e.code, e.message);
+        }
+      }
+    }
+  } catch {
+    // The client went away while sending: the response's close handler cleans up.
+    return;
+  }
+  if (splitter.incomplete) return fail(3, 'malformed JSON body: unexpected end of input');
+  if (session === null) return fail(3, 'malformed JSON body: no watch request');
+  // The body is complete; the stream stays open until the client disconnects (as etcd's does).
 }
 
 /** The gateway's request handler for a node:http server. */

@@ -2,6 +2,7 @@
 // 3.4.23's gateway answers to the same requests (recorded once; only ids and revisions differ).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { JsonObjectSplitter } from '../../adapters/etcd-api/gateway.ts';
 import { serve, waitFor, type Served } from './harness.ts';
 
 let s: Served;
@@ -149,6 +150,58 @@ describe('JSON gateway', () => {
     controller.abort();
     await reading;
     await waitFor('the watcher to close', () => s.listener.api.watcherCount === 0);
+  });
+
+  it('watch reads further requests from the same streaming body: a second watch, then a cancel', async () => {
+    const { request } = await import('node:http');
+    const [host, port] = s.endpoint.split(':');
+    const lines: any[] = [];
+    const req = request({ host, port: Number(port), method: 'POST', path: '/v3/watch' });
+    req.on('error', () => {});
+    req.on('response', (res) => {
+      let partial = '';
+      res.on('data', (d: Buffer) => {
+        const parts = (partial + d.toString()).split('\n');
+        partial = parts.pop()!;
+        lines.push(...parts.map((p) => JSON.parse(p).result));
+      });
+      res.on('error', () => {});
+    });
+    req.write(JSON.stringify({ create_request: { key: b64('s1') } }));
+    await waitFor('the first watch', () => lines.length === 1);
+    // Split mid-object on purpose: the gateway must reassemble it.
+    const second = JSON.stringify({ create_request: { key: b64('s2'), watch_id: '5' } }) + '\n';
+    req.write(second.slice(0, 10));
+    await new Promise((r) => setTimeout(r, 20));
+    req.write(second.slice(10));
+    await waitFor('the second watch', () => lines.length === 2);
+    expect(lines[1]).toMatchObject({ watch_id: '5', created: true });
+    await post('/v3/kv/put', { key: b64('s2'), value: b64('v') });
+    await waitFor('the event', () => lines.length === 3);
+    expect(lines[2]).toMatchObject({ watch_id: '5', events: [{ kv: { key: b64('s2') } }] });
+    req.write(JSON.stringify({ cancel_request: { watch_id: '5' } }));
+    await waitFor('the cancel', () => lines.length === 4);
+    expect(lines[3]).toMatchObject({ watch_id: '5', canceled: true });
+    expect(s.listener.api.watcherCount).toBe(1);
+    req.destroy();
+    await waitFor('the watchers to close', () => s.listener.api.watcherCount === 0);
+  });
+
+  it('a malformed watch body gets a 400', async () => {
+    const bad = await post('/v3/watch', '{"create_request": {"key": 5}}');
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toBe('request.create_request.key: expected base64 bytes, got 5');
+    const truncated = await post('/v3/watch', '{"create_request": {');
+    expect(truncated.json.error).toBe('malformed JSON body: unexpected end of input');
+  });
+
+  it('the JSON object splitter handles strings with braces, escapes and chunk boundaries', () => {
+    const splitter = new JsonObjectSplitter();
+    expect(splitter.push('{"a":"}{\\"x"')).toEqual([]);
+    expect(splitter.push('}\n{"b":{"c":1}}{')).toEqual(['{"a":"}{\\"x"}', '{"b":{"c":1}}']);
+    expect(splitter.incomplete).toBe(true);
+    expect(splitter.push('}')).toEqual(['{}']);
+    expect(() => new JsonObjectSplitter().push('x{}')).toThrow('unexpected "x" between JSON objects');
   });
 
   it('GET /health and /metrics', async () => {
