@@ -4,11 +4,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { EtcdApiError, Status, toApiError, type EtcdApi } from './api.ts';
 import { packageDefinition } from './proto.ts';
+import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
 
-/** etcd's default --max-request-bytes: larger requests get "etcdserver: request is too large". */
-export const requestBytesMax = 1.5 * 1024 * 1024;
 /** etcd lets gRPC receive this much above the request limit, so its own error wins below it. */
 export const grpcOverheadBytes = 512 * 1024;
+/** Larger messages are refused by grpc-js with RESOURCE_EXHAUSTED, as etcd's gRPC server does. */
+export const grpcReceiveBytesMax = DEFAULT_LIMITS.requestBytesMax + grpcOverheadBytes;
 
 type Wire = Record<string, any>;
 
@@ -19,6 +20,11 @@ const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
 function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   const e = toApiError(err);
   return { code: e.code as grpc.status, details: e.message };
+}
+
+/** Ends a streaming call with etcd's status for `err`. */
+function failStream(call: { emit(event: 'error', err: Error): boolean }, err: unknown): void {
+  call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
 }
 
 function unary(fn: (w: Wire) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire> {
@@ -44,10 +50,7 @@ function unary(fn: (w: Wire) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire>
 function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreamingCall<Req, Res>): grpc.handleBidiStreamingCall<Req, Res> {
   return (call) => {
     if (call.metadata.get('hasleader')[0] !== 'true') return handler(call);
-    const noLeader = () => {
-      const err = toServiceError(new EtcdApiError(Status.Unavailable, 'etcdserver: no leader'));
-      call.emit('error', Object.assign(new Error(err.details), err));
-    };
+    const noLeader = () => failStream(call, new EtcdApiError(Status.Unavailable, 'etcdserver: no leader'));
     if (api.kv.member.status().lead === 0) return noLeader();
     const unsubscribe = api.kv.member.onChange((e) => {
       if (e.leader !== 0) return;
@@ -75,7 +78,7 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
         session.handle(req);
       } catch (err) {
         session.close();
-        call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+        failStream(call, err);
       }
     });
     const end = () => session.close();
@@ -100,7 +103,7 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
     let failed = false;
     const fail = (err: unknown) => {
       failed = true;
-      call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+      failStream(call, err);
     };
     call.on('data', (req: Wire) => {
       if (failed) return;
@@ -125,14 +128,19 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
 
 function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
   return async (call) => {
+    let gone = false;
+    const onGone = () => (gone = true);
+    call.once('cancelled', onGone);
+    call.once('close', onGone);
     try {
       for (const chunk of api.snapshot()) {
-        if (call.destroyed) return;
-        if (!call.write(chunk)) await new Promise((r) => call.once('drain', r));
+        if (gone || call.destroyed) return;
+        // Waits for the client to read (or to go away) before making the next chunk.
+        if (!call.write(chunk)) await new Promise((r) => (call.once('drain', r), call.once('cancelled', r), call.once('close', r)));
       }
       call.end();
     } catch (err) {
-      call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+      failStream(call, err);
     }
   };
 }
@@ -140,7 +148,7 @@ function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
 /** A grpc-js server with etcd's services over `api`, not yet bound to any port. */
 export function createGrpcServer(api: EtcdApi): grpc.Server {
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': requestBytesMax + grpcOverheadBytes,
+    'grpc.max_receive_message_length': grpcReceiveBytesMax,
     'grpc.max_send_message_length': 2 ** 31 - 1,
   });
   const notYet = (what: string) => unary(() => api.unimplemented(what));

@@ -169,6 +169,9 @@ describe('etcdctl against meshkv', () => {
 
   it('snapshot save writes the framed store image followed by its sha256, as etcd does', async () => {
     await ctl('put', 'snap', 'shot');
+    // Enough data for many 32 KiB chunks.
+    const bulk = new Uint8Array(64 * 1024).fill(7);
+    for (let i = 0; i < 40; i++) await s.kv.put({ key: new TextEncoder().encode(`bulk/${i}`), value: bulk });
     const dir = mkdtempSync(join(tmpdir(), 'meshkv-snap-'));
     try {
       const path = join(dir, 'snap.db');
@@ -181,6 +184,8 @@ describe('etcdctl against meshkv', () => {
       const restored = new MvccStateMachine();
       restored.restore(decodeSnapshotFile(file));
       expect(dec.decode(restored.range({ key: new TextEncoder().encode('snap') }).kvs[0].value)).toBe('shot');
+      expect(restored.range({ key: new TextEncoder().encode('bulk/'), rangeEnd: new TextEncoder().encode('bulk0'), countOnly: true }).count).toBe(40);
+      expect(restored.hash()).toBe(s.kv.mvcc.hash());
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
