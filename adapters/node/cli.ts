@@ -41,6 +41,17 @@ async function main(): Promise<void> {
   }
   log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });
   for (const l of node.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  const ready = (leader: number, term: number) => log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
+  const now = node.kv.member.status();
+  if (now.lead !== 0) {
+    ready(now.lead, now.term);
+  } else {
+    const unwatch = node.kv.member.onChange((e) => {
+      if (e.leader === 0) return;
+      unwatch();
+      ready(e.leader, e.term);
+    });
+  }
 
   let stopping = false;
   const shutdown = (signal: string) => {

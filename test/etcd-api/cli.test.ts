@@ -57,9 +57,9 @@ function meshkv(args: string[], env: Record<string, string> = {}): Running {
   return r;
 }
 
-/** Waits until the member serves and leads (a single member elects itself). */
+/** Waits until the member serves and has a leader (a single member elects itself). */
 async function ready(r: Running): Promise<void> {
-  await waitFor('the member to lead', () => r.logs.some((l) => l.includes('became leader')) || r.child.exitCode !== null, 15_000);
+  await waitFor('the member to be ready', () => r.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || r.child.exitCode !== null, 15_000);
   if (r.child.exitCode !== null) throw new Error(`meshkv exited with ${r.child.exitCode}:\n${r.logs.join('\n')}`);
 }
 
