@@ -91,6 +91,16 @@ describe('JSON gateway', () => {
     expect((await post('/v3/kv/range', { key: b64('foo') })).status).toBe(200);
   });
 
+  it('oversized requests: etcd\'s "request is too large" above 1.5 MiB, a 413 above the body limit', async () => {
+    const large = await post('/v3/kv/put', { key: b64('big'), value: Buffer.alloc(1.6 * 1024 * 1024).toString('base64') });
+    expect(large.status).toBe(400);
+    expect(large.json.error).toBe('etcdserver: request is too large');
+    const huge = await post('/v3/kv/put', { key: b64('big'), value: Buffer.alloc(4 * 1024 * 1024).toString('base64') });
+    expect(huge.status).toBe(413);
+    expect(huge.json.error).toBe('request body larger than 4194304 bytes');
+    expect((await post('/v3/kv/range', { key: b64('foo') })).status).toBe(200);
+  });
+
   it('lease grant, timetolive, revoke; int64 ids exact beyond 2^53', async () => {
     const id = '9007199254740993'; // 2^53 + 1
     const grant = await post('/v3/lease/grant', { TTL: '30', ID: id });
