@@ -147,8 +147,8 @@ function requestOp(w: Wire): RequestOp {
   if (w.request_put) return { requestPut: putRequest(w.request_put) };
   if (w.request_delete_range) return { requestDeleteRange: deleteRangeRequest(w.request_delete_range) };
   if (w.request_txn) return { requestTxn: txnRequest(w.request_txn) };
-  // etcd rejects an empty RequestOp the same way (checkRequestOp's default case).
-  throw new EtcdApiError(Status.InvalidArgument, 'etcdserver: key is not provided');
+  // An empty RequestOp: etcd's checkRequestOp answers "key not found".
+  throw Errors.keyNotFound();
 }
 
 function txnRequest(w: Wire): TxnRequest {

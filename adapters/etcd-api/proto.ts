@@ -26,7 +26,7 @@ export const packageDefinition = protoLoader.loadSync(['rpc.proto'], loaderOptio
 /** A JSON value in a message that failed to convert; the gateway answers 400 with it. */
 export class JsonMappingError extends Error {}
 
-type FieldKind = 'int64' | 'uint32' | 'int32' | 'bool' | 'string' | 'bytes' | 'enum' | 'message';
+type FieldKind = 'int64' | 'uint64' | 'uint32' | 'int32' | 'bool' | 'string' | 'bytes' | 'enum' | 'message';
 
 interface FieldSchema {
   name: string;
@@ -60,7 +60,7 @@ interface DescriptorMessage {
 
 const scalarKinds: Record<string, FieldKind> = {
   TYPE_INT64: 'int64',
-  TYPE_UINT64: 'int64',
+  TYPE_UINT64: 'uint64',
   TYPE_INT32: 'int32',
   TYPE_UINT32: 'uint32',
   TYPE_BOOL: 'bool',
@@ -139,6 +139,7 @@ function isZero(f: FieldSchema, v: unknown): boolean {
   if (f.repeated) return (v as unknown[]).length === 0;
   switch (f.kind) {
     case 'int64':
+    case 'uint64':
       return String(v) === '0';
     case 'bytes':
       return (v as Uint8Array).length === 0;
@@ -152,6 +153,7 @@ function isZero(f: FieldSchema, v: unknown): boolean {
 function scalarToJson(f: FieldSchema, v: unknown): unknown {
   switch (f.kind) {
     case 'int64':
+    case 'uint64':
       return String(v);
     case 'bytes':
       return Buffer.from(v as Uint8Array).toString('base64');
@@ -181,14 +183,25 @@ function fail(path: string, what: string): never {
   throw new JsonMappingError(`${path}: ${what}`);
 }
 
+const integerRanges: Record<'int64' | 'uint64' | 'int32' | 'uint32', [bigint, bigint]> = {
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint64: [0n, 2n ** 64n - 1n],
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  uint32: [0n, 2n ** 32n - 1n],
+};
+
 function scalarFromJson(f: FieldSchema, v: unknown, path: string): unknown {
   switch (f.kind) {
     case 'int64':
+    case 'uint64':
     case 'int32':
     case 'uint32': {
-      if (typeof v === 'number' && Number.isInteger(v)) return f.kind === 'int64' ? String(v) : v;
-      if (typeof v === 'string' && /^-?\d+$/.test(v)) return f.kind === 'int64' ? BigInt(v).toString() : Number(v);
-      return fail(path, `expected an integer, got ${JSON.stringify(v)}`);
+      const text = typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' && /^-?\d+$/.test(v) ? v : null;
+      if (text === null) return fail(path, `expected an integer, got ${JSON.stringify(v)}`);
+      const n = BigInt(text);
+      const [min, max] = integerRanges[f.kind];
+      if (n < min || n > max) return fail(path, `${text} does not fit in ${f.kind}`);
+      return f.kind === 'int64' || f.kind === 'uint64' ? n.toString() : Number(n);
     }
     case 'bool':
       if (typeof v === 'boolean') return v;

@@ -84,6 +84,11 @@ describe('JSON gateway', () => {
     const wrongType = await post('/v3/kv/range', { key: b64('foo'), limit: 'abc' });
     expect(wrongType.status).toBe(400);
     expect(wrongType.json.error).toBe('request.limit: expected an integer, got "abc"');
+    const overflow = await post('/v3/kv/range', '{"key":"Zm9v","revision":"99999999999999999999"}');
+    expect(overflow.status).toBe(400);
+    expect(overflow.json.error).toBe('request.revision: 99999999999999999999 does not fit in int64');
+    const emptyOp = await post('/v3/kv/txn', { success: [{}] });
+    expect(emptyOp.json).toEqual({ error: 'etcdserver: key not found', message: 'etcdserver: key not found', code: 3 });
     const unknown = await post('/v3/kv/put', { key: b64('k'), valu: b64('v') });
     expect(unknown.json.error).toBe('request: unknown field "valu"');
     expect((await fetch(base + '/v3/kv/nope', { method: 'POST', body: '{}' })).status).toBe(404);

@@ -10,6 +10,8 @@ import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { prng } from '../raft/prng.ts';
 
+export { waitFor } from '../helpers/wait.ts';
+
 export const etcdctlPath = '/usr/bin/etcdctl';
 
 /** The tests drive the real etcdctl: fail loudly (never skip) when it is missing. */
@@ -105,14 +107,4 @@ export function spawnEtcdctl(endpoint: string, args: string[]): { child: ChildPr
       if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
     },
   };
-}
-
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
