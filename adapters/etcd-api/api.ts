@@ -32,9 +32,11 @@ export const snapshotChunkBytesMax = 32 * 1024;
 export const Status = {
   Unknown: 2,
   InvalidArgument: 3,
+  DeadlineExceeded: 4,
   NotFound: 5,
   ResourceExhausted: 8,
   FailedPrecondition: 9,
+  OutOfRange: 11,
   Unimplemented: 12,
   Internal: 13,
   Unavailable: 14,

@@ -4,7 +4,7 @@
 // Also GET /health and GET /metrics.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { toApiError, type EtcdApi } from './api.ts';
+import { Status, toApiError, type EtcdApi } from './api.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
@@ -75,19 +75,19 @@ const corsHeaders = {
 /** grpc-gateway's HTTP status for each gRPC code. */
 function httpStatusOf(code: number): number {
   switch (code) {
-    case 3: // InvalidArgument
-    case 9: // FailedPrecondition
-    case 11: // OutOfRange
+    case Status.InvalidArgument:
+    case Status.FailedPrecondition:
+    case Status.OutOfRange:
       return 400;
-    case 5:
+    case Status.NotFound:
       return 404;
-    case 8:
+    case Status.ResourceExhausted:
       return 429;
-    case 12:
+    case Status.Unimplemented:
       return 501;
-    case 14:
+    case Status.Unavailable:
       return 503;
-    case 4:
+    case Status.DeadlineExceeded:
       return 504;
     default:
       return 500;
@@ -109,13 +109,13 @@ function sendText(res: ServerResponse, status: number, text: string, contentType
 }
 
 /** Reads and parses the JSON body; on failure answers 400 itself and returns undefined. */
-async function readJson(req: IncomingMessage, res: ServerResponse, grpcCodeOnBadJson: number): Promise<unknown> {
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > gatewayBodyBytesMax) {
-      sendError(res, 8, `request body larger than ${gatewayBodyBytesMax} bytes`, 413);
+      sendError(res, Status.ResourceExhausted, `request body larger than ${gatewayBodyBytesMax} bytes`, 413);
       req.destroy();
       return undefined;
     }
@@ -126,7 +126,7 @@ async function readJson(req: IncomingMessage, res: ServerResponse, grpcCodeOnBad
   try {
     return JSON.parse(text);
   } catch (err) {
-    sendError(res, grpcCodeOnBadJson, `malformed JSON body: ${(err as Error).message}`, 400);
+    sendError(res, Status.InvalidArgument, `malformed JSON body: ${(err as Error).message}`, 400);
     return undefined;
   }
 }
@@ -136,7 +136,7 @@ function parseRequest(res: ServerResponse, typeName: string, json: unknown): Wir
     return messageFromJson(typeName, json, 'request');
   } catch (err) {
     if (!(err instanceof JsonMappingError)) throw err;
-    sendError(res, 3, err.message, 400);
+    sendError(res, Status.InvalidArgument, err.message, 400);
     return undefined;
   }
 }
@@ -212,7 +212,7 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
       try {
         texts = splitter.push(decoder.decode(chunk, { stream: true }));
       } catch (err) {
-        return fail(3, `malformed JSON body: ${(err as Error).message}`);
+        return fail(Status.InvalidArgument, `malformed JSON body: ${(err as Error).message}`);
       }
       for (const text of texts) {
         let wire: Wire;
@@ -220,7 +220,7 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
           wire = messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
         } catch (err) {
           const message = err instanceof JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
-          return fail(3, message);
+          return fail(Status.InvalidArgument, message);
         }
         if (session === null) {
           res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
@@ -245,8 +245,8 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
     // The client went away while sending: the response's close handler cleans up.
     return;
   }
-  if (splitter.incomplete) return fail(3, 'malformed JSON body: unexpected end of input');
-  if (session === null) return fail(3, 'malformed JSON body: no watch request');
+  if (splitter.incomplete) return fail(Status.InvalidArgument, 'malformed JSON body: unexpected end of input');
+  if (session === null) return fail(Status.InvalidArgument, 'malformed JSON body: no watch request');
   // The body is complete; the stream stays open until the client disconnects (as etcd's does).
 }
 
@@ -255,7 +255,7 @@ export function createGatewayHandler(api: EtcdApi): (req: IncomingMessage, res: 
   return (req, res) => {
     handle(api, req, res).catch((err: unknown) => {
       if (res.headersSent) res.destroy();
-      else sendError(res, 13, `internal error: ${(err as Error).message}`, 500);
+      else sendError(res, Status.Internal, `internal error: ${(err as Error).message}`, 500);
     });
   };
 }
@@ -279,7 +279,7 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): 
   const route = routes[path];
   if (route === undefined) return sendText(res, 404, 'Not Found\n');
   if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed\n');
-  const json = await readJson(req, res, 3);
+  const json = await readJson(req, res);
   if (json === undefined) return;
   const wire = parseRequest(res, route.request, json);
   if (wire === undefined) return;
