@@ -1,0 +1,339 @@
+// One simulated member, driven the way the real member driver drives Raft: on every input
+// (tick, message, proposal) it drains Ready batches — persist, then send, then apply, then
+// advance — and it snapshots its state machine every so often to compact the log.
+
+import { RawNode } from '../../src/raft/raw-node.ts';
+import { decodeConfChange } from '../../src/raft/confchange.ts';
+import type { RaftConfig } from '../../src/raft/config.ts';
+import type { ConfChange } from '../../src/raft/confchange-types.ts';
+import { ConfChangeType, ConfChangeTransition } from '../../src/raft/confchange-types.ts';
+import { EntryType, StateRole, emptyConfState } from '../../src/raft/types.ts';
+import type { ConfState, Entry, MemberId, Message, Ready, ReadState } from '../../src/raft/types.ts';
+import { SimStorage } from './storage.ts';
+import { KvStateMachine, decodeText } from './state-machine.ts';
+import { SimFailure, confMembers, describeConfState } from './checker.ts';
+import type { SafetyChecker } from './checker.ts';
+import type { Trace } from './trace.ts';
+
+/** Ready batches one input may produce before we call it a livelock in the core. */
+const readyBatchesPerInputMax = 64;
+
+export interface MemberEnvironment {
+  nowMs(): number;
+  trace: Trace;
+  checker: SafetyChecker;
+  send(messages: Message[]): void;
+  onReadState(member: SimMember, rs: ReadState): void;
+  /** Every entry this member applies, with its decoded payload ('' for non-normal entries). */
+  onApplied(member: SimMember, payload: string): void;
+  /** A conf change applied here took `removed` out of the configuration. */
+  onRemoved(removed: MemberId[]): void;
+}
+
+export interface MemberOptions {
+  id: MemberId;
+  /** Voters to bootstrap with when the store is empty; [] for a member added later. */
+  bootstrapPeers: MemberId[];
+  raftConfig: RaftConfig;
+  tickIntervalMs: number;
+  snapshotEveryEntries: number;
+  snapshotKeepEntries: number;
+}
+
+export class SimMember {
+  readonly id: MemberId;
+  readonly storage = new SimStorage();
+  private node: RawNode | null = null;
+  private sm = new KvStateMachine();
+  /** The configuration as of the last applied conf change or snapshot. */
+  confState: ConfState = emptyConfState();
+  role: StateRole = StateRole.Follower;
+  lead: MemberId = 0;
+  /** Permanently stopped: the member applied its own removal (or was retired at heal time). */
+  removed = false;
+  incarnation = 0;
+  nextTickMs = 0;
+  /** Commit index the member can never go below: the highest it has persisted. */
+  private commitFloor = 0;
+  private snapshotIndex = 0;
+  /** Sabotage for the checker self-test: flip the payload of entries this member applies. */
+  corruptApplies = false;
+
+  constructor(
+    private readonly options: MemberOptions,
+    private readonly env: MemberEnvironment,
+  ) {
+    this.id = options.id;
+  }
+
+  get running(): boolean {
+    return this.node !== null;
+  }
+
+  get tickIntervalMs(): number {
+    return this.options.tickIntervalMs;
+  }
+
+  appliedIndex(): number {
+    return this.sm.appliedIndex;
+  }
+
+  stateMachine(): KvStateMachine {
+    return this.sm;
+  }
+
+  raft(): RawNode {
+    if (!this.node) throw new Error(`m${this.id} is not running`);
+    return this.node;
+  }
+
+  /** Start (or restart after a crash) from whatever the store holds. */
+  start(): void {
+    if (this.node) throw new Error(`m${this.id} is already running`);
+    if (this.removed) throw new Error(`m${this.id} was removed and cannot start`);
+    this.incarnation++;
+    this.sm = new KvStateMachine();
+    this.role = StateRole.Follower;
+    this.lead = 0;
+    const persisted = this.storage.load();
+    if (!this.storage.everSaved) {
+      // Nothing durable: boot exactly as the first time (etcd bootstraps again without a WAL).
+      this.confState = { ...emptyConfState(), voters: this.options.bootstrapPeers.slice() };
+      this.node = new RawNode(this.options.raftConfig, null, this.options.bootstrapPeers.slice());
+      // The core keeps the bootstrap membership in memory only and restores a configuration
+      // from a snapshot alone, so the driver records it durably as a snapshot at index 0
+      // (core issue #1 in docs/simulator.md).
+      if (this.options.bootstrapPeers.length > 0) {
+        this.storage.saveSnapshot({ metadata: { index: 0, term: 0, confState: this.confState }, data: this.sm.snapshotData() });
+      }
+    } else {
+      this.confState = emptyConfState();
+      if (persisted.snapshot) {
+        this.sm.restore(persisted.snapshot.data, persisted.snapshot.metadata.index);
+        this.confState = persisted.snapshot.metadata.confState;
+        this.env.checker.onStateHash(this.id, this.sm.appliedIndex, this.sm.chainHash, 'restart from snapshot');
+      }
+      this.snapshotIndex = this.storage.snapshotIndex();
+      this.node = new RawNode(this.options.raftConfig, persisted, []);
+      const commit = this.node.status().commit;
+      if (commit < persisted.hardState.commit) {
+        throw new SimFailure(
+          'commit regression',
+          `m${this.id} restarted with commit ${commit} but had persisted commit ${persisted.hardState.commit}`,
+        );
+      }
+    }
+    this.env.trace.add(
+      this.env.nowMs(),
+      this.incarnation === 1 ? 'member' : 'restart',
+      this.id,
+      `incarnation ${this.incarnation}: snapshot ${this.storage.snapshotIndex()}, log to ${this.storage.lastIndex()}, ` +
+        `hard state t${persisted.hardState.term} vote ${persisted.hardState.vote} commit ${persisted.hardState.commit}, ${describeConfState(this.confState)}`,
+    );
+    this.drive();
+  }
+
+  /** Lose everything that was not persisted. */
+  crash(reason: string): void {
+    if (!this.node) return;
+    this.node = null;
+    this.role = StateRole.Follower;
+    this.lead = 0;
+    this.env.trace.add(this.env.nowMs(), 'crash', this.id, reason);
+  }
+
+  tick(): void {
+    this.node?.tick();
+    this.drive();
+  }
+
+  deliver(m: Message): void {
+    if (!this.node) return;
+    this.node.step(m);
+    this.drive();
+  }
+
+  /** Run `action` against the Raft node, then process what it produced. */
+  act(action: (node: RawNode) => void): void {
+    if (!this.node) return;
+    action(this.node);
+    this.drive();
+  }
+
+  /** Drain Ready batches in the documented order. */
+  drive(): void {
+    for (let batches = 0; this.node && this.node.hasReady(); batches++) {
+      if (batches >= readyBatchesPerInputMax) {
+        throw new SimFailure('liveness', `m${this.id} produced more than ${readyBatchesPerInputMax} Ready batches for one input`);
+      }
+      const node = this.node;
+      const rd = node.ready();
+      this.persist(rd);
+      if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.lead);
+      if (rd.messages.length > 0) this.env.send(rd.messages);
+      if (rd.snapshot) this.applySnapshot(rd);
+      for (const e of rd.committedEntries) this.applyEntry(e);
+      for (const rs of rd.readStates) this.env.onReadState(this, rs);
+      node.advance(rd);
+      if (this.removed) {
+        this.stop();
+        return;
+      }
+      this.maybeSnapshot();
+    }
+  }
+
+  private persist(rd: Ready): void {
+    this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    const checker = this.env.checker;
+    if (rd.entries.length > 0) checker.onPersisted(this.id, rd.entries, this.storage, this.commitFloor);
+    if (rd.snapshot) checker.onSnapshot(this.id, rd.snapshot.metadata.index, rd.snapshot.metadata.term, 'received');
+    if (rd.hardState) {
+      checker.onCommit(this.id, rd.hardState.commit, this.commitFloor);
+      if (rd.hardState.commit > this.commitFloor) {
+        this.env.trace.add(this.env.nowMs(), 'commit', this.id, `commit ${this.commitFloor} -> ${rd.hardState.commit} (t${rd.hardState.term})`);
+      }
+      this.commitFloor = Math.max(this.commitFloor, rd.hardState.commit);
+    }
+  }
+
+  private onSoftState(role: StateRole, lead: MemberId): void {
+    if (role !== this.role || lead !== this.lead) {
+      const term = this.raft().status().term;
+      this.env.trace.add(this.env.nowMs(), 'role', this.id, `${this.role} -> ${role} in term ${term}, lead ${lead}`);
+      if (role === StateRole.Leader && this.role !== StateRole.Leader) {
+        this.env.checker.onBecameLeader(this.id, term, this.storage);
+      }
+    }
+    this.role = role;
+    this.lead = lead;
+  }
+
+  private applySnapshot(rd: Ready): void {
+    const snap = rd.snapshot!;
+    const index = snap.metadata.index;
+    if (index <= this.sm.appliedIndex) {
+      throw new SimFailure('snapshot', `m${this.id} was handed snapshot ${index} to apply but has already applied ${this.sm.appliedIndex}`);
+    }
+    this.sm.restore(snap.data, index);
+    this.confState = snap.metadata.confState;
+    this.snapshotIndex = index;
+    this.env.checker.onStateHash(this.id, index, this.sm.chainHash, 'snapshot install');
+    this.env.trace.add(this.env.nowMs(), 'apply-snapshot', this.id, `snapshot ${index}/t${snap.metadata.term} ${describeConfState(this.confState)}`);
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.index !== this.sm.appliedIndex + 1) {
+      throw new SimFailure('apply order', `m${this.id} was handed entry ${e.index} to apply after ${this.sm.appliedIndex}`);
+    }
+    let payload = e.type === EntryType.Normal ? decodeText(e.data) : '';
+    let applied = e;
+    if (this.corruptApplies && payload.startsWith('put ')) {
+      payload = `${payload}-corrupt`;
+      applied = { ...e, data: new TextEncoder().encode(payload) };
+    }
+    this.sm.apply(e.index, e.term, payload);
+    this.env.checker.onApplied(this.id, applied, this.sm.chainHash);
+    this.env.onApplied(this, payload);
+    if (e.type === EntryType.ConfChange) this.applyConfChange(e);
+  }
+
+  private applyConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const problem = confChangeProblem(this.confState, cc);
+    if (problem) {
+      // As etcd's server does: a change that no longer makes sense is skipped, identically everywhere.
+      this.env.trace.add(this.env.nowMs(), 'conf-change', this.id, `skip ${e.index}: ${describeConfChange(cc)} (${problem})`);
+      return;
+    }
+    const membersBefore = confMembers(this.confState);
+    let cs: ConfState;
+    try {
+      cs = this.raft().applyConfChange(cc);
+    } catch (err) {
+      throw new SimFailure(
+        'conf change',
+        `m${this.id} applyConfChange(${describeConfChange(cc)}) at ${e.index} threw on ${describeConfState(this.confState)}: ${(err as Error).message}`,
+      );
+    }
+    this.confState = cs;
+    this.env.checker.onConfState(this.id, e.index, cs);
+    this.env.trace.add(this.env.nowMs(), 'conf-change', this.id, `apply ${e.index}: ${describeConfChange(cc)} -> ${describeConfState(cs)}`);
+    const membersAfter = confMembers(cs);
+    const removed = membersBefore.filter((id) => !membersAfter.includes(id));
+    if (removed.length > 0) this.env.onRemoved(removed);
+  }
+
+  private maybeSnapshot(): void {
+    if (!this.node || this.sm.appliedIndex - this.snapshotIndex < this.options.snapshotEveryEntries) return;
+    const snap = this.node.createSnapshot(this.sm.snapshotData(), this.options.snapshotKeepEntries);
+    if (snap.metadata.index !== this.sm.appliedIndex) {
+      throw new SimFailure('snapshot', `m${this.id} createSnapshot made index ${snap.metadata.index} but the state machine is at ${this.sm.appliedIndex}`);
+    }
+    this.env.checker.onSnapshot(this.id, snap.metadata.index, snap.metadata.term, 'created');
+    this.storage.saveSnapshot(snap);
+    this.snapshotIndex = snap.metadata.index;
+    this.env.trace.add(this.env.nowMs(), 'snapshot', this.id, `created snapshot ${snap.metadata.index}/t${snap.metadata.term}`);
+  }
+
+  /**
+   * Stop for good: the member was removed from the configuration. Like etcd, which stops a
+   * member once it learns of its removal, we stop it as soon as the removal is applied anywhere
+   * (deferred to the end of the current Ready if it is processing one).
+   */
+  retire(): void {
+    this.removed = true;
+  }
+
+  private stop(): void {
+    this.removed = true;
+    if (this.node) this.crash('stopped: removed from the configuration');
+  }
+
+  /** Stop now, from outside the member's own Ready loop. */
+  stopIfRetired(): void {
+    if (this.removed) this.stop();
+  }
+}
+
+/** Why applying `cc` to `cs` would be invalid, or null when it is valid. Mirrors etcd's confchange checks. */
+export function confChangeProblem(cs: ConfState, cc: ConfChange): string | null {
+  const joint = cs.votersOutgoing.length > 0;
+  const leave = cc.transition === ConfChangeTransition.Auto && cc.changes.length === 0;
+  if (leave) return joint ? null : 'leave joint while not joint';
+  if (joint) return 'change while joint';
+  const voters = new Set(cs.voters);
+  const learners = new Set(cs.learners);
+  const touched = new Set<MemberId>();
+  for (const c of cc.changes) {
+    if (touched.has(c.memberId)) return `m${c.memberId} changed twice`;
+    touched.add(c.memberId);
+    if (c.type === ConfChangeType.AddNode) {
+      if (voters.has(c.memberId)) return `m${c.memberId} is already a voter`;
+      voters.add(c.memberId);
+      learners.delete(c.memberId);
+    } else if (c.type === ConfChangeType.AddLearnerNode) {
+      if (voters.has(c.memberId) || learners.has(c.memberId)) return `m${c.memberId} is already a member`;
+      learners.add(c.memberId);
+    } else {
+      if (!voters.has(c.memberId) && !learners.has(c.memberId)) return `m${c.memberId} is not a member`;
+      voters.delete(c.memberId);
+      learners.delete(c.memberId);
+    }
+  }
+  if (voters.size === 0) return 'no voters would remain';
+  const simple = cc.transition === ConfChangeTransition.Auto && cc.changes.length <= 1;
+  if (simple) {
+    let changedVoters = 0;
+    for (const id of touched) if (cs.voters.includes(id) !== voters.has(id)) changedVoters++;
+    if (changedVoters > 1) return 'a simple change may change one voter';
+  }
+  return null;
+}
+
+export function describeConfChange(cc: ConfChange): string {
+  if (cc.changes.length === 0) return 'leave-joint';
+  const names = ['add', 'remove', 'add-learner'];
+  const kind = ['auto', 'joint-implicit', 'joint-explicit'][cc.transition];
+  return `${kind}(${cc.changes.map((c) => `${names[c.type]} m${c.memberId}`).join(', ')})`;
+}

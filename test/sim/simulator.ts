@@ -1,0 +1,727 @@
+// The deterministic cluster simulator. One 32-bit seed picks the cluster's shape, every
+// network delay and loss, every fault, every client request and every random choice inside
+// Raft; virtual time advances from event to event with no real timers. A run is a fault phase
+// (crashes, partitions, lossy links, membership changes and leader transfers under load), then
+// a heal phase that must reach a leader and commit a fresh proposal on every member of the
+// configuration within a bounded virtual time.
+
+import { ReadOnlyOption } from '../../src/raft/config.ts';
+import type { RaftConfig } from '../../src/raft/config.ts';
+import { encodeConfChange } from '../../src/raft/confchange.ts';
+import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange-types.ts';
+import type { ConfChange, ConfChangeSingle } from '../../src/raft/confchange-types.ts';
+import { MessageType, StateRole, isLocalMessage } from '../../src/raft/types.ts';
+import type { MemberId, Message, ReadState } from '../../src/raft/types.ts';
+import { Prng } from './prng.ts';
+import { EventQueue } from './event-queue.ts';
+import { SimNetwork, calmConditions } from './network.ts';
+import type { LinkConditions } from './network.ts';
+import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
+import { SimMember, describeConfChange } from './member.ts';
+import { Trace, describeMessage } from './trace.ts';
+import type { TraceEvent } from './trace.ts';
+import { decodeText, encodeText } from './state-machine.ts';
+
+/** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
+export type Sabotage = 'corrupt-storage' | 'corrupt-apply';
+
+export interface SimOptions {
+  seed: number;
+  /** Print every trace event as it happens. */
+  verbose?: boolean;
+  /** Override the seed's fault-phase length. */
+  faultPhaseMs?: number;
+  sabotage?: Sabotage | null;
+  traceEventsMax?: number;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  failure: SimFailure | null;
+  /** Virtual time simulated. */
+  simulatedMs: number;
+  /** Highest index applied anywhere. */
+  commits: number;
+  faultsInjected: number;
+  messagesSent: number;
+  leadersElected: number;
+  readsServed: number;
+  confChangesApplied: number;
+  traceDigest: string;
+  historyDigest: string;
+  /** The last events before the end (or the failure), oldest first. */
+  recentEvents: TraceEvent[];
+  /** One line per member: role, term, commit, applied, configuration. */
+  memberStates: string[];
+  clusterShape: string;
+}
+
+const tickMs = 10;
+const electionTicks = 10;
+const electionTimeoutMs = tickMs * electionTicks;
+/** After the heal, a leader and a fresh commit on every member must come within this. */
+const livenessBudgetMs = 10 * electionTimeoutMs;
+const membersMax = 7;
+const votersMin = 3;
+const traceEventsDefault = 400;
+/** A conf change not applied within this is considered lost; another may be proposed. */
+const confChangeTimeoutMs = 20 * electionTimeoutMs;
+const livenessProbeIntervalMs = tickMs * 2;
+
+type SimEvent =
+  | { kind: 'tick'; member: MemberId; incarnation: number }
+  | { kind: 'deliver'; message: Message }
+  | { kind: 'report-snapshot'; leader: MemberId; to: MemberId; failed: boolean }
+  | { kind: 'report-unreachable'; leader: MemberId; to: MemberId }
+  | { kind: 'retire'; member: MemberId }
+  | { kind: 'restart'; member: MemberId }
+  | { kind: 'client' }
+  | { kind: 'read' }
+  | { kind: 'fault' }
+  | { kind: 'heal-partition'; generation: number }
+  | { kind: 'flap'; generation: number; cut: boolean; untilMs: number; links: [MemberId, MemberId][] }
+  | { kind: 'membership' }
+  | { kind: 'transfer' }
+  | { kind: 'sabotage' }
+  | { kind: 'heal' }
+  | { kind: 'probe' };
+
+export function runSeed(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
+
+class Simulation {
+  private readonly seed: number;
+  private nowMs = 0;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly trace: Trace;
+  private readonly checker = new SafetyChecker();
+  private readonly network: SimNetwork;
+  private readonly members = new Map<MemberId, SimMember>();
+  /** Member ids in creation order: iteration never depends on anything but the seed. */
+  private readonly memberIds: MemberId[] = [];
+  private nextMemberId = 1;
+
+  private readonly setupPrng: Prng;
+  private readonly faultPrng: Prng;
+  private readonly workloadPrng: Prng;
+  private readonly clockPrng: Prng;
+
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
+  private readonly heartbeatTicks: number;
+  private readonly messageBytesMax: number;
+  private readonly inflightMessagesMax: number;
+  private readonly faultPhaseMs: number;
+  private readonly snapshotEveryEntries: number;
+  private readonly clusterShape: string;
+
+  private healed = false;
+  private livenessDone = false;
+  private partitionGeneration = 0;
+  private faultsInjected = 0;
+  private proposalsIssued = 0;
+  private readsIssued = 0;
+  private readsServed = 0;
+  private readonly pendingReads = new Map<string, { member: MemberId; commitAtIssue: number }>();
+  private confChangeProposedAtMs = -Infinity;
+  private readonly retired = new Set<MemberId>();
+  /** Liveness markers proposed after the heal, and who has applied each. */
+  private readonly markerAppliedBy = new Map<string, Set<MemberId>>();
+  private markerProposedAtMs = -Infinity;
+  private markersIssued = 0;
+  private healAtMs = 0;
+
+  constructor(private readonly options: SimOptions) {
+    this.seed = options.seed >>> 0;
+    this.trace = new Trace(options.traceEventsMax ?? traceEventsDefault, options.verbose ? (line) => console.log(line) : null);
+    this.setupPrng = Prng.derive(this.seed, 'setup');
+    this.faultPrng = Prng.derive(this.seed, 'faults');
+    this.workloadPrng = Prng.derive(this.seed, 'workload');
+    this.clockPrng = Prng.derive(this.seed, 'clock');
+    this.network = new SimNetwork(
+      Prng.derive(this.seed, 'network'),
+      (atMs, message) => this.queue.push(atMs, { kind: 'deliver', message }),
+      (kind, message, reason) => this.onNetworkEvent(kind, message, reason),
+    );
+    const s = this.setupPrng;
+    this.preVote = s.chance(0.75);
+    this.checkQuorum = s.chance(0.75);
+    this.heartbeatTicks = s.pick([1, 1, 2, 3]);
+    this.messageBytesMax = s.pick([256, 1024, 64 * 1024]);
+    this.inflightMessagesMax = s.pick([1, 4, 256]);
+    this.snapshotEveryEntries = s.range(20, 120);
+    this.faultPhaseMs = options.faultPhaseMs ?? s.range(40, 100) * electionTimeoutMs;
+    const voters = s.pick([3, 3, 5]);
+    this.clusterShape =
+      `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} heartbeat=${this.heartbeatTicks}t ` +
+      `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
+      `snapshotEvery=${this.snapshotEveryEntries} faultPhase=${this.faultPhaseMs}ms`;
+    const peers: MemberId[] = [];
+    for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
+    for (const id of peers) this.addMember(id, peers);
+  }
+
+  run(): SimResult {
+    let failure: SimFailure | null = null;
+    try {
+      this.trace.add(0, 'phase', 0, `seed ${this.seed}: ${this.clusterShape}`);
+      for (const id of this.memberIds) this.startMember(this.members.get(id)!);
+      this.queue.push(this.workloadPrng.range(1, 20), { kind: 'client' });
+      this.queue.push(this.workloadPrng.range(1, 50), { kind: 'read' });
+      this.queue.push(this.faultPrng.range(200, 1000), { kind: 'fault' });
+      this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'membership' });
+      this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'transfer' });
+      if (this.options.sabotage) this.queue.push(Math.floor(this.faultPhaseMs / 3), { kind: 'sabotage' });
+      this.queue.push(this.faultPhaseMs, { kind: 'heal' });
+      while (!this.livenessDone) {
+        const next = this.queue.pop();
+        if (!next) throw new SimFailure('simulator', 'the event queue ran dry');
+        this.nowMs = next.timeMs;
+        if (this.healed && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
+        this.handle(next.payload);
+      }
+    } catch (err) {
+      failure =
+        err instanceof SimFailure
+          ? err
+          : new SimFailure('exception', `${(err as Error).stack ?? String(err)}`);
+      this.trace.add(this.nowMs, 'check', 0, `FAILED ${failure.message.split('\n')[0]}`);
+    }
+    return {
+      seed: this.seed,
+      ok: failure === null,
+      failure,
+      simulatedMs: this.nowMs,
+      commits: this.checker.appliedMax,
+      faultsInjected: this.faultsInjected,
+      messagesSent: this.network.messagesSent,
+      leadersElected: this.checker.leadersElected,
+      readsServed: this.readsServed,
+      confChangesApplied: this.checker.confChangesApplied(),
+      traceDigest: this.trace.digest(),
+      historyDigest: this.checker.historyDigest(),
+      recentEvents: this.trace.recent(),
+      memberStates: this.describeMembers(),
+      clusterShape: this.clusterShape,
+    };
+  }
+
+  // ---- members ----
+
+  private addMember(id: MemberId, bootstrapPeers: MemberId[]): SimMember {
+    const raftPrng = Prng.derive(this.seed, `raft-${id}`);
+    const raftConfig: RaftConfig = {
+      id,
+      electionTicks,
+      heartbeatTicks: this.heartbeatTicks,
+      random: () => raftPrng.next(),
+      preVote: this.preVote,
+      checkQuorum: this.checkQuorum,
+      readOnlyOption: ReadOnlyOption.Safe,
+      messageBytesMax: this.messageBytesMax,
+      inflightMessagesMax: this.inflightMessagesMax,
+      logger: {
+        debug: () => {},
+        info: (msg) => this.trace.add(this.nowMs, 'log', id, msg),
+        warn: (msg) => this.trace.add(this.nowMs, 'log', id, `WARN ${msg}`),
+      },
+    };
+    const member = new SimMember(
+      {
+        id,
+        bootstrapPeers,
+        raftConfig,
+        // Clock drift: each member's tick period differs slightly from the nominal one.
+        tickIntervalMs: tickMs + this.clockPrng.pick([-1, 0, 0, 0, 1]),
+        snapshotEveryEntries: this.snapshotEveryEntries,
+        snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
+      },
+      {
+        nowMs: () => this.nowMs,
+        trace: this.trace,
+        checker: this.checker,
+        send: (messages) => this.send(messages),
+        onReadState: (m, rs) => this.onReadState(m, rs),
+        onRemoved: (ids) => this.onRemoved(ids),
+        onApplied: (m, payload) => this.onApplied(m.id, payload),
+      },
+    );
+    this.members.set(id, member);
+    this.memberIds.push(id);
+    return member;
+  }
+
+  private startMember(member: SimMember): void {
+    member.start();
+    member.nextTickMs = this.nowMs + this.clockPrng.range(1, member.tickIntervalMs);
+    this.queue.push(member.nextTickMs, { kind: 'tick', member: member.id, incarnation: member.incarnation });
+  }
+
+  private runningMembers(): SimMember[] {
+    const out: SimMember[] = [];
+    for (const id of this.memberIds) {
+      const m = this.members.get(id)!;
+      if (m.running) out.push(m);
+    }
+    return out;
+  }
+
+  /** The running leader with the highest term, if any. */
+  private currentLeader(): SimMember | null {
+    let best: SimMember | null = null;
+    let bestTerm = -1;
+    for (const m of this.runningMembers()) {
+      if (m.role !== StateRole.Leader) continue;
+      const term = m.raft().status().term;
+      if (term > bestTerm) {
+        best = m;
+        bestTerm = term;
+      }
+    }
+    return best;
+  }
+
+  private onRemoved(ids: MemberId[]): void {
+    for (const id of ids) {
+      if (this.retired.has(id)) continue;
+      this.retired.add(id);
+      this.members.get(id)?.retire();
+      this.queue.push(this.nowMs, { kind: 'retire', member: id });
+    }
+  }
+
+  // ---- network ----
+
+  private send(messages: Message[]): void {
+    for (const m of messages) {
+      if (isLocalMessage(m.type)) {
+        throw new SimFailure('message', `m${m.from} sent local message ${describeMessage(m)} over the network`);
+      }
+      if (m.to === m.from) throw new SimFailure('message', `m${m.from} sent a message to itself: ${describeMessage(m)}`);
+      this.network.send(this.nowMs, m);
+    }
+  }
+
+  private onNetworkEvent(kind: 'send' | 'drop' | 'duplicate', m: Message, reason: string): void {
+    // Heartbeats and their responses are the bulk of the traffic; they are elided from the trace.
+    const chatty = m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp;
+    if (!chatty || kind === 'drop') {
+      this.trace.add(this.nowMs, kind, 0, reason ? `${describeMessage(m)} (${reason})` : describeMessage(m));
+    }
+    if (kind === 'drop' && m.type === MessageType.Snap) {
+      this.queue.push(this.nowMs + 1, { kind: 'report-snapshot', leader: m.from, to: m.to, failed: true });
+    } else if (kind === 'drop' && reason !== 'random loss' && m.type === MessageType.App) {
+      this.queue.push(this.nowMs + 1, { kind: 'report-unreachable', leader: m.from, to: m.to });
+    }
+  }
+
+  private deliver(m: Message): void {
+    const to = this.members.get(m.to);
+    if (!to || !to.running) {
+      this.network.drop(m, to ? 'member down' : 'no such member');
+      return;
+    }
+    if (!this.network.admits(m)) return;
+    const chatty = m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp;
+    if (!chatty) this.trace.add(this.nowMs, 'deliver', m.to, describeMessage(m));
+    try {
+      to.deliver(m);
+    } catch (err) {
+      if (err instanceof SimFailure) throw err;
+      throw new SimFailure('core threw', `m${m.to} step(${describeMessage(m)}) threw: ${(err as Error).stack ?? String(err)}`);
+    }
+    if (m.type === MessageType.Snap) {
+      this.queue.push(this.nowMs + 1, { kind: 'report-snapshot', leader: m.from, to: m.to, failed: false });
+    }
+  }
+
+  // ---- events ----
+
+  private handle(e: SimEvent): void {
+    switch (e.kind) {
+      case 'tick': {
+        const m = this.members.get(e.member)!;
+        if (!m.running || m.incarnation !== e.incarnation) return;
+        m.tick();
+        if (!m.running) return;
+        m.nextTickMs = this.nowMs + m.tickIntervalMs;
+        this.queue.push(m.nextTickMs, e);
+        return;
+      }
+      case 'deliver':
+        return this.deliver(e.message);
+      case 'report-snapshot': {
+        const m = this.members.get(e.leader);
+        m?.act((node) => node.reportSnapshot(e.to, e.failed));
+        return;
+      }
+      case 'report-unreachable': {
+        const m = this.members.get(e.leader);
+        m?.act((node) => node.reportUnreachable(e.to));
+        return;
+      }
+      case 'retire':
+        this.members.get(e.member)?.stopIfRetired();
+        return;
+      case 'restart': {
+        const m = this.members.get(e.member)!;
+        if (!m.running && !m.removed) this.startMember(m);
+        return;
+      }
+      case 'client':
+        return this.clientStep();
+      case 'read':
+        return this.readStep();
+      case 'fault':
+        return this.faultStep();
+      case 'heal-partition':
+        if (e.generation === this.partitionGeneration) {
+          this.network.healAll();
+          this.trace.add(this.nowMs, 'heal', 0, 'partition healed');
+        }
+        return;
+      case 'flap':
+        return this.flapStep(e);
+      case 'membership':
+        return this.membershipStep();
+      case 'transfer':
+        return this.transferStep();
+      case 'sabotage':
+        return this.sabotageStep();
+      case 'heal':
+        return this.healStep();
+      case 'probe':
+        return this.probeStep();
+    }
+  }
+
+  // ---- workload ----
+
+  private propose(member: SimMember, payload: string): boolean {
+    let accepted = true;
+    member.act((node) => {
+      try {
+        node.propose(encodeText(payload));
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
+        accepted = false;
+      }
+    });
+    this.trace.add(this.nowMs, 'propose', member.id, `"${payload}" ${accepted ? 'accepted' : 'dropped'}`);
+    return accepted;
+  }
+
+  private clientStep(): void {
+    const w = this.workloadPrng;
+    const running = this.runningMembers();
+    if (running.length > 0) {
+      const batch = w.chance(0.2) ? w.range(2, 8) : 1;
+      for (let i = 0; i < batch; i++) {
+        const n = ++this.proposalsIssued;
+        this.propose(w.pick(running), `put k${w.int(32)} s${this.seed}-p${n}`);
+      }
+    }
+    this.queue.push(this.nowMs + w.range(2, 30), { kind: 'client' });
+  }
+
+  private readStep(): void {
+    const w = this.workloadPrng;
+    const running = this.runningMembers();
+    if (running.length > 0) {
+      const member = w.pick(running);
+      const ctx = `read ${++this.readsIssued}`;
+      this.pendingReads.set(ctx, { member: member.id, commitAtIssue: this.checker.commitMax });
+      member.act((node) => node.readIndex(encodeText(ctx)));
+      this.trace.add(this.nowMs, 'read', member.id, `issued "${ctx}" with commit ${this.checker.commitMax} known`);
+    }
+    this.queue.push(this.nowMs + w.range(10, 80), { kind: 'read' });
+  }
+
+  private onReadState(member: SimMember, rs: ReadState): void {
+    const ctx = decodeText(rs.requestCtx);
+    const pending = this.pendingReads.get(ctx);
+    this.trace.add(this.nowMs, 'read', member.id, `read state "${ctx}" at index ${rs.index}`);
+    if (!pending) return;
+    if (pending.member !== member.id) {
+      throw new SimFailure('linearizable read', `read "${ctx}" was issued on m${pending.member} but answered on m${member.id}`);
+    }
+    this.checker.onReadState(member.id, rs, pending.commitAtIssue);
+    this.pendingReads.delete(ctx);
+    this.readsServed++;
+  }
+
+  private transferStep(): void {
+    if (this.healed) return;
+    const w = this.workloadPrng;
+    const leader = this.currentLeader();
+    if (leader) {
+      const targets = leader.confState.voters.filter((id) => id !== leader.id);
+      if (targets.length > 0) {
+        const to = w.pick(targets);
+        this.trace.add(this.nowMs, 'transfer', leader.id, `transfer leadership to m${to}`);
+        leader.act((node) => node.transferLeader(to));
+      }
+    }
+    this.queue.push(this.nowMs + w.range(500, 4000), { kind: 'transfer' });
+  }
+
+  private membershipStep(): void {
+    if (this.healed) return;
+    const w = this.workloadPrng;
+    this.queue.push(this.nowMs + w.range(300, 2500), { kind: 'membership' });
+    if (this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) return;
+    const leader = this.currentLeader();
+    if (!leader) return;
+    const cs = leader.confState;
+    const cc = this.pickConfChange(cs);
+    if (!cc) return;
+    // Mostly to the leader; sometimes through a follower, which forwards it.
+    const running = this.runningMembers();
+    const target = w.chance(0.8) ? leader : w.pick(running);
+    let accepted = true;
+    target.act((node) => {
+      try {
+        node.proposeConfChange(cc);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
+        accepted = false;
+      }
+    });
+    this.trace.add(
+      this.nowMs,
+      'conf-change',
+      target.id,
+      `propose ${describeConfChange(cc)} on ${describeConfState(cs)}: ${accepted ? 'accepted' : 'dropped'}`,
+    );
+    if (accepted) this.confChangeProposedAtMs = this.nowMs;
+  }
+
+  /** A membership change that is valid on `cs`, or null when none fits. New members start here. */
+  private pickConfChange(cs: { voters: MemberId[]; learners: MemberId[]; votersOutgoing: MemberId[]; autoLeave: boolean }): ConfChange | null {
+    const w = this.workloadPrng;
+    if (cs.votersOutgoing.length > 0) {
+      // Joint: only leaving is valid (an implicit joint change leaves by itself).
+      return cs.autoLeave ? null : { transition: ConfChangeTransition.Auto, changes: [], context: null };
+    }
+    const options: (() => ConfChangeSingle[] | null)[] = [];
+    const total = cs.voters.length + cs.learners.length;
+    if (total < membersMax && this.memberIds.length < 4 * membersMax) {
+      options.push(() => [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner() }]);
+    }
+    if (cs.learners.length > 0) {
+      options.push(() => [{ type: ConfChangeType.AddNode, memberId: w.pick(cs.learners) }]);
+      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.learners) }]);
+    }
+    if (cs.voters.length > votersMin) {
+      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) }]);
+    }
+    if (cs.learners.length > 0 && cs.voters.length >= votersMin) {
+      // Replace a voter by a learner: two voter changes, so it must go through a joint configuration.
+      options.push(() => [
+        { type: ConfChangeType.AddNode, memberId: w.pick(cs.learners) },
+        { type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) },
+      ]);
+    }
+    if (options.length === 0) return null;
+    const changes = w.pick(options)();
+    if (!changes) return null;
+    const transition =
+      changes.length > 1 || w.chance(0.3)
+        ? w.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit])
+        : ConfChangeTransition.Auto;
+    return { transition, changes, context: null };
+  }
+
+  /** A brand-new, empty member (restore null, no peers): the leader must catch it up. */
+  private createJoiner(): MemberId {
+    const id = this.nextMemberId++;
+    const member = this.addMember(id, []);
+    this.startMember(member);
+    return id;
+  }
+
+  // ---- faults ----
+
+  private faultStep(): void {
+    if (this.healed) return;
+    const f = this.faultPrng;
+    this.queue.push(this.nowMs + f.range(100, 1200), { kind: 'fault' });
+    const live = this.memberIds.filter((id) => !this.members.get(id)!.removed);
+    const running = this.runningMembers();
+    this.faultsInjected++;
+    const choice = f.int(9);
+    if (choice <= 1 && running.length > 0) {
+      const victim = choice === 0 && this.currentLeader() ? this.currentLeader()! : f.pick(running);
+      victim.crash(choice === 0 ? 'fault: crash the leader' : 'fault: crash');
+      this.queue.push(this.nowMs + f.range(50, 3000), { kind: 'restart', member: victim.id });
+    } else if (choice === 2 && live.length >= 2) {
+      const shuffled = shuffle(f, live);
+      const cut = f.range(1, shuffled.length - 1);
+      this.partition(shuffled.slice(0, cut), shuffled.slice(cut), 'symmetric partition', true);
+    } else if (choice === 3 && live.length >= 2) {
+      const shuffled = shuffle(f, live);
+      const cut = f.range(1, shuffled.length - 1);
+      this.partition(shuffled.slice(0, cut), shuffled.slice(cut), 'asymmetric partition', false);
+    } else if (choice === 4) {
+      const leader = this.currentLeader();
+      if (leader) this.partition([leader.id], live.filter((id) => id !== leader.id), 'isolate the leader', true);
+    } else if (choice === 5 && live.length >= 2) {
+      const shuffled = shuffle(f, live);
+      const cut = f.range(1, shuffled.length - 1);
+      const links: [MemberId, MemberId][] = [];
+      for (const a of shuffled.slice(0, cut)) for (const b of shuffled.slice(cut)) links.push([a, b], [b, a]);
+      const generation = ++this.partitionGeneration;
+      this.network.healAll();
+      this.trace.add(this.nowMs, 'fault', 0, `flapping partition {${shuffled.slice(0, cut)}} | {${shuffled.slice(cut)}}`);
+      this.queue.push(this.nowMs, { kind: 'flap', generation, cut: true, untilMs: this.nowMs + f.range(500, 4000), links });
+    } else if (choice === 6) {
+      const conditions: LinkConditions = {
+        dropProbability: f.pick([0, 0.01, 0.05, 0.2]),
+        duplicateProbability: f.pick([0, 0.01, 0.05]),
+        latencyMsMin: 1,
+        latencyMsMax: f.pick([3, 10, 30]),
+        tailProbability: f.pick([0, 0.01, 0.05]),
+        tailLatencyMsMax: f.pick([100, 300, 1000]),
+      };
+      this.network.conditions = conditions;
+      this.trace.add(this.nowMs, 'fault', 0, `link conditions ${JSON.stringify(conditions)}`);
+    } else if (choice === 7) {
+      this.partitionGeneration++;
+      this.network.healAll();
+      this.network.conditions = calmConditions;
+      this.trace.add(this.nowMs, 'heal', 0, 'network healed, calm links');
+    } else {
+      // Crash a minority-or-majority group at once; they come back at different times.
+      const count = f.range(1, Math.max(1, Math.floor(running.length / 2) + 1));
+      for (const victim of shuffle(f, running).slice(0, count)) {
+        victim.crash('fault: group crash');
+        this.queue.push(this.nowMs + f.range(50, 2000), { kind: 'restart', member: victim.id });
+      }
+    }
+  }
+
+  private partition(a: MemberId[], b: MemberId[], what: string, symmetric: boolean): void {
+    const generation = ++this.partitionGeneration;
+    this.network.healAll();
+    for (const x of a) for (const y of b) symmetric ? this.network.blockBoth(x, y) : this.network.block(x, y);
+    this.trace.add(this.nowMs, 'fault', 0, `${what} {${a}} ${symmetric ? '|' : '->X'} {${b}}`);
+    this.queue.push(this.nowMs + this.faultPrng.range(100, 3000), { kind: 'heal-partition', generation });
+  }
+
+  private flapStep(e: Extract<SimEvent, { kind: 'flap' }>): void {
+    if (e.generation !== this.partitionGeneration) return;
+    if (this.nowMs >= e.untilMs) {
+      this.network.healAll();
+      this.trace.add(this.nowMs, 'heal', 0, 'flapping stopped');
+      return;
+    }
+    if (e.cut) for (const [a, b] of e.links) this.network.block(a, b);
+    else this.network.healAll();
+    this.queue.push(this.nowMs + this.faultPrng.range(30, 300), { ...e, cut: !e.cut });
+  }
+
+  private sabotageStep(): void {
+    const running = this.runningMembers();
+    if (this.options.sabotage === 'corrupt-apply' && running.length > 0) {
+      const victim = this.faultPrng.pick(running);
+      victim.corruptApplies = true;
+      this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: this member now corrupts what it applies');
+      return;
+    }
+    // corrupt-storage: flip a committed, not yet compacted entry on disk, then crash and restart
+    // so the member re-applies it from its log.
+    for (const m of running) {
+      const hs = m.storage.persistedHardState();
+      for (let index = m.storage.snapshotIndex() + 1; index <= hs.commit; index++) {
+        const e = m.storage.entry(index);
+        if (!e || !decodeText(e.data).startsWith('put ')) continue;
+        m.storage.corruptEntry(index, encodeText(`${decodeText(e.data)}-corrupt`));
+        this.trace.add(this.nowMs, 'fault', m.id, `SABOTAGE: corrupted durable entry ${index}, crash and restart`);
+        m.crash('sabotage');
+        this.startMember(m);
+        return;
+      }
+    }
+    this.queue.push(this.nowMs + 50, { kind: 'sabotage' });
+  }
+
+  // ---- heal and liveness ----
+
+  private healStep(): void {
+    this.healed = true;
+    this.healAtMs = this.nowMs;
+    this.partitionGeneration++;
+    this.network.healAll();
+    this.network.conditions = calmConditions;
+    for (const id of this.memberIds) {
+      const m = this.members.get(id)!;
+      if (!m.running && !m.removed) this.startMember(m);
+    }
+    this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms`);
+    this.queue.push(this.nowMs, { kind: 'probe' });
+  }
+
+  private probeStep(): void {
+    this.queue.push(this.nowMs + livenessProbeIntervalMs, { kind: 'probe' });
+    const leader = this.currentLeader();
+    if (!leader) return;
+    const required = confMembers(leader.confState);
+    for (const [marker, appliedBy] of this.markerAppliedBy) {
+      if (required.every((id) => appliedBy.has(id))) {
+        this.livenessDone = true;
+        this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
+        return;
+      }
+    }
+    if (this.nowMs - this.markerProposedAtMs >= electionTimeoutMs) {
+      const marker = `mark s${this.seed}-${++this.markersIssued}`;
+      if (this.propose(leader, marker)) {
+        this.markerAppliedBy.set(marker, new Set());
+        this.markerProposedAtMs = this.nowMs;
+      }
+    }
+  }
+
+  private onApplied(member: MemberId, payload: string): void {
+    const set = this.markerAppliedBy.get(payload);
+    if (set) set.add(member);
+  }
+
+  private failLiveness(): never {
+    throw new SimFailure(
+      'liveness',
+      `no leader committed a fresh proposal on every member within ${livenessBudgetMs}ms of the heal at ${this.healAtMs}ms\n` +
+        this.describeMembers().join('\n'),
+    );
+  }
+
+  private describeMembers(): string[] {
+    return this.memberIds.map((id) => {
+      const m = this.members.get(id)!;
+      if (!m.running) {
+        return `  m${id}: ${m.removed ? 'removed' : 'down'}; durable snapshot ${m.storage.snapshotIndex()} log to ${m.storage.lastIndex()} commit ${m.storage.persistedHardState().commit}`;
+      }
+      const s = m.raft().status();
+      let line = `  m${id}: ${s.role} term ${s.term} lead ${s.lead} commit ${s.commit} applied ${m.appliedIndex()} last ${s.lastIndex} ${describeConfState(s.confState)}`;
+      if (s.progress) {
+        const parts: string[] = [];
+        for (const [peer, p] of s.progress) {
+          parts.push(`m${peer} ${p.state} match ${p.match} next ${p.next} inflight ${p.inflight}${p.recentActive ? '' : ' inactive'}`);
+        }
+        line += `\n      progress: ${parts.join('; ')}`;
+      }
+      return line;
+    });
+  }
+}
+
+function shuffle<T>(prng: Prng, items: readonly T[]): T[] {
+  const out = items.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = prng.int(i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
