@@ -25,7 +25,11 @@ export const calmConditions: LinkConditions = {
   tailLatencyMsMax: 5,
 };
 
-export type Deliver = (atMs: number, message: Message) => void;
+/**
+ * `sender` is the member whose Ready produced the message; it differs from `message.from` when
+ * a follower relays a ReadIndex request for another member. Links are cut by sender.
+ */
+export type Deliver = (atMs: number, sender: MemberId, message: Message) => void;
 export type NetworkObserver = (kind: 'send' | 'drop' | 'duplicate', message: Message, reason: string) => void;
 
 export class SimNetwork {
@@ -41,10 +45,10 @@ export class SimNetwork {
     private readonly observe: NetworkObserver,
   ) {}
 
-  send(nowMs: number, message: Message): void {
+  send(nowMs: number, sender: MemberId, message: Message): void {
     this.messagesSent++;
     this.observe('send', message, '');
-    if (this.isBlocked(message.from, message.to)) {
+    if (this.isBlocked(sender, message.to)) {
       this.drop(message, 'link cut');
       return;
     }
@@ -53,16 +57,16 @@ export class SimNetwork {
       this.drop(message, 'random loss');
       return;
     }
-    this.schedule(nowMs + this.latencyMs(), copyMessage(message));
+    this.schedule(nowMs + this.latencyMs(), sender, copyMessage(message));
     if (this.prng.chance(c.duplicateProbability)) {
       this.observe('duplicate', message, '');
-      this.schedule(nowMs + this.latencyMs(), copyMessage(message));
+      this.schedule(nowMs + this.latencyMs(), sender, copyMessage(message));
     }
   }
 
   /** Whether a message arriving now still gets through (the link may have been cut meanwhile). */
-  admits(message: Message): boolean {
-    if (!this.isBlocked(message.from, message.to)) return true;
+  admits(sender: MemberId, message: Message): boolean {
+    if (!this.isBlocked(sender, message.to)) return true;
     this.drop(message, 'link cut in flight');
     return false;
   }
