@@ -57,6 +57,10 @@ export class Inflights {
     }
   }
 
+  freeFirstOne(): void {
+    if (this.count > 0) this.freeLE(this.indexes[this.head]);
+  }
+
   reset(): void {
     this.indexes.length = 0;
     this.sizes.length = 0;

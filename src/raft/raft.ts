@@ -48,7 +48,8 @@ export type ProposalDropReason =
   | 'leader transfer in progress'
   | 'uncommitted entries too large'
   | 'proposal forwarding disabled'
-  | 'empty proposal';
+  | 'empty proposal'
+  | `conf change refused: ${string}`;
 
 export class RaftError extends Error {
   constructor(
@@ -83,6 +84,13 @@ export class Raft {
   readStates: ReadState[] = [];
   /** Messages to send after the current Ready is persisted. */
   msgs: Message[] = [];
+  /**
+   * Leader: appends to send at the next flush(). Proposals and commit advances between two
+   * Readies then go out as one append per follower instead of one each.
+   */
+  private broadcastPending = false;
+  /** Follower: proposals to forward to the leader at the next flush(), as one message. */
+  private forwardBuffer: Entry[] = [];
   /** Last proposal refusal, for the caller's error message. */
   lastDropReason: ProposalDropReason | null = null;
 
@@ -110,7 +118,7 @@ export class Raft {
   private leaseForfeited = false;
   /**
    * A member that just started does not know whether a leader it followed before a crash
-   * still holds a lease, so with check-quorum it refuses votes for one election timeout.
+   * still holds a lease, so with lease-based reads it refuses votes for one election timeout.
    */
   private bootGrace = true;
 
@@ -127,7 +135,16 @@ export class Raft {
     } else {
       this.log = new RaftLog(null, [], 0);
       if (peers.length > 0) {
-        this.applyConfState({ voters: [...peers], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false });
+        // Bootstrapping is a snapshot at index 1, term 1, holding only the first membership
+        // (and an empty state machine image). The first Ready persists it like any snapshot,
+        // so a restart finds the configuration where every member finds it.
+        const boot: Snapshot = {
+          metadata: { index: 1, term: 1, confState: { voters: [...peers], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+          data: new Uint8Array(0),
+        };
+        this.log.restore(boot);
+        this.term = 1;
+        this.applyConfState(boot.metadata.confState);
       }
     }
     this.becomeFollower(this.term, NONE);
@@ -174,6 +191,8 @@ export class Raft {
     this.pendingReadIndexMessages = [];
     this.heartbeatAckTick.clear();
     this.leaseForfeited = false;
+    this.broadcastPending = false;
+    this.forwardBuffer = [];
   }
 
   becomeFollower(term: number, lead: MemberId): void {
@@ -300,8 +319,14 @@ export class Raft {
     return true;
   }
 
+  /** Sends each follower what it lacks, filling its inflight window. */
   private bcastAppend(): void {
-    for (const id of this.trk.memberIds()) if (id !== this.id) this.maybeSendAppend(id, true);
+    for (const id of this.trk.memberIds()) {
+      if (id === this.id || !this.maybeSendAppend(id, true)) continue;
+      while (this.maybeSendAppend(id, false)) {
+        /* fill the window */
+      }
+    }
   }
 
   private bcastHeartbeat(ctx: Uint8Array | null): void {
@@ -422,7 +447,8 @@ export class Raft {
 
   /** With check-quorum, a member that heard from a leader within an election timeout ignores votes. */
   private inLease(): boolean {
-    return this.cfg.checkQuorum && this.electionElapsed < this.cfg.electionTicks && (this.lead !== NONE || this.bootGrace);
+    if (!this.cfg.checkQuorum || this.electionElapsed >= this.cfg.electionTicks) return false;
+    return this.lead !== NONE || (this.bootGrace && this.cfg.readOnlyOption === ReadOnlyOption.LeaseBased);
   }
 
   // ---- validation -------------------------------------------------------------------
@@ -437,6 +463,7 @@ export class Raft {
     }
     if (!Number.isSafeInteger(m.from) || m.from < 0) return `bad from ${String(m.from)}`;
     if (!isLocalMessage(m.type) && m.from === NONE) return 'network message without sender';
+    if (!isLocalMessage(m.type) && m.to !== this.id && m.type !== MessageType.TransferLeader) return `addressed to ${m.to}`;
     if (!Array.isArray(m.entries)) return 'entries is not a list';
     if (m.type === MessageType.App) {
       for (let i = 0; i < m.entries.length; i++) {
@@ -596,7 +623,11 @@ export class Raft {
           const prev = this.heartbeatAckTick.get(m.from) ?? -1;
           if (m.index > prev && m.index <= this.ticks) this.heartbeatAckTick.set(m.from, m.index);
         }
-        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, true);
+        // Appends may have been lost with a full window: let one more go so that the
+        // follower's rejection (or acceptance) restarts the flow.
+        if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
+        // A probe is re-sent; a replicating follower only gets entries not yet in flight.
+        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, pr.state === ProgressState.Probe);
         if (m.context === null) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (!acks) return;
@@ -641,8 +672,9 @@ export class Raft {
     }
     if (this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
-      this.bcastAppend();
-    } else if (wasPaused) {
+      this.broadcastPending = true;
+    } else if (wasPaused && !this.broadcastPending) {
+      // The follower may lag on commit: tell it now rather than at the next heartbeat.
       this.maybeSendAppend(m.from, true);
     }
     // Stream what the window allows without waiting for the next tick.
@@ -673,6 +705,11 @@ export class Raft {
       let entry: Entry = { term: 0, index: 0, type: e.type, data: e.data };
       if (e.type === EntryType.ConfChange) {
         const refusal = this.confChangeRefusal(e.data);
+        if (refusal !== null && m.type === MessageType.Prop) {
+          // A local proposer can be told at once.
+          this.lastDropReason = `conf change refused: ${refusal}`;
+          return;
+        }
         if (refusal !== null) {
           this.logger.warn(`${this.id} ignores conf change: ${refusal}`);
           // Keep the proposal's slot so the batch stays whole; the entry becomes a no-op.
@@ -684,7 +721,26 @@ export class Raft {
       ents.push(entry);
     }
     if (!this.appendEntries(ents)) return;
-    this.bcastAppend();
+    this.broadcastPending = true;
+  }
+
+  /** Sends what was batched since the last Ready: called by RawNode before it builds one. */
+  flush(): void {
+    if (this.forwardBuffer.length > 0) {
+      const ents = this.forwardBuffer;
+      this.forwardBuffer = [];
+      if (this.role === StateRole.Follower && this.lead !== NONE) {
+        const m = newMessage(MessageType.ForwardProp, this.lead, this.id, 0);
+        m.entries = ents;
+        this.send(m);
+      } else {
+        this.logger.info(`${this.id} dropped ${ents.length} forwarded proposals: the leader was lost`);
+      }
+    }
+    if (this.broadcastPending) {
+      this.broadcastPending = false;
+      if (this.role === StateRole.Leader) this.bcastAppend();
+    }
   }
 
   private confChangeRefusal(data: Uint8Array): string | null {
@@ -753,7 +809,8 @@ export class Raft {
   leaseValid(): boolean {
     if (this.role !== StateRole.Leader || this.leaseForfeited || this.leadTransferee !== NONE) return false;
     if (!this.committedEntryInCurrentTerm()) return false;
-    const base = jointCommitted(this.trk.config, (id) => (id === this.id ? this.ticks : this.heartbeatAckTick.get(id)));
+    // The newest send tick that a quorum has acknowledged; a voter without an ack counts as never.
+    const base = jointCommitted(this.trk.config, (id) => (id === this.id ? this.ticks : (this.heartbeatAckTick.get(id) ?? -Infinity)));
     if (!Number.isFinite(base)) return false;
     return this.ticks < base + this.cfg.electionTicks - this.cfg.leaseDriftTicks;
   }
@@ -821,7 +878,7 @@ export class Raft {
           this.lastDropReason = 'proposal forwarding disabled';
           return;
         }
-        this.send({ ...m, type: MessageType.ForwardProp, to: this.lead, from: this.id, term: 0 });
+        for (const e of m.entries) this.forwardBuffer.push(e);
         return;
       case MessageType.App:
         this.electionElapsed = 0;
@@ -858,6 +915,8 @@ export class Raft {
 
   private handleAppend(m: Message): void {
     const r = newMessage(MessageType.AppResp, m.from, this.id, this.term);
+    // Entries at or below our commit index are settled: answer with where we stand. This
+    // also means nothing a peer sends can rewrite committed history.
     if (m.index < this.log.committed) {
       r.index = this.log.committed;
       this.send(r);
@@ -902,12 +961,9 @@ export class Raft {
   private restore(s: Snapshot): boolean {
     const { index, term, confState } = s.metadata;
     if (index <= this.log.committed) return false;
+    // A member added after the snapshot was taken is not in its configuration; it restores
+    // anyway and learns of its own addition from the entries that follow.
     const cs = confState;
-    const member = [...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext].includes(this.id);
-    if (!member) {
-      this.logger.warn(`${this.id} ignores snapshot at ${index}: not a member of its configuration`);
-      return false;
-    }
     if (this.log.matchTerm(index, term)) {
       // We already hold the snapshot's last entry: just advance commit.
       this.log.commitTo(index);

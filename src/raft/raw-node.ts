@@ -6,9 +6,11 @@ import { encodeConfChange, type ConfChange } from './confchange.ts';
 import { Raft, RaftError, type RaftRestore } from './raft.ts';
 import {
   EntryType,
+  emptyHardState,
   MessageType,
   newMessage,
   type ConfState,
+  type Entry,
   type HardState,
   type MemberId,
   type Message,
@@ -57,7 +59,8 @@ export class RawNode {
   constructor(config: RaftConfig, restore: RaftRestore | null, peers: readonly MemberId[]) {
     this.raft = new Raft(config, restore, peers);
     this.prevSoft = { lead: this.raft.lead, role: this.raft.role };
-    this.prevHard = this.raft.hardState();
+    // After a bootstrap the first Ready must carry the hard state too.
+    this.prevHard = restore ? { ...restore.hardState } : emptyHardState();
   }
 
   tick(): void {
@@ -70,16 +73,21 @@ export class RawNode {
   }
 
   propose(data: Uint8Array): void {
-    this.proposeEntry(EntryType.Normal, data);
+    this.proposeEntries([{ term: 0, index: 0, type: EntryType.Normal, data }]);
+  }
+
+  /** Proposes several entries at once: they are appended and replicated as one batch. */
+  proposeBatch(datas: readonly Uint8Array[]): void {
+    this.proposeEntries(datas.map((data) => ({ term: 0, index: 0, type: EntryType.Normal, data })));
   }
 
   proposeConfChange(cc: ConfChange): void {
-    this.proposeEntry(EntryType.ConfChange, encodeConfChange(cc));
+    this.proposeEntries([{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }]);
   }
 
-  private proposeEntry(type: EntryType, data: Uint8Array): void {
+  private proposeEntries(entries: Entry[]): void {
     const m = newMessage(MessageType.Prop, this.raft.id, this.raft.id, 0);
-    m.entries = [{ term: 0, index: 0, type, data }];
+    m.entries = entries;
     this.raft.lastDropReason = null;
     this.raft.step(m);
     // Every path that refuses a proposal records why.
@@ -122,9 +130,11 @@ export class RawNode {
     return this.raft.applyConfChange(cc);
   }
 
+  /** Whether ready() has work. Sends batched appends and forwards first (see Raft.flush). */
   hasReady(): boolean {
     if (this.outstanding !== null) return false;
     const r = this.raft;
+    r.flush();
     if (r.msgs.length > 0 || r.readStates.length > 0) return true;
     if (r.lead !== this.prevSoft.lead || r.role !== this.prevSoft.role) return true;
     const hs = r.hardState();
@@ -137,6 +147,7 @@ export class RawNode {
   ready(): Ready {
     if (this.outstanding !== null) throw new Error('raft: ready() called again before advance()');
     const r = this.raft;
+    r.flush();
     const soft: SoftState = { lead: r.lead, role: r.role };
     const hs = r.hardState();
     const softChanged = soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role;

@@ -1,0 +1,427 @@
+// A member: drives the Raft core over the seams. It turns clock time into ticks, persists
+// each Ready before sending its messages, applies committed entries to the state machine,
+// and resolves the proposals and reads that its own clients made.
+
+import type { RaftConfig } from '../raft/config.ts';
+import { decodeConfChange, type ConfChange } from '../raft/confchange.ts';
+import { RaftError } from '../raft/raft.ts';
+import { RawNode, type Status } from '../raft/raw-node.ts';
+import { EntryType, MessageType, StateRole, type Entry, type MemberId, type Ready } from '../raft/types.ts';
+import type { Clock, Storage, Transport } from '../seams.ts';
+
+/** The replicated application. `apply` must be deterministic: every member applies the same entries. */
+export interface StateMachine {
+  /** Applies a committed payload at `index`; the result goes back to the member that proposed it. */
+  apply(payload: Uint8Array, index: number): unknown;
+  /** The whole state as of the last applied entry. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state. An empty image means the initial, empty state. */
+  restore(image: Uint8Array): void;
+}
+
+export interface MemberOptions {
+  id: MemberId;
+  /** The first membership, used only when storage is empty (a brand-new cluster). */
+  peers: MemberId[];
+  clock: Clock;
+  storage: Storage;
+  transport: Transport;
+  stateMachine: StateMachine;
+  /** Uniform [0, 1): seeds Raft's election timeouts and request ids. */
+  random: () => number;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Applied entries between automatic snapshots. */
+  snapshotEntries?: number;
+  /** Entries kept behind a snapshot so slightly lagging followers catch up without one. */
+  snapshotKeepEntries?: number;
+  /** How long a proposal or read waits before failing with a timeout. */
+  requestTimeoutMs?: number;
+  raft?: Partial<Omit<RaftConfig, 'id' | 'random' | 'electionTicks' | 'heartbeatTicks'>>;
+  log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
+}
+
+/** etcd's wording, so clients map the errors the same way. */
+export class MemberError extends Error {
+  constructor(
+    readonly code: 'timeout' | 'stopped' | 'no-leader' | 'proposal-dropped',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  deadlineMs: number;
+}
+
+interface ReadWaiter extends Waiter {
+  ctx: Uint8Array;
+  /** Set once the leader confirmed a read index. */
+  index: number;
+  issuedMs: number;
+}
+
+/** Header on every proposal: member id, incarnation and sequence, so only its proposer resolves it. */
+const headerBytes = 24;
+
+export type MemberEvent = { role: StateRole; term: number; leader: MemberId; commit: number; applied: number };
+
+export class Member {
+  readonly id: MemberId;
+  private node!: RawNode;
+  private readonly opts: Required<Omit<MemberOptions, 'raft' | 'log'>> & Pick<MemberOptions, 'raft' | 'log'>;
+  private readonly incarnation: number;
+  private seq = 0;
+  private readonly proposals = new Map<number, Waiter>();
+  private readonly confChanges: { waiter: Waiter; cc: ConfChange }[] = [];
+  private readonly reads = new Map<string, ReadWaiter>();
+  private pendingPayloads: Uint8Array[] = [];
+  private pendingSeqs: number[] = [];
+  private draining = false;
+  /** The drain in progress, so stop() can wait for it. */
+  private drainDone: Promise<void> = Promise.resolve();
+  private drainAgain = false;
+  private stopped = false;
+  private stopTicker: (() => void) | null = null;
+  private appliedSinceSnapshot = 0;
+  private lastEvent: MemberEvent | null = null;
+  private readonly listeners = new Set<(e: MemberEvent) => void>();
+  private fatal: Error | null = null;
+
+  private constructor(opts: MemberOptions) {
+    this.id = opts.id;
+    this.opts = {
+      tickMs: 100,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      snapshotEntries: 10_000,
+      snapshotKeepEntries: 5_000,
+      requestTimeoutMs: 7_000,
+      ...opts,
+    };
+    this.incarnation = Math.floor(opts.random() * 2 ** 52);
+  }
+
+  /** Loads the member's state from storage and starts ticking and serving. */
+  static async start(opts: MemberOptions): Promise<Member> {
+    const m = new Member(opts);
+    await m.boot();
+    return m;
+  }
+
+  private async boot(): Promise<void> {
+    const persisted = await this.opts.storage.load();
+    const empty = persisted.snapshot === null && persisted.entries.length === 0 && persisted.hardState.term === 0;
+    const log = this.opts.log;
+    this.node = new RawNode(
+      {
+        ...this.opts.raft,
+        id: this.id,
+        random: this.opts.random,
+        electionTicks: this.opts.electionTicks,
+        heartbeatTicks: this.opts.heartbeatTicks,
+        logger: log
+          ? { debug: (s) => log('debug', s), info: (s) => log('info', s), warn: (s) => log('warn', s) }
+          : undefined,
+      },
+      empty ? null : persisted,
+      empty ? this.opts.peers : [],
+    );
+    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
+    this.opts.transport.start((msg) => {
+      if (this.stopped) return;
+      this.node.step(msg);
+      this.schedule();
+    });
+    this.stopTicker = this.opts.clock.every(this.opts.tickMs, () => this.onTick());
+    this.schedule();
+  }
+
+  /** Subscribe to role, term, leader and index changes. Returns an unsubscribe function. */
+  onChange(fn: (e: MemberEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  status(): Status {
+    return this.node.status();
+  }
+
+  isLeader(): boolean {
+    return this.node.status().role === StateRole.Leader;
+  }
+
+  /**
+   * Replicates `payload` and resolves with the state machine's result once it is applied
+   * here. A timeout means the outcome is unknown: the entry may still commit.
+   */
+  propose(payload: Uint8Array): Promise<unknown> {
+    this.checkRunning();
+    const seq = ++this.seq;
+    const data = new Uint8Array(headerBytes + payload.length);
+    const view = new DataView(data.buffer);
+    view.setFloat64(0, this.id);
+    view.setFloat64(8, this.incarnation);
+    view.setFloat64(16, seq);
+    data.set(payload, headerBytes);
+    return new Promise((resolve, reject) => {
+      this.proposals.set(seq, { resolve, reject, deadlineMs: this.opts.clock.now() + this.opts.requestTimeoutMs });
+      this.pendingPayloads.push(data);
+      this.pendingSeqs.push(seq);
+      this.schedule();
+    });
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex). */
+  readBarrier(): Promise<void> {
+    this.checkRunning();
+    const now = this.opts.clock.now();
+    const ctx = new Uint8Array(16);
+    const view = new DataView(ctx.buffer);
+    view.setFloat64(0, this.incarnation);
+    view.setFloat64(8, ++this.seq);
+    const key = ctxKey(ctx);
+    return new Promise<void>((resolve, reject) => {
+      this.reads.set(key, { resolve: () => resolve(), reject, deadlineMs: now + this.opts.requestTimeoutMs, ctx, index: -1, issuedMs: now });
+      this.node.readIndex(ctx);
+      this.schedule();
+    });
+  }
+
+  /** Proposes a membership change; resolves with the new configuration once applied here. */
+  changeMembership(cc: ConfChange): Promise<unknown> {
+    this.checkRunning();
+    return new Promise((resolve, reject) => {
+      try {
+        this.node.proposeConfChange(cc);
+      } catch (err) {
+        reject(toMemberError(err));
+        return;
+      }
+      this.confChanges.push({ waiter: { resolve, reject, deadlineMs: this.opts.clock.now() + this.opts.requestTimeoutMs }, cc });
+      this.schedule();
+    });
+  }
+
+  transferLeadership(to: MemberId): void {
+    this.checkRunning();
+    this.node.transferLeader(to);
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopTicker?.();
+    const err = new MemberError('stopped', 'etcdserver: server stopped');
+    this.failAll(err);
+    await this.drainDone;
+    await this.opts.transport.close();
+    await this.opts.storage.close();
+  }
+
+  private checkRunning(): void {
+    if (this.fatal) throw this.fatal;
+    if (this.stopped) throw new MemberError('stopped', 'etcdserver: server stopped');
+  }
+
+  private onTick(): void {
+    if (this.stopped) return;
+    this.node.tick();
+    const now = this.opts.clock.now();
+    const timeout = new MemberError('timeout', 'etcdserver: request timed out');
+    for (const [seq, w] of this.proposals) {
+      if (w.deadlineMs <= now) {
+        this.proposals.delete(seq);
+        w.reject(timeout);
+      }
+    }
+    for (const [key, r] of this.reads) {
+      if (r.deadlineMs <= now) {
+        this.reads.delete(key);
+        r.reject(timeout);
+      } else if (r.index < 0 && now - r.issuedMs >= this.opts.tickMs * this.opts.electionTicks) {
+        // The request (or its answer) may have been lost, or there was no leader: ask again.
+        r.issuedMs = now;
+        this.node.readIndex(r.ctx);
+      }
+    }
+    for (let i = this.confChanges.length - 1; i >= 0; i--) {
+      if (this.confChanges[i].waiter.deadlineMs <= now) {
+        this.confChanges[i].waiter.reject(timeout);
+        this.confChanges.splice(i, 1);
+      }
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.fatal) return;
+    if (this.draining) {
+      this.drainAgain = true;
+      return;
+    }
+    this.draining = true;
+    this.drainDone = Promise.resolve()
+      .then(() => this.drain())
+      .catch((err) => this.die(err as Error));
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      do {
+        this.drainAgain = false;
+        this.flushProposals();
+        while (!this.stopped && this.node.hasReady()) {
+          const rd = this.node.ready();
+          await this.handleReady(rd);
+          this.node.advance(rd);
+          this.maybeSnapshot();
+          this.flushProposals();
+        }
+        this.emitChange();
+      } while (this.drainAgain && !this.stopped);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private flushProposals(): void {
+    if (this.pendingPayloads.length === 0) return;
+    const payloads = this.pendingPayloads;
+    const seqs = this.pendingSeqs;
+    this.pendingPayloads = [];
+    this.pendingSeqs = [];
+    try {
+      this.node.proposeBatch(payloads);
+    } catch (err) {
+      const e = toMemberError(err);
+      for (const seq of seqs) {
+        this.proposals.get(seq)?.reject(e);
+        this.proposals.delete(seq);
+      }
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
+    }
+    // Only now, with the state durable, may anyone hear what it implies.
+    if (rd.messages.length > 0) {
+      this.opts.transport.send(rd.messages);
+      // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
+      // follower's next answer shows it still lags and the leader sends it again.
+      for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
+    }
+    if (rd.snapshot !== null) {
+      this.opts.stateMachine.restore(rd.snapshot.data);
+      this.appliedSinceSnapshot = 0;
+    }
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const w = this.reads.get(ctxKey(rs.requestCtx));
+      if (w) w.index = rs.index;
+    }
+    this.releaseReads(rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1);
+  }
+
+  private applyEntry(e: Entry): void {
+    this.appliedSinceSnapshot++;
+    if (e.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(e.data);
+      const cs = this.node.applyConfChange(cc);
+      const i = this.confChanges.findIndex((p) => sameChange(p.cc, cc));
+      if (i >= 0) {
+        this.confChanges[i].waiter.resolve(cs);
+        this.confChanges.splice(i, 1);
+      }
+      return;
+    }
+    if (e.data.length === 0) return; // a leader's no-op
+    if (e.data.length < headerBytes) {
+      this.opts.log?.('warn', `member ${this.id}: entry ${e.index} is shorter than its header; skipped on every member alike`);
+      return;
+    }
+    const view = new DataView(e.data.buffer, e.data.byteOffset, headerBytes);
+    const result = this.opts.stateMachine.apply(e.data.subarray(headerBytes), e.index);
+    if (view.getFloat64(0) === this.id && view.getFloat64(8) === this.incarnation) {
+      const seq = view.getFloat64(16);
+      const w = this.proposals.get(seq);
+      if (w) {
+        this.proposals.delete(seq);
+        w.resolve(result);
+      }
+    }
+  }
+
+  private releaseReads(lastApplied: number): void {
+    const applied = Math.max(lastApplied, this.node.status().applied);
+    for (const [key, r] of this.reads) {
+      if (r.index >= 0 && r.index <= applied) {
+        this.reads.delete(key);
+        r.resolve(undefined);
+      }
+    }
+  }
+
+  private maybeSnapshot(): void {
+    if (this.appliedSinceSnapshot < this.opts.snapshotEntries) return;
+    this.appliedSinceSnapshot = 0;
+    const snap = this.node.createSnapshot(this.opts.stateMachine.snapshot(), this.opts.snapshotKeepEntries);
+    // Written behind the apply path; a failure is fatal like any storage failure.
+    this.opts.storage.saveSnapshot(snap).catch((err) => this.die(err as Error));
+  }
+
+  private emitChange(): void {
+    if (this.listeners.size === 0) return;
+    const s = this.node.status();
+    const e: MemberEvent = { role: s.role, term: s.term, leader: s.lead, commit: s.commit, applied: s.applied };
+    const l = this.lastEvent;
+    if (l && l.role === e.role && l.term === e.term && l.leader === e.leader && l.commit === e.commit && l.applied === e.applied) return;
+    this.lastEvent = e;
+    for (const fn of this.listeners) fn(e);
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.proposals.values()) w.reject(err);
+    this.proposals.clear();
+    for (const r of this.reads.values()) r.reject(err);
+    this.reads.clear();
+    for (const c of this.confChanges) c.waiter.reject(err);
+    this.confChanges.length = 0;
+  }
+
+  /** Storage failed: nothing acknowledged after this point could be trusted, so stop. */
+  private die(err: Error): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.opts.log?.('warn', `member ${this.id} stopped: ${err.message}`);
+    this.failAll(err);
+    this.stopped = true;
+    this.stopTicker?.();
+  }
+}
+
+function ctxKey(ctx: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]);
+  return s;
+}
+
+function sameChange(a: ConfChange, b: ConfChange): boolean {
+  return (
+    a.transition === b.transition &&
+    a.changes.length === b.changes.length &&
+    a.changes.every((c, i) => c.type === b.changes[i].type && c.memberId === b.changes[i].memberId)
+  );
+}
+
+function toMemberError(err: unknown): Error {
+  if (err instanceof RaftError) return new MemberError('proposal-dropped', err.message);
+  return err as Error;
+}
