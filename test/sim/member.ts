@@ -37,11 +37,6 @@ export interface MemberOptions {
   tickIntervalMs: number;
   snapshotEveryEntries: number;
   snapshotKeepEntries: number;
-  /**
-   * Core issue #1 workaround: persist the bootstrap membership as a snapshot at index 0, and
-   * snapshot (compacting the log) right after the first applied entry.
-   */
-  compactAfterBootstrap: boolean;
 }
 
 export class SimMember {
@@ -104,12 +99,6 @@ export class SimMember {
       // Nothing durable: boot exactly as the first time (etcd bootstraps again without a WAL).
       this.confState = { ...emptyConfState(), voters: this.options.bootstrapPeers.slice() };
       this.node = new RawNode(this.options.raftConfig, null, this.options.bootstrapPeers.slice());
-      // The core keeps the bootstrap membership in memory only and restores a configuration
-      // from a snapshot alone, so the driver records it durably as a snapshot at index 0
-      // (core issue #1 in docs/simulator.md).
-      if (this.options.compactAfterBootstrap && this.options.bootstrapPeers.length > 0) {
-        this.storage.saveSnapshot({ metadata: { index: 0, term: 0, confState: this.confState }, data: this.sm.snapshotData() });
-      }
     } else {
       this.confState = emptyConfState();
       if (persisted.snapshot) {
@@ -232,7 +221,7 @@ export class SimMember {
     }
     let payload = e.type === EntryType.Normal ? decodeText(e.data) : '';
     let applied = e;
-    if (this.corruptApplies && payload.startsWith('put ')) {
+    if (this.corruptApplies && payload.length > 0) {
       payload = `${payload}-corrupt`;
       applied = { ...e, data: new TextEncoder().encode(payload) };
     }
@@ -265,13 +254,8 @@ export class SimMember {
   }
 
   private maybeSnapshot(): void {
-    if (!this.node) return;
-    // Core issue #1 workaround: the bootstrap membership is in no log entry, so a member that
-    // catches up by replaying the log from index 1 never learns it. Compacting right after the
-    // first applied entry makes every later joiner start from a snapshot, which carries it.
-    const bootstrapCompaction = this.options.compactAfterBootstrap && this.snapshotIndex === 0 && this.sm.appliedIndex > 0;
-    if (!bootstrapCompaction && this.sm.appliedIndex - this.snapshotIndex < this.options.snapshotEveryEntries) return;
-    const snap = this.node.createSnapshot(this.sm.snapshotData(), bootstrapCompaction ? 0 : this.options.snapshotKeepEntries);
+    if (!this.node || this.sm.appliedIndex - this.snapshotIndex < this.options.snapshotEveryEntries) return;
+    const snap = this.node.createSnapshot(this.sm.snapshotData(), this.options.snapshotKeepEntries);
     if (snap.metadata.index !== this.sm.appliedIndex) {
       throw new SimFailure('snapshot', `m${this.id} createSnapshot made index ${snap.metadata.index} but the state machine is at ${this.sm.appliedIndex}`);
     }

@@ -33,11 +33,6 @@ export interface SimOptions {
   faultPhaseMs?: number;
   sabotage?: Sabotage | null;
   traceEventsMax?: number;
-  /**
-   * Work around core issue #1 (bootstrap membership only in memory) in the driver: persist it
-   * as a snapshot at index 0 and compact right after the first applied entry. Default true.
-   */
-  bootstrapWorkaround?: boolean;
 }
 
 export interface SimResult {
@@ -256,7 +251,6 @@ class Simulation {
         tickIntervalMs: tickMs + this.clockPrng.pick([-1, 0, 0, 0, 1]),
         snapshotEveryEntries: this.snapshotEveryEntries,
         snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
-        compactAfterBootstrap: this.options.bootstrapWorkaround ?? true,
       },
       {
         nowMs: () => this.nowMs,
@@ -647,10 +641,16 @@ class Simulation {
 
   private sabotageStep(): void {
     const running = this.runningMembers();
-    if (this.options.sabotage === 'corrupt-apply' && running.length > 0) {
-      const victim = this.faultPrng.pick(running);
-      victim.corruptApplies = true;
-      this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: this member now corrupts what it applies');
+    if (this.options.sabotage === 'corrupt-apply') {
+      // Keep one member corrupting at all times: a victim that gets removed is replaced.
+      const current = this.memberIds.map((id) => this.members.get(id)!).find((m) => m.corruptApplies && !m.removed);
+      const members = running.filter((m) => confMembers(m.confState).includes(m.id));
+      if (!current && members.length > 0) {
+        const victim = this.faultPrng.pick(members);
+        victim.corruptApplies = true;
+        this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: this member now corrupts what it applies');
+      }
+      this.queue.push(this.nowMs + 100, { kind: 'sabotage' });
       return;
     }
     // corrupt-storage: flip a committed, not yet compacted entry on disk, then crash and restart
