@@ -14,6 +14,10 @@ import { SimFailure, confMembers, describeConfState } from './checker.ts';
 import type { SafetyChecker } from './checker.ts';
 import type { Trace } from './trace.ts';
 
+/** A hidden browser tab's timer period: what a throttled member ticks at. */
+export const throttledTickIntervalMs = 1000;
+/** Ticks one catch-up delivers at most: well past any election timeout or lease. */
+const catchUpTicksMax = 64;
 /** Ready batches one input may produce before we call it a livelock in the core. */
 const readyBatchesPerInputMax = 64;
 
@@ -37,6 +41,12 @@ export interface MemberOptions {
   tickIntervalMs: number;
   snapshotEveryEntries: number;
   snapshotKeepEntries: number;
+  /**
+   * Catch up ticks from the clock before every input, instead of one tick per timer firing
+   * (sim docs: core issue 5, the proposed driver fix). Off, lease-based reads go stale on a
+   * throttled or frozen leader.
+   */
+  tickCatchUp: boolean;
 }
 
 export class SimMember {
@@ -52,6 +62,8 @@ export class SimMember {
   removed = false;
   incarnation = 0;
   nextTickMs = 0;
+  /** Virtual time up to which ticks were delivered. */
+  private lastTickMs = 0;
   /** Commit index the member can never go below: the highest it has persisted. */
   private commitFloor = 0;
   private snapshotIndex = 0;
@@ -69,8 +81,14 @@ export class SimMember {
     return this.node !== null;
   }
 
-  get tickIntervalMs(): number {
-    return this.options.tickIntervalMs;
+  /** Until then its timers fire at most once a second, like a hidden browser tab's. */
+  throttledUntilMs = 0;
+  /** Until then the process is frozen (a GC pause, a suspended tab): no ticks, no messages. */
+  pausedUntilMs = 0;
+
+  /** The period of this member's next tick at virtual time `nowMs`. */
+  tickIntervalMs(nowMs: number): number {
+    return nowMs < this.throttledUntilMs ? throttledTickIntervalMs : this.options.tickIntervalMs;
   }
 
   appliedIndex(): number {
@@ -91,6 +109,7 @@ export class SimMember {
     if (this.node) throw new Error(`m${this.id} is already running`);
     if (this.removed) throw new Error(`m${this.id} was removed and cannot start`);
     this.incarnation++;
+    this.lastTickMs = this.env.nowMs();
     this.sm = new KvStateMachine();
     this.role = StateRole.Follower;
     this.lead = 0;
@@ -135,13 +154,21 @@ export class SimMember {
     this.env.trace.add(this.env.nowMs(), 'crash', this.id, reason);
   }
 
+  /** The timer fired: one tick, or every tick that is due when catching up. */
   tick(): void {
-    this.node?.tick();
+    if (!this.node) return;
+    if (this.options.tickCatchUp) {
+      this.catchUpTicks();
+    } else {
+      this.node.tick();
+      this.lastTickMs = this.env.nowMs();
+    }
     this.drive();
   }
 
   deliver(m: Message): void {
     if (!this.node) return;
+    if (this.options.tickCatchUp) this.catchUpTicks();
     this.node.step(m);
     this.drive();
   }
@@ -149,6 +176,7 @@ export class SimMember {
   /** Run `action` against the Raft node, then process what it produced. */
   act(action: (node: RawNode) => void): void {
     if (!this.node) return;
+    if (this.options.tickCatchUp) this.catchUpTicks();
     action(this.node);
     this.drive();
   }
@@ -174,6 +202,24 @@ export class SimMember {
       }
       this.maybeSnapshot();
     }
+  }
+
+  /**
+   * Deliver the ticks that real time says are due before anything else: a member whose timers
+   * were throttled (a hidden tab fires them once a second) or that was frozen must not judge
+   * its leader lease, or anything else timed, on a stale tick count. Bounded: past a few
+   * election timeouts every timed decision has expired anyway.
+   */
+  private catchUpTicks(): void {
+    const periodMs = this.options.tickIntervalMs;
+    const due = Math.floor((this.env.nowMs() - this.lastTickMs) / periodMs);
+    if (due <= 0) return;
+    const ticks = Math.min(due, catchUpTicksMax);
+    for (let i = 0; i < ticks && this.node; i++) {
+      this.node.tick();
+      this.drive();
+    }
+    this.lastTickMs += due * periodMs;
   }
 
   private persist(rd: Ready): void {

@@ -17,31 +17,20 @@ interface RegressionSeed {
 }
 
 const regressionSeeds: RegressionSeed[] = [
-  {
-    seed: 2,
-    found:
-      'followers drop an App whose commit index is past the entries it carries; with a small messageBytesMax ' +
-      'a lagging follower never catches up (liveness)',
-    openCoreIssue: 'core-fix-1.patch (sim docs: core issue 3)',
-  },
-  {
-    seed: 10,
-    found: 'same as seed 2, with a 5-voter cluster and a removed voter',
-    openCoreIssue: 'core-fix-1.patch (sim docs: core issue 3)',
-  },
-  // The seeds below found bugs with an earlier version of the simulator (shorter fault phase);
-  // they still run the same kinds of histories and stay as broad regression coverage.
-  { seed: 3, found: 'a lost append with a full inflight window stalled a follower forever (core issue 2, fixed in eb8f2f0)' },
+  // Core issue 3 (sim docs), open on main: a follower drops an append whose commit index is
+  // past the entries it carries, so with a small messageBytesMax a lagging follower never
+  // catches up. Proposed fix: core-fix-1.patch.
+  { seed: 3, found: 'a lagging follower never catches up: its appends are dropped (liveness)', openCoreIssue: 'core issue 3' },
+  { seed: 10, found: 'same, 5 voters and lease-based reads', openCoreIssue: 'core issue 3' },
+  { seed: 15, found: 'same, with an inflight window of 4', openCoreIssue: 'core issue 3' },
+  // The seeds below found bugs with earlier versions of the simulator (the fault mix and the
+  // fault phase changed since, so today they run other histories); they stay as coverage.
+  { seed: 2, found: 'core issue 3 first (with the first simulator version)' },
   { seed: 5, found: 'simulator: a follower relays ReadIndex with the original sender as `from`; links are cut by the relaying member' },
-  { seed: 75, found: 'a joiner refused the leader snapshot that predates its addition, forever (core issue 4, fixed in c322e6d)' },
-  {
-    seed: 198,
-    found:
-      'the bootstrap membership was in no log entry or snapshot: a joiner replaying from index 1 got another ' +
-      'configuration (core issue 1, fixed by the bootstrap snapshot); today it hits core issue 3',
-    openCoreIssue: 'core-fix-1.patch (sim docs: core issue 3)',
-  },
-  { seed: 265, found: 'without pre-vote a stale member disrupted eight elections in a row: recovery took 1240 ms (sets the liveness budget)' },
+  { seed: 19, found: 'core issue 5: a throttled leader (hidden tab, timers at 1 Hz) served stale lease-based reads' },
+  { seed: 75, found: 'core issue 4: a joiner refused the leader snapshot that predates its addition, forever (fixed in c322e6d)' },
+  { seed: 198, found: 'core issue 1: a joiner replaying the log from index 1 never learned the bootstrap membership (fixed on main)' },
+  { seed: 265, found: 'without pre-vote a stale member disrupted eight elections in a row (sets the liveness budget)' },
 ];
 
 function explain(r: SimResult): string {
@@ -55,6 +44,7 @@ describe('simulator regression seeds', () => {
         const r = runSeed({ seed });
         expect(r.ok, `seed ${seed} passes now: remove openCoreIssue from its entry`).toBe(false);
         expect(r.failure?.property).toBe('liveness');
+        expect(r.recentEvents.some((e) => e.text.includes('is past the entries sent'))).toBe(true);
       });
     } else {
       it(`seed ${seed}: ${found}`, () => {
@@ -63,6 +53,15 @@ describe('simulator regression seeds', () => {
       });
     }
   }
+});
+
+describe('core issue 5: lease reads need the driver to catch up ticks', () => {
+  it('without catch-up, a throttled leader serves a stale lease-based read (seed 145)', () => {
+    const r = runSeed({ seed: 145, tickCatchUp: false });
+    expect(r.clusterShape).toContain('reads=lease');
+    expect(r.ok).toBe(false);
+    expect(r.failure?.property).toBe('linearizable read');
+  });
 });
 
 describe('the checkers can fail', () => {
@@ -85,15 +84,15 @@ describe('the checkers can fail', () => {
     const report = failureReport(r);
     expect(report).toContain('seed 7 FAILED');
     expect(report).toContain('state machine safety');
-    expect(report).toContain('SABOTAGE');
+    expect(report).toContain('-corrupt');
     expect(report).toContain('--seed 7');
   });
 });
 
 describe('determinism', () => {
   it('the same seed replays the same events', () => {
-    const a = runSeed({ seed: 42 });
-    const b = runSeed({ seed: 42 });
+    const a = runSeed({ seed: 2 });
+    const b = runSeed({ seed: 2 });
     expect(a.ok, explain(a)).toBe(true);
     expect(b.traceDigest).toBe(a.traceDigest);
     expect(b.historyDigest).toBe(a.historyDigest);
@@ -102,7 +101,7 @@ describe('determinism', () => {
   });
 
   it('different seeds run different histories', () => {
-    const a = runSeed({ seed: 42 });
+    const a = runSeed({ seed: 2 });
     const b = runSeed({ seed: 43 });
     expect(b.traceDigest).not.toBe(a.traceDigest);
     expect(b.historyDigest).not.toBe(a.historyDigest);

@@ -17,7 +17,7 @@ import { EventQueue } from './event-queue.ts';
 import { SimNetwork, calmConditions } from './network.ts';
 import type { LinkConditions } from './network.ts';
 import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
-import { SimMember, describeConfChange } from './member.ts';
+import { SimMember, describeConfChange, throttledTickIntervalMs } from './member.ts';
 import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
 import { decodeText, encodeText } from './state-machine.ts';
@@ -33,6 +33,12 @@ export interface SimOptions {
   faultPhaseMs?: number;
   sabotage?: Sabotage | null;
   traceEventsMax?: number;
+  /**
+   * Whether the member driver catches up ticks from the clock before every input (default
+   * true). False drives one tick per timer firing, as src/server/member.ts does today, which
+   * makes lease-based reads stale on a throttled leader (sim docs: core issue 5).
+   */
+  tickCatchUp?: boolean;
 }
 
 export interface SimResult {
@@ -119,6 +125,7 @@ class Simulation {
 
   private readonly preVote: boolean;
   private readonly checkQuorum: boolean;
+  private readonly readOnlyOption: ReadOnlyOption;
   private readonly heartbeatTicks: number;
   private readonly messageBytesMax: number;
   private readonly inflightMessagesMax: number;
@@ -137,6 +144,7 @@ class Simulation {
   private readsServed = 0;
   private readonly pendingReads = new Map<string, { member: MemberId; commitAtIssue: number }>();
   private confChangeProposedAtMs = -Infinity;
+  private confChangesAppliedAtProposal = 0;
   private readonly retired = new Set<MemberId>();
   /** Liveness markers proposed after the heal, and who has applied each. */
   private readonly markerAppliedBy = new Map<string, Set<MemberId>>();
@@ -158,7 +166,9 @@ class Simulation {
     );
     const s = this.setupPrng;
     this.preVote = s.chance(0.75);
-    this.checkQuorum = s.chance(0.75);
+    this.readOnlyOption = s.chance(0.3) ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe;
+    // Lease-based reads need check-quorum.
+    this.checkQuorum = this.readOnlyOption === ReadOnlyOption.LeaseBased || s.chance(0.75);
     this.heartbeatTicks = s.pick([1, 1, 2, 3]);
     this.messageBytesMax = s.pick([256, 1024, 64 * 1024]);
     this.inflightMessagesMax = s.pick([1, 4, 256]);
@@ -166,7 +176,7 @@ class Simulation {
     this.faultPhaseMs = options.faultPhaseMs ?? s.range(100, 300) * electionTimeoutMs;
     const voters = s.pick([3, 3, 5]);
     this.clusterShape =
-      `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} heartbeat=${this.heartbeatTicks}t ` +
+      `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `snapshotEvery=${this.snapshotEveryEntries} faultPhase=${this.faultPhaseMs}ms`;
     const peers: MemberId[] = [];
@@ -233,7 +243,7 @@ class Simulation {
       random: () => raftPrng.next(),
       preVote: this.preVote,
       checkQuorum: this.checkQuorum,
-      readOnlyOption: ReadOnlyOption.Safe,
+      readOnlyOption: this.readOnlyOption,
       messageBytesMax: this.messageBytesMax,
       inflightMessagesMax: this.inflightMessagesMax,
       logger: {
@@ -251,6 +261,7 @@ class Simulation {
         tickIntervalMs: tickMs + this.clockPrng.pick([-1, 0, 0, 0, 1]),
         snapshotEveryEntries: this.snapshotEveryEntries,
         snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
+        tickCatchUp: this.options.tickCatchUp ?? true,
       },
       {
         nowMs: () => this.nowMs,
@@ -269,15 +280,16 @@ class Simulation {
 
   private startMember(member: SimMember): void {
     member.start();
-    member.nextTickMs = this.nowMs + this.clockPrng.range(1, member.tickIntervalMs);
+    member.nextTickMs = this.nowMs + this.clockPrng.range(1, member.tickIntervalMs(this.nowMs));
     this.queue.push(member.nextTickMs, { kind: 'tick', member: member.id, incarnation: member.incarnation });
   }
 
+  /** Members that are up and not frozen: the ones clients can talk to. */
   private runningMembers(): SimMember[] {
     const out: SimMember[] = [];
     for (const id of this.memberIds) {
       const m = this.members.get(id)!;
-      if (m.running) out.push(m);
+      if (m.running && this.nowMs >= m.pausedUntilMs) out.push(m);
     }
     return out;
   }
@@ -359,14 +371,25 @@ class Simulation {
       case 'tick': {
         const m = this.members.get(e.member)!;
         if (!m.running || m.incarnation !== e.incarnation) return;
+        if (this.nowMs < m.pausedUntilMs) {
+          this.queue.push(m.pausedUntilMs, e);
+          return;
+        }
         m.tick();
         if (!m.running) return;
-        m.nextTickMs = this.nowMs + m.tickIntervalMs;
+        m.nextTickMs = this.nowMs + m.tickIntervalMs(this.nowMs);
         this.queue.push(m.nextTickMs, e);
         return;
       }
-      case 'deliver':
+      case 'deliver': {
+        // A frozen process reads its socket when it wakes up.
+        const to = this.members.get(e.message.to);
+        if (to && to.running && this.nowMs < to.pausedUntilMs) {
+          this.queue.push(to.pausedUntilMs, e);
+          return;
+        }
         return this.deliver(e.sender, e.message);
+      }
       case 'report-snapshot': {
         const m = this.members.get(e.leader);
         m?.act((node) => node.reportSnapshot(e.to, e.failed));
@@ -486,11 +509,13 @@ class Simulation {
     if (this.healed) return;
     const w = this.workloadPrng;
     this.queue.push(this.nowMs + w.range(300, 2500), { kind: 'membership' });
-    if (this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) return;
+    // One change at a time: wait until the last one was applied somewhere (or was lost).
+    const lastApplied = this.checker.confChangesApplied() > this.confChangesAppliedAtProposal;
+    if (!lastApplied && this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) return;
     const leader = this.currentLeader();
     if (!leader) return;
     const cs = leader.confState;
-    const cc = this.pickConfChange(cs);
+    const cc = this.pickConfChange(cs, leader.id);
     if (!cc) return;
     // Mostly to the leader; sometimes through a follower, which forwards it.
     const running = this.runningMembers();
@@ -510,11 +535,17 @@ class Simulation {
       target.id,
       `propose ${describeConfChange(cc)} on ${describeConfState(cs)}: ${accepted ? 'accepted' : 'dropped'}`,
     );
-    if (accepted) this.confChangeProposedAtMs = this.nowMs;
+    if (accepted) {
+      this.confChangeProposedAtMs = this.nowMs;
+      this.confChangesAppliedAtProposal = this.checker.confChangesApplied();
+    }
   }
 
   /** A membership change that is valid on `cs`, or null when none fits. New members start here. */
-  private pickConfChange(cs: { voters: MemberId[]; learners: MemberId[]; votersOutgoing: MemberId[]; autoLeave: boolean }): ConfChange | null {
+  private pickConfChange(
+    cs: { voters: MemberId[]; learners: MemberId[]; votersOutgoing: MemberId[]; autoLeave: boolean },
+    leader: MemberId,
+  ): ConfChange | null {
     const w = this.workloadPrng;
     if (cs.votersOutgoing.length > 0) {
       // Joint: only leaving is valid (an implicit joint change leaves by itself).
@@ -531,6 +562,7 @@ class Simulation {
     }
     if (cs.voters.length > votersMin) {
       options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) }]);
+      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: leader }]);
     }
     if (cs.learners.length > 0 && cs.voters.length >= votersMin) {
       // Replace a voter by a learner: two voter changes, so it must go through a joint configuration.
@@ -566,7 +598,7 @@ class Simulation {
     const live = this.memberIds.filter((id) => !this.members.get(id)!.removed);
     const running = this.runningMembers();
     this.faultsInjected++;
-    const choice = f.int(9);
+    const choice = f.int(11);
     if (choice <= 1 && running.length > 0) {
       const victim = choice === 0 && this.currentLeader() ? this.currentLeader()! : f.pick(running);
       victim.crash(choice === 0 ? 'fault: crash the leader' : 'fault: crash');
@@ -608,6 +640,16 @@ class Simulation {
       this.network.healAll();
       this.network.conditions = calmConditions;
       this.trace.add(this.nowMs, 'heal', 0, 'network healed, calm links');
+    } else if (choice === 9 && running.length > 0) {
+      const leader = this.currentLeader();
+      const victim = leader && f.chance(0.5) ? leader : f.pick(running);
+      victim.throttledUntilMs = this.nowMs + f.range(500, 5000);
+      this.trace.add(this.nowMs, 'fault', victim.id, `throttle timers to ${throttledTickIntervalMs}ms until ${victim.throttledUntilMs}ms (hidden tab)`);
+    } else if (choice === 10 && running.length > 0) {
+      const leader = this.currentLeader();
+      const victim = leader && f.chance(0.5) ? leader : f.pick(running);
+      victim.pausedUntilMs = this.nowMs + f.range(100, 3000);
+      this.trace.add(this.nowMs, 'fault', victim.id, `freeze the process until ${victim.pausedUntilMs}ms`);
     } else {
       // Crash a minority-or-majority group at once; they come back at different times.
       const count = f.range(1, Math.max(1, Math.floor(running.length / 2) + 1));
@@ -680,6 +722,8 @@ class Simulation {
     this.network.conditions = calmConditions;
     for (const id of this.memberIds) {
       const m = this.members.get(id)!;
+      m.throttledUntilMs = 0;
+      m.pausedUntilMs = Math.min(m.pausedUntilMs, this.nowMs);
       if (!m.running && !m.removed) this.startMember(m);
     }
     this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms`);
