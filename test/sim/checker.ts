@@ -50,6 +50,8 @@ export class SafetyChecker {
   private readonly logged = new Map<string, LoggedEntry>();
   /** index → the configuration that applying the conf change at that index produced. */
   private readonly confStateByIndex = new Map<number, { conf: string; member: MemberId }>();
+  /** index → a term by which it was committed: the term of the first persisted commit covering it. */
+  private readonly commitTermByIndex = new Map<number, number>();
   /** Highest commit index any member has persisted. */
   commitMax = 0;
   /** Highest index applied anywhere (the committed map is dense up to here). */
@@ -68,13 +70,20 @@ export class SafetyChecker {
     this.checkLeaderCompleteness(member, term, storage);
   }
 
-  /** Leader completeness: a new leader's log holds every entry committed before it won. */
+  /**
+   * Leader completeness (Raft §5.4): an entry committed in term U is in the log of every leader
+   * of a term after U. A leader of an older term may still win late (its vote answers were
+   * delayed, or it was frozen) and legitimately lack newer entries, so each entry is checked
+   * only against leaders of terms after the one it was committed in.
+   */
   private checkLeaderCompleteness(member: MemberId, term: number, storage: SimStorage): void {
     const snapIndex = storage.snapshotIndex();
     for (let index = 1; index <= this.appliedMax; index++) {
       const c = this.committed.get(index);
       if (!c) continue;
       if (index < snapIndex) continue;
+      const committedInTerm = this.commitTermByIndex.get(index);
+      if (committedInTerm === undefined || committedInTerm >= term) continue;
       const haveTerm = storage.term(index);
       const have = index === snapIndex ? null : storage.entry(index);
       if (haveTerm === null) {
@@ -132,10 +141,12 @@ export class SafetyChecker {
   }
 
   /** A member's commit index only moves forward, across crashes too (its floor is what it persisted). */
-  onCommit(member: MemberId, commit: number, commitFloor: number): void {
+  onCommit(member: MemberId, commit: number, commitFloor: number, term: number): void {
     if (commit < commitFloor) {
       throw new SimFailure('commit regression', `m${member} commit went from ${commitFloor} back to ${commit}`);
     }
+    // The first persisted commit covering an index bounds the term it was committed in.
+    for (let index = this.commitMax + 1; index <= commit; index++) this.commitTermByIndex.set(index, term);
     if (commit > this.commitMax) this.commitMax = commit;
   }
 
