@@ -25,7 +25,11 @@ export interface PersistBatch {
   hardState: HardState | null;
   /** Replaces any stored entries at the same or later indexes (a leader overwrote them). */
   entries: Entry[];
-  /** A snapshot received from the leader: stored first; entries at or below it are dropped. */
+  /**
+   * A snapshot received from the leader, stored first. Entries at or below its index are
+   * dropped, and so are later ones unless the stored log holds the snapshot's own entry with
+   * the same term (otherwise a tail that conflicts with the leader would survive).
+   */
   snapshot: Snapshot | null;
 }
 
@@ -38,8 +42,9 @@ export interface Storage {
   load(): Promise<PersistedState>;
   /** Persist a Ready's snapshot, entries and hard state with one sync when `sync` is true. */
   save(batch: PersistBatch, sync: boolean): Promise<void>;
-  /** Store a snapshot the member made itself; entries at or below its index may be dropped. */
+  /** Store (and sync) a snapshot the member made itself; entries at or below its index are dropped. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
+  /** Makes any unsynced saves durable, then releases the storage (and its lock). */
   close(): Promise<void>;
 }
 

@@ -60,7 +60,8 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     uncommittedBytesMax: 0,
     disableProposalForwarding: false,
     logger: silentLogger,
-    ...c,
+    // An option given as undefined keeps its default.
+    ...Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)),
   } as ResolvedRaftConfig;
   if (!Number.isSafeInteger(r.id) || r.id <= 0) throw new Error(`raft config: id must be a positive safe integer, got ${r.id}`);
   if (r.heartbeatTicks <= 0) throw new Error(`raft config: heartbeatTicks must be > 0, got ${r.heartbeatTicks}`);

@@ -475,10 +475,9 @@ export class Raft {
         if (!(e.data instanceof Uint8Array)) return `entry ${e.index} data is not bytes`;
         if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) return `entry ${e.index} has unknown type ${e.type}`;
       }
-      if (m.commit > m.index + m.entries.length && m.commit > this.log.lastIndex()) {
-        // A leader only sends a commit index it can back with entries we will hold.
-        return `commit ${m.commit} is past the entries sent (last ${m.index + m.entries.length})`;
-      }
+      // No check of m.commit against the entries sent: a leader sends its own commit index with
+      // an append that messageBytesMax (or the inflight window) cut short, and maybeAppend
+      // clamps it to the last new entry (etcd-raft: commitTo(min(committed, lastnewi))).
     }
     if (m.type === MessageType.Heartbeat && m.term >= this.term && m.commit > this.log.lastIndex()) {
       return `heartbeat commit ${m.commit} past last index ${this.log.lastIndex()}`;

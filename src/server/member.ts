@@ -280,7 +280,7 @@ export class Member {
           const rd = this.node.ready();
           await this.handleReady(rd);
           this.node.advance(rd);
-          this.maybeSnapshot();
+          await this.maybeSnapshot();
           this.flushProposals();
         }
         this.emitChange();
@@ -369,12 +369,12 @@ export class Member {
     }
   }
 
-  private maybeSnapshot(): void {
+  /** Storage takes one call at a time, so the snapshot is written inside the drain loop. */
+  private async maybeSnapshot(): Promise<void> {
     if (this.appliedSinceSnapshot < this.opts.snapshotEntries) return;
     this.appliedSinceSnapshot = 0;
     const snap = this.node.createSnapshot(this.opts.stateMachine.snapshot(), this.opts.snapshotKeepEntries);
-    // Written behind the apply path; a failure is fatal like any storage failure.
-    this.opts.storage.saveSnapshot(snap).catch((err) => this.die(err as Error));
+    await this.opts.storage.saveSnapshot(snap);
   }
 
   private emitChange(): void {

@@ -1,0 +1,463 @@
+// fs-wal: a segmented write-ahead log plus snapshot files in one data directory (Node only).
+//
+// <dir>/LOCK                      pid of the owning process (see lock.ts)
+// <dir>/<seq:16 hex>.wal          segments, preallocated with zeros, frames per records.ts
+// <dir>/<term>-<index>.snap       snapshot files (16 hex digits each), the latest two kept
+//
+// Every save() is one batch frame: one write and, when synced, one fdatasync (group commit).
+// A snapshot file is made durable (temp file, fsync, rename, fsync dir) before the WAL frame
+// that names it, so a WAL never references a snapshot that is not on disk. Once a snapshot
+// is durable, segments whose entries it covers are deleted; each segment's header repeats the
+// hard state and snapshot in force when it was cut, so no deletion loses them.
+
+import { join } from 'node:path';
+import type { Logger } from '../../../src/raft/config.ts';
+import type { HardState, Snapshot } from '../../../src/raft/types.ts';
+import type { PersistBatch, PersistedState, Storage } from '../../../src/seams.ts';
+import { StorageError } from '../errors.ts';
+import type { LogView } from '../log-rules.ts';
+import { checkOwnSnapshot, planBatch } from '../log-rules.ts';
+import type { WalFile, WalFs } from './fs.ts';
+import { nodeWalFs } from './fs.ts';
+import { acquireLock, isProcessAlive } from './lock.ts';
+import type { BatchRecord, SnapshotMarker } from './records.ts';
+import { batchFrameBytes, encodeBatch, encodeSegmentHeader, encodeSnapshotFile, frameHeaderBytes } from './records.ts';
+import type { SegmentInfo } from './replay.ts';
+import { readWal, segmentName, snapshotName } from './replay.ts';
+
+export const segmentBytesDefault = 64 * 1024 * 1024;
+export const segmentBytesMin = 4096;
+export const frameBytesMaxDefault = 512 * 1024 * 1024;
+/** The frame length field is a u32. */
+export const frameBytesMaxLimit = 0xffff_ffff - frameHeaderBytes;
+export const snapshotFilesKept = 2;
+const zeroChunkBytes = 1024 * 1024;
+
+export interface FsWalOptions {
+  /** Size each segment is preallocated to; a frame larger than this gets a segment of its own. */
+  segmentBytes?: number;
+  /** Largest batch frame accepted, in bytes. */
+  frameBytesMax?: number;
+  fs?: WalFs;
+  logger?: Logger;
+  /** Recorded in the lock file; defaults to process.pid. */
+  pid?: number;
+  /** Decides whether a lock's holder still runs; defaults to a signal-0 probe. For tests. */
+  isProcessAlive?: (pid: number) => boolean;
+}
+
+interface Prepared {
+  seq: number;
+  tmpPath: string;
+  bytes: number;
+}
+
+export class FsWalStorage implements Storage {
+  readonly dir: string;
+  private readonly fs: WalFs;
+  private readonly logger: Logger;
+  private readonly segmentBytes: number;
+  private readonly frameBytesMax: number;
+  private readonly releaseLock: () => Promise<void>;
+
+  /** Oldest first; the last one is being written. Invariant: consecutive seqs. */
+  private segments: SegmentInfo[];
+  private active: WalFile;
+  /** Next write position in the active segment; 0 means its header is not written yet. */
+  private activeOffset: number;
+  /** Invariant: activeOffset <= activeBytes. */
+  private activeBytes: number;
+  /** Bytes written to the active segment but not yet fdatasync'ed. */
+  private unsynced = false;
+  /** The next segment, zero-filled in the background so a rollover does not wait for it. */
+  private preparing: Promise<Prepared | null> | null = null;
+
+  private hardState: HardState;
+  private marker: SnapshotMarker | null;
+  /** Terms of the entries at marker index + 1, + 2, ...: enough to plan every batch. */
+  private terms: number[];
+  private snapshotFiles: SnapshotMarker[];
+
+  /** What open() read, handed out by the first load() so boot reads the disk once. */
+  private bootState: PersistedState | null;
+  private busy = false;
+  private closed = false;
+  /** A write failed midway: memory and disk may disagree, so refuse further writes. */
+  private failure: Error | null = null;
+
+  private constructor(init: {
+    dir: string;
+    fs: WalFs;
+    logger: Logger;
+    segmentBytes: number;
+    frameBytesMax: number;
+    releaseLock: () => Promise<void>;
+    segments: SegmentInfo[];
+    active: WalFile;
+    activeOffset: number;
+    activeBytes: number;
+    hardState: HardState;
+    marker: SnapshotMarker | null;
+    terms: number[];
+    snapshotFiles: SnapshotMarker[];
+    bootState: PersistedState;
+  }) {
+    this.dir = init.dir;
+    this.fs = init.fs;
+    this.logger = init.logger;
+    this.segmentBytes = init.segmentBytes;
+    this.frameBytesMax = init.frameBytesMax;
+    this.releaseLock = init.releaseLock;
+    this.segments = init.segments;
+    this.active = init.active;
+    this.activeOffset = init.activeOffset;
+    this.activeBytes = init.activeBytes;
+    this.hardState = init.hardState;
+    this.marker = init.marker;
+    this.terms = init.terms;
+    this.snapshotFiles = init.snapshotFiles;
+    this.bootState = init.bootState;
+  }
+
+  /**
+   * Locks `dir` (creating it if needed), reads it back, truncates a torn final write, and
+   * returns a storage ready to load() and append. Throws StorageError 'locked' or 'corrupt'.
+   */
+  static async open(dir: string, options: FsWalOptions = {}): Promise<FsWalStorage> {
+    const fs = options.fs ?? nodeWalFs;
+    const logger = options.logger ?? consoleLogger;
+    const segmentBytes = options.segmentBytes ?? segmentBytesDefault;
+    const frameBytesMax = options.frameBytesMax ?? frameBytesMaxDefault;
+    if (!Number.isSafeInteger(segmentBytes) || segmentBytes < segmentBytesMin) {
+      throw new RangeError(`segmentBytes ${segmentBytes} must be an integer >= segmentBytesMin ${segmentBytesMin}`);
+    }
+    if (!Number.isSafeInteger(frameBytesMax) || frameBytesMax < 1 || frameBytesMax > frameBytesMaxLimit) {
+      throw new RangeError(`frameBytesMax ${frameBytesMax} must be an integer in [1, ${frameBytesMaxLimit}]`);
+    }
+    await fs.mkdirp(dir);
+    const releaseLock = await acquireLock(dir, {
+      fs,
+      logger,
+      pid: options.pid ?? process.pid,
+      isProcessAlive: options.isProcessAlive ?? isProcessAlive,
+    });
+    try {
+      const wal = await readWal(fs, dir, frameBytesMax);
+      for (const name of wal.tmpFiles) await fs.unlink(join(dir, name));
+      let segments = wal.segments;
+      let activeOffset = wal.writeOffset;
+      let activeBytes = wal.lastSegmentBytes;
+      if (wal.torn !== null) {
+        const { name, offset, reason, nonZeroEnd } = wal.torn;
+        logger.warn(
+          `${join(dir, name)}: dropping a torn final write at byte ${offset} (${reason}); ` +
+            `${nonZeroEnd - offset} bytes zeroed. It was never acknowledged as synced.`,
+        );
+        const file = await fs.open(join(dir, name), 'update');
+        try {
+          await writeZeros(file, offset, nonZeroEnd);
+          await file.datasync();
+        } finally {
+          await file.close();
+        }
+      }
+      if (segments.length === 0) {
+        const prepared = await prepareSegment(fs, dir, 1, segmentBytes);
+        await fs.rename(prepared.tmpPath, join(dir, segmentName(1)));
+        await fs.syncDir(dir);
+        segments = [{ seq: 1, name: segmentName(1), maxEntryIndex: 0 }];
+        activeOffset = 0;
+        activeBytes = prepared.bytes;
+      }
+      const active = await fs.open(join(dir, segments[segments.length - 1].name), 'update');
+      const storage = new FsWalStorage({
+        dir,
+        fs,
+        logger,
+        segmentBytes,
+        frameBytesMax,
+        releaseLock,
+        segments,
+        active,
+        activeOffset,
+        activeBytes,
+        hardState: wal.hardState,
+        marker: wal.marker,
+        terms: wal.entries.map((e) => e.term),
+        snapshotFiles: wal.snapshotFiles,
+        bootState: { hardState: wal.hardState, snapshot: wal.snapshot, entries: wal.entries },
+      });
+      storage.prepareNext();
+      return storage;
+    } catch (err) {
+      await releaseLock();
+      throw err;
+    }
+  }
+
+  async load(): Promise<PersistedState> {
+    return this.exclusive(async () => {
+      const boot = this.bootState;
+      this.bootState = null;
+      if (boot !== null) return boot;
+      const wal = await readWal(this.fs, this.dir, this.frameBytesMax);
+      return { hardState: wal.hardState, snapshot: wal.snapshot, entries: wal.entries };
+    });
+  }
+
+  async save(batch: PersistBatch, sync: boolean): Promise<void> {
+    return this.exclusive(async () => {
+      const plan = planBatch(this.view(), batch);
+      if (batch.snapshot === null && batch.entries.length === 0 && batch.hardState === null) {
+        if (sync && this.unsynced) await this.guard(() => this.syncActive());
+        return;
+      }
+      const snapshot = batch.snapshot;
+      const marker = snapshot && { index: snapshot.metadata.index, term: snapshot.metadata.term };
+      const record: BatchRecord = { marker, snapshotReset: plan.snapshotReset, entries: batch.entries, hardState: batch.hardState };
+      const frame = this.encodeChecked(record);
+      this.bootState = null;
+      await this.guard(async () => {
+        if (snapshot !== null) await this.writeSnapshotFile(snapshot);
+        // A snapshot frame is always synced: the retention below deletes what it replaces.
+        await this.append(frame, sync || snapshot !== null);
+        if (marker !== null) this.applyMarker(marker, plan.snapshotReset);
+        if (batch.entries.length > 0) {
+          this.terms.length = plan.appendFromIndex - this.snapshotIndex() - 1;
+          for (const e of batch.entries) this.terms.push(e.term);
+          const seg = this.segments[this.segments.length - 1];
+          seg.maxEntryIndex = Math.max(seg.maxEntryIndex, batch.entries[batch.entries.length - 1].index);
+        }
+        if (batch.hardState !== null) this.hardState = { ...batch.hardState };
+        if (marker !== null) await this.retain();
+      });
+    });
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    return this.exclusive(async () => {
+      checkOwnSnapshot(this.view(), snapshot);
+      this.bootState = null;
+      await this.guard(async () => {
+        await this.writeSnapshotFile(snapshot);
+        const marker = { index: snapshot.metadata.index, term: snapshot.metadata.term };
+        await this.append(encodeBatch({ marker, snapshotReset: false, entries: [], hardState: null }), true);
+        this.applyMarker(marker, false);
+        await this.retain();
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: close() while another operation runs`);
+    this.closed = true;
+    try {
+      const prepared = await this.preparing;
+      if (prepared) await this.fs.unlink(prepared.tmpPath).catch(ignoreNotFound);
+      if (this.unsynced && this.failure === null) await this.active.datasync();
+      await this.active.close();
+    } finally {
+      await this.releaseLock();
+    }
+  }
+
+  private view(): LogView {
+    const snapshotIndex = this.snapshotIndex();
+    return {
+      snapshotIndex,
+      lastIndex: snapshotIndex + this.terms.length,
+      termAt: (index) => (index === snapshotIndex && this.marker !== null ? this.marker.term : this.terms[index - snapshotIndex - 1]),
+    };
+  }
+
+  private snapshotIndex(): number {
+    return this.marker?.index ?? 0;
+  }
+
+  private applyMarker(marker: SnapshotMarker, reset: boolean): void {
+    assert(marker.index > this.snapshotIndex(), () => `snapshot index ${marker.index} is not after ${this.snapshotIndex()}`);
+    const covered = marker.index - this.snapshotIndex();
+    this.terms = reset ? [] : this.terms.slice(Math.min(covered, this.terms.length));
+    this.marker = marker;
+  }
+
+  /** One operation at a time, as the Storage contract says; a second concurrent call is a bug. */
+  private async exclusive<T>(op: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new StorageError('closed', `fs-wal ${this.dir} used after close()`);
+    if (this.failure !== null) {
+      throw new StorageError('closed', `fs-wal ${this.dir} failed earlier (${this.failure.message}); close it and open the dir again`);
+    }
+    if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: concurrent calls; the member must await each one`);
+    this.busy = true;
+    try {
+      return await op();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async guard(op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    }
+  }
+
+  /** Encodes a batch frame, refusing one over frameBytesMax before any I/O happens. */
+  private encodeChecked(record: BatchRecord): Uint8Array {
+    const frameBytes = batchFrameBytes(record);
+    if (frameBytes - frameHeaderBytes > this.frameBytesMax) {
+      throw new StorageError(
+        'invalid-batch',
+        `batch of ${record.entries.length} entries encodes to ${frameBytes} bytes, over frameBytesMax ${this.frameBytesMax}: split it`,
+      );
+    }
+    return encodeBatch(record);
+  }
+
+  private async append(frame: Uint8Array, sync: boolean): Promise<void> {
+    let header = this.activeOffset === 0 ? this.segmentHeader() : null;
+    if (this.activeOffset + (header?.length ?? 0) + frame.length > this.activeBytes) {
+      await this.rollover(frame.length);
+      header = this.segmentHeader();
+    }
+    let data = frame;
+    if (header !== null) {
+      data = new Uint8Array(header.length + frame.length);
+      data.set(header, 0);
+      data.set(frame, header.length);
+    }
+    await this.active.write(data, this.activeOffset);
+    this.activeOffset += data.length;
+    assert(this.activeOffset <= this.activeBytes, () => `wrote past the end of segment ${this.active.path}: offset ${this.activeOffset} > ${this.activeBytes} bytes`);
+    this.unsynced = true;
+    if (sync) await this.syncActive();
+  }
+
+  private async syncActive(): Promise<void> {
+    await this.active.datasync();
+    this.unsynced = false;
+  }
+
+  private segmentHeader(): Uint8Array {
+    const seq = this.segments[this.segments.length - 1].seq;
+    return encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.marker });
+  }
+
+  /** Makes a fresh segment active, big enough for a header and `frameBytes`. */
+  private async rollover(frameBytes: number): Promise<void> {
+    if (this.unsynced) await this.syncActive();
+    await this.active.close();
+    const current = this.segments[this.segments.length - 1];
+    let seq = current.seq + 1;
+    if (this.activeOffset === 0) {
+      // Never written: replace it rather than leave a header-less segment behind.
+      await this.fs.unlink(join(this.dir, current.name));
+      this.segments.pop();
+      seq = current.seq;
+    }
+    const bytesNeeded = encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.marker }).length + frameBytes;
+    let prepared = await this.preparing;
+    this.preparing = null;
+    if (prepared !== null && (prepared.seq !== seq || prepared.bytes < bytesNeeded)) {
+      await this.fs.unlink(prepared.tmpPath);
+      prepared = null;
+    }
+    prepared ??= await prepareSegment(this.fs, this.dir, seq, Math.max(this.segmentBytes, bytesNeeded));
+    const name = segmentName(seq);
+    await this.fs.rename(prepared.tmpPath, join(this.dir, name));
+    await this.fs.syncDir(this.dir);
+    const previous = this.segments.at(-1);
+    assert(previous === undefined || previous.seq + 1 === seq, () => `segment ${seq} does not follow segment ${previous?.seq}`);
+    this.segments.push({ seq, name, maxEntryIndex: 0 });
+    this.active = await this.fs.open(join(this.dir, name), 'update');
+    this.activeOffset = 0;
+    this.activeBytes = prepared.bytes;
+    this.prepareNext();
+  }
+
+  private prepareNext(): void {
+    const seq = this.segments[this.segments.length - 1].seq + 1;
+    this.preparing = prepareSegment(this.fs, this.dir, seq, this.segmentBytes).catch((err: unknown) => {
+      this.logger.warn(`fs-wal ${this.dir}: preparing segment ${seq} in the background failed (${String(err)}); will retry at rollover`);
+      return null;
+    });
+  }
+
+  private async writeSnapshotFile(snapshot: Snapshot): Promise<void> {
+    const marker = { index: snapshot.metadata.index, term: snapshot.metadata.term };
+    const path = join(this.dir, snapshotName(marker));
+    const tmpPath = `${path}.tmp`;
+    await this.fs.unlink(tmpPath).catch(ignoreNotFound);
+    const file = await this.fs.open(tmpPath, 'create');
+    try {
+      await file.write(encodeSnapshotFile(snapshot), 0);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await this.fs.rename(tmpPath, path);
+    await this.fs.syncDir(this.dir);
+    if (!this.snapshotFiles.some((m) => m.index === marker.index && m.term === marker.term)) this.snapshotFiles.push(marker);
+  }
+
+  /** After a durable snapshot: delete segments it wholly covers and all but the latest snapshot files. */
+  private async retain(): Promise<void> {
+    const covered = this.snapshotIndex();
+    while (this.segments.length > 1 && this.segments[0].maxEntryIndex <= covered) {
+      // Oldest first, each deletion durable before the next: a crash never leaves a hole.
+      await this.fs.unlink(join(this.dir, this.segments[0].name));
+      await this.fs.syncDir(this.dir);
+      this.segments.shift();
+    }
+    const current = this.marker;
+    const older = this.snapshotFiles
+      .filter((m) => current !== null && m.index < current.index)
+      .sort((a, b) => b.index - a.index)
+      .slice(0, snapshotFilesKept - 1);
+    const keep = current === null ? older : [current, ...older];
+    const drop = this.snapshotFiles.filter((m) => !keep.some((k) => k.index === m.index && k.term === m.term));
+    for (const m of drop) await this.fs.unlink(join(this.dir, snapshotName(m))).catch(ignoreNotFound);
+    this.snapshotFiles = keep;
+    if (drop.length > 0) await this.fs.syncDir(this.dir);
+  }
+}
+
+/** A zero-filled segment under a temporary name, fsynced so its size is durable. */
+async function prepareSegment(fs: WalFs, dir: string, seq: number, bytes: number): Promise<Prepared> {
+  const tmpPath = join(dir, `${segmentName(seq)}.tmp`);
+  await fs.unlink(tmpPath).catch(ignoreNotFound);
+  const file = await fs.open(tmpPath, 'create');
+  try {
+    await writeZeros(file, 0, bytes);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  return { seq, tmpPath, bytes };
+}
+
+const zeros = new Uint8Array(zeroChunkBytes);
+
+async function writeZeros(file: WalFile, from: number, to: number): Promise<void> {
+  for (let pos = from; pos < to; pos += zeroChunkBytes) {
+    await file.write(zeros.subarray(0, Math.min(zeroChunkBytes, to - pos)), pos);
+  }
+}
+
+function assert(condition: boolean, message: () => string): asserts condition {
+  if (!condition) throw new Error(`fs-wal invariant violated: ${message()}`);
+}
+
+function ignoreNotFound(err: unknown): void {
+  if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+}
+
+const consoleLogger: Logger = {
+  debug() {},
+  info: (msg) => console.info(msg),
+  warn: (msg) => console.warn(msg),
+};

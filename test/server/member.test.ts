@@ -1,0 +1,157 @@
+// Members driven over real timers, the in-process transport and memory or fs-wal storage.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../adapters/clock/system.ts';
+import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
+import { MemoryStorage } from '../../adapters/storage/memory.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { ConfChangeType, ConfChangeTransition } from '../../src/raft/confchange.ts';
+import { StateRole, type MemberId } from '../../src/raft/types.ts';
+import type { Storage } from '../../src/seams.ts';
+import { Member, MemberError, type StateMachine } from '../../src/server/member.ts';
+import { prng } from '../raft/prng.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A replicated list of strings; apply returns the list's length after the append. */
+class ListMachine implements StateMachine {
+  items: string[] = [];
+  /** Non-empty images restored: a snapshot from the leader, or one persisted earlier. */
+  imagesRestored = 0;
+  apply(payload: Uint8Array): unknown {
+    this.items.push(dec.decode(payload));
+    return this.items.length;
+  }
+  snapshot(): Uint8Array {
+    return enc.encode(JSON.stringify(this.items));
+  }
+  restore(image: Uint8Array): void {
+    if (image.length > 0) this.imagesRestored++;
+    this.items = image.length === 0 ? [] : JSON.parse(dec.decode(image));
+  }
+}
+
+interface Node {
+  member: Member;
+  sm: ListMachine;
+  storage: Storage;
+}
+
+const running: Member[] = [];
+afterEach(async () => {
+  for (const m of running.splice(0)) await m.stop();
+});
+
+async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], storage: Storage, extra = {}): Promise<Node> {
+  const sm = new ListMachine();
+  const member = await Member.start({
+    id,
+    peers,
+    clock: systemClock,
+    storage,
+    transport: hub.connect(id),
+    stateMachine: sm,
+    random: prng(id * 31 + Date.now()),
+    tickMs: 5,
+    electionTicks: 10,
+    requestTimeoutMs: 3000,
+    ...extra,
+  });
+  running.push(member);
+  return { member, sm, storage };
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function leaderOf(nodes: Node[]): Node | undefined {
+  return nodes.find((n) => n.member.status().role === StateRole.Leader);
+}
+
+describe('member', () => {
+  it('elects a leader, replicates proposals from any member, and answers with the apply result', async () => {
+    const hub = new MemoryHub();
+    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], new MemoryStorage())));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    const follower = nodes.find((n) => n !== leader)!;
+    expect(await leader.member.propose(enc.encode('a'))).toBe(1);
+    expect(await follower.member.propose(enc.encode('b'))).toBe(2);
+    // Concurrent proposals are batched into one append and all resolve.
+    const results = await Promise.all(['c', 'd', 'e'].map((s) => follower.member.propose(enc.encode(s))));
+    expect(results.sort()).toEqual([3, 4, 5]);
+    await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 5));
+    for (const n of nodes) expect(n.sm.items).toEqual(leader.sm.items);
+  });
+
+  it('a read barrier on a follower waits until it has applied what the leader committed', async () => {
+    const hub = new MemoryHub();
+    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], new MemoryStorage())));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    await leader.member.propose(enc.encode('x'));
+    const follower = nodes.find((n) => n !== leader)!;
+    await follower.member.readBarrier();
+    expect(follower.sm.items).toContain('x');
+  });
+
+  it('survives the loss of the leader and restarts a member from its storage', async () => {
+    const hub = new MemoryHub();
+    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], new MemoryStorage())));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    await leader.member.propose(enc.encode('before'));
+    const synced = (leader.storage as MemoryStorage).copyState('synced');
+    await leader.member.stop();
+    const rest = nodes.filter((n) => n !== leader);
+    const next = await waitFor('a new leader', () => leaderOf(rest));
+    await next.member.propose(enc.encode('after'));
+    // The old leader comes back with only what it had synced, and catches up.
+    const back = await startMember(hub, leader.member.id, [], new MemoryStorage(synced));
+    await waitFor('the restarted member catches up', () => back.sm.items.length === 2);
+    expect(back.sm.items).toEqual(['before', 'after']);
+  });
+
+  it('a proposal with no leader reachable times out with etcd\'s message', async () => {
+    const hub = new MemoryHub();
+    const a = await startMember(hub, 1, [1, 2, 3], new MemoryStorage(), { requestTimeoutMs: 200 });
+    await expect(a.member.propose(enc.encode('lonely'))).rejects.toThrow(/etcdserver: request timed out|proposal dropped/);
+    await expect(a.member.propose(enc.encode('lonely'))).rejects.toBeInstanceOf(MemberError);
+  });
+
+  it('adds a member that catches up from a snapshot, on fs-wal storage', async () => {
+    const dirs: string[] = [];
+    const wal = async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'meshkv-member-'));
+      dirs.push(dir);
+      return FsWalStorage.open(dir);
+    };
+    try {
+      const hub = new MemoryHub();
+      const nodes = await Promise.all([1, 2, 3].map(async (id) => startMember(hub, id, [1, 2, 3], await wal(), { snapshotEntries: 20, snapshotKeepEntries: 0 })));
+      const leader = await waitFor('a leader', () => leaderOf(nodes));
+      for (let i = 0; i < 50; i++) await leader.member.propose(enc.encode(`v${i}`));
+      const joiner = await startMember(hub, 4, [], await wal(), { snapshotEntries: 20 });
+      await leader.member.changeMembership({
+        transition: ConfChangeTransition.Auto,
+        changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }],
+        context: null,
+      });
+      await waitFor('the learner caught up', () => joiner.sm.items.length === 50, 10_000);
+      expect(joiner.sm.items).toEqual(leader.sm.items);
+      expect(joiner.sm.imagesRestored).toBe(1);
+      expect(joiner.member.status().confState.learners).toEqual([4]);
+    } finally {
+      for (const m of running.splice(0)) await m.stop();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
