@@ -9,20 +9,15 @@ import { failureReport } from './report.ts';
 interface RegressionSeed {
   seed: number;
   found: string;
-  /**
-   * Set while the core bug the seed found is still open on main: the test then expects the
-   * failure, and turns red once the fix lands, as a reminder to drop this field.
-   */
-  openCoreIssue?: string;
 }
 
 const regressionSeeds: RegressionSeed[] = [
-  // Core issue 3 (sim docs), open on main: a follower drops an append whose commit index is
-  // past the entries it carries, so with a small messageBytesMax a lagging follower never
-  // catches up. Proposed fix: core-fix-1.patch.
-  { seed: 3, found: 'a lagging follower never catches up: its appends are dropped (liveness)', openCoreIssue: 'core issue 3' },
-  { seed: 10, found: 'same, 5 voters and lease-based reads', openCoreIssue: 'core issue 3' },
-  { seed: 15, found: 'same, with an inflight window of 4', openCoreIssue: 'core issue 3' },
+  // Core issue 3 (sim docs): a follower dropped an append whose commit index was past the
+  // entries it carried, so with a small messageBytesMax a lagging follower never caught up
+  // (liveness). Fixed on main in 70dcf48.
+  { seed: 3, found: 'core issue 3: a lagging follower never caught up, its appends were dropped' },
+  { seed: 10, found: 'core issue 3, with 5 voters and lease-based reads' },
+  { seed: 15, found: 'core issue 3, with an inflight window of 4' },
   // The seeds below found bugs with earlier versions of the simulator (the fault mix and the
   // fault phase changed since, so today they run other histories); they stay as coverage.
   { seed: 2, found: 'core issue 3 first (with the first simulator version)' },
@@ -38,20 +33,11 @@ function explain(r: SimResult): string {
 }
 
 describe('simulator regression seeds', () => {
-  for (const { seed, found, openCoreIssue } of regressionSeeds) {
-    if (openCoreIssue) {
-      it(`seed ${seed} still fails until ${openCoreIssue} lands: ${found}`, () => {
-        const r = runSeed({ seed });
-        expect(r.ok, `seed ${seed} passes now: remove openCoreIssue from its entry`).toBe(false);
-        expect(r.failure?.property).toBe('liveness');
-        expect(r.recentEvents.some((e) => e.text.includes('is past the entries sent'))).toBe(true);
-      });
-    } else {
-      it(`seed ${seed}: ${found}`, () => {
-        const r = runSeed({ seed });
-        expect(r.ok, explain(r)).toBe(true);
-      });
-    }
+  for (const { seed, found } of regressionSeeds) {
+    it(`seed ${seed}: ${found}`, () => {
+      const r = runSeed({ seed });
+      expect(r.ok, explain(r)).toBe(true);
+    });
   }
 });
 
