@@ -64,7 +64,7 @@ export class SimMember {
   nextTickMs = 0;
   /** Virtual time up to which ticks were delivered. */
   private lastTickMs = 0;
-  /** Commit index the member can never go below: the highest it has persisted. */
+  /** Commit index the member can never go below: the highest it has persisted (synced, after a crash). */
   private commitFloor = 0;
   private snapshotIndex = 0;
   /** Sabotage for the checker self-test: flip the payload of entries this member applies. */
@@ -145,13 +145,15 @@ export class SimMember {
     this.drive();
   }
 
-  /** Lose everything that was not persisted. */
-  crash(reason: string): void {
+  /** Lose everything that was not persisted, and with `loseUnsynced` what was not synced either. */
+  crash(reason: string, loseUnsynced = false): void {
     if (!this.node) return;
     this.node = null;
     this.role = StateRole.Follower;
     this.lead = 0;
-    this.env.trace.add(this.env.nowMs(), 'crash', this.id, reason);
+    const lost = this.storage.crash(loseUnsynced);
+    this.commitFloor = Math.min(this.commitFloor, this.storage.persistedHardState().commit);
+    this.env.trace.add(this.env.nowMs(), 'crash', this.id, lost ? `${reason}; unsynced writes lost` : reason);
   }
 
   /** The timer fired: one tick, or every tick that is due when catching up. */
@@ -223,7 +225,7 @@ export class SimMember {
   }
 
   private persist(rd: Ready): void {
-    this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    this.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
     const checker = this.env.checker;
     if (rd.entries.length > 0) checker.onPersisted(this.id, rd.entries, this.storage, this.commitFloor);
     if (rd.snapshot) checker.onSnapshot(this.id, rd.snapshot.metadata.index, rd.snapshot.metadata.term, 'received');

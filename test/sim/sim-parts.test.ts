@@ -63,35 +63,47 @@ describe('EventQueue', () => {
 describe('SimStorage', () => {
   it('replaces entries at the same or later indexes', () => {
     const s = new SimStorage();
-    s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null });
-    s.save({ hardState: null, entries: [entry(2, 2, 'new')], snapshot: null });
+    s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null }, true);
+    s.save({ hardState: null, entries: [entry(2, 2, 'new')], snapshot: null }, true);
     expect(s.lastIndex()).toBe(2);
     expect(s.term(2)).toBe(2);
     expect(s.entry(3)).toBeNull();
-    expect(() => s.save({ hardState: null, entries: [entry(5, 2)], snapshot: null })).toThrow(/log ends at 2/);
+    expect(() => s.save({ hardState: null, entries: [entry(5, 2)], snapshot: null }, true)).toThrow(/log ends at 2/);
   });
 
   it('keeps entries after its own snapshot, and drops the whole log for a received one', () => {
     const own = new SimStorage();
-    own.save({ hardState: { term: 1, vote: 0, commit: 3 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null });
+    own.save({ hardState: { term: 1, vote: 0, commit: 3 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null }, true);
     own.saveSnapshot(snapshot(2, 1));
     expect(own.snapshotIndex()).toBe(2);
     expect(own.entry(2)).toBeNull();
     expect(own.entry(3)?.term).toBe(1);
 
     const received = new SimStorage();
-    received.save({ hardState: null, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null });
-    received.save({ hardState: null, entries: [], snapshot: snapshot(2, 4) });
+    received.save({ hardState: null, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null }, true);
+    received.save({ hardState: null, entries: [], snapshot: snapshot(2, 4) }, true);
     expect(received.lastIndex()).toBe(2);
     expect(received.term(2)).toBe(4);
     expect(received.persistedHardState().commit).toBe(2);
   });
 
+  it('a crash may lose what was saved without a sync, never what was synced', () => {
+    const s = new SimStorage();
+    s.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: [entry(1, 2)], snapshot: null }, true);
+    s.save({ hardState: { term: 2, vote: 1, commit: 1 }, entries: [], snapshot: null }, false);
+    expect(s.crash(false)).toBe(false);
+    expect(s.persistedHardState().commit).toBe(1);
+    expect(s.crash(true)).toBe(true);
+    expect(s.persistedHardState().commit).toBe(0);
+    expect(s.entry(1)?.term).toBe(2);
+    expect(s.crash(true)).toBe(false);
+  });
+
   it('hands out copies: a restart cannot see later in-memory changes', () => {
     const s = new SimStorage();
-    s.save({ hardState: { term: 2, vote: 1, commit: 1 }, entries: [entry(1, 2)], snapshot: null });
+    s.save({ hardState: { term: 2, vote: 1, commit: 1 }, entries: [entry(1, 2)], snapshot: null }, true);
     const loaded = s.load();
-    s.save({ hardState: { term: 3, vote: 2, commit: 1 }, entries: [entry(2, 3)], snapshot: null });
+    s.save({ hardState: { term: 3, vote: 2, commit: 1 }, entries: [entry(2, 3)], snapshot: null }, true);
     expect(loaded.hardState.term).toBe(2);
     expect(loaded.entries.length).toBe(1);
   });

@@ -601,7 +601,7 @@ class Simulation {
     const choice = f.int(11);
     if (choice <= 1 && running.length > 0) {
       const victim = choice === 0 && this.currentLeader() ? this.currentLeader()! : f.pick(running);
-      victim.crash(choice === 0 ? 'fault: crash the leader' : 'fault: crash');
+      victim.crash(choice === 0 ? 'fault: crash the leader' : 'fault: crash', f.chance(0.5));
       this.crashes++;
       this.queue.push(this.nowMs + f.range(50, 3000), { kind: 'restart', member: victim.id });
     } else if (choice === 2 && live.length >= 2) {
@@ -654,7 +654,7 @@ class Simulation {
       // Crash a minority-or-majority group at once; they come back at different times.
       const count = f.range(1, Math.max(1, Math.floor(running.length / 2) + 1));
       for (const victim of shuffle(f, running).slice(0, count)) {
-        victim.crash('fault: group crash');
+        victim.crash('fault: group crash', f.chance(0.5));
         this.crashes++;
         this.queue.push(this.nowMs + f.range(50, 2000), { kind: 'restart', member: victim.id });
       }

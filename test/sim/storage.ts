@@ -1,5 +1,7 @@
-// A member's simulated durable store, with the semantics of src/seams.ts Storage: what a save
-// wrote survives a crash; everything else (the Raft object, the state machine) does not.
+// A member's simulated disk, with the semantics of src/seams.ts Storage. A synced save survives
+// any crash; an unsynced one (a Ready with mustSync false) survives only if the crash spares the
+// page cache — so a Ready that wrongly claims it needs no sync shows up as lost votes or
+// entries. Everything else (the Raft object, the state machine) never survives a crash.
 // Synchronous on purpose: in the simulator a save completes before the member sends anything.
 
 import type { Entry, HardState, Snapshot } from '../../src/raft/types.ts';
@@ -13,13 +15,42 @@ export class SimStorage {
   private entries: Entry[] = [];
   /** Whether anything was ever saved: an empty store means "bootstrap again" at restart. */
   everSaved = false;
+  /**
+   * The image as of the last sync: what a crash that loses unsynced writes leaves. Arrays are
+   * never mutated in place, so holding references is a snapshot.
+   */
+  private synced: { hardState: HardState; snapshot: Snapshot | null; entries: Entry[]; everSaved: boolean } = {
+    hardState: emptyHardState(),
+    snapshot: null,
+    entries: [],
+    everSaved: false,
+  };
 
-  save(batch: PersistBatch): void {
+  save(batch: PersistBatch, sync: boolean): void {
     // A received snapshot replaces the whole log: entries after it may conflict with the leader's.
     if (batch.snapshot) this.storeSnapshot(batch.snapshot, false);
     if (batch.entries.length > 0) this.appendEntries(batch.entries);
     if (batch.hardState) this.hardState = { ...batch.hardState };
     if (batch.snapshot || batch.entries.length > 0 || batch.hardState) this.everSaved = true;
+    if (sync) this.sync();
+  }
+
+  /**
+   * The machine stops. With `loseUnsynced`, writes since the last sync never reached the disk.
+   * Returns whether anything was lost.
+   */
+  crash(loseUnsynced: boolean): boolean {
+    if (!loseUnsynced) return false;
+    const lost = this.hardState !== this.synced.hardState || this.entries !== this.synced.entries || this.snapshot !== this.synced.snapshot;
+    this.hardState = this.synced.hardState;
+    this.snapshot = this.synced.snapshot;
+    this.entries = this.synced.entries;
+    this.everSaved = this.synced.everSaved;
+    return lost;
+  }
+
+  private sync(): void {
+    this.synced = { hardState: this.hardState, snapshot: this.snapshot, entries: this.entries, everSaved: this.everSaved };
   }
 
   /** A snapshot the member made itself: entries at or below its index are dropped. */
@@ -29,6 +60,7 @@ export class SimStorage {
     }
     this.storeSnapshot(snapshot, true);
     this.everSaved = true;
+    this.sync();
   }
 
   /** A copy of everything durable, as a restarting member loads it. */
@@ -76,7 +108,9 @@ export class SimStorage {
   corruptEntry(index: number, data: Uint8Array): boolean {
     const e = this.entry(index);
     if (!e) return false;
+    this.entries = this.entries.slice();
     this.entries[index - (this.snapshotIndex() + 1)] = { ...e, data };
+    this.sync();
     return true;
   }
 
