@@ -129,6 +129,8 @@ class Simulation {
   private readonly heartbeatTicks: number;
   private readonly messageBytesMax: number;
   private readonly inflightMessagesMax: number;
+  private readonly inflightBytesMax: number;
+  private readonly uncommittedBytesMax: number;
   private readonly faultPhaseMs: number;
   private readonly snapshotEveryEntries: number;
   private readonly clusterShape: string;
@@ -175,9 +177,14 @@ class Simulation {
     this.snapshotEveryEntries = s.range(20, 120);
     this.faultPhaseMs = options.faultPhaseMs ?? s.range(100, 300) * electionTimeoutMs;
     const voters = s.pick([3, 3, 5]);
+    // Byte bounds come from their own stream so that adding them left the other choices alone.
+    const flow = Prng.derive(this.seed, 'flow');
+    this.inflightBytesMax = flow.pick([0, 0, 512, 4096]);
+    this.uncommittedBytesMax = flow.pick([0, 0, 1024, 16384]);
     this.clusterShape =
       `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
+      `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
       `snapshotEvery=${this.snapshotEveryEntries} faultPhase=${this.faultPhaseMs}ms`;
     const peers: MemberId[] = [];
     for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
@@ -246,6 +253,8 @@ class Simulation {
       readOnlyOption: this.readOnlyOption,
       messageBytesMax: this.messageBytesMax,
       inflightMessagesMax: this.inflightMessagesMax,
+      inflightBytesMax: this.inflightBytesMax,
+      uncommittedBytesMax: this.uncommittedBytesMax,
       logger: {
         debug: () => {},
         info: (msg) => this.trace.add(this.nowMs, 'log', id, msg),
@@ -495,7 +504,11 @@ class Simulation {
     const w = this.workloadPrng;
     const leader = this.currentLeader();
     if (leader) {
-      const targets = leader.confState.voters.filter((id) => id !== leader.id);
+      // Mostly another voter; now and then a learner, the leader itself or a stranger, which
+      // the leader must refuse.
+      const voters = leader.confState.voters.filter((id) => id !== leader.id);
+      const odd = [...leader.confState.learners, leader.id, this.nextMemberId + 100];
+      const targets = w.chance(0.9) ? voters : odd;
       if (targets.length > 0) {
         const to = w.pick(targets);
         this.trace.add(this.nowMs, 'transfer', leader.id, `transfer leadership to m${to}`);
