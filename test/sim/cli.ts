@@ -1,19 +1,48 @@
-// Run the simulator over seeds: `npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose]`.
-// Prints one line per seed; the first failure prints its seed and trace and exits 1.
+// Run the simulator over seeds:
+//   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
+//                           [--sabotage corrupt-apply|corrupt-storage] [--no-tick-catch-up]
+// Prints one line per seed; the first failure prints its seed and trace and exits 1. With
+// --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
 
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { runSeed } from './simulator.ts';
+import type { Sabotage, SimOptions } from './simulator.ts';
 import { failureReport, summaryLine } from './report.ts';
 
 interface CliArgs {
   seeds: number[];
   verbose: boolean;
+  /** Passed to every run: sabotage, tick catch-up. */
+  runOptions: Omit<SimOptions, 'seed' | 'verbose'>;
+  /** Passed through to child processes. */
+  runArgv: string[];
+  jobs: number;
+  /** Set in a child process: report results to the parent instead of printing totals. */
+  worker: boolean;
 }
+
+/** What a child sends its parent per seed. */
+interface SeedReport {
+  seed: number;
+  ok: boolean;
+  simulatedMs: number;
+  line: string;
+  report: string | null;
+}
+
+const jobsMax = 64;
 
 function parseArgs(argv: string[]): CliArgs {
   let count = 100;
   let from = 1;
   let single: number | null = null;
+  let list: number[] | null = null;
   let verbose = false;
+  let jobs = 1;
+  let worker = false;
+  const runOptions: Omit<SimOptions, 'seed' | 'verbose'> = {};
+  const runArgv: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = (): number => {
@@ -24,35 +53,105 @@ function parseArgs(argv: string[]): CliArgs {
     if (arg === '--seeds') count = value();
     else if (arg === '--from') from = value();
     else if (arg === '--seed') single = value();
+    else if (arg === '--jobs') jobs = Math.max(1, Math.min(jobsMax, value()));
     else if (arg === '--verbose') verbose = true;
+    else if (arg === '--worker') worker = true;
+    else if (arg === '--sabotage') {
+      const mode = argv[++i];
+      if (mode !== 'corrupt-apply' && mode !== 'corrupt-storage') throw new Error(`--sabotage takes corrupt-apply or corrupt-storage, got ${mode}`);
+      runOptions.sabotage = mode as Sabotage;
+      runArgv.push(arg, mode);
+    } else if (arg === '--no-tick-catch-up') {
+      runOptions.tickCatchUp = false;
+      runArgv.push(arg);
+    }
+    else if (arg === '--seed-list') list = argv[++i].split(',').map(Number);
     else if (arg === '--') continue;
-    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose]`);
+    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose] [--jobs J] [--sabotage MODE] [--no-tick-catch-up]`);
   }
-  const seeds = single !== null ? [single] : Array.from({ length: count }, (_, i) => (from + i) >>> 0);
-  return { seeds, verbose };
+  const seeds = list ?? (single !== null ? [single] : Array.from({ length: count }, (_, i) => (from + i) >>> 0));
+  return { seeds, verbose, runOptions, runArgv, jobs: Math.min(jobs, seeds.length), worker };
 }
 
-function main(): number {
-  const args = parseArgs(process.argv.slice(2));
+function runOne(seed: number, args: CliArgs): SeedReport {
+  const started = performance.now();
+  const result = runSeed({ ...args.runOptions, seed, verbose: args.verbose });
+  return {
+    seed,
+    ok: result.ok,
+    simulatedMs: result.simulatedMs,
+    line: summaryLine(result, performance.now() - started),
+    report: result.ok ? null : failureReport(result, args.runArgv),
+  };
+}
+
+function printTotals(seedCount: number, simulatedMs: number, wallMs: number): void {
+  console.log(
+    `${seedCount} seed(s) passed: simulated ${(simulatedMs / 1000).toFixed(1)}s in ${(wallMs / 1000).toFixed(1)}s wall clock ` +
+      `(ratio ${(simulatedMs / wallMs).toFixed(1)}x)`,
+  );
+}
+
+function runInProcess(args: CliArgs): number {
   const started = performance.now();
   let simulatedMs = 0;
-  console.log(`meshkv simulator: ${args.seeds.length} seed(s) from ${args.seeds[0]}`);
   for (const seed of args.seeds) {
-    const seedStarted = performance.now();
-    const result = runSeed({ seed, verbose: args.verbose });
-    simulatedMs += result.simulatedMs;
-    console.log(summaryLine(result, performance.now() - seedStarted));
-    if (!result.ok) {
-      console.log(failureReport(result));
+    const r = runOne(seed, args);
+    if (args.worker) {
+      process.send!(r);
+      if (!r.ok) return 1;
+      continue;
+    }
+    simulatedMs += r.simulatedMs;
+    console.log(r.line);
+    if (r.report) {
+      console.log(r.report);
       return 1;
     }
   }
-  const wallMs = performance.now() - started;
-  console.log(
-    `${args.seeds.length} seed(s) passed: simulated ${(simulatedMs / 1000).toFixed(1)}s in ${(wallMs / 1000).toFixed(1)}s wall clock ` +
-      `(ratio ${(simulatedMs / wallMs).toFixed(1)}x)`,
-  );
+  if (!args.worker) printTotals(args.seeds.length, simulatedMs, performance.now() - started);
   return 0;
 }
 
-process.exitCode = main();
+function runInChildren(args: CliArgs): Promise<number> {
+  const started = performance.now();
+  let simulatedMs = 0;
+  let done = 0;
+  const children: ChildProcess[] = [];
+  return new Promise((resolve) => {
+    const finish = (code: number) => {
+      for (const c of children) if (c.exitCode === null) c.kill();
+      resolve(code);
+    };
+    for (let j = 0; j < args.jobs; j++) {
+      const mine = args.seeds.filter((_, i) => i % args.jobs === j);
+      const child = fork(process.argv[1], ['--worker', '--seed-list', mine.join(','), ...args.runArgv]);
+      children.push(child);
+      child.on('message', (r: SeedReport) => {
+        simulatedMs += r.simulatedMs;
+        console.log(r.line);
+        if (r.report) {
+          console.log(r.report);
+          finish(1);
+          return;
+        }
+        if (++done === args.seeds.length) {
+          printTotals(done, simulatedMs, performance.now() - started);
+          finish(0);
+        }
+      });
+      child.on('exit', (code) => {
+        if (code !== 0 && code !== null) finish(1);
+      });
+    }
+  });
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!args.worker) console.log(`meshkv simulator: ${args.seeds.length} seed(s) from ${args.seeds[0]}${args.jobs > 1 ? `, ${args.jobs} jobs` : ''}`);
+  if (args.jobs > 1 && !args.worker && !args.verbose) return runInChildren(args);
+  return runInProcess(args);
+}
+
+process.exitCode = await main();

@@ -13,7 +13,8 @@ export function summaryLine(r: SimResult, wallMs: number): string {
   );
 }
 
-export function failureReport(r: SimResult): string {
+/** `flags`: the CLI flags besides the seed that the run needs to replay (sabotage, catch-up). */
+export function failureReport(r: SimResult, flags: readonly string[] = []): string {
   const lines: string[] = [];
   lines.push('');
   lines.push(`=== seed ${r.seed} FAILED at ${r.simulatedMs}ms virtual ===`);
@@ -23,6 +24,6 @@ export function failureReport(r: SimResult): string {
   lines.push(...r.memberStates);
   lines.push(`last ${r.recentEvents.length} events (heartbeats elided):`);
   for (const e of r.recentEvents) lines.push(formatEvent(e));
-  lines.push(`reproduce: npx tsx test/sim/cli.ts --seed ${r.seed} [--verbose]`);
+  lines.push(`reproduce: npx tsx test/sim/cli.ts --seed ${r.seed}${flags.map((f) => ` ${f}`).join('')} [--verbose]`);
   return lines.join('\n');
 }
