@@ -24,6 +24,9 @@ export function enterJoint(cc: ConfChange): { joint: boolean; autoLeave: boolean
       return { joint: true, autoLeave: true };
     case ConfChangeTransition.JointExplicit:
       return { joint: true, autoLeave: false };
+    default:
+      // Decoded entries are untrusted: refuse the same way on every member rather than crash.
+      throw new ConfChangeError(`unknown conf change transition ${String(cc.transition)}`);
   }
 }
 
@@ -68,6 +71,7 @@ export function applyChange(trk: ProgressTracker, cc: ConfChange, nextIndex: num
     const mode = enterJoint(cc);
     if (joint) throw new ConfChangeError('configuration is joint: leave it before making another change');
     if (mode.joint) {
+      if (incoming.size === 0) throw new ConfChangeError('cannot enter a joint configuration from one with no voters');
       for (const id of incoming) outgoing.add(id);
       autoLeave = mode.autoLeave;
     }
@@ -88,6 +92,8 @@ export function applyChange(trk: ProgressTracker, cc: ConfChange, nextIndex: num
           else learners.add(id);
           break;
         case ConfChangeType.RemoveNode:
+          // A member added earlier in this same change must not keep the progress made for it.
+          added.delete(id);
           incoming.delete(id);
           learners.delete(id);
           learnersNext.delete(id);
@@ -96,12 +102,6 @@ export function applyChange(trk: ProgressTracker, cc: ConfChange, nextIndex: num
         default:
           throw new ConfChangeError(`unknown change type ${String((ch as { type: unknown }).type)}`);
       }
-    }
-    if (!mode.joint) {
-      let changed = 0;
-      for (const id of incoming) if (!trk.config.incoming.has(id)) changed++;
-      for (const id of trk.config.incoming) if (!incoming.has(id)) changed++;
-      if (changed > 1) throw new ConfChangeError('more than one voter changed without entering a joint configuration');
     }
   }
   if (incoming.size === 0) throw new ConfChangeError('the change removes all voters');
@@ -132,8 +132,21 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
 }
 
 export function decodeConfChange(data: Uint8Array): ConfChange {
-  const raw = JSON.parse(decoder.decode(data)) as { t: number; c: [number, number][]; x: number[] | null };
+  let raw: { t: number; c: [number, number][]; x: number[] | null };
+  try {
+    raw = JSON.parse(decoder.decode(data));
+  } catch {
+    throw new ConfChangeError('malformed conf change: not JSON');
+  }
   if (!raw || typeof raw.t !== 'number' || !Array.isArray(raw.c)) throw new ConfChangeError('malformed conf change');
+  for (const c of raw.c) {
+    if (!Array.isArray(c) || c.length !== 2 || !Number.isSafeInteger(c[0]) || !Number.isSafeInteger(c[1])) {
+      throw new ConfChangeError(`malformed conf change item ${JSON.stringify(c)}`);
+    }
+  }
+  if (raw.x !== null && raw.x !== undefined && (!Array.isArray(raw.x) || raw.x.some((b) => !Number.isInteger(b) || b < 0 || b > 255))) {
+    throw new ConfChangeError('malformed conf change context');
+  }
   return {
     transition: raw.t as ConfChangeTransition,
     changes: raw.c.map(([type, memberId]) => ({ type: type as ConfChangeType, memberId })),

@@ -122,7 +122,9 @@ export class RaftLog {
       const t = this.term(i)!;
       if (t <= term) return { index: i, term: t };
     }
-    return { index: this.offsetIndex, term: 0 };
+    // The answer lies below the compaction point, where terms are unknown: as etcd-io/raft
+    // does, assume a possible match there, with term 0 for "unknown".
+    return { index: Math.min(index, this.offsetIndex - 1), term: 0 };
   }
 
   /**

@@ -80,6 +80,11 @@ export class Progress {
   recentActive = false;
   /** In Probe state: an append was sent and no answer came back since the last heartbeat. */
   probeSent = false;
+  /**
+   * In Replicate state: an empty append was sent on a heartbeat answer to check that the
+   * appends in flight arrived; no other is sent until the follower answers an append.
+   */
+  emptyAppendSent = false;
   readonly inflights: Inflights;
 
   constructor(next: number, messagesMax: number, bytesMax: number, public isLearner: boolean) {
@@ -89,6 +94,7 @@ export class Progress {
 
   private resetState(state: ProgressState): void {
     this.probeSent = false;
+    this.emptyAppendSent = false;
     this.pendingSnapshot = 0;
     this.state = state;
     this.inflights.reset();

@@ -64,6 +64,18 @@ function isTransferContext(ctx: Uint8Array | null): boolean {
   return ctx !== null && ctx.length === 2 && ctx[0] === CAMPAIGN_TRANSFER[0] && ctx[1] === CAMPAIGN_TRANSFER[1];
 }
 
+function isWellFormedConfState(cs: ConfState): boolean {
+  const isIdList = (xs: unknown) => Array.isArray(xs) && xs.every((id) => Number.isSafeInteger(id) && id > 0);
+  return (
+    isIdList(cs.voters) &&
+    cs.voters.length > 0 &&
+    isIdList(cs.learners) &&
+    isIdList(cs.votersOutgoing) &&
+    isIdList(cs.learnersNext) &&
+    typeof cs.autoLeave === 'boolean'
+  );
+}
+
 export interface RaftRestore {
   hardState: HardState;
   snapshot: Snapshot | null;
@@ -469,7 +481,9 @@ export class Raft {
       for (let i = 0; i < m.entries.length; i++) {
         const e = m.entries[i];
         if (!e || e.index !== m.index + 1 + i) return `entry ${i} has index ${e?.index}, expected ${m.index + 1 + i}`;
-        if (!Number.isSafeInteger(e.term) || e.term > m.term || (i > 0 && e.term < m.entries[i - 1].term)) {
+        // Terms never decrease along a log, starting from the entry at m.index.
+        const prevTerm = i === 0 ? m.logTerm : m.entries[i - 1].term;
+        if (!Number.isSafeInteger(e.term) || e.term < 1 || e.term > m.term || e.term < prevTerm) {
           return `entry ${e.index} has term ${e.term} (message term ${m.term})`;
         }
         if (!(e.data instanceof Uint8Array)) return `entry ${e.index} data is not bytes`;
@@ -487,7 +501,17 @@ export class Raft {
       if (!s || !s.metadata || !(s.data instanceof Uint8Array) || !Number.isSafeInteger(s.metadata.index) || !s.metadata.confState) {
         return 'snapshot message without a valid snapshot';
       }
-      if (s.metadata.term > m.term) return `snapshot term ${s.metadata.term} past message term ${m.term}`;
+      const { term, confState } = s.metadata;
+      if (!Number.isSafeInteger(term) || term < 1 || term > m.term) return `snapshot term ${term} is not in [1, message term ${m.term}]`;
+      // restore() installs the conf state wholesale: it must be well formed.
+      if (!isWellFormedConfState(confState)) return 'snapshot with a malformed conf state';
+    }
+    if (m.type === MessageType.ForwardProp) {
+      // The leader appends these entries as they are; one no follower accepts would stall replication.
+      for (const e of m.entries) {
+        if (!e || !(e.data instanceof Uint8Array)) return 'forwarded proposal entry data is not bytes';
+        if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) return `forwarded proposal entry has unknown type ${e.type}`;
+      }
     }
     if ((m.type === MessageType.ReadIndex || m.type === MessageType.ReadIndexResp) && !(m.context instanceof Uint8Array)) {
       return 'read index without context';
@@ -625,8 +649,13 @@ export class Raft {
         // Appends may have been lost with a full window: let one more go so that the
         // follower's rejection (or acceptance) restarts the flow.
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
-        // A probe is re-sent; a replicating follower only gets entries not yet in flight.
-        if (pr.match < this.log.lastIndex()) this.maybeSendAppend(m.from, pr.state === ProgressState.Probe);
+        // A follower behind the log gets an append, empty if everything is in flight: if those
+        // appends were lost, its rejection of this one sends the leader back to probing.
+        if (pr.match < this.log.lastIndex()) {
+          const inFlightOnly = pr.state === ProgressState.Replicate && pr.next > this.log.lastIndex();
+          if (!inFlightOnly) this.maybeSendAppend(m.from, true);
+          else if (!pr.emptyAppendSent && this.maybeSendAppend(m.from, true)) pr.emptyAppendSent = true;
+        }
         if (m.context === null) return;
         const acks = this.readOnly.recvAck(m.from, m.context);
         if (!acks) return;
@@ -650,6 +679,7 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    pr.emptyAppendSent = false;
     if (m.reject) {
       let nextProbe = m.rejectHint;
       if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;

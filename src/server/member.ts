@@ -333,7 +333,14 @@ export class Member {
   private applyEntry(e: Entry): void {
     this.appliedSinceSnapshot++;
     if (e.type === EntryType.ConfChange) {
-      const cc = decodeConfChange(e.data);
+      let cc: ConfChange;
+      try {
+        cc = decodeConfChange(e.data);
+      } catch (err) {
+        // Leaders refuse undecodable changes, so this is a damaged log; every member skips it alike.
+        this.opts.log?.('warn', `member ${this.id}: conf change at ${e.index} skipped: ${(err as Error).message}`);
+        return;
+      }
       const cs = this.node.applyConfChange(cc);
       const i = this.confChanges.findIndex((p) => sameChange(p.cc, cc));
       if (i >= 0) {
