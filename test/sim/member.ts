@@ -58,7 +58,7 @@ export class SimMember {
   confState: ConfState = emptyConfState();
   role: StateRole = StateRole.Follower;
   lead: MemberId = 0;
-  /** Permanently stopped: the member applied its own removal (or was retired at heal time). */
+  /** Permanently stopped: its removal from the configuration was applied (here or elsewhere). */
   removed = false;
   incarnation = 0;
   nextTickMs = 0;

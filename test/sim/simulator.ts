@@ -77,12 +77,23 @@ const electionTimeoutMs = tickMs * electionTicks;
  * which took 1240 ms; 20 election timeouts leaves room for such runs without hiding a stall.
  */
 const livenessBudgetMs = 20 * electionTimeoutMs;
+/** Members (voters and learners) a configuration grows to at most. */
 const membersMax = 7;
+/** Voters a configuration keeps at least: removals stop there. */
 const votersMin = 3;
-const traceEventsDefault = 400;
+/** Members ever created in one run, joiners included (ids are never reused). */
+const memberIdsMax = 4 * membersMax;
+/** Events the failure report shows. */
+const traceRingEventsMax = 400;
 /** A conf change not applied within this is considered lost; another may be proposed. */
 const confChangeTimeoutMs = 20 * electionTimeoutMs;
+/** How often the heal phase looks for a leader and checks the liveness marker. */
 const livenessProbeIntervalMs = tickMs * 2;
+
+if (!(livenessProbeIntervalMs < electionTimeoutMs && electionTimeoutMs < livenessBudgetMs)) {
+  throw new Error('simulator bounds: need probe interval < election timeout < liveness budget');
+}
+if (!(votersMin < membersMax)) throw new Error(`simulator bounds: votersMin ${votersMin} must be below membersMax ${membersMax}`);
 
 type SimEvent =
   | { kind: 'tick'; member: MemberId; incarnation: number }
@@ -156,7 +167,7 @@ class Simulation {
 
   constructor(private readonly options: SimOptions) {
     this.seed = options.seed >>> 0;
-    this.trace = new Trace(options.traceEventsMax ?? traceEventsDefault, options.verbose ? (line) => console.log(line) : null);
+    this.trace = new Trace(options.traceEventsMax ?? traceRingEventsMax, options.verbose ? (line) => console.log(line) : null);
     this.setupPrng = Prng.derive(this.seed, 'setup');
     this.faultPrng = Prng.derive(this.seed, 'faults');
     this.workloadPrng = Prng.derive(this.seed, 'workload');
@@ -566,7 +577,7 @@ class Simulation {
     }
     const options: (() => ConfChangeSingle[] | null)[] = [];
     const total = cs.voters.length + cs.learners.length;
-    if (total < membersMax && this.memberIds.length < 4 * membersMax) {
+    if (total < membersMax && this.memberIds.length < memberIdsMax) {
       options.push(() => [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner() }]);
     }
     if (cs.learners.length > 0) {
