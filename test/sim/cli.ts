@@ -1,6 +1,7 @@
 // Run the simulator over seeds:
 //   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
 //                           [--sabotage corrupt-apply|corrupt-storage] [--no-tick-catch-up]
+//                           [--fault-phase-s S]   (override each seed's fault phase length)
 // Prints one line per seed; the first failure prints its seed and trace and exits 1. With
 // --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
 
@@ -61,13 +62,17 @@ function parseArgs(argv: string[]): CliArgs {
       if (mode !== 'corrupt-apply' && mode !== 'corrupt-storage') throw new Error(`--sabotage takes corrupt-apply or corrupt-storage, got ${mode}`);
       runOptions.sabotage = mode as Sabotage;
       runArgv.push(arg, mode);
+    } else if (arg === '--fault-phase-s') {
+      const seconds = value();
+      runOptions.faultPhaseMs = seconds * 1000;
+      runArgv.push(arg, String(seconds));
     } else if (arg === '--no-tick-catch-up') {
       runOptions.tickCatchUp = false;
       runArgv.push(arg);
     }
     else if (arg === '--seed-list') list = argv[++i].split(',').map(Number);
     else if (arg === '--') continue;
-    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose] [--jobs J] [--sabotage MODE] [--no-tick-catch-up]`);
+    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose] [--jobs J] [--sabotage MODE] [--no-tick-catch-up] [--fault-phase-s S]`);
   }
   const seeds = list ?? (single !== null ? [single] : Array.from({ length: count }, (_, i) => (from + i) >>> 0));
   return { seeds, verbose, runOptions, runArgv, jobs: Math.min(jobs, seeds.length), worker };
@@ -85,9 +90,9 @@ function runOne(seed: number, args: CliArgs): SeedReport {
   };
 }
 
-function printTotals(seedCount: number, simulatedMs: number, wallMs: number): void {
+function printTotals(seedCount: number, simulatedMs: number, wallMs: number, failed = false): void {
   console.log(
-    `${seedCount} seed(s) passed: simulated ${(simulatedMs / 1000).toFixed(1)}s in ${(wallMs / 1000).toFixed(1)}s wall clock ` +
+    `${seedCount} seed(s) ${failed ? 'run, the last one FAILED' : 'passed'}: simulated ${(simulatedMs / 1000).toFixed(1)}s in ${(wallMs / 1000).toFixed(1)}s wall clock ` +
       `(ratio ${(simulatedMs / wallMs).toFixed(1)}x)`,
   );
 }
@@ -95,8 +100,10 @@ function printTotals(seedCount: number, simulatedMs: number, wallMs: number): vo
 function runInProcess(args: CliArgs): number {
   const started = performance.now();
   let simulatedMs = 0;
+  let seedsRun = 0;
   for (const seed of args.seeds) {
     const r = runOne(seed, args);
+    seedsRun++;
     if (args.worker) {
       process.send!(r);
       if (!r.ok) return 1;
@@ -106,6 +113,7 @@ function runInProcess(args: CliArgs): number {
     console.log(r.line);
     if (r.report) {
       console.log(r.report);
+      printTotals(seedsRun, simulatedMs, performance.now() - started, true);
       return 1;
     }
   }
@@ -132,6 +140,7 @@ function runInChildren(args: CliArgs): Promise<number> {
         console.log(r.line);
         if (r.report) {
           console.log(r.report);
+          printTotals(done + 1, simulatedMs, performance.now() - started, true);
           finish(1);
           return;
         }
