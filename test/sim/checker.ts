@@ -4,7 +4,7 @@
 // (figure 3) plus the application-level ones etcd relies on.
 
 import { EntryType } from '../../src/raft/types.ts';
-import type { ConfState, Entry, MemberId, ReadState } from '../../src/raft/types.ts';
+import type { ConfState, Entry, HardState, MemberId, ReadState } from '../../src/raft/types.ts';
 import type { SimStorage } from './storage.ts';
 import { decodeText } from './state-machine.ts';
 import { hashString32 } from './prng.ts';
@@ -50,6 +50,8 @@ export class SafetyChecker {
   private readonly logged = new Map<string, LoggedEntry>();
   /** index → the configuration that applying the conf change at that index produced. */
   private readonly confStateByIndex = new Map<number, { conf: string; member: MemberId }>();
+  /** `${member}/${term}` → the candidate that member voted for in that term. */
+  private readonly voteByMemberTerm = new Map<string, MemberId>();
   /** index → a term by which it was committed: the term of the first persisted commit covering it. */
   private readonly commitTermByIndex = new Map<number, number>();
   /** Highest commit index any member has persisted. */
@@ -137,6 +139,20 @@ export class SafetyChecker {
             `(applied by m${c.firstMember}) although it knew commit ${commitKnown}`,
         );
       }
+    }
+  }
+
+  /**
+   * Vote safety: within one term a member votes for one candidate at most, across crashes too
+   * (a vote that a crash could lose was not synced before the member answered).
+   */
+  onHardState(member: MemberId, hs: HardState): void {
+    if (hs.vote === 0) return;
+    const key = `${member}/${hs.term}`;
+    const previous = this.voteByMemberTerm.get(key);
+    if (previous === undefined) this.voteByMemberTerm.set(key, hs.vote);
+    else if (previous !== hs.vote) {
+      throw new SimFailure('vote safety', `m${member} voted for m${previous} and then for m${hs.vote} in term ${hs.term}`);
     }
   }
 

@@ -1,6 +1,6 @@
 // Run the simulator over seeds:
 //   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
-//                           [--sabotage corrupt-apply|corrupt-storage] [--no-tick-catch-up]
+//                           [--sabotage corrupt-apply|corrupt-storage|ignore-fsync] [--no-tick-catch-up]
 //                           [--fault-phase-s S]   (override each seed's fault phase length)
 // Prints one line per seed; the first failure prints its seed and trace and exits 1. With
 // --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
@@ -59,7 +59,9 @@ function parseArgs(argv: string[]): CliArgs {
     else if (arg === '--worker') worker = true;
     else if (arg === '--sabotage') {
       const mode = argv[++i];
-      if (mode !== 'corrupt-apply' && mode !== 'corrupt-storage') throw new Error(`--sabotage takes corrupt-apply or corrupt-storage, got ${mode}`);
+      if (mode !== 'corrupt-apply' && mode !== 'corrupt-storage' && mode !== 'ignore-fsync') {
+        throw new Error(`--sabotage takes corrupt-apply, corrupt-storage or ignore-fsync, got ${mode}`);
+      }
       runOptions.sabotage = mode as Sabotage;
       runArgv.push(arg, mode);
     } else if (arg === '--fault-phase-s') {

@@ -230,6 +230,7 @@ export class SimMember {
     if (rd.entries.length > 0) checker.onPersisted(this.id, rd.entries, this.storage, this.commitFloor);
     if (rd.snapshot) checker.onSnapshot(this.id, rd.snapshot.metadata.index, rd.snapshot.metadata.term, 'received');
     if (rd.hardState) {
+      checker.onHardState(this.id, rd.hardState);
       checker.onCommit(this.id, rd.hardState.commit, this.commitFloor, rd.hardState.term);
       if (rd.hardState.commit > this.commitFloor) {
         this.env.trace.add(this.env.nowMs(), 'commit', this.id, `commit ${this.commitFloor} -> ${rd.hardState.commit} (t${rd.hardState.term})`);

@@ -65,6 +65,13 @@ describe('the checkers can fail', () => {
     expect(r.failure?.message).toContain('-corrupt');
   });
 
+  it('disks that ignore fsync lose votes and acknowledged entries, and the checkers notice', () => {
+    const lostVote = runSeed({ seed: 2, sabotage: 'ignore-fsync' });
+    expect(lostVote.failure?.property).toBe('vote safety');
+    const lostEntry = runSeed({ seed: 1, sabotage: 'ignore-fsync' });
+    expect(lostEntry.failure?.property).toBe('leader completeness');
+  });
+
   it('the failure report names the seed, the check and the recent events', () => {
     const r = runSeed({ seed: 7, sabotage: 'corrupt-apply' });
     const report = failureReport(r);

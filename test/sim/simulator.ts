@@ -23,7 +23,7 @@ import type { TraceEvent } from './trace.ts';
 import { decodeText, encodeText } from './state-machine.ts';
 
 /** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
-export type Sabotage = 'corrupt-storage' | 'corrupt-apply';
+export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync';
 
 export interface SimOptions {
   seed: number;
@@ -717,6 +717,12 @@ class Simulation {
         this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: this member now corrupts what it applies');
       }
       this.queue.push(this.nowMs + 100, { kind: 'sabotage' });
+      return;
+    }
+    if (this.options.sabotage === 'ignore-fsync') {
+      // Every disk acknowledges syncs it never does, and every crash loses what was unsynced.
+      for (const id of this.memberIds) this.members.get(id)!.storage.ignoresSync = true;
+      this.trace.add(this.nowMs, 'fault', 0, 'SABOTAGE: every disk now ignores fsync');
       return;
     }
     // corrupt-storage: flip a committed, not yet compacted entry on disk, then crash and restart

@@ -26,13 +26,16 @@ export class SimStorage {
     everSaved: false,
   };
 
+  /** Sabotage for the checker self-test: a disk that acknowledges syncs it never does. */
+  ignoresSync = false;
+
   save(batch: PersistBatch, sync: boolean): void {
     // A received snapshot replaces the whole log: entries after it may conflict with the leader's.
     if (batch.snapshot) this.storeSnapshot(batch.snapshot, false);
     if (batch.entries.length > 0) this.appendEntries(batch.entries);
     if (batch.hardState) this.hardState = { ...batch.hardState };
     if (batch.snapshot || batch.entries.length > 0 || batch.hardState) this.everSaved = true;
-    if (sync) this.sync();
+    if (sync && !this.ignoresSync) this.sync();
   }
 
   /**
@@ -40,7 +43,7 @@ export class SimStorage {
    * Returns whether anything was lost.
    */
   crash(loseUnsynced: boolean): boolean {
-    if (!loseUnsynced) return false;
+    if (!loseUnsynced && !this.ignoresSync) return false;
     const lost = this.hardState !== this.synced.hardState || this.entries !== this.synced.entries || this.snapshot !== this.synced.snapshot;
     this.hardState = this.synced.hardState;
     this.snapshot = this.synced.snapshot;
