@@ -30,7 +30,7 @@ export interface MemberEnvironment {
   /** Every entry this member applies, with its decoded payload ('' for non-normal entries). */
   onApplied(member: SimMember, payload: string): void;
   /** A conf change applied here took `removed` out of the configuration. */
-  onRemoved(removed: MemberId[]): void;
+  onRemoved(removed: MemberId[], by: MemberId): void;
 }
 
 export interface MemberOptions {
@@ -299,7 +299,7 @@ export class SimMember {
     this.env.trace.add(this.env.nowMs(), 'conf-change', this.id, `apply ${e.index}: ${describeConfChange(cc)} -> ${describeConfState(cs)}`);
     const membersAfter = confMembers(cs);
     const removed = membersBefore.filter((id) => !membersAfter.includes(id));
-    if (removed.length > 0) this.env.onRemoved(removed);
+    if (removed.length > 0) this.env.onRemoved(removed, this.id);
   }
 
   private maybeSnapshot(): void {

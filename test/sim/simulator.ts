@@ -142,6 +142,12 @@ class Simulation {
   private readonly inflightMessagesMax: number;
   private readonly inflightBytesMax: number;
   private readonly uncommittedBytesMax: number;
+  /**
+   * Whether a removed member keeps running until it applies its own removal (a partitioned tab
+   * that never hears of it runs on until the heal), instead of stopping once the removal is
+   * applied anywhere.
+   */
+  private readonly removedMembersLinger: boolean;
   private readonly faultPhaseMs: number;
   private readonly snapshotEveryEntries: number;
   private readonly clusterShape: string;
@@ -192,11 +198,12 @@ class Simulation {
     const flow = Prng.derive(this.seed, 'flow');
     this.inflightBytesMax = flow.pick([0, 0, 512, 4096]);
     this.uncommittedBytesMax = flow.pick([0, 0, 1024, 16384]);
+    this.removedMembersLinger = Prng.derive(this.seed, 'membership').chance(0.5);
     this.clusterShape =
       `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
-      `snapshotEvery=${this.snapshotEveryEntries} faultPhase=${this.faultPhaseMs}ms`;
+      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} faultPhase=${this.faultPhaseMs}ms`;
     const peers: MemberId[] = [];
     for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
     for (const id of peers) this.addMember(id, peers);
@@ -289,7 +296,7 @@ class Simulation {
         checker: this.checker,
         send: (messages) => this.send(id, messages),
         onReadState: (m, rs) => this.onReadState(m, rs),
-        onRemoved: (ids) => this.onRemoved(ids),
+        onRemoved: (ids, by) => this.onRemoved(ids, by),
         onApplied: (m, payload) => this.onApplied(m.id, payload),
       },
     );
@@ -329,9 +336,21 @@ class Simulation {
     return best;
   }
 
-  private onRemoved(ids: MemberId[]): void {
+  /**
+   * Whether `m` still believes it is a member but the most advanced member's configuration (the
+   * one that applied the most) no longer lists it. At the heal such a member is told, as etcd's
+   * peers tell a removed member, and stops.
+   */
+  private wasRemoved(m: SimMember): boolean {
+    const ahead = this.runningMembers().reduce((a, b) => (b.appliedIndex() > a.appliedIndex() ? b : a), m);
+    return ahead !== m && confMembers(m.confState).includes(m.id) && !confMembers(ahead.confState).includes(m.id);
+  }
+
+  private onRemoved(ids: MemberId[], by: MemberId): void {
     for (const id of ids) {
       if (this.retired.has(id)) continue;
+      // A removed member that lingers runs on until it applies its own removal itself.
+      if (this.removedMembersLinger && id !== by) continue;
       this.retired.add(id);
       this.members.get(id)?.retire();
       this.queue.push(this.nowMs, { kind: 'retire', member: id });
@@ -755,6 +774,11 @@ class Simulation {
       m.throttledUntilMs = 0;
       m.pausedUntilMs = Math.min(m.pausedUntilMs, this.nowMs);
       if (!m.running && !m.removed) this.startMember(m);
+    }
+    // Members removed while they were away learn of it now (after restarting, so that they
+    // compare the configuration they recovered).
+    if (this.removedMembersLinger) {
+      for (const m of this.runningMembers()) if (!m.removed && this.wasRemoved(m)) this.onRemoved([m.id], m.id);
     }
     this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms`);
     this.queue.push(this.nowMs, { kind: 'probe' });
