@@ -315,9 +315,9 @@ export class SimMember {
   }
 
   /**
-   * Stop for good: the member was removed from the configuration. Like etcd, which stops a
-   * member once it learns of its removal, we stop it as soon as the removal is applied anywhere
-   * (deferred to the end of the current Ready if it is processing one).
+   * Stop for good: the member was removed from the configuration and learned of it (etcd stops
+   * a member then). Takes effect at the end of the current Ready if it is processing one, else
+   * at the simulator's next `stopIfRetired`.
    */
   retire(): void {
     this.removed = true;
