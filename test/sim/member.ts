@@ -169,17 +169,17 @@ export class SimMember {
   }
 
   deliver(m: Message): void {
-    if (!this.node) return;
-    if (this.options.tickCatchUp) this.catchUpTicks();
-    this.node.step(m);
+    const node = this.caughtUpNode();
+    if (!node) return;
+    node.step(m);
     this.drive();
   }
 
   /** Run `action` against the Raft node, then process what it produced. */
   act(action: (node: RawNode) => void): void {
-    if (!this.node) return;
-    if (this.options.tickCatchUp) this.catchUpTicks();
-    action(this.node);
+    const node = this.caughtUpNode();
+    if (!node) return;
+    action(node);
     this.drive();
   }
 
@@ -204,6 +204,12 @@ export class SimMember {
       }
       this.maybeSnapshot();
     }
+  }
+
+  /** The node after any due ticks, or null if it is down (the ticks may have stopped it). */
+  private caughtUpNode(): RawNode | null {
+    if (this.node && this.options.tickCatchUp) this.catchUpTicks();
+    return this.node;
   }
 
   /**

@@ -25,6 +25,7 @@ const regressionSeeds: RegressionSeed[] = [
   { seed: 19, found: 'core issue 5: a throttled leader (hidden tab, timers at 1 Hz) served stale lease-based reads' },
   { seed: 75, found: 'core issue 4: a joiner refused the leader snapshot that predates its addition, forever (fixed in c322e6d)' },
   { seed: 198, found: 'core issue 1: a joiner replaying the log from index 1 never learned the bootstrap membership (fixed on main)' },
+  { seed: 5194, found: 'simulator: catch-up ticks stopped a lingering removed member just before a client proposal reached it' },
   { seed: 265, found: 'without pre-vote a stale member disrupted eight elections in a row (sets the liveness budget)' },
 ];
 
