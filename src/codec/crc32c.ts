@@ -54,3 +54,40 @@ export function crc32c(data: Uint8Array, crc = 0, start = 0, end = data.length):
   while (i < end) c = t0[(c ^ data[i++]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }
+
+// The same checksum, fed piecewise from values that are not byte arrays (the MVCC hash feeds
+// keys held as binary strings and revision numbers). Start from CRC32C_INITIAL, update, then
+// finish; crc32cFinish(crc32cUpdate(CRC32C_INITIAL, b)) === crc32c(b).
+
+/** The running state before any byte. */
+export const CRC32C_INITIAL = 0xffffffff;
+
+export function crc32cUpdate(state: number, bytes: Uint8Array): number {
+  const t0 = tables[0];
+  let c = state;
+  for (let i = 0; i < bytes.length; i++) c = t0[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return c >>> 0;
+}
+
+/** Feeds a binary string (one byte per char code, each < 256). */
+export function crc32cUpdateBinaryString(state: number, text: string): number {
+  const t0 = tables[0];
+  let c = state;
+  for (let i = 0; i < text.length; i++) c = t0[(c ^ text.charCodeAt(i)) & 0xff] ^ (c >>> 8);
+  return c >>> 0;
+}
+
+/** Feeds an unsigned integer below 2^53 as 8 little-endian bytes. */
+export function crc32cUpdateUint53(state: number, value: number): number {
+  const t0 = tables[0];
+  let c = state;
+  let low = value >>> 0;
+  let high = Math.floor(value / 0x1_0000_0000) >>> 0;
+  for (let i = 0; i < 4; i++, low >>>= 8) c = t0[(c ^ low) & 0xff] ^ (c >>> 8);
+  for (let i = 0; i < 4; i++, high >>>= 8) c = t0[(c ^ high) & 0xff] ^ (c >>> 8);
+  return c >>> 0;
+}
+
+export function crc32cFinish(state: number): number {
+  return (state ^ 0xffffffff) >>> 0;
+}

@@ -299,6 +299,16 @@ export class Member {
     try {
       this.node.proposeBatch(payloads);
     } catch (err) {
+      if (err instanceof RaftError && retryable(err)) {
+        // No leader yet, or one is handing over: keep them until a leader appears or they
+        // time out, as etcd does. Those whose callers gave up are dropped here.
+        for (let i = 0; i < seqs.length; i++) {
+          if (!this.proposals.has(seqs[i])) continue;
+          this.pendingPayloads.push(payloads[i]);
+          this.pendingSeqs.push(seqs[i]);
+        }
+        return;
+      }
       const e = toMemberError(err);
       for (const seq of seqs) {
         this.proposals.get(seq)?.reject(e);
@@ -426,6 +436,10 @@ function sameChange(a: ConfChange, b: ConfChange): boolean {
     a.changes.length === b.changes.length &&
     a.changes.every((c, i) => c.type === b.changes[i].type && c.memberId === b.changes[i].memberId)
   );
+}
+
+function retryable(err: RaftError): boolean {
+  return /no leader|leader transfer in progress/.test(err.message);
 }
 
 function toMemberError(err: unknown): Error {

@@ -46,3 +46,12 @@ describe('crc32c', () => {
     expect(() => crc32c(new Uint8Array(4), 0, 2, 8)).toThrow(/range \[2, 8\) outside data of 4 bytes/);
   });
 });
+
+describe('crc32c incremental state', () => {
+  it('piecewise updates equal the one-shot checksum', async () => {
+    const { CRC32C_INITIAL, crc32cUpdate, crc32cUpdateBinaryString, crc32cFinish } = await import('../../src/codec/crc32c.ts');
+    const bytes = new TextEncoder().encode('123456789');
+    expect(crc32cFinish(crc32cUpdate(CRC32C_INITIAL, bytes))).toBe(0xe3069283);
+    expect(crc32cFinish(crc32cUpdateBinaryString(crc32cUpdate(CRC32C_INITIAL, bytes.subarray(0, 4)), '56789'))).toBe(0xe3069283);
+  });
+});

@@ -1,0 +1,134 @@
+// A key's history. Every write is a Record identified by its revision {main, sub}: main is the
+// write transaction's revision, sub the operation's position inside it. Records are immutable
+// and shared with the revision store and with snapshot views.
+
+import type { BinaryString, KeyString } from './bytes.ts';
+
+export interface Record {
+  readonly key: KeyString;
+  readonly main: number;
+  readonly sub: number;
+  /** 0 for a tombstone. */
+  readonly createRevision: number;
+  /** 0 marks a tombstone (a delete); a live record has version >= 1. */
+  readonly version: number;
+  /** The value as a binary string (see bytes.ts): a third of a Uint8Array's memory. */
+  readonly value: BinaryString;
+  /** 0n: no lease. */
+  readonly lease: bigint;
+}
+
+export function isTombstone(record: Record): boolean {
+  return record.version === 0;
+}
+
+/** Revision order: main first, then sub. */
+export function recordAfter(a: Record, b: Record): boolean {
+  return a.main > b.main || (a.main === b.main && a.sub > b.sub);
+}
+
+/**
+ * Generations of a key. A generation starts with the put that creates the key and ends with the
+ * tombstone that deletes it; the last generation is open (no tombstone) and may be empty, which
+ * means the key is currently deleted.
+ *
+ * Invariants: records in revision order across all generations; every generation but the last
+ * is non-empty and ends with its only tombstone; the last holds no tombstone.
+ */
+export class KeyIndex {
+  generations: Record[][] = [[]];
+
+  /** The newest record, tombstone or not. */
+  newest(): Record | undefined {
+    const gens = this.generations;
+    for (let g = gens.length - 1; g >= 0; g--) {
+      const gen = gens[g];
+      if (gen.length > 0) return gen[gen.length - 1];
+    }
+    return undefined;
+  }
+
+  /** The live record now, or undefined if the key is deleted. */
+  live(): Record | undefined {
+    const gen = this.generations[this.generations.length - 1];
+    return gen.length > 0 ? gen[gen.length - 1] : undefined;
+  }
+
+  put(record: Record): void {
+    this.assertAppendable(record);
+    if (record.version === 0) throw new Error(`keyIndex.put: tombstone ${record.main}.${record.sub}`);
+    const last = this.generations.length - 1;
+    // A fresh one-element array: most keys are written once, and an empty array grown by push
+    // reserves room for 17.
+    if (this.generations[last].length === 0) this.generations[last] = [record];
+    else this.generations[last].push(record);
+  }
+
+  tombstone(record: Record): void {
+    this.assertAppendable(record);
+    const gen = this.generations[this.generations.length - 1];
+    if (gen.length === 0 || record.version !== 0) {
+      throw new Error(`keyIndex.tombstone: key not live or record not a tombstone at ${record.main}.${record.sub}`);
+    }
+    gen.push(record);
+    this.generations.push([]);
+  }
+
+  /** The record visible at revision `atRev`, or undefined if the key did not exist then. */
+  get(atRev: number): Record | undefined {
+    const gens = this.generations;
+    for (let g = gens.length - 1; g >= 0; g--) {
+      const gen = gens[g];
+      if (gen.length === 0 || gen[0].main > atRev) continue;
+      // Binary search for the last record with main <= atRev.
+      let low = 0;
+      let high = gen.length - 1;
+      while (low < high) {
+        const mid = (low + high + 1) >>> 1;
+        if (gen[mid].main <= atRev) low = mid;
+        else high = mid - 1;
+      }
+      const record = gen[low];
+      return record.version === 0 ? undefined : record;
+    }
+    return undefined;
+  }
+
+  /**
+   * Drops history at or below `atRev`, keeping the newest record at or below it unless that is a
+   * tombstone (then its whole generation goes). Calls `keep` for the record kept at or below
+   * `atRev`, if any.
+   */
+  compact(atRev: number, keep: (record: Record) => void): void {
+    const gens = this.generations;
+    let g = 0;
+    while (g < gens.length - 1 && gens[g][gens[g].length - 1].main <= atRev) g++;
+    const gen = gens[g];
+    let newestAtOrBelow = -1;
+    for (let i = gen.length - 1; i >= 0; i--) {
+      if (gen[i].main <= atRev) {
+        newestAtOrBelow = i;
+        break;
+      }
+    }
+    const survivors = g === 0 ? gens : gens.slice(g);
+    if (newestAtOrBelow >= 0) {
+      keep(gen[newestAtOrBelow]);
+      if (newestAtOrBelow > 0) survivors[0] = gen.slice(newestAtOrBelow);
+    }
+    this.generations = survivors;
+  }
+
+  isEmpty(): boolean {
+    return this.generations.length === 1 && this.generations[0].length === 0;
+  }
+
+  private assertAppendable(record: Record): void {
+    const newest = this.newest();
+    if (newest !== undefined && !recordAfter(record, newest)) {
+      throw new Error(
+        `keyIndex: revision ${record.main}.${record.sub} not after ${newest.main}.${newest.sub} for key`,
+      );
+    }
+  }
+}

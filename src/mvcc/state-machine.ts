@@ -1,0 +1,253 @@
+// The deterministic state machine the Raft log replicates: one `apply` per committed entry.
+// Given the same entries in the same order, every member reaches the same store, leases,
+// revisions and hash. The context's time only drives leader-local lease expiry bookkeeping,
+// which is not replicated state.
+
+import { fromBinaryString } from './bytes.ts';
+import { MvccError } from './errors.ts';
+import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
+import { KvStore, type WriteTxn } from './kv-store.ts';
+import { DEFAULT_LESSOR_CONFIG, Lessor, type LessorConfig } from './lessor.ts';
+import { SnapshotView, decodeSnapshot } from './snapshot.ts';
+import { DEFAULT_LIMITS, validateRequest, type Limits } from './validate.ts';
+import { WatchHub } from './watch-hub.ts';
+import { Errors } from './errors.ts';
+import {
+  CRC32C_INITIAL,
+  crc32cFinish,
+  crc32cUpdateBinaryString,
+  crc32cUpdateUint53,
+} from '../codec/crc32c.ts';
+import type {
+  ApplyRequest,
+  ApplyResponseByKind,
+  CompactionResponse,
+  HashKVResponse,
+  LeaseGrantResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
+  PutRequest,
+  DeleteRangeRequest,
+  RangeRequest,
+  RangeResponse,
+} from './types.ts';
+
+export interface ApplyContext {
+  /** The member's monotonic clock, ms. Used only for the leader's lease expiry bookkeeping. */
+  nowMs: number;
+}
+
+export type ApplyResult<R> = { ok: true; response: R } | { ok: false; error: MvccError };
+
+export interface StateMachineOptions {
+  lessor?: LessorConfig;
+  limits?: Limits;
+}
+
+export class MvccStateMachine {
+  private store: KvStore;
+  readonly lessor: Lessor;
+  readonly watchHub: WatchHub;
+  readonly limits: Limits;
+
+  constructor(options: StateMachineOptions = {}) {
+    this.lessor = new Lessor(options.lessor ?? DEFAULT_LESSOR_CONFIG);
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.store = new KvStore(this.lessor);
+    this.watchHub = new WatchHub(() => this.store);
+  }
+
+  get currentRevision(): number {
+    return this.store.currentRevision;
+  }
+
+  /** -1 before the first compaction (etcd's value). */
+  get compactRevision(): number {
+    return this.store.compactRevision;
+  }
+
+  get keyCount(): number {
+    return this.store.keyCount;
+  }
+
+  /**
+   * Applies one committed request. Deterministic; never throws for a request etcd would
+   * answer with an error: the error comes back as a value and the state is unchanged.
+   */
+  apply<R extends ApplyRequest>(request: R, ctx: ApplyContext): ApplyResult<ApplyResponseByKind[R['kind']]> {
+    try {
+      const invalid = validateRequest(request, this.limits);
+      if (invalid !== null) return { ok: false, error: invalid };
+      return { ok: true, response: this.dispatch(request, ctx) as ApplyResponseByKind[R['kind']] };
+    } catch (error) {
+      if (error instanceof MvccError) return { ok: false, error };
+      throw error;
+    }
+  }
+
+  private dispatch(request: ApplyRequest, ctx: ApplyContext): ApplyResponseByKind[keyof ApplyResponseByKind] {
+    switch (request.kind) {
+      case 'range':
+        return this.range(request.request);
+      case 'put':
+        return this.put(request.request);
+      case 'deleteRange':
+        return this.deleteRange(request.request);
+      case 'txn':
+        return this.write((txn) => applyTxn(txn, this.store, this.lessor, request.request));
+      case 'compaction':
+        return this.compact(request.request.revision);
+      case 'leaseGrant':
+        return this.leaseGrant(request.request.ID ?? 0n, request.request.TTL, ctx.nowMs);
+      case 'leaseRevoke':
+        return this.leaseRevoke(request.request.ID);
+      case 'leaseCheckpoint':
+        this.lessor.checkpoint(request.request.checkpoints, ctx.nowMs);
+        return { header: { revision: this.store.currentRevision } };
+      default:
+        throw new Error(`apply: unknown request kind ${(request as { kind: string }).kind}`);
+    }
+  }
+
+  /** A read at the current (or a historical) revision. Throws MvccError. */
+  range(request: RangeRequest): RangeResponse {
+    return applyRange(this.store, request, this.store.currentRevision);
+  }
+
+  private put(request: PutRequest) {
+    const lease = request.lease ?? 0n;
+    if (lease !== 0n && this.lessor.lookup(lease) === undefined) throw Errors.leaseNotFound();
+    return this.write((txn) => applyPut(txn, this.store, request));
+  }
+
+  private deleteRange(request: DeleteRangeRequest) {
+    return this.write((txn) => applyDeleteRange(txn, request));
+  }
+
+  /**
+   * Runs one write transaction and tells the watch hub about its changes. `body` may fail only
+   * before its first write (all checks come first); failing later would break atomicity, so it
+   * is an invariant violation, not an etcd error.
+   */
+  private write<T>(body: (txn: WriteTxn) => T): T {
+    const txn = this.store.write();
+    let response: T;
+    try {
+      response = body(txn);
+    } catch (error) {
+      txn.end();
+      if (txn.changes.length > 0) {
+        throw new Error(`apply: write txn at ${txn.main} failed after ${txn.changes.length} writes: ${String(error)}`);
+      }
+      throw error;
+    }
+    const changes = txn.end();
+    if (changes.length > 0) this.watchHub.notify(txn.main, changes);
+    return response;
+  }
+
+  private compact(revision: number): CompactionResponse {
+    this.store.compact(revision);
+    return { header: { revision: this.store.currentRevision } };
+  }
+
+  private leaseGrant(id: bigint, ttlSeconds: number, nowMs: number): LeaseGrantResponse {
+    const lease = this.lessor.grant(id, ttlSeconds, nowMs);
+    return { header: { revision: this.store.currentRevision }, ID: lease.id, TTL: lease.ttlSeconds, error: '' };
+  }
+
+  /** Deletes the lease's keys in one revision (none if it has no keys), then the lease. */
+  private leaseRevoke(id: bigint): LeaseRevokeResponse {
+    const keys = this.lessor.keysOf(id);
+    this.write((txn) => {
+      for (const key of keys) txn.deleteRange(key, null);
+    });
+    this.lessor.remove(id);
+    return { header: { revision: this.store.currentRevision } };
+  }
+
+  // ---- reads outside the log ----
+
+  /** etcd's HashKV: revision 0 means the current one. Throws MvccError. */
+  hashKV(revision = 0): HashKVResponse {
+    const { hash, compactRevision, hashRevision } = this.store.hashKV(revision);
+    return { header: { revision: this.store.currentRevision }, hash, compactRevision, hashRevision };
+  }
+
+  /** A CRC-32C over the whole replicated state: key-values, revisions and leases. */
+  hash(): number {
+    let state = crc32cUpdateUint53(CRC32C_INITIAL, this.store.hashKV(0).hash);
+    state = crc32cUpdateUint53(state, this.store.currentRevision);
+    state = crc32cUpdateUint53(state, this.store.compactRevision + 1);
+    const { leases, nextId } = this.lessor.state();
+    for (const lease of leases) {
+      state = crc32cUpdateBinaryString(state, lease.id.toString());
+      state = crc32cUpdateUint53(state, lease.ttlSeconds);
+      state = crc32cUpdateUint53(state, lease.remainingTtlSeconds);
+    }
+    state = crc32cUpdateBinaryString(state, nextId.toString());
+    return crc32cFinish(state);
+  }
+
+  leaseTimeToLive(id: bigint, keys: boolean, nowMs: number): LeaseTimeToLiveResponse {
+    const header = { revision: this.store.currentRevision };
+    const lease = this.lessor.lookup(id);
+    if (lease === undefined) return { header, ID: id, TTL: -1, grantedTTL: 0, keys: [] };
+    return {
+      header,
+      ID: id,
+      TTL: this.lessor.remainingSeconds(id, nowMs),
+      grantedTTL: lease.ttlSeconds,
+      keys: keys ? this.lessor.keysOf(id).map(fromBinaryString) : [],
+    };
+  }
+
+  leaseLeases(): LeaseLeasesResponse {
+    return { header: { revision: this.store.currentRevision }, leases: this.lessor.ids().map((ID) => ({ ID })) };
+  }
+
+  /** Self-check of the store's invariants and of lease attachments, for tests. O(records). */
+  checkValid(): void {
+    this.store.checkValid();
+    const attached = new Map<bigint, string[]>();
+    for (const id of this.lessor.ids()) attached.set(id, []);
+    const all = this.store.rangeRecords('\0', '', this.store.currentRevision, Infinity);
+    for (const record of all.records) {
+      if (record.lease === 0n) continue;
+      const keys = attached.get(record.lease);
+      if (keys === undefined) throw new Error(`checkValid: key attached to missing lease ${record.lease}`);
+      keys.push(record.key);
+    }
+    for (const [id, keys] of attached) {
+      const tracked = this.lessor.keysOf(id);
+      if (tracked.join('\n') !== keys.sort().join('\n')) {
+        throw new Error(`checkValid: lease ${id} tracks ${tracked.length} keys, ${keys.length} are attached`);
+      }
+    }
+  }
+
+  // ---- snapshots ----
+
+  /** An O(1) copy-on-write view of the whole state (the lease table is copied, without keys). */
+  snapshot(): SnapshotView {
+    const { leases, nextId } = this.lessor.state();
+    return new SnapshotView(this.store.view(), leases, nextId);
+  }
+
+  /**
+   * Replaces the whole state with an encoded snapshot. The new store is built (and the snapshot
+   * fully checked) before anything changes, so a corrupt snapshot leaves the state as it was.
+   * Leases restart as on a follower (no expiry until promoted); watchers catch up from the
+   * restored history.
+   */
+  restore(bytes: Uint8Array): void {
+    const decoded = decodeSnapshot(bytes);
+    const store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor);
+    const previousRevision = this.store.currentRevision;
+    this.lessor.restore(decoded.leases, decoded.nextLeaseId);
+    store.attachLeases();
+    this.store = store;
+    this.watchHub.restored(previousRevision);
+  }
+}

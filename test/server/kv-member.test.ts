@@ -1,0 +1,126 @@
+// The MVCC store replicated by three in-process members: what an etcd user observes.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../adapters/clock/system.ts';
+import { MemoryStorage } from '../../adapters/storage/memory.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { MvccError } from '../../src/mvcc/errors.ts';
+import { CompareResult, CompareTarget, type WatchResponse } from '../../src/mvcc/types.ts';
+import { StateRole } from '../../src/raft/types.ts';
+import { KvMember } from '../../src/server/kv-member.ts';
+import { prng } from '../raft/prng.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const b = (s: string) => enc.encode(s);
+
+const running: KvMember[] = [];
+afterEach(async () => {
+  for (const m of running.splice(0)) await m.stop();
+});
+
+async function cluster(): Promise<KvMember[]> {
+  const hub = new MemoryHub();
+  const ids = [1, 2, 3];
+  const members = await Promise.all(
+    ids.map((id) =>
+      KvMember.start({
+        id,
+        peers: ids,
+        clock: systemClock,
+        storage: new MemoryStorage(),
+        transport: hub.connect(id),
+        random: prng(id * 7 + Date.now()),
+        tickMs: 5,
+        electionTicks: 10,
+        requestTimeoutMs: 3000,
+        mvcc: { lessor: { minTtlSeconds: 1 } },
+      }),
+    ),
+  );
+  running.push(...members);
+  return members;
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('kv member', () => {
+  it('puts on one member and reads linearizably on another, with etcd revisions', async () => {
+    const ms = await cluster();
+    const leader = await waitFor('a leader', () => ms.find((m) => m.member.status().role === StateRole.Leader));
+    const follower = ms.find((m) => m !== leader)!;
+    const put = await follower.put({ key: b('foo'), value: b('bar') });
+    expect(put.header.revision).toBe(2);
+    const got = await ms[2].range({ key: b('foo') });
+    expect(got.kvs.map((kv) => [dec.decode(kv.key), dec.decode(kv.value), kv.createRevision, kv.modRevision, kv.version])).toEqual([
+      ['foo', 'bar', 2, 2, 1],
+    ]);
+    const second = await leader.put({ key: b('foo'), value: b('baz'), prevKv: true });
+    expect(dec.decode(second.prevKv!.value)).toBe('bar');
+    expect(second.header.revision).toBe(3);
+  });
+
+  it('compare-and-swap txn succeeds once and reports the failure branch after', async () => {
+    const ms = await cluster();
+    await waitFor('a leader', () => ms.some((m) => m.member.isLeader()));
+    await ms[0].put({ key: b('k'), value: b('v1') });
+    const cas = (expectRev: number) =>
+      ms[1].txn({
+        compare: [{ key: b('k'), target: CompareTarget.MOD, result: CompareResult.EQUAL, modRevision: expectRev }],
+        success: [{ requestPut: { key: b('k'), value: b('v2') } }],
+        failure: [{ requestRange: { key: b('k') } }],
+      });
+    const first = await cas(2);
+    expect(first.succeeded).toBe(true);
+    const again = await cas(2);
+    expect(again.succeeded).toBe(false);
+  });
+
+  it('refuses an empty key with etcd\'s error before proposing it', async () => {
+    const ms = await cluster();
+    await expect(ms[0].put({ key: new Uint8Array(0), value: b('x') })).rejects.toThrow('etcdserver: key is not provided');
+    await expect(ms[0].put({ key: new Uint8Array(0), value: b('x') })).rejects.toBeInstanceOf(MvccError);
+  });
+
+  it('a watch on a follower sees writes made through the leader, in order', async () => {
+    const ms = await cluster();
+    const leader = await waitFor('a leader', () => ms.find((m) => m.member.isLeader()));
+    const follower = ms.find((m) => m !== leader)!;
+    const seen: WatchResponse[] = [];
+    const stream = follower.mvcc.watchHub.openStream({ send: (r) => (seen.push(r), true) });
+    stream.watch({ key: b('w/'), rangeEnd: b('w0') });
+    for (let i = 0; i < 5; i++) await leader.put({ key: b(`w/${i}`), value: b(String(i)) });
+    await waitFor('five events', () => seen.flatMap((r) => r.events).length === 5);
+    expect(seen.flatMap((r) => r.events).map((e) => dec.decode(e.kv.key))).toEqual(['w/0', 'w/1', 'w/2', 'w/3', 'w/4']);
+  });
+
+  it('an expired lease deletes its keys on every member, decided by the leader', async () => {
+    const ms = await cluster();
+    const leader = await waitFor('a leader', () => ms.find((m) => m.member.isLeader()));
+    const grant = await ms[1].leaseGrant({ TTL: 1, ID: 0n });
+    await ms[2].put({ key: b('ephemeral'), value: b('x'), lease: grant.ID });
+    const alive = await leader.leaseKeepAlive(grant.ID);
+    expect(alive.TTL).toBe(1);
+    await waitFor('the key to vanish everywhere', () => ms.every((m) => m.mvcc.range({ key: b('ephemeral') }).kvs.length === 0), 8000);
+    await expect(ms[0].leaseTimeToLive(grant.ID, false)).resolves.toMatchObject({ TTL: -1 });
+  });
+
+  it('replicas that applied the same entries report the same HashKV', async () => {
+    const ms = await cluster();
+    await waitFor('a leader', () => ms.some((m) => m.member.isLeader()));
+    for (let i = 0; i < 20; i++) await ms[i % 3].put({ key: b(`h${i % 7}`), value: b(`v${i}`) });
+    await ms[0].deleteRange({ key: b('h3') });
+    await Promise.all(ms.map((m) => m.range({ key: b('h0') })));
+    const hashes = ms.map((m) => m.hashKV(0));
+    expect(new Set(hashes.map((h) => h.hash)).size).toBe(1);
+    expect(hashes[0].hashRevision).toBe(22);
+  });
+});
