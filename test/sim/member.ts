@@ -6,8 +6,8 @@ import { RawNode } from '../../src/raft/raw-node.ts';
 import { decodeConfChange } from '../../src/raft/confchange.ts';
 import type { RaftConfig } from '../../src/raft/config.ts';
 import type { ConfChange } from '../../src/raft/confchange-types.ts';
-import { EntryType, StateRole, emptyConfState } from '../../src/raft/types.ts';
-import type { ConfState, Entry, MemberId, Message, Ready, ReadState } from '../../src/raft/types.ts';
+import { EntryType, MessageType, StateRole, emptyConfState } from '../../src/raft/types.ts';
+import type { ConfState, Entry, MemberId, Message, Ready, ReadState, Snapshot } from '../../src/raft/types.ts';
 import { SimStorage } from './storage.ts';
 import { KvStateMachine, decodeText } from './state-machine.ts';
 import { SimFailure, confMembers, describeConfState } from './checker.ts';
@@ -27,6 +27,8 @@ export interface MemberEnvironment {
   checker: SafetyChecker;
   send(messages: Message[]): void;
   onReadState(member: SimMember, rs: ReadState): void;
+  /** Call member.writeCompleted() at `atMs`, unless the member crashed in between. */
+  scheduleWriteCompleted(member: SimMember, atMs: number): void;
   /** Every entry this member applies, with its decoded payload ('' for non-normal entries). */
   onApplied(member: SimMember, payload: string): void;
   /** A conf change applied here took `removed` out of the configuration. */
@@ -47,6 +49,10 @@ export interface MemberOptions {
    * throttled or frozen leader.
    */
   tickCatchUp: boolean;
+  /** Skip the snapshot after a Ready during whose write a leader's snapshot arrived (core issue 6). */
+  snapshotRaceWorkaround: boolean;
+  /** How long a Ready's write takes at virtual time `nowMs`; 0 is a synchronous disk. */
+  diskLatencyMs: (nowMs: number) => number;
 }
 
 export class SimMember {
@@ -67,6 +73,10 @@ export class SimMember {
   /** Commit index the member can never go below: the highest it has persisted (synced, after a crash). */
   private commitFloor = 0;
   private snapshotIndex = 0;
+  /** A snapshot message was stepped while a Ready was outstanding (core issue 6). */
+  private snapshotArrivedWhileWriting = false;
+  /** The Ready handed out and not yet advanced (its write is in progress), with its term. */
+  private outstanding: { rd: Ready; term: number } | null = null;
   /** Sabotage for the checker self-test: flip the payload of entries this member applies. */
   corruptApplies = false;
 
@@ -149,6 +159,8 @@ export class SimMember {
   crash(reason: string, loseUnsynced = false): void {
     if (!this.node) return;
     this.node = null;
+    // A Ready whose write had not completed is lost with the machine.
+    this.outstanding = null;
     this.role = StateRole.Follower;
     this.lead = 0;
     const lost = this.storage.crash(loseUnsynced);
@@ -171,6 +183,7 @@ export class SimMember {
   deliver(m: Message): void {
     const node = this.caughtUpNode();
     if (!node) return;
+    if (m.type === MessageType.Snap && this.outstanding) this.snapshotArrivedWhileWriting = true;
     node.step(m);
     this.drive();
   }
@@ -183,27 +196,59 @@ export class SimMember {
     this.drive();
   }
 
-  /** Drain Ready batches in the documented order. */
+  /**
+   * Drain Ready batches in the documented order. With a synchronous disk each Ready is handled
+   * at once; with a disk that takes time (as every real one does) the Ready stays outstanding
+   * until the write completes, and meanwhile the member keeps ticking and stepping messages —
+   * between ready() and advance(), as the real member driver does.
+   */
   drive(): void {
-    for (let batches = 0; this.node && this.node.hasReady(); batches++) {
+    for (let batches = 0; this.node && !this.outstanding && this.node.hasReady(); batches++) {
       if (batches >= readyBatchesPerInputMax) {
         throw new SimFailure('liveness', `m${this.id} produced more than ${readyBatchesPerInputMax} Ready batches for one input`);
       }
-      const node = this.node;
-      const rd = node.ready();
-      this.persist(rd);
-      if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.lead);
-      if (rd.messages.length > 0) this.env.send(rd.messages);
-      if (rd.snapshot) this.applySnapshot(rd);
-      for (const e of rd.committedEntries) this.applyEntry(e);
-      for (const rs of rd.readStates) this.env.onReadState(this, rs);
-      node.advance(rd);
-      if (this.removed) {
-        this.stop();
+      const rd = this.node.ready();
+      // The term the Ready's soft state belongs to: later steps may change the node's term.
+      this.outstanding = { rd, term: this.node.status().term };
+      const latencyMs = this.options.diskLatencyMs(this.env.nowMs());
+      if (latencyMs > 0) {
+        this.env.scheduleWriteCompleted(this, this.env.nowMs() + latencyMs);
         return;
       }
-      this.maybeSnapshot();
+      this.onPersisted();
     }
+  }
+
+  /** The disk finished the outstanding Ready's write: handle it, then take the next Ready. */
+  writeCompleted(): void {
+    this.onPersisted();
+    this.drive();
+  }
+
+  /** The outstanding Ready is on disk: send, apply, advance. */
+  private onPersisted(): void {
+    const node = this.node;
+    const outstanding = this.outstanding;
+    if (!node || !outstanding) return;
+    const { rd, term } = outstanding;
+    this.persist(rd);
+    if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.lead, term);
+    if (rd.messages.length > 0) this.env.send(rd.messages);
+    if (rd.snapshot) this.applySnapshot(rd);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) this.env.onReadState(this, rs);
+    node.advance(rd);
+    this.outstanding = null;
+    if (this.removed) {
+      this.stop();
+      return;
+    }
+    // Core issue 6: a leader's snapshot restored between ready() and advance() replaced the log
+    // under the entries just applied, and createSnapshot() would throw "entry compacted".
+    // The workaround skips this one snapshot; the next Ready installs the leader's.
+    const skipSnapshot = this.snapshotArrivedWhileWriting && this.options.snapshotRaceWorkaround;
+    this.snapshotArrivedWhileWriting = false;
+    if (!skipSnapshot) this.maybeSnapshot();
   }
 
   /** The node after any due ticks, or null if it is down (the ticks may have stopped it). */
@@ -245,9 +290,8 @@ export class SimMember {
     }
   }
 
-  private onSoftState(role: StateRole, lead: MemberId): void {
+  private onSoftState(role: StateRole, lead: MemberId, term: number): void {
     if (role !== this.role || lead !== this.lead) {
-      const term = this.raft().status().term;
       this.env.trace.add(this.env.nowMs(), 'role', this.id, `${this.role} -> ${role} in term ${term}, lead ${lead}`);
       if (role === StateRole.Leader && this.role !== StateRole.Leader) {
         this.env.checker.onBecameLeader(this.id, term, this.storage);
@@ -310,7 +354,9 @@ export class SimMember {
 
   private maybeSnapshot(): void {
     if (!this.node || this.sm.appliedIndex - this.snapshotIndex < this.options.snapshotEveryEntries) return;
-    const snap = this.node.createSnapshot(this.sm.snapshotData(), this.options.snapshotKeepEntries);
+    // Typed to accept core-fix-6.patch, where null means a leader's snapshot is about to replace ours.
+    const snap: Snapshot | null = this.node.createSnapshot(this.sm.snapshotData(), this.options.snapshotKeepEntries);
+    if (!snap) return;
     if (snap.metadata.index !== this.sm.appliedIndex) {
       throw new SimFailure('snapshot', `m${this.id} createSnapshot made index ${snap.metadata.index} but the state machine is at ${this.sm.appliedIndex}`);
     }

@@ -26,6 +26,9 @@ const regressionSeeds: RegressionSeed[] = [
   { seed: 75, found: 'core issue 4: a joiner refused the leader snapshot that predates its addition, forever (fixed in c322e6d)' },
   { seed: 198, found: 'core issue 1: a joiner replaying the log from index 1 never learned the bootstrap membership (fixed on main)' },
   { seed: 5194, found: 'simulator: catch-up ticks stopped a lingering removed member just before a client proposal reached it' },
+  { seed: 58, found: 'simulator: healing a frozen member left its held messages queued past the liveness deadline' },
+  { seed: 111, found: 'simulator: fsync stalls longer than an election timeout kept leadership from settling after the heal' },
+  { seed: 241, found: 'core issue 6 (with the driver workaround on, the seed must pass)' },
   { seed: 265, found: 'without pre-vote a stale member disrupted eight elections in a row (sets the liveness budget)' },
 ];
 
@@ -51,6 +54,15 @@ describe('core issue 5: lease reads need the driver to catch up ticks', () => {
   });
 });
 
+describe('core issue 6: a leader snapshot restored between ready() and advance()', () => {
+  it('makes createSnapshot() throw "entry compacted" without the driver workaround (seed 241; turns red once fixed)', () => {
+    const r = runSeed({ seed: 241, snapshotRaceWorkaround: false });
+    expect(r.clusterShape).not.toContain('disk=sync');
+    expect(r.ok).toBe(false);
+    expect(r.failure?.message).toContain('entry compacted');
+  });
+});
+
 describe('the checkers can fail', () => {
   it('a member that corrupts what it applies is caught by state machine safety', () => {
     const r = runSeed({ seed: 7, sabotage: 'corrupt-apply' });
@@ -67,9 +79,9 @@ describe('the checkers can fail', () => {
   });
 
   it('disks that ignore fsync lose votes and acknowledged entries, and the checkers notice', () => {
-    const lostVote = runSeed({ seed: 2, sabotage: 'ignore-fsync' });
+    const lostVote = runSeed({ seed: 12, sabotage: 'ignore-fsync' });
     expect(lostVote.failure?.property).toBe('vote safety');
-    const lostEntry = runSeed({ seed: 1, sabotage: 'ignore-fsync' });
+    const lostEntry = runSeed({ seed: 2, sabotage: 'ignore-fsync' });
     expect(lostEntry.failure?.property).toBe('leader completeness');
   });
 

@@ -39,6 +39,11 @@ export interface SimOptions {
    * makes lease-based reads stale on a throttled leader (sim docs: core issue 5).
    */
   tickCatchUp?: boolean;
+  /**
+   * Skip the member's own snapshot after a Ready during whose write a leader's snapshot arrived
+   * (default true): otherwise createSnapshot() throws "entry compacted" (sim docs: core issue 6).
+   */
+  snapshotRaceWorkaround?: boolean;
 }
 
 export interface SimResult {
@@ -97,10 +102,12 @@ if (!(votersMin < membersMax)) throw new Error(`simulator bounds: votersMin ${vo
 
 type SimEvent =
   | { kind: 'tick'; member: MemberId; incarnation: number }
+  | { kind: 'write-completed'; member: MemberId; incarnation: number }
   | { kind: 'deliver'; sender: MemberId; message: Message }
   | { kind: 'report-snapshot'; leader: MemberId; to: MemberId; failed: boolean }
   | { kind: 'report-unreachable'; leader: MemberId; to: MemberId }
   | { kind: 'retire'; member: MemberId }
+  | { kind: 'wake'; member: MemberId }
   | { kind: 'restart'; member: MemberId }
   | { kind: 'client' }
   | { kind: 'read' }
@@ -148,6 +155,7 @@ class Simulation {
    * applied anywhere.
    */
   private readonly removedMembersLinger: boolean;
+  private readonly diskMode: 'sync' | 'fast' | 'slow';
   private readonly faultPhaseMs: number;
   private readonly snapshotEveryEntries: number;
   private readonly clusterShape: string;
@@ -165,6 +173,8 @@ class Simulation {
   private confChangeProposedAtMs = -Infinity;
   private confChangesAppliedAtProposal = 0;
   private readonly retired = new Set<MemberId>();
+  /** Events held for frozen members, in arrival order. */
+  private readonly frozenEvents = new Map<MemberId, SimEvent[]>();
   /** Liveness markers proposed after the heal, and who has applied each. */
   private readonly markerAppliedBy = new Map<string, Set<MemberId>>();
   private markerProposedAtMs = -Infinity;
@@ -199,11 +209,12 @@ class Simulation {
     this.inflightBytesMax = flow.pick([0, 0, 512, 4096]);
     this.uncommittedBytesMax = flow.pick([0, 0, 1024, 16384]);
     this.removedMembersLinger = Prng.derive(this.seed, 'membership').chance(0.5);
+    this.diskMode = Prng.derive(this.seed, 'disk').pick(['sync', 'fast', 'slow'] as const);
     this.clusterShape =
       `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
-      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} faultPhase=${this.faultPhaseMs}ms`;
+      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms`;
     const peers: MemberId[] = [];
     for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
     for (const id of peers) this.addMember(id, peers);
@@ -289,6 +300,8 @@ class Simulation {
         snapshotEveryEntries: this.snapshotEveryEntries,
         snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
         tickCatchUp: this.options.tickCatchUp ?? true,
+        diskLatencyMs: this.diskLatency(id),
+        snapshotRaceWorkaround: this.options.snapshotRaceWorkaround ?? true,
       },
       {
         nowMs: () => this.nowMs,
@@ -298,6 +311,7 @@ class Simulation {
         onReadState: (m, rs) => this.onReadState(m, rs),
         onRemoved: (ids, by) => this.onRemoved(ids, by),
         onApplied: (m, payload) => this.onApplied(m.id, payload),
+        scheduleWriteCompleted: (m, atMs) => this.queue.push(atMs, { kind: 'write-completed', member: m.id, incarnation: m.incarnation }),
       },
     );
     this.members.set(id, member);
@@ -305,10 +319,43 @@ class Simulation {
     return member;
   }
 
+  /**
+   * How long each of member `id`'s Ready writes takes. A third of the seeds use a synchronous
+   * disk; the others a fast one (1–3 ms) or a slow one (1–20 ms, now and then a 100–300 ms
+   * fsync stall, until the heal), during which the member keeps stepping messages and ticking.
+   */
+  private diskLatency(id: MemberId): (nowMs: number) => number {
+    if (this.diskMode === 'sync') return () => 0;
+    const disk = Prng.derive(this.seed, `disk-${id}`);
+    if (this.diskMode === 'fast') return () => disk.range(1, 3);
+    // After the heal the disk is healthy too: stalls longer than an election timeout hold back
+    // every message (they go out only after the write), so leadership cannot settle.
+    return () => (this.healed ? disk.range(1, 3) : disk.chance(0.02) ? disk.range(100, 300) : disk.range(1, 20));
+  }
+
   private startMember(member: SimMember): void {
+    // A new process: a freeze of the old one, and what it held, are gone.
+    member.pausedUntilMs = 0;
+    this.frozenEvents.delete(member.id);
     member.start();
     member.nextTickMs = this.nowMs + this.clockPrng.range(1, member.tickIntervalMs(this.nowMs));
     this.queue.push(member.nextTickMs, { kind: 'tick', member: member.id, incarnation: member.incarnation });
+  }
+
+  /** Holds an event for a frozen member: its socket and timers wait until it wakes up. */
+  private defer(member: MemberId, e: SimEvent): void {
+    const held = this.frozenEvents.get(member);
+    if (held) held.push(e);
+    else this.frozenEvents.set(member, [e]);
+  }
+
+  /** Ends a freeze (when it runs out, or at the heal) and releases what waited, in order. */
+  private wake(m: SimMember): void {
+    m.pausedUntilMs = Math.min(m.pausedUntilMs, this.nowMs);
+    const held = this.frozenEvents.get(m.id);
+    if (!held) return;
+    this.frozenEvents.delete(m.id);
+    for (const e of held) this.queue.push(this.nowMs, e);
   }
 
   /** Members that are up and not frozen: the ones clients can talk to. */
@@ -410,23 +457,25 @@ class Simulation {
       case 'tick': {
         const m = this.members.get(e.member)!;
         if (!m.running || m.incarnation !== e.incarnation) return;
-        if (this.nowMs < m.pausedUntilMs) {
-          this.queue.push(m.pausedUntilMs, e);
-          return;
-        }
+        if (this.nowMs < m.pausedUntilMs) return this.defer(m.id, e);
         m.tick();
         if (!m.running) return;
         m.nextTickMs = this.nowMs + m.tickIntervalMs(this.nowMs);
         this.queue.push(m.nextTickMs, e);
         return;
       }
+      case 'write-completed': {
+        // A frozen process finishes its write but handles the completion when it wakes up.
+        const m = this.members.get(e.member)!;
+        if (!m.running || m.incarnation !== e.incarnation) return;
+        if (this.nowMs < m.pausedUntilMs) return this.defer(m.id, e);
+        m.writeCompleted();
+        return;
+      }
       case 'deliver': {
         // A frozen process reads its socket when it wakes up.
         const to = this.members.get(e.message.to);
-        if (to && to.running && this.nowMs < to.pausedUntilMs) {
-          this.queue.push(to.pausedUntilMs, e);
-          return;
-        }
+        if (to && to.running && this.nowMs < to.pausedUntilMs) return this.defer(to.id, e);
         return this.deliver(e.sender, e.message);
       }
       case 'report-snapshot': {
@@ -437,6 +486,11 @@ class Simulation {
       case 'report-unreachable': {
         const m = this.members.get(e.leader);
         m?.act((node) => node.reportUnreachable(e.to));
+        return;
+      }
+      case 'wake': {
+        const m = this.members.get(e.member)!;
+        if (this.nowMs >= m.pausedUntilMs) this.wake(m);
         return;
       }
       case 'retire':
@@ -692,6 +746,7 @@ class Simulation {
       const leader = this.currentLeader();
       const victim = leader && f.chance(0.5) ? leader : f.pick(running);
       victim.pausedUntilMs = this.nowMs + f.range(100, 3000);
+      this.queue.push(victim.pausedUntilMs, { kind: 'wake', member: victim.id });
       this.trace.add(this.nowMs, 'fault', victim.id, `freeze the process until ${victim.pausedUntilMs}ms`);
     } else {
       // Crash a minority-or-majority group at once; they come back at different times.
@@ -772,7 +827,7 @@ class Simulation {
     for (const id of this.memberIds) {
       const m = this.members.get(id)!;
       m.throttledUntilMs = 0;
-      m.pausedUntilMs = Math.min(m.pausedUntilMs, this.nowMs);
+      this.wake(m);
       if (!m.running && !m.removed) this.startMember(m);
     }
     // Members removed while they were away learn of it now (after restarting, so that they
