@@ -49,7 +49,7 @@ export interface MemberOptions {
    * throttled or frozen leader.
    */
   tickCatchUp: boolean;
-  /** Skip the snapshot after a Ready during whose write a leader's snapshot arrived (core issue 6). */
+  /** Hold snapshot messages while a Ready is outstanding (core issue 6 workaround). */
   snapshotRaceWorkaround: boolean;
   /** How long a Ready's write takes at virtual time `nowMs`; 0 is a synchronous disk. */
   diskLatencyMs: (nowMs: number) => number;
@@ -73,8 +73,8 @@ export class SimMember {
   /** Commit index the member can never go below: the highest it has persisted (synced, after a crash). */
   private commitFloor = 0;
   private snapshotIndex = 0;
-  /** A snapshot message was stepped while a Ready was outstanding (core issue 6). */
-  private snapshotArrivedWhileWriting = false;
+  /** Snapshot messages that arrived while a Ready was outstanding (core issue 6 workaround). */
+  private heldSnapshotMessages: Message[] = [];
   /** The Ready handed out and not yet advanced (its write is in progress), with its term. */
   private outstanding: { rd: Ready; term: number } | null = null;
   /** Sabotage for the checker self-test: flip the payload of entries this member applies. */
@@ -159,8 +159,9 @@ export class SimMember {
   crash(reason: string, loseUnsynced = false): void {
     if (!this.node) return;
     this.node = null;
-    // A Ready whose write had not completed is lost with the machine.
+    // A Ready whose write had not completed is lost with the machine, and so is what it held.
     this.outstanding = null;
+    this.heldSnapshotMessages = [];
     this.role = StateRole.Follower;
     this.lead = 0;
     const lost = this.storage.crash(loseUnsynced);
@@ -183,7 +184,12 @@ export class SimMember {
   deliver(m: Message): void {
     const node = this.caughtUpNode();
     if (!node) return;
-    if (m.type === MessageType.Snap && this.outstanding) this.snapshotArrivedWhileWriting = true;
+    if (m.type === MessageType.Snap && this.outstanding && this.options.snapshotRaceWorkaround) {
+      // Core issue 6 workaround: a snapshot restored under the entries being applied would
+      // corrupt the configuration; hold it until the outstanding Ready is advanced.
+      this.heldSnapshotMessages.push(m);
+      return;
+    }
     node.step(m);
     this.drive();
   }
@@ -243,12 +249,10 @@ export class SimMember {
       this.stop();
       return;
     }
-    // Core issue 6: a leader's snapshot restored between ready() and advance() replaced the log
-    // under the entries just applied, and createSnapshot() would throw "entry compacted".
-    // The workaround skips this one snapshot; the next Ready installs the leader's.
-    const skipSnapshot = this.snapshotArrivedWhileWriting && this.options.snapshotRaceWorkaround;
-    this.snapshotArrivedWhileWriting = false;
-    if (!skipSnapshot) this.maybeSnapshot();
+    this.maybeSnapshot();
+    const held = this.heldSnapshotMessages;
+    this.heldSnapshotMessages = [];
+    for (const m of held) this.node?.step(m);
   }
 
   /** The node after any due ticks, or null if it is down (the ticks may have stopped it). */

@@ -40,8 +40,10 @@ export interface SimOptions {
    */
   tickCatchUp?: boolean;
   /**
-   * Skip the member's own snapshot after a Ready during whose write a leader's snapshot arrived
-   * (default true): otherwise createSnapshot() throws "entry compacted" (sim docs: core issue 6).
+   * Hold a leader's snapshot messages while a Ready is being written (default true). Stepped
+   * at once, the core restores them under the entries being applied: createSnapshot() then
+   * throws "entry compacted" and conf changes apply on top of the snapshot's configuration
+   * (sim docs: core issue 6).
    */
   snapshotRaceWorkaround?: boolean;
 }
