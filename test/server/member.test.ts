@@ -128,10 +128,13 @@ describe('member', () => {
     };
     try {
       const hub = new MemoryHub();
-      const nodes = await Promise.all([1, 2, 3].map(async (id) => startMember(hub, id, [1, 2, 3], await wal(), { snapshotEntries: 20, snapshotKeepEntries: 0 })));
+      // Disk-backed members tick slower: an fdatasync under a loaded machine can take tens of
+      // milliseconds, and 50 ms election timeouts would make leadership churn.
+      const timing = { tickMs: 20 };
+      const nodes = await Promise.all([1, 2, 3].map(async (id) => startMember(hub, id, [1, 2, 3], await wal(), { ...timing, snapshotEntries: 20, snapshotKeepEntries: 0 })));
       const leader = await waitFor('a leader', () => leaderOf(nodes));
       for (let i = 0; i < 50; i++) await leader.member.propose(enc.encode(`v${i}`));
-      const joiner = await startMember(hub, 4, [], await wal(), { snapshotEntries: 20 });
+      const joiner = await startMember(hub, 4, [], await wal(), { ...timing, snapshotEntries: 20 });
       await leader.member.changeMembership({
         transition: ConfChangeTransition.Auto,
         changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }],
