@@ -76,7 +76,7 @@ export class Client {
 
   /** Grants a lease (at once) and, by default, keeps it alive every TTL/3. */
   lease(ttlSeconds: number, options: LeaseOptions = {}): Lease {
-    const lease = new Lease(this.connection, this.clock, ttlSeconds, options);
+    const lease = new Lease(this.connection, this.clock, ttlSeconds, options, (l) => this.leases.delete(l));
     this.leases.add(lease);
     return lease;
   }
@@ -114,7 +114,6 @@ export class Client {
 
   private closeOwn(): void {
     this.watches.close();
-    for (const lease of this.leases) lease.release();
-    this.leases.clear();
+    for (const lease of [...this.leases]) lease.release();
   }
 }

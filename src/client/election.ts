@@ -37,7 +37,7 @@ export class Election {
     this.prefix = `${name}/`;
   }
 
-  /** True between a successful campaign() and resign(). Watch session?.on('lost') for a lost lease. */
+  /** True between a successful campaign() and resign() or the loss of the session lease. */
   get isLeader(): boolean {
     return this.header !== null && this.leaderKey !== null;
   }
@@ -49,7 +49,7 @@ export class Election {
   async campaign(value: string): Promise<void> {
     if (this.abort !== null) throw new Error(`election ${this.name}: campaign() while already campaigning or leading`);
     const abort = (this.abort = new AbortController());
-    const lease = (this.lease ??= this.client.lease(this.options.ttlSeconds ?? SESSION_TTL_SECONDS_DEFAULT));
+    const lease = (this.lease ??= this.newSession());
     try {
       const key = contenderKey(this.prefix, await lease.grant());
       abort.signal.throwIfAborted();
@@ -77,6 +77,17 @@ export class Election {
   /** The campaign's session lease. */
   get session(): Lease | null {
     return this.lease;
+  }
+
+  /** A session lease whose loss ends this client's leadership (its key is gone with it). */
+  private newSession(): Lease {
+    const lease = this.client.lease(this.options.ttlSeconds ?? SESSION_TTL_SECONDS_DEFAULT);
+    lease.on('lost', () => {
+      if (this.lease !== lease) return;
+      this.leaderKey = null;
+      this.header = null;
+    });
+    return lease;
   }
 
   /** Changes the leader's value without an election; only the leader may. */

@@ -48,6 +48,8 @@ export class Lease extends Emitter<LeaseEvents> {
     private readonly clock: Clock,
     readonly ttlSeconds: number,
     private readonly options: LeaseOptions = {},
+    /** Called once when the lease is revoked, released or lost (the client stops tracking it). */
+    private readonly onFinished: (lease: Lease) => void = () => {},
   ) {
     super();
     if (!(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) throw new TypeError(`lease: TTL ${ttlSeconds} is not a positive integer of seconds`);
@@ -172,7 +174,10 @@ export class Lease extends Emitter<LeaseEvents> {
   }
 
   private stop(state: LeaseState): void {
-    if (this.state === 'alive' || this.state === 'granting') this.state = state;
+    if (this.state === 'alive' || this.state === 'granting') {
+      this.state = state;
+      this.onFinished(this);
+    }
     this.stopKeepAlive?.();
     this.stopKeepAlive = null;
   }

@@ -144,6 +144,22 @@ describe('client election', () => {
     expect(values).toEqual(['a1', 'a2', 'b1', 'b2']);
   });
 
+  it('a leader whose session lease is revoked stops leading, and the next candidate wins', async () => {
+    const tc = await cluster();
+    const a = tc.client(0).election('s', { ttlSeconds: 3 });
+    const b = tc.client(1).election('s');
+    await a.campaign('a');
+    const bWins = b.campaign('b');
+    await sleep(50);
+    const lost = a.session!.next('lost');
+    await tc.client(2).connection.leaseRevoke({ ID: await a.session!.grant() });
+    await bWins;
+    expect(await b.leader()).toBe('b');
+    await lost;
+    expect(a.isLeader).toBe(false);
+    await expect(a.proclaim('again')).rejects.toBeInstanceOf(ElectionNotLeaderError);
+  });
+
   it('resign() during a campaign rejects it and removes the candidacy', async () => {
     const tc = await cluster();
     const a = tc.client(0).election('r');
