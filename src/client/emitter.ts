@@ -1,5 +1,6 @@
 // A minimal typed event emitter: the client runs in browsers too, so no node:events.
-// Unlike Node's EventEmitter, an 'error' without listeners is not thrown.
+// Unlike Node's EventEmitter, an 'error' without listeners is not thrown, and a listener that
+// throws does not interrupt the emitter: its error is re-thrown as uncaught, asynchronously.
 
 /** Listeners are stored untyped; on() and emit() keep the types honest. */
 type Listener = (...args: unknown[]) => void;
@@ -35,6 +36,16 @@ export class Emitter<Events extends Record<string, unknown[]>> {
   protected emit<E extends keyof Events>(event: E, ...args: Events[E]): void {
     const set = this.listeners.get(event);
     if (set === undefined) return;
-    for (const fn of [...set]) fn(...(args as unknown[]));
+    for (const fn of [...set]) {
+      try {
+        fn(...(args as unknown[]));
+      } catch (err) {
+        // A throwing listener must not corrupt the client's state (a watch stream shared by
+        // other watchers, a keep-alive loop): report it as uncaught, out of our call stack.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
   }
 }
