@@ -33,6 +33,12 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array {
   return RANGE_END_ALL;
 }
 
+/** The range of keys starting with `prefix` (clientv3's WithPrefix: an empty prefix is every key). */
+export function prefixRange(prefix: Uint8Array): { key: Uint8Array; rangeEnd: Uint8Array } {
+  if (prefix.length === 0) return { key: new Uint8Array([0]), rangeEnd: RANGE_END_ALL };
+  return { key: prefix, rangeEnd: prefixEnd(prefix) };
+}
+
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a, 0);

@@ -121,6 +121,14 @@ export class ElectionNoLeaderError extends EtcdError {
   }
 }
 
+/** clientv3/concurrency's ErrSessionExpired: the session lease died while waiting for a lock. */
+export class SessionExpiredError extends EtcdError {
+  override name = 'SessionExpiredError';
+  constructor() {
+    super(StatusCode.NotFound, 'session expired');
+  }
+}
+
 /** The client, or the watcher, lease or recipe, was closed while an operation waited. */
 export class ClientClosedError extends EtcdError {
   override name = 'ClientClosedError';

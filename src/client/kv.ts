@@ -13,7 +13,7 @@ import {
   type RangeResponse,
   type RequestOp,
 } from '../mvcc/types.ts';
-import { prefixEnd, RANGE_END_ALL, toBytes, toText, type Bytes } from './bytes.ts';
+import { prefixRange, RANGE_END_ALL, toBytes, toText, type Bytes } from './bytes.ts';
 import type { Connection } from './connection.ts';
 
 /** Anything that can be one operation of a transaction. */
@@ -155,9 +155,7 @@ export class MultiRangeBuilder extends RangeOptions<Record<string, string>> impl
 
   /** Every key that starts with `prefix`. */
   prefix(prefix: Bytes): this {
-    const key = toBytes(prefix);
-    this.request.key = key;
-    this.request.rangeEnd = prefixEnd(key);
+    Object.assign(this.request, prefixRange(toBytes(prefix)));
     return this;
   }
 
@@ -304,8 +302,7 @@ export class DeleteBuilder extends Runnable<DeleteRangeResponse> implements Oper
   }
 
   prefix(prefix: Bytes): this {
-    const key = toBytes(prefix);
-    this.request = { key, rangeEnd: prefixEnd(key) };
+    this.request = prefixRange(toBytes(prefix));
     return this;
   }
 

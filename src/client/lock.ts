@@ -4,7 +4,7 @@
 import type { ResponseHeader } from '../mvcc/types.ts';
 import type { Client } from './client.ts';
 import { contenderKey, SESSION_TTL_SECONDS_DEFAULT, waitDeletes } from './concurrency.ts';
-import { ClientClosedError } from './errors.ts';
+import { ClientClosedError, SessionExpiredError } from './errors.ts';
 import type { Lease } from './lease.ts';
 
 export interface LockOptions {
@@ -68,7 +68,11 @@ export class Lock {
         this.header = res.header;
         return;
       }
-      this.header = await waitDeletes(c, this.prefix, myRevision - 1, abort.signal);
+      await waitDeletes(c, this.prefix, myRevision - 1, abort.signal);
+      // The session may have expired while we waited, taking our key with it (etcd 3.5 checks too).
+      const own = await c.get(key).exec();
+      if (own.kvs.length === 0) throw new SessionExpiredError();
+      this.header = own.header;
     } catch (err) {
       await this.cleanUp();
       throw abort.signal.aborted ? new ClientClosedError(`lock ${this.name}`) : err;

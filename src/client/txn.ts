@@ -1,7 +1,7 @@
 // The transaction builder: client.if(key, target, op, value).and(...).then(...ops).else(...ops).commit().
 
 import { CompareResult, CompareTarget, type Compare, type RequestOp, type TxnResponse } from '../mvcc/types.ts';
-import { prefixEnd, toBytes, type Bytes } from './bytes.ts';
+import { prefixRange, toBytes, type Bytes } from './bytes.ts';
 import type { Connection } from './connection.ts';
 import type { Operation } from './kv.ts';
 
@@ -28,8 +28,7 @@ export function compare(key: CompareKey, target: CompareTargetName, comparator: 
   let rangeEnd: Uint8Array | undefined;
   if (typeof key === 'string' || key instanceof Uint8Array) k = toBytes(key);
   else if ('prefix' in key) {
-    k = toBytes(key.prefix);
-    rangeEnd = prefixEnd(k);
+    ({ key: k, rangeEnd } = prefixRange(toBytes(key.prefix)));
   } else {
     k = toBytes(key.start);
     rangeEnd = toBytes(key.end);

@@ -8,7 +8,7 @@
 
 import { EventType, FilterType, type KeyValue, type WatchCreateRequest, type WatchResponse } from '../mvcc/types.ts';
 import type { Clock } from '../seams.ts';
-import { prefixEnd, RANGE_END_ALL, toBytes, toText, type Bytes } from './bytes.ts';
+import { prefixRange, RANGE_END_ALL, toBytes, toText, type Bytes } from './bytes.ts';
 import type { Connection, WatchChannel } from './connection.ts';
 import { Emitter } from './emitter.ts';
 import { EtcdCompactedError, EtcdWatchCanceledError, WatchBufferOverflowError, type EtcdError } from './errors.ts';
@@ -182,8 +182,7 @@ export class WatchBuilder {
   }
 
   prefix(prefix: Bytes): this {
-    this.request.key = toBytes(prefix);
-    this.request.rangeEnd = prefixEnd(this.request.key);
+    Object.assign(this.request, prefixRange(toBytes(prefix)));
     this.chosen = true;
     return this;
   }

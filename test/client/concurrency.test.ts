@@ -1,7 +1,7 @@
 // Lock and election recipes (clientv3/concurrency semantics) with several clients.
 
 import { describe, expect, it } from 'vitest';
-import { ClientClosedError, ElectionNotLeaderError } from '../../src/client/errors.ts';
+import { ClientClosedError, ElectionNotLeaderError, SessionExpiredError } from '../../src/client/errors.ts';
 import { cluster, settlesWithin, sleep, text, waitFor } from './helpers.ts';
 
 describe('client lock', () => {
@@ -74,6 +74,21 @@ describe('client lock', () => {
     await waiter.release();
     expect(await attempt).toBeInstanceOf(ClientClosedError);
     expect(await a.getAll().prefix('q/').keys()).toEqual([holder.ownKey]);
+  });
+
+  it('a waiter whose session expires while waiting fails with SessionExpiredError', async () => {
+    const tc = await cluster();
+    const holder = tc.client(0).lock('e');
+    await holder.acquire();
+    const waiter = tc.client(1).lock('e', { ttlSeconds: 1 });
+    const attempt = waiter.acquire().catch((e: unknown) => e);
+    const session = await waitFor('the waiter session', () => waiter.session);
+    await session.grant();
+    session.release(); // no more keep-alives: the waiter's key expires with its lease
+    await sleep(1800);
+    expect(await tc.client(2).getAll().prefix('e/').count()).toBe(1);
+    await holder.release();
+    expect(await attempt).toBeInstanceOf(SessionExpiredError);
   });
 
   it('namespaced locks live under the namespace', async () => {

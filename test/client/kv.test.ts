@@ -42,6 +42,7 @@ describe('client kv', () => {
     expect(await c.getAll().range('dir/b', 'dis').keys()).toEqual(['dir/b', 'dir/c']);
     expect(await c.getAll().keys()).toEqual(['dir/a', 'dir/b', 'dir/c', 'dis', 'other']);
     expect(await c.getAll().count()).toBe(5);
+    expect(await c.getAll().prefix('').count()).toBe(5); // an empty prefix is every key, as in clientv3
     const limited = await c.getAll().prefix('dir/').limit(1).exec();
     expect([limited.kvs.length, limited.more, limited.count]).toEqual([1, true, 3]);
   });
