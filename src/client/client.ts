@@ -24,7 +24,7 @@ export class Client {
   readonly connection: Connection;
   private readonly clock: Clock;
   private readonly watches: WatchManager;
-  private readonly leases = new Set<Lease>();
+  private readonly ownLeases = new Set<Lease>();
   private readonly views: Client[] = [];
 
   constructor(private readonly options: ClientOptions) {
@@ -76,9 +76,14 @@ export class Client {
 
   /** Grants a lease (at once) and, by default, keeps it alive every TTL/3. */
   lease(ttlSeconds: number, options: LeaseOptions = {}): Lease {
-    const lease = new Lease(this.connection, this.clock, ttlSeconds, options, (l) => this.leases.delete(l));
-    this.leases.add(lease);
+    const lease = new Lease(this.connection, this.clock, ttlSeconds, options, (l) => this.ownLeases.delete(l));
+    this.ownLeases.add(lease);
     return lease;
+  }
+
+  /** The ids of every lease the cluster holds. */
+  async leases(): Promise<bigint[]> {
+    return (await this.connection.leaseLeases()).leases.map((l) => l.ID);
   }
 
   // ---- recipes ----
@@ -114,6 +119,6 @@ export class Client {
 
   private closeOwn(): void {
     this.watches.close();
-    for (const lease of [...this.leases]) lease.release();
+    for (const lease of [...this.ownLeases]) lease.release();
   }
 }

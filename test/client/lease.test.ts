@@ -11,6 +11,7 @@ describe('client lease', () => {
     const lease = c.lease(1);
     const id = await lease.grant();
     expect(id).toBeGreaterThan(0n);
+    expect(await c.leases()).toContain(id);
     expect(await lease.idHex()).toBe(id.toString(16));
     const renewals: LeaseKeepAliveResponse[] = [];
     lease.on('keepaliveSucceeded', (r) => renewals.push(r));
@@ -25,6 +26,7 @@ describe('client lease', () => {
     expect(lease.isRevoked).toBe(true);
     expect(await c.get('session/a').exists()).toBe(false);
     expect(await lease.ttl()).toBe(-1);
+    expect(await c.leases()).not.toContain(id);
     const lastCount = renewals.length;
     await sleep(500);
     expect(renewals.length).toBe(lastCount);
