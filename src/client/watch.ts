@@ -91,6 +91,7 @@ export class Watcher extends Emitter<WatcherEvents> implements AsyncIterable<Wat
     return this.nextRevision === 0 ? null : this.nextRevision - 1;
   }
 
+  /** True once the watcher ended: canceled by the client, or ended by an error. */
   get isCanceled(): boolean {
     return this.ended;
   }
