@@ -4,7 +4,8 @@
 
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import { isLocalMessage } from '../../src/raft/types.ts';
-import type { FaultSwitch, Transport } from '../../src/seams.ts';
+import type { Transport } from '../../src/seams.ts';
+import { PeerFaults } from './fault-switch.ts';
 
 export class MemoryHub {
   private readonly members = new Map<MemberId, MemoryTransport>();
@@ -31,35 +32,13 @@ export class MemoryHub {
 
 export class MemoryTransport implements Transport {
   private onMessage: ((m: Message) => void) | null = null;
-  private readonly blockedIn = new Set<MemberId>();
-  private readonly blockedOut = new Set<MemberId>();
   private closed = false;
-  readonly faults: FaultSwitch;
+  readonly faults = new PeerFaults();
 
   constructor(
     readonly id: MemberId,
     private readonly hub: MemoryHub,
-  ) {
-    const self = this;
-    this.faults = {
-      block(peer, direction = 'both') {
-        if (direction !== 'out') self.blockedIn.add(peer);
-        if (direction !== 'in') self.blockedOut.add(peer);
-      },
-      heal(peer) {
-        if (peer === undefined) {
-          self.blockedIn.clear();
-          self.blockedOut.clear();
-        } else {
-          self.blockedIn.delete(peer);
-          self.blockedOut.delete(peer);
-        }
-      },
-      isBlocked(peer, direction) {
-        return direction === 'in' ? self.blockedIn.has(peer) : self.blockedOut.has(peer);
-      },
-    };
-  }
+  ) {}
 
   start(onMessage: (m: Message) => void): void {
     if (this.onMessage) throw new Error('memory transport: start() called twice');
@@ -68,7 +47,7 @@ export class MemoryTransport implements Transport {
 
   send(messages: readonly Message[]): void {
     if (this.closed) return;
-    const out = messages.filter((m) => !isLocalMessage(m.type) && !this.blockedOut.has(m.to));
+    const out = messages.filter((m) => !isLocalMessage(m.type) && !this.faults.isBlocked(m.to, 'out'));
     if (out.length === 0) return;
     setTimeout(() => {
       for (const m of out) this.hub.route(m);
@@ -77,7 +56,7 @@ export class MemoryTransport implements Transport {
 
   /** @internal */
   receive(m: Message): void {
-    if (this.closed || !this.onMessage || this.blockedIn.has(m.from)) return;
+    if (this.closed || !this.onMessage || this.faults.isBlocked(m.from, 'in')) return;
     this.onMessage(m);
   }
 

@@ -3,6 +3,7 @@
 
 import { toBinaryString, type KeyString } from './bytes.ts';
 import { Errors, type MvccError } from './errors.ts';
+import { checkShape } from './shape.ts';
 import type {
   ApplyRequest,
   Compare,
@@ -24,6 +25,8 @@ export const DEFAULT_LIMITS: Limits = { requestBytesMax: 1.5 * 1024 * 1024, txnO
 
 /** Returns the error etcd would answer before proposing `request`, or null. */
 export function validateRequest(request: ApplyRequest, limits: Limits = DEFAULT_LIMITS): MvccError | null {
+  const malformed = checkShape(request);
+  if (malformed !== null) return malformed;
   try {
     switch (request.kind) {
       case 'range':

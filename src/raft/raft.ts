@@ -990,6 +990,13 @@ export class Raft {
   private restore(s: Snapshot): boolean {
     const { index, term, confState } = s.metadata;
     if (index <= this.log.committed) return false;
+    // Committed entries handed out in a Ready are being applied right now: replacing the log and
+    // the configuration under them would let their conf changes apply on top of the snapshot's
+    // configuration, and leave the applied index inside the replaced log. The leader resends.
+    if (this.log.applying > this.log.applied) {
+      this.logger.info(`${this.id} defers snapshot at ${index}: entries up to ${this.log.applying} are being applied`);
+      return false;
+    }
     // A member added after the snapshot was taken is not in its configuration; it restores
     // anyway and learns of its own addition from the entries that follow.
     const cs = confState;

@@ -65,6 +65,12 @@ interface ReadWaiter extends Waiter {
   issuedMs: number;
 }
 
+/**
+ * Ticks delivered at once when timers fell behind. Past it, the missed time is dropped: a
+ * member frozen for longer than that many ticks has lost any lease or election race anyway.
+ */
+export const catchUpTicksMax = 64;
+
 /** Header on every proposal: member id, incarnation and sequence, so only its proposer resolves it. */
 const headerBytes = 24;
 
@@ -91,6 +97,8 @@ export class Member {
   private lastEvent: MemberEvent | null = null;
   private readonly listeners = new Set<(e: MemberEvent) => void>();
   private fatal: Error | null = null;
+  /** Clock time up to which ticks have been delivered to Raft. */
+  private tickedUpToMs = 0;
 
   private constructor(opts: MemberOptions) {
     this.id = opts.id;
@@ -103,6 +111,10 @@ export class Member {
       requestTimeoutMs: 7_000,
       ...opts,
     };
+    // A catch-up must be able to expire a lease and an election timeout in one go.
+    if (this.opts.electionTicks >= catchUpTicksMax) {
+      throw new Error(`member: electionTicks (${this.opts.electionTicks}) must be below catchUpTicksMax (${catchUpTicksMax})`);
+    }
     this.incarnation = Math.floor(opts.random() * 2 ** 52);
   }
 
@@ -132,8 +144,10 @@ export class Member {
       empty ? this.opts.peers : [],
     );
     this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
+    this.tickedUpToMs = this.opts.clock.now();
     this.opts.transport.start((msg) => {
       if (this.stopped) return;
+      this.catchUpTicks();
       this.node.step(msg);
       this.schedule();
     });
@@ -175,6 +189,7 @@ export class Member {
     data.set(payload, headerBytes);
     return new Promise((resolve, reject) => {
       this.proposals.set(seq, { resolve, reject, deadlineMs: this.opts.clock.now() + this.opts.requestTimeoutMs });
+      this.catchUpTicks();
       this.pendingPayloads.push(data);
       this.pendingSeqs.push(seq);
       this.schedule();
@@ -192,6 +207,7 @@ export class Member {
     const key = ctxKey(ctx);
     return new Promise<void>((resolve, reject) => {
       this.reads.set(key, { resolve: () => resolve(), reject, deadlineMs: now + this.opts.requestTimeoutMs, ctx, index: -1, issuedMs: now });
+      this.catchUpTicks();
       this.node.readIndex(ctx);
       this.schedule();
     });
@@ -234,9 +250,23 @@ export class Member {
     if (this.stopped) throw new MemberError('stopped', 'etcdserver: server stopped');
   }
 
+  /**
+   * Delivers the ticks that clock time says are due. Timers can fire late or not at all (a
+   * hidden browser tab fires them at 1 Hz, a paused process not at all), and Raft measures
+   * election timeouts and the leader lease in ticks: without this, a throttled leader would
+   * believe in a lease the others stopped honouring long ago. Called before every input.
+   */
+  private catchUpTicks(): void {
+    const now = this.opts.clock.now();
+    const due = Math.floor((now - this.tickedUpToMs) / this.opts.tickMs);
+    if (due <= 0) return;
+    for (let i = 0; i < Math.min(due, catchUpTicksMax); i++) this.node.tick();
+    this.tickedUpToMs = due > catchUpTicksMax ? now : this.tickedUpToMs + due * this.opts.tickMs;
+  }
+
   private onTick(): void {
     if (this.stopped) return;
-    this.node.tick();
+    this.catchUpTicks();
     const now = this.opts.clock.now();
     const timeout = new MemberError('timeout', 'etcdserver: request timed out');
     for (const [seq, w] of this.proposals) {

@@ -108,29 +108,22 @@ export class Cluster {
   private seed = 1;
   out: string[] = [];
 
+  /** Adds `count` members bootstrapped with `voters` (default: the members added). */
   addNodes(count: number, opts: Partial<NodeOptions>, voters?: MemberId[]): MemberId[] {
     const first = this.nodes.size + 1;
     const ids = Array.from({ length: count }, (_, i) => first + i);
-    const o = { ...defaultNodeOptions, ...opts };
-    for (const id of ids) {
-      const node: SimNode = {
-        id,
-        opts: o,
-        persisted: { hardState: { term: 0, vote: 0, commit: 0 }, snapshot: null, entries: [] },
-        applied: [],
-        logs: [],
-        crashed: false,
-        raw: undefined as unknown as RawNode,
-      };
-      this.nodes.set(id, node);
-      this.boot(node, voters ?? ids);
-    }
+    for (const id of ids) this.addNode(id, opts, voters ?? ids);
     return ids;
   }
 
   /** Adds an empty member that knows nothing: it learns the cluster from the leader. */
   addEmptyNode(opts: Partial<NodeOptions>): MemberId {
     const id = this.nodes.size + 1;
+    this.addNode(id, opts, []);
+    return id;
+  }
+
+  private addNode(id: MemberId, opts: Partial<NodeOptions>, peers: MemberId[]): void {
     const node: SimNode = {
       id,
       opts: { ...defaultNodeOptions, ...opts },
@@ -141,8 +134,7 @@ export class Cluster {
       raw: undefined as unknown as RawNode,
     };
     this.nodes.set(id, node);
-    this.boot(node);
-    return id;
+    this.boot(node, peers);
   }
 
   private config(node: SimNode): RaftConfig {

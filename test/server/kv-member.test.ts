@@ -8,6 +8,7 @@ import { MvccError } from '../../src/mvcc/errors.ts';
 import { CompareResult, CompareTarget, type WatchResponse } from '../../src/mvcc/types.ts';
 import { StateRole } from '../../src/raft/types.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { prng } from '../raft/prng.ts';
 
 const enc = new TextEncoder();
@@ -42,15 +43,6 @@ async function cluster(): Promise<KvMember[]> {
   return members;
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('kv member', () => {
   it('puts on one member and reads linearizably on another, with etcd revisions', async () => {

@@ -12,6 +12,7 @@ import { ConfChangeType, ConfChangeTransition } from '../../src/raft/confchange.
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
 import type { Storage } from '../../src/seams.ts';
 import { Member, MemberError, type StateMachine } from '../../src/server/member.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { prng } from '../raft/prng.ts';
 
 const enc = new TextEncoder();
@@ -65,15 +66,6 @@ async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], stor
   return { member, sm, storage };
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 function leaderOf(nodes: Node[]): Node | undefined {
   return nodes.find((n) => n.member.status().role === StateRole.Leader);

@@ -1,0 +1,294 @@
+// etcd's JSON gateway (grpc-gateway, as etcd 3.4 serves it on the client port): POST a JSON
+// request body to /v3/<service>/<method>, get the response as JSON with int64 as strings,
+// bytes as base64 and zero values left out. /v3/watch streams one JSON object per line.
+// Also GET /health and GET /metrics.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Status, toApiError, type EtcdApi } from './api.ts';
+import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
+
+/** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
+export const gatewayBodyBytesMax = 4 * 1024 * 1024;
+
+type Wire = Record<string, any>;
+
+interface Route {
+  request: string;
+  response: string;
+  call: (api: EtcdApi, w: Wire) => Promise<Wire>;
+}
+
+const routes: Record<string, Route> = {
+  '/v3/kv/range': { request: 'etcdserverpb.RangeRequest', response: 'etcdserverpb.RangeResponse', call: (a, w) => a.range(w) },
+  '/v3/kv/put': { request: 'etcdserverpb.PutRequest', response: 'etcdserverpb.PutResponse', call: (a, w) => a.put(w) },
+  '/v3/kv/deleterange': {
+    request: 'etcdserverpb.DeleteRangeRequest',
+    response: 'etcdserverpb.DeleteRangeResponse',
+    call: (a, w) => a.deleteRange(w),
+  },
+  '/v3/kv/txn': { request: 'etcdserverpb.TxnRequest', response: 'etcdserverpb.TxnResponse', call: (a, w) => a.txn(w) },
+  '/v3/kv/compaction': {
+    request: 'etcdserverpb.CompactionRequest',
+    response: 'etcdserverpb.CompactionResponse',
+    call: (a, w) => a.compact(w),
+  },
+  '/v3/lease/grant': {
+    request: 'etcdserverpb.LeaseGrantRequest',
+    response: 'etcdserverpb.LeaseGrantResponse',
+    call: (a, w) => a.leaseGrant(w),
+  },
+  '/v3/lease/revoke': {
+    request: 'etcdserverpb.LeaseRevokeRequest',
+    response: 'etcdserverpb.LeaseRevokeResponse',
+    call: (a, w) => a.leaseRevoke(w),
+  },
+  '/v3/lease/timetolive': {
+    request: 'etcdserverpb.LeaseTimeToLiveRequest',
+    response: 'etcdserverpb.LeaseTimeToLiveResponse',
+    call: (a, w) => a.leaseTimeToLive(w),
+  },
+  '/v3/lease/leases': {
+    request: 'etcdserverpb.LeaseLeasesRequest',
+    response: 'etcdserverpb.LeaseLeasesResponse',
+    call: (a, w) => a.leaseLeases(w),
+  },
+  '/v3/cluster/member/list': {
+    request: 'etcdserverpb.MemberListRequest',
+    response: 'etcdserverpb.MemberListResponse',
+    call: (a, w) => a.memberList(w),
+  },
+  '/v3/maintenance/status': {
+    request: 'etcdserverpb.StatusRequest',
+    response: 'etcdserverpb.StatusResponse',
+    call: (a, w) => a.status(w),
+  },
+  '/v3/maintenance/hash': { request: 'etcdserverpb.HashRequest', response: 'etcdserverpb.HashResponse', call: (a, w) => a.hash(w) },
+};
+
+/** etcd's gateway adds these to every answer. */
+const corsHeaders = {
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Origin': '*',
+};
+
+/** grpc-gateway's HTTP status for each gRPC code. */
+function httpStatusOf(code: number): number {
+  switch (code) {
+    case Status.InvalidArgument:
+    case Status.FailedPrecondition:
+    case Status.OutOfRange:
+      return 400;
+    case Status.NotFound:
+      return 404;
+    case Status.ResourceExhausted:
+      return 429;
+    case Status.Unimplemented:
+      return 501;
+    case Status.Unavailable:
+      return 503;
+    case Status.DeadlineExceeded:
+      return 504;
+    default:
+      return 500;
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { ...corsHeaders, 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function sendError(res: ServerResponse, code: number, message: string, httpStatus = httpStatusOf(code)): void {
+  sendJson(res, httpStatus, { error: message, message, code });
+}
+
+function sendText(res: ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { ...corsHeaders, 'Content-Type': contentType });
+  res.end(text);
+}
+
+/** Reads and parses the JSON body; on failure answers 400 itself and returns undefined. */
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > gatewayBodyBytesMax) {
+      sendError(res, Status.ResourceExhausted, `request body larger than ${gatewayBodyBytesMax} bytes`, 413);
+      req.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    sendError(res, Status.InvalidArgument, `malformed JSON body: ${(err as Error).message}`, 400);
+    return undefined;
+  }
+}
+
+function parseRequest(res: ServerResponse, typeName: string, json: unknown): Wire | undefined {
+  try {
+    return messageFromJson(typeName, json, 'request');
+  } catch (err) {
+    if (!(err instanceof JsonMappingError)) throw err;
+    sendError(res, Status.InvalidArgument, err.message, 400);
+    return undefined;
+  }
+}
+
+/**
+ * Splits a byte stream of concatenated JSON objects (newline-separated or not) into one text per
+ * object, tracking nesting outside strings. Bounded: an object may not exceed gatewayBodyBytesMax.
+ */
+export class JsonObjectSplitter {
+  private buffer = '';
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private start = -1;
+  private scanned = 0;
+
+  /** Feeds text; returns the objects it completed. Throws on text outside an object. */
+  push(text: string): string[] {
+    this.buffer += text;
+    const out: string[] = [];
+    for (let i = this.scanned; i < this.buffer.length; i++) {
+      const c = this.buffer[i];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+      } else if (c === '"') {
+        this.inString = true;
+      } else if (c === '{') {
+        if (this.depth++ === 0) this.start = i;
+      } else if (c === '}') {
+        if (--this.depth < 0) throw new SyntaxError(`unexpected "}" at byte ${i}`);
+        if (this.depth === 0) out.push(this.buffer.slice(this.start, i + 1));
+      } else if (this.depth === 0 && !/\s/.test(c)) {
+        throw new SyntaxError(`unexpected ${JSON.stringify(c)} between JSON objects`);
+      }
+    }
+    if (this.depth === 0) {
+      this.buffer = '';
+      this.scanned = 0;
+    } else {
+      this.buffer = this.buffer.slice(this.start);
+      this.start = 0;
+      this.scanned = this.buffer.length;
+      if (this.buffer.length > gatewayBodyBytesMax) throw new SyntaxError(`a JSON object larger than ${gatewayBodyBytesMax} bytes`);
+    }
+    return out;
+  }
+
+  /** True when the stream ended in the middle of an object. */
+  get incomplete(): boolean {
+    return this.depth > 0;
+  }
+}
+
+/**
+ * Streams watch responses, one JSON object per line, until the client disconnects. The request
+ * body is a stream of WatchRequest objects (create, cancel, progress), read as they arrive.
+ */
+async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let session: ReturnType<EtcdApi['openWatch']> | null = null;
+  const splitter = new JsonObjectSplitter();
+  const decoder = new TextDecoder();
+  /** A failure before the stream started is a 400; after, an error line ends the stream. */
+  const fail = (code: number, message: string) => {
+    if (session === null) return sendError(res, code, message, 400);
+    res.end(JSON.stringify({ error: { grpc_code: code, http_code: httpStatusOf(code), message } }) + '\n');
+    session.close();
+  };
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      let texts: string[];
+      try {
+        texts = splitter.push(decoder.decode(chunk, { stream: true }));
+      } catch (err) {
+        return fail(Status.InvalidArgument, `malformed JSON body: ${(err as Error).message}`);
+      }
+      for (const text of texts) {
+        let wire: Wire;
+        try {
+          wire = messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
+        } catch (err) {
+          const message = err instanceof JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
+          return fail(Status.InvalidArgument, message);
+        }
+        if (session === null) {
+          res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
+          session = api.openWatch((r) => {
+            if (res.destroyed || res.writableEnded) return false;
+            if (r.events.length > 0 && res.writableNeedDrain) return false;
+            res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
+            return true;
+          });
+          const opened = session;
+          res.on('close', () => opened.close());
+        }
+        try {
+          session.handle(wire);
+        } catch (err) {
+          const e = toApiError(err);
+          return fail(e.code, e.message);
+        }
+      }
+    }
+  } catch {
+    // The client went away while sending: the response's close handler cleans up.
+    return;
+  }
+  if (splitter.incomplete) return fail(Status.InvalidArgument, 'malformed JSON body: unexpected end of input');
+  if (session === null) return fail(Status.InvalidArgument, 'malformed JSON body: no watch request');
+  // The body is complete; the stream stays open until the client disconnects (as etcd's does).
+}
+
+/** The gateway's request handler for a node:http server. */
+export function createGatewayHandler(api: EtcdApi): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(api, req, res).catch((err: unknown) => {
+      if (res.headersSent) res.destroy();
+      else sendError(res, Status.Internal, `internal error: ${(err as Error).message}`, 500);
+    });
+  };
+}
+
+async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method === 'OPTIONS') return sendText(res, 200, '');
+  if (path === '/health') {
+    if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
+    const healthy = api.kv.member.status().lead !== 0;
+    return sendText(res, healthy ? 200 : 503, JSON.stringify({ health: String(healthy) }));
+  }
+  if (path === '/metrics') {
+    if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
+    return sendText(res, 200, api.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
+  }
+  if (path === '/v3/watch') {
+    if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed\n');
+    return serveWatch(api, req, res);
+  }
+  const route = routes[path];
+  if (route === undefined) return sendText(res, 404, 'Not Found\n');
+  if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed\n');
+  const json = await readJson(req, res);
+  if (json === undefined) return;
+  const wire = parseRequest(res, route.request, json);
+  if (wire === undefined) return;
+  let answer: Wire;
+  try {
+    answer = await route.call(api, wire);
+  } catch (err) {
+    const e = toApiError(err);
+    return sendError(res, e.code, e.message);
+  }
+  sendJson(res, 200, messageToJson(route.response, answer));
+}

@@ -1,0 +1,188 @@
+// etcd's v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance) on @grpc/grpc-js, over the
+// shared EtcdApi. The server is not bound to a port here: listener.ts hands it connections.
+
+import * as grpc from '@grpc/grpc-js';
+import { EtcdApiError, Status, toApiError, type EtcdApi } from './api.ts';
+import { packageDefinition } from './proto.ts';
+import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
+
+/** etcd lets gRPC receive this much above the request limit, so its own error wins below it. */
+export const grpcOverheadBytes = 512 * 1024;
+/** Larger messages are refused by grpc-js with RESOURCE_EXHAUSTED, as etcd's gRPC server does. */
+export const grpcReceiveBytesMax = DEFAULT_LIMITS.requestBytesMax + grpcOverheadBytes;
+
+type Wire = Record<string, any>;
+
+const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+  etcdserverpb: Record<'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance', { service: grpc.ServiceDefinition }>;
+};
+
+function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const e = toApiError(err);
+  return { code: e.code as grpc.status, details: e.message };
+}
+
+/** Ends a streaming call with etcd's status for `err`. */
+function failStream(call: { emit(event: 'error', err: Error): boolean }, err: unknown): void {
+  call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
+}
+
+function unary(fn: (w: Wire) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire> {
+  return (call, callback) => {
+    let pending: Promise<Wire>;
+    try {
+      pending = fn(call.request);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (r) => callback(null, r),
+      (err) => callback(toServiceError(err)),
+    );
+  };
+}
+
+/**
+ * etcd's clients mark streams with the "hasleader" metadata when they would rather fail than
+ * wait on a member without a leader: such a stream is refused, or ended once the leader is lost,
+ * with "etcdserver: no leader" (etcd's stream interceptor and leader monitor).
+ */
+function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreamingCall<Req, Res>): grpc.handleBidiStreamingCall<Req, Res> {
+  return (call) => {
+    if (call.metadata.get('hasleader')[0] !== 'true') return handler(call);
+    const noLeader = () => failStream(call, new EtcdApiError(Status.Unavailable, 'etcdserver: no leader'));
+    if (api.kv.member.status().lead === 0) return noLeader();
+    const unsubscribe = api.kv.member.onChange((e) => {
+      if (e.leader !== 0) return;
+      unsubscribe();
+      noLeader();
+    });
+    call.on('close', unsubscribe);
+    call.on('error', unsubscribe);
+    handler(call);
+  };
+}
+
+function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
+  return (call) => {
+    const session = api.openWatch((r) => {
+      if (call.destroyed || call.writableEnded) return false;
+      // Flow control: event responses wait (and are re-read from history) while the client's
+      // buffer is full; control responses always go out.
+      if (r.events.length > 0 && call.writableNeedDrain) return false;
+      call.write(r);
+      return true;
+    });
+    call.on('data', (req: Wire) => {
+      try {
+        session.handle(req);
+      } catch (err) {
+        session.close();
+        failStream(call, err);
+      }
+    });
+    const end = () => session.close();
+    call.on('end', () => {
+      end();
+      call.end();
+    });
+    call.on('cancelled', end);
+    call.on('error', end);
+    call.on('close', end);
+  };
+}
+
+/** Keep-alives a stream may have in flight; a client that floods past it is cut off. */
+export const keepAlivesPendingMax = 1024;
+
+function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
+  return (call) => {
+    // Answers go out in request order.
+    let chain = Promise.resolve();
+    let pending = 0;
+    let failed = false;
+    const fail = (err: unknown) => {
+      failed = true;
+      failStream(call, err);
+    };
+    call.on('data', (req: Wire) => {
+      if (failed) return;
+      if (++pending > keepAlivesPendingMax) {
+        fail(new EtcdApiError(Status.ResourceExhausted, `meshkv: more than ${keepAlivesPendingMax} keep-alives in flight on one stream`));
+        return;
+      }
+      chain = chain.then(async () => {
+        pending--;
+        if (failed || call.destroyed) return;
+        try {
+          call.write(await api.leaseKeepAlive(req));
+        } catch (err) {
+          fail(err);
+        }
+      });
+    });
+    call.on('end', () => void chain.then(() => call.end()));
+    call.on('error', () => {});
+  };
+}
+
+function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
+  return async (call) => {
+    let gone = false;
+    const onGone = () => (gone = true);
+    call.once('cancelled', onGone);
+    call.once('close', onGone);
+    try {
+      for (const chunk of api.snapshot()) {
+        if (gone || call.destroyed) return;
+        // Waits for the client to read (or to go away) before making the next chunk.
+        if (!call.write(chunk)) await new Promise((r) => (call.once('drain', r), call.once('cancelled', r), call.once('close', r)));
+      }
+      call.end();
+    } catch (err) {
+      failStream(call, err);
+    }
+  };
+}
+
+/** A grpc-js server with etcd's services over `api`, not yet bound to any port. */
+export function createGrpcServer(api: EtcdApi): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': grpcReceiveBytesMax,
+    'grpc.max_send_message_length': 2 ** 31 - 1,
+  });
+  const notYet = (what: string) => unary(() => api.unimplemented(what));
+  const services = proto.etcdserverpb;
+  server.addService(services.KV.service, {
+    Range: unary((w) => api.range(w)),
+    Put: unary((w) => api.put(w)),
+    DeleteRange: unary((w) => api.deleteRange(w)),
+    Txn: unary((w) => api.txn(w)),
+    Compact: unary((w) => api.compact(w)),
+  });
+  server.addService(services.Watch.service, { Watch: requireLeader(api, watch(api)) });
+  server.addService(services.Lease.service, {
+    LeaseGrant: unary((w) => api.leaseGrant(w)),
+    LeaseRevoke: unary((w) => api.leaseRevoke(w)),
+    LeaseKeepAlive: requireLeader(api, leaseKeepAlive(api)),
+    LeaseTimeToLive: unary((w) => api.leaseTimeToLive(w)),
+    LeaseLeases: unary((w) => api.leaseLeases(w)),
+  });
+  server.addService(services.Cluster.service, {
+    MemberAdd: notYet('MemberAdd'),
+    MemberRemove: notYet('MemberRemove'),
+    MemberUpdate: notYet('MemberUpdate'),
+    MemberList: unary((w) => api.memberList(w)),
+    MemberPromote: notYet('MemberPromote'),
+  });
+  server.addService(services.Maintenance.service, {
+    Alarm: unary((w) => api.alarm(w)),
+    Status: unary((w) => api.status(w)),
+    Defragment: unary((w) => api.defragment(w)),
+    Hash: unary((w) => api.hash(w)),
+    HashKV: unary((w) => api.hashKV(w)),
+    Snapshot: snapshot(api),
+    MoveLeader: unary((w) => api.moveLeader(w)),
+  });
+  return server;
+}

@@ -1,0 +1,104 @@
+// One client port for gRPC and the JSON gateway, as etcd serves both on 2379: each accepted
+// connection is sniffed, and an HTTP/2 connection preface goes to grpc-js while anything else
+// goes to the node:http gateway.
+
+import * as net from 'node:net';
+import * as http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { EtcdApi, type EtcdApiOptions } from './api.ts';
+import { createGatewayHandler } from './gateway.ts';
+import { createGrpcServer } from './grpc-server.ts';
+
+/** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
+const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** Bytes read before deciding; a connection sending fewer and then nothing is closed after the timeout. */
+const sniffTimeoutMs = 10_000;
+
+export class ListenError extends Error {}
+
+export interface EtcdListenerOptions extends EtcdApiOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+}
+
+export class EtcdListener {
+  private readonly sockets = new Set<net.Socket>();
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    readonly api: EtcdApi,
+    readonly host: string,
+    readonly port: number,
+    private readonly tcp: net.Server,
+    private readonly grpcServer: grpc.Server,
+    private readonly injector: grpc.ConnectionInjector,
+    private readonly gateway: http.Server,
+  ) {}
+
+  /** Serves etcd's API for `kv` on host:port; fails with a ListenError if the address is taken. */
+  static async listen(opts: EtcdListenerOptions): Promise<EtcdListener> {
+    const api = new EtcdApi(opts);
+    const grpcServer = createGrpcServer(api);
+    const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const gateway = http.createServer(createGatewayHandler(api));
+    const tcp = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', (err: NodeJS.ErrnoException) => {
+        api.close();
+        if (err.code === 'EADDRINUSE') reject(new ListenError(`address ${opts.host}:${opts.port} is in use`));
+        else if (err.code === 'EADDRNOTAVAIL') reject(new ListenError(`address ${opts.host}:${opts.port} is not available on this machine`));
+        else if (err.code === 'EACCES') reject(new ListenError(`permission denied listening on ${opts.host}:${opts.port}`));
+        else reject(err);
+      });
+      tcp.listen(opts.port, opts.host, () => resolve());
+    });
+    const port = (tcp.address() as net.AddressInfo).port;
+    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, injector, gateway);
+    tcp.on('connection', (socket) => listener.accept(socket));
+    return listener;
+  }
+
+  /** Stops accepting, ends open streams and connections. The member is left running. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await new Promise<void>((resolve) => {
+        this.tcp.close(() => resolve());
+        this.injector.drain(0);
+        this.gateway.closeAllConnections();
+        for (const s of this.sockets) s.destroy();
+      });
+      this.injector.destroy();
+      this.grpcServer.forceShutdown();
+      this.api.close();
+    })();
+    return this.closing;
+  }
+
+  private accept(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, http2Preface.length);
+      const isHttp2 = seen.subarray(0, n).equals(http2Preface.subarray(0, n));
+      if (isHttp2 && seen.length < http2Preface.length) return; // not sure yet
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      socket.unshift(seen);
+      // The HTTP/2 session reads the unshifted bytes itself and then takes over the socket's
+      // handle: resuming the socket here would steal its input.
+      if (isHttp2) {
+        this.injector.injectConnection(socket);
+      } else {
+        this.gateway.emit('connection', socket);
+        socket.resume();
+      }
+    };
+    socket.on('data', onData);
+  }
+}

@@ -1,0 +1,73 @@
+// `meshkv`: starts one member from flags and MESHKV_* variables, logs one JSON object per line
+// on stderr, and shuts down cleanly on SIGINT or SIGTERM.
+
+import { StorageError } from '../storage/errors.ts';
+import { ListenError } from '../etcd-api/listener.ts';
+import { ConfigError, parseConfig, usage } from './config.ts';
+import { StartError, startNodeMember, type LogFn } from './node-member.ts';
+
+const log: LogFn = (level, msg, fields = {}) => {
+  process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
+};
+
+function fail(msg: string, exitCode: number): never {
+  log('error', msg);
+  process.exit(exitCode);
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      // A usage error: plain text for the person at the keyboard.
+      process.stderr.write(`meshkv: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (parsed.kind === 'help') {
+    process.stdout.write(usage);
+    return;
+  }
+  const config = parsed.config;
+  let node;
+  try {
+    node = await startNodeMember(config, { log });
+  } catch (err) {
+    if (err instanceof StorageError || err instanceof ListenError || err instanceof StartError) fail(err.message, 1);
+    throw err;
+  }
+  log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });
+  for (const l of node.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  const ready = (leader: number, term: number) => log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
+  const now = node.kv.member.status();
+  if (now.lead !== 0) {
+    ready(now.lead, now.term);
+  } else {
+    const unwatch = node.kv.member.onChange((e) => {
+      if (e.leader === 0) return;
+      unwatch();
+      ready(e.leader, e.term);
+    });
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'received signal; shutting down', { signal });
+    node.stop().then(
+      () => {
+        log('info', 'stopped');
+        process.exit(0);
+      },
+      (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: Error) => fail(`fatal: ${err.stack ?? err.message}`, 1));

@@ -1,0 +1,196 @@
+// Framing for the TCP transport: `[u32 frame bytes, big endian][u8 type][payload]`, where
+// frame bytes counts the type byte and the payload. A FrameReader cuts a byte stream into
+// frames and throws FramingError when the stream cannot be framed any more (the connection
+// must then be closed: nothing after a bad header can be trusted).
+
+import { Packr } from 'msgpackr';
+import { describeDecoded } from '../../../src/codec/message.ts';
+import type { MemberId } from '../../../src/raft/types.ts';
+
+export enum FrameType {
+  /** First frame from the connecting side: protocol version, cluster token, its id, the id it expects to reach. */
+  Hello = 1,
+  /** The listening side accepted the Hello. */
+  Accept = 2,
+  /** The listening side refuses the connection; the payload is a UTF-8 reason. It closes next. */
+  Refuse = 3,
+  /** One Raft message (src/codec/message.ts). */
+  Message = 4,
+  /** A snapshot message with empty snapshot data, preceded by a u32 of the data's byte length. */
+  SnapshotHead = 5,
+  /** The next bytes of the snapshot data announced by the last SnapshotHead. */
+  SnapshotChunk = 6,
+}
+
+export const frameHeaderBytes = 5;
+/** The largest frame (type byte plus payload) either side accepts. */
+export const frameBytesMax = 64 * 1024 * 1024;
+/** Until the Hello is accepted, frames are at most this big, so strangers cannot make us buffer much. */
+export const helloFrameBytesMax = 1024;
+export const clusterTokenBytesMax = 256;
+/** Snapshot data is streamed in chunks of this size. */
+export const snapshotChunkBytes = 1024 * 1024;
+/** The largest snapshot data the transport carries. */
+export const snapshotBytesMax = 1024 * 1024 * 1024;
+export const protocolVersion = 1;
+
+if (snapshotChunkBytes + 1 > frameBytesMax) throw new Error(`snapshotChunkBytes ${snapshotChunkBytes} does not fit frameBytesMax ${frameBytesMax}`);
+if (snapshotBytesMax > 0xffffffff) throw new Error(`snapshotBytesMax ${snapshotBytesMax} does not fit the u32 in a SnapshotHead`);
+if (clusterTokenBytesMax + 64 > helloFrameBytesMax) throw new Error(`a Hello with a ${clusterTokenBytesMax}-byte token may exceed helloFrameBytesMax ${helloFrameBytesMax}`);
+
+const knownFrameTypes: ReadonlySet<number> = new Set(Object.values(FrameType).filter((v): v is number => typeof v === 'number'));
+
+export class FramingError extends Error {}
+
+export function frameHeader(type: FrameType, payloadBytes: number): Uint8Array {
+  const h = new Uint8Array(frameHeaderBytes);
+  writeFrameHeader(h, 0, type, payloadBytes);
+  return h;
+}
+
+/** Writes a frame header at `at` in `out`. */
+export function writeFrameHeader(out: Uint8Array, at: number, type: FrameType, payloadBytes: number): void {
+  const frameBytes = payloadBytes + 1;
+  if (frameBytes > frameBytesMax) throw new Error(`frame of ${frameBytes} bytes exceeds frameBytesMax ${frameBytesMax}`);
+  out[at] = frameBytes >>> 24;
+  out[at + 1] = (frameBytes >>> 16) & 0xff;
+  out[at + 2] = (frameBytes >>> 8) & 0xff;
+  out[at + 3] = frameBytes & 0xff;
+  out[at + 4] = type;
+}
+
+/** A whole frame in one buffer; the transport writes header and payload separately instead. */
+export function encodeFrame(type: FrameType, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(frameHeaderBytes + payload.length);
+  out.set(frameHeader(type, payload.length));
+  out.set(payload, frameHeaderBytes);
+  return out;
+}
+
+export interface Frame {
+  type: FrameType;
+  /** Exactly the payload's bytes in a buffer of its own, so keeping it does not pin a socket read. */
+  payload: Uint8Array;
+}
+
+export class FrameReader {
+  /** Socket reads not yet consumed, as plain views; the first is consumed up to `offset`. */
+  private readonly chunks: Uint8Array[] = [];
+  private offset = 0;
+  /** Invariant: bufferedBytes = Σ chunk lengths − offset. */
+  private bufferedBytes = 0;
+  /** The frame size limit in force; starts at the Hello limit. */
+  frameBytesLimit = helloFrameBytesMax;
+
+  /**
+   * Appends bytes read from the socket and yields each frame now complete. Lazily: a change
+   * to `frameBytesLimit` made while handling one frame applies to the next.
+   */
+  *push(chunk: Uint8Array): Generator<Frame> {
+    if (chunk.length > 0) {
+      this.chunks.push(chunk.constructor === Uint8Array ? chunk : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      this.bufferedBytes += chunk.length;
+    }
+    while (this.bufferedBytes >= frameHeaderBytes) {
+      const frameBytes = ((this.byteAt(0) << 24) | (this.byteAt(1) << 16) | (this.byteAt(2) << 8) | this.byteAt(3)) >>> 0;
+      if (frameBytes === 0) throw new FramingError('frame of 0 bytes has no type');
+      if (frameBytes > this.frameBytesLimit) throw new FramingError(`frame of ${frameBytes} bytes exceeds the limit of ${this.frameBytesLimit}`);
+      const type = this.byteAt(4);
+      if (!knownFrameTypes.has(type)) throw new FramingError(`unknown frame type ${type}`);
+      if (this.bufferedBytes < frameHeaderBytes + frameBytes - 1) break;
+      this.skip(frameHeaderBytes);
+      yield { type, payload: this.take(frameBytes - 1) };
+    }
+  }
+
+  /** Bytes received but not yet part of a complete frame. */
+  get pendingBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /** The byte `i` places after the read position; the caller checked that it was received. */
+  private byteAt(i: number): number {
+    let at = this.offset + i;
+    for (const c of this.chunks) {
+      if (at < c.length) return c[at];
+      at -= c.length;
+    }
+    throw new Error(`unreachable: byte ${i} past the ${this.bufferedBytes} buffered`);
+  }
+
+  private skip(n: number): void {
+    this.bufferedBytes -= n;
+    this.offset += n;
+    while (this.chunks.length > 0 && this.offset >= this.chunks[0].length) {
+      this.offset -= this.chunks[0].length;
+      this.chunks.shift();
+    }
+  }
+
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0];
+    if (n === 0) return new Uint8Array(0);
+    // A whole socket read is handed out as it is; a part of one is copied, so that keeping a
+    // small frame does not pin a large read buffer.
+    if (this.offset === 0 && first.length === n) {
+      this.skip(n);
+      return first;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0];
+      const used = Math.min(c.length - this.offset, n - filled);
+      out.set(c.subarray(this.offset, this.offset + used), filled);
+      filled += used;
+      this.skip(used);
+    }
+    return out;
+  }
+}
+
+export interface Hello {
+  version: number;
+  clusterToken: string;
+  from: MemberId;
+  to: MemberId;
+}
+
+const packr = new Packr({ useRecords: false });
+
+export function encodeHello(h: Hello): Uint8Array {
+  return packr.pack([h.version, h.clusterToken, h.from, h.to]);
+}
+
+/** Returns the Hello, or a reason it is not one. */
+export function decodeHello(payload: Uint8Array): Hello | string {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(payload);
+  } catch (err) {
+    return `undecodable hello: ${err instanceof Error ? err.message : describeDecoded(err)}`;
+  }
+  if (!Array.isArray(raw) || raw.length !== 4) return `hello is ${describeDecoded(raw)}, not a 4-tuple`;
+  const [version, clusterToken, from, to] = raw as unknown[];
+  if (version !== protocolVersion) return `protocol version ${describeDecoded(version)} is not ${protocolVersion}`;
+  if (typeof clusterToken !== 'string') return `cluster token is ${describeDecoded(clusterToken)}, not a string`;
+  if (!isMemberId(from) || !isMemberId(to)) return `hello with member ids ${describeDecoded(from)} -> ${describeDecoded(to)}`;
+  return { version, clusterToken, from, to };
+}
+
+export function isMemberId(v: unknown): v is MemberId {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+
+/** SnapshotHead payload: `[u32 data bytes][encoded message with empty snapshot data]`. */
+export function encodeSnapshotHead(dataBytes: number, message: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + message.length);
+  new DataView(out.buffer).setUint32(0, dataBytes);
+  out.set(message, 4);
+  return out;
+}
+
+export function decodeSnapshotHead(payload: Uint8Array): { dataBytes: number; message: Uint8Array } | string {
+  if (payload.length < 4) return `snapshot head of ${payload.length} bytes`;
+  return { dataBytes: new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0), message: payload.subarray(4) };
+}

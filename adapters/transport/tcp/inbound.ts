@@ -1,0 +1,203 @@
+// The listening side of one TCP connection: checks the Hello, then validates every frame
+// before a message reaches Raft, and reassembles streamed snapshots. A chunk stream cut by
+// a disconnect is discarded with the connection.
+
+import type net from 'node:net';
+import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
+import { MessageType, type MemberId, type Message } from '../../../src/raft/types.ts';
+import {
+  FrameReader,
+  FrameType,
+  FramingError,
+  clusterTokenBytesMax,
+  decodeHello,
+  decodeSnapshotHead,
+  encodeFrame,
+  frameBytesMax,
+  frameHeader,
+  snapshotBytesMax,
+} from './frame.ts';
+import type { LogFn } from './peer-link.ts';
+
+/** How long a refused connection stays open for the Refuse frame to reach the peer. */
+const refusedLingerMs = 1000;
+
+export interface InboundOptions {
+  selfId: MemberId;
+  clusterToken: string;
+  log: LogFn;
+  handshakeTimeoutMs: number;
+  isBlocked: (peer: MemberId) => boolean;
+  deliver: (m: Message) => void;
+}
+
+/** A snapshot being received: the message it belongs to and the chunks so far. */
+interface Assembly {
+  message: Message;
+  dataBytes: number;
+  chunks: Uint8Array[];
+  receivedBytes: number;
+}
+
+export class InboundConnection {
+  /** The peer's id once its Hello is accepted; 0 before. */
+  private peer: MemberId = 0;
+  /** Set once a Refuse is sent: nothing more from this connection is looked at. */
+  private refused = false;
+  private assembly: Assembly | null = null;
+  private readonly reader = new FrameReader();
+  private readonly remote: string;
+  private handshakeTimer: ReturnType<typeof setTimeout> | null;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly o: InboundOptions,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setNoDelay(true);
+    this.handshakeTimer = setTimeout(() => this.refuse(`no hello within ${o.handshakeTimeoutMs} ms`), o.handshakeTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.o.log('debug', `tcp transport ${o.selfId}: inbound ${this.who()}: ${err.code ?? err.message}`));
+    socket.on('close', () => {
+      if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+      if (this.assembly) {
+        const a = this.assembly;
+        this.o.log('info', `tcp transport ${o.selfId}: snapshot stream from ${this.who()} interrupted at ${a.receivedBytes}/${a.dataBytes} bytes; discarded`);
+        this.assembly = null;
+      }
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private who(): string {
+    return this.peer === 0 ? this.remote : `peer ${this.peer} (${this.remote})`;
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.refused || this.socket.destroyed) return;
+    try {
+      for (const f of this.reader.push(chunk)) {
+        this.onFrame(f.type, f.payload);
+        if (this.refused || this.socket.destroyed) return;
+      }
+    } catch (err) {
+      if (!(err instanceof FramingError)) throw err;
+      this.o.log('warn', `tcp transport ${this.o.selfId}: closing connection from ${this.who()}: ${err.message}`);
+      this.socket.destroy();
+    }
+  }
+
+  private onFrame(type: FrameType, payload: Uint8Array): void {
+    if (this.peer === 0) {
+      if (type !== FrameType.Hello) throw new FramingError(`first frame is ${FrameType[type]}, not Hello`);
+      this.onHello(payload);
+      return;
+    }
+    switch (type) {
+      case FrameType.Message: {
+        const m = this.decode(payload, 'message');
+        if (m) this.maybeDeliver(m);
+        return;
+      }
+      case FrameType.SnapshotHead:
+        return this.onSnapshotHead(payload);
+      case FrameType.SnapshotChunk:
+        return this.onSnapshotChunk(payload);
+      default:
+        throw new FramingError(`unexpected ${FrameType[type]} frame after the handshake`);
+    }
+  }
+
+  private onHello(payload: Uint8Array): void {
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    const hello = decodeHello(payload);
+    if (typeof hello === 'string') return this.refuse(hello);
+    if (new TextEncoder().encode(hello.clusterToken).length > clusterTokenBytesMax) return this.refuse(`cluster token longer than ${clusterTokenBytesMax} bytes`);
+    if (hello.clusterToken !== this.o.clusterToken) {
+      return this.refuse(`cluster token mismatch: member ${hello.from} has "${hello.clusterToken}", member ${this.o.selfId} has "${this.o.clusterToken}"`);
+    }
+    if (hello.to !== this.o.selfId) return this.refuse(`member ${hello.from} expected member ${hello.to} at this address, but this is member ${this.o.selfId}`);
+    this.peer = hello.from;
+    this.reader.frameBytesLimit = frameBytesMax;
+    this.socket.write(frameHeader(FrameType.Accept, 0));
+    this.o.log('debug', `tcp transport ${this.o.selfId}: accepted ${this.who()}`);
+  }
+
+  private refuse(reason: string): void {
+    this.refused = true;
+    this.o.log('warn', `tcp transport ${this.o.selfId}: refused connection from ${this.who()}: ${reason}`);
+    this.socket.end(encodeFrame(FrameType.Refuse, new TextEncoder().encode(reason)));
+    // Nothing more from this connection is looked at; a peer that never closes is cut off.
+    this.socket.pause();
+    this.socket.removeAllListeners('data');
+    setTimeout(() => this.socket.destroy(), refusedLingerMs).unref();
+  }
+
+  /** A message frame that does not decode is dropped; the framing around it is intact. */
+  private decode(payload: Uint8Array, what: string): Message | null {
+    try {
+      return decodeMessage(payload);
+    } catch (err) {
+      // Anything else is a codec bug, but a peer's bytes must not take the member down with it.
+      const reason = err instanceof MessageDecodeError ? err.reason : `codec failure (a bug): ${err instanceof Error ? err.stack : describeDecoded(err)}`;
+      this.o.log('warn', `tcp transport ${this.o.selfId}: dropped ${what} from ${this.who()}: ${reason}`);
+      return null;
+    }
+  }
+
+  private maybeDeliver(m: Message): void {
+    if (m.from !== this.peer) {
+      this.o.log('warn', `tcp transport ${this.o.selfId}: dropped message from ${this.who()} claiming to be from member ${m.from}`);
+      return;
+    }
+    if (m.to !== this.o.selfId) {
+      this.o.log('warn', `tcp transport ${this.o.selfId}: dropped message from ${this.who()} addressed to member ${m.to}`);
+      return;
+    }
+    if (this.o.isBlocked(m.from)) return;
+    this.o.deliver(m);
+  }
+
+  private onSnapshotHead(payload: Uint8Array): void {
+    if (this.assembly) throw new FramingError(`snapshot head while ${this.assembly.receivedBytes}/${this.assembly.dataBytes} bytes of the previous snapshot arrived`);
+    const head = decodeSnapshotHead(payload);
+    if (typeof head === 'string') throw new FramingError(head);
+    if (head.dataBytes > snapshotBytesMax) throw new FramingError(`snapshot of ${head.dataBytes} bytes exceeds snapshotBytesMax ${snapshotBytesMax}`);
+    const m = this.decode(head.message, 'snapshot head');
+    if (!m) throw new FramingError('snapshot head without a valid message: its chunks cannot be framed');
+    if (m.type !== MessageType.Snap || m.snapshot!.data.length !== 0) {
+      throw new FramingError(`snapshot head carries a type ${m.type} message with ${m.snapshot?.data.length ?? 0} data bytes`);
+    }
+    if (head.dataBytes === 0) return this.maybeDeliver(m);
+    this.assembly = { message: m, dataBytes: head.dataBytes, chunks: [], receivedBytes: 0 };
+  }
+
+  private onSnapshotChunk(payload: Uint8Array): void {
+    const a = this.assembly;
+    if (!a) throw new FramingError('snapshot chunk without a snapshot head');
+    if (a.receivedBytes + payload.length > a.dataBytes) {
+      throw new FramingError(`snapshot chunk overruns the announced ${a.dataBytes} bytes (${a.receivedBytes} received, chunk of ${payload.length})`);
+    }
+    a.chunks.push(payload);
+    a.receivedBytes += payload.length;
+    if (a.receivedBytes < a.dataBytes) return;
+    this.assembly = null;
+    let data: Uint8Array;
+    if (a.chunks.length === 1) {
+      data = a.chunks[0];
+    } else {
+      data = new Uint8Array(a.dataBytes);
+      let at = 0;
+      for (const c of a.chunks) {
+        data.set(c, at);
+        at += c.length;
+      }
+    }
+    const m = a.message;
+    this.maybeDeliver({ ...m, snapshot: { metadata: m.snapshot!.metadata, data } });
+  }
+}

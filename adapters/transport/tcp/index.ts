@@ -1,0 +1,232 @@
+// The TCP transport (Node): members exchange length-prefixed, validated frames over
+// node:net, or node:tls when certificates are given. Each member listens once and opens
+// one outbound connection per peer; replies come back over the peer's own connection.
+// See ../README.md for the frame format, the handshake and the bounds.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import { encodeMessage } from '../../../src/codec/message.ts';
+import { MessageType, isLocalMessage, type MemberId, type Message } from '../../../src/raft/types.ts';
+import type { Transport } from '../../../src/seams.ts';
+import { PeerFaults } from '../fault-switch.ts';
+import { clusterTokenBytesMax, frameBytesMax, isMemberId, snapshotBytesMax, snapshotChunkBytes } from './frame.ts';
+import { InboundConnection } from './inbound.ts';
+import { PeerLink, defaultLinkBounds, type LinkBounds, type LogFn } from './peer-link.ts';
+
+export { frameBytesMax, snapshotBytesMax, snapshotChunkBytes } from './frame.ts';
+
+/** PEM certificates for mutual TLS: every member presents `cert` and trusts peers signed by `ca`. */
+export interface TcpTlsOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer;
+}
+
+export interface TcpTransportOptions {
+  id: MemberId;
+  /** Members refuse peers with a different token (etcd's --initial-cluster-token). */
+  clusterToken: string;
+  /** 0 picks a free port; read it back from `address`. */
+  port: number;
+  host?: string;
+  tls?: TcpTlsOptions;
+  log?: LogFn;
+  bounds?: Partial<TcpBounds>;
+}
+
+export type TcpTransportErrorCode = 'address-in-use' | 'listen-failed' | 'invalid-address' | 'invalid-options';
+
+export class TcpTransportError extends Error {
+  constructor(
+    readonly code: TcpTransportErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type TcpBounds = LinkBounds & {
+  /** An inbound connection that sends no Hello within this is refused. */
+  handshakeTimeoutMs: number;
+};
+
+const defaultBounds: TcpBounds = { ...defaultLinkBounds, handshakeTimeoutMs: 5000 };
+
+export class TcpTransport implements Transport {
+  readonly faults = new PeerFaults();
+  private onMessage: ((m: Message) => void) | null = null;
+  private readonly links = new Map<MemberId, PeerLink>();
+  private readonly inbound = new Set<InboundConnection>();
+  private closing: Promise<void> | null = null;
+  private readonly log: LogFn;
+
+  private constructor(
+    private readonly o: TcpTransportOptions,
+    private readonly server: net.Server,
+    private readonly sockets: Set<net.Socket>,
+    private readonly bounds: TcpBounds,
+    /** Where this member listens. */
+    readonly address: { host: string; port: number },
+  ) {
+    this.log = o.log ?? (() => {});
+  }
+
+  /** Listens on `host:port` (127.0.0.1 by default) and returns the transport once bound. */
+  static async listen(o: TcpTransportOptions): Promise<TcpTransport> {
+    if (!isMemberId(o.id)) throw new TcpTransportError('invalid-options', `member id ${o.id} is not a positive safe integer`);
+    if (new TextEncoder().encode(o.clusterToken).length > clusterTokenBytesMax) {
+      throw new TcpTransportError('invalid-options', `cluster token is longer than ${clusterTokenBytesMax} bytes`);
+    }
+    const bounds: TcpBounds = { ...defaultBounds, ...o.bounds };
+    for (const [name, v] of Object.entries(bounds)) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new TcpTransportError('invalid-options', `bound ${name} is ${v}, not a positive integer`);
+    }
+    if (bounds.reconnectDelayMsMin > bounds.reconnectDelayMsMax) {
+      throw new TcpTransportError('invalid-options', `reconnectDelayMsMin ${bounds.reconnectDelayMsMin} exceeds reconnectDelayMsMax ${bounds.reconnectDelayMsMax}`);
+    }
+    const host = o.host ?? '127.0.0.1';
+    let self: TcpTransport | null = null;
+    const onSocket = (socket: net.Socket) => {
+      if (self) self.accept(socket);
+      else socket.destroy();
+    };
+    const server = o.tls
+      ? tls.createServer({ ...o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: bounds.handshakeTimeoutMs }, onSocket)
+      : net.createServer(onSocket);
+    // Every accepted socket, TLS handshakes in progress included, so close() can end them all.
+    const sockets = new Set<net.Socket>();
+    server.on('connection', (socket: net.Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EADDRINUSE') reject(new TcpTransportError('address-in-use', `listen ${host}:${o.port}: address in use`));
+        else reject(new TcpTransportError('listen-failed', `listen ${host}:${o.port}: ${err.code ?? err.message}`));
+      });
+      server.listen(o.port, host, () => resolve());
+    });
+    const bound = server.address() as net.AddressInfo;
+    self = new TcpTransport(o, server, sockets, bounds, { host, port: bound.port });
+    const t = self;
+    server.on('error', (err) => t.log('warn', `tcp transport ${o.id}: listener error: ${err.message}`));
+    if (o.tls) {
+      server.on('tlsClientError', (err: NodeJS.ErrnoException) => t.log('warn', `tcp transport ${o.id}: TLS handshake with a client failed: ${err.code ?? err.message}`));
+    }
+    return t;
+  }
+
+  /** `host:port` of this member's listener, for peers' addPeer. */
+  get addressString(): string {
+    const { host, port } = this.address;
+    return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  start(onMessage: (message: Message) => void): void {
+    if (this.onMessage) throw new Error(`tcp transport ${this.o.id}: start() called twice`);
+    this.onMessage = onMessage;
+  }
+
+  send(messages: readonly Message[]): void {
+    if (this.closing) return;
+    for (const m of messages) {
+      if (isLocalMessage(m.type)) {
+        this.log('warn', `tcp transport ${this.o.id}: refused to send local message type ${MessageType[m.type]} to ${m.to}`);
+        continue;
+      }
+      const link = this.links.get(m.to);
+      if (!link || this.faults.isBlocked(m.to, 'out')) continue;
+      this.enqueue(link, m);
+    }
+  }
+
+  private enqueue(link: PeerLink, m: Message): void {
+    if (m.snapshot !== null && m.snapshot.data.length > snapshotChunkBytes) {
+      if (m.snapshot.data.length > snapshotBytesMax) {
+        this.log('warn', `tcp transport ${this.o.id}: dropped a snapshot of ${m.snapshot.data.length} bytes to ${m.to}: exceeds snapshotBytesMax ${snapshotBytesMax}`);
+        return;
+      }
+      const head = encodeMessage({ ...m, snapshot: { metadata: m.snapshot.metadata, data: new Uint8Array(0) } });
+      link.enqueueSnapshot(head, m.snapshot.data);
+      return;
+    }
+    const payload = encodeMessage(m);
+    if (payload.length + 1 > frameBytesMax) {
+      this.log('warn', `tcp transport ${this.o.id}: dropped a ${MessageType[m.type]} message of ${payload.length} bytes to ${m.to}: exceeds frameBytesMax ${frameBytesMax}`);
+      return;
+    }
+    link.enqueueMessage(payload);
+  }
+
+  /** `address` is `host:port` (IPv6 hosts in brackets). Replaces any earlier address for `id`. */
+  addPeer(id: MemberId, address: string): void {
+    if (this.closing) return;
+    if (!isMemberId(id)) throw new TcpTransportError('invalid-address', `peer id ${id} is not a positive safe integer`);
+    if (id === this.o.id) throw new TcpTransportError('invalid-address', `peer id ${id} is this member's own id`);
+    const { host, port } = parseAddress(address);
+    const existing = this.links.get(id);
+    if (existing && existing.address === `${host}:${port}`) return;
+    existing?.close();
+    this.links.set(
+      id,
+      new PeerLink({
+        selfId: this.o.id,
+        peerId: id,
+        host,
+        port,
+        clusterToken: this.o.clusterToken,
+        tls: this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key, ca: this.o.tls.ca } : null,
+        bounds: this.bounds,
+        log: this.log,
+        isBlocked: () => this.faults.isBlocked(id, 'out'),
+      }),
+    );
+  }
+
+  removePeer(id: MemberId): void {
+    this.links.get(id)?.close();
+    this.links.delete(id);
+  }
+
+  /** Messages waiting in the queue to `peer` (for tests and metrics). */
+  queuedMessages(peer: MemberId): number {
+    return this.links.get(peer)?.queuedMessages ?? 0;
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+    for (const c of this.inbound) c.close();
+    this.inbound.clear();
+    for (const socket of this.sockets) socket.destroy();
+    this.closing = new Promise((resolve) => this.server.close(() => resolve()));
+    return this.closing;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const c = new InboundConnection(socket, {
+      selfId: this.o.id,
+      clusterToken: this.o.clusterToken,
+      log: this.log,
+      handshakeTimeoutMs: this.bounds.handshakeTimeoutMs,
+      isBlocked: (peer) => this.faults.isBlocked(peer, 'in'),
+      deliver: (m) => {
+        if (!this.closing) this.onMessage?.(m);
+      },
+    });
+    this.inbound.add(c);
+    socket.on('close', () => this.inbound.delete(c));
+  }
+}
+
+function parseAddress(address: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new TcpTransportError('invalid-address', `peer address "${address}" is not host:port`);
+  return { host: m[1] ?? m[2], port };
+}

@@ -1,0 +1,334 @@
+// The outbound side of the TCP transport: one connection to one peer, a bounded queue of
+// encoded messages in front of it, and reconnection with capped exponential backoff.
+// Snapshots are streamed in chunks; other messages may go between two chunks.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { MemberId } from '../../../src/raft/types.ts';
+import {
+  FrameReader,
+  FrameType,
+  FramingError,
+  encodeHello,
+  encodeSnapshotHead,
+  frameBytesMax,
+  frameHeader,
+  frameHeaderBytes,
+  protocolVersion,
+  snapshotChunkBytes,
+  writeFrameHeader,
+} from './frame.ts';
+
+export type LogFn = (level: 'debug' | 'info' | 'warn', msg: string) => void;
+
+export interface LinkBounds {
+  /** Messages waiting for the socket, per peer; beyond it the oldest non-snapshot ones are dropped. */
+  queueMessagesMax: number;
+  /** Bytes waiting for the socket, per peer (snapshot data included). */
+  queueBytesMax: number;
+  /** Bytes handed to the socket but not yet flushed to the kernel before we stop writing. */
+  socketBufferedBytesMax: number;
+  reconnectDelayMsMin: number;
+  reconnectDelayMsMax: number;
+}
+
+export interface LinkOptions {
+  selfId: MemberId;
+  peerId: MemberId;
+  host: string;
+  port: number;
+  clusterToken: string;
+  tls: tls.ConnectionOptions | null;
+  bounds: LinkBounds;
+  log: LogFn;
+  /** Consulted again just before each write, so a block applies to what is already queued. */
+  isBlocked: () => boolean;
+}
+
+/** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
+const coalesceFrameBytesMax = 64 * 1024;
+/** One coalesced write holds at most about this many bytes. */
+const writeBatchBytesMax = 256 * 1024;
+
+type Item =
+  | { kind: 'message'; payload: Uint8Array; bytes: number }
+  | { kind: 'snapshot'; head: Uint8Array; data: Uint8Array; bytes: number };
+
+/** A snapshot being written: the next data offset to send. */
+interface Stream {
+  data: Uint8Array;
+  offset: number;
+}
+
+export class PeerLink {
+  private socket: net.Socket | null = null;
+  /** True once the socket is connected (and, with TLS, the handshake is done). */
+  private writable = false;
+  private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private reconnectDelayMs: number;
+  private closed = false;
+  /** Queue; items before `head` are consumed. Invariant: queuedBytes = Σ bytes of items[head..]. */
+  private items: Item[] = [];
+  private head = 0;
+  private queuedBytes = 0;
+  private stream: Stream | null = null;
+  private droppedMessages = 0;
+  private flushScheduled = false;
+  /** Why the last connection attempt failed, so a repeated failure logs once. */
+  private lastFailure: string | null = null;
+
+  constructor(private readonly o: LinkOptions) {
+    this.reconnectDelayMs = o.bounds.reconnectDelayMsMin;
+    this.connect();
+  }
+
+  get address(): string {
+    return `${this.o.host}:${this.o.port}`;
+  }
+
+  get queuedMessages(): number {
+    return this.items.length - this.head;
+  }
+
+  enqueueMessage(payload: Uint8Array): void {
+    this.push({ kind: 'message', payload, bytes: payload.length + frameHeaderBytes });
+  }
+
+  /** `messageWithoutData` is the encoded Snap message with empty snapshot data. */
+  enqueueSnapshot(messageWithoutData: Uint8Array, data: Uint8Array): void {
+    const head = encodeSnapshotHead(data.length, messageWithoutData);
+    this.push({ kind: 'snapshot', head, data, bytes: head.length + data.length + frameHeaderBytes });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.socket?.destroy();
+    this.socket = null;
+    this.items = [];
+    this.head = 0;
+    this.queuedBytes = 0;
+    this.stream = null;
+  }
+
+  private push(item: Item): void {
+    if (this.closed) return;
+    this.items.push(item);
+    this.queuedBytes += item.bytes;
+    this.enforceBounds();
+    // One flush for everything queued in this tick: one writev instead of one per message.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Drops the oldest non-snapshot items, then older snapshots; the newest item always stays. */
+  private enforceBounds(): void {
+    const { queueMessagesMax, queueBytesMax } = this.o.bounds;
+    let dropped = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = this.head; i < this.items.length - 1 && this.overBounds(); ) {
+        if (pass === 0 && this.items[i].kind === 'snapshot') {
+          i++;
+          continue;
+        }
+        dropped++;
+        if (i === this.head) {
+          this.shift();
+          i = this.head;
+        } else {
+          this.queuedBytes -= this.items[i].bytes;
+          this.items.splice(i, 1);
+        }
+      }
+    }
+    if (this.overBounds() && this.queuedMessages > 1) {
+      throw new Error(`queue to peer ${this.o.peerId} holds ${this.queuedMessages} items, ${this.queuedBytes} bytes after dropping: over its bounds`);
+    }
+    if (dropped === 0) return;
+    if (this.droppedMessages === 0) {
+      this.o.log(
+        'warn',
+        `tcp transport ${this.o.selfId}: queue to peer ${this.o.peerId} (${this.address}) is full ` +
+          `(queueMessagesMax ${queueMessagesMax}, queueBytesMax ${queueBytesMax}): dropping the oldest messages`,
+      );
+    }
+    this.droppedMessages += dropped;
+  }
+
+  private overBounds(): boolean {
+    return this.queuedMessages > this.o.bounds.queueMessagesMax || this.queuedBytes > this.o.bounds.queueBytesMax;
+  }
+
+  private shift(): Item {
+    const item = this.items[this.head];
+    this.head++;
+    this.queuedBytes -= item.bytes;
+    if (this.queuedBytes < 0 || (this.head === this.items.length && this.queuedBytes !== 0)) {
+      throw new Error(`queue to peer ${this.o.peerId}: ${this.queuedBytes} bytes counted for ${this.items.length - this.head} items`);
+    }
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  /** Writes queued frames until the socket's buffer is full; resumes on 'drain'. */
+  private flush(): void {
+    const s = this.socket;
+    if (!s || !this.writable) return;
+    const bufferedMax = this.o.bounds.socketBufferedBytesMax;
+    s.cork();
+    try {
+      while (s.writableLength < bufferedMax) {
+        const next = this.head < this.items.length ? this.items[this.head] : null;
+        if (next && next.kind === 'message') {
+          this.writeMessages(s);
+        } else if (this.stream) {
+          const { data, offset } = this.stream;
+          const end = Math.min(offset + snapshotChunkBytes, data.length);
+          this.writeFrame(s, FrameType.SnapshotChunk, data.subarray(offset, end));
+          this.stream = end === data.length ? null : { data, offset: end };
+        } else if (next) {
+          this.shift();
+          if (this.o.isBlocked()) continue;
+          this.writeFrame(s, FrameType.SnapshotHead, next.head);
+          if (next.data.length > 0) this.stream = { data: next.data, offset: 0 };
+        } else {
+          break;
+        }
+      }
+    } finally {
+      s.uncork();
+    }
+    if (this.queuedMessages === 0 && this.droppedMessages > 0) {
+      this.o.log('info', `tcp transport ${this.o.selfId}: dropped ${this.droppedMessages} messages to peer ${this.o.peerId} while its queue was full`);
+      this.droppedMessages = 0;
+    }
+  }
+
+  /**
+   * Writes the queued messages up to the next snapshot: small ones copied into one buffer
+   * (a write per frame costs more than the copy), a large one on its own.
+   */
+  private writeMessages(s: net.Socket): void {
+    const first = this.items[this.head];
+    if (first.kind !== 'message') throw new Error(`writeMessages at a ${first.kind} item`);
+    if (first.bytes > coalesceFrameBytesMax) {
+      this.shift();
+      if (!this.o.isBlocked()) this.writeFrame(s, FrameType.Message, first.payload);
+      return;
+    }
+    let bytes = 0;
+    let end = this.head;
+    for (; end < this.items.length && bytes < writeBatchBytesMax; end++) {
+      const item = this.items[end];
+      if (item.kind !== 'message' || item.bytes > coalesceFrameBytesMax) break;
+      bytes += item.bytes;
+    }
+    const count = end - this.head;
+    if (this.o.isBlocked()) {
+      for (let i = 0; i < count; i++) this.shift();
+      return;
+    }
+    const out = new Uint8Array(bytes);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const item = this.shift();
+      if (item.kind !== 'message') throw new Error(`unreachable: ${item.kind} item in a message batch`);
+      writeFrameHeader(out, at, FrameType.Message, item.payload.length);
+      out.set(item.payload, at + frameHeaderBytes);
+      at += item.bytes;
+    }
+    if (at !== bytes) throw new Error(`message batch filled ${at} of ${bytes} bytes`);
+    s.write(out);
+  }
+
+  private writeFrame(s: net.Socket, type: FrameType, payload: Uint8Array): void {
+    s.write(frameHeader(type, payload.length));
+    if (payload.length > 0) s.write(payload);
+  }
+
+  private connect(): void {
+    this.reconnectTimer = null;
+    if (this.closed) return;
+    const { host, port } = this.o;
+    const s = this.o.tls ? tls.connect({ ...this.o.tls, host, port, servername: net.isIP(host) ? undefined : host }) : net.connect({ host, port });
+    this.socket = s;
+    s.setNoDelay(true);
+    s.once(this.o.tls ? 'secureConnect' : 'connect', () => {
+      if (this.socket !== s) return;
+      this.writable = true;
+      this.writeFrame(s, FrameType.Hello, encodeHello({ version: protocolVersion, clusterToken: this.o.clusterToken, from: this.o.selfId, to: this.o.peerId }));
+      this.flush();
+    });
+    s.on('drain', () => this.flush());
+    const reader = new FrameReader();
+    s.on('data', (chunk: Buffer) => {
+      try {
+        for (const f of reader.push(chunk)) this.onFrame(f.type, f.payload);
+      } catch (err) {
+        if (!(err instanceof FramingError)) throw err;
+        this.o.log('warn', `tcp transport ${this.o.selfId}: peer ${this.o.peerId} (${this.address}) broke framing: ${err.message}; reconnecting`);
+        s.destroy();
+      }
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      // 'close' follows and schedules the retry.
+      this.noteFailure(`connection to peer ${this.o.peerId} (${this.address}) failed: ${err.code ?? err.message}`);
+    });
+    s.on('close', () => {
+      if (this.socket !== s) return;
+      this.socket = null;
+      this.writable = false;
+      if (this.stream) {
+        this.o.log('info', `tcp transport ${this.o.selfId}: snapshot stream to peer ${this.o.peerId} cut at ${this.stream.offset}/${this.stream.data.length} bytes`);
+        this.stream = null;
+      }
+      if (this.closed) return;
+      this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelayMs);
+      this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.o.bounds.reconnectDelayMsMax);
+    });
+  }
+
+  private noteFailure(reason: string): void {
+    if (reason !== this.lastFailure) this.o.log('warn', `tcp transport ${this.o.selfId}: ${reason}`);
+    this.lastFailure = reason;
+  }
+
+  private onFrame(type: FrameType, payload: Uint8Array): void {
+    if (type === FrameType.Accept) {
+      if (this.lastFailure !== null) this.o.log('info', `tcp transport ${this.o.selfId}: connected to peer ${this.o.peerId} (${this.address})`);
+      this.lastFailure = null;
+      this.reconnectDelayMs = this.o.bounds.reconnectDelayMsMin;
+      return;
+    }
+    if (type === FrameType.Refuse) {
+      this.noteFailure(`peer ${this.o.peerId} (${this.address}) refused the connection: ${new TextDecoder().decode(payload)}`);
+      return;
+    }
+    throw new FramingError(`unexpected frame type ${FrameType[type]} from the listening side`);
+  }
+}
+
+export const defaultLinkBounds: LinkBounds = {
+  queueMessagesMax: 4096,
+  queueBytesMax: 64 * 1024 * 1024,
+  socketBufferedBytesMax: 1024 * 1024,
+  reconnectDelayMsMin: 50,
+  reconnectDelayMsMax: 2000,
+};
+
+if (defaultLinkBounds.queueBytesMax < frameBytesMax) {
+  throw new Error(`queueBytesMax ${defaultLinkBounds.queueBytesMax} must hold at least one largest frame (${frameBytesMax})`);
+}

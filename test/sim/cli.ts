@@ -1,0 +1,168 @@
+// Run the simulator over seeds:
+//   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
+//                           [--sabotage corrupt-apply|corrupt-storage|ignore-fsync] [--no-tick-catch-up]
+//                           [--fault-phase-s S]   (override each seed's fault phase length)
+// Prints one line per seed; the first failure prints its seed and trace and exits 1. With
+// --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
+
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { runSeed } from './simulator.ts';
+import type { Sabotage, SimOptions } from './simulator.ts';
+import { failureReport, summaryLine } from './report.ts';
+
+interface CliArgs {
+  seeds: number[];
+  verbose: boolean;
+  /** Passed to every run: sabotage, tick catch-up. */
+  runOptions: Omit<SimOptions, 'seed' | 'verbose'>;
+  /** Passed through to child processes. */
+  runArgv: string[];
+  jobs: number;
+  /** Set in a child process: report results to the parent instead of printing totals. */
+  worker: boolean;
+}
+
+/** What a child sends its parent per seed. */
+interface SeedReport {
+  seed: number;
+  ok: boolean;
+  simulatedMs: number;
+  line: string;
+  report: string | null;
+}
+
+const jobsMax = 64;
+
+function parseArgs(argv: string[]): CliArgs {
+  let count = 100;
+  let from = 1;
+  let single: number | null = null;
+  let list: number[] | null = null;
+  let verbose = false;
+  let jobs = 1;
+  let worker = false;
+  const runOptions: Omit<SimOptions, 'seed' | 'verbose'> = {};
+  const runArgv: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`${arg} needs an integer in [0, 2^32), got ${argv[i]}`);
+      return v;
+    };
+    if (arg === '--seeds') count = value();
+    else if (arg === '--from') from = value();
+    else if (arg === '--seed') single = value();
+    else if (arg === '--jobs') jobs = Math.max(1, Math.min(jobsMax, value()));
+    else if (arg === '--verbose') verbose = true;
+    else if (arg === '--worker') worker = true;
+    else if (arg === '--sabotage') {
+      const mode = argv[++i];
+      if (mode !== 'corrupt-apply' && mode !== 'corrupt-storage' && mode !== 'ignore-fsync') {
+        throw new Error(`--sabotage takes corrupt-apply, corrupt-storage or ignore-fsync, got ${mode}`);
+      }
+      runOptions.sabotage = mode as Sabotage;
+      runArgv.push(arg, mode);
+    } else if (arg === '--fault-phase-s') {
+      const seconds = value();
+      runOptions.faultPhaseMs = seconds * 1000;
+      runArgv.push(arg, String(seconds));
+    } else if (arg === '--no-tick-catch-up') {
+      runOptions.tickCatchUp = false;
+      runArgv.push(arg);
+    }
+    else if (arg === '--seed-list') list = argv[++i].split(',').map(Number);
+    else if (arg === '--') continue;
+    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose] [--jobs J] [--sabotage MODE] [--no-tick-catch-up] [--fault-phase-s S]`);
+  }
+  const seeds = list ?? (single !== null ? [single] : Array.from({ length: count }, (_, i) => (from + i) >>> 0));
+  return { seeds, verbose, runOptions, runArgv, jobs: Math.min(jobs, seeds.length), worker };
+}
+
+function runOne(seed: number, args: CliArgs): SeedReport {
+  const started = performance.now();
+  const result = runSeed({ ...args.runOptions, seed, verbose: args.verbose });
+  return {
+    seed,
+    ok: result.ok,
+    simulatedMs: result.simulatedMs,
+    line: summaryLine(result, performance.now() - started),
+    report: result.ok ? null : failureReport(result, args.runArgv),
+  };
+}
+
+function printTotals(seedCount: number, simulatedMs: number, wallMs: number, failed = false): void {
+  console.log(
+    `${seedCount} seed(s) ${failed ? 'run, the last one FAILED' : 'passed'}: simulated ${(simulatedMs / 1000).toFixed(1)}s in ${(wallMs / 1000).toFixed(1)}s wall clock ` +
+      `(ratio ${(simulatedMs / wallMs).toFixed(1)}x)`,
+  );
+}
+
+function runInProcess(args: CliArgs): number {
+  const started = performance.now();
+  let simulatedMs = 0;
+  let seedsRun = 0;
+  for (const seed of args.seeds) {
+    const r = runOne(seed, args);
+    seedsRun++;
+    if (args.worker) {
+      process.send!(r);
+      if (!r.ok) return 1;
+      continue;
+    }
+    simulatedMs += r.simulatedMs;
+    console.log(r.line);
+    if (r.report) {
+      console.log(r.report);
+      printTotals(seedsRun, simulatedMs, performance.now() - started, true);
+      return 1;
+    }
+  }
+  if (!args.worker) printTotals(args.seeds.length, simulatedMs, performance.now() - started);
+  return 0;
+}
+
+function runInChildren(args: CliArgs): Promise<number> {
+  const started = performance.now();
+  let simulatedMs = 0;
+  let done = 0;
+  const children: ChildProcess[] = [];
+  return new Promise((resolve) => {
+    const finish = (code: number) => {
+      for (const c of children) if (c.exitCode === null) c.kill();
+      resolve(code);
+    };
+    for (let j = 0; j < args.jobs; j++) {
+      const mine = args.seeds.filter((_, i) => i % args.jobs === j);
+      const child = fork(process.argv[1], ['--worker', '--seed-list', mine.join(','), ...args.runArgv]);
+      children.push(child);
+      child.on('message', (r: SeedReport) => {
+        simulatedMs += r.simulatedMs;
+        console.log(r.line);
+        if (r.report) {
+          console.log(r.report);
+          printTotals(done + 1, simulatedMs, performance.now() - started, true);
+          finish(1);
+          return;
+        }
+        if (++done === args.seeds.length) {
+          printTotals(done, simulatedMs, performance.now() - started);
+          finish(0);
+        }
+      });
+      child.on('exit', (code) => {
+        if (code !== 0 && code !== null) finish(1);
+      });
+    }
+  });
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!args.worker) console.log(`meshkv simulator: ${args.seeds.length} seed(s) from ${args.seeds[0]}${args.jobs > 1 ? `, ${args.jobs} jobs` : ''}`);
+  if (args.jobs > 1 && !args.worker && !args.verbose) return runInChildren(args);
+  return runInProcess(args);
+}
+
+process.exitCode = await main();

@@ -1,0 +1,905 @@
+// The deterministic cluster simulator. One 32-bit seed picks the cluster's shape, every
+// network delay and loss, every fault, every client request and every random choice inside
+// Raft; virtual time advances from event to event with no real timers. A run is a fault phase
+// (crashes, partitions, lossy links, membership changes and leader transfers under load), then
+// a heal phase that must reach a leader and commit a fresh proposal on every member of the
+// configuration within a bounded virtual time.
+
+import { ReadOnlyOption } from '../../src/raft/config.ts';
+import type { RaftConfig } from '../../src/raft/config.ts';
+import { encodeConfChange } from '../../src/raft/confchange.ts';
+import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange-types.ts';
+import type { ConfChange, ConfChangeSingle } from '../../src/raft/confchange-types.ts';
+import { MessageType, StateRole, isLocalMessage } from '../../src/raft/types.ts';
+import type { MemberId, Message, ReadState } from '../../src/raft/types.ts';
+import { Prng } from './prng.ts';
+import { EventQueue } from './event-queue.ts';
+import { SimNetwork, calmConditions } from './network.ts';
+import type { LinkConditions } from './network.ts';
+import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
+import { SimMember, describeConfChange, throttledTickIntervalMs } from './member.ts';
+import { Trace, describeMessage } from './trace.ts';
+import type { TraceEvent } from './trace.ts';
+import { decodeText, encodeText } from './state-machine.ts';
+
+/** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
+export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync';
+
+export interface SimOptions {
+  seed: number;
+  /** Print every trace event as it happens. */
+  verbose?: boolean;
+  /** Override the seed's fault-phase length. */
+  faultPhaseMs?: number;
+  sabotage?: Sabotage | null;
+  traceEventsMax?: number;
+  /**
+   * Whether the member driver catches up ticks from the clock before every input (default
+   * true). False drives one tick per timer firing, as src/server/member.ts does today, which
+   * makes lease-based reads stale on a throttled leader (sim docs: core issue 5).
+   */
+  tickCatchUp?: boolean;
+  /**
+   * Hold a leader's snapshot messages while a Ready is being written (default true). Stepped
+   * at once, the core restores them under the entries being applied: createSnapshot() then
+   * throws "entry compacted" and conf changes apply on top of the snapshot's configuration
+   * (sim docs: core issue 6).
+   */
+  snapshotRaceWorkaround?: boolean;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  failure: SimFailure | null;
+  /** Virtual time simulated. */
+  simulatedMs: number;
+  /** Highest index applied anywhere. */
+  commits: number;
+  faultsInjected: number;
+  messagesSent: number;
+  leadersElected: number;
+  readsServed: number;
+  confChangesApplied: number;
+  snapshotsSent: number;
+  crashes: number;
+  /** Virtual time from the heal to a fresh commit applied on every member (when it came). */
+  recoveryMs: number;
+  traceDigest: string;
+  historyDigest: string;
+  /** The last events before the end (or the failure), oldest first. */
+  recentEvents: TraceEvent[];
+  /** One line per member: role, term, commit, applied, configuration. */
+  memberStates: string[];
+  clusterShape: string;
+}
+
+const tickMs = 10;
+const electionTicks = 10;
+const electionTimeoutMs = tickMs * electionTicks;
+/**
+ * After the heal, a leader and a fresh commit on every member must come within this. Over 500
+ * seeds recovery took 40-460 ms but for one (seed 265: without pre-vote, a stale member with a
+ * faster clock won the election-timer race eight rounds running and disrupted each election),
+ * which took 1240 ms; 20 election timeouts leaves room for such runs without hiding a stall.
+ */
+const livenessBudgetMs = 20 * electionTimeoutMs;
+/** Members (voters and learners) a configuration grows to at most. */
+const membersMax = 7;
+/** Voters a configuration keeps at least: removals stop there. */
+const votersMin = 3;
+/** Members ever created in one run, joiners included (ids are never reused). */
+const memberIdsMax = 4 * membersMax;
+/** Events the failure report shows. */
+const traceRingEventsMax = 400;
+/** A conf change not applied within this is considered lost; another may be proposed. */
+const confChangeTimeoutMs = 20 * electionTimeoutMs;
+/** How often the heal phase looks for a leader and checks the liveness marker. */
+const livenessProbeIntervalMs = tickMs * 2;
+
+if (!(livenessProbeIntervalMs < electionTimeoutMs && electionTimeoutMs < livenessBudgetMs)) {
+  throw new Error('simulator bounds: need probe interval < election timeout < liveness budget');
+}
+if (!(votersMin < membersMax)) throw new Error(`simulator bounds: votersMin ${votersMin} must be below membersMax ${membersMax}`);
+
+type SimEvent =
+  | { kind: 'tick'; member: MemberId; incarnation: number }
+  | { kind: 'write-completed'; member: MemberId; incarnation: number }
+  | { kind: 'deliver'; sender: MemberId; message: Message }
+  | { kind: 'report-snapshot'; leader: MemberId; to: MemberId; failed: boolean }
+  | { kind: 'report-unreachable'; leader: MemberId; to: MemberId }
+  | { kind: 'retire'; member: MemberId }
+  | { kind: 'wake'; member: MemberId }
+  | { kind: 'restart'; member: MemberId }
+  | { kind: 'client' }
+  | { kind: 'read' }
+  | { kind: 'fault' }
+  | { kind: 'heal-partition'; generation: number }
+  | { kind: 'flap'; generation: number; cut: boolean; untilMs: number; links: [MemberId, MemberId][] }
+  | { kind: 'membership' }
+  | { kind: 'transfer' }
+  | { kind: 'sabotage' }
+  | { kind: 'heal' }
+  | { kind: 'probe' };
+
+export function runSeed(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
+
+class Simulation {
+  private readonly seed: number;
+  private nowMs = 0;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly trace: Trace;
+  private readonly checker = new SafetyChecker();
+  private readonly network: SimNetwork;
+  private readonly members = new Map<MemberId, SimMember>();
+  /** Member ids in creation order: iteration never depends on anything but the seed. */
+  private readonly memberIds: MemberId[] = [];
+  private nextMemberId = 1;
+
+  private readonly setupPrng: Prng;
+  private readonly faultPrng: Prng;
+  private readonly workloadPrng: Prng;
+  private readonly clockPrng: Prng;
+
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
+  private readonly readOnlyOption: ReadOnlyOption;
+  private readonly heartbeatTicks: number;
+  private readonly messageBytesMax: number;
+  private readonly inflightMessagesMax: number;
+  private readonly inflightBytesMax: number;
+  private readonly uncommittedBytesMax: number;
+  /**
+   * Whether a removed member keeps running until it applies its own removal (a partitioned tab
+   * that never hears of it runs on until the heal), instead of stopping once the removal is
+   * applied anywhere.
+   */
+  private readonly removedMembersLinger: boolean;
+  private readonly diskMode: 'sync' | 'fast' | 'slow';
+  private readonly faultPhaseMs: number;
+  private readonly snapshotEveryEntries: number;
+  private readonly clusterShape: string;
+
+  private healed = false;
+  private livenessDone = false;
+  private partitionGeneration = 0;
+  private faultsInjected = 0;
+  private snapshotsSent = 0;
+  private crashes = 0;
+  private proposalsIssued = 0;
+  private readsIssued = 0;
+  private readsServed = 0;
+  private readonly pendingReads = new Map<string, { member: MemberId; commitAtIssue: number }>();
+  private confChangeProposedAtMs = -Infinity;
+  private confChangesAppliedAtProposal = 0;
+  private readonly retired = new Set<MemberId>();
+  /** Events held for frozen members, in arrival order. */
+  private readonly frozenEvents = new Map<MemberId, SimEvent[]>();
+  /** Liveness markers proposed after the heal, and who has applied each. */
+  private readonly markerAppliedBy = new Map<string, Set<MemberId>>();
+  private markerProposedAtMs = -Infinity;
+  private markersIssued = 0;
+  private healAtMs = 0;
+
+  constructor(private readonly options: SimOptions) {
+    this.seed = options.seed >>> 0;
+    this.trace = new Trace(options.traceEventsMax ?? traceRingEventsMax, options.verbose ? (line) => console.log(line) : null);
+    this.setupPrng = Prng.derive(this.seed, 'setup');
+    this.faultPrng = Prng.derive(this.seed, 'faults');
+    this.workloadPrng = Prng.derive(this.seed, 'workload');
+    this.clockPrng = Prng.derive(this.seed, 'clock');
+    this.network = new SimNetwork(
+      Prng.derive(this.seed, 'network'),
+      (atMs, sender, message) => this.queue.push(atMs, { kind: 'deliver', sender, message }),
+      (kind, message, reason) => this.onNetworkEvent(kind, message, reason),
+    );
+    const s = this.setupPrng;
+    this.preVote = s.chance(0.75);
+    this.readOnlyOption = s.chance(0.3) ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe;
+    // Lease-based reads need check-quorum.
+    this.checkQuorum = this.readOnlyOption === ReadOnlyOption.LeaseBased || s.chance(0.75);
+    this.heartbeatTicks = s.pick([1, 1, 2, 3]);
+    this.messageBytesMax = s.pick([256, 1024, 64 * 1024]);
+    this.inflightMessagesMax = s.pick([1, 4, 256]);
+    this.snapshotEveryEntries = s.range(20, 120);
+    this.faultPhaseMs = options.faultPhaseMs ?? s.range(100, 300) * electionTimeoutMs;
+    const voters = s.pick([3, 3, 5]);
+    // Byte bounds come from their own stream so that adding them left the other choices alone.
+    const flow = Prng.derive(this.seed, 'flow');
+    this.inflightBytesMax = flow.pick([0, 0, 512, 4096]);
+    this.uncommittedBytesMax = flow.pick([0, 0, 1024, 16384]);
+    this.removedMembersLinger = Prng.derive(this.seed, 'membership').chance(0.5);
+    this.diskMode = Prng.derive(this.seed, 'disk').pick(['sync', 'fast', 'slow'] as const);
+    this.clusterShape =
+      `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
+      `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
+      `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
+      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms`;
+    const peers: MemberId[] = [];
+    for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
+    for (const id of peers) this.addMember(id, peers);
+  }
+
+  run(): SimResult {
+    let failure: SimFailure | null = null;
+    try {
+      this.trace.add(0, 'phase', 0, `seed ${this.seed}: ${this.clusterShape}`);
+      for (const id of this.memberIds) this.startMember(this.members.get(id)!);
+      this.queue.push(this.workloadPrng.range(1, 20), { kind: 'client' });
+      this.queue.push(this.workloadPrng.range(1, 50), { kind: 'read' });
+      this.queue.push(this.faultPrng.range(200, 1000), { kind: 'fault' });
+      this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'membership' });
+      this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'transfer' });
+      if (this.options.sabotage) this.queue.push(Math.floor(this.faultPhaseMs / 3), { kind: 'sabotage' });
+      this.queue.push(this.faultPhaseMs, { kind: 'heal' });
+      while (!this.livenessDone) {
+        const next = this.queue.pop();
+        if (!next) throw new SimFailure('simulator', 'the event queue ran dry');
+        this.nowMs = next.timeMs;
+        if (this.healed && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
+        this.handle(next.payload);
+      }
+    } catch (err) {
+      failure =
+        err instanceof SimFailure
+          ? err
+          : new SimFailure('exception', `${(err as Error).stack ?? String(err)}`);
+      this.trace.add(this.nowMs, 'check', 0, `FAILED ${failure.message.split('\n')[0]}`);
+    }
+    return {
+      seed: this.seed,
+      ok: failure === null,
+      failure,
+      simulatedMs: this.nowMs,
+      commits: this.checker.appliedMax,
+      faultsInjected: this.faultsInjected,
+      messagesSent: this.network.messagesSent,
+      leadersElected: this.checker.leadersElected,
+      readsServed: this.readsServed,
+      confChangesApplied: this.checker.confChangesApplied(),
+      snapshotsSent: this.snapshotsSent,
+      crashes: this.crashes,
+      recoveryMs: this.livenessDone ? this.nowMs - this.healAtMs : -1,
+      traceDigest: this.trace.digest(),
+      historyDigest: this.checker.historyDigest(),
+      recentEvents: this.trace.recent(),
+      memberStates: this.describeMembers(),
+      clusterShape: this.clusterShape,
+    };
+  }
+
+  // ---- members ----
+
+  private addMember(id: MemberId, bootstrapPeers: MemberId[]): SimMember {
+    const raftPrng = Prng.derive(this.seed, `raft-${id}`);
+    const raftConfig: RaftConfig = {
+      id,
+      electionTicks,
+      heartbeatTicks: this.heartbeatTicks,
+      random: () => raftPrng.next(),
+      preVote: this.preVote,
+      checkQuorum: this.checkQuorum,
+      readOnlyOption: this.readOnlyOption,
+      messageBytesMax: this.messageBytesMax,
+      inflightMessagesMax: this.inflightMessagesMax,
+      inflightBytesMax: this.inflightBytesMax,
+      uncommittedBytesMax: this.uncommittedBytesMax,
+      logger: {
+        debug: () => {},
+        info: (msg) => this.trace.add(this.nowMs, 'log', id, msg),
+        warn: (msg) => this.trace.add(this.nowMs, 'log', id, `WARN ${msg}`),
+      },
+    };
+    const member = new SimMember(
+      {
+        id,
+        bootstrapPeers,
+        raftConfig,
+        // Clock drift: each member's tick period differs slightly from the nominal one.
+        tickIntervalMs: tickMs + this.clockPrng.pick([-1, 0, 0, 0, 1]),
+        snapshotEveryEntries: this.snapshotEveryEntries,
+        snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
+        tickCatchUp: this.options.tickCatchUp ?? true,
+        diskLatencyMs: this.diskLatency(id),
+        snapshotRaceWorkaround: this.options.snapshotRaceWorkaround ?? true,
+      },
+      {
+        nowMs: () => this.nowMs,
+        trace: this.trace,
+        checker: this.checker,
+        send: (messages) => this.send(id, messages),
+        onReadState: (m, rs) => this.onReadState(m, rs),
+        onRemoved: (ids, by) => this.onRemoved(ids, by),
+        onApplied: (m, payload) => this.onApplied(m.id, payload),
+        scheduleWriteCompleted: (m, atMs) => this.queue.push(atMs, { kind: 'write-completed', member: m.id, incarnation: m.incarnation }),
+      },
+    );
+    this.members.set(id, member);
+    this.memberIds.push(id);
+    return member;
+  }
+
+  /**
+   * How long each of member `id`'s Ready writes takes. A third of the seeds use a synchronous
+   * disk; the others a fast one (1–3 ms) or a slow one (1–20 ms, now and then a 100–300 ms
+   * fsync stall, until the heal), during which the member keeps stepping messages and ticking.
+   */
+  private diskLatency(id: MemberId): (nowMs: number) => number {
+    if (this.diskMode === 'sync') return () => 0;
+    const disk = Prng.derive(this.seed, `disk-${id}`);
+    if (this.diskMode === 'fast') return () => disk.range(1, 3);
+    // After the heal the disk is healthy too: stalls longer than an election timeout hold back
+    // every message (they go out only after the write), so leadership cannot settle.
+    return () => (this.healed ? disk.range(1, 3) : disk.chance(0.02) ? disk.range(100, 300) : disk.range(1, 20));
+  }
+
+  private startMember(member: SimMember): void {
+    // A new process: a freeze of the old one, and what it held, are gone.
+    member.pausedUntilMs = 0;
+    this.frozenEvents.delete(member.id);
+    member.start();
+    member.nextTickMs = this.nowMs + this.clockPrng.range(1, member.tickIntervalMs(this.nowMs));
+    this.queue.push(member.nextTickMs, { kind: 'tick', member: member.id, incarnation: member.incarnation });
+  }
+
+  /** Holds an event for a frozen member: its socket and timers wait until it wakes up. */
+  private defer(member: MemberId, e: SimEvent): void {
+    const held = this.frozenEvents.get(member);
+    if (held) held.push(e);
+    else this.frozenEvents.set(member, [e]);
+  }
+
+  /** Ends a freeze (when it runs out, or at the heal) and releases what waited, in order. */
+  private wake(m: SimMember): void {
+    m.pausedUntilMs = Math.min(m.pausedUntilMs, this.nowMs);
+    const held = this.frozenEvents.get(m.id);
+    if (!held) return;
+    this.frozenEvents.delete(m.id);
+    for (const e of held) this.queue.push(this.nowMs, e);
+  }
+
+  /** Members that are up and not frozen: the ones clients can talk to. */
+  private runningMembers(): SimMember[] {
+    const out: SimMember[] = [];
+    for (const id of this.memberIds) {
+      const m = this.members.get(id)!;
+      if (m.running && this.nowMs >= m.pausedUntilMs) out.push(m);
+    }
+    return out;
+  }
+
+  /** The running leader with the highest term, if any. */
+  private currentLeader(): SimMember | null {
+    let best: SimMember | null = null;
+    let bestTerm = -1;
+    for (const m of this.runningMembers()) {
+      if (m.role !== StateRole.Leader) continue;
+      const term = m.raft().status().term;
+      if (term > bestTerm) {
+        best = m;
+        bestTerm = term;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Whether `m` still believes it is a member but the most advanced member's configuration (the
+   * one that applied the most) no longer lists it. At the heal such a member is told, as etcd's
+   * peers tell a removed member, and stops.
+   */
+  private wasRemoved(m: SimMember): boolean {
+    const ahead = this.runningMembers().reduce((a, b) => (b.appliedIndex() > a.appliedIndex() ? b : a), m);
+    return ahead !== m && confMembers(m.confState).includes(m.id) && !confMembers(ahead.confState).includes(m.id);
+  }
+
+  private onRemoved(ids: MemberId[], by: MemberId): void {
+    for (const id of ids) {
+      if (this.retired.has(id)) continue;
+      // A removed member that lingers runs on until it applies its own removal itself.
+      if (this.removedMembersLinger && id !== by) continue;
+      this.retired.add(id);
+      this.members.get(id)?.retire();
+      this.queue.push(this.nowMs, { kind: 'retire', member: id });
+    }
+  }
+
+  // ---- network ----
+
+  private send(sender: MemberId, messages: Message[]): void {
+    for (const m of messages) {
+      if (isLocalMessage(m.type)) {
+        throw new SimFailure('message', `m${sender} sent local message ${describeMessage(m)} over the network`);
+      }
+      if (m.to === sender) throw new SimFailure('message', `m${sender} sent a message to itself: ${describeMessage(m)}`);
+      this.network.send(this.nowMs, sender, m);
+    }
+  }
+
+  private onNetworkEvent(kind: 'send' | 'drop' | 'duplicate', m: Message, reason: string): void {
+    // Heartbeats and their responses are the bulk of the traffic; they are elided from the trace.
+    if (kind === 'send' && m.type === MessageType.Snap) this.snapshotsSent++;
+    const chatty = m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp;
+    if (!chatty || kind === 'drop') {
+      this.trace.add(this.nowMs, kind, 0, reason ? `${describeMessage(m)} (${reason})` : describeMessage(m));
+    }
+    if (kind === 'drop' && m.type === MessageType.Snap) {
+      this.queue.push(this.nowMs + 1, { kind: 'report-snapshot', leader: m.from, to: m.to, failed: true });
+    } else if (kind === 'drop' && reason !== 'random loss' && m.type === MessageType.App) {
+      this.queue.push(this.nowMs + 1, { kind: 'report-unreachable', leader: m.from, to: m.to });
+    }
+  }
+
+  private deliver(sender: MemberId, m: Message): void {
+    const to = this.members.get(m.to);
+    if (!to || !to.running) {
+      this.network.drop(m, to ? 'member down' : 'no such member');
+      return;
+    }
+    if (!this.network.admits(sender, m)) return;
+    const chatty = m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp;
+    if (!chatty) this.trace.add(this.nowMs, 'deliver', m.to, describeMessage(m));
+    try {
+      to.deliver(m);
+    } catch (err) {
+      if (err instanceof SimFailure) throw err;
+      throw new SimFailure('core threw', `m${m.to} step(${describeMessage(m)}) threw: ${(err as Error).stack ?? String(err)}`);
+    }
+    if (m.type === MessageType.Snap) {
+      this.queue.push(this.nowMs + 1, { kind: 'report-snapshot', leader: m.from, to: m.to, failed: false });
+    }
+  }
+
+  // ---- events ----
+
+  private handle(e: SimEvent): void {
+    switch (e.kind) {
+      case 'tick': {
+        const m = this.members.get(e.member)!;
+        if (!m.running || m.incarnation !== e.incarnation) return;
+        if (this.nowMs < m.pausedUntilMs) return this.defer(m.id, e);
+        m.tick();
+        if (!m.running) return;
+        m.nextTickMs = this.nowMs + m.tickIntervalMs(this.nowMs);
+        this.queue.push(m.nextTickMs, e);
+        return;
+      }
+      case 'write-completed': {
+        // A frozen process finishes its write but handles the completion when it wakes up.
+        const m = this.members.get(e.member)!;
+        if (!m.running || m.incarnation !== e.incarnation) return;
+        if (this.nowMs < m.pausedUntilMs) return this.defer(m.id, e);
+        m.writeCompleted();
+        return;
+      }
+      case 'deliver': {
+        // A frozen process reads its socket when it wakes up.
+        const to = this.members.get(e.message.to);
+        if (to && to.running && this.nowMs < to.pausedUntilMs) return this.defer(to.id, e);
+        return this.deliver(e.sender, e.message);
+      }
+      case 'report-snapshot': {
+        const m = this.members.get(e.leader);
+        m?.act((node) => node.reportSnapshot(e.to, e.failed));
+        return;
+      }
+      case 'report-unreachable': {
+        const m = this.members.get(e.leader);
+        m?.act((node) => node.reportUnreachable(e.to));
+        return;
+      }
+      case 'wake': {
+        const m = this.members.get(e.member)!;
+        if (this.nowMs >= m.pausedUntilMs) this.wake(m);
+        return;
+      }
+      case 'retire':
+        this.members.get(e.member)?.stopIfRetired();
+        return;
+      case 'restart': {
+        const m = this.members.get(e.member)!;
+        if (!m.running && !m.removed) this.startMember(m);
+        return;
+      }
+      case 'client':
+        return this.clientStep();
+      case 'read':
+        return this.readStep();
+      case 'fault':
+        return this.faultStep();
+      case 'heal-partition':
+        if (e.generation === this.partitionGeneration) {
+          this.network.healAll();
+          this.trace.add(this.nowMs, 'heal', 0, 'partition healed');
+        }
+        return;
+      case 'flap':
+        return this.flapStep(e);
+      case 'membership':
+        return this.membershipStep();
+      case 'transfer':
+        return this.transferStep();
+      case 'sabotage':
+        return this.sabotageStep();
+      case 'heal':
+        return this.healStep();
+      case 'probe':
+        return this.probeStep();
+    }
+  }
+
+  // ---- workload ----
+
+  private propose(member: SimMember, payload: string): boolean {
+    let accepted = true;
+    member.act((node) => {
+      try {
+        node.propose(encodeText(payload));
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
+        accepted = false;
+      }
+    });
+    this.trace.add(this.nowMs, 'propose', member.id, `"${payload}" ${accepted ? 'accepted' : 'dropped'}`);
+    return accepted;
+  }
+
+  private clientStep(): void {
+    const w = this.workloadPrng;
+    const running = this.runningMembers();
+    if (running.length > 0) {
+      const batch = w.chance(0.2) ? w.range(2, 8) : 1;
+      for (let i = 0; i < batch; i++) {
+        const n = ++this.proposalsIssued;
+        this.propose(w.pick(running), `put k${w.int(32)} s${this.seed}-p${n}`);
+      }
+    }
+    this.queue.push(this.nowMs + w.range(2, 30), { kind: 'client' });
+  }
+
+  private readStep(): void {
+    const w = this.workloadPrng;
+    const running = this.runningMembers();
+    if (running.length > 0) {
+      const member = w.pick(running);
+      const ctx = `read ${++this.readsIssued}`;
+      this.pendingReads.set(ctx, { member: member.id, commitAtIssue: this.checker.commitMax });
+      member.act((node) => node.readIndex(encodeText(ctx)));
+      this.trace.add(this.nowMs, 'read', member.id, `issued "${ctx}" with commit ${this.checker.commitMax} known`);
+    }
+    this.queue.push(this.nowMs + w.range(10, 80), { kind: 'read' });
+  }
+
+  private onReadState(member: SimMember, rs: ReadState): void {
+    const ctx = decodeText(rs.requestCtx);
+    const pending = this.pendingReads.get(ctx);
+    this.trace.add(this.nowMs, 'read', member.id, `read state "${ctx}" at index ${rs.index}`);
+    if (!pending) return;
+    if (pending.member !== member.id) {
+      throw new SimFailure('linearizable read', `read "${ctx}" was issued on m${pending.member} but answered on m${member.id}`);
+    }
+    this.checker.onReadState(member.id, rs, pending.commitAtIssue);
+    this.pendingReads.delete(ctx);
+    this.readsServed++;
+  }
+
+  private transferStep(): void {
+    if (this.healed) return;
+    const w = this.workloadPrng;
+    const leader = this.currentLeader();
+    if (leader) {
+      // Mostly another voter; now and then a learner, the leader itself or a stranger, which
+      // the leader must refuse.
+      const voters = leader.confState.voters.filter((id) => id !== leader.id);
+      const odd = [...leader.confState.learners, leader.id, this.nextMemberId + 100];
+      const targets = w.chance(0.9) ? voters : odd;
+      if (targets.length > 0) {
+        const to = w.pick(targets);
+        this.trace.add(this.nowMs, 'transfer', leader.id, `transfer leadership to m${to}`);
+        leader.act((node) => node.transferLeader(to));
+      }
+    }
+    this.queue.push(this.nowMs + w.range(500, 4000), { kind: 'transfer' });
+  }
+
+  private membershipStep(): void {
+    if (this.healed) return;
+    const w = this.workloadPrng;
+    this.queue.push(this.nowMs + w.range(300, 2500), { kind: 'membership' });
+    // One change at a time: wait until the last one was applied somewhere (or was lost).
+    const lastApplied = this.checker.confChangesApplied() > this.confChangesAppliedAtProposal;
+    if (!lastApplied && this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) return;
+    const leader = this.currentLeader();
+    if (!leader) return;
+    const cs = leader.confState;
+    const cc = this.pickConfChange(cs, leader.id);
+    if (!cc) return;
+    // Mostly to the leader; sometimes through a follower, which forwards it.
+    const running = this.runningMembers();
+    const target = w.chance(0.8) ? leader : w.pick(running);
+    let accepted = true;
+    target.act((node) => {
+      try {
+        node.proposeConfChange(cc);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
+        accepted = false;
+      }
+    });
+    this.trace.add(
+      this.nowMs,
+      'conf-change',
+      target.id,
+      `propose ${describeConfChange(cc)} on ${describeConfState(cs)}: ${accepted ? 'accepted' : 'dropped'}`,
+    );
+    if (accepted) {
+      this.confChangeProposedAtMs = this.nowMs;
+      this.confChangesAppliedAtProposal = this.checker.confChangesApplied();
+    }
+  }
+
+  /** A membership change that is valid on `cs`, or null when none fits. New members start here. */
+  private pickConfChange(
+    cs: { voters: MemberId[]; learners: MemberId[]; votersOutgoing: MemberId[]; autoLeave: boolean },
+    leader: MemberId,
+  ): ConfChange | null {
+    const w = this.workloadPrng;
+    if (cs.votersOutgoing.length > 0) {
+      // Joint: only leaving is valid (an implicit joint change leaves by itself).
+      return cs.autoLeave ? null : { transition: ConfChangeTransition.Auto, changes: [], context: null };
+    }
+    const options: (() => ConfChangeSingle[] | null)[] = [];
+    const total = cs.voters.length + cs.learners.length;
+    if (total < membersMax && this.memberIds.length < memberIdsMax) {
+      options.push(() => [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner() }]);
+    }
+    if (cs.learners.length > 0) {
+      options.push(() => [{ type: ConfChangeType.AddNode, memberId: w.pick(cs.learners) }]);
+      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.learners) }]);
+    }
+    if (cs.voters.length > votersMin) {
+      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) }]);
+      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: leader }]);
+    }
+    if (cs.learners.length > 0 && cs.voters.length >= votersMin) {
+      // Replace a voter by a learner: two voter changes, so it must go through a joint configuration.
+      options.push(() => [
+        { type: ConfChangeType.AddNode, memberId: w.pick(cs.learners) },
+        { type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) },
+      ]);
+    }
+    if (options.length === 0) return null;
+    const changes = w.pick(options)();
+    if (!changes) return null;
+    const transition =
+      changes.length > 1 || w.chance(0.3)
+        ? w.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit])
+        : ConfChangeTransition.Auto;
+    return { transition, changes, context: null };
+  }
+
+  /** A brand-new, empty member (restore null, no peers): the leader must catch it up. */
+  private createJoiner(): MemberId {
+    const id = this.nextMemberId++;
+    const member = this.addMember(id, []);
+    this.startMember(member);
+    return id;
+  }
+
+  // ---- faults ----
+
+  private faultStep(): void {
+    if (this.healed) return;
+    const f = this.faultPrng;
+    this.queue.push(this.nowMs + f.range(100, 1200), { kind: 'fault' });
+    const live = this.memberIds.filter((id) => !this.members.get(id)!.removed);
+    const running = this.runningMembers();
+    this.faultsInjected++;
+    const choice = f.int(11);
+    if (choice <= 1 && running.length > 0) {
+      const victim = choice === 0 && this.currentLeader() ? this.currentLeader()! : f.pick(running);
+      victim.crash(choice === 0 ? 'fault: crash the leader' : 'fault: crash', f.chance(0.5));
+      this.crashes++;
+      this.queue.push(this.nowMs + f.range(50, 3000), { kind: 'restart', member: victim.id });
+    } else if (choice === 2 && live.length >= 2) {
+      const shuffled = shuffle(f, live);
+      const cut = f.range(1, shuffled.length - 1);
+      this.partition(shuffled.slice(0, cut), shuffled.slice(cut), 'symmetric partition', true);
+    } else if (choice === 3 && live.length >= 2) {
+      const shuffled = shuffle(f, live);
+      const cut = f.range(1, shuffled.length - 1);
+      this.partition(shuffled.slice(0, cut), shuffled.slice(cut), 'asymmetric partition', false);
+    } else if (choice === 4) {
+      const leader = this.currentLeader();
+      if (leader) this.partition([leader.id], live.filter((id) => id !== leader.id), 'isolate the leader', true);
+    } else if (choice === 5 && live.length >= 2) {
+      const shuffled = shuffle(f, live);
+      const cut = f.range(1, shuffled.length - 1);
+      const links: [MemberId, MemberId][] = [];
+      for (const a of shuffled.slice(0, cut)) for (const b of shuffled.slice(cut)) links.push([a, b], [b, a]);
+      const generation = ++this.partitionGeneration;
+      this.network.healAll();
+      this.trace.add(this.nowMs, 'fault', 0, `flapping partition {${shuffled.slice(0, cut)}} | {${shuffled.slice(cut)}}`);
+      this.queue.push(this.nowMs, { kind: 'flap', generation, cut: true, untilMs: this.nowMs + f.range(500, 4000), links });
+    } else if (choice === 6) {
+      const conditions: LinkConditions = {
+        dropProbability: f.pick([0, 0.01, 0.05, 0.2]),
+        duplicateProbability: f.pick([0, 0.01, 0.05]),
+        latencyMsMin: 1,
+        latencyMsMax: f.pick([3, 10, 30]),
+        tailProbability: f.pick([0, 0.01, 0.05]),
+        tailLatencyMsMax: f.pick([100, 300, 1000]),
+      };
+      this.network.conditions = conditions;
+      this.trace.add(this.nowMs, 'fault', 0, `link conditions ${JSON.stringify(conditions)}`);
+    } else if (choice === 7) {
+      this.partitionGeneration++;
+      this.network.healAll();
+      this.network.conditions = calmConditions;
+      this.trace.add(this.nowMs, 'heal', 0, 'network healed, calm links');
+    } else if (choice === 9 && running.length > 0) {
+      const leader = this.currentLeader();
+      const victim = leader && f.chance(0.5) ? leader : f.pick(running);
+      victim.throttledUntilMs = this.nowMs + f.range(500, 5000);
+      this.trace.add(this.nowMs, 'fault', victim.id, `throttle timers to ${throttledTickIntervalMs}ms until ${victim.throttledUntilMs}ms (hidden tab)`);
+    } else if (choice === 10 && running.length > 0) {
+      const leader = this.currentLeader();
+      const victim = leader && f.chance(0.5) ? leader : f.pick(running);
+      victim.pausedUntilMs = this.nowMs + f.range(100, 3000);
+      this.queue.push(victim.pausedUntilMs, { kind: 'wake', member: victim.id });
+      this.trace.add(this.nowMs, 'fault', victim.id, `freeze the process until ${victim.pausedUntilMs}ms`);
+    } else {
+      // Crash a minority-or-majority group at once; they come back at different times.
+      const count = f.range(1, Math.max(1, Math.floor(running.length / 2) + 1));
+      for (const victim of shuffle(f, running).slice(0, count)) {
+        victim.crash('fault: group crash', f.chance(0.5));
+        this.crashes++;
+        this.queue.push(this.nowMs + f.range(50, 2000), { kind: 'restart', member: victim.id });
+      }
+    }
+  }
+
+  private partition(a: MemberId[], b: MemberId[], what: string, symmetric: boolean): void {
+    const generation = ++this.partitionGeneration;
+    this.network.healAll();
+    for (const x of a) for (const y of b) symmetric ? this.network.blockBoth(x, y) : this.network.block(x, y);
+    this.trace.add(this.nowMs, 'fault', 0, `${what} {${a}} ${symmetric ? '|' : '->X'} {${b}}`);
+    this.queue.push(this.nowMs + this.faultPrng.range(100, 3000), { kind: 'heal-partition', generation });
+  }
+
+  private flapStep(e: Extract<SimEvent, { kind: 'flap' }>): void {
+    if (e.generation !== this.partitionGeneration) return;
+    if (this.nowMs >= e.untilMs) {
+      this.network.healAll();
+      this.trace.add(this.nowMs, 'heal', 0, 'flapping stopped');
+      return;
+    }
+    if (e.cut) for (const [a, b] of e.links) this.network.block(a, b);
+    else this.network.healAll();
+    this.queue.push(this.nowMs + this.faultPrng.range(30, 300), { ...e, cut: !e.cut });
+  }
+
+  private sabotageStep(): void {
+    const running = this.runningMembers();
+    if (this.options.sabotage === 'corrupt-apply') {
+      // Keep one member corrupting at all times: a victim that gets removed is replaced.
+      const current = this.memberIds.map((id) => this.members.get(id)!).find((m) => m.corruptApplies && !m.removed);
+      const members = running.filter((m) => confMembers(m.confState).includes(m.id));
+      if (!current && members.length > 0) {
+        const victim = this.faultPrng.pick(members);
+        victim.corruptApplies = true;
+        this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: this member now corrupts what it applies');
+      }
+      this.queue.push(this.nowMs + 100, { kind: 'sabotage' });
+      return;
+    }
+    if (this.options.sabotage === 'ignore-fsync') {
+      // Every disk acknowledges syncs it never does, and every crash loses what was unsynced.
+      for (const id of this.memberIds) this.members.get(id)!.storage.ignoresSync = true;
+      this.trace.add(this.nowMs, 'fault', 0, 'SABOTAGE: every disk now ignores fsync');
+      return;
+    }
+    // corrupt-storage: flip a committed, not yet compacted entry on disk, then crash and restart
+    // so the member re-applies it from its log.
+    for (const m of running) {
+      const hs = m.storage.persistedHardState();
+      for (let index = m.storage.snapshotIndex() + 1; index <= hs.commit; index++) {
+        const e = m.storage.entry(index);
+        if (!e || !decodeText(e.data).startsWith('put ')) continue;
+        m.storage.corruptEntry(index, encodeText(`${decodeText(e.data)}-corrupt`));
+        this.trace.add(this.nowMs, 'fault', m.id, `SABOTAGE: corrupted durable entry ${index}, crash and restart`);
+        m.crash('sabotage');
+        this.startMember(m);
+        return;
+      }
+    }
+    this.queue.push(this.nowMs + 50, { kind: 'sabotage' });
+  }
+
+  // ---- heal and liveness ----
+
+  private healStep(): void {
+    this.healed = true;
+    this.healAtMs = this.nowMs;
+    this.partitionGeneration++;
+    this.network.healAll();
+    this.network.conditions = calmConditions;
+    for (const id of this.memberIds) {
+      const m = this.members.get(id)!;
+      m.throttledUntilMs = 0;
+      this.wake(m);
+      if (!m.running && !m.removed) this.startMember(m);
+    }
+    // Members removed while they were away learn of it now (after restarting, so that they
+    // compare the configuration they recovered).
+    if (this.removedMembersLinger) {
+      for (const m of this.runningMembers()) if (!m.removed && this.wasRemoved(m)) this.onRemoved([m.id], m.id);
+    }
+    this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms`);
+    this.queue.push(this.nowMs, { kind: 'probe' });
+  }
+
+  private probeStep(): void {
+    this.queue.push(this.nowMs + livenessProbeIntervalMs, { kind: 'probe' });
+    const leader = this.currentLeader();
+    if (!leader) return;
+    const required = confMembers(leader.confState);
+    for (const [marker, appliedBy] of this.markerAppliedBy) {
+      if (required.every((id) => appliedBy.has(id))) {
+        this.livenessDone = true;
+        this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
+        return;
+      }
+    }
+    if (this.nowMs - this.markerProposedAtMs >= electionTimeoutMs) {
+      const marker = `mark s${this.seed}-${++this.markersIssued}`;
+      if (this.propose(leader, marker)) {
+        this.markerAppliedBy.set(marker, new Set());
+        this.markerProposedAtMs = this.nowMs;
+      }
+    }
+  }
+
+  private onApplied(member: MemberId, payload: string): void {
+    const set = this.markerAppliedBy.get(payload);
+    if (set) set.add(member);
+  }
+
+  private failLiveness(): never {
+    throw new SimFailure(
+      'liveness',
+      `no leader committed a fresh proposal on every member within ${livenessBudgetMs}ms of the heal at ${this.healAtMs}ms\n` +
+        this.describeMembers().join('\n'),
+    );
+  }
+
+  private describeMembers(): string[] {
+    return this.memberIds.map((id) => {
+      const m = this.members.get(id)!;
+      if (!m.running) {
+        return `  m${id}: ${m.removed ? 'removed' : 'down'}; durable snapshot ${m.storage.snapshotIndex()} log to ${m.storage.lastIndex()} commit ${m.storage.persistedHardState().commit}`;
+      }
+      const s = m.raft().status();
+      let line = `  m${id}: ${s.role} term ${s.term} lead ${s.lead} commit ${s.commit} applied ${m.appliedIndex()} last ${s.lastIndex} ${describeConfState(s.confState)}`;
+      if (s.progress) {
+        const parts: string[] = [];
+        for (const [peer, p] of s.progress) {
+          parts.push(`m${peer} ${p.state} match ${p.match} next ${p.next} inflight ${p.inflight}${p.recentActive ? '' : ' inactive'}`);
+        }
+        line += `\n      progress: ${parts.join('; ')}`;
+      }
+      return line;
+    });
+  }
+}
+
+function shuffle<T>(prng: Prng, items: readonly T[]): T[] {
+  const out = items.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = prng.int(i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}

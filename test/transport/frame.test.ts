@@ -1,0 +1,115 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Packr } from 'msgpackr';
+import { FrameReader, FrameType, FramingError, decodeHello, encodeFrame, encodeHello, frameBytesMax, protocolVersion, type Frame } from '../../adapters/transport/tcp/frame.ts';
+
+const frameTypes = Object.values(FrameType).filter((v): v is FrameType => typeof v === 'number');
+const frameArb = fc.record({ type: fc.constantFrom(...frameTypes), payload: fc.uint8Array({ maxLength: 300 }) });
+
+/** Cuts `bytes` at the given points (taken modulo its length). */
+function split(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (const p of [...points, bytes.length]) {
+    parts.push(bytes.subarray(from, p));
+    from = p;
+  }
+  return parts;
+}
+
+describe('frame reader', () => {
+  it('reads back any frames however the stream is cut into reads', () => {
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 12 }), (frames, cuts) => {
+        const stream = new Uint8Array(frames.reduce((n, f) => n + 5 + f.payload.length, 0));
+        let at = 0;
+        for (const f of frames) {
+          stream.set(encodeFrame(f.type, f.payload), at);
+          at += 5 + f.payload.length;
+        }
+        const reader = new FrameReader();
+        reader.frameBytesLimit = frameBytesMax;
+        const out: Frame[] = [];
+        for (const part of split(stream, cuts)) for (const f of reader.push(part)) out.push(f);
+        expect(out).toEqual(frames);
+        expect(reader.pendingBytes).toBe(0);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('copies a frame that is part of a larger read, and hands out a whole read as it is', () => {
+    const reader = new FrameReader();
+    const two = new Uint8Array([...encodeFrame(FrameType.Message, new Uint8Array([1, 2])), ...encodeFrame(FrameType.Message, new Uint8Array([3]))]);
+    const [a, b] = [...reader.push(two)];
+    expect([a.payload.buffer === two.buffer, b.payload.buffer === two.buffer]).toEqual([false, false]);
+    const header = encodeFrame(FrameType.SnapshotChunk, new Uint8Array(4)).subarray(0, 5);
+    expect([...reader.push(header)]).toEqual([]);
+    const body = new Uint8Array([9, 9, 9, 9]);
+    const [c] = [...reader.push(body)];
+    expect(c.payload).toBe(body);
+  });
+
+  it('random bytes yield frames or a FramingError, nothing else', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 6 }), fc.boolean(), (reads, raised) => {
+        const reader = new FrameReader();
+        if (raised) reader.frameBytesLimit = frameBytesMax;
+        try {
+          for (const r of reads) for (const f of reader.push(r)) expect(frameTypes).toContain(f.type);
+        } catch (err) {
+          if (!(err instanceof FramingError)) throw err;
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('refuses a zero length, an unknown type and a length over the limit', () => {
+    const read = (bytes: number[], limit = frameBytesMax) => {
+      const reader = new FrameReader();
+      reader.frameBytesLimit = limit;
+      return () => [...reader.push(new Uint8Array(bytes))];
+    };
+    expect(read([0, 0, 0, 0, 4])).toThrow(new FramingError('frame of 0 bytes has no type'));
+    expect(read([0, 0, 0, 1, 0])).toThrow(new FramingError('unknown frame type 0'));
+    expect(read([0, 0, 4, 1, 4], 1024)).toThrow(new FramingError('frame of 1025 bytes exceeds the limit of 1024'));
+  });
+});
+
+describe('hello', () => {
+  const packr = new Packr({ useRecords: false });
+
+  it('round-trips', () => {
+    const hello = { version: protocolVersion, clusterToken: 'c', from: 1, to: 2 };
+    expect(decodeHello(encodeHello(hello))).toEqual(hello);
+  });
+
+  it('any value or bytes give a Hello or a reason, never an exception', () => {
+    const anyHello = fc.oneof(
+      fc.anything({ withMap: true, withSet: true, withDate: true, withTypedArray: true, withBigInt: true }),
+      fc.tuple(fc.anything(), fc.anything(), fc.anything(), fc.anything()),
+    );
+    fc.assert(
+      fc.property(anyHello, fc.uint8Array({ maxLength: 40 }), (value, bytes) => {
+        let packed: Uint8Array;
+        try {
+          packed = packr.pack(value);
+        } catch {
+          return; // not every JavaScript value has a msgpack form
+        }
+        for (const payload of [packed, bytes]) {
+          const h = decodeHello(payload);
+          if (typeof h !== 'string') expect(h.version).toBe(protocolVersion);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('describes hostile values without calling them', () => {
+    expect(decodeHello(packr.pack([{ toString: 1 }, 'x', 1, 2]))).toBe('protocol version an Object is not 1');
+    expect(decodeHello(packr.pack([1, { valueOf: 1, toString: 2 }, 1, 2]))).toBe('cluster token is an Object, not a string');
+  });
+});

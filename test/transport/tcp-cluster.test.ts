@@ -1,0 +1,130 @@
+// Three Members with MemoryStorage over real TCP on 127.0.0.1 ephemeral ports.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../adapters/clock/system.ts';
+import { MemoryStorage } from '../../adapters/storage/memory.ts';
+import { TcpTransport } from '../../adapters/transport/tcp/index.ts';
+import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
+import { StateRole, type MemberId } from '../../src/raft/types.ts';
+import { Member, type StateMachine } from '../../src/server/member.ts';
+import { prng } from '../raft/prng.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A replicated list of strings; apply returns the list's length after the append. */
+class ListMachine implements StateMachine {
+  items: string[] = [];
+  imagesRestored = 0;
+  apply(payload: Uint8Array): unknown {
+    this.items.push(dec.decode(payload));
+    return this.items.length;
+  }
+  snapshot(): Uint8Array {
+    return enc.encode(JSON.stringify(this.items));
+  }
+  restore(image: Uint8Array): void {
+    if (image.length > 0) this.imagesRestored++;
+    this.items = image.length === 0 ? [] : JSON.parse(dec.decode(image));
+  }
+}
+
+interface Node {
+  id: MemberId;
+  member: Member;
+  sm: ListMachine;
+  storage: MemoryStorage;
+  transport: TcpTransport;
+  logs: string[];
+}
+
+const running: Node[] = [];
+afterEach(async () => {
+  for (const n of running.splice(0)) await n.member.stop();
+});
+
+async function startNode(id: MemberId, peers: MemberId[], addresses: Map<MemberId, string>, storage = new MemoryStorage(), extra = {}, port = 0): Promise<Node> {
+  const logs: string[] = [];
+  const transport = await TcpTransport.listen({ id, clusterToken: 'tcp-cluster-test', port, log: (level, msg) => logs.push(`${level}: ${msg}`) });
+  addresses.set(id, transport.addressString);
+  const sm = new ListMachine();
+  const member = await Member.start({
+    id,
+    peers,
+    clock: systemClock,
+    storage,
+    transport,
+    stateMachine: sm,
+    random: prng(id * 7919 + Date.now()),
+    tickMs: 10,
+    electionTicks: 10,
+    requestTimeoutMs: 5000,
+    ...extra,
+  });
+  const node = { id, member, sm, storage, transport, logs };
+  running.push(node);
+  return node;
+}
+
+/** Points every node's transport at every other address. */
+function wire(nodes: Node[], addresses: Map<MemberId, string>): void {
+  for (const n of nodes) for (const [id, address] of addresses) if (id !== n.id) n.transport.addPeer(id, address);
+}
+
+
+/** Elections with 100 ms timeouts settle well within this, even on a loaded machine. */
+const electionWaitMs = 10_000;
+
+const leaderOf = (nodes: Node[]) => nodes.find((n) => n.member.status().role === StateRole.Leader);
+
+describe('members over TCP', () => {
+  it('elect a leader, replicate, survive the leader stopping, and take it back on the same port', { timeout: 30_000 }, async () => {
+    const addresses = new Map<MemberId, string>();
+    const nodes = await Promise.all([1, 2, 3].map((id) => startNode(id, [1, 2, 3], addresses)));
+    wire(nodes, addresses);
+    const leader = await waitFor('a leader', () => leaderOf(nodes), electionWaitMs);
+    const follower = nodes.find((n) => n !== leader)!;
+    expect(await leader.member.propose(enc.encode('a'))).toBe(1);
+    expect(await follower.member.propose(enc.encode('b'))).toBe(2);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => follower.member.propose(enc.encode(`c${i}`))));
+    expect(results.sort((x, y) => (x as number) - (y as number))).toEqual(Array.from({ length: 20 }, (_, i) => i + 3));
+    await waitFor('all applied', () => nodes.every((n) => n.sm.items.length === 22), electionWaitMs);
+    for (const n of nodes) expect(n.sm.items).toEqual(leader.sm.items);
+
+    // Stop the leader: its transport closes; the other two elect a new leader and go on.
+    const oldTerm = leader.member.status().term;
+    const synced = leader.storage.copyState('synced');
+    const port = leader.transport.address.port;
+    await leader.member.stop();
+    running.splice(running.indexOf(leader), 1);
+    const rest = nodes.filter((n) => n !== leader);
+    const next = await waitFor('a new leader', () => leaderOf(rest), electionWaitMs);
+    expect(next.member.status().term).toBeGreaterThan(oldTerm);
+    expect(await next.member.propose(enc.encode('after'))).toBe(23);
+
+    // The old leader restarts from what it had synced, on the same port; the others reconnect.
+    const back = await startNode(leader.id, [], new Map(addresses), new MemoryStorage(synced), {}, port);
+    wire([back], addresses);
+    await waitFor('the restarted member to catch up', () => back.sm.items.length === 23, electionWaitMs);
+    expect(back.sm.items).toEqual(next.sm.items);
+  });
+
+  it('a learner catches up from a snapshot streamed in chunks', { timeout: 30_000 }, async () => {
+    const addresses = new Map<MemberId, string>();
+    const opts = { snapshotEntries: 10, snapshotKeepEntries: 0 };
+    const nodes = await Promise.all([1, 2, 3].map((id) => startNode(id, [1, 2, 3], addresses, new MemoryStorage(), opts)));
+    wire(nodes, addresses);
+    const leader = await waitFor('a leader', () => leaderOf(nodes), electionWaitMs);
+    const big = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 30; i++) await leader.member.propose(enc.encode(`${i}:${big}`));
+    const joiner = await startNode(4, [], addresses, new MemoryStorage(), opts);
+    wire([...nodes, joiner], addresses);
+    await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }], context: null });
+    await waitFor('the learner to catch up', () => joiner.sm.items.length === 30, electionWaitMs);
+    expect(joiner.sm.items).toEqual(leader.sm.items);
+    expect(joiner.sm.imagesRestored).toBe(1);
+    // ~3 MiB of state: more than one snapshot chunk.
+    expect(leader.sm.snapshot().length).toBeGreaterThan(2 * 1024 * 1024);
+  });
+});
