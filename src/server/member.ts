@@ -169,6 +169,11 @@ export class Member {
     return this.node.status().role === StateRole.Leader;
   }
 
+  /** True once stop() was called or storage failed: the member serves nothing any more. */
+  isStopped(): boolean {
+    return this.stopped;
+  }
+
   /**
    * Replicates `payload` and resolves with the state machine's result once it is applied
    * here. A timeout means the outcome is unknown: the entry may still commit.

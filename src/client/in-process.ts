@@ -1,0 +1,312 @@
+// A Connection to KvMembers in the same JavaScript realm. It talks to one member at a time and
+// moves to the next one when that member is stopped; lease keep-alives go to the leader, whose
+// clock alone decides expiry.
+
+import { MvccError } from '../mvcc/errors.ts';
+import type { WatchStream } from '../mvcc/watch-hub.ts';
+import type {
+  CompactionRequest,
+  CompactionResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseLeasesResponse,
+  LeaseRevokeRequest,
+  LeaseRevokeResponse,
+  LeaseTimeToLiveResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+  WatchResponse,
+} from '../mvcc/types.ts';
+import type { Clock } from '../seams.ts';
+import type { KvMember } from '../server/kv-member.ts';
+import { MemberError } from '../server/member.ts';
+import type {
+  Connection,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponse,
+  LeaseTimeToLiveRequest,
+  WatchChannel,
+  WatchRequest,
+  WatchStreamHandlers,
+} from './connection.ts';
+import {
+  EtcdError,
+  EtcdLeaseNotFoundError,
+  EtcdNoLeaderError,
+  EtcdServerStoppedError,
+  EtcdUnavailableError,
+  errorFromStatus,
+  StatusCode,
+} from './errors.ts';
+
+/** Watch responses queued for a slow handler before the hub is told to hold events back. */
+export const WATCH_RESPONSES_QUEUED_MAX = 1024;
+/** How often a watch stream checks that its member still runs (the in-process "keepalive ping"). */
+export const WATCH_HEALTH_CHECK_MS_DEFAULT = 50;
+/** Leader lookups per keep-alive: a new leader may not have taken over its lessor yet. */
+const KEEPALIVE_ATTEMPTS_MAX = 3;
+
+export interface InProcessConnectionOptions {
+  /** Drives the watch streams' member health checks. */
+  clock: Clock;
+  /** Index into `members` of the member to use first. */
+  preferred?: number;
+  watchHealthCheckMs?: number;
+}
+
+/** A status error from a member, as a typed EtcdError; anything else is a bug and passes through. */
+export function toEtcdError(err: unknown): Error {
+  if (err instanceof EtcdError) return err;
+  if (err instanceof MvccError) return errorFromStatus(err.code, err.message);
+  if (err instanceof MemberError) {
+    switch (err.code) {
+      case 'timeout':
+      case 'stopped':
+      case 'no-leader':
+        return errorFromStatus(StatusCode.Unavailable, err.message);
+      case 'proposal-dropped':
+        return new EtcdError(StatusCode.Unavailable, err.message);
+    }
+  }
+  return err as Error;
+}
+
+/** A leader-only lessor call reached a member that is not (or not yet) the leader. */
+function isNotLeader(err: unknown): boolean {
+  return err instanceof MvccError && (err.message === 'etcdserver: not leader' || err.message === 'not a primary lessor');
+}
+
+export class InProcessConnection implements Connection {
+  private current: number;
+  private readonly channels = new Set<InProcessWatchChannel>();
+  private closed = false;
+
+  constructor(
+    private readonly members: readonly KvMember[],
+    private readonly opts: InProcessConnectionOptions,
+  ) {
+    if (members.length === 0) throw new Error('InProcessConnection: no members given');
+    this.current = opts.preferred ?? 0;
+    if (!(this.current >= 0 && this.current < members.length)) {
+      throw new Error(`InProcessConnection: preferred ${this.current} is not in [0, ${members.length})`);
+    }
+  }
+
+  /** The member requests go to now (the first running one from the preferred member on). */
+  get member(): KvMember {
+    return this.pick();
+  }
+
+  range(request: RangeRequest): Promise<RangeResponse> {
+    return this.call((m) => m.range(request), true);
+  }
+
+  put(request: PutRequest): Promise<PutResponse> {
+    return this.call((m) => m.put(request), false);
+  }
+
+  deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return this.call((m) => m.deleteRange(request), false);
+  }
+
+  txn(request: TxnRequest): Promise<TxnResponse> {
+    return this.call((m) => m.txn(request), false);
+  }
+
+  compact(request: CompactionRequest): Promise<CompactionResponse> {
+    return this.call((m) => m.compact(request), false);
+  }
+
+  leaseGrant(request: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    return this.call((m) => m.leaseGrant(request), false);
+  }
+
+  leaseRevoke(request: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
+    return this.call((m) => m.leaseRevoke(request.ID), false);
+  }
+
+  leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
+    return this.call((m) => m.leaseTimeToLive(request.ID, request.keys ?? false), true);
+  }
+
+  leaseLeases(): Promise<LeaseLeasesResponse> {
+    return this.call((m) => m.leaseLeases(), true);
+  }
+
+  async leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
+    this.assertOpen();
+    for (let attempt = 1; ; attempt++) {
+      const leader = this.leader();
+      if (leader === undefined) throw new EtcdNoLeaderError();
+      try {
+        const res = await leader.leaseKeepAlive(request.ID);
+        return { header: { revision: leader.mvcc.currentRevision }, ID: res.ID, TTL: res.TTL };
+      } catch (err) {
+        // etcd answers a keep-alive for an unknown or expired lease with TTL 0, not an error.
+        if (toEtcdError(err) instanceof EtcdLeaseNotFoundError) {
+          return { header: { revision: leader.mvcc.currentRevision }, ID: request.ID, TTL: 0 };
+        }
+        if (isNotLeader(err) && attempt < KEEPALIVE_ATTEMPTS_MAX) continue;
+        throw toEtcdError(err);
+      }
+    }
+  }
+
+  watch(handlers: WatchStreamHandlers): WatchChannel {
+    const channel = new InProcessWatchChannel(handlers, this.opts.clock, this.opts.watchHealthCheckMs ?? WATCH_HEALTH_CHECK_MS_DEFAULT, () =>
+      this.channels.delete(channel),
+    );
+    this.channels.add(channel);
+    try {
+      this.assertOpen();
+      channel.open(this.pick());
+    } catch (err) {
+      channel.fail(toEtcdError(err) as EtcdError);
+    }
+    return channel;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const channel of [...this.channels]) channel.close();
+  }
+
+  /**
+   * Runs `rpc` on the current member. A member found stopped before the call is skipped; one
+   * that stops during the call is skipped and the call retried only when `idempotent` (a write
+   * interrupted by a stop may still commit, so retrying it could apply it twice).
+   */
+  private async call<T>(rpc: (member: KvMember) => Promise<T>, idempotent: boolean): Promise<T> {
+    this.assertOpen();
+    for (let attempt = 1; ; attempt++) {
+      const member = this.pick();
+      try {
+        return await rpc(member);
+      } catch (err) {
+        const stopped = err instanceof MemberError && err.code === 'stopped';
+        if (stopped && idempotent && attempt < this.members.length) continue;
+        throw toEtcdError(err);
+      }
+    }
+  }
+
+  private pick(): KvMember {
+    for (let i = 0; i < this.members.length; i++) {
+      const index = (this.current + i) % this.members.length;
+      if (!this.members[index].member.isStopped()) {
+        this.current = index;
+        return this.members[index];
+      }
+    }
+    throw new EtcdUnavailableError('client: no member is running');
+  }
+
+  /** The running member that is leader in the highest term (a deposed leader may not know yet). */
+  private leader(): KvMember | undefined {
+    let best: KvMember | undefined;
+    for (const m of this.members) {
+      if (m.member.isStopped() || !m.member.isLeader()) continue;
+      if (best === undefined || m.member.status().term > best.member.status().term) best = m;
+    }
+    return best;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new EtcdUnavailableError('client: connection closed');
+  }
+}
+
+/**
+ * One watch stream on one member's watch hub. Responses are queued and handed over in a later
+ * microtask, so a handler may send requests without re-entering the hub.
+ */
+class InProcessWatchChannel implements WatchChannel {
+  private stream: WatchStream | null = null;
+  private member: KvMember | null = null;
+  private readonly queue: WatchResponse[] = [];
+  private flushScheduled = false;
+  private stopHealthCheck: (() => void) | null = null;
+  private done = false;
+  /** Closed by the client: nothing more reaches the handlers. */
+  private silenced = false;
+
+  constructor(
+    private readonly handlers: WatchStreamHandlers,
+    private readonly clock: Clock,
+    private readonly healthCheckMs: number,
+    private readonly onDone: () => void,
+  ) {}
+
+  open(member: KvMember): void {
+    this.member = member;
+    this.stream = member.mvcc.watchHub.openStream({
+      send: (response) => {
+        if (this.done) return true;
+        // A full queue refuses events; the hub keeps the watcher's position and resends them.
+        if (response.events.length > 0 && this.queue.length >= WATCH_RESPONSES_QUEUED_MAX) return false;
+        this.queue.push(response);
+        this.scheduleFlush();
+        return true;
+      },
+    });
+    this.stopHealthCheck = this.clock.every(this.healthCheckMs, () => {
+      if (member.member.isStopped()) this.fail(new EtcdServerStoppedError());
+    });
+  }
+
+  send(request: WatchRequest): void {
+    if (this.done || this.stream === null) return;
+    if (this.member?.member.isStopped()) {
+      this.fail(new EtcdServerStoppedError());
+      return;
+    }
+    if ('createRequest' in request) this.stream.watch(request.createRequest);
+    else if ('cancelRequest' in request) this.stream.cancel(request.cancelRequest.watchId);
+    else this.stream.requestProgress();
+  }
+
+  close(): void {
+    this.silenced = true;
+    if (this.done) return;
+    this.teardown();
+  }
+
+  /** Ends the stream and reports `error` once the queued responses are delivered. */
+  fail(error: EtcdError): void {
+    if (this.done) return;
+    this.teardown();
+    queueMicrotask(() => {
+      this.flush();
+      if (!this.silenced) this.handlers.onClosed(error);
+    });
+  }
+
+  private teardown(): void {
+    this.done = true;
+    this.stopHealthCheck?.();
+    this.stream?.close();
+    this.onDone();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    while (this.queue.length > 0) {
+      if (this.silenced) return;
+      this.handlers.onResponse(this.queue.shift()!);
+    }
+  }
+}
