@@ -6,8 +6,8 @@ import { RawNode } from '../../src/raft/raw-node.ts';
 import { decodeConfChange } from '../../src/raft/confchange.ts';
 import type { RaftConfig } from '../../src/raft/config.ts';
 import type { ConfChange } from '../../src/raft/confchange-types.ts';
-import { EntryType, MessageType, StateRole, emptyConfState } from '../../src/raft/types.ts';
-import type { ConfState, Entry, MemberId, Message, Ready, ReadState, Snapshot } from '../../src/raft/types.ts';
+import { EntryType, StateRole, emptyConfState } from '../../src/raft/types.ts';
+import type { ConfState, Entry, MemberId, Message, Ready, ReadState } from '../../src/raft/types.ts';
 import { SimStorage } from './storage.ts';
 import { KvStateMachine, decodeText } from './state-machine.ts';
 import { SimFailure, confMembers, describeConfState } from './checker.ts';
@@ -49,8 +49,6 @@ export interface MemberOptions {
    * throttled or frozen leader.
    */
   tickCatchUp: boolean;
-  /** Hold snapshot messages while a Ready is outstanding (core issue 6 workaround). */
-  snapshotRaceWorkaround: boolean;
   /** How long a Ready's write takes at virtual time `nowMs`; 0 is a synchronous disk. */
   diskLatencyMs: (nowMs: number) => number;
 }
@@ -73,8 +71,6 @@ export class SimMember {
   /** Commit index the member can never go below: the highest it has persisted (synced, after a crash). */
   private commitFloor = 0;
   private snapshotIndex = 0;
-  /** Snapshot messages that arrived while a Ready was outstanding (core issue 6 workaround). */
-  private heldSnapshotMessages: Message[] = [];
   /** The Ready handed out and not yet advanced (its write is in progress), with its term. */
   private outstanding: { rd: Ready; term: number } | null = null;
   /** Sabotage for the checker self-test: flip the payload of entries this member applies. */
@@ -159,9 +155,8 @@ export class SimMember {
   crash(reason: string, loseUnsynced = false): void {
     if (!this.node) return;
     this.node = null;
-    // A Ready whose write had not completed is lost with the machine, and so is what it held.
+    // A Ready whose write had not completed is lost with the machine.
     this.outstanding = null;
-    this.heldSnapshotMessages = [];
     this.role = StateRole.Follower;
     this.lead = 0;
     const lost = this.storage.crash(loseUnsynced);
@@ -184,12 +179,6 @@ export class SimMember {
   deliver(m: Message): void {
     const node = this.caughtUpNode();
     if (!node) return;
-    if (m.type === MessageType.Snap && this.outstanding && this.options.snapshotRaceWorkaround) {
-      // Core issue 6 workaround: a snapshot restored under the entries being applied would
-      // corrupt the configuration; hold it until the outstanding Ready is advanced.
-      this.heldSnapshotMessages.push(m);
-      return;
-    }
     node.step(m);
     this.drive();
   }
@@ -250,9 +239,6 @@ export class SimMember {
       return;
     }
     this.maybeSnapshot();
-    const held = this.heldSnapshotMessages;
-    this.heldSnapshotMessages = [];
-    for (const m of held) this.node?.step(m);
   }
 
   /** The node after any due ticks, or null if it is down (the ticks may have stopped it). */
@@ -358,9 +344,7 @@ export class SimMember {
 
   private maybeSnapshot(): void {
     if (!this.node || this.sm.appliedIndex - this.snapshotIndex < this.options.snapshotEveryEntries) return;
-    // Typed to accept core-fix-6.patch, where null means a leader's snapshot is about to replace ours.
-    const snap: Snapshot | null = this.node.createSnapshot(this.sm.snapshotData(), this.options.snapshotKeepEntries);
-    if (!snap) return;
+    const snap = this.node.createSnapshot(this.sm.snapshotData(), this.options.snapshotKeepEntries);
     if (snap.metadata.index !== this.sm.appliedIndex) {
       throw new SimFailure('snapshot', `m${this.id} createSnapshot made index ${snap.metadata.index} but the state machine is at ${this.sm.appliedIndex}`);
     }

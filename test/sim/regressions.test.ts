@@ -28,8 +28,8 @@ const regressionSeeds: RegressionSeed[] = [
   { seed: 5194, found: 'simulator: catch-up ticks stopped a lingering removed member just before a client proposal reached it' },
   { seed: 58, found: 'simulator: healing a frozen member left its held messages queued past the liveness deadline' },
   { seed: 111, found: 'simulator: fsync stalls longer than an election timeout kept leadership from settling after the heal' },
-  { seed: 241, found: 'core issue 6: createSnapshot() threw "entry compacted" (passes with the driver workaround)' },
-  { seed: 532, found: 'core issue 6: a learner applied leave-joint on top of a newer snapshot configuration (passes with the workaround)' },
+  { seed: 241, found: 'core issue 6: a snapshot restored under entries being applied; createSnapshot() threw "entry compacted" (fixed in 7163aa4)' },
+  { seed: 532, found: 'core issue 6: a learner applied leave-joint on top of a newer snapshot configuration (fixed in 7163aa4)' },
   { seed: 265, found: 'without pre-vote a stale member disrupted eight elections in a row (sets the liveness budget)' },
 ];
 
@@ -52,21 +52,6 @@ describe('core issue 5: lease reads need the driver to catch up ticks', () => {
     expect(r.clusterShape).toContain('reads=lease');
     expect(r.ok).toBe(false);
     expect(r.failure?.property).toBe('linearizable read');
-  });
-});
-
-describe('core issue 6: a leader snapshot restored while committed entries are being applied', () => {
-  // Both turn red once the core defers such a snapshot (core-fix-6.patch): then drop them.
-  it('makes createSnapshot() throw "entry compacted" without the driver workaround (seed 241)', () => {
-    const r = runSeed({ seed: 241, snapshotRaceWorkaround: false });
-    expect(r.ok).toBe(false);
-    expect(r.failure?.message).toContain('entry compacted');
-  });
-
-  it('applies a conf change on top of the snapshot configuration without the workaround (seed 532)', () => {
-    const r = runSeed({ seed: 532, snapshotRaceWorkaround: false });
-    expect(r.ok).toBe(false);
-    expect(r.failure?.property).toBe('configuration');
   });
 });
 

@@ -39,13 +39,6 @@ export interface SimOptions {
    * makes lease-based reads stale on a throttled leader (sim docs: core issue 5).
    */
   tickCatchUp?: boolean;
-  /**
-   * Hold a leader's snapshot messages while a Ready is being written (default true). Stepped
-   * at once, the core restores them under the entries being applied: createSnapshot() then
-   * throws "entry compacted" and conf changes apply on top of the snapshot's configuration
-   * (sim docs: core issue 6).
-   */
-  snapshotRaceWorkaround?: boolean;
 }
 
 export interface SimResult {
@@ -303,7 +296,6 @@ class Simulation {
         snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
         tickCatchUp: this.options.tickCatchUp ?? true,
         diskLatencyMs: this.diskLatency(id),
-        snapshotRaceWorkaround: this.options.snapshotRaceWorkaround ?? true,
       },
       {
         nowMs: () => this.nowMs,
