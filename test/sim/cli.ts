@@ -59,9 +59,8 @@ function parseArgs(argv: string[]): CliArgs {
     else if (arg === '--worker') worker = true;
     else if (arg === '--sabotage') {
       const mode = argv[++i];
-      if (mode !== 'corrupt-apply' && mode !== 'corrupt-storage' && mode !== 'ignore-fsync') {
-        throw new Error(`--sabotage takes corrupt-apply, corrupt-storage or ignore-fsync, got ${mode}`);
-      }
+      const modes = ['corrupt-apply', 'corrupt-storage', 'ignore-fsync', 'corrupt-mvcc'];
+      if (!modes.includes(mode)) throw new Error(`--sabotage takes ${modes.join(', ')}, got ${mode}`);
       runOptions.sabotage = mode as Sabotage;
       runArgv.push(arg, mode);
     } else if (arg === '--fault-phase-s') {

@@ -63,6 +63,18 @@ describe('the checkers can fail', () => {
     expect(r.failure?.message).toMatch(/applied \d+\/t\d+ "put .*"/);
   });
 
+  it('an MVCC store written outside the log is caught by comparing HashKV between replicas', () => {
+    const r = runSeed({ seed: 7, sabotage: 'corrupt-mvcc' });
+    expect(r.ok).toBe(false);
+    expect(r.failure?.property).toBe('hashkv');
+  });
+
+  it('without sabotage, replicas at one applied index agree on HashKV', () => {
+    const r = runSeed({ seed: 7 });
+    expect(r.ok, explain(r)).toBe(true);
+    expect(r.hashKvGroups).toBeGreaterThanOrEqual(1);
+  });
+
   it('a disk that flips a committed entry is caught when the member replays its log', () => {
     const r = runSeed({ seed: 7, sabotage: 'corrupt-storage' });
     expect(r.ok).toBe(false);

@@ -23,7 +23,7 @@ import type { TraceEvent } from './trace.ts';
 import { decodeText, encodeText } from './state-machine.ts';
 
 /** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
-export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync';
+export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync' | 'corrupt-mvcc';
 
 export interface SimOptions {
   seed: number;
@@ -58,6 +58,8 @@ export interface SimResult {
   crashes: number;
   /** Virtual time from the heal to a fresh commit applied on every member (when it came). */
   recoveryMs: number;
+  /** Groups of members compared by HashKV at the end (members at one applied index). */
+  hashKvGroups: number;
   traceDigest: string;
   historyDigest: string;
   /** The last events before the end (or the failure), oldest first. */
@@ -157,6 +159,7 @@ class Simulation {
 
   private healed = false;
   private livenessDone = false;
+  private hashKvChecks = 0;
   private partitionGeneration = 0;
   private faultsInjected = 0;
   private snapshotsSent = 0;
@@ -255,6 +258,7 @@ class Simulation {
       snapshotsSent: this.snapshotsSent,
       crashes: this.crashes,
       recoveryMs: this.livenessDone ? this.nowMs - this.healAtMs : -1,
+      hashKvGroups: this.hashKvChecks,
       traceDigest: this.trace.digest(),
       historyDigest: this.checker.historyDigest(),
       recentEvents: this.trace.recent(),
@@ -787,6 +791,17 @@ class Simulation {
       this.queue.push(this.nowMs + 100, { kind: 'sabotage' });
       return;
     }
+    if (this.options.sabotage === 'corrupt-mvcc') {
+      // Write to one member's MVCC store behind Raft's back: its applied entries (and so the
+      // rolling hash) stay right; only comparing HashKV between replicas can notice.
+      const victim = running.find((m) => confMembers(m.confState).includes(m.id));
+      if (victim) {
+        const key = new TextEncoder().encode('sabotage');
+        victim.stateMachine().mvcc.apply({ kind: 'put', request: { key, value: key } }, { nowMs: 0 });
+        this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: a put written to the MVCC store outside the log');
+      }
+      return;
+    }
     if (this.options.sabotage === 'ignore-fsync') {
       // Every disk acknowledges syncs it never does, and every crash loses what was unsynced.
       for (const id of this.memberIds) this.members.get(id)!.storage.ignoresSync = true;
@@ -841,6 +856,7 @@ class Simulation {
     for (const [marker, appliedBy] of this.markerAppliedBy) {
       if (required.every((id) => appliedBy.has(id))) {
         this.livenessDone = true;
+        this.checkHashKv(required);
         this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
         return;
       }
@@ -852,6 +868,26 @@ class Simulation {
         this.markerProposedAtMs = this.nowMs;
       }
     }
+  }
+
+  /** Members at the same applied index hold the same MVCC store: HashKV, as etcd compares replicas. */
+  private checkHashKv(ids: MemberId[]): void {
+    const byIndex = new Map<number, { id: MemberId; hash: number; revision: number }>();
+    for (const id of ids) {
+      const m = this.members.get(id);
+      if (!m || !m.running) continue;
+      const sm = m.stateMachine();
+      const h = sm.mvcc.hashKV(0);
+      const seen = byIndex.get(sm.appliedIndex);
+      if (!seen) byIndex.set(sm.appliedIndex, { id, hash: h.hash, revision: h.hashRevision });
+      else if (seen.hash !== h.hash || seen.revision !== h.hashRevision) {
+        throw new SimFailure(
+          'hashkv',
+          `at applied index ${sm.appliedIndex} m${id} has HashKV ${h.hash.toString(16)} (revision ${h.hashRevision}) but m${seen.id} has ${seen.hash.toString(16)} (revision ${seen.revision})`,
+        );
+      }
+    }
+    this.hashKvChecks += byIndex.size;
   }
 
   private onApplied(member: MemberId, payload: string): void {
