@@ -15,7 +15,7 @@ import type { LeaseState } from './lessor.ts';
 /** Bumped on any incompatible change of the encoding. */
 export const SNAPSHOT_FORMAT = 3;
 /** Records per frame: bounds the work done between two yields of `frames()`. */
-export const SNAPSHOT_FRAME_RECORDS_MAX = 16_384;
+export const SNAPSHOT_FRAME_RECORDS_MAX = 4_096;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 

@@ -16,6 +16,7 @@ import {
   type Message,
   type Ready,
   type Snapshot,
+  type SnapshotMetadata,
   type SoftState,
   StateRole,
   isLocalMessage,
@@ -190,14 +191,41 @@ export class RawNode {
    */
   createSnapshot(data: Uint8Array, keepEntries = 0): Snapshot {
     if (this.outstanding !== null) throw new Error('raft: createSnapshot() while a Ready is outstanding');
+    return this.install(this.snapshotPoint(), data, keepEntries);
+  }
+
+  private install(point: SnapshotMetadata, data: Uint8Array, keepEntries: number): Snapshot {
+    const snap: Snapshot = { metadata: point, data };
+    this.raft.log.snapshot = snap;
+    this.raft.log.compact(Math.max(0, point.index - keepEntries));
+    return snap;
+  }
+
+  /**
+   * The metadata a snapshot of the current applied state will carry. With `snapshotFrom`,
+   * an application can take an O(1) view of its state now, serialize it over time while it
+   * keeps applying, and install the result when it is ready.
+   */
+  snapshotPoint(): SnapshotMetadata {
     const log = this.raft.log;
     const index = log.applied;
     const term = log.term(index);
     if (term === undefined) throw new Error(`raft: cannot snapshot at ${index}: entry compacted`);
-    const snap: Snapshot = { metadata: { index, term, confState: this.raft.trk.confState() }, data };
-    log.snapshot = snap;
-    log.compact(Math.max(0, index - keepEntries));
-    return snap;
+    return { index, term, confState: this.raft.trk.confState() };
+  }
+
+  /**
+   * Installs a snapshot made from the state at `point` (see snapshotPoint), keeping the last
+   * `keepEntries` entries before it. Returns null if the point is no longer useful: a newer
+   * snapshot was installed or restored meanwhile, or the log was replaced under it.
+   */
+  snapshotFrom(point: SnapshotMetadata, data: Uint8Array, keepEntries = 0): Snapshot | null {
+    if (this.outstanding !== null) throw new Error('raft: snapshotFrom() while a Ready is outstanding');
+    const log = this.raft.log;
+    if (point.index > log.applied) throw new Error(`raft: snapshot point ${point.index} is past applied ${log.applied}`);
+    const current = log.snapshot?.metadata.index ?? 0;
+    if (point.index <= current || log.term(point.index) !== point.term) return null;
+    return this.install(point, data, keepEntries);
   }
 
   status(): Status {

@@ -27,7 +27,7 @@ import type {
 } from '../mvcc/types.ts';
 import { validateRequest } from '../mvcc/validate.ts';
 import { StateRole } from '../raft/types.ts';
-import { Member, MemberError, type MemberOptions, type StateMachine } from './member.ts';
+import { Member, MemberError, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 
 /** Leases revoked per tick at most, so a mass expiry does not flood the log (etcd: leaseRevokeRate). */
 export const leaseRevokesPerTickMax = 100;
@@ -57,8 +57,9 @@ class MvccReplica implements StateMachine {
     return this.mvcc.apply(req, { nowMs: this.nowMs() });
   }
 
-  snapshot(): Uint8Array {
-    return this.mvcc.snapshot().encode();
+  /** An O(1) copy-on-write view; the member serializes it frame by frame between applies. */
+  snapshot(): SnapshotView {
+    return this.mvcc.snapshot();
   }
 
   restore(image: Uint8Array): void {

@@ -6,15 +6,19 @@ import type { RaftConfig } from '../raft/config.ts';
 import { decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
-import { EntryType, MessageType, StateRole, type Entry, type MemberId, type Ready } from '../raft/types.ts';
+import { EntryType, MessageType, StateRole, type Entry, type MemberId, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import type { Clock, Storage, Transport } from '../seams.ts';
 
 /** The replicated application. `apply` must be deterministic: every member applies the same entries. */
 export interface StateMachine {
   /** Applies a committed payload at `index`; the result goes back to the member that proposed it. */
   apply(payload: Uint8Array, index: number): unknown;
-  /** The whole state as of the last applied entry. */
-  snapshot(): Uint8Array;
+  /**
+   * The whole state as of the last applied entry: its bytes, or an O(1) view whose frames
+   * (concatenated) are those bytes. A view is serialized a few frames per tick while applying
+   * goes on, so a large state never stalls the member.
+   */
+  snapshot(): Uint8Array | SnapshotView;
   /** Replaces the whole state. An empty image means the initial, empty state. */
   restore(image: Uint8Array): void;
 }
@@ -40,6 +44,26 @@ export interface MemberOptions {
   requestTimeoutMs?: number;
   raft?: Partial<Omit<RaftConfig, 'id' | 'random' | 'electionTicks' | 'heartbeatTicks'>>;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
+}
+
+/** A consistent image of the state, taken in O(1), serialized later frame by frame. */
+export interface SnapshotView {
+  frames(): Iterable<Uint8Array>;
+}
+
+/**
+ * Share of each tick spent serializing a background snapshot (at least one frame a tick), so
+ * heartbeats and applies keep their pace while a large state is written out.
+ */
+export const snapshotTickShare = 0.25;
+
+interface SnapshotJob {
+  point: SnapshotMetadata;
+  frames: Iterator<Uint8Array>;
+  chunks: Uint8Array[];
+  bytes: number;
+  /** Set when every frame is serialized. */
+  data: Uint8Array | null;
 }
 
 /** etcd's wording, so clients map the errors the same way. */
@@ -94,6 +118,7 @@ export class Member {
   private stopped = false;
   private stopTicker: (() => void) | null = null;
   private appliedSinceSnapshot = 0;
+  private snapshotJob: SnapshotJob | null = null;
   private lastEvent: MemberEvent | null = null;
   private readonly listeners = new Set<(e: MemberEvent) => void>();
   private fatal: Error | null = null;
@@ -267,6 +292,7 @@ export class Member {
   private onTick(): void {
     if (this.stopped) return;
     this.catchUpTicks();
+    this.continueSnapshot();
     const now = this.opts.clock.now();
     const timeout = new MemberError('timeout', 'etcdserver: request timed out');
     for (const [seq, w] of this.proposals) {
@@ -318,6 +344,7 @@ export class Member {
           await this.maybeSnapshot();
           this.flushProposals();
         }
+        if (this.snapshotJob?.data) await this.maybeSnapshot();
         this.emitChange();
       } while (this.drainAgain && !this.stopped);
     } finally {
@@ -423,10 +450,48 @@ export class Member {
 
   /** Storage takes one call at a time, so the snapshot is written inside the drain loop. */
   private async maybeSnapshot(): Promise<void> {
+    const job = this.snapshotJob;
+    if (job !== null) {
+      if (job.data === null) return;
+      this.snapshotJob = null;
+      // Null when a newer snapshot arrived from the leader while this one was serialized.
+      const snap = this.node.snapshotFrom(job.point, job.data, this.opts.snapshotKeepEntries);
+      if (snap) await this.opts.storage.saveSnapshot(snap);
+      return;
+    }
     if (this.appliedSinceSnapshot < this.opts.snapshotEntries) return;
     this.appliedSinceSnapshot = 0;
-    const snap = this.node.createSnapshot(this.opts.stateMachine.snapshot(), this.opts.snapshotKeepEntries);
-    await this.opts.storage.saveSnapshot(snap);
+    const point = this.node.snapshotPoint();
+    const image = this.opts.stateMachine.snapshot();
+    if (image instanceof Uint8Array) {
+      const snap = this.node.snapshotFrom(point, image, this.opts.snapshotKeepEntries);
+      if (snap) await this.opts.storage.saveSnapshot(snap);
+      return;
+    }
+    this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
+  }
+
+  /** Serializes a few frames of the background snapshot; called every tick. */
+  private continueSnapshot(): void {
+    const job = this.snapshotJob;
+    if (job === null || job.data !== null) return;
+    const until = this.opts.clock.now() + this.opts.tickMs * snapshotTickShare;
+    for (let first = true; first || this.opts.clock.now() < until; first = false) {
+      const next = job.frames.next();
+      if (next.done) {
+        const data = new Uint8Array(job.bytes);
+        let offset = 0;
+        for (const c of job.chunks) {
+          data.set(c, offset);
+          offset += c.length;
+        }
+        job.data = data;
+        job.chunks = [];
+        return;
+      }
+      job.chunks.push(next.value);
+      job.bytes += next.value.length;
+    }
   }
 
   private emitChange(): void {
