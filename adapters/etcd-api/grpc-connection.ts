@@ -221,21 +221,7 @@ export class GrpcConnection implements Connection {
 
   async leaseKeepAlive(request: LeaseKeepAliveRequest): Promise<LeaseKeepAliveResponse> {
     this.assertOpen();
-    this.keepAlives ??= this.connected().then((endpoint) => {
-      const stream = new KeepAliveStream(endpoint, this.callTimeoutMs, () => {
-        if (this.keepAlives === opened) this.keepAlives = null;
-      });
-      return stream;
-    });
-    const opened = this.keepAlives;
-    let stream: KeepAliveStream;
-    try {
-      stream = await opened;
-    } catch (err) {
-      if (this.keepAlives === opened) this.keepAlives = null;
-      throw err;
-    }
-    return stream.keepAlive(request.ID);
+    return (await this.keepAliveStream()).keepAlive(request.ID);
   }
 
   watch(handlers: WatchStreamHandlers): WatchChannel {
@@ -308,6 +294,18 @@ export class GrpcConnection implements Connection {
     return this.endpoints[index];
   }
 
+  /** The open keep-alive stream, or a new one on the current endpoint. */
+  private keepAliveStream(): Promise<KeepAliveStream> {
+    if (this.keepAlives !== null) return this.keepAlives;
+    const forget = () => {
+      if (this.keepAlives === opening) this.keepAlives = null;
+    };
+    const opening = this.connected().then((endpoint) => new KeepAliveStream(endpoint, this.callTimeoutMs, forget));
+    opening.catch(forget);
+    this.keepAlives = opening;
+    return opening;
+  }
+
   private moveOn(from: Endpoint): void {
     if (this.endpoints[this.current] === from) this.current = (this.current + 1) % this.endpoints.length;
   }
@@ -334,7 +332,6 @@ class KeepAliveStream {
   private readonly waiters = new Map<string, KeepAliveWaiter[]>();
   private pending = 0;
   private done = false;
-  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -357,10 +354,8 @@ class KeepAliveStream {
       const timer = setTimeout(() => {
         this.fail(new EtcdError(StatusCode.DeadlineExceeded, `client: ${this.endpoint.address}: no keep-alive answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
-      this.timers.add(timer);
       const settle = () => {
         clearTimeout(timer);
-        this.timers.delete(timer);
         this.pending--;
       };
       const queue = this.waiters.get(key) ?? [];

@@ -25,6 +25,8 @@ export interface GrpcMember {
   stopServing(): Promise<void>;
   /** Serves again on the same port. */
   startServing(): Promise<void>;
+  /** A second gRPC server for the same member, on its own port: a stand-in for another member. */
+  serveAlso(): Promise<{ endpoint: string; stop(): Promise<void> }>;
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -69,6 +71,11 @@ export async function grpcMember(): Promise<GrpcMember> {
     async startServing() {
       if (listener !== null) throw new Error('startServing: already serving');
       listener = await listen(port);
+    },
+    async serveAlso() {
+      const other = await listen(0);
+      cleanups.push(() => other.close());
+      return { endpoint: `127.0.0.1:${other.port}`, stop: () => other.close() };
     },
   };
 }

@@ -10,7 +10,7 @@ import {
   EtcdLeaseNotFoundError,
   EtcdUnavailableError,
 } from '../../src/client/errors.ts';
-import { deadEndpoint, grpcMember, text } from './helpers.ts';
+import { deadEndpoint, grpcMember, text, waitFor } from './helpers.ts';
 
 const enc = new TextEncoder();
 
@@ -134,5 +134,24 @@ describe('client over gRPC: kv', () => {
     let value: string | null = null;
     for (let i = 0; i < 100 && value === null; i++) value = await c.get('f').string().catch(() => null);
     expect(value).toBe('1');
+  });
+
+  it('moves to the next endpoint when the server it talks to stops, and carries on there', async () => {
+    const m = await grpcMember();
+    const second = await m.serveAlso();
+    const c = m.client([m.endpoint, second.endpoint], { connectTimeoutMs: 500 });
+    const w = await c.watch().key('w').create();
+    const values: string[] = [];
+    w.on('put', (kv) => values.push(text(kv.value)));
+    await c.put('w').value('1');
+    expect((c.connection as GrpcConnection).endpoint).toBe(m.endpoint);
+    await m.stopServing();
+    expect(await c.get('w')).toBe('1');
+    await c.put('w').value('2');
+    expect((c.connection as GrpcConnection).endpoint).toBe(second.endpoint);
+    expect(await c.lease(1).grant()).toBeGreaterThan(0n);
+    await c.put('w').value('3');
+    await waitFor('the watch to resume on the second endpoint', () => values.length === 3);
+    expect(values).toEqual(['1', '2', '3']);
   });
 });
