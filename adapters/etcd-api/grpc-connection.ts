@@ -92,9 +92,10 @@ const methods = {
   leaseLeases: method('Lease', 'LeaseLeases'),
 };
 
-/** "http://host:port", "https://host:port" or "host:port" → grpc-js's "host:port". */
+/** "http://host:port" or "host:port" → grpc-js's "host:port". TLS is not supported yet. */
 function target(endpoint: string): string {
-  const t = endpoint.replace(/^[a-z]+:\/\//, '').replace(/\/+$/, '');
+  if (/^https:\/\//.test(endpoint)) throw new TypeError(`grpc-connection: ${endpoint}: TLS endpoints are not supported yet`);
+  const t = endpoint.replace(/^http:\/\//, '').replace(/\/+$/, '');
   if (!/^[^/\s]+:\d+$/.test(t)) throw new TypeError(`grpc-connection: endpoint ${JSON.stringify(endpoint)} is not host:port`);
   return t;
 }
