@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
-import { endpointStatus, eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
+import { endpointStatus, eventually, freePort, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
 
 /** Small, so that a member away for a few hundred writes must catch up from a snapshot. */
 const snapshotCount = 20;
@@ -166,4 +166,55 @@ describe('a three-process cluster', () => {
     expect((await etcdctl(joiner.endpoint, ['put', 'from-new', 'yes'])).code).toBe(0);
     expect((await etcdctl(survivors[0].endpoint, ['get', 'from-new'])).stdout).toBe('from-new\nyes\n');
   }, 90_000);
+
+  it('serves lease keep-alives on a follower by forwarding them to the leader', async () => {
+    const endpoints = [...running.values()].map((p) => p.endpoint);
+    const { leader, statuses } = (await eventually('a leader', () => leaderOf(endpoints), 5000))!;
+    const follower = statuses.find((s) => s.memberId !== leader)!.endpoint;
+    const granted = await etcdctl(follower, ['lease', 'grant', '60']);
+    const lease = /lease ([0-9a-f]+) granted/.exec(granted.stdout)![1];
+    expect(await etcdctl(follower, ['lease', 'keep-alive', '--once', lease])).toMatchObject({ code: 0, stdout: `lease ${lease} keepalived with TTL(60)\n` });
+  }, 30_000);
+
+  it('adds a learner, refuses what etcd refuses, and promotes it once it has caught up', async () => {
+    const endpoints = [...running.values()].map((p) => p.endpoint);
+    const { leader, statuses } = (await eventually('a leader', () => leaderOf(endpoints), 5000))!;
+    const follower = statuses.find((s) => s.memberId !== leader)!.endpoint;
+    const spec = await procs.spec('learner');
+    const added = await etcdctl(follower, ['member', 'add', spec.name, '--learner', `--peer-urls=http://127.0.0.1:${spec.peerPort}`]);
+    expect(added.code).toBe(0);
+    const id = /Member +([0-9a-f]+) added/.exec(added.stdout)![1];
+    expect((await etcdctl(follower, ['member', 'add', 'dup', `--peer-urls=http://127.0.0.1:${spec.peerPort}`])).stderr).toContain('Error: etcdserver: Peer URLs already exists');
+    expect((await etcdctl(follower, ['member', 'remove', 'abc123'])).stderr).toContain('Error: etcdserver: member not found');
+    expect((await etcdctl(follower, ['member', 'promote', leader.toString(16)])).stderr).toContain('Error: etcdserver: can only promote a learner member');
+    // Not started yet, so not in sync: the leader refuses, and the follower passes that on.
+    expect((await etcdctl(follower, ['member', 'promote', id])).stderr).toContain(
+      'Error: etcdserver: can only promote a learner member which is in sync with leader',
+    );
+
+    const cluster = [...[...running.values()].map((p) => p.spec), spec];
+    const learner = startMember(spec, cluster, ['--initial-cluster-state', 'existing']);
+    await ready(learner);
+    await eventually(
+      'the learner to see itself as one',
+      async () => JSON.parse((await etcdctl(learner.endpoint, ['endpoint', 'status', '-w', 'json'])).stdout)[0].Status.isLearner === true,
+      10_000,
+    );
+    await eventually('the promotion to be accepted', async () => (await etcdctl(follower, ['member', 'promote', id])).code === 0, 15_000);
+    const line = (await etcdctl(follower, ['member', 'list'])).stdout.split('\n').find((l) => l.startsWith(`${id},`));
+    expect(line).toMatch(/, false$/);
+
+    // MemberUpdate replaces the peer URLs in every member's table (and so whom they dial).
+    const moved = `http://127.0.0.1:${await freePort()}`;
+    const update = await etcdctl(follower, ['member', 'update', id, `--peer-urls=${moved}`]);
+    expect(update.stdout).toMatch(new RegExp(`^Member +${id} updated in cluster`));
+    for (const p of running.values()) {
+      if (p === learner) continue;
+      await eventually(
+        `${p.spec.name} to list the new peer URL`,
+        async () => (await etcdctl(p.endpoint, ['member', 'list'])).stdout.includes(`${id}, started, learner, ${moved}, `),
+        5000,
+      );
+    }
+  }, 60_000);
 });
