@@ -35,6 +35,7 @@ import {
   encodeMemberContext,
   encodeMemberUpdate,
   memberUpdateTag,
+  membersMax,
   type MemberRecord,
 } from './member-table.ts';
 
@@ -144,6 +145,7 @@ export class KvMember {
    */
   async addMember(id: MemberId, peerURLs: string[], isLearner: boolean): Promise<MemberRecord> {
     const table = this.members.list();
+    if (table.length >= membersMax) throw new MvccError(GrpcCode.FailedPrecondition, `meshkv: a cluster has at most ${membersMax} members`);
     if (table.some((m) => m.peerURLs.some((u) => peerURLs.includes(u)))) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists');
     if (table.some((m) => m.id === id)) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: member ID already exist');
     await this.member.changeMembership({
