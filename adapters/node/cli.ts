@@ -55,10 +55,10 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (reason: string) => {
     if (stopping) return;
     stopping = true;
-    log('info', 'received signal; shutting down', { signal });
+    if (reason !== 'removed') log('info', 'received signal; shutting down', { signal: reason });
     node.stop().then(
       () => {
         log('info', 'stopped');
@@ -67,6 +67,10 @@ async function main(): Promise<void> {
       (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
     );
   };
+  void node.removed.then(() => {
+    log('warn', 'the member has been permanently removed from the cluster; shutting down');
+    shutdown('removed');
+  });
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }

@@ -176,7 +176,7 @@ describe('a three-process cluster', () => {
     expect(await etcdctl(follower, ['lease', 'keep-alive', '--once', lease])).toMatchObject({ code: 0, stdout: `lease ${lease} keepalived with TTL(60)\n` });
   }, 30_000);
 
-  it('adds a learner, refuses what etcd refuses, and promotes it once it has caught up', async () => {
+  it('adds a learner, refuses what etcd refuses, promotes it once caught up, updates its peer URLs, and removes it', async () => {
     const endpoints = [...running.values()].map((p) => p.endpoint);
     const { leader, statuses } = (await eventually('a leader', () => leaderOf(endpoints), 5000))!;
     const follower = statuses.find((s) => s.memberId !== leader)!.endpoint;
@@ -205,16 +205,27 @@ describe('a three-process cluster', () => {
     expect(line).toMatch(/, false$/);
 
     // MemberUpdate replaces the peer URLs in every member's table (and so whom they dial).
+    const listsPeerUrl = (url: string, members: Proc[]) => async () => {
+      for (const p of members) {
+        if (!(await etcdctl(p.endpoint, ['member', 'list'])).stdout.includes(`${id}, started, learner, ${url}, `)) return false;
+      }
+      return true;
+    };
     const moved = `http://127.0.0.1:${await freePort()}`;
     const update = await etcdctl(follower, ['member', 'update', id, `--peer-urls=${moved}`]);
     expect(update.stdout).toMatch(new RegExp(`^Member +${id} updated in cluster`));
-    for (const p of running.values()) {
-      if (p === learner) continue;
-      await eventually(
-        `${p.spec.name} to list the new peer URL`,
-        async () => (await etcdctl(p.endpoint, ['member', 'list'])).stdout.includes(`${id}, started, learner, ${moved}, `),
-        5000,
-      );
-    }
+    // Nobody listens at the new URL, so the learner itself does not hear of it.
+    const others = [...running.values()].filter((p) => p !== learner);
+    await eventually('every other member to list the new peer URL', listsPeerUrl(moved, others), 5000);
+    // Back to where it listens: the others dial it there again, so it hears of its removal.
+    const home = `http://127.0.0.1:${spec.peerPort}`;
+    expect((await etcdctl(follower, ['member', 'update', id, `--peer-urls=${home}`])).code).toBe(0);
+    await eventually('every member to list the old peer URL again', listsPeerUrl(home, [...running.values()]), 10_000);
+
+    const removed = await etcdctl(follower, ['member', 'remove', id]);
+    expect(removed.code).toBe(0);
+    running.delete(spec.name);
+    for (const p of running.values()) expect((await etcdctl(p.endpoint, ['member', 'list'])).stdout).not.toContain(`${id},`);
+    await procs.kill9(learner);
   }, 60_000);
 });
