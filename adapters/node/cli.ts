@@ -55,10 +55,10 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
-  const shutdown = (reason: string) => {
+  const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    if (reason !== 'removed') log('info', 'received signal; shutting down', { signal: reason });
+    log('info', 'received signal; shutting down', { signal });
     node.stop().then(
       () => {
         log('info', 'stopped');
@@ -67,10 +67,6 @@ async function main(): Promise<void> {
       (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
     );
   };
-  void node.removed.then(() => {
-    log('warn', 'the member has been permanently removed from the cluster; shutting down');
-    shutdown('removed');
-  });
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }

@@ -38,8 +38,6 @@ export interface NodeMember {
   id: MemberId;
   kv: KvMember;
   listeners: EtcdListener[];
-  /** Resolves when this member applies its own removal from the cluster; the caller should stop it. */
-  removed: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -156,8 +154,6 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const redial = () => dial(kv.members.list());
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
-  let unwatchRemoved = () => {};
-  const removed = new Promise<void>((resolve) => (unwatchRemoved = kv.onRemoved(resolve)));
 
   // etcd's publish: once there is a leader, put this member's name and client URLs in the
   // table, and again whenever the table (say, a snapshot from the leader) disagrees.
@@ -191,7 +187,6 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     clearInterval(publishTimer);
     unwatchLeader();
     unwatchMembers();
-    unwatchRemoved();
     for (const l of listeners) await l.close();
     await kv.stop();
   };
@@ -220,7 +215,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     await stopAll();
     throw err;
   }
-  return { id, kv, listeners, removed, stop: stopAll };
+  return { id, kv, listeners, stop: stopAll };
 }
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {

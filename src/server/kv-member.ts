@@ -58,10 +58,8 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
 class MvccReplica implements StateMachine {
   readonly members = new MemberTable();
   readonly membersChanged = new Set<() => void>();
-  readonly removed = new Set<() => void>();
 
   constructor(
-    private readonly selfId: MemberId,
     readonly mvcc: MvccStateMachine,
     private readonly initialMembers: readonly MemberRecord[],
     private readonly nowMs: () => number,
@@ -91,9 +89,6 @@ class MvccReplica implements StateMachine {
   applyConfChange(cc: ConfChange, cs: ConfState): void {
     this.members.applyConfChange(cc, cs);
     this.notify();
-    const removesSelf = cc.changes.some((c) => c.type === ConfChangeType.RemoveNode && c.memberId === this.selfId);
-    const stillIn = [...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext].includes(this.selfId);
-    if (removesSelf && !stillIn) for (const fn of this.removed) fn();
   }
 
   snapshot(): Uint8Array {
@@ -142,12 +137,6 @@ export class KvMember {
   onMembersChanged(fn: () => void): () => void {
     this.replica.membersChanged.add(fn);
     return () => this.replica.membersChanged.delete(fn);
-  }
-
-  /** Called when this member applies its own removal from the cluster (etcd then stops the member). */
-  onRemoved(fn: () => void): () => void {
-    this.replica.removed.add(fn);
-    return () => this.replica.removed.delete(fn);
   }
 
   /**
@@ -212,7 +201,7 @@ export class KvMember {
 
   static async start(opts: KvMemberOptions): Promise<KvMember> {
     const mvcc = new MvccStateMachine(opts.mvcc);
-    const replica = new MvccReplica(opts.id, mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`));
+    const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`));
     const member = await Member.start({ ...opts, stateMachine: replica });
     const kv = new KvMember(member, mvcc, replica, opts);
     member.onChange((e) => kv.onRoleChange(e.role));

@@ -77,8 +77,14 @@ export class MemberTable {
       if (ch.type === ConfChangeType.RemoveNode || !inConfig.has(ch.memberId)) continue;
       const existing = this.byId.get(ch.memberId);
       if (ctx && cc.changes.length === 1) {
-        // Promotion re-adds a learner without a context; an add with one sets the addresses.
-        this.set({ id: ch.memberId, name: ctx.name || (existing?.name ?? ''), peerURLs: ctx.peerURLs, clientURLs: ctx.clientURLs.length > 0 ? ctx.clientURLs : (existing?.clientURLs ?? []), isLearner: false });
+        // An add sets the addresses in its context; a promotion re-adds a learner without one.
+        this.set({
+          id: ch.memberId,
+          name: ctx.name || (existing?.name ?? ''),
+          peerURLs: ctx.peerURLs,
+          clientURLs: ctx.clientURLs.length > 0 ? ctx.clientURLs : (existing?.clientURLs ?? []),
+          isLearner: false, // set from cs below
+        });
       } else if (!existing) {
         this.set({ id: ch.memberId, name: '', peerURLs: [], clientURLs: [], isLearner: false });
       }
