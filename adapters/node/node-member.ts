@@ -87,14 +87,16 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const id = self.id;
   // Founding members bootstrap; a joining member starts empty and learns everything from the leader.
   const peers = config.initialClusterState === 'new' ? config.initialCluster.map((m) => m.id) : [];
-  const initialMembers: MemberRecord[] = config.initialCluster.map((m) => ({
-    id: m.id,
-    name: m.name,
-    peerURLs: m.peerUrls,
+  const initialMembers: MemberRecord[] = config.initialCluster.flatMap((m) => {
     // Every member seeds the same table; client URLs arrive through each member's publish.
-    clientURLs: [],
-    isLearner: false,
-  }));
+    const record = { id: m.id, name: m.name, peerURLs: m.peerUrls, clientURLs: [], isLearner: false };
+    // A joining member cannot tell a founder (id from its name) from a member added later (id
+    // from its peer URLs), so it dials both; the handshake refuses the wrong one, and the
+    // leader's snapshot or the first applied conf change drops it from the table.
+    const addedId = memberIdOfPeerUrls(m.peerUrls);
+    if (config.initialClusterState === 'new' || m.id === id || addedId === m.id) return [record];
+    return [record, { ...record, id: addedId }];
+  });
   // Dial the configured peers now, so that the first elections and replies get through.
   const dialled = new Map<MemberId, string>();
   const dial = (records: readonly { id: MemberId; peerURLs: string[] }[]) => {
