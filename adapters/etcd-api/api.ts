@@ -22,6 +22,7 @@ import type {
 } from '../../src/mvcc/types.ts';
 import { StateRole } from '../../src/raft/types.ts';
 import { encodeSnapshotFile } from './snapshot-file.ts';
+import { LeaderClients } from './leader-client.ts';
 
 /** The server version etcdctl shows; meshkv serves etcd 3.4's API. */
 export const etcdVersion = '3.4.23';
@@ -75,6 +76,11 @@ export interface EtcdApiOptions {
   clusterId: string;
   /** Names and URLs by member id; members missing here are listed unstarted, without URLs. */
   members: (id: number) => MemberInfo | undefined;
+  /**
+   * The id a member added with these peer URLs gets (the joining member derives the same).
+   * Without it, membership changes are refused: the member has no peer transport to reach others.
+   */
+  newMemberId?: (peerURLs: string[]) => number;
 }
 
 type Wire = Record<string, any>;
@@ -161,6 +167,22 @@ function txnRequest(w: Wire): TxnRequest {
   };
 }
 
+/** Peer URLs of MemberAdd/MemberUpdate, normalized as the member table keeps them (etcd: ErrGRPCMemberBadURLs). */
+function memberUrls(v: unknown): string[] {
+  const bad = () => new EtcdApiError(Status.InvalidArgument, 'etcdserver: given member URLs are invalid');
+  if (!Array.isArray(v) || v.length === 0) throw bad();
+  return v.map((u) => {
+    let url: URL;
+    try {
+      url = new URL(String(u));
+    } catch {
+      throw bad();
+    }
+    if (url.protocol !== 'http:' || url.port === '') throw bad();
+    return url.origin;
+  });
+}
+
 // ---- core → wire ----
 
 export function keyValue(kv: KeyValue): Wire {
@@ -200,6 +222,8 @@ export class EtcdApi {
   readonly kv: KvMember;
   private readonly clusterId: string;
   private readonly members: EtcdApiOptions['members'];
+  private readonly newMemberId: EtcdApiOptions['newMemberId'];
+  private readonly leaderClients = new LeaderClients();
   /** Open watchers across every stream this API serves (the watcher gauge). */
   private watchersOpen = 0;
   private leaderChangesSeen = 0;
@@ -213,6 +237,7 @@ export class EtcdApi {
     this.kv = opts.kv;
     this.clusterId = opts.clusterId;
     this.members = opts.members;
+    this.newMemberId = opts.newMemberId;
     const status = opts.kv.member.status();
     this.term = status.term;
     this.observeLeader(status.lead);
@@ -229,6 +254,7 @@ export class EtcdApi {
 
   close(): void {
     this.unsubscribe();
+    this.leaderClients.close();
   }
 
   header(revision = this.kv.mvcc.currentRevision): Wire {
@@ -279,9 +305,17 @@ export class EtcdApi {
     return { header: this.header(r.header.revision) };
   }
 
-  /** One keep-alive; a lease that does not exist answers TTL 0, which clients read as "not found". */
-  async leaseKeepAlive(w: Wire): Promise<Wire> {
+  /**
+   * One keep-alive; a lease that does not exist answers TTL 0, which clients read as "not found".
+   * Only the leader's clock decides expiry, so a follower forwards the keep-alive to the
+   * leader's client URL (once: a forwarded call that finds no leader here fails).
+   */
+  async leaseKeepAlive(w: Wire, forwarded = false): Promise<Wire> {
     const id = int64(w.ID);
+    if (!forwarded && !this.kv.member.isLeader()) {
+      const r = await this.leaderClients.keepAlive(this.leaderClientUrl(), id.toString());
+      return { header: this.header(), ID: id.toString(), TTL: int(r.TTL) };
+    }
     try {
       const r = await this.kv.leaseKeepAlive(id);
       return { header: this.header(), ID: id.toString(), TTL: r.TTL };
@@ -316,10 +350,52 @@ export class EtcdApi {
     return Promise.resolve({ header: { ...this.header(), revision: 0 }, members });
   }
 
-  unimplemented(what: string): Promise<Wire> {
-    return Promise.reject(
-      new EtcdApiError(Status.Unimplemented, `meshkv: ${what} is not served yet; membership changes arrive with multi-member clusters`),
+  async memberAdd(w: Wire): Promise<Wire> {
+    const newMemberId = this.requireMembership();
+    const peerURLs = memberUrls(w.peerURLs);
+    const m = await this.kv.addMember(newMemberId(peerURLs), peerURLs, w.isLearner === true);
+    const list = await this.memberList({});
+    return { header: list.header, member: { ...m, ID: String(m.id) }, members: list.members };
+  }
+
+  async memberRemove(w: Wire): Promise<Wire> {
+    this.requireMembership();
+    await this.kv.removeMember(int(w.ID));
+    return this.memberList({});
+  }
+
+  async memberUpdate(w: Wire): Promise<Wire> {
+    this.requireMembership();
+    await this.kv.updateMember(int(w.ID), memberUrls(w.peerURLs));
+    return this.memberList({});
+  }
+
+  /** Only the leader knows whether a learner has caught up: a follower forwards, as etcd's do. */
+  async memberPromote(w: Wire, forwarded = false): Promise<Wire> {
+    this.requireMembership();
+    if (!forwarded && !this.kv.member.isLeader()) {
+      await this.leaderClients.promote(this.leaderClientUrl(), String(w.ID ?? '0'));
+      await this.kv.member.readBarrier();
+    } else {
+      await this.kv.promoteMember(int(w.ID));
+    }
+    return this.memberList({});
+  }
+
+  private requireMembership(): (peerURLs: string[]) => number {
+    if (this.newMemberId) return this.newMemberId;
+    throw new EtcdApiError(
+      Status.FailedPrecondition,
+      'meshkv: this member has no peer listener, so it cannot reach new members; restart it with --listen-peer-urls',
     );
+  }
+
+  private leaderClientUrl(): string {
+    const leader = this.kv.member.status().lead;
+    if (leader === 0) throw new EtcdApiError(Status.Unavailable, 'etcdserver: no leader');
+    const url = this.members(leader)?.clientURLs[0];
+    if (url === undefined) throw new EtcdApiError(Status.Unavailable, "etcdserver: not leader (the leader's client URL is not known yet)");
+    return url;
   }
 
   // ---- Maintenance ----

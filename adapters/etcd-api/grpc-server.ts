@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { EtcdApiError, Status, toApiError, type EtcdApi } from './api.ts';
 import { packageDefinition } from './proto.ts';
+import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
 
 /** etcd lets gRPC receive this much above the request limit, so its own error wins below it. */
@@ -92,11 +93,17 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   };
 }
 
+/** A call a follower forwarded to this member as the leader: it is answered here or fails. */
+function isForwarded(call: { metadata: grpc.Metadata }): boolean {
+  return call.metadata.get(forwardedMetadataKey)[0] === '1';
+}
+
 /** Keep-alives a stream may have in flight; a client that floods past it is cut off. */
 export const keepAlivesPendingMax = 1024;
 
 function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   return (call) => {
+    const forwarded = isForwarded(call);
     // Answers go out in request order.
     let chain = Promise.resolve();
     let pending = 0;
@@ -115,7 +122,7 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
         pending--;
         if (failed || call.destroyed) return;
         try {
-          call.write(await api.leaseKeepAlive(req));
+          call.write(await api.leaseKeepAlive(req, forwarded));
         } catch (err) {
           fail(err);
         }
@@ -151,7 +158,6 @@ export function createGrpcServer(api: EtcdApi): grpc.Server {
     'grpc.max_receive_message_length': grpcReceiveBytesMax,
     'grpc.max_send_message_length': 2 ** 31 - 1,
   });
-  const notYet = (what: string) => unary(() => api.unimplemented(what));
   const services = proto.etcdserverpb;
   server.addService(services.KV.service, {
     Range: unary((w) => api.range(w)),
@@ -169,11 +175,11 @@ export function createGrpcServer(api: EtcdApi): grpc.Server {
     LeaseLeases: unary((w) => api.leaseLeases(w)),
   });
   server.addService(services.Cluster.service, {
-    MemberAdd: notYet('MemberAdd'),
-    MemberRemove: notYet('MemberRemove'),
-    MemberUpdate: notYet('MemberUpdate'),
+    MemberAdd: unary((w) => api.memberAdd(w)),
+    MemberRemove: unary((w) => api.memberRemove(w)),
+    MemberUpdate: unary((w) => api.memberUpdate(w)),
     MemberList: unary((w) => api.memberList(w)),
-    MemberPromote: notYet('MemberPromote'),
+    MemberPromote: ((call, callback) => unary((w) => api.memberPromote(w, isForwarded(call)))(call, callback)) as grpc.handleUnaryCall<Wire, Wire>,
   });
   server.addService(services.Maintenance.service, {
     Alarm: unary((w) => api.alarm(w)),

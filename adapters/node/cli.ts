@@ -41,6 +41,7 @@ async function main(): Promise<void> {
   }
   log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });
   for (const l of node.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  if (config.listenPeerUrls) log('info', 'serving peer traffic', { address: config.listenPeerUrls[0].host, 'cluster-state': config.initialClusterState });
   const ready = (leader: number, term: number) => log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
   const now = node.kv.member.status();
   if (now.lead !== 0) {

@@ -13,8 +13,19 @@ export interface NodeConfig {
   advertiseClientUrls: string[];
   /** This member's peer URLs, as the other members reach it. */
   advertisePeerUrls: string[];
+  /**
+   * Where the peer transport listens; null when not asked for (a single member then runs
+   * without a peer listener and refuses membership changes).
+   */
+  listenPeerUrls: URL[] | null;
   /** Every initial member, this one included (etcd's --initial-cluster). */
   initialCluster: InitialMember[];
+  /** `new` bootstraps the cluster from --initial-cluster; `existing` joins one that has added this member. */
+  initialClusterState: 'new' | 'existing';
+  /** Peers with a different token are refused (etcd's --initial-cluster-token). */
+  clusterToken: string;
+  /** Applied entries between snapshots (etcd's --snapshot-count). */
+  snapshotCount: number;
 }
 
 export interface InitialMember {
@@ -49,10 +60,30 @@ export const flags: Record<string, FlagSpec> = {
     help: "This member's peer URLs, as other members reach it.",
     defaultValue: 'http://localhost:2380',
   },
+  'listen-peer-urls': {
+    env: 'MESHKV_LISTEN_PEER_URLS',
+    help: 'URL to listen on for peer traffic (default: the advertised peer URL when the cluster has or may get other members).',
+    defaultValue: '',
+  },
   'initial-cluster': {
     env: 'MESHKV_INITIAL_CLUSTER',
     help: 'Initial members as name=peerURL,... (default: this member alone).',
     defaultValue: '',
+  },
+  'initial-cluster-state': {
+    env: 'MESHKV_INITIAL_CLUSTER_STATE',
+    help: "'new' to bootstrap a cluster, 'existing' to join one (after etcdctl member add).",
+    defaultValue: 'new',
+  },
+  'initial-cluster-token': {
+    env: 'MESHKV_INITIAL_CLUSTER_TOKEN',
+    help: 'Cluster token; members with another token refuse each other.',
+    defaultValue: 'meshkv-cluster',
+  },
+  'snapshot-count': {
+    env: 'MESHKV_SNAPSHOT_COUNT',
+    help: 'Applied entries between snapshots.',
+    defaultValue: '10000',
   },
 };
 
@@ -109,6 +140,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     given.set(flag, value);
   }
   const value = (flag: string): string => given.get(flag) ?? env[flags[flag].env] ?? flags[flag].defaultValue;
+  const explicit = (flag: string): boolean => given.has(flag) || env[flags[flag].env] !== undefined;
   const name = value('name');
   if (name === '') throw new ConfigError('--name must not be empty');
   const dataDir = value('data-dir');
@@ -117,14 +149,53 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   const advertised = value('advertise-client-urls');
   const advertiseClientUrls =
     advertised === '' ? listenClientUrls.map((u) => u.origin) : parseUrls('advertise-client-urls', advertised).map((u) => u.origin);
-  const advertisePeerUrls = parseUrls('initial-advertise-peer-urls', value('initial-advertise-peer-urls')).map((u) => u.origin);
+  const initialClusterState = value('initial-cluster-state');
+  if (initialClusterState !== 'new' && initialClusterState !== 'existing') {
+    throw new ConfigError(`--initial-cluster-state must be new or existing, not ${JSON.stringify(initialClusterState)}`);
+  }
+  const clusterToken = value('initial-cluster-token');
+  if (clusterToken === '') throw new ConfigError('--initial-cluster-token must not be empty');
+  const snapshotText = value('snapshot-count');
+  const snapshotCount = Number(snapshotText);
+  if (!/^\d+$/.test(snapshotText) || snapshotCount < 1 || !Number.isSafeInteger(snapshotCount)) {
+    throw new ConfigError(`--snapshot-count must be a positive integer, not ${JSON.stringify(snapshotText)}`);
+  }
   const clusterText = value('initial-cluster');
-  const initialCluster =
-    clusterText === '' ? [{ name, id: memberIdOf(name), peerUrls: advertisePeerUrls }] : parseInitialCluster(clusterText);
-  if (!initialCluster.some((m) => m.name === name)) {
+  const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
+  const own = parsedCluster?.find((m) => m.name === name);
+  if (parsedCluster && !own) {
     throw new ConfigError(`--initial-cluster has no member named ${JSON.stringify(name)} (this member's --name)`);
   }
-  return { kind: 'start', config: { name, dataDir, listenClientUrls, advertiseClientUrls, advertisePeerUrls, initialCluster } };
+  // The advertised peer URLs default to this member's entry in --initial-cluster.
+  const advertisePeerUrls =
+    own && !explicit('initial-advertise-peer-urls')
+      ? own.peerUrls
+      : parseUrls('initial-advertise-peer-urls', value('initial-advertise-peer-urls')).map((u) => u.origin);
+  // A member that joins later was added by its peer URLs alone (MemberAdd carries no name), so
+  // its id derives from them; the founding members' ids derive from their names.
+  const id = initialClusterState === 'existing' ? memberIdOfPeerUrls(advertisePeerUrls) : memberIdOf(name);
+  const initialCluster = (parsedCluster ?? [{ name, id, peerUrls: advertisePeerUrls }]).map((m) => (m.name === name ? { ...m, id, peerUrls: advertisePeerUrls } : m));
+  const multiMember = initialCluster.length > 1 || initialClusterState === 'existing';
+  const listenPeerUrls = explicit('listen-peer-urls')
+    ? parseUrls('listen-peer-urls', value('listen-peer-urls'))
+    : multiMember
+      ? advertisePeerUrls.map((u) => new URL(u))
+      : null;
+  return {
+    kind: 'start',
+    config: {
+      name,
+      dataDir,
+      listenClientUrls,
+      advertiseClientUrls,
+      advertisePeerUrls,
+      listenPeerUrls,
+      initialCluster,
+      initialClusterState,
+      clusterToken,
+      snapshotCount,
+    },
+  };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */
@@ -150,6 +221,18 @@ function parseInitialCluster(text: string): InitialMember[] {
  */
 export function memberIdOf(name: string): number {
   const digest = createHash('sha256').update(`meshkv-member:${name}`).digest();
+  const id = digest.readUIntBE(0, 6) * 16 + (digest[6] >> 4);
+  return id === 0 ? 1 : id;
+}
+
+/**
+ * The id of a member added at run time (etcd's MemberAdd gives only peer URLs): the first 52
+ * bits of the sha256 of its sorted peer URLs, never 0. The joining member computes the same id
+ * from its --initial-advertise-peer-urls.
+ */
+export function memberIdOfPeerUrls(peerUrls: readonly string[]): number {
+  const normalized = peerUrls.map((u) => new URL(u).origin).sort();
+  const digest = createHash('sha256').update(`meshkv-member-peers:${normalized.join(',')}`).digest();
   const id = digest.readUIntBE(0, 6) * 16 + (digest[6] >> 4);
   return id === 0 ? 1 : id;
 }

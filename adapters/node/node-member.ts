@@ -1,24 +1,35 @@
-// A Node member: a KvMember on filesystem storage, serving etcd's API on its client URLs.
-// The transport is a parameter so the TCP transport can replace the single-member one.
+// A Node member: a KvMember on filesystem storage, serving etcd's API on its client URLs and
+// talking to its peers over the TCP transport. The peer addresses come from --initial-cluster
+// at first, then from the replicated member table (conf change contexts, snapshots), so
+// members added later are dialled by every member.
 
 import { systemClock } from '../clock/system.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
 import { MemoryHub } from '../transport/memory.ts';
+import { TcpTransport, TcpTransportError } from '../transport/tcp/index.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
+import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { clusterIdOf, type InitialMember, type NodeConfig } from './config.ts';
+import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+/** What the member needs of a peer transport beyond the seam: dialling and forgetting peers. */
+export interface PeerTransport extends Transport {
+  addPeer(id: MemberId, address: string): void;
+  removePeer(id: MemberId): void;
+}
 
 export interface NodeMemberDeps {
   log: LogFn;
   /**
-   * Builds the peer transport, given this member and every initial member with its peer URLs.
-   * Without one, only a single-member cluster can start (an in-process transport to nobody).
+   * Builds the peer transport for this member. Default: the TCP transport on
+   * --listen-peer-urls when there is one, else an in-process transport to nobody (a single
+   * member that refuses membership changes).
    */
-  transport?: (self: InitialMember, members: readonly InitialMember[]) => Transport;
+  transport?: (self: InitialMember, config: NodeConfig) => Promise<PeerTransport | Transport>;
 }
 
 export class StartError extends Error {}
@@ -30,28 +41,95 @@ export interface NodeMember {
   stop(): Promise<void>;
 }
 
-function singleMemberTransport(self: InitialMember): Transport {
-  return new MemoryHub().connect(self.id);
+/** Entries kept behind a snapshot for lagging followers, at most (etcd: SnapshotCatchUpEntries). */
+export const snapshotCatchUpEntriesMax = 5000;
+/** Delay between attempts to publish this member's name and client URLs. */
+const publishRetryMs = 1000;
+
+async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn): Promise<PeerTransport | Transport> {
+  if (config.listenPeerUrls === null) return new MemoryHub().connect(self.id);
+  if (config.listenPeerUrls.length > 1) log('warn', 'only the first --listen-peer-urls URL is served', { url: config.listenPeerUrls[0].origin });
+  const url = config.listenPeerUrls[0];
+  try {
+    return await TcpTransport.listen({
+      id: self.id,
+      clusterToken: config.clusterToken,
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: Number(url.port),
+      log: (level, msg) => {
+        if (level !== 'debug') log(level, msg);
+      },
+    });
+  } catch (err) {
+    if (err instanceof TcpTransportError) throw new StartError(`peer listener: ${err.message}`);
+    throw err;
+  }
+}
+
+function isPeerTransport(t: Transport): t is PeerTransport {
+  return typeof (t as PeerTransport).addPeer === 'function' && typeof (t as PeerTransport).removePeer === 'function';
+}
+
+/** `host:port` of a peer URL, as the TCP transport dials it. */
+function peerAddress(url: string): string {
+  return new URL(url).host;
 }
 
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
   const self = config.initialCluster.find((m) => m.name === config.name)!;
-  if (config.initialCluster.length > 1 && deps.transport === undefined) {
-    throw new StartError(
-      `--initial-cluster names ${config.initialCluster.length} members, but this build has no peer transport yet ` +
-        '(multi-member clusters arrive with the TCP transport); start a single member',
-    );
+  const log = deps.log;
+  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log);
+  const peerTransport = isPeerTransport(transport) ? transport : null;
+  if (config.initialCluster.length > 1 && peerTransport === null) {
+    await transport.close();
+    throw new StartError(`--initial-cluster names ${config.initialCluster.length} members, but the member has no peer transport`);
   }
   const id = self.id;
-  const peers = config.initialCluster.map((m) => m.id);
-  const log = deps.log;
-  const storage = await FsWalStorage.open(config.dataDir, {
-    logger: {
-      debug: (m) => log('debug', m),
-      info: (m) => log('info', m),
-      warn: (m) => log('warn', m),
-    },
+  // Founding members bootstrap; a joining member starts empty and learns everything from the leader.
+  const peers = config.initialClusterState === 'new' ? config.initialCluster.map((m) => m.id) : [];
+  const initialMembers: MemberRecord[] = config.initialCluster.flatMap((m) => {
+    // Every member seeds the same table; client URLs arrive through each member's publish.
+    const record = { id: m.id, name: m.name, peerURLs: m.peerUrls, clientURLs: [], isLearner: false };
+    // A joining member cannot tell a founder (id from its name) from a member added later (id
+    // from its peer URLs), so it dials both; the handshake refuses the wrong one, and the
+    // leader's snapshot or the first applied conf change drops it from the table.
+    const addedId = memberIdOfPeerUrls(m.peerUrls);
+    if (config.initialClusterState === 'new' || m.id === id || addedId === m.id) return [record];
+    return [record, { ...record, id: addedId }];
   });
+  // Dial the configured peers now, so that the first elections and replies get through.
+  const dialled = new Map<MemberId, string>();
+  const dial = (records: readonly { id: MemberId; peerURLs: string[] }[]) => {
+    if (!peerTransport) return;
+    const wanted = new Map(records.filter((r) => r.id !== id && r.peerURLs.length > 0).map((r) => [r.id, peerAddress(r.peerURLs[0])]));
+    for (const [peer, address] of wanted) {
+      if (dialled.get(peer) === address) continue;
+      peerTransport.addPeer(peer, address);
+      dialled.set(peer, address);
+      log('info', 'dialling peer', { peer: peer.toString(16), address });
+    }
+    for (const peer of [...dialled.keys()]) {
+      if (wanted.has(peer)) continue;
+      peerTransport.removePeer(peer);
+      dialled.delete(peer);
+      log('info', 'forgot removed peer', { peer: peer.toString(16) });
+    }
+  };
+  dial(initialMembers);
+
+  let storage: FsWalStorage;
+  try {
+    storage = await FsWalStorage.open(config.dataDir, {
+      logger: {
+        debug: (m) => log('debug', m),
+        info: (m) => log('info', m),
+        warn: (m) => log('warn', m),
+      },
+    });
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
   let kv: KvMember;
   try {
     kv = await KvMember.start({
@@ -59,18 +137,61 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       peers,
       clock: systemClock,
       storage,
-      transport: deps.transport ? deps.transport(self, config.initialCluster) : singleMemberTransport(self),
+      transport,
       random: Math.random,
+      snapshotEntries: config.snapshotCount,
+      snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
+      initialMembers,
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
       },
     });
   } catch (err) {
     await storage.close().catch(() => {});
+    await transport.close().catch(() => {});
     throw err;
   }
-  const clusterId = clusterIdOf(peers);
+  // From here on the replicated table decides whom to dial (it always holds this member's
+  // configured peers until a change or snapshot says otherwise).
+  const redial = () => dial(kv.members.list());
+  redial();
+  const unwatchMembers = kv.onMembersChanged(redial);
+
+  // etcd's publish: once there is a leader, put this member's name and client URLs in the
+  // table, and again whenever the table (say, a snapshot from the leader) disagrees.
+  let stopped = false;
+  let publishing = false;
+  const publishCheck = () => {
+    if (stopped || publishing) return;
+    const mine = kv.members.get(id);
+    if (!mine || (mine.name === config.name && sameStrings(mine.clientURLs, config.advertiseClientUrls))) return;
+    if (kv.member.status().lead === 0) return;
+    publishing = true;
+    kv.publishAttributes(config.name, config.advertiseClientUrls)
+      .then(
+        () => log('info', 'published member attributes', { name: config.name, 'client-urls': config.advertiseClientUrls }),
+        (err: Error) => {
+          if (!stopped) log('warn', `publishing member attributes failed; will retry: ${err.message}`);
+        },
+      )
+      .finally(() => (publishing = false));
+  };
+  const publishTimer = setInterval(publishCheck, publishRetryMs);
+  const unwatchLeader = kv.member.onChange(publishCheck);
+  publishCheck();
+
+  // Founders share the id derived from the founding members; a joiner derives it from the
+  // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
+  const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== id).map((m) => m.id));
   const listeners: EtcdListener[] = [];
+  const stopAll = async () => {
+    stopped = true;
+    clearInterval(publishTimer);
+    unwatchLeader();
+    unwatchMembers();
+    for (const l of listeners) await l.close();
+    await kv.stop();
+  };
   try {
     for (const url of config.listenClientUrls) {
       const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -81,26 +202,24 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           port: Number(url.port),
           clusterId,
           members: (memberId) => {
-            if (memberId === id) return { name: config.name, peerURLs: config.advertisePeerUrls, clientURLs: config.advertiseClientUrls };
-            // Other members' client URLs are unknown until they publish them (not yet).
-            const m = config.initialCluster.find((c) => c.id === memberId);
-            return m && { name: m.name, peerURLs: m.peerUrls, clientURLs: [] };
+            const m = kv.members.get(memberId);
+            // This member's own name and client URLs are known here before its publish applies.
+            if (m && memberId === id) return { ...m, name: config.name, clientURLs: config.advertiseClientUrls };
+            if (m) return m;
+            const c = config.initialCluster.find((i) => i.id === memberId);
+            return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
+          newMemberId: peerTransport ? memberIdOfPeerUrls : undefined,
         }),
       );
     }
   } catch (err) {
-    for (const l of listeners) await l.close();
-    await kv.stop();
+    await stopAll();
     throw err;
   }
-  return {
-    id,
-    kv,
-    listeners,
-    async stop() {
-      for (const l of listeners) await l.close();
-      await kv.stop();
-    },
-  };
+  return { id, kv, listeners, stop: stopAll };
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((s, i) => s === b[i]);
 }

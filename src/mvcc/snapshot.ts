@@ -55,8 +55,8 @@ export interface DecodedSnapshot {
   nextLeaseId: bigint;
 }
 
-function framed(document: unknown): Uint8Array {
-  const body = packr.pack(document);
+function framed(doc: unknown): Uint8Array {
+  const body = packr.pack(doc);
   const frame = new Uint8Array(4 + body.length);
   new DataView(frame.buffer).setUint32(0, body.length, true);
   frame.set(body, 4);
@@ -146,22 +146,22 @@ function recordsFrame(records: readonly Record[]): RecordsFrame {
 /** Parses the header now; records decode lazily, frame by frame, when iterated. */
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const frameAt = (offset: number): { document: unknown; next: number } => {
+  const frameAt = (offset: number): { doc: unknown; next: number } => {
     if (offset + 4 > bytes.length) throw new Error(`snapshot: truncated frame header at byte ${offset}`);
     const length = view.getUint32(offset, true);
     if (offset + 4 + length > bytes.length) throw new Error(`snapshot: frame at byte ${offset} overruns the end`);
-    return { document: packr.unpack(bytes.subarray(offset + 4, offset + 4 + length)), next: offset + 4 + length };
+    return { doc: packr.unpack(bytes.subarray(offset + 4, offset + 4 + length)), next: offset + 4 + length };
   };
   const first = frameAt(0);
-  const header = first.document as HeaderFrame;
+  const header = first.doc as HeaderFrame;
   if (header.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot: format ${header.format}, expected ${SNAPSHOT_FORMAT}`);
   function* records(): Generator<Record> {
     let offset = first.next;
     let count = 0;
     while (offset < bytes.length) {
-      const { document, next } = frameAt(offset);
+      const { doc, next } = frameAt(offset);
       offset = next;
-      const frame = document as RecordsFrame;
+      const frame = doc as RecordsFrame;
       const n = frame.keyLengths.length;
       for (const column of [frame.mains, frame.subs, frame.createRevisions, frame.versions, frame.leases, frame.valueLengths]) {
         if (column.length !== n) throw new Error(`snapshot: column of ${column.length} records, expected ${n}`);

@@ -26,25 +26,54 @@ import type {
   CompactionResponse,
 } from '../mvcc/types.ts';
 import { validateRequest } from '../mvcc/validate.ts';
-import { StateRole } from '../raft/types.ts';
+import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../raft/confchange.ts';
+import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
 import { Member, MemberError, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
+import {
+  MemberTable,
+  decodeMemberUpdate,
+  encodeMemberContext,
+  encodeMemberUpdate,
+  memberUpdateTag,
+  membersMax,
+  type MemberRecord,
+} from './member-table.ts';
+
+/** A learner may be promoted once its log holds this fraction of the leader's (etcd: readyPercent). */
+export const learnerReadyFraction = 0.9;
 
 /** Leases revoked per tick at most, so a mass expiry does not flood the log (etcd: leaseRevokeRate). */
 export const leaseRevokesPerTickMax = 100;
 
 export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   mvcc?: StateMachineOptions;
+  /**
+   * The member table before any snapshot carried one: the initial members, as configured on
+   * every member alike (etcd's --initial-cluster). Default: no names or URLs known.
+   */
+  initialMembers?: MemberRecord[];
 }
 
-/** Adapts the MVCC store to the Member's StateMachine contract. */
+/** Adapts the MVCC store and the member table to the Member's StateMachine contract. */
 class MvccReplica implements StateMachine {
+  readonly members = new MemberTable();
+  readonly membersChanged = new Set<() => void>();
+
   constructor(
     readonly mvcc: MvccStateMachine,
+    private readonly initialMembers: readonly MemberRecord[],
     private readonly nowMs: () => number,
     private readonly warn: (msg: string) => void,
   ) {}
 
   apply(payload: Uint8Array, index: number): unknown {
+    if (payload[0] === memberUpdateTag) {
+      const u = decodeMemberUpdate(payload);
+      if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
+      else this.members.applyUpdate(u);
+      this.notify();
+      return { ok: true, response: null };
+    }
     let req: ApplyRequest;
     try {
       req = decodeRequest(payload);
@@ -57,14 +86,36 @@ class MvccReplica implements StateMachine {
     return this.mvcc.apply(req, { nowMs: this.nowMs() });
   }
 
-  /** An O(1) copy-on-write view; the member serializes it frame by frame between applies. */
+  applyConfChange(cc: ConfChange, cs: ConfState): void {
+    this.members.applyConfChange(cc, cs);
+    this.notify();
+  }
+
+  /**
+   * The member table's bytes, then an O(1) copy-on-write view of the store that the member
+   * serializes frame by frame between applies; both taken now, at one applied index.
+   */
   snapshot(): SnapshotView {
-    return this.mvcc.snapshot();
+    const header = this.members.imageHeader();
+    const view = this.mvcc.snapshot();
+    return {
+      *frames() {
+        yield header;
+        yield* view.frames();
+      },
+    };
   }
 
   restore(image: Uint8Array): void {
-    if (image.length === 0) return; // the bootstrap snapshot: an empty store
-    this.mvcc.restore(image);
+    const { records, stateImage } = MemberTable.unwrapImage(image);
+    this.members.reset(records ?? this.initialMembers);
+    this.notify();
+    if (stateImage.length === 0) return; // the bootstrap snapshot: an empty store
+    this.mvcc.restore(stateImage);
+  }
+
+  private notify(): void {
+    for (const fn of this.membersChanged) fn();
   }
 }
 
@@ -75,17 +126,95 @@ export class KvMember {
   private wasLeader = false;
   private stopLeaseTicker: (() => void) | null = null;
 
-  private constructor(member: Member, mvcc: MvccStateMachine, opts: KvMemberOptions) {
+  private constructor(
+    member: Member,
+    mvcc: MvccStateMachine,
+    private readonly replica: MvccReplica,
+    opts: KvMemberOptions,
+  ) {
     this.member = member;
     this.mvcc = mvcc;
     this.opts = opts;
   }
 
+  // ---- membership ----
+
+  /** The applied member table (read-only: it changes only through the log). */
+  get members(): MemberTable {
+    return this.replica.members;
+  }
+
+  /** Called after every change to the member table (applied entry or restored snapshot). */
+  onMembersChanged(fn: () => void): () => void {
+    this.replica.membersChanged.add(fn);
+    return () => this.replica.membersChanged.delete(fn);
+  }
+
+  /**
+   * Adds a member known so far by its peer URLs (etcd's MemberAdd); its name and client URLs
+   * arrive when it starts and publishes them. Resolves once the change is applied here.
+   */
+  async addMember(id: MemberId, peerURLs: string[], isLearner: boolean): Promise<MemberRecord> {
+    const table = this.members.list();
+    if (table.length >= membersMax) throw new MvccError(GrpcCode.FailedPrecondition, `meshkv: a cluster has at most ${membersMax} members`);
+    if (table.some((m) => m.peerURLs.some((u) => peerURLs.includes(u)))) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists');
+    if (table.some((m) => m.id === id)) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: member ID already exist');
+    await this.member.changeMembership({
+      transition: ConfChangeTransition.Auto,
+      changes: [{ type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, memberId: id }],
+      context: encodeMemberContext({ name: '', peerURLs, clientURLs: [] }),
+    });
+    const added = this.members.get(id);
+    if (!added) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: re-configuration failed: the change was refused');
+    return added;
+  }
+
+  async removeMember(id: MemberId): Promise<void> {
+    this.requireMember(id);
+    await this.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, memberId: id }], context: null });
+  }
+
+  async updateMember(id: MemberId, peerURLs: string[]): Promise<void> {
+    this.requireMember(id);
+    if (this.members.list().some((m) => m.id !== id && m.peerURLs.some((u) => peerURLs.includes(u)))) {
+      throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists');
+    }
+    await this.member.propose(encodeMemberUpdate({ kind: 'peerURLs', id, peerURLs }));
+  }
+
+  /**
+   * Learner → voter, from the leader only, and only once the learner's log is within 90% of
+   * the leader's (etcd's readyPercent), so that the new voter does not stall commits.
+   */
+  async promoteMember(id: MemberId): Promise<void> {
+    const m = this.requireMember(id);
+    if (!m.isLearner) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: can only promote a learner member');
+    const s = this.member.status();
+    if (s.role !== StateRole.Leader || s.progress === null) throw new MemberError('no-leader', 'etcdserver: not leader');
+    const learnerMatch = s.progress.get(id)?.match ?? 0;
+    const leaderMatch = s.progress.get(this.id)?.match ?? s.lastIndex;
+    if (learnerMatch < leaderMatch * learnerReadyFraction) {
+      throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: can only promote a learner member which is in sync with leader');
+    }
+    await this.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddNode, memberId: id }], context: null });
+  }
+
+  /** Publishes this member's name and client URLs through the log (etcd's publish on start). */
+  async publishAttributes(name: string, clientURLs: string[]): Promise<void> {
+    await this.member.propose(encodeMemberUpdate({ kind: 'attributes', id: this.id, name, clientURLs }));
+  }
+
+  private requireMember(id: MemberId): MemberRecord {
+    const m = this.members.get(id);
+    if (!m) throw new MvccError(GrpcCode.NotFound, 'etcdserver: member not found');
+    return m;
+  }
+
   static async start(opts: KvMemberOptions): Promise<KvMember> {
     const mvcc = new MvccStateMachine(opts.mvcc);
-    const replica = new MvccReplica(mvcc, () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`));
+    const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`));
     const member = await Member.start({ ...opts, stateMachine: replica });
-    const kv = new KvMember(member, mvcc, opts);
+    const kv = new KvMember(member, mvcc, replica, opts);
     member.onChange((e) => kv.onRoleChange(e.role));
     kv.stopLeaseTicker = opts.clock.every(opts.tickMs ?? 100, () => kv.onTick());
     return kv;

@@ -6,7 +6,7 @@ import type { RaftConfig } from '../raft/config.ts';
 import { decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
-import { EntryType, MessageType, StateRole, type Entry, type MemberId, type Ready, type SnapshotMetadata } from '../raft/types.ts';
+import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import type { Clock, Storage, Transport } from '../seams.ts';
 
 /** The replicated application. `apply` must be deterministic: every member applies the same entries. */
@@ -21,6 +21,12 @@ export interface StateMachine {
   snapshot(): Uint8Array | SnapshotView;
   /** Replaces the whole state. An empty image means the initial, empty state. */
   restore(image: Uint8Array): void;
+  /**
+   * Optional: sees every applied membership change with the configuration that resulted
+   * (unchanged if Raft refused it), so the application can keep member addresses. Deterministic
+   * like apply.
+   */
+  applyConfChange?(cc: ConfChange, confState: ConfState, index: number): void;
 }
 
 export interface MemberOptions {
@@ -414,6 +420,7 @@ export class Member {
         return;
       }
       const cs = this.node.applyConfChange(cc);
+      this.opts.stateMachine.applyConfChange?.(cc, cs, e.index);
       const i = this.confChanges.findIndex((p) => sameChange(p.cc, cc));
       if (i >= 0) {
         this.confChanges[i].waiter.resolve(cs);

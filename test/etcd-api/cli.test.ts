@@ -116,12 +116,20 @@ describe('meshkv CLI', () => {
     }
   });
 
-  it('refuses a multi-member --initial-cluster until a peer transport exists', async () => {
-    const r = meshkv(['--name', 'a', '--data-dir', join(tempDir(), 'data'), '--initial-cluster', 'a=http://127.0.0.1:2380,b=http://127.0.0.1:2381']);
-    expect(await r.exited).toBe(1);
-    expect(JSON.parse(r.logs.find((l) => l.includes('"error"'))!).msg).toBe(
-      '--initial-cluster names 2 members, but this build has no peer transport yet (multi-member clusters arrive with the TCP transport); start a single member',
-    );
+  it('refuses an occupied peer port with "peer listener: listen … address in use"', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const r = meshkv([
+        '--name', 'a', '--data-dir', join(tempDir(), 'data'), '--listen-client-urls', `http://127.0.0.1:${await freePort()}`,
+        '--initial-cluster', `a=http://127.0.0.1:${port},b=http://127.0.0.1:${await freePort()}`,
+      ]);
+      expect(await r.exited).toBe(1);
+      expect(JSON.parse(r.logs.find((l) => l.includes('"error"'))!).msg).toBe(`peer listener: listen 127.0.0.1:${port}: address in use`);
+    } finally {
+      blocker.close();
+    }
   });
 
   it('refuses unknown flags and bad URLs with a usage error', async () => {

@@ -1,7 +1,7 @@
 // The start command's configuration: flags over MESHKV_* variables over defaults.
 
 import { describe, expect, it } from 'vitest';
-import { ConfigError, clusterIdOf, memberIdOf, parseConfig } from '../../adapters/node/config.ts';
+import { ConfigError, clusterIdOf, memberIdOf, memberIdOfPeerUrls, parseConfig } from '../../adapters/node/config.ts';
 
 function start(argv: string[], env: Record<string, string> = {}) {
   const r = parseConfig(argv, env);
@@ -39,6 +39,9 @@ describe('meshkv configuration', () => {
   it.each([
     [['--name=c', '--initial-cluster=a=http://h:2380'], '--initial-cluster has no member named "c" (this member\'s --name)'],
     [['--initial-cluster=http://h:2380'], '--initial-cluster: "http://h:2380" is not name=peerURL'],
+    [['--initial-cluster-state=maybe'], '--initial-cluster-state must be new or existing, not "maybe"'],
+    [['--snapshot-count=0'], '--snapshot-count must be a positive integer, not "0"'],
+    [['--initial-cluster=a=h:2380'], '--initial-cluster: h:2380: give a scheme, e.g. http://h:2380'],
     [['--nope'], 'unknown flag --nope (see meshkv --help)'],
     [['--name'], 'flag --name needs a value'],
     [['stray'], 'unexpected argument "stray" (meshkv takes only flags; see meshkv --help)'],
@@ -62,5 +65,19 @@ describe('meshkv configuration', () => {
     expect(clusterIdOf([1])).toMatch(/^\d+$/);
     expect(BigInt(clusterIdOf([1]))).toBeLessThan(2n ** 64n);
     expect(clusterIdOf([1])).not.toBe(clusterIdOf([1, 2]));
+  });
+
+  it('wires the peer side: listen URL, token, state, and the id of a joining member', () => {
+    const solo = start([]);
+    expect(solo.listenPeerUrls).toBeNull();
+    expect(solo.clusterToken).toBe('meshkv-cluster');
+    expect(solo.initialClusterState).toBe('new');
+    const founder = start(['--name', 'a', '--initial-cluster', 'a=http://127.0.0.1:2380,b=http://127.0.0.1:2381'], { MESHKV_INITIAL_CLUSTER_TOKEN: 't' });
+    expect(founder.listenPeerUrls!.map((u) => u.origin)).toEqual(['http://127.0.0.1:2380']);
+    expect(founder.advertisePeerUrls).toEqual(['http://127.0.0.1:2380']);
+    expect(founder.clusterToken).toBe('t');
+    const joiner = start(['--name', 'c', '--initial-cluster-state', 'existing', '--initial-cluster', 'a=http://127.0.0.1:2380,c=http://127.0.0.1:2382']);
+    expect(joiner.initialCluster.find((m) => m.name === 'c')!.id).toBe(memberIdOfPeerUrls(['http://127.0.0.1:2382']));
+    expect(joiner.initialCluster.find((m) => m.name === 'a')!.id).toBe(memberIdOf('a'));
   });
 });

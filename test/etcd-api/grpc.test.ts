@@ -65,7 +65,10 @@ describe('gRPC services', () => {
     });
     lease.close();
     const cluster = new pb.Cluster(s.endpoint, grpc.credentials.createInsecure());
-    await expect(unaryCall(cluster, 'MemberAdd', { peerURLs: ['http://x:2380'] })).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+    await expect(unaryCall(cluster, 'MemberAdd', { peerURLs: ['http://x:2380'] })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: 'meshkv: this member has no peer listener, so it cannot reach new members; restart it with --listen-peer-urls',
+    });
     cluster.close();
     expect(toApiError(new MemberError('timeout', 'etcdserver: request timed out'))).toEqual(
       new EtcdApiError(Status.Unavailable, 'etcdserver: request timed out'),

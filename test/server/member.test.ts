@@ -11,30 +11,13 @@ import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { ConfChangeType, ConfChangeTransition } from '../../src/raft/confchange.ts';
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
 import type { Storage } from '../../src/seams.ts';
-import { Member, MemberError, type StateMachine } from '../../src/server/member.ts';
+import { Member, MemberError } from '../../src/server/member.ts';
+import { ListMachine } from '../helpers/list-machine.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { prng } from '../raft/prng.ts';
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
-/** A replicated list of strings; apply returns the list's length after the append. */
-class ListMachine implements StateMachine {
-  items: string[] = [];
-  /** Non-empty images restored: a snapshot from the leader, or one persisted earlier. */
-  imagesRestored = 0;
-  apply(payload: Uint8Array): unknown {
-    this.items.push(dec.decode(payload));
-    return this.items.length;
-  }
-  snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify(this.items));
-  }
-  restore(image: Uint8Array): void {
-    if (image.length > 0) this.imagesRestored++;
-    this.items = image.length === 0 ? [] : JSON.parse(dec.decode(image));
-  }
-}
 
 interface Node {
   member: Member;

@@ -6,29 +6,13 @@ import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { TcpTransport } from '../../adapters/transport/tcp/index.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
-import { Member, type StateMachine } from '../../src/server/member.ts';
+import { Member } from '../../src/server/member.ts';
 import { prng } from '../raft/prng.ts';
+import { ListMachine } from '../helpers/list-machine.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 
-/** A replicated list of strings; apply returns the list's length after the append. */
-class ListMachine implements StateMachine {
-  items: string[] = [];
-  imagesRestored = 0;
-  apply(payload: Uint8Array): unknown {
-    this.items.push(dec.decode(payload));
-    return this.items.length;
-  }
-  snapshot(): Uint8Array {
-    return enc.encode(JSON.stringify(this.items));
-  }
-  restore(image: Uint8Array): void {
-    if (image.length > 0) this.imagesRestored++;
-    this.items = image.length === 0 ? [] : JSON.parse(dec.decode(image));
-  }
-}
 
 interface Node {
   id: MemberId;

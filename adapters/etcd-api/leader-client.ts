@@ -1,0 +1,95 @@
+// Forwards to the leader what only the leader can answer (lease keep-alives, learner
+// promotion), over etcd's own gRPC API on the leader's advertised client URL: a follower
+// answers its clients as etcd's followers do, without a peer-level RPC of our own.
+
+import * as grpc from '@grpc/grpc-js';
+import { EtcdApiError, Status } from './api.ts';
+import { packageDefinition } from './proto.ts';
+
+type Wire = Record<string, any>;
+
+/** Metadata on forwarded calls: a member that is not the leader refuses them instead of forwarding again. */
+export const forwardedMetadataKey = 'meshkv-forwarded';
+/** A forwarded call fails after this long (etcd's request timeout is 7 s including the forward). */
+export const forwardTimeoutMs = 5000;
+/** Leader clients kept open at once; leaders change rarely, so a small bound suffices. */
+const clientsMax = 8;
+
+type ServiceClient = grpc.Client & Record<string, (...args: any[]) => any>;
+const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+  etcdserverpb: Record<'Lease' | 'Cluster', grpc.ServiceClientConstructor>;
+};
+
+export class LeaderClients {
+  private readonly clients = new Map<string, { lease: ServiceClient; cluster: ServiceClient }>();
+
+  /** One keep-alive for lease `id` on the member serving `url`. */
+  keepAlive(url: string, id: string): Promise<Wire> {
+    const { lease } = this.client(url);
+    return new Promise((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      metadata.set(forwardedMetadataKey, '1');
+      const call: grpc.ClientDuplexStream<Wire, Wire> = lease.LeaseKeepAlive(metadata, { deadline: Date.now() + forwardTimeoutMs });
+      let done = false;
+      call.on('data', (r: Wire) => {
+        if (done) return;
+        done = true;
+        resolve(r);
+        call.end();
+      });
+      call.on('error', (err: grpc.ServiceError) => {
+        if (done) return;
+        done = true;
+        reject(forwardError(err));
+      });
+      call.on('end', () => {
+        if (!done) {
+          done = true;
+          reject(new EtcdApiError(Status.Unavailable, 'etcdserver: leader closed the keep-alive stream'));
+        }
+      });
+      call.write({ ID: id });
+    });
+  }
+
+  promote(url: string, id: string): Promise<Wire> {
+    const { cluster } = this.client(url);
+    return new Promise((resolve, reject) => {
+      const metadata = new grpc.Metadata();
+      metadata.set(forwardedMetadataKey, '1');
+      cluster.MemberPromote({ ID: id }, metadata, { deadline: Date.now() + forwardTimeoutMs }, (err: grpc.ServiceError | null, r: Wire) =>
+        err ? reject(forwardError(err)) : resolve(r),
+      );
+    });
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) {
+      c.lease.close();
+      c.cluster.close();
+    }
+    this.clients.clear();
+  }
+
+  private client(url: string): { lease: ServiceClient; cluster: ServiceClient } {
+    let c = this.clients.get(url);
+    if (c) return c;
+    if (this.clients.size >= clientsMax) this.close();
+    const target = new URL(url).host;
+    const credentials = grpc.credentials.createInsecure();
+    c = {
+      lease: new proto.etcdserverpb.Lease(target, credentials) as ServiceClient,
+      cluster: new proto.etcdserverpb.Cluster(target, credentials) as ServiceClient,
+    };
+    this.clients.set(url, c);
+    return c;
+  }
+}
+
+/** The leader's answer keeps etcd's code and message; a failed connection reads as a lost leader. */
+function forwardError(err: grpc.ServiceError): EtcdApiError {
+  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+    return new EtcdApiError(Status.Unavailable, err.details?.startsWith('etcdserver:') ? err.details : 'etcdserver: leader changed');
+  }
+  return new EtcdApiError(err.code, err.details);
+}

@@ -1,0 +1,198 @@
+// The cluster's member table: names and URLs by member id, as MemberList shows them and as
+// the peer transport dials them. Raft tracks only ids; the addresses travel in the ConfChange
+// `context` and in small internal log entries (attribute publishes, peer URL updates), and the
+// whole table rides in front of the state machine's snapshot image, so a member that catches
+// up from a snapshot learns every address. Applying is deterministic: every member derives the
+// same table from the same entries.
+
+import { Packr } from 'msgpackr';
+import { ConfChangeType, type ConfChange } from '../raft/confchange.ts';
+import type { ConfState, MemberId } from '../raft/types.ts';
+
+export interface MemberRecord {
+  id: MemberId;
+  /** Empty until the member has started and published its name (etcd shows it "unstarted"). */
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+/** What a ConfChange adding a member carries in its context. */
+export interface MemberContext {
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+}
+
+/** Internal log entries that change the table without a Raft membership change. */
+export type MemberUpdate =
+  | { kind: 'attributes'; id: MemberId; name: string; clientURLs: string[] }
+  | { kind: 'peerURLs'; id: MemberId; peerURLs: string[] };
+
+/**
+ * First byte of an internal member-table entry. Client requests start with their format
+ * version (1), so the two never collide.
+ */
+export const memberUpdateTag = 0x6d;
+/**
+ * A snapshot image that carries the table starts with these four bytes. An MVCC image starts
+ * with a little-endian u32 frame length, which is never 0xffffffff for an image under 4 GiB,
+ * so images written before the table existed still restore (with the table seeded from config).
+ */
+const tableImageMagic = [0xff, 0xff, 0xff, 0xff];
+const tableImageVersion = 1;
+/** Members in one table; etcd's clusters are a handful of members, this is a sanity limit. */
+export const membersMax = 128;
+
+const packr = new Packr({ useRecords: false });
+
+export class MemberTable {
+  /** Invariant: every record's id is a positive safe integer, and at most membersMax records. */
+  private readonly byId = new Map<MemberId, MemberRecord>();
+
+  get(id: MemberId): MemberRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  list(): MemberRecord[] {
+    return [...this.byId.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** Replaces the whole table (a seed from configuration or a restored image). */
+  reset(records: readonly MemberRecord[]): void {
+    this.byId.clear();
+    for (const r of records) this.set({ ...r, peerURLs: [...r.peerURLs], clientURLs: [...r.clientURLs] });
+  }
+
+  /**
+   * Follows an applied ConfChange: an added member takes the addresses in the context; members
+   * that left `cs` are dropped; learner flags follow `cs`. A change Raft refused leaves `cs`
+   * as it was, and so the table.
+   */
+  applyConfChange(cc: ConfChange, cs: ConfState): void {
+    const ctx = cc.context ? decodeMemberContext(cc.context) : null;
+    const inConfig = new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
+    for (const ch of cc.changes) {
+      if (ch.type === ConfChangeType.RemoveNode || !inConfig.has(ch.memberId)) continue;
+      const existing = this.byId.get(ch.memberId);
+      if (ctx && cc.changes.length === 1) {
+        // An add sets the addresses in its context; a promotion re-adds a learner without one.
+        this.set({
+          id: ch.memberId,
+          name: ctx.name || (existing?.name ?? ''),
+          peerURLs: ctx.peerURLs,
+          clientURLs: ctx.clientURLs.length > 0 ? ctx.clientURLs : (existing?.clientURLs ?? []),
+          isLearner: false, // set from cs below
+        });
+      } else if (!existing) {
+        this.set({ id: ch.memberId, name: '', peerURLs: [], clientURLs: [], isLearner: false });
+      }
+    }
+    for (const id of [...this.byId.keys()]) if (!inConfig.has(id)) this.byId.delete(id);
+    const learners = new Set(cs.learners);
+    for (const r of this.byId.values()) r.isLearner = learners.has(r.id);
+  }
+
+  /** Applies an internal update entry; updates for members not in the table are ignored alike everywhere. */
+  applyUpdate(u: MemberUpdate): void {
+    const r = this.byId.get(u.id);
+    if (!r) return;
+    if (u.kind === 'attributes') {
+      r.name = u.name;
+      r.clientURLs = [...u.clientURLs];
+    } else {
+      r.peerURLs = [...u.peerURLs];
+    }
+  }
+
+  /** Prefixes a state machine image with the table. */
+  wrapImage(stateImage: Uint8Array): Uint8Array {
+    const header = this.imageHeader();
+    const out = new Uint8Array(header.length + stateImage.length);
+    out.set(header, 0);
+    out.set(stateImage, header.length);
+    return out;
+  }
+
+  /** The bytes wrapImage puts before the state machine's image: magic, length, the table. */
+  imageHeader(): Uint8Array {
+    const table = packr.pack([tableImageVersion, this.list()]);
+    const out = new Uint8Array(8 + table.length);
+    out.set(tableImageMagic, 0);
+    new DataView(out.buffer).setUint32(4, table.length, true);
+    out.set(table, 8);
+    return out;
+  }
+
+  /**
+   * Splits an image made by wrapImage, restoring the table, and returns the state machine's
+   * part. An image without the table (empty, or written before it existed) returns null for
+   * the table so the caller can seed it.
+   */
+  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; stateImage: Uint8Array } {
+    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, stateImage: image };
+    const length = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(4, true);
+    if (8 + length > image.length) throw new Error(`member table image: ${length} table bytes overrun the ${image.length}-byte image`);
+    const decoded = packr.unpack(image.subarray(8, 8 + length)) as unknown;
+    if (!Array.isArray(decoded) || decoded[0] !== tableImageVersion || !Array.isArray(decoded[1])) {
+      throw new Error(`member table image: format ${JSON.stringify(Array.isArray(decoded) ? decoded[0] : decoded)}, expected ${tableImageVersion}`);
+    }
+    return { records: (decoded[1] as unknown[]).map(checkRecord), stateImage: image.subarray(8 + length) };
+  }
+
+  private set(r: MemberRecord): void {
+    if (!Number.isSafeInteger(r.id) || r.id <= 0) throw new Error(`member table: id ${r.id} is not a positive safe integer`);
+    if (!this.byId.has(r.id) && this.byId.size >= membersMax) throw new Error(`member table: more than ${membersMax} members`);
+    this.byId.set(r.id, r);
+  }
+}
+
+export function encodeMemberContext(ctx: MemberContext): Uint8Array {
+  return new Uint8Array(packr.pack([ctx.name, ctx.peerURLs, ctx.clientURLs]));
+}
+
+/** Null for a context that does not decode: every member ignores it alike. */
+export function decodeMemberContext(bytes: Uint8Array): MemberContext | null {
+  try {
+    const v = packr.unpack(bytes) as unknown;
+    if (!Array.isArray(v) || typeof v[0] !== 'string' || !isStrings(v[1]) || !isStrings(v[2])) return null;
+    return { name: v[0], peerURLs: v[1], clientURLs: v[2] };
+  } catch {
+    return null;
+  }
+}
+
+export function encodeMemberUpdate(u: MemberUpdate): Uint8Array {
+  const body = packr.pack(u.kind === 'attributes' ? [u.kind, u.id, u.name, u.clientURLs] : [u.kind, u.id, u.peerURLs]);
+  const out = new Uint8Array(body.length + 1);
+  out[0] = memberUpdateTag;
+  out.set(body, 1);
+  return out;
+}
+
+/** Null for an entry that does not decode: every member skips it alike. */
+export function decodeMemberUpdate(bytes: Uint8Array): MemberUpdate | null {
+  if (bytes[0] !== memberUpdateTag) return null;
+  try {
+    const v = packr.unpack(bytes.subarray(1)) as unknown;
+    if (!Array.isArray(v) || !Number.isSafeInteger(v[1])) return null;
+    if (v[0] === 'attributes' && typeof v[2] === 'string' && isStrings(v[3])) return { kind: 'attributes', id: v[1], name: v[2], clientURLs: v[3] };
+    if (v[0] === 'peerURLs' && isStrings(v[2])) return { kind: 'peerURLs', id: v[1], peerURLs: v[2] };
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+function isStrings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === 'string');
+}
+
+function checkRecord(v: unknown): MemberRecord {
+  const r = v as MemberRecord;
+  if (!r || typeof r !== 'object' || !Number.isSafeInteger(r.id) || typeof r.name !== 'string' || !isStrings(r.peerURLs) || !isStrings(r.clientURLs) || typeof r.isLearner !== 'boolean') {
+    throw new Error(`member table image: malformed record ${JSON.stringify(v)}`);
+  }
+  return { id: r.id, name: r.name, peerURLs: r.peerURLs, clientURLs: r.clientURLs, isLearner: r.isLearner };
+}

@@ -1,0 +1,111 @@
+// Real meshkv processes on 127.0.0.1 for cluster tests: free ports, spawn, wait, kill by PID.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { etcdctl } from '../etcd-api/harness.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
+
+/** A port that was free a moment ago: bound to :0, read back, released. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export interface MemberSpec {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+}
+
+export interface Proc {
+  spec: MemberSpec;
+  child: ChildProcess;
+  logs: string[];
+  exited: Promise<number | null>;
+  endpoint: string;
+}
+
+export class Processes {
+  private readonly procs: Proc[] = [];
+  readonly root = mkdtempSync(join(tmpdir(), 'meshkv-cluster-'));
+
+  async spec(name: string): Promise<MemberSpec> {
+    return { name, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(this.root, `${name}.data`) };
+  }
+
+  start(spec: MemberSpec, initialCluster: MemberSpec[], extra: string[] = []): Proc {
+    const args = [
+      bin,
+      '--name', spec.name,
+      '--data-dir', spec.dataDir,
+      '--listen-client-urls', `http://127.0.0.1:${spec.clientPort}`,
+      '--listen-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
+      '--initial-cluster', initialCluster.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(','),
+      '--initial-cluster-token', 'test-cluster',
+      ...extra,
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const logs: string[] = [];
+    let partial = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      const parts = (partial + d.toString()).split('\n');
+      partial = parts.pop()!;
+      logs.push(...parts);
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const p = { spec, child, logs, exited, endpoint: `127.0.0.1:${spec.clientPort}` };
+    this.procs.push(p);
+    return p;
+  }
+
+  async kill9(p: Proc): Promise<void> {
+    if (p.child.exitCode === null && p.child.signalCode === null && p.child.pid !== undefined) process.kill(p.child.pid, 'SIGKILL');
+    await p.exited;
+  }
+
+  /** Kills every process started here, by PID, and removes the data dirs. */
+  async cleanup(): Promise<void> {
+    for (const p of this.procs) await this.kill9(p);
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** Waits until the member logs that the cluster has a leader. */
+export async function ready(p: Proc, timeoutMs = 20_000): Promise<void> {
+  await waitFor(`${p.spec.name} to be ready`, () => p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || p.child.exitCode !== null, timeoutMs);
+  if (p.child.exitCode !== null) throw new Error(`${p.spec.name} exited with ${p.child.exitCode}:\n${p.logs.join('\n')}`);
+}
+
+export interface EndpointStatus {
+  memberId: number;
+  leader: number;
+}
+
+/** `etcdctl endpoint status -w json` for one endpoint; null when it does not answer. */
+export async function endpointStatus(endpoint: string): Promise<EndpointStatus | null> {
+  const r = await etcdctl(endpoint, ['endpoint', 'status', '-w', 'json', '--command-timeout=2s']);
+  if (r.code !== 0) return null;
+  const [s] = JSON.parse(r.stdout) as { Status: { header: { member_id: number }; leader: number } }[];
+  return { memberId: s.Status.header.member_id, leader: s.Status.leader };
+}
+
+/** Polls the async `fn` every 100 ms until it returns something truthy; fails after `timeoutMs`. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,59 @@
+// The member table follows applied conf changes and update entries, and travels in snapshots.
+
+import { describe, expect, it } from 'vitest';
+import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../../src/raft/confchange.ts';
+import type { ConfState } from '../../src/raft/types.ts';
+import {
+  MemberTable,
+  decodeMemberUpdate,
+  encodeMemberContext,
+  encodeMemberUpdate,
+  memberUpdateTag,
+} from '../../src/server/member-table.ts';
+
+const cs = (voters: number[], learners: number[] = []): ConfState => ({ voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false });
+const change = (type: ConfChangeType, memberId: number, context: Uint8Array | null = null): ConfChange => ({
+  transition: ConfChangeTransition.Auto,
+  changes: [{ type, memberId }],
+  context,
+});
+
+describe('MemberTable', () => {
+  it('adds members with the addresses in the context, follows learner flags, drops removed members', () => {
+    const t = new MemberTable();
+    t.reset([{ id: 1, name: 'a', peerURLs: ['http://h:1'], clientURLs: [], isLearner: false }]);
+    t.applyConfChange(change(ConfChangeType.AddLearnerNode, 2, encodeMemberContext({ name: '', peerURLs: ['http://h:2'], clientURLs: [] })), cs([1], [2]));
+    expect(t.get(2)).toEqual({ id: 2, name: '', peerURLs: ['http://h:2'], clientURLs: [], isLearner: true });
+    t.applyUpdate({ kind: 'attributes', id: 2, name: 'b', clientURLs: ['http://h:12'] });
+    t.applyConfChange(change(ConfChangeType.AddNode, 2), cs([1, 2]));
+    expect(t.get(2)).toEqual({ id: 2, name: 'b', peerURLs: ['http://h:2'], clientURLs: ['http://h:12'], isLearner: false });
+    t.applyUpdate({ kind: 'peerURLs', id: 2, peerURLs: ['http://h:22'] });
+    expect(t.get(2)!.peerURLs).toEqual(['http://h:22']);
+    // A change Raft refused leaves the configuration, and so the table, as it was.
+    t.applyConfChange(change(ConfChangeType.AddNode, 3, encodeMemberContext({ name: '', peerURLs: ['http://h:3'], clientURLs: [] })), cs([1, 2]));
+    expect(t.get(3)).toBeUndefined();
+    t.applyConfChange(change(ConfChangeType.RemoveNode, 1), cs([2]));
+    expect(t.list().map((m) => m.id)).toEqual([2]);
+    // Updates for unknown members are ignored alike everywhere.
+    t.applyUpdate({ kind: 'attributes', id: 9, name: 'x', clientURLs: [] });
+    expect(t.list().map((m) => m.id)).toEqual([2]);
+  });
+
+  it('round-trips through a snapshot image, and passes images without a table through untouched', () => {
+    const t = new MemberTable();
+    t.reset([{ id: 7, name: 'n', peerURLs: ['http://h:7'], clientURLs: ['http://h:17'], isLearner: true }]);
+    const state = new Uint8Array([4, 0, 0, 0, 1, 2, 3, 4]);
+    const { records, stateImage } = MemberTable.unwrapImage(t.wrapImage(state));
+    expect(records).toEqual(t.list());
+    expect([...stateImage]).toEqual([...state]);
+    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, stateImage: state });
+    expect(MemberTable.unwrapImage(new Uint8Array(0)).records).toBeNull();
+  });
+
+  it('encodes update entries under a tag no client request starts with', () => {
+    const bytes = encodeMemberUpdate({ kind: 'peerURLs', id: 5, peerURLs: ['http://h:5'] });
+    expect(bytes[0]).toBe(memberUpdateTag);
+    expect(decodeMemberUpdate(bytes)).toEqual({ kind: 'peerURLs', id: 5, peerURLs: ['http://h:5'] });
+    expect(decodeMemberUpdate(new Uint8Array([memberUpdateTag, 0xc1]))).toBeNull();
+  });
+});
