@@ -1,4 +1,4 @@
-// The client: one API over any Connection (in-process members now, gRPC later).
+// The client: one API over any Connection (in-process members, or gRPC via adapters/etcd-api/grpc-connection.ts).
 
 import type { CompactionResponse } from '../mvcc/types.ts';
 import type { Clock } from '../seams.ts';
