@@ -3,7 +3,7 @@
 // of the lease table, without keys) from copy-on-write clones. Writes applied afterwards do not
 // leak into it, and it encodes frame by frame, so a driver can interleave applies with encoding.
 //
-// Encoding: a sequence of frames, each a u32 little-endian byte length then a msgpackr document.
+// Encoding: a sequence of frames, each a u32 little-endian byte length then a msgpackr-encoded value.
 // Frame 0 is the header; the rest carry records in revision order, as columns.
 
 import { Packr } from 'msgpackr';

@@ -7,14 +7,14 @@ import type { ConfState, MemberId } from './types.ts';
 export enum ProgressState {
   /** The leader sends one append at a time and waits to learn where the follower's log matches. */
   Probe = 'probe',
-  /** The follower's log matches: appends stream optimistically, bounded by the inflight window. */
+  /** The follower's log matches: appends stream optimistically, bounded by the inflight limits. */
   Replicate = 'replicate',
   /** The follower needs a snapshot; appends pause until it reports the snapshot applied or failed. */
   Snapshot = 'snapshot',
 }
 
 /**
- * The window of append messages in flight to one follower: a FIFO of (last index, bytes).
+ * The append messages in flight to one follower: a FIFO of (last index, bytes).
  * Bounded by a message count and, optionally, a byte total.
  */
 export class Inflights {

@@ -331,12 +331,12 @@ export class Raft {
     return true;
   }
 
-  /** Sends each follower what it lacks, filling its inflight window. */
+  /** Sends each follower what it lacks, up to its inflight limits. */
   private bcastAppend(): void {
     for (const id of this.trk.memberIds()) {
       if (id === this.id || !this.maybeSendAppend(id, true)) continue;
       while (this.maybeSendAppend(id, false)) {
-        /* fill the window */
+        /* up to the inflight limits */
       }
     }
   }
