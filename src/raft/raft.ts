@@ -490,7 +490,7 @@ export class Raft {
         if (e.type !== EntryType.Normal && e.type !== EntryType.ConfChange) return `entry ${e.index} has unknown type ${e.type}`;
       }
       // No check of m.commit against the entries sent: a leader sends its own commit index with
-      // an append that messageBytesMax (or the inflight window) cut short, and maybeAppend
+      // an append that messageBytesMax (or the inflight limits) cut short, and maybeAppend
       // clamps it to the last new entry (etcd-raft: commitTo(min(committed, lastnewi))).
     }
     if (m.type === MessageType.Heartbeat && m.term >= this.term && m.commit > this.log.lastIndex()) {
@@ -646,7 +646,7 @@ export class Raft {
           const prev = this.heartbeatAckTick.get(m.from) ?? -1;
           if (m.index > prev && m.index <= this.ticks) this.heartbeatAckTick.set(m.from, m.index);
         }
-        // Appends may have been lost with a full window: let one more go so that the
+        // Appends may have been lost with the inflight limit reached: let one more go so that the
         // follower's rejection (or acceptance) restarts the flow.
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
         // A follower behind the log gets an append, empty if everything is in flight: if those
@@ -706,7 +706,7 @@ export class Raft {
       // The follower may lag on commit: tell it now rather than at the next heartbeat.
       this.maybeSendAppend(m.from, true);
     }
-    // Stream what the window allows without waiting for the next tick.
+    // Stream what the inflight limits allow without waiting for the next tick.
     while (this.maybeSendAppend(m.from, false)) {
       /* keep sending */
     }
