@@ -351,10 +351,25 @@ export class Member {
           this.flushProposals();
         }
         if (this.snapshotJob?.data) await this.maybeSnapshot();
+        this.maybeCampaignAlone();
         this.emitChange();
       } while (this.drainAgain && !this.stopped);
     } finally {
       this.draining = false;
+    }
+  }
+
+  /**
+   * A member that is the only voter has no one to wait for: it campaigns as soon as its state
+   * is loaded instead of after an election timeout (a single `meshkv` is ready at once).
+   */
+  private maybeCampaignAlone(): void {
+    const s = this.node.status();
+    if (s.role !== StateRole.Follower || s.lead !== 0) return;
+    const cs = s.confState;
+    if (cs.voters.length === 1 && cs.voters[0] === this.id && cs.votersOutgoing.length === 0) {
+      this.node.campaign();
+      this.drainAgain = true;
     }
   }
 
