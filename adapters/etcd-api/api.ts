@@ -6,6 +6,7 @@
 import { MemberError } from '../../src/server/member.ts';
 import { Errors, MvccError } from '../../src/mvcc/errors.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
+import type { Histogram } from '../../src/server/histogram.ts';
 import type { WatchStream } from '../../src/mvcc/watch-hub.ts';
 import type {
   Compare,
@@ -512,11 +513,24 @@ export class EtcdApi {
     metric('etcd_debugging_mvcc_keys_total', 'gauge', 'Total number of keys.', keys);
     metric('etcd_debugging_mvcc_watcher_total', 'gauge', 'Total number of watchers.', this.watchersOpen);
     metric('etcd_debugging_mvcc_db_total_size_in_bytes', 'gauge', 'Total size of the underlying database in bytes.', this.dbSizeBytes());
+    const histogram = (name: string, help: string, h: Histogram) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+      h.boundsMs.forEach((bound, i) => lines.push(`${name}_bucket{le="${bound / 1000}"} ${h.counts[i]}`));
+      lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum / 1000}`, `${name}_count ${h.count}`);
+    };
+    histogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', this.kv.member.syncMs);
+    histogram('meshkv_server_apply_duration_seconds', 'The latency distributions of applying one batch of committed entries.', this.kv.member.applyMs);
     return lines.join('\n') + '\n';
   }
 
-  /** The size of the store's snapshot image: meshkv's equivalent of etcd's db file. Cached per revision. */
+  /**
+   * meshkv's equivalent of etcd's db file: the size of the latest snapshot image. Before the
+   * first snapshot the store is small (fewer entries than the snapshot interval since it was
+   * empty), so it is encoded, at most once per revision.
+   */
   private dbSizeBytes(): number {
+    const snapshotBytes = this.kv.member.snapshotBytes();
+    if (snapshotBytes > 0) return snapshotBytes;
     const revision = this.kv.mvcc.currentRevision;
     if (this.snapshotSizeCache.revision !== revision) {
       this.snapshotSizeCache = { revision, bytes: this.kv.mvcc.snapshot().encode().length };

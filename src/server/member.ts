@@ -8,6 +8,7 @@ import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import type { Clock, Storage, Transport } from '../seams.ts';
+import { diskBucketsMs, Histogram } from './histogram.ts';
 
 /** The replicated application. `apply` must be deterministic: every member applies the same entries. */
 export interface StateMachine {
@@ -125,6 +126,9 @@ export class Member {
   private stopTicker: (() => void) | null = null;
   private appliedSinceSnapshot = 0;
   private snapshotJob: SnapshotJob | null = null;
+  /** Time of each synced save (one fdatasync with a WAL), and of applying each Ready. */
+  readonly syncMs = new Histogram(diskBucketsMs);
+  readonly applyMs = new Histogram(diskBucketsMs);
   private lastEvent: MemberEvent | null = null;
   private readonly listeners = new Set<(e: MemberEvent) => void>();
   private fatal: Error | null = null;
@@ -194,6 +198,11 @@ export class Member {
 
   status(): Status {
     return this.node.status();
+  }
+
+  /** Bytes of the latest snapshot image this member holds (made, received or loaded); 0 if none. */
+  snapshotBytes(): number {
+    return this.node.raft.log.snapshot?.data.byteLength ?? 0;
   }
 
   isLeader(): boolean {
@@ -402,7 +411,9 @@ export class Member {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      const started = this.opts.clock.now();
       await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
+      if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
     }
     // Only now, with the state durable, may anyone hear what it implies.
     if (rd.messages.length > 0) {
@@ -415,7 +426,11 @@ export class Member {
       this.opts.stateMachine.restore(rd.snapshot.data);
       this.appliedSinceSnapshot = 0;
     }
-    for (const e of rd.committedEntries) this.applyEntry(e);
+    if (rd.committedEntries.length > 0) {
+      const started = this.opts.clock.now();
+      for (const e of rd.committedEntries) this.applyEntry(e);
+      this.applyMs.observe(this.opts.clock.now() - started);
+    }
     for (const rs of rd.readStates) {
       const w = this.reads.get(ctxKey(rs.requestCtx));
       if (w) w.index = rs.index;

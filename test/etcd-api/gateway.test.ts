@@ -231,5 +231,13 @@ describe('JSON gateway', () => {
     expect(metrics).toMatch(/^etcd_server_proposals_committed_total \d+$/m);
     expect(metrics).toMatch(/^etcd_debugging_mvcc_keys_total \d+$/m);
     expect(metrics).toMatch(/^etcd_debugging_mvcc_watcher_total 0$/m);
+    // The member has synced and applied entries by now: both histograms have observations,
+    // and the +Inf bucket holds every one of them.
+    for (const name of ['etcd_disk_wal_fsync_duration_seconds', 'meshkv_server_apply_duration_seconds']) {
+      const count = Number(new RegExp(`^${name}_count (\\d+)$`, 'm').exec(metrics)?.[1]);
+      expect(count).toBeGreaterThan(0);
+      expect(metrics).toMatch(new RegExp(`^${name}_bucket\\{le="\\+Inf"\\} ${count}$`, 'm'));
+      expect(metrics).toMatch(new RegExp(`^${name}_bucket\\{le="0.001"\\} \\d+$`, 'm'));
+    }
   });
 });
