@@ -35,7 +35,8 @@ export interface ProgressStatus {
   inflight: number;
 }
 
-export interface Status {
+/** The scalar part of Status: cheap enough for every Ready. */
+export interface BasicStatus {
   id: MemberId;
   term: number;
   vote: MemberId;
@@ -44,6 +45,9 @@ export interface Status {
   lastIndex: number;
   lead: MemberId;
   role: StateRole;
+}
+
+export interface Status extends BasicStatus {
   confState: ConfState;
   leadTransferee: MemberId;
   /** Only on the leader. */
@@ -228,6 +232,21 @@ export class RawNode {
     return this.install(point, data, keepEntries);
   }
 
+  basicStatus(): BasicStatus {
+    const r = this.raft;
+    return {
+      id: r.id,
+      term: r.term,
+      vote: r.vote,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      lead: r.lead,
+      role: r.role,
+    };
+  }
+
+  /** Everything, including copies of the configuration and (on the leader) every follower's progress. */
   status(): Status {
     const r = this.raft;
     let progress: Map<MemberId, ProgressStatus> | null = null;
@@ -246,14 +265,7 @@ export class RawNode {
       }
     }
     return {
-      id: r.id,
-      term: r.term,
-      vote: r.vote,
-      commit: r.log.committed,
-      applied: r.log.applied,
-      lastIndex: r.log.lastIndex(),
-      lead: r.lead,
-      role: r.role,
+      ...this.basicStatus(),
       confState: r.trk.confState(),
       leadTransferee: r.leadTransferee,
       progress,

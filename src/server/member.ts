@@ -206,7 +206,7 @@ export class Member {
   }
 
   isLeader(): boolean {
-    return this.node.status().role === StateRole.Leader;
+    return this.node.basicStatus().role === StateRole.Leader;
   }
 
   /** True once stop() was called or storage failed: the member serves nothing any more. */
@@ -373,10 +373,10 @@ export class Member {
    * is loaded instead of after an election timeout (a single `meshkv` is ready at once).
    */
   private maybeCampaignAlone(): void {
-    const s = this.node.status();
+    const s = this.node.basicStatus();
     if (s.role !== StateRole.Follower || s.lead !== 0) return;
-    const cs = s.confState;
-    if (cs.voters.length === 1 && cs.voters[0] === this.id && cs.votersOutgoing.length === 0) {
+    const { incoming, outgoing } = this.node.raft.trk.config;
+    if (incoming.size === 1 && incoming.has(this.id) && outgoing.size === 0) {
       this.node.campaign();
       this.drainAgain = true;
     }
@@ -476,7 +476,7 @@ export class Member {
   }
 
   private releaseReads(lastApplied: number): void {
-    const applied = Math.max(lastApplied, this.node.status().applied);
+    const applied = Math.max(lastApplied, this.node.basicStatus().applied);
     for (const [key, r] of this.reads) {
       if (r.index >= 0 && r.index <= applied) {
         this.reads.delete(key);
@@ -533,7 +533,7 @@ export class Member {
 
   private emitChange(): void {
     if (this.listeners.size === 0) return;
-    const s = this.node.status();
+    const s = this.node.basicStatus();
     const e: MemberEvent = { role: s.role, term: s.term, leader: s.lead, commit: s.commit, applied: s.applied };
     const l = this.lastEvent;
     if (l && l.role === e.role && l.term === e.term && l.leader === e.leader && l.commit === e.commit && l.applied === e.applied) return;
