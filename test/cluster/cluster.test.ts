@@ -4,7 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
-import { endpointStatus, eventually, freePort, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
+import { endpointStatus, eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
+import { freePort } from '../helpers/processes.ts';
 
 /** Small, so that a member away for a few hundred writes must catch up from a snapshot. */
 const snapshotCount = 20;

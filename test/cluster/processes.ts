@@ -1,23 +1,15 @@
 // Real meshkv processes on 127.0.0.1 for cluster tests: free ports, spawn, wait, kill by PID.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdctl } from '../etcd-api/harness.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort, spawnCollecting } from '../helpers/processes.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 
-/** A port that was free a moment ago: bound to :0, read back, released. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 export interface MemberSpec {
   name: string;
@@ -54,15 +46,7 @@ export class Processes {
       '--initial-cluster-token', 'test-cluster',
       ...extra,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const logs: string[] = [];
-    let partial = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      const parts = (partial + d.toString()).split('\n');
-      partial = parts.pop()!;
-      logs.push(...parts);
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, logs, exited } = spawnCollecting(process.execPath, args);
     const p = { spec, child, logs, exited, endpoint: `127.0.0.1:${spec.clientPort}` };
     this.procs.push(p);
     return p;

@@ -1,12 +1,13 @@
 // The `meshkv` command as a user runs it: node bin/meshkv.mjs, then etcdctl against it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl, spawnEtcdctl, waitFor } from './harness.ts';
+import { freePort, spawnCollecting } from '../helpers/processes.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 
@@ -34,25 +35,9 @@ function tempDir(): string {
   return d;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 function meshkv(args: string[], env: Record<string, string> = {}): Running {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: string[] = [];
-  let partial = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop()!;
-    logs.push(...parts);
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const r = { child, logs, exited };
+  const r = spawnCollecting(process.execPath, [bin, ...args], { env, stdout: false });
   started.push(r);
   return r;
 }

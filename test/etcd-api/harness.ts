@@ -9,6 +9,7 @@ import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { prng } from '../raft/prng.ts';
+import { collectLines } from '../helpers/processes.ts';
 
 export { waitFor } from '../helpers/wait.ts';
 
@@ -94,12 +95,7 @@ export function etcdctl(endpoint: string, args: string[], stdin?: string): Promi
 export function spawnEtcdctl(endpoint: string, args: string[]): { child: ChildProcess; lines: string[]; stop(): void } {
   const child = spawn(etcdctlPath, [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
   const lines: string[] = [];
-  let partial = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-  });
+  collectLines(child.stdout!, lines);
   return {
     child,
     lines,

@@ -1,14 +1,15 @@
 // Moving up: `etcdctl make-mirror` copies a meshkv member's keys into a real etcd (3.4.23) and keeps
 // them in sync through a watch. Both servers are real processes, killed by PID in afterAll.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, freePort } from '../cluster/processes.ts';
+import { eventually } from '../cluster/processes.ts';
 import { etcdctl, etcdctlPath, requireEtcdctl, waitFor } from './harness.ts';
+import { freePort, spawnCollecting } from '../helpers/processes.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 const etcdPath = '/usr/bin/etcd';
@@ -26,18 +27,7 @@ let etcdEndpoint: string;
 let source: Etcd3;
 
 function start(cmd: string, args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: string[] = [];
-  let partial = '';
-  const collect = (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop()!;
-    logs.push(...parts);
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const p = { child, logs, exited };
+  const p = spawnCollecting(cmd, args, { env, stdout: true });
   procs.push(p);
   return p;
 }

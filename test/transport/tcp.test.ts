@@ -21,6 +21,7 @@ import { EntryType, MessageType, newMessage, type MemberId, type Message } from 
 import type { Transport } from '../../src/seams.ts';
 import { transportCompliance } from './compliance.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/processes.ts';
 
 async function tcpCluster(ids: MemberId[], tls?: TcpTlsOptions) {
   const byId = new Map<number, TcpTransport>();
@@ -289,13 +290,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 
 /** A port nothing listens on (just released by a throwaway listener). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A self-signed certificate for 127.0.0.1, made with the openssl CLI; it is its own CA. */
 function makeSelfSignedCert(): TcpTlsOptions {
