@@ -2,12 +2,12 @@
 
 import { afterEach } from 'vitest';
 import { systemClock } from '../../adapters/clock/system.ts';
-import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub, type MemoryTransport } from '../../adapters/transport/memory.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/in-process.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { prng } from '../raft/prng.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 export interface TestCluster {
   members: KvMember[];
@@ -29,22 +29,7 @@ export async function cluster(): Promise<TestCluster> {
   const hub = new MemoryHub();
   const ids = [1, 2, 3];
   const transports = ids.map((id) => hub.connect(id));
-  const members = await Promise.all(
-    ids.map((id, i) =>
-      KvMember.start({
-        id,
-        peers: ids,
-        clock: systemClock,
-        storage: new MemoryStorage(),
-        transport: transports[i],
-        random: prng(id * 7 + Date.now()),
-        tickMs: 5,
-        electionTicks: 10,
-        requestTimeoutMs: 3000,
-        mvcc: { lessor: { minTtlSeconds: 1 } },
-      }),
-    ),
-  );
+  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i] })));
   running.push(...members);
   const connection = (preferred = 0) => new InProcessConnection(members, { clock: systemClock, preferred, watchHealthCheckMs: 10 });
   const c: TestCluster = {
@@ -62,15 +47,7 @@ export async function cluster(): Promise<TestCluster> {
   return c;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | null, timeoutMs = 5000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+export { waitFor };
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

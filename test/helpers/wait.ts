@@ -1,5 +1,5 @@
 /** Polls `fn` every 5 ms until it returns something truthy; fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | null, timeoutMs = 5000): Promise<T> {
   const start = Date.now();
   for (;;) {
     const v = fn();

@@ -1,16 +1,14 @@
 // The MVCC store replicated by three in-process members: what an etcd user observes.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../adapters/clock/system.ts';
-import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { MvccError } from '../../src/mvcc/errors.ts';
 import { CompareResult, CompareTarget, type WatchResponse } from '../../src/mvcc/types.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
 import { StateRole } from '../../src/raft/types.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { prng } from '../raft/prng.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -23,23 +21,7 @@ afterEach(async () => {
 
 async function cluster(): Promise<KvMember[]> {
   const hub = new MemoryHub();
-  const ids = [1, 2, 3];
-  const members = await Promise.all(
-    ids.map((id) =>
-      KvMember.start({
-        id,
-        peers: ids,
-        clock: systemClock,
-        storage: new MemoryStorage(),
-        transport: hub.connect(id),
-        random: prng(id * 7 + Date.now()),
-        tickMs: 5,
-        electionTicks: 10,
-        requestTimeoutMs: 3000,
-        mvcc: { lessor: { minTtlSeconds: 1 } },
-      }),
-    ),
-  );
+  const members = await Promise.all([1, 2, 3].map((id) => startKvMember(hub, id, [1, 2, 3])));
   running.push(...members);
   return members;
 }
@@ -122,20 +104,7 @@ describe('kv member snapshots', () => {
   it('serializes snapshots in the background and a new member catches up from one with an equal HashKV', async () => {
     const hub = new MemoryHub();
     const ids = [1, 2, 3];
-    const start = (id: number, peers: number[]) =>
-      KvMember.start({
-        id,
-        peers,
-        clock: systemClock,
-        storage: new MemoryStorage(),
-        transport: hub.connect(id),
-        random: prng(id * 13 + Date.now()),
-        tickMs: 5,
-        electionTicks: 10,
-        requestTimeoutMs: 3000,
-        snapshotEntries: 100,
-        snapshotKeepEntries: 0,
-      });
+    const start = (id: number, peers: number[]) => startKvMember(hub, id, peers, { snapshotEntries: 100, snapshotKeepEntries: 0 });
     const ms = await Promise.all(ids.map((id) => start(id, ids)));
     running.push(...ms);
     const leader = await waitFor('a leader', () => ms.find((m) => m.member.isLeader()));

@@ -1,0 +1,25 @@
+// KvMembers in one process: memory storage, the in-process transport, real time, fast ticks.
+
+import { systemClock } from '../../adapters/clock/system.ts';
+import { MemoryStorage } from '../../adapters/storage/memory.ts';
+import type { MemoryHub } from '../../adapters/transport/memory.ts';
+import type { MemberId } from '../../src/raft/types.ts';
+import { KvMember, type KvMemberOptions } from '../../src/server/kv-member.ts';
+import { prng } from '../raft/prng.ts';
+
+/** Starts member `id` on `hub`, bootstrapped with `peers` (empty: it joins an existing cluster). */
+export function startKvMember(hub: MemoryHub, id: MemberId, peers: MemberId[], extra: Partial<KvMemberOptions> = {}): Promise<KvMember> {
+  return KvMember.start({
+    id,
+    peers,
+    clock: systemClock,
+    storage: new MemoryStorage(),
+    transport: extra.transport ?? hub.connect(id),
+    random: prng(id * 7 + Date.now()),
+    tickMs: 5,
+    electionTicks: 10,
+    requestTimeoutMs: 3000,
+    mvcc: { lessor: { minTtlSeconds: 1 } },
+    ...extra,
+  });
+}
