@@ -1,7 +1,7 @@
 // The isomorphic client API. Re-exports only.
 export { Client, type ClientOptions } from './client.ts';
 export type { Connection, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, WatchChannel, WatchRequest, WatchStreamHandlers } from './connection.ts';
-export { InProcessConnection, toEtcdError, type InProcessConnectionOptions } from './in-process.ts';
+export { InProcessConnection, toEtcdError, type InProcessConnectionOptions } from './local-connection.ts';
 export { NamespacedConnection } from './namespace.ts';
 export { SingleRangeBuilder, MultiRangeBuilder, PutBuilder, DeleteBuilder, type Operation, type LeaseRef, type SortOrderName, type SortTargetName } from './kv.ts';
 export { TxnBuilder, compare, type CompareKey, type CompareTargetName, type Comparator, type TxnOperation } from './txn.ts';

@@ -4,7 +4,7 @@ import { afterEach } from 'vitest';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { MemoryHub, type MemoryTransport } from '../../adapters/transport/memory.ts';
 import { Client } from '../../src/client/client.ts';
-import { InProcessConnection } from '../../src/client/in-process.ts';
+import { InProcessConnection } from '../../src/client/local-connection.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { startKvMember } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';

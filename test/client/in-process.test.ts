@@ -10,7 +10,7 @@ import {
   EtcdUnavailableError,
   errorFromStatus,
 } from '../../src/client/errors.ts';
-import { toEtcdError } from '../../src/client/in-process.ts';
+import { toEtcdError } from '../../src/client/local-connection.ts';
 import { Errors, MvccError } from '../../src/mvcc/errors.ts';
 import { MemberError } from '../../src/server/member.ts';
 import { cluster, sleep } from './helpers.ts';
