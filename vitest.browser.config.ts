@@ -1,0 +1,28 @@
+// Tests that must run in a real browser (IndexedDB, WebRTC, BroadcastChannel, Web Locks):
+// Debian's Chromium driven by Playwright. `npm run test:browser`; part of `npm test`.
+import { defineConfig } from 'vitest/config';
+import { playwright } from '@vitest/browser-playwright';
+
+export const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export default defineConfig({
+  define: { global: 'globalThis' },
+  test: {
+    include: ['test/**/*.browser.test.ts'],
+    testTimeout: 30_000,
+    browser: {
+      enabled: true,
+      headless: true,
+      provider: playwright({ launchOptions: { executablePath: '/usr/bin/chromium', args: chromiumArgs } }),
+      instances: [{ browser: 'chromium' }],
+    },
+  },
+});
