@@ -1,0 +1,117 @@
+// Members that join, get promoted and leave on their own, as browser tabs do. Join and leave
+// requests reach every member (here by calling each one; in a browser, through signaling).
+import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../adapters/clock/system.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import type { MemberId } from '../../src/raft/types.ts';
+import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
+import type { KvMember } from '../../src/server/kv-member.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+interface Node {
+  kv: KvMember;
+  auto: AutoMembership;
+}
+
+let nodes: Node[] = [];
+
+afterEach(async () => {
+  for (const n of nodes) {
+    n.auto.stop();
+    await n.kv.stop();
+  }
+  nodes = [];
+});
+
+async function start(hub: MemoryHub, id: MemberId, peers: MemberId[]): Promise<Node> {
+  // Founders know each other's records, as every real member does from its configuration.
+  const initialMembers = peers.map((p) => ({ id: p, name: `m${p}`, peerURLs: [`memory://${p}`], clientURLs: [], isLearner: false }));
+  const kv = await startKvMember(hub, id, peers, { initialMembers });
+  const node = { kv, auto: new AutoMembership(kv, { clock: systemClock, checkIntervalMs: 20 }) };
+  nodes.push(node);
+  return node;
+}
+
+const running = () => nodes.filter((n) => !n.kv.member.isStopped());
+const leader = () => running().find((n) => n.kv.member.isLeader());
+const config = (n: Node) => n.kv.member.status().confState;
+
+/** What a joining tab does: ask every member until it sees itself a voter. */
+function keepAsking(req: JoinRequest): () => void {
+  const timer = setInterval(() => {
+    for (const n of running()) n.auto.join(req);
+  }, 50);
+  return () => clearInterval(timer);
+}
+
+describe('AutoMembership', () => {
+  it('adds a joiner as a learner, promotes it once caught up, and it serves the data', async () => {
+    const hub = new MemoryHub();
+    for (const id of [1, 2, 3]) await start(hub, id, [1, 2, 3]);
+    await waitFor('a leader', () => leader() !== undefined);
+    for (let i = 0; i < 50; i++) await leader()!.kv.put({ key: enc(`k${i}`), value: enc(`v${i}`) });
+
+    const joiner = await start(hub, 4, []);
+    const seenAsLearner: boolean[] = [];
+    const stopAsking = keepAsking({ id: 4, name: 'tab-4', peerURLs: ['webrtc://4'], wantsVote: true });
+    try {
+      await waitFor('member 4 to be a voter', () => {
+        const cs = config(leader()!);
+        if (cs.learners.includes(4)) seenAsLearner.push(true);
+        return cs.voters.includes(4);
+      }, 10_000);
+    } finally {
+      stopAsking();
+    }
+    expect(seenAsLearner.length).toBeGreaterThan(0);
+    expect(leader()!.kv.members.get(4)?.peerURLs).toEqual(['webrtc://4']);
+    await waitFor('the joiner to apply its promotion', () => config(joiner).voters.includes(4));
+    const r = await joiner.kv.range({ key: enc('k49'), serializable: true });
+    expect(dec(r.kvs[0].value)).toBe('v49');
+  });
+
+  it('keeps a joiner that does not want a vote a learner', async () => {
+    const hub = new MemoryHub();
+    for (const id of [1, 2, 3]) await start(hub, id, [1, 2, 3]);
+    await waitFor('a leader', () => leader() !== undefined);
+    await start(hub, 5, []);
+    const stopAsking = keepAsking({ id: 5, name: 'replica', peerURLs: ['webrtc://5'], wantsVote: false });
+    try {
+      await waitFor('member 5 to be a learner', () => config(leader()!).learners.includes(5), 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(config(leader()!).voters).not.toContain(5);
+    } finally {
+      stopAsking();
+    }
+  });
+
+  it('removes a member that leaves, and the next leader removes a leader that left', async () => {
+    const hub = new MemoryHub();
+    for (const id of [1, 2, 3, 4, 5]) await start(hub, id, [1, 2, 3, 4, 5]);
+    await waitFor('a leader', () => leader() !== undefined);
+    const follower = running().find((n) => !n.kv.member.isLeader())!;
+    const followerId = follower.kv.id;
+    for (const n of running()) n.auto.leave(followerId);
+    await waitFor('the follower to be removed', () => !config(leader()!).voters.includes(followerId), 10_000);
+    expect(leader()!.kv.members.get(followerId)).toBeUndefined();
+
+    // The leader's tab closes: it tells the others, then stops without waiting.
+    const old = leader()!;
+    const oldId = old.kv.id;
+    for (const n of running()) n.auto.leave(oldId);
+    old.auto.stop();
+    await old.kv.stop();
+    await waitFor('a new leader without the old one', () => {
+      const l = leader();
+      return l !== undefined && !config(l).voters.includes(oldId);
+    }, 10_000);
+    // Three voters remain and still commit.
+    const l = leader()!;
+    expect(config(l).voters.length).toBe(3);
+    await l.kv.put({ key: enc('after'), value: enc('ok') });
+  });
+});
