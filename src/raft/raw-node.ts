@@ -168,7 +168,18 @@ export class RawNode {
       committedEntries,
       messages: r.msgs,
       mustSync: entries.length > 0 || hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote || r.log.pendingSnapshot !== null,
+      sendBeforePersist: false,
     };
+    // A leader counts its own entries toward a quorum as soon as it appends them, so a commit
+    // index can cover entries not yet on its disk only where it alone is a quorum. Otherwise
+    // followers acknowledge this Ready's entries only after receiving them from these very
+    // messages, so nothing sent now depends on the write that follows.
+    rd.sendBeforePersist =
+      r.role === StateRole.Leader &&
+      rd.snapshot === null &&
+      hs.term === this.prevHard.term &&
+      hs.vote === this.prevHard.vote &&
+      (entries.length === 0 || hs.commit < entries[0].index);
     r.msgs = [];
     r.readStates = [];
     if (committedEntries.length > 0) r.log.acceptApplying(committedEntries[committedEntries.length - 1].index);

@@ -147,6 +147,13 @@ export interface Ready {
   committedEntries: Entry[];
   messages: Message[];
   mustSync: boolean;
+  /**
+   * The messages may be sent while this Ready is being persisted instead of after (Raft
+   * thesis §10.2.1): they come from a leader, carry no snapshot, and reveal no commit index
+   * beyond what is already durable here. The leader's disk write and its followers' then
+   * overlap, which takes one fsync off every write's latency.
+   */
+  sendBeforePersist: boolean;
 }
 
 export function emptyConfState(): ConfState {

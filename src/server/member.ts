@@ -410,18 +410,15 @@ export class Member {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    // A leader's appends go out while it writes them itself (see Ready.sendBeforePersist).
+    if (rd.sendBeforePersist) this.sendReadyMessages(rd);
     if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
       const started = this.opts.clock.now();
       await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
       if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
     }
-    // Only now, with the state durable, may anyone hear what it implies.
-    if (rd.messages.length > 0) {
-      this.opts.transport.send(rd.messages);
-      // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
-      // follower's next answer shows it still lags and the leader sends it again.
-      for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
-    }
+    // Otherwise only now, with the state durable, may anyone hear what it implies.
+    if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
     if (rd.snapshot !== null) {
       this.opts.stateMachine.restore(rd.snapshot.data);
       this.appliedSinceSnapshot = 0;
@@ -436,6 +433,14 @@ export class Member {
       if (w) w.index = rs.index;
     }
     this.releaseReads(rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1);
+  }
+
+  private sendReadyMessages(rd: Ready): void {
+    if (rd.messages.length === 0) return;
+    this.opts.transport.send(rd.messages);
+    // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
+    // follower's next answer shows it still lags and the leader sends it again.
+    for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
   }
 
   private applyEntry(e: Entry): void {

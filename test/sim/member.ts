@@ -205,6 +205,12 @@ export class SimMember {
       const rd = this.node.ready();
       // The term the Ready's soft state belongs to: later steps may change the node's term.
       this.outstanding = { rd, term: this.node.status().term };
+      // A leader's appends go out while its own write is in progress, as the member driver
+      // does; the commit index they carry is known to the cluster from now on.
+      if (rd.sendBeforePersist && rd.messages.length > 0) {
+        if (rd.hardState) this.env.checker.onCommit(this.id, rd.hardState.commit, this.commitFloor, rd.hardState.term);
+        this.env.send(rd.messages);
+      }
       const latencyMs = this.options.diskLatencyMs(this.env.nowMs());
       if (latencyMs > 0) {
         this.env.scheduleWriteCompleted(this, this.env.nowMs() + latencyMs);
@@ -228,7 +234,7 @@ export class SimMember {
     const { rd, term } = outstanding;
     this.persist(rd);
     if (rd.softState) this.onSoftState(rd.softState.role, rd.softState.lead, term);
-    if (rd.messages.length > 0) this.env.send(rd.messages);
+    if (!rd.sendBeforePersist && rd.messages.length > 0) this.env.send(rd.messages);
     if (rd.snapshot) this.applySnapshot(rd);
     for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) this.env.onReadState(this, rs);

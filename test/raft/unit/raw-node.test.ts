@@ -728,3 +728,39 @@ describe('snapshots', () => {
     expect(messages(drain(rn)).filter((x) => x.type === MessageType.PreVote || x.type === MessageType.Vote)).toEqual([]);
   });
 });
+
+describe('Ready.sendBeforePersist', () => {
+  it("lets a leader of three send its appends while it persists them, revealing only a durable commit", () => {
+    const rn = leaderOfThree();
+    rn.propose(bytes('a'));
+    const rd = rn.ready();
+    expect(rd.entries.length).toBe(1);
+    expect(rd.messages.filter((m) => m.type === MessageType.App).length).toBe(2);
+    expect(rd.sendBeforePersist).toBe(true);
+    for (const m of rd.messages) expect(m.commit).toBeLessThan(rd.entries[0].index);
+    rn.advance(rd);
+  });
+
+  it('holds back the messages of a leader that is a quorum alone (its commit covers the unsynced entry)', () => {
+    const rn = leaderOfOne();
+    rn.propose(bytes('a'));
+    const rd = rn.ready();
+    expect(rd.committedEntries.map((e) => e.index)).toContain(rd.entries[0].index);
+    expect(rd.sendBeforePersist).toBe(false);
+    rn.advance(rd);
+  });
+
+  it('holds back a follower\'s and a candidate\'s messages until their state is durable', () => {
+    const { rn, term, last } = follower();
+    rn.step(app(2, term, last, term, [entry(last + 1, term, 'y')], last));
+    const rd = rn.ready();
+    expect(rd.messages.some((m) => m.type === MessageType.AppResp)).toBe(true);
+    expect(rd.sendBeforePersist).toBe(false);
+    rn.advance(rd);
+    drain(rn);
+    rn.campaign();
+    const votes = rn.ready();
+    expect(votes.messages.length).toBeGreaterThan(0);
+    expect(votes.sendBeforePersist).toBe(false);
+  });
+});
