@@ -210,6 +210,47 @@ describe('IndexedDbStorage', () => {
     });
   });
 
+  describe('transactions', () => {
+    /** Records every transaction the page opens while `body` runs: its stores, mode and durability. */
+    async function recordTransactions(body: () => Promise<void>): Promise<string[]> {
+      const seen: string[] = [];
+      const original = IDBDatabase.prototype.transaction;
+      IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<IDBDatabase['transaction']>) {
+        const tx = original.apply(this, args);
+        seen.push(`${[...tx.objectStoreNames].join('+')} ${tx.mode} ${tx.durability}`);
+        return tx;
+      };
+      try {
+        await body();
+      } finally {
+        IDBDatabase.prototype.transaction = original;
+      }
+      return seen;
+    }
+
+    it('commits each save in one transaction: strict when synced or holding a snapshot, relaxed otherwise', async () => {
+      const s = await open(freshMember());
+      await s.load();
+      const many = Array.from({ length: 256 }, (_, i) => entry(i + 1, 1));
+      const seen = await recordTransactions(async () => {
+        await s.save(batch({ entries: many, hardState: hs(1, 1, 0) }), true);
+        await s.save(batch({ hardState: hs(1, 1, 256) }), false);
+        await s.save(batch({ snapshot: snapshot(300, 2), hardState: hs(2, 0, 300) }), false);
+        await s.saveSnapshot(snapshot(301, 2));
+      });
+      expect(seen).toEqual(['entries+meta readwrite strict', 'entries+meta readwrite relaxed', 'entries+meta readwrite strict', 'entries+meta readwrite strict']);
+    });
+
+    it('close() flushes relaxed commits with one strict one, and needs none when all were strict', async () => {
+      const s = await open(freshMember());
+      await s.save(batch({ entries: entries(1, 2, 1) }), false);
+      expect(await recordTransactions(() => s.close())).toEqual(['meta readwrite strict']);
+      const t = await open(freshMember());
+      await t.save(batch({ entries: entries(1, 2, 1) }), true);
+      expect(await recordTransactions(() => t.close())).toEqual([]);
+    });
+  });
+
   describe('writes', () => {
     it('stores and reloads a batch of 10,000 entries in one save', async () => {
       const member = freshMember();
