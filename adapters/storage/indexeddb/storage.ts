@@ -10,7 +10,7 @@
 // An exclusive Web Lock named after the database is held from open() to close(), so two tabs
 // of one origin never open the same member's database at once.
 
-import { deleteDB, openDB } from 'idb';
+import { deleteDB, openDB, unwrap } from 'idb';
 import type { Entry, HardState, Snapshot } from '../../../src/raft/types.ts';
 import type { PersistBatch, PersistedState, Storage } from '../../../src/seams.ts';
 import { StorageError } from '../errors.ts';
@@ -118,21 +118,22 @@ export class IndexedDbStorage implements Storage {
       const strict = sync || batch.snapshot !== null;
       await this.guard(async () => {
         const tx = this.db.transaction([entriesStore, metaStore], 'readwrite', { durability: strict ? 'strict' : 'relaxed' });
-        const entries = tx.objectStore(entriesStore);
-        const meta = tx.objectStore(metaStore);
-        const requests: Promise<unknown>[] = [];
+        // Raw requests, not one promise each: a failed request aborts the whole transaction,
+        // and tx.done reports it.
+        const entries = unwrap(tx.objectStore(entriesStore));
+        const meta = unwrap(tx.objectStore(metaStore));
         if (batch.snapshot !== null) {
-          const { index } = batch.snapshot.metadata;
-          requests.push(plan.snapshotReset ? entries.clear() : entries.delete(IDBKeyRange.upperBound(index)));
-          requests.push(meta.put(ownSnapshot(batch.snapshot), snapshotKey));
+          if (plan.snapshotReset) entries.clear();
+          else entries.delete(IDBKeyRange.upperBound(batch.snapshot.metadata.index));
+          meta.put(ownSnapshot(batch.snapshot), snapshotKey);
         }
         if (batch.entries.length > 0) {
           const lastIndex = plan.snapshotReset ? batch.snapshot!.metadata.index : this.view().lastIndex;
-          if (plan.appendFromIndex <= lastIndex) requests.push(entries.delete(IDBKeyRange.lowerBound(plan.appendFromIndex)));
-          for (const e of batch.entries) requests.push(entries.put(ownEntry(e)));
+          if (plan.appendFromIndex <= lastIndex) entries.delete(IDBKeyRange.lowerBound(plan.appendFromIndex));
+          for (const e of batch.entries) entries.put(ownEntry(e));
         }
-        if (batch.hardState !== null) requests.push(meta.put({ ...batch.hardState }, hardStateKey));
-        await Promise.all([...requests, tx.done]);
+        if (batch.hardState !== null) meta.put({ ...batch.hardState }, hardStateKey);
+        await tx.done;
       });
       if (batch.snapshot !== null) this.applySnapshot(batch.snapshot, plan.snapshotReset);
       if (batch.entries.length > 0) {
