@@ -83,6 +83,16 @@ describe('IndexedDbStorage', () => {
       expect((await s.load()).entries.length).toBe(1);
     });
 
+    it('stops writing once another context steals its lock', async () => {
+      const member = freshMember();
+      const s = await open(member);
+      await s.save(batch({ entries: entries(1, 1, 1) }), true);
+      await navigator.locks.request(IndexedDbStorage.databaseName(member), { steal: true }, async () => {});
+      const err = await failure(s.save(batch({ entries: entries(2, 2, 1) }), true));
+      expect(err.code).toBe('closed');
+      expect(err.message).toContain('another context took its Web Lock away (steal)');
+    });
+
     it('refuses an open from a worker while this page holds the member', async () => {
       const member = freshMember();
       await open(member);
@@ -244,7 +254,7 @@ describe('IndexedDbStorage', () => {
     it('close() flushes relaxed commits with one strict one, and needs none when all were strict', async () => {
       const s = await open(freshMember());
       await s.save(batch({ entries: entries(1, 2, 1) }), false);
-      expect(await recordTransactions(() => s.close())).toEqual(['meta readwrite strict']);
+      expect(await recordTransactions(() => s.close())).toEqual(['entries+meta readwrite strict']);
       const t = await open(freshMember());
       await t.save(batch({ entries: entries(1, 2, 1) }), true);
       expect(await recordTransactions(() => t.close())).toEqual([]);
@@ -290,6 +300,30 @@ describe('IndexedDbStorage', () => {
       await s.close();
       const loaded = await (await open(member)).load();
       expect({ hardState: loaded.hardState, last: loaded.entries.at(-1)?.index }).toEqual({ hardState: hs(1, 1, 3), last: 3 });
+    });
+
+    it('stores nothing of a batch that fails midway, and refuses writes until reopened', async () => {
+      const member = freshMember();
+      let s = await open(member);
+      await s.save(batch({ entries: entries(1, 3, 1), hardState: hs(1, 1, 1) }), true);
+      // The third put of the next batch throws, as a value the browser cannot clone would.
+      const original = IDBObjectStore.prototype.put;
+      let puts = 0;
+      IDBObjectStore.prototype.put = function (this: IDBObjectStore, ...args: Parameters<IDBObjectStore['put']>) {
+        if (++puts === 3) throw new DOMException('injected', 'DataCloneError');
+        return original.apply(this, args);
+      };
+      try {
+        await expect(s.save(batch({ entries: [entry(2, 2), ...entries(3, 6, 2)], hardState: hs(2, 1, 1) }), true)).rejects.toThrow(
+          `IndexedDB ${IndexedDbStorage.databaseName(member)}: write failed (DataCloneError: injected); nothing of this batch was stored`,
+        );
+      } finally {
+        IDBObjectStore.prototype.put = original;
+      }
+      expect((await failure(s.save(batch({ entries: entries(4, 4, 1) }), true))).message).toMatch(/failed earlier .*close it and open it again/);
+      await s.close();
+      s = await open(member);
+      expect(await s.load()).toEqual({ hardState: hs(1, 1, 1), snapshot: null, entries: entries(1, 3, 1) });
     });
 
     it('refuses concurrent calls and use after close', async () => {

@@ -7,13 +7,15 @@ export type ReleaseLock = () => Promise<void>;
 
 /**
  * Takes the exclusive lock `name` if it is free right now, without waiting. Returns its
- * release function, or null if another context holds it.
+ * release function, or null if another context holds it. `onLost` runs if the lock is taken
+ * away before release (another context requested it with `steal: true`).
  */
-export async function tryAcquireWebLock(locks: LockManager, name: string): Promise<ReleaseLock | null> {
+export async function tryAcquireWebLock(locks: LockManager, name: string, onLost: (reason: unknown) => void): Promise<ReleaseLock | null> {
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   let decide!: (granted: boolean) => void;
   const decided = new Promise<boolean>((resolve) => (decide = resolve));
+  let released = false;
   const finished = locks.request(name, { mode: 'exclusive', ifAvailable: true }, async (lock) => {
     decide(lock !== null);
     // The lock stays held while this callback's promise is pending.
@@ -25,8 +27,13 @@ export async function tryAcquireWebLock(locks: LockManager, name: string): Promi
     await finished;
     return null;
   }
+  const settled = finished.then(
+    () => undefined,
+    (reason: unknown) => void (released || onLost(reason)),
+  );
   return async () => {
+    released = true;
     release();
-    await finished;
+    await settled;
   };
 }

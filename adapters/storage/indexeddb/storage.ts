@@ -70,10 +70,10 @@ export class IndexedDbStorage implements Storage {
    */
   static async open(member: IndexedDbMember): Promise<IndexedDbStorage> {
     const database = IndexedDbStorage.databaseName(member);
-    const releaseLock = await lockDatabase(database);
+    let storage: IndexedDbStorage | null = null;
+    const releaseLock = await lockDatabase(database, () => storage?.lose('another context took its Web Lock away (steal)'));
     let db: MeshkvDb | null = null;
     try {
-      let storage: IndexedDbStorage | null = null;
       db = await openDatabase(database, {
         // Another context is deleting or upgrading the database: let it, and stop writing.
         blocking: () => storage?.lose('another context asked to delete or upgrade the database'),
@@ -91,7 +91,7 @@ export class IndexedDbStorage implements Storage {
   /** Deletes the member's database, refusing with StorageError 'locked' while it is open anywhere. */
   static async destroy(member: IndexedDbMember): Promise<void> {
     const database = IndexedDbStorage.databaseName(member);
-    const releaseLock = await lockDatabase(database);
+    const releaseLock = await lockDatabase(database, () => {});
     try {
       await deleteDB(database);
     } finally {
@@ -116,25 +116,21 @@ export class IndexedDbStorage implements Storage {
       }
       this.bootState = null;
       const strict = sync || batch.snapshot !== null;
-      await this.guard(async () => {
-        const tx = this.db.transaction([entriesStore, metaStore], 'readwrite', { durability: strict ? 'strict' : 'relaxed' });
-        // Raw requests, not one promise each: a failed request aborts the whole transaction,
-        // and tx.done reports it.
-        const entries = unwrap(tx.objectStore(entriesStore));
-        const meta = unwrap(tx.objectStore(metaStore));
-        if (batch.snapshot !== null) {
-          if (plan.snapshotReset) entries.clear();
-          else entries.delete(IDBKeyRange.upperBound(batch.snapshot.metadata.index));
-          meta.put(ownSnapshot(batch.snapshot), snapshotKey);
-        }
-        if (batch.entries.length > 0) {
-          const lastIndex = plan.snapshotReset ? batch.snapshot!.metadata.index : this.view().lastIndex;
-          if (plan.appendFromIndex <= lastIndex) entries.delete(IDBKeyRange.lowerBound(plan.appendFromIndex));
-          for (const e of batch.entries) entries.put(ownEntry(e));
-        }
-        if (batch.hardState !== null) meta.put({ ...batch.hardState }, hardStateKey);
-        await tx.done;
-      });
+      await this.guard(() =>
+        this.write(strict ? 'strict' : 'relaxed', (entries, meta) => {
+          if (batch.snapshot !== null) {
+            if (plan.snapshotReset) entries.clear();
+            else entries.delete(IDBKeyRange.upperBound(batch.snapshot.metadata.index));
+            meta.put(ownSnapshot(batch.snapshot), snapshotKey);
+          }
+          if (batch.entries.length > 0) {
+            const lastIndex = plan.snapshotReset ? batch.snapshot!.metadata.index : this.view().lastIndex;
+            if (plan.appendFromIndex <= lastIndex) entries.delete(IDBKeyRange.lowerBound(plan.appendFromIndex));
+            for (const e of batch.entries) entries.put(ownEntry(e));
+          }
+          if (batch.hardState !== null) meta.put({ ...batch.hardState }, hardStateKey);
+        }),
+      );
       if (batch.snapshot !== null) this.applySnapshot(batch.snapshot, plan.snapshotReset);
       if (batch.entries.length > 0) {
         this.terms.length = plan.appendFromIndex - this.snapshotIndex() - 1;
@@ -150,14 +146,12 @@ export class IndexedDbStorage implements Storage {
     return this.exclusive(async () => {
       checkOwnSnapshot(this.view(), snapshot);
       this.bootState = null;
-      await this.guard(async () => {
-        const tx = this.db.transaction([entriesStore, metaStore], 'readwrite', { durability: 'strict' });
-        await Promise.all([
-          tx.objectStore(entriesStore).delete(IDBKeyRange.upperBound(snapshot.metadata.index)),
-          tx.objectStore(metaStore).put(ownSnapshot(snapshot), snapshotKey),
-          tx.done,
-        ]);
-      });
+      await this.guard(() =>
+        this.write('strict', (entries, meta) => {
+          entries.delete(IDBKeyRange.upperBound(snapshot.metadata.index));
+          meta.put(ownSnapshot(snapshot), snapshotKey);
+        }),
+      );
       this.applySnapshot(snapshot, false);
       this.unsynced = false;
     });
@@ -201,9 +195,26 @@ export class IndexedDbStorage implements Storage {
    * relaxed commit before it becomes durable too.
    */
   private async flush(): Promise<void> {
-    const tx = this.db.transaction(metaStore, 'readwrite', { durability: 'strict' });
-    await Promise.all([tx.store.put({ ...this.hardState }, hardStateKey), tx.done]);
+    await this.write('strict', (_entries, meta) => meta.put({ ...this.hardState }, hardStateKey));
     this.unsynced = false;
+  }
+
+  /**
+   * One readwrite transaction: `fill` issues its requests (raw ones, not a promise each: any
+   * failed request aborts the whole transaction, which tx.done reports). A synchronous throw
+   * while filling aborts it too, so a half-issued batch never commits.
+   */
+  private async write(durability: 'strict' | 'relaxed', fill: (entries: IDBObjectStore, meta: IDBObjectStore) => void): Promise<void> {
+    const tx = this.db.transaction([entriesStore, metaStore], 'readwrite', { durability });
+    const raw = unwrap(tx);
+    try {
+      fill(raw.objectStore(entriesStore), raw.objectStore(metaStore));
+    } catch (err) {
+      tx.done.catch(() => {});
+      raw.abort();
+      throw err;
+    }
+    await tx.done;
   }
 
   /** The connection can no longer be trusted: refuse every further call. */
@@ -238,11 +249,11 @@ export class IndexedDbStorage implements Storage {
   }
 }
 
-async function lockDatabase(database: string): Promise<ReleaseLock> {
+async function lockDatabase(database: string, onLost: () => void): Promise<ReleaseLock> {
   if (typeof navigator === 'undefined' || navigator.locks === undefined) {
     throw new StorageError('unavailable', `IndexedDB ${database}: Web Locks are unavailable (they need a secure context: https or localhost)`);
   }
-  const release = await tryAcquireWebLock(navigator.locks, database);
+  const release = await tryAcquireWebLock(navigator.locks, database, onLost);
   if (release === null) {
     throw new StorageError('locked', `IndexedDB database ${database} is open in another tab or worker of this origin (Web Lock "${database}" is held): close it there first`);
   }
