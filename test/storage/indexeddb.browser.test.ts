@@ -182,6 +182,8 @@ describe('IndexedDbStorage', () => {
     it('refuses entry data that is not a Uint8Array, and an unexpected field', async () => {
       let { member, name } = await tampered((db) => db.put('entries', { index: 3, term: 1, type: 0, data: [1, 2] }));
       await expectCorrupt(member, `IndexedDB database "${name}", store "entries", key 3: field data is an array, not a Uint8Array`);
+      ({ member, name } = await tampered((db) => db.put('entries', { index: 3, term: 1, type: 0, data: new ArrayBuffer(2) })));
+      await expectCorrupt(member, `IndexedDB database "${name}", store "entries", key 3: field data is an object of class ArrayBuffer, not a Uint8Array`);
       ({ member, name } = await tampered((db) => db.put('entries', { index: 1, term: 1, type: 0, data: new Uint8Array(0), extra: true })));
       await expectCorrupt(member, `IndexedDB database "${name}", store "entries", key 1: expected fields index, term, type, data; missing [], unexpected [extra]`);
     });

@@ -154,7 +154,7 @@ function bytes(where: string, r: Record<string, unknown>, field: string): Uint8A
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'object') return `a ${v.constructor?.name ?? 'object'}`;
+  if (typeof v === 'object') return `an object of class ${v.constructor?.name ?? '(none)'}`;
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
