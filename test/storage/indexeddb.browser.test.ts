@@ -7,8 +7,8 @@ import { batch, entries, entry, hs, snapshot, storageCompliance } from './compli
 import type { CrashWorkerReport, CrashWorkerRequest } from './indexeddb-crash.worker.ts';
 
 /** A member of a cluster no other test uses, so every test starts from an empty database. */
-function freshMember(memberId = 1): IndexedDbMember {
-  return { cluster: `test-${crypto.randomUUID()}`, memberId };
+function freshMember(): IndexedDbMember {
+  return { cluster: `test-${crypto.randomUUID()}`, memberId: 1 };
 }
 
 storageCompliance('indexeddb', async () => {
