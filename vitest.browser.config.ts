@@ -2,16 +2,9 @@
 // Debian's Chromium driven by Playwright. `npm run test:browser`; part of `npm test`.
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
+import { chromiumArgs, chromiumPath } from './test/helpers/chromium.ts';
 
-export const chromiumArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export { chromiumArgs };
 
 export default defineConfig({
   define: { global: 'globalThis' },
@@ -21,7 +14,7 @@ export default defineConfig({
     browser: {
       enabled: true,
       headless: true,
-      provider: playwright({ launchOptions: { executablePath: '/usr/bin/chromium', args: chromiumArgs } }),
+      provider: playwright({ launchOptions: { executablePath: chromiumPath, args: chromiumArgs } }),
       instances: [{ browser: 'chromium' }],
     },
   },

@@ -7,8 +7,12 @@ export type StorageErrorCode =
   | 'invalid-batch'
   /** Stored data failed a checksum or a structural check. */
   | 'corrupt'
-  /** Another live process holds the data directory. */
+  /** Another live process (fs-wal) or tab/worker of the origin (IndexedDB) holds the member's storage. */
   | 'locked'
+  /** The runtime lacks what the adapter needs (IndexedDB, or Web Locks outside a secure context). */
+  | 'unavailable'
+  /** The stored data has a schema version this build does not know: written by a newer meshkv. */
+  | 'unsupported-version'
   /** The storage was used after close() or after a failed write. */
   | 'closed'
   /** A call while another was still running: the member must await each one. */

@@ -1,0 +1,104 @@
+// The IndexedDB adapter against a real browser profile on disk: data a page saved (synced)
+// is still there after the browser is closed and relaunched on the same profile, and after the
+// browser process is killed with SIGKILL (nothing of the page or browser runs on the way out).
+// The storage is never closed by the page, so its Web Lock must also be free after each end.
+
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import type { BrowserContext, Page } from '@playwright/test';
+import { chromium } from '@playwright/test';
+import type { ViteDevServer } from 'vite';
+import { createServer } from 'vite';
+import { chromiumArgs, chromiumPath } from '../helpers/chromium.ts';
+import { freePort } from '../helpers/processes.ts';
+import type { StoredSummary } from './fixtures/indexeddb-page.ts';
+
+const member = { cluster: 'e2e-restart', memberId: 7 };
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+let server: ViteDevServer;
+let pageUrl: string;
+let profile: string;
+let viteCache: string;
+
+test.beforeAll(async () => {
+  const port = await freePort();
+  profile = await mkdtemp(join(tmpdir(), 'meshkv-e2e-profile-'));
+  // Not node_modules/.vite: node_modules may be shared by several checkouts.
+  viteCache = await mkdtemp(join(tmpdir(), 'meshkv-e2e-vite-'));
+  server = await createServer({
+    configFile: false,
+    root: process.cwd(),
+    cacheDir: viteCache,
+    logLevel: 'error',
+    server: { host: '127.0.0.1', port, strictPort: true },
+  });
+  await server.listen();
+  // 127.0.0.1 is a secure context, which Web Locks need; the same origin on every launch.
+  pageUrl = `http://127.0.0.1:${port}/test/e2e/fixtures/indexeddb.html`;
+});
+
+test.afterAll(async () => {
+  await server?.close();
+  for (const dir of [profile, viteCache]) if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function launch(): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, args: chromiumArgs, headless: true });
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(pageUrl);
+  await page.waitForFunction(() => window.meshkvE2e !== undefined);
+  return { context, page };
+}
+
+function load(page: Page): Promise<StoredSummary> {
+  return page.evaluate((m) => window.meshkvE2e!.load(m), member);
+}
+
+function append(page: Page, from: number, to: number, term: number): Promise<void> {
+  return page.evaluate(([f, t, term]) => window.meshkvE2e!.append(f, t, term), [from, to, term] as const);
+}
+
+/** The pid of the Chromium this process launched on `profile`: our child with that --user-data-dir. */
+async function browserPid(): Promise<number> {
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const [cmdline, stat] = await Promise.all([
+      readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => ''),
+      readFile(`/proc/${name}/stat`, 'utf8').catch(() => ''),
+    ]);
+    // stat: "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === process.pid && cmdline.split('\0').includes(`--user-data-dir=${profile}`)) return Number(name);
+  }
+  throw new Error(`no Chromium child of process ${process.pid} runs on profile ${profile}`);
+}
+
+test('synced saves survive closing the browser and killing it, on the same profile', async () => {
+  let { context, page } = await launch();
+  expect(await load(page)).toEqual({ indexes: [], hardState: { term: 0, vote: 0, commit: 0 }, texts: [] });
+  await append(page, 1, 30, 1);
+  await append(page, 31, 40, 2);
+  await context.close();
+
+  ({ context, page } = await launch());
+  const afterClose = await load(page);
+  expect(afterClose.indexes).toEqual(range(1, 40));
+  expect(afterClose.hardState).toEqual({ term: 2, vote: 1, commit: 40 });
+  expect(afterClose.texts[39]).toBe('entry 40');
+  await append(page, 41, 50, 3);
+
+  const pid = await browserPid();
+  const closed = new Promise((resolve) => context.once('close', resolve));
+  process.kill(pid, 'SIGKILL');
+  await closed;
+
+  ({ context, page } = await launch());
+  const afterKill = await load(page);
+  expect(afterKill.indexes).toEqual(range(1, 50));
+  expect(afterKill.hardState).toEqual({ term: 3, vote: 1, commit: 50 });
+  expect(afterKill.texts[49]).toBe('entry 50');
+  await context.close();
+});
