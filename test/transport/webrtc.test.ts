@@ -77,7 +77,9 @@ describe('webrtc transport', () => {
     cleanups.push(() => b.t.close());
     a.t.addPeer(2, '');
     b.t.addPeer(1, '');
-    await waitFor('the data channel 1 <-> 2', () => a.t.isConnected(2) && b.t.isConnected(1));
+    await waitFor('the data channel 1 <-> 2', () => a.t.isConnected(2) && b.t.isConnected(1), 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nmember 1:\n${a.logs.join('\n')}\nmember 2:\n${b.logs.join('\n')}`);
+    });
     return { a, b, server, url };
   }
 
