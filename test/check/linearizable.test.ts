@@ -44,10 +44,10 @@ describe('checkLinearizable catches violations, with a witness naming the key an
     const staleGet = op(2, 40, 50, get('a'), read('1', 3));
     const result = checkKeyValues([put1, put2, staleGet]);
     expect(anomaly(result)).toBe('non-linearizable');
-    const witness = (result as { witness: { key: string; stuck: string; linearizedPrefix: string[] } }).witness;
+    const witness = (result as { witness: { key: string; stuck: string; linearizedPrefixEnd: string[] } }).witness;
     expect(witness.key).toBe('a');
     expect(witness.stuck).toContain(`#${staleGet.id} client 2 [40, 50] get("a") -> "1" @rev 3`);
-    expect(witness.linearizedPrefix).toEqual([expect.stringContaining(`#${put1.id}`), expect.stringContaining(`#${put2.id}`)]);
+    expect(witness.linearizedPrefixEnd).toEqual([expect.stringContaining(`#${put1.id}`), expect.stringContaining(`#${put2.id}`)]);
     // The revision check sees it too: revision 3 is the second put.
     expect(anomaly(checkRevisions([put1, put2, staleGet]))).toBe('read-not-at-revision');
     // A stale read with a stale header revision is caught by the real-time revision order.

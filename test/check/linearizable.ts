@@ -44,6 +44,8 @@ export interface LinearizabilityOptions {
 }
 
 const TIME_LIMIT_MS_DEFAULT = 10_000;
+/** A witness shows the end of the longest valid prefix: the operations that lead to the failure. */
+const witnessPrefixOpsMax = 8;
 const STEP_LIMIT_DEFAULT = 20_000_000;
 
 type Register = string | null;
@@ -86,8 +88,9 @@ export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOption
         anomaly: 'non-linearizable',
         witness: {
           key,
-          explanation: `no order of the ${ops.length} operations on ${JSON.stringify(key)} explains them; the longest valid prefix found leaves the key at ${JSON.stringify(result.stateAfter)}, then ${op(result.stuck)} must take effect before it returns, but neither it nor any operation still pending can be applied next`,
-          linearizedPrefix: result.linearized.map(op),
+          explanation: `no order of the ${ops.length} operations on ${JSON.stringify(key)} explains them; the longest valid prefix found (${result.linearized.length} operations, ending as shown) leaves the key at ${JSON.stringify(result.stateAfter)}, then ${op(result.stuck)} must take effect before it returns, but neither it nor any operation still pending can be applied next`,
+          linearizedPrefixLength: result.linearized.length,
+          linearizedPrefixEnd: result.linearized.slice(-witnessPrefixOpsMax).map(op),
           stuck: op(result.stuck),
           pendingAtThatPoint: result.candidates.map(op),
         },
