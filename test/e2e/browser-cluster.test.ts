@@ -97,6 +97,16 @@ test('5 tabs: the leader partitioned away can neither commit nor read; the major
     for (const view of views) expect(view).toEqual(views[0]);
     for (const key of acknowledged) expect(views[0]).toHaveProperty(key);
     expect(views[0]).not.toHaveProperty('cut-off');
+
+    // A tab crashes for good: it stays a voter until removed; a follower's tab removes it.
+    const leader = await waitForCluster(tabs);
+    const [gone, remover] = tabs.filter((t) => t !== leader);
+    void (await context.newCDPSession(gone.page)).send('Page.crash').catch(() => {});
+    const survivors = tabs.filter((t) => t !== gone);
+    expect((await status(remover)).voters).toContain(gone.id);
+    await remover.page.evaluate((id) => window.meshkvTab!.removeMember(id), gone.id);
+    await waitForCluster(survivors);
+    await writeAndReadBack(history, survivors, 'four', 1);
     history.expectLinearizable();
   } finally {
     await context.close();
