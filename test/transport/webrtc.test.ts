@@ -105,12 +105,18 @@ describe('webrtc transport', () => {
 
   it('reconnects after a link drops', async () => {
     const { a, b } = await pair();
+    a.t.cutLink(2);
+    await waitFor('member 2 to see the link drop', () => !b.t.isConnected(1));
     a.t.send([heartbeat(1, 2, 1)]);
-    await waitFor('the first heartbeat', () => b.inbox.some((m) => m.commit === 1));
-    // Member 2 restarts: its old connection dies with it, a new transport with the same id joins.
+    b.t.send([heartbeat(2, 1, 2)]);
+    await waitFor('heartbeats both ways over the new link', () => b.inbox.some((m) => m.commit === 1) && a.inbox.some((m) => m.commit === 2), 15_000);
+    expect(b.logs.some((l) => l.includes('link to member 1 down: its connection closed'))).toBe(true);
+  }, 30_000);
+
+  it('reconnects to a member that restarted', async () => {
+    const { a, b, url } = await pair();
     await b.t.close();
     await waitFor('member 1 to see the link drop', () => !a.t.isConnected(2));
-    const { url } = { url: (a.t as unknown as { o: { signaling: { o: { url: string } } } }).o.signaling.o.url };
     const b2 = await openMember(url, 2);
     cleanups.push(() => b2.t.close());
     b2.t.addPeer(1, '');
@@ -118,27 +124,35 @@ describe('webrtc transport', () => {
     await waitFor('a heartbeat over the new link', () => b2.inbox.some((m) => m.commit === 2), 15_000);
     b2.t.send([heartbeat(2, 1, 3)]);
     await waitFor('and back', () => a.inbox.some((m) => m.commit === 3));
-    expect(a.logs.some((l) => l.includes('link to member 2 down'))).toBe(true);
   }, 30_000);
 
-  it('bounds the queue under a burst: the oldest messages are dropped, the rest arrive', async () => {
-    const { a, b } = await pair({ queueMessagesMax: 200 });
-    const data = new Uint8Array(4096).fill(9);
-    const burst: Message[] = [];
-    for (let i = 0; i < 5000; i++) {
+  function appends(count: number, entryBytes: number): Message[] {
+    const data = new Uint8Array(entryBytes).fill(9);
+    return Array.from({ length: count }, (_, i) => {
       const m = newMessage(MessageType.App, 2, 1, 1);
       m.index = i;
       m.entries = [{ term: 1, index: i + 1, type: EntryType.Normal, data }];
-      burst.push(m);
-    }
-    a.t.send(burst);
-    expect(a.t.queuedMessages(2)).toBeLessThanOrEqual(200);
+      return m;
+    });
+  }
+
+  it('a burst far above the channel buffer arrives whole: sends pause at 64 KiB and resume on bufferedamountlow', async () => {
+    const { a, b } = await pair();
+    a.t.send(appends(4000, 4096)); // 16 MiB at once
+    expect(a.t.queuedMessages(2)).toBe(4000);
+    await waitFor('all 4000 appends', () => b.inbox.length === 4000, 20_000);
+    expect(b.inbox.map((m) => m.index)).toEqual([...Array(4000).keys()]);
+    expect(a.t.stats.messagesDroppedQueueFull).toBe(0);
+  }, 30_000);
+
+  it('bounds the queue under a burst: the oldest messages are dropped, the newest arrive', async () => {
+    const { a, b } = await pair({ queueMessagesMax: 200 });
+    a.t.send(appends(5000, 4096));
+    expect(a.t.queuedMessages(2)).toBe(200);
     await waitFor('the newest message', () => b.inbox.some((m) => m.index === 4999), 15_000);
-    const got = b.inbox.filter((m) => m.type === MessageType.App);
-    expect(got.length).toBeLessThanOrEqual(200 + 1);
-    expect(got.length).toBeGreaterThan(0);
-    expect(a.t.stats.messagesDroppedQueueFull).toBe(5000 - got.length);
-    expect(a.logs.some((l) => l.includes('queue to member 2 is full'))).toBe(true);
+    expect(b.inbox.map((m) => m.index)).toEqual(Array.from({ length: 200 }, (_, i) => 4800 + i));
+    expect(a.t.stats.messagesDroppedQueueFull).toBe(4800);
+    expect(a.logs.filter((l) => l.includes('queue to member 2 is full')).length).toBe(1);
   }, 30_000);
 
   it('drops malformed frames and messages, counting them, and keeps the link', async () => {

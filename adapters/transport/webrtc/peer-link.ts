@@ -182,6 +182,12 @@ export class PeerLink {
     this.queuedBytes = 0;
   }
 
+  /** Closes the connection as a network failure would; it is re-established as after any drop. */
+  cut(): void {
+    if (!this.peer) return;
+    this.peer.destroy();
+  }
+
   /** Test hook: hands raw bytes to the data channel as one frame, as a misbehaving peer would. */
   sendRawFrame(bytes: Uint8Array): void {
     if (!this.peer || !this.connected) throw new Error(`webrtc transport ${this.o.selfId}: no open data channel to member ${this.o.peerId}`);
