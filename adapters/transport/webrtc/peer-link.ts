@@ -81,6 +81,8 @@ export class PeerLink {
   /** The session of `peer`; null when there is none. */
   private session: string | null = null;
   private sessionStartedMs = 0;
+  /** Non-initiator: the session of the last connection that failed here, named in knocks. */
+  private failedSession = '';
   private connected = false;
   private present = false;
   private closed = false;
@@ -147,7 +149,7 @@ export class PeerLink {
   onSignal(e: Envelope): void {
     if (this.closed) return;
     this.present = true;
-    if (e.knock) return this.onKnock();
+    if (e.knock) return this.onKnock(e.session);
     const s = e.signal!;
     if (this.initiator && s.type === 'offer') {
       this.o.log('warn', `webrtc transport ${this.o.selfId}: ignored an offer from member ${this.o.peerId}: the lower id (this member) offers`);
@@ -194,10 +196,13 @@ export class PeerLink {
     this.peer.send(bytes);
   }
 
-  private onKnock(): void {
+  /** `failed` is the session the knocking side saw fail, or '' when it had none. */
+  private onKnock(failed: string): void {
     if (!this.initiator) return;
-    // A knock while an attempt is young is the peer asking before our offer reached it.
-    if (this.peer && !this.connected && Date.now() - this.sessionStartedMs < this.o.bounds.connectTimeoutMs) return;
+    // A knock while an attempt is young is the peer asking before our offer reached it,
+    // unless it names that very attempt as failed on its side.
+    const young = this.peer && !this.connected && Date.now() - this.sessionStartedMs < this.o.bounds.connectTimeoutMs;
+    if (young && failed !== this.session) return;
     if (this.peer) this.o.log('info', `webrtc transport ${this.o.selfId}: member ${this.o.peerId} asks for a new connection; replacing the old one`);
     this.dropPeer(null);
     this.clearRetryTimer();
@@ -212,7 +217,7 @@ export class PeerLink {
     if (this.initiator) {
       this.startPeer(this.o.newSession());
     } else {
-      this.o.signal({ session: '', knock: true });
+      this.o.signal({ session: this.failedSession, knock: true });
       this.scheduleRetry();
     }
   }
@@ -263,6 +268,7 @@ export class PeerLink {
     const p = this.peer;
     if (!p) return;
     if (why) this.o.log('info', `webrtc transport ${this.o.selfId}: link to member ${this.o.peerId} down: ${why}`);
+    if (!this.initiator && this.session !== null) this.failedSession = this.session;
     this.peer = null;
     this.session = null;
     this.connected = false;
