@@ -12,6 +12,9 @@ import { nodeWrtc } from '../../adapters/transport/webrtc/node-wrtc.ts';
 import { encodeMessage } from '../../src/codec/message.ts';
 import { EntryType, MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import type { KvMember } from '../../src/server/kv-member.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { transportCompliance } from './compliance.ts';
 
@@ -24,11 +27,15 @@ interface Opened {
   logs: string[];
 }
 
-async function openMember(url: string, id: MemberId, extra: { token?: string; bounds?: Partial<WebRtcBounds> } = {}): Promise<Opened> {
+function openTransport(url: string, id: MemberId, log?: (level: string, msg: string) => void, bounds?: Partial<WebRtcBounds>): Promise<WebRtcTransport> {
+  const signaling = new WebSocketSignaling({ url, cluster, token, id, WebSocket, log });
+  return WebRtcTransport.open({ id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' }, log, bounds });
+}
+
+/** A started transport whose messages go to `inbox`. */
+async function openMember(url: string, id: MemberId, extra: { bounds?: Partial<WebRtcBounds> } = {}): Promise<Opened> {
   const logs: string[] = [];
-  const log = (level: string, msg: string) => logs.push(`${level}: ${msg}`);
-  const signaling = new WebSocketSignaling({ url, cluster, token: extra.token ?? token, id, WebSocket, log });
-  const t = await WebRtcTransport.open({ id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' }, log, bounds: extra.bounds });
+  const t = await openTransport(url, id, (level, msg) => logs.push(`${level}: ${msg}`), extra.bounds);
   const inbox: Message[] = [];
   t.start((m) => inbox.push(m));
   return { t, inbox, logs };
@@ -42,10 +49,7 @@ async function startServer(): Promise<{ server: SignalingServer; url: string }> 
 transportCompliance('webrtc (node-datachannel, WebSocket signaling)', async (ids) => {
   const { server, url } = await startServer();
   const byId = new Map<MemberId, WebRtcTransport>();
-  for (const id of ids) {
-    const signaling = new WebSocketSignaling({ url, cluster, token, id, WebSocket });
-    byId.set(id, await WebRtcTransport.open({ id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' } }));
-  }
+  for (const id of ids) byId.set(id, await openTransport(url, id));
   for (const [id, t] of byId) for (const peer of ids) if (peer !== id) t.addPeer(peer, '');
   return {
     transports: new Map<MemberId, Transport>(byId),
@@ -175,4 +179,54 @@ describe('webrtc transport', () => {
     expect(b.logs.some((l) => l.includes('claiming to be 3 -> 2'))).toBe(true);
     expect(b.t.isConnected(1)).toBe(true);
   });
+});
+
+describe('a Raft cluster over WebRTC (Node)', () => {
+  const snapshotsArrived = new Map<MemberId, number>();
+  /** `t` as a member sees it, counting the snapshots that arrive. */
+  function countingSnapshots(t: WebRtcTransport): Transport {
+    return {
+      start: (deliver) =>
+        t.start((m) => {
+          if (m.type === MessageType.Snap) snapshotsArrived.set(t.id, (snapshotsArrived.get(t.id) ?? 0) + 1);
+          deliver(m);
+        }),
+      send: (ms) => t.send(ms),
+      addPeer: (id, address) => t.addPeer(id, address),
+      removePeer: (id) => t.removePeer(id),
+      close: () => t.close(),
+      faults: t.faults,
+    };
+  }
+
+  it('elects, replicates, and catches an isolated member up with a snapshot once healed', async () => {
+    const { server, url } = await startServer();
+    const ids = [1, 2, 3];
+    const ts = await Promise.all(ids.map((id) => openTransport(url, id)));
+    for (const t of ts) for (const peer of ids) if (peer !== t.id) t.addPeer(peer, '');
+    const members: KvMember[] = [];
+    try {
+      // The hub is unused: every member gets its WebRTC transport.
+      for (const t of ts) members.push(await startKvMember(new MemoryHub(), t.id, ids, { transport: countingSnapshots(t), snapshotEntries: 50, snapshotKeepEntries: 0 }));
+      const leader = await waitFor('a leader', () => members.find((m) => m.member.isLeader()), 15_000);
+      const isolated = members.find((m) => m !== leader)!;
+      const isolatedId = members.indexOf(isolated) + 1;
+      for (const t of ts) {
+        if (t.id === isolatedId) for (const peer of ids) t.faults.block(peer);
+        else t.faults.block(isolatedId);
+      }
+      const b = (s: string) => new TextEncoder().encode(s);
+      for (let i = 0; i < 4; i++) await Promise.all(Array.from({ length: 50 }, (_, j) => leader.put({ key: b(`k/${i}/${j}`), value: b('v'.repeat(100)) })));
+      expect(isolated.mvcc.keyCount).toBe(0);
+      for (const t of ts) t.faults.heal();
+      await waitFor('the isolated member to catch up', () => isolated.mvcc.currentRevision === leader.mvcc.currentRevision, 15_000);
+      expect(isolated.mvcc.keyCount).toBe(200);
+      expect(snapshotsArrived.get(isolatedId)).toBeGreaterThan(0); // the leader had compacted its log
+      expect(isolated.hashKV(0)).toEqual(leader.hashKV(0));
+    } finally {
+      for (const m of members) await m.stop();
+      for (const t of ts) await t.close();
+      await server.close();
+    }
+  }, 40_000);
 });
