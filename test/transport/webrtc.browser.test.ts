@@ -57,6 +57,29 @@ describe('webrtc transport in Chromium', () => {
     }
   });
 
+  it('reconnects after a link drops', async () => {
+    const cluster = freshCluster();
+    const a = await open(cluster, 1);
+    const b = await open(cluster, 2);
+    try {
+      const inbox: Message[] = [];
+      a.start(() => {});
+      b.start((m) => inbox.push(m));
+      a.addPeer(2, '');
+      b.addPeer(1, '');
+      await waitFor('the link', () => a.isConnected(2) && b.isConnected(1));
+      a.cutLink(2);
+      await waitFor('member 2 to see the link drop', () => !b.isConnected(1));
+      const hb = newMessage(MessageType.Heartbeat, 2, 1, 1);
+      a.send([hb]);
+      await waitFor('a heartbeat over the new link', () => inbox.length === 1, 10_000);
+      expect(inbox).toEqual([hb]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('pagehide tears the links down, and the peers see it at once', async () => {
     const cluster = freshCluster();
     const a = await open(cluster, 1);
