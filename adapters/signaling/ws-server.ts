@@ -83,6 +83,8 @@ export class SignalingServer {
 
   private onConnection(ws: WebSocket): void {
     let id: MemberId = 0;
+    /** Set once the join is refused: nothing more from this connection is looked at. */
+    let refused = false;
     const timer = setTimeout(() => ws.close(closeProtocol, 'no join in time'), this.o.joinTimeoutMs ?? 5000);
     ws.on('error', (err) => this.log('debug', `signaling server: member ${id || '?'}: ${err.message}`));
     ws.on('close', () => {
@@ -93,11 +95,13 @@ export class SignalingServer {
       this.broadcast(id, { type: 'presence', id, present: false });
     });
     ws.on('message', (raw, isBinary) => {
+      if (refused) return;
       const m = isBinary ? null : parseMessage(raw.toString());
       if (!m) return ws.close(closeProtocol, 'not a JSON signaling message');
       if (id === 0) {
         clearTimeout(timer);
         id = this.onJoin(ws, m);
+        refused = id === 0;
         return;
       }
       if (m.type !== 'signal' || !isMemberId(m.to)) return ws.close(closeProtocol, `unexpected ${m.type} message`);

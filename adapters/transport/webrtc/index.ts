@@ -135,6 +135,11 @@ export class WebRtcTransport implements Transport {
     return this.links.get(peer)?.isConnected ?? false;
   }
 
+  /** Closes the data channel to `peer` as a network failure would; the link reconnects (tests, demo). */
+  cutLink(peer: MemberId): void {
+    this.links.get(peer)?.cut();
+  }
+
   /** Test hook: sends raw bytes to `peer` as one frame, as a misbehaving member would. */
   sendRawFrame(peer: MemberId, bytes: Uint8Array): void {
     const link = this.links.get(peer);
