@@ -50,14 +50,15 @@ const STEP_LIMIT_DEFAULT = 20_000_000;
 
 type Register = string | null;
 
-/** Checks a whole history: per-key values (WGL search), then revisions. */
+/**
+ * Checks a whole history: revisions first (linear time, and a violation there has a witness
+ * of one or two operations), then per-key values (the WGL search).
+ */
 export function checkLinearizable(history: HistoryOp[], opts: LinearizabilityOptions = {}): CheckResult {
   validateHistory(history);
-  const values = checkKeyValues(history, opts);
-  if (values.ok === false) return values;
   const revisions = checkRevisions(history);
   if (revisions.ok === false) return revisions;
-  return values;
+  return checkKeyValues(history, opts);
 }
 
 /** Only the per-key search (part 1 above), without the revision checks. */
