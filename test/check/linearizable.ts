@@ -20,7 +20,7 @@
 //      a range covers, a failed CAS's value) holds the value of the acknowledged write to that
 //      key with the greatest revision ≤ R (absent if none), and a succeeded CAS found its
 //      expected value at R − 1, a delete found the key present at R − 1 iff it deleted it —
-//      unless a write with unknown outcome (started before the read returned) could have
+//      unless a write with unknown outcome (called no later than the read returned) could have
 //      written the value seen; a range shows only keys under its prefix.
 // WHAT IS NOT CHECKED
 // - Cross-key atomicity of reads against writes with unknown outcome: their revision is not
