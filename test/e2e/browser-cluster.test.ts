@@ -5,6 +5,8 @@
 
 import { rm } from 'node:fs/promises';
 import { expect, test, type Browser } from '@playwright/test';
+import { SignalingServer } from '../../adapters/signaling/ws-server.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { History, openTab, openTabs, status, waitForCluster, waitForLeader, writeAndReadBack, type MemberOptions } from './cluster-harness.ts';
 import { launchBrowser, launchPersistent, newProfileDir, servePages, type PageServer } from './serve.ts';
 
@@ -169,5 +171,38 @@ test('the whole browser restarted on a persistent profile: the tabs come back as
     }
   } finally {
     await rm(profile, { recursive: true, force: true });
+  }
+});
+
+test('tabs of two browser profiles form one cluster through WebSocket signaling; a tab that wants no vote stays a learner', async () => {
+  const signaling = new SignalingServer({ cluster: 'ws', token: 'ws-token' });
+  const wsUrl = await signaling.listen(0);
+  const [first, second] = [await browser.newContext(), await browser.newContext()];
+  try {
+    const o = { ...options('ws'), signaling: wsUrl };
+    const founder = await openTab(first, url, o, 0);
+    const voter = await openTab(second, url, o, 1);
+    const learner = await openTab(second, url, { ...o, wantsVote: false }, 2);
+    const tabs = [founder, voter, learner];
+    await waitFor(
+      'two voters, one learner and one leader',
+      async () => {
+        const all = await Promise.all(tabs.map(status));
+        return all.every((s) => s.joined && s.leader !== 0 && s.leader === all[0].leader && s.voters.length === 2 && s.learners.length === 1);
+      },
+      30_000,
+    );
+    const s = await status(learner);
+    expect(s.learners).toEqual([learner.id]);
+    expect([...s.voters].sort()).toEqual([founder.id, voter.id].sort());
+
+    const history = new History();
+    await writeAndReadBack(history, tabs, 'ws', 3);
+    for (const reader of tabs) for (const writer of tabs) expect(await history.get(reader, `ws${writer.client}-2`)).toBe('v2');
+    history.expectLinearizable();
+  } finally {
+    await first.close();
+    await second.close();
+    await signaling.close();
   }
 });
