@@ -143,6 +143,13 @@ test('closing the leader tab: a new leader within two seconds at default timings
     expect(await history.get(reopened, `b${rest[1].client}-2`)).toBe('v2');
     await writeAndReadBack(history, all, 'c', 2);
     history.expectLinearizable();
+
+    // Leaving for good: it is removed from the configuration and its database is deleted.
+    const database = `meshkv/close-reopen/member/${reopened.id}`;
+    expect(await reopened.page.evaluate(() => window.meshkvTab!.databases())).toContain(database);
+    await reopened.page.evaluate(() => window.meshkvTab!.close(true));
+    await waitForCluster(rest);
+    expect(await reopened.page.evaluate(() => window.meshkvTab!.databases())).not.toContain(database);
   } finally {
     await context.close();
   }

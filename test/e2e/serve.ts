@@ -31,7 +31,9 @@ export async function servePages(plugins: Plugin[] = []): Promise<PageServer> {
       logLevel: 'error',
       plugins,
       define: { global: 'globalThis' },
-      optimizeDeps: { include: ['simple-peer'] },
+      // Scan only the page modules: readme.html imports a module that exists only where the
+      // README test serves it.
+      optimizeDeps: { include: ['simple-peer'], entries: ['test/e2e/fixtures/*-page.ts'] },
       resolve: { alias: { 'meshkv/browser': join(process.cwd(), 'adapters/browser/index.ts') } },
       server: { host: '127.0.0.1', port, strictPort: true },
     });
