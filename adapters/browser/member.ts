@@ -8,7 +8,7 @@
 
 import { workerTimerClock } from '../clock/worker-timer.ts';
 import { BroadcastChannelSignaling } from '../signaling/broadcast-channel.ts';
-import { ControlChannel, serveMembershipControl } from '../signaling/control.ts';
+import { ControlChannel, serveMembershipControl, type BootstrapMember } from '../signaling/control.ts';
 import type { Signaling } from '../signaling/types.ts';
 import { WebSocketSignaling } from '../signaling/ws-client.ts';
 import { IndexedDbStorage } from '../storage/indexeddb/index.ts';
@@ -19,7 +19,7 @@ import { StateRole, type MemberId } from '../../src/raft/types.ts';
 import type { Clock, FaultSwitch } from '../../src/seams.ts';
 import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { peerUrlOf, planStart } from './founding.ts';
+import { peerUrlOf, planStart, type StartPlan } from './founding.ts';
 import { claimIdentity } from './identity.ts';
 
 export interface BrowserMemberTimings {
@@ -142,10 +142,9 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
 
   const bootstrapKey = `${IndexedDbStorage.databaseName({ cluster: options.cluster, memberId: id })}#bootstrap-members`;
   let kv: KvMember;
-  let founded: boolean;
-  let bootstrapMembers;
+  let plan: StartPlan;
   try {
-    const plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey });
+    plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey });
     try {
       kv = await KvMember.start({
         id,
@@ -166,15 +165,13 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     } finally {
       plan.release();
     }
-    founded = plan.founded;
-    bootstrapMembers = plan.bootstrapMembers;
   } catch (err) {
     unlistenPageHide();
     await transport.close();
     await storage.close();
     throw err;
   }
-  const member = new RunningBrowserMember({ id, name, wantsVote, founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers, unlistenPageHide, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -209,7 +206,7 @@ interface Parts {
   transport: WebRtcTransport;
   cluster: string;
   bootstrapKey: string;
-  bootstrapMembers: { id: MemberId; name: string; peerURLs: string[] }[];
+  bootstrapMembers: BootstrapMember[];
   unlistenPageHide: () => void;
   log: NonNullable<BrowserMemberOptions['log']>;
 }
