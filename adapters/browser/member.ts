@@ -8,15 +8,15 @@
 
 import { workerTimerClock } from '../clock/worker-timer.ts';
 import { BroadcastChannelSignaling } from '../signaling/broadcast-channel.ts';
-import { ControlChannel, serveMembershipControl, type BootstrapMember } from '../signaling/control.ts';
+import { ControlChannel, serveMembershipControl, type BootstrapMember, type ControlMessage } from '../signaling/control.ts';
 import type { Signaling } from '../signaling/types.ts';
 import { WebSocketSignaling } from '../signaling/ws-client.ts';
 import { IndexedDbStorage } from '../storage/indexeddb/index.ts';
 import { WebRtcTransport } from '../transport/webrtc/index.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
-import { StateRole, type MemberId } from '../../src/raft/types.ts';
-import type { Clock, FaultSwitch } from '../../src/seams.ts';
+import { MessageType, StateRole, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
+import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
 import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { peerUrlOf, planStart, type StartPlan } from './founding.ts';
@@ -140,6 +140,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     throw err;
   }
 
+  const inbound = new InjectingTransport(transport);
   const bootstrapKey = `${IndexedDbStorage.databaseName({ cluster: options.cluster, memberId: id })}#bootstrap-members`;
   let kv: KvMember;
   let plan: StartPlan;
@@ -151,7 +152,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
         peers: plan.peers,
         clock,
         storage,
-        transport,
+        transport: inbound,
         random: Math.random,
         tickMs: timings.tickMs,
         electionTicks: timings.electionTicks,
@@ -171,7 +172,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     await storage.close();
     throw err;
   }
-  const member = new RunningBrowserMember({ id, name, wantsVote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -208,6 +209,7 @@ interface Parts {
   bootstrapKey: string;
   bootstrapMembers: BootstrapMember[];
   unlistenPageHide: () => void;
+  inbound: InjectingTransport;
   log: NonNullable<BrowserMemberOptions['log']>;
 }
 
@@ -233,6 +235,7 @@ class RunningBrowserMember implements BrowserMember {
     this.auto = new AutoMembership(p.kv, { clock: p.clock, log: p.log });
     this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock }), clock: p.clock });
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
+    this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
     this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));
     this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.onStatusTick()));
     this.stops.push(p.kv.member.onChange(() => this.emitIfChanged()));
@@ -330,14 +333,27 @@ class RunningBrowserMember implements BrowserMember {
 
   /**
    * The tab is going away (pagehide): hand leadership to the most caught-up voter and tell
-   * every member to remove this one. Nothing here may wait: the page is being torn down.
+   * every member to remove this one, naming the successor. Nothing here may wait: the page is
+   * being torn down.
    */
   announceLeave(): void {
     if (this.closed || this.leaving) return;
     this.leaving = true;
-    this.maybeHandOffLeadership();
-    this.p.channel.broadcast({ kind: 'leave', id: this.id });
+    const successor = this.maybeHandOffLeadership() ?? undefined;
+    this.p.channel.broadcast({ kind: 'leave', id: this.id, successor });
     this.auto.leave(this.id);
+  }
+
+  /**
+   * A leaving leader named this member its successor (control.ts, leave): if this member still
+   * follows it in that term, it takes the notice as the leader's TimeoutNow, which may not
+   * arrive over a data channel the closing page tore down, and campaigns now.
+   */
+  private maybeTakeOver(from: MemberId, msg: ControlMessage): void {
+    if (msg.kind !== 'leave' || msg.successor?.id !== this.id || this.closed) return;
+    const s = this.kv.member.status();
+    if (s.lead !== from || s.term !== msg.successor.term) return;
+    this.p.inbound.deliver(newMessage(MessageType.TimeoutNow, this.id, from, msg.successor.term));
   }
 
   /** close({ leave: true }): announce, then wait to see this member removed (or time out). */
@@ -369,20 +385,68 @@ class RunningBrowserMember implements BrowserMember {
     return this.kv.member.status().confState.voters.some((v) => v !== this.id);
   }
 
-  private maybeHandOffLeadership(): void {
+  /**
+   * On the leader, hands leadership to the voter with the longest log. Returns it with the
+   * term when Raft sent it TimeoutNow at once (its log was complete, and this leader forfeited
+   * its lease); null otherwise (not the leader, no other voter, or the transfer waits for the
+   * transferee to catch up first).
+   */
+  private maybeHandOffLeadership(): { id: MemberId; term: number } | null {
     const s = this.kv.member.status();
-    if (s.role !== StateRole.Leader || s.progress === null) return;
+    if (s.role !== StateRole.Leader || s.progress === null) return null;
     let best: MemberId = 0;
     let bestMatch = -1;
     for (const v of s.confState.voters) {
       const match = s.progress.get(v)?.match ?? 0;
       if (v !== this.id && match > bestMatch) [best, bestMatch] = [v, match];
     }
-    if (best !== 0) this.kv.member.transferLeadership(best);
+    if (best === 0) return null;
+    this.kv.member.transferLeadership(best);
+    return bestMatch === s.lastIndex ? { id: best, term: s.term } : null;
   }
 
   /** Polls `done` every joinRetryMs until it is true or `deadlineMs` (clock time) passes. */
   private async waitUntil(done: () => boolean, deadlineMs: number): Promise<void> {
     while (!done() && this.p.clock.now() < deadlineMs) await new Promise((r) => setTimeout(r, this.p.timings.joinRetryMs));
+  }
+}
+
+/**
+ * The transport as the member sees it, plus `deliver`: a message this tab learned of another
+ * way (a leaving leader's TimeoutNow, relayed as its leave notice) enters Raft as if it had
+ * arrived over the data channel.
+ */
+class InjectingTransport implements Transport {
+  private onMessage: ((m: Message) => void) | null = null;
+
+  constructor(private readonly inner: WebRtcTransport) {}
+
+  get faults(): FaultSwitch {
+    return this.inner.faults;
+  }
+
+  start(onMessage: (m: Message) => void): void {
+    this.onMessage = onMessage;
+    this.inner.start(onMessage);
+  }
+
+  send(messages: readonly Message[]): void {
+    this.inner.send(messages);
+  }
+
+  addPeer(id: MemberId, address: string): void {
+    this.inner.addPeer(id, address);
+  }
+
+  removePeer(id: MemberId): void {
+    this.inner.removePeer(id);
+  }
+
+  deliver(m: Message): void {
+    this.onMessage?.(m);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }
