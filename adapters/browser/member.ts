@@ -103,7 +103,8 @@ export interface BrowserMember {
   onStatus(fn: (s: BrowserMemberStatus) => void): () => void;
   /**
    * Stops the member. With `leave: true` it first hands leadership on, asks to be removed,
-   * waits (up to leaveTimeoutMs) to see it done, and deletes its database: it is gone for good.
+   * waits (up to leaveTimeoutMs) to see it done, and then deletes its database: it is gone for
+   * good (if the removal was not seen in time, the database stays).
    * Without, it stops as a closed tab does and comes back as itself when reopened.
    */
   close(opts?: { leave?: boolean }): Promise<void>;
@@ -224,6 +225,7 @@ class RunningBrowserMember implements BrowserMember {
   private readonly stops: (() => void)[] = [];
   private publishing = false;
   private closed = false;
+  private closing: Promise<void> | null = null;
   /** Set when a leave was announced (pagehide or close): the member stops asking to join. */
   private leaving = false;
   private readonly onOnline = () => this.emitIfChanged();
@@ -270,9 +272,13 @@ class RunningBrowserMember implements BrowserMember {
     return () => this.listeners.delete(fn);
   }
 
-  async close(opts: { leave?: boolean } = {}): Promise<void> {
-    if (this.closed) return;
-    if (opts.leave) await this.leaveCluster();
+  close(opts: { leave?: boolean } = {}): Promise<void> {
+    this.closing ??= this.shutDown(opts.leave === true);
+    return this.closing;
+  }
+
+  private async shutDown(leave: boolean): Promise<void> {
+    const removed = leave && (await this.leaveCluster());
     this.closed = true;
     for (const stop of this.stops) stop();
     this.p.unlistenPageHide();
@@ -281,8 +287,10 @@ class RunningBrowserMember implements BrowserMember {
     this.auto.stop();
     this.client.close();
     await this.kv.stop(); // closes the transport (and with it signaling) and the storage
-    if (opts.leave) {
-      // Removed from the cluster: this id must not come back with stale state.
+    if (removed) {
+      // Out of the cluster for good: nobody needs this member's log any more. A member whose
+      // removal was not seen keeps its data: it may still be a voter, and a tab reopening it
+      // comes back as it.
       localStorage.removeItem(this.p.bootstrapKey);
       await IndexedDbStorage.destroy({ cluster: this.p.cluster, memberId: this.id });
     }
@@ -356,8 +364,8 @@ class RunningBrowserMember implements BrowserMember {
     this.p.inbound.deliver(newMessage(MessageType.TimeoutNow, this.id, from, msg.successor.term));
   }
 
-  /** close({ leave: true }): announce, then wait to see this member removed (or time out). */
-  private async leaveCluster(): Promise<void> {
+  /** close({ leave: true }): announce, then wait to see this member removed; false if that timed out. */
+  private async leaveCluster(): Promise<boolean> {
     this.leaving = true;
     const deadline = this.p.clock.now() + this.p.timings.leaveTimeoutMs;
     this.maybeHandOffLeadership();
@@ -378,7 +386,8 @@ class RunningBrowserMember implements BrowserMember {
     } finally {
       stopWatching();
     }
-    if (!removed) this.p.log('warn', `member ${this.id.toString(16)} closed without seeing its removal within ${this.p.timings.leaveTimeoutMs} ms; the cluster removes it if it received the request, else remove it by hand`);
+    if (!removed) this.p.log('warn', `member ${this.id.toString(16)} closed without seeing its removal within ${this.p.timings.leaveTimeoutMs} ms; it keeps its data; the cluster removes it if it received the request, else remove it by hand`);
+    return removed;
   }
 
   private hasOtherVoters(): boolean {
