@@ -8,6 +8,7 @@ import type { Signaling } from '../../adapters/signaling/types.ts';
 import { WebSocketSignaling } from '../../adapters/signaling/ws-client.ts';
 import { SignalingServer } from '../../adapters/signaling/ws-server.ts';
 import type { MemberId } from '../../src/raft/types.ts';
+import { freePort } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 interface Joined {
@@ -89,6 +90,22 @@ describe('websocket signaling', () => {
     await member(url, 2);
     await waitFor('the first to be closed', () => first.events.length > 0);
     expect(first.events).toEqual([`closed: signaling server ${url} refused member 2: replaced by a newer connection for member 2`]);
+  });
+
+  it('after a join, a lost server is rejoined once it is back', async () => {
+    const port = await freePort();
+    const first = new SignalingServer({ cluster: 'c', token: 't' });
+    const url = await first.listen(port);
+    const m1 = await member(url, 1);
+    const m2 = await joinWith(new WebSocketSignaling({ url, cluster: 'c', token: 't', id: 2, WebSocket, reconnectDelayMsMin: 20 }));
+    cleanups.push(() => m2.s.close());
+    await first.close();
+    const second = new SignalingServer({ cluster: 'c', token: 't' });
+    cleanups.push(() => second.close());
+    expect(await second.listen(port)).toBe(url);
+    await waitFor('both members to rejoin', () => second.memberIds.length === 2, 10_000);
+    m1.s.send(2, 'after the restart');
+    await waitFor('a signal through the new server', () => m2.events.includes('signal from 1: "after the restart"'));
   });
 
   it('reports an unreachable server', async () => {

@@ -140,8 +140,11 @@ describe('webrtc transport', () => {
     });
   }
 
-  it('a burst far above the channel buffer arrives whole: sends pause at 64 KiB and resume on bufferedamountlow', async () => {
-    const { a, b } = await pair();
+  it.each([
+    ['the default 64 KiB', undefined],
+    ['16 KiB', 16 * 1024],
+  ])('a burst far above the channel buffer arrives whole: sends pause at %s and resume on bufferedamountlow', async (_name, channelBufferedBytesMax) => {
+    const { a, b } = await pair({ channelBufferedBytesMax });
     a.t.send(appends(4000, 4096)); // 16 MiB at once
     expect(a.t.queuedMessages(2)).toBe(4000);
     await waitFor('all 4000 appends', () => b.inbox.length === 4000, 20_000);

@@ -58,7 +58,9 @@ export class WebRtcTransport implements Transport {
 
   private constructor(private readonly o: WebRtcTransportOptions) {
     this.log = o.log ?? (() => {});
-    this.bounds = { ...defaultWebRtcBounds, ...o.bounds };
+    // A bound given as undefined keeps its default.
+    const given = Object.entries(o.bounds ?? {}).filter(([, v]) => v !== undefined);
+    this.bounds = { ...defaultWebRtcBounds, ...Object.fromEntries(given) };
   }
 
   /** Joins signaling and returns the transport; rejects (SignalingError) if signaling refuses the member. */

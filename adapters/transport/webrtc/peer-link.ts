@@ -243,8 +243,11 @@ export class PeerLink {
       this.clearConnectTimer();
       this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
       this.o.log('info', `webrtc transport ${this.o.selfId}: connected to member ${this.o.peerId}`);
-      // simple-peer releases only its stream writes on bufferedamountlow; listen on the channel too.
+      // simple-peer releases only its stream writes on bufferedamountlow (which this link does
+      // not use): listen on the channel itself, with the threshold at this link's bound, so the
+      // event fires when the buffer falls back to where flush() stopped.
       const channel = (p as unknown as { _channel: RTCDataChannel })._channel;
+      channel.bufferedAmountLowThreshold = this.o.bounds.channelBufferedBytesMax;
       channel.addEventListener('bufferedamountlow', () => {
         if (this.peer === p) this.flush();
       });
