@@ -119,7 +119,7 @@ function keysOf(history: HistoryOp[]): Set<string> {
 }
 
 /** Splits the history into one search input per key, projecting range reads onto the keys they cover. */
-export function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register>[]> {
+function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register>[]> {
   const keys = [...keysOf(history)].sort();
   const partitions = new Map<string, KeyOp<Register>[]>(keys.map((k) => [k, []]));
   for (const op of history) {
