@@ -21,7 +21,7 @@ import type { Prng } from './prng.ts';
 import { decodeText, encodeOpProposal, encodeText, type AppliedOp } from './state-machine.ts';
 
 /** Every key the clients touch starts with this; nothing else in the simulation writes under it. */
-export const historyPrefix = 'h/';
+const historyPrefix = 'h/';
 const keysMax = 6;
 const clientsMin = 2;
 const clientsMax = 4;
