@@ -8,8 +8,12 @@ export { chromiumArgs };
 
 export default defineConfig({
   define: { global: 'globalThis' },
+  // simple-peer is CommonJS: pre-bundle it up front rather than on first import mid-run.
+  optimizeDeps: { include: ['simple-peer'] },
   test: {
     include: ['test/**/*.browser.test.ts'],
+    // A Node WebRTC member for the tab <-> Node tests in test/transport/webrtc.browser.test.ts.
+    globalSetup: ['test/transport/webrtc-node-peer.global-setup.ts'],
     testTimeout: 30_000,
     browser: {
       enabled: true,
