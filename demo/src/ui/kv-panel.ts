@@ -194,14 +194,16 @@ export class KvPanel {
     }
     if (l.state !== 'alive') return;
     if (res.TTL < 0) {
+      const keys = l.keys;
       this.endLease(l, 'expired');
-      this.log('lease', `lease ${l.idHex} expired: ${l.keys.length === 0 ? 'it held no keys' : `${l.keys.join(', ')} deleted`}`);
+      this.log('lease', `lease ${l.idHex} expired: ${keys.length === 0 ? 'it held no keys' : `${keys.join(', ')} deleted`}`);
       return;
     }
     // The server's TTL is floored to seconds; a new leader may also have extended the lease.
     const serverDeadline = performance.now() + res.TTL * 1000;
     if (serverDeadline > l.deadlineMs) l.deadlineMs = serverDeadline;
-    l.keys = res.keys.map((k) => text.decode(k));
+    // At TTL 0 the leader is about to revoke: keep showing the keys that are about to vanish.
+    if (res.TTL > 0) l.keys = res.keys.map((k) => text.decode(k));
     this.renderLease();
   }
 
