@@ -8,7 +8,7 @@ import { defineConfig, type Plugin } from 'vite';
 const nodeBuiltins = new Set(builtinModules);
 
 /** Fails the build when any module in the bundle imports a Node built-in. */
-function noNodeModules(): Plugin {
+export function noNodeModules(): Plugin {
   return {
     name: 'meshkv-no-node-modules',
     enforce: 'pre',

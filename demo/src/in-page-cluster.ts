@@ -10,6 +10,7 @@ import { Client, InProcessConnection } from '../../src/client/index.ts';
 import { type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Clock } from '../../src/seams.ts';
 import { KvMember, learnerReadyFraction } from '../../src/server/kv-member.ts';
+import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { ClusterView, DemoCluster, FaultAction, Liveness, MemberView, Role, WireMessage } from './cluster.ts';
 import { clusterLeader } from './cluster.ts';
 import { DemoLink, describeMessage } from './demo-link.ts';
@@ -61,6 +62,8 @@ export class InPageCluster implements DemoCluster {
   private lastViewJson = '';
   private readonly stopPoll: () => void;
   private clientOrNull: Client | null = null;
+  /** The first members, as every member is configured with them (etcd's --initial-cluster). */
+  private initialMembers: MemberRecord[] = [];
 
   private constructor(private readonly opts: InPageClusterOptions) {
     this.flightMs = opts.flightMs;
@@ -74,6 +77,7 @@ export class InPageCluster implements DemoCluster {
     const cluster = new InPageCluster(opts);
     const ids = Array.from({ length: opts.size }, (_, i) => i + 1);
     for (const id of ids) cluster.slots.push({ id, name: `n${id}`, kv: null, link: null, storage: new MemoryStorage(), paused: false, last: null });
+    cluster.initialMembers = cluster.slots.map((s) => ({ id: s.id, name: s.name, peerURLs: [peerUrl(s.name)], clientURLs: [], isLearner: false }));
     const kvs = await Promise.all(cluster.slots.map((s) => cluster.boot(s, ids)));
     cluster.kvs.push(...kvs);
     // The connection reads `kvs` live: a restarted member replaces its entry, a new one is appended.
@@ -179,7 +183,7 @@ export class InPageCluster implements DemoCluster {
     this.slots.push(slot);
     for (const p of this.peersOf(id)) if (this.isCut(id, p)) this.cut.delete(linkKey(id, p));
     this.kvs.push(await this.boot(slot, []));
-    await leader.addMember(id, [`memory://${slot.name}`], true);
+    await leader.addMember(id, [peerUrl(slot.name)], true);
     this.maybeNotify();
     void this.promoteWhenReady(slot);
   }
@@ -215,6 +219,7 @@ export class InPageCluster implements DemoCluster {
       snapshotEntries: 40,
       snapshotKeepEntries: 10,
       mvcc: { lessor: { minTtlSeconds: 3 } },
+      initialMembers: this.initialMembers,
     });
     slot.kv = kv;
     slot.paused = false;
@@ -339,6 +344,11 @@ export class InPageCluster implements DemoCluster {
     if (!kv) throw new Error('etcdserver: no leader');
     return kv;
   }
+}
+
+/** Members on the memory transport have no address; the member table still wants a unique URL. */
+function peerUrl(name: string): string {
+  return `memory://${name}`;
 }
 
 function linkKey(a: MemberId, b: MemberId): string {

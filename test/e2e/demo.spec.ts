@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
-import { createStaticHandler } from '../../adapters/node/static-files.ts';
+import { createStaticHandler } from '../../adapters/etcd-api/static-files.ts';
 import type { ClusterView } from '../../demo/src/cluster.ts';
 import type { MeshkvHandle } from '../../demo/src/main.ts';
 

@@ -23,11 +23,12 @@ export class MemberCards {
 
   render(view: ClusterView): void {
     const leader = clusterLeader(view);
+    const longest = Math.max(1, ...view.members.map((m) => m.lastIndex));
     const names = new Map(view.members.map((m) => [m.id, m.name]));
     const seen = new Set<MemberId>();
     view.members.forEach((m, i) => {
       seen.add(m.id);
-      const json = JSON.stringify([m, leader === m.id, view.clientMember === m.id, view.members.length]);
+      const json = JSON.stringify([m, leader === m.id, view.clientMember === m.id, view.members.length, longest]);
       let entry = this.rendered.get(m.id);
       if (!entry) {
         entry = { card: h('article', { class: 'card member' }), json: '' };
@@ -35,7 +36,7 @@ export class MemberCards {
       }
       if (entry.json !== json) {
         entry.json = json;
-        this.fill(entry.card, m, leader === m.id, view, names);
+        this.fill(entry.card, m, leader === m.id, view, names, longest);
       }
       if (this.el.children[i] !== entry.card) this.el.insertBefore(entry.card, this.el.children[i] ?? null);
     });
@@ -46,7 +47,7 @@ export class MemberCards {
     }
   }
 
-  private fill(card: HTMLElement, m: MemberView, isLeader: boolean, view: ClusterView, names: Map<MemberId, string>): void {
+  private fill(card: HTMLElement, m: MemberView, isLeader: boolean, view: ClusterView, names: Map<MemberId, string>, longest: number): void {
     card.className = `card member role-${m.role} live-${m.liveness}${isLeader ? ' is-leader' : ''}`;
     card.dataset.member = String(m.id);
     card.dataset.role = m.role;
@@ -64,6 +65,7 @@ export class MemberCards {
         stat('commit', m.commit),
         stat('applied', m.applied),
         stat('revision', m.revision)),
+      logBar(m, longest),
       h('div', { class: 'reach' },
         h('span', { class: 'reach-label' }, 'reaches'),
         ...(peers.length === 0
@@ -72,7 +74,8 @@ export class MemberCards {
         m.leader !== 0 && m.liveness !== 'crashed' && !isLeader ? h('span', { class: 'follows' }, `leader ${names.get(m.leader) ?? m.leader}`) : null),
       h('div', { class: 'actions' },
         ...actionPairs.map(([on, off, onLabel, offLabel]) => {
-          const action = this.cluster.can(off, m.id) ? off : on;
+          // The undo shows once the fault is complete (a member with one link cut can still be isolated).
+          const action = this.cluster.can(off, m.id) && !this.cluster.can(on, m.id) ? off : on;
           const label = action === off ? offLabel : onLabel;
           return h('button', {
             type: 'button',
@@ -84,6 +87,20 @@ export class MemberCards {
         }),
         h('button', { type: 'button', class: 'danger', 'data-action': 'remove', disabled: !this.cluster.can('remove', m.id), onclick: () => this.onAction('remove', m) }, 'Remove')));
   }
+}
+
+/**
+ * The member's log on a scale shared by every card: committed entries solid, entries it holds
+ * but the cluster has not committed (yet, or ever) hatched.
+ */
+function logBar(m: MemberView, longest: number): HTMLElement {
+  const pct = (n: number) => `${(Math.min(n, longest) / longest) * 100}%`;
+  const uncommitted = Math.max(0, m.lastIndex - m.commit);
+  return h('div', { class: 'log', title: `log up to index ${m.lastIndex}, committed up to ${m.commit}, applied up to ${m.applied}` },
+    h('div', { class: 'log-track' },
+      h('div', { class: 'log-committed', style: `width: ${pct(m.commit)}` }),
+      uncommitted > 0 ? h('div', { class: 'log-uncommitted', style: `left: ${pct(m.commit)}; width: ${pct(uncommitted)}` }) : null),
+    h('span', { class: 'log-label' }, `log ${m.lastIndex}`, uncommitted > 0 ? h('b', {}, ` · ${uncommitted} uncommitted`) : null));
 }
 
 function stat(label: string, value: number): HTMLElement {

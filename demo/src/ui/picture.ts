@@ -5,12 +5,21 @@ import type { MemberId } from '../../../src/raft/types.ts';
 import { clusterLeader, type ClusterView, type MemberView, type WireMessage } from '../cluster.ts';
 import { s, setAttrs } from './dom.ts';
 
-const width = 640;
-const height = 420;
-const nodeRadius = 42;
-/** The ellipse members sit on: wide, so labels under the nodes never touch. */
-const orbitX = 200;
-const orbitY = 140;
+interface Geometry {
+  width: number;
+  height: number;
+  /** The ellipse members sit on: wide, so labels under the nodes never touch. */
+  orbitX: number;
+  orbitY: number;
+  nodeRadius: number;
+}
+
+const wide: Geometry = { width: 640, height: 420, orbitX: 200, orbitY: 140, nodeRadius: 42 };
+/** For phones: drawn at about its own size, so text stays as large as on a desktop. */
+const narrow: Geometry = { width: 360, height: 320, orbitX: 118, orbitY: 98, nodeRadius: 36 };
+/** Below this rendered width (CSS px) the narrow geometry is used. */
+const narrowBelowPx = 520;
+
 /** Requests and answers travel on either side of an edge so both stay visible. */
 const laneOffset = 6;
 /** Messages drawn at once at most; the oldest make way (heartbeats are many). */
@@ -55,15 +64,25 @@ export class ClusterPicture {
   private flights: Flight[] = [];
   private layoutKey = '';
   private animating = false;
+  private geo: Geometry = wide;
+  private lastView: ClusterView | null = null;
 
   constructor(private readonly onToggleLink: (a: MemberId, b: MemberId) => void) {
-    this.el = s('svg', { class: 'picture', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'Cluster members and the messages between them' },
+    this.el = s('svg', { class: 'picture', role: 'img', 'aria-label': 'Cluster members and the messages between them' },
       this.edgeLayer, this.flightLayer, this.nodeLayer);
+    new ResizeObserver(() => {
+      const geo = this.el.clientWidth > 0 && this.el.clientWidth < narrowBelowPx ? narrow : wide;
+      if (geo === this.geo) return;
+      this.geo = geo;
+      this.layoutKey = '';
+      if (this.lastView) this.render(this.lastView);
+    }).observe(this.el);
   }
 
   render(view: ClusterView): void {
+    this.lastView = view;
     const ids = view.members.map((m) => m.id);
-    const key = ids.join(',');
+    const key = `${this.geo === wide ? 'w' : 'n'}:${ids.join(',')}`;
     if (key !== this.layoutKey) this.layout(ids, key);
     const leader = clusterLeader(view);
     const cut = new Set(view.cutLinks.map(([a, b]) => `${a}-${b}`));
@@ -94,6 +113,7 @@ export class ClusterPicture {
     const side = m.from < m.to ? 1 : -1;
     const ox = -uy * laneOffset * side;
     const oy = ux * laneOffset * side;
+    const nodeRadius = this.geo.nodeRadius;
     const el = messageShape(m);
     this.flightLayer.append(el);
     this.flights.push({
@@ -133,6 +153,8 @@ export class ClusterPicture {
   /** Places members on a circle (the first at the top) and rebuilds nodes and edges. */
   private layout(ids: MemberId[], key: string): void {
     this.layoutKey = key;
+    const { width, height, orbitX, orbitY } = this.geo;
+    setAttrs(this.el, { viewBox: `0 0 ${width} ${height}`, 'data-geometry': this.geo === wide ? 'wide' : 'narrow' });
     this.positions.clear();
     ids.forEach((id, i) => {
       const angle = -Math.PI / 2 + (2 * Math.PI * i) / ids.length;
@@ -174,6 +196,7 @@ export class ClusterPicture {
 
   private addNode(id: MemberId): void {
     const { x, y } = this.positions.get(id)!;
+    const nodeRadius = this.geo.nodeRadius;
     const name = s('text', { class: 'node-name', y: -4 });
     const detail = s('text', { class: 'node-detail', y: 16 });
     const roleBg = s('rect', { class: 'role-bg', y: nodeRadius + 8, height: 20, rx: 10 });

@@ -21,9 +21,9 @@ const contentTypes: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** Paths that belong to the etcd gateway, never to static files. */
+/** Paths that belong to the etcd gateway (gateway.ts), never to static files. */
 export function isGatewayPath(path: string): boolean {
-  return path.startsWith('/v3/') || path === '/health' || path === '/metrics' || path === '/version';
+  return path.startsWith('/v3/') || path === '/health' || path === '/metrics';
 }
 
 /**
