@@ -24,6 +24,8 @@ export function noNodeModules(): Plugin {
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: './',
+  // Inside demo/ (gitignored), not in node_modules, which worktrees may share.
+  cacheDir: fileURLToPath(new URL('./.vite', import.meta.url)),
   plugins: [noNodeModules()],
   define: { global: 'globalThis' },
   build: {

@@ -217,7 +217,8 @@ export class ClusterPicture {
     setAttrs(n.g, { class: `node role-${m.role} live-${m.liveness}${isLeader ? ' is-leader' : ''}` });
     n.name.textContent = m.name;
     n.detail.textContent = `term ${m.term}`;
-    const label = m.liveness === 'running' ? m.role : `${m.liveness} · ${m.role}`;
+    // A paused member still believes in its role; a crashed one has none.
+    const label = m.liveness === 'running' ? m.role : m.liveness === 'paused' ? `paused · ${m.role}` : 'crashed';
     n.role.textContent = label;
     const w = label.length * 7.4 + 22;
     setAttrs(n.roleBg, { x: -w / 2, width: w, 'data-state': state });
