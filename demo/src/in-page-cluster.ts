@@ -62,6 +62,11 @@ export class InPageCluster implements DemoCluster {
   private lastViewJson = '';
   private readonly stopPoll: () => void;
   private clientOrNull: Client | null = null;
+  /**
+   * One client per member chosen to take requests first, all kept open: a lease granted or a
+   * watch opened through one stays usable after another is chosen.
+   */
+  private readonly clients = new Map<MemberId, Client>();
   /** The first members, as every member is configured with them (etcd's --initial-cluster). */
   private initialMembers: MemberRecord[] = [];
 
@@ -80,9 +85,22 @@ export class InPageCluster implements DemoCluster {
     cluster.initialMembers = cluster.slots.map((s) => ({ id: s.id, name: s.name, peerURLs: [peerUrl(s.name)], clientURLs: [], isLearner: false }));
     const kvs = await Promise.all(cluster.slots.map((s) => cluster.boot(s, ids)));
     cluster.kvs.push(...kvs);
-    // The connection reads `kvs` live: a restarted member replaces its entry, a new one is appended.
-    cluster.clientOrNull = new Client({ connection: new InProcessConnection(cluster.kvs, { clock: systemClock }), clock: systemClock });
+    cluster.setClientMember(ids[0]);
     return cluster;
+  }
+
+  /** Requests go to member `id` first (and to the next running one while it is stopped). */
+  setClientMember(id: MemberId): void {
+    const index = this.kvs.findIndex((k) => k.id === id);
+    if (index < 0 || !this.slots.some((s) => s.id === id)) throw new Error(`demo: no member ${id} to send requests to`);
+    let client = this.clients.get(id);
+    if (!client) {
+      // The connection reads `kvs` live: a restarted member replaces its entry, a new one is appended.
+      client = new Client({ connection: new InProcessConnection(this.kvs, { clock: systemClock, preferred: index }), clock: systemClock });
+      this.clients.set(id, client);
+    }
+    this.clientOrNull = client;
+    this.maybeNotify();
   }
 
   get client(): Client {
@@ -190,7 +208,7 @@ export class InPageCluster implements DemoCluster {
 
   close(): Promise<void> {
     this.stopPoll();
-    this.clientOrNull?.close();
+    for (const client of this.clients.values()) client.close();
     return Promise.all(this.slots.map((s) => s.kv?.stop())).then(() => undefined);
   }
 
