@@ -119,3 +119,44 @@ test('a leased key vanishes when its lease expires', async ({ page }) => {
   await expect(page.locator('.timeline')).toContainText('expired: e2e/session deleted');
   expect(await page.evaluate(() => (window as unknown as { meshkv: MeshkvHandle }).meshkv.client.get('e2e/session').string())).toBeNull();
 });
+
+test('cut a link by clicking it; crash, restart, pause and resume a member from its card', async ({ page }) => {
+  await open(page);
+  const leader = await agreedLeader(page);
+  const view = await status(page);
+  const [a, b] = view.members.map((m) => m.id).sort((x, y) => x - y);
+  const names = new Map(view.members.map((m) => [m.id, m.name]));
+
+  const edge = page.locator(`[data-link="${a}-${b}"]`);
+  await edge.click();
+  await expect(page.locator('.timeline')).toContainText(`link ${names.get(a)}–${names.get(b)} cut`);
+  expect((await status(page)).cutLinks).toEqual([[a, b]]);
+  await expect(page.locator(`.card.member[data-member="${a}"] .peer.down`)).toHaveText(names.get(b)!);
+  await edge.click();
+  await expect(page.locator('.timeline')).toContainText(`link ${names.get(a)}–${names.get(b)} healed`);
+  expect((await status(page)).cutLinks).toEqual([]);
+
+  const follower = view.members.find((m) => m.id !== leader.id)!;
+  const card = page.locator(`.card.member[data-member="${follower.id}"]`);
+  await card.locator('[data-action=crash]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'crashed');
+  await expect(page.locator(`.node[data-member="${follower.id}"] .role-text`)).toHaveText('crashed');
+  // Two of three members still commit; the request goes through a running member.
+  await page.selectOption('select[name=via]', String(leader.id));
+  await page.fill('input[name=key]', 'e2e/while-crashed');
+  await page.press('input[name=value]', 'Enter');
+  const row = page.getByTestId('watch').locator('li[data-key="e2e/while-crashed"]');
+  await expect(row).toContainText('PUT');
+  const revision = Number(await row.getAttribute('data-revision'));
+  await card.locator('[data-action=restart]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'running');
+  await expect(card.locator('.stats dd').nth(3)).toHaveText(String(revision), { timeout: 10_000 });
+
+  await card.locator('[data-action=pause]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'paused');
+  await expect(page.locator('.timeline')).toContainText(`${follower.name} paused`);
+  await card.locator('[data-action=resume]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'running');
+  await expect(page.locator('.timeline')).toContainText(`${follower.name} resumed`);
+  await agreedLeader(page);
+});
