@@ -25,7 +25,7 @@ export interface InPageClusterOptions {
   electionTicks: number;
 }
 
-export const inPageDefaults: InPageClusterOptions = { size: 3, flightMs: 90, tickMs: 100, heartbeatTicks: 3, electionTicks: 10 };
+export const inPageDefaults: InPageClusterOptions = { size: 3, flightMs: 160, tickMs: 100, heartbeatTicks: 4, electionTicks: 15 };
 
 /** Members at most: the picture stays readable and a tab's CPU is shared. */
 export const inPageMembersMax = 7;
