@@ -151,7 +151,7 @@ export class ClusterPicture {
     else this.animating = false;
   }
 
-  /** Places members on a circle (the first at the top) and rebuilds nodes and edges. */
+  /** Places members on an ellipse (the first at the top) and rebuilds nodes and edges. */
   private layout(ids: MemberId[], key: string): void {
     this.layoutKey = key;
     const { width, height, orbitX, orbitY } = this.geo;
