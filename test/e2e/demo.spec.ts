@@ -29,11 +29,19 @@ test.afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
+/** Uncaught errors and console errors of the page under test: each test ends expecting none. */
+let pageErrors: string[] = [];
+
+test.afterEach(() => {
+  expect(pageErrors, 'errors in the page').toEqual([]);
+});
+
 async function open(page: Page): Promise<void> {
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(err.message));
+  pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (msg) => msg.type() === 'error' && pageErrors.push(msg.text()));
   await page.goto(baseUrl);
-  await expect(page.locator('body[data-ready]'), `page errors: ${errors.join('; ')}`).toBeAttached({ timeout: 15_000 });
+  await expect(page.locator('body[data-ready]'), `page errors: ${pageErrors.join('; ')}`).toBeAttached({ timeout: 15_000 });
 }
 
 function status(page: Page): Promise<ClusterView> {
