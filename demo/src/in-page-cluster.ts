@@ -199,10 +199,19 @@ export class InPageCluster implements DemoCluster {
     const id = Math.max(0, ...this.slots.map((s) => s.id), ...this.kvs.map((k) => k.id)) + 1;
     const slot: Slot = { id, name: `n${id}`, kv: null, link: null, storage: new MemoryStorage(), paused: false, last: null };
     this.slots.push(slot);
-    for (const p of this.peersOf(id)) if (this.isCut(id, p)) this.cut.delete(linkKey(id, p));
-    this.kvs.push(await this.boot(slot, []));
-    await leader.addMember(id, [peerUrl(slot.name)], true);
-    this.maybeNotify();
+    const kv = await this.boot(slot, []);
+    this.kvs.push(kv);
+    try {
+      await leader.addMember(id, [peerUrl(slot.name)], true);
+    } catch (err) {
+      // Not in the configuration: the new member would wait forever for a leader. Take it away.
+      this.slots.splice(this.slots.indexOf(slot), 1);
+      slot.kv = null;
+      await kv.stop();
+      throw err;
+    } finally {
+      this.maybeNotify();
+    }
     void this.promoteWhenReady(slot);
   }
 
