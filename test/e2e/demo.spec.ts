@@ -128,6 +128,38 @@ test('a leased key vanishes when its lease expires', async ({ page }) => {
   expect(await page.evaluate(() => (window as unknown as { meshkv: MeshkvHandle }).meshkv.client.get('e2e/session').string())).toBeNull();
 });
 
+test('list a prefix, compare-and-swap, compact', async ({ page }) => {
+  await open(page);
+  await agreedLeader(page);
+  const result = page.getByTestId('kv-result');
+  for (const [key, value] of [['cfg/a', '1'], ['cfg/b', '2'], ['other', '3']]) {
+    await page.fill('input[name=key]', key);
+    await page.fill('input[name=value]', value);
+    await page.click('[data-op=put]');
+    await expect(result).toContainText(`put ${key} = "${value}"`);
+  }
+  await page.fill('input[name=prefix]', 'cfg/');
+  await page.click('[data-op=list]');
+  await expect(result).toContainText('2 keys under "cfg/"');
+  await expect(result.locator('li')).toHaveText([/cfg\/a = "1"/, /cfg\/b = "2"/]);
+
+  await page.fill('input[name=cas-key]', 'cfg/a');
+  await page.fill('input[name=cas-expected]', '9');
+  await page.fill('input[name=cas-new]', '10');
+  await page.click('[data-op=cas]');
+  await expect(result).toContainText('cfg/a is "1", not "9": nothing changed');
+  await page.fill('input[name=cas-expected]', '1');
+  await page.click('[data-op=cas]');
+  await expect(result).toContainText('cfg/a was "1": swapped to "10"');
+  const swapped = page.getByTestId('watch').locator('li[data-key="cfg/a"]').first();
+  await expect(swapped).toContainText('"10"');
+
+  const revision = await page.getByTestId('revision').textContent();
+  await page.click('[data-op=compact]');
+  await expect(result).toContainText(`compacted history below revision ${revision}`);
+  await expect(page.getByTestId('compact-revision')).toHaveText(revision!);
+});
+
 test('cut a link by clicking it; crash, restart, pause and resume a member from its card', async ({ page }) => {
   await open(page);
   const leader = await agreedLeader(page);

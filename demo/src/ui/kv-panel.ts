@@ -50,7 +50,7 @@ export class KvPanel {
         h('div', { class: 'revs' },
           h('span', {}, 'revision ', this.revisionEl),
           h('span', {}, 'compacted at ', this.compactEl),
-          h('button', { type: 'button', class: 'small', onclick: () => this.run('compact', () => this.compact()) }, 'Compact'))),
+          h('button', { type: 'button', class: 'small', 'data-op': 'compact', onclick: () => this.run('compact', () => this.compact()) }, 'Compact'))),
       form(() => this.run('put', () => this.put()),
         h('div', { class: 'row' }, field('Key', this.keyInput), field('Value', this.valueInput)),
         h('div', { class: 'row buttons' },
