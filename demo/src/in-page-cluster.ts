@@ -72,7 +72,8 @@ export class InPageCluster implements DemoCluster {
 
   private constructor(private readonly opts: InPageClusterOptions) {
     this.flightMs = opts.flightMs;
-    this.description = `This tab runs all ${opts.size} members itself: real Raft and MVCC, in memory, each message delayed ${opts.flightMs} ms so you can watch it.`;
+    const wire = opts.flightMs > 0 ? `each message delayed ${opts.flightMs} ms so you can watch it` : 'messages delivered at once';
+    this.description = `This tab runs all ${opts.size} members itself: real Raft and MVCC, in memory, ${wire}.`;
     this.stopPoll = systemClock.every(viewPollMs, () => this.maybeNotify());
   }
 
