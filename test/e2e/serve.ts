@@ -34,7 +34,6 @@ export async function servePages(plugins: Plugin[] = []): Promise<PageServer> {
       // Scan only the page modules: readme.html imports a module that exists only where the
       // README test serves it.
       optimizeDeps: { include: ['simple-peer'], entries: ['test/e2e/fixtures/*-page.ts'] },
-      resolve: { alias: { 'meshkv/browser': join(process.cwd(), 'adapters/browser/index.ts') } },
       server: { host: '127.0.0.1', port, strictPort: true },
     });
     await server.listen();
