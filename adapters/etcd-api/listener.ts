@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EtcdApi, type EtcdApiOptions } from './api.ts';
 import { createGatewayHandler } from './gateway.ts';
 import { createGrpcServer } from './grpc-server.ts';
+import type { FaultControls } from './fault-admin.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
 const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -20,6 +21,8 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** Serve the fault-injection admin endpoint (only with --experimental-fault-injection). */
+  faults?: FaultControls;
 }
 
 export class EtcdListener {
@@ -41,7 +44,7 @@ export class EtcdListener {
     const api = new EtcdApi(opts);
     const grpcServer = createGrpcServer(api);
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const gateway = http.createServer(createGatewayHandler(api));
+    const gateway = http.createServer(createGatewayHandler(api, opts.faults));
     const tcp = net.createServer();
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', (err: NodeJS.ErrnoException) => {
