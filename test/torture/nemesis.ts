@@ -36,6 +36,8 @@ export interface NemesisOptions {
   gapMs: number;
   log: (line: string) => void;
   now: () => number;
+  /** Keep going past end() until every kind has been injected once (the CI run asserts that). */
+  coverEveryKind?: boolean;
 }
 
 /** A seeded schedule: every kind once in a shuffled order, then kinds at random. */
@@ -65,7 +67,7 @@ export class Nemesis {
     this.loop = this.run();
   }
 
-  /** Stops after the fault in progress has been healed. */
+  /** Stops after the fault in progress has been healed (with coverEveryKind, after the first round). */
   async end(): Promise<void> {
     this.running = false;
     await this.loop;
@@ -81,8 +83,10 @@ export class Nemesis {
   }
 
   private async run(): Promise<void> {
+    let injected = 0;
     for (const kind of schedule(this.opts.random)) {
-      if (!this.running) return;
+      if (!this.running && !(this.opts.coverEveryKind && injected < faultKinds.length)) return;
+      injected++;
       try {
         await this.cluster.healthy(60_000);
       } catch (err) {
@@ -90,7 +94,6 @@ export class Nemesis {
         return;
       }
       await sleep(this.opts.gapMs);
-      if (!this.running) return;
       try {
         await this.inject(kind);
       } catch (err) {

@@ -25,6 +25,8 @@ export interface TortureOptions {
   log: (line: string) => void;
   /** Fault hold range; shorter in CI. */
   holdMs?: [number, number];
+  /** Run past the time until every fault kind has been injected once. */
+  coverEveryKind?: boolean;
 }
 
 export interface TortureReport {
@@ -73,7 +75,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
       await watcher.start();
       watchers.push(watcher);
     }
-    nemesis = new Nemesis(cluster, { random, holdMs: opts.holdMs ?? [2000, 6000], gapMs: 1000, log: opts.log, now: () => workload!.now() });
+    nemesis = new Nemesis(cluster, { random, holdMs: opts.holdMs ?? [2000, 6000], gapMs: 1000, log: opts.log, now: () => workload!.now(), coverEveryKind: opts.coverEveryKind });
     workload.begin();
     nemesis.begin();
     await sleep(opts.durationMs);
