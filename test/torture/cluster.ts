@@ -80,13 +80,14 @@ export class TortureCluster {
       '--snapshot-count', String(this.snapshotCount),
       '--experimental-fault-injection',
     ]);
-    // Keep one log for the slot across restarts (the process's own array is appended to).
-    const marker = `--- ${m.name} (${m.id.toString(16)}) started, pid ${proc.child.pid}`;
-    slot.logs.push(marker);
+    // The slot's log spans every process that ran in it: each one's lines are added when it ends.
+    slot.logs.push(`--- ${m.name} (${m.id.toString(16)}) started, pid ${proc.child.pid}`);
     slot.proc = proc;
     slot.paused = false;
-    const own = proc.logs;
-    proc.exited.then(() => slot.logs.push(...own, `--- ${m.name} exited (code ${proc.child.exitCode}, signal ${proc.child.signalCode})`));
+    proc.exited.then(() => {
+      for (const line of proc.logs) slot.logs.push(line);
+      slot.logs.push(`--- ${m.name} exited (code ${proc.child.exitCode}, signal ${proc.child.signalCode})`);
+    });
     return proc;
   }
 
