@@ -6,6 +6,7 @@
 import { openSync, closeSync, readdirSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, type Slot, type TortureCluster } from './cluster.ts';
+import type { Spawned } from '../helpers/processes.ts';
 
 export const faultKinds = [
   'kill-leader',
@@ -54,6 +55,8 @@ export function* schedule(random: () => number): Generator<FaultKind> {
 export class Nemesis {
   readonly faults: FaultRecord[] = [];
   readonly anomalies: string[] = [];
+  /** How long each refusal to start on a corrupted file took, from spawn to exit. */
+  readonly refusalMs: number[] = [];
   private running = false;
   private loop: Promise<void> | null = null;
 
@@ -115,14 +118,36 @@ export class Nemesis {
     return (await this.cluster.leader()) ?? this.pick(this.cluster.slots);
   }
 
+  /**
+   * Proof that cutting off the leader took effect: the other members agree on another leader
+   * within 15 s (a few election timeouts). Without it, a fault switch that did nothing would
+   * pass every check.
+   */
+  private async expectNewLeader(kind: FaultKind, old: Slot): Promise<void> {
+    const others = this.cluster.slots.filter((s) => s !== old);
+    const start = Date.now();
+    for (;;) {
+      const statuses = await Promise.all(others.map((s) => this.cluster.status(s)));
+      const leaders = new Set(statuses.map((st) => st?.leader ?? 0));
+      if (statuses.every((st) => st !== null) && leaders.size === 1 && !leaders.has(0) && !leaders.has(old.member.id)) return;
+      if (Date.now() - start > 15_000) {
+        this.anomalies.push(`${kind}: no new leader among the other members 15 s after cutting off leader ${old.member.name}: ${JSON.stringify(statuses)}`);
+        return;
+      }
+      await sleep(100);
+    }
+  }
+
   private async inject(kind: FaultKind): Promise<void> {
     const c = this.cluster;
     switch (kind) {
       case 'kill-leader':
       case 'kill-member': {
-        const slot = kind === 'kill-leader' ? await this.leaderOrAny() : this.pick(c.slots);
+        const leader = await c.leader();
+        const slot = kind === 'kill-leader' ? (leader ?? this.pick(c.slots)) : this.pick(c.slots);
         this.record(kind, slot, 'SIGKILL, restart after the hold');
         await c.kill9(slot);
+        if (slot === leader) await this.expectNewLeader(kind, slot);
         await this.hold();
         c.launch(slot);
         await c.ready(slot);
@@ -130,9 +155,11 @@ export class Nemesis {
       }
       case 'partition-member':
       case 'partition-leader': {
-        const slot = kind === 'partition-leader' ? await this.leaderOrAny() : this.pick(c.slots);
+        const leader = await c.leader();
+        const slot = kind === 'partition-leader' ? (leader ?? this.pick(c.slots)) : this.pick(c.slots);
         this.record(kind, slot, 'isolated in a minority of one through the fault switches');
         await c.isolate(slot);
+        if (slot === leader) await this.expectNewLeader(kind, slot);
         await this.hold();
         return;
       }
@@ -164,6 +191,23 @@ export class Nemesis {
       case 'wal-flip':
       case 'snap-flip':
         return this.flip(kind);
+    }
+  }
+
+  /** Whether a launched member exited (its code), logged that it started, or is still loading at the timeout. */
+  private async startOutcome(proc: Spawned, timeoutMs: number): Promise<number | 'started' | 'loading'> {
+    const start = Date.now();
+    const logs = proc.logs;
+    for (;;) {
+      const code = proc.child.exitCode;
+      if (code !== null) {
+        // Its last lines may still be in the pipe when the exit is reported.
+        while (!proc.child.stderr!.closed && Date.now() - start < timeoutMs) await sleep(10);
+        return code;
+      }
+      if (logs.some((l) => l.includes('"msg":"member started"'))) return 'started';
+      if (Date.now() - start > timeoutMs) return 'loading';
+      await sleep(50);
     }
   }
 
@@ -202,16 +246,22 @@ export class Nemesis {
     flipByte(file, offset);
     this.record(kind, slot, `flipped byte ${offset} of ${file} (${size} bytes of data)`);
     const proc = c.launch(slot);
-    const code = await Promise.race([proc.exited, sleep(15_000).then(() => 'running' as const)]);
-    if (code === 'running') {
-      this.anomalies.push(`${kind}: ${slot.member.name} started on a corrupted ${file} (byte ${offset} flipped) and served for 15 s`);
+    const launched = Date.now();
+    // Deciding torn-versus-corrupt may take a while (see docs/reliability.md): allow a minute.
+    const outcome = await this.startOutcome(proc, 60_000);
+    const tookMs = Date.now() - launched;
+    if (outcome === 'started') {
+      this.anomalies.push(`${kind}: ${slot.member.name} started on a corrupted ${file} (byte ${offset} flipped)`);
+    } else if (outcome === 'loading') {
+      this.anomalies.push(`${kind}: ${slot.member.name} neither refused nor started within 60 s on a corrupted ${file} (byte ${offset} flipped)`);
     } else {
       const refusal = proc.logs.find((l) => l.includes('"level":"error"') && l.includes(file));
       const named = refusal !== undefined && (kind === 'snap-flip' || /at byte \d+/.test(refusal));
-      if (code !== 1 || !named) {
-        this.anomalies.push(`${kind}: ${slot.member.name} exited with ${code} without an error naming ${file}${kind === 'wal-flip' ? ' and the byte offset' : ''}:\n${proc.logs.slice(-5).join('\n')}`);
+      if (outcome !== 1 || !named) {
+        this.anomalies.push(`${kind}: ${slot.member.name} exited with ${outcome} without an error naming ${file}${kind === 'wal-flip' ? ' and the byte offset' : ''}:\n${proc.logs.slice(-5).join('\n')}`);
       } else {
-        this.opts.log(`nemesis: ${slot.member.name} refused to start: ${JSON.parse(refusal).msg}`);
+        this.refusalMs.push(tookMs);
+        this.opts.log(`nemesis: ${slot.member.name} refused to start after ${tookMs} ms: ${JSON.parse(refusal).msg}`);
       }
     }
     await c.replace(slot);

@@ -40,6 +40,8 @@ export interface TortureReport {
   leaseCycles: { total: number; revokeAcknowledged: number; readAfterRevoke: number };
   faults: Record<FaultKind, number>;
   faultLog: FaultRecord[];
+  /** How long members took to refuse a corrupted WAL or snapshot (spawn to exit). */
+  corruptionRefusals: { count: number; maxMs: number };
   watchEvents: number;
   finalRevision: number | null;
   hashes: Record<string, number>;
@@ -122,6 +124,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
     leaseCycles: leaseSummary(workload?.leases ?? []),
     faults: Object.fromEntries(faultKinds.map((k) => [k, nemesis?.faults.filter((f) => f.kind === k).length ?? 0])) as Record<FaultKind, number>,
     faultLog: nemesis?.faults ?? [],
+    corruptionRefusals: { count: nemesis?.refusalMs.length ?? 0, maxMs: Math.max(0, ...(nemesis?.refusalMs ?? [])) },
     watchEvents: watchers.reduce((n, w) => n + w.record.responses.reduce((m, r) => m + r.events.length, 0), 0),
     finalRevision: finals[0]?.revision ?? null,
     hashes,
@@ -256,6 +259,7 @@ export function formatReport(r: TortureReport): string {
   lines.push(`lease cycles: ${r.leaseCycles.total} (revoke acknowledged: ${r.leaseCycles.revokeAcknowledged}, read back after revoke: ${r.leaseCycles.readAfterRevoke})`);
   lines.push(`watch events received: ${r.watchEvents}`);
   lines.push(`faults injected: ${Object.entries(r.faults).map(([k, n]) => `${k} ${n}`).join(', ')} (total ${r.faultLog.length})`);
+  lines.push(`refusals to start on a corrupted file: ${r.corruptionRefusals.count} (slowest ${r.corruptionRefusals.maxMs} ms)`);
   lines.push(`final revision: ${r.finalRevision ?? 'not read'}; HashKV: ${JSON.stringify(r.hashes)}`);
   if (r.checks) {
     lines.push(formatResult('linearizable', r.checks.linearizable).split('\n')[0]);

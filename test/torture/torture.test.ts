@@ -29,6 +29,7 @@ describe('torture against real processes', () => {
     expect(report.anomalies, `${text}\n${lines.join('\n')}`).toEqual([]);
     expect(report.ok).toBe(true);
     for (const kind of faultKinds) expect(report.faults[kind], kind).toBeGreaterThan(0);
+    expect(report.corruptionRefusals.count).toBe(report.faults['wal-flip'] + report.faults['snap-flip']);
     for (const f of ['get', 'put', 'delete', 'cas', 'range']) expect(report.ops[f]?.ok ?? 0, f).toBeGreaterThan(0);
     expect(report.leaseCycles.readAfterRevoke).toBeGreaterThan(0);
     expect(report.watchEvents).toBeGreaterThan(0);
