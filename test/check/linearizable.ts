@@ -20,7 +20,7 @@
 //      a range covers, a failed CAS's value) holds the value of the acknowledged write to that
 //      key with the greatest revision ≤ R (absent if none), and a succeeded CAS found its
 //      expected value at R − 1, a delete found the key present at R − 1 iff it deleted it —
-//      unless a write with unknown outcome (started before the read returned) could have
+//      unless a write with unknown outcome (called no later than the read returned) could have
 //      written the value seen; a range shows only keys under its prefix.
 // WHAT IS NOT CHECKED
 // - Cross-key atomicity of reads against writes with unknown outcome: their revision is not
@@ -44,18 +44,21 @@ export interface LinearizabilityOptions {
 }
 
 const TIME_LIMIT_MS_DEFAULT = 10_000;
+/** A witness shows the end of the longest valid prefix: the operations that lead to the failure. */
+const witnessPrefixOpsMax = 8;
 const STEP_LIMIT_DEFAULT = 20_000_000;
 
 type Register = string | null;
 
-/** Checks a whole history: per-key values (WGL search), then revisions. */
+/**
+ * Checks a whole history: revisions first (linear time, and a violation there has a witness
+ * of one or two operations), then per-key values (the WGL search).
+ */
 export function checkLinearizable(history: HistoryOp[], opts: LinearizabilityOptions = {}): CheckResult {
   validateHistory(history);
-  const values = checkKeyValues(history, opts);
-  if (values.ok === false) return values;
   const revisions = checkRevisions(history);
   if (revisions.ok === false) return revisions;
-  return values;
+  return checkKeyValues(history, opts);
 }
 
 /** Only the per-key search (part 1 above), without the revision checks. */
@@ -67,7 +70,8 @@ export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOption
     now: () => performance.now(),
   };
   const byId = new Map(history.map((op) => [op.id, op]));
-  let checked = 0;
+  // Distinct recorded operations in the keys searched to the end (a range counts once).
+  const searched = new Set<number>();
   const gaveUp: string[] = [];
   for (const [key, ops] of partitionByKey(history)) {
     const result = searchLinearization(ops, null as Register, registerKey, budget);
@@ -75,7 +79,8 @@ export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOption
       gaveUp.push(key);
       continue;
     }
-    checked += ops.length;
+    for (const keyOp of ops) searched.add(keyOp.source);
+    const checked = searched.size;
     if (result.ok === false) {
       const op = (id: number) => describeOp(byId.get(id)!);
       return {
@@ -84,8 +89,9 @@ export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOption
         anomaly: 'non-linearizable',
         witness: {
           key,
-          explanation: `no order of the ${ops.length} operations on ${JSON.stringify(key)} explains them; the longest valid prefix found leaves the key at ${JSON.stringify(result.stateAfter)}, then ${op(result.stuck)} must take effect before it returns, but neither it nor any operation still pending can be applied next`,
-          linearizedPrefix: result.linearized.map(op),
+          explanation: `no order of the ${ops.length} operations on ${JSON.stringify(key)} explains them; the longest valid prefix found (${result.linearized.length} operations, ending as shown) leaves the key at ${JSON.stringify(result.stateAfter)}, then ${op(result.stuck)} must take effect before it returns, but neither it nor any operation still pending can be applied next`,
+          linearizedPrefixLength: result.linearized.length,
+          linearizedPrefixEnd: result.linearized.slice(-witnessPrefixOpsMax).map(op),
           stuck: op(result.stuck),
           pendingAtThatPoint: result.candidates.map(op),
         },
@@ -93,9 +99,9 @@ export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOption
     }
   }
   if (gaveUp.length > 0) {
-    return { ok: 'unknown', checked, reason: `search cap reached (step or time limit) on key(s) ${gaveUp.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${gaveUp.length > 5 ? ` and ${gaveUp.length - 5} more` : ''}` };
+    return { ok: 'unknown', checked: searched.size, reason: `search cap reached (step or time limit) on key(s) ${gaveUp.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${gaveUp.length > 5 ? ` and ${gaveUp.length - 5} more` : ''}` };
   }
-  return { ok: true, checked };
+  return { ok: true, checked: searched.size };
 }
 
 function registerKey(state: Register): string {
