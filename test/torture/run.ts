@@ -56,7 +56,9 @@ const leaseTtlSeconds = 3;
 const dec = new TextDecoder();
 
 export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
+  // Separate streams, so that the nemesis's choices do not depend on how many operations ran.
   const random = prng(opts.seed);
+  const nemesisRandom = prng(opts.seed ^ 0x5eed);
   const runDir = mkdtempSync(join(tmpdir(), `meshkv-torture-${opts.seed}-`));
   const cluster = new TortureCluster(runDir, snapshotCount);
   const anomalies: string[] = [];
@@ -77,7 +79,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
       await watcher.start();
       watchers.push(watcher);
     }
-    nemesis = new Nemesis(cluster, { random, holdMs: opts.holdMs ?? [2000, 6000], gapMs: 1000, log: opts.log, now: () => workload!.now(), coverEveryKind: opts.coverEveryKind });
+    nemesis = new Nemesis(cluster, { random: nemesisRandom, holdMs: opts.holdMs ?? [2000, 6000], gapMs: 1000, log: opts.log, now: () => workload!.now(), coverEveryKind: opts.coverEveryKind });
     workload.begin();
     nemesis.begin();
     await sleep(opts.durationMs);
