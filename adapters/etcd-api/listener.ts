@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EtcdApi, type EtcdApiOptions } from './api.ts';
 import { createGatewayHandler } from './gateway.ts';
 import { createGrpcServer } from './grpc-server.ts';
+import type { FaultControls } from './fault-admin.ts';
 import { createStaticHandler } from './static-files.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
@@ -23,6 +24,8 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   port: number;
   /** A directory (the built demo) served to GET and HEAD requests outside the gateway's paths. */
   staticRoot?: string;
+  /** Serve the fault-injection admin endpoint (only with --experimental-fault-injection). */
+  faults?: FaultControls;
 }
 
 export class EtcdListener {
@@ -44,7 +47,7 @@ export class EtcdListener {
     const api = new EtcdApi(opts);
     const grpcServer = createGrpcServer(api);
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const serveGateway = createGatewayHandler(api);
+    const serveGateway = createGatewayHandler(api, opts.faults);
     const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);
     const gateway = http.createServer((req, res) => {
       if (!serveStatic?.(req, res)) serveGateway(req, res);

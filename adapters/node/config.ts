@@ -26,6 +26,8 @@ export interface NodeConfig {
   clusterToken: string;
   /** Applied entries between snapshots (etcd's --snapshot-count). */
   snapshotCount: number;
+  /** Serve the fault-injection admin endpoint /meshkv/faults (never in production). */
+  faultInjection: boolean;
 }
 
 export interface InitialMember {
@@ -40,6 +42,8 @@ interface FlagSpec {
   env: string;
   help: string;
   defaultValue: string;
+  /** A switch: `--flag` alone means true; `--flag=false` is also accepted. */
+  boolean?: true;
 }
 
 export const flags: Record<string, FlagSpec> = {
@@ -84,6 +88,12 @@ export const flags: Record<string, FlagSpec> = {
     env: 'MESHKV_SNAPSHOT_COUNT',
     help: 'Applied entries between snapshots.',
     defaultValue: '10000',
+  },
+  'experimental-fault-injection': {
+    env: 'MESHKV_EXPERIMENTAL_FAULT_INJECTION',
+    help: 'Serve /meshkv/faults on the client port to cut peer links and skew the clock (testing only: anyone who reaches the port can partition the member).',
+    defaultValue: 'false',
+    boolean: true,
   },
 };
 
@@ -132,7 +142,9 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     const [, flag, inline] = m;
     if (!(flag in flags)) throw new ConfigError(`unknown flag --${flag} (see meshkv --help)`);
     let value = inline;
-    if (value === undefined) {
+    if (value === undefined && flags[flag].boolean) {
+      value = 'true';
+    } else if (value === undefined) {
       if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new ConfigError(`flag --${flag} needs a value`);
       value = argv[++i];
     }
@@ -159,6 +171,10 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   const snapshotCount = Number(snapshotText);
   if (!/^\d+$/.test(snapshotText) || snapshotCount < 1 || !Number.isSafeInteger(snapshotCount)) {
     throw new ConfigError(`--snapshot-count must be a positive integer, not ${JSON.stringify(snapshotText)}`);
+  }
+  const faultText = value('experimental-fault-injection');
+  if (faultText !== 'true' && faultText !== 'false') {
+    throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
@@ -194,6 +210,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       initialClusterState,
       clusterToken,
       snapshotCount,
+      faultInjection: faultText === 'true',
     },
   };
 }

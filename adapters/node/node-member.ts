@@ -3,7 +3,9 @@
 // at first, then from the replicated member table (conf change contexts, snapshots), so
 // members added later are dialled by every member.
 
+import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
+import type { FaultControls } from '../etcd-api/fault-admin.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
 import { MemoryHub } from '../transport/memory.ts';
@@ -130,12 +132,14 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     await transport.close();
     throw err;
   }
+  // Only with fault injection on is the clock adjustable (and the admin endpoint served).
+  const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
   let kv: KvMember;
   try {
     kv = await KvMember.start({
       id,
       peers,
-      clock: systemClock,
+      clock: clock ?? systemClock,
       storage,
       transport,
       random: Math.random,
@@ -183,6 +187,10 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   // Founders share the id derived from the founding members; a joiner derives it from the
   // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
   const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== id).map((m) => m.id));
+  const faults: FaultControls | undefined = clock
+    ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== id) }
+    : undefined;
+  if (faults) log('warn', 'fault injection is on: anyone who reaches the client port can cut peer links and skew the clock', { path: '/meshkv/faults' });
   const listeners: EtcdListener[] = [];
   const stopAll = async () => {
     stopped = true;
@@ -210,6 +218,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
           newMemberId: peerTransport ? memberIdOfPeerUrls : undefined,
+          faults,
         }),
       );
     }
