@@ -6,8 +6,15 @@
 # data dir; stops every process it started by its pid.
 set -eu
 dir=$(mktemp -d)
+servers=""
 pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null || true; done; sleep 1; rm -rf "$dir"; }
+# etcdctl clients first (a lock or elect client whose servers are gone never exits), then etcd.
+cleanup() {
+  for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+  for p in $servers; do kill "$p" 2>/dev/null || true; done
+  for p in $servers; do while kill -0 "$p" 2>/dev/null; do sleep 0.2; done; done
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 cluster=a=http://127.0.0.1:24800,b=http://127.0.0.1:24801,c=http://127.0.0.1:24802
 i=0
@@ -16,7 +23,7 @@ for n in a b c; do
     --listen-client-urls http://127.0.0.1:2479$i --advertise-client-urls http://127.0.0.1:2479$i \
     --listen-peer-urls http://127.0.0.1:2480$i --initial-advertise-peer-urls http://127.0.0.1:2480$i \
     --initial-cluster $cluster >"$dir/$n.log" 2>&1 &
-  pids="$pids $!"
+  servers="$servers $!"
   i=$((i + 1))
 done
 sleep 4
