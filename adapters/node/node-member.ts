@@ -20,6 +20,10 @@ export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fi
 export interface PeerTransport extends Transport {
   addPeer(id: MemberId, address: string): void;
   removePeer(id: MemberId): void;
+  /** Members removed from the table: the transport refuses them, so that they learn it and stop. */
+  setRemoved(ids: Iterable<MemberId>): void;
+  /** Since when (Date.now()) the link to `id` has been up, or null while it is down. */
+  activeSince(id: MemberId): number | null;
 }
 
 export interface NodeMemberDeps {
@@ -30,6 +34,11 @@ export interface NodeMemberDeps {
    * member that refuses membership changes).
    */
   transport?: (self: InitialMember, config: NodeConfig) => Promise<PeerTransport | Transport>;
+  /**
+   * Called once when peers keep refusing this member because it was removed from the cluster
+   * (the default transport only); the member keeps running until the caller stops it.
+   */
+  onRemoved?: () => void;
 }
 
 export class StartError extends Error {}
@@ -46,7 +55,7 @@ export const snapshotCatchUpEntriesMax = 5000;
 /** Delay between attempts to publish this member's name and client URLs. */
 const publishRetryMs = 1000;
 
-async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn): Promise<PeerTransport | Transport> {
+async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn, onRemoved: () => void): Promise<PeerTransport | Transport> {
   if (config.listenPeerUrls === null) return new MemoryHub().connect(self.id);
   if (config.listenPeerUrls.length > 1) log('warn', 'only the first --listen-peer-urls URL is served', { url: config.listenPeerUrls[0].origin });
   const url = config.listenPeerUrls[0];
@@ -59,6 +68,7 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
       },
+      onRemoved,
     });
   } catch (err) {
     if (err instanceof TcpTransportError) throw new StartError(`peer listener: ${err.message}`);
@@ -67,7 +77,8 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
 }
 
 function isPeerTransport(t: Transport): t is PeerTransport {
-  return typeof (t as PeerTransport).addPeer === 'function' && typeof (t as PeerTransport).removePeer === 'function';
+  const p = t as PeerTransport;
+  return [p.addPeer, p.removePeer, p.setRemoved, p.activeSince].every((f) => typeof f === 'function');
 }
 
 /** `host:port` of a peer URL, as the TCP transport dials it. */
@@ -78,7 +89,13 @@ function peerAddress(url: string): string {
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
   const self = config.initialCluster.find((m) => m.name === config.name)!;
   const log = deps.log;
-  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log);
+  let removedReported = false;
+  const onRemoved = () => {
+    if (removedReported) return;
+    removedReported = true;
+    deps.onRemoved?.();
+  };
+  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
   const peerTransport = isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
@@ -153,7 +170,21 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   }
   // From here on the replicated table decides whom to dial (it always holds this member's
   // configured peers until a change or snapshot says otherwise).
-  const redial = () => dial(kv.members.list());
+  // Members that leave the table are refused from then on (until added again), so that a
+  // removed member learns it and stops, as etcd's peers tell it with 410 Gone.
+  const removed = new Set<MemberId>();
+  let inTable = new Set(kv.members.list().map((m) => m.id));
+  const noteRemovals = () => {
+    const now = new Set(kv.members.list().map((m) => m.id));
+    for (const m of inTable) if (!now.has(m)) removed.add(m);
+    for (const m of now) removed.delete(m);
+    inTable = now;
+    peerTransport?.setRemoved(removed);
+  };
+  const redial = () => {
+    dial(kv.members.list());
+    noteRemovals();
+  };
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
 
@@ -209,7 +240,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             const c = config.initialCluster.find((i) => i.id === memberId);
             return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
-          newMemberId: peerTransport ? memberIdOfPeerUrls : undefined,
+          membership: peerTransport ? { newMemberId: memberIdOfPeerUrls, activeSince: (peer) => peerTransport.activeSince(peer) } : undefined,
         }),
       );
     }

@@ -303,3 +303,45 @@ describe('the etcd3 npm client against a three-member meshkv cluster', () => {
     expect(new TextDecoder().decode(restored.range({ key: new TextEncoder().encode('n/b') }).kvs[0].value)).toBe('2');
   });
 });
+
+// Runs last: it takes the cluster apart.
+describe('membership changes that would cost the quorum, as etcd refuses them; a removed member stops', () => {
+  it('refuses with "unhealthy cluster" while a member is down, "not enough started members" past an unstarted one, and a removed member exits', async () => {
+    const [m1, m2, m3] = members;
+    const ids = new Map(
+      (await etcdctl(m1.endpoint, ['member', 'list'])).stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(', '))
+        .map(([id, , name]) => [name, id]),
+    );
+    const change = async (...args: string[]) => {
+      const r = await etcdctl(m1.endpoint, ['member', ...args]);
+      return r.code === 0 ? 'ok' : errorLine(r.stderr);
+    };
+    await procs.kill9(m3);
+    await eventually('a leader among m1 and m2', async () => (await endpointStatus(m1.endpoint))?.leader && (await etcdctl(m1.endpoint, ['put', 'still', 'up'])).code === 0, 10_000);
+    const spare = `--peer-urls=http://127.0.0.1:${(await procs.spec('x')).peerPort}`;
+
+    // m3 is down: removing m2 would leave m1 alone of three, adding anyone needs all connected.
+    expect(await change('remove', ids.get('m2')!)).toBe('Error: etcdserver: unhealthy cluster');
+    expect(await change('add', 'x', spare)).toBe('Error: etcdserver: unhealthy cluster');
+    expect(await change('add', 'x', '--learner', spare)).toBe('Error: etcdserver: unhealthy cluster');
+    // A member that is down is not part of the active quorum: removing it is allowed.
+    expect(await change('remove', ids.get('m3')!)).toBe('ok');
+
+    // x is added but never started: removing m2 would leave one started member of two.
+    const added = await etcdctl(m1.endpoint, ['member', 'add', 'x', spare]);
+    expect(added.code, added.stderr).toBe(0);
+    const xId = /Member +([0-9a-f]+) added/.exec(added.stdout)![1];
+    expect(await change('remove', ids.get('m2')!)).toBe('Error: etcdserver: re-configuration failed due to not enough started members');
+    expect(await change('remove', xId)).toBe('ok');
+
+    // With m1 and m2 connected, m2 may go; its peers then refuse it, and it stops as etcd does.
+    expect(await change('remove', ids.get('m2')!)).toBe('ok');
+    expect(await Promise.race([m2.exited, new Promise((r) => setTimeout(() => r('still running'), 15_000))])).toBe(0);
+    expect(m2.logs.some((l) => l.includes('"msg":"the member has been permanently removed from the cluster"'))).toBe(true);
+    await eventually('m1 to serve writes alone', async () => (await etcdctl(m1.endpoint, ['put', 'alone', 'yes'])).code === 0, 10_000);
+    expect((await etcdctl(m1.endpoint, ['member', 'list'])).stdout).toMatch(new RegExp(`^${ids.get('m1')}, started, m1, .*\\n$`));
+  }, 60_000);
+});
