@@ -535,6 +535,8 @@ export class EtcdApi {
     metric('etcd_server_leader_changes_seen_total', 'counter', 'The number of leader changes seen.', this.leaderChangesSeen);
     metric('etcd_server_proposals_committed_total', 'gauge', 'The total number of consensus proposals committed.', s.commit);
     metric('etcd_server_proposals_applied_total', 'gauge', 'The total number of consensus proposals applied.', s.applied);
+    metric('etcd_server_proposals_pending', 'gauge', 'The current number of pending proposals to commit.', this.kv.member.proposalsPending);
+    metric('etcd_server_proposals_failed_total', 'counter', 'The total number of failed proposals seen.', this.kv.member.proposalsFailed);
     metric('meshkv_raft_term', 'gauge', 'The current Raft term.', s.term);
     metric('etcd_debugging_mvcc_keys_total', 'gauge', 'Total number of keys.', keys);
     metric('etcd_debugging_mvcc_watcher_total', 'gauge', 'Total number of watchers.', this.watchersOpen);
