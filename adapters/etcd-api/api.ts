@@ -187,7 +187,7 @@ function memberUrls(v: unknown): string[] {
     } catch {
       throw bad();
     }
-    if (url.protocol !== 'http:' || url.port === '') throw bad();
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.port === '') throw bad();
     return url.origin;
   });
 }

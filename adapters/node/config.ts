@@ -26,6 +26,15 @@ export interface NodeConfig {
   clusterToken: string;
   /** Applied entries between snapshots (etcd's --snapshot-count). */
   snapshotCount: number;
+  /** PEM files for mutual TLS between peers; null for plain TCP (http:// peer URLs). */
+  peerTls: PeerTlsFiles | null;
+}
+
+/** Paths, read at start (node-member.ts) so that an unreadable file is a start failure. */
+export interface PeerTlsFiles {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
 }
 
 export interface InitialMember {
@@ -40,6 +49,8 @@ interface FlagSpec {
   env: string;
   help: string;
   defaultValue: string;
+  /** A switch: `--flag` alone means true; `--flag=false` is allowed. */
+  boolean?: true;
 }
 
 export const flags: Record<string, FlagSpec> = {
@@ -85,6 +96,15 @@ export const flags: Record<string, FlagSpec> = {
     help: 'Applied entries between snapshots.',
     defaultValue: '10000',
   },
+  'peer-cert-file': { env: 'MESHKV_PEER_CERT_FILE', help: 'PEM certificate this member presents to its peers (https:// peer URLs).', defaultValue: '' },
+  'peer-key-file': { env: 'MESHKV_PEER_KEY_FILE', help: 'PEM private key of --peer-cert-file.', defaultValue: '' },
+  'peer-trusted-ca-file': { env: 'MESHKV_PEER_TRUSTED_CA_FILE', help: "PEM CA bundle that signs the peers' certificates.", defaultValue: '' },
+  'peer-client-cert-auth': {
+    env: 'MESHKV_PEER_CLIENT_CERT_AUTH',
+    help: 'Require peers to present a certificate signed by --peer-trusted-ca-file (always on with peer TLS; false is refused).',
+    defaultValue: '',
+    boolean: true,
+  },
 };
 
 export const usage = [
@@ -100,6 +120,9 @@ export const usage = [
   '',
 ].join('\n');
 
+/** Flags whose URLs may be https:// (peer TLS); client URLs are http:// only. */
+const tlsCapable = new Set(['listen-peer-urls', 'initial-advertise-peer-urls', 'initial-cluster']);
+
 function parseUrls(flag: string, text: string): URL[] {
   const parts = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (parts.length === 0) throw new ConfigError(`--${flag} needs at least one URL`);
@@ -111,8 +134,8 @@ function parseUrls(flag: string, text: string): URL[] {
     } catch {
       throw new ConfigError(`--${flag}: ${JSON.stringify(part)} is not a URL (expected e.g. http://127.0.0.1:2379)`);
     }
-    if (url.protocol === 'https:') throw new ConfigError(`--${flag}: ${part}: TLS is not supported yet; use http://`);
-    if (url.protocol !== 'http:') throw new ConfigError(`--${flag}: ${part}: scheme must be http://`);
+    if (url.protocol === 'https:' && !tlsCapable.has(flag)) throw new ConfigError(`--${flag}: ${part}: client TLS is not supported yet; use http://`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--${flag}: ${part}: scheme must be http://${tlsCapable.has(flag) ? ' or https://' : ''}`);
     if (url.port === '') throw new ConfigError(`--${flag}: ${part}: give a port, e.g. http://${url.hostname}:2379`);
     if (url.pathname !== '/' || url.search !== '') throw new ConfigError(`--${flag}: ${part}: a client URL has no path`);
     return url;
@@ -132,6 +155,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     const [, flag, inline] = m;
     if (!(flag in flags)) throw new ConfigError(`unknown flag --${flag} (see meshkv --help)`);
     let value = inline;
+    if (value === undefined && flags[flag].boolean) value = 'true';
     if (value === undefined) {
       if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new ConfigError(`flag --${flag} needs a value`);
       value = argv[++i];
@@ -181,6 +205,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     : multiMember
       ? advertisePeerUrls.map((u) => new URL(u))
       : null;
+  const peerTls = parsePeerTls(value, [...advertisePeerUrls, ...(listenPeerUrls ?? []).map((u) => u.origin), ...initialCluster.flatMap((m) => m.peerUrls)]);
   return {
     kind: 'start',
     config: {
@@ -194,8 +219,33 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       initialClusterState,
       clusterToken,
       snapshotCount,
+      peerTls,
     },
   };
+}
+
+/** Peer TLS needs all three files, and then every peer URL is https:// (and without it, none is). */
+function parsePeerTls(value: (flag: string) => string, peerUrls: string[]): PeerTlsFiles | null {
+  const certFile = value('peer-cert-file');
+  const keyFile = value('peer-key-file');
+  const trustedCaFile = value('peer-trusted-ca-file');
+  const clientCertAuth = value('peer-client-cert-auth');
+  if (clientCertAuth !== '' && clientCertAuth !== 'true' && clientCertAuth !== 'false') {
+    throw new ConfigError(`--peer-client-cert-auth must be true or false, not ${JSON.stringify(clientCertAuth)}`);
+  }
+  const https = peerUrls.filter((u) => u.startsWith('https:'));
+  if (certFile === '' && keyFile === '' && trustedCaFile === '') {
+    if (https.length > 0) throw new ConfigError(`peer URL ${https[0]} is https://: give --peer-cert-file, --peer-key-file and --peer-trusted-ca-file`);
+    if (clientCertAuth === 'true') throw new ConfigError('--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file');
+    return null;
+  }
+  if (certFile === '') throw new ConfigError('--peer-key-file needs --peer-cert-file (the certificate it belongs to)');
+  if (keyFile === '') throw new ConfigError('--peer-cert-file needs --peer-key-file (its private key)');
+  if (trustedCaFile === '') throw new ConfigError('peer TLS needs --peer-trusted-ca-file: meshkv peers always verify each other\'s certificates');
+  if (clientCertAuth === 'false') throw new ConfigError('--peer-client-cert-auth=false is not supported: meshkv peer TLS is always mutual');
+  const plain = peerUrls.find((u) => !u.startsWith('https:'));
+  if (plain !== undefined) throw new ConfigError(`peer TLS is on, so every peer URL must be https://, not ${plain}`);
+  return { certFile, keyFile, trustedCaFile };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */

@@ -3,16 +3,18 @@
 // at first, then from the replicated member table (conf change contexts, snapshots), so
 // members added later are dialled by every member.
 
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
 import { systemClock } from '../clock/system.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
 import { MemoryHub } from '../transport/memory.ts';
-import { TcpTransport, TcpTransportError } from '../transport/tcp/index.ts';
+import { TcpTransport, TcpTransportError, type TcpTlsOptions } from '../transport/tcp/index.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig } from './config.ts';
+import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -59,6 +61,7 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
   if (config.listenPeerUrls === null) return new MemoryHub().connect(self.id);
   if (config.listenPeerUrls.length > 1) log('warn', 'only the first --listen-peer-urls URL is served', { url: config.listenPeerUrls[0].origin });
   const url = config.listenPeerUrls[0];
+  const tlsOptions = config.peerTls && readPeerTls(config.peerTls);
   try {
     return await TcpTransport.listen({
       id: self.id,
@@ -69,11 +72,32 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
         if (level !== 'debug') log(level, msg);
       },
       onRemoved,
+      ...(tlsOptions ? { tls: tlsOptions } : {}),
     });
   } catch (err) {
     if (err instanceof TcpTransportError) throw new StartError(`peer listener: ${err.message}`);
     throw err;
   }
+}
+
+/** Reads the peer TLS files and checks that they make a usable key pair and CA, or says which is wrong. */
+function readPeerTls(files: PeerTlsFiles): TcpTlsOptions {
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new StartError(`--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const options = { cert: read('peer-cert-file', files.certFile), key: read('peer-key-file', files.keyFile), ca: read('peer-trusted-ca-file', files.trustedCaFile) };
+  try {
+    tls.createSecureContext(options);
+  } catch (err) {
+    throw new StartError(
+      `peer TLS: --peer-cert-file ${files.certFile}, --peer-key-file ${files.keyFile}, --peer-trusted-ca-file ${files.trustedCaFile}: ${(err as Error).message}`,
+    );
+  }
+  return options;
 }
 
 function isPeerTransport(t: Transport): t is PeerTransport {

@@ -34,15 +34,16 @@ export class Processes {
     return { name, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(this.root, `${name}.data`) };
   }
 
-  start(spec: MemberSpec, initialCluster: MemberSpec[], extra: string[] = []): Proc {
+  /** `peerScheme` https needs the peer TLS flags in `extra`. */
+  start(spec: MemberSpec, initialCluster: MemberSpec[], extra: string[] = [], peerScheme: 'http' | 'https' = 'http'): Proc {
     const args = [
       bin,
       '--name', spec.name,
       '--data-dir', spec.dataDir,
       '--listen-client-urls', `http://127.0.0.1:${spec.clientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
-      '--initial-cluster', initialCluster.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(','),
+      '--listen-peer-urls', `${peerScheme}://127.0.0.1:${spec.peerPort}`,
+      '--initial-advertise-peer-urls', `${peerScheme}://127.0.0.1:${spec.peerPort}`,
+      '--initial-cluster', initialCluster.map((m) => `${m.name}=${peerScheme}://127.0.0.1:${m.peerPort}`).join(','),
       '--initial-cluster-token', 'test-cluster',
       ...extra,
     ];

@@ -80,4 +80,15 @@ describe('meshkv configuration', () => {
     expect(joiner.initialCluster.find((m) => m.name === 'c')!.id).toBe(memberIdOfPeerUrls(['http://127.0.0.1:2382']));
     expect(joiner.initialCluster.find((m) => m.name === 'a')!.id).toBe(memberIdOf('a'));
   });
+
+  it('reads the peer TLS files from flags or MESHKV_PEER_* variables, with https:// peer URLs', () => {
+    const cluster = ['--name', 'a', '--initial-cluster', 'a=https://127.0.0.1:2380,b=https://127.0.0.1:2381'];
+    const files = { certFile: 'p.crt', keyFile: 'p.key', trustedCaFile: 'ca.crt' };
+    expect(start([...cluster, '--peer-cert-file=p.crt', '--peer-key-file', 'p.key', '--peer-trusted-ca-file', 'ca.crt', '--peer-client-cert-auth']).peerTls).toEqual(files);
+    const fromEnv = start(cluster, { MESHKV_PEER_CERT_FILE: 'p.crt', MESHKV_PEER_KEY_FILE: 'p.key', MESHKV_PEER_TRUSTED_CA_FILE: 'ca.crt' });
+    expect(fromEnv.peerTls).toEqual(files);
+    expect(fromEnv.listenPeerUrls!.map((u) => u.origin)).toEqual(['https://127.0.0.1:2380']);
+    expect(start([]).peerTls).toBeNull();
+  });
 });
+
