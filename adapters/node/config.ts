@@ -28,6 +28,15 @@ export interface NodeConfig {
   snapshotCount: number;
   /** PEM files for mutual TLS between peers; null for plain TCP (http:// peer URLs). */
   peerTls: PeerTlsFiles | null;
+  /** PEM files for TLS on the client port (https:// client URLs); null for plain TCP. */
+  clientTls: ClientTlsFiles | null;
+}
+
+export interface ClientTlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Set with --client-cert-auth: clients must present a certificate this CA signed. */
+  trustedCaFile: string | null;
 }
 
 /** Paths, read at start (node-member.ts) so that an unreadable file is a start failure. */
@@ -96,6 +105,15 @@ export const flags: Record<string, FlagSpec> = {
     help: 'Applied entries between snapshots.',
     defaultValue: '10000',
   },
+  'cert-file': { env: 'MESHKV_CERT_FILE', help: 'PEM certificate for client connections (https:// client URLs).', defaultValue: '' },
+  'key-file': { env: 'MESHKV_KEY_FILE', help: 'PEM private key of --cert-file.', defaultValue: '' },
+  'trusted-ca-file': { env: 'MESHKV_TRUSTED_CA_FILE', help: "PEM CA bundle that signs clients' certificates (with --client-cert-auth).", defaultValue: '' },
+  'client-cert-auth': {
+    env: 'MESHKV_CLIENT_CERT_AUTH',
+    help: 'Require clients to present a certificate signed by --trusted-ca-file.',
+    defaultValue: '',
+    boolean: true,
+  },
   'peer-cert-file': { env: 'MESHKV_PEER_CERT_FILE', help: 'PEM certificate this member presents to its peers (https:// peer URLs).', defaultValue: '' },
   'peer-key-file': { env: 'MESHKV_PEER_KEY_FILE', help: 'PEM private key of --peer-cert-file.', defaultValue: '' },
   'peer-trusted-ca-file': { env: 'MESHKV_PEER_TRUSTED_CA_FILE', help: "PEM CA bundle that signs the peers' certificates.", defaultValue: '' },
@@ -120,9 +138,6 @@ export const usage = [
   '',
 ].join('\n');
 
-/** Flags whose URLs may be https:// (peer TLS); client URLs are http:// only. */
-const tlsCapable = new Set(['listen-peer-urls', 'initial-advertise-peer-urls', 'initial-cluster']);
-
 function parseUrls(flag: string, text: string): URL[] {
   const parts = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (parts.length === 0) throw new ConfigError(`--${flag} needs at least one URL`);
@@ -134,8 +149,7 @@ function parseUrls(flag: string, text: string): URL[] {
     } catch {
       throw new ConfigError(`--${flag}: ${JSON.stringify(part)} is not a URL (expected e.g. http://127.0.0.1:2379)`);
     }
-    if (url.protocol === 'https:' && !tlsCapable.has(flag)) throw new ConfigError(`--${flag}: ${part}: client TLS is not supported yet; use http://`);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--${flag}: ${part}: scheme must be http://${tlsCapable.has(flag) ? ' or https://' : ''}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--${flag}: ${part}: scheme must be http:// or https://`);
     if (url.port === '') throw new ConfigError(`--${flag}: ${part}: give a port, e.g. http://${url.hostname}:2379`);
     if (url.pathname !== '/' || url.search !== '') throw new ConfigError(`--${flag}: ${part}: a client URL has no path`);
     return url;
@@ -220,8 +234,33 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       clusterToken,
       snapshotCount,
       peerTls,
+      clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
     },
   };
+}
+
+/** Client TLS needs a certificate and its key, and then every listen client URL is https:// (and without it, none is). */
+function parseClientTls(value: (flag: string) => string, listenUrls: string[]): ClientTlsFiles | null {
+  const certFile = value('cert-file');
+  const keyFile = value('key-file');
+  const trustedCaFile = value('trusted-ca-file');
+  const clientCertAuth = value('client-cert-auth');
+  if (clientCertAuth !== '' && clientCertAuth !== 'true' && clientCertAuth !== 'false') {
+    throw new ConfigError(`--client-cert-auth must be true or false, not ${JSON.stringify(clientCertAuth)}`);
+  }
+  if (certFile === '' && keyFile === '') {
+    const https = listenUrls.find((u) => u.startsWith('https:'));
+    if (https !== undefined) throw new ConfigError(`client URL ${https} is https://: give --cert-file and --key-file`);
+    if (clientCertAuth === 'true' || trustedCaFile !== '') throw new ConfigError('--client-cert-auth and --trusted-ca-file need --cert-file and --key-file');
+    return null;
+  }
+  if (certFile === '') throw new ConfigError('--key-file needs --cert-file (the certificate it belongs to)');
+  if (keyFile === '') throw new ConfigError('--cert-file needs --key-file (its private key)');
+  if (clientCertAuth === 'true' && trustedCaFile === '') throw new ConfigError('--client-cert-auth needs --trusted-ca-file (the CA that signs client certificates)');
+  if (clientCertAuth !== 'true' && trustedCaFile !== '') throw new ConfigError('--trusted-ca-file is used only with --client-cert-auth; give both');
+  const plain = listenUrls.find((u) => !u.startsWith('https:'));
+  if (plain !== undefined) throw new ConfigError(`client TLS is on, so every --listen-client-urls URL must be https://, not ${plain}`);
+  return { certFile, keyFile, trustedCaFile: clientCertAuth === 'true' ? trustedCaFile : null };
 }
 
 /** Peer TLS needs all three files, and then every peer URL is https:// (and without it, none is). */

@@ -14,7 +14,7 @@ import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig, type PeerTlsFiles } from './config.ts';
+import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -80,24 +80,37 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
   }
 }
 
-/** Reads the peer TLS files and checks that they make a usable key pair and CA, or says which is wrong. */
-function readPeerTls(files: PeerTlsFiles): TcpTlsOptions {
-  const read = (flag: string, path: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new StartError(`--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  };
-  const options = { cert: read('peer-cert-file', files.certFile), key: read('peer-key-file', files.keyFile), ca: read('peer-trusted-ca-file', files.trustedCaFile) };
+function readTlsFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StartError(`--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Checks that the PEM files make a usable key pair (and CA), or says which files are wrong. */
+function checkTls<T extends tls.SecureContextOptions>(what: string, options: T): T {
   try {
     tls.createSecureContext(options);
   } catch (err) {
-    throw new StartError(
-      `peer TLS: --peer-cert-file ${files.certFile}, --peer-key-file ${files.keyFile}, --peer-trusted-ca-file ${files.trustedCaFile}: ${(err as Error).message}`,
-    );
+    throw new StartError(`${what}: ${(err as Error).message}`);
   }
   return options;
+}
+
+function readPeerTls(files: PeerTlsFiles): TcpTlsOptions {
+  return checkTls(`peer TLS: --peer-cert-file ${files.certFile}, --peer-key-file ${files.keyFile}, --peer-trusted-ca-file ${files.trustedCaFile}`, {
+    cert: readTlsFile('peer-cert-file', files.certFile),
+    key: readTlsFile('peer-key-file', files.keyFile),
+    ca: readTlsFile('peer-trusted-ca-file', files.trustedCaFile),
+  });
+}
+
+function readClientTls(files: ClientTlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  const options = { cert: readTlsFile('cert-file', files.certFile), key: readTlsFile('key-file', files.keyFile) };
+  const what = `client TLS: --cert-file ${files.certFile}, --key-file ${files.keyFile}`;
+  if (files.trustedCaFile === null) return checkTls(what, options);
+  return checkTls(`${what}, --trusted-ca-file ${files.trustedCaFile}`, { ...options, ca: readTlsFile('trusted-ca-file', files.trustedCaFile) });
 }
 
 function isPeerTransport(t: Transport): t is PeerTransport {
@@ -113,6 +126,8 @@ function peerAddress(url: string): string {
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
   const self = config.initialCluster.find((m) => m.name === config.name)!;
   const log = deps.log;
+  // Read first: a bad file stops the start before anything is opened.
+  const clientTls = config.clientTls && readClientTls(config.clientTls);
   let removedReported = false;
   const onRemoved = () => {
     if (removedReported) return;
@@ -255,6 +270,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           kv,
           host,
           port: Number(url.port),
+          ...(clientTls ? { tls: clientTls } : {}),
           clusterId,
           members: (memberId) => {
             const m = kv.members.get(memberId);

@@ -1,9 +1,12 @@
 // Three real meshkv processes whose peers talk mutual TLS (https:// peer URLs and the
-// --peer-* flags), with a CA and certificates made here by openssl; and the flag mistakes a
-// user can make, each refused with a message that names the flag or file.
+// --peer-* flags), and a member serving its clients over TLS (--cert-file, --key-file,
+// --trusted-ca-file, --client-cert-auth), with a CA and a certificate made here by openssl; and
+// the flag mistakes a user can make, each refused with a message that names the flag or file.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { Etcd3 } from 'etcd3';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
@@ -36,7 +39,7 @@ beforeAll(async () => {
   requireEtcdctl();
   makeCertificates();
   specs = [await procs.spec('t1'), await procs.spec('t2'), await procs.spec('t3')];
-  members = specs.map((s) => procs.start(s, specs, tlsFlags(), 'https'));
+  members = specs.map((s) => procs.start(s, specs, tlsFlags(), { peer: 'https' }));
   for (const p of members) await ready(p);
 }, 60_000);
 
@@ -79,25 +82,12 @@ describe('peer TLS', () => {
     execFileSync(openssl, ['req', '-x509', ...ec, '-keyout', o('key'), '-out', o('crt'), '-days', '2', '-subj', '/CN=stranger', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
     const spec = await procs.spec('stranger');
     // It names itself t1's peers' cluster but trusts only itself: no handshake succeeds either way.
-    const stranger = procs.start(spec, [specs[0], spec], ['--peer-cert-file', o('crt'), '--peer-key-file', o('key'), '--peer-trusted-ca-file', o('crt')], 'https');
+    const stranger = procs.start(spec, [specs[0], spec], ['--peer-cert-file', o('crt'), '--peer-key-file', o('key'), '--peer-trusted-ca-file', o('crt')], { peer: 'https' });
     await eventually('the stranger to log a failed TLS connection', async () => stranger.logs.some((l) => /connection to peer .* failed|TLS/.test(l)), 10_000);
     expect(stranger.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"'))).toBe(false);
     await procs.kill9(stranger);
     expect((await etcdctl(members[0].endpoint, ['member', 'list'])).stdout.trim().split('\n')).toHaveLength(3);
   }, 30_000);
-
-  it.each([
-    [['--peer-cert-file', 'x.crt'], 2, '--peer-cert-file needs --peer-key-file (its private key)'],
-    [['--peer-key-file', 'x.key'], 2, '--peer-key-file needs --peer-cert-file (the certificate it belongs to)'],
-    [['--peer-cert-file', 'x.crt', '--peer-key-file', 'x.key'], 2, "peer TLS needs --peer-trusted-ca-file: meshkv peers always verify each other's certificates"],
-    [['--peer-client-cert-auth=maybe'], 2, '--peer-client-cert-auth must be true or false, not "maybe"'],
-    [['--peer-client-cert-auth'], 2, '--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file'],
-    [['--initial-cluster', 'default=https://127.0.0.1:1'], 2, 'peer URL https://127.0.0.1:1 is https://: give --peer-cert-file, --peer-key-file and --peer-trusted-ca-file'],
-  ])('refuses the flags %j with exit code %i', async (args, code, message) => {
-    const r = await runToExit(args);
-    expect(r.code).toBe(code);
-    expect(r.logs).toContain(message);
-  });
 
   it('refuses unreadable files, a key that does not match the certificate, and plain peer URLs with TLS on', async () => {
     const base = async (extra: string[]) => ['--data-dir', join(procs.root, 'bad.data'), '--listen-client-urls', `http://127.0.0.1:${(await procs.spec('b')).clientPort}`, ...extra];
@@ -109,8 +99,62 @@ describe('peer TLS', () => {
     const mismatch = await runToExit(await base([...cluster, '--peer-cert-file', file('peer.crt'), '--peer-key-file', file('ca.key'), '--peer-trusted-ca-file', file('ca.crt')]));
     expect(mismatch.code).toBe(1);
     expect(mismatch.logs).toMatch(/peer TLS: --peer-cert-file .*peer\.crt, --peer-key-file .*ca\.key, --peer-trusted-ca-file .*ca\.crt: .*key values mismatch/);
+    // A usage error (the others are in test/etcd-api/config.test.ts): exit code 2.
     const plain = await runToExit(await base(['--initial-cluster', 'default=http://127.0.0.1:1', ...tlsFlags()]));
     expect(plain.code).toBe(2);
     expect(plain.logs).toContain('peer TLS is on, so every peer URL must be https://, not http://127.0.0.1:1');
+  }, 30_000);
+});
+
+describe('client TLS', () => {
+  let member: Proc;
+  let endpoint = '';
+  const certs = () => ['--cacert', file('ca.crt'), '--cert', file('peer.crt'), '--key', file('peer.key')];
+
+  beforeAll(async () => {
+    const spec = await procs.spec('c1');
+    // A lone member: no peer listener, only the client port over TLS.
+    member = procs.start(spec, [spec], [
+      '--cert-file', file('peer.crt'), '--key-file', file('peer.key'), '--trusted-ca-file', file('ca.crt'), '--client-cert-auth',
+    ], { client: 'https' });
+    await ready(member);
+    endpoint = member.endpoint;
+  }, 30_000);
+
+  it('etcdctl with a client certificate gets answers, with or without the https:// scheme; without one it is refused', async () => {
+    expect(await etcdctl(endpoint, [...certs(), 'put', 'secure', 'yes'])).toMatchObject({ code: 0, stdout: 'OK\n' });
+    expect((await etcdctl(`https://${endpoint}`, [...certs(), 'get', 'secure'])).stdout).toBe('secure\nyes\n');
+    expect((await etcdctl(endpoint, [...certs(), 'endpoint', 'status'])).stdout).toMatch(new RegExp(`^${endpoint}, [0-9a-f]+, 3\\.4\\.23, `));
+    const noCert = await etcdctl(endpoint, ['--cacert', file('ca.crt'), 'get', 'secure', '--command-timeout=2s']);
+    expect(noCert.code).not.toBe(0);
+    const plain = await etcdctl(endpoint, ['get', 'secure', '--command-timeout=2s']);
+    expect(plain.code).not.toBe(0);
+  }, 30_000);
+
+  it('the etcd3 client over TLS, and the JSON gateway over https', async () => {
+    const client = new Etcd3({
+      hosts: `https://${endpoint}`,
+      credentials: { rootCertificate: readFileSync(file('ca.crt')), privateKey: readFileSync(file('peer.key')), certChain: readFileSync(file('peer.crt')) },
+    });
+    try {
+      await client.put('from-npm').value('tls');
+      expect(await client.get('secure').string()).toBe('yes');
+    } finally {
+      client.close();
+    }
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        `https://${endpoint}/v3/kv/range`,
+        { method: 'POST', ca: readFileSync(file('ca.crt')), cert: readFileSync(file('peer.crt')), key: readFileSync(file('peer.key')) },
+        (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve(text));
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ key: btoa('from-npm') }));
+    });
+    expect(JSON.parse(body).kvs[0].value).toBe(btoa('tls'));
   }, 30_000);
 });
