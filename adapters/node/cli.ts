@@ -4,7 +4,7 @@
 import { StorageError } from '../storage/errors.ts';
 import { ListenError } from '../etcd-api/listener.ts';
 import { ConfigError, parseConfig, usage } from './config.ts';
-import { StartError, startNodeMember, type LogFn } from './node-member.ts';
+import { StartError, startNodeMember, type LogFn, type NodeMember } from './node-member.ts';
 
 const log: LogFn = (level, msg, fields = {}) => {
   process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
@@ -32,9 +32,14 @@ async function main(): Promise<void> {
     return;
   }
   const config = parsed.config;
-  let node;
+  // etcd logs this and exits 0 once its peers tell it that it was removed.
+  const onRemoved = () => {
+    log('error', 'the member has been permanently removed from the cluster');
+    log('info', 'the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
+    shutdown('removed from the cluster');
+  };
   try {
-    node = await startNodeMember(config, { log });
+    node = await startNodeMember(config, { log, onRemoved });
   } catch (err) {
     if (err instanceof StorageError || err instanceof ListenError || err instanceof StartError) fail(err.message, 1);
     throw err;
@@ -54,21 +59,25 @@ async function main(): Promise<void> {
     });
   }
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log('info', 'received signal; shutting down', { signal });
-    node.stop().then(
-      () => {
-        log('info', 'stopped');
-        process.exit(0);
-      },
-      (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
-    );
-  };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+let stopping = false;
+let node: NodeMember | undefined;
+
+/** Stops the member (once) and exits 0; `why` is a signal name or the reason. */
+function shutdown(why: string): void {
+  if (stopping || node === undefined) return;
+  stopping = true;
+  log('info', 'shutting down', { reason: why });
+  node.stop().then(
+    () => {
+      log('info', 'stopped');
+      process.exit(0);
+    },
+    (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
+  );
 }
 
 main().catch((err: Error) => fail(`fatal: ${err.stack ?? err.message}`, 1));

@@ -3,16 +3,20 @@
 // at first, then from the replicated member table (conf change contexts, snapshots), so
 // members added later are dialled by every member.
 
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
+import type { FaultControls } from '../etcd-api/fault-admin.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
 import { MemoryHub } from '../transport/memory.ts';
-import { TcpTransport, TcpTransportError } from '../transport/tcp/index.ts';
+import { TcpTransport, TcpTransportError, type TcpTlsOptions } from '../transport/tcp/index.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig } from './config.ts';
+import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -20,6 +24,10 @@ export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fi
 export interface PeerTransport extends Transport {
   addPeer(id: MemberId, address: string): void;
   removePeer(id: MemberId): void;
+  /** Members removed from the table: the transport refuses them, so that they learn it and stop. */
+  setRemoved(ids: Iterable<MemberId>): void;
+  /** Since when (Date.now()) the link to `id` has been up, or null while it is down. */
+  activeSince(id: MemberId): number | null;
 }
 
 export interface NodeMemberDeps {
@@ -30,6 +38,11 @@ export interface NodeMemberDeps {
    * member that refuses membership changes).
    */
   transport?: (self: InitialMember, config: NodeConfig) => Promise<PeerTransport | Transport>;
+  /**
+   * Called once when peers keep refusing this member because it was removed from the cluster
+   * (the default transport only); the member keeps running until the caller stops it.
+   */
+  onRemoved?: () => void;
 }
 
 export class StartError extends Error {}
@@ -46,10 +59,11 @@ export const snapshotCatchUpEntriesMax = 5000;
 /** Delay between attempts to publish this member's name and client URLs. */
 const publishRetryMs = 1000;
 
-async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn): Promise<PeerTransport | Transport> {
+async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn, onRemoved: () => void): Promise<PeerTransport | Transport> {
   if (config.listenPeerUrls === null) return new MemoryHub().connect(self.id);
   if (config.listenPeerUrls.length > 1) log('warn', 'only the first --listen-peer-urls URL is served', { url: config.listenPeerUrls[0].origin });
   const url = config.listenPeerUrls[0];
+  const tlsOptions = config.peerTls && readPeerTls(config.peerTls);
   try {
     return await TcpTransport.listen({
       id: self.id,
@@ -59,6 +73,8 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
       },
+      onRemoved,
+      ...(tlsOptions ? { tls: tlsOptions } : {}),
     });
   } catch (err) {
     if (err instanceof TcpTransportError) throw new StartError(`peer listener: ${err.message}`);
@@ -66,8 +82,42 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
   }
 }
 
+function readTlsFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StartError(`--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Checks that the PEM files make a usable key pair (and CA), or says which files are wrong. */
+function checkTls<T extends tls.SecureContextOptions>(what: string, options: T): T {
+  try {
+    tls.createSecureContext(options);
+  } catch (err) {
+    throw new StartError(`${what}: ${(err as Error).message}`);
+  }
+  return options;
+}
+
+function readPeerTls(files: PeerTlsFiles): TcpTlsOptions {
+  return checkTls(`peer TLS: --peer-cert-file ${files.certFile}, --peer-key-file ${files.keyFile}, --peer-trusted-ca-file ${files.trustedCaFile}`, {
+    cert: readTlsFile('peer-cert-file', files.certFile),
+    key: readTlsFile('peer-key-file', files.keyFile),
+    ca: readTlsFile('peer-trusted-ca-file', files.trustedCaFile),
+  });
+}
+
+function readClientTls(files: ClientTlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  const options = { cert: readTlsFile('cert-file', files.certFile), key: readTlsFile('key-file', files.keyFile) };
+  const what = `client TLS: --cert-file ${files.certFile}, --key-file ${files.keyFile}`;
+  if (files.trustedCaFile === null) return checkTls(what, options);
+  return checkTls(`${what}, --trusted-ca-file ${files.trustedCaFile}`, { ...options, ca: readTlsFile('trusted-ca-file', files.trustedCaFile) });
+}
+
 function isPeerTransport(t: Transport): t is PeerTransport {
-  return typeof (t as PeerTransport).addPeer === 'function' && typeof (t as PeerTransport).removePeer === 'function';
+  const p = t as PeerTransport;
+  return [p.addPeer, p.removePeer, p.setRemoved, p.activeSince].every((f) => typeof f === 'function');
 }
 
 /** `host:port` of a peer URL, as the TCP transport dials it. */
@@ -78,7 +128,15 @@ function peerAddress(url: string): string {
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
   const self = config.initialCluster.find((m) => m.name === config.name)!;
   const log = deps.log;
-  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log);
+  // Read first: a bad file stops the start before anything is opened.
+  const clientTls = config.clientTls && readClientTls(config.clientTls);
+  let removedReported = false;
+  const onRemoved = () => {
+    if (removedReported) return;
+    removedReported = true;
+    deps.onRemoved?.();
+  };
+  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
   const peerTransport = isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
@@ -130,12 +188,14 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     await transport.close();
     throw err;
   }
+  // Only with fault injection on is the clock adjustable (and the admin endpoint served).
+  const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
   let kv: KvMember;
   try {
     kv = await KvMember.start({
       id,
       peers,
-      clock: systemClock,
+      clock: clock ?? systemClock,
       storage,
       transport,
       random: Math.random,
@@ -153,7 +213,21 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   }
   // From here on the replicated table decides whom to dial (it always holds this member's
   // configured peers until a change or snapshot says otherwise).
-  const redial = () => dial(kv.members.list());
+  // Members that leave the table are refused from then on (until added again), so that a
+  // removed member learns it and stops, as etcd's peers tell it with 410 Gone.
+  const removed = new Set<MemberId>();
+  let inTable = new Set(kv.members.list().map((m) => m.id));
+  const noteRemovals = () => {
+    const now = new Set(kv.members.list().map((m) => m.id));
+    for (const m of inTable) if (!now.has(m)) removed.add(m);
+    for (const m of now) removed.delete(m);
+    inTable = now;
+    peerTransport?.setRemoved(removed);
+  };
+  const redial = () => {
+    dial(kv.members.list());
+    noteRemovals();
+  };
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
 
@@ -183,6 +257,10 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   // Founders share the id derived from the founding members; a joiner derives it from the
   // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
   const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== id).map((m) => m.id));
+  const faults: FaultControls | undefined = clock
+    ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== id) }
+    : undefined;
+  if (faults) log('warn', 'fault injection is on: anyone who reaches the client port can cut peer links and skew the clock', { path: '/meshkv/faults' });
   const listeners: EtcdListener[] = [];
   const stopAll = async () => {
     stopped = true;
@@ -200,6 +278,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           kv,
           host,
           port: Number(url.port),
+          ...(clientTls ? { tls: clientTls } : {}),
           clusterId,
           members: (memberId) => {
             const m = kv.members.get(memberId);
@@ -209,7 +288,8 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             const c = config.initialCluster.find((i) => i.id === memberId);
             return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
-          newMemberId: peerTransport ? memberIdOfPeerUrls : undefined,
+          membership: peerTransport ? { newMemberId: memberIdOfPeerUrls, activeSince: (peer) => peerTransport.activeSince(peer) } : undefined,
+          faults,
         }),
       );
     }
