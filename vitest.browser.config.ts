@@ -8,6 +8,8 @@ export { chromiumArgs };
 
 export default defineConfig({
   define: { global: 'globalThis' },
+  // simple-peer is CommonJS: pre-bundle it up front rather than on first import mid-run.
+  optimizeDeps: { include: ['simple-peer'] },
   test: {
     include: ['test/**/*.browser.test.ts'],
     testTimeout: 30_000,

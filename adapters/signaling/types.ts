@@ -1,0 +1,63 @@
+// The signaling seam of the WebRTC transport: members of one cluster find each other and
+// exchange the offers, answers and ICE candidates that set up a data channel. Signaling is
+// where the cluster token is checked: a member that does not present it never learns of the
+// others and never receives a signal from them.
+
+import type { MemberId } from '../../src/raft/types.ts';
+
+export interface SignalingIdentity {
+  /** Only members of the same cluster see each other. */
+  cluster: string;
+  /** etcd's --initial-cluster-token: a member presenting another one is refused. */
+  token: string;
+  id: MemberId;
+}
+
+export interface SignalingHandlers {
+  /** A signal another member addressed to this one; `data` is that member's, unvalidated. */
+  onSignal(from: MemberId, data: unknown): void;
+  /** A member joined (`present` true) or left. Joining members are announced once each. */
+  onPresence(id: MemberId, present: boolean): void;
+  /** Signaling stopped for good (refused, or the server went away and could not be reached). */
+  onClosed?(reason: string): void;
+}
+
+export interface Signaling {
+  readonly id: MemberId;
+  /** Joins the cluster; rejects with a SignalingError when refused. Called once. */
+  join(handlers: SignalingHandlers): Promise<void>;
+  /** Best effort: a signal to a member that is not there is dropped. */
+  send(to: MemberId, data: unknown): void;
+  /** Leaves the cluster (others see the member go) and releases everything. Repeatable. */
+  close(): void;
+}
+
+export type SignalingErrorCode = 'refused' | 'unreachable' | 'closed';
+
+export class SignalingError extends Error {
+  constructor(
+    readonly code: SignalingErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A signal's JSON must stay small: SDP blobs are a few KiB. */
+export const signalBytesMax = 64 * 1024;
+export const clusterTokenBytesMax = 256;
+export const clusterNameBytesMax = 256;
+
+export function isMemberId(v: unknown): v is MemberId {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+}
+
+/** Why an identity cannot join, or null. */
+export function identityProblem(who: SignalingIdentity): string | null {
+  if (!isMemberId(who.id)) return `member id ${String(who.id)} is not a positive safe integer`;
+  if (typeof who.cluster !== 'string' || who.cluster.length === 0) return 'cluster name is empty';
+  if (typeof who.token !== 'string') return 'cluster token is not a string';
+  if (new TextEncoder().encode(who.cluster).length > clusterNameBytesMax) return `cluster name is longer than ${clusterNameBytesMax} bytes`;
+  if (new TextEncoder().encode(who.token).length > clusterTokenBytesMax) return `cluster token is longer than ${clusterTokenBytesMax} bytes`;
+  return null;
+}

@@ -1,0 +1,164 @@
+// The WebRTC transport in Node: node-datachannel under simple-peer, members finding each
+// other through the WebSocket signaling server, everything on 127.0.0.1.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { SignalingError } from '../../adapters/signaling/types.ts';
+import { WebSocketSignaling } from '../../adapters/signaling/ws-client.ts';
+import { SignalingServer } from '../../adapters/signaling/ws-server.ts';
+import { FrameType, encodeBatch, frameBytesMax } from '../../adapters/transport/webrtc/frame.ts';
+import { WebRtcTransport, type WebRtcBounds } from '../../adapters/transport/webrtc/index.ts';
+import { nodeWrtc } from '../../adapters/transport/webrtc/node-wrtc.ts';
+import { encodeMessage } from '../../src/codec/message.ts';
+import { EntryType, MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
+import type { Transport } from '../../src/seams.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { transportCompliance } from './compliance.ts';
+
+const cluster = 'webrtc-test';
+const token = 'webrtc-token';
+
+interface Opened {
+  t: WebRtcTransport;
+  inbox: Message[];
+  logs: string[];
+}
+
+async function openMember(url: string, id: MemberId, extra: { token?: string; bounds?: Partial<WebRtcBounds> } = {}): Promise<Opened> {
+  const logs: string[] = [];
+  const log = (level: string, msg: string) => logs.push(`${level}: ${msg}`);
+  const signaling = new WebSocketSignaling({ url, cluster, token: extra.token ?? token, id, WebSocket, log });
+  const t = await WebRtcTransport.open({ id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' }, log, bounds: extra.bounds });
+  const inbox: Message[] = [];
+  t.start((m) => inbox.push(m));
+  return { t, inbox, logs };
+}
+
+async function startServer(): Promise<{ server: SignalingServer; url: string }> {
+  const server = new SignalingServer({ cluster, token });
+  return { server, url: await server.listen(0) };
+}
+
+transportCompliance('webrtc (node-datachannel, WebSocket signaling)', async (ids) => {
+  const { server, url } = await startServer();
+  const byId = new Map<MemberId, WebRtcTransport>();
+  for (const id of ids) {
+    const signaling = new WebSocketSignaling({ url, cluster, token, id, WebSocket });
+    byId.set(id, await WebRtcTransport.open({ id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' } }));
+  }
+  for (const [id, t] of byId) for (const peer of ids) if (peer !== id) t.addPeer(peer, '');
+  return {
+    transports: new Map<MemberId, Transport>(byId),
+    async close() {
+      for (const t of byId.values()) await t.close();
+      await server.close();
+    },
+  };
+});
+
+function heartbeat(from: MemberId, to: MemberId, commit: number): Message {
+  const m = newMessage(MessageType.Heartbeat, to, from, 1);
+  m.commit = commit;
+  return m;
+}
+
+describe('webrtc transport', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function pair(bounds?: Partial<WebRtcBounds>): Promise<{ a: Opened; b: Opened; server: SignalingServer; url: string }> {
+    const { server, url } = await startServer();
+    cleanups.push(() => server.close());
+    const a = await openMember(url, 1, { bounds });
+    cleanups.push(() => a.t.close());
+    const b = await openMember(url, 2, { bounds });
+    cleanups.push(() => b.t.close());
+    a.t.addPeer(2, '');
+    b.t.addPeer(1, '');
+    await waitFor('the data channel 1 <-> 2', () => a.t.isConnected(2) && b.t.isConnected(1), 15_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nmember 1:\n${a.logs.join('\n')}\nmember 2:\n${b.logs.join('\n')}`);
+    });
+    return { a, b, server, url };
+  }
+
+  it('signaling refuses a member with the wrong cluster token, with the reason', async () => {
+    const { server, url } = await startServer();
+    cleanups.push(() => server.close());
+    const good = await openMember(url, 1);
+    cleanups.push(() => good.t.close());
+    const signaling = new WebSocketSignaling({ url, cluster, token: 'not-the-token', id: 2, WebSocket });
+    const err = await WebRtcTransport.open({ id: 2, signaling, wrtc: nodeWrtc }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SignalingError);
+    expect((err as SignalingError).code).toBe('refused');
+    expect((err as Error).message).toBe(`signaling server ${url} refused member 2: cluster token mismatch`);
+    expect(server.memberIds).toEqual([1]);
+  });
+
+  it('signaling refuses a member of another cluster', async () => {
+    const { server, url } = await startServer();
+    cleanups.push(() => server.close());
+    const signaling = new WebSocketSignaling({ url, cluster: 'other', token, id: 3, WebSocket });
+    await expect(signaling.join({ onSignal() {}, onPresence() {} })).rejects.toThrow(`refused member 3: cluster "other" is not served here`);
+  });
+
+  it('reconnects after a link drops', async () => {
+    const { a, b } = await pair();
+    a.t.send([heartbeat(1, 2, 1)]);
+    await waitFor('the first heartbeat', () => b.inbox.some((m) => m.commit === 1));
+    // Member 2 restarts: its old connection dies with it, a new transport with the same id joins.
+    await b.t.close();
+    await waitFor('member 1 to see the link drop', () => !a.t.isConnected(2));
+    const { url } = { url: (a.t as unknown as { o: { signaling: { o: { url: string } } } }).o.signaling.o.url };
+    const b2 = await openMember(url, 2);
+    cleanups.push(() => b2.t.close());
+    b2.t.addPeer(1, '');
+    a.t.send([heartbeat(1, 2, 2)]);
+    await waitFor('a heartbeat over the new link', () => b2.inbox.some((m) => m.commit === 2), 15_000);
+    b2.t.send([heartbeat(2, 1, 3)]);
+    await waitFor('and back', () => a.inbox.some((m) => m.commit === 3));
+    expect(a.logs.some((l) => l.includes('link to member 2 down'))).toBe(true);
+  }, 30_000);
+
+  it('bounds the queue under a burst: the oldest messages are dropped, the rest arrive', async () => {
+    const { a, b } = await pair({ queueMessagesMax: 200 });
+    const data = new Uint8Array(4096).fill(9);
+    const burst: Message[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const m = newMessage(MessageType.App, 2, 1, 1);
+      m.index = i;
+      m.entries = [{ term: 1, index: i + 1, type: EntryType.Normal, data }];
+      burst.push(m);
+    }
+    a.t.send(burst);
+    expect(a.t.queuedMessages(2)).toBeLessThanOrEqual(200);
+    await waitFor('the newest message', () => b.inbox.some((m) => m.index === 4999), 15_000);
+    const got = b.inbox.filter((m) => m.type === MessageType.App);
+    expect(got.length).toBeLessThanOrEqual(200 + 1);
+    expect(got.length).toBeGreaterThan(0);
+    expect(a.t.stats.messagesDroppedQueueFull).toBe(5000 - got.length);
+    expect(a.logs.some((l) => l.includes('queue to member 2 is full'))).toBe(true);
+  }, 30_000);
+
+  it('drops malformed frames and messages, counting them, and keeps the link', async () => {
+    const { a, b } = await pair();
+    const forged = encodeMessage(heartbeat(3, 2, 7)); // claims to come from member 3
+    const garbage = [
+      new Uint8Array([99, 1, 2, 3]), // unknown frame type
+      new Uint8Array([FrameType.Batch, 0, 0, 0, 200, 1]), // a length overrunning the frame
+      new Uint8Array([FrameType.More, 1, 2]), // More without Start
+      encodeBatch([new Uint8Array([1, 0xc1, 0xc1])]), // not a message
+      encodeBatch([forged]),
+      new Uint8Array(frameBytesMax + 1).fill(FrameType.Batch), // too big a frame
+    ];
+    for (const g of garbage) a.t.sendRawFrame(2, g);
+    a.t.send([heartbeat(1, 2, 8)]);
+    await waitFor('the good heartbeat after the garbage', () => b.inbox.some((m) => m.commit === 8));
+    expect(b.inbox.map((m) => m.commit)).toEqual([8]);
+    expect(b.t.stats).toEqual({ framesDropped: 4, messagesRejected: 2, messagesDroppedQueueFull: 0 });
+    expect(b.logs.filter((l) => l.includes('dropped a frame from member 1')).length).toBe(4);
+    expect(b.logs.some((l) => l.includes('claiming to be 3 -> 2'))).toBe(true);
+    expect(b.t.isConnected(1)).toBe(true);
+  });
+});
