@@ -1,11 +1,17 @@
-// End-to-end tests that need a real browser restarted on the same profile (test/e2e).
-// Run: npm run test:e2e. Debian's Chromium only: Playwright downloads nothing here.
+// End-to-end tests in Debian's Chromium (test/e2e): the demo, browsers restarted on the same
+// profile, mixed clusters of tabs and Node processes. Run: npm run test:e2e. Playwright
+// downloads nothing here.
 import { defineConfig } from '@playwright/test';
+import { chromiumArgs, chromiumPath } from './test/helpers/chromium.ts';
 
 export default defineConfig({
   testDir: 'test/e2e',
-  testMatch: '**/*.test.ts',
+  outputDir: 'test-results/e2e',
   timeout: 120_000,
   workers: 1,
   reporter: 'list',
+  use: {
+    browserName: 'chromium',
+    launchOptions: { executablePath: chromiumPath, args: chromiumArgs },
+  },
 });

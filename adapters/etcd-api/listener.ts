@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EtcdApi, type EtcdApiOptions } from './api.ts';
 import { createGatewayHandler } from './gateway.ts';
 import { createGrpcServer } from './grpc-server.ts';
+import { createStaticHandler } from './static-files.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
 const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -20,6 +21,8 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** A directory (the built demo) served to GET and HEAD requests outside the gateway's paths. */
+  staticRoot?: string;
 }
 
 export class EtcdListener {
@@ -42,7 +45,11 @@ export class EtcdListener {
     const api = new EtcdApi(opts);
     const grpcServer = createGrpcServer(api);
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const gateway = http.createServer(createGatewayHandler(api));
+    const serveGateway = createGatewayHandler(api);
+    const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);
+    const gateway = http.createServer((req, res) => {
+      if (!serveStatic?.(req, res)) serveGateway(req, res);
+    });
     const tcp = net.createServer();
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', (err: NodeJS.ErrnoException) => {

@@ -4,7 +4,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { systemClock } from '../../adapters/clock/system.ts';
-import { EtcdListener } from '../../adapters/etcd-api/listener.ts';
+import { EtcdListener, type EtcdListenerOptions } from '../../adapters/etcd-api/listener.ts';
 import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
@@ -31,7 +31,7 @@ export interface Served {
 
 export const memberId = 0x2e1259d415f2a;
 
-export async function serve(): Promise<Served> {
+export async function serve(extra: Pick<EtcdListenerOptions, 'staticRoot'> = {}): Promise<Served> {
   const hub = new MemoryHub();
   const kv = await KvMember.start({
     id: memberId,
@@ -50,6 +50,7 @@ export async function serve(): Promise<Served> {
     await new Promise((r) => setTimeout(r, 5));
   }
   const listener = await EtcdListener.listen({
+    ...extra,
     kv,
     host: '127.0.0.1',
     port: 0,
