@@ -21,8 +21,13 @@
 //                          its own before it decides to found a cluster or to join one.
 //   probe-reply            Answer to a probe: `inCluster` says whether the responder belongs
 //                          to the configuration it has applied (voter or learner), with its
-//                          view of the leader (0 if none) and its applied voters and learners.
-//                          A member with no cluster yet answers inCluster: false.
+//                          view of the leader (0 if none), its applied voters and learners,
+//                          and the cluster's bootstrap members: the member table the cluster
+//                          was founded with (a tab founder: itself; Node members: their
+//                          --initial-cluster). A joiner seeds its member table with these, as
+//                          every member does, so that replaying the log from its first entry
+//                          gives it the same table as everyone else. A member with no cluster
+//                          yet answers inCluster: false and no bootstrap members.
 //   join                   AutoMembership's JoinRequest: "add me (as a learner), and promote
 //                          me once caught up if I want a vote". A joiner sends it to every
 //                          member present, again and again, until it sees itself in the
@@ -47,9 +52,16 @@ import { isMemberId, type Signaling, type SignalingHandlers } from './types.ts';
 
 export type ControlMessage =
   | { kind: 'probe' }
-  | { kind: 'probe-reply'; inCluster: boolean; leader: MemberId; voters: MemberId[]; learners: MemberId[] }
+  | { kind: 'probe-reply'; inCluster: boolean; leader: MemberId; voters: MemberId[]; learners: MemberId[]; bootstrapMembers: BootstrapMember[] }
   | { kind: 'join'; request: JoinRequest }
   | { kind: 'leave'; id: MemberId };
+
+/** A member of the founding configuration, as every member seeds its member table with it. */
+export interface BootstrapMember {
+  id: MemberId;
+  name: string;
+  peerURLs: string[];
+}
 
 /** The signal-data envelope of a control message. */
 interface ControlEnvelope {
@@ -171,12 +183,15 @@ export function parseControl(from: MemberId, raw: unknown): ControlMessage | nul
     case 'probe-reply': {
       if (typeof m.inCluster !== 'boolean' || !(m.leader === 0 || isMemberId(m.leader))) return null;
       if (!isIdList(m.voters) || !isIdList(m.learners)) return null;
-      return { kind: 'probe-reply', inCluster: m.inCluster, leader: m.leader as MemberId, voters: m.voters, learners: m.learners };
+      const boot = m.bootstrapMembers;
+      if (!Array.isArray(boot) || boot.length > probeReplyMembersMax || !boot.every(isBootstrapMember)) return null;
+      const bootstrapMembers = boot.map((b) => ({ id: b.id, name: b.name, peerURLs: [...b.peerURLs] }));
+      return { kind: 'probe-reply', inCluster: m.inCluster, leader: m.leader as MemberId, voters: m.voters, learners: m.learners, bootstrapMembers };
     }
     case 'join': {
       const r = m.request as Record<string, unknown> | null;
       if (typeof r !== 'object' || r === null || r.id !== from || typeof r.wantsVote !== 'boolean') return null;
-      if (!isShortString(r.name) || !Array.isArray(r.peerURLs) || r.peerURLs.length > joinPeerUrlsMax || !r.peerURLs.every(isShortString)) return null;
+      if (!isShortString(r.name) || !isUrlList(r.peerURLs)) return null;
       return { kind: 'join', request: { id: from, name: r.name, peerURLs: [...r.peerURLs], wantsVote: r.wantsVote } };
     }
     case 'leave':
@@ -191,28 +206,50 @@ function isIdList(v: unknown): v is MemberId[] {
   return Array.isArray(v) && v.length <= probeReplyMembersMax && v.every(isMemberId);
 }
 
+function isUrlList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.length <= joinPeerUrlsMax && v.every(isShortString);
+}
+
+function isBootstrapMember(v: unknown): v is BootstrapMember {
+  if (typeof v !== 'object' || v === null) return false;
+  const b = v as Record<string, unknown>;
+  return isMemberId(b.id) && isShortString(b.name) && isUrlList(b.peerURLs);
+}
+
 function isShortString(v: unknown): v is string {
   return typeof v === 'string' && v.length <= joinFieldBytesMax;
 }
 
-/** This member's answer to a probe: whether it belongs to the configuration it has applied. */
-export function probeReplyOf(kv: KvMember): ControlMessage & { kind: 'probe-reply' } {
+/**
+ * This member's answer to a probe: whether it belongs to the configuration it has applied, and
+ * the members it was bootstrapped with (its initialMembers; sent only while it is in a cluster).
+ */
+export function probeReplyOf(kv: KvMember, bootstrapMembers: readonly BootstrapMember[]): ControlMessage & { kind: 'probe-reply' } {
   const s = kv.member.status();
   const voters = [...s.confState.voters];
   const learners = [...s.confState.learners];
-  return { kind: 'probe-reply', inCluster: voters.includes(kv.id) || learners.includes(kv.id), leader: s.lead, voters, learners };
+  const inCluster = voters.includes(kv.id) || learners.includes(kv.id);
+  return {
+    kind: 'probe-reply',
+    inCluster,
+    leader: s.lead,
+    voters,
+    learners,
+    bootstrapMembers: inCluster ? bootstrapMembers.map((b) => ({ id: b.id, name: b.name, peerURLs: [...b.peerURLs] })) : [],
+  };
 }
 
 /**
  * Makes `kv` answer the control protocol: probes get a probe-reply, join and leave requests go
- * to `auto`. Tabs and Node members that serve tabs both run this. Returns the unsubscribe.
+ * to `auto`. Tabs and Node members that serve tabs both run this; `bootstrapMembers` is the
+ * member table `kv` was started with (KvMemberOptions.initialMembers). Returns the unsubscribe.
  */
-export function serveMembershipControl(channel: ControlChannel, kv: KvMember, auto: AutoMembership): () => void {
+export function serveMembershipControl(channel: ControlChannel, kv: KvMember, auto: AutoMembership, bootstrapMembers: readonly BootstrapMember[]): () => void {
   return channel.onControl((from, msg) => {
     if (kv.member.isStopped()) return;
     switch (msg.kind) {
       case 'probe':
-        channel.send(from, probeReplyOf(kv));
+        channel.send(from, probeReplyOf(kv, bootstrapMembers));
         return;
       case 'join':
         auto.join(msg.request);

@@ -64,7 +64,8 @@ describe('ControlChannel', () => {
     expect(parseControl(2, { kind: 'leave', id: 3 })).toBeNull();
     expect(parseControl(2, { kind: 'join', request: { id: 3, name: 'x', peerURLs: [], wantsVote: true } })).toBeNull();
     expect(parseControl(2, { kind: 'join', request: { id: 2, name: 'x', peerURLs: [7], wantsVote: true } })).toBeNull();
-    expect(parseControl(2, { kind: 'probe-reply', inCluster: 'yes', leader: 0, voters: [], learners: [] })).toBeNull();
+    expect(parseControl(2, { kind: 'probe-reply', inCluster: 'yes', leader: 0, voters: [], learners: [], bootstrapMembers: [] })).toBeNull();
+    expect(parseControl(2, { kind: 'probe-reply', inCluster: true, leader: 1, voters: [1], learners: [], bootstrapMembers: [{ id: 0, name: '', peerURLs: [] }] })).toBeNull();
     expect(parseControl(2, { kind: 'nonsense' })).toBeNull();
     expect(parseControl(2, { kind: 'join', request: { id: 2, name: 'tab', peerURLs: ['webrtc://2'], wantsVote: false } })).toEqual({
       kind: 'join',
@@ -75,21 +76,22 @@ describe('ControlChannel', () => {
   it('a serving member answers probes and adds a joiner that asks through the channel', async () => {
     const url = await server();
     const hub = new MemoryHub();
-    const founder: KvMember = await startKvMember(hub, 1, [1], { initialMembers: [{ id: 1, name: 'founder', peerURLs: ['memory://1'], clientURLs: [], isLearner: false }] });
+    const bootstrap = [{ id: 1, name: 'founder', peerURLs: ['memory://1'] }];
+    const founder: KvMember = await startKvMember(hub, 1, [1], { initialMembers: bootstrap.map((b) => ({ ...b, clientURLs: [], isLearner: false })) });
     const auto = new AutoMembership(founder, { clock: systemClock, checkIntervalMs: 20 });
     cleanups.push(async () => {
       auto.stop();
       await founder.stop();
     });
     const served = await join(url, 1);
-    cleanups.push(serveMembershipControl(served.channel, founder, auto));
+    cleanups.push(serveMembershipControl(served.channel, founder, auto, bootstrap));
     await waitFor('the founder to lead', () => founder.member.isLeader());
 
     const joiner = await join(url, 2);
     await waitFor('the founder to be present', () => joiner.channel.presentMembers().includes(1));
     joiner.channel.send(1, { kind: 'probe' });
     await waitFor('a probe reply', () => joiner.control.some(([, m]) => m.kind === 'probe-reply'));
-    expect(joiner.control.find(([, m]) => m.kind === 'probe-reply')).toEqual([1, { kind: 'probe-reply', inCluster: true, leader: 1, voters: [1], learners: [] }]);
+    expect(joiner.control.find(([, m]) => m.kind === 'probe-reply')).toEqual([1, { kind: 'probe-reply', inCluster: true, leader: 1, voters: [1], learners: [], bootstrapMembers: bootstrap }]);
 
     joiner.channel.broadcast({ kind: 'join', request: { id: 2, name: 'tab-2', peerURLs: ['webrtc://2'], wantsVote: false } });
     await waitFor('member 2 added as a learner', () => founder.member.status().confState.learners.includes(2), 5000);
