@@ -10,7 +10,7 @@
 import { WebSocket } from 'ws';
 import { systemClock } from '../clock/system.ts';
 import type { EtcdListener } from '../etcd-api/listener.ts';
-import { ControlChannel, serveMembershipControl } from '../signaling/control.ts';
+import { ControlChannel, serveMembershipControl, type BootstrapMember } from '../signaling/control.ts';
 import type { Signaling } from '../signaling/types.ts';
 import { SignalingError } from '../signaling/types.ts';
 import { WebSocketSignaling } from '../signaling/ws-client.ts';
@@ -30,8 +30,8 @@ export interface BrowserPeers {
   transport: WebRtcTransport;
   /** Lets the hosted endpoint (if any) answer WebSocket upgrades on `listener`'s client port. */
   attach(listener: EtcdListener): void;
-  /** Starts answering probes, joins and leaves for `kv`. */
-  serve(kv: KvMember): void;
+  /** Starts answering probes, joins and leaves for `kv`, started with `bootstrapMembers` as its initial member table. */
+  serve(kv: KvMember, bootstrapMembers: readonly BootstrapMember[]): void;
   close(): Promise<void>;
 }
 
@@ -82,9 +82,9 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
     attach(listener) {
       server?.attach(listener.gateway);
     },
-    serve(kv) {
+    serve(kv, bootstrapMembers) {
       auto = new AutoMembership(kv, { clock: systemClock, log: (level, msg) => o.log(level, msg) });
-      unserve = serveMembershipControl(channel, kv, auto);
+      unserve = serveMembershipControl(channel, kv, auto, bootstrapMembers);
     },
     async close() {
       unserve();

@@ -186,7 +186,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const redial = () => dial(kv.members.list());
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
-  browser?.serve(kv);
+  browser?.serve(kv, initialMembers);
 
   // etcd's publish: once there is a leader, put this member's name and client URLs in the
   // table, and again whenever the table (say, a snapshot from the leader) disagrees.
