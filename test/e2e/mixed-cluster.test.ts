@@ -49,19 +49,18 @@ async function openMixedTab(signalingUrl: string, client: number): Promise<Tab> 
 }
 
 /** Waits until every tab is a voter and the voters are exactly `ids`, with one leader agreed on. */
-async function waitForVoters(tabs: Tab[], ids: number[]): Promise<void> {
-  const want = [...ids].sort((a, b) => a - b);
-  let last: unknown = null;
-  await expect
-    .poll(
-      async () => {
-        const all = await Promise.all(tabs.map(status));
-        last = all;
-        return all.every((s) => s.joined && s.leader !== 0 && s.leader === all[0].leader && [...s.voters].sort((a, b) => a - b).join() === want.join());
-      },
-      { timeout: 30_000, intervals: [100], message: `tabs to be voters of [${want.join(', ')}]; last seen: ${JSON.stringify(last)}` },
-    )
-    .toBe(true);
+async function waitForVoters(tabs: Tab[], ids: number[], timeoutMs = 30_000): Promise<void> {
+  const want = [...ids].sort((a, b) => a - b).join();
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const all = await Promise.all(tabs.map(status));
+    if (all.every((s) => s.joined && s.leader !== 0 && s.leader === all[0].leader && [...s.voters].sort((a, b) => a - b).join() === want)) return;
+    if (performance.now() > deadline) {
+      const logs = nodes?.members.map((m) => `${m.spec.name}:\n${m.logs.slice(-40).join('\n')}`).join('\n');
+      throw new Error(`timed out waiting for the tabs to be voters of [${want}]; tabs: ${JSON.stringify(all)}\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**
