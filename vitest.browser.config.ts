@@ -12,6 +12,8 @@ export default defineConfig({
   optimizeDeps: { include: ['simple-peer'] },
   test: {
     include: ['test/**/*.browser.test.ts'],
+    // A Node WebRTC member for the tab <-> Node tests in test/transport/webrtc.browser.test.ts.
+    globalSetup: ['test/transport/webrtc-node-peer.global-setup.ts'],
     testTimeout: 30_000,
     browser: {
       enabled: true,

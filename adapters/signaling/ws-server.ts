@@ -139,6 +139,8 @@ export class SignalingServer {
   private onConnection(ws: WebSocket): void {
     let id: MemberId = 0;
     const attendee: Attendee = { deliver: (m) => ws.send(JSON.stringify(m)), close: (code, reason) => ws.close(code, reason) };
+    /** Set once the join is refused: nothing more from this connection is looked at. */
+    let refused = false;
     const timer = setTimeout(() => ws.close(closeProtocol, 'no join in time'), this.o.joinTimeoutMs ?? 5000);
     ws.on('error', (err) => this.log('debug', `signaling server: member ${id || '?'}: ${err.message}`));
     ws.on('close', () => {
@@ -146,11 +148,13 @@ export class SignalingServer {
       if (id !== 0) this.removeMember(id, attendee);
     });
     ws.on('message', (raw, isBinary) => {
+      if (refused) return;
       const m = isBinary ? null : parseMessage(raw.toString());
       if (!m) return ws.close(closeProtocol, 'not a JSON signaling message');
       if (id === 0) {
         clearTimeout(timer);
         id = this.onJoin(ws, attendee, m);
+        refused = id === 0;
         return;
       }
       if (m.type !== 'signal' || !isMemberId(m.to)) return ws.close(closeProtocol, `unexpected ${m.type} message`);

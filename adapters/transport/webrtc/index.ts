@@ -58,7 +58,9 @@ export class WebRtcTransport implements Transport {
 
   private constructor(private readonly o: WebRtcTransportOptions) {
     this.log = o.log ?? (() => {});
-    this.bounds = { ...defaultWebRtcBounds, ...o.bounds };
+    // A bound given as undefined keeps its default.
+    const given = Object.entries(o.bounds ?? {}).filter(([, v]) => v !== undefined);
+    this.bounds = { ...defaultWebRtcBounds, ...Object.fromEntries(given) };
   }
 
   /** Joins signaling and returns the transport; rejects (SignalingError) if signaling refuses the member. */
@@ -133,6 +135,11 @@ export class WebRtcTransport implements Transport {
   /** Whether the data channel to `peer` is open. */
   isConnected(peer: MemberId): boolean {
     return this.links.get(peer)?.isConnected ?? false;
+  }
+
+  /** Closes the data channel to `peer` as a network failure would; the link reconnects (tests, demo). */
+  cutLink(peer: MemberId): void {
+    this.links.get(peer)?.cut();
   }
 
   /** Test hook: sends raw bytes to `peer` as one frame, as a misbehaving member would. */

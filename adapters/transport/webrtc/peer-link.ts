@@ -81,10 +81,15 @@ export class PeerLink {
   /** The session of `peer`; null when there is none. */
   private session: string | null = null;
   private sessionStartedMs = 0;
+  /** Non-initiator: the session of the last connection that failed here, named in knocks. */
+  private failedSession = '';
   private connected = false;
   private present = false;
   private closed = false;
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** The next connection attempt or knock. */
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Abandons the current attempt if its data channel does not open in time. */
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private retryDelayMs: number;
   /** Encoded messages; entries before `head` are sent. Invariant: queuedBytes = Σ lengths of items[head..]. */
   private items: Uint8Array[] = [];
@@ -129,7 +134,7 @@ export class PeerLink {
   onPresent(): void {
     this.present = true;
     if (this.peer || this.closed) return;
-    this.clearTimer();
+    this.clearRetryTimer();
     this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
     this.wake();
   }
@@ -137,14 +142,14 @@ export class PeerLink {
   /** The peer left signaling: drop the connection and wait for it to come back. The queue stays (bounded). */
   onAbsent(): void {
     this.present = false;
-    this.clearTimer();
+    this.clearRetryTimer();
     this.dropPeer('it left signaling');
   }
 
   onSignal(e: Envelope): void {
     if (this.closed) return;
     this.present = true;
-    if (e.knock) return this.onKnock();
+    if (e.knock) return this.onKnock(e.session);
     const s = e.signal!;
     if (this.initiator && s.type === 'offer') {
       this.o.log('warn', `webrtc transport ${this.o.selfId}: ignored an offer from member ${this.o.peerId}: the lower id (this member) offers`);
@@ -154,7 +159,7 @@ export class PeerLink {
     // replaces whatever attempt this side had.
     if (!this.initiator && e.session !== this.session && !isOlderSession(e.session, this.session)) {
       this.dropPeer(null);
-      this.clearTimer();
+      this.clearRetryTimer();
       this.startPeer(e.session);
     }
     if (e.session !== this.session || !this.peer) {
@@ -172,11 +177,17 @@ export class PeerLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.clearTimer();
+    this.clearRetryTimer();
     this.dropPeer(null);
     this.items = [];
     this.head = 0;
     this.queuedBytes = 0;
+  }
+
+  /** Closes the connection as a network failure would; it is re-established as after any drop. */
+  cut(): void {
+    if (!this.peer) return;
+    this.peer.destroy();
   }
 
   /** Test hook: hands raw bytes to the data channel as one frame, as a misbehaving peer would. */
@@ -185,25 +196,28 @@ export class PeerLink {
     this.peer.send(bytes);
   }
 
-  private onKnock(): void {
+  /** `failed` is the session the knocking side saw fail, or '' when it had none. */
+  private onKnock(failed: string): void {
     if (!this.initiator) return;
-    // A knock while an attempt is young is the peer asking before our offer reached it.
-    if (this.peer && !this.connected && Date.now() - this.sessionStartedMs < this.o.bounds.connectTimeoutMs) return;
+    // A knock while an attempt is young is the peer asking before our offer reached it,
+    // unless it names that very attempt as failed on its side.
+    const young = this.peer && !this.connected && Date.now() - this.sessionStartedMs < this.o.bounds.connectTimeoutMs;
+    if (young && failed !== this.session) return;
     if (this.peer) this.o.log('info', `webrtc transport ${this.o.selfId}: member ${this.o.peerId} asks for a new connection; replacing the old one`);
     this.dropPeer(null);
-    this.clearTimer();
+    this.clearRetryTimer();
     this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
     this.wake();
   }
 
   /** Starts a connection attempt (initiator) or knocks (the other side), if none is under way. */
   private wake(): void {
-    this.timer = null;
+    this.retryTimer = null;
     if (this.closed || !this.present || this.peer) return;
     if (this.initiator) {
       this.startPeer(this.o.newSession());
     } else {
-      this.o.signal({ session: '', knock: true });
+      this.o.signal({ session: this.failedSession, knock: true });
       this.scheduleRetry();
     }
   }
@@ -214,8 +228,8 @@ export class PeerLink {
     this.session = session;
     this.sessionStartedMs = Date.now();
     this.connected = false;
-    this.timer = setTimeout(() => {
-      if (this.peer !== p || this.connected) return;
+    this.connectTimer = setTimeout(() => {
+      this.connectTimer = null;
       this.o.log('info', `webrtc transport ${this.o.selfId}: no data channel to member ${this.o.peerId} after ${this.o.bounds.connectTimeoutMs} ms; retrying`);
       this.dropPeer(null);
       this.scheduleRetry();
@@ -226,11 +240,14 @@ export class PeerLink {
     p.on('connect', () => {
       if (this.peer !== p) return;
       this.connected = true;
-      this.clearTimer();
+      this.clearConnectTimer();
       this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
       this.o.log('info', `webrtc transport ${this.o.selfId}: connected to member ${this.o.peerId}`);
-      // simple-peer releases only its stream writes on bufferedamountlow; listen on the channel too.
+      // simple-peer releases only its stream writes on bufferedamountlow (which this link does
+      // not use): listen on the channel itself, with the threshold at this link's bound, so the
+      // event fires when the buffer falls back to where flush() stopped.
       const channel = (p as unknown as { _channel: RTCDataChannel })._channel;
+      channel.bufferedAmountLowThreshold = this.o.bounds.channelBufferedBytesMax;
       channel.addEventListener('bufferedamountlow', () => {
         if (this.peer === p) this.flush();
       });
@@ -254,9 +271,11 @@ export class PeerLink {
     const p = this.peer;
     if (!p) return;
     if (why) this.o.log('info', `webrtc transport ${this.o.selfId}: link to member ${this.o.peerId} down: ${why}`);
+    if (!this.initiator && this.session !== null) this.failedSession = this.session;
     this.peer = null;
     this.session = null;
     this.connected = false;
+    this.clearConnectTimer();
     if (this.stream) {
       this.o.log('info', `webrtc transport ${this.o.selfId}: streamed message to member ${this.o.peerId} cut at ${this.stream.offset}/${this.stream.bytes.length} bytes`);
       this.stream = null;
@@ -266,14 +285,19 @@ export class PeerLink {
   }
 
   private scheduleRetry(): void {
-    if (this.closed || !this.present || this.timer) return;
-    this.timer = setTimeout(() => this.wake(), this.retryDelayMs);
+    if (this.closed || !this.present || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => this.wake(), this.retryDelayMs);
     this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.o.bounds.reconnectDelayMsMax);
   }
 
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+  private clearRetryTimer(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
   }
 
   /** Drops the oldest messages while over a bound; the newest always stays. */
