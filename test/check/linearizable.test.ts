@@ -33,7 +33,9 @@ describe('checkLinearizable accepts legitimate histories', () => {
 
   it('touching intervals (one returns when the other is called) count as concurrent', () => {
     const history = [op(1, 0, 10, put('a', '1'), wrote(2)), op(2, 10, 20, get('a'), read(null, 1))];
-    expect(checkKeyValues(history).ok).toBe(true);
+    expect(checkLinearizable(history).ok).toBe(true);
+    const unknownAtTheReturn = [lost(1, 20, put('a', '1')), op(2, 10, 20, get('a'), read('1', 2))];
+    expect(checkLinearizable(unknownAtTheReturn).ok).toBe(true);
   });
 });
 
@@ -57,7 +59,10 @@ describe('checkLinearizable catches violations, with a witness naming the key an
   it('lost write: an acknowledged put is gone for a later read', () => {
     const history = [op(1, 0, 10, put('a', '1'), wrote(2)), op(2, 20, 30, get('a'), read(null, 2))];
     expect(anomaly(checkKeyValues(history))).toBe('non-linearizable');
-    expect(anomaly(checkLinearizable(history))).toBe('non-linearizable');
+    // With the revision the read reported, the revision check names the write it missed.
+    const result = checkLinearizable(history);
+    expect(anomaly(result)).toBe('read-not-at-revision');
+    expect(JSON.stringify(result)).toContain(`#${history[0].id} client 1 [0, 10] put(\\"a\\", \\"1\\") -> ok @rev 2`);
   });
 
   it('read of an unacknowledged write that later vanished', () => {
@@ -81,7 +86,8 @@ describe('checkLinearizable catches violations, with a witness naming the key an
     const failedCas = [op(1, 0, 10, put('a', '0'), wrote(2)), op(2, 20, 30, cas('a', '0', '1'), swapped(false, '0', 2))];
     expect(anomaly(checkKeyValues(failedCas))).toBe('non-linearizable');
     const phantomDelete = [op(1, 0, 10, del('a'), deleted(1, 2))];
-    expect(anomaly(checkLinearizable(phantomDelete))).toBe('non-linearizable');
+    expect(anomaly(checkKeyValues(phantomDelete))).toBe('non-linearizable');
+    expect(anomaly(checkRevisions(phantomDelete))).toBe('read-not-at-revision');
   });
 
   it('range: a key missing from the result reads as absent', () => {

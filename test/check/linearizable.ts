@@ -20,7 +20,7 @@
 //      a range covers, a failed CAS's value) holds the value of the acknowledged write to that
 //      key with the greatest revision ≤ R (absent if none), and a succeeded CAS found its
 //      expected value at R − 1, a delete found the key present at R − 1 iff it deleted it —
-//      unless a write with unknown outcome (started before the read returned) could have
+//      unless a write with unknown outcome (called no later than the read returned) could have
 //      written the value seen; a range shows only keys under its prefix.
 // WHAT IS NOT CHECKED
 // - Cross-key atomicity of reads against writes with unknown outcome: their revision is not
@@ -50,14 +50,15 @@ const STEP_LIMIT_DEFAULT = 20_000_000;
 
 type Register = string | null;
 
-/** Checks a whole history: per-key values (WGL search), then revisions. */
+/**
+ * Checks a whole history: revisions first (linear time, and a violation there has a witness
+ * of one or two operations), then per-key values (the WGL search).
+ */
 export function checkLinearizable(history: HistoryOp[], opts: LinearizabilityOptions = {}): CheckResult {
   validateHistory(history);
-  const values = checkKeyValues(history, opts);
-  if (values.ok === false) return values;
   const revisions = checkRevisions(history);
   if (revisions.ok === false) return revisions;
-  return values;
+  return checkKeyValues(history, opts);
 }
 
 /** Only the per-key search (part 1 above), without the revision checks. */

@@ -99,7 +99,7 @@ function readsAreSnapshots(history: HistoryOp[]): Violation | null {
       const latest = latestAtOrBefore(writes.get(o.key) ?? [], o.revision);
       const value = latest === null ? null : latest.value;
       if (o.accepts(value)) continue;
-      const explanation = (unknownWrites.get(o.key) ?? []).find((w) => w.op.call < op.ret && o.accepts(w.value));
+      const explanation = (unknownWrites.get(o.key) ?? []).find((w) => w.op.call <= op.ret && o.accepts(w.value));
       if (explanation !== undefined) continue;
       return {
         anomaly: 'read-not-at-revision',

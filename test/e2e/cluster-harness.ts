@@ -7,6 +7,7 @@ import { expect, type BrowserContext, type Page } from '@playwright/test';
 import type { BrowserMemberOptions, BrowserMemberStatus } from '../../adapters/browser/index.ts';
 import type { HistoryOp, OpInput, OpOutput } from '../check/history.ts';
 import { checkLinearizable } from '../check/index.ts';
+import { waitFor } from '../helpers/wait.ts';
 import type {} from './fixtures/cluster-page.ts';
 
 export interface Tab {
@@ -41,39 +42,30 @@ export function status(tab: Tab): Promise<BrowserMemberStatus> {
  * Waits until every tab is a voter of one configuration of `tabs.length` voters and they all
  * follow the same leader, which is one of them. Returns the leader's tab.
  */
-export async function waitForCluster(tabs: Tab[], timeoutMs = 30_000): Promise<Tab> {
+export function waitForCluster(tabs: Tab[], timeoutMs = 30_000): Promise<Tab> {
   const ids = tabs.map((t) => t.id).sort((a, b) => a - b);
-  let leader: Tab | undefined;
-  await expect
-    .poll(
-      async () => {
-        const all = await Promise.all(tabs.map(status));
-        const lead = all[0].leader;
-        const agreed = all.every((s) => s.leader === lead && s.joined && sameIds(s.voters, ids));
-        leader = agreed ? tabs.find((t) => t.id === lead) : undefined;
-        return leader !== undefined;
-      },
-      { timeout: timeoutMs, intervals: [100] },
-    )
-    .toBe(true);
-  return leader!;
+  return waitFor(
+    `tabs ${tabs.map((t) => t.client).join(', ')} to be voters of one cluster with one leader`,
+    async () => {
+      const all = await Promise.all(tabs.map(status));
+      const lead = all[0].leader;
+      return all.every((s) => s.leader === lead && s.joined && sameIds(s.voters, ids)) && tabs.find((t) => t.id === lead);
+    },
+    timeoutMs,
+  );
 }
 
 /** Waits until the tabs agree on a leader among them other than `not`; returns it. */
-export async function waitForLeader(tabs: Tab[], not: number, timeoutMs: number): Promise<Tab> {
-  let leader: Tab | undefined;
-  await expect
-    .poll(
-      async () => {
-        const all = await Promise.all(tabs.map(status));
-        const lead = all[0].leader;
-        leader = lead !== not && all.every((s) => s.leader === lead) ? tabs.find((t) => t.id === lead) : undefined;
-        return leader !== undefined;
-      },
-      { timeout: timeoutMs, intervals: [50] },
-    )
-    .toBe(true);
-  return leader!;
+export function waitForLeader(tabs: Tab[], not: number, timeoutMs: number): Promise<Tab> {
+  return waitFor(
+    `tabs ${tabs.map((t) => t.client).join(', ')} to agree on a leader other than ${not}`,
+    async () => {
+      const all = await Promise.all(tabs.map(status));
+      const lead = all[0].leader;
+      return lead !== not && all.every((s) => s.leader === lead) && tabs.find((t) => t.id === lead);
+    },
+    timeoutMs,
+  );
 }
 
 function sameIds(a: readonly number[], sorted: readonly number[]): boolean {

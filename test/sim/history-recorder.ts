@@ -23,13 +23,13 @@ import { decodeText, encodeOpProposal, encodeText, type AppliedOp } from './stat
 /** Every key the clients touch starts with this; nothing else in the simulation writes under it. */
 export const historyPrefix = 'h/';
 const keysMax = 6;
-const clientsMin = 3;
-const clientsMax = 5;
+const clientsMin = 2;
+const clientsMax = 4;
 /** A client gives up on an operation after this (its outcome is then unknown, for a write). */
 const opTimeoutMs = 500;
 /** Think time between a client's operations. */
-const thinkMsMin = 5;
-const thinkMsMax = 60;
+const thinkMsMin = 10;
+const thinkMsMax = 80;
 /** How often watchers check their connection and the watch hub catches up unsynced watchers. */
 const watchPollMs = 25;
 /** Context prefix of the ReadIndex requests history reads make. */

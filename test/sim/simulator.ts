@@ -22,7 +22,7 @@ import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
 import { decodeText, encodeText, type AppliedOp } from './state-machine.ts';
 import { HistoryRecorder, historyReadPrefix, type HistoryEvent } from './history-recorder.ts';
-import { checkDurability, checkLinearizable, checkWatches, formatResult, type CheckResult } from '../check/index.ts';
+import { checkDurability, checkLinearizable, checkWatches, formatResult, type CheckResult, type HistoryOp, type WatchRecord } from '../check/index.ts';
 
 /** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
 export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync' | 'corrupt-mvcc' | 'stale-reads';
@@ -67,6 +67,9 @@ export interface SimResult {
   historyUnknownOps: number;
   /** Watch events the watchers received (all checked). */
   watchEvents: number;
+  /** The recorded history and watches, for offline checking of a failure. */
+  history: HistoryOp[];
+  watches: WatchRecord[];
   traceDigest: string;
   historyDigest: string;
   /** The last events before the end (or the failure), oldest first. */
@@ -286,6 +289,8 @@ class Simulation {
       historyOps: this.recorder.history.length,
       historyUnknownOps: this.recorder.history.filter((op) => op.output === null).length,
       watchEvents: this.recorder.watchRecords.reduce((n, w) => n + w.responses.reduce((m, r) => m + r.events.length, 0), 0),
+      history: this.recorder.history,
+      watches: this.recorder.watchRecords,
       traceDigest: this.trace.digest(),
       historyDigest: this.checker.historyDigest(),
       recentEvents: this.trace.recent(),
