@@ -79,7 +79,7 @@ export interface DemoCluster {
   readonly mode: 'in-page' | 'tab';
   /** One honest sentence about what this cluster is, shown in the page header. */
   readonly description: string;
-  /** A client of the cluster (the full src/client API: kv, txn, watch, lease, …). */
+  /** A client of the cluster (the full src/client API: kv, txn, watch, lease, …); see setClientMember. */
   readonly client: Client;
   /** How long a message is in flight, for drawing (0 when the transport does not say). */
   readonly flightMs: number;
@@ -97,6 +97,8 @@ export interface DemoCluster {
   setLink(a: MemberId, b: MemberId, cut: boolean): void;
   /** Adds a fresh member (a learner, promoted once caught up); absent where tabs join by opening. */
   addMember?(): Promise<void>;
+  /** Sends the client's requests to member `id` first; absent where the client is the tab's own member. */
+  setClientMember?(id: MemberId): void;
 }
 
 /** The leader of the highest term any running member knows, or 0. */

@@ -25,7 +25,7 @@ export interface InPageClusterOptions {
   electionTicks: number;
 }
 
-export const inPageDefaults: InPageClusterOptions = { size: 3, flightMs: 90, tickMs: 100, heartbeatTicks: 3, electionTicks: 10 };
+export const inPageDefaults: InPageClusterOptions = { size: 3, flightMs: 160, tickMs: 100, heartbeatTicks: 4, electionTicks: 15 };
 
 /** Members at most: the picture stays readable and a tab's CPU is shared. */
 export const inPageMembersMax = 7;
@@ -62,12 +62,18 @@ export class InPageCluster implements DemoCluster {
   private lastViewJson = '';
   private readonly stopPoll: () => void;
   private clientOrNull: Client | null = null;
+  /**
+   * One client per member chosen to take requests first, all kept open: a lease granted or a
+   * watch opened through one stays usable after another is chosen.
+   */
+  private readonly clients = new Map<MemberId, Client>();
   /** The first members, as every member is configured with them (etcd's --initial-cluster). */
   private initialMembers: MemberRecord[] = [];
 
   private constructor(private readonly opts: InPageClusterOptions) {
     this.flightMs = opts.flightMs;
-    this.description = `This tab runs all ${opts.size} members itself: real Raft and MVCC, in memory, each message delayed ${opts.flightMs} ms so you can watch it.`;
+    const wire = opts.flightMs > 0 ? `each message delayed ${opts.flightMs} ms so you can watch it` : 'messages delivered at once';
+    this.description = `This tab runs all ${opts.size} members itself: real Raft and MVCC, in memory, ${wire}.`;
     this.stopPoll = systemClock.every(viewPollMs, () => this.maybeNotify());
   }
 
@@ -80,9 +86,22 @@ export class InPageCluster implements DemoCluster {
     cluster.initialMembers = cluster.slots.map((s) => ({ id: s.id, name: s.name, peerURLs: [peerUrl(s.name)], clientURLs: [], isLearner: false }));
     const kvs = await Promise.all(cluster.slots.map((s) => cluster.boot(s, ids)));
     cluster.kvs.push(...kvs);
-    // The connection reads `kvs` live: a restarted member replaces its entry, a new one is appended.
-    cluster.clientOrNull = new Client({ connection: new InProcessConnection(cluster.kvs, { clock: systemClock }), clock: systemClock });
+    cluster.setClientMember(ids[0]);
     return cluster;
+  }
+
+  /** Requests go to member `id` first (and to the next running one while it is stopped). */
+  setClientMember(id: MemberId): void {
+    const index = this.kvs.findIndex((k) => k.id === id);
+    if (index < 0 || !this.slots.some((s) => s.id === id)) throw new Error(`demo: no member ${id} to send requests to`);
+    let client = this.clients.get(id);
+    if (!client) {
+      // The connection reads `kvs` live: a restarted member replaces its entry, a new one is appended.
+      client = new Client({ connection: new InProcessConnection(this.kvs, { clock: systemClock, preferred: index }), clock: systemClock });
+      this.clients.set(id, client);
+    }
+    this.clientOrNull = client;
+    this.maybeNotify();
   }
 
   get client(): Client {
@@ -181,16 +200,25 @@ export class InPageCluster implements DemoCluster {
     const id = Math.max(0, ...this.slots.map((s) => s.id), ...this.kvs.map((k) => k.id)) + 1;
     const slot: Slot = { id, name: `n${id}`, kv: null, link: null, storage: new MemoryStorage(), paused: false, last: null };
     this.slots.push(slot);
-    for (const p of this.peersOf(id)) if (this.isCut(id, p)) this.cut.delete(linkKey(id, p));
-    this.kvs.push(await this.boot(slot, []));
-    await leader.addMember(id, [peerUrl(slot.name)], true);
-    this.maybeNotify();
+    const kv = await this.boot(slot, []);
+    this.kvs.push(kv);
+    try {
+      await leader.addMember(id, [peerUrl(slot.name)], true);
+    } catch (err) {
+      // Not in the configuration: the new member would wait forever for a leader. Take it away.
+      this.slots.splice(this.slots.indexOf(slot), 1);
+      slot.kv = null;
+      await kv.stop();
+      throw err;
+    } finally {
+      this.maybeNotify();
+    }
     void this.promoteWhenReady(slot);
   }
 
   close(): Promise<void> {
     this.stopPoll();
-    this.clientOrNull?.close();
+    for (const client of this.clients.values()) client.close();
     return Promise.all(this.slots.map((s) => s.kv?.stop())).then(() => undefined);
   }
 

@@ -3,7 +3,7 @@
 
 import type { Client } from '../../src/client/index.ts';
 import type { ClusterView, DemoCluster } from './cluster.ts';
-import { InPageCluster, inPageMembersMax } from './in-page-cluster.ts';
+import { InPageCluster, inPageDefaults, inPageMembersMax } from './in-page-cluster.ts';
 import { mountApp } from './ui/app.ts';
 
 /** What `window.meshkv` holds. */
@@ -23,13 +23,24 @@ declare global {
   }
 }
 
+/** Longest flight time allowed: a round trip must stay well inside the shortest election timeout. */
+const flightMsMax = 400;
+
+/** A whole-number query parameter within [min, max], or `fallback` when absent. */
+function intParam(params: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const raw = params.get(name);
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n >= min && n <= max)) throw new Error(`?${name}=${raw}: choose a whole number from ${min} to ${max}`);
+  return n;
+}
+
 async function main(): Promise<void> {
   const root = document.getElementById('app')!;
-  const size = Number(new URLSearchParams(location.search).get('members') ?? 3);
-  if (!(Number.isInteger(size) && size >= 1 && size <= inPageMembersMax)) {
-    throw new Error(`?members=${size}: choose a whole number from 1 to ${inPageMembersMax}`);
-  }
-  const cluster = await InPageCluster.start({ size });
+  const params = new URLSearchParams(location.search);
+  const size = intParam(params, 'members', inPageDefaults.size, 1, inPageMembersMax);
+  const flightMs = intParam(params, 'flight', inPageDefaults.flightMs, 0, flightMsMax);
+  const cluster = await InPageCluster.start({ size, flightMs });
   const { kv } = mountApp(root, cluster);
   await kv.start();
   window.meshkv = { mode: cluster.mode, status: () => cluster.view(), client: cluster.client, cluster };

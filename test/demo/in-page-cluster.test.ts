@@ -67,8 +67,12 @@ describe('in-page cluster', () => {
     expect(cluster.view().members.find((m) => m.id === victim)!.liveness).toBe('crashed');
     expect(cluster.can('restart', victim)).toBe(true);
     for (let i = 0; i < 60; i++) await cluster.client.put(`while-down/${i}`).value('x'); // past a snapshot
+    const snapshots: WireMessage[] = [];
+    cluster.onMessage((m) => m.kind === 'snapshot' && snapshots.push(m));
     await cluster.act('restart', victim);
     await waitFor('the restarted member caught up', () => cluster!.view().members.find((m) => m.id === victim)!.revision === 62, 10_000);
+    // It was behind the leader's last snapshot (every 40 entries), so it caught up from one.
+    expect(snapshots.some((m) => m.to === victim && !m.dropped)).toBe(true);
 
     await cluster.act('pause', leader);
     expect(cluster.view().members.find((m) => m.id === leader)!.liveness).toBe('paused');
@@ -94,5 +98,14 @@ describe('in-page cluster', () => {
     expect(cluster.view().members.map((m) => m.id)).not.toContain(removed);
     await cluster.client.put('after').value('1');
     expect(await cluster.client.get('after')).toBe('1');
+
+    // The leader itself can be removed: it steps aside and the rest elect another.
+    const oldLeader = clusterLeader(cluster.view());
+    await cluster.act('remove', oldLeader);
+    expect(cluster.view().members).toHaveLength(2);
+    const newLeader = await waitFor('a leader of the two left', () => agreed(cluster!.view()), 10_000);
+    expect(newLeader).not.toBe(oldLeader);
+    await cluster.client.put('after-leader-left').value('1');
+    expect(await cluster.client.get('after-leader-left')).toBe('1');
   });
 });

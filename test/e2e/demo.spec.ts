@@ -29,11 +29,19 @@ test.afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
+/** Uncaught errors and console errors of the page under test: each test ends expecting none. */
+let pageErrors: string[] = [];
+
+test.afterEach(() => {
+  expect(pageErrors, 'errors in the page').toEqual([]);
+});
+
 async function open(page: Page): Promise<void> {
-  const errors: string[] = [];
-  page.on('pageerror', (err) => errors.push(err.message));
+  pageErrors = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  page.on('console', (msg) => msg.type() === 'error' && pageErrors.push(msg.text()));
   await page.goto(baseUrl);
-  await expect(page.locator('body[data-ready]'), `page errors: ${errors.join('; ')}`).toBeAttached({ timeout: 15_000 });
+  await expect(page.locator('body[data-ready]'), `page errors: ${pageErrors.join('; ')}`).toBeAttached({ timeout: 15_000 });
 }
 
 function status(page: Page): Promise<ClusterView> {
@@ -118,4 +126,77 @@ test('a leased key vanishes when its lease expires', async ({ page }) => {
   await expect(page.getByTestId('lease')).toHaveAttribute('data-state', 'expired');
   await expect(page.locator('.timeline')).toContainText('expired: e2e/session deleted');
   expect(await page.evaluate(() => (window as unknown as { meshkv: MeshkvHandle }).meshkv.client.get('e2e/session').string())).toBeNull();
+});
+
+test('list a prefix, compare-and-swap, compact', async ({ page }) => {
+  await open(page);
+  await agreedLeader(page);
+  const result = page.getByTestId('kv-result');
+  for (const [key, value] of [['cfg/a', '1'], ['cfg/b', '2'], ['other', '3']]) {
+    await page.fill('input[name=key]', key);
+    await page.fill('input[name=value]', value);
+    await page.click('[data-op=put]');
+    await expect(result).toContainText(`put ${key} = "${value}"`);
+  }
+  await page.fill('input[name=prefix]', 'cfg/');
+  await page.click('[data-op=list]');
+  await expect(result).toContainText('2 keys under "cfg/"');
+  await expect(result.locator('li')).toHaveText([/cfg\/a = "1"/, /cfg\/b = "2"/]);
+
+  await page.fill('input[name=cas-key]', 'cfg/a');
+  await page.fill('input[name=cas-expected]', '9');
+  await page.fill('input[name=cas-new]', '10');
+  await page.click('[data-op=cas]');
+  await expect(result).toContainText('cfg/a is "1", not "9": nothing changed');
+  await page.fill('input[name=cas-expected]', '1');
+  await page.click('[data-op=cas]');
+  await expect(result).toContainText('cfg/a was "1": swapped to "10"');
+  const swapped = page.getByTestId('watch').locator('li[data-key="cfg/a"]').first();
+  await expect(swapped).toContainText('"10"');
+
+  const revision = await page.getByTestId('revision').textContent();
+  await page.click('[data-op=compact]');
+  await expect(result).toContainText(`compacted history below revision ${revision}`);
+  await expect(page.getByTestId('compact-revision')).toHaveText(revision!);
+});
+
+test('cut a link by clicking it; crash, restart, pause and resume a member from its card', async ({ page }) => {
+  await open(page);
+  const leader = await agreedLeader(page);
+  const view = await status(page);
+  const [a, b] = view.members.map((m) => m.id).sort((x, y) => x - y);
+  const names = new Map(view.members.map((m) => [m.id, m.name]));
+
+  const edge = page.locator(`[data-link="${a}-${b}"]`);
+  await edge.click();
+  await expect(page.locator('.timeline')).toContainText(`link ${names.get(a)}–${names.get(b)} cut`);
+  expect((await status(page)).cutLinks).toEqual([[a, b]]);
+  await expect(page.locator(`.card.member[data-member="${a}"] .peer.down`)).toHaveText(names.get(b)!);
+  await edge.click();
+  await expect(page.locator('.timeline')).toContainText(`link ${names.get(a)}–${names.get(b)} healed`);
+  expect((await status(page)).cutLinks).toEqual([]);
+
+  const follower = view.members.find((m) => m.id !== leader.id)!;
+  const card = page.locator(`.card.member[data-member="${follower.id}"]`);
+  await card.locator('[data-action=crash]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'crashed');
+  await expect(page.locator(`.node[data-member="${follower.id}"] .role-text`)).toHaveText('crashed');
+  // Two of three members still commit; the request goes through a running member.
+  await page.selectOption('select[name=via]', String(leader.id));
+  await page.fill('input[name=key]', 'e2e/while-crashed');
+  await page.press('input[name=value]', 'Enter');
+  const row = page.getByTestId('watch').locator('li[data-key="e2e/while-crashed"]');
+  await expect(row).toContainText('PUT');
+  const revision = Number(await row.getAttribute('data-revision'));
+  await card.locator('[data-action=restart]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'running');
+  await expect(card.locator('.stats dd').nth(3)).toHaveText(String(revision), { timeout: 10_000 });
+
+  await card.locator('[data-action=pause]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'paused');
+  await expect(page.locator('.timeline')).toContainText(`${follower.name} paused`);
+  await card.locator('[data-action=resume]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'running');
+  await expect(page.locator('.timeline')).toContainText(`${follower.name} resumed`);
+  await agreedLeader(page);
 });

@@ -30,7 +30,7 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
     cluster.act(action, m.id).catch((err: Error) => timeline.add('fault', `${action} ${m.name} failed: ${err.message}`));
   };
   const cards = new MemberCards(cluster, onAction);
-  const kv = new KvPanel(cluster.client, (kind, text) => timeline.add(kind, text));
+  const kv = new KvPanel(cluster, (kind, text) => timeline.add(kind, text));
   const summary = h('div', { class: 'summary', 'data-testid': 'summary' });
 
   const addButton = cluster.addMember

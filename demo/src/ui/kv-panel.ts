@@ -4,7 +4,7 @@
 
 import type { Client, Lease, Watcher } from '../../../src/client/index.ts';
 import type { KeyValue } from '../../../src/mvcc/types.ts';
-import { clusterLeader, type ClusterView } from '../cluster.ts';
+import { clusterLeader, type ClusterView, type DemoCluster } from '../cluster.ts';
 import { h, replaceChildren } from './dom.ts';
 import type { EventKind } from './timeline.ts';
 
@@ -35,30 +35,34 @@ export class KvPanel {
   private lease: LeaseState | null = null;
   private revision = 0;
   private watcher: Watcher | null = null;
+  private readonly via = h('select', { name: 'via', 'aria-label': 'Member that takes the requests' });
+  private viaKey = '';
 
   constructor(
-    private readonly client: Client,
+    private readonly cluster: DemoCluster,
     private readonly log: Log,
   ) {
+    this.via.addEventListener('change', () => this.cluster.setClientMember?.(Number(this.via.value)));
     this.el = h('section', { class: 'card kv', 'aria-labelledby': 'kv-title' },
       h('header', { class: 'section-head' },
         h('h2', { id: 'kv-title' }, 'Key-value store'),
+        cluster.setClientMember ? h('label', { class: 'via-select' }, 'via ', this.via) : null,
         h('div', { class: 'revs' },
           h('span', {}, 'revision ', this.revisionEl),
           h('span', {}, 'compacted at ', this.compactEl),
-          h('button', { type: 'button', class: 'small', onclick: () => this.run('compact', () => this.compact()) }, 'Compact'))),
-      h('form', { class: 'kv-form', onsubmit: ((e: Event) => e.preventDefault()) as EventListener },
+          h('button', { type: 'button', class: 'small', 'data-op': 'compact', onclick: () => this.run('compact', () => this.compact()) }, 'Compact'))),
+      form(() => this.run('put', () => this.put()),
         h('div', { class: 'row' }, field('Key', this.keyInput), field('Value', this.valueInput)),
         h('div', { class: 'row buttons' },
-          button('Put', 'put', () => this.run('put', () => this.put())),
+          button('Put', 'put', null),
           button('Get', 'get', () => this.run('get', () => this.get())),
           button('Delete', 'delete', () => this.run('delete', () => this.del())),
           h('label', { class: 'check' }, this.withLease, ' attach to lease'))),
-      h('form', { class: 'kv-form', onsubmit: ((e: Event) => e.preventDefault()) as EventListener },
-        h('div', { class: 'row' }, field('Prefix', this.prefixInput), button('List', 'list', () => this.run('list', () => this.list())))),
-      h('form', { class: 'kv-form', onsubmit: ((e: Event) => e.preventDefault()) as EventListener },
+      form(() => this.run('list', () => this.list()),
+        h('div', { class: 'row' }, field('Prefix', this.prefixInput), button('List', 'list', null))),
+      form(() => this.run('cas', () => this.cas()),
         h('div', { class: 'row three' }, field('Key', this.casKey), field('If value is', this.casExpected), field('Set to', this.casNew)),
-        h('div', { class: 'row buttons' }, button('Compare-and-swap', 'cas', () => this.run('cas', () => this.cas())))),
+        h('div', { class: 'row buttons' }, button('Compare-and-swap', 'cas', null))),
       this.output,
       h('div', { class: 'sub' },
         h('h3', {}, 'Lease'),
@@ -90,6 +94,7 @@ export class KvPanel {
   }
 
   render(view: ClusterView): void {
+    this.renderVia(view);
     const leader = view.members.find((m) => m.id === clusterLeader(view));
     const source = leader ?? view.members.find((m) => m.id === view.clientMember);
     if (!source) return;
@@ -97,6 +102,20 @@ export class KvPanel {
     this.revisionEl.textContent = String(source.revision);
     // The store reports -1 until the first compaction.
     this.compactEl.textContent = source.compactRevision > 0 ? String(source.compactRevision) : 'never';
+  }
+
+  private renderVia(view: ClusterView): void {
+    const key = view.members.map((m) => `${m.id}:${m.name}`).join(',');
+    if (key !== this.viaKey) {
+      this.viaKey = key;
+      replaceChildren(this.via, ...view.members.map((m) => h('option', { value: m.id }, m.name)));
+    }
+    if (view.clientMember !== null) this.via.value = String(view.clientMember);
+  }
+
+  /** Requests go through the cluster's current client (the member chosen under "via"). */
+  private get client(): Client {
+    return this.cluster.client;
   }
 
   // ---- requests ----
@@ -306,8 +325,18 @@ function field(label: string, control: HTMLElement): HTMLElement {
   return h('label', { class: 'field' }, h('span', {}, label), control);
 }
 
-function button(label: string, name: string, onclick: () => void): HTMLButtonElement {
+/** A button; without `onclick` it submits its form (so Enter in a field does the same). */
+function button(label: string, name: string, onclick: (() => void) | null): HTMLButtonElement {
+  if (onclick === null) return h('button', { type: 'submit', 'data-op': name }, label);
   return h('button', { type: 'button', 'data-op': name, onclick }, label);
+}
+
+function form(onSubmit: () => void, ...rows: HTMLElement[]): HTMLFormElement {
+  const onsubmit = ((e: Event) => {
+    e.preventDefault();
+    onSubmit();
+  }) as EventListener;
+  return h('form', { class: 'kv-form', onsubmit }, ...rows);
 }
 
 function required(el: HTMLInputElement, what: string): string {

@@ -40,6 +40,7 @@ interface Flight {
 
 interface NodeEls {
   g: SVGGElement;
+  term: number;
   name: SVGTextElement;
   detail: SVGTextElement;
   role: SVGTextElement;
@@ -150,7 +151,7 @@ export class ClusterPicture {
     else this.animating = false;
   }
 
-  /** Places members on a circle (the first at the top) and rebuilds nodes and edges. */
+  /** Places members on an ellipse (the first at the top) and rebuilds nodes and edges. */
   private layout(ids: MemberId[], key: string): void {
     this.layoutKey = key;
     const { width, height, orbitX, orbitY } = this.geo;
@@ -207,7 +208,14 @@ export class ClusterPicture {
       s('circle', { class: 'ring', r: nodeRadius }),
       name, detail, roleBg, role);
     this.nodeLayer.append(g);
-    this.nodes.set(id, { g, name, detail, role, roleBg });
+    this.nodes.set(id, { g, term: -1, name, detail, role, roleBg });
+  }
+
+  /** A ring that spreads from a node once: its term changed (or it became leader). */
+  private ripple(g: SVGGElement, kind: 'term' | 'leader'): void {
+    const ring = s('circle', { class: `ripple ripple-${kind}`, r: this.geo.nodeRadius });
+    ring.addEventListener('animationend', () => ring.remove());
+    g.insertBefore(ring, g.firstChild);
   }
 
   private renderNode(m: MemberView, isLeader: boolean): void {
@@ -215,6 +223,8 @@ export class ClusterPicture {
     if (!n) return;
     const state = m.liveness === 'running' ? m.role : m.liveness;
     setAttrs(n.g, { class: `node role-${m.role} live-${m.liveness}${isLeader ? ' is-leader' : ''}` });
+    if (n.term >= 0 && m.term > n.term) this.ripple(n.g, m.role === 'leader' ? 'leader' : 'term');
+    n.term = m.term;
     n.name.textContent = m.name;
     n.detail.textContent = `term ${m.term}`;
     // A paused member still believes in its role; a crashed one has none.
