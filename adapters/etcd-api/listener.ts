@@ -36,7 +36,8 @@ export class EtcdListener {
     private readonly tcp: net.Server,
     private readonly grpcServer: grpc.Server,
     private readonly injector: grpc.ConnectionInjector,
-    private readonly gateway: http.Server,
+    /** The HTTP/1.1 side (gateway, WebSocket upgrades): other handlers may attach to it. */
+    readonly gateway: http.Server,
   ) {}
 
   /** Serves etcd's API for `kv` on host:port; fails with a ListenError if the address is taken. */

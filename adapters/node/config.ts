@@ -26,7 +26,24 @@ export interface NodeConfig {
   clusterToken: string;
   /** Applied entries between snapshots (etcd's --snapshot-count). */
   snapshotCount: number;
+  /** Browser tabs as peers: a WebRTC transport next to TCP, signaling, automatic membership. */
+  browserPeers: BrowserPeersConfig | null;
+  /** A directory served over HTTP on the client port (the built demo), or null. */
+  staticDir: string | null;
 }
+
+export interface BrowserPeersConfig {
+  /**
+   * The signaling endpoint this member joins (ws://host:port/meshkv/signal of the member that
+   * hosts it), or null to host one at `signalingPath` on every client URL and join that.
+   */
+  signalingUrl: string | null;
+  /** Origins besides the client URL's own whose pages may join through the hosted endpoint; `*` for any. */
+  allowedOrigins: string[] | '*';
+}
+
+/** Where a member hosts the WebSocket signaling endpoint on its client port. */
+export const signalingPath = '/meshkv/signal';
 
 export interface InitialMember {
   name: string;
@@ -84,6 +101,26 @@ export const flags: Record<string, FlagSpec> = {
     env: 'MESHKV_SNAPSHOT_COUNT',
     help: 'Applied entries between snapshots.',
     defaultValue: '10000',
+  },
+  'browser-peers': {
+    env: 'MESHKV_BROWSER_PEERS',
+    help: `'on' lets browser tabs join as members: WebRTC beside TCP, WebSocket signaling on the client port at ${signalingPath}, tabs added and removed as they ask; 'off' for Node peers only.`,
+    defaultValue: 'on',
+  },
+  'signaling-url': {
+    env: 'MESHKV_SIGNALING_URL',
+    help: 'Join the signaling endpoint another member hosts (ws://host:port/meshkv/signal) instead of hosting one; every Node member of a mixed cluster names the same one.',
+    defaultValue: '',
+  },
+  'browser-origins': {
+    env: 'MESHKV_BROWSER_ORIGINS',
+    help: "Comma-separated origins (http://host:port) whose pages may use this member's signaling endpoint besides pages it serves itself; '*' for any.",
+    defaultValue: '',
+  },
+  'static-dir': {
+    env: 'MESHKV_STATIC_DIR',
+    help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
+    defaultValue: '',
   },
 };
 
@@ -160,6 +197,8 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (!/^\d+$/.test(snapshotText) || snapshotCount < 1 || !Number.isSafeInteger(snapshotCount)) {
     throw new ConfigError(`--snapshot-count must be a positive integer, not ${JSON.stringify(snapshotText)}`);
   }
+  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
+  const staticDir = value('static-dir') === '' ? null : value('static-dir');
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
   const own = parsedCluster?.find((m) => m.name === name);
@@ -194,8 +233,42 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       initialClusterState,
       clusterToken,
       snapshotCount,
+      browserPeers,
+      staticDir,
     },
   };
+}
+
+function parseBrowserPeers(onOff: string, signalingText: string, originsText: string): BrowserPeersConfig | null {
+  if (onOff !== 'on' && onOff !== 'off') throw new ConfigError(`--browser-peers must be on or off, not ${JSON.stringify(onOff)}`);
+  if (onOff === 'off') {
+    if (signalingText !== '') throw new ConfigError('--signaling-url needs --browser-peers on');
+    return null;
+  }
+  let signalingUrl: string | null = null;
+  if (signalingText !== '') {
+    let url: URL;
+    try {
+      url = new URL(signalingText);
+    } catch {
+      throw new ConfigError(`--signaling-url: ${JSON.stringify(signalingText)} is not a URL (expected e.g. ws://127.0.0.1:2379${signalingPath})`);
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new ConfigError(`--signaling-url: ${signalingText}: scheme must be ws:// or wss://`);
+    signalingUrl = url.href;
+  }
+  const origins = originsText.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  if (origins.includes('*')) return { signalingUrl, allowedOrigins: '*' };
+  const allowedOrigins = origins.map((o) => {
+    let url: URL;
+    try {
+      url = new URL(o);
+    } catch {
+      throw new ConfigError(`--browser-origins: ${JSON.stringify(o)} is not an origin (expected e.g. http://127.0.0.1:5173)`);
+    }
+    if (url.origin === 'null' || url.pathname !== '/' || url.search !== '') throw new ConfigError(`--browser-origins: ${o}: give scheme, host and port only, e.g. http://127.0.0.1:5173`);
+    return url.origin;
+  });
+  return { signalingUrl, allowedOrigins };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */

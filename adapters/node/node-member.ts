@@ -1,17 +1,20 @@
 // A Node member: a KvMember on filesystem storage, serving etcd's API on its client URLs and
 // talking to its peers over the TCP transport. The peer addresses come from --initial-cluster
 // at first, then from the replicated member table (conf change contexts, snapshots), so
-// members added later are dialled by every member.
+// members added later are dialled by every member. With browser peers on (the default), tabs
+// join too: their `webrtc://` peer URLs route to a WebRTC transport (./browser-peers.ts).
 
 import { systemClock } from '../clock/system.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
+import { CompositeTransport } from '../transport/composite.ts';
 import { MemoryHub } from '../transport/memory.ts';
 import { TcpTransport, TcpTransportError } from '../transport/tcp/index.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
+import { BrowserPeersError, openBrowserPeers, webrtcScheme, type BrowserPeers } from './browser-peers.ts';
 import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -70,15 +73,42 @@ function isPeerTransport(t: Transport): t is PeerTransport {
   return typeof (t as PeerTransport).addPeer === 'function' && typeof (t as PeerTransport).removePeer === 'function';
 }
 
-/** `host:port` of a peer URL, as the TCP transport dials it. */
+/** What the transport dials: `host:port` of a peer URL for TCP; a WebRTC member's URL whole, for the CompositeTransport to route. */
 function peerAddress(url: string): string {
-  return new URL(url).host;
+  const parsed = new URL(url);
+  return parsed.protocol === `${webrtcScheme}:` ? url : parsed.host;
+}
+
+/** The TCP (or in-process) transport, with WebRTC beside it when browser peers are on. */
+async function withBrowserPeers(
+  base: PeerTransport | Transport,
+  self: InitialMember,
+  config: NodeConfig,
+  log: LogFn,
+): Promise<{ transport: PeerTransport | Transport; browser: BrowserPeers | null }> {
+  if (config.browserPeers === null) return { transport: base, browser: null };
+  let browser: BrowserPeers;
+  try {
+    browser = await openBrowserPeers({
+      id: self.id,
+      clusterToken: config.clusterToken,
+      config: config.browserPeers,
+      bindAddress: config.listenClientUrls[0].hostname.replace(/^\[(.*)\]$/, '$1'),
+      log,
+    });
+  } catch (err) {
+    await base.close();
+    if (err instanceof BrowserPeersError) throw new StartError(err.message);
+    throw err;
+  }
+  return { transport: new CompositeTransport([{ schemes: [webrtcScheme], transport: browser.transport }], base), browser };
 }
 
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
   const self = config.initialCluster.find((m) => m.name === config.name)!;
   const log = deps.log;
-  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log);
+  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log);
+  const { transport, browser } = await withBrowserPeers(base, self, config, log);
   const peerTransport = isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
@@ -156,6 +186,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const redial = () => dial(kv.members.list());
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
+  browser?.serve(kv, initialMembers);
 
   // etcd's publish: once there is a leader, put this member's name and client URLs in the
   // table, and again whenever the table (say, a snapshot from the leader) disagrees.
@@ -190,7 +221,9 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     unwatchLeader();
     unwatchMembers();
     for (const l of listeners) await l.close();
+    // The member's stop closes its transport, WebRTC and signaling included.
     await kv.stop();
+    await browser?.close();
   };
   try {
     for (const url of config.listenClientUrls) {
@@ -210,8 +243,10 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
           newMemberId: peerTransport ? memberIdOfPeerUrls : undefined,
+          ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
         }),
       );
+      if (browser) browser.attach(listeners[listeners.length - 1]);
     }
   } catch (err) {
     await stopAll();

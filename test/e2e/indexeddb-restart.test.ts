@@ -3,50 +3,32 @@
 // browser process is killed with SIGKILL (nothing of the page or browser runs on the way out).
 // The storage is never closed by the page, so its Web Lock must also be free after each end.
 
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { expect, test } from '@playwright/test';
 import type { BrowserContext, Page } from '@playwright/test';
-import { chromium } from '@playwright/test';
-import type { ViteDevServer } from 'vite';
-import { createServer } from 'vite';
-import { chromiumArgs, chromiumPath } from '../helpers/chromium.ts';
-import { freePort } from '../helpers/processes.ts';
 import type { StoredSummary } from './fixtures/indexeddb-page.ts';
+import { launchPersistent, newProfileDir, servePages, type PageServer } from './serve.ts';
 
 const member = { cluster: 'e2e-restart', memberId: 7 };
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-let server: ViteDevServer;
+let server: PageServer;
 let pageUrl: string;
 let profile: string;
-let viteCache: string;
 
 test.beforeAll(async () => {
-  const port = await freePort();
-  profile = await mkdtemp(join(tmpdir(), 'meshkv-e2e-profile-'));
-  // Not node_modules/.vite: node_modules may be shared by several checkouts.
-  viteCache = await mkdtemp(join(tmpdir(), 'meshkv-e2e-vite-'));
-  server = await createServer({
-    configFile: false,
-    root: process.cwd(),
-    cacheDir: viteCache,
-    logLevel: 'error',
-    server: { host: '127.0.0.1', port, strictPort: true },
-  });
-  await server.listen();
-  // 127.0.0.1 is a secure context, which Web Locks need; the same origin on every launch.
-  pageUrl = `http://127.0.0.1:${port}/test/e2e/fixtures/indexeddb.html`;
+  profile = await newProfileDir();
+  server = await servePages();
+  pageUrl = server.url('test/e2e/fixtures/indexeddb.html');
 });
 
 test.afterAll(async () => {
   await server?.close();
-  for (const dir of [profile, viteCache]) if (dir) await rm(dir, { recursive: true, force: true });
+  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 async function launch(): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPath, args: chromiumArgs, headless: true });
+  const context = await launchPersistent(profile);
   const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(pageUrl);
   await page.waitForFunction(() => window.meshkvE2e !== undefined);

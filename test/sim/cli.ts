@@ -1,6 +1,6 @@
 // Run the simulator over seeds:
 //   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
-//                           [--sabotage corrupt-apply|corrupt-storage|ignore-fsync] [--no-tick-catch-up]
+//                           [--sabotage corrupt-apply|corrupt-storage|ignore-fsync|corrupt-mvcc|stale-reads] [--no-tick-catch-up]
 //                           [--fault-phase-s S]   (override each seed's fault phase length)
 // Prints one line per seed; the first failure prints its seed and trace and exits 1. With
 // --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
@@ -59,7 +59,7 @@ function parseArgs(argv: string[]): CliArgs {
     else if (arg === '--worker') worker = true;
     else if (arg === '--sabotage') {
       const mode = argv[++i];
-      const modes = ['corrupt-apply', 'corrupt-storage', 'ignore-fsync', 'corrupt-mvcc'];
+      const modes = ['corrupt-apply', 'corrupt-storage', 'ignore-fsync', 'corrupt-mvcc', 'stale-reads'];
       if (!modes.includes(mode)) throw new Error(`--sabotage takes ${modes.join(', ')}, got ${mode}`);
       runOptions.sabotage = mode as Sabotage;
       runArgv.push(arg, mode);

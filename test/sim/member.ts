@@ -9,7 +9,7 @@ import type { ConfChange } from '../../src/raft/confchange-types.ts';
 import { EntryType, StateRole, emptyConfState } from '../../src/raft/types.ts';
 import type { ConfState, Entry, MemberId, Message, Ready, ReadState } from '../../src/raft/types.ts';
 import { SimStorage } from './storage.ts';
-import { KvStateMachine, decodeText } from './state-machine.ts';
+import { KvStateMachine, decodeText, type AppliedOp } from './state-machine.ts';
 import { SimFailure, confMembers, describeConfState } from './checker.ts';
 import type { SafetyChecker } from './checker.ts';
 import type { Trace } from './trace.ts';
@@ -29,8 +29,11 @@ export interface MemberEnvironment {
   onReadState(member: SimMember, rs: ReadState): void;
   /** Call member.writeCompleted() at `atMs`, unless the member crashed in between. */
   scheduleWriteCompleted(member: SimMember, atMs: number): void;
-  /** Every entry this member applies, with its decoded payload ('' for non-normal entries). */
-  onApplied(member: SimMember, payload: string): void;
+  /**
+   * Every entry this member applies, with its decoded payload ('' for non-normal entries) and,
+   * for a client operation applied for the first time, the store's answer.
+   */
+  onApplied(member: SimMember, payload: string, op: AppliedOp | null): void;
   /** A conf change applied here took `removed` out of the configuration. */
   onRemoved(removed: MemberId[], by: MemberId): void;
 }
@@ -320,9 +323,9 @@ export class SimMember {
       payload = `${payload}-corrupt`;
       applied = { ...e, data: new TextEncoder().encode(payload) };
     }
-    this.sm.apply(e.index, e.term, payload);
+    const op = this.sm.apply(e.index, e.term, payload);
     this.env.checker.onApplied(this.id, applied, this.sm.chainHash);
-    this.env.onApplied(this, payload);
+    this.env.onApplied(this, payload, op);
     if (e.type === EntryType.ConfChange) this.applyConfChange(e);
   }
 

@@ -6,6 +6,7 @@ import { Prng } from './prng.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimStorage } from './storage.ts';
 import { SimNetwork } from './network.ts';
+import { KvStateMachine, encodeOpProposal, type OpProposal } from './state-machine.ts';
 import { EntryType, MessageType, emptyConfState, newMessage } from '../../src/raft/types.ts';
 import type { Entry, Message, Snapshot } from '../../src/raft/types.ts';
 
@@ -138,5 +139,34 @@ describe('SimNetwork', () => {
     expect(drops).toEqual(['link cut in flight', 'link cut']);
     net.healAll();
     expect(net.admits(1, delivered[0].message)).toBe(true);
+  });
+});
+
+describe('KvStateMachine client operations', () => {
+  const op = (id: number, input: OpProposal['input']) => encodeOpProposal({ id, input });
+
+  it('applies put, delete and CAS through the MVCC store with etcd revisions, each operation once', () => {
+    const sm = new KvStateMachine();
+    expect(sm.apply(1, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }))).toEqual({ id: 1, output: { f: 'put', revision: 2 } });
+    // The same operation appended twice (a duplicated forward) takes effect once.
+    expect(sm.apply(2, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }))).toBeNull();
+    expect(sm.apply(3, 1, op(2, { f: 'cas', key: 'h/a', expected: 'y', value: 'z' }))).toEqual({ id: 2, output: { f: 'cas', succeeded: false, value: 'x', revision: 2 } });
+    expect(sm.apply(4, 1, op(3, { f: 'cas', key: 'h/a', expected: 'x', value: 'z' }))).toEqual({ id: 3, output: { f: 'cas', succeeded: true, value: null, revision: 3 } });
+    expect(sm.apply(5, 1, op(4, { f: 'cas', key: 'h/b', expected: null, value: 'n' }))).toEqual({ id: 4, output: { f: 'cas', succeeded: true, value: null, revision: 4 } });
+    expect(sm.apply(6, 1, op(5, { f: 'delete', key: 'h/a' }))).toEqual({ id: 5, output: { f: 'delete', deleted: 1, revision: 5 } });
+    expect(sm.apply(7, 1, op(6, { f: 'delete', key: 'h/a' }))).toEqual({ id: 6, output: { f: 'delete', deleted: 0, revision: 5 } });
+    expect(sm.read({ f: 'get', key: 'h/a' })).toEqual({ f: 'get', value: null, revision: 5 });
+    expect(sm.read({ f: 'range', prefix: 'h/' })).toEqual({ f: 'range', kvs: { 'h/b': 'n' }, revision: 5 });
+    // A corrupted payload is not an operation: it only advances the index.
+    expect(sm.apply(8, 1, `${op(7, { f: 'put', key: 'h/c', value: 'v' })}-corrupt`)).toBeNull();
+  });
+
+  it('remembers applied operations across a snapshot', () => {
+    const sm = new KvStateMachine();
+    sm.apply(1, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }));
+    const restored = new KvStateMachine();
+    restored.restore(sm.snapshotData(), 1);
+    expect(restored.apply(2, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }))).toBeNull();
+    expect(restored.read({ f: 'get', key: 'h/a' })).toEqual({ f: 'get', value: 'x', revision: 2 });
   });
 });

@@ -20,10 +20,12 @@ import { SafetyChecker, SimFailure, confMembers, describeConfState } from './che
 import { SimMember, describeConfChange, throttledTickIntervalMs } from './member.ts';
 import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
-import { decodeText, encodeText } from './state-machine.ts';
+import { decodeText, encodeText, type AppliedOp } from './state-machine.ts';
+import { HistoryRecorder, historyReadPrefix, type HistoryEvent } from './history-recorder.ts';
+import { checkDurability, checkLinearizable, checkWatches, formatResult, type CheckResult, type HistoryOp, type WatchRecord } from '../check/index.ts';
 
 /** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
-export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync' | 'corrupt-mvcc';
+export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync' | 'corrupt-mvcc' | 'stale-reads';
 
 export interface SimOptions {
   seed: number;
@@ -60,6 +62,14 @@ export interface SimResult {
   recoveryMs: number;
   /** Groups of members compared by HashKV at the end (members at one applied index). */
   hashKvGroups: number;
+  /** Client operations in the recorded history, and how many of them have an unknown outcome. */
+  historyOps: number;
+  historyUnknownOps: number;
+  /** Watch events the watchers received (all checked). */
+  watchEvents: number;
+  /** The recorded history and watches, for offline checking of a failure. */
+  history: HistoryOp[];
+  watches: WatchRecord[];
   traceDigest: string;
   historyDigest: string;
   /** The last events before the end (or the failure), oldest first. */
@@ -89,6 +99,8 @@ const memberIdsMax = 4 * membersMax;
 const traceRingEventsMax = 400;
 /** A conf change not applied within this is considered lost; another may be proposed. */
 const confChangeTimeoutMs = 20 * electionTimeoutMs;
+/** Search steps the linearizability checker may take per seed (far above what a seed needs). */
+const historyStepLimit = 20_000_000;
 /** How often the heal phase looks for a leader and checks the liveness marker. */
 const livenessProbeIntervalMs = tickMs * 2;
 
@@ -114,6 +126,7 @@ type SimEvent =
   | { kind: 'membership' }
   | { kind: 'transfer' }
   | { kind: 'sabotage' }
+  | { kind: 'history'; event: HistoryEvent }
   | { kind: 'heal' }
   | { kind: 'probe' };
 
@@ -178,6 +191,8 @@ class Simulation {
   private markerProposedAtMs = -Infinity;
   private markersIssued = 0;
   private healAtMs = 0;
+  /** Clients and watchers whose history the checkers of test/check judge at the end. */
+  private readonly recorder: HistoryRecorder;
 
   constructor(private readonly options: SimOptions) {
     this.seed = options.seed >>> 0;
@@ -213,6 +228,17 @@ class Simulation {
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
       `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms`;
+    this.recorder = new HistoryRecorder(
+      {
+        nowMs: () => this.nowMs,
+        runningMembers: () => this.runningMembers(),
+        schedule: (atMs, event) => this.queue.push(atMs, { kind: 'history', event }),
+        propose: (member, payload) => this.propose(member, payload),
+        readIndex: (member, ctx) => this.issueReadIndex(member, ctx),
+        trace: (member, text) => this.trace.add(this.nowMs, 'history', member, text),
+      },
+      Prng.derive(this.seed, 'history'),
+    );
     const peers: MemberId[] = [];
     for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
     for (const id of peers) this.addMember(id, peers);
@@ -228,6 +254,7 @@ class Simulation {
       this.queue.push(this.faultPrng.range(200, 1000), { kind: 'fault' });
       this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'membership' });
       this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'transfer' });
+      this.recorder.start();
       if (this.options.sabotage) this.queue.push(Math.floor(this.faultPhaseMs / 3), { kind: 'sabotage' });
       this.queue.push(this.faultPhaseMs, { kind: 'heal' });
       while (!this.livenessDone) {
@@ -259,6 +286,11 @@ class Simulation {
       crashes: this.crashes,
       recoveryMs: this.livenessDone ? this.nowMs - this.healAtMs : -1,
       hashKvGroups: this.hashKvChecks,
+      historyOps: this.recorder.history.length,
+      historyUnknownOps: this.recorder.history.filter((op) => op.output === null).length,
+      watchEvents: this.recorder.watchRecords.reduce((n, w) => n + w.responses.reduce((m, r) => m + r.events.length, 0), 0),
+      history: this.recorder.history,
+      watches: this.recorder.watchRecords,
       traceDigest: this.trace.digest(),
       historyDigest: this.checker.historyDigest(),
       recentEvents: this.trace.recent(),
@@ -308,7 +340,7 @@ class Simulation {
         send: (messages) => this.send(id, messages),
         onReadState: (m, rs) => this.onReadState(m, rs),
         onRemoved: (ids, by) => this.onRemoved(ids, by),
-        onApplied: (m, payload) => this.onApplied(m.id, payload),
+        onApplied: (m, payload, op) => this.onApplied(m, payload, op),
         scheduleWriteCompleted: (m, atMs) => this.queue.push(atMs, { kind: 'write-completed', member: m.id, incarnation: m.incarnation }),
       },
     );
@@ -519,6 +551,8 @@ class Simulation {
         return this.transferStep();
       case 'sabotage':
         return this.sabotageStep();
+      case 'history':
+        return this.recorder.handle(e.event);
       case 'heal':
         return this.healStep();
       case 'probe':
@@ -560,12 +594,16 @@ class Simulation {
     const running = this.runningMembers();
     if (running.length > 0) {
       const member = w.pick(running);
-      const ctx = `read ${++this.readsIssued}`;
-      this.pendingReads.set(ctx, { member: member.id, commitAtIssue: this.checker.commitMax });
-      member.act((node) => node.readIndex(encodeText(ctx)));
-      this.trace.add(this.nowMs, 'read', member.id, `issued "${ctx}" with commit ${this.checker.commitMax} known`);
+      this.issueReadIndex(member, `read ${++this.readsIssued}`);
     }
     this.queue.push(this.nowMs + w.range(10, 80), { kind: 'read' });
+  }
+
+  /** A ReadIndex request; its ReadState is checked against the commit index known now. */
+  private issueReadIndex(member: SimMember, ctx: string): void {
+    this.pendingReads.set(ctx, { member: member.id, commitAtIssue: this.checker.commitMax });
+    member.act((node) => node.readIndex(encodeText(ctx)));
+    this.trace.add(this.nowMs, 'read', member.id, `issued "${ctx}" with commit ${this.checker.commitMax} known`);
   }
 
   private onReadState(member: SimMember, rs: ReadState): void {
@@ -579,6 +617,7 @@ class Simulation {
     this.checker.onReadState(member.id, rs, pending.commitAtIssue);
     this.pendingReads.delete(ctx);
     this.readsServed++;
+    if (ctx.startsWith(historyReadPrefix)) this.recorder.onReadState(member, ctx, rs.index);
   }
 
   private transferStep(): void {
@@ -802,6 +841,12 @@ class Simulation {
       }
       return;
     }
+    if (this.options.sabotage === 'stale-reads') {
+      // Followers answer linearizable reads from their own store, skipping ReadIndex.
+      this.recorder.staleReads = true;
+      this.trace.add(this.nowMs, 'fault', 0, 'SABOTAGE: followers now serve linearizable reads locally');
+      return;
+    }
     if (this.options.sabotage === 'ignore-fsync') {
       // Every disk acknowledges syncs it never does, and every crash loses what was unsynced.
       for (const id of this.memberIds) this.members.get(id)!.storage.ignoresSync = true;
@@ -857,6 +902,7 @@ class Simulation {
       if (required.every((id) => appliedBy.has(id))) {
         this.livenessDone = true;
         this.checkHashKv(required);
+        this.checkHistory(required);
         this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
         return;
       }
@@ -890,9 +936,35 @@ class Simulation {
     this.hashKvChecks += byIndex.size;
   }
 
-  private onApplied(member: MemberId, payload: string): void {
+  /**
+   * The recorded history, judged by the checkers of test/check: linearizability (values and
+   * revisions), the watchers' streams, and durability against the final state of the members
+   * that applied the most (members behind them have not applied everything yet).
+   */
+  private checkHistory(ids: MemberId[]): void {
+    this.recorder.finish();
+    const history = this.recorder.history;
+    const running = ids.map((id) => this.members.get(id)!).filter((m) => m.running);
+    const appliedMax = Math.max(...running.map((m) => m.appliedIndex()));
+    const finals = running.filter((m) => m.appliedIndex() === appliedMax).map((m) => HistoryRecorder.finalState(m));
+    const results: [string, CheckResult][] = [
+      // A step cap, not a time cap, keeps the verdict deterministic.
+      ['linearizability', checkLinearizable(history, { stepLimit: historyStepLimit, timeLimitMs: Infinity })],
+      ['watches', checkWatches(history, this.recorder.watchRecords)],
+      ['durability', checkDurability(history, finals)],
+    ];
+    for (const [name, result] of results) {
+      if (result.ok === true) continue;
+      const what = result.ok === false ? result.anomaly : 'inconclusive';
+      throw new SimFailure(`history ${name}`, `${what} in the recorded history (${history.length} ops)\n${formatResult(name, result)}`);
+    }
+    this.trace.add(this.nowMs, 'check', 0, `history: ${history.length} ops, ${finals.length} final states: linearizable, watches and durability ok`);
+  }
+
+  private onApplied(member: SimMember, payload: string, op: AppliedOp | null): void {
     const set = this.markerAppliedBy.get(payload);
-    if (set) set.add(member);
+    if (set) set.add(member.id);
+    this.recorder.onApplied(member, op);
   }
 
   private failLiveness(): never {

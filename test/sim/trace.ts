@@ -24,6 +24,8 @@ export type TraceKind =
   | 'member'
   | 'phase'
   | 'check'
+  /** A recorded client operation or watcher (history-recorder.ts). */
+  | 'history'
   /** A line the Raft core logged (info and warn). */
   | 'log';
 

@@ -1,0 +1,391 @@
+// openBrowserMember: a browser tab as a full cluster member. It composes the member's IndexedDB
+// storage (the member id is the database's, see identity.ts), the WebRTC transport over a
+// signaling that also carries membership control (adapters/signaling/control.ts), a Worker
+// clock so a hidden tab keeps its Raft ticks, a KvMember, and AutoMembership. A new tab founds
+// the cluster or joins it (founding.ts); a member that is not in the configuration it wants
+// to be in keeps asking every member present until it is. The result is the usual Client over
+// the local member, plus status events and the transport's fault switch.
+
+import { workerTimerClock } from '../clock/worker-timer.ts';
+import { BroadcastChannelSignaling } from '../signaling/broadcast-channel.ts';
+import { ControlChannel, serveMembershipControl } from '../signaling/control.ts';
+import type { Signaling } from '../signaling/types.ts';
+import { WebSocketSignaling } from '../signaling/ws-client.ts';
+import { IndexedDbStorage } from '../storage/indexeddb/index.ts';
+import { WebRtcTransport } from '../transport/webrtc/index.ts';
+import { Client } from '../../src/client/client.ts';
+import { InProcessConnection } from '../../src/client/local-connection.ts';
+import { StateRole, type MemberId } from '../../src/raft/types.ts';
+import type { Clock, FaultSwitch } from '../../src/seams.ts';
+import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
+import { KvMember } from '../../src/server/kv-member.ts';
+import { peerUrlOf, planStart } from './founding.ts';
+import { claimIdentity } from './identity.ts';
+
+export interface BrowserMemberTimings {
+  /** Milliseconds per Raft tick (default 100, etcd's heartbeat interval). */
+  tickMs: number;
+  /** Ticks without a leader before an election (default 10: etcd's 1 s election timeout). */
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** How long a write or linearizable read waits before failing (default 7 s). */
+  requestTimeoutMs: number;
+  /** How often a member outside the configuration it wants asks again to join (default 300 ms). */
+  joinRetryMs: number;
+  /** How long a tab with no state waits for an answer from a running cluster before founding one (default 500 ms). */
+  probeWindowMs: number;
+  /** How long close({ leave: true }) waits to see itself removed (default 5 s). */
+  leaveTimeoutMs: number;
+  /** How often status is sampled for changes that raise no event of their own (connected peers; default 250 ms). */
+  statusIntervalMs: number;
+}
+
+export const defaultBrowserMemberTimings: BrowserMemberTimings = {
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  requestTimeoutMs: 7000,
+  joinRetryMs: 300,
+  probeWindowMs: 500,
+  leaveTimeoutMs: 5000,
+  statusIntervalMs: 250,
+};
+
+export interface BrowserMemberOptions {
+  /** The cluster's name: tabs with the same name (and token) form one cluster. */
+  cluster: string;
+  /** etcd's --initial-cluster-token: signaling ignores members that present another one. */
+  token: string;
+  /**
+   * How members find each other: 'broadcast' (default) for tabs of one origin and profile, with
+   * no server; or the ws:// / wss:// URL of a Node member's signaling endpoint.
+   */
+  signaling?: 'broadcast' | string;
+  /** Shown in member lists (default `tab-<id in hex>`). */
+  name?: string;
+  /** Become a voter once caught up (default true); false keeps the tab a learner (a read replica). */
+  wantsVote?: boolean;
+  timings?: Partial<BrowserMemberTimings>;
+  log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
+}
+
+export interface BrowserMemberStatus {
+  id: MemberId;
+  name: string;
+  role: StateRole;
+  term: number;
+  /** 0 while no leader is known. */
+  leader: MemberId;
+  commit: number;
+  applied: number;
+  voters: MemberId[];
+  learners: MemberId[];
+  /** Members whose data channel to this tab is open. */
+  connectedPeers: MemberId[];
+  /** The browser's own idea of network access (navigator.onLine). */
+  online: boolean;
+  /** This member is in the configuration it wants (a voter, or a learner if it wants no vote). */
+  joined: boolean;
+  /** This tab founded the cluster (it found nobody there). */
+  founded: boolean;
+}
+
+export interface BrowserMember {
+  readonly id: MemberId;
+  /** The same client API as everywhere else, over this tab's member. */
+  readonly client: Client;
+  /** The member itself (advanced use: membership changes, metrics). */
+  readonly kv: KvMember;
+  /** Cut and heal this tab's links to peers (tests, demos). */
+  readonly faults: FaultSwitch;
+  status(): BrowserMemberStatus;
+  /** Calls `fn` with the status whenever it changes; returns the unsubscribe. */
+  onStatus(fn: (s: BrowserMemberStatus) => void): () => void;
+  /**
+   * Stops the member. With `leave: true` it first hands leadership on, asks to be removed,
+   * waits (up to leaveTimeoutMs) to see it done, and deletes its database: it is gone for good.
+   * Without, it stops as a closed tab does and comes back as itself when reopened.
+   */
+  close(opts?: { leave?: boolean }): Promise<void>;
+}
+
+export async function openBrowserMember(options: BrowserMemberOptions): Promise<BrowserMember> {
+  checkOptions(options);
+  const timings = { ...defaultBrowserMemberTimings, ...options.timings };
+  const log = options.log ?? (() => {});
+  const clock = workerTimerClock();
+  const { id, storage, hasState } = await claimIdentity(options.cluster);
+  const name = options.name ?? `tab-${id.toString(16)}`;
+  const wantsVote = options.wantsVote ?? true;
+
+  const channel = new ControlChannel(openSignaling(options, id, log), log);
+  // Registered before the transport registers its own pagehide teardown, so that the leave
+  // notice and the leadership hand-off go out while the links are still up.
+  const pageHide = { handler: () => {} };
+  const onPageHide = () => pageHide.handler();
+  window.addEventListener('pagehide', onPageHide);
+  const unlistenPageHide = () => window.removeEventListener('pagehide', onPageHide);
+  let transport: WebRtcTransport;
+  try {
+    // Every tab is reached at webrtc://<id>: link to each member signaling shows us.
+    channel.onPresence((peer, present) => {
+      if (present) transport?.addPeer(peer, peerUrlOf(peer));
+    });
+    transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, log });
+    for (const peer of channel.presentMembers()) transport.addPeer(peer, peerUrlOf(peer));
+  } catch (err) {
+    unlistenPageHide();
+    channel.close();
+    await storage.close();
+    throw err;
+  }
+
+  const bootstrapKey = `${IndexedDbStorage.databaseName({ cluster: options.cluster, memberId: id })}#bootstrap-members`;
+  let kv: KvMember;
+  let founded: boolean;
+  let bootstrapMembers;
+  try {
+    const plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey });
+    try {
+      kv = await KvMember.start({
+        id,
+        peers: plan.peers,
+        clock,
+        storage,
+        transport,
+        random: Math.random,
+        tickMs: timings.tickMs,
+        electionTicks: timings.electionTicks,
+        heartbeatTicks: timings.heartbeatTicks,
+        requestTimeoutMs: timings.requestTimeoutMs,
+        initialMembers: plan.bootstrapMembers.map((b) => ({ ...b, clientURLs: [], isLearner: false })),
+        log: (level, msg) => {
+          if (level !== 'debug') log(level, msg);
+        },
+      });
+    } finally {
+      plan.release();
+    }
+    founded = plan.founded;
+    bootstrapMembers = plan.bootstrapMembers;
+  } catch (err) {
+    unlistenPageHide();
+    await transport.close();
+    await storage.close();
+    throw err;
+  }
+  const member = new RunningBrowserMember({ id, name, wantsVote, founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers, unlistenPageHide, log });
+  pageHide.handler = () => member.announceLeave();
+  return member;
+}
+
+function checkOptions(o: BrowserMemberOptions): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('openBrowserMember: options are required');
+  if (typeof o.cluster !== 'string' || o.cluster === '') throw new TypeError('openBrowserMember: cluster must be a non-empty string');
+  if (typeof o.token !== 'string') throw new TypeError('openBrowserMember: token must be a string');
+  const s = o.signaling ?? 'broadcast';
+  if (s !== 'broadcast' && !/^wss?:\/\//.test(s)) throw new TypeError(`openBrowserMember: signaling must be 'broadcast' or a ws:// or wss:// URL, not ${JSON.stringify(s)}`);
+  for (const [k, v] of Object.entries(o.timings ?? {})) {
+    if (!(k in defaultBrowserMemberTimings)) throw new TypeError(`openBrowserMember: unknown timing ${k}`);
+    if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`openBrowserMember: timing ${k} is ${v}, not a positive integer`);
+  }
+}
+
+function openSignaling(o: BrowserMemberOptions, id: MemberId, log: NonNullable<BrowserMemberOptions['log']>): Signaling {
+  const who = { cluster: o.cluster, token: o.token, id };
+  const s = o.signaling ?? 'broadcast';
+  return s === 'broadcast' ? new BroadcastChannelSignaling(who, log) : new WebSocketSignaling({ ...who, url: s, log });
+}
+
+interface Parts {
+  id: MemberId;
+  name: string;
+  wantsVote: boolean;
+  founded: boolean;
+  timings: BrowserMemberTimings;
+  clock: Clock;
+  kv: KvMember;
+  channel: ControlChannel;
+  transport: WebRtcTransport;
+  cluster: string;
+  bootstrapKey: string;
+  bootstrapMembers: { id: MemberId; name: string; peerURLs: string[] }[];
+  unlistenPageHide: () => void;
+  log: NonNullable<BrowserMemberOptions['log']>;
+}
+
+class RunningBrowserMember implements BrowserMember {
+  readonly id: MemberId;
+  readonly client: Client;
+  readonly kv: KvMember;
+  readonly faults: FaultSwitch;
+  private readonly auto: AutoMembership;
+  private readonly listeners = new Set<(s: BrowserMemberStatus) => void>();
+  private lastStatusJson = '';
+  private readonly stops: (() => void)[] = [];
+  private publishing = false;
+  private closed = false;
+  /** Set when a leave was announced (pagehide or close): the member stops asking to join. */
+  private leaving = false;
+  private readonly onOnline = () => this.emitIfChanged();
+
+  constructor(private readonly p: Parts) {
+    this.id = p.id;
+    this.kv = p.kv;
+    this.faults = p.transport.faults;
+    this.auto = new AutoMembership(p.kv, { clock: p.clock, log: p.log });
+    this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock }), clock: p.clock });
+    this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
+    this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));
+    this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.onStatusTick()));
+    this.stops.push(p.kv.member.onChange(() => this.emitIfChanged()));
+    window.addEventListener('online', this.onOnline);
+    window.addEventListener('offline', this.onOnline);
+    this.maybeAskToJoin();
+  }
+
+  status(): BrowserMemberStatus {
+    const s = this.kv.member.status();
+    const voters = [...s.confState.voters];
+    const learners = [...s.confState.learners];
+    return {
+      id: this.id,
+      name: this.p.name,
+      role: s.role,
+      term: s.term,
+      leader: s.lead,
+      commit: s.commit,
+      applied: s.applied,
+      voters,
+      learners,
+      connectedPeers: this.p.channel.presentMembers().filter((peer) => this.p.transport.isConnected(peer)).sort((a, b) => a - b),
+      online: navigator.onLine,
+      joined: this.isJoined(voters, learners),
+      founded: this.p.founded,
+    };
+  }
+
+  onStatus(fn: (s: BrowserMemberStatus) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  async close(opts: { leave?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    if (opts.leave) await this.leaveCluster();
+    this.closed = true;
+    for (const stop of this.stops) stop();
+    this.p.unlistenPageHide();
+    window.removeEventListener('online', this.onOnline);
+    window.removeEventListener('offline', this.onOnline);
+    this.auto.stop();
+    this.client.close();
+    await this.kv.stop(); // closes the transport (and with it signaling) and the storage
+    if (opts.leave) {
+      // Removed from the cluster: this id must not come back with stale state.
+      localStorage.removeItem(this.p.bootstrapKey);
+      await IndexedDbStorage.destroy({ cluster: this.p.cluster, memberId: this.id });
+    }
+  }
+
+  private isJoined(voters: readonly MemberId[], learners: readonly MemberId[]): boolean {
+    return this.p.wantsVote ? voters.includes(this.id) : learners.includes(this.id) || voters.includes(this.id);
+  }
+
+  /**
+   * Asks every member present to add (or promote) this one, unless its applied configuration
+   * has it as wanted and it follows a leader. A member removed while its tab was away never
+   * applies its own removal, so it still sees itself in its configuration; it has no leader
+   * either, and that is what sends it asking again.
+   */
+  private maybeAskToJoin(): void {
+    if (this.closed || this.leaving) return;
+    const s = this.kv.member.status();
+    if (this.isJoined(s.confState.voters, s.confState.learners) && s.lead !== 0) return;
+    const request: JoinRequest = { id: this.id, name: this.p.name, peerURLs: [peerUrlOf(this.id)], wantsVote: this.p.wantsVote };
+    this.p.channel.broadcast({ kind: 'join', request });
+  }
+
+  private onStatusTick(): void {
+    this.maybePublishName();
+    this.emitIfChanged();
+  }
+
+  /** etcd's publish: put this tab's name in the member table once it is in it and there is a leader. */
+  private maybePublishName(): void {
+    const mine = this.kv.members.get(this.id);
+    if (this.publishing || !mine || mine.name === this.p.name || this.kv.member.status().lead === 0) return;
+    this.publishing = true;
+    this.kv
+      .publishAttributes(this.p.name, [])
+      .catch((err: Error) => this.p.log('warn', `publishing the member name failed; will retry: ${err.message}`))
+      .finally(() => (this.publishing = false));
+  }
+
+  private emitIfChanged(): void {
+    if (this.closed || this.kv.member.isStopped()) return;
+    const s = this.status();
+    const json = JSON.stringify(s);
+    if (json === this.lastStatusJson) return;
+    this.lastStatusJson = json;
+    for (const fn of this.listeners) fn(s);
+  }
+
+  /**
+   * The tab is going away (pagehide): hand leadership to the most caught-up voter and tell
+   * every member to remove this one. Nothing here may wait: the page is being torn down.
+   */
+  announceLeave(): void {
+    if (this.closed || this.leaving) return;
+    this.leaving = true;
+    this.maybeHandOffLeadership();
+    this.p.channel.broadcast({ kind: 'leave', id: this.id });
+    this.auto.leave(this.id);
+  }
+
+  /** close({ leave: true }): announce, then wait to see this member removed (or time out). */
+  private async leaveCluster(): Promise<void> {
+    this.leaving = true;
+    const deadline = this.p.clock.now() + this.p.timings.leaveTimeoutMs;
+    this.maybeHandOffLeadership();
+    await this.waitUntil(() => !this.kv.member.isLeader() || !this.hasOtherVoters(), deadline);
+    let removed = false;
+    const stopWatching = this.p.channel.onControl((from, msg) => {
+      // The leader's applied configuration no longer has this member: the removal committed.
+      if (msg.kind === 'probe-reply' && msg.inCluster && msg.leader === from && !msg.voters.includes(this.id) && !msg.learners.includes(this.id)) removed = true;
+    });
+    try {
+      await this.waitUntil(() => {
+        if (removed) return true;
+        this.p.channel.broadcast({ kind: 'leave', id: this.id });
+        this.p.channel.broadcast({ kind: 'probe' });
+        this.auto.leave(this.id);
+        return false;
+      }, deadline);
+    } finally {
+      stopWatching();
+    }
+    if (!removed) this.p.log('warn', `member ${this.id.toString(16)} closed without seeing its removal within ${this.p.timings.leaveTimeoutMs} ms; the cluster removes it if it received the request, else remove it by hand`);
+  }
+
+  private hasOtherVoters(): boolean {
+    return this.kv.member.status().confState.voters.some((v) => v !== this.id);
+  }
+
+  private maybeHandOffLeadership(): void {
+    const s = this.kv.member.status();
+    if (s.role !== StateRole.Leader || s.progress === null) return;
+    let best: MemberId = 0;
+    let bestMatch = -1;
+    for (const v of s.confState.voters) {
+      const match = s.progress.get(v)?.match ?? 0;
+      if (v !== this.id && match > bestMatch) [best, bestMatch] = [v, match];
+    }
+    if (best !== 0) this.kv.member.transferLeadership(best);
+  }
+
+  /** Polls `done` every joinRetryMs until it is true or `deadlineMs` (clock time) passes. */
+  private async waitUntil(done: () => boolean, deadlineMs: number): Promise<void> {
+    while (!done() && this.p.clock.now() < deadlineMs) await new Promise((r) => setTimeout(r, this.p.timings.joinRetryMs));
+  }
+}

@@ -1,0 +1,115 @@
+// What a Node member adds to take browser tabs as peers (--browser-peers on): a WebRTC
+// transport (node-datachannel) beside its TCP one, WebSocket signaling — hosted on its client
+// port, or another member's endpoint joined with --signaling-url — and AutoMembership
+// answering the tabs' join and leave requests over the signaling's control channel.
+//
+// Every Node member of a mixed cluster joins one signaling endpoint: tabs and Node members
+// find each other by member id there, and signaling relays are not federated, so a member on
+// another endpoint would never see them.
+
+import { WebSocket } from 'ws';
+import { systemClock } from '../clock/system.ts';
+import type { EtcdListener } from '../etcd-api/listener.ts';
+import { ControlChannel, serveMembershipControl, type BootstrapMember } from '../signaling/control.ts';
+import type { Signaling } from '../signaling/types.ts';
+import { SignalingError } from '../signaling/types.ts';
+import { WebSocketSignaling } from '../signaling/ws-client.ts';
+import { SignalingServer } from '../signaling/ws-server.ts';
+import { WebRtcTransport } from '../transport/webrtc/index.ts';
+import { nodeWrtc } from '../transport/webrtc/node-wrtc.ts';
+import { AutoMembership } from '../../src/server/auto-membership.ts';
+import type { KvMember } from '../../src/server/kv-member.ts';
+import type { MemberId } from '../../src/raft/types.ts';
+import { signalingPath, type BrowserPeersConfig } from './config.ts';
+import type { LogFn } from './node-member.ts';
+
+/** The scheme of a WebRTC member's peer URL (`webrtc://<id>`): the CompositeTransport routes it to WebRTC. */
+export const webrtcScheme = 'webrtc';
+
+export interface BrowserPeers {
+  transport: WebRtcTransport;
+  /** Lets the hosted endpoint (if any) answer WebSocket upgrades on `listener`'s client port. */
+  attach(listener: EtcdListener): void;
+  /** Starts answering probes, joins and leaves for `kv`, started with `bootstrapMembers` as its initial member table. */
+  serve(kv: KvMember, bootstrapMembers: readonly BootstrapMember[]): void;
+  close(): Promise<void>;
+}
+
+export class BrowserPeersError extends Error {}
+
+export interface BrowserPeersOptions {
+  id: MemberId;
+  /** --initial-cluster-token: both the signaling cluster name and its token. */
+  clusterToken: string;
+  config: BrowserPeersConfig;
+  /** The bind address of the peer listener, if any: ICE candidates stay on it. */
+  bindAddress?: string;
+  log: LogFn;
+}
+
+export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserPeers> {
+  const signalingLog = (level: 'debug' | 'info' | 'warn', msg: string) => {
+    if (level !== 'debug') o.log(level, msg);
+  };
+  const server =
+    o.config.signalingUrl === null
+      ? new SignalingServer({ cluster: o.clusterToken, token: o.clusterToken, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), log: signalingLog })
+      : null;
+  const signaling: Signaling = server
+    ? server.local(o.id)
+    : new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, token: o.clusterToken, id: o.id, WebSocket, log: signalingLog });
+  const channel = new ControlChannel(signaling, signalingLog);
+  let transport: WebRtcTransport;
+  try {
+    transport = await WebRtcTransport.open({
+      id: o.id,
+      signaling: channel.transportSignaling,
+      wrtc: nodeWrtc,
+      rtcConfig: { iceServers: [], ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) },
+      log: (level, msg) => {
+        if (level !== 'debug') o.log(level, msg);
+      },
+    });
+  } catch (err) {
+    await server?.close();
+    if (err instanceof SignalingError) throw new BrowserPeersError(`signaling: ${err.message}`);
+    throw err;
+  }
+  let auto: AutoMembership | null = null;
+  let unserve = () => {};
+  return {
+    transport,
+    attach(listener) {
+      server?.attach(listener.gateway);
+    },
+    serve(kv, bootstrapMembers) {
+      auto = new AutoMembership(kv, { clock: systemClock, log: (level, msg) => o.log(level, msg) });
+      unserve = serveMembershipControl(channel, kv, auto, bootstrapMembers);
+    },
+    async close() {
+      unserve();
+      auto?.stop();
+      await transport.close();
+      await server?.close();
+    },
+  };
+}
+
+/**
+ * Pages served from the endpoint's own origin (the Host they asked for) may join, and
+ * non-browser clients, which send no Origin; other origins only when listed. A DNS name
+ * rebound to this address passes the same-origin test: listen on loopback or a private
+ * address, as etcd's client port should be anyway.
+ */
+function originCheck(allowed: string[] | '*'): (origin: string | undefined, host: string | undefined) => boolean {
+  return (origin, host) => {
+    if (origin === undefined || allowed === '*') return true;
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      return false;
+    }
+    return parsed.host === host || allowed.includes(parsed.origin);
+  };
+}

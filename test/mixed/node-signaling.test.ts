@@ -1,0 +1,101 @@
+// A Node member with browser peers on (the default): it hosts WebSocket signaling on its
+// client port, and a member reached over WebRTC — here a Node process's KvMember with
+// node-datachannel, standing in for a tab — joins it through the control channel, is promoted
+// to voter and serves the data. A wrong cluster token and a foreign page's origin are refused.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { parseConfig, signalingPath } from '../../adapters/node/config.ts';
+import { startNodeMember, type NodeMember } from '../../adapters/node/node-member.ts';
+import { ControlChannel } from '../../adapters/signaling/control.ts';
+import { SignalingError } from '../../adapters/signaling/types.ts';
+import { WebSocketSignaling } from '../../adapters/signaling/ws-client.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { WebRtcTransport } from '../../adapters/transport/webrtc/index.ts';
+import { nodeWrtc } from '../../adapters/transport/webrtc/node-wrtc.ts';
+import type { KvMember } from '../../src/server/kv-member.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
+import { freePort } from '../helpers/processes.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const token = 'mixed-test-token';
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function startNode(): Promise<{ node: NodeMember; url: string; port: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'meshkv-mixed-'));
+  const port = await freePort();
+  const parsed = parseConfig(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${port}`, '--initial-cluster-token', token], {});
+  if (parsed.kind !== 'start') throw new Error('expected a start config');
+  const node = await startNodeMember(parsed.config, { log: () => {} });
+  cleanups.push(async () => {
+    await node.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await waitFor('the Node member to lead', () => node.kv.member.isLeader());
+  return { node, url: `ws://127.0.0.1:${port}${signalingPath}`, port };
+}
+
+/** A member reached over WebRTC that joins through the control channel, as a tab does. */
+async function startWebRtcJoiner(url: string, id: number, nodeId: number): Promise<KvMember> {
+  const channel = new ControlChannel(new WebSocketSignaling({ url, cluster: token, token, id, WebSocket }));
+  const transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' } });
+  transport.addPeer(nodeId, '');
+  const kv = await startKvMember(new MemoryHub(), id, [], { transport, tickMs: 10, electionTicks: 20 });
+  cleanups.push(() => kv.stop());
+  const ask = setInterval(() => {
+    channel.broadcast({ kind: 'join', request: { id, name: `joiner-${id}`, peerURLs: [`webrtc://${id}`], wantsVote: true } });
+  }, 100);
+  cleanups.push(async () => clearInterval(ask));
+  return kv;
+}
+
+describe('a Node member with browser peers', () => {
+  it('adds a WebRTC member that asks to join, promotes it, and both serve the same data', async () => {
+    const { node, url } = await startNode();
+    await node.kv.put({ key: enc('before'), value: enc('joined') });
+    const joinerId = 0x7ab1;
+    const joiner = await startWebRtcJoiner(url, joinerId, node.id);
+    await waitFor('the joiner to become a voter', () => node.kv.member.status().confState.voters.includes(joinerId), 20_000);
+    expect(node.kv.members.get(joinerId)?.peerURLs).toEqual([`webrtc://${joinerId}`]);
+    // Two voters now: a write commits only with the joiner's vote, over WebRTC.
+    await node.kv.put({ key: enc('after'), value: enc('two voters') });
+    await waitFor('the joiner to apply both writes', () => joiner.member.status().applied >= node.kv.member.status().commit, 10_000);
+    const before = await joiner.range({ key: enc('before'), serializable: true });
+    const after = await joiner.range({ key: enc('after') });
+    expect(dec(before.kvs[0].value)).toBe('joined');
+    expect(dec(after.kvs[0].value)).toBe('two voters');
+  }, 60_000);
+
+  it('refuses a member presenting the wrong cluster token', async () => {
+    const { url } = await startNode();
+    const signaling = new WebSocketSignaling({ url, cluster: token, token: 'wrong-token', id: 99, WebSocket });
+    const err = await signaling.join({ onSignal() {}, onPresence() {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SignalingError);
+    expect((err as Error).message).toBe(`signaling server ${url} refused member 99: cluster token mismatch`);
+  });
+
+  it('refuses a page of another origin, and lets the pages it serves in', async () => {
+    const { url, port } = await startNode();
+    const opened = (origin: string) =>
+      new Promise<string>((resolve) => {
+        const ws = new WebSocket(url, { origin });
+        ws.on('open', () => {
+          ws.close();
+          resolve('open');
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(`HTTP ${res.statusCode}`));
+        ws.on('error', (e) => resolve(e.message));
+      });
+    expect(await opened('http://evil.example')).toBe('HTTP 403');
+    expect(await opened(`http://127.0.0.1:${port}`)).toBe('open');
+  });
+});

@@ -1,0 +1,283 @@
+// Simulated clients that record a history (test/check/history.ts) for the checkers: each
+// client runs one operation at a time against a random member — writes are proposed there
+// (a follower forwards them) and answered when that member applies them; linearizable reads
+// go through ReadIndex (or the lease, as the seed's Raft configuration says) and are answered
+// from the member's MVCC store once it has applied up to the read index. Watchers stream the
+// history's prefix from a member's real watch hub and resume on another member from the
+// revision after the last one they received when theirs crashes, freezes too long or replaces
+// its store with a snapshot. All times are virtual; every choice comes from the `history`
+// stream, so a seed replays exactly.
+
+import type { FinalState, HistoryOp, OpInput, OpOutput, WatchEvent, WatchRecord } from '../check/history.ts';
+import { describeOp } from '../check/ops.ts';
+import { prefixRange } from '../../src/client/bytes.ts';
+import type { MvccStateMachine } from '../../src/mvcc/state-machine.ts';
+import { EventType, type WatchResponse } from '../../src/mvcc/types.ts';
+import type { WatchStream } from '../../src/mvcc/watch-hub.ts';
+import type { MemberId } from '../../src/raft/types.ts';
+import { StateRole } from '../../src/raft/types.ts';
+import type { SimMember } from './member.ts';
+import type { Prng } from './prng.ts';
+import { decodeText, encodeOpProposal, encodeText, type AppliedOp } from './state-machine.ts';
+
+/** Every key the clients touch starts with this; nothing else in the simulation writes under it. */
+export const historyPrefix = 'h/';
+const keysMax = 6;
+const clientsMin = 2;
+const clientsMax = 4;
+/** A client gives up on an operation after this (its outcome is then unknown, for a write). */
+const opTimeoutMs = 500;
+/** Think time between a client's operations. */
+const thinkMsMin = 10;
+const thinkMsMax = 80;
+/** How often watchers check their connection and the watch hub catches up unsynced watchers. */
+const watchPollMs = 25;
+/** Context prefix of the ReadIndex requests history reads make. */
+export const historyReadPrefix = 'hread ';
+
+export type HistoryEvent = { kind: 'client'; client: number } | { kind: 'timeout'; op: number } | { kind: 'watch-poll' };
+
+/** What the recorder needs from the simulation. */
+export interface RecorderHost {
+  nowMs(): number;
+  /** Members clients may talk to (running, not frozen), in creation order. */
+  runningMembers(): SimMember[];
+  schedule(atMs: number, event: HistoryEvent): void;
+  /** Proposes a payload on `member`; false when the proposal was dropped at once (certainly failed). */
+  propose(member: SimMember, payload: string): boolean;
+  /** Issues a ReadIndex with context `ctx` on `member`; the ReadState comes to onReadState. */
+  readIndex(member: SimMember, ctx: string): void;
+  trace(member: MemberId, text: string): void;
+}
+
+interface PendingOp {
+  op: HistoryOp;
+  member: MemberId;
+  incarnation: number;
+  /** For a read: the read index once its ReadState came. */
+  readIndex: number | null;
+}
+
+interface Watcher {
+  record: WatchRecord;
+  /** The connection: member, incarnation and store the stream lives on; null when not connected. */
+  conn: { member: SimMember; incarnation: number; mvcc: MvccStateMachine; stream: WatchStream } | null;
+  lastRevision: number;
+}
+
+export class HistoryRecorder {
+  readonly history: HistoryOp[] = [];
+  private readonly pending = new Map<number, PendingOp>();
+  private readonly watchers: Watcher[] = [];
+  private readonly clientCount: number;
+  /** Per client, the last value it saw for each key: CAS uses it as the expected value. */
+  private readonly lastSeen: Map<string, string | null>[] = [];
+  private nextOpId = 1;
+  /** Sabotage `stale-reads`: a follower answers a linearizable read from its own store, without ReadIndex. */
+  staleReads = false;
+
+  constructor(
+    private readonly host: RecorderHost,
+    private readonly prng: Prng,
+  ) {
+    this.clientCount = prng.range(clientsMin, clientsMax);
+    for (let c = 0; c < this.clientCount; c++) this.lastSeen.push(new Map());
+  }
+
+  start(): void {
+    for (let c = 0; c < this.clientCount; c++) this.host.schedule(this.host.nowMs() + this.prng.range(1, 50), { kind: 'client', client: c });
+    const watcherCount = this.prng.range(1, 2);
+    for (let w = 0; w < watcherCount; w++) {
+      this.watchers.push({ record: { client: 100 + w, prefix: historyPrefix, startRevision: 1, responses: [] }, conn: null, lastRevision: 0 });
+    }
+    this.host.schedule(this.host.nowMs() + watchPollMs, { kind: 'watch-poll' });
+  }
+
+  get watchRecords(): WatchRecord[] {
+    return this.watchers.map((w) => w.record);
+  }
+
+  handle(e: HistoryEvent): void {
+    if (e.kind === 'client') this.issue(e.client);
+    else if (e.kind === 'timeout') this.timeout(e.op);
+    else this.pollWatchers();
+  }
+
+  // ---- clients ----
+
+  private issue(client: number): void {
+    const members = this.host.runningMembers();
+    if (members.length === 0) {
+      this.host.schedule(this.host.nowMs() + opTimeoutMs / 10, { kind: 'client', client });
+      return;
+    }
+    const member = this.prng.pick(members);
+    const input = this.pickInput(client);
+    const op: HistoryOp = { id: this.nextOpId++, client, call: this.host.nowMs(), ret: Infinity, input, output: null };
+    if (input.f === 'get' || input.f === 'range') {
+      this.pending.set(op.id, { op, member: member.id, incarnation: member.incarnation, readIndex: null });
+      if (this.staleReads && member.role !== StateRole.Leader) {
+        this.host.trace(member.id, `SABOTAGE: read #${op.id} answered locally without ReadIndex`);
+        this.answerRead(op.id, member);
+        return;
+      }
+      this.host.readIndex(member, `${historyReadPrefix}${op.id}`);
+    } else {
+      if (!this.host.propose(member, encodeOpProposal({ id: op.id, input }))) {
+        // Refused before it could take effect: certainly failed, so not part of the history.
+        this.scheduleNext(client);
+        return;
+      }
+      this.pending.set(op.id, { op, member: member.id, incarnation: member.incarnation, readIndex: null });
+    }
+    this.host.schedule(this.host.nowMs() + opTimeoutMs, { kind: 'timeout', op: op.id });
+  }
+
+  private pickInput(client: number): OpInput {
+    const p = this.prng;
+    const key = `${historyPrefix}${p.int(keysMax)}`;
+    const value = `c${client}-${this.nextOpId}`;
+    const roll = p.int(100);
+    if (roll < 25) return { f: 'get', key };
+    if (roll < 35) return { f: 'range', prefix: historyPrefix };
+    if (roll < 65) return { f: 'put', key, value };
+    if (roll < 75) return { f: 'delete', key };
+    const seen = this.lastSeen[client].get(key);
+    return { f: 'cas', key, expected: seen === undefined || p.chance(0.2) ? null : seen, value };
+  }
+
+  private scheduleNext(client: number): void {
+    this.host.schedule(this.host.nowMs() + this.prng.range(thinkMsMin, thinkMsMax), { kind: 'client', client });
+  }
+
+  private complete(id: number, output: OpOutput): void {
+    const p = this.pending.get(id)!;
+    this.pending.delete(id);
+    p.op.ret = this.host.nowMs();
+    p.op.output = output;
+    this.history.push(p.op);
+    this.host.trace(p.member, `answered ${describeOp(p.op)}`);
+    this.remember(p.op.client, p.op.input, output);
+    this.scheduleNext(p.op.client);
+  }
+
+  private remember(client: number, input: OpInput, output: OpOutput): void {
+    const seen = this.lastSeen[client];
+    if (output.f === 'get' && input.f === 'get') seen.set(input.key, output.value);
+    else if (output.f === 'put' && input.f === 'put') seen.set(input.key, input.value);
+    else if (output.f === 'delete' && input.f === 'delete') seen.set(input.key, null);
+    else if (output.f === 'cas' && input.f === 'cas') seen.set(input.key, output.succeeded ? input.value : output.value);
+    else if (output.f === 'range') for (const key of seen.keys()) seen.set(key, output.kvs[key] ?? null);
+  }
+
+  private timeout(id: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.giveUp(p);
+    this.scheduleNext(p.op.client);
+  }
+
+  /** No answer: a write's outcome is unknown (it may still apply, or have applied); a read is left out. */
+  private giveUp(p: PendingOp): void {
+    this.pending.delete(p.op.id);
+    if (p.op.input.f !== 'get' && p.op.input.f !== 'range') this.history.push(p.op);
+  }
+
+  /** A member applied an entry: answer the write it carried if this member proposed it, and reads now due. */
+  onApplied(member: SimMember, applied: AppliedOp | null): void {
+    if (applied !== null) {
+      const p = this.pending.get(applied.id);
+      if (p !== undefined && this.isSameProcess(p, member)) this.complete(applied.id, applied.output);
+    }
+    this.answerDueReads(member);
+  }
+
+  onReadState(member: SimMember, ctx: string, index: number): void {
+    const id = Number(ctx.slice(historyReadPrefix.length));
+    const p = this.pending.get(id);
+    if (p === undefined || !this.isSameProcess(p, member)) return;
+    p.readIndex = index;
+    this.answerDueReads(member);
+  }
+
+  private answerDueReads(member: SimMember): void {
+    for (const [id, p] of this.pending) {
+      if (p.readIndex !== null && this.isSameProcess(p, member) && member.appliedIndex() >= p.readIndex) this.answerRead(id, member);
+    }
+  }
+
+  private answerRead(id: number, member: SimMember): void {
+    const input = this.pending.get(id)!.op.input as Extract<OpInput, { f: 'get' | 'range' }>;
+    this.complete(id, member.stateMachine().read(input));
+  }
+
+  /** The answer comes from the process the client talked to, not from one restarted since. */
+  private isSameProcess(p: PendingOp, member: SimMember): boolean {
+    return p.member === member.id && p.incarnation === member.incarnation && member.running;
+  }
+
+  // ---- watchers ----
+
+  private pollWatchers(): void {
+    for (const w of this.watchers) {
+      const c = w.conn;
+      const broken = c !== null && (!c.member.running || c.member.incarnation !== c.incarnation || c.member.stateMachine().mvcc !== c.mvcc);
+      if (broken || (c !== null && this.prng.chance(0.01))) this.disconnect(w, broken ? 'connection lost' : 'client reconnects');
+      if (w.conn === null) this.connect(w);
+      // The server's periodic catch-up of watchers that are behind (etcd runs it every 100 ms).
+      if (w.conn !== null && this.host.nowMs() >= w.conn.member.pausedUntilMs) w.conn.mvcc.watchHub.syncWatchers();
+    }
+    this.host.schedule(this.host.nowMs() + watchPollMs, { kind: 'watch-poll' });
+  }
+
+  private connect(w: Watcher): void {
+    const members = this.host.runningMembers();
+    if (members.length === 0) return;
+    const member = this.prng.pick(members);
+    const mvcc = member.stateMachine().mvcc;
+    // Every watch response becomes one element of `responses`.
+    const stream = mvcc.watchHub.openStream({ send: (r) => this.onWatchResponse(w, r) });
+    w.conn = { member, incarnation: member.incarnation, mvcc, stream };
+    stream.watch({ ...prefixRange(encodeText(historyPrefix)), startRevision: w.lastRevision + 1 });
+    this.host.trace(member.id, `watcher ${w.record.client} connected from revision ${w.lastRevision + 1}`);
+  }
+
+  private disconnect(w: Watcher, why: string): void {
+    w.conn!.stream.close();
+    this.host.trace(w.conn!.member.id, `watcher ${w.record.client} disconnected: ${why}`);
+    w.conn = null;
+  }
+
+  private onWatchResponse(w: Watcher, r: WatchResponse): boolean {
+    if (r.compactRevision > 0) {
+      // No compaction runs in the simulation; should one ever, the watcher resumes after it.
+      w.record.compactedAt = r.compactRevision;
+      w.lastRevision = r.compactRevision - 1;
+      return true;
+    }
+    if (r.events.length === 0) return true;
+    const events: WatchEvent[] = r.events.map((e) => ({
+      type: e.type === EventType.PUT ? 'put' : 'delete',
+      key: decodeText(e.kv.key),
+      value: e.type === EventType.PUT ? decodeText(e.kv.value) : null,
+      modRevision: e.kv.modRevision,
+    }));
+    w.record.responses.push({ events });
+    w.lastRevision = events[events.length - 1].modRevision;
+    return true;
+  }
+
+  // ---- the end ----
+
+  /** Operations still waiting at the end: a write's outcome is unknown; a read is left out. */
+  finish(): void {
+    for (const p of [...this.pending.values()]) this.giveUp(p);
+  }
+
+  /** The history's keys as `member` holds them now. */
+  static finalState(member: SimMember): FinalState {
+    const read = member.stateMachine().read({ f: 'range', prefix: historyPrefix });
+    if (read.f !== 'range') throw new Error('final state: a range read answered with a non-range');
+    return { member: `m${member.id}`, revision: read.revision, kvs: read.kvs };
+  }
+}
