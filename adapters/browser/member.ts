@@ -16,7 +16,7 @@ import { WebRtcTransport } from '../transport/webrtc/index.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
-import type { Clock, FaultSwitch } from '../../src/seams.ts';
+import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
 import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { peerUrlOf, planStart } from './founding.ts';
@@ -67,6 +67,11 @@ export interface BrowserMemberOptions {
   wantsVote?: boolean;
   timings?: Partial<BrowserMemberTimings>;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
+  /**
+   * Wraps what the member runs on (the demo: a tap on every Raft message, and a pause that
+   * freezes the member's timers and holds its traffic). Both default to the identity.
+   */
+  wrap?: { clock?: (c: Clock) => Clock; transport?: (t: Transport) => Transport };
 }
 
 export interface BrowserMemberStatus {
@@ -113,7 +118,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   checkOptions(options);
   const timings = { ...defaultBrowserMemberTimings, ...options.timings };
   const log = options.log ?? (() => {});
-  const clock = workerTimerClock();
+  const clock = options.wrap?.clock?.(workerTimerClock()) ?? workerTimerClock();
   const { id, storage, hasState } = await claimIdentity(options.cluster);
   const name = options.name ?? `tab-${id.toString(16)}`;
   const wantsVote = options.wantsVote ?? true;
@@ -152,7 +157,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
         peers: plan.peers,
         clock,
         storage,
-        transport,
+        transport: options.wrap?.transport?.(transport) ?? transport,
         random: Math.random,
         tickMs: timings.tickMs,
         electionTicks: timings.electionTicks,
