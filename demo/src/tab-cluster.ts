@@ -105,7 +105,8 @@ export class TabCluster implements DemoCluster {
   readonly mode = 'tab' as const;
   readonly description: string;
   readonly flightMs = drawnFlightMs;
-  readonly client: Client;
+  /** Made once the member is open (the connection wants a member); the same Client across restarts. */
+  client!: Client;
 
   private member: BrowserMember | null = null;
   private link: TabLink | null = null;
@@ -136,7 +137,6 @@ export class TabCluster implements DemoCluster {
       opts.signaling === 'broadcast'
         ? 'This tab is one real member (IndexedDB + WebRTC) of a cluster with the other tabs of this browser. Messages are drawn slowed down; the real ones take about a millisecond.'
         : 'This tab is one real member (IndexedDB + WebRTC) of a cluster with the Node member that served this page and every tab that opened it. Messages are drawn slowed down; the real ones take about a millisecond.';
-    this.client = new Client({ connection: new InProcessConnection(this.kvs, { clock: systemClock }), clock: systemClock });
     this.channel = telemetryChannel(opts.cluster);
     this.channel.onmessage = (e: MessageEvent) => this.onTelemetry(e.data);
   }
@@ -144,6 +144,7 @@ export class TabCluster implements DemoCluster {
   static async start(opts: TabClusterOptions): Promise<TabCluster> {
     const c = new TabCluster(opts);
     await c.open();
+    c.client = new Client({ connection: new InProcessConnection(c.kvs, { clock: systemClock }), clock: systemClock });
     // Worker-driven so a background tab keeps reporting at its pace (its own timers are clamped).
     c.stops.push(c.ticker.every(beaconMs, () => c.sendBeacon()));
     c.stops.push(c.ticker.every(messagesMs, () => c.flushMessages()));
@@ -159,7 +160,7 @@ export class TabCluster implements DemoCluster {
     const config = this.configuration(fresh);
     const tabs = new Map<MemberId, string>();
     const nodes = new Map<MemberId, string>();
-    for (const b of fresh) for (const t of b.table) (t.tab ? tabs : nodes).set(t.id, t.name || `${t.tab ? 'tab' : 'member'}-${t.id.toString(16)}`);
+    for (const b of fresh) for (const t of b.table) (t.tab ? tabs : nodes).set(t.id, shortName(t.name || `${t.tab ? 'tab' : 'member'}-${t.id.toString(16)}`));
     const ids = new Set<MemberId>([...config.voters, ...config.learners, this.selfId]);
     // Tabs still joining (not yet in the configuration) show up too; left or crashed ones outside it do not.
     for (const b of fresh) if (b.view.liveness !== 'crashed') ids.add(b.from);
@@ -168,7 +169,7 @@ export class TabCluster implements DemoCluster {
       const report = fresh.find((b) => b.from === id);
       if (report) members.push(report.view);
       else if (nodes.has(id)) members.push(this.inferredView(id, nodes.get(id)!, fresh, config.learners));
-      else members.push(this.silentView(id, tabs.get(id) ?? `tab-${id.toString(16)}`));
+      else members.push(this.silentView(id, tabs.get(id) ?? shortName(`tab-${id.toString(16)}`)));
     }
     const cut = new Map<string, [MemberId, MemberId]>();
     for (const b of fresh) {
@@ -279,7 +280,7 @@ export class TabCluster implements DemoCluster {
     this.member = member;
     this.kvs[0] = member.kv;
     this.selfId = member.id;
-    this.selfName = member.status().name;
+    this.selfName = shortName(member.status().name);
     this.left = false;
     this.paused = false;
     this.blocked.clear();
@@ -408,10 +409,10 @@ export class TabCluster implements DemoCluster {
     }
     const st = member.kv.member.status();
     const s = member.status();
-    this.selfName = s.name;
+    this.selfName = shortName(s.name);
     const own: MemberView = {
       id: this.selfId,
-      name: s.name,
+      name: this.selfName,
       kind: 'tab',
       persistence: 'indexeddb',
       liveness: this.paused ? 'paused' : 'running',
@@ -445,7 +446,7 @@ export class TabCluster implements DemoCluster {
     const running = reports.filter((b) => b.view.liveness === 'running');
     const newest = running.reduce<Beacon | null>((best, b) => (!best || b.view.term > best.view.term ? b : best), null);
     const isLeader = newest !== null && newest.view.leader === id;
-    const reachable = running.filter((b) => b.view.reachable.includes(id)).map((b) => b.from);
+    const reachable = running.filter((b) => b.view.reachable.includes(id)).map((b) => b.from).sort((a, b) => a - b);
     return {
       ...blankView(id, name),
       kind: 'node',
@@ -477,6 +478,15 @@ export class TabCluster implements DemoCluster {
     this.lastViewJson = json;
     for (const fn of this.changeListeners) fn();
   }
+}
+
+/**
+ * A tab's default name carries its whole id in hex (`tab-14e50835c12c7`), too long for the
+ * picture: the page shows its first four digits. Other names are shown as they are.
+ */
+function shortName(name: string): string {
+  const m = /^tab-([0-9a-f]{5,})$/.exec(name);
+  return m ? `tab-${m[1].slice(0, 4)}` : name;
 }
 
 function isCut(view: ClusterView, a: MemberId, b: MemberId): boolean {
