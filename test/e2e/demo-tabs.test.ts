@@ -1,0 +1,172 @@
+// The demo as `npm start` serves it: the real CLI (bin/start.ts) on free ports with a temporary
+// data directory, and three tabs that each become a member of its cluster. Through the pages:
+// exactly one leader across the tabs; a put in one tab shows in the others' watch streams; the
+// leader is cut off with the UI's controls and another is elected; after healing the old
+// leader follows. Screenshots at desktop and phone width are saved as artifacts.
+
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ClusterView, MemberView } from '../../demo/src/cluster.ts';
+import type { MeshkvHandle } from '../../demo/src/main.ts';
+import { freePort, spawnCollecting, type Spawned } from '../helpers/processes.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+let server: Spawned;
+let dataDir: string;
+let baseUrl: string;
+let clientPort: number;
+
+test.beforeAll(async () => {
+  test.setTimeout(120_000);
+  dataDir = await mkdtemp(join(tmpdir(), 'meshkv-e2e-demo-tabs-'));
+  clientPort = await freePort();
+  const peerPort = await freePort();
+  server = spawnCollecting(process.execPath, [
+    '--import', 'tsx', 'bin/start.ts',
+    '--data-dir', join(dataDir, 'member'),
+    '--listen-client-urls', `http://127.0.0.1:${clientPort}`,
+    '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+  ], { stdout: true });
+  // npm start prints the URL to open, and builds the demo first when it is stale.
+  const line = await waitFor('npm start to print the URL and elect itself', () => {
+    if (server.child.exitCode !== null) throw new Error(`npm start exited with ${server.child.exitCode}:\n${server.logs.join('\n')}`);
+    const ready = server.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"'));
+    return ready && server.logs.find((l) => l.startsWith('meshkv: open '));
+  }, 100_000);
+  baseUrl = /open (http:\/\/\S+) in a browser/.exec(line)![1];
+});
+
+test.afterAll(async () => {
+  if (server?.child.pid !== undefined && server.child.exitCode === null) process.kill(server.child.pid, 'SIGKILL');
+  await server?.exited;
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+interface Tab {
+  page: Page;
+  errors: string[];
+}
+
+async function openTab(context: BrowserContext): Promise<Tab> {
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+  await page.goto(baseUrl);
+  await expect(page.locator('body[data-ready]'), `page errors: ${errors.join('; ')}`).toBeAttached({ timeout: 30_000 });
+  return { page, errors };
+}
+
+function status(tab: Tab): Promise<ClusterView> {
+  return tab.page.evaluate(() => (window as unknown as { meshkv: MeshkvHandle }).meshkv.status());
+}
+
+function self(tab: Tab): Promise<MemberView> {
+  return tab.page.evaluate(() => (window as unknown as { meshkv: MeshkvHandle }).meshkv.self()!);
+}
+
+/** The Node member's own answer (etcd's maintenance status over the JSON gateway): its id and its leader. */
+async function nodeStatus(): Promise<{ id: number; leader: number }> {
+  const res = await fetch(`http://127.0.0.1:${clientPort}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+  const body = (await res.json()) as { header: { member_id: string }; leader: string };
+  return { id: Number(body.header.member_id), leader: Number(body.leader) };
+}
+
+/**
+ * The leader every tab's own member follows, in one term, with exactly one member claiming
+ * leadership among the tabs' views; `not` excludes an old leader.
+ */
+async function agreedLeader(tabs: Tab[], not?: number): Promise<{ id: number; term: number; name: string }> {
+  let found: { id: number; term: number; name: string } | null = null;
+  await expect.poll(async () => {
+    const selves = await Promise.all(tabs.map(self));
+    const views = await Promise.all(tabs.map(status));
+    const leader = selves[0].leader;
+    if (leader === 0 || leader === not) return `no new leader yet (${leader})`;
+    if (!selves.every((s) => s.liveness === 'running' && s.leader === leader && s.term === selves[0].term)) return JSON.stringify(selves.map((s) => [s.name, s.role, s.term, s.leader]));
+    for (const v of views) {
+      const claiming = v.members.filter((m) => m.liveness === 'running' && m.role === 'leader' && m.term === selves[0].term);
+      if (claiming.length !== 1 || claiming[0].id !== leader) return `a tab sees leaders ${JSON.stringify(claiming.map((m) => m.name))}`;
+    }
+    const m = views[0].members.find((x) => x.id === leader)!;
+    found = { id: leader, term: selves[0].term, name: m.name };
+    return 'agreed';
+  }, { timeout: 20_000 }).toBe('agreed');
+  return found!;
+}
+
+test('three tabs on npm start: one leader, a put in every watch, the leader cut off and healed', async ({ browser }, testInfo) => {
+  test.setTimeout(150_000);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tabs: Tab[] = [];
+  for (let i = 0; i < 3; i++) tabs.push(await openTab(context));
+  const [a] = tabs;
+  const node = await nodeStatus();
+
+  // Every tab is a member; the Node member that served the page is one too.
+  await expect.poll(async () => (await status(a)).members.map((m) => `${m.kind}:${m.role}`).sort().join(' '), { timeout: 30_000 })
+    .toMatch(/^node:\w+ tab:\w+ tab:\w+ tab:\w+$/);
+  for (const t of tabs) await expect(t.page.getByTestId('mode')).toContainText('tab member');
+  const first = await agreedLeader(tabs);
+  for (const t of tabs) await expect(t.page.getByTestId('leader')).toHaveText(`leader ${first.name}`);
+
+  // A put in one tab's KV panel reaches the watch streams of the others.
+  await a.page.fill('input[name=key]', 'demo/greeting');
+  await a.page.fill('input[name=value]', 'hello, tabs');
+  await a.page.click('[data-op=put]');
+  for (const t of tabs) {
+    const row = t.page.getByTestId('watch').locator('li[data-key="demo/greeting"]');
+    await expect(row).toContainText('PUT');
+    await expect(row).toContainText('"hello, tabs"');
+  }
+
+  // Cut the leader off with the controls of the first tab's page: isolate a tab leader from
+  // its card; a Node leader (which runs no page) by clicking each of its links to the tabs.
+  const view = await status(a);
+  if (first.id === node.id) {
+    for (const m of view.members.filter((x) => x.id !== first.id)) {
+      // From the keyboard: a vertical link's line has an empty bounding box, which Playwright will not click.
+      await a.page.locator(`[data-link="${Math.min(m.id, first.id)}-${Math.max(m.id, first.id)}"]`).press('Enter');
+    }
+  } else {
+    await a.page.locator(`.card.member[data-member="${first.id}"] [data-action=isolate]`).click();
+  }
+  await expect.poll(async () => (await status(a)).cutLinks.length, { timeout: 5000 }).toBe(3);
+  const second = await agreedLeader(first.id === node.id ? tabs : await tabsOtherThan(tabs, first.id), first.id);
+  expect(second.term).toBeGreaterThan(first.term);
+  await expect(a.page.locator('.timeline')).toContainText(`${second.name} is leader of term ${second.term}`);
+
+  // Heal: the old leader follows the new one (a Node member says so itself, over its API).
+  await a.page.click('[data-action=heal-all]');
+  await expect.poll(async () => (await status(a)).cutLinks.length, { timeout: 5000 }).toBe(0);
+  if (first.id === node.id) {
+    await expect.poll(async () => (await nodeStatus()).leader, { timeout: 20_000 }).toBe(second.id);
+  } else {
+    const old = await tabOf(tabs, first.id);
+    await expect.poll(async () => { const s = await self(old); return `${s.role} ${s.leader}`; }, { timeout: 20_000 }).toBe(`follower ${second.id}`);
+  }
+  await agreedLeader(tabs);
+  await expect(a.page.locator(`.card.member[data-member="${first.id}"]`)).toHaveAttribute('data-role', 'follower');
+
+  await a.page.screenshot({ path: testInfo.outputPath('demo-tabs-desktop.png'), fullPage: true });
+  await a.page.setViewportSize({ width: 390, height: 844 });
+  await expect.poll(() => a.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+  await a.page.screenshot({ path: testInfo.outputPath('demo-tabs-phone.png'), fullPage: true });
+
+  for (const t of tabs) expect(t.errors, 'errors in a tab').toEqual([]);
+  await context.close();
+});
+
+/** The tab whose own member is `id`. */
+async function tabOf(tabs: Tab[], id: number): Promise<Tab> {
+  for (const t of tabs) if ((await self(t)).id === id) return t;
+  throw new Error(`no tab runs member ${id}`);
+}
+
+/** The tabs whose own member is not `id`. */
+async function tabsOtherThan(tabs: Tab[], id: number): Promise<Tab[]> {
+  const ids = await Promise.all(tabs.map(async (t) => (await self(t)).id));
+  return tabs.filter((_, i) => ids[i] !== id);
+}
