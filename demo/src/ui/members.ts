@@ -58,7 +58,9 @@ export class MemberCards {
       h('header', { class: 'member-head' },
         h('span', { class: 'member-name' }, m.name),
         h('span', { class: `pill state-${badge}` }, badge === 'pre-candidate' ? 'pre-candidate' : badge),
-        view.clientMember === m.id ? h('span', { class: 'via', title: 'The KV panel’s requests go to this member' }, 'client') : null,
+        view.self === m.id
+          ? h('span', { class: 'via', title: 'This tab’s own member; the KV panel’s requests go to it' }, 'this tab')
+          : view.clientMember === m.id ? h('span', { class: 'via', title: 'The KV panel’s requests go to this member' }, 'client') : null,
         h('span', { class: 'member-kind' }, `${m.kind} · ${m.persistence}`)),
       h('dl', { class: 'stats' },
         stat('term', m.term),

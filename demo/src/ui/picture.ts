@@ -159,7 +159,7 @@ export class ClusterPicture {
     this.positions.clear();
     ids.forEach((id, i) => {
       const angle = -Math.PI / 2 + (2 * Math.PI * i) / ids.length;
-      this.positions.set(id, { x: width / 2 + orbitX * Math.cos(angle), y: height / 2 + 6 + orbitY * Math.sin(angle) });
+      this.positions.set(id, { x: width / 2 + orbitX * Math.cos(angle), y: height / 2 - 4 + orbitY * Math.sin(angle) });
     });
     for (const f of this.flights) f.el.remove();
     this.flights = [];

@@ -61,7 +61,7 @@ export class Timeline {
 
   private memberChanges(was: MemberView, m: MemberView): void {
     if (was.liveness !== m.liveness) {
-      const what = { running: was.liveness === 'paused' ? 'resumed' : 'restarted', paused: 'paused', crashed: 'crashed', silent: 'went silent' }[m.liveness];
+      const what = { running: was.liveness === 'paused' ? 'resumed' : was.liveness === 'silent' ? 'is heard from again' : 'restarted', paused: 'paused', crashed: 'crashed', silent: 'went silent' }[m.liveness];
       this.add(m.liveness === 'running' ? 'heal' : 'fault', `${m.name} ${what}`);
     }
     if (m.liveness === 'crashed' || m.liveness === 'silent') return;
