@@ -150,6 +150,32 @@ test('three tabs on npm start: one leader, a put in every watch, the leader cut 
   await agreedLeader(tabs);
   await expect(a.page.locator(`.card.member[data-member="${first.id}"]`)).toHaveAttribute('data-role', 'follower');
 
+  // Faults on another tab's member, from this tab's cards: the command runs in that tab. A
+  // follower, so that the write below need not wait out an election.
+  let target: Tab | undefined;
+  for (const t of await tabsOtherThan(tabs, (await self(a)).id)) if ((await self(t)).role === 'follower') target ??= t;
+  if (!target) throw new Error('no follower tab besides the first');
+  const targetId = (await self(target)).id;
+  const card = a.page.locator(`.card.member[data-member="${targetId}"]`);
+  await card.locator('[data-action=pause]').click();
+  await expect.poll(async () => (await self(target!)).liveness).toBe('paused');
+  await expect(card).toHaveAttribute('data-liveness', 'paused');
+  await card.locator('[data-action=resume]').click();
+  await expect.poll(async () => (await self(target!)).liveness).toBe('running');
+
+  await card.locator('[data-action=crash]').click();
+  await expect(card).toHaveAttribute('data-liveness', 'crashed');
+  await a.page.fill('input[name=key]', 'demo/while-crashed');
+  await a.page.fill('input[name=value]', 'written while a tab was down');
+  await a.page.click('[data-op=put]');
+  await expect(a.page.getByTestId('watch').locator('li[data-key="demo/while-crashed"]')).toContainText('PUT');
+  await card.locator('[data-action=restart]').click();
+  // The same member comes back from IndexedDB and catches up.
+  await expect.poll(async () => { const s = await self(target!); return `${s.id} ${s.liveness}`; }, { timeout: 20_000 }).toBe(`${targetId} running`);
+  await expect.poll(() => target!.page.evaluate(async () => (await (window as unknown as { meshkv: MeshkvHandle }).meshkv.client.get('demo/while-crashed').string()) ?? null), { timeout: 20_000 })
+    .toBe('written while a tab was down');
+  await agreedLeader(tabs);
+
   await a.page.screenshot({ path: testInfo.outputPath('demo-tabs-desktop.png'), fullPage: true });
   await a.page.setViewportSize({ width: 390, height: 844 });
   await expect.poll(() => a.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
