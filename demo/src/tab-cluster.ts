@@ -13,7 +13,7 @@ import { Client, InProcessConnection } from '../../src/client/index.ts';
 import { isLocalMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import type { ClusterView, DemoCluster, FaultAction, MemberView, Role, WireMessage } from './cluster.ts';
+import type { ClusterView, DemoCluster, FaultAction, MemberKind, MemberView, Role, WireMessage } from './cluster.ts';
 import { clusterLeader } from './cluster.ts';
 import { describeMessage, hold, pausableClock } from './demo-link.ts';
 import {
@@ -168,8 +168,8 @@ export class TabCluster implements DemoCluster {
     for (const id of [...ids].sort((a, b) => a - b)) {
       const report = fresh.find((b) => b.from === id);
       if (report) members.push(report.view);
-      else if (nodes.has(id)) members.push(this.inferredView(id, nodes.get(id)!, fresh, config.learners));
-      else members.push(this.silentView(id, tabs.get(id) ?? shortName(`tab-${id.toString(16)}`)));
+      else if (nodes.has(id)) members.push(this.inferredView(id, nodes.get(id)!, 'node', fresh, config.learners));
+      else members.push(this.inferredView(id, tabs.get(id) ?? shortName(`tab-${id.toString(16)}`), 'tab', fresh, config.learners));
     }
     const cut = new Map<string, [MemberId, MemberId]>();
     for (const b of fresh) {
@@ -195,7 +195,8 @@ export class TabCluster implements DemoCluster {
     const view = this.view();
     const m = view.members.find((x) => x.id === id);
     if (!m || this.busy) return false;
-    const reporting = m.kind === 'tab' && m.liveness !== 'silent';
+    // Only tabs that report (this browser's) carry out commands.
+    const reporting = !m.inferred;
     const selfRunning = this.member !== null && !this.paused;
     switch (action) {
       case 'isolate':
@@ -229,15 +230,14 @@ export class TabCluster implements DemoCluster {
       for (const p of view.members) if (p.id !== id) this.setLink(id, p.id, true);
       return;
     }
-    if (action === 'remove' && target.kind === 'node') return this.requireMember().kv.removeMember(id);
-    if (action === 'remove' && target.liveness === 'silent') return this.requireMember().kv.removeMember(id);
+    if (action === 'remove' && target.inferred) return this.requireMember().kv.removeMember(id);
     if (id === this.selfId) return this.execute(action);
     this.command({ kind: 'command', to: id, action });
   }
 
   canCut(a: MemberId, b: MemberId): boolean {
     const view = this.view();
-    const reporting = (id: MemberId) => view.members.some((m) => m.id === id && m.kind === 'tab' && (m.liveness === 'running' || m.liveness === 'paused'));
+    const reporting = (id: MemberId) => view.members.some((m) => m.id === id && !m.inferred && (m.liveness === 'running' || m.liveness === 'paused'));
     return a !== b && (reporting(a) || reporting(b));
   }
 
@@ -270,8 +270,8 @@ export class TabCluster implements DemoCluster {
             paused: () => this.paused,
             sent: (m, dropped) => this.report(describeMessage(m, drawnFlightMs, dropped)),
             received: (m) => {
-              // Members that report nothing themselves (Node members): their messages are drawn from this end.
-              if (!this.isTab(m.from)) this.report(describeMessage(m, drawnFlightMs, false));
+              // Members that report nothing here (Node members, other browsers' tabs): their messages are drawn from this end.
+              if (!this.reportsHere(m.from)) this.report(describeMessage(m, drawnFlightMs, false));
             },
           })),
       },
@@ -441,16 +441,19 @@ export class TabCluster implements DemoCluster {
     return best ?? this.lastConfig;
   }
 
-  /** A member that reports nothing (a Node member): what the running tabs say about it. */
-  private inferredView(id: MemberId, name: string, reports: Beacon[], learners: MemberId[]): MemberView {
+  /**
+   * A member that reports nothing here (a Node member, a tab of another browser, a tab that
+   * closed): what the running tabs say about it. Silent when none of them reaches it.
+   */
+  private inferredView(id: MemberId, name: string, kind: MemberKind, reports: Beacon[], learners: MemberId[]): MemberView {
     const running = reports.filter((b) => b.view.liveness === 'running');
     const newest = running.reduce<Beacon | null>((best, b) => (!best || b.view.term > best.view.term ? b : best), null);
     const isLeader = newest !== null && newest.view.leader === id;
     const reachable = running.filter((b) => b.view.reachable.includes(id)).map((b) => b.from).sort((a, b) => a - b);
     return {
       ...blankView(id, name),
-      kind: 'node',
-      persistence: 'disk',
+      kind,
+      persistence: kind === 'node' ? 'disk' : 'indexeddb',
       liveness: isLeader || reachable.length > 0 ? 'running' : 'silent',
       role: isLeader ? 'leader' : learners.includes(id) ? 'learner' : 'follower',
       term: newest?.view.term ?? 0,
@@ -460,10 +463,10 @@ export class TabCluster implements DemoCluster {
     };
   }
 
-  /** A tab in the configuration that has not reported lately (closed without leaving, or frozen). */
-  private silentView(id: MemberId, name: string): MemberView {
-    const last = this.heard.get(id)?.beacon.view;
-    return { ...(last ?? blankView(id, name)), liveness: 'silent', reachable: [] };
+  /** Whether `id` is a tab of this browser that reported lately (it draws its own messages). */
+  private reportsHere(id: MemberId): boolean {
+    const h = this.heard.get(id);
+    return h !== undefined && Date.now() - h.atMs < silentAfterMs;
   }
 
   private isTab(id: MemberId): boolean {

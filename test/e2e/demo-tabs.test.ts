@@ -158,6 +158,13 @@ test('three tabs on npm start: one leader, a put in every watch, the leader cut 
   await expect.poll(() => a.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   await a.page.screenshot({ path: testInfo.outputPath('demo-tabs-phone.png'), fullPage: true });
 
+  // Remove: the tab's member leaves the cluster (the leader takes it out of the configuration).
+  await a.page.setViewportSize({ width: 1280, height: 900 });
+  await card.locator('[data-action=remove]').click();
+  await expect.poll(async () => (await status(a)).members.map((m) => m.id).includes(targetId), { timeout: 20_000 }).toBe(false);
+  await expect.poll(async () => (await self(target!)).name).toMatch(/\(left\)$/);
+  await agreedLeader(tabs.filter((t) => t !== target));
+
   for (const t of tabs) expect(t.errors, 'errors in a tab').toEqual([]);
   await context.close();
 });
