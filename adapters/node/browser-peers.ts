@@ -23,9 +23,6 @@ import type { MemberId } from '../../src/raft/types.ts';
 import { signalingPath, type BrowserPeersConfig } from './config.ts';
 import type { LogFn } from './node-member.ts';
 
-/** The scheme of a WebRTC member's peer URL (`webrtc://<id>`): the CompositeTransport routes it to WebRTC. */
-export const webrtcScheme = 'webrtc';
-
 export interface BrowserPeers {
   transport: WebRtcTransport;
   /** Lets the hosted endpoint (if any) answer WebSocket upgrades on `listener`'s client port. */
