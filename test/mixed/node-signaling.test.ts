@@ -13,6 +13,7 @@ import { StartError, startNodeMember, type NodeMember } from '../../adapters/nod
 import { ControlChannel } from '../../adapters/signaling/control.ts';
 import { SignalingError } from '../../adapters/signaling/types.ts';
 import { WebSocketSignaling } from '../../adapters/signaling/ws-client.ts';
+import { SignalingServer } from '../../adapters/signaling/ws-server.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { WebRtcTransport } from '../../adapters/transport/webrtc/index.ts';
 import { nodeWrtc } from '../../adapters/transport/webrtc/node-wrtc.ts';
@@ -106,10 +107,21 @@ describe('a Node member with browser peers', () => {
     expect(await opened(url, `http://127.0.0.1:${port}`)).not.toBe('open');
   });
 
-  it('refuses to start when the signaling endpoint it is told to join is not there, saying why', async () => {
-    const nobody = `ws://127.0.0.1:${await freePort()}/meshkv/signal`;
-    await expect(startNode(['--signaling-url', nobody])).rejects.toThrow(
-      new StartError(`signaling: signaling server ${nobody} closed the connection before the join (code 1006)`),
-    );
+  it('starts while the signaling endpoint it is told to join is down, and joins it once it is up', async () => {
+    const port = await freePort();
+    const { node } = await startNode(['--signaling-url', `ws://127.0.0.1:${port}${signalingPath}`]);
+    const server = new SignalingServer({ cluster: token, token, path: signalingPath });
+    cleanups.push(() => server.close());
+    await server.listen(port);
+    await waitFor('the member to join the endpoint', () => server.memberIds.includes(node.id), 15_000);
+  });
+
+  it('refuses to start when the signaling endpoint it is told to join refuses its token', async () => {
+    const server = new SignalingServer({ cluster: 'another-token', token: 'another-token', path: signalingPath });
+    cleanups.push(() => server.close());
+    const url = await server.listen(0);
+    const err = await startNode(['--signaling-url', url]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StartError);
+    expect((err as Error).message).toMatch(new RegExp(`^signaling: signaling server ${url} refused member \\d+: cluster "${token}" is not served here$`));
   });
 });
