@@ -38,7 +38,7 @@ export interface BrowserPeersOptions {
   /** --initial-cluster-token: both the signaling cluster name and its token. */
   clusterToken: string;
   config: BrowserPeersConfig;
-  /** The bind address of the peer listener, if any: ICE candidates stay on it. */
+  /** Where ICE candidates are gathered: the client listener's host, where tabs reach the member's pages. */
   bindAddress?: string;
   log: LogFn;
 }

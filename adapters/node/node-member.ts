@@ -226,9 +226,9 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     unwatchLeader();
     unwatchMembers();
     for (const l of listeners) await l.close();
-    // The member's stop closes its transport, WebRTC and signaling included.
-    await kv.stop();
+    // No membership change starts while the member stops; its transport's close is repeatable.
     await browser?.close();
+    await kv.stop();
   };
   try {
     for (const url of config.listenClientUrls) {
