@@ -11,8 +11,7 @@ import { WebSocket } from 'ws';
 import { systemClock } from '../clock/system.ts';
 import type { EtcdListener } from '../etcd-api/listener.ts';
 import { ControlChannel, serveMembershipControl, type BootstrapMember } from '../signaling/control.ts';
-import type { Signaling } from '../signaling/types.ts';
-import { SignalingError } from '../signaling/types.ts';
+import { SignalingError, type Signaling, type SignalingHandlers } from '../signaling/types.ts';
 import { WebSocketSignaling } from '../signaling/ws-client.ts';
 import { SignalingServer } from '../signaling/ws-server.ts';
 import { WebRtcTransport } from '../transport/webrtc/index.ts';
@@ -22,9 +21,6 @@ import type { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import { signalingPath, type BrowserPeersConfig } from './config.ts';
 import type { LogFn } from './node-member.ts';
-
-/** The scheme of a WebRTC member's peer URL (`webrtc://<id>`): the CompositeTransport routes it to WebRTC. */
-export const webrtcScheme = 'webrtc';
 
 export interface BrowserPeers {
   transport: WebRtcTransport;
@@ -42,7 +38,7 @@ export interface BrowserPeersOptions {
   /** --initial-cluster-token: both the signaling cluster name and its token. */
   clusterToken: string;
   config: BrowserPeersConfig;
-  /** The bind address of the peer listener, if any: ICE candidates stay on it. */
+  /** Where ICE candidates are gathered: the client listener's host, where tabs reach the member's pages. */
   bindAddress?: string;
   log: LogFn;
 }
@@ -57,7 +53,10 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
       : null;
   const signaling: Signaling = server
     ? server.local(o.id)
-    : new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, token: o.clusterToken, id: o.id, WebSocket, log: signalingLog });
+    : new UntilJoinedSignaling(
+        () => new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, token: o.clusterToken, id: o.id, WebSocket, log: signalingLog }),
+        signalingLog,
+      );
   const channel = new ControlChannel(signaling, signalingLog);
   let transport: WebRtcTransport;
   try {
@@ -93,6 +92,69 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
       await server?.close();
     },
   };
+}
+
+/** Bounds of the wait between attempts to reach a signaling endpoint that was not there. */
+const joinRetryMsMin = 500;
+const joinRetryMsMax = 10_000;
+
+/**
+ * Joins another member's signaling endpoint, and when it cannot be reached (that member is
+ * down) starts anyway and keeps trying in the background: a Raft member must not stay down
+ * because the rendezvous for tabs is. A refusal (wrong token or cluster) is a misconfiguration
+ * and fails the join. Once joined, WebSocketSignaling reconnects by itself.
+ */
+class UntilJoinedSignaling implements Signaling {
+  private current: Signaling | null = null;
+  private closed = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private retryMs = joinRetryMsMin;
+
+  constructor(
+    private readonly open: () => Signaling,
+    private readonly log: (level: 'debug' | 'info' | 'warn', msg: string) => void,
+  ) {}
+
+  get id(): MemberId {
+    return (this.current ??= this.open()).id;
+  }
+
+  async join(handlers: SignalingHandlers): Promise<void> {
+    const first = (this.current ??= this.open());
+    try {
+      await first.join(handlers);
+    } catch (err) {
+      if (!(err instanceof SignalingError) || err.code !== 'unreachable') throw err;
+      this.log('warn', `${err.message}; starting without it and retrying`);
+      this.retryLater(handlers);
+    }
+  }
+
+  send(to: MemberId, data: unknown): void {
+    this.current?.send(to, data);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.current?.close();
+  }
+
+  private retryLater(handlers: SignalingHandlers): void {
+    this.timer = setTimeout(() => {
+      if (this.closed) return;
+      const attempt = (this.current = this.open());
+      attempt.join(handlers).then(
+        () => this.log('info', 'joined the signaling endpoint'),
+        (err: Error) => {
+          if (this.closed || this.current !== attempt) return;
+          if (err instanceof SignalingError && err.code === 'refused') return handlers.onClosed?.(err.message);
+          this.retryMs = Math.min(this.retryMs * 2, joinRetryMsMax);
+          this.retryLater(handlers);
+        },
+      );
+    }, this.retryMs);
+  }
 }
 
 /**

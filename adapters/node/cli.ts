@@ -53,15 +53,16 @@ async function main(): Promise<void> {
   if (config.browserPeers?.signalingUrl === null) {
     for (const l of node.listeners) log('info', 'serving browser signaling', { url: `ws://${hostPort(l.host, l.port)}${signalingPath}` });
   } else if (config.browserPeers) {
-    log('info', 'joined browser signaling', { url: config.browserPeers.signalingUrl });
+    log('info', 'using browser signaling', { url: config.browserPeers.signalingUrl });
   }
-  if (config.staticDir !== null) {
-    log('info', 'serving static files', { dir: config.staticDir });
-    // The one line a person starting the demo looks for, in plain text.
-    for (const l of node.listeners) process.stdout.write(`meshkv: open http://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
-  }
+  if (config.staticDir !== null) log('info', 'serving static files', { dir: config.staticDir });
   if (config.listenPeerUrls) log('info', 'serving peer traffic', { address: config.listenPeerUrls[0].host, 'cluster-state': config.initialClusterState });
-  const ready = (leader: number, term: number) => log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
+  const ready = (leader: number, term: number) => {
+    log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
+    // The one line a person starting the demo looks for, in plain text, once the page would work.
+    if (config.staticDir === null) return;
+    for (const l of node.listeners) process.stdout.write(`meshkv: open http://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
+  };
   const now = node.kv.member.status();
   if (now.lead !== 0) {
     ready(now.lead, now.term);

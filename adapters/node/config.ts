@@ -45,6 +45,9 @@ export interface BrowserPeersConfig {
 /** Where a member hosts the WebSocket signaling endpoint on its client port. */
 export const signalingPath = '/meshkv/signal';
 
+/** The scheme of a WebRTC member's peer URL (`webrtc://<id>`): the CompositeTransport routes it to WebRTC. */
+export const webrtcScheme = 'webrtc';
+
 export interface InitialMember {
   name: string;
   id: number;

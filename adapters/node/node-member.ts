@@ -14,8 +14,8 @@ import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { BrowserPeersError, openBrowserPeers, webrtcScheme, type BrowserPeers } from './browser-peers.ts';
-import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type NodeConfig } from './config.ts';
+import type { BrowserPeers } from './browser-peers.ts';
+import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type NodeConfig } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -87,9 +87,14 @@ async function withBrowserPeers(
   log: LogFn,
 ): Promise<{ transport: PeerTransport | Transport; browser: BrowserPeers | null }> {
   if (config.browserPeers === null) return { transport: base, browser: null };
+  // Loaded only when asked for: with --browser-peers off, node-datachannel's native module is never loaded.
+  const peers = await import('./browser-peers.ts').catch(async (err: Error) => {
+    await base.close();
+    throw new StartError(`browser peers: cannot load WebRTC (node-datachannel): ${err.message}; start with --browser-peers off to run without tabs`);
+  });
   let browser: BrowserPeers;
   try {
-    browser = await openBrowserPeers({
+    browser = await peers.openBrowserPeers({
       id: self.id,
       clusterToken: config.clusterToken,
       config: config.browserPeers,
@@ -98,7 +103,7 @@ async function withBrowserPeers(
     });
   } catch (err) {
     await base.close();
-    if (err instanceof BrowserPeersError) throw new StartError(err.message);
+    if (err instanceof peers.BrowserPeersError) throw new StartError(err.message);
     throw err;
   }
   return { transport: new CompositeTransport([{ schemes: [webrtcScheme], transport: browser.transport }], base), browser };
@@ -221,9 +226,9 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     unwatchLeader();
     unwatchMembers();
     for (const l of listeners) await l.close();
-    // The member's stop closes its transport, WebRTC and signaling included.
-    await kv.stop();
+    // No membership change starts while the member stops; its transport's close is repeatable.
     await browser?.close();
+    await kv.stop();
   };
   try {
     for (const url of config.listenClientUrls) {

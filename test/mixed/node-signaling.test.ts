@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { parseConfig, signalingPath } from '../../adapters/node/config.ts';
-import { startNodeMember, type NodeMember } from '../../adapters/node/node-member.ts';
+import { StartError, startNodeMember, type NodeMember } from '../../adapters/node/node-member.ts';
 import { ControlChannel } from '../../adapters/signaling/control.ts';
 import { SignalingError } from '../../adapters/signaling/types.ts';
 import { WebSocketSignaling } from '../../adapters/signaling/ws-client.ts';
+import { SignalingServer } from '../../adapters/signaling/ws-server.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { WebRtcTransport } from '../../adapters/transport/webrtc/index.ts';
 import { nodeWrtc } from '../../adapters/transport/webrtc/node-wrtc.ts';
@@ -30,16 +31,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function startNode(): Promise<{ node: NodeMember; url: string; port: number }> {
+async function startNode(extraFlags: string[] = []): Promise<{ node: NodeMember; url: string; port: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'meshkv-mixed-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
-  const parsed = parseConfig(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${port}`, '--initial-cluster-token', token], {});
+  const parsed = parseConfig(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${port}`, '--initial-cluster-token', token, ...extraFlags], {});
   if (parsed.kind !== 'start') throw new Error('expected a start config');
   const node = await startNodeMember(parsed.config, { log: () => {} });
-  cleanups.push(async () => {
-    await node.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  cleanups.push(() => node.stop());
   await waitFor('the Node member to lead', () => node.kv.member.isLeader());
   return { node, url: `ws://127.0.0.1:${port}${signalingPath}`, port };
 }
@@ -56,6 +55,19 @@ async function startWebRtcJoiner(url: string, id: number, nodeId: number): Promi
   }, 100);
   cleanups.push(async () => clearInterval(ask));
   return kv;
+}
+
+/** How a WebSocket to `url` from a page of `origin` ends: 'open', or the HTTP status or error. */
+function opened(url: string, origin: string): Promise<string> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { origin });
+    ws.on('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.on('unexpected-response', (_req, res) => resolve(`HTTP ${res.statusCode}`));
+    ws.on('error', (e) => resolve(e.message));
+  });
 }
 
 describe('a Node member with browser peers', () => {
@@ -83,19 +95,33 @@ describe('a Node member with browser peers', () => {
     expect((err as Error).message).toBe(`signaling server ${url} refused member 99: cluster token mismatch`);
   });
 
-  it('refuses a page of another origin, and lets the pages it serves in', async () => {
-    const { url, port } = await startNode();
-    const opened = (origin: string) =>
-      new Promise<string>((resolve) => {
-        const ws = new WebSocket(url, { origin });
-        ws.on('open', () => {
-          ws.close();
-          resolve('open');
-        });
-        ws.on('unexpected-response', (_req, res) => resolve(`HTTP ${res.statusCode}`));
-        ws.on('error', (e) => resolve(e.message));
-      });
-    expect(await opened('http://evil.example')).toBe('HTTP 403');
-    expect(await opened(`http://127.0.0.1:${port}`)).toBe('open');
+  it('refuses a page of another origin, and lets the pages it serves in and those listed', async () => {
+    const { url, port } = await startNode(['--browser-origins', 'http://127.0.0.1:5173']);
+    expect(await opened(url, 'http://evil.example')).toBe('HTTP 403');
+    expect(await opened(url, `http://127.0.0.1:${port}`)).toBe('open');
+    expect(await opened(url, 'http://127.0.0.1:5173')).toBe('open');
+  });
+
+  it('with --browser-peers off, serves no signaling endpoint', async () => {
+    const { url, port } = await startNode(['--browser-peers', 'off']);
+    expect(await opened(url, `http://127.0.0.1:${port}`)).not.toBe('open');
+  });
+
+  it('starts while the signaling endpoint it is told to join is down, and joins it once it is up', async () => {
+    const port = await freePort();
+    const { node } = await startNode(['--signaling-url', `ws://127.0.0.1:${port}${signalingPath}`]);
+    const server = new SignalingServer({ cluster: token, token, path: signalingPath });
+    cleanups.push(() => server.close());
+    await server.listen(port);
+    await waitFor('the member to join the endpoint', () => server.memberIds.includes(node.id), 15_000);
+  });
+
+  it('refuses to start when the signaling endpoint it is told to join refuses its token', async () => {
+    const server = new SignalingServer({ cluster: 'another-token', token: 'another-token', path: signalingPath });
+    cleanups.push(() => server.close());
+    const url = await server.listen(0);
+    const err = await startNode(['--signaling-url', url]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StartError);
+    expect((err as Error).message).toMatch(new RegExp(`^signaling: signaling server ${url} refused member \\d+: cluster "${token}" is not served here$`));
   });
 });
