@@ -8,11 +8,14 @@ import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ClusterView, MemberView } from '../../demo/src/cluster.ts';
 import type { MeshkvHandle } from '../../demo/src/main.ts';
 import { freePort, spawnCollecting, type Spawned } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
+/** What `npm start` runs; one process, so killing its PID ends the member. */
+const startScript = fileURLToPath(new URL('../../bin/start.ts', import.meta.url));
 let server: Spawned;
 let dataDir: string;
 let baseUrl: string;
@@ -24,7 +27,7 @@ test.beforeAll(async () => {
   clientPort = await freePort();
   const peerPort = await freePort();
   server = spawnCollecting(process.execPath, [
-    '--import', 'tsx', 'bin/start.ts',
+    '--import', 'tsx', startScript,
     '--data-dir', join(dataDir, 'member'),
     '--listen-client-urls', `http://127.0.0.1:${clientPort}`,
     '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
