@@ -250,13 +250,6 @@ export class TabCluster implements DemoCluster {
     }
   }
 
-  async close(): Promise<void> {
-    for (const stop of this.stops) stop();
-    this.channel.close();
-    this.client.close();
-    await this.member?.close();
-  }
-
   /** Opens this tab's member (again after a crash: the same member, from IndexedDB). */
   private async open(): Promise<void> {
     const options: BrowserMemberOptions = {
