@@ -43,7 +43,8 @@ export class EtcdListener {
     private readonly tcp: net.Server,
     private readonly grpcServer: grpc.Server,
     private readonly injector: grpc.ConnectionInjector,
-    private readonly gateway: http.Server,
+    /** The HTTP/1.1 side (gateway, WebSocket upgrades): other handlers may attach to it. */
+    readonly gateway: http.Server,
     /** Ends TLS on accepted connections (it never listens itself); null for plain TCP. */
     private readonly tlsServer: tls.Server | null,
   ) {

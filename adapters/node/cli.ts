@@ -3,12 +3,21 @@
 
 import { StorageError } from '../storage/errors.ts';
 import { ListenError } from '../etcd-api/listener.ts';
-import { ConfigError, parseConfig, usage } from './config.ts';
+import { ConfigError, parseConfig, signalingPath, usage } from './config.ts';
 import { StartError, startNodeMember, type LogFn, type NodeMember } from './node-member.ts';
 
 const log: LogFn = (level, msg, fields = {}) => {
   process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
 };
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** A listener on every address is opened in a browser on loopback. */
+function browsableHost(host: string): string {
+  return host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+}
 
 function fail(msg: string, exitCode: number): never {
   log('error', msg);
@@ -46,8 +55,20 @@ async function main(): Promise<void> {
   }
   log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });
   for (const l of node.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  if (config.browserPeers?.signalingUrl === null) {
+    for (const l of node.listeners) log('info', 'serving browser signaling', { url: `ws://${hostPort(l.host, l.port)}${signalingPath}` });
+  } else if (config.browserPeers) {
+    log('info', 'using browser signaling', { url: config.browserPeers.signalingUrl });
+  }
+  if (config.staticDir !== null) log('info', 'serving static files', { dir: config.staticDir });
   if (config.listenPeerUrls) log('info', 'serving peer traffic', { address: config.listenPeerUrls[0].host, 'cluster-state': config.initialClusterState });
-  const ready = (leader: number, term: number) => log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
+  const started = node;
+  const ready = (leader: number, term: number) => {
+    log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
+    // The one line a person starting the demo looks for, in plain text, once the page would work.
+    if (config.staticDir === null) return;
+    for (const l of started.listeners) process.stdout.write(`meshkv: open http://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
+  };
   const now = node.kv.member.status();
   if (now.lead !== 0) {
     ready(now.lead, now.term);

@@ -32,6 +32,10 @@ export interface NodeConfig {
   peerTls: PeerTlsFiles | null;
   /** PEM files for TLS on the client port (https:// client URLs); null for plain TCP. */
   clientTls: ClientTlsFiles | null;
+  /** Browser tabs as peers: a WebRTC transport next to TCP, signaling, automatic membership. */
+  browserPeers: BrowserPeersConfig | null;
+  /** A directory served over HTTP on the client port (the built demo), or null. */
+  staticDir: string | null;
 }
 
 export interface ClientTlsFiles {
@@ -47,6 +51,22 @@ export interface PeerTlsFiles {
   keyFile: string;
   trustedCaFile: string;
 }
+
+export interface BrowserPeersConfig {
+  /**
+   * The signaling endpoint this member joins (ws://host:port/meshkv/signal of the member that
+   * hosts it), or null to host one at `signalingPath` on every client URL and join that.
+   */
+  signalingUrl: string | null;
+  /** Origins besides the client URL's own whose pages may join through the hosted endpoint; `*` for any. */
+  allowedOrigins: string[] | '*';
+}
+
+/** Where a member hosts the WebSocket signaling endpoint on its client port. */
+export const signalingPath = '/meshkv/signal';
+
+/** The scheme of a WebRTC member's peer URL (`webrtc://<id>`): the CompositeTransport routes it to WebRTC. */
+export const webrtcScheme = 'webrtc';
 
 export interface InitialMember {
   name: string;
@@ -131,6 +151,26 @@ export const flags: Record<string, FlagSpec> = {
     defaultValue: '',
     boolean: true,
   },
+  'browser-peers': {
+    env: 'MESHKV_BROWSER_PEERS',
+    help: `'on' lets browser tabs join as members: WebRTC beside TCP, WebSocket signaling on the client port at ${signalingPath}, tabs added and removed as they ask; 'off' for Node peers only.`,
+    defaultValue: 'on',
+  },
+  'signaling-url': {
+    env: 'MESHKV_SIGNALING_URL',
+    help: 'Join the signaling endpoint another member hosts (ws://host:port/meshkv/signal) instead of hosting one; every Node member of a mixed cluster names the same one.',
+    defaultValue: '',
+  },
+  'browser-origins': {
+    env: 'MESHKV_BROWSER_ORIGINS',
+    help: "Comma-separated origins (http://host:port) whose pages may use this member's signaling endpoint besides pages it serves itself; '*' for any.",
+    defaultValue: '',
+  },
+  'static-dir': {
+    env: 'MESHKV_STATIC_DIR',
+    help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
+    defaultValue: '',
+  },
 };
 
 export const usage = [
@@ -210,6 +250,8 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
+  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
+  const staticDir = value('static-dir') === '' ? null : value('static-dir');
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
   const own = parsedCluster?.find((m) => m.name === name);
@@ -248,6 +290,8 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       faultInjection: faultText === 'true',
       peerTls,
       clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
+      browserPeers,
+      staticDir,
     },
   };
 }
@@ -298,6 +342,38 @@ function parsePeerTls(value: (flag: string) => string, peerUrls: string[]): Peer
   const plain = peerUrls.find((u) => !u.startsWith('https:'));
   if (plain !== undefined) throw new ConfigError(`peer TLS is on, so every peer URL must be https://, not ${plain}`);
   return { certFile, keyFile, trustedCaFile };
+}
+
+function parseBrowserPeers(onOff: string, signalingText: string, originsText: string): BrowserPeersConfig | null {
+  if (onOff !== 'on' && onOff !== 'off') throw new ConfigError(`--browser-peers must be on or off, not ${JSON.stringify(onOff)}`);
+  if (onOff === 'off') {
+    if (signalingText !== '') throw new ConfigError('--signaling-url needs --browser-peers on');
+    return null;
+  }
+  let signalingUrl: string | null = null;
+  if (signalingText !== '') {
+    let url: URL;
+    try {
+      url = new URL(signalingText);
+    } catch {
+      throw new ConfigError(`--signaling-url: ${JSON.stringify(signalingText)} is not a URL (expected e.g. ws://127.0.0.1:2379${signalingPath})`);
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new ConfigError(`--signaling-url: ${signalingText}: scheme must be ws:// or wss://`);
+    signalingUrl = url.href;
+  }
+  const origins = originsText.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  if (origins.includes('*')) return { signalingUrl, allowedOrigins: '*' };
+  const allowedOrigins = origins.map((o) => {
+    let url: URL;
+    try {
+      url = new URL(o);
+    } catch {
+      throw new ConfigError(`--browser-origins: ${JSON.stringify(o)} is not an origin (expected e.g. http://127.0.0.1:5173)`);
+    }
+    if (url.origin === 'null' || url.pathname !== '/' || url.search !== '') throw new ConfigError(`--browser-origins: ${o}: give scheme, host and port only, e.g. http://127.0.0.1:5173`);
+    return url.origin;
+  });
+  return { signalingUrl, allowedOrigins };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */

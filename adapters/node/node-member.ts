@@ -1,7 +1,8 @@
 // A Node member: a KvMember on filesystem storage, serving etcd's API on its client URLs and
 // talking to its peers over the TCP transport. The peer addresses come from --initial-cluster
 // at first, then from the replicated member table (conf change contexts, snapshots), so
-// members added later are dialled by every member.
+// members added later are dialled by every member. With browser peers on (the default), tabs
+// join too: their `webrtc://` peer URLs route to a WebRTC transport (./browser-peers.ts).
 
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
@@ -10,13 +11,15 @@ import { systemClock } from '../clock/system.ts';
 import type { FaultControls } from '../etcd-api/fault-admin.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
+import { CompositeTransport } from '../transport/composite.ts';
 import { MemoryHub } from '../transport/memory.ts';
 import { TcpTransport, TcpTransportError, type TcpTlsOptions } from '../transport/tcp/index.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
-import { clusterIdOf, memberIdOfPeerUrls, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
+import type { BrowserPeers } from './browser-peers.ts';
+import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -120,9 +123,40 @@ function isPeerTransport(t: Transport): t is PeerTransport {
   return [p.addPeer, p.removePeer, p.setRemoved, p.activeSince].every((f) => typeof f === 'function');
 }
 
-/** `host:port` of a peer URL, as the TCP transport dials it. */
+/** What the transport dials: `host:port` of a peer URL for TCP; a WebRTC member's URL whole, for the CompositeTransport to route. */
 function peerAddress(url: string): string {
-  return new URL(url).host;
+  const parsed = new URL(url);
+  return parsed.protocol === `${webrtcScheme}:` ? url : parsed.host;
+}
+
+/** The TCP (or in-process) transport, with WebRTC beside it when browser peers are on. */
+async function withBrowserPeers(
+  base: PeerTransport | Transport,
+  self: InitialMember,
+  config: NodeConfig,
+  log: LogFn,
+): Promise<{ transport: PeerTransport | Transport; browser: BrowserPeers | null }> {
+  if (config.browserPeers === null) return { transport: base, browser: null };
+  // Loaded only when asked for: with --browser-peers off, node-datachannel's native module is never loaded.
+  const peers = await import('./browser-peers.ts').catch(async (err: Error) => {
+    await base.close();
+    throw new StartError(`browser peers: cannot load WebRTC (node-datachannel): ${err.message}; start with --browser-peers off to run without tabs`);
+  });
+  let browser: BrowserPeers;
+  try {
+    browser = await peers.openBrowserPeers({
+      id: self.id,
+      clusterToken: config.clusterToken,
+      config: config.browserPeers,
+      bindAddress: config.listenClientUrls[0].hostname.replace(/^\[(.*)\]$/, '$1'),
+      log,
+    });
+  } catch (err) {
+    await base.close();
+    if (err instanceof peers.BrowserPeersError) throw new StartError(err.message);
+    throw err;
+  }
+  return { transport: new CompositeTransport([{ schemes: [webrtcScheme], transport: browser.transport }], base), browser };
 }
 
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
@@ -136,7 +170,8 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     removedReported = true;
     deps.onRemoved?.();
   };
-  const transport = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
+  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
+  const { transport, browser } = await withBrowserPeers(base, self, config, log);
   const peerTransport = isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
@@ -230,6 +265,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   };
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
+  browser?.serve(kv, initialMembers);
 
   // etcd's publish: once there is a leader, put this member's name and client URLs in the
   // table, and again whenever the table (say, a snapshot from the leader) disagrees.
@@ -268,6 +304,8 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     unwatchLeader();
     unwatchMembers();
     for (const l of listeners) await l.close();
+    // No membership change starts while the member stops; its transport's close is repeatable.
+    await browser?.close();
     await kv.stop();
   };
   try {
@@ -290,8 +328,10 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           },
           membership: peerTransport ? { newMemberId: memberIdOfPeerUrls, activeSince: (peer) => peerTransport.activeSince(peer) } : undefined,
           faults,
+          ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
         }),
       );
+      if (browser) browser.attach(listeners[listeners.length - 1]);
     }
   } catch (err) {
     await stopAll();

@@ -2,13 +2,14 @@
 // browsers or profiles and other Node members join through it. It serves one cluster: a join
 // with another cluster name or token is refused with a close reason the client reports, and
 // signals are relayed only between members that joined. Mount it on an existing node:http
-// server (`attach`) or give it its own port (`listen`).
+// server (`attach`) or give it its own port (`listen`). The member hosting it joins in-process
+// (`local`), with no socket to itself, so it can join before its own listener is up.
 
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { MemberId } from '../../src/raft/types.ts';
-import { identityProblem, isMemberId, signalBytesMax } from './types.ts';
+import { SignalingError, identityProblem, isMemberId, signalBytesMax, type Signaling, type SignalingHandlers } from './types.ts';
 import { closeProtocol, closeRefused, closeReplaced, parseMessage, type ServerMessage } from './ws-protocol.ts';
 
 export type SignalingServerLog = (level: 'debug' | 'info' | 'warn', msg: string) => void;
@@ -20,12 +21,25 @@ export interface SignalingServerOptions {
   path?: string;
   /** A connection that has not joined within this is closed. */
   joinTimeoutMs?: number;
+  /**
+   * Whether a WebSocket upgrade may proceed, given its Origin header (undefined for non-browser
+   * clients, which send none) and its Host header. Browsers let any page open a WebSocket to
+   * any host, so without this a page from anywhere could join a cluster on 127.0.0.1.
+   * Default: every origin.
+   */
+  allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
   log?: SignalingServerLog;
+}
+
+/** A joined member as the relay sees it: a WebSocket, or the in-process member. */
+interface Attendee {
+  deliver(m: ServerMessage): void;
+  close(code: number, reason: string): void;
 }
 
 export class SignalingServer {
   private readonly wss: WebSocketServer;
-  private readonly members = new Map<MemberId, WebSocket>();
+  private readonly members = new Map<MemberId, Attendee>();
   private readonly log: SignalingServerLog;
   readonly path: string;
   private ownServer: http.Server | null = null;
@@ -44,6 +58,12 @@ export class SignalingServer {
   attach(server: http.Server): void {
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== this.path) return;
+      const origin = req.headers.origin;
+      if (this.o.allowOrigin && !this.o.allowOrigin(origin, req.headers.host)) {
+        this.log('warn', `signaling server: refused a WebSocket from origin ${origin}`);
+        socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nsignaling: origin not allowed\n');
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
     };
     server.on('upgrade', onUpgrade);
@@ -81,18 +101,51 @@ export class SignalingServer {
     }
   }
 
+  /**
+   * A Signaling for the member hosting this server, joined in-process: the same relay, token
+   * and presence as a WebSocket member, with no socket.
+   */
+  local(id: MemberId): Signaling {
+    return new LocalSignaling(this, id);
+  }
+
+  /** Adds `attendee` as member `id` (replacing an earlier connection of it); returns the members already there. */
+  addMember(id: MemberId, attendee: Attendee): MemberId[] {
+    const previous = this.members.get(id);
+    if (previous) {
+      this.log('warn', `signaling server: member ${id} joined again; closing its previous connection`);
+      previous.close(closeReplaced, `replaced by a newer connection for member ${id}`);
+    }
+    const others = [...this.members.keys()].filter((o) => o !== id);
+    this.members.set(id, attendee);
+    this.broadcast(id, { type: 'presence', id, present: true });
+    this.log('info', `signaling server: member ${id} joined`);
+    return others;
+  }
+
+  /** Removes member `id` if `attendee` is still its connection, and tells the others. */
+  removeMember(id: MemberId, attendee: Attendee): void {
+    if (this.members.get(id) !== attendee) return;
+    this.members.delete(id);
+    this.log('info', `signaling server: member ${id} left`);
+    this.broadcast(id, { type: 'presence', id, present: false });
+  }
+
+  /** Relays a signal from a joined member; a signal to a member not here is dropped. */
+  relay(from: MemberId, to: MemberId, data: unknown): void {
+    this.members.get(to)?.deliver({ type: 'signal', from, data });
+  }
+
   private onConnection(ws: WebSocket): void {
     let id: MemberId = 0;
+    const attendee: Attendee = { deliver: (m) => ws.send(JSON.stringify(m)), close: (code, reason) => ws.close(code, reason) };
     /** Set once the join is refused: nothing more from this connection is looked at. */
     let refused = false;
     const timer = setTimeout(() => ws.close(closeProtocol, 'no join in time'), this.o.joinTimeoutMs ?? 5000);
     ws.on('error', (err) => this.log('debug', `signaling server: member ${id || '?'}: ${err.message}`));
     ws.on('close', () => {
       clearTimeout(timer);
-      if (id === 0 || this.members.get(id) !== ws) return;
-      this.members.delete(id);
-      this.log('info', `signaling server: member ${id} left`);
-      this.broadcast(id, { type: 'presence', id, present: false });
+      if (id !== 0) this.removeMember(id, attendee);
     });
     ws.on('message', (raw, isBinary) => {
       if (refused) return;
@@ -100,17 +153,17 @@ export class SignalingServer {
       if (!m) return ws.close(closeProtocol, 'not a JSON signaling message');
       if (id === 0) {
         clearTimeout(timer);
-        id = this.onJoin(ws, m);
+        id = this.onJoin(ws, attendee, m);
         refused = id === 0;
         return;
       }
       if (m.type !== 'signal' || !isMemberId(m.to)) return ws.close(closeProtocol, `unexpected ${m.type} message`);
-      this.members.get(m.to)?.send(JSON.stringify({ type: 'signal', from: id, data: m.data } satisfies ServerMessage));
+      this.relay(id, m.to, m.data);
     });
   }
 
   /** Returns the joined member's id, or 0 after refusing. */
-  private onJoin(ws: WebSocket, m: { type: string; [k: string]: unknown }): MemberId {
+  private onJoin(ws: WebSocket, attendee: Attendee, m: { type: string; [k: string]: unknown }): MemberId {
     const refuse = (reason: string) => {
       this.log('warn', `signaling server: refused a join: ${reason}`);
       ws.close(closeRefused, reason);
@@ -122,21 +175,51 @@ export class SignalingServer {
     if (problem) return refuse(problem);
     if (who.cluster !== this.o.cluster) return refuse(`cluster "${who.cluster}" is not served here`);
     if (who.token !== this.o.token) return refuse('cluster token mismatch');
-    const previous = this.members.get(who.id);
-    if (previous) {
-      this.log('warn', `signaling server: member ${who.id} joined again; closing its previous connection`);
-      previous.close(closeReplaced, `replaced by a newer connection for member ${who.id}`);
-    }
-    const others = [...this.members.keys()].filter((o) => o !== who.id);
-    this.members.set(who.id, ws);
-    ws.send(JSON.stringify({ type: 'joined', members: others } satisfies ServerMessage));
-    this.broadcast(who.id, { type: 'presence', id: who.id, present: true });
-    this.log('info', `signaling server: member ${who.id} joined`);
+    const others = this.addMember(who.id, attendee);
+    attendee.deliver({ type: 'joined', members: others });
     return who.id;
   }
 
   private broadcast(except: MemberId, m: ServerMessage): void {
-    const text = JSON.stringify(m);
-    for (const [id, ws] of this.members) if (id !== except) ws.send(text);
+    for (const [id, attendee] of this.members) if (id !== except) attendee.deliver(m);
+  }
+}
+
+/** The hosting member's own Signaling: joins the server's relay directly. */
+class LocalSignaling implements Signaling {
+  private attendee: Attendee | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly server: SignalingServer,
+    readonly id: MemberId,
+  ) {
+    if (!isMemberId(id)) throw new SignalingError('refused', `local signaling: member id ${String(id)} is not a positive safe integer`);
+  }
+
+  async join(handlers: SignalingHandlers): Promise<void> {
+    if (this.attendee) throw new Error(`local signaling ${this.id}: join() called twice`);
+    if (this.closed) throw new SignalingError('closed', `local signaling ${this.id}: closed`);
+    this.attendee = {
+      deliver: (m) => {
+        if (m.type === 'presence') handlers.onPresence(m.id, m.present);
+        else if (m.type === 'signal') handlers.onSignal(m.from, m.data);
+      },
+      close: (_code, reason) => {
+        this.closed = true;
+        handlers.onClosed?.(reason);
+      },
+    };
+    for (const other of this.server.addMember(this.id, this.attendee)) handlers.onPresence(other, true);
+  }
+
+  send(to: MemberId, data: unknown): void {
+    if (!this.closed && this.attendee) this.server.relay(this.id, to, data);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.attendee) this.server.removeMember(this.id, this.attendee);
   }
 }

@@ -6,6 +6,14 @@
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import type { FaultSwitch, Transport } from '../../src/seams.ts';
 
+/** Optional capabilities of a part that the composite passes through. */
+interface RemovalAware {
+  setRemoved(ids: Iterable<MemberId>): void;
+}
+interface LinkAges {
+  activeSince(peer: MemberId): number | null;
+}
+
 export interface Route {
   /** Address schemes this part serves, without the colon: `webrtc`, `tcp`. */
   schemes: string[];
@@ -61,6 +69,18 @@ export class CompositeTransport implements Transport {
   removePeer(id: MemberId): void {
     this.byPeer.get(id)?.removePeer(id);
     this.byPeer.delete(id);
+  }
+
+  /** Forwarded to every part that refuses removed members (TCP does; see node-member.ts). */
+  setRemoved(ids: Iterable<MemberId>): void {
+    const list = [...ids];
+    for (const t of this.parts()) (t as Partial<RemovalAware>).setRemoved?.(list);
+  }
+
+  /** Since when the link to `peer` has been up, from the part that reaches it; null if down or unknown. */
+  activeSince(peer: MemberId): number | null {
+    const t = this.byPeer.get(peer) as Partial<LinkAges> | undefined;
+    return t?.activeSince?.(peer) ?? null;
   }
 
   async close(): Promise<void> {

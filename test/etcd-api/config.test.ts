@@ -18,6 +18,17 @@ describe('meshkv configuration', () => {
     expect(c.advertiseClientUrls).toEqual(['http://127.0.0.1:2379']);
   });
 
+  it('takes browser tabs as peers by default, hosting signaling itself; off or another endpoint on request', () => {
+    expect(start([]).browserPeers).toEqual({ signalingUrl: null, allowedOrigins: [] });
+    expect(start([]).staticDir).toBeNull();
+    expect(start(['--browser-peers=off']).browserPeers).toBeNull();
+    expect(start([], { MESHKV_BROWSER_PEERS: 'off' }).browserPeers).toBeNull();
+    const c = start(['--signaling-url', 'ws://10.0.0.1:2379/meshkv/signal', '--browser-origins', 'http://127.0.0.1:5173, http://localhost:5173/', '--static-dir', 'demo/dist']);
+    expect(c.browserPeers).toEqual({ signalingUrl: 'ws://10.0.0.1:2379/meshkv/signal', allowedOrigins: ['http://127.0.0.1:5173', 'http://localhost:5173'] });
+    expect(c.staticDir).toBe('demo/dist');
+    expect(start(['--browser-origins=*']).browserPeers?.allowedOrigins).toBe('*');
+  });
+
   it('takes flags over environment variables', () => {
     const env = { MESHKV_NAME: 'from-env', MESHKV_DATA_DIR: '/env', MESHKV_ADVERTISE_CLIENT_URLS: 'http://10.0.0.1:2379' };
     const c = start(['--name=flag', '--listen-client-urls', 'http://0.0.0.0:1234,http://127.0.0.1:1235'], env);
@@ -49,6 +60,10 @@ describe('meshkv configuration', () => {
     [['--listen-client-urls=127.0.0.1:2379'], '--listen-client-urls: 127.0.0.1:2379: give a scheme, e.g. http://127.0.0.1:2379'],
     [['--listen-client-urls=unix://x:1'], '--listen-client-urls: unix://x:1: scheme must be http:// or https://'],
     [['--listen-client-urls=http://127.0.0.1'], '--listen-client-urls: http://127.0.0.1: give a port, e.g. http://127.0.0.1:2379'],
+    [['--browser-peers=yes'], '--browser-peers must be on or off, not "yes"'],
+    [['--browser-peers=off', '--signaling-url=ws://h:1/meshkv/signal'], '--signaling-url needs --browser-peers on'],
+    [['--signaling-url=http://h:1/meshkv/signal'], '--signaling-url: http://h:1/meshkv/signal: scheme must be ws:// or wss://'],
+    [['--browser-origins=http://h:1/page'], '--browser-origins: http://h:1/page: give scheme, host and port only, e.g. http://127.0.0.1:5173'],
     [['--listen-client-urls=http://not a url:1'], '--listen-client-urls: "http://not a url:1" is not a URL (expected e.g. http://127.0.0.1:2379)'],
     [['--peer-cert-file', 'x.crt'], '--peer-cert-file needs --peer-key-file (its private key)'],
     [['--peer-key-file', 'x.key'], '--peer-key-file needs --peer-cert-file (the certificate it belongs to)'],
