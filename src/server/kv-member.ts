@@ -108,10 +108,11 @@ class MvccReplica implements StateMachine {
 
   restore(image: Uint8Array): void {
     const { records, stateImage } = MemberTable.unwrapImage(image);
+    // The store first: a corrupt image is refused before the member table changes. An empty
+    // store image is the bootstrap snapshot.
+    if (stateImage.length > 0) this.mvcc.restore(stateImage);
     this.members.reset(records ?? this.initialMembers);
     this.notify();
-    if (stateImage.length === 0) return; // the bootstrap snapshot: an empty store
-    this.mvcc.restore(stateImage);
   }
 
   private notify(): void {
