@@ -31,7 +31,8 @@ export interface Served {
 
 export const memberId = 0x2e1259d415f2a;
 
-export async function serve(): Promise<Served> {
+/** `minTtlSeconds`: the lessor's shortest lease TTL (2 s unless given); shorter grants get it. */
+export async function serve(options: { minTtlSeconds?: number } = {}): Promise<Served> {
   const hub = new MemoryHub();
   const kv = await KvMember.start({
     id: memberId,
@@ -43,7 +44,7 @@ export async function serve(): Promise<Served> {
     tickMs: 10,
     electionTicks: 10,
     requestTimeoutMs: 3000,
-    mvcc: { lessor: { minTtlSeconds: 2 } },
+    mvcc: { lessor: { minTtlSeconds: options.minTtlSeconds ?? 2 } },
   });
   for (let i = 0; !kv.member.isLeader(); i++) {
     if (i > 500) throw new Error('single member did not become leader');

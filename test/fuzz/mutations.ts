@@ -23,28 +23,29 @@ export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('remove' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 16 }) }),
 );
 
+/** A mutated copy of `input`, as a plain Uint8Array (Buffer's slice and fill behave differently). */
 export function mutate(input: Uint8Array, m: Mutation): Uint8Array {
   const n = input.length;
   const pos = (at: number) => (n === 0 ? 0 : at % n);
   switch (m.kind) {
     case 'flip': {
-      const out = input.slice();
+      const out = new Uint8Array(input);
       if (n > 0) out[pos(m.at)] ^= 1 << m.bit;
       return out;
     }
     case 'set': {
-      const out = input.slice();
+      const out = new Uint8Array(input);
       if (n > 0) out[pos(m.at)] = m.byte;
       return out;
     }
     case 'truncate':
-      return input.slice(0, pos(m.at));
+      return new Uint8Array(input.subarray(0, pos(m.at)));
     case 'extend':
       return concat([input, m.bytes]);
     case 'insert':
       return concat([input.subarray(0, pos(m.at)), m.bytes, input.subarray(pos(m.at))]);
     case 'zero': {
-      const out = input.slice();
+      const out = new Uint8Array(input);
       out.fill(0, pos(m.at), pos(m.at) + m.length);
       return out;
     }
