@@ -75,7 +75,7 @@ describe('fuzz: raft message codec', () => {
       }),
       fuzzParams(3000),
     );
-  });
+  }, fuzzTimeoutMs(3000, 1));
 
   it('msgpack length fields that lie (up to 4 GiB) are refused at once, without allocating', () => {
     const lies = fc.record({
@@ -99,7 +99,7 @@ describe('fuzz: raft message codec', () => {
       fuzzParams(1000),
     );
     expect(process.memoryUsage().arrayBuffers - arrayBuffersBefore).toBeLessThan(64 * 1024 * 1024);
-  });
+  }, fuzzTimeoutMs(1000, 1));
 });
 
 describe('fuzz: frame reader', () => {
@@ -125,7 +125,7 @@ describe('fuzz: frame reader', () => {
     expect(() => [...reader.push(new Uint8Array([0xff, 0xff, 0xff, 0xff, FrameType.Message]))]).toThrow(
       new FramingError(`frame of ${0xffffffff} bytes exceeds the limit of ${frameBytesMax}`),
     );
-  });
+  }, fuzzTimeoutMs(2000, 1));
 });
 
 describe('fuzz: a live TCP transport', () => {

@@ -11,7 +11,7 @@ import { SnapshotFileError, decodeSnapshotFile, encodeSnapshotFile } from '../..
 import { crc32c } from '../../src/codec/crc32c.ts';
 import { MvccStateMachine, SNAPSHOT_FRAME_RECORDS_MAX, SnapshotDecodeError } from '../../src/mvcc/index.ts';
 import { Harness } from '../mvcc/helpers.ts';
-import { fuzzParams } from './fuzz-config.ts';
+import { fuzzParams, fuzzTimeoutMs } from './fuzz-config.ts';
 import { bytesEqual, concat, mutateAll, mutationArb } from './mutations.ts';
 
 /** A store with history, tombstones, a compaction, leases and more than one records frame. */
@@ -76,7 +76,7 @@ describe('fuzz: MVCC snapshot images', () => {
       }),
       fuzzParams(300),
     );
-  });
+  }, fuzzTimeoutMs(300, 10));
 
   const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -132,10 +132,10 @@ describe('fuzz: MVCC snapshot images', () => {
         if (dropFrame && copy.length > 1) copy.splice(1 + (frame % (copy.length - 1)), 1);
         if ('refused' in restoreOrRefuse(framed(copy))) refused++;
       }),
-      fuzzParams(300),
+      fuzzParams(150),
     );
     expect(refused).toBeGreaterThan(0);
-  });
+  }, fuzzTimeoutMs(150, 30));
 });
 
 describe('fuzz: snapshot save files', () => {
@@ -159,5 +159,5 @@ describe('fuzz: snapshot save files', () => {
       }),
       fuzzParams(300),
     );
-  });
+  }, fuzzTimeoutMs(300, 10));
 });
