@@ -164,17 +164,10 @@ function recordsFrame(records: readonly Record[]): RecordsFrame {
  * nothing else) on bad bytes, from here or from the iteration.
  */
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const frameAt = (offset: number): { doc: unknown; next: number } => {
-    if (offset + frameHeaderBytes > bytes.length) throw new SnapshotDecodeError(`truncated frame header at byte ${offset}`);
-    const length = view.getUint32(offset, true);
-    const start = offset + frameHeaderBytes;
-    if (start + length > bytes.length) throw new SnapshotDecodeError(`frame at byte ${offset} of ${length} bytes overruns the ${bytes.length}-byte image`);
-    const stored = view.getUint32(offset + 4, true);
-    const actual = crc32c(bytes, 0, start, start + length);
-    if (stored !== actual) throw new SnapshotDecodeError(`frame at byte ${offset}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`);
+    const end = checkedFrameEnd(bytes, offset);
     try {
-      return { doc: packr.unpack(bytes.subarray(start, start + length)), next: start + length };
+      return { doc: packr.unpack(bytes.subarray(offset + frameHeaderBytes, end)), next: end };
     } catch (err) {
       throw new SnapshotDecodeError(`frame at byte ${offset}: bad msgpack: ${err instanceof Error ? err.message : describeDecoded(err)}`);
     }
@@ -226,6 +219,33 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     leases,
     nextLeaseId: int64(header.nextLeaseId, 'nextLeaseId'),
   };
+}
+
+/** Where the frame at `offset` ends, once its length and checksum are checked; throws SnapshotDecodeError. */
+function checkedFrameEnd(bytes: Uint8Array, offset: number): number {
+  if (offset + frameHeaderBytes > bytes.length) throw new SnapshotDecodeError(`truncated frame header at byte ${offset}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, frameHeaderBytes);
+  const length = view.getUint32(0, true);
+  const start = offset + frameHeaderBytes;
+  if (start + length > bytes.length) throw new SnapshotDecodeError(`frame at byte ${offset} of ${length} bytes overruns the ${bytes.length}-byte image`);
+  const stored = view.getUint32(4, true);
+  const actual = crc32c(bytes, 0, start, start + length);
+  if (stored !== actual) throw new SnapshotDecodeError(`frame at byte ${offset}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`);
+  return start + length;
+}
+
+/**
+ * Why an image is damaged, or null: checks every frame's length and checksum without decoding
+ * anything, so it is cheap enough to run on a snapshot as it arrives. O(bytes).
+ */
+export function checkSnapshotFrames(bytes: Uint8Array): string | null {
+  try {
+    for (let offset = 0; offset < bytes.length; ) offset = checkedFrameEnd(bytes, offset);
+    return bytes.length === 0 ? 'snapshot: empty image' : null;
+  } catch (err) {
+    if (err instanceof SnapshotDecodeError) return err.message;
+    throw err;
+  }
 }
 
 function toHeader(doc: unknown): HeaderFrame {

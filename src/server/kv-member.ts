@@ -4,6 +4,7 @@
 
 import { decodeRequest, encodeRequest, RequestDecodeError } from '../codec/request.ts';
 import { Errors, GrpcCode, MvccError } from '../mvcc/errors.ts';
+import { checkSnapshotFrames } from '../mvcc/snapshot.ts';
 import { MvccStateMachine, type StateMachineOptions } from '../mvcc/state-machine.ts';
 import type {
   ApplyRequest,
@@ -104,6 +105,16 @@ class MvccReplica implements StateMachine {
         yield* view.frames();
       },
     };
+  }
+
+  checkImage(image: Uint8Array): string | null {
+    let stateImage: Uint8Array;
+    try {
+      stateImage = MemberTable.unwrapImage(image).stateImage;
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return stateImage.length === 0 ? null : checkSnapshotFrames(stateImage);
   }
 
   restore(image: Uint8Array): void {

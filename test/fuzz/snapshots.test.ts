@@ -10,6 +10,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SnapshotFileError, decodeSnapshotFile, encodeSnapshotFile } from '../../adapters/etcd-api/snapshot-file.ts';
 import { crc32c } from '../../src/codec/crc32c.ts';
 import { MvccStateMachine, SNAPSHOT_FRAME_RECORDS_MAX, SnapshotDecodeError } from '../../src/mvcc/index.ts';
+import { MemoryStorage } from '../../adapters/storage/memory.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { MessageType, newMessage } from '../../src/raft/types.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { Harness } from '../mvcc/helpers.ts';
 import { fuzzParams, fuzzTimeoutMs } from './fuzz-config.ts';
 import { bytesEqual, concat, mutateAll, mutationArb } from './mutations.ts';
@@ -160,4 +165,35 @@ describe('fuzz: snapshot save files', () => {
       fuzzParams(300),
     );
   }, fuzzTimeoutMs(300, 10));
+});
+
+describe('a damaged snapshot from a peer', () => {
+  it('is dropped before Raft and storage see it; the member keeps serving (regression: it was persisted, then restore stopped the member)', async () => {
+    const hub = new MemoryHub();
+    const storage = new MemoryStorage();
+    const logs: string[] = [];
+    const kv = await startKvMember(hub, 1, [1], { storage, log: (level, msg) => logs.push(`${level}: ${msg}`) });
+    try {
+      await waitFor('member 1 to lead', () => kv.member.isLeader());
+      const term = kv.member.status().term;
+      const image = populated().snapshot().encode();
+      image[image.length - 3] ^= 0x10;
+      const snap = newMessage(MessageType.Snap, 1, 2, term + 1);
+      snap.snapshot = {
+        metadata: { index: 100_000, term: term + 1, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+        data: image,
+      };
+      hub.connect(2).send([snap]);
+      await waitFor('the drop to be logged', () => logs.find((l) => l.includes('dropped a snapshot at index 100000 from member 2')));
+      expect(logs.filter((l) => l.includes('dropped a snapshot'))).toEqual([
+        expect.stringMatching(/^warn: member 1: dropped a snapshot at index 100000 from member 2: snapshot: frame at byte \d+: checksum mismatch/),
+      ]);
+      expect(kv.member.status().term).toBe(term);
+      expect((await storage.load()).snapshot?.metadata.index).not.toBe(100_000);
+      await kv.put({ key: new TextEncoder().encode('still'), value: new TextEncoder().encode('serving') });
+      expect(kv.mvcc.range({ key: new TextEncoder().encode('still') }).count).toBe(1);
+    } finally {
+      await kv.stop();
+    }
+  });
 });
