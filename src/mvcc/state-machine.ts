@@ -253,6 +253,10 @@ export class MvccStateMachine {
       if (err instanceof SnapshotDecodeError) throw err;
       throw new SnapshotDecodeError(`inconsistent key history: ${err instanceof Error ? err.message : String(err)}`);
     }
+    const outside = store.findKeyOutsideLeases(new Set(decoded.leases.map((l) => l.id)));
+    if (outside !== undefined) {
+      throw new SnapshotDecodeError(`key ${JSON.stringify(outside.key)} is attached to lease ${outside.lease}, which the snapshot does not hold`);
+    }
     const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
     store.attachLeases();

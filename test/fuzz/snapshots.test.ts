@@ -110,6 +110,14 @@ describe('fuzz: MVCC snapshot images', () => {
     );
   }
 
+  it('a live key attached to a lease the image does not hold is refused before anything changes (regression)', () => {
+    const docs = frameDocs(image) as Array<{ leases?: string[] }>;
+    const last = docs[docs.length - 1];
+    last.leases = last.leases!.map((l, i) => (i === last.leases!.length - 1 ? '-1' : l));
+    const r = restoreOrRefuse(framed(docs));
+    expect('refused' in r && r.refused.message).toMatch(/^snapshot: key ".*" is attached to lease -1, which the snapshot does not hold$/);
+  });
+
   it('well-checksummed frames with wrong fields are refused, or restore a store that passes checkValid', () => {
     const docs = frameDocs(image) as Array<{ [field: string]: unknown }>;
     const odd = fc.oneof(
