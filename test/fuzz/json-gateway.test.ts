@@ -187,6 +187,6 @@ describe('fuzz: etcd JSON gateway', () => {
       expect(statuses.get('200')).toBeGreaterThan(0);
       s.kv.mvcc.checkValid();
     },
-    fuzzTimeoutMs(runs, 30),
+    fuzzTimeoutMs(runs, 100),
   );
 });
