@@ -226,6 +226,9 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
       }
       if (session === null) {
         res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
+        // Sent now: a request that asks for nothing yet (`{}`) would otherwise leave the client
+        // without even a status until the first event.
+        res.flushHeaders();
         session = api.openWatch((r) => {
           if (res.destroyed || res.writableEnded) return false;
           if (r.events.length > 0 && res.writableNeedDrain) return false;
