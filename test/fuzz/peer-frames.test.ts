@@ -16,6 +16,7 @@ import {
   frameBytesMax,
   frameHeaderBytes,
   protocolVersion,
+  snapshotBytesMax,
 } from '../../adapters/transport/tcp/frame.ts';
 import { TcpTransport } from '../../adapters/transport/tcp/index.ts';
 import { MessageDecodeError, decodeMessage, encodeMessage } from '../../src/codec/message.ts';
@@ -194,6 +195,21 @@ describe('fuzz: a live TCP transport', () => {
     goodPeer.send([m]);
     await waitFor(`heartbeat ${m.commit} from the good peer`, () => inbox.some((x) => x.from === goodPeerId && x.commit === m.commit));
   }
+
+  it('a snapshot head announcing 1 GiB, or a frame header announcing 64 MiB, allocates only what arrives', async () => {
+    const arrayBuffersBefore = process.memoryUsage().arrayBuffers;
+    const snap = newMessage(MessageType.Snap, selfId, fuzzPeerId, 1);
+    snap.snapshot = { metadata: { index: 5, term: 1, confState: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array(0) };
+    const head = encodeMessage(snap);
+    const lies = [
+      concat([encodeFrame(FrameType.SnapshotHead, encodeSnapshotHead(snapshotBytesMax, head)), encodeFrame(FrameType.SnapshotChunk, new Uint8Array(1000))]),
+      concat([new Uint8Array([frameBytesMax >>> 24, (frameBytesMax >>> 16) & 0xff, (frameBytesMax >>> 8) & 0xff, frameBytesMax & 0xff, FrameType.Message]), new Uint8Array(1000)]),
+    ];
+    for (let i = 0; i < 20; i++) for (const bytes of lies) await sendOnce(bytes, false, []);
+    expect(process.memoryUsage().arrayBuffers - arrayBuffersBefore).toBeLessThan(64 * 1024 * 1024);
+    expect(logs.some((l) => l.includes(`snapshot stream from peer ${fuzzPeerId}`) && l.includes(`interrupted at 1000/${snapshotBytesMax} bytes; discarded`))).toBe(true);
+    await expectGoodPeerServed();
+  });
 
   const streamArb = fc.record({
     messages: fc.array(fc.oneof({ weight: 4, arbitrary: messageArb }, { weight: 1, arbitrary: snapMessageArb }), { minLength: 1, maxLength: 4 }),
