@@ -201,51 +201,69 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
   let session: ReturnType<EtcdApi['openWatch']> | null = null;
   const splitter = new JsonObjectSplitter();
   const decoder = new TextDecoder();
+  let failed = false;
   /** A failure before the stream started is a 400; after, an error line ends the stream. */
   const fail = (code: number, message: string) => {
+    failed = true;
     if (session === null) return sendError(res, code, message, 400);
     res.end(JSON.stringify({ error: { grpc_code: code, http_code: httpStatusOf(code), message } }) + '\n');
     session.close();
   };
+  /** Handles one chunk of the body; on bad input, answers and sets `failed`. */
+  const onChunk = (chunk: Buffer): void => {
+    let texts: string[];
+    try {
+      texts = splitter.push(decoder.decode(chunk, { stream: true }));
+    } catch (err) {
+      return fail(Status.InvalidArgument, `malformed JSON body: ${(err as Error).message}`);
+    }
+    for (const text of texts) {
+      let wire: Wire;
+      try {
+        wire = messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
+      } catch (err) {
+        const message = err instanceof JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
+        return fail(Status.InvalidArgument, message);
+      }
+      if (session === null) {
+        res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
+        // Sent now: a request that asks for nothing yet (`{}`) would otherwise leave the client
+        // without even a status until the first event.
+        res.flushHeaders();
+        session = api.openWatch((r) => {
+          if (res.destroyed || res.writableEnded) return false;
+          if (r.events.length > 0 && res.writableNeedDrain) return false;
+          res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
+          return true;
+        });
+        const opened = session;
+        res.on('close', () => opened.close());
+      }
+      try {
+        session.handle(wire);
+      } catch (err) {
+        const e = toApiError(err);
+        return fail(e.code, e.message);
+      }
+    }
+  };
+  let discardedBytes = 0;
   try {
     for await (const chunk of req as AsyncIterable<Buffer>) {
-      let texts: string[];
-      try {
-        texts = splitter.push(decoder.decode(chunk, { stream: true }));
-      } catch (err) {
-        return fail(Status.InvalidArgument, `malformed JSON body: ${(err as Error).message}`);
+      if (!failed) {
+        onChunk(chunk);
+        continue;
       }
-      for (const text of texts) {
-        let wire: Wire;
-        try {
-          wire = messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
-        } catch (err) {
-          const message = err instanceof JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
-          return fail(Status.InvalidArgument, message);
-        }
-        if (session === null) {
-          res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
-          session = api.openWatch((r) => {
-            if (res.destroyed || res.writableEnded) return false;
-            if (r.events.length > 0 && res.writableNeedDrain) return false;
-            res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
-            return true;
-          });
-          const opened = session;
-          res.on('close', () => opened.close());
-        }
-        try {
-          session.handle(wire);
-        } catch (err) {
-          const e = toApiError(err);
-          return fail(e.code, e.message);
-        }
-      }
+      // The answer is out, but the client may still be sending: read on (up to a bound) so that
+      // it gets the answer rather than a connection reset.
+      discardedBytes += chunk.length;
+      if (discardedBytes > gatewayBodyBytesMax) return void req.destroy();
     }
   } catch {
     // The client went away while sending: the response's close handler cleans up.
     return;
   }
+  if (failed) return;
   if (splitter.incomplete) return fail(Status.InvalidArgument, 'malformed JSON body: unexpected end of input');
   if (session === null) return fail(Status.InvalidArgument, 'malformed JSON body: no watch request');
   // The body is complete; the stream stays open until the client disconnects (as etcd's does).

@@ -183,6 +183,22 @@ function fail(path: string, what: string): never {
   throw new JsonMappingError(`${path}: ${what}`);
 }
 
+/**
+ * Messages nested deeper than this are refused, as protobuf decoders refuse them on the gRPC
+ * side (protoc's and protobufjs's recursion limit); the mapping below recurses per level.
+ */
+export const jsonMessageDepthMax = 100;
+/** How much of an offending value an error message quotes: the body may be megabytes. */
+const quotedCharsMax = 64;
+
+/** An offending JSON value for an error message: scalars as JSON, cut short; objects and arrays by kind. */
+function quote(v: unknown): string {
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v !== null && typeof v === 'object') return 'an object';
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > quotedCharsMax ? `${text.slice(0, quotedCharsMax)}... (${text.length} characters)` : text;
+}
+
 const integerRanges: Record<'int64' | 'uint64' | 'int32' | 'uint32', [bigint, bigint]> = {
   int64: [-(2n ** 63n), 2n ** 63n - 1n],
   uint64: [0n, 2n ** 64n - 1n],
@@ -190,14 +206,14 @@ const integerRanges: Record<'int64' | 'uint64' | 'int32' | 'uint32', [bigint, bi
   uint32: [0n, 2n ** 32n - 1n],
 };
 
-function scalarFromJson(f: FieldSchema, v: unknown, path: string): unknown {
+function scalarFromJson(f: FieldSchema, v: unknown, path: string, depth: number): unknown {
   switch (f.kind) {
     case 'int64':
     case 'uint64':
     case 'int32':
     case 'uint32': {
       const text = typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : typeof v === 'string' && /^-?\d+$/.test(v) ? v : null;
-      if (text === null) return fail(path, `expected an integer, got ${JSON.stringify(v)}`);
+      if (text === null) return fail(path, `expected an integer, got ${quote(v)}`);
       const n = BigInt(text);
       const [min, max] = integerRanges[f.kind];
       if (n < min || n > max) return fail(path, `${text} does not fit in ${f.kind}`);
@@ -205,38 +221,39 @@ function scalarFromJson(f: FieldSchema, v: unknown, path: string): unknown {
     }
     case 'bool':
       if (typeof v === 'boolean') return v;
-      return fail(path, `expected a boolean, got ${JSON.stringify(v)}`);
+      return fail(path, `expected a boolean, got ${quote(v)}`);
     case 'string':
       if (typeof v === 'string') return v;
-      return fail(path, `expected a string, got ${JSON.stringify(v)}`);
+      return fail(path, `expected a string, got ${quote(v)}`);
     case 'bytes':
       if (typeof v === 'string' && /^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) return Buffer.from(v, 'base64');
-      return fail(path, `expected base64 bytes, got ${JSON.stringify(v)}`);
+      return fail(path, `expected base64 bytes, got ${quote(v)}`);
     case 'enum': {
       const e = enums.get(f.typeName)!;
       if (typeof v === 'number' && e.byNumber.has(v)) return v;
       if (typeof v === 'string' && e.byName.has(v)) return e.byName.get(v);
-      return fail(path, `unknown value ${JSON.stringify(v)} for enum ${f.typeName}`);
+      return fail(path, `unknown value ${quote(v)} for enum ${f.typeName}`);
     }
     case 'message':
-      return messageFromJson(f.typeName, v, path);
+      return messageFromJson(f.typeName, v, path, depth + 1);
   }
 }
 
-/** Parses one gateway request body (already JSON-decoded) into a wire object. */
-export function messageFromJson(typeName: string, json: unknown, path = typeName): Record<string, unknown> {
+/** Parses one gateway request body (already JSON-decoded) into a wire object; `depth` counts enclosing messages. */
+export function messageFromJson(typeName: string, json: unknown, path = typeName, depth = 0): Record<string, unknown> {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail(path, 'expected a JSON object');
+  if (depth >= jsonMessageDepthMax) fail(path, `messages nested deeper than ${jsonMessageDepthMax}`);
   const schema = schemaOf(typeName);
   const out: Record<string, unknown> = {};
   for (const [name, v] of Object.entries(json as Record<string, unknown>)) {
     const f = schema.byInputName.get(name);
-    if (f === undefined) fail(path, `unknown field ${JSON.stringify(name)}`);
+    if (f === undefined) fail(path, `unknown field ${quote(name)}`);
     if (v === null) continue;
     if (f.repeated) {
       if (!Array.isArray(v)) fail(`${path}.${name}`, 'expected an array');
-      out[f.name] = v.map((x, i) => scalarFromJson(f, x, `${path}.${name}[${i}]`));
+      out[f.name] = v.map((x, i) => scalarFromJson(f, x, `${path}.${name}[${i}]`, depth));
     } else {
-      out[f.name] = scalarFromJson(f, v, `${path}.${name}`);
+      out[f.name] = scalarFromJson(f, v, `${path}.${name}`, depth);
     }
   }
   return out;

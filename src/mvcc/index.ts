@@ -9,7 +9,7 @@ export {
   type LeaseState,
   type LessorConfig,
 } from './lessor.ts';
-export { SnapshotView, SNAPSHOT_FORMAT, SNAPSHOT_FRAME_RECORDS_MAX, decodeSnapshot } from './snapshot.ts';
+export { SnapshotView, SnapshotDecodeError, SNAPSHOT_FORMAT, SNAPSHOT_FRAME_RECORDS_MAX, checkSnapshotFrames, decodeSnapshot } from './snapshot.ts';
 export { validateRequest, requestSizeBytes, DEFAULT_LIMITS, type Limits } from './validate.ts';
 export { MvccError, Errors, GrpcCode, WatchCancelReason } from './errors.ts';
 export { INITIAL_REVISION, NO_COMPACTION } from './kv-store.ts';

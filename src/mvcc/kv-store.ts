@@ -263,6 +263,16 @@ export class KvStore {
     return store;
   }
 
+  /** A live key attached to a lease not in `leases` (a damaged restore), or undefined. O(keys). */
+  findKeyOutsideLeases(leases: ReadonlySet<bigint>): { key: KeyString; lease: bigint } | undefined {
+    let found: { key: KeyString; lease: bigint } | undefined;
+    this.index.forEachPair((key, keyIndex) => {
+      const live = keyIndex.live();
+      if (found === undefined && live !== undefined && live.lease !== 0n && !leases.has(live.lease)) found = { key, lease: live.lease };
+    });
+    return found;
+  }
+
   /** Tells the lease tracker about every live key's lease (after a restore). O(keys). */
   attachLeases(): void {
     const leases = this.leases;

@@ -3,19 +3,32 @@
 // of the lease table, without keys) from copy-on-write clones. Writes applied afterwards do not
 // leak into it, and it encodes frame by frame, so a driver can interleave applies with encoding.
 //
-// Encoding: a sequence of frames, each a u32 little-endian byte length then a msgpackr-encoded value.
-// Frame 0 is the header; the rest carry records in revision order, as columns.
+// Encoding: a sequence of frames, each a u32 little-endian body length, a u32 little-endian
+// CRC-32C of the body, then the body: a msgpackr-encoded value. Frame 0 is the header; the rest
+// carry records in revision order, as columns. The checksum travels with the image, so damage
+// is caught whichever storage or transport carried it; decoding then checks every field.
 
 import { Packr } from 'msgpackr';
+import { crc32c } from '../codec/crc32c.ts';
+import { describeDecoded } from '../codec/message.ts';
 import { toBinaryString } from './bytes.ts';
 import type { Record } from './key-index.ts';
-import type { StoreView } from './kv-store.ts';
+import { INITIAL_REVISION, NO_COMPACTION, type StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
 
 /** Bumped on any incompatible change of the encoding. */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 /** Records per frame: bounds the work done between two yields of `frames()`. */
 export const SNAPSHOT_FRAME_RECORDS_MAX = 4_096;
+const frameHeaderBytes = 8;
+
+/** Why bytes are not a snapshot image; restoring one changes nothing. */
+export class SnapshotDecodeError extends Error {
+  override readonly name = 'SnapshotDecodeError';
+  constructor(reason: string) {
+    super(`snapshot: ${reason}`);
+  }
+}
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -57,9 +70,11 @@ export interface DecodedSnapshot {
 
 function framed(doc: unknown): Uint8Array {
   const body = packr.pack(doc);
-  const frame = new Uint8Array(4 + body.length);
-  new DataView(frame.buffer).setUint32(0, body.length, true);
-  frame.set(body, 4);
+  const frame = new Uint8Array(frameHeaderBytes + body.length);
+  const view = new DataView(frame.buffer);
+  view.setUint32(0, body.length, true);
+  view.setUint32(4, crc32c(body), true);
+  frame.set(body, frameHeaderBytes);
   return frame;
 }
 
@@ -143,57 +158,57 @@ function recordsFrame(records: readonly Record[]): RecordsFrame {
   };
 }
 
-/** Parses the header now; records decode lazily, frame by frame, when iterated. */
+/**
+ * Parses and checks the header now; records decode lazily, frame by frame, when iterated, and
+ * each frame is checked before any of its records is yielded. Throws SnapshotDecodeError (and
+ * nothing else) on bad bytes, from here or from the iteration.
+ */
 export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const frameAt = (offset: number): { doc: unknown; next: number } => {
-    if (offset + 4 > bytes.length) throw new Error(`snapshot: truncated frame header at byte ${offset}`);
-    const length = view.getUint32(offset, true);
-    if (offset + 4 + length > bytes.length) throw new Error(`snapshot: frame at byte ${offset} overruns the end`);
-    return { doc: packr.unpack(bytes.subarray(offset + 4, offset + 4 + length)), next: offset + 4 + length };
+    const end = checkedFrameEnd(bytes, offset);
+    try {
+      return { doc: packr.unpack(bytes.subarray(offset + frameHeaderBytes, end)), next: end };
+    } catch (err) {
+      throw new SnapshotDecodeError(`frame at byte ${offset}: bad msgpack: ${err instanceof Error ? err.message : describeDecoded(err)}`);
+    }
   };
   const first = frameAt(0);
-  const header = first.doc as HeaderFrame;
-  if (header.format !== SNAPSHOT_FORMAT) throw new Error(`snapshot: format ${header.format}, expected ${SNAPSHOT_FORMAT}`);
+  const header = toHeader(first.doc);
   function* records(): Generator<Record> {
     let offset = first.next;
     let count = 0;
+    /** The revision of the last record yielded: records come in strictly increasing revision order. */
+    let last = { main: 0, sub: 0 };
     while (offset < bytes.length) {
+      const at = offset;
       const { doc, next } = frameAt(offset);
       offset = next;
-      const frame = doc as RecordsFrame;
-      const n = frame.keyLengths.length;
-      for (const column of [frame.mains, frame.subs, frame.createRevisions, frame.versions, frame.leases, frame.valueLengths]) {
-        if (column.length !== n) throw new Error(`snapshot: column of ${column.length} records, expected ${n}`);
-      }
+      const frame = toRecordsFrame(doc, `frame at byte ${at}`);
       let keyOffset = 0;
       let valueOffset = 0;
-      for (let i = 0; i < n; i++) {
-        const length = frame.valueLengths[i];
-        const keyLength = frame.keyLengths[i];
-        if (keyLength === 0) throw new Error(`snapshot: empty key in record ${count + i}`);
-        const key = toBinaryString(frame.keys.subarray(keyOffset, keyOffset + keyLength));
-        keyOffset += keyLength;
-        yield {
-          key,
+      for (let i = 0; i < frame.keyLengths.length; i++) {
+        const what = `record ${count + i}`;
+        const record: Record = {
+          key: toBinaryString(frame.keys.subarray(keyOffset, keyOffset + frame.keyLengths[i])),
           main: frame.mains[i],
           sub: frame.subs[i],
           createRevision: frame.createRevisions[i],
           version: frame.versions[i],
-          value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + length)),
-          lease: frame.leases[i] === '' ? 0n : BigInt(frame.leases[i]),
+          value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + frame.valueLengths[i])),
+          lease: frame.leases[i] === '' ? 0n : leaseId(frame.leases[i], `${what} lease`),
         };
-        valueOffset += length;
+        checkRecord(record, last, header.currentRevision, what);
+        keyOffset += frame.keyLengths[i];
+        valueOffset += frame.valueLengths[i];
+        last = record;
+        yield record;
       }
-      if (valueOffset !== frame.values.length || keyOffset !== frame.keys.length) {
-        throw new Error(`snapshot: frame blobs of ${frame.keys.length}/${frame.values.length} bytes, records use ${keyOffset}/${valueOffset}`);
-      }
-      count += n;
+      count += frame.keyLengths.length;
     }
-    if (count !== header.recordCount) throw new Error(`snapshot: ${count} records, header says ${header.recordCount}`);
+    if (count !== header.recordCount) throw new SnapshotDecodeError(`${count} records, header says ${header.recordCount}`);
   }
   const leases: LeaseState[] = header.leaseIds.map((id, i) => ({
-    id: BigInt(id),
+    id: leaseId(id, `lease ${i} id`),
     ttlSeconds: header.leaseTtlSeconds[i],
     remainingTtlSeconds: header.leaseRemainingTtlSeconds[i],
   }));
@@ -202,6 +217,138 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     compactRevision: header.compactRevision,
     records,
     leases,
-    nextLeaseId: BigInt(header.nextLeaseId),
+    nextLeaseId: int64(header.nextLeaseId, 'nextLeaseId'),
   };
+}
+
+/** Where the frame at `offset` ends, once its length and checksum are checked; throws SnapshotDecodeError. */
+function checkedFrameEnd(bytes: Uint8Array, offset: number): number {
+  if (offset + frameHeaderBytes > bytes.length) throw new SnapshotDecodeError(`truncated frame header at byte ${offset}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, frameHeaderBytes);
+  const length = view.getUint32(0, true);
+  const start = offset + frameHeaderBytes;
+  if (start + length > bytes.length) throw new SnapshotDecodeError(`frame at byte ${offset} of ${length} bytes overruns the ${bytes.length}-byte image`);
+  const stored = view.getUint32(4, true);
+  const actual = crc32c(bytes, 0, start, start + length);
+  if (stored !== actual) throw new SnapshotDecodeError(`frame at byte ${offset}: checksum mismatch (stored ${hex32(stored)}, computed ${hex32(actual)})`);
+  return start + length;
+}
+
+/**
+ * Why an image is damaged, or null: checks every frame's length and checksum without decoding
+ * anything, so it is cheap enough to run on a snapshot as it arrives. O(bytes).
+ */
+export function checkSnapshotFrames(bytes: Uint8Array): string | null {
+  try {
+    for (let offset = 0; offset < bytes.length; ) offset = checkedFrameEnd(bytes, offset);
+    return bytes.length === 0 ? 'snapshot: empty image' : null;
+  } catch (err) {
+    if (err instanceof SnapshotDecodeError) return err.message;
+    throw err;
+  }
+}
+
+function toHeader(doc: unknown): HeaderFrame {
+  const h = fields(doc, 'header');
+  if (h.format !== SNAPSHOT_FORMAT) throw new SnapshotDecodeError(`format ${describeDecoded(h.format)}, expected ${SNAPSHOT_FORMAT}`);
+  const currentRevision = int(h.currentRevision, 'currentRevision', INITIAL_REVISION);
+  const compactRevision = int(h.compactRevision, 'compactRevision', NO_COMPACTION);
+  if (compactRevision > currentRevision) throw new SnapshotDecodeError(`compactRevision ${compactRevision} is beyond currentRevision ${currentRevision}`);
+  const leaseIds = column(h.leaseIds, 'leaseIds', null, (v, what) => (leaseId(v, what), v as string));
+  if (new Set(leaseIds).size !== leaseIds.length) throw new SnapshotDecodeError('leaseIds lists a lease twice');
+  const leaseTtlSeconds = column(h.leaseTtlSeconds, 'leaseTtlSeconds', leaseIds.length, (v, what) => int(v, what, 0));
+  const leaseRemainingTtlSeconds = column(h.leaseRemainingTtlSeconds, 'leaseRemainingTtlSeconds', leaseIds.length, (v, what) => int(v, what, 0));
+  if (typeof h.nextLeaseId !== 'string') throw new SnapshotDecodeError(`nextLeaseId is ${describeDecoded(h.nextLeaseId)}, not a string`);
+  int64(h.nextLeaseId, 'nextLeaseId');
+  return {
+    format: SNAPSHOT_FORMAT,
+    currentRevision,
+    compactRevision,
+    recordCount: int(h.recordCount, 'recordCount', 0),
+    leaseIds,
+    leaseTtlSeconds,
+    leaseRemainingTtlSeconds,
+    nextLeaseId: h.nextLeaseId,
+  };
+}
+
+function toRecordsFrame(doc: unknown, what: string): RecordsFrame {
+  const f = fields(doc, what);
+  const keyLengths = column(f.keyLengths, `${what} keyLengths`, null, (v, w) => int(v, w, 1));
+  const n = keyLengths.length;
+  const frame: RecordsFrame = {
+    keyLengths,
+    keys: bytesField(f.keys, `${what} keys`),
+    mains: column(f.mains, `${what} mains`, n, (v, w) => int(v, w, 1)),
+    subs: column(f.subs, `${what} subs`, n, (v, w) => int(v, w, 0)),
+    createRevisions: column(f.createRevisions, `${what} createRevisions`, n, (v, w) => int(v, w, 0)),
+    versions: column(f.versions, `${what} versions`, n, (v, w) => int(v, w, 0)),
+    leases: column(f.leases, `${what} leases`, n, (v, w) => {
+      if (typeof v !== 'string') throw new SnapshotDecodeError(`${w} is ${describeDecoded(v)}, not a string`);
+      return v;
+    }),
+    valueLengths: column(f.valueLengths, `${what} valueLengths`, n, (v, w) => int(v, w, 0)),
+    values: bytesField(f.values, `${what} values`),
+  };
+  const keyBytes = keyLengths.reduce((sum, l) => sum + l, 0);
+  const valueBytes = frame.valueLengths.reduce((sum, l) => sum + l, 0);
+  if (keyBytes !== frame.keys.length || valueBytes !== frame.values.length) {
+    throw new SnapshotDecodeError(`${what}: blobs of ${frame.keys.length}/${frame.values.length} bytes, records use ${keyBytes}/${valueBytes}`);
+  }
+  return frame;
+}
+
+/** A record must follow `previous` in revision order and be a live version or a tombstone. */
+function checkRecord(r: Record, previous: { main: number; sub: number }, currentRevision: number, what: string): void {
+  if (r.main > currentRevision) throw new SnapshotDecodeError(`${what} at revision ${r.main} is beyond currentRevision ${currentRevision}`);
+  if (r.main < previous.main || (r.main === previous.main && r.sub <= previous.sub)) {
+    throw new SnapshotDecodeError(`${what} at revision ${r.main}.${r.sub} does not follow ${previous.main}.${previous.sub}`);
+  }
+  if (r.version === 0 ? r.createRevision !== 0 || r.lease !== 0n : r.createRevision < 1 || r.createRevision > r.main) {
+    throw new SnapshotDecodeError(`${what} has version ${r.version}, createRevision ${r.createRevision} at revision ${r.main}`);
+  }
+}
+
+function fields(doc: unknown, what: string): { [field: string]: unknown } {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || doc instanceof Uint8Array) {
+    throw new SnapshotDecodeError(`${what} is ${describeDecoded(doc)}, not a map`);
+  }
+  return doc as { [field: string]: unknown };
+}
+
+function column<T>(v: unknown, what: string, length: number | null, item: (v: unknown, what: string) => T): T[] {
+  if (!Array.isArray(v)) throw new SnapshotDecodeError(`${what} is ${describeDecoded(v)}, not an array`);
+  if (length !== null && v.length !== length) throw new SnapshotDecodeError(`${what} has ${v.length} items, expected ${length}`);
+  return v.map((x, i) => item(x, `${what}[${i}]`));
+}
+
+function int(v: unknown, what: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new SnapshotDecodeError(`${what} is ${describeDecoded(v)}, not a safe integer >= ${min}`);
+  return v;
+}
+
+function bytesField(v: unknown, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new SnapshotDecodeError(`${what} is ${describeDecoded(v)}, not bytes`);
+  return v;
+}
+
+const int64Min = -(2n ** 63n);
+const int64Max = 2n ** 63n - 1n;
+
+/** An int64 written as a canonical decimal string (no leading zeros), as the encoder writes it. */
+function int64(v: unknown, what: string): bigint {
+  if (typeof v !== 'string' || !/^(0|-?[1-9][0-9]{0,18})$/.test(v)) throw new SnapshotDecodeError(`${what} is ${describeDecoded(v)}, not a decimal int64`);
+  const n = BigInt(v);
+  if (n < int64Min || n > int64Max) throw new SnapshotDecodeError(`${what} ${v} is out of the int64 range`);
+  return n;
+}
+
+function leaseId(v: unknown, what: string): bigint {
+  const id = int64(v, what);
+  if (id === 0n) throw new SnapshotDecodeError(`${what} is 0, which means no lease`);
+  return id;
+}
+
+function hex32(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
 }

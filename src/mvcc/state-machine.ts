@@ -8,7 +8,7 @@ import { MvccError } from './errors.ts';
 import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
 import { KvStore, type WriteTxn } from './kv-store.ts';
 import { DEFAULT_LESSOR_CONFIG, Lessor, type LessorConfig } from './lessor.ts';
-import { SnapshotView, decodeSnapshot } from './snapshot.ts';
+import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
 import { DEFAULT_LIMITS, validateRequest, type Limits } from './validate.ts';
 import { WatchHub } from './watch-hub.ts';
 import { Errors } from './errors.ts';
@@ -243,7 +243,20 @@ export class MvccStateMachine {
    */
   restore(bytes: Uint8Array): void {
     const decoded = decodeSnapshot(bytes);
-    const store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor);
+    let store: KvStore;
+    try {
+      store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor);
+      // Every record decoded, but do they make a consistent history (versions, create
+      // revisions, tombstones, compaction)? O(records), like the restore itself.
+      store.checkValid();
+    } catch (err) {
+      if (err instanceof SnapshotDecodeError) throw err;
+      throw new SnapshotDecodeError(`inconsistent key history: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const outside = store.findKeyOutsideLeases(new Set(decoded.leases.map((l) => l.id)));
+    if (outside !== undefined) {
+      throw new SnapshotDecodeError(`key ${JSON.stringify(outside.key)} is attached to lease ${outside.lease}, which the snapshot does not hold`);
+    }
     const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
     store.attachLeases();

@@ -4,6 +4,7 @@
 
 import { decodeRequest, encodeRequest, RequestDecodeError } from '../codec/request.ts';
 import { Errors, GrpcCode, MvccError } from '../mvcc/errors.ts';
+import { checkSnapshotFrames } from '../mvcc/snapshot.ts';
 import { MvccStateMachine, type StateMachineOptions } from '../mvcc/state-machine.ts';
 import type {
   ApplyRequest,
@@ -106,12 +107,23 @@ class MvccReplica implements StateMachine {
     };
   }
 
+  checkImage(image: Uint8Array): string | null {
+    let stateImage: Uint8Array;
+    try {
+      stateImage = MemberTable.unwrapImage(image).stateImage;
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return stateImage.length === 0 ? null : checkSnapshotFrames(stateImage);
+  }
+
   restore(image: Uint8Array): void {
     const { records, stateImage } = MemberTable.unwrapImage(image);
+    // The store first: a corrupt image is refused before the member table changes. An empty
+    // store image is the bootstrap snapshot.
+    if (stateImage.length > 0) this.mvcc.restore(stateImage);
     this.members.reset(records ?? this.initialMembers);
     this.notify();
-    if (stateImage.length === 0) return; // the bootstrap snapshot: an empty store
-    this.mvcc.restore(stateImage);
   }
 
   private notify(): void {

@@ -6,7 +6,7 @@ import type { RaftConfig } from '../raft/config.ts';
 import { decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
-import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Ready, type SnapshotMetadata } from '../raft/types.ts';
+import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import type { Clock, Storage, Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 
@@ -22,6 +22,13 @@ export interface StateMachine {
   snapshot(): Uint8Array | SnapshotView;
   /** Replaces the whole state. An empty image means the initial, empty state. */
   restore(image: Uint8Array): void;
+  /**
+   * Optional: why a snapshot image received from a peer is damaged, or null. The member drops
+   * a snapshot message whose image fails this before Raft (and so storage) sees it, rather than
+   * persist what restore would refuse; the leader sends another. Cheap checks (checksums) only:
+   * it runs as messages arrive.
+   */
+  checkImage?(image: Uint8Array): string | null;
   /**
    * Optional: sees every applied membership change with the configuration that resulted
    * (unchanged if Raft refused it), so the application can keep member addresses. Deterministic
@@ -183,13 +190,22 @@ export class Member {
     this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
     this.tickedUpToMs = this.opts.clock.now();
     this.opts.transport.start((msg) => {
-      if (this.stopped) return;
+      if (this.stopped || this.refusesSnapshot(msg)) return;
       this.catchUpTicks();
       this.node.step(msg);
       this.schedule();
     });
     this.stopTicker = this.opts.clock.every(this.opts.tickMs, () => this.onTick());
     this.schedule();
+  }
+
+  /** Whether `msg` carries a snapshot whose image the state machine finds damaged (logged). */
+  private refusesSnapshot(msg: Message): boolean {
+    if (msg.snapshot === null || this.opts.stateMachine.checkImage === undefined) return false;
+    const reason = this.opts.stateMachine.checkImage(msg.snapshot.data);
+    if (reason === null) return false;
+    this.opts.log?.('warn', `member ${this.id}: dropped a snapshot at index ${msg.snapshot.metadata.index} from member ${msg.from}: ${reason}`);
+    return true;
   }
 
   /** Subscribe to role, term, leader and index changes. Returns an unsubscribe function. */

@@ -31,7 +31,11 @@ export interface Served {
 
 export const memberId = 0x2e1259d415f2a;
 
-export async function serve(extra: Pick<EtcdListenerOptions, 'staticRoot'> = {}): Promise<Served> {
+/**
+ * `staticRoot`: a directory served as static files. `minTtlSeconds`: the lessor's shortest
+ * lease TTL (2 s unless given); shorter grants get it.
+ */
+export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & { minTtlSeconds?: number } = {}): Promise<Served> {
   const hub = new MemoryHub();
   const kv = await KvMember.start({
     id: memberId,
@@ -43,14 +47,14 @@ export async function serve(extra: Pick<EtcdListenerOptions, 'staticRoot'> = {})
     tickMs: 10,
     electionTicks: 10,
     requestTimeoutMs: 3000,
-    mvcc: { lessor: { minTtlSeconds: 2 } },
+    mvcc: { lessor: { minTtlSeconds: options.minTtlSeconds ?? 2 } },
   });
   for (let i = 0; !kv.member.isLeader(); i++) {
     if (i > 500) throw new Error('single member did not become leader');
     await new Promise((r) => setTimeout(r, 5));
   }
   const listener = await EtcdListener.listen({
-    ...extra,
+    ...(options.staticRoot === undefined ? {} : { staticRoot: options.staticRoot }),
     kv,
     host: '127.0.0.1',
     port: 0,

@@ -93,7 +93,7 @@ export async function readWal(fs: WalFs, dir: string, frameBytesMax: number): Pr
   if (first !== undefined && first !== (marker?.index ?? 0) + 1) {
     throw corrupt(
       `WAL in ${dir} holds entries from index ${first} but the snapshot is at index ${marker?.index ?? 0}: ` +
-        `entries ${(marker?.index ?? 0) + 1}..${first - 1} are missing`,
+        `entries ${(marker?.index ?? 0) + 1}..${first - 1} are missing (the log starts over at index ${first} in ${state.entriesStartAt})`,
     );
   }
   let snapshot: Snapshot | null = null;
@@ -142,6 +142,8 @@ class ReplayState {
   marker: SnapshotMarker | null = null;
   /** Contiguous; may start anywhere until the final snapshot marker trims it. */
   entries: Entry[] = [];
+  /** Where the current run of entries began (file and byte): named if a gap precedes it. */
+  entriesStartAt = '';
 
   applyHeader(h: SegmentHeader, isFirst: boolean): string | null {
     if (!isFirst) {
@@ -159,7 +161,8 @@ class ReplayState {
     return null;
   }
 
-  applyBatch(b: BatchRecord): void {
+  /** `at` names the frame (file and byte offset). */
+  applyBatch(b: BatchRecord, at: string): void {
     if (b.marker !== null) {
       const first = this.entries[0]?.index;
       if (b.snapshotReset) this.entries = [];
@@ -171,8 +174,10 @@ class ReplayState {
       const next = first === undefined ? undefined : first + this.entries.length;
       // A gap can only follow segments deleted under a snapshot: everything before it is
       // covered by that snapshot, so start over from e.
-      if (first === undefined || e.index < first || (next !== undefined && e.index > next)) this.entries = [];
-      else this.entries.length = e.index - first;
+      if (first === undefined || e.index < first || (next !== undefined && e.index > next)) {
+        this.entries = [];
+        this.entriesStartAt = at;
+      } else this.entries.length = e.index - first;
       this.entries.push(e);
     }
     if (b.hardState !== null) this.hardState = b.hardState;
@@ -222,7 +227,7 @@ function scanSegment(
       } else {
         const batch = decodeBatch(r);
         for (const e of batch.entries) maxEntryIndex = Math.max(maxEntryIndex, e.index);
-        state.applyBatch(batch);
+        state.applyBatch(batch, `${path} at byte ${pos}`);
       }
     } catch (err) {
       if (!(err instanceof DecodeError)) throw err;
