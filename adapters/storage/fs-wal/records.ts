@@ -226,6 +226,34 @@ export function decodeBatch(r: Reader): BatchRecord {
   return { marker, snapshotReset: (flags & flagReset) !== 0, entries, hardState };
 }
 
+/**
+ * Whether a payload of `type` in [start, end) has the layout the decoders expect, read field by
+ * field without copying or checksumming. Cheap enough to try at every byte of a damaged
+ * segment, where it rules out nearly every false frame start before its checksum is computed.
+ */
+export function payloadShapeFits(bytes: Uint8Array, type: FrameType, start: number, end: number): boolean {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = start;
+  if (type === FrameType.SegmentHeader) {
+    if (end - start < 4 + 8 + 1 + hardStateBytes || view.getUint32(pos, true) !== formatVersion) return false;
+    const flags = bytes[pos + 12];
+    if ((flags & ~flagMarker) !== 0) return false;
+    return end - start === 4 + 8 + 1 + hardStateBytes + (flags & flagMarker ? 16 : 0);
+  }
+  if (pos >= end) return false;
+  const flags = bytes[pos++];
+  if ((flags & ~(flagMarker | flagReset | flagHardState)) !== 0) return false;
+  pos += (flags & flagMarker ? 16 : 0) + (flags & flagHardState ? hardStateBytes : 0);
+  if (pos + 4 > end) return false;
+  let count = view.getUint32(pos, true);
+  pos += 4;
+  for (; count > 0; count--) {
+    if (pos + entryFixedBytes > end) return false;
+    pos += entryFixedBytes + view.getUint32(pos + 17, true);
+  }
+  return pos === end;
+}
+
 export interface FrameAt {
   type: FrameType;
   /** Payload occupies [payloadStart, end). */

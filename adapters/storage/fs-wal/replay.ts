@@ -7,7 +7,7 @@ import { emptyHardState } from '../../../src/raft/types.ts';
 import { StorageError } from '../errors.ts';
 import type { WalFs } from './fs.ts';
 import type { BatchRecord, SegmentHeader, SnapshotMarker } from './records.ts';
-import { DecodeError, FrameType, Reader, decodeBatch, decodeSegmentHeader, decodeSnapshotFile, frameAt, frameHeaderBytes } from './records.ts';
+import { DecodeError, FrameType, Reader, decodeBatch, decodeSegmentHeader, decodeSnapshotFile, frameAt, frameHeaderBytes, payloadShapeFits } from './records.ts';
 
 export const segmentNamePattern = /^([0-9a-f]{16})\.wal$/;
 export const snapshotNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
@@ -246,8 +246,8 @@ export const tornScanBytesMax = 256 * 1024 * 1024;
 /**
  * Whether a valid frame starts anywhere in [from, dataEnd): evidence of corruption, since a
  * torn write is the last write and leaves nothing valid after it. A candidate must also be
- * plausibly followed by another frame or by the end of the data before its checksum is
- * computed. Returns true (corruption, the safe answer) if the checksum work would exceed
+ * plausibly followed by another frame or by the end of the data, and its payload must have a
+ * decodable layout, before its checksum is computed (a frame we wrote always has both). Returns true (corruption, the safe answer) if the checksum work would exceed
  * tornScanBytesMax.
  */
 function validFrameAfter(bytes: Uint8Array, from: number, dataEnd: number, frameBytesMax: number): boolean {
@@ -260,6 +260,7 @@ function validFrameAfter(bytes: Uint8Array, from: number, dataEnd: number, frame
     if (end > bytes.length || end - q > frameBytesMax + frameHeaderBytes) continue;
     const next = bytes[end + 8];
     if (end < dataEnd && next !== FrameType.Batch && next !== FrameType.SegmentHeader) continue;
+    if (!payloadShapeFits(bytes, type, q + frameHeaderBytes, end)) continue;
     checksummedBytes += end - q;
     if (checksummedBytes > tornScanBytesMax) return true;
     if (typeof frameAt(bytes, q, frameBytesMax) !== 'string') return true;
