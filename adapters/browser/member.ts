@@ -8,18 +8,18 @@
 
 import { workerTimerClock } from '../clock/worker-timer.ts';
 import { BroadcastChannelSignaling } from '../signaling/broadcast-channel.ts';
-import { ControlChannel, serveMembershipControl } from '../signaling/control.ts';
+import { ControlChannel, serveMembershipControl, type BootstrapMember, type ControlMessage } from '../signaling/control.ts';
 import type { Signaling } from '../signaling/types.ts';
 import { WebSocketSignaling } from '../signaling/ws-client.ts';
 import { IndexedDbStorage } from '../storage/indexeddb/index.ts';
 import { WebRtcTransport } from '../transport/webrtc/index.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
-import { StateRole, type MemberId } from '../../src/raft/types.ts';
-import type { Clock, FaultSwitch } from '../../src/seams.ts';
+import { MessageType, StateRole, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
+import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
 import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { peerUrlOf, planStart } from './founding.ts';
+import { peerUrlOf, planStart, type StartPlan } from './founding.ts';
 import { claimIdentity } from './identity.ts';
 
 export interface BrowserMemberTimings {
@@ -103,7 +103,8 @@ export interface BrowserMember {
   onStatus(fn: (s: BrowserMemberStatus) => void): () => void;
   /**
    * Stops the member. With `leave: true` it first hands leadership on, asks to be removed,
-   * waits (up to leaveTimeoutMs) to see it done, and deletes its database: it is gone for good.
+   * waits (up to leaveTimeoutMs) to see it done, and then deletes its database: it is gone for
+   * good (if the removal was not seen in time, the database stays).
    * Without, it stops as a closed tab does and comes back as itself when reopened.
    */
   close(opts?: { leave?: boolean }): Promise<void>;
@@ -140,19 +141,19 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     throw err;
   }
 
+  const inbound = new InjectingTransport(transport);
   const bootstrapKey = `${IndexedDbStorage.databaseName({ cluster: options.cluster, memberId: id })}#bootstrap-members`;
   let kv: KvMember;
-  let founded: boolean;
-  let bootstrapMembers;
+  let plan: StartPlan;
   try {
-    const plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey });
+    plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey });
     try {
       kv = await KvMember.start({
         id,
         peers: plan.peers,
         clock,
         storage,
-        transport,
+        transport: inbound,
         random: Math.random,
         tickMs: timings.tickMs,
         electionTicks: timings.electionTicks,
@@ -166,15 +167,13 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     } finally {
       plan.release();
     }
-    founded = plan.founded;
-    bootstrapMembers = plan.bootstrapMembers;
   } catch (err) {
     unlistenPageHide();
     await transport.close();
     await storage.close();
     throw err;
   }
-  const member = new RunningBrowserMember({ id, name, wantsVote, founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers, unlistenPageHide, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -209,8 +208,9 @@ interface Parts {
   transport: WebRtcTransport;
   cluster: string;
   bootstrapKey: string;
-  bootstrapMembers: { id: MemberId; name: string; peerURLs: string[] }[];
+  bootstrapMembers: BootstrapMember[];
   unlistenPageHide: () => void;
+  inbound: InjectingTransport;
   log: NonNullable<BrowserMemberOptions['log']>;
 }
 
@@ -225,6 +225,7 @@ class RunningBrowserMember implements BrowserMember {
   private readonly stops: (() => void)[] = [];
   private publishing = false;
   private closed = false;
+  private closing: Promise<void> | null = null;
   /** Set when a leave was announced (pagehide or close): the member stops asking to join. */
   private leaving = false;
   private readonly onOnline = () => this.emitIfChanged();
@@ -236,6 +237,7 @@ class RunningBrowserMember implements BrowserMember {
     this.auto = new AutoMembership(p.kv, { clock: p.clock, log: p.log });
     this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock }), clock: p.clock });
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
+    this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
     this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));
     this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.onStatusTick()));
     this.stops.push(p.kv.member.onChange(() => this.emitIfChanged()));
@@ -270,9 +272,13 @@ class RunningBrowserMember implements BrowserMember {
     return () => this.listeners.delete(fn);
   }
 
-  async close(opts: { leave?: boolean } = {}): Promise<void> {
-    if (this.closed) return;
-    if (opts.leave) await this.leaveCluster();
+  close(opts: { leave?: boolean } = {}): Promise<void> {
+    this.closing ??= this.shutDown(opts.leave === true);
+    return this.closing;
+  }
+
+  private async shutDown(leave: boolean): Promise<void> {
+    const removed = leave && (await this.leaveCluster());
     this.closed = true;
     for (const stop of this.stops) stop();
     this.p.unlistenPageHide();
@@ -281,8 +287,10 @@ class RunningBrowserMember implements BrowserMember {
     this.auto.stop();
     this.client.close();
     await this.kv.stop(); // closes the transport (and with it signaling) and the storage
-    if (opts.leave) {
-      // Removed from the cluster: this id must not come back with stale state.
+    if (removed) {
+      // Out of the cluster for good: nobody needs this member's log any more. A member whose
+      // removal was not seen keeps its data: it may still be a voter, and a tab reopening it
+      // comes back as it.
       localStorage.removeItem(this.p.bootstrapKey);
       await IndexedDbStorage.destroy({ cluster: this.p.cluster, memberId: this.id });
     }
@@ -333,18 +341,31 @@ class RunningBrowserMember implements BrowserMember {
 
   /**
    * The tab is going away (pagehide): hand leadership to the most caught-up voter and tell
-   * every member to remove this one. Nothing here may wait: the page is being torn down.
+   * every member to remove this one, naming the successor. Nothing here may wait: the page is
+   * being torn down.
    */
   announceLeave(): void {
     if (this.closed || this.leaving) return;
     this.leaving = true;
-    this.maybeHandOffLeadership();
-    this.p.channel.broadcast({ kind: 'leave', id: this.id });
+    const successor = this.maybeHandOffLeadership() ?? undefined;
+    this.p.channel.broadcast({ kind: 'leave', id: this.id, successor });
     this.auto.leave(this.id);
   }
 
-  /** close({ leave: true }): announce, then wait to see this member removed (or time out). */
-  private async leaveCluster(): Promise<void> {
+  /**
+   * A leaving leader named this member its successor (control.ts, leave): if this member still
+   * follows it in that term, it takes the notice as the leader's TimeoutNow, which may not
+   * arrive over a data channel the closing page tore down, and campaigns now.
+   */
+  private maybeTakeOver(from: MemberId, msg: ControlMessage): void {
+    if (msg.kind !== 'leave' || msg.successor?.id !== this.id || this.closed) return;
+    const s = this.kv.member.status();
+    if (s.lead !== from || s.term !== msg.successor.term) return;
+    this.p.inbound.deliver(newMessage(MessageType.TimeoutNow, this.id, from, msg.successor.term));
+  }
+
+  /** close({ leave: true }): announce, then wait to see this member removed; false if that timed out. */
+  private async leaveCluster(): Promise<boolean> {
     this.leaving = true;
     const deadline = this.p.clock.now() + this.p.timings.leaveTimeoutMs;
     this.maybeHandOffLeadership();
@@ -365,27 +386,76 @@ class RunningBrowserMember implements BrowserMember {
     } finally {
       stopWatching();
     }
-    if (!removed) this.p.log('warn', `member ${this.id.toString(16)} closed without seeing its removal within ${this.p.timings.leaveTimeoutMs} ms; the cluster removes it if it received the request, else remove it by hand`);
+    if (!removed) this.p.log('warn', `member ${this.id.toString(16)} closed without seeing its removal within ${this.p.timings.leaveTimeoutMs} ms; it keeps its data; the cluster removes it if it received the request, else remove it by hand`);
+    return removed;
   }
 
   private hasOtherVoters(): boolean {
     return this.kv.member.status().confState.voters.some((v) => v !== this.id);
   }
 
-  private maybeHandOffLeadership(): void {
+  /**
+   * On the leader, hands leadership to the voter with the longest log. Returns it with the
+   * term when Raft sent it TimeoutNow at once (its log was complete, and this leader forfeited
+   * its lease); null otherwise (not the leader, no other voter, or the transfer waits for the
+   * transferee to catch up first).
+   */
+  private maybeHandOffLeadership(): { id: MemberId; term: number } | null {
     const s = this.kv.member.status();
-    if (s.role !== StateRole.Leader || s.progress === null) return;
+    if (s.role !== StateRole.Leader || s.progress === null) return null;
     let best: MemberId = 0;
     let bestMatch = -1;
     for (const v of s.confState.voters) {
       const match = s.progress.get(v)?.match ?? 0;
       if (v !== this.id && match > bestMatch) [best, bestMatch] = [v, match];
     }
-    if (best !== 0) this.kv.member.transferLeadership(best);
+    if (best === 0) return null;
+    this.kv.member.transferLeadership(best);
+    return bestMatch === s.lastIndex ? { id: best, term: s.term } : null;
   }
 
   /** Polls `done` every joinRetryMs until it is true or `deadlineMs` (clock time) passes. */
   private async waitUntil(done: () => boolean, deadlineMs: number): Promise<void> {
     while (!done() && this.p.clock.now() < deadlineMs) await new Promise((r) => setTimeout(r, this.p.timings.joinRetryMs));
+  }
+}
+
+/**
+ * The transport as the member sees it, plus `deliver`: a message this tab learned of another
+ * way (a leaving leader's TimeoutNow, relayed as its leave notice) enters Raft as if it had
+ * arrived over the data channel.
+ */
+class InjectingTransport implements Transport {
+  private onMessage: ((m: Message) => void) | null = null;
+
+  constructor(private readonly inner: WebRtcTransport) {}
+
+  get faults(): FaultSwitch {
+    return this.inner.faults;
+  }
+
+  start(onMessage: (m: Message) => void): void {
+    this.onMessage = onMessage;
+    this.inner.start(onMessage);
+  }
+
+  send(messages: readonly Message[]): void {
+    this.inner.send(messages);
+  }
+
+  addPeer(id: MemberId, address: string): void {
+    this.inner.addPeer(id, address);
+  }
+
+  removePeer(id: MemberId): void {
+    this.inner.removePeer(id);
+  }
+
+  deliver(m: Message): void {
+    this.onMessage?.(m);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }

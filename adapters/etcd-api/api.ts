@@ -4,6 +4,7 @@
 // code and exact message.
 
 import { MemberError } from '../../src/server/member.ts';
+import { checkAdd, checkRemove, type ReconfigView } from './reconfig-check.ts';
 import { Errors, MvccError } from '../../src/mvcc/errors.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
 import type { Histogram } from '../../src/server/histogram.ts';
@@ -77,11 +78,18 @@ export interface EtcdApiOptions {
   clusterId: string;
   /** Names and URLs by member id; members missing here are listed unstarted, without URLs. */
   members: (id: number) => MemberInfo | undefined;
+  /** Without it, membership changes are refused: the member has no peer transport to reach others. */
+  membership?: MembershipOptions;
+}
+
+export interface MembershipOptions {
+  /** The id a member added with these peer URLs gets (the joining member derives the same). */
+  newMemberId(peerURLs: string[]): number;
   /**
-   * The id a member added with these peer URLs gets (the joining member derives the same).
-   * Without it, membership changes are refused: the member has no peer transport to reach others.
+   * Since when (Date.now()) this member's peer link to `id` has been up, or null while it is
+   * down: etcd's strict reconfiguration check (reconfig-check.ts) counts connected members.
    */
-  newMemberId?: (peerURLs: string[]) => number;
+  activeSince(id: number): number | null;
 }
 
 type Wire = Record<string, any>;
@@ -179,7 +187,7 @@ function memberUrls(v: unknown): string[] {
     } catch {
       throw bad();
     }
-    if (url.protocol !== 'http:' || url.port === '') throw bad();
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.port === '') throw bad();
     return url.origin;
   });
 }
@@ -223,7 +231,7 @@ export class EtcdApi {
   readonly kv: KvMember;
   private readonly clusterId: string;
   private readonly members: EtcdApiOptions['members'];
-  private readonly newMemberId: EtcdApiOptions['newMemberId'];
+  private readonly membership: EtcdApiOptions['membership'];
   private readonly leaderClients = new LeaderClients();
   /** Open watchers across every stream this API serves (the watcher gauge). */
   private watchersOpen = 0;
@@ -238,7 +246,7 @@ export class EtcdApi {
     this.kv = opts.kv;
     this.clusterId = opts.clusterId;
     this.members = opts.members;
-    this.newMemberId = opts.newMemberId;
+    this.membership = opts.membership;
     const status = opts.kv.member.status();
     this.term = status.term;
     this.observeLeader(status.lead);
@@ -346,23 +354,41 @@ export class EtcdApi {
       const info = this.members(id);
       return { ID: String(id), name: info?.name ?? '', peerURLs: info?.peerURLs ?? [], clientURLs: info?.clientURLs ?? [], isLearner };
     };
-    const members = [...conf.voters.map((id) => member(id, false)), ...conf.learners.map((id) => member(id, true))];
+    // etcd lists voters and learners together, by id.
+    const members = [...conf.voters.map((id) => member(id, false)), ...conf.learners.map((id) => member(id, true))].sort(
+      (a, b) => Number(a.ID) - Number(b.ID),
+    );
     // etcd's MemberList header carries no revision.
     return Promise.resolve({ header: { ...this.header(), revision: 0 }, members });
   }
 
   async memberAdd(w: Wire): Promise<Wire> {
-    const newMemberId = this.requireMembership();
+    const membership = this.requireMembership();
     const peerURLs = memberUrls(w.peerURLs);
-    const m = await this.kv.addMember(newMemberId(peerURLs), peerURLs, w.isLearner === true);
+    const isLearner = w.isLearner === true;
+    checkAdd(this.reconfigView(membership), isLearner);
+    const m = await this.kv.addMember(membership.newMemberId(peerURLs), peerURLs, isLearner);
     const list = await this.memberList({});
     return { header: list.header, member: { ...m, ID: String(m.id) }, members: list.members };
   }
 
   async memberRemove(w: Wire): Promise<Wire> {
-    this.requireMembership();
+    const membership = this.requireMembership();
+    checkRemove(this.reconfigView(membership), int(w.ID));
     await this.kv.removeMember(int(w.ID));
     return this.memberList({});
+  }
+
+  private reconfigView(membership: MembershipOptions): ReconfigView {
+    const conf = this.kv.member.status().confState;
+    return {
+      self: this.kv.id,
+      voters: conf.voters,
+      learners: conf.learners,
+      isStarted: (id) => (this.members(id)?.name ?? '') !== '',
+      activeSince: (id) => membership.activeSince(id),
+      now: Date.now(),
+    };
   }
 
   async memberUpdate(w: Wire): Promise<Wire> {
@@ -383,8 +409,8 @@ export class EtcdApi {
     return this.memberList({});
   }
 
-  private requireMembership(): (peerURLs: string[]) => number {
-    if (this.newMemberId) return this.newMemberId;
+  private requireMembership(): MembershipOptions {
+    if (this.membership) return this.membership;
     throw new EtcdApiError(
       Status.FailedPrecondition,
       'meshkv: this member has no peer listener, so it cannot reach new members; restart it with --listen-peer-urls',
@@ -509,6 +535,8 @@ export class EtcdApi {
     metric('etcd_server_leader_changes_seen_total', 'counter', 'The number of leader changes seen.', this.leaderChangesSeen);
     metric('etcd_server_proposals_committed_total', 'gauge', 'The total number of consensus proposals committed.', s.commit);
     metric('etcd_server_proposals_applied_total', 'gauge', 'The total number of consensus proposals applied.', s.applied);
+    metric('etcd_server_proposals_pending', 'gauge', 'The current number of pending proposals to commit.', this.kv.member.proposalsPending);
+    metric('etcd_server_proposals_failed_total', 'counter', 'The total number of failed proposals seen.', this.kv.member.proposalsFailed);
     metric('meshkv_raft_term', 'gauge', 'The current Raft term.', s.term);
     metric('etcd_debugging_mvcc_keys_total', 'gauge', 'Total number of keys.', keys);
     metric('etcd_debugging_mvcc_watcher_total', 'gauge', 'Total number of watchers.', this.watchersOpen);

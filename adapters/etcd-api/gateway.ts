@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Status, toApiError, type EtcdApi } from './api.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
+import { answerFaultRequest, faultAdminPath, type FaultControls } from './fault-admin.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
 export const gatewayBodyBytesMax = 4 * 1024 * 1024;
@@ -250,19 +251,28 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
   // The body is complete; the stream stays open until the client disconnects (as etcd's does).
 }
 
-/** The gateway's request handler for a node:http server. */
-export function createGatewayHandler(api: EtcdApi): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * The gateway's request handler for a node:http server. With `faults`, it also serves the
+ * fault-injection admin endpoint (otherwise that path is unknown, as any other).
+ */
+export function createGatewayHandler(api: EtcdApi, faults?: FaultControls): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    handle(api, req, res).catch((err: unknown) => {
+    handle(api, req, res, faults).catch((err: unknown) => {
       if (res.headersSent) res.destroy();
       else sendError(res, Status.Internal, `internal error: ${(err as Error).message}`, 500);
     });
   };
 }
 
-async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse, faults: FaultControls | undefined): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method === 'OPTIONS') return sendText(res, 200, '');
+  if (faults && (path === faultAdminPath || path.startsWith(`${faultAdminPath}/`))) {
+    const body = req.method === 'POST' ? await readJson(req, res) : {};
+    if (body === undefined) return;
+    const answer = answerFaultRequest(faults, req.method ?? 'GET', path, body);
+    return sendJson(res, answer.status, answer.body);
+  }
   if (path === '/health') {
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
     const healthy = api.kv.member.status().lead !== 0;

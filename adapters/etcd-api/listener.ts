@@ -1,13 +1,16 @@
 // One client port for gRPC and the JSON gateway, as etcd serves both on 2379: each accepted
 // connection is sniffed, and an HTTP/2 connection preface goes to grpc-js while anything else
-// goes to the node:http gateway.
+// goes to the node:http gateway. With TLS, a tls.Server ends the session here and ALPN decides
+// instead: gRPC clients offer only "h2", HTTP clients offer "http/1.1" (chosen whenever offered).
 
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { EtcdApi, type EtcdApiOptions } from './api.ts';
 import { createGatewayHandler } from './gateway.ts';
 import { createGrpcServer } from './grpc-server.ts';
+import type { FaultControls } from './fault-admin.ts';
 import { createStaticHandler } from './static-files.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
@@ -23,6 +26,10 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   port: number;
   /** A directory (the built demo) served to GET and HEAD requests outside the gateway's paths. */
   staticRoot?: string;
+  /** Serve the fault-injection admin endpoint (only with --experimental-fault-injection). */
+  faults?: FaultControls;
+  /** PEM certificate and key; with `ca`, clients must present a certificate it signed. */
+  tls?: { cert: Buffer | string; key: Buffer | string; ca?: Buffer | string };
 }
 
 export class EtcdListener {
@@ -38,14 +45,20 @@ export class EtcdListener {
     private readonly injector: grpc.ConnectionInjector,
     /** The HTTP/1.1 side (gateway, WebSocket upgrades): other handlers may attach to it. */
     readonly gateway: http.Server,
-  ) {}
+    /** Ends TLS on accepted connections (it never listens itself); null for plain TCP. */
+    private readonly tlsServer: tls.Server | null,
+  ) {
+    tlsServer?.on('secureConnection', (socket: tls.TLSSocket) => this.routeSecure(socket));
+    // Failed handshakes (no or a bad client certificate, plain TCP) just close the connection.
+    tlsServer?.on('tlsClientError', (_err, socket) => socket.destroy());
+  }
 
   /** Serves etcd's API for `kv` on host:port; fails with a ListenError if the address is taken. */
   static async listen(opts: EtcdListenerOptions): Promise<EtcdListener> {
     const api = new EtcdApi(opts);
     const grpcServer = createGrpcServer(api);
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const serveGateway = createGatewayHandler(api);
+    const serveGateway = createGatewayHandler(api, opts.faults);
     const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);
     const gateway = http.createServer((req, res) => {
       if (!serveStatic?.(req, res)) serveGateway(req, res);
@@ -62,7 +75,16 @@ export class EtcdListener {
       tcp.listen(opts.port, opts.host, () => resolve());
     });
     const port = (tcp.address() as net.AddressInfo).port;
-    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, injector, gateway);
+    const tlsServer = opts.tls
+      ? tls.createServer({
+          ...opts.tls,
+          requestCert: opts.tls.ca !== undefined,
+          rejectUnauthorized: opts.tls.ca !== undefined,
+          handshakeTimeout: sniffTimeoutMs,
+          ALPNCallback: ({ protocols }) => (protocols.includes('http/1.1') ? 'http/1.1' : protocols.includes('h2') ? 'h2' : undefined),
+        })
+      : null;
+    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, injector, gateway, tlsServer);
     tcp.on('connection', (socket) => listener.accept(socket));
     return listener;
   }
@@ -83,10 +105,24 @@ export class EtcdListener {
     return this.closing;
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(raw: net.Socket): void {
+    this.sockets.add(raw);
+    raw.on('close', () => this.sockets.delete(raw));
+    raw.on('error', () => raw.destroy());
+    if (this.tlsServer) this.tlsServer.emit('connection', raw);
+    else this.route(raw);
+  }
+
+  private routeSecure(socket: tls.TLSSocket): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
+    if (socket.alpnProtocol === 'h2') this.injector.injectConnection(socket);
+    else this.gateway.emit('connection', socket);
+  }
+
+  /** Hands a plain connection to grpc-js or the gateway by its first bytes. */
+  private route(socket: net.Socket): void {
     let seen = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
     const onData = (chunk: Buffer) => {

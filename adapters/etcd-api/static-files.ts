@@ -21,9 +21,9 @@ const contentTypes: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** Paths that belong to the etcd gateway (gateway.ts), never to static files. */
+/** Paths that belong to the etcd gateway and meshkv's own endpoints (gateway.ts), never to static files. */
 export function isGatewayPath(path: string): boolean {
-  return path.startsWith('/v3/') || path === '/health' || path === '/metrics';
+  return path.startsWith('/v3/') || path.startsWith('/meshkv/') || path === '/health' || path === '/metrics';
 }
 
 /**

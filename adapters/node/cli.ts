@@ -4,7 +4,7 @@
 import { StorageError } from '../storage/errors.ts';
 import { ListenError } from '../etcd-api/listener.ts';
 import { ConfigError, parseConfig, signalingPath, usage } from './config.ts';
-import { StartError, startNodeMember, type LogFn } from './node-member.ts';
+import { StartError, startNodeMember, type LogFn, type NodeMember } from './node-member.ts';
 
 const log: LogFn = (level, msg, fields = {}) => {
   process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
@@ -41,17 +41,24 @@ async function main(): Promise<void> {
     return;
   }
   const config = parsed.config;
-  let node;
+  // etcd logs this and exits 0 once its peers tell it that it was removed.
+  const onRemoved = () => {
+    log('error', 'the member has been permanently removed from the cluster');
+    log('info', 'the data-dir used by this member must be removed', { 'data-dir': config.dataDir });
+    shutdown('removed from the cluster');
+  };
   try {
-    node = await startNodeMember(config, { log });
+    node = await startNodeMember(config, { log, onRemoved });
   } catch (err) {
     if (err instanceof StorageError || err instanceof ListenError || err instanceof StartError) fail(err.message, 1);
     throw err;
   }
-  log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });
-  for (const l of node.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  const started = node;
+  log('info', 'member started', { name: config.name, 'member-id': started.id.toString(16), 'data-dir': config.dataDir });
+  for (const l of started.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  const tlsOn = config.clientTls !== null;
   if (config.browserPeers?.signalingUrl === null) {
-    for (const l of node.listeners) log('info', 'serving browser signaling', { url: `ws://${hostPort(l.host, l.port)}${signalingPath}` });
+    for (const l of started.listeners) log('info', 'serving browser signaling', { url: `${tlsOn ? 'wss' : 'ws'}://${hostPort(l.host, l.port)}${signalingPath}` });
   } else if (config.browserPeers) {
     log('info', 'using browser signaling', { url: config.browserPeers.signalingUrl });
   }
@@ -61,34 +68,38 @@ async function main(): Promise<void> {
     log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
     // The one line a person starting the demo looks for, in plain text, once the page would work.
     if (config.staticDir === null) return;
-    for (const l of node.listeners) process.stdout.write(`meshkv: open http://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
+    for (const l of started.listeners) process.stdout.write(`meshkv: open ${tlsOn ? 'https' : 'http'}://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
   };
-  const now = node.kv.member.status();
+  const now = started.kv.member.status();
   if (now.lead !== 0) {
     ready(now.lead, now.term);
   } else {
-    const unwatch = node.kv.member.onChange((e) => {
+    const unwatch = started.kv.member.onChange((e) => {
       if (e.leader === 0) return;
       unwatch();
       ready(e.leader, e.term);
     });
   }
 
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log('info', 'received signal; shutting down', { signal });
-    node.stop().then(
-      () => {
-        log('info', 'stopped');
-        process.exit(0);
-      },
-      (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
-    );
-  };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+let stopping = false;
+let node: NodeMember | undefined;
+
+/** Stops the member (once) and exits 0; `why` is a signal name or the reason. */
+function shutdown(why: string): void {
+  if (stopping || node === undefined) return;
+  stopping = true;
+  log('info', 'shutting down', { reason: why });
+  node.stop().then(
+    () => {
+      log('info', 'stopped');
+      process.exit(0);
+    },
+    (err: Error) => fail(`shutdown failed: ${err.message}`, 1),
+  );
 }
 
 main().catch((err: Error) => fail(`fatal: ${err.stack ?? err.message}`, 1));

@@ -30,6 +30,26 @@ export interface NodeConfig {
   browserPeers: BrowserPeersConfig | null;
   /** A directory served over HTTP on the client port (the built demo), or null. */
   staticDir: string | null;
+  /** Serve the fault-injection admin endpoint /meshkv/faults (never in production). */
+  faultInjection: boolean;
+  /** PEM files for mutual TLS between peers; null for plain TCP (http:// peer URLs). */
+  peerTls: PeerTlsFiles | null;
+  /** PEM files for TLS on the client port (https:// client URLs); null for plain TCP. */
+  clientTls: ClientTlsFiles | null;
+}
+
+export interface ClientTlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Set with --client-cert-auth: clients must present a certificate this CA signed. */
+  trustedCaFile: string | null;
+}
+
+/** Paths, read at start (node-member.ts) so that an unreadable file is a start failure. */
+export interface PeerTlsFiles {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
 }
 
 export interface BrowserPeersConfig {
@@ -60,6 +80,8 @@ interface FlagSpec {
   env: string;
   help: string;
   defaultValue: string;
+  /** A switch: `--flag` alone means true; `--flag=false` is also accepted. */
+  boolean?: true;
 }
 
 export const flags: Record<string, FlagSpec> = {
@@ -125,6 +147,30 @@ export const flags: Record<string, FlagSpec> = {
     help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
     defaultValue: '',
   },
+  'experimental-fault-injection': {
+    env: 'MESHKV_EXPERIMENTAL_FAULT_INJECTION',
+    help: 'Serve /meshkv/faults on the client port to cut peer links and skew the clock (testing only: anyone who reaches the port can partition the member).',
+    defaultValue: 'false',
+    boolean: true,
+  },
+  'cert-file': { env: 'MESHKV_CERT_FILE', help: 'PEM certificate for client connections (https:// client URLs).', defaultValue: '' },
+  'key-file': { env: 'MESHKV_KEY_FILE', help: 'PEM private key of --cert-file.', defaultValue: '' },
+  'trusted-ca-file': { env: 'MESHKV_TRUSTED_CA_FILE', help: "PEM CA bundle that signs clients' certificates (with --client-cert-auth).", defaultValue: '' },
+  'client-cert-auth': {
+    env: 'MESHKV_CLIENT_CERT_AUTH',
+    help: 'Require clients to present a certificate signed by --trusted-ca-file.',
+    defaultValue: '',
+    boolean: true,
+  },
+  'peer-cert-file': { env: 'MESHKV_PEER_CERT_FILE', help: 'PEM certificate this member presents to its peers (https:// peer URLs).', defaultValue: '' },
+  'peer-key-file': { env: 'MESHKV_PEER_KEY_FILE', help: 'PEM private key of --peer-cert-file.', defaultValue: '' },
+  'peer-trusted-ca-file': { env: 'MESHKV_PEER_TRUSTED_CA_FILE', help: "PEM CA bundle that signs the peers' certificates.", defaultValue: '' },
+  'peer-client-cert-auth': {
+    env: 'MESHKV_PEER_CLIENT_CERT_AUTH',
+    help: 'Require peers to present a certificate signed by --peer-trusted-ca-file (always on with peer TLS; false is refused).',
+    defaultValue: '',
+    boolean: true,
+  },
 };
 
 export const usage = [
@@ -151,8 +197,7 @@ function parseUrls(flag: string, text: string): URL[] {
     } catch {
       throw new ConfigError(`--${flag}: ${JSON.stringify(part)} is not a URL (expected e.g. http://127.0.0.1:2379)`);
     }
-    if (url.protocol === 'https:') throw new ConfigError(`--${flag}: ${part}: TLS is not supported yet; use http://`);
-    if (url.protocol !== 'http:') throw new ConfigError(`--${flag}: ${part}: scheme must be http://`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--${flag}: ${part}: scheme must be http:// or https://`);
     if (url.port === '') throw new ConfigError(`--${flag}: ${part}: give a port, e.g. http://${url.hostname}:2379`);
     if (url.pathname !== '/' || url.search !== '') throw new ConfigError(`--${flag}: ${part}: a client URL has no path`);
     return url;
@@ -172,6 +217,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     const [, flag, inline] = m;
     if (!(flag in flags)) throw new ConfigError(`unknown flag --${flag} (see meshkv --help)`);
     let value = inline;
+    if (value === undefined && flags[flag].boolean) value = 'true';
     if (value === undefined) {
       if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new ConfigError(`flag --${flag} needs a value`);
       value = argv[++i];
@@ -202,6 +248,10 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   }
   const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
   const staticDir = value('static-dir') === '' ? null : value('static-dir');
+  const faultText = value('experimental-fault-injection');
+  if (faultText !== 'true' && faultText !== 'false') {
+    throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
+  }
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
   const own = parsedCluster?.find((m) => m.name === name);
@@ -223,6 +273,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     : multiMember
       ? advertisePeerUrls.map((u) => new URL(u))
       : null;
+  const peerTls = parsePeerTls(value, [...advertisePeerUrls, ...(listenPeerUrls ?? []).map((u) => u.origin), ...initialCluster.flatMap((m) => m.peerUrls)]);
   return {
     kind: 'start',
     config: {
@@ -238,6 +289,9 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       snapshotCount,
       browserPeers,
       staticDir,
+      faultInjection: faultText === 'true',
+      peerTls,
+      clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
     },
   };
 }
@@ -272,6 +326,54 @@ function parseBrowserPeers(onOff: string, signalingText: string, originsText: st
     return url.origin;
   });
   return { signalingUrl, allowedOrigins };
+}
+
+/** Client TLS needs a certificate and its key, and then every listen client URL is https:// (and without it, none is). */
+function parseClientTls(value: (flag: string) => string, listenUrls: string[]): ClientTlsFiles | null {
+  const certFile = value('cert-file');
+  const keyFile = value('key-file');
+  const trustedCaFile = value('trusted-ca-file');
+  const clientCertAuth = value('client-cert-auth');
+  if (clientCertAuth !== '' && clientCertAuth !== 'true' && clientCertAuth !== 'false') {
+    throw new ConfigError(`--client-cert-auth must be true or false, not ${JSON.stringify(clientCertAuth)}`);
+  }
+  if (certFile === '' && keyFile === '') {
+    const https = listenUrls.find((u) => u.startsWith('https:'));
+    if (https !== undefined) throw new ConfigError(`client URL ${https} is https://: give --cert-file and --key-file`);
+    if (clientCertAuth === 'true' || trustedCaFile !== '') throw new ConfigError('--client-cert-auth and --trusted-ca-file need --cert-file and --key-file');
+    return null;
+  }
+  if (certFile === '') throw new ConfigError('--key-file needs --cert-file (the certificate it belongs to)');
+  if (keyFile === '') throw new ConfigError('--cert-file needs --key-file (its private key)');
+  if (clientCertAuth === 'true' && trustedCaFile === '') throw new ConfigError('--client-cert-auth needs --trusted-ca-file (the CA that signs client certificates)');
+  if (clientCertAuth !== 'true' && trustedCaFile !== '') throw new ConfigError('--trusted-ca-file is used only with --client-cert-auth; give both');
+  const plain = listenUrls.find((u) => !u.startsWith('https:'));
+  if (plain !== undefined) throw new ConfigError(`client TLS is on, so every --listen-client-urls URL must be https://, not ${plain}`);
+  return { certFile, keyFile, trustedCaFile: clientCertAuth === 'true' ? trustedCaFile : null };
+}
+
+/** Peer TLS needs all three files, and then every peer URL is https:// (and without it, none is). */
+function parsePeerTls(value: (flag: string) => string, peerUrls: string[]): PeerTlsFiles | null {
+  const certFile = value('peer-cert-file');
+  const keyFile = value('peer-key-file');
+  const trustedCaFile = value('peer-trusted-ca-file');
+  const clientCertAuth = value('peer-client-cert-auth');
+  if (clientCertAuth !== '' && clientCertAuth !== 'true' && clientCertAuth !== 'false') {
+    throw new ConfigError(`--peer-client-cert-auth must be true or false, not ${JSON.stringify(clientCertAuth)}`);
+  }
+  const https = peerUrls.filter((u) => u.startsWith('https:'));
+  if (certFile === '' && keyFile === '' && trustedCaFile === '') {
+    if (https.length > 0) throw new ConfigError(`peer URL ${https[0]} is https://: give --peer-cert-file, --peer-key-file and --peer-trusted-ca-file`);
+    if (clientCertAuth === 'true') throw new ConfigError('--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file');
+    return null;
+  }
+  if (certFile === '') throw new ConfigError('--peer-key-file needs --peer-cert-file (the certificate it belongs to)');
+  if (keyFile === '') throw new ConfigError('--peer-cert-file needs --peer-key-file (its private key)');
+  if (trustedCaFile === '') throw new ConfigError('peer TLS needs --peer-trusted-ca-file: meshkv peers always verify each other\'s certificates');
+  if (clientCertAuth === 'false') throw new ConfigError('--peer-client-cert-auth=false is not supported: meshkv peer TLS is always mutual');
+  const plain = peerUrls.find((u) => !u.startsWith('https:'));
+  if (plain !== undefined) throw new ConfigError(`peer TLS is on, so every peer URL must be https://, not ${plain}`);
+  return { certFile, keyFile, trustedCaFile };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */

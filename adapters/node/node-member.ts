@@ -4,18 +4,22 @@
 // members added later are dialled by every member. With browser peers on (the default), tabs
 // join too: their `webrtc://` peer URLs route to a WebRTC transport (./browser-peers.ts).
 
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
+import type { FaultControls } from '../etcd-api/fault-admin.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
 import { CompositeTransport } from '../transport/composite.ts';
 import { MemoryHub } from '../transport/memory.ts';
-import { TcpTransport, TcpTransportError } from '../transport/tcp/index.ts';
+import { TcpTransport, TcpTransportError, type TcpTlsOptions } from '../transport/tcp/index.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
-import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type NodeConfig } from './config.ts';
+import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -23,6 +27,10 @@ export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fi
 export interface PeerTransport extends Transport {
   addPeer(id: MemberId, address: string): void;
   removePeer(id: MemberId): void;
+  /** Members removed from the table: the transport refuses them, so that they learn it and stop. */
+  setRemoved(ids: Iterable<MemberId>): void;
+  /** Since when (Date.now()) the link to `id` has been up, or null while it is down. */
+  activeSince(id: MemberId): number | null;
 }
 
 export interface NodeMemberDeps {
@@ -33,6 +41,11 @@ export interface NodeMemberDeps {
    * member that refuses membership changes).
    */
   transport?: (self: InitialMember, config: NodeConfig) => Promise<PeerTransport | Transport>;
+  /**
+   * Called once when peers keep refusing this member because it was removed from the cluster
+   * (the default transport only); the member keeps running until the caller stops it.
+   */
+  onRemoved?: () => void;
 }
 
 export class StartError extends Error {}
@@ -49,10 +62,11 @@ export const snapshotCatchUpEntriesMax = 5000;
 /** Delay between attempts to publish this member's name and client URLs. */
 const publishRetryMs = 1000;
 
-async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn): Promise<PeerTransport | Transport> {
+async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn, onRemoved: () => void): Promise<PeerTransport | Transport> {
   if (config.listenPeerUrls === null) return new MemoryHub().connect(self.id);
   if (config.listenPeerUrls.length > 1) log('warn', 'only the first --listen-peer-urls URL is served', { url: config.listenPeerUrls[0].origin });
   const url = config.listenPeerUrls[0];
+  const tlsOptions = config.peerTls && readPeerTls(config.peerTls);
   try {
     return await TcpTransport.listen({
       id: self.id,
@@ -62,6 +76,8 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
       },
+      onRemoved,
+      ...(tlsOptions ? { tls: tlsOptions } : {}),
     });
   } catch (err) {
     if (err instanceof TcpTransportError) throw new StartError(`peer listener: ${err.message}`);
@@ -69,8 +85,42 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
   }
 }
 
+function readTlsFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StartError(`--${flag}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Checks that the PEM files make a usable key pair (and CA), or says which files are wrong. */
+function checkTls<T extends tls.SecureContextOptions>(what: string, options: T): T {
+  try {
+    tls.createSecureContext(options);
+  } catch (err) {
+    throw new StartError(`${what}: ${(err as Error).message}`);
+  }
+  return options;
+}
+
+function readPeerTls(files: PeerTlsFiles): TcpTlsOptions {
+  return checkTls(`peer TLS: --peer-cert-file ${files.certFile}, --peer-key-file ${files.keyFile}, --peer-trusted-ca-file ${files.trustedCaFile}`, {
+    cert: readTlsFile('peer-cert-file', files.certFile),
+    key: readTlsFile('peer-key-file', files.keyFile),
+    ca: readTlsFile('peer-trusted-ca-file', files.trustedCaFile),
+  });
+}
+
+function readClientTls(files: ClientTlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  const options = { cert: readTlsFile('cert-file', files.certFile), key: readTlsFile('key-file', files.keyFile) };
+  const what = `client TLS: --cert-file ${files.certFile}, --key-file ${files.keyFile}`;
+  if (files.trustedCaFile === null) return checkTls(what, options);
+  return checkTls(`${what}, --trusted-ca-file ${files.trustedCaFile}`, { ...options, ca: readTlsFile('trusted-ca-file', files.trustedCaFile) });
+}
+
 function isPeerTransport(t: Transport): t is PeerTransport {
-  return typeof (t as PeerTransport).addPeer === 'function' && typeof (t as PeerTransport).removePeer === 'function';
+  const p = t as PeerTransport;
+  return [p.addPeer, p.removePeer, p.setRemoved, p.activeSince].every((f) => typeof f === 'function');
 }
 
 /** What the transport dials: `host:port` of a peer URL for TCP; a WebRTC member's URL whole, for the CompositeTransport to route. */
@@ -112,9 +162,19 @@ async function withBrowserPeers(
 export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
   const self = config.initialCluster.find((m) => m.name === config.name)!;
   const log = deps.log;
-  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log);
+  // Read first: a bad file stops the start before anything is opened.
+  const clientTls = config.clientTls && readClientTls(config.clientTls);
+  let removedReported = false;
+  const onRemoved = () => {
+    if (removedReported) return;
+    removedReported = true;
+    deps.onRemoved?.();
+  };
+  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
+  // Membership changes through the etcd API need a transport that reaches Node members (TCP).
+  const baseIsPeerTransport = isPeerTransport(base);
   const { transport, browser } = await withBrowserPeers(base, self, config, log);
-  const peerTransport = isPeerTransport(transport) ? transport : null;
+  const peerTransport = baseIsPeerTransport && isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
     throw new StartError(`--initial-cluster names ${config.initialCluster.length} members, but the member has no peer transport`);
@@ -134,18 +194,18 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   });
   // Dial the configured peers now, so that the first elections and replies get through.
   const dialled = new Map<MemberId, string>();
+  // Every transport dials (a lone member without a peer listener still reaches tabs over WebRTC).
   const dial = (records: readonly { id: MemberId; peerURLs: string[] }[]) => {
-    if (!peerTransport) return;
     const wanted = new Map(records.filter((r) => r.id !== id && r.peerURLs.length > 0).map((r) => [r.id, peerAddress(r.peerURLs[0])]));
     for (const [peer, address] of wanted) {
       if (dialled.get(peer) === address) continue;
-      peerTransport.addPeer(peer, address);
+      transport.addPeer(peer, address);
       dialled.set(peer, address);
       log('info', 'dialling peer', { peer: peer.toString(16), address });
     }
     for (const peer of [...dialled.keys()]) {
       if (wanted.has(peer)) continue;
-      peerTransport.removePeer(peer);
+      transport.removePeer(peer);
       dialled.delete(peer);
       log('info', 'forgot removed peer', { peer: peer.toString(16) });
     }
@@ -165,12 +225,14 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     await transport.close();
     throw err;
   }
+  // Only with fault injection on is the clock adjustable (and the admin endpoint served).
+  const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
   let kv: KvMember;
   try {
     kv = await KvMember.start({
       id,
       peers,
-      clock: systemClock,
+      clock: clock ?? systemClock,
       storage,
       transport,
       random: Math.random,
@@ -188,7 +250,21 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   }
   // From here on the replicated table decides whom to dial (it always holds this member's
   // configured peers until a change or snapshot says otherwise).
-  const redial = () => dial(kv.members.list());
+  // Members that leave the table are refused from then on (until added again), so that a
+  // removed member learns it and stops, as etcd's peers tell it with 410 Gone.
+  const removed = new Set<MemberId>();
+  let inTable = new Set(kv.members.list().map((m) => m.id));
+  const noteRemovals = () => {
+    const now = new Set(kv.members.list().map((m) => m.id));
+    for (const m of inTable) if (!now.has(m)) removed.add(m);
+    for (const m of now) removed.delete(m);
+    inTable = now;
+    peerTransport?.setRemoved(removed);
+  };
+  const redial = () => {
+    dial(kv.members.list());
+    noteRemovals();
+  };
   redial();
   const unwatchMembers = kv.onMembersChanged(redial);
   browser?.serve(kv, initialMembers);
@@ -219,6 +295,10 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   // Founders share the id derived from the founding members; a joiner derives it from the
   // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
   const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== id).map((m) => m.id));
+  const faults: FaultControls | undefined = clock
+    ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== id) }
+    : undefined;
+  if (faults) log('warn', 'fault injection is on: anyone who reaches the client port can cut peer links and skew the clock', { path: '/meshkv/faults' });
   const listeners: EtcdListener[] = [];
   const stopAll = async () => {
     stopped = true;
@@ -238,6 +318,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           kv,
           host,
           port: Number(url.port),
+          ...(clientTls ? { tls: clientTls } : {}),
           clusterId,
           members: (memberId) => {
             const m = kv.members.get(memberId);
@@ -247,7 +328,8 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             const c = config.initialCluster.find((i) => i.id === memberId);
             return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
-          newMemberId: peerTransport ? memberIdOfPeerUrls : undefined,
+          membership: peerTransport ? { newMemberId: memberIdOfPeerUrls, activeSince: (peer) => peerTransport.activeSince(peer) } : undefined,
+          faults,
           ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
         }),
       );

@@ -36,7 +36,13 @@
 //   leave                  "I am going away for good; remove me." Sent once to every member
 //                          present by a member that closes gracefully. Every member passes it
 //                          to AutoMembership, which remembers it for a while so that the next
-//                          leader carries it out if the leaver was the leader.
+//                          leader carries it out if the leaver was the leader. A leaving leader
+//                          that has just handed leadership over (sent Raft's TimeoutNow, which
+//                          forfeits its lease) names that voter and its term as `successor`:
+//                          the data channel carrying the TimeoutNow may be torn down with the
+//                          page before it is delivered, so the successor, if it still follows
+//                          the leaver in that term, acts on this notice as on the TimeoutNow
+//                          and campaigns at once instead of waiting an election timeout.
 //
 // Founding (how a cluster with nobody in it gets exactly one founder) is the caller's job,
 // built on probe: see adapters/browser/founding.ts. A Node member that serves tabs answers
@@ -54,7 +60,7 @@ export type ControlMessage =
   | { kind: 'probe' }
   | { kind: 'probe-reply'; inCluster: boolean; leader: MemberId; voters: MemberId[]; learners: MemberId[]; bootstrapMembers: BootstrapMember[] }
   | { kind: 'join'; request: JoinRequest }
-  | { kind: 'leave'; id: MemberId };
+  | { kind: 'leave'; id: MemberId; successor?: { id: MemberId; term: number } };
 
 /** A member of the founding configuration, as every member seeds its member table with it. */
 export interface BootstrapMember {
@@ -194,9 +200,14 @@ export function parseControl(from: MemberId, raw: unknown): ControlMessage | nul
       if (!isShortString(r.name) || !isUrlList(r.peerURLs)) return null;
       return { kind: 'join', request: { id: from, name: r.name, peerURLs: [...r.peerURLs], wantsVote: r.wantsVote } };
     }
-    case 'leave':
+    case 'leave': {
       // Only a member itself may say it leaves.
-      return m.id === from ? { kind: 'leave', id: from } : null;
+      if (m.id !== from) return null;
+      if (m.successor === undefined) return { kind: 'leave', id: from };
+      const su = m.successor as Record<string, unknown> | null;
+      if (typeof su !== 'object' || su === null || !isMemberId(su.id) || su.id === from || !Number.isSafeInteger(su.term) || (su.term as number) < 1) return null;
+      return { kind: 'leave', id: from, successor: { id: su.id, term: su.term as number } };
+    }
     default:
       return null;
   }

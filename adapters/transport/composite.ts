@@ -6,14 +6,20 @@
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import type { FaultSwitch, Transport } from '../../src/seams.ts';
 
+/** A part may also refuse removed members and say since when a link is up (the TCP and WebRTC transports do). */
+export type Part = Transport & {
+  setRemoved?(ids: Iterable<MemberId>): void;
+  activeSince?(id: MemberId): number | null;
+};
+
 export interface Route {
   /** Address schemes this part serves, without the colon: `webrtc`, `tcp`. */
   schemes: string[];
-  transport: Transport;
+  transport: Part;
 }
 
 export class CompositeTransport implements Transport {
-  private readonly byPeer = new Map<MemberId, Transport>();
+  private readonly byPeer = new Map<MemberId, Part>();
   readonly faults: FaultSwitch;
 
   /**
@@ -22,7 +28,7 @@ export class CompositeTransport implements Transport {
    */
   constructor(
     private readonly routes: readonly Route[],
-    private readonly fallback: Transport,
+    private readonly fallback: Part,
   ) {
     const parts = this.parts();
     // One switch over every part: a test that cuts a peer cuts it whichever way it is reached.
@@ -63,16 +69,27 @@ export class CompositeTransport implements Transport {
     this.byPeer.delete(id);
   }
 
+  /** Members removed from the cluster, for the parts that refuse them (TCP does). */
+  setRemoved(ids: Iterable<MemberId>): void {
+    const list = [...ids];
+    for (const t of this.parts()) t.setRemoved?.(list);
+  }
+
+  /** Since when the link to `id` has been up, from the part that reaches it; null when down or unknown. */
+  activeSince(id: MemberId): number | null {
+    return this.byPeer.get(id)?.activeSince?.(id) ?? null;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.parts().map((t) => t.close()));
   }
 
-  private routeFor(address: string): Transport {
+  private routeFor(address: string): Part {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(address)?.[1].toLowerCase();
     return (scheme && this.routes.find((r) => r.schemes.includes(scheme))?.transport) || this.fallback;
   }
 
-  private parts(): Transport[] {
+  private parts(): Part[] {
     return [...new Set([this.fallback, ...this.routes.map((r) => r.transport)])];
   }
 }

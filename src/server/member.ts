@@ -129,6 +129,8 @@ export class Member {
   /** Time of each synced save (one fdatasync with a WAL), and of applying each Ready. */
   readonly syncMs = new Histogram(diskBucketsMs);
   readonly applyMs = new Histogram(diskBucketsMs);
+  /** Proposals (conf changes included) that failed: timed out, dropped, or cut off by a stop (etcd's proposals_failed_total). */
+  proposalsFailed = 0;
   private lastEvent: MemberEvent | null = null;
   private readonly listeners = new Set<(e: MemberEvent) => void>();
   private fatal: Error | null = null;
@@ -260,6 +262,7 @@ export class Member {
       try {
         this.node.proposeConfChange(cc);
       } catch (err) {
+        this.proposalsFailed++;
         reject(toMemberError(err));
         return;
       }
@@ -313,6 +316,7 @@ export class Member {
     for (const [seq, w] of this.proposals) {
       if (w.deadlineMs <= now) {
         this.proposals.delete(seq);
+        this.proposalsFailed++;
         w.reject(timeout);
       }
     }
@@ -328,6 +332,7 @@ export class Member {
     }
     for (let i = this.confChanges.length - 1; i >= 0; i--) {
       if (this.confChanges[i].waiter.deadlineMs <= now) {
+        this.proposalsFailed++;
         this.confChanges[i].waiter.reject(timeout);
         this.confChanges.splice(i, 1);
       }
@@ -403,7 +408,10 @@ export class Member {
       }
       const e = toMemberError(err);
       for (const seq of seqs) {
-        this.proposals.get(seq)?.reject(e);
+        const w = this.proposals.get(seq);
+        if (!w) continue;
+        this.proposalsFailed++;
+        w.reject(e);
         this.proposals.delete(seq);
       }
     }
@@ -546,7 +554,13 @@ export class Member {
     for (const fn of this.listeners) fn(e);
   }
 
+  /** Proposals (conf changes included) waiting to be applied (etcd's proposals_pending). */
+  get proposalsPending(): number {
+    return this.proposals.size + this.confChanges.length;
+  }
+
   private failAll(err: Error): void {
+    this.proposalsFailed += this.proposalsPending;
     for (const w of this.proposals.values()) w.reject(err);
     this.proposals.clear();
     for (const r of this.reads.values()) r.reject(err);

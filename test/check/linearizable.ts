@@ -9,7 +9,9 @@
 //    every key it covers — every key of the history under its prefix; a covered key missing
 //    from the result reads as absent — and each projection is a read in that key's search.
 //    Reads with unknown outcome are dropped (they change nothing); writes with unknown outcome
-//    may take effect at any point after their call, or never. Histories start from an empty store.
+//    may take effect at any point after their call, or never — and a put or CAS with unknown
+//    outcome whose value nothing observes is left out of the search (it cannot matter; see
+//    unobservableWrites). Histories start from an empty store.
 // 2. Revisions (revisions.ts), the facts etcd adds to every response. These checks cover what
 //    the per-key projection cannot see: a range is one snapshot across keys.
 //    - each acknowledged write (put, a delete that deleted something, a CAS that succeeded)
@@ -119,10 +121,12 @@ function keysOf(history: HistoryOp[]): Set<string> {
 }
 
 /** Splits the history into one search input per key, projecting range reads onto the keys they cover. */
-export function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register>[]> {
+function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register>[]> {
   const keys = [...keysOf(history)].sort();
   const partitions = new Map<string, KeyOp<Register>[]>(keys.map((k) => [k, []]));
+  const unobservable = unobservableWrites(history);
   for (const op of history) {
+    if (unobservable.has(op)) continue;
     if (op.input.f === 'range') {
       if (op.output?.f !== 'range') continue;
       const { prefix } = op.input;
@@ -136,6 +140,41 @@ export function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register
     if (keyOp !== null) partitions.get(op.input.key)!.push(keyOp);
   }
   return partitions;
+}
+
+/**
+ * Writes with unknown outcome (puts and CASes) that the search can leave out: no operation on
+ * the key observes their value — no read returns it, no CAS expects it — and no delete on the
+ * key reports deleting something. In any linearization that includes such a write, every
+ * operation placed while the key held its value would have accepted the key's previous value
+ * too, or is another unknown write that can be left out the same way, so dropping it keeps a
+ * valid linearization. Without this, each unknown write that never happened stays pending to
+ * the end and doubles the search space of a history that is not linearizable.
+ */
+function unobservableWrites(history: HistoryOp[]): Set<HistoryOp> {
+  const observed = new Map<string, Set<string>>();
+  const seen = (key: string, value: string | null) => {
+    if (value === null) return;
+    let set = observed.get(key);
+    if (set === undefined) observed.set(key, (set = new Set()));
+    set.add(value);
+  };
+  const deletesSomething = new Set<string>();
+  for (const { input, output } of history) {
+    if (input.f === 'cas') seen(input.key, input.expected);
+    if (output === null) continue;
+    if (output.f === 'get' && input.f === 'get') seen(input.key, output.value);
+    else if (output.f === 'range') for (const [key, value] of Object.entries(output.kvs)) seen(key, value);
+    else if (output.f === 'cas' && input.f === 'cas' && !output.succeeded) seen(input.key, output.value);
+    else if (output.f === 'delete' && input.f === 'delete' && output.deleted > 0) deletesSomething.add(input.key);
+  }
+  const out = new Set<HistoryOp>();
+  for (const op of history) {
+    const { input } = op;
+    if (op.output !== null || (input.f !== 'put' && input.f !== 'cas')) continue;
+    if (!deletesSomething.has(input.key) && !(observed.get(input.key)?.has(input.value) ?? false)) out.add(op);
+  }
+  return out;
 }
 
 function readOp(op: HistoryOp, value: Register): KeyOp<Register> {

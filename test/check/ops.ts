@@ -30,11 +30,6 @@ export function validateHistory(history: HistoryOp[]): void {
   }
 }
 
-/** The key a single-key operation touches; null for a range. */
-export function keyOf(input: OpInput): string | null {
-  return input.f === 'range' ? null : input.key;
-}
-
 /** A write: a key set to a value (null: deleted). */
 export interface Write {
   key: string;
@@ -64,11 +59,6 @@ export function possibleWrite(op: HistoryOp): Write | null {
   if (input.f === 'put' || input.f === 'cas') return { key: input.key, value: input.value, op };
   if (input.f === 'delete') return { key: input.key, value: null, op };
   return null;
-}
-
-/** True for an acknowledged operation that wrote and so got a revision of its own. */
-export function isAcknowledgedWrite(op: HistoryOp): boolean {
-  return acknowledgedWrite(op) !== null;
 }
 
 function quote(value: string | null): string {

@@ -34,15 +34,17 @@ export class Processes {
     return { name, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(this.root, `${name}.data`) };
   }
 
-  start(spec: MemberSpec, initialCluster: MemberSpec[], extra: string[] = []): Proc {
+  /** An https scheme needs the peer or client TLS flags in `extra`. */
+  start(spec: MemberSpec, initialCluster: MemberSpec[], extra: string[] = [], schemes: { peer?: 'https'; client?: 'https' } = {}): Proc {
+    const peerScheme = schemes.peer ?? 'http';
     const args = [
       bin,
       '--name', spec.name,
       '--data-dir', spec.dataDir,
-      '--listen-client-urls', `http://127.0.0.1:${spec.clientPort}`,
-      '--listen-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${spec.peerPort}`,
-      '--initial-cluster', initialCluster.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(','),
+      '--listen-client-urls', `${schemes.client ?? 'http'}://127.0.0.1:${spec.clientPort}`,
+      '--listen-peer-urls', `${peerScheme}://127.0.0.1:${spec.peerPort}`,
+      '--initial-advertise-peer-urls', `${peerScheme}://127.0.0.1:${spec.peerPort}`,
+      '--initial-cluster', initialCluster.map((m) => `${m.name}=${peerScheme}://127.0.0.1:${m.peerPort}`).join(','),
       '--initial-cluster-token', 'test-cluster',
       ...extra,
     ];

@@ -143,6 +143,37 @@ test('closing the leader tab: a new leader within two seconds at default timings
     expect(await history.get(reopened, `b${rest[1].client}-2`)).toBe('v2');
     await writeAndReadBack(history, all, 'c', 2);
     history.expectLinearizable();
+
+    // Leaving for good: it is removed from the configuration and its database is deleted.
+    const database = `meshkv/close-reopen/member/${reopened.id}`;
+    expect(await reopened.page.evaluate(() => window.meshkvTab!.databases())).toContain(database);
+    await reopened.page.evaluate(() => window.meshkvTab!.close(true));
+    await waitForCluster(rest);
+    expect(await reopened.page.evaluate(() => window.meshkvTab!.databases())).not.toContain(database);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a closing leader whose TimeoutNow is lost: the successor named in its leave notice takes over before any election timeout', async () => {
+  const context = await browser.newContext();
+  try {
+    const tabs = await openTabs(context, url, options('successor'), 3);
+    const leader = await waitForCluster(tabs);
+    const history = new History();
+    await writeAndReadBack(history, tabs, 's', 1);
+    const rest = tabs.filter((t) => t !== leader);
+    // The data channels drop everything from now on, as when the page tears them down before
+    // the TimeoutNow is out; signaling still carries the leave notice.
+    await leader.page.evaluate((ids) => window.meshkvTab!.block(ids), rest.map((t) => t.id));
+    const closedAt = performance.now();
+    await leader.page.close();
+    await waitForLeader(rest, leader.id, 5000);
+    // No follower heard from the leader after closedAt, and none times out sooner than an
+    // election timeout (1 s at default timings) after that: only the notice explains this.
+    expect(performance.now() - closedAt).toBeLessThan(1000);
+    await writeAndReadBack(history, rest, 't', 1);
+    history.expectLinearizable();
   } finally {
     await context.close();
   }

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext } from '@playwright/test';
-import { createServer, type ViteDevServer } from 'vite';
+import { createServer, type Plugin, type ViteDevServer } from 'vite';
 import { chromiumArgs, chromiumPath } from '../helpers/chromium.ts';
 import { freePort } from '../helpers/processes.ts';
 
@@ -17,7 +17,8 @@ export interface PageServer {
   close(): Promise<void>;
 }
 
-export async function servePages(): Promise<PageServer> {
+/** `plugins`: extra Vite plugins (a test may serve generated modules through one). */
+export async function servePages(plugins: Plugin[] = []): Promise<PageServer> {
   const port = await freePort();
   // Not node_modules/.vite: node_modules may be shared by several checkouts.
   const cacheDir = await mkdtemp(join(tmpdir(), 'meshkv-e2e-vite-'));
@@ -28,9 +29,11 @@ export async function servePages(): Promise<PageServer> {
       root: process.cwd(),
       cacheDir,
       logLevel: 'error',
+      plugins,
       define: { global: 'globalThis' },
-      optimizeDeps: { include: ['simple-peer'] },
-      resolve: { alias: { 'meshkv/browser': join(process.cwd(), 'adapters/browser/index.ts') } },
+      // Scan only the page modules: readme.html imports a module that exists only where the
+      // README test serves it.
+      optimizeDeps: { include: ['simple-peer'], entries: ['test/e2e/fixtures/*-page.ts'] },
       server: { host: '127.0.0.1', port, strictPort: true },
     });
     await server.listen();

@@ -123,6 +123,6 @@ describe('meshkv CLI', () => {
     expect(unknown.logs).toEqual(['meshkv: unknown flag --bogus (see meshkv --help)']);
     const tls = meshkv(['--listen-client-urls', 'https://127.0.0.1:2379']);
     expect(await tls.exited).toBe(2);
-    expect(tls.logs).toEqual(['meshkv: --listen-client-urls: https://127.0.0.1:2379: TLS is not supported yet; use http://']);
+    expect(tls.logs).toEqual(['meshkv: client URL https://127.0.0.1:2379 is https://: give --cert-file and --key-file']);
   });
 });

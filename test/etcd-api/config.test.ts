@@ -58,13 +58,27 @@ describe('meshkv configuration', () => {
     [['stray'], 'unexpected argument "stray" (meshkv takes only flags; see meshkv --help)'],
     [['--name=a', '--name=b'], 'flag --name given twice'],
     [['--listen-client-urls=127.0.0.1:2379'], '--listen-client-urls: 127.0.0.1:2379: give a scheme, e.g. http://127.0.0.1:2379'],
-    [['--listen-client-urls=unix://x:1'], '--listen-client-urls: unix://x:1: scheme must be http://'],
+    [['--listen-client-urls=unix://x:1'], '--listen-client-urls: unix://x:1: scheme must be http:// or https://'],
     [['--listen-client-urls=http://127.0.0.1'], '--listen-client-urls: http://127.0.0.1: give a port, e.g. http://127.0.0.1:2379'],
     [['--browser-peers=yes'], '--browser-peers must be on or off, not "yes"'],
     [['--browser-peers=off', '--signaling-url=ws://h:1/meshkv/signal'], '--signaling-url needs --browser-peers on'],
     [['--signaling-url=http://h:1/meshkv/signal'], '--signaling-url: http://h:1/meshkv/signal: scheme must be ws:// or wss://'],
     [['--browser-origins=http://h:1/page'], '--browser-origins: http://h:1/page: give scheme, host and port only, e.g. http://127.0.0.1:5173'],
     [['--listen-client-urls=http://not a url:1'], '--listen-client-urls: "http://not a url:1" is not a URL (expected e.g. http://127.0.0.1:2379)'],
+    [['--peer-cert-file', 'x.crt'], '--peer-cert-file needs --peer-key-file (its private key)'],
+    [['--peer-key-file', 'x.key'], '--peer-key-file needs --peer-cert-file (the certificate it belongs to)'],
+    [['--peer-cert-file', 'x.crt', '--peer-key-file', 'x.key'], "peer TLS needs --peer-trusted-ca-file: meshkv peers always verify each other's certificates"],
+    [['--peer-cert-file=c', '--peer-key-file=k', '--peer-trusted-ca-file=ca', '--peer-client-cert-auth=false'], '--peer-client-cert-auth=false is not supported: meshkv peer TLS is always mutual'],
+    [['--peer-client-cert-auth=maybe'], '--peer-client-cert-auth must be true or false, not "maybe"'],
+    [['--peer-client-cert-auth'], '--peer-client-cert-auth needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file'],
+    [['--initial-cluster', 'default=https://127.0.0.1:1'], 'peer URL https://127.0.0.1:1 is https://: give --peer-cert-file, --peer-key-file and --peer-trusted-ca-file'],
+    [['--cert-file', 'x.crt'], '--cert-file needs --key-file (its private key)'],
+    [['--key-file', 'x.key'], '--key-file needs --cert-file (the certificate it belongs to)'],
+    [['--listen-client-urls', 'https://127.0.0.1:1'], 'client URL https://127.0.0.1:1 is https://: give --cert-file and --key-file'],
+    [['--trusted-ca-file', 'ca'], '--client-cert-auth and --trusted-ca-file need --cert-file and --key-file'],
+    [['--cert-file', 'x.crt', '--key-file', 'x.key', '--client-cert-auth'], '--client-cert-auth needs --trusted-ca-file (the CA that signs client certificates)'],
+    [['--cert-file', 'x.crt', '--key-file', 'x.key', '--trusted-ca-file', 'ca'], '--trusted-ca-file is used only with --client-cert-auth; give both'],
+    [['--cert-file', 'x.crt', '--key-file', 'x.key'], 'client TLS is on, so every --listen-client-urls URL must be https://, not http://127.0.0.1:2379'],
   ])('refuses %j', (argv, message) => {
     expect(() => parseConfig(argv, {})).toThrow(new ConfigError(message));
   });
@@ -95,4 +109,19 @@ describe('meshkv configuration', () => {
     expect(joiner.initialCluster.find((m) => m.name === 'c')!.id).toBe(memberIdOfPeerUrls(['http://127.0.0.1:2382']));
     expect(joiner.initialCluster.find((m) => m.name === 'a')!.id).toBe(memberIdOf('a'));
   });
+
+  it('reads the peer TLS files from flags or MESHKV_PEER_* variables, with https:// peer URLs', () => {
+    const cluster = ['--name', 'a', '--initial-cluster', 'a=https://127.0.0.1:2380,b=https://127.0.0.1:2381'];
+    const files = { certFile: 'p.crt', keyFile: 'p.key', trustedCaFile: 'ca.crt' };
+    expect(start([...cluster, '--peer-cert-file=p.crt', '--peer-key-file', 'p.key', '--peer-trusted-ca-file', 'ca.crt', '--peer-client-cert-auth']).peerTls).toEqual(files);
+    const fromEnv = start(cluster, { MESHKV_PEER_CERT_FILE: 'p.crt', MESHKV_PEER_KEY_FILE: 'p.key', MESHKV_PEER_TRUSTED_CA_FILE: 'ca.crt' });
+    expect(fromEnv.peerTls).toEqual(files);
+    expect(fromEnv.listenPeerUrls!.map((u) => u.origin)).toEqual(['https://127.0.0.1:2380']);
+    expect(start([]).peerTls).toBeNull();
+    expect(start([]).clientTls).toBeNull();
+    const client = start(['--listen-client-urls', 'https://127.0.0.1:2379', '--cert-file', 'c', '--key-file', 'k', '--trusted-ca-file', 'ca', '--client-cert-auth']);
+    expect(client.clientTls).toEqual({ certFile: 'c', keyFile: 'k', trustedCaFile: 'ca' });
+    expect(start(['--listen-client-urls', 'https://127.0.0.1:2379', '--cert-file', 'c', '--key-file', 'k']).clientTls).toEqual({ certFile: 'c', keyFile: 'k', trustedCaFile: null });
+  });
 });
+

@@ -91,4 +91,30 @@ describe('hasleader streams', () => {
     expect(error).toBeNull();
     call.cancel();
   });
+
+  it('/metrics counts a proposal pending while the member is cut off, then failed once it times out', async () => {
+    const { endpoint, isolate } = await followerWithApi();
+    const metric = async (name: string) => {
+      const text = await (await fetch(`http://${endpoint}/metrics`)).text();
+      return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+    };
+    const put = (key: string) => fetch(`http://${endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: btoa(key), value: btoa('v') }) });
+    expect((await put('before')).status).toBe(200);
+    expect(await metric('etcd_server_proposals_failed_total')).toBe(0);
+    expect(await metric('etcd_server_proposals_pending')).toBe(0);
+    const committed = await metric('etcd_server_proposals_committed_total');
+    expect(committed).toBeGreaterThan(0);
+    expect(await metric('etcd_server_proposals_applied_total')).toBeGreaterThan(0);
+    isolate();
+    const lost = put('lost');
+    // The request timeout is 3 s: well after this, the put is still waiting.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await metric('etcd_server_proposals_pending')).toBe(1);
+    const res = await lost;
+    expect(res.status).toBe(503);
+    expect((await res.json()).message).toBe('etcdserver: request timed out');
+    expect(await metric('etcd_server_proposals_failed_total')).toBe(1);
+    expect(await metric('etcd_server_proposals_pending')).toBe(0);
+    expect(await metric('etcd_server_proposals_committed_total')).toBe(committed);
+  });
 });

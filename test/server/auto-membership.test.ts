@@ -39,6 +39,11 @@ async function start(hub: MemoryHub, id: MemberId, peers: MemberId[]): Promise<N
 const running = () => nodes.filter((n) => !n.kv.member.isStopped());
 const leader = () => running().find((n) => n.kv.member.isLeader());
 const config = (n: Node) => n.kv.member.status().confState;
+/** The leader's configuration; undefined during an election (a loaded machine has some). */
+const leaderConfig = () => {
+  const l = leader();
+  return l && config(l);
+};
 
 /** What a joining tab does: ask every member until it sees itself a voter. */
 function keepAsking(req: JoinRequest): () => void {
@@ -60,7 +65,8 @@ describe('AutoMembership', () => {
     const stopAsking = keepAsking({ id: 4, name: 'tab-4', peerURLs: ['webrtc://4'], wantsVote: true });
     try {
       await waitFor('member 4 to be a voter', () => {
-        const cs = config(leader()!);
+        const cs = leaderConfig();
+        if (!cs) return false;
         if (cs.learners.includes(4)) seenAsLearner.push(true);
         return cs.voters.includes(4);
       }, 10_000);
@@ -81,7 +87,7 @@ describe('AutoMembership', () => {
     await start(hub, 5, []);
     const stopAsking = keepAsking({ id: 5, name: 'replica', peerURLs: ['webrtc://5'], wantsVote: false });
     try {
-      await waitFor('member 5 to be a learner', () => config(leader()!).learners.includes(5), 10_000);
+      await waitFor('member 5 to be a learner', () => leaderConfig()?.learners.includes(5), 10_000);
       await new Promise((r) => setTimeout(r, 300));
       expect(config(leader()!).voters).not.toContain(5);
     } finally {
@@ -96,7 +102,10 @@ describe('AutoMembership', () => {
     const follower = running().find((n) => !n.kv.member.isLeader())!;
     const followerId = follower.kv.id;
     for (const n of running()) n.auto.leave(followerId);
-    await waitFor('the follower to be removed', () => !config(leader()!).voters.includes(followerId), 10_000);
+    await waitFor('the follower to be removed', () => {
+      const cs = leaderConfig();
+      return cs !== undefined && !cs.voters.includes(followerId);
+    }, 10_000);
     expect(leader()!.kv.members.get(followerId)).toBeUndefined();
 
     // The leader's tab closes: it tells the others, then stops without waiting.

@@ -66,6 +66,9 @@ describe('ControlChannel', () => {
     expect(parseControl(2, { kind: 'join', request: { id: 2, name: 'x', peerURLs: [7], wantsVote: true } })).toBeNull();
     expect(parseControl(2, { kind: 'probe-reply', inCluster: 'yes', leader: 0, voters: [], learners: [], bootstrapMembers: [] })).toBeNull();
     expect(parseControl(2, { kind: 'probe-reply', inCluster: true, leader: 1, voters: [1], learners: [], bootstrapMembers: [{ id: 0, name: '', peerURLs: [] }] })).toBeNull();
+    expect(parseControl(2, { kind: 'leave', id: 2, successor: { id: 2, term: 3 } })).toBeNull();
+    expect(parseControl(2, { kind: 'leave', id: 2, successor: { id: 4, term: 0 } })).toBeNull();
+    expect(parseControl(2, { kind: 'leave', id: 2, successor: { id: 4, term: 3 } })).toEqual({ kind: 'leave', id: 2, successor: { id: 4, term: 3 } });
     expect(parseControl(2, { kind: 'nonsense' })).toBeNull();
     expect(parseControl(2, { kind: 'join', request: { id: 2, name: 'tab', peerURLs: ['webrtc://2'], wantsVote: false } })).toEqual({
       kind: 'join',

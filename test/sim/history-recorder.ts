@@ -3,10 +3,10 @@
 // (a follower forwards them) and answered when that member applies them; linearizable reads
 // go through ReadIndex (or the lease, as the seed's Raft configuration says) and are answered
 // from the member's MVCC store once it has applied up to the read index. Watchers stream the
-// history's prefix from a member's real watch hub and resume on another member from the
-// revision after the last one they received when theirs crashes, freezes too long or replaces
-// its store with a snapshot. All times are virtual; every choice comes from the `history`
-// stream, so a seed replays exactly.
+// history's prefix from a member's real watch hub and resume on a random member from the
+// revision after the last one they received when theirs crashes, restarts or replaces its
+// store with a snapshot, and now and then for no reason. All times are virtual; every choice
+// comes from the `history` stream, so a seed replays exactly.
 
 import type { FinalState, HistoryOp, OpInput, OpOutput, WatchEvent, WatchRecord } from '../check/history.ts';
 import { describeOp } from '../check/ops.ts';
@@ -21,7 +21,7 @@ import type { Prng } from './prng.ts';
 import { decodeText, encodeOpProposal, encodeText, type AppliedOp } from './state-machine.ts';
 
 /** Every key the clients touch starts with this; nothing else in the simulation writes under it. */
-export const historyPrefix = 'h/';
+const historyPrefix = 'h/';
 const keysMax = 6;
 const clientsMin = 2;
 const clientsMax = 4;

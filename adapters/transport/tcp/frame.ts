@@ -33,6 +33,11 @@ export const snapshotChunkBytes = 1024 * 1024;
 /** The largest snapshot data the transport carries. */
 export const snapshotBytesMax = 1024 * 1024 * 1024;
 export const protocolVersion = 1;
+/**
+ * The Refuse reason a member gives a peer that the member table says was removed (etcd's
+ * peers answer such a member 410 Gone, with this text).
+ */
+export const removedReason = 'the member has been permanently removed from the cluster';
 
 if (snapshotChunkBytes + 1 > frameBytesMax) throw new Error(`snapshotChunkBytes ${snapshotChunkBytes} does not fit frameBytesMax ${frameBytesMax}`);
 if (snapshotBytesMax > 0xffffffff) throw new Error(`snapshotBytesMax ${snapshotBytesMax} does not fit the u32 in a SnapshotHead`);

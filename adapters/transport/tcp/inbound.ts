@@ -15,6 +15,7 @@ import {
   encodeFrame,
   frameBytesMax,
   frameHeader,
+  removedReason,
   snapshotBytesMax,
 } from './frame.ts';
 import type { LogFn } from './peer-link.ts';
@@ -28,6 +29,8 @@ export interface InboundOptions {
   log: LogFn;
   handshakeTimeoutMs: number;
   isBlocked: (peer: MemberId) => boolean;
+  /** The member table removed `peer`: its connection is refused with removedReason. */
+  isRemoved: (peer: MemberId) => boolean;
   deliver: (m: Message) => void;
 }
 
@@ -66,6 +69,11 @@ export class InboundConnection {
         this.assembly = null;
       }
     });
+  }
+
+  /** The peer's id once its Hello is accepted; 0 before. */
+  get peerId(): MemberId {
+    return this.peer;
   }
 
   close(): void {
@@ -121,6 +129,7 @@ export class InboundConnection {
       return this.refuse(`cluster token mismatch: member ${hello.from} has "${hello.clusterToken}", member ${this.o.selfId} has "${this.o.clusterToken}"`);
     }
     if (hello.to !== this.o.selfId) return this.refuse(`member ${hello.from} expected member ${hello.to} at this address, but this is member ${this.o.selfId}`);
+    if (this.o.isRemoved(hello.from)) return this.refuse(removedReason);
     this.peer = hello.from;
     this.reader.frameBytesLimit = frameBytesMax;
     this.socket.write(frameHeader(FrameType.Accept, 0));

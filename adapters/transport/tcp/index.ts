@@ -32,6 +32,8 @@ export interface TcpTransportOptions {
   tls?: TcpTlsOptions;
   log?: LogFn;
   bounds?: Partial<TcpBounds>;
+  /** Called (repeatedly) once peers keep refusing this member as removed from the cluster. */
+  onRemoved?: () => void;
 }
 
 export type TcpTransportErrorCode = 'address-in-use' | 'listen-failed' | 'invalid-address' | 'invalid-options';
@@ -57,6 +59,8 @@ export class TcpTransport implements Transport {
   private onMessage: ((m: Message) => void) | null = null;
   private readonly links = new Map<MemberId, PeerLink>();
   private readonly inbound = new Set<InboundConnection>();
+  /** Peers the member table removed: their connections are refused with removedReason. */
+  private removed: ReadonlySet<MemberId> = new Set();
   private closing: Promise<void> | null = null;
   private readonly log: LogFn;
 
@@ -179,13 +183,31 @@ export class TcpTransport implements Transport {
         bounds: this.bounds,
         log: this.log,
         isBlocked: () => this.faults.isBlocked(id, 'out'),
+        onRemoved: () => this.o.onRemoved?.(),
       }),
     );
+  }
+
+  /** Replaces the set of removed members, whose connections are refused from now on. */
+  setRemoved(ids: Iterable<MemberId>): void {
+    this.removed = new Set(ids);
+    // A removed member's open connection was accepted before; cut it so that it hears the refusal.
+    for (const c of this.inbound) {
+      if (this.removed.has(c.peerId)) c.close();
+    }
   }
 
   removePeer(id: MemberId): void {
     this.links.get(id)?.close();
     this.links.delete(id);
+  }
+
+  /**
+   * Since when (Date.now()) `peer` has accepted this member's connection without a break, or
+   * null when it is not connected now: what etcd's strict reconfiguration check asks.
+   */
+  activeSince(peer: MemberId): number | null {
+    return this.links.get(peer)?.activeSince ?? null;
   }
 
   /** Messages waiting in the queue to `peer` (for tests and metrics). */
@@ -215,6 +237,7 @@ export class TcpTransport implements Transport {
       log: this.log,
       handshakeTimeoutMs: this.bounds.handshakeTimeoutMs,
       isBlocked: (peer) => this.faults.isBlocked(peer, 'in'),
+      isRemoved: (peer) => this.removed.has(peer),
       deliver: (m) => {
         if (!this.closing) this.onMessage?.(m);
       },

@@ -17,6 +17,7 @@ import {
   protocolVersion,
   snapshotChunkBytes,
   writeFrameHeader,
+  removedReason,
 } from './frame.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn', msg: string) => void;
@@ -43,7 +44,16 @@ export interface LinkOptions {
   log: LogFn;
   /** Consulted again just before each write, so a block applies to what is already queued. */
   isBlocked: () => boolean;
+  /** The peer has refused this member as removed for removalConfirmMs, with no accept since. */
+  onRemoved: () => void;
 }
+
+/**
+ * How long a peer must keep refusing this member as removed before the member believes it. A
+ * member re-added under the same id may be refused for a moment by a peer that has not yet
+ * applied the re-add; a removed member is refused for good.
+ */
+export const removalConfirmMs = 2000;
 
 /** Frames up to this size are copied into a shared write buffer; larger ones are written as they are. */
 const coalesceFrameBytesMax = 64 * 1024;
@@ -76,6 +86,10 @@ export class PeerLink {
   private flushScheduled = false;
   /** Why the last connection attempt failed, so a repeated failure logs once. */
   private lastFailure: string | null = null;
+  /** When the peer last accepted this connection (Date.now()); null while not connected. */
+  private acceptedAt: number | null = null;
+  /** When the peer first refused this member as removed, since its last accept; null if not. */
+  private refusedAsRemovedAt: number | null = null;
 
   constructor(private readonly o: LinkOptions) {
     this.reconnectDelayMs = o.bounds.reconnectDelayMsMin;
@@ -84,6 +98,11 @@ export class PeerLink {
 
   get address(): string {
     return `${this.o.host}:${this.o.port}`;
+  }
+
+  /** Since when the peer has been reachable over this link, or null (etcd's ActiveSince). */
+  get activeSince(): number | null {
+    return this.acceptedAt;
   }
 
   get queuedMessages(): number {
@@ -291,6 +310,7 @@ export class PeerLink {
       if (this.socket !== s) return;
       this.socket = null;
       this.writable = false;
+      this.acceptedAt = null;
       if (this.stream) {
         this.o.log('info', `tcp transport ${this.o.selfId}: snapshot stream to peer ${this.o.peerId} cut at ${this.stream.offset}/${this.stream.data.length} bytes`);
         this.stream = null;
@@ -299,6 +319,12 @@ export class PeerLink {
       this.reconnectTimer = setTimeout(() => this.connect(), this.reconnectDelayMs);
       this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, this.o.bounds.reconnectDelayMsMax);
     });
+  }
+
+  private noteRefusedAsRemoved(): void {
+    const now = Date.now();
+    this.refusedAsRemovedAt ??= now;
+    if (now - this.refusedAsRemovedAt >= removalConfirmMs) this.o.onRemoved();
   }
 
   private noteFailure(reason: string): void {
@@ -310,11 +336,15 @@ export class PeerLink {
     if (type === FrameType.Accept) {
       if (this.lastFailure !== null) this.o.log('info', `tcp transport ${this.o.selfId}: connected to peer ${this.o.peerId} (${this.address})`);
       this.lastFailure = null;
+      this.acceptedAt = Date.now();
+      this.refusedAsRemovedAt = null;
       this.reconnectDelayMs = this.o.bounds.reconnectDelayMsMin;
       return;
     }
     if (type === FrameType.Refuse) {
-      this.noteFailure(`peer ${this.o.peerId} (${this.address}) refused the connection: ${new TextDecoder().decode(payload)}`);
+      const reason = new TextDecoder().decode(payload);
+      this.noteFailure(`peer ${this.o.peerId} (${this.address}) refused the connection: ${reason}`);
+      if (reason === removedReason) this.noteRefusedAsRemoved();
       return;
     }
     throw new FramingError(`unexpected frame type ${FrameType[type]} from the listening side`);

@@ -1,0 +1,96 @@
+// The fault-injection admin endpoint (/meshkv/faults on the client port), served only when the
+// member was started with --experimental-fault-injection. It drives the peer transport's fault
+// switch and the member's adjustable clock, so a test harness can partition real processes and
+// skew their time without root privileges or iptables. See docs/reliability.md.
+
+import type { AdjustableClock } from '../clock/adjustable.ts';
+import type { MemberId } from '../../src/raft/types.ts';
+import type { FaultSwitch } from '../../src/seams.ts';
+
+export interface FaultControls {
+  faults: FaultSwitch;
+  clock: AdjustableClock;
+  /** The peers the member currently knows (for the state report). */
+  peers(): MemberId[];
+}
+
+export interface FaultAnswer {
+  status: number;
+  body: unknown;
+}
+
+export const faultAdminPath = '/meshkv/faults';
+
+type Body = Record<string, unknown>;
+
+class BadRequest extends Error {}
+
+function stateOf(c: FaultControls): Body {
+  return {
+    peers: c.peers().map((id) => ({ id: id.toString(16), blockedIn: c.faults.isBlocked(id, 'in'), blockedOut: c.faults.isBlocked(id, 'out') })),
+    clock: { rate: c.clock.rate, jumpedMs: c.clock.jumped },
+  };
+}
+
+function peerOf(body: Body): MemberId {
+  const text = body.peer;
+  if (typeof text !== 'string' || !/^[0-9a-f]{1,16}$/i.test(text)) throw new BadRequest(`"peer" must be a member id in hex (as etcdctl member list shows it), not ${JSON.stringify(text)}`);
+  const id = parseInt(text, 16);
+  if (!Number.isSafeInteger(id) || id === 0) throw new BadRequest(`"peer" ${text} is not a member id`);
+  return id;
+}
+
+function directionOf(body: Body): 'in' | 'out' | 'both' {
+  const d = body.direction ?? 'both';
+  if (d !== 'in' && d !== 'out' && d !== 'both') throw new BadRequest(`"direction" must be "in", "out" or "both", not ${JSON.stringify(d)}`);
+  return d;
+}
+
+function numberField(body: Body, name: string): number | undefined {
+  const v = body[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new BadRequest(`"${name}" must be a number, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function act(c: FaultControls, action: string, body: Body): void {
+  switch (action) {
+    case 'block':
+      c.faults.block(peerOf(body), directionOf(body));
+      return;
+    case 'heal':
+      c.faults.heal(body.peer === undefined ? undefined : peerOf(body));
+      return;
+    case 'clock': {
+      const jumpMs = numberField(body, 'jumpMs');
+      const rate = numberField(body, 'rate');
+      if (jumpMs === undefined && rate === undefined) throw new BadRequest('give "jumpMs" (>= 0), "rate" (> 0) or both');
+      if (jumpMs !== undefined && jumpMs < 0) throw new BadRequest(`"jumpMs" must be >= 0 (the clock never goes backwards), not ${jumpMs}`);
+      if (rate !== undefined && rate <= 0) throw new BadRequest(`"rate" must be > 0, not ${rate}`);
+      if (rate !== undefined) c.clock.setRate(rate);
+      if (jumpMs !== undefined) c.clock.jump(jumpMs);
+      return;
+    }
+    default:
+      throw new BadRequest(`unknown fault action ${JSON.stringify(action)}; POST ${faultAdminPath}/block, /heal or /clock`);
+  }
+}
+
+/**
+ * Answers one request to `path` (which starts with faultAdminPath). GET returns the state;
+ * POST <path>/block {peer, direction?}, /heal {peer?} and /clock {jumpMs?, rate?} act, then
+ * return the new state.
+ */
+export function answerFaultRequest(c: FaultControls, method: string, path: string, body: unknown): FaultAnswer {
+  const action = path.slice(faultAdminPath.length).replace(/^\//, '');
+  if (method === 'GET' && action === '') return { status: 200, body: stateOf(c) };
+  if (method !== 'POST' || action === '') return { status: 405, body: { error: `use GET ${faultAdminPath} or POST ${faultAdminPath}/<action>` } };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { status: 400, body: { error: 'the body must be a JSON object' } };
+  try {
+    act(c, action, body as Body);
+  } catch (err) {
+    if (err instanceof BadRequest) return { status: 400, body: { error: err.message } };
+    throw err;
+  }
+  return { status: 200, body: stateOf(c) };
+}

@@ -1,0 +1,126 @@
+// The fault-injection admin endpoint and the adjustable clock behind it: what they do, what
+// they refuse, and that a member serves the endpoint only when started with the flag.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { AdjustableClock } from '../../adapters/clock/adjustable.ts';
+import { answerFaultRequest, type FaultControls } from '../../adapters/etcd-api/fault-admin.ts';
+import { PeerFaults } from '../../adapters/transport/fault-switch.ts';
+import { parseConfig } from '../../adapters/node/config.ts';
+import { Processes, ready } from '../cluster/processes.ts';
+import type { Clock } from '../../src/seams.ts';
+
+function manualClock(): Clock & { advance(ms: number): void } {
+  let t = 1000;
+  return { now: () => t, every: () => () => {}, advance: (ms) => (t += ms) };
+}
+
+describe('AdjustableClock', () => {
+  it('follows its base at rate 1, jumps forward, and runs slow or fast from the moment the rate changes', () => {
+    const base = manualClock();
+    const clock = new AdjustableClock(base);
+    const t0 = clock.now();
+    base.advance(100);
+    expect(clock.now()).toBe(t0 + 100);
+    clock.jump(5000);
+    expect(clock.now()).toBe(t0 + 5100);
+    clock.setRate(0.5);
+    expect(clock.now()).toBe(t0 + 5100);
+    base.advance(100);
+    expect(clock.now()).toBe(t0 + 5150);
+    clock.setRate(3);
+    base.advance(10);
+    expect(clock.now()).toBe(t0 + 5180);
+    expect(clock.jumped).toBe(5000);
+    expect(clock.rate).toBe(3);
+  });
+
+  it('refuses to go backwards or stop', () => {
+    const clock = new AdjustableClock(manualClock());
+    expect(() => clock.jump(-1)).toThrow('a clock jump must be a finite number of milliseconds >= 0, not -1');
+    expect(() => clock.setRate(0)).toThrow('a clock rate must be a finite number > 0, not 0');
+  });
+});
+
+describe('the fault admin requests', () => {
+  const controls = (): FaultControls & { faults: PeerFaults } => ({ faults: new PeerFaults(), clock: new AdjustableClock(manualClock()), peers: () => [0xabc, 0xdef] });
+
+  it('blocks one direction of one peer, reports it, and heals it', () => {
+    const c = controls();
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/block', { peer: 'abc', direction: 'out' })).toEqual({
+      status: 200,
+      body: {
+        peers: [
+          { id: 'abc', blockedIn: false, blockedOut: true },
+          { id: 'def', blockedIn: false, blockedOut: false },
+        ],
+        clock: { rate: 1, jumpedMs: 0 },
+      },
+    });
+    answerFaultRequest(c, 'POST', '/meshkv/faults/block', { peer: 'def' });
+    expect(c.faults.isBlocked(0xdef, 'in') && c.faults.isBlocked(0xdef, 'out')).toBe(true);
+    answerFaultRequest(c, 'POST', '/meshkv/faults/heal', { peer: 'abc' });
+    expect(c.faults.isBlocked(0xabc, 'out')).toBe(false);
+    expect(c.faults.isBlocked(0xdef, 'in')).toBe(true);
+    answerFaultRequest(c, 'POST', '/meshkv/faults/heal', {});
+    expect(c.faults.isBlocked(0xdef, 'in')).toBe(false);
+  });
+
+  it('jumps and slows the clock', () => {
+    const c = controls();
+    const before = c.clock.now();
+    const answer = answerFaultRequest(c, 'POST', '/meshkv/faults/clock', { jumpMs: 2000, rate: 0.25 });
+    expect(answer).toMatchObject({ status: 200, body: { clock: { rate: 0.25, jumpedMs: 2000 } } });
+    expect(c.clock.now()).toBe(before + 2000);
+  });
+
+  it('refuses bad requests with a message that says what to send', () => {
+    const c = controls();
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/block', { peer: 'xyz' })).toEqual({
+      status: 400,
+      body: { error: '"peer" must be a member id in hex (as etcdctl member list shows it), not "xyz"' },
+    });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/block', { peer: 'abc', direction: 'up' }).body).toEqual({
+      error: '"direction" must be "in", "out" or "both", not "up"',
+    });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/clock', { jumpMs: -5 }).body).toEqual({ error: '"jumpMs" must be >= 0 (the clock never goes backwards), not -5' });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/clock', {}).status).toBe(400);
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/explode', {}).body).toEqual({
+      error: 'unknown fault action "explode"; POST /meshkv/faults/block, /heal or /clock',
+    });
+    expect(answerFaultRequest(c, 'DELETE', '/meshkv/faults', {}).status).toBe(405);
+    expect(c.faults.isBlocked(0xabc, 'in') || c.faults.isBlocked(0xabc, 'out')).toBe(false);
+  });
+});
+
+describe('the --experimental-fault-injection flag', () => {
+  it('is off by default and on with the flag alone or its variable', () => {
+    const config = (argv: string[], env = {}) => {
+      const r = parseConfig(argv, env);
+      if (r.kind !== 'start') throw new Error('expected a start config');
+      return r.config;
+    };
+    expect(config([]).faultInjection).toBe(false);
+    expect(config(['--experimental-fault-injection', '--name', 'x']).faultInjection).toBe(true);
+    expect(config([], { MESHKV_EXPERIMENTAL_FAULT_INJECTION: 'true' }).faultInjection).toBe(true);
+    expect(() => config(['--experimental-fault-injection=yes'])).toThrow('--experimental-fault-injection must be true or false, not "yes"');
+  });
+
+  const procs = new Processes();
+  afterAll(() => procs.cleanup());
+
+  it('makes a real member serve /meshkv/faults; without it the path is not found', async () => {
+    const on = await procs.spec('on');
+    const off = await procs.spec('off');
+    const pOn = procs.start(on, [on], ['--experimental-fault-injection']);
+    const pOff = procs.start(off, [off]);
+    await ready(pOn);
+    await ready(pOff);
+    const got = await fetch(`http://${pOn.endpoint}/meshkv/faults`);
+    expect(got.status).toBe(200);
+    expect(await got.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 0 } });
+    const jumped = await fetch(`http://${pOn.endpoint}/meshkv/faults/clock`, { method: 'POST', body: JSON.stringify({ jumpMs: 100 }) });
+    expect(await jumped.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 100 } });
+    expect((await fetch(`http://${pOff.endpoint}/meshkv/faults`)).status).toBe(404);
+    expect(pOn.logs.some((l) => l.includes('fault injection is on'))).toBe(true);
+  }, 60_000);
+});
