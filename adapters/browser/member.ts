@@ -67,6 +67,11 @@ export interface BrowserMemberOptions {
   wantsVote?: boolean;
   timings?: Partial<BrowserMemberTimings>;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
+  /**
+   * Wraps what the member runs on (the demo: a tap on every Raft message, and a pause that
+   * freezes the member's timers and holds its traffic). Both default to the identity.
+   */
+  wrap?: { clock?: (c: Clock) => Clock; transport?: (t: Transport) => Transport };
 }
 
 export interface BrowserMemberStatus {
@@ -114,7 +119,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   checkOptions(options);
   const timings = { ...defaultBrowserMemberTimings, ...options.timings };
   const log = options.log ?? (() => {});
-  const clock = workerTimerClock();
+  const clock = options.wrap?.clock?.(workerTimerClock()) ?? workerTimerClock();
   const { id, storage, hasState } = await claimIdentity(options.cluster);
   const name = options.name ?? `tab-${id.toString(16)}`;
   const wantsVote = options.wantsVote ?? true;
@@ -153,7 +158,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
         peers: plan.peers,
         clock,
         storage,
-        transport: inbound,
+        transport: options.wrap?.transport?.(inbound) ?? inbound,
         random: Math.random,
         tickMs: timings.tickMs,
         electionTicks: timings.electionTicks,

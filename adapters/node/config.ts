@@ -26,16 +26,16 @@ export interface NodeConfig {
   clusterToken: string;
   /** Applied entries between snapshots (etcd's --snapshot-count). */
   snapshotCount: number;
-  /** Browser tabs as peers: a WebRTC transport next to TCP, signaling, automatic membership. */
-  browserPeers: BrowserPeersConfig | null;
-  /** A directory served over HTTP on the client port (the built demo), or null. */
-  staticDir: string | null;
   /** Serve the fault-injection admin endpoint /meshkv/faults (never in production). */
   faultInjection: boolean;
   /** PEM files for mutual TLS between peers; null for plain TCP (http:// peer URLs). */
   peerTls: PeerTlsFiles | null;
   /** PEM files for TLS on the client port (https:// client URLs); null for plain TCP. */
   clientTls: ClientTlsFiles | null;
+  /** Browser tabs as peers: a WebRTC transport next to TCP, signaling, automatic membership. */
+  browserPeers: BrowserPeersConfig | null;
+  /** A directory served over HTTP on the client port (the built demo), or null. */
+  staticDir: string | null;
 }
 
 export interface ClientTlsFiles {
@@ -127,26 +127,6 @@ export const flags: Record<string, FlagSpec> = {
     help: 'Applied entries between snapshots.',
     defaultValue: '10000',
   },
-  'browser-peers': {
-    env: 'MESHKV_BROWSER_PEERS',
-    help: `'on' lets browser tabs join as members: WebRTC beside TCP, WebSocket signaling on the client port at ${signalingPath}, tabs added and removed as they ask; 'off' for Node peers only.`,
-    defaultValue: 'on',
-  },
-  'signaling-url': {
-    env: 'MESHKV_SIGNALING_URL',
-    help: 'Join the signaling endpoint another member hosts (ws://host:port/meshkv/signal) instead of hosting one; every Node member of a mixed cluster names the same one.',
-    defaultValue: '',
-  },
-  'browser-origins': {
-    env: 'MESHKV_BROWSER_ORIGINS',
-    help: "Comma-separated origins (http://host:port) whose pages may use this member's signaling endpoint besides pages it serves itself; '*' for any.",
-    defaultValue: '',
-  },
-  'static-dir': {
-    env: 'MESHKV_STATIC_DIR',
-    help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
-    defaultValue: '',
-  },
   'experimental-fault-injection': {
     env: 'MESHKV_EXPERIMENTAL_FAULT_INJECTION',
     help: 'Serve /meshkv/faults on the client port to cut peer links and skew the clock (testing only: anyone who reaches the port can partition the member).',
@@ -170,6 +150,26 @@ export const flags: Record<string, FlagSpec> = {
     help: 'Require peers to present a certificate signed by --peer-trusted-ca-file (always on with peer TLS; false is refused).',
     defaultValue: '',
     boolean: true,
+  },
+  'browser-peers': {
+    env: 'MESHKV_BROWSER_PEERS',
+    help: `'on' lets browser tabs join as members: WebRTC beside TCP, WebSocket signaling on the client port at ${signalingPath}, tabs added and removed as they ask; 'off' for Node peers only.`,
+    defaultValue: 'on',
+  },
+  'signaling-url': {
+    env: 'MESHKV_SIGNALING_URL',
+    help: 'Join the signaling endpoint another member hosts (ws://host:port/meshkv/signal) instead of hosting one; every Node member of a mixed cluster names the same one.',
+    defaultValue: '',
+  },
+  'browser-origins': {
+    env: 'MESHKV_BROWSER_ORIGINS',
+    help: "Comma-separated origins (http://host:port) whose pages may use this member's signaling endpoint besides pages it serves itself; '*' for any.",
+    defaultValue: '',
+  },
+  'static-dir': {
+    env: 'MESHKV_STATIC_DIR',
+    help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
+    defaultValue: '',
   },
 };
 
@@ -246,12 +246,12 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (!/^\d+$/.test(snapshotText) || snapshotCount < 1 || !Number.isSafeInteger(snapshotCount)) {
     throw new ConfigError(`--snapshot-count must be a positive integer, not ${JSON.stringify(snapshotText)}`);
   }
-  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
-  const staticDir = value('static-dir') === '' ? null : value('static-dir');
   const faultText = value('experimental-fault-injection');
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
+  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
+  const staticDir = value('static-dir') === '' ? null : value('static-dir');
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
   const own = parsedCluster?.find((m) => m.name === name);
@@ -287,45 +287,13 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       initialClusterState,
       clusterToken,
       snapshotCount,
-      browserPeers,
-      staticDir,
       faultInjection: faultText === 'true',
       peerTls,
       clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
+      browserPeers,
+      staticDir,
     },
   };
-}
-
-function parseBrowserPeers(onOff: string, signalingText: string, originsText: string): BrowserPeersConfig | null {
-  if (onOff !== 'on' && onOff !== 'off') throw new ConfigError(`--browser-peers must be on or off, not ${JSON.stringify(onOff)}`);
-  if (onOff === 'off') {
-    if (signalingText !== '') throw new ConfigError('--signaling-url needs --browser-peers on');
-    return null;
-  }
-  let signalingUrl: string | null = null;
-  if (signalingText !== '') {
-    let url: URL;
-    try {
-      url = new URL(signalingText);
-    } catch {
-      throw new ConfigError(`--signaling-url: ${JSON.stringify(signalingText)} is not a URL (expected e.g. ws://127.0.0.1:2379${signalingPath})`);
-    }
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new ConfigError(`--signaling-url: ${signalingText}: scheme must be ws:// or wss://`);
-    signalingUrl = url.href;
-  }
-  const origins = originsText.split(',').map((o) => o.trim()).filter((o) => o !== '');
-  if (origins.includes('*')) return { signalingUrl, allowedOrigins: '*' };
-  const allowedOrigins = origins.map((o) => {
-    let url: URL;
-    try {
-      url = new URL(o);
-    } catch {
-      throw new ConfigError(`--browser-origins: ${JSON.stringify(o)} is not an origin (expected e.g. http://127.0.0.1:5173)`);
-    }
-    if (url.origin === 'null' || url.pathname !== '/' || url.search !== '') throw new ConfigError(`--browser-origins: ${o}: give scheme, host and port only, e.g. http://127.0.0.1:5173`);
-    return url.origin;
-  });
-  return { signalingUrl, allowedOrigins };
 }
 
 /** Client TLS needs a certificate and its key, and then every listen client URL is https:// (and without it, none is). */
@@ -374,6 +342,38 @@ function parsePeerTls(value: (flag: string) => string, peerUrls: string[]): Peer
   const plain = peerUrls.find((u) => !u.startsWith('https:'));
   if (plain !== undefined) throw new ConfigError(`peer TLS is on, so every peer URL must be https://, not ${plain}`);
   return { certFile, keyFile, trustedCaFile };
+}
+
+function parseBrowserPeers(onOff: string, signalingText: string, originsText: string): BrowserPeersConfig | null {
+  if (onOff !== 'on' && onOff !== 'off') throw new ConfigError(`--browser-peers must be on or off, not ${JSON.stringify(onOff)}`);
+  if (onOff === 'off') {
+    if (signalingText !== '') throw new ConfigError('--signaling-url needs --browser-peers on');
+    return null;
+  }
+  let signalingUrl: string | null = null;
+  if (signalingText !== '') {
+    let url: URL;
+    try {
+      url = new URL(signalingText);
+    } catch {
+      throw new ConfigError(`--signaling-url: ${JSON.stringify(signalingText)} is not a URL (expected e.g. ws://127.0.0.1:2379${signalingPath})`);
+    }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new ConfigError(`--signaling-url: ${signalingText}: scheme must be ws:// or wss://`);
+    signalingUrl = url.href;
+  }
+  const origins = originsText.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  if (origins.includes('*')) return { signalingUrl, allowedOrigins: '*' };
+  const allowedOrigins = origins.map((o) => {
+    let url: URL;
+    try {
+      url = new URL(o);
+    } catch {
+      throw new ConfigError(`--browser-origins: ${JSON.stringify(o)} is not an origin (expected e.g. http://127.0.0.1:5173)`);
+    }
+    if (url.origin === 'null' || url.pathname !== '/' || url.search !== '') throw new ConfigError(`--browser-origins: ${o}: give scheme, host and port only, e.g. http://127.0.0.1:5173`);
+    return url.origin;
+  });
+  return { signalingUrl, allowedOrigins };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */

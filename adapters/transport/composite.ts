@@ -6,20 +6,22 @@
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import type { FaultSwitch, Transport } from '../../src/seams.ts';
 
-/** A part may also refuse removed members and say since when a link is up (the TCP and WebRTC transports do). */
-export type Part = Transport & {
-  setRemoved?(ids: Iterable<MemberId>): void;
-  activeSince?(id: MemberId): number | null;
-};
+/** Optional capabilities of a part that the composite passes through. */
+interface RemovalAware {
+  setRemoved(ids: Iterable<MemberId>): void;
+}
+interface LinkAges {
+  activeSince(peer: MemberId): number | null;
+}
 
 export interface Route {
   /** Address schemes this part serves, without the colon: `webrtc`, `tcp`. */
   schemes: string[];
-  transport: Part;
+  transport: Transport;
 }
 
 export class CompositeTransport implements Transport {
-  private readonly byPeer = new Map<MemberId, Part>();
+  private readonly byPeer = new Map<MemberId, Transport>();
   readonly faults: FaultSwitch;
 
   /**
@@ -28,7 +30,7 @@ export class CompositeTransport implements Transport {
    */
   constructor(
     private readonly routes: readonly Route[],
-    private readonly fallback: Part,
+    private readonly fallback: Transport,
   ) {
     const parts = this.parts();
     // One switch over every part: a test that cuts a peer cuts it whichever way it is reached.
@@ -69,27 +71,28 @@ export class CompositeTransport implements Transport {
     this.byPeer.delete(id);
   }
 
-  /** Members removed from the cluster, for the parts that refuse them (TCP does). */
+  /** Forwarded to every part that refuses removed members (TCP does; see node-member.ts). */
   setRemoved(ids: Iterable<MemberId>): void {
     const list = [...ids];
-    for (const t of this.parts()) t.setRemoved?.(list);
+    for (const t of this.parts()) (t as Partial<RemovalAware>).setRemoved?.(list);
   }
 
-  /** Since when the link to `id` has been up, from the part that reaches it; null when down or unknown. */
-  activeSince(id: MemberId): number | null {
-    return this.byPeer.get(id)?.activeSince?.(id) ?? null;
+  /** Since when the link to `peer` has been up, from the part that reaches it; null if down or unknown. */
+  activeSince(peer: MemberId): number | null {
+    const t = this.byPeer.get(peer) as Partial<LinkAges> | undefined;
+    return t?.activeSince?.(peer) ?? null;
   }
 
   async close(): Promise<void> {
     await Promise.all(this.parts().map((t) => t.close()));
   }
 
-  private routeFor(address: string): Part {
+  private routeFor(address: string): Transport {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(address)?.[1].toLowerCase();
     return (scheme && this.routes.find((r) => r.schemes.includes(scheme))?.transport) || this.fallback;
   }
 
-  private parts(): Part[] {
+  private parts(): Transport[] {
     return [...new Set([this.fallback, ...this.routes.map((r) => r.transport)])];
   }
 }

@@ -10,8 +10,11 @@ export type MemberKind = 'tab' | 'node';
 /** Where the member's Raft log and snapshots live. */
 export type Persistence = 'indexeddb' | 'disk' | 'memory';
 export type Role = 'leader' | 'follower' | 'candidate' | 'pre-candidate' | 'learner';
-/** paused: timers and network frozen, state kept; crashed: stopped, its synced storage kept. */
-export type Liveness = 'running' | 'paused' | 'crashed';
+/**
+ * paused: timers and network frozen, state kept; crashed: stopped, its synced storage kept;
+ * silent: nothing heard from it lately (a tab closed without leaving, a member nobody reaches).
+ */
+export type Liveness = 'running' | 'paused' | 'crashed' | 'silent';
 
 export interface MemberView {
   id: MemberId;
@@ -32,6 +35,11 @@ export interface MemberView {
   compactRevision: number;
   /** Peers this member's transport has a working link to. */
   reachable: MemberId[];
+  /**
+   * True when the member does not report its own status (a Node member seen from tabs): role,
+   * term and leader are what the reporting members say about it, and its indexes are unknown (0).
+   */
+  inferred: boolean;
 }
 
 export interface ClusterView {

@@ -5,7 +5,7 @@
 
 import type { MemoryTransport } from '../../adapters/transport/memory.ts';
 import { isLocalMessage, isResponseMessage, MessageType, type MemberId, type Message } from '../../src/raft/types.ts';
-import type { FaultSwitch, Transport } from '../../src/seams.ts';
+import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
 import type { MessageKind, WireMessage } from './cluster.ts';
 
 /** Messages held per direction while paused; past it the oldest are dropped, as a full buffer would. */
@@ -89,7 +89,18 @@ export class DemoLink implements Transport {
   }
 }
 
-function hold(queue: Message[], m: Message): void {
+/** A clock whose timers skip while the member is paused; time itself keeps running. */
+export function pausableClock(inner: Clock, isPaused: () => boolean): Clock {
+  return {
+    now: () => inner.now(),
+    every: (intervalMs, fn) => inner.every(intervalMs, () => {
+      if (!isPaused()) fn();
+    }),
+  };
+}
+
+/** Queues a message held by a paused member, dropping the oldest past heldMessagesMax. */
+export function hold(queue: Message[], m: Message): void {
   if (queue.length >= heldMessagesMax) queue.shift();
   queue.push(m);
 }

@@ -13,7 +13,7 @@ import { KvMember, learnerReadyFraction } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { ClusterView, DemoCluster, FaultAction, Liveness, MemberView, Role, WireMessage } from './cluster.ts';
 import { clusterLeader } from './cluster.ts';
-import { DemoLink, describeMessage } from './demo-link.ts';
+import { DemoLink, describeMessage, pausableClock } from './demo-link.ts';
 
 export interface InPageClusterOptions {
   /** Members at start (odd sizes make sense: 3, 5). */
@@ -235,7 +235,7 @@ export class InPageCluster implements DemoCluster {
     const kv = await KvMember.start({
       id: slot.id,
       peers,
-      clock: pausableClock(() => slot.paused),
+      clock: pausableClock(systemClock, () => slot.paused),
       storage: slot.storage,
       transport: link,
       random: Math.random,
@@ -327,6 +327,7 @@ export class InPageCluster implements DemoCluster {
       revision: s.kv.mvcc.currentRevision,
       compactRevision: s.kv.mvcc.compactRevision,
       reachable: this.peersOf(s.id).filter((p) => !this.isCut(s.id, p) && this.isUp(p)),
+      inferred: false,
     };
   }
 
@@ -383,19 +384,9 @@ function linkKey(a: MemberId, b: MemberId): string {
   return a < b ? `${a}-${b}` : `${b}-${a}`;
 }
 
-/** The system clock whose timers skip while the member is paused; time itself keeps running. */
-function pausableClock(isPaused: () => boolean): Clock {
-  return {
-    now: () => systemClock.now(),
-    every: (intervalMs, fn) => systemClock.every(intervalMs, () => {
-      if (!isPaused()) fn();
-    }),
-  };
-}
-
 function blankView(s: Slot): MemberView {
   return {
     id: s.id, name: s.name, kind: 'tab', persistence: 'memory', liveness: 'crashed', role: 'follower',
-    term: 0, leader: 0, commit: 0, applied: 0, lastIndex: 0, revision: 0, compactRevision: 0, reachable: [],
+    term: 0, leader: 0, commit: 0, applied: 0, lastIndex: 0, revision: 0, compactRevision: 0, reachable: [], inferred: false,
   };
 }

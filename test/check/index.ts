@@ -11,6 +11,7 @@ export { checkRevisions } from './revisions.ts';
 export { checkWatches } from './watches.ts';
 export { checkDurability } from './durability.ts';
 export { describeOp, validateHistory } from './ops.ts';
+export { parseRun, serializeRun, type SavedRun } from './saved-run.ts';
 
 export interface CheckSummary {
   /** false if any checker found a violation; 'unknown' if none did but the search gave up; else true. */

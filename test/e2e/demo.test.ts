@@ -22,7 +22,8 @@ test.beforeAll(async () => {
     if (!serveStatic(req, res)) res.writeHead(405).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  // The in-page cluster, named explicitly (a page no meshkv member served would pick it anyway).
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/?mode=in-page`;
 });
 
 test.afterAll(async () => {

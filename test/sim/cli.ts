@@ -7,8 +7,12 @@
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runSeed } from './simulator.ts';
-import type { Sabotage, SimOptions } from './simulator.ts';
+import type { Sabotage, SimOptions, SimResult } from './simulator.ts';
+import { serializeRun } from '../check/saved-run.ts';
 import { failureReport, summaryLine } from './report.ts';
 
 interface CliArgs {
@@ -87,8 +91,16 @@ function runOne(seed: number, args: CliArgs): SeedReport {
     ok: result.ok,
     simulatedMs: result.simulatedMs,
     line: summaryLine(result, performance.now() - started),
-    report: result.ok ? null : failureReport(result, args.runArgv),
+    report: result.ok ? null : failureReport(result, args.runArgv) + saveHistory(result),
   };
+}
+
+/** A history checker failed: the recorded history goes to a file, to check again offline. */
+function saveHistory(result: SimResult): string {
+  if (!result.failure?.property.startsWith('history')) return '';
+  const file = join(tmpdir(), `meshkv-sim-seed${result.seed}-history.json`);
+  writeFileSync(file, serializeRun({ history: result.history, watches: result.watches }));
+  return `\nhistory saved: ${file} (npx tsx test/check/cli.ts ${file})`;
 }
 
 function printTotals(seedCount: number, simulatedMs: number, wallMs: number, failed = false): void {

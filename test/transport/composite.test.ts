@@ -75,3 +75,24 @@ describe('CompositeTransport', () => {
     expect(one.faults.isBlocked(7, 'out')).toBe(false);
   });
 });
+
+describe('CompositeTransport capabilities of its parts', () => {
+  it('passes removals to every part that takes them, and link ages from the part that reaches the peer', () => {
+    const hubA = new MemoryHub();
+    const hubB = new MemoryHub();
+    const removedSeen: number[][] = [];
+    const tcpLike = Object.assign(hubB.connect(1), {
+      setRemoved: (ids: Iterable<number>) => removedSeen.push([...ids]),
+      activeSince: (peer: number) => (peer === 3 ? 1234 : null),
+    });
+    const one = new CompositeTransport([{ schemes: ['webrtc'], transport: hubA.connect(1) }], tcpLike);
+    one.addPeer(2, 'webrtc://2');
+    one.addPeer(3, '127.0.0.1:2380');
+    one.setRemoved(new Set([9]));
+    expect(removedSeen).toEqual([[9]]);
+    expect(one.activeSince(3)).toBe(1234);
+    // The WebRTC part keeps no link ages: unknown reads as down.
+    expect(one.activeSince(2)).toBeNull();
+    expect(one.activeSince(4)).toBeNull();
+  });
+});

@@ -58,20 +58,22 @@ export class MemberCards {
       h('header', { class: 'member-head' },
         h('span', { class: 'member-name' }, m.name),
         h('span', { class: `pill state-${badge}` }, badge === 'pre-candidate' ? 'pre-candidate' : badge),
-        view.clientMember === m.id ? h('span', { class: 'via', title: 'The KV panel’s requests go to this member' }, 'client') : null,
+        view.self === m.id
+          ? h('span', { class: 'via', title: 'This tab’s own member; the KV panel’s requests go to it' }, 'this tab')
+          : view.clientMember === m.id ? h('span', { class: 'via', title: 'The KV panel’s requests go to this member' }, 'client') : null,
         h('span', { class: 'member-kind' }, `${m.kind} · ${m.persistence}`)),
       h('dl', { class: 'stats' },
         stat('term', m.term),
-        stat('commit', m.commit),
-        stat('applied', m.applied),
-        stat('revision', m.revision)),
-      logBar(m, longest),
+        stat('commit', m.inferred ? null : m.commit),
+        stat('applied', m.inferred ? null : m.applied),
+        stat('revision', m.inferred ? null : m.revision)),
+      m.inferred ? h('p', { class: 'inferred' }, 'does not report its own status: role and term as the tabs see it') : logBar(m, longest),
       h('div', { class: 'reach' },
         h('span', { class: 'reach-label' }, 'reaches'),
         ...(peers.length === 0
           ? [h('span', { class: 'muted' }, 'no peers')]
           : peers.map((p) => h('span', { class: `peer ${m.reachable.includes(p.id) ? 'up' : 'down'}` }, names.get(p.id) ?? String(p.id)))),
-        m.leader !== 0 && m.liveness !== 'crashed' && !isLeader ? h('span', { class: 'follows' }, `leader ${names.get(m.leader) ?? m.leader}`) : null),
+        m.leader !== 0 && m.liveness === 'running' && !isLeader ? h('span', { class: 'follows' }, `leader ${names.get(m.leader) ?? m.leader}`) : null),
       h('div', { class: 'actions' },
         ...actionPairs.map(([on, off, onLabel, offLabel]) => {
           // The undo shows once the fault is complete (a member with one link cut can still be isolated).
@@ -103,6 +105,7 @@ function logBar(m: MemberView, longest: number): HTMLElement {
     h('span', { class: 'log-label' }, `log ${m.lastIndex}`, uncommitted > 0 ? h('b', {}, ` · ${uncommitted} uncommitted`) : null));
 }
 
-function stat(label: string, value: number): HTMLElement {
-  return h('div', {}, h('dt', {}, label), h('dd', {}, value));
+/** `null`: not known to this tab (shown as a dash). */
+function stat(label: string, value: number | null): HTMLElement {
+  return h('div', {}, h('dt', {}, label), h('dd', {}, value ?? '—'));
 }

@@ -90,7 +90,7 @@ export class ClusterPicture {
     const byId = new Map(view.members.map((m) => [m.id, m]));
     for (const [k, e] of this.edges) {
       const [a, b] = k.split('-').map(Number);
-      const down = byId.get(a)?.liveness === 'crashed' || byId.get(b)?.liveness === 'crashed';
+      const down = isDown(byId.get(a)) || isDown(byId.get(b));
       const isCut = cut.has(k);
       const leaderEdge = !isCut && !down && (a === leader || b === leader);
       setAttrs(e.g, { class: `edge${isCut ? ' cut' : ''}${down ? ' down' : ''}${leaderEdge ? ' lead' : ''}` });
@@ -159,7 +159,7 @@ export class ClusterPicture {
     this.positions.clear();
     ids.forEach((id, i) => {
       const angle = -Math.PI / 2 + (2 * Math.PI * i) / ids.length;
-      this.positions.set(id, { x: width / 2 + orbitX * Math.cos(angle), y: height / 2 + 6 + orbitY * Math.sin(angle) });
+      this.positions.set(id, { x: width / 2 + orbitX * Math.cos(angle), y: height / 2 - 4 + orbitY * Math.sin(angle) });
     });
     for (const f of this.flights) f.el.remove();
     this.flights = [];
@@ -228,11 +228,16 @@ export class ClusterPicture {
     n.name.textContent = m.name;
     n.detail.textContent = `term ${m.term}`;
     // A paused member still believes in its role; a crashed one has none.
-    const label = m.liveness === 'running' ? m.role : m.liveness === 'paused' ? `paused · ${m.role}` : 'crashed';
+    const label = m.liveness === 'running' ? m.role : m.liveness === 'paused' ? `paused · ${m.role}` : m.liveness;
     n.role.textContent = label;
     const w = label.length * 7.4 + 22;
     setAttrs(n.roleBg, { x: -w / 2, width: w, 'data-state': state });
   }
+}
+
+/** A member whose links are drawn as down: stopped, or not heard from. */
+function isDown(m: MemberView | undefined): boolean {
+  return m?.liveness === 'crashed' || m?.liveness === 'silent';
 }
 
 function nameOf(byId: Map<MemberId, MemberView>, id: MemberId): string {

@@ -61,10 +61,10 @@ export class Timeline {
 
   private memberChanges(was: MemberView, m: MemberView): void {
     if (was.liveness !== m.liveness) {
-      const what = { running: was.liveness === 'paused' ? 'resumed' : 'restarted', paused: 'paused', crashed: 'crashed' }[m.liveness];
+      const what = { running: was.liveness === 'paused' ? 'resumed' : was.liveness === 'silent' ? 'is heard from again' : 'restarted', paused: 'paused', crashed: 'crashed', silent: 'went silent' }[m.liveness];
       this.add(m.liveness === 'running' ? 'heal' : 'fault', `${m.name} ${what}`);
     }
-    if (m.liveness === 'crashed') return;
+    if (m.liveness === 'crashed' || m.liveness === 'silent') return;
     if (was.role !== m.role) {
       if (m.role === 'pre-candidate') this.add('election', `${m.name} asks for pre-votes (term ${m.term + 1} if it wins)`);
       else if (m.role === 'candidate') this.add('election', `${m.name} starts an election for term ${m.term}`);
