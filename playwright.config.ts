@@ -1,6 +1,6 @@
-// End-to-end tests in Debian's Chromium (test/e2e): the demo, browsers restarted on the same
-// profile, mixed clusters of tabs and Node processes. Run: npm run test:e2e. Playwright
-// downloads nothing here.
+// End-to-end tests in Debian's Chromium (test/e2e): the demo, browser restarts on one profile,
+// clusters of tabs, mixed clusters of tabs and Node processes. Run: npm run test:e2e.
+// Playwright downloads nothing here.
 import { defineConfig } from '@playwright/test';
 import { chromiumArgs, chromiumPath } from './test/helpers/chromium.ts';
 

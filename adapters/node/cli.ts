@@ -53,27 +53,28 @@ async function main(): Promise<void> {
     if (err instanceof StorageError || err instanceof ListenError || err instanceof StartError) fail(err.message, 1);
     throw err;
   }
-  log('info', 'member started', { name: config.name, 'member-id': node.id.toString(16), 'data-dir': config.dataDir });
-  for (const l of node.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  const started = node;
+  log('info', 'member started', { name: config.name, 'member-id': started.id.toString(16), 'data-dir': config.dataDir });
+  for (const l of started.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  const tlsOn = config.clientTls !== null;
   if (config.browserPeers?.signalingUrl === null) {
-    for (const l of node.listeners) log('info', 'serving browser signaling', { url: `ws://${hostPort(l.host, l.port)}${signalingPath}` });
+    for (const l of started.listeners) log('info', 'serving browser signaling', { url: `${tlsOn ? 'wss' : 'ws'}://${hostPort(l.host, l.port)}${signalingPath}` });
   } else if (config.browserPeers) {
     log('info', 'using browser signaling', { url: config.browserPeers.signalingUrl });
   }
   if (config.staticDir !== null) log('info', 'serving static files', { dir: config.staticDir });
   if (config.listenPeerUrls) log('info', 'serving peer traffic', { address: config.listenPeerUrls[0].host, 'cluster-state': config.initialClusterState });
-  const started = node;
   const ready = (leader: number, term: number) => {
     log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
     // The one line a person starting the demo looks for, in plain text, once the page would work.
     if (config.staticDir === null) return;
-    for (const l of started.listeners) process.stdout.write(`meshkv: open http://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
+    for (const l of started.listeners) process.stdout.write(`meshkv: open ${tlsOn ? 'https' : 'http'}://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
   };
-  const now = node.kv.member.status();
+  const now = started.kv.member.status();
   if (now.lead !== 0) {
     ready(now.lead, now.term);
   } else {
-    const unwatch = node.kv.member.onChange((e) => {
+    const unwatch = started.kv.member.onChange((e) => {
       if (e.leader === 0) return;
       unwatch();
       ready(e.leader, e.term);

@@ -171,8 +171,10 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     deps.onRemoved?.();
   };
   const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
+  // Membership changes through the etcd API need a transport that reaches Node members (TCP).
+  const baseIsPeerTransport = isPeerTransport(base);
   const { transport, browser } = await withBrowserPeers(base, self, config, log);
-  const peerTransport = isPeerTransport(transport) ? transport : null;
+  const peerTransport = baseIsPeerTransport && isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
     throw new StartError(`--initial-cluster names ${config.initialCluster.length} members, but the member has no peer transport`);
@@ -192,18 +194,18 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   });
   // Dial the configured peers now, so that the first elections and replies get through.
   const dialled = new Map<MemberId, string>();
+  // Every transport dials (a lone member without a peer listener still reaches tabs over WebRTC).
   const dial = (records: readonly { id: MemberId; peerURLs: string[] }[]) => {
-    if (!peerTransport) return;
     const wanted = new Map(records.filter((r) => r.id !== id && r.peerURLs.length > 0).map((r) => [r.id, peerAddress(r.peerURLs[0])]));
     for (const [peer, address] of wanted) {
       if (dialled.get(peer) === address) continue;
-      peerTransport.addPeer(peer, address);
+      transport.addPeer(peer, address);
       dialled.set(peer, address);
       log('info', 'dialling peer', { peer: peer.toString(16), address });
     }
     for (const peer of [...dialled.keys()]) {
       if (wanted.has(peer)) continue;
-      peerTransport.removePeer(peer);
+      transport.removePeer(peer);
       dialled.delete(peer);
       log('info', 'forgot removed peer', { peer: peer.toString(16) });
     }

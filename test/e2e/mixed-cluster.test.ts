@@ -8,7 +8,7 @@
 import { expect, test, type Browser, type BrowserContext } from '@playwright/test';
 import { checkLinearizable } from '../check/index.ts';
 import { openTab, status, type Tab } from './cluster-harness.ts';
-import { clusterToken, nodeEndpoint, Recorder, startNodes, tabEndpoint, type Endpoint, type NodeCluster } from './mixed-harness.ts';
+import { clusterToken, nodeEndpoint, Recorder, restartNode, startNodes, tabEndpoint, type Endpoint, type NodeCluster } from './mixed-harness.ts';
 import { launchBrowser, servePages, type PageServer } from './serve.ts';
 
 let server: PageServer;
@@ -107,7 +107,7 @@ test('2 Node members and 1 tab: SIGKILL a Node member, the other and the tab kee
   expect([nodes.ids[1], tab.id]).toContain(s.leader);
 });
 
-test('1 Node member and 2 tabs: SIGKILL the Node member, the tabs keep serving', async () => {
+test('1 Node member and 2 tabs: SIGKILL the Node member, the tabs keep serving; restarted, it catches up', async () => {
   const origin = new URL(pageUrl).origin;
   nodes = await startNodes(['solo'], origin);
   const tabs = [await openMixedTab(nodes.signalingUrl, 0), await openMixedTab(nodes.signalingUrl, 1)];
@@ -117,4 +117,13 @@ test('1 Node member and 2 tabs: SIGKILL the Node member, the tabs keep serving',
   const leaders = new Set((await Promise.all(tabs.map(status))).map((s) => s.leader));
   expect(leaders.size).toBe(1);
   expect(tabs.map((t) => t.id)).toContain([...leaders][0]);
+
+  // Back from its WAL, the Node member hosts signaling again; the tabs reconnect to it, the
+  // data channels form again, and it catches up on what the tabs wrote without it.
+  const back = await restartNode(nodes, 0);
+  const revived = nodeEndpoint(back);
+  endpoints.push(revived);
+  const lastWriter = endpoints[endpoints.length - 2].name;
+  await expect.poll(async () => (await revived.exec({ f: 'get', key: 'mixed/last' }).catch(() => null)) ?? null, { timeout: 30_000 }).toMatchObject({ value: lastWriter });
+  for (const tab of tabs) await expect.poll(async () => (await status(tab)).connectedPeers, { timeout: 30_000 }).toContain(nodes.ids[0]);
 });

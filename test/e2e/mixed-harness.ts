@@ -16,6 +16,9 @@ export const clusterToken = 'test-cluster';
 export interface NodeCluster {
   procs: Processes;
   members: Proc[];
+  specs: MemberSpec[];
+  /** Origin of the test pages, allowed on the signaling endpoint. */
+  pageOrigin: string;
   /** The member ids, derived from the names as the members derive them. */
   ids: number[];
   /** ws:// URL of the first member's signaling endpoint, which every member and tab joins. */
@@ -34,8 +37,7 @@ export async function startNodes(names: string[], pageOrigin: string): Promise<N
   const members: Proc[] = [];
   try {
     for (const [i, spec] of specs.entries()) {
-      const joinOther = i === 0 ? [] : ['--signaling-url', signalingUrl];
-      members.push(procs.start(spec, specs, ['--browser-origins', pageOrigin, ...joinOther]));
+      members.push(procs.start(spec, specs, memberFlags(i, pageOrigin, signalingUrl)));
       // The first must be up before the others join its signaling endpoint.
       if (i === 0 && specs.length > 1) await waitListening(members[0]);
     }
@@ -44,7 +46,20 @@ export async function startNodes(names: string[], pageOrigin: string): Promise<N
     await procs.cleanup();
     throw err;
   }
-  return { procs, members, ids: names.map(memberIdOf), signalingUrl };
+  return { procs, members, specs, pageOrigin, ids: names.map(memberIdOf), signalingUrl };
+}
+
+/** The first member hosts signaling; the others join it. Pages from `pageOrigin` may use it. */
+function memberFlags(i: number, pageOrigin: string, signalingUrl: string): string[] {
+  return ['--browser-origins', pageOrigin, ...(i === 0 ? [] : ['--signaling-url', signalingUrl])];
+}
+
+/** Starts member `i` again on its data dir (after a kill); resolves once it has a leader. */
+export async function restartNode(cluster: NodeCluster, i: number): Promise<Proc> {
+  const p = cluster.procs.start(cluster.specs[i], cluster.specs, memberFlags(i, cluster.pageOrigin, cluster.signalingUrl));
+  cluster.members[i] = p;
+  await ready(p, 60_000);
+  return p;
 }
 
 /** Waits for the member's "serving client traffic" log line (it answers before a leader exists). */

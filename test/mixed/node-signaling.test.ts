@@ -3,6 +3,8 @@
 // node-datachannel, standing in for a tab — joins it through the control channel, is promoted
 // to voter and serves the data. A wrong cluster token and a foreign page's origin are refused.
 
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +102,28 @@ describe('a Node member with browser peers', () => {
     expect(await opened(url, 'http://evil.example')).toBe('HTTP 403');
     expect(await opened(url, `http://127.0.0.1:${port}`)).toBe('open');
     expect(await opened(url, 'http://127.0.0.1:5173')).toBe('open');
+  });
+
+  it('with client TLS, serves signaling as wss:// on the same port', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'meshkv-mixed-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const [cert, key] = [join(dir, 'member.crt'), join(dir, 'member.key')];
+    execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+    const port = await freePort();
+    const parsed = parseConfig(['--data-dir', join(dir, 'data'), '--listen-client-urls', `https://127.0.0.1:${port}`, '--cert-file', cert, '--key-file', key, '--initial-cluster-token', token], {});
+    if (parsed.kind !== 'start') throw new Error('expected a start config');
+    const node = await startNodeMember(parsed.config, { log: () => {} });
+    cleanups.push(() => node.stop());
+    const reply = await new Promise<unknown>((resolve, reject) => {
+      const ws = new WebSocket(`wss://127.0.0.1:${port}${signalingPath}`, { ca: readFileSync(cert), origin: `https://127.0.0.1:${port}` });
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'join', cluster: token, token, id: 7 })));
+      ws.on('message', (data) => {
+        ws.close();
+        resolve(JSON.parse(data.toString()));
+      });
+      ws.on('error', reject);
+    });
+    expect(reply).toEqual({ type: 'joined', members: [node.id] });
   });
 
   it('with --browser-peers off, serves no signaling endpoint', async () => {

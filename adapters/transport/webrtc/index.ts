@@ -132,6 +132,11 @@ export class WebRtcTransport implements Transport {
     return this.links.get(peer)?.queuedMessages ?? 0;
   }
 
+  /** Since when (Date.now()) the data channel to `peer` has been open, or null while it is not (etcd's strict reconfiguration check). */
+  activeSince(peer: MemberId): number | null {
+    return this.links.get(peer)?.activeSince ?? null;
+  }
+
   /** Whether the data channel to `peer` is open. */
   isConnected(peer: MemberId): boolean {
     return this.links.get(peer)?.isConnected ?? false;

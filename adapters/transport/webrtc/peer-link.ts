@@ -84,6 +84,8 @@ export class PeerLink {
   /** Non-initiator: the session of the last connection that failed here, named in knocks. */
   private failedSession = '';
   private connected = false;
+  /** Date.now() when the data channel opened; null while it is not open. */
+  private connectedSinceMs: number | null = null;
   private present = false;
   private closed = false;
   /** The next connection attempt or knock. */
@@ -113,6 +115,11 @@ export class PeerLink {
 
   get isConnected(): boolean {
     return this.connected;
+  }
+
+  /** Since when (Date.now()) the data channel has been open, or null while it is not. */
+  get activeSince(): number | null {
+    return this.connectedSinceMs;
   }
 
   enqueue(encoded: Uint8Array): void {
@@ -228,6 +235,7 @@ export class PeerLink {
     this.session = session;
     this.sessionStartedMs = Date.now();
     this.connected = false;
+    this.connectedSinceMs = null;
     this.connectTimer = setTimeout(() => {
       this.connectTimer = null;
       this.o.log('info', `webrtc transport ${this.o.selfId}: no data channel to member ${this.o.peerId} after ${this.o.bounds.connectTimeoutMs} ms; retrying`);
@@ -240,6 +248,7 @@ export class PeerLink {
     p.on('connect', () => {
       if (this.peer !== p) return;
       this.connected = true;
+      this.connectedSinceMs = Date.now();
       this.clearConnectTimer();
       this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
       this.o.log('info', `webrtc transport ${this.o.selfId}: connected to member ${this.o.peerId}`);
@@ -275,6 +284,7 @@ export class PeerLink {
     this.peer = null;
     this.session = null;
     this.connected = false;
+    this.connectedSinceMs = null;
     this.clearConnectTimer();
     if (this.stream) {
       this.o.log('info', `webrtc transport ${this.o.selfId}: streamed message to member ${this.o.peerId} cut at ${this.stream.offset}/${this.stream.bytes.length} bytes`);
