@@ -11,81 +11,20 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TcpTransport, type TcpTlsOptions } from '../adapters/transport/tcp/index.ts';
-import { EntryType, MessageType, newMessage, type Message } from '../src/raft/types.ts';
+import { rtt, seconds, throughput, windowMessages, wirePair, type TransportPair } from './transport-pair.ts';
 
-const entryBytes = 1024;
-const windowMessages = 2048;
 const pingsCount = 10_000;
-const argSeconds = process.argv.indexOf('--seconds');
-const seconds = argSeconds >= 0 ? Number(process.argv[argSeconds + 1]) : 3;
 
-interface Pair {
-  a: TcpTransport;
-  b: TcpTransport;
-  /** Replaced per phase. */
-  onA: (m: Message) => void;
-  onB: (m: Message) => void;
-}
-
-async function pair(tls: TcpTlsOptions | undefined): Promise<Pair> {
+async function pair(tls: TcpTlsOptions | undefined): Promise<TransportPair<TcpTransport>> {
   const a = await TcpTransport.listen({ id: 1, clusterToken: 'bench', port: 0, tls });
   const b = await TcpTransport.listen({ id: 2, clusterToken: 'bench', port: 0, tls });
   a.addPeer(2, b.addressString);
   b.addPeer(1, a.addressString);
-  const p: Pair = { a, b, onA: () => {}, onB: () => {} };
-  a.start((m) => p.onA(m));
-  b.start((m) => p.onB(m));
-  return p;
+  return wirePair(a, b);
 }
 
-function append(entriesPerMessage: number, seq: number, data: Uint8Array): Message {
-  const m = newMessage(MessageType.App, 2, 1, 1);
-  m.index = seq * entriesPerMessage;
-  m.entries = Array.from({ length: entriesPerMessage }, (_, i) => ({ term: 1, index: m.index + i + 1, type: EntryType.Normal, data }));
-  return m;
-}
 
-async function throughput(p: Pair, entriesPerMessage: number): Promise<{ messagesPerS: number; mbPerS: number }> {
-  const data = new Uint8Array(entryBytes).fill(7);
-  let sent = 0;
-  let arrived = 0;
-  let wake: (() => void) | null = null;
-  p.onB = () => {
-    arrived++;
-    if (wake && sent - arrived < windowMessages / 2) {
-      const w = wake;
-      wake = null;
-      w();
-    }
-  };
-  const deadline = performance.now() + seconds * 1000;
-  const start = performance.now();
-  while (performance.now() < deadline) {
-    const batch: Message[] = [];
-    while (sent - arrived < windowMessages && batch.length < 64) batch.push(append(entriesPerMessage, sent++, data));
-    p.a.send(batch);
-    if (sent - arrived >= windowMessages) await new Promise<void>((r) => (wake = r));
-    else await new Promise<void>((r) => setImmediate(r));
-  }
-  while (arrived < sent) await new Promise<void>((r) => setTimeout(r, 1));
-  const elapsedS = (performance.now() - start) / 1000;
-  return { messagesPerS: arrived / elapsedS, mbPerS: (arrived * entriesPerMessage * entryBytes) / elapsedS / 1e6 };
-}
 
-async function rtt(p: Pair): Promise<{ p50Us: number; p99Us: number }> {
-  p.onB = (m) => p.b.send([newMessage(MessageType.HeartbeatResp, 1, 2, m.term)]);
-  const samples: number[] = [];
-  for (let i = 0; i < pingsCount; i++) {
-    const t0 = performance.now();
-    await new Promise<void>((resolve) => {
-      p.onA = () => resolve();
-      p.a.send([newMessage(MessageType.Heartbeat, 2, 1, 1)]);
-    });
-    samples.push((performance.now() - t0) * 1000);
-  }
-  samples.sort((x, y) => x - y);
-  return { p50Us: samples[Math.floor(samples.length * 0.5)], p99Us: samples[Math.floor(samples.length * 0.99)] };
-}
 
 function testCert(): TcpTlsOptions | null {
   const dir = mkdtempSync(join(tmpdir(), 'meshkv-bench-tls-'));
@@ -116,7 +55,7 @@ async function main(): Promise<void> {
       const r = await throughput(p, perMessage);
       rows.push(`| ${mode} | appends, ${perMessage} × 1 KiB entries | ${Math.round(r.messagesPerS).toLocaleString('en-US')} msg/s | ${r.mbPerS.toFixed(1)} MB/s |`);
     }
-    const r = await rtt(p);
+    const r = await rtt(p, pingsCount);
     rows.push(`| ${mode} | ping-pong RTT (${pingsCount.toLocaleString('en-US')} heartbeats) | p50 ${r.p50Us.toFixed(0)} µs | p99 ${r.p99Us.toFixed(0)} µs |`);
     await p.a.close();
     await p.b.close();
