@@ -40,6 +40,11 @@ export interface MemberView {
    * term and leader are what the reporting members say about it, and its indexes are unknown (0).
    */
   inferred: boolean;
+  /**
+   * An inferred member whose indexes and revision are its own after all: the Node member that
+   * served the page answers etcd's Status over HTTP. It still takes no commands from tabs.
+   */
+  indexesKnown?: boolean;
 }
 
 export interface ClusterView {

@@ -65,7 +65,7 @@ async function startCluster(params: URLSearchParams): Promise<DemoCluster> {
   if (!node && signalingParam !== 'broadcast') throw new Error('?mode=tab: no meshkv member served this page; add &signaling=broadcast for a cluster of this browser’s tabs');
   const token = params.get('token') ?? defaultClusterToken;
   const signaling = node ? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${signalingPath}` : 'broadcast';
-  return TabCluster.start({ cluster: token, token, signaling });
+  return TabCluster.start({ cluster: token, token, signaling, ...(node ? { servingMember: location.origin } : {}) });
 }
 
 /** Longest flight time allowed: a round trip must stay well inside the shortest election timeout. */

@@ -21,12 +21,14 @@ import {
   beaconMs,
   MessageSampler,
   messagesMs,
+  parseServingStatus,
   parseTelemetry,
   silentAfterMs,
   telemetryChannel,
   type Beacon,
   type Command,
   type CommandAction,
+  type ServingStatus,
 } from './telemetry.ts';
 
 export interface TabClusterOptions {
@@ -35,7 +37,16 @@ export interface TabClusterOptions {
   token: string;
   /** 'broadcast' (tabs of this browser only) or the ws:// URL of a Node member's signaling endpoint. */
   signaling: 'broadcast' | string;
+  /**
+   * The JSON gateway of the Node member that served the page (its origin), polled for that
+   * member's own status: Node members send no telemetry, but they answer etcd's Status.
+   */
+  servingMember?: string;
 }
+
+/** How often the serving Node member's status is asked for. */
+const servingStatusPollMs = 500;
+
 
 /** How long a message is drawn in flight. Real ones take about a millisecond: this is for the eye. */
 export const drawnFlightMs = 320;
@@ -149,6 +160,7 @@ export class TabCluster implements DemoCluster {
     c.stops.push(c.ticker.every(beaconMs, () => c.sendBeacon()));
     c.stops.push(c.ticker.every(messagesMs, () => c.flushMessages()));
     c.stops.push(c.ticker.every(viewPollMs, () => c.maybeNotify()));
+    if (opts.servingMember !== undefined) c.stops.push(c.ticker.every(servingStatusPollMs, () => void c.pollServingMember(opts.servingMember!)));
     c.sendBeacon();
     return c;
   }
@@ -443,7 +455,7 @@ export class TabCluster implements DemoCluster {
     const newest = running.reduce<Beacon | null>((best, b) => (!best || b.view.term > best.view.term ? b : best), null);
     const isLeader = newest !== null && newest.view.leader === id;
     const reachable = running.filter((b) => b.view.reachable.includes(id)).map((b) => b.from).sort((a, b) => a - b);
-    return {
+    const inferred: MemberView = {
       ...blankView(id, name),
       kind,
       persistence: kind === 'node' ? 'disk' : 'indexeddb',
@@ -454,6 +466,38 @@ export class TabCluster implements DemoCluster {
       reachable,
       inferred: true,
     };
+    // The member that served the page reports its own term, leader and indexes over HTTP.
+    const own = this.servingStatus;
+    if (own === null || own.id !== id || Date.now() - own.atMs > silentAfterMs) return inferred;
+    return {
+      ...inferred,
+      liveness: 'running',
+      role: own.leader === id ? 'leader' : learners.includes(id) ? 'learner' : 'follower',
+      term: own.term,
+      leader: own.leader,
+      commit: own.commit,
+      applied: own.applied,
+      lastIndex: own.commit,
+      revision: own.revision,
+      indexesKnown: true,
+    };
+  }
+
+  private servingStatus: ServingStatus | null = null;
+  private polling = false;
+
+  private async pollServingMember(origin: string): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      const res = await fetch(new URL('/v3/maintenance/status', origin), { method: 'POST', body: '{}', cache: 'no-store' });
+      const status = res.ok ? parseServingStatus(await res.json(), Date.now()) : null;
+      if (status) this.servingStatus = status;
+    } catch {
+      // The member is down or unreachable: its card falls back to what the tabs see.
+    } finally {
+      this.polling = false;
+    }
   }
 
   /** Whether `id` is a tab of this browser that reported lately (it draws its own messages). */

@@ -105,3 +105,32 @@ export class MessageSampler {
 export function telemetryChannel(cluster: string): BroadcastChannel {
   return new BroadcastChannel(`meshkv-demo/${cluster}`);
 }
+
+/** What etcd's Status (POST /v3/maintenance/status) says about the member that answers it. */
+export interface ServingStatus {
+  id: number;
+  term: number;
+  leader: number;
+  commit: number;
+  applied: number;
+  revision: number;
+  atMs: number;
+}
+
+/** Reads the fields the picture needs from a JSON gateway Status answer; null if it is not one. */
+export function parseServingStatus(body: unknown, atMs: number): ServingStatus | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const b = body as Record<string, unknown>;
+  const header = b.header as Record<string, unknown> | undefined;
+  const num = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN);
+  const status = {
+    id: num(header?.member_id),
+    term: num(b.raftTerm),
+    leader: num(b.leader),
+    commit: num(b.raftIndex),
+    applied: num(b.raftAppliedIndex),
+    revision: num(header?.revision),
+    atMs,
+  };
+  return Object.values(status).every((v) => Number.isSafeInteger(v) && v >= 0) ? status : null;
+}

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { WireMessage } from '../../demo/src/cluster.ts';
-import { heartbeatSampleMs, MessageSampler, parseTelemetry } from '../../demo/src/telemetry.ts';
+import { heartbeatSampleMs, MessageSampler, parseServingStatus, parseTelemetry } from '../../demo/src/telemetry.ts';
 
 function wire(over: Partial<WireMessage>): WireMessage {
   return { from: 1, to: 2, kind: 'heartbeat', response: false, reject: false, term: 3, entries: 0, flightMs: 320, dropped: false, ...over };
@@ -33,5 +33,22 @@ describe('demo telemetry', () => {
     }
     now += heartbeatSampleMs;
     expect(s.keep(wire({}))).toBe(true);
+  });
+});
+
+describe('the serving Node member status', () => {
+  it("reads etcd's Status answer from the JSON gateway (int64 fields as strings) and refuses anything else", () => {
+    const body = {
+      header: { cluster_id: '1', member_id: '749227089421180', revision: '42', raft_term: '3' },
+      version: '3.4.23',
+      leader: '749227089421180',
+      raftIndex: '57',
+      raftTerm: '3',
+      raftAppliedIndex: '57',
+    };
+    expect(parseServingStatus(body, 5)).toEqual({ id: 749227089421180, term: 3, leader: 749227089421180, commit: 57, applied: 57, revision: 42, atMs: 5 });
+    expect(parseServingStatus({ ...body, raftIndex: 'x' }, 5)).toBeNull();
+    expect(parseServingStatus({ error: 'not found' }, 5)).toBeNull();
+    expect(parseServingStatus(null, 5)).toBeNull();
   });
 });

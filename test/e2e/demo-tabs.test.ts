@@ -125,6 +125,14 @@ test('three tabs on npm start: one leader, a put in every watch, the leader cut 
     await expect(row).toContainText('"hello, tabs"');
   }
 
+  // The Node member sends no telemetry, but its card shows its own indexes (its Status over HTTP).
+  await expect
+    .poll(async () => {
+      const m = (await status(a)).members.find((x) => x.kind === 'node');
+      return m !== undefined && m.indexesKnown === true && m.commit > 0 && m.revision > 1;
+    }, { timeout: 10_000 })
+    .toBe(true);
+
   // Cut the leader off with the page's controls and heal, twice: the first leader is
   // usually the Node member (it founded the cluster), the second a tab.
   const second = await cutOffAndHeal(tabs, first, node.id, 'heal-all');

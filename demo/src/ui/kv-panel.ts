@@ -96,7 +96,7 @@ export class KvPanel {
   render(view: ClusterView): void {
     this.renderVia(view);
     // The leader's store, unless the leader does not report it (a Node member seen from a tab).
-    const leader = view.members.find((m) => m.id === clusterLeader(view) && !m.inferred);
+    const leader = view.members.find((m) => m.id === clusterLeader(view) && (!m.inferred || m.indexesKnown === true));
     const source = leader ?? view.members.find((m) => m.id === view.clientMember);
     if (!source) return;
     this.revision = source.revision;

@@ -64,10 +64,10 @@ export class MemberCards {
         h('span', { class: 'member-kind' }, `${m.kind} · ${m.persistence}`)),
       h('dl', { class: 'stats' },
         stat('term', m.term),
-        stat('commit', m.inferred ? null : m.commit),
-        stat('applied', m.inferred ? null : m.applied),
-        stat('revision', m.inferred ? null : m.revision)),
-      m.inferred ? h('p', { class: 'inferred' }, 'does not report its own status: role and term as the tabs see it') : logBar(m, longest),
+        stat('commit', unknownIndexes(m) ? null : m.commit),
+        stat('applied', unknownIndexes(m) ? null : m.applied),
+        stat('revision', unknownIndexes(m) ? null : m.revision)),
+      unknownIndexes(m) ? h('p', { class: 'inferred' }, 'does not report its own status: role and term as the tabs see it') : logBar(m, longest),
       h('div', { class: 'reach' },
         h('span', { class: 'reach-label' }, 'reaches'),
         ...(peers.length === 0
@@ -108,4 +108,9 @@ function logBar(m: MemberView, longest: number): HTMLElement {
 /** `null`: not known to this tab (shown as a dash). */
 function stat(label: string, value: number | null): HTMLElement {
   return h('div', {}, h('dt', {}, label), h('dd', {}, value ?? '—'));
+}
+
+/** Neither the member itself nor its HTTP status told us its indexes. */
+function unknownIndexes(m: MemberView): boolean {
+  return m.inferred && m.indexesKnown !== true;
 }
