@@ -1,17 +1,31 @@
 // Child processes for tests that run real meshkv, etcd and etcdctl binaries.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import type { Readable } from 'node:stream';
 
-/** A port that was free a moment ago: bound to :0, read back, released. */
+/** A port that was free a moment ago: bound, then released for the caller to use. */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
+  // Below Linux's ephemeral range (32768–60999): a port the kernel handed out and took back
+  // can be given at once to some process's outgoing connection as its source port, and the
+  // server started on it next then finds it in use. Random, so parallel test files rarely meet.
+  for (let attempt = 0; ; attempt++) {
+    const port = freePortLow + Math.floor(Math.random() * (freePortHigh - freePortLow));
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      await new Promise((r) => server.close(r));
+      return port;
+    }
+    if (attempt >= 100) throw new Error('freePort: no free port found in 100 tries');
+  }
 }
+
+const freePortLow = 20_000;
+const freePortHigh = 32_000;
 
 /** Appends each complete line `stream` emits to `lines`. */
 export function collectLines(stream: Readable, lines: string[]): void {
