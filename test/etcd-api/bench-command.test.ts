@@ -135,6 +135,15 @@ describe('meshkv bench', () => {
     expect(run.stderr).toMatch(/0\.5s, \d+ requests/);
   });
 
+  it('counts and reports errors; exit code 1 when every request failed', async () => {
+    // Beyond the member's request size limit (1.5 MiB, as etcd's): every put is refused.
+    const run = await bench(['put', `--endpoints=${member.endpoint}`, '--total=3', '--val-size=2000000', '--prefix=big/']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('Errors (3):');
+    expect(run.stdout).toContain('[3]\tetcdserver: request is too large');
+    expect(await keysUnder(client, 'big/')).toEqual({});
+  });
+
   it('refuses bad flags with exit code 2 and says which', async () => {
     const cases: [string[], string][] = [
       [[], 'missing the workload'],
