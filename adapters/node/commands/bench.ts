@@ -188,16 +188,18 @@ export class Recorder {
 /** Hands out request slots: a fixed number, or until a deadline; paced by --rate. */
 class Schedule {
   private issued = 0;
-  private readonly startMs = performance.now();
+  /** Set by the first request: set-up (the watch workload's watchers) is not timed. */
+  private startMs: number | null = null;
 
   constructor(private readonly o: BenchOptions) {}
 
   get elapsedMs(): number {
-    return performance.now() - this.startMs;
+    return this.startMs === null ? 0 : performance.now() - this.startMs;
   }
 
   /** Resolves true when the caller may send one more request, false when the run is over. */
   async next(): Promise<boolean> {
+    this.startMs ??= performance.now();
     if (this.o.total !== null ? this.issued >= this.o.total : this.elapsedMs >= this.o.durationS! * 1000) return false;
     const slot = this.issued++;
     if (this.o.rate > 0) {
@@ -313,7 +315,7 @@ const watchDrainMs = 10_000;
  * puts are counted separately.
  */
 async function watchWorkload(o: BenchOptions, conns: Client[], rec: Recorder, schedule: Schedule): Promise<void> {
-  const expectedPerWatcher = { n: 0 };
+  let putsDone = 0;
   let delivered = 0;
   let onDelivered = () => {};
   const watchers = await Promise.all(
@@ -335,16 +337,16 @@ async function watchWorkload(o: BenchOptions, conns: Client[], rec: Recorder, sc
   await runWorkers(o, conns, puts, schedule, async (c) => {
     const sent = performance.now().toFixed(3).padStart(watchValueMin, '0');
     await c.put(keyOf(o, randomIndex(o))).value(sent + 'v'.repeat(o.valSize - watchValueMin)).exec();
-    expectedPerWatcher.n++;
+    putsDone++;
   });
-  const expected = expectedPerWatcher.n * o.watchers;
+  const expected = putsDone * o.watchers;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, watchDrainMs);
     onDelivered = () => delivered >= expected && (clearTimeout(timer), resolve());
     onDelivered();
   });
   await Promise.all(watchers.map((w) => w.cancel()));
-  rec.count('puts', expectedPerWatcher.n);
+  rec.count('puts', putsDone);
   rec.count('putErrors', puts.errorCount);
   for (const [message, n] of puts.errors) rec.errors.set(`put: ${message}`, n);
   rec.count('eventsExpected', expected);
