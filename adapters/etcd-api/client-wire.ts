@@ -35,6 +35,14 @@ export type Wire = Record<string, any>;
 
 const noBytes = new Uint8Array(0);
 
+/**
+ * A range end only when there is one: etcd (gogo protobuf) decodes an encoded empty range_end as
+ * a non-nil empty slice, which its index reads as "every key >= key", not "this key only".
+ */
+function rangeEnd(end: Uint8Array | undefined): Wire {
+  return end === undefined || end.length === 0 ? {} : { range_end: end };
+}
+
 function bytes(v: unknown): Uint8Array {
   // proto-loader hands out Buffers; callers see plain Uint8Arrays, as the in-process connection gives.
   return v instanceof Uint8Array ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : noBytes;
@@ -55,7 +63,7 @@ function id(v: unknown): bigint {
 export function rangeRequest(r: RangeRequest): Wire {
   return {
     key: r.key,
-    range_end: r.rangeEnd ?? noBytes,
+    ...rangeEnd(r.rangeEnd),
     limit: String(r.limit ?? 0),
     revision: String(r.revision ?? 0),
     sort_order: r.sortOrder ?? 0,
@@ -82,12 +90,12 @@ export function putRequest(r: PutRequest): Wire {
 }
 
 export function deleteRangeRequest(r: DeleteRangeRequest): Wire {
-  return { key: r.key, range_end: r.rangeEnd ?? noBytes, prev_kv: r.prevKv ?? false };
+  return { key: r.key, ...rangeEnd(r.rangeEnd), prev_kv: r.prevKv ?? false };
 }
 
 /** Only the operand `target` names is set: it is a oneof on the wire. */
 function compare(c: Compare): Wire {
-  const w: Wire = { result: c.result, target: c.target, key: c.key, range_end: c.rangeEnd ?? noBytes };
+  const w: Wire = { result: c.result, target: c.target, key: c.key, ...rangeEnd(c.rangeEnd) };
   switch (c.target) {
     case 0:
       w.version = String(c.version ?? 0);
@@ -137,7 +145,7 @@ export function watchRequest(r: WatchRequest): Wire {
     return {
       create_request: {
         key: c.key,
-        range_end: c.rangeEnd ?? noBytes,
+        ...rangeEnd(c.rangeEnd),
         start_revision: String(c.startRevision ?? 0),
         progress_notify: c.progressNotify ?? false,
         filters: c.filters ?? [],

@@ -8,7 +8,9 @@ export interface Command {
 }
 
 /** Each command is loaded only when it is run. */
-const commands: Record<string, () => Promise<Command>> = {};
+const commands: Record<string, () => Promise<Command>> = {
+  bench: () => import('./bench.ts').then((m) => m.bench),
+};
 
 function usage(): string {
   const names = Object.keys(commands).sort();
