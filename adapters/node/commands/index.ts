@@ -8,7 +8,13 @@ export interface Command {
 }
 
 /** Each command is loaded only when it is run. */
-const commands: Record<string, () => Promise<Command>> = {};
+const commands: Record<string, () => Promise<Command>> = {
+  put: () => import('./kv.ts').then((m) => m.put),
+  get: () => import('./kv.ts').then((m) => m.get),
+  del: () => import('./kv.ts').then((m) => m.del),
+  watch: () => import('./kv.ts').then((m) => m.watch),
+  txn: () => import('./kv.ts').then((m) => m.txn),
+};
 
 function usage(): string {
   const names = Object.keys(commands).sort();
