@@ -14,6 +14,9 @@ const commands: Record<string, () => Promise<Command>> = {
   del: () => import('./kv.ts').then((m) => m.del),
   watch: () => import('./kv.ts').then((m) => m.watch),
   txn: () => import('./kv.ts').then((m) => m.txn),
+  lease: () => import('./lease.ts').then((m) => m.lease),
+  lock: () => import('./lock.ts').then((m) => m.lock),
+  elect: () => import('./lock.ts').then((m) => m.elect),
 };
 
 function usage(): string {
