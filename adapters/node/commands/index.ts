@@ -17,6 +17,9 @@ const commands: Record<string, () => Promise<Command>> = {
   lease: () => import('./lease.ts').then((m) => m.lease),
   lock: () => import('./lock.ts').then((m) => m.lock),
   elect: () => import('./lock.ts').then((m) => m.elect),
+  member: () => import('./cluster.ts').then((m) => m.member),
+  endpoint: () => import('./cluster.ts').then((m) => m.endpoint),
+  snapshot: () => import('./cluster.ts').then((m) => m.snapshot),
 };
 
 function usage(): string {
