@@ -35,7 +35,7 @@ async function whileWaiting(attempt: Promise<void>, stopped: Promise<void>, give
   return true;
 }
 
-export const lock = command('lock <name> [command arg...]', { ttl: { type: 'string' } }, async (run) => {
+export const lock = command('lock <name> [-- command arg...]', { ttl: { type: 'string' } }, async (run) => {
   const [name, ...argv] = run.args;
   if (name === undefined) throw new UsageError('lock needs <name>');
   const ttlSeconds = run.flag('ttl') === undefined ? undefined : Number(run.flag('ttl'));
