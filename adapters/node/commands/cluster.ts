@@ -60,9 +60,14 @@ interface MemberWire {
   isLearner: boolean;
 }
 
-/** etcdctl prints member and cluster ids in hex without padding (lease ids are padded). */
+/** etcdctl prints member ids in hex without padding (lease ids are padded with zeros). */
 function memberHex(id: bigint | string): string {
   return BigInt(id).toString(16);
+}
+
+/** etcdctl's `%16x` in its member add/remove/promote messages: padded with spaces. */
+function paddedHex(id: bigint | string): string {
+  return memberHex(id).padStart(16, ' ');
 }
 
 function memberRow(m: MemberWire): string[] {
@@ -85,7 +90,7 @@ function printMembers(run: Run, res: Wire): void {
 }
 
 function clusterId(res: Wire): string {
-  return memberHex((res.header as { cluster_id: string }).cluster_id);
+  return paddedHex((res.header as { cluster_id: string }).cluster_id);
 }
 
 export const member = command(
@@ -109,7 +114,7 @@ export const member = command(
         const res = await callAny(run, 'Cluster', 'MemberAdd', { peerURLs, isLearner: run.has('learner') });
         if (run.flags.writeOut === 'json') return printJson(res), 0;
         const added = res.member as MemberWire;
-        print(`Member ${memberHex(added.ID)} added to cluster ${clusterId(res)}`);
+        print(`Member ${paddedHex(added.ID)} added to cluster ${clusterId(res)}`);
         // What the new member needs to join, as etcdctl prints it.
         const cluster = (res.members as MemberWire[]).flatMap((m) => (m.ID === added.ID ? [name] : m.name === '' ? [] : [m.name]).flatMap((n) => m.peerURLs.map((u) => `${n}=${u}`)));
         print('');
@@ -124,7 +129,7 @@ export const member = command(
         const id = parseHexId('<id>', needs(1)[0]);
         const res = await callAny(run, 'Cluster', sub === 'remove' ? 'MemberRemove' : 'MemberPromote', { ID: id.toString() });
         if (run.flags.writeOut === 'json') return printJson(res), 0;
-        print(`Member ${memberHex(id)} ${sub === 'remove' ? 'removed from' : 'promoted in'} cluster ${clusterId(res)}`);
+        print(`Member ${paddedHex(id)} ${sub === 'remove' ? 'removed from' : 'promoted in'} cluster ${clusterId(res)}`);
         return 0;
       }
       default:
@@ -141,7 +146,14 @@ export function humanBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
   const e = Math.min(Math.floor(Math.log(n) / Math.log(1000)), units.length - 1);
   const v = Math.floor((n / 1000 ** e) * 10 + 0.5) / 10;
-  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e]}`;
+  return `${v < 10 ? v.toFixed(1) : halfEven(v)} ${units[e]}`;
+}
+
+/** Go's %.0f: a tie rounds to even (20.5 → "20"), unlike toFixed. */
+function halfEven(v: number): string {
+  const floor = Math.floor(v);
+  if (v - floor !== 0.5) return Math.round(v).toFixed(0);
+  return (floor % 2 === 0 ? floor : floor + 1).toFixed(0);
 }
 
 interface StatusWire {

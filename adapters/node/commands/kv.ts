@@ -117,12 +117,16 @@ export const watch = command(
   { prefix: { type: 'boolean' }, rev: { type: 'string' }, 'prev-kv': { type: 'boolean' } },
   async (run) => {
     const [key, end] = run.positionals(1, 2);
+    // The client re-creates broken watch streams for ever; check once that a member answers so
+    // an unreachable endpoint is an error rather than a silent wait.
+    await run.client.connection.range({ key: toBytes(key), countOnly: true, serializable: true });
     let builder = run.client.watch();
     builder = run.has('prefix') ? builder.prefix(key) : end !== undefined ? builder.range(key, end) : builder.key(key);
     if (run.flag('rev') !== undefined) builder = builder.startRevision(parseCount('--rev', run.flag('rev')!));
     if (run.has('prev-kv')) builder = builder.withPreviousKV();
     const watcher = await builder.create();
     const failed = new Promise<never>((_, reject) => watcher.on('error', reject));
+    watcher.on('disconnected', (err) => process.stderr.write(`meshkv: watch stream lost (${err.message}); resuming\n`));
     watcher.on('data', (response) => {
       if (run.flags.writeOut === 'json') return printJson(response);
       for (const event of response.events) {
