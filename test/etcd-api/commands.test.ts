@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { humanBytes } from '../../adapters/node/commands/cluster.ts';
 import { spawnCollecting, type Spawned } from '../helpers/processes.ts';
 import { deadEndpoint } from '../client-grpc/helpers.ts';
-import { etcdctl, requireEtcdctl, serve, waitFor, type CtlResult, type Served } from './harness.ts';
+import { etcdctl, requireEtcdctl, serve, spawnEtcdctl, waitFor, type CtlResult, type Served } from './harness.ts';
 
 const bin = fileURLToPath(new URL('../../bin/meshkv.mjs', import.meta.url));
 
@@ -158,8 +159,14 @@ describe('meshkv client commands', () => {
     const key = await waitFor('leadership', () => candidate.logs.find((l) => l.startsWith('svc/')));
     expect(candidate.logs).toEqual([key, 'one']);
     const observer = start(['elect', '-l', 'svc']);
-    await waitFor('the observed leader', () => observer.logs.length >= 2);
-    expect(observer.logs).toEqual([key, 'one']);
+    const ctlObserver = spawnEtcdctl(s.endpoint, ['elect', '-l', 'svc']);
+    try {
+      await waitFor('the observed leader', () => observer.logs.length >= 2 && ctlObserver.lines.length >= 2);
+      expect(observer.logs).toEqual([key, 'one']);
+      expect(ctlObserver.lines).toEqual([key, 'one']);
+    } finally {
+      ctlObserver.stop();
+    }
     expect(await interrupt(candidate)).toBe(0);
     expect(await interrupt(observer)).toBe(0);
     expect(await meshkv(['get', 'svc/', '--prefix'])).toMatchObject({ stdout: '' });
@@ -192,6 +199,10 @@ describe('meshkv client commands', () => {
     expect(readFileSync(ours).equals(readFileSync(theirs))).toBe(true);
   });
 
+  it('sizes are rounded as etcdctl rounds them (go-humanize, ties to even)', () => {
+    expect([5, 513, 1056, 5000, 20480, 21500, 2_500_000].map(humanBytes)).toEqual(['5 B', '513 B', '1.1 kB', '5.0 kB', '20 kB', '22 kB', '2.5 MB']);
+  });
+
   it('bad commands, flags and arguments exit 2 with a usage line', async () => {
     const results = await Promise.all([
       meshkv(['frobnicate']),
@@ -202,6 +213,7 @@ describe('meshkv client commands', () => {
       meshkv(['lease', 'revoke', 'not-hex']),
       meshkv(['get', 'k'], { endpoints: 'nope' }),
       meshkv(['snapshot', 'save']),
+      meshkv(['member', 'add', 'extra']),
     ]);
     for (const r of results) expect(r.code, r.stderr).toBe(2);
     expect(results[0].stderr).toContain('meshkv: unknown command "frobnicate"');
@@ -220,6 +232,10 @@ describe('meshkv client commands', () => {
       meshkv(['get', 'k', '--dial-timeout=500ms'], { endpoints: dead }),
       meshkv(['put', 'env', 'ok'], { endpoints: '', env: { MESHKV_ENDPOINTS: s.endpoint } }),
     ]);
+    // This member has no peer listener, so it refuses to add members: the refusal is shown as is.
+    const add = await meshkv(['member', 'add', 'extra', '--learner', '--peer-urls=http://127.0.0.1:1']);
+    expect(add.code).toBe(1);
+    expect(add.stderr).toMatch(/^Error: meshkv: this member has no peer listener/);
     expect(emptyKey).toMatchObject({ code: 1, stderr: 'Error: etcdserver: key is not provided\n' });
     expect(errorLine(emptyKey.stderr)).toBe(errorLine(ctlEmptyKey.stderr));
     expect(future).toMatchObject({ code: 1, stderr: 'Error: etcdserver: mvcc: required revision is a future revision\n' });
