@@ -34,7 +34,8 @@ afterAll(async () => {
 function meshkv(args: string[], opts: { stdin?: string; endpoints?: string; env?: Record<string, string> } = {}): Promise<CtlResult> {
   const endpoints = opts.endpoints === '' ? [] : [`--endpoints=${opts.endpoints ?? s.endpoint}`];
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [bin, ...args, ...endpoints], { env: { ...process.env, ...opts.env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    const env = { ...process.env, ...opts.env };
+    const child = execFile(process.execPath, [bin, ...args, ...endpoints], { env, timeout: 20_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -133,7 +134,11 @@ describe('meshkv client commands', () => {
     expect(once.stdout).toBe(`lease ${id} keepalived with TTL(30)\n`);
     expect(await meshkv(['lease', 'revoke', id!])).toMatchObject({ code: 0, stdout: `lease ${id} revoked\n` });
     expect(await meshkv(['get', 'l/k'])).toMatchObject({ stdout: '' });
-    const [again, ctlAgain, gone] = await Promise.all([meshkv(['lease', 'revoke', id!]), ctl('lease', 'revoke', id!), meshkv(['lease', 'timetolive', id!])]);
+    const [again, ctlAgain, gone] = await Promise.all([
+      meshkv(['lease', 'revoke', id!]),
+      ctl('lease', 'revoke', id!),
+      meshkv(['lease', 'timetolive', id!]),
+    ]);
     expect(again.code).toBe(1);
     expect(again.stderr).toBe('Error: failed to revoke lease (etcdserver: requested lease not found)\n');
     expect(errorLine(again.stderr)).toBe(errorLine(ctlAgain.stderr));
@@ -218,7 +223,9 @@ describe('meshkv client commands', () => {
     for (const r of results) expect(r.code, r.stderr).toBe(2);
     expect(results[0].stderr).toContain('meshkv: unknown command "frobnicate"');
     expect(results[0].stderr).toMatch(/Commands:[\s\S]*\n {2}put\n/);
-    expect(results[1].stderr).toBe('Error: put needs <key> <value>, got 1 argument(s)\nUsage: meshkv put <key> <value> [--lease=<hex id>] [--prev-kv]\n');
+    expect(results[1].stderr).toBe(
+      'Error: put needs <key> <value>, got 1 argument(s)\nUsage: meshkv put <key> <value> [--lease=<hex id>] [--prev-kv]\n',
+    );
     for (const r of results.slice(2)) expect(r.stderr).toMatch(/^Error: .+\nUsage: meshkv /);
   });
 

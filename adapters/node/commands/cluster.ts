@@ -116,7 +116,9 @@ export const member = command(
         const added = res.member as MemberWire;
         print(`Member ${paddedHex(added.ID)} added to cluster ${clusterId(res)}`);
         // What the new member needs to join, as etcdctl prints it.
-        const cluster = (res.members as MemberWire[]).flatMap((m) => (m.ID === added.ID ? [name] : m.name === '' ? [] : [m.name]).flatMap((n) => m.peerURLs.map((u) => `${n}=${u}`)));
+        // Started members and the new one (by the name given here); other unstarted ones have no name yet.
+        const named = (res.members as MemberWire[]).flatMap((m) => (m.ID === added.ID ? [{ ...m, name }] : m.name === '' ? [] : [m]));
+        const cluster = named.flatMap((m) => m.peerURLs.map((u) => `${m.name}=${u}`));
         print('');
         print(`ETCD_NAME="${name}"`);
         print(`ETCD_INITIAL_CLUSTER="${cluster.join(',')}"`);
@@ -185,7 +187,9 @@ function statusRow(endpoint: string, s: StatusWire): string[] {
 
 export const endpoint = command('endpoint status', {}, async (run) => {
   const [sub, ...rest] = run.args;
-  if (sub !== 'status') throw new UsageError(sub === undefined ? 'endpoint needs a subcommand' : `unknown endpoint subcommand ${JSON.stringify(sub)}`);
+  if (sub !== 'status') {
+    throw new UsageError(sub === undefined ? 'endpoint needs a subcommand' : `unknown endpoint subcommand ${JSON.stringify(sub)}`);
+  }
   if (rest.length > 0) throw new UsageError('endpoint status takes no arguments');
   // Every endpoint is asked; unreachable ones are reported and make the exit code 1, as etcdctl.
   const answers = await Promise.allSettled(run.flags.endpoints.map((e) => call(run, e, 'Maintenance', 'Status', {})));
