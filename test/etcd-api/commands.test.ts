@@ -132,6 +132,10 @@ describe('meshkv client commands', () => {
     expect(ttl.stdout.replace(/remaining\(\d+s\)/, '')).toBe(ctlTtl.stdout.replace(/remaining\(\d+s\)/, ''));
     expect(list.stdout).toBe(`found 1 leases\n${id}\n`);
     expect(once.stdout).toBe(`lease ${id} keepalived with TTL(30)\n`);
+    const keeper = start(['lease', 'keep-alive', id!]);
+    await waitFor('a keep-alive', () => keeper.logs.length >= 1);
+    expect(await interrupt(keeper)).toBe(0);
+    expect(keeper.logs[0]).toBe(`lease ${id} keepalived with TTL(30)`);
     expect(await meshkv(['lease', 'revoke', id!])).toMatchObject({ code: 0, stdout: `lease ${id} revoked\n` });
     expect(await meshkv(['get', 'l/k'])).toMatchObject({ stdout: '' });
     const [again, ctlAgain, gone] = await Promise.all([
