@@ -10,6 +10,17 @@ export interface Command {
 /** Each command is loaded only when it is run. */
 const commands: Record<string, () => Promise<Command>> = {
   bench: () => import('./bench.ts').then((m) => m.bench),
+  put: () => import('./kv.ts').then((m) => m.put),
+  get: () => import('./kv.ts').then((m) => m.get),
+  del: () => import('./kv.ts').then((m) => m.del),
+  watch: () => import('./kv.ts').then((m) => m.watch),
+  txn: () => import('./kv.ts').then((m) => m.txn),
+  lease: () => import('./lease.ts').then((m) => m.lease),
+  lock: () => import('./lock.ts').then((m) => m.lock),
+  elect: () => import('./lock.ts').then((m) => m.elect),
+  member: () => import('./cluster.ts').then((m) => m.member),
+  endpoint: () => import('./cluster.ts').then((m) => m.endpoint),
+  snapshot: () => import('./cluster.ts').then((m) => m.snapshot),
 };
 
 function usage(): string {
