@@ -10,6 +10,7 @@
 
 import type { Page } from '@playwright/test';
 import { connectGrpc } from '../adapters/etcd-api/grpc-connection.ts';
+import { putLoad, type PutLoadResult } from './put-load.ts';
 import { openTab, status, type Tab } from '../test/e2e/cluster-harness.ts';
 import { clusterToken, startNodes, type NodeCluster } from '../test/e2e/mixed-harness.ts';
 import { launchBrowser, servePages } from '../test/e2e/serve.ts';
@@ -18,15 +19,10 @@ import { waitFor } from '../test/helpers/wait.ts';
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 5;
 const valueBytes = 128;
 
-interface LoadResult {
-  latenciesMs: number[];
-  failures: number;
-}
-
 /** One Writer issues puts from `concurrency` loops for `durationMs`. */
 interface Writer {
   name: string;
-  load(durationMs: number, concurrency: number, prefix: string): Promise<LoadResult>;
+  load(durationMs: number, concurrency: number, prefix: string): Promise<PutLoadResult>;
 }
 
 function tabWriter(tab: Tab): Writer {
@@ -42,24 +38,11 @@ function nodeWriter(name: string, endpoint: string): Writer {
     name,
     async load(durationMs, concurrency, prefix) {
       const client = connectGrpc([endpoint], { callTimeoutMs: 5000 });
-      const value = 'x'.repeat(valueBytes);
-      const latenciesMs: number[] = [];
-      let failures = 0;
-      const end = performance.now() + durationMs;
-      const loop = async (w: number) => {
-        for (let i = 0; performance.now() < end; i++) {
-          const started = performance.now();
-          try {
-            await client.put(`${prefix}${w}-${i % 1000}`).value(value).exec();
-            latenciesMs.push(performance.now() - started);
-          } catch {
-            failures++;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: concurrency }, (_, w) => loop(w)));
-      client.close();
-      return { latenciesMs, failures };
+      try {
+        return await putLoad(client, durationMs, concurrency, prefix, valueBytes);
+      } finally {
+        client.close();
+      }
     },
   };
 }

@@ -85,13 +85,7 @@ export async function endpointStatus(endpoint: string): Promise<EndpointStatus |
   return { memberId: s.Status.header.member_id, leader: s.Status.leader };
 }
 
-/** Polls the async `fn` every 100 ms until it returns something truthy; fails after `timeoutMs`. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Polls the async `fn` every 100 ms (each poll is a request or a process) until it gives something truthy. */
+export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
+  return waitFor(what, fn, timeoutMs, 100);
 }
