@@ -5,6 +5,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { MemberId } from '../../../src/raft/types.ts';
+import { SizedQueue } from '../sized-queue.ts';
 import {
   FrameReader,
   FrameType,
@@ -77,10 +78,7 @@ export class PeerLink {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectDelayMs: number;
   private closed = false;
-  /** Queue; items before `head` are consumed. Invariant: queuedBytes = Σ bytes of items[head..]. */
-  private items: Item[] = [];
-  private head = 0;
-  private queuedBytes = 0;
+  private readonly queue: SizedQueue<Item>;
   private stream: Stream | null = null;
   private droppedMessages = 0;
   private flushScheduled = false;
@@ -92,6 +90,7 @@ export class PeerLink {
   private refusedAsRemovedAt: number | null = null;
 
   constructor(private readonly o: LinkOptions) {
+    this.queue = new SizedQueue<Item>((item) => item.bytes, `queue to peer ${o.peerId}`);
     this.reconnectDelayMs = o.bounds.reconnectDelayMsMin;
     this.connect();
   }
@@ -106,7 +105,7 @@ export class PeerLink {
   }
 
   get queuedMessages(): number {
-    return this.items.length - this.head;
+    return this.queue.length;
   }
 
   enqueueMessage(payload: Uint8Array): void {
@@ -126,16 +125,13 @@ export class PeerLink {
     this.reconnectTimer = null;
     this.socket?.destroy();
     this.socket = null;
-    this.items = [];
-    this.head = 0;
-    this.queuedBytes = 0;
+    this.queue.clear();
     this.stream = null;
   }
 
   private push(item: Item): void {
     if (this.closed) return;
-    this.items.push(item);
-    this.queuedBytes += item.bytes;
+    this.queue.push(item);
     this.enforceBounds();
     // One flush for everything queued in this tick: one writev instead of one per message.
     if (!this.flushScheduled) {
@@ -152,23 +148,17 @@ export class PeerLink {
     const { queueMessagesMax, queueBytesMax } = this.o.bounds;
     let dropped = 0;
     for (let pass = 0; pass < 2; pass++) {
-      for (let i = this.head; i < this.items.length - 1 && this.overBounds(); ) {
-        if (pass === 0 && this.items[i].kind === 'snapshot') {
+      for (let i = 0; i < this.queue.length - 1 && this.overBounds(); ) {
+        if (pass === 0 && this.queue.at(i).kind === 'snapshot') {
           i++;
           continue;
         }
         dropped++;
-        if (i === this.head) {
-          this.shift();
-          i = this.head;
-        } else {
-          this.queuedBytes -= this.items[i].bytes;
-          this.items.splice(i, 1);
-        }
+        this.queue.removeAt(i);
       }
     }
     if (this.overBounds() && this.queuedMessages > 1) {
-      throw new Error(`queue to peer ${this.o.peerId} holds ${this.queuedMessages} items, ${this.queuedBytes} bytes after dropping: over its bounds`);
+      throw new Error(`queue to peer ${this.o.peerId} holds ${this.queue.length} items, ${this.queue.bytes} bytes after dropping: over its bounds`);
     }
     if (dropped === 0) return;
     if (this.droppedMessages === 0) {
@@ -182,25 +172,9 @@ export class PeerLink {
   }
 
   private overBounds(): boolean {
-    return this.queuedMessages > this.o.bounds.queueMessagesMax || this.queuedBytes > this.o.bounds.queueBytesMax;
+    return this.queue.length > this.o.bounds.queueMessagesMax || this.queue.bytes > this.o.bounds.queueBytesMax;
   }
 
-  private shift(): Item {
-    const item = this.items[this.head];
-    this.head++;
-    this.queuedBytes -= item.bytes;
-    if (this.queuedBytes < 0 || (this.head === this.items.length && this.queuedBytes !== 0)) {
-      throw new Error(`queue to peer ${this.o.peerId}: ${this.queuedBytes} bytes counted for ${this.items.length - this.head} items`);
-    }
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
 
   /** Writes queued frames until the socket's buffer is full; resumes on 'drain'. */
   private flush(): void {
@@ -210,7 +184,7 @@ export class PeerLink {
     s.cork();
     try {
       while (s.writableLength < bufferedMax) {
-        const next = this.head < this.items.length ? this.items[this.head] : null;
+        const next = this.queue.length > 0 ? this.queue.at(0) : null;
         if (next && next.kind === 'message') {
           this.writeMessages(s);
         } else if (this.stream) {
@@ -219,7 +193,7 @@ export class PeerLink {
           this.writeFrame(s, FrameType.SnapshotChunk, data.subarray(offset, end));
           this.stream = end === data.length ? null : { data, offset: end };
         } else if (next) {
-          this.shift();
+          this.queue.shift();
           if (this.o.isBlocked()) continue;
           this.writeFrame(s, FrameType.SnapshotHead, next.head);
           if (next.data.length > 0) this.stream = { data: next.data, offset: 0 };
@@ -241,29 +215,28 @@ export class PeerLink {
    * (a write per frame costs more than the copy), a large one on its own.
    */
   private writeMessages(s: net.Socket): void {
-    const first = this.items[this.head];
+    const first = this.queue.at(0);
     if (first.kind !== 'message') throw new Error(`writeMessages at a ${first.kind} item`);
     if (first.bytes > coalesceFrameBytesMax) {
-      this.shift();
+      this.queue.shift();
       if (!this.o.isBlocked()) this.writeFrame(s, FrameType.Message, first.payload);
       return;
     }
     let bytes = 0;
-    let end = this.head;
-    for (; end < this.items.length && bytes < writeBatchBytesMax; end++) {
-      const item = this.items[end];
+    let count = 0;
+    for (; count < this.queue.length && bytes < writeBatchBytesMax; count++) {
+      const item = this.queue.at(count);
       if (item.kind !== 'message' || item.bytes > coalesceFrameBytesMax) break;
       bytes += item.bytes;
     }
-    const count = end - this.head;
     if (this.o.isBlocked()) {
-      for (let i = 0; i < count; i++) this.shift();
+      for (let i = 0; i < count; i++) this.queue.shift();
       return;
     }
     const out = new Uint8Array(bytes);
     let at = 0;
     for (let i = 0; i < count; i++) {
-      const item = this.shift();
+      const item = this.queue.shift();
       if (item.kind !== 'message') throw new Error(`unreachable: ${item.kind} item in a message batch`);
       writeFrameHeader(out, at, FrameType.Message, item.payload.length);
       out.set(item.payload, at + frameHeaderBytes);

@@ -8,6 +8,7 @@
 import SimplePeer from 'simple-peer';
 import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
 import type { MemberId, Message } from '../../../src/raft/types.ts';
+import { SizedQueue } from '../sized-queue.ts';
 import {
   FrameError,
   FrameType,
@@ -93,10 +94,8 @@ export class PeerLink {
   /** Abandons the current attempt if its data channel does not open in time. */
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private retryDelayMs: number;
-  /** Encoded messages; entries before `head` are sent. Invariant: queuedBytes = Σ lengths of items[head..]. */
-  private items: Uint8Array[] = [];
-  private head = 0;
-  private queuedBytes = 0;
+  /** Encoded messages waiting to be sent. */
+  private readonly queue: SizedQueue<Uint8Array>;
   /** A message too big for a batch, partly sent. */
   private stream: { bytes: Uint8Array; offset: number } | null = null;
   private assembly: Assembly | null = null;
@@ -106,11 +105,12 @@ export class PeerLink {
 
   constructor(private readonly o: LinkOptions) {
     this.initiator = o.selfId < o.peerId;
+    this.queue = new SizedQueue<Uint8Array>((m) => m.length, `queue to member ${o.peerId}`);
     this.retryDelayMs = o.bounds.reconnectDelayMsMin;
   }
 
   get queuedMessages(): number {
-    return this.items.length - this.head;
+    return this.queue.length;
   }
 
   get isConnected(): boolean {
@@ -124,8 +124,7 @@ export class PeerLink {
 
   enqueue(encoded: Uint8Array): void {
     if (this.closed) return;
-    this.items.push(encoded);
-    this.queuedBytes += encoded.length;
+    this.queue.push(encoded);
     this.enforceBounds();
     if (!this.flushScheduled) {
       // One flush per tick, so the messages of one send() share frames.
@@ -186,9 +185,7 @@ export class PeerLink {
     this.closed = true;
     this.clearRetryTimer();
     this.dropPeer(null);
-    this.items = [];
-    this.head = 0;
-    this.queuedBytes = 0;
+    this.queue.clear();
   }
 
   /** Closes the connection as a network failure would; it is re-established as after any drop. */
@@ -314,8 +311,8 @@ export class PeerLink {
   private enforceBounds(): void {
     const { queueMessagesMax, queueBytesMax } = this.o.bounds;
     let dropped = 0;
-    while (this.queuedMessages > 1 && (this.queuedMessages > queueMessagesMax || this.queuedBytes > queueBytesMax)) {
-      this.shift();
+    while (this.queue.length > 1 && (this.queue.length > queueMessagesMax || this.queue.bytes > queueBytesMax)) {
+      this.queue.shift();
       dropped++;
     }
     if (dropped === 0) return;
@@ -329,19 +326,6 @@ export class PeerLink {
     this.o.stats.messagesDroppedQueueFull += dropped;
   }
 
-  private shift(): Uint8Array {
-    const item = this.items[this.head++];
-    this.queuedBytes -= item.length;
-    if (this.queuedBytes < 0) throw new Error(`queue to member ${this.o.peerId}: ${this.queuedBytes} bytes counted`);
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
 
   /**
    * Hands frames to the data channel while its buffer is at most channelBufferedBytesMax
@@ -353,7 +337,7 @@ export class PeerLink {
     if (!p || !this.connected || this.closed) return;
     try {
       while (p.bufferSize <= this.o.bounds.channelBufferedBytesMax) {
-        const next = this.head < this.items.length ? this.items[this.head] : null;
+        const next = this.queue.length > 0 ? this.queue.at(0) : null;
         if (next && next.length <= batchedMessageBytesMax) {
           this.sendBatch(p);
         } else if (this.stream) {
@@ -362,7 +346,7 @@ export class PeerLink {
           this.stream.offset += carried;
           if (this.stream.offset === this.stream.bytes.length) this.stream = null;
         } else if (next) {
-          this.shift();
+          this.queue.shift();
           if (this.o.isBlockedOut()) continue;
           const { frame, carried } = encodeStart(next);
           p.send(frame);
@@ -386,10 +370,10 @@ export class PeerLink {
   private sendBatch(p: SimplePeer.Instance): void {
     const batch: Uint8Array[] = [];
     let bytes = 1;
-    while (this.head < this.items.length) {
-      const next = this.items[this.head];
+    while (this.queue.length > 0) {
+      const next = this.queue.at(0);
       if (next.length > batchedMessageBytesMax || bytes + batchedBytes(next) > frameBytesMax) break;
-      batch.push(this.shift());
+      batch.push(this.queue.shift());
       bytes += batchedBytes(next);
     }
     if (batch.length === 0) throw new Error(`sendBatch with no small message at the head of the queue to member ${this.o.peerId}`);
