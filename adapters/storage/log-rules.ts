@@ -23,6 +23,48 @@ export interface LogView {
   termAt(index: number): number | undefined;
 }
 
+/**
+ * What a durable adapter keeps in memory of its stored log to plan batches: the snapshot point
+ * and the term of every stored entry after it. Updated only after the data is written.
+ */
+export class LogShape implements LogView {
+  constructor(
+    private point: { index: number; term: number } | null,
+    private terms: number[],
+  ) {}
+
+  /** The stored snapshot's index and term, or null. */
+  get marker(): { index: number; term: number } | null {
+    return this.point;
+  }
+
+  get snapshotIndex(): number {
+    return this.point?.index ?? 0;
+  }
+
+  get lastIndex(): number {
+    return this.snapshotIndex + this.terms.length;
+  }
+
+  termAt(index: number): number | undefined {
+    const snapshotIndex = this.snapshotIndex;
+    return index === snapshotIndex && this.point !== null ? this.point.term : this.terms[index - snapshotIndex - 1];
+  }
+
+  /** `entries` were stored from `fromIndex` on, replacing what was there and after it. */
+  appended(fromIndex: number, entries: readonly Entry[]): void {
+    this.terms.length = fromIndex - this.snapshotIndex - 1;
+    for (const e of entries) this.terms.push(e.term);
+  }
+
+  /** A snapshot at `point` was stored: entries at or below it are gone; with `reset`, all of them. */
+  snapshotStored(point: { index: number; term: number }, reset: boolean): void {
+    const covered = point.index - this.snapshotIndex;
+    this.terms = reset ? [] : this.terms.slice(Math.min(covered, this.terms.length));
+    this.point = { index: point.index, term: point.term };
+  }
+}
+
 export interface BatchPlan {
   /** True when the batch's snapshot discards every stored entry, not only those at or below it. */
   snapshotReset: boolean;

@@ -15,8 +15,7 @@ import type { Logger } from '../../../src/raft/config.ts';
 import type { HardState, Snapshot } from '../../../src/raft/types.ts';
 import type { PersistBatch, PersistedState, Storage } from '../../../src/seams.ts';
 import { StorageError } from '../errors.ts';
-import type { LogView } from '../log-rules.ts';
-import { checkOwnSnapshot, planBatch } from '../log-rules.ts';
+import { LogShape, checkOwnSnapshot, planBatch } from '../log-rules.ts';
 import type { WalFile, WalFs } from './fs.ts';
 import { nodeWalFs } from './fs.ts';
 import { acquireLock, isProcessAlive } from './lock.ts';
@@ -73,9 +72,8 @@ export class FsWalStorage implements Storage {
   private preparing: Promise<Prepared | null> | null = null;
 
   private hardState: HardState;
-  private marker: SnapshotMarker | null;
-  /** Terms of the entries at marker index + 1, + 2, ...: enough to plan every batch. */
-  private terms: number[];
+  /** The snapshot marker and the terms of the entries after it: enough to plan every batch. */
+  private readonly log: LogShape;
   private snapshotFiles: SnapshotMarker[];
 
   /** What open() read, handed out by the first load() so boot reads the disk once. */
@@ -113,8 +111,7 @@ export class FsWalStorage implements Storage {
     this.activeOffset = init.activeOffset;
     this.activeBytes = init.activeBytes;
     this.hardState = init.hardState;
-    this.marker = init.marker;
-    this.terms = init.terms;
+    this.log = new LogShape(init.marker, init.terms);
     this.snapshotFiles = init.snapshotFiles;
     this.bootState = init.bootState;
   }
@@ -207,7 +204,7 @@ export class FsWalStorage implements Storage {
 
   async save(batch: PersistBatch, sync: boolean): Promise<void> {
     return this.exclusive(async () => {
-      const plan = planBatch(this.view(), batch);
+      const plan = planBatch(this.log, batch);
       if (batch.snapshot === null && batch.entries.length === 0 && batch.hardState === null) {
         if (sync && this.unsynced) await this.guard(() => this.syncActive());
         return;
@@ -223,8 +220,7 @@ export class FsWalStorage implements Storage {
         await this.append(frame, sync || snapshot !== null);
         if (marker !== null) this.applyMarker(marker, plan.snapshotReset);
         if (batch.entries.length > 0) {
-          this.terms.length = plan.appendFromIndex - this.snapshotIndex() - 1;
-          for (const e of batch.entries) this.terms.push(e.term);
+          this.log.appended(plan.appendFromIndex, batch.entries);
           const seg = this.segments[this.segments.length - 1];
           seg.maxEntryIndex = Math.max(seg.maxEntryIndex, batch.entries[batch.entries.length - 1].index);
         }
@@ -236,7 +232,7 @@ export class FsWalStorage implements Storage {
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     return this.exclusive(async () => {
-      checkOwnSnapshot(this.view(), snapshot);
+      checkOwnSnapshot(this.log, snapshot);
       this.bootState = null;
       await this.guard(async () => {
         await this.writeSnapshotFile(snapshot);
@@ -262,24 +258,9 @@ export class FsWalStorage implements Storage {
     }
   }
 
-  private view(): LogView {
-    const snapshotIndex = this.snapshotIndex();
-    return {
-      snapshotIndex,
-      lastIndex: snapshotIndex + this.terms.length,
-      termAt: (index) => (index === snapshotIndex && this.marker !== null ? this.marker.term : this.terms[index - snapshotIndex - 1]),
-    };
-  }
-
-  private snapshotIndex(): number {
-    return this.marker?.index ?? 0;
-  }
-
   private applyMarker(marker: SnapshotMarker, reset: boolean): void {
-    assert(marker.index > this.snapshotIndex(), () => `snapshot index ${marker.index} is not after ${this.snapshotIndex()}`);
-    const covered = marker.index - this.snapshotIndex();
-    this.terms = reset ? [] : this.terms.slice(Math.min(covered, this.terms.length));
-    this.marker = marker;
+    assert(marker.index > this.log.snapshotIndex, () => `snapshot index ${marker.index} is not after ${this.log.snapshotIndex}`);
+    this.log.snapshotStored(marker, reset);
   }
 
   /** One operation at a time, as the Storage contract says; a second concurrent call is a bug. */
@@ -344,7 +325,7 @@ export class FsWalStorage implements Storage {
 
   private segmentHeader(): Uint8Array {
     const seq = this.segments[this.segments.length - 1].seq;
-    return encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.marker });
+    return encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.log.marker });
   }
 
   /** Makes a fresh segment active, big enough for a header and `frameBytes`. */
@@ -359,7 +340,7 @@ export class FsWalStorage implements Storage {
       this.segments.pop();
       seq = current.seq;
     }
-    const bytesNeeded = encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.marker }).length + frameBytes;
+    const bytesNeeded = encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.log.marker }).length + frameBytes;
     let prepared = await this.preparing;
     this.preparing = null;
     if (prepared !== null && (prepared.seq !== seq || prepared.bytes < bytesNeeded)) {
@@ -406,14 +387,14 @@ export class FsWalStorage implements Storage {
 
   /** After a durable snapshot: delete segments it wholly covers and all but the latest snapshot files. */
   private async retain(): Promise<void> {
-    const covered = this.snapshotIndex();
+    const covered = this.log.snapshotIndex;
     while (this.segments.length > 1 && this.segments[0].maxEntryIndex <= covered) {
       // Oldest first, each deletion durable before the next: a crash never leaves a hole.
       await this.fs.unlink(join(this.dir, this.segments[0].name));
       await this.fs.syncDir(this.dir);
       this.segments.shift();
     }
-    const current = this.marker;
+    const current = this.log.marker;
     const older = this.snapshotFiles
       .filter((m) => current !== null && m.index < current.index)
       .sort((a, b) => b.index - a.index)

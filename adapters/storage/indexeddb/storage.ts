@@ -14,8 +14,7 @@ import { deleteDB, openDB, unwrap } from 'idb';
 import type { Entry, HardState, Snapshot } from '../../../src/raft/types.ts';
 import type { PersistBatch, PersistedState, Storage } from '../../../src/seams.ts';
 import { StorageError } from '../errors.ts';
-import type { LogView } from '../log-rules.ts';
-import { checkOwnSnapshot, planBatch } from '../log-rules.ts';
+import { LogShape, checkOwnSnapshot, planBatch } from '../log-rules.ts';
 import type { ReleaseLock } from './lock.ts';
 import { tryAcquireWebLock } from './lock.ts';
 import type { MeshkvDb } from './schema.ts';
@@ -35,9 +34,8 @@ export class IndexedDbStorage implements Storage {
   private readonly releaseLock: ReleaseLock;
 
   private hardState: HardState;
-  private snapshotMarker: { index: number; term: number } | null;
-  /** Terms of the entries at snapshot index + 1, + 2, ...: enough to plan every batch. */
-  private terms: number[];
+  /** The snapshot point and the terms of the entries after it: enough to plan every batch. */
+  private readonly log: LogShape;
   /** A relaxed commit happened since the last strict one: close() must flush it. */
   private unsynced = false;
 
@@ -53,8 +51,7 @@ export class IndexedDbStorage implements Storage {
     this.db = db;
     this.releaseLock = releaseLock;
     this.hardState = state.hardState;
-    this.snapshotMarker = state.snapshot && { index: state.snapshot.metadata.index, term: state.snapshot.metadata.term };
-    this.terms = state.entries.map((e) => e.term);
+    this.log = new LogShape(state.snapshot && { index: state.snapshot.metadata.index, term: state.snapshot.metadata.term }, state.entries.map((e) => e.term));
     this.bootState = state;
   }
 
@@ -109,7 +106,7 @@ export class IndexedDbStorage implements Storage {
 
   async save(batch: PersistBatch, sync: boolean): Promise<void> {
     return this.exclusive(async () => {
-      const plan = planBatch(this.view(), batch);
+      const plan = planBatch(this.log, batch);
       if (batch.snapshot === null && batch.entries.length === 0 && batch.hardState === null) {
         if (sync && this.unsynced) await this.guard(() => this.flush());
         return;
@@ -124,17 +121,16 @@ export class IndexedDbStorage implements Storage {
             meta.put(ownSnapshot(batch.snapshot), snapshotKey);
           }
           if (batch.entries.length > 0) {
-            const lastIndex = plan.snapshotReset ? batch.snapshot!.metadata.index : this.view().lastIndex;
+            const lastIndex = plan.snapshotReset ? batch.snapshot!.metadata.index : this.log.lastIndex;
             if (plan.appendFromIndex <= lastIndex) entries.delete(IDBKeyRange.lowerBound(plan.appendFromIndex));
             for (const e of batch.entries) entries.put(ownEntry(e));
           }
           if (batch.hardState !== null) meta.put({ ...batch.hardState }, hardStateKey);
         }),
       );
-      if (batch.snapshot !== null) this.applySnapshot(batch.snapshot, plan.snapshotReset);
+      if (batch.snapshot !== null) this.log.snapshotStored(batch.snapshot.metadata, plan.snapshotReset);
       if (batch.entries.length > 0) {
-        this.terms.length = plan.appendFromIndex - this.snapshotIndex() - 1;
-        for (const e of batch.entries) this.terms.push(e.term);
+        this.log.appended(plan.appendFromIndex, batch.entries);
       }
       if (batch.hardState !== null) this.hardState = { ...batch.hardState };
       // A strict commit flushes every relaxed one before it.
@@ -144,7 +140,7 @@ export class IndexedDbStorage implements Storage {
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     return this.exclusive(async () => {
-      checkOwnSnapshot(this.view(), snapshot);
+      checkOwnSnapshot(this.log, snapshot);
       this.bootState = null;
       await this.guard(() =>
         this.write('strict', (entries, meta) => {
@@ -152,7 +148,7 @@ export class IndexedDbStorage implements Storage {
           meta.put(ownSnapshot(snapshot), snapshotKey);
         }),
       );
-      this.applySnapshot(snapshot, false);
+      this.log.snapshotStored(snapshot.metadata, false);
       this.unsynced = false;
     });
   }
@@ -170,25 +166,6 @@ export class IndexedDbStorage implements Storage {
     }
   }
 
-  private view(): LogView {
-    const snapshotIndex = this.snapshotIndex();
-    return {
-      snapshotIndex,
-      lastIndex: snapshotIndex + this.terms.length,
-      termAt: (index) => (index === snapshotIndex && this.snapshotMarker !== null ? this.snapshotMarker.term : this.terms[index - snapshotIndex - 1]),
-    };
-  }
-
-  private snapshotIndex(): number {
-    return this.snapshotMarker?.index ?? 0;
-  }
-
-  private applySnapshot(snapshot: Snapshot, reset: boolean): void {
-    const { index, term } = snapshot.metadata;
-    const covered = index - this.snapshotIndex();
-    this.terms = reset ? [] : this.terms.slice(Math.min(covered, this.terms.length));
-    this.snapshotMarker = { index, term };
-  }
 
   /**
    * A strict commit rewriting the hard state: the browser flushes commits in order, so every
