@@ -17,6 +17,10 @@
 import { StateRole, type MemberId } from '../raft/types.ts';
 import type { Clock } from '../seams.ts';
 import { learnerReadyFraction, type KvMember } from './kv-member.ts';
+import { disallowedTabVoters, isTab, mayVote } from './vote-policy.ts';
+
+/** How long a tab may be unreachable before the leader removes it, by default. */
+export const tabGraceMsDefault = 30_000;
 
 export interface JoinRequest {
   id: MemberId;
@@ -34,6 +38,14 @@ export interface AutoMembershipOptions {
   leaveMemoryMs?: number;
   /** How often the leader looks for learners to promote and leaves to carry out (default 250 ms). */
   checkIntervalMs?: number;
+  /** How long the leader waits for an unreachable tab before removing it (default tabGraceMsDefault). */
+  tabGraceMs?: number;
+  /**
+   * The tab vote policy this member wants for the cluster (vote-policy.ts). When set and the
+   * replicated table says otherwise, the member proposes it once a leader is known; unset
+   * leaves the cluster's setting alone.
+   */
+  tabsMayOutvote?: boolean;
   log?: (level: 'info' | 'warn', msg: string) => void;
 }
 
@@ -47,12 +59,21 @@ export class AutoMembership {
   private readonly stopTimer: () => void;
   private stopped = false;
   private readonly leaveMemoryMs: number;
+  private readonly tabGraceMs: number;
+  /** The policy to propose, until the table holds it; null once done (or never asked). */
+  private wantedTabsMayOutvote: boolean | null;
+  /** On the leader: since when (clock ms) it has counted each tab, so a new leader or a new tab gets the whole grace. */
+  private readonly tabSeenSinceMs = new Map<MemberId, number>();
+  /** Tabs whose promotion the policy held back, so that it is logged once. */
+  private readonly heldBack = new Set<MemberId>();
 
   constructor(
     private readonly kv: KvMember,
     private readonly opts: AutoMembershipOptions,
   ) {
     this.leaveMemoryMs = opts.leaveMemoryMs ?? 60_000;
+    this.tabGraceMs = opts.tabGraceMs ?? tabGraceMsDefault;
+    this.wantedTabsMayOutvote = opts.tabsMayOutvote ?? null;
     this.stopTimer = opts.clock.every(opts.checkIntervalMs ?? 250, () => this.act());
   }
 
@@ -76,6 +97,16 @@ export class AutoMembership {
     this.act();
   }
 
+  /**
+   * Switches the cluster's tab vote policy (a live change: the leader then promotes or demotes
+   * tabs). Resolves once the setting is applied here.
+   */
+  async setTabsMayOutvote(tabsMayOutvote: boolean): Promise<void> {
+    this.wantedTabsMayOutvote = null;
+    await this.kv.setTabsMayOutvote(tabsMayOutvote);
+    this.act();
+  }
+
   stop(): void {
     this.stopped = true;
     this.stopTimer();
@@ -85,7 +116,11 @@ export class AutoMembership {
   private act(): void {
     if (this.stopped || this.busy) return;
     this.forgetStale();
-    if (!this.kv.member.isLeader()) return;
+    if (this.maybeProposePolicy()) return;
+    if (!this.kv.member.isLeader()) {
+      this.tabSeenSinceMs.clear();
+      return;
+    }
     const change = this.nextChange();
     if (!change) return;
     this.busy = true;
@@ -103,9 +138,35 @@ export class AutoMembership {
     for (const [id, at] of this.promotions) if (now - at > this.leaveMemoryMs) this.promotions.delete(id);
   }
 
-  /** The next change the leader should make, if any: leaves first, then joins, then promotions. */
+  /** Proposes the policy this member was started with, if the cluster's differs (once a leader is known). */
+  private maybeProposePolicy(): boolean {
+    const wanted = this.wantedTabsMayOutvote;
+    if (wanted === null || this.kv.member.status().lead === 0) return false;
+    if (this.kv.members.tabsMayOutvote === wanted) {
+      this.wantedTabsMayOutvote = null;
+      return false;
+    }
+    this.busy = true;
+    this.kv
+      .setTabsMayOutvote(wanted)
+      .then(() => {
+        this.wantedTabsMayOutvote = null;
+        this.opts.log?.('info', `tab vote policy set: ${wanted ? 'tabs may outvote the Node members' : 'tabs stay learners while Node members vote'}`);
+      })
+      .catch((err: Error) => this.opts.log?.('warn', `setting the tab vote policy failed; will retry: ${err.message}`))
+      .finally(() => {
+        this.busy = false;
+      });
+    return true;
+  }
+
+  /**
+   * The next change the leader should make, if any: leaves first, then tabs gone past their
+   * grace, then demotions the vote policy asks for, then joins, then promotions.
+   */
   private nextChange(): (() => Promise<void>) | null {
     const table = this.kv.members;
+    const cs = this.kv.member.status().confState;
     for (const id of this.leaves.keys()) {
       if (id === this.kv.id) continue; // a leader that leaves is removed by the next one
       if (!table.get(id)) {
@@ -122,6 +183,22 @@ export class AutoMembership {
         this.opts.log?.('info', `removed member ${id.toString(16)}, which left`);
       };
     }
+    const gone = this.tabPastGrace(cs.voters.concat(cs.learners));
+    if (gone !== null) {
+      return async () => {
+        await this.kv.removeMember(gone.id);
+        this.tabSeenSinceMs.delete(gone.id);
+        this.opts.log?.('warn', `removed tab member ${gone.id.toString(16)}: unreachable for ${Math.round(gone.silentMs / 1000)} s (grace ${Math.round(this.tabGraceMs / 1000)} s); it is added again if it comes back`);
+      };
+    }
+    // The leader itself last: a leader that demotes itself steps down.
+    const demote = disallowedTabVoters(table, cs).sort((a, b) => Number(a === this.kv.id) - Number(b === this.kv.id))[0];
+    if (demote !== undefined) {
+      return async () => {
+        await this.kv.demoteMember(demote);
+        this.opts.log?.('info', `demoted tab member ${demote.toString(16)} to learner: Node members vote in this cluster and tabs may not outvote them`);
+      };
+    }
     for (const [id, req] of this.joins) {
       if (table.get(id)) {
         this.joins.delete(id);
@@ -136,11 +213,33 @@ export class AutoMembership {
     for (const id of this.promotions.keys()) {
       const m = table.get(id);
       if (!m || !m.isLearner || !this.caughtUp(id)) continue;
+      if (!mayVote(table, cs, id)) {
+        if (!this.heldBack.has(id)) this.opts.log?.('info', `keeping tab member ${id.toString(16)} a learner: Node members vote in this cluster and tabs may not outvote them`);
+        this.heldBack.add(id);
+        continue;
+      }
+      this.heldBack.delete(id);
       return async () => {
         await this.kv.promoteMember(id);
         this.promotions.delete(id);
         this.opts.log?.('info', `promoted member ${id.toString(16)} to voter`);
       };
+    }
+    return null;
+  }
+
+  /** On the leader: a tab member (not this one) unreachable for longer than the grace, if any. */
+  private tabPastGrace(members: readonly MemberId[]): { id: MemberId; silentMs: number } | null {
+    // The member's clock, the one its last-heard times are on.
+    const now = this.kv.member.now();
+    const table = this.kv.members;
+    for (const id of [...this.tabSeenSinceMs.keys()]) if (!members.includes(id)) this.tabSeenSinceMs.delete(id);
+    for (const id of members) {
+      if (id === this.kv.id || !isTab(table, id)) continue;
+      const seenSince = this.tabSeenSinceMs.get(id) ?? now;
+      this.tabSeenSinceMs.set(id, seenSince);
+      const silentMs = now - Math.max(seenSince, this.kv.member.lastHeardFrom(id) ?? 0);
+      if (silentMs > this.tabGraceMs) return { id, silentMs };
     }
     return null;
   }

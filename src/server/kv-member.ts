@@ -39,6 +39,7 @@ import {
   membersMax,
   type MemberRecord,
 } from './member-table.ts';
+import { isTabRecord, mayVote, nodeVoters, voteRefusal } from './vote-policy.ts';
 
 /** A learner may be promoted once its log holds this fraction of the leader's (etcd: readyPercent). */
 export const learnerReadyFraction = 0.9;
@@ -118,11 +119,11 @@ class MvccReplica implements StateMachine {
   }
 
   restore(image: Uint8Array): void {
-    const { records, stateImage } = MemberTable.unwrapImage(image);
+    const { records, settings, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
     // store image is the bootstrap snapshot.
     if (stateImage.length > 0) this.mvcc.restore(stateImage);
-    this.members.reset(records ?? this.initialMembers);
+    this.members.reset(records ?? this.initialMembers, settings);
     this.notify();
   }
 
@@ -171,6 +172,9 @@ export class KvMember {
     if (table.length >= membersMax) throw new MvccError(GrpcCode.FailedPrecondition, `meshkv: a cluster has at most ${membersMax} members`);
     if (table.some((m) => m.peerURLs.some((u) => peerURLs.includes(u)))) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists');
     if (table.some((m) => m.id === id)) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: member ID already exist');
+    if (!isLearner && isTabRecord({ peerURLs }) && !this.members.tabsMayOutvote && nodeVoters(this.members, this.member.status().confState).length > 0) {
+      throw new MvccError(GrpcCode.FailedPrecondition, voteRefusal(id));
+    }
     await this.member.changeMembership({
       transition: ConfChangeTransition.Auto,
       changes: [{ type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, memberId: id }],
@@ -202,6 +206,7 @@ export class KvMember {
     const m = this.requireMember(id);
     if (!m.isLearner) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: can only promote a learner member');
     const s = this.member.status();
+    if (!mayVote(this.members, s.confState, id)) throw new MvccError(GrpcCode.FailedPrecondition, voteRefusal(id));
     if (s.role !== StateRole.Leader || s.progress === null) throw new MemberError('no-leader', 'etcdserver: not leader');
     const learnerMatch = s.progress.get(id)?.match ?? 0;
     const leaderMatch = s.progress.get(this.id)?.match ?? s.lastIndex;
@@ -209,6 +214,18 @@ export class KvMember {
       throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: can only promote a learner member which is in sync with leader');
     }
     await this.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddNode, memberId: id }], context: null });
+  }
+
+  /** Voter → learner (the vote policy's demotion): one voter fewer, so a simple change. */
+  async demoteMember(id: MemberId): Promise<void> {
+    const m = this.requireMember(id);
+    if (m.isLearner) return;
+    await this.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: id }], context: null });
+  }
+
+  /** Sets the cluster's tab vote policy through the log (vote-policy.ts); the leader then promotes or demotes tabs. */
+  async setTabsMayOutvote(tabsMayOutvote: boolean): Promise<void> {
+    await this.member.propose(encodeMemberUpdate({ kind: 'tabVotes', tabsMayOutvote }));
   }
 
   /** Publishes this member's name and client URLs through the log (etcd's publish on start). */

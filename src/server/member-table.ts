@@ -28,7 +28,9 @@ export interface MemberContext {
 /** Internal log entries that change the table without a Raft membership change. */
 export type MemberUpdate =
   | { kind: 'attributes'; id: MemberId; name: string; clientURLs: string[] }
-  | { kind: 'peerURLs'; id: MemberId; peerURLs: string[] };
+  | { kind: 'peerURLs'; id: MemberId; peerURLs: string[] }
+  /** The cluster's tab vote policy (vote-policy.ts); not about one member, so no id. */
+  | { kind: 'tabVotes'; tabsMayOutvote: boolean };
 
 /**
  * First byte of an internal member-table entry. Client requests start with their format
@@ -41,7 +43,8 @@ export const memberUpdateTag = 0x6d;
  * so images written before the table existed still restore (with the table seeded from config).
  */
 const tableImageMagic = [0xff, 0xff, 0xff, 0xff];
-const tableImageVersion = 1;
+/** Version 2 adds the cluster settings after the records; version 1 images restore with the defaults. */
+const tableImageVersion = 2;
 /** Members in one table; etcd's clusters are a handful of members, this is a sanity limit. */
 export const membersMax = 128;
 
@@ -50,6 +53,8 @@ const packr = new Packr({ useRecords: false });
 export class MemberTable {
   /** Invariant: every record's id is a positive safe integer, and at most membersMax records. */
   private readonly byId = new Map<MemberId, MemberRecord>();
+  /** Tabs may hold the voting majority even when Node members vote (vote-policy.ts); off by default. */
+  tabsMayOutvote = false;
 
   get(id: MemberId): MemberRecord | undefined {
     return this.byId.get(id);
@@ -60,8 +65,9 @@ export class MemberTable {
   }
 
   /** Replaces the whole table (a seed from configuration or a restored image). */
-  reset(records: readonly MemberRecord[]): void {
+  reset(records: readonly MemberRecord[], settings: TableSettings = { tabsMayOutvote: false }): void {
     this.byId.clear();
+    this.tabsMayOutvote = settings.tabsMayOutvote;
     for (const r of records) this.set({ ...r, peerURLs: [...r.peerURLs], clientURLs: [...r.clientURLs] });
   }
 
@@ -96,6 +102,10 @@ export class MemberTable {
 
   /** Applies an internal update entry; updates for members not in the table are ignored alike everywhere. */
   applyUpdate(u: MemberUpdate): void {
+    if (u.kind === 'tabVotes') {
+      this.tabsMayOutvote = u.tabsMayOutvote;
+      return;
+    }
     const r = this.byId.get(u.id);
     if (!r) return;
     if (u.kind === 'attributes') {
@@ -117,7 +127,7 @@ export class MemberTable {
 
   /** The bytes wrapImage puts before the state machine's image: magic, length, the table. */
   imageHeader(): Uint8Array {
-    const table = packr.pack([tableImageVersion, this.list()]);
+    const table = packr.pack([tableImageVersion, this.list(), { tabsMayOutvote: this.tabsMayOutvote }]);
     const out = new Uint8Array(8 + table.length);
     out.set(tableImageMagic, 0);
     new DataView(out.buffer).setUint32(4, table.length, true);
@@ -130,15 +140,17 @@ export class MemberTable {
    * part. An image without the table (empty, or written before it existed) returns null for
    * the table so the caller can seed it.
    */
-  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; stateImage: Uint8Array } {
-    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, stateImage: image };
+  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; settings: TableSettings; stateImage: Uint8Array } {
+    const defaults: TableSettings = { tabsMayOutvote: false };
+    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, settings: defaults, stateImage: image };
     const length = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(4, true);
     if (8 + length > image.length) throw new Error(`member table image: ${length} table bytes overrun the ${image.length}-byte image`);
     const decoded = packr.unpack(image.subarray(8, 8 + length)) as unknown;
-    if (!Array.isArray(decoded) || decoded[0] !== tableImageVersion || !Array.isArray(decoded[1])) {
-      throw new Error(`member table image: format ${JSON.stringify(Array.isArray(decoded) ? decoded[0] : decoded)}, expected ${tableImageVersion}`);
+    if (!Array.isArray(decoded) || (decoded[0] !== 1 && decoded[0] !== tableImageVersion) || !Array.isArray(decoded[1])) {
+      throw new Error(`member table image: format ${JSON.stringify(Array.isArray(decoded) ? decoded[0] : decoded)}, expected 1 or ${tableImageVersion}`);
     }
-    return { records: (decoded[1] as unknown[]).map(checkRecord), stateImage: image.subarray(8 + length) };
+    const settings = decoded[0] === 1 ? defaults : checkSettings(decoded[2]);
+    return { records: (decoded[1] as unknown[]).map(checkRecord), settings, stateImage: image.subarray(8 + length) };
   }
 
   private set(r: MemberRecord): void {
@@ -163,8 +175,15 @@ export function decodeMemberContext(bytes: Uint8Array): MemberContext | null {
   }
 }
 
+/** Cluster-wide settings the table carries beside the records. */
+export interface TableSettings {
+  tabsMayOutvote: boolean;
+}
+
 export function encodeMemberUpdate(u: MemberUpdate): Uint8Array {
-  const body = packr.pack(u.kind === 'attributes' ? [u.kind, u.id, u.name, u.clientURLs] : [u.kind, u.id, u.peerURLs]);
+  const body = packr.pack(
+    u.kind === 'attributes' ? [u.kind, u.id, u.name, u.clientURLs] : u.kind === 'peerURLs' ? [u.kind, u.id, u.peerURLs] : [u.kind, 0, u.tabsMayOutvote],
+  );
   const out = new Uint8Array(body.length + 1);
   out[0] = memberUpdateTag;
   out.set(body, 1);
@@ -179,6 +198,7 @@ export function decodeMemberUpdate(bytes: Uint8Array): MemberUpdate | null {
     if (!Array.isArray(v) || !Number.isSafeInteger(v[1])) return null;
     if (v[0] === 'attributes' && typeof v[2] === 'string' && isStrings(v[3])) return { kind: 'attributes', id: v[1], name: v[2], clientURLs: v[3] };
     if (v[0] === 'peerURLs' && isStrings(v[2])) return { kind: 'peerURLs', id: v[1], peerURLs: v[2] };
+    if (v[0] === 'tabVotes' && typeof v[2] === 'boolean') return { kind: 'tabVotes', tabsMayOutvote: v[2] };
     return null;
   } catch {
     return null;
@@ -187,6 +207,12 @@ export function decodeMemberUpdate(bytes: Uint8Array): MemberUpdate | null {
 
 function isStrings(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((s) => typeof s === 'string');
+}
+
+function checkSettings(v: unknown): TableSettings {
+  const s = v as TableSettings;
+  if (!s || typeof s !== 'object' || typeof s.tabsMayOutvote !== 'boolean') throw new Error(`member table image: malformed settings ${JSON.stringify(v)}`);
+  return { tabsMayOutvote: s.tabsMayOutvote };
 }
 
 function checkRecord(v: unknown): MemberRecord {

@@ -143,6 +143,10 @@ export class Member {
   private fatal: Error | null = null;
   /** Clock time up to which ticks have been delivered to Raft. */
   private tickedUpToMs = 0;
+  /** Clock time of the latest message received from each peer (reachability, for diagnostics and tab removal). */
+  private readonly heardFromMs = new Map<MemberId, number>();
+  /** Clock time the member started serving. */
+  startedAtMs = 0;
 
   private constructor(opts: MemberOptions) {
     this.id = opts.id;
@@ -189,8 +193,10 @@ export class Member {
     );
     this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
     this.tickedUpToMs = this.opts.clock.now();
+    this.startedAtMs = this.tickedUpToMs;
     this.opts.transport.start((msg) => {
       if (this.stopped || this.refusesSnapshot(msg)) return;
+      this.heardFromMs.set(msg.from, this.opts.clock.now());
       this.catchUpTicks();
       this.node.step(msg);
       this.schedule();
@@ -221,6 +227,16 @@ export class Member {
   /** Bytes of the latest snapshot image this member holds (made, received or loaded); 0 if none. */
   snapshotBytes(): number {
     return this.node.raft.log.snapshot?.data.byteLength ?? 0;
+  }
+
+  /** Clock time of the latest message from `peer`, or null if none arrived since the member started. */
+  lastHeardFrom(peer: MemberId): number | null {
+    return this.heardFromMs.get(peer) ?? null;
+  }
+
+  /** Clock time now, as the member measures it. */
+  now(): number {
+    return this.opts.clock.now();
   }
 
   isLeader(): boolean {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import type { MemberId } from '../../src/raft/types.ts';
-import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
+import { AutoMembership, type AutoMembershipOptions, type JoinRequest } from '../../src/server/auto-membership.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
 import { startKvMember } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -27,11 +27,16 @@ afterEach(async () => {
   nodes = [];
 });
 
-async function start(hub: MemoryHub, id: MemberId, peers: MemberId[]): Promise<Node> {
-  // Founders know each other's records, as every real member does from its configuration.
-  const initialMembers = peers.map((p) => ({ id: p, name: `m${p}`, peerURLs: [`memory://${p}`], clientURLs: [], isLearner: false }));
+/**
+ * Starts member `id`. Founders know each other's records, as every real member does from its
+ * configuration; `founders` says whether they are tabs (`webrtc://`, a tab-only cluster) or
+ * Node members (`http://`), which decides who may vote (vote-policy.ts).
+ */
+async function start(hub: MemoryHub, id: MemberId, peers: MemberId[], founders: 'tabs' | 'node' = 'tabs', auto: Partial<AutoMembershipOptions> = {}): Promise<Node> {
+  const url = (p: MemberId) => (founders === 'tabs' ? `webrtc://${p}` : `http://127.0.0.1:${20000 + p}`);
+  const initialMembers = peers.map((p) => ({ id: p, name: `m${p}`, peerURLs: [url(p)], clientURLs: [], isLearner: false }));
   const kv = await startKvMember(hub, id, peers, { initialMembers });
-  const node = { kv, auto: new AutoMembership(kv, { clock: systemClock, checkIntervalMs: 20 }) };
+  const node = { kv, auto: new AutoMembership(kv, { clock: systemClock, checkIntervalMs: 20, ...auto }) };
   nodes.push(node);
   return node;
 }
@@ -78,6 +83,56 @@ describe('AutoMembership', () => {
     await waitFor('the joiner to apply its promotion', () => config(joiner).voters.includes(4));
     const r = await joiner.kv.range({ key: enc('k49'), serializable: true });
     expect(dec(r.kvs[0].value)).toBe('v49');
+  });
+
+  it('with Node voters, keeps tabs learners unless the cluster opts in; switching back demotes them', async () => {
+    const hub = new MemoryHub();
+    for (const id of [1, 2, 3]) await start(hub, id, [1, 2, 3], 'node');
+    await waitFor('a leader', () => leader() !== undefined);
+    await start(hub, 4, []);
+    const stopAsking = keepAsking({ id: 4, name: 'tab-4', peerURLs: ['webrtc://4'], wantsVote: true });
+    try {
+      await waitFor('tab 4 to be a learner', () => leaderConfig()?.learners.includes(4), 10_000);
+      // Caught up and asking, and still not promoted; etcdctl's promote is refused too.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(leaderConfig()?.voters).not.toContain(4);
+      await expect(leader()!.kv.promoteMember(4)).rejects.toThrow(/browser tab .* stays a learner/);
+
+      await leader()!.auto.setTabsMayOutvote(true);
+      await waitFor('tab 4 to be a voter once tabs may outvote', () => leaderConfig()?.voters.includes(4), 10_000);
+      await leader()!.auto.setTabsMayOutvote(false);
+      await waitFor('tab 4 demoted again', () => leaderConfig()?.learners.includes(4) && !leaderConfig()?.voters.includes(4), 10_000);
+    } finally {
+      stopAsking();
+    }
+  });
+
+  it('removes a tab unreachable past the grace period; it joins again when it comes back', async () => {
+    const hub = new MemoryHub();
+    for (const id of [1, 2, 3]) await start(hub, id, [1, 2, 3], 'node', { tabGraceMs: 600 });
+    await waitFor('a leader', () => leader() !== undefined);
+    const tab = await start(hub, 4, [], 'node', { tabGraceMs: 600 });
+    let stopAsking = keepAsking({ id: 4, name: 'tab-4', peerURLs: ['webrtc://4'], wantsVote: true });
+    await waitFor('tab 4 to be a learner', () => leaderConfig()?.learners.includes(4), 10_000);
+    stopAsking();
+    await new Promise((r) => setTimeout(r, 300));
+    // Still in: it is reachable. Then it crashes, without a word.
+    expect(leaderConfig()?.learners).toContain(4);
+    tab.auto.stop();
+    await tab.kv.stop();
+    nodes = nodes.filter((n) => n !== tab);
+    await waitFor('the crashed tab removed', () => leaderConfig() !== undefined && !leaderConfig()!.learners.includes(4), 10_000);
+    expect(leader()!.kv.members.get(4)).toBeUndefined();
+    // The same id comes back (a reopened tab) and is added again.
+    await start(hub, 4, [], 'node', { tabGraceMs: 600 });
+    stopAsking = keepAsking({ id: 4, name: 'tab-4', peerURLs: ['webrtc://4'], wantsVote: true });
+    try {
+      await waitFor('tab 4 back as a learner', () => leaderConfig()?.learners.includes(4), 10_000);
+    } finally {
+      stopAsking();
+    }
+    // Node members are never removed that way.
+    expect(leaderConfig()?.voters.sort()).toEqual([1, 2, 3]);
   });
 
   it('keeps a joiner that does not want a vote a learner', async () => {

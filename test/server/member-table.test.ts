@@ -46,8 +46,20 @@ describe('MemberTable', () => {
     const { records, stateImage } = MemberTable.unwrapImage(t.wrapImage(state));
     expect(records).toEqual(t.list());
     expect([...stateImage]).toEqual([...state]);
-    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, stateImage: state });
+    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, settings: { tabsMayOutvote: false }, stateImage: state });
     expect(MemberTable.unwrapImage(new Uint8Array(0)).records).toBeNull();
+  });
+
+  it('carries the tab vote policy through updates and snapshot images', () => {
+    const t = new MemberTable();
+    t.reset([{ id: 7, name: 'n', peerURLs: ['webrtc://7'], clientURLs: [], isLearner: false }]);
+    expect(t.tabsMayOutvote).toBe(false);
+    const update = decodeMemberUpdate(encodeMemberUpdate({ kind: 'tabVotes', tabsMayOutvote: true }));
+    expect(update).toEqual({ kind: 'tabVotes', tabsMayOutvote: true });
+    t.applyUpdate(update!);
+    expect(t.tabsMayOutvote).toBe(true);
+    const { settings } = MemberTable.unwrapImage(t.wrapImage(new Uint8Array(0)));
+    expect(settings).toEqual({ tabsMayOutvote: true });
   });
 
   it('encodes update entries under a tag no client request starts with', () => {
