@@ -82,7 +82,12 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
       server?.attach(listener.gateway);
     },
     serve(kv, bootstrapMembers) {
-      auto = new AutoMembership(kv, { clock: systemClock, log: (level, msg) => o.log(level, msg) });
+      auto = new AutoMembership(kv, {
+        clock: systemClock,
+        tabGraceMs: o.config.tabGraceMs,
+        ...(o.config.tabsMayOutvote === null ? {} : { tabsMayOutvote: o.config.tabsMayOutvote }),
+        log: (level, msg) => o.log(level, msg),
+      });
       unserve = serveMembershipControl(channel, kv, auto, bootstrapMembers);
     },
     async close() {

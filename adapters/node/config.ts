@@ -36,6 +36,11 @@ export interface NodeConfig {
   browserPeers: BrowserPeersConfig | null;
   /** A directory served over HTTP on the client port (the built demo), or null. */
   staticDir: string | null;
+  /**
+   * etcd's --force-new-cluster: start as the only voter of a new configuration, keeping the
+   * data (src/server/force-new-cluster.ts). For a cluster whose quorum is lost for good.
+   */
+  forceNewCluster: boolean;
 }
 
 export interface ClientTlsFiles {
@@ -60,6 +65,10 @@ export interface BrowserPeersConfig {
   signalingUrl: string | null;
   /** Origins besides the client URL's own whose pages may join through the hosted endpoint; `*` for any. */
   allowedOrigins: string[] | '*';
+  /** The tab vote policy to set for the cluster (--tabs-may-outvote), or null to leave it as it is. */
+  tabsMayOutvote: boolean | null;
+  /** How long the leader waits for an unreachable tab before removing it (--tab-grace-ms). */
+  tabGraceMs: number;
 }
 
 /** Where a member hosts the WebSocket signaling endpoint on its client port. */
@@ -166,6 +175,23 @@ export const flags: Record<string, FlagSpec> = {
     help: "Comma-separated origins (http://host:port) whose pages may use this member's signaling endpoint besides pages it serves itself; '*' for any.",
     defaultValue: '',
   },
+  'tabs-may-outvote': {
+    env: 'MESHKV_TABS_MAY_OUTVOTE',
+    help: "Let browser tabs become voters even though Node members vote, so tabs may hold the voting majority: closing them (a browser that exits or crashes) can then cost the Node members their quorum. false sets the default back (tabs stay learners). Not given: the cluster's setting stays.",
+    defaultValue: '',
+    boolean: true,
+  },
+  'tab-grace-ms': {
+    env: 'MESHKV_TAB_GRACE_MS',
+    help: 'Milliseconds a browser tab member may be unreachable before the leader removes it from the cluster.',
+    defaultValue: '30000',
+  },
+  'force-new-cluster': {
+    env: 'MESHKV_FORCE_NEW_CLUSTER',
+    help: 'Start as the only voter of a new configuration, keeping this member\'s data (quorum lost for good; writes only the lost members held are gone). Restart without it afterwards.',
+    defaultValue: 'false',
+    boolean: true,
+  },
   'static-dir': {
     env: 'MESHKV_STATIC_DIR',
     help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
@@ -250,7 +276,9 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
-  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
+  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'), value('tabs-may-outvote'), value('tab-grace-ms'));
+  const forceText = value('force-new-cluster');
+  if (forceText !== 'true' && forceText !== 'false') throw new ConfigError(`--force-new-cluster must be true or false, not ${JSON.stringify(forceText)}`);
   const staticDir = value('static-dir') === '' ? null : value('static-dir');
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
@@ -292,6 +320,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
       browserPeers,
       staticDir,
+      forceNewCluster: forceText === 'true',
     },
   };
 }
@@ -344,12 +373,19 @@ function parsePeerTls(value: (flag: string) => string, peerUrls: string[]): Peer
   return { certFile, keyFile, trustedCaFile };
 }
 
-function parseBrowserPeers(onOff: string, signalingText: string, originsText: string): BrowserPeersConfig | null {
+function parseBrowserPeers(onOff: string, signalingText: string, originsText: string, outvoteText: string, graceText: string): BrowserPeersConfig | null {
   if (onOff !== 'on' && onOff !== 'off') throw new ConfigError(`--browser-peers must be on or off, not ${JSON.stringify(onOff)}`);
+  if (outvoteText !== '' && outvoteText !== 'true' && outvoteText !== 'false') throw new ConfigError(`--tabs-may-outvote must be true or false, not ${JSON.stringify(outvoteText)}`);
+  const tabGraceMs = Number(graceText);
+  if (!/^\d+$/.test(graceText) || tabGraceMs < 1000 || !Number.isSafeInteger(tabGraceMs)) {
+    throw new ConfigError(`--tab-grace-ms must be an integer of at least 1000 (milliseconds), not ${JSON.stringify(graceText)}`);
+  }
   if (onOff === 'off') {
     if (signalingText !== '') throw new ConfigError('--signaling-url needs --browser-peers on');
+    if (outvoteText !== '') throw new ConfigError('--tabs-may-outvote needs --browser-peers on');
     return null;
   }
+  const tabsMayOutvote = outvoteText === '' ? null : outvoteText === 'true';
   let signalingUrl: string | null = null;
   if (signalingText !== '') {
     let url: URL;
@@ -362,7 +398,7 @@ function parseBrowserPeers(onOff: string, signalingText: string, originsText: st
     signalingUrl = url.href;
   }
   const origins = originsText.split(',').map((o) => o.trim()).filter((o) => o !== '');
-  if (origins.includes('*')) return { signalingUrl, allowedOrigins: '*' };
+  if (origins.includes('*')) return { signalingUrl, allowedOrigins: '*', tabsMayOutvote, tabGraceMs };
   const allowedOrigins = origins.map((o) => {
     let url: URL;
     try {
@@ -373,7 +409,7 @@ function parseBrowserPeers(onOff: string, signalingText: string, originsText: st
     if (url.origin === 'null' || url.pathname !== '/' || url.search !== '') throw new ConfigError(`--browser-origins: ${o}: give scheme, host and port only, e.g. http://127.0.0.1:5173`);
     return url.origin;
   });
-  return { signalingUrl, allowedOrigins };
+  return { signalingUrl, allowedOrigins, tabsMayOutvote, tabGraceMs };
 }
 
 /** etcd's form: name=url pairs separated by commas; a name may repeat to give several URLs. */

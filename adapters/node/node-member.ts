@@ -239,6 +239,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       snapshotEntries: config.snapshotCount,
       snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
       initialMembers,
+      forceNewCluster: config.forceNewCluster,
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
       },

@@ -3,11 +3,11 @@
 // and resolves the proposals and reads that its own clients made.
 
 import type { RaftConfig } from '../raft/config.ts';
-import { decodeConfChange, type ConfChange } from '../raft/confchange.ts';
+import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import type { Clock, Storage, Transport } from '../seams.ts';
+import type { Clock, PersistedState, Storage, Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 
 /** The replicated application. `apply` must be deterministic: every member applies the same entries. */
@@ -57,6 +57,11 @@ export interface MemberOptions {
   /** How long a proposal or read waits before failing with a timeout. */
   requestTimeoutMs?: number;
   raft?: Partial<Omit<RaftConfig, 'id' | 'random' | 'electionTicks' | 'heartbeatTicks'>>;
+  /**
+   * etcd's --force-new-cluster: before starting, make this member the only voter of a new
+   * configuration, keeping what it has committed (see forceNewConfiguration).
+   */
+  forceNewCluster?: boolean;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
 }
 
@@ -117,7 +122,7 @@ export type MemberEvent = { role: StateRole; term: number; leader: MemberId; com
 export class Member {
   readonly id: MemberId;
   private node!: RawNode;
-  private readonly opts: Required<Omit<MemberOptions, 'raft' | 'log'>> & Pick<MemberOptions, 'raft' | 'log'>;
+  private readonly opts: Required<Omit<MemberOptions, 'raft' | 'log' | 'forceNewCluster'>> & Pick<MemberOptions, 'raft' | 'log' | 'forceNewCluster'>;
   private readonly incarnation: number;
   private seq = 0;
   private readonly proposals = new Map<number, Waiter>();
@@ -173,24 +178,23 @@ export class Member {
     return m;
   }
 
-  private async boot(): Promise<void> {
-    const persisted = await this.opts.storage.load();
-    const empty = persisted.snapshot === null && persisted.entries.length === 0 && persisted.hardState.term === 0;
+  private raftConfig(): RaftConfig {
     const log = this.opts.log;
-    this.node = new RawNode(
-      {
-        ...this.opts.raft,
-        id: this.id,
-        random: this.opts.random,
-        electionTicks: this.opts.electionTicks,
-        heartbeatTicks: this.opts.heartbeatTicks,
-        logger: log
-          ? { debug: (s) => log('debug', s), info: (s) => log('info', s), warn: (s) => log('warn', s) }
-          : undefined,
-      },
-      empty ? null : persisted,
-      empty ? this.opts.peers : [],
-    );
+    return {
+      ...this.opts.raft,
+      id: this.id,
+      random: this.opts.random,
+      electionTicks: this.opts.electionTicks,
+      heartbeatTicks: this.opts.heartbeatTicks,
+      logger: log ? { debug: (s) => log('debug', s), info: (s) => log('info', s), warn: (s) => log('warn', s) } : undefined,
+    };
+  }
+
+  private async boot(): Promise<void> {
+    let persisted = await this.opts.storage.load();
+    const empty = persisted.snapshot === null && persisted.entries.length === 0 && persisted.hardState.term === 0;
+    if (this.opts.forceNewCluster && !empty) persisted = await this.forceNewConfiguration(persisted);
+    this.node = new RawNode(this.raftConfig(), empty ? null : persisted, empty ? this.opts.peers : []);
     this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
     this.tickedUpToMs = this.opts.clock.now();
     this.startedAtMs = this.tickedUpToMs;
@@ -203,6 +207,45 @@ export class Member {
     });
     this.stopTicker = this.opts.clock.every(this.opts.tickMs, () => this.onTick());
     this.schedule();
+  }
+
+  /**
+   * etcd's --force-new-cluster, for a cluster whose quorum is lost for good. Applies what this
+   * member knows to be committed (on a Raft node that neither ticks nor sends), then stores a
+   * snapshot of that state one index later, in a new term, whose configuration has this member
+   * as its only voter: every other member is removed from it (and from the member table), and
+   * the uncommitted tail of the log is dropped, as etcd drops it. Writes that only the lost
+   * members held are gone. Each start with the flag does it again; restart without it after.
+   */
+  private async forceNewConfiguration(persisted: PersistedState): Promise<PersistedState> {
+    this.node = new RawNode(this.raftConfig(), persisted, []);
+    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
+    while (this.node.hasReady()) {
+      const rd = this.node.ready();
+      for (const e of rd.committedEntries) this.applyEntry(e);
+      this.node.advance(rd);
+    }
+    const old = this.node.status().confState;
+    const others = [...new Set([...old.voters, ...old.learners, ...old.votersOutgoing, ...old.learnersNext])].filter((m) => m !== this.id);
+    const confState: ConfState = { voters: [this.id], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    // The snapshot stands for one more (empty) entry, so that it lies past any stored snapshot,
+    // and its new term matches no stored entry: storage then drops the whole old log.
+    const index = this.node.basicStatus().applied + 1;
+    const term = persisted.hardState.term + 1;
+    const cc: ConfChange = {
+      transition: ConfChangeTransition.Auto,
+      changes: [...others.map((m) => ({ type: ConfChangeType.RemoveNode, memberId: m })), { type: ConfChangeType.AddNode, memberId: this.id }],
+      context: null,
+    };
+    this.opts.stateMachine.applyConfChange?.(cc, confState, index);
+    const image = this.opts.stateMachine.snapshot();
+    const data = image instanceof Uint8Array ? image : concatFrames(image.frames());
+    await this.opts.storage.save({ hardState: { term, vote: 0, commit: index }, entries: [], snapshot: { metadata: { index, term, confState }, data } }, true);
+    this.opts.log?.(
+      'warn',
+      `member ${this.id}: forced a new cluster at index ${index}, term ${term}: this member is the only voter; removed ${others.map((m) => m.toString(16)).join(', ') || 'no other members'}`,
+    );
+    return this.opts.storage.load();
   }
 
   /** Whether `msg` carries a snapshot whose image the state machine finds damaged (logged). */
@@ -610,6 +653,17 @@ export class Member {
     this.stopped = true;
     this.stopTicker?.();
   }
+}
+
+function concatFrames(frames: Iterable<Uint8Array>): Uint8Array {
+  const chunks = [...frames];
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
 }
 
 function ctxKey(ctx: Uint8Array): string {

@@ -19,14 +19,26 @@ describe('meshkv configuration', () => {
   });
 
   it('takes browser tabs as peers by default, hosting signaling itself; off or another endpoint on request', () => {
-    expect(start([]).browserPeers).toEqual({ signalingUrl: null, allowedOrigins: [] });
+    expect(start([]).browserPeers).toEqual({ signalingUrl: null, allowedOrigins: [], tabsMayOutvote: null, tabGraceMs: 30_000 });
     expect(start([]).staticDir).toBeNull();
     expect(start(['--browser-peers=off']).browserPeers).toBeNull();
     expect(start([], { MESHKV_BROWSER_PEERS: 'off' }).browserPeers).toBeNull();
     const c = start(['--signaling-url', 'ws://10.0.0.1:2379/meshkv/signal', '--browser-origins', 'http://127.0.0.1:5173, http://localhost:5173/', '--static-dir', 'demo/dist']);
-    expect(c.browserPeers).toEqual({ signalingUrl: 'ws://10.0.0.1:2379/meshkv/signal', allowedOrigins: ['http://127.0.0.1:5173', 'http://localhost:5173'] });
+    expect(c.browserPeers).toEqual({ signalingUrl: 'ws://10.0.0.1:2379/meshkv/signal', allowedOrigins: ['http://127.0.0.1:5173', 'http://localhost:5173'], tabsMayOutvote: null, tabGraceMs: 30_000 });
     expect(c.staticDir).toBe('demo/dist');
     expect(start(['--browser-origins=*']).browserPeers?.allowedOrigins).toBe('*');
+  });
+
+  it('reads the tab vote policy, the tab grace period and --force-new-cluster, and refuses bad values', () => {
+    expect(start(['--tabs-may-outvote']).browserPeers?.tabsMayOutvote).toBe(true);
+    expect(start(['--tabs-may-outvote=false']).browserPeers?.tabsMayOutvote).toBe(false);
+    expect(start(['--tab-grace-ms', '5000']).browserPeers?.tabGraceMs).toBe(5000);
+    expect(() => start(['--tab-grace-ms', '10'])).toThrow('--tab-grace-ms must be an integer of at least 1000 (milliseconds), not "10"');
+    expect(() => start(['--tabs-may-outvote=maybe'])).toThrow('--tabs-may-outvote must be true or false, not "maybe"');
+    expect(() => start(['--browser-peers=off', '--tabs-may-outvote'])).toThrow('--tabs-may-outvote needs --browser-peers on');
+    expect(start([]).forceNewCluster).toBe(false);
+    expect(start(['--force-new-cluster']).forceNewCluster).toBe(true);
+    expect(() => start(['--force-new-cluster=yes'])).toThrow('--force-new-cluster must be true or false, not "yes"');
   });
 
   it('takes flags over environment variables', () => {
