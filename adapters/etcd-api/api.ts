@@ -78,7 +78,7 @@ export interface EtcdApiOptions {
   clusterId: string;
   /** Names and URLs by member id; members missing here are listed unstarted, without URLs. */
   members: (id: number) => MemberInfo | undefined;
-  /** Without it, membership changes are refused: the member has no peer transport to reach others. */
+  /** Without it, membership changes are refused. */
   membership?: MembershipOptions;
 }
 
@@ -90,6 +90,12 @@ export interface MembershipOptions {
    * down: etcd's strict reconfiguration check (reconfig-check.ts) counts connected members.
    */
   activeSince(id: number): number | null;
+  /**
+   * Whether this member listens for peers (--listen-peer-urls). Without a listener it cannot
+   * reach a Node member added by its peer URLs, so adding or re-addressing one is refused;
+   * removing and promoting members need no new link and work.
+   */
+  peerListener: boolean;
 }
 
 type Wire = Record<string, any>;
@@ -365,6 +371,7 @@ export class EtcdApi {
   async memberAdd(w: Wire): Promise<Wire> {
     const membership = this.requireMembership();
     const peerURLs = memberUrls(w.peerURLs);
+    this.requirePeerListener(membership, `add a member at ${peerURLs.join(',')}`);
     const isLearner = w.isLearner === true;
     checkAdd(this.reconfigView(membership), isLearner);
     const m = await this.kv.addMember(membership.newMemberId(peerURLs), peerURLs, isLearner);
@@ -392,7 +399,7 @@ export class EtcdApi {
   }
 
   async memberUpdate(w: Wire): Promise<Wire> {
-    this.requireMembership();
+    this.requirePeerListener(this.requireMembership(), 'change the peer URLs of a member');
     await this.kv.updateMember(int(w.ID), memberUrls(w.peerURLs));
     return this.memberList({});
   }
@@ -411,9 +418,16 @@ export class EtcdApi {
 
   private requireMembership(): MembershipOptions {
     if (this.membership) return this.membership;
+    throw new EtcdApiError(Status.FailedPrecondition, 'meshkv: this member does not serve membership changes');
+  }
+
+  private requirePeerListener(membership: MembershipOptions, what: string): void {
+    if (membership.peerListener) return;
     throw new EtcdApiError(
       Status.FailedPrecondition,
-      'meshkv: this member has no peer listener, so it cannot reach new members; restart it with --listen-peer-urls',
+      `meshkv: cannot ${what}: this member has no peer listener, so it could not reach that member; ` +
+        'restart it with --listen-peer-urls http://<host>:<port> and --initial-advertise-peer-urls set to the same URL (its data stays), then try again. ' +
+        '(member remove and member promote work without one.)',
     );
   }
 

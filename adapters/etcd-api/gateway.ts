@@ -3,6 +3,7 @@
 // bytes as base64 and zero values left out. /v3/watch streams one JSON object per line.
 // Also GET /health and GET /metrics.
 
+import { checkHealth } from './health.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Status, toApiError, type EtcdApi } from './api.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
@@ -293,8 +294,9 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse, f
   }
   if (path === '/health') {
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
-    const healthy = api.kv.member.status().lead !== 0;
-    return sendText(res, healthy ? 200 : 503, JSON.stringify({ health: String(healthy) }));
+    const serializable = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('serializable') === 'true';
+    const h = await checkHealth(api.kv, serializable);
+    return sendText(res, h.health === 'true' ? 200 : 503, JSON.stringify(h));
   }
   if (path === '/metrics') {
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');

@@ -19,6 +19,7 @@ import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
+import { watchQuorum } from './quorum-log.ts';
 import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -300,9 +301,11 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== id) }
     : undefined;
   if (faults) log('warn', 'fault injection is on: anyone who reaches the client port can cut peer links and skew the clock', { path: '/meshkv/faults' });
+  const quorumWatch = watchQuorum(kv, clock ?? systemClock, log);
   const listeners: EtcdListener[] = [];
   const stopAll = async () => {
     stopped = true;
+    quorumWatch.stop();
     clearInterval(publishTimer);
     unwatchLeader();
     unwatchMembers();
@@ -329,7 +332,12 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             const c = config.initialCluster.find((i) => i.id === memberId);
             return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
           },
-          membership: peerTransport ? { newMemberId: memberIdOfPeerUrls, activeSince: (peer) => peerTransport.activeSince(peer) } : undefined,
+          // Without a peer listener, changes that need no new link (remove, promote) still work.
+          membership: {
+            newMemberId: memberIdOfPeerUrls,
+            activeSince: (peer) => (isPeerTransport(transport) ? transport.activeSince(peer) : null),
+            peerListener: peerTransport !== null,
+          },
           faults,
           ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
         }),

@@ -277,6 +277,11 @@ export class Member {
     return this.heardFromMs.get(peer) ?? null;
   }
 
+  /** Raft's election timeout in milliseconds (ticks × tick length). */
+  get electionTimeoutMs(): number {
+    return this.opts.tickMs * this.opts.electionTicks;
+  }
+
   /** Clock time now, as the member measures it. */
   now(): number {
     return this.opts.clock.now();

@@ -246,7 +246,7 @@ describe('meshkv client commands', () => {
     // This member has no peer listener, so it refuses to add members: the refusal is shown as is.
     const add = await meshkv(['member', 'add', 'extra', '--learner', '--peer-urls=http://127.0.0.1:1']);
     expect(add.code).toBe(1);
-    expect(add.stderr).toMatch(/^Error: meshkv: this member has no peer listener/);
+    expect(add.stderr).toMatch(/^Error: meshkv: cannot add a member at http:\/\/127.0.0.1:1: this member has no peer listener/);
     expect(emptyKey).toMatchObject({ code: 1, stderr: 'Error: etcdserver: key is not provided\n' });
     expect(errorLine(emptyKey.stderr)).toBe(errorLine(ctlEmptyKey.stderr));
     expect(future).toMatchObject({ code: 1, stderr: 'Error: etcdserver: mvcc: required revision is a future revision\n' });

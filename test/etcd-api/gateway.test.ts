@@ -222,7 +222,7 @@ describe('JSON gateway', () => {
   it('GET /health and /metrics', async () => {
     const health = await fetch(base + '/health');
     expect(health.status).toBe(200);
-    expect(await health.text()).toBe('{"health":"true"}');
+    expect(await health.text()).toBe('{"health":"true","reason":""}');
     const metrics = await (await fetch(base + '/metrics')).text();
     expect(metrics).toContain('etcd_server_has_leader 1\n');
     expect(metrics).toContain('etcd_server_is_leader 1\n');

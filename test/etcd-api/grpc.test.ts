@@ -67,7 +67,10 @@ describe('gRPC services', () => {
     const cluster = new pb.Cluster(s.endpoint, grpc.credentials.createInsecure());
     await expect(unaryCall(cluster, 'MemberAdd', { peerURLs: ['http://x:2380'] })).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
-      details: 'meshkv: this member has no peer listener, so it cannot reach new members; restart it with --listen-peer-urls',
+      details:
+        'meshkv: cannot add a member at http://x:2380: this member has no peer listener, so it could not reach that member; ' +
+        'restart it with --listen-peer-urls http://<host>:<port> and --initial-advertise-peer-urls set to the same URL (its data stays), then try again. ' +
+        '(member remove and member promote work without one.)',
     });
     cluster.close();
     expect(toApiError(new MemberError('timeout', 'etcdserver: request timed out'))).toEqual(

@@ -61,6 +61,8 @@ export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & {
     clusterId: '324952591200643719',
     members: (id) =>
       id === memberId ? { name: 'default', peerURLs: ['http://localhost:2380'], clientURLs: [`http://127.0.0.1:${listener.port}`] } : undefined,
+    // As `npm start` runs: membership changes served, but no peer listener.
+    membership: { newMemberId: () => 0x1234, activeSince: () => null, peerListener: false },
   });
   const endpoint = `127.0.0.1:${listener.port}`;
   return {

@@ -64,7 +64,7 @@ describe('static files on the client port', () => {
     const put = await fetch(`${base}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: btoa('k'), value: btoa('v') }) });
     expect(put.status).toBe(200);
     const health = await fetch(`${base}/health`);
-    expect(await health.json()).toEqual({ health: 'true' });
+    expect(await health.json()).toEqual({ health: 'true', reason: '' });
     expect((await fetch(`${base}/v3/kv/range`)).status).toBe(405);
   });
 });
