@@ -73,8 +73,20 @@ function opened(url: string, origin: string): Promise<string> {
 }
 
 describe('a Node member with browser peers', () => {
-  it('adds a WebRTC member that asks to join, promotes it, and both serve the same data', async () => {
+  it('adds a WebRTC member that asks to join as a learner, and keeps it one: the Node member keeps the quorum', async () => {
     const { node, url } = await startNode();
+    await node.kv.put({ key: enc('before'), value: enc('joined') });
+    const joinerId = 0x7ab2;
+    const joiner = await startWebRtcJoiner(url, joinerId, node.id);
+    await waitFor('the joiner to be a learner', () => node.kv.member.status().confState.learners.includes(joinerId), 20_000);
+    await waitFor('the joiner to catch up', () => joiner.member.status().applied >= node.kv.member.status().commit, 10_000);
+    expect(dec((await joiner.range({ key: enc('before') })).kvs[0].value)).toBe('joined');
+    await expect(node.kv.promoteMember(joinerId)).rejects.toThrow(/is a browser tab and the cluster has Node voters, so it stays a learner/);
+    expect(node.kv.member.status().confState.voters).toEqual([node.id]);
+  }, 60_000);
+
+  it('with --tabs-may-outvote, promotes the WebRTC member, and both serve the same data', async () => {
+    const { node, url } = await startNode(['--tabs-may-outvote']);
     await node.kv.put({ key: enc('before'), value: enc('joined') });
     const joinerId = 0x7ab1;
     const joiner = await startWebRtcJoiner(url, joinerId, node.id);
