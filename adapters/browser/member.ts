@@ -17,7 +17,9 @@ import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import { MessageType, StateRole, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
-import { AutoMembership, type JoinRequest } from '../../src/server/auto-membership.ts';
+import { AutoMembership, tabGraceMsDefault, type JoinRequest } from '../../src/server/auto-membership.ts';
+import { describeQuorumLoss, QuorumWatch } from '../../src/server/quorum-watch.ts';
+import { mayVote } from '../../src/server/vote-policy.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { peerUrlOf, planStart, type StartPlan } from './founding.ts';
 import { claimIdentity } from './identity.ts';
@@ -38,6 +40,8 @@ export interface BrowserMemberTimings {
   leaveTimeoutMs: number;
   /** How often status is sampled for changes that raise no event of their own (connected peers; default 250 ms). */
   statusIntervalMs: number;
+  /** How long a tab member may be unreachable before the leader removes it (default 30 s). */
+  tabGraceMs: number;
 }
 
 export const defaultBrowserMemberTimings: BrowserMemberTimings = {
@@ -49,6 +53,7 @@ export const defaultBrowserMemberTimings: BrowserMemberTimings = {
   probeWindowMs: 500,
   leaveTimeoutMs: 5000,
   statusIntervalMs: 250,
+  tabGraceMs: tabGraceMsDefault,
 };
 
 export interface BrowserMemberOptions {
@@ -65,6 +70,13 @@ export interface BrowserMemberOptions {
   name?: string;
   /** Become a voter once caught up (default true); false keeps the tab a learner (a read replica). */
   wantsVote?: boolean;
+  /**
+   * Set the cluster's tab vote policy once joined (unset: leave it). In a cluster with Node
+   * members tabs stay learners by default, so that closing them never costs the quorum; true
+   * lets tabs become voters and outvote the Node members, and then a browser that closes or
+   * crashes can leave the Node members without a quorum. Tabs of a tab-only cluster always vote.
+   */
+  tabsMayOutvote?: boolean;
   timings?: Partial<BrowserMemberTimings>;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
   /**
@@ -93,6 +105,10 @@ export interface BrowserMemberStatus {
   joined: boolean;
   /** This tab founded the cluster (it found nobody there). */
   founded: boolean;
+  /** The cluster's tab vote policy: tabs may outvote its Node members (see tabsMayOutvote). */
+  tabsMayOutvote: boolean;
+  /** Why this member has no quorum (missing voters, how long, the remedy), or null while it has one. */
+  quorumLoss: string | null;
 }
 
 export interface BrowserMember {
@@ -103,6 +119,11 @@ export interface BrowserMember {
   readonly kv: KvMember;
   /** Cut and heal this tab's links to peers (tests, demos). */
   readonly faults: FaultSwitch;
+  /**
+   * Switches the cluster's tab vote policy live (a replicated setting; the leader then promotes
+   * or demotes tabs). Needs a quorum. See BrowserMemberOptions.tabsMayOutvote for the consequence.
+   */
+  setTabsMayOutvote(tabsMayOutvote: boolean): Promise<void>;
   status(): BrowserMemberStatus;
   /** Calls `fn` with the status whenever it changes; returns the unsubscribe. */
   onStatus(fn: (s: BrowserMemberStatus) => void): () => void;
@@ -178,7 +199,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     await storage.close();
     throw err;
   }
-  const member = new RunningBrowserMember({ id, name, wantsVote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -188,6 +209,7 @@ function checkOptions(o: BrowserMemberOptions): void {
   if (typeof o.cluster !== 'string' || o.cluster === '') throw new TypeError('openBrowserMember: cluster must be a non-empty string');
   if (typeof o.token !== 'string') throw new TypeError('openBrowserMember: token must be a string');
   const s = o.signaling ?? 'broadcast';
+  if (o.tabsMayOutvote !== undefined && typeof o.tabsMayOutvote !== 'boolean') throw new TypeError('openBrowserMember: tabsMayOutvote must be a boolean');
   if (s !== 'broadcast' && !/^wss?:\/\//.test(s)) throw new TypeError(`openBrowserMember: signaling must be 'broadcast' or a ws:// or wss:// URL, not ${JSON.stringify(s)}`);
   for (const [k, v] of Object.entries(o.timings ?? {})) {
     if (!(k in defaultBrowserMemberTimings)) throw new TypeError(`openBrowserMember: unknown timing ${k}`);
@@ -205,6 +227,7 @@ interface Parts {
   id: MemberId;
   name: string;
   wantsVote: boolean;
+  tabsMayOutvote: boolean | undefined;
   founded: boolean;
   timings: BrowserMemberTimings;
   clock: Clock;
@@ -225,6 +248,7 @@ class RunningBrowserMember implements BrowserMember {
   readonly kv: KvMember;
   readonly faults: FaultSwitch;
   private readonly auto: AutoMembership;
+  private readonly quorumWatch: QuorumWatch;
   private readonly listeners = new Set<(s: BrowserMemberStatus) => void>();
   private lastStatusJson = '';
   private readonly stops: (() => void)[] = [];
@@ -239,7 +263,18 @@ class RunningBrowserMember implements BrowserMember {
     this.id = p.id;
     this.kv = p.kv;
     this.faults = p.transport.faults;
-    this.auto = new AutoMembership(p.kv, { clock: p.clock, log: p.log });
+    this.auto = new AutoMembership(p.kv, {
+      clock: p.clock,
+      tabGraceMs: p.timings.tabGraceMs,
+      ...(p.tabsMayOutvote === undefined ? {} : { tabsMayOutvote: p.tabsMayOutvote }),
+      log: p.log,
+    });
+    this.quorumWatch = new QuorumWatch(p.kv, {
+      clock: p.clock,
+      whenGoneForGood:
+        'restart a Node member of the cluster with --force-new-cluster (it keeps its data; writes only the missing members held are lost); a cluster of tabs only: copy what this tab holds (serializable reads) into a new cluster',
+      log: (msg) => p.log('warn', msg),
+    });
     this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock }), clock: p.clock });
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
     this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
@@ -251,8 +286,13 @@ class RunningBrowserMember implements BrowserMember {
     this.maybeAskToJoin();
   }
 
+  setTabsMayOutvote(tabsMayOutvote: boolean): Promise<void> {
+    return this.auto.setTabsMayOutvote(tabsMayOutvote);
+  }
+
   status(): BrowserMemberStatus {
     const s = this.kv.member.status();
+    const quorum = this.quorumWatch.report();
     const voters = [...s.confState.voters];
     const learners = [...s.confState.learners];
     return {
@@ -269,6 +309,8 @@ class RunningBrowserMember implements BrowserMember {
       online: navigator.onLine,
       joined: this.isJoined(voters, learners),
       founded: this.p.founded,
+      tabsMayOutvote: this.kv.members.tabsMayOutvote,
+      quorumLoss: quorum && describeQuorumLoss(quorum),
     };
   }
 
@@ -290,6 +332,7 @@ class RunningBrowserMember implements BrowserMember {
     window.removeEventListener('online', this.onOnline);
     window.removeEventListener('offline', this.onOnline);
     this.auto.stop();
+    this.quorumWatch.stop();
     this.client.close();
     await this.kv.stop(); // closes the transport (and with it signaling) and the storage
     if (removed) {
@@ -301,8 +344,14 @@ class RunningBrowserMember implements BrowserMember {
     }
   }
 
+  /**
+   * In the configuration it wants: a voter, or a learner when it wants no vote or when the vote
+   * policy keeps tabs learners in this cluster (vote-policy.ts; it then has all it can get).
+   */
   private isJoined(voters: readonly MemberId[], learners: readonly MemberId[]): boolean {
-    return this.p.wantsVote ? voters.includes(this.id) : learners.includes(this.id) || voters.includes(this.id);
+    if (voters.includes(this.id)) return true;
+    if (!learners.includes(this.id)) return false;
+    return !this.p.wantsVote || !mayVote(this.kv.members, { voters }, this.id);
   }
 
   /**
