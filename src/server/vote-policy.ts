@@ -14,7 +14,7 @@
 // allows); KvMember.promoteMember and addMember refuse changes that break it, so etcdctl's
 // `member promote` cannot either.
 
-import type { ConfState, MemberId } from '../raft/types.ts';
+import type { MemberId } from '../raft/types.ts';
 import type { MemberRecord, MemberTable } from './member-table.ts';
 
 /** The peer URL scheme of a browser tab (adapters/browser: `webrtc://<id>`). */
@@ -31,7 +31,7 @@ export function isTab(table: MemberTable, id: MemberId): boolean {
 }
 
 /** Voters of `cs` that are Node members (not tabs). */
-export function nodeVoters(table: MemberTable, cs: Pick<ConfState, 'voters'>): MemberId[] {
+export function nodeVoters(table: MemberTable, cs: { readonly voters: readonly MemberId[] }): MemberId[] {
   return cs.voters.filter((v) => !isTab(table, v));
 }
 
@@ -39,7 +39,7 @@ export function nodeVoters(table: MemberTable, cs: Pick<ConfState, 'voters'>): M
  * Whether member `id` may hold a vote in configuration `cs` under the table's policy. A Node
  * member always may; a tab may when no Node member votes, or when the cluster opted in.
  */
-export function mayVote(table: MemberTable, cs: Pick<ConfState, 'voters'>, id: MemberId): boolean {
+export function mayVote(table: MemberTable, cs: { readonly voters: readonly MemberId[] }, id: MemberId): boolean {
   if (!isTab(table, id)) return true;
   if (table.tabsMayOutvote) return true;
   return nodeVoters(table, cs).length === 0;
@@ -54,6 +54,6 @@ export function voteRefusal(id: MemberId): string {
 }
 
 /** Tab voters the policy no longer allows (after a Node voter joined, or the opt-in was turned off). */
-export function disallowedTabVoters(table: MemberTable, cs: Pick<ConfState, 'voters'>): MemberId[] {
+export function disallowedTabVoters(table: MemberTable, cs: { readonly voters: readonly MemberId[] }): MemberId[] {
   return cs.voters.filter((v) => !mayVote(table, cs, v));
 }
