@@ -1,4 +1,5 @@
-// Mixed clusters (issue 5): Node processes and browser tabs as voters of one cluster. Tabs in
+// Mixed clusters (issue 5): Node processes and browser tabs as voters of one cluster (the
+// Node members started with --tabs-may-outvote: by default tabs stay learners, issue 12). Tabs in
 // their own browser contexts (separate profiles) join through the first Node member's
 // signaling endpoint, are added and promoted by AutoMembership, and replicate over WebRTC; Node
 // members talk TCP among themselves. Then that Node member is killed with SIGKILL: the others
@@ -98,7 +99,7 @@ async function killFirstNodeUnderLoad(cluster: NodeCluster, all: Endpoint[], sur
 
 test('2 Node members and 1 tab: SIGKILL a Node member, the other and the tab keep serving', async () => {
   const origin = new URL(pageUrl).origin;
-  nodes = await startNodes(['n1', 'n2'], origin);
+  nodes = await startNodes(['n1', 'n2'], origin, ['--tabs-may-outvote']);
   const tab = await openMixedTab(nodes.signalingUrl, 0);
   await waitForVoters([tab], [...nodes.ids, tab.id]);
   endpoints = [nodeEndpoint(nodes.members[0]), nodeEndpoint(nodes.members[1]), tabEndpoint(tab)];
@@ -109,7 +110,7 @@ test('2 Node members and 1 tab: SIGKILL a Node member, the other and the tab kee
 
 test('1 Node member and 2 tabs: SIGKILL the Node member, the tabs keep serving; restarted, it catches up', async () => {
   const origin = new URL(pageUrl).origin;
-  nodes = await startNodes(['solo'], origin);
+  nodes = await startNodes(['solo'], origin, ['--tabs-may-outvote']);
   const tabs = [await openMixedTab(nodes.signalingUrl, 0), await openMixedTab(nodes.signalingUrl, 1)];
   await waitForVoters(tabs, [nodes.ids[0], ...tabs.map((t) => t.id)]);
   endpoints = [nodeEndpoint(nodes.members[0]), ...tabs.map(tabEndpoint)];

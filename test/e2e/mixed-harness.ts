@@ -23,13 +23,15 @@ export interface NodeCluster {
   ids: number[];
   /** ws:// URL of the first member's signaling endpoint, which every member and tab joins. */
   signalingUrl: string;
+  /** Flags every member was started with besides the cluster's (a restart passes them again). */
+  extraFlags: string[];
 }
 
 /**
  * Starts `names.length` Node members as one cluster. The first hosts signaling; the others
  * join it with --signaling-url. Pages from `pageOrigin` may use the endpoint.
  */
-export async function startNodes(names: string[], pageOrigin: string): Promise<NodeCluster> {
+export async function startNodes(names: string[], pageOrigin: string, extraFlags: string[] = []): Promise<NodeCluster> {
   const procs = new Processes();
   const specs: MemberSpec[] = [];
   for (const name of names) specs.push(await procs.spec(name));
@@ -37,7 +39,7 @@ export async function startNodes(names: string[], pageOrigin: string): Promise<N
   const members: Proc[] = [];
   try {
     for (const [i, spec] of specs.entries()) {
-      members.push(procs.start(spec, specs, memberFlags(i, pageOrigin, signalingUrl)));
+      members.push(procs.start(spec, specs, [...memberFlags(i, pageOrigin, signalingUrl), ...extraFlags]));
       // The first must be up before the others join its signaling endpoint.
       if (i === 0 && specs.length > 1) await waitListening(members[0]);
     }
@@ -46,7 +48,7 @@ export async function startNodes(names: string[], pageOrigin: string): Promise<N
     await procs.cleanup();
     throw err;
   }
-  return { procs, members, specs, pageOrigin, ids: names.map(memberIdOf), signalingUrl };
+  return { procs, members, specs, pageOrigin, ids: names.map(memberIdOf), signalingUrl, extraFlags };
 }
 
 /** The first member hosts signaling; the others join it. Pages from `pageOrigin` may use it. */
@@ -56,7 +58,7 @@ function memberFlags(i: number, pageOrigin: string, signalingUrl: string): strin
 
 /** Starts member `i` again on its data dir (after a kill); resolves once it has a leader. */
 export async function restartNode(cluster: NodeCluster, i: number): Promise<Proc> {
-  const p = cluster.procs.start(cluster.specs[i], cluster.specs, memberFlags(i, cluster.pageOrigin, cluster.signalingUrl));
+  const p = cluster.procs.start(cluster.specs[i], cluster.specs, [...memberFlags(i, cluster.pageOrigin, cluster.signalingUrl), ...cluster.extraFlags]);
   cluster.members[i] = p;
   await ready(p, 60_000);
   return p;
