@@ -55,6 +55,13 @@ export interface ClusterView {
   self: MemberId | null;
   /** The member the client's requests go to now. */
   clientMember: MemberId | null;
+  /**
+   * The cluster's tab vote policy, where Node members vote alongside tabs (tab mode): by default
+   * tabs stay learners; `tabsMayOutvote` lets them vote. Absent where it does not apply.
+   */
+  tabVotes?: { tabsMayOutvote: boolean };
+  /** Why this tab's member has no quorum (missing voters, for how long, the remedy), or null. */
+  quorumLoss?: string | null;
 }
 
 export type MessageKind =
@@ -112,6 +119,8 @@ export interface DemoCluster {
   addMember?(): Promise<void>;
   /** Sends the client's requests to member `id` first; absent where the client is the tab's own member. */
   setClientMember?(id: MemberId): void;
+  /** Switches the tab vote policy live (a replicated setting; the leader then promotes or demotes tabs). */
+  setTabsMayOutvote?(tabsMayOutvote: boolean): Promise<void>;
 }
 
 /** The leader of the highest term any running member knows, or 0. */

@@ -13,6 +13,7 @@ import { Client, InProcessConnection } from '../../src/client/index.ts';
 import { isLocalMessage, type MemberId, type Message } from '../../src/raft/types.ts';
 import type { Clock, FaultSwitch, Transport } from '../../src/seams.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
+import { nodeVoters as nodeVotersOf } from '../../src/server/vote-policy.ts';
 import type { ClusterView, DemoCluster, FaultAction, MemberKind, MemberView, Role, WireMessage } from './cluster.ts';
 import { clusterLeader } from './cluster.ts';
 import { describeMessage, hold, pausableClock } from './demo-link.ts';
@@ -190,7 +191,22 @@ export class TabCluster implements DemoCluster {
         cut.set(pair.join('-'), pair);
       }
     }
-    return { members, cutLinks: [...cut.values()], self: this.selfId, clientMember: this.selfId };
+    return { members, cutLinks: [...cut.values()], self: this.selfId, clientMember: this.selfId, ...this.policyView() };
+  }
+
+  /** The tab vote policy where Node members vote, and the member's quorum report, from its own status. */
+  private policyView(): Pick<ClusterView, 'tabVotes' | 'quorumLoss'> {
+    const member = this.member;
+    if (!member || member.kv.member.isStopped()) return {};
+    const s = member.status();
+    const nodeVoters = nodeVotersOf(member.kv.members, s);
+    return { ...(nodeVoters.length > 0 ? { tabVotes: { tabsMayOutvote: s.tabsMayOutvote } } : {}), quorumLoss: s.quorumLoss };
+  }
+
+  async setTabsMayOutvote(tabsMayOutvote: boolean): Promise<void> {
+    if (!this.member) throw new Error('this tab runs no member');
+    await this.member.setTabsMayOutvote(tabsMayOutvote);
+    this.maybeNotify();
   }
 
   onChange(fn: () => void): () => void {

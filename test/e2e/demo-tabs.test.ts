@@ -1,5 +1,6 @@
 // The demo as `npm start` serves it: the real CLI (bin/start.ts) on free ports with a temporary
-// data directory, and three tabs that each become a member of its cluster. Through the pages:
+// data directory, and three tabs that each become a member of its cluster (learners at first, then
+// voters once the page's switch lets tabs outvote the Node member). Through the pages:
 // exactly one leader across the tabs; a put in one tab shows in the others' watch streams; the
 // leader is cut off with the UI's controls and another is elected; after healing the old
 // leader follows. Screenshots at desktop and phone width are saved as artifacts.
@@ -112,6 +113,13 @@ test('three tabs on npm start: one leader, a put in every watch, the leader cut 
   await expect.poll(async () => (await status(a)).members.map((m) => `${m.kind}:${m.role}`).sort().join(' '), { timeout: 30_000 })
     .toMatch(/^node:\w+ tab:\w+ tab:\w+ tab:\w+$/);
   for (const t of tabs) await expect(t.page.getByTestId('mode')).toContainText('tab member');
+  // By default tabs are learners beside a Node member (closing them must never cost its
+  // quorum); the page says so, and its switch lets them outvote it, with the warning shown.
+  await expect.poll(async () => (await status(a)).members.filter((m) => m.kind === 'tab').map((m) => m.role).join(' '), { timeout: 30_000 }).toBe('learner learner learner');
+  await expect(a.page.getByTestId('learner-note')).toBeVisible();
+  await a.page.getByTestId('tabs-may-outvote').check();
+  for (const t of tabs) await expect(t.page.getByTestId('outvote-warning')).toContainText('can leave the Node members without a quorum', { timeout: 20_000 });
+  await expect.poll(async () => (await status(a)).members.some((m) => m.role === 'learner'), { timeout: 30_000 }).toBe(false);
   const first = await agreedLeader(tabs);
   for (const t of tabs) await expect(t.page.getByTestId('leader')).toHaveText(`leader ${first.name}`);
 

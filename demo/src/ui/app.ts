@@ -32,6 +32,8 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
   const cards = new MemberCards(cluster, onAction);
   const kv = new KvPanel(cluster, (kind, text) => timeline.add(kind, text));
   const summary = h('div', { class: 'summary', 'data-testid': 'summary' });
+  const policy = h('div', { class: 'policy' });
+  let policyKey = '';
 
   const addButton = cluster.addMember
     ? h('button', { type: 'button', class: 'small', 'data-action': 'add', onclick: () => {
@@ -51,6 +53,7 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
       h('p', { class: 'mode', 'data-testid': 'mode' },
         h('span', { class: 'pill mode-pill' }, cluster.mode === 'in-page' ? 'in-page cluster' : 'tab member'),
         ' ', cluster.description)),
+    policy,
     h('main', { class: 'grid' },
       h('section', { class: 'card stage', 'aria-labelledby': 'stage-title' },
         h('header', { class: 'section-head' },
@@ -73,6 +76,11 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
     cards.render(view);
     kv.render(view);
     timeline.observe(view);
+    const key = JSON.stringify([view.tabVotes, view.quorumLoss]);
+    if (key !== policyKey) {
+      policyKey = key;
+      replaceChildren(policy, ...policyControls(cluster, view.tabVotes, view.quorumLoss ?? null, (text) => timeline.add('membership', text)));
+    }
     const leader = view.members.find((m) => m.id === clusterLeader(view));
     const up = view.members.filter((m) => m.liveness === 'running').length;
     replaceChildren(summary,
@@ -84,6 +92,36 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
   cluster.onMessage((m) => picture.addMessage(m));
   render();
   return { kv };
+}
+
+/**
+ * The quorum banner, and where Node members vote beside tabs, the switch that lets tabs outvote
+ * them, with what it costs next to it.
+ */
+function policyControls(cluster: DemoCluster, tabVotes: { tabsMayOutvote: boolean } | undefined, quorumLoss: string | null, note: (text: string) => void): HTMLElement[] {
+  const out: HTMLElement[] = [];
+  if (quorumLoss) out.push(h('div', { class: 'banner danger', role: 'alert', 'data-testid': 'quorum-banner' }, h('strong', {}, 'This member has no quorum. '), quorumLoss));
+  if (!tabVotes || !cluster.setTabsMayOutvote) return out;
+  const on = tabVotes.tabsMayOutvote;
+  const toggle = h('input', {
+    type: 'checkbox',
+    'data-testid': 'tabs-may-outvote',
+    checked: on,
+    onchange: (e: Event) => {
+      const want = (e.target as HTMLInputElement).checked;
+      note(want ? 'letting tabs outvote the Node members…' : 'making tabs learners again…');
+      cluster.setTabsMayOutvote!(want).catch((err: Error) => note(`changing the tab vote policy failed: ${err.message}`));
+    },
+  });
+  out.push(
+    h('div', { class: `banner ${on ? 'warn' : 'info'}`, 'data-testid': 'tab-votes' },
+      h('label', {}, toggle, ' Tabs may outvote the Node members'),
+      h('p', { 'data-testid': on ? 'outvote-warning' : 'learner-note' },
+        on
+          ? 'Warning: tabs now vote and hold the majority. Closing this browser, or a crash, can leave the Node members without a quorum: nothing commits until the tabs come back, or an operator restarts a Node member with --force-new-cluster (writes only the tabs held are then lost).'
+          : 'Tabs are learners: they replicate, persist and serve reads and writes, but do not vote, so closing them never costs the Node members their quorum.')),
+  );
+  return out;
 }
 
 function logo(): SVGSVGElement {
