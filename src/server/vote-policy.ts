@@ -40,9 +40,21 @@ export function nodeVoters(table: MemberTable, cs: { readonly voters: readonly M
  * member always may; a tab may when no Node member votes, or when the cluster opted in.
  */
 export function mayVote(table: MemberTable, cs: { readonly voters: readonly MemberId[] }, id: MemberId): boolean {
-  if (!isTab(table, id)) return true;
-  if (table.tabsMayOutvote) return true;
-  return nodeVoters(table, cs).length === 0;
+  return !isTab(table, id) || tabMayVote(nodeVoters(table, cs).length, table.tabsMayOutvote);
+}
+
+/** The rule itself: a tab may vote when no Node member votes, or when the cluster opted in. */
+export function tabMayVote(nodeVoterCount: number, tabsMayOutvote: boolean): boolean {
+  return tabsMayOutvote || nodeVoterCount === 0;
+}
+
+/**
+ * Whether losing every tab at once leaves a quorum, in each half of a (possibly joint)
+ * configuration: the Node voters alone are a majority of its voters. What the default policy
+ * guarantees whenever a Node member votes.
+ */
+export function nodeVotersAreQuorum(isTabId: (id: MemberId) => boolean, voterSets: readonly (readonly MemberId[])[]): boolean {
+  return voterSets.every((set) => set.length === 0 || set.filter((v) => !isTabId(v)).length > set.length / 2);
 }
 
 /** Why a tab may not vote, for refusals and logs; the remedy included. */

@@ -16,6 +16,7 @@ import { Prng } from './prng.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, calmConditions } from './network.ts';
 import type { LinkConditions } from './network.ts';
+import { nodeVotersAreQuorum, tabMayVote } from '../../src/server/vote-policy.ts';
 import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
 import { SimMember, describeConfChange, throttledTickIntervalMs } from './member.ts';
 import { Trace, describeMessage } from './trace.ts';
@@ -58,6 +59,8 @@ export interface SimResult {
   confChangesApplied: number;
   snapshotsSent: number;
   crashes: number;
+  /** Times every tab vanished at once (a killed browser). */
+  tabVanishings: number;
   /** Virtual time from the heal to a fresh commit applied on every member (when it came). */
   recoveryMs: number;
   /** Groups of members compared by HashKV at the end (members at one applied index). */
@@ -124,6 +127,8 @@ type SimEvent =
   | { kind: 'heal-partition'; generation: number }
   | { kind: 'flap'; generation: number; cut: boolean; untilMs: number; links: [MemberId, MemberId][] }
   | { kind: 'membership' }
+  | { kind: 'tabs-vanish' }
+  | { kind: 'tab-joins' }
   | { kind: 'transfer' }
   | { kind: 'sabotage' }
   | { kind: 'history'; event: HistoryEvent }
@@ -165,6 +170,18 @@ class Simulation {
    * applied anywhere.
    */
   private readonly removedMembersLinger: boolean;
+  /**
+   * Browser tabs among the members (vote-policy.ts): some joiners are tabs, the founders are
+   * Node members. With `tabsMayOutvote` off (most seeds), a tab learner is never promoted while
+   * a Node member votes, and every so often all tabs vanish at once (a browser killed): the
+   * checker then asserts that the Node voters alone were a quorum of every running member's
+   * configuration. With it on, tabs are promoted like any learner, and vanishing may cost the
+   * quorum until they come back, which the liveness check after the heal covers.
+   */
+  private readonly tabIds = new Set<MemberId>();
+  private readonly tabsPrng: Prng;
+  private readonly tabsMayOutvote: boolean;
+  private tabVanishings = 0;
   private readonly diskMode: 'sync' | 'fast' | 'slow';
   private readonly faultPhaseMs: number;
   private readonly snapshotEveryEntries: number;
@@ -222,12 +239,15 @@ class Simulation {
     this.inflightBytesMax = flow.pick([0, 0, 512, 4096]);
     this.uncommittedBytesMax = flow.pick([0, 0, 1024, 16384]);
     this.removedMembersLinger = Prng.derive(this.seed, 'membership').chance(0.5);
+    this.tabsPrng = Prng.derive(this.seed, 'tabs');
+    this.tabsMayOutvote = this.tabsPrng.chance(0.25);
     this.diskMode = Prng.derive(this.seed, 'disk').pick(['sync', 'fast', 'slow'] as const);
     this.clusterShape =
       `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
-      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms`;
+      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms ` +
+      `tabsMayOutvote=${this.tabsMayOutvote}`;
     this.recorder = new HistoryRecorder(
       {
         nowMs: () => this.nowMs,
@@ -254,6 +274,9 @@ class Simulation {
       this.queue.push(this.faultPrng.range(200, 1000), { kind: 'fault' });
       this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'membership' });
       this.queue.push(this.workloadPrng.range(500, 3000), { kind: 'transfer' });
+      // Every seed gets at least one tab early, so that every seed exercises the vote policy.
+      // The first vanishing comes soon after that tab joined (tabJoinsStep schedules it).
+      this.queue.push(this.tabsPrng.range(200, 1500), { kind: 'tab-joins' });
       this.recorder.start();
       if (this.options.sabotage) this.queue.push(Math.floor(this.faultPhaseMs / 3), { kind: 'sabotage' });
       this.queue.push(this.faultPhaseMs, { kind: 'heal' });
@@ -284,6 +307,7 @@ class Simulation {
       confChangesApplied: this.checker.confChangesApplied(),
       snapshotsSent: this.snapshotsSent,
       crashes: this.crashes,
+      tabVanishings: this.tabVanishings,
       recoveryMs: this.livenessDone ? this.nowMs - this.healAtMs : -1,
       hashKvGroups: this.hashKvChecks,
       historyOps: this.recorder.history.length,
@@ -547,6 +571,10 @@ class Simulation {
         return this.flapStep(e);
       case 'membership':
         return this.membershipStep();
+      case 'tabs-vanish':
+        return this.tabsVanishStep();
+      case 'tab-joins':
+        return this.tabJoinsStep();
       case 'transfer':
         return this.transferStep();
       case 'sabotage':
@@ -690,18 +718,21 @@ class Simulation {
     if (total < membersMax && this.memberIds.length < memberIdsMax) {
       options.push(() => [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner() }]);
     }
+    // The vote policy: a tab learner is promoted only when tabs may vote (vote-policy.ts).
+    const tabsMayVote = tabMayVote(cs.voters.filter((v) => !this.tabIds.has(v)).length, this.tabsMayOutvote);
+    const promotable = cs.learners.filter((id) => tabsMayVote || !this.tabIds.has(id));
     if (cs.learners.length > 0) {
-      options.push(() => [{ type: ConfChangeType.AddNode, memberId: w.pick(cs.learners) }]);
+      if (promotable.length > 0) options.push(() => [{ type: ConfChangeType.AddNode, memberId: w.pick(promotable) }]);
       options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.learners) }]);
     }
     if (cs.voters.length > votersMin) {
       options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) }]);
       options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: leader }]);
     }
-    if (cs.learners.length > 0 && cs.voters.length >= votersMin) {
+    if (promotable.length > 0 && cs.voters.length >= votersMin) {
       // Replace a voter by a learner: two voter changes, so it must go through a joint configuration.
       options.push(() => [
-        { type: ConfChangeType.AddNode, memberId: w.pick(cs.learners) },
+        { type: ConfChangeType.AddNode, memberId: w.pick(promotable) },
         { type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) },
       ]);
     }
@@ -716,11 +747,66 @@ class Simulation {
   }
 
   /** A brand-new, empty member (restore null, no peers): the leader must catch it up. */
-  private createJoiner(): MemberId {
+  private createJoiner(tab = this.tabsPrng.chance(0.5)): MemberId {
     const id = this.nextMemberId++;
+    if (tab) this.tabIds.add(id);
     const member = this.addMember(id, []);
     this.startMember(member);
     return id;
+  }
+
+  /** A tab joins as a learner (AutoMembership's join), retried until the leader takes the change. */
+  private tabJoinsStep(): void {
+    if (this.healed) return;
+    const retry = () => this.queue.push(this.nowMs + 200, { kind: 'tab-joins' });
+    const lastApplied = this.checker.confChangesApplied() > this.confChangesAppliedAtProposal;
+    const leader = this.currentLeader();
+    if ((!lastApplied && this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) || !leader || leader.confState.votersOutgoing.length > 0) return retry();
+    if (leader.confState.voters.length + leader.confState.learners.length >= membersMax || this.memberIds.length >= memberIdsMax) return;
+    const cc: ConfChange = { transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner(true) }], context: null };
+    let accepted = true;
+    leader.act((node) => {
+      try {
+        node.proposeConfChange(cc);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
+        accepted = false;
+      }
+    });
+    this.trace.add(this.nowMs, 'conf-change', leader.id, `propose ${describeConfChange(cc)} (a tab joins): ${accepted ? 'accepted' : 'dropped'}`);
+    if (!accepted) return retry();
+    this.queue.push(this.nowMs + this.tabsPrng.range(500, 3000), { kind: 'tabs-vanish' });
+    this.confChangeProposedAtMs = this.nowMs;
+    this.confChangesAppliedAtProposal = this.checker.confChangesApplied();
+  }
+
+  /**
+   * Every tab vanishes at once, as when the browser is killed: no goodbye, they come back later
+   * (reopened) or at the heal. Without the opt-in, the Node voters must have been a quorum.
+   */
+  private tabsVanishStep(): void {
+    if (this.healed) return;
+    const t = this.tabsPrng;
+    this.queue.push(this.nowMs + t.range(2000, 8000), { kind: 'tabs-vanish' });
+    if (!this.tabsMayOutvote) {
+      for (const m of this.runningMembers()) {
+        const cs = m.confState;
+        if (!nodeVotersAreQuorum((id) => this.tabIds.has(id), [cs.voters, cs.votersOutgoing])) {
+          throw new SimFailure('vote-policy', `m${m.id}'s configuration ${describeConfState(cs)} lets tabs {${[...this.tabIds].join(',')}} cost the quorum`);
+        }
+      }
+    }
+    const tabs = this.runningMembers().filter((m) => this.tabIds.has(m.id));
+    if (tabs.length === 0) return;
+    this.tabVanishings++;
+    this.trace.add(this.nowMs, 'fault', 0, `tabs vanish together: ${tabs.map((m) => `m${m.id}`).join(', ')}`);
+    const backAtMs = this.nowMs + t.range(500, 6000);
+    for (const m of tabs) {
+      m.crash('fault: the browser is killed', t.chance(0.5));
+      this.crashes++;
+      // A reopened browser brings them back, or they stay away until the heal.
+      if (t.chance(0.7)) this.queue.push(backAtMs, { kind: 'restart', member: m.id });
+    }
   }
 
   // ---- faults ----
