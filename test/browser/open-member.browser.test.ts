@@ -16,6 +16,7 @@ describe('openBrowserMember', () => {
     ['a signaling value that is neither broadcast nor a WebSocket URL', { ...base, signaling: 'http://x' }, /signaling must be 'broadcast' or a ws:\/\/ or wss:\/\/ URL/],
     ['an unknown timing', { ...base, timings: { tickMS: 10 } }, /unknown timing tickMS/],
     ['a timing that is not a positive integer', { ...base, timings: { tickMs: 0 } }, /timing tickMs is 0, not a positive integer/],
+    ['a tab vote policy that is not a boolean', { ...base, tabsMayOutvote: 'yes' }, /tabsMayOutvote must be a boolean/],
   ])('refuses %s', async (_what, options, message) => {
     await expect(openBrowserMember(options as BrowserMemberOptions)).rejects.toThrow(message);
   });
@@ -28,7 +29,8 @@ describe('openBrowserMember', () => {
     await member.client.put('a').value('1');
     expect(await member.client.get('a').string()).toBe('1');
     const s = member.status();
-    expect(s).toMatchObject({ id: member.id, name: 'solo', leader: member.id, voters: [member.id], learners: [], joined: true, founded: true, connectedPeers: [] });
+    // A tab alone: tabs vote (no Node member), and it has its quorum.
+    expect(s).toMatchObject({ id: member.id, name: 'solo', leader: member.id, voters: [member.id], learners: [], joined: true, founded: true, connectedPeers: [], tabsMayOutvote: false, quorumLoss: null });
     await waitFor('a status event', () => seen.length > 0, 2000);
     await waitFor('the name published', () => member.kv.members.get(member.id)?.name === 'solo', 5000);
 
