@@ -146,6 +146,16 @@ test('three tabs on npm start: one leader, a put in every watch, the leader cut 
   const second = await cutOffAndHeal(tabs, first, node.id, 'heal-all');
   await cutOffAndHeal(tabs, second, node.id, 'card');
 
+  // A tab cut off from everyone has no quorum: after three election timeouts its page says so,
+  // naming the voters it misses; healed, the banner goes.
+  const aId = (await self(a)).id;
+  const own = a.page.locator(`.card.member[data-member="${aId}"]`);
+  await own.locator('[data-action=isolate]').click();
+  await expect(a.page.getByTestId('quorum-banner')).toContainText(/This member has no quorum\. no quorum for \d+ s: 1 of 4 voters reachable, 3 needed; missing: .*Node member/, { timeout: 20_000 });
+  await own.locator('[data-action=heal]').click();
+  await expect(a.page.getByTestId('quorum-banner')).toHaveCount(0, { timeout: 20_000 });
+  await agreedLeader(tabs);
+
   // Faults on another tab's member, from this tab's cards: the command runs in that tab. A
   // follower, so that the write below need not wait out an election.
   let target: Tab | undefined;
