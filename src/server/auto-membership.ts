@@ -167,6 +167,7 @@ export class AutoMembership {
   private nextChange(): (() => Promise<void>) | null {
     const table = this.kv.members;
     const cs = this.kv.member.status().confState;
+    for (const id of this.heldBack) if (!table.get(id)) this.heldBack.delete(id);
     for (const id of this.leaves.keys()) {
       if (id === this.kv.id) continue; // a leader that leaves is removed by the next one
       if (!table.get(id)) {

@@ -148,7 +148,11 @@ export class Member {
   private fatal: Error | null = null;
   /** Clock time up to which ticks have been delivered to Raft. */
   private tickedUpToMs = 0;
-  /** Clock time of the latest message received from each peer (reachability, for diagnostics and tab removal). */
+  /**
+   * Clock time of the latest message received from each peer (reachability, for diagnostics and
+   * tab removal). Invariant: besides members of the configuration, holds only senders heard since
+   * the last applied conf change (entries of members that left are dropped there).
+   */
   private readonly heardFromMs = new Map<MemberId, number>();
   /** Clock time the member started serving. */
   startedAtMs = 0;
@@ -543,6 +547,8 @@ export class Member {
         return;
       }
       const cs = this.node.applyConfChange(cc);
+      const inConfig = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
+      for (const peer of [...this.heardFromMs.keys()]) if (!inConfig.has(peer)) this.heardFromMs.delete(peer);
       this.opts.stateMachine.applyConfChange?.(cc, cs, e.index);
       const i = this.confChanges.findIndex((p) => sameChange(p.cc, cc));
       if (i >= 0) {
