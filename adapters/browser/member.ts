@@ -52,10 +52,14 @@ export const defaultBrowserMemberTimings: BrowserMemberTimings = {
 };
 
 export interface BrowserMemberOptions {
-  /** The cluster's name: tabs with the same name (and token) form one cluster. */
+  /** The cluster's name: tabs with the same name (and secret) form one cluster. */
   cluster: string;
-  /** etcd's --initial-cluster-token: signaling ignores members that present another one. */
-  token: string;
+  /**
+   * The admission secret: signaling admits only members that present it. With a Node member's
+   * signaling, its --admission-secret (a page that member serves fetches it from
+   * /meshkv/admission, see fetchAdmission); between tabs alone, any string the tabs share.
+   */
+  secret: string;
   /**
    * How members find each other: 'broadcast' (default) for tabs of one origin and profile, with
    * no server; or the ws:// / wss:// URL of a Node member's signaling endpoint.
@@ -186,7 +190,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
 function checkOptions(o: BrowserMemberOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('openBrowserMember: options are required');
   if (typeof o.cluster !== 'string' || o.cluster === '') throw new TypeError('openBrowserMember: cluster must be a non-empty string');
-  if (typeof o.token !== 'string') throw new TypeError('openBrowserMember: token must be a string');
+  if (typeof o.secret !== 'string') throw new TypeError('openBrowserMember: secret must be a string');
   const s = o.signaling ?? 'broadcast';
   if (s !== 'broadcast' && !/^wss?:\/\//.test(s)) throw new TypeError(`openBrowserMember: signaling must be 'broadcast' or a ws:// or wss:// URL, not ${JSON.stringify(s)}`);
   for (const [k, v] of Object.entries(o.timings ?? {})) {
@@ -196,7 +200,7 @@ function checkOptions(o: BrowserMemberOptions): void {
 }
 
 function openSignaling(o: BrowserMemberOptions, id: MemberId, log: NonNullable<BrowserMemberOptions['log']>): Signaling {
-  const who = { cluster: o.cluster, token: o.token, id };
+  const who = { cluster: o.cluster, secret: o.secret, id };
   const s = o.signaling ?? 'broadcast';
   return s === 'broadcast' ? new BroadcastChannelSignaling(who, log) : new WebSocketSignaling({ ...who, url: s, log });
 }

@@ -3,6 +3,7 @@
 // pure so that every refusal can be tested; each carries a message a user can act on.
 
 import { createHash } from 'node:crypto';
+import { SecurityConfigError, parseSecurityConfig, securityFlags, type SecurityConfig } from './security-config.ts';
 
 export interface NodeConfig {
   name: string;
@@ -36,6 +37,8 @@ export interface NodeConfig {
   browserPeers: BrowserPeersConfig | null;
   /** A directory served over HTTP on the client port (the built demo), or null. */
   staticDir: string | null;
+  /** Admission secrets, the fault endpoint's secret, CORS, host whitelist, peer CN, request size (security-config.ts). */
+  security: SecurityConfig;
 }
 
 export interface ClientTlsFiles {
@@ -171,6 +174,7 @@ export const flags: Record<string, FlagSpec> = {
     help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
     defaultValue: '',
   },
+  ...securityFlags,
 };
 
 export const usage = [
@@ -250,7 +254,6 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
-  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'));
   const staticDir = value('static-dir') === '' ? null : value('static-dir');
   const clusterText = value('initial-cluster');
   const parsedCluster = clusterText === '' ? null : parseInitialCluster(clusterText);
@@ -274,6 +277,15 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       ? advertisePeerUrls.map((u) => new URL(u))
       : null;
   const peerTls = parsePeerTls(value, [...advertisePeerUrls, ...(listenPeerUrls ?? []).map((u) => u.origin), ...initialCluster.flatMap((m) => m.peerUrls)]);
+  // Peers that hold certificates do not let tabs in by default (docs/security.md).
+  const browserPeers = parseBrowserPeers(peerTls && !explicit('browser-peers') ? 'off' : value('browser-peers'), value('signaling-url'), value('browser-origins'));
+  let security: SecurityConfig;
+  try {
+    security = parseSecurityConfig(value, { peerTls: peerTls !== null, browserPeers: browserPeers !== null });
+  } catch (err) {
+    if (err instanceof SecurityConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
   return {
     kind: 'start',
     config: {
@@ -292,6 +304,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
       browserPeers,
       staticDir,
+      security,
     },
   };
 }
