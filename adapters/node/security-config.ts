@@ -141,15 +141,10 @@ export function parseSecurityConfig(value: (flag: string) => string, ctx: Securi
   const remote = value('experimental-fault-injection-remote');
   if (remote !== 'true' && remote !== 'false') throw new SecurityConfigError(`--experimental-fault-injection-remote must be true or false, not ${JSON.stringify(remote)}`);
   const cors = list(value('cors'));
+  // etcd takes origins as scheme://host:port and compares them with the Origin header as given.
   if (cors !== '*') {
     for (const o of cors) {
-      let url: URL | null = null;
-      try {
-        url = new URL(o);
-      } catch {
-        // reported below
-      }
-      if (url === null || url.origin === 'null' || url.origin !== o.replace(/\/$/, '')) throw new SecurityConfigError(`--cors: ${JSON.stringify(o)} is not an origin (expected e.g. http://127.0.0.1:5173)`);
+      if (!/^https?:\/\/(\[[0-9a-fA-F:.]+\]|[^/:[\]]+):\d{1,5}\/?$/.test(o)) throw new SecurityConfigError(`--cors: ${JSON.stringify(o)} is not an origin of the form scheme://host:port (e.g. http://127.0.0.1:5173)`);
     }
   }
   const hostWhitelist = list(value('host-whitelist'));
@@ -165,7 +160,7 @@ export function parseSecurityConfig(value: (flag: string) => string, ctx: Securi
     browserAdmissionSecret,
     faultInjectionSecret: faultFile === '' ? { kind: 'data-dir' } : { kind: 'file', path: faultFile },
     faultInjectionRemote: remote === 'true',
-    cors: cors === '*' ? '*' : cors.map((o) => new URL(o).origin),
+    cors: cors === '*' ? '*' : cors.map((o) => o.replace(/\/$/, '')),
     hostWhitelist,
     peerCertAllowedCn: cn === '' ? null : cn,
     maxRequestBytes,
