@@ -32,6 +32,8 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   faults?: { controls: FaultControls; guard: FaultGuard };
   /** --cors and --host-whitelist (default: any origin, any host, as etcd's defaults). */
   access?: AccessOptions;
+  /** etcd's --max-request-bytes: gRPC receives this plus some overhead (default etcd's 1.5 MiB). */
+  requestBytesMax?: number;
   /** Serve /meshkv/admission to same-origin pages (when tabs may join through this member). */
   admission?: AdmissionInfo;
   /** PEM certificate and key; with `ca`, clients must present a certificate it signed. */
@@ -62,7 +64,7 @@ export class EtcdListener {
   /** Serves etcd's API for `kv` on host:port; fails with a ListenError if the address is taken. */
   static async listen(opts: EtcdListenerOptions): Promise<EtcdListener> {
     const api = new EtcdApi(opts);
-    const grpcServer = createGrpcServer(api);
+    const grpcServer = createGrpcServer(api, opts.requestBytesMax);
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const serveGateway = createGatewayHandler(api);
     const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);

@@ -42,6 +42,8 @@ export interface BrowserPeersOptions {
   /** Whether a Raft message from `peer` may reach this member (a member of its table). */
   admits: (peer: MemberId) => boolean;
   config: BrowserPeersConfig;
+  /** Whether a signaling upgrade naming this Host may proceed (--host-whitelist). */
+  allowHost?: (host: string | undefined) => boolean;
   /** Where ICE candidates are gathered: the client listener's host, where tabs reach the member's pages. */
   bindAddress?: string;
   log: LogFn;
@@ -53,7 +55,7 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
   };
   const server =
     o.config.signalingUrl === null
-      ? new SignalingServer({ cluster: o.clusterToken, secret: o.secret, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), log: signalingLog })
+      ? new SignalingServer({ cluster: o.clusterToken, secret: o.secret, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), ...(o.allowHost ? { allowHost: o.allowHost } : {}), log: signalingLog })
       : null;
   const signaling: Signaling = server
     ? server.local(o.id)

@@ -22,6 +22,7 @@ import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
 import { SecretError, faultSecretFile, loadMemberSecrets } from './member-secrets.ts';
+import { hostAllowed } from '../etcd-api/access.ts';
 import { clusterIdOf, memberIdOfPeerUrls, signalingPath, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -165,6 +166,7 @@ async function withBrowserPeers(
       clusterToken: config.clusterToken,
       secret: admission.signalingSecret,
       admits: admission.admits,
+      allowHost: (host) => hostAllowed(config.security, host, config.clientTls !== null),
       config: config.browserPeers,
       bindAddress: config.listenClientUrls[0].hostname.replace(/^\[(.*)\]$/, '$1'),
       log,
@@ -267,6 +269,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       random: Math.random,
       snapshotEntries: config.snapshotCount,
       snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
+      requestBytesMax: config.security.maxRequestBytes,
       initialMembers,
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
@@ -361,6 +364,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
           membership: peerTransport ? { newMemberId: memberIdOfPeerUrls, activeSince: (peer) => peerTransport.activeSince(peer) } : undefined,
           ...(faults ? { faults: { controls: faults, guard: { secret: secrets.fault!, remote: config.security.faultInjectionRemote } } } : {}),
           access: { cors: config.security.cors, hostWhitelist: config.security.hostWhitelist },
+          requestBytesMax: config.security.maxRequestBytes,
           // Pages this member serves join its signaling; a member that joins another's endpoint gives no secret out.
           ...(config.browserPeers?.signalingUrl === null ? { admission: { cluster: config.clusterToken, secret: secrets.signaling, signalingPath } } : {}),
           ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),

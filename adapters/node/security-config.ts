@@ -32,8 +32,11 @@ export interface SecurityConfig {
 export const secretCharsMin = 16;
 /** Bytes of a secret at most (it travels in handshakes with bounded frames). */
 export const secretBytesMax = 256;
-/** etcd refuses a --max-request-bytes above what its peers can carry; ours must fit a peer frame with room for the rest of an entry. */
-export const maxRequestBytesMax = 32 * 1024 * 1024;
+/**
+ * The largest --max-request-bytes: etcd's default. Every member applies requests against the
+ * same limit (src/mvcc/validate.ts), so a member may only tighten what it accepts.
+ */
+export const maxRequestBytesMax = DEFAULT_LIMITS.requestBytesMax;
 
 interface FlagSpec {
   env: string;
@@ -91,7 +94,7 @@ export const securityFlags: Record<string, FlagSpec> = {
   },
   'max-request-bytes': {
     env: 'MESHKV_MAX_REQUEST_BYTES',
-    help: "Largest client request in bytes (etcd's --max-request-bytes); peer frames are bounded from it.",
+    help: `Largest client request in bytes (etcd's --max-request-bytes, at most its default ${DEFAULT_LIMITS.requestBytesMax}); peer frames are bounded from it.`,
     defaultValue: String(DEFAULT_LIMITS.requestBytesMax),
   },
 };

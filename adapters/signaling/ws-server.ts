@@ -39,6 +39,8 @@ export interface SignalingServerOptions {
    * Default: every origin.
    */
   allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
+  /** Whether a WebSocket upgrade naming this Host may proceed (the member's --host-whitelist); refused with 421. Default: any. */
+  allowHost?: (host: string | undefined) => boolean;
   log?: SignalingServerLog;
 }
 
@@ -83,6 +85,11 @@ export class SignalingServer {
   attach(server: http.Server): void {
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== this.path) return;
+      if (this.o.allowHost && !this.o.allowHost(req.headers.host)) {
+        this.log('warn', `signaling server: refused a WebSocket naming host ${JSON.stringify(req.headers.host ?? '')}, not whitelisted`);
+        socket.end('HTTP/1.1 421 Misdirected Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nsignaling: host not whitelisted\n');
+        return;
+      }
       const origin = req.headers.origin;
       if (this.o.allowOrigin && !this.o.allowOrigin(origin, req.headers.host)) {
         this.log('warn', `signaling server: refused a WebSocket from origin ${origin}`);

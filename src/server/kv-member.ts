@@ -49,6 +49,12 @@ export const leaseRevokesPerTickMax = 100;
 export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   mvcc?: StateMachineOptions;
   /**
+   * Largest request this member proposes (etcd's --max-request-bytes), checked before the
+   * proposal; default and ceiling the state machine's own limit, which every member applies
+   * alike (a larger one here would only have the request refused at apply).
+   */
+  requestBytesMax?: number;
+  /**
    * The member table before any snapshot carried one: the initial members, as configured on
    * every member alike (etcd's --initial-cluster). Default: no names or URLs known.
    */
@@ -300,7 +306,8 @@ export class KvMember {
   }
 
   private validate(req: ApplyRequest): void {
-    const err = validateRequest(req);
+    const limits = this.mvcc.limits;
+    const err = validateRequest(req, this.opts.requestBytesMax === undefined ? limits : { ...limits, requestBytesMax: Math.min(limits.requestBytesMax, this.opts.requestBytesMax) });
     if (err) throw err;
   }
 

@@ -69,7 +69,8 @@ describe('the admission secret', () => {
   });
 
   it('is refused to pages of other origins and to requests that are not a browser page of this origin', async () => {
-    for (const headers of [{ 'sec-fetch-site': 'cross-site', origin: 'http://evil.example' }, { 'sec-fetch-site': 'same-site', origin: 'http://127.0.0.1:1' }, { 'sec-fetch-site': 'same-origin', origin: 'http://evil.example' }, {}]) {
+    const attempts: Record<string, string>[] = [{ 'sec-fetch-site': 'cross-site', origin: 'http://evil.example' }, { 'sec-fetch-site': 'same-site', origin: 'http://127.0.0.1:1' }, { 'sec-fetch-site': 'same-origin', origin: 'http://evil.example' }, {}];
+    for (const headers of attempts) {
       const r = await request(m.base, '/meshkv/admission', { headers });
       expect(r.status, JSON.stringify(headers)).toBe(403);
       expect(r.body).not.toContain(readFileSync(join(m.dataDir, 'admission-secret'), 'utf8').trim());
@@ -100,7 +101,8 @@ describe('the fault endpoint', () => {
   });
 
   it('refuses requests without its secret, or with another one', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: readFileSync(join(m.dataDir, 'admission-secret'), 'utf8').trim() }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${readFileSync(join(m.dataDir, 'admission-secret'), 'utf8').trim()}` }];
+    for (const headers of attempts) {
       const r = await request(m.base, '/meshkv/faults/clock', { method: 'POST', headers, body: JSON.stringify({ jumpMs: 60_000 }) });
       expect(r.status).toBe(401);
       expect(r.headers['access-control-allow-origin']).toBeUndefined();
@@ -153,6 +155,18 @@ describe('static files', () => {
   });
 });
 
+describe('--max-request-bytes', () => {
+  it("refuses larger requests with etcd's error, and cannot be raised above etcd's default", async () => {
+    const m = await start(['--max-request-bytes', '1024']);
+    const small = await request(m.base, '/v3/kv/put', { method: 'POST', body: JSON.stringify({ key: 'c21hbGw=', value: Buffer.alloc(500).toString('base64') }) });
+    expect(small.status).toBe(200);
+    const big = await request(m.base, '/v3/kv/put', { method: 'POST', body: JSON.stringify({ key: 'Ymln', value: Buffer.alloc(2000).toString('base64') }) });
+    expect(big.status).toBe(400);
+    expect(JSON.parse(big.body).message).toBe('etcdserver: request is too large');
+    expect(() => parseConfig(['--max-request-bytes', String(2 * 1024 * 1024)], {})).toThrow(/--max-request-bytes must be an integer from 1 to 1572864/);
+  });
+});
+
 describe('--cors and --host-whitelist, as etcd 3.4 has them', () => {
   it('by default answers any origin with Access-Control-Allow-Origin: * and any Host', async () => {
     const m = await start([]);
@@ -183,5 +197,7 @@ describe('--cors and --host-whitelist, as etcd 3.4 has them', () => {
     expect(rebound.body).toContain('etcd --host-whitelist "rebound.example"');
     const admission = await request(m.base, '/meshkv/admission', { headers: { host: `rebound.example:${m.port}`, 'sec-fetch-site': 'same-origin' } });
     expect(admission.status).toBe(421);
+    const upgrade = await request(m.base, '/meshkv/signal', { headers: { host: `rebound.example:${m.port}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    expect(upgrade.status).toBe(421);
   });
 });
