@@ -193,14 +193,18 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const secrets = await loadMemberSecrets(config, log).catch((err: unknown) => {
     throw err instanceof SecretError ? new StartError(err.message) : err;
   });
-  // Raft hears only members of the table (before the member is up: the configured ones).
+  // Raft hears only members of the table (before the member is up: the configured ones). A
+  // member joining an existing cluster has no configuration until the leader's first snapshot
+  // or append, and may not know that leader yet: until then it hears every admitted peer.
   let kvStarted: KvMember | null = null;
   const configured = new Set(config.initialCluster.flatMap((m) => [m.id, memberIdOfPeerUrls(m.peerUrls)]));
-  const admission: PeerAdmission = {
-    secret: secrets.admission,
-    signalingSecret: secrets.signaling,
-    admits: (peer) => (kvStarted ? kvStarted.members.get(peer) !== undefined : configured.has(peer)),
+  const admits = (peer: MemberId): boolean => {
+    if (!kvStarted) return configured.has(peer) || config.initialClusterState === 'existing';
+    if (kvStarted.members.get(peer) !== undefined) return true;
+    const cs = kvStarted.member.status().confState;
+    return cs.voters.length === 0 && cs.learners.length === 0;
   };
+  const admission: PeerAdmission = { secret: secrets.admission, signalingSecret: secrets.signaling, admits };
   const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved, admission);
   // Membership changes through the etcd API need a transport that reaches Node members (TCP).
   const baseIsPeerTransport = isPeerTransport(base);
