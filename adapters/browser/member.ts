@@ -136,12 +136,16 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   window.addEventListener('pagehide', onPageHide);
   const unlistenPageHide = () => window.removeEventListener('pagehide', onPageHide);
   let transport: WebRtcTransport;
+  // Raft hears only members of this tab's table (KvMember.hearsFrom); before the member is up,
+  // nobody: Raft resends whatever is dropped in that moment.
+  let started: KvMember | null = null;
+  const admits = (peer: MemberId) => started?.hearsFrom(peer) ?? false;
   try {
     // Every tab is reached at webrtc://<id>: link to each member signaling shows us.
     channel.onPresence((peer, present) => {
       if (present) transport?.addPeer(peer, peerUrlOf(peer));
     });
-    transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, log });
+    transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, log, admits });
     for (const peer of channel.presentMembers()) transport.addPeer(peer, peerUrlOf(peer));
   } catch (err) {
     unlistenPageHide();
@@ -182,6 +186,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     await storage.close();
     throw err;
   }
+  started = kv;
   const member = new RunningBrowserMember({ id, name, wantsVote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;

@@ -198,12 +198,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   // or append, and may not know that leader yet: until then it hears every admitted peer.
   let kvStarted: KvMember | null = null;
   const configured = new Set(config.initialCluster.flatMap((m) => [m.id, memberIdOfPeerUrls(m.peerUrls)]));
-  const admits = (peer: MemberId): boolean => {
-    if (!kvStarted) return configured.has(peer) || config.initialClusterState === 'existing';
-    if (kvStarted.members.get(peer) !== undefined) return true;
-    const cs = kvStarted.member.status().confState;
-    return cs.voters.length === 0 && cs.learners.length === 0;
-  };
+  const admits = (peer: MemberId): boolean => (kvStarted ? kvStarted.hearsFrom(peer) : configured.has(peer) || config.initialClusterState === 'existing');
   const admission: PeerAdmission = { secret: secrets.admission, signalingSecret: secrets.signaling, admits };
   const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved, admission);
   // Membership changes through the etcd API need a transport that reaches Node members (TCP).

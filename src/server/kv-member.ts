@@ -299,6 +299,18 @@ export class KvMember {
     return this.mvcc.leaseLeases();
   }
 
+  /**
+   * Whether a Raft message from `peer` should reach this member (transports ask, after they
+   * authenticated the peer): a member of its table, or anyone while this member has no
+   * configuration yet. A member joining an existing cluster may not know the current leader
+   * until that leader's first append or snapshot gives it a configuration.
+   */
+  hearsFrom(peer: MemberId): boolean {
+    if (this.members.get(peer) !== undefined) return true;
+    const cs = this.member.status().confState;
+    return cs.voters.length === 0 && cs.learners.length === 0;
+  }
+
   // ---- maintenance ----
 
   hashKV(revision = 0): HashKVResponse {
