@@ -301,14 +301,15 @@ export class KvMember {
 
   /**
    * Whether a Raft message from `peer` should reach this member (transports ask, after they
-   * authenticated the peer): a member of its table, or anyone while this member has no
-   * configuration yet. A member joining an existing cluster may not know the current leader
-   * until that leader's first append or snapshot gives it a configuration.
+   * authenticated the peer): a member of its table or of its configuration, or anyone while
+   * this member has no configuration yet. A member joining an existing cluster may not know the
+   * current leader until that leader's first append or snapshot gives it a configuration.
    */
   hearsFrom(peer: MemberId): boolean {
     if (this.members.get(peer) !== undefined) return true;
     const cs = this.member.status().confState;
-    return cs.voters.length === 0 && cs.learners.length === 0;
+    const configured = [cs.voters, cs.learners, cs.votersOutgoing, cs.learnersNext];
+    return configured.every((ids) => ids.length === 0) || configured.some((ids) => ids.includes(peer));
   }
 
   // ---- maintenance ----

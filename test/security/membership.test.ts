@@ -55,3 +55,23 @@ describe('join floods', () => {
     }, 5000);
   });
 });
+
+describe('whom Raft hears (KvMember.hearsFrom, asked by the TCP and WebRTC transports)', () => {
+  it('members of the table; anyone only while the member has no configuration yet', async () => {
+    const hub = new MemoryHub();
+    const initialMembers = [1, 2].map((id) => ({ id, name: `m${id}`, peerURLs: [`memory://${id}`], clientURLs: [], isLearner: false }));
+    const founder = await startKvMember(hub, 1, [1, 2], { initialMembers });
+    const other = await startKvMember(hub, 2, [1, 2], { initialMembers });
+    const joiner = await startKvMember(hub, 3, []);
+    stops.push(() => founder.stop(), () => other.stop(), () => joiner.stop());
+    expect(founder.hearsFrom(2)).toBe(true);
+    expect(founder.hearsFrom(0x5eed)).toBe(false);
+    // A joiner knows no configuration until the leader's first append or snapshot.
+    expect(joiner.hearsFrom(0x5eed)).toBe(true);
+    // Once added and caught up, it hears its table only.
+    const leader = await waitFor('a leader', () => [founder, other].find((m) => m.member.isLeader()));
+    await leader.addMember(3, ['memory://3'], true);
+    await waitFor('the joiner to have a configuration', () => !joiner.hearsFrom(0x5eed), 10_000);
+    expect(joiner.hearsFrom(1)).toBe(true);
+  });
+});
