@@ -140,7 +140,7 @@ describe('peer transport limits', () => {
     for (const t of open) await t.close();
   });
 
-  it('caps connections still in their handshake, and closes an idle one after the Hello', async () => {
+  it('caps connections still in their handshake, and closes one that stalls mid-frame after its Hello', async () => {
     const tLogs: string[] = [];
     const t = await TcpTransport.listen({
       id: 1,
@@ -148,7 +148,7 @@ describe('peer transport limits', () => {
       admissionSecret: secret,
       port: 0,
       log: (level, msg) => tLogs.push(`${level}: ${msg}`),
-      bounds: { inboundHandshakesMax: 4, inboundConnectionsMax: 8, idleTimeoutMs: 300 },
+      bounds: { inboundHandshakesMax: 4, inboundConnectionsMax: 8, stallTimeoutMs: 300 },
     });
     open.push(t);
     t.start(() => {});
@@ -168,10 +168,12 @@ describe('peer transport limits', () => {
     expect(tLogs.some((l) => l.includes('closing new connections') && l.includes('4 in handshake'))).toBe(true);
     for (const s of silent) s.destroy();
 
-    // An admitted connection that then says nothing is closed after idleTimeoutMs. (The server
-    // may not have seen the sockets above go yet: connect until one is accepted.)
+    // An admitted connection that starts a frame and stops is closed after stallTimeoutMs; one
+    // idle between frames stays. (The server may not have seen the sockets above go yet:
+    // connect until one is accepted.)
     const claims = { version: protocolVersion, clusterToken, from: 2, to: 1 };
     let closed: Promise<void> | null = null;
+    let socket: net.Socket | null = null;
     await waitFor('an admitted connection', async () => {
       const s = net.connect(t.address.port, '127.0.0.1');
       s.on('error', () => {});
@@ -184,11 +186,20 @@ describe('peer transport limits', () => {
       await new Promise<void>((r) => s.once('connect', () => r()).once('close', () => r()));
       if (!s.destroyed) s.write(encodeFrame(FrameType.Hello, encodeHello({ ...claims, proof: helloProof(secret, claims) })));
       await Promise.race([gone, new Promise((r) => setTimeout(r, 100))]);
-      if (accepted) closed = gone;
+      if (accepted) [closed, socket] = [gone, s];
       return accepted;
     });
+    let isClosed = false;
+    void closed!.then(() => (isClosed = true));
+    // Idle between frames for twice the stall timeout, after a whole frame: still open.
+    const heartbeat = encodeFrame(FrameType.Message, encodeMessage(newMessage(MessageType.Heartbeat, 1, 2, 1)));
+    socket!.write(heartbeat);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(isClosed).toBe(false);
+    // Half a frame, then nothing.
+    socket!.write(heartbeat.subarray(0, 8));
     await closed;
-    expect(tLogs.some((l) => l.includes('nothing received for 300 ms'))).toBe(true);
+    expect(tLogs.some((l) => l.includes('stalled for 300 ms in a frame with 8 bytes received'))).toBe(true);
   });
 
   it('with --peer-cert-allowed-cn, accepts only peers whose certificate carries that CommonName', async () => {

@@ -2,8 +2,10 @@
 // addressee), then validates every frame before a message reaches Raft, and reassembles
 // streamed snapshots. A chunk stream cut by a disconnect is discarded with the connection.
 // Until the Hello is accepted frames are tiny (helloFrameBytesMax); after it, at most the
-// transport's frame limit, and a connection that sends nothing for idleTimeoutMs is closed
-// (its peer redials when it has something to send).
+// transport's frame limit, and a connection that stops in the middle of a frame or of a
+// snapshot stream for stallTimeoutMs is closed, so nobody holds a partial frame's buffer open.
+// A connection idle between frames holds no buffer and stays: members that do not talk to each
+// other for a while (two followers) keep their links, and the transport's cap bounds them.
 
 import type net from 'node:net';
 import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
@@ -33,8 +35,8 @@ export interface InboundOptions {
   admissionSecret: string;
   log: LogFn;
   handshakeTimeoutMs: number;
-  /** An accepted connection that sends nothing for this long is closed. */
-  idleTimeoutMs: number;
+  /** An accepted connection that stops mid-frame or mid-snapshot for this long is closed. */
+  stallTimeoutMs: number;
   /** The largest frame accepted after the Hello. */
   frameBytesMax: number;
   /** Whether a message from `peer` may reach Raft (a member of the configuration, or one being admitted). */
@@ -62,7 +64,7 @@ export class InboundConnection {
   private readonly reader = new FrameReader();
   private readonly remote: string;
   private handshakeTimer: ReturnType<typeof setTimeout> | null;
-  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private stallTimer: ReturnType<typeof setTimeout> | null = null;
   /** Messages from a peer the transport does not admit, dropped since the last log line. */
   private unadmittedDropped = 0;
 
@@ -77,7 +79,7 @@ export class InboundConnection {
     socket.on('error', (err: NodeJS.ErrnoException) => this.o.log('debug', `tcp transport ${o.selfId}: inbound ${this.who()}: ${err.code ?? err.message}`));
     socket.on('close', () => {
       if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-      if (this.idleTimer) clearTimeout(this.idleTimer);
+      if (this.stallTimer) clearTimeout(this.stallTimer);
       if (this.assembly) {
         const a = this.assembly;
         this.o.log('info', `tcp transport ${o.selfId}: snapshot stream from ${this.who()} interrupted at ${a.receivedBytes}/${a.dataBytes} bytes; discarded`);
@@ -101,7 +103,7 @@ export class InboundConnection {
 
   private onData(chunk: Buffer): void {
     if (this.refused || this.socket.destroyed) return;
-    if (this.idleTimer) this.idleTimer.refresh();
+    if (this.stallTimer) this.stallTimer.refresh();
     try {
       for (const f of this.reader.push(chunk)) {
         this.onFrame(f.type, f.payload);
@@ -148,10 +150,13 @@ export class InboundConnection {
     if (this.o.isRemoved(hello.from)) return this.refuse(removedReason);
     this.peer = hello.from;
     this.reader.frameBytesLimit = this.o.frameBytesMax;
-    this.idleTimer = setTimeout(() => {
-      this.o.log('info', `tcp transport ${this.o.selfId}: closing connection from ${this.who()}: nothing received for ${this.o.idleTimeoutMs} ms`);
+    const onQuiet = () => {
+      if (this.reader.pendingBytes === 0 && this.assembly === null) return void this.stallTimer?.refresh();
+      const what = this.assembly ? `a snapshot stream at ${this.assembly.receivedBytes}/${this.assembly.dataBytes} bytes` : `a frame with ${this.reader.pendingBytes} bytes received`;
+      this.o.log('warn', `tcp transport ${this.o.selfId}: closing connection from ${this.who()}: stalled for ${this.o.stallTimeoutMs} ms in ${what}`);
       this.socket.destroy();
-    }, this.o.idleTimeoutMs);
+    };
+    this.stallTimer = setTimeout(onQuiet, this.o.stallTimeoutMs);
     this.socket.write(frameHeader(FrameType.Accept, 0));
     this.o.log('debug', `tcp transport ${this.o.selfId}: accepted ${this.who()}`);
   }

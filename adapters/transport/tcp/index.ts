@@ -61,8 +61,8 @@ export class TcpTransportError extends Error {
 export type TcpBounds = LinkBounds & {
   /** An inbound connection that sends no Hello within this is refused. */
   handshakeTimeoutMs: number;
-  /** An accepted inbound connection that sends nothing for this long is closed; its peer redials. */
-  idleTimeoutMs: number;
+  /** An accepted inbound connection that stops mid-frame or mid-snapshot for this long is closed. */
+  stallTimeoutMs: number;
   /** Inbound connections open at once, at most; more are closed on arrival. */
   inboundConnectionsMax: number;
   /** Of those, connections still in their (TLS or Hello) handshake, at most: strangers cannot crowd out members. */
@@ -72,7 +72,7 @@ export type TcpBounds = LinkBounds & {
 const defaultBounds: TcpBounds = {
   ...defaultLinkBounds,
   handshakeTimeoutMs: 5000,
-  idleTimeoutMs: 5 * 60_000,
+  stallTimeoutMs: 30_000,
   // The member table holds at most 128 members, each with one connection to us, plus room for restarts.
   inboundConnectionsMax: 512,
   inboundHandshakesMax: 64,
@@ -318,7 +318,7 @@ export class TcpTransport implements Transport {
       admissionSecret: this.o.admissionSecret,
       log: this.log,
       handshakeTimeoutMs: this.bounds.handshakeTimeoutMs,
-      idleTimeoutMs: this.bounds.idleTimeoutMs,
+      stallTimeoutMs: this.bounds.stallTimeoutMs,
       frameBytesMax: this.frameBytesMax,
       admits: (peer) => this.o.admits?.(peer) ?? true,
       isBlocked: (peer) => this.faults.isBlocked(peer, 'in'),
