@@ -65,7 +65,10 @@ async function loadSecret(source: SecretSource, o: LoadOptions): Promise<string>
   if (source.kind === 'file') return (await readSecretFile(source.path, `--${o.flag}-file`))!;
   const path = join(o.dataDir, o.fileName);
   const existing = await readSecretFile(path, `the ${o.fileName} file in --data-dir`, true);
-  if (existing !== null) return existing;
+  if (existing !== null) {
+    o.log('info', `using the secret for --${o.flag} kept in the data directory`, { file: path });
+    return existing;
+  }
   if (!o.mayGenerate) throw new SecretError(`no admission secret: ${o.cannotGenerate}`);
   const secret = randomBytes(generatedSecretBytes).toString('base64url');
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
