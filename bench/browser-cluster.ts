@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const browser = await launchBrowser();
   try {
     const context = await browser.newContext();
-    const tabs: Tab[] = await openTabs(context, server.url('test/e2e/fixtures/cluster.html'), { cluster: 'bench', token: 'bench' }, 3);
+    const tabs: Tab[] = await openTabs(context, server.url('test/e2e/fixtures/cluster.html'), { cluster: 'bench', secret: 'bench' }, 3);
     const leader = await waitForCluster(tabs);
     // Warm up: the first IndexedDB transactions and data channel sends are slower.
     await writeLoad(leader.page, 1000, 4, 'warm');

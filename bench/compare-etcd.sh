@@ -35,6 +35,8 @@ EPS=$(cat "$BENCH_DIR/endpoints")
 
 echo "== meshkv, 3 members"
 CLUSTER=a=http://127.0.0.1:24801,b=http://127.0.0.1:24802,c=http://127.0.0.1:24803
+# The members admit each other with one shared admission secret.
+export MESHKV_ADMISSION_SECRET=compare-etcd-admission-secret
 i=0
 for name in a b c; do
   i=$((i + 1))

@@ -13,7 +13,7 @@ import type { Page } from '@playwright/test';
 import { connectGrpc } from '../adapters/etcd-api/grpc-connection.ts';
 import { putLoad, type PutLoadResult } from './put-load.ts';
 import { openTab, status, type Tab } from '../test/e2e/cluster-harness.ts';
-import { clusterToken, startNodes, type NodeCluster } from '../test/e2e/mixed-harness.ts';
+import { admissionSecret, clusterToken, startNodes, type NodeCluster } from '../test/e2e/mixed-harness.ts';
 import { launchBrowser, servePages } from '../test/e2e/serve.ts';
 import { waitFor } from '../test/helpers/wait.ts';
 
@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   const origin = new URL(pageUrl).origin;
   let nodes: NodeCluster | null = null;
   const openMixedTab = async (signaling: string, client: number) =>
-    openTab(await browser.newContext(), pageUrl, { cluster: clusterToken, token: clusterToken, signaling }, client);
+    openTab(await browser.newContext(), pageUrl, { cluster: clusterToken, secret: admissionSecret, signaling }, client);
   try {
     nodes = await startNodes(['n1', 'n2'], origin, ['--tabs-may-outvote']);
     const tab = await openMixedTab(nodes.signalingUrl, 0);

@@ -16,8 +16,8 @@ import { rtt, seconds, throughput, windowMessages, wirePair, type TransportPair 
 const pingsCount = 10_000;
 
 async function pair(tls: TcpTlsOptions | undefined): Promise<TransportPair<TcpTransport>> {
-  const a = await TcpTransport.listen({ id: 1, clusterToken: 'bench', port: 0, tls });
-  const b = await TcpTransport.listen({ id: 2, clusterToken: 'bench', port: 0, tls });
+  const a = await TcpTransport.listen({ id: 1, clusterToken: 'bench', admissionSecret: 'bench-admission-secret', port: 0, tls });
+  const b = await TcpTransport.listen({ id: 2, clusterToken: 'bench', admissionSecret: 'bench-admission-secret', port: 0, tls });
   a.addPeer(2, b.addressString);
   b.addPeer(1, a.addressString);
   return wirePair(a, b);

@@ -17,12 +17,12 @@ import { rtt, seconds, throughput, windowMessages, wirePair, type TransportPair 
 const pingsCount = 5_000;
 
 async function pair(): Promise<{ p: TransportPair<WebRtcTransport>; server: SignalingServer; connectMs: number }> {
-  const server = new SignalingServer({ cluster: 'bench', token: 'bench' });
+  const server = new SignalingServer({ cluster: 'bench', secret: 'bench' });
   const url = await server.listen(0);
   const open = (id: MemberId) =>
     WebRtcTransport.open({
       id,
-      signaling: new WebSocketSignaling({ url, cluster: 'bench', token: 'bench', id, WebSocket }),
+      signaling: new WebSocketSignaling({ url, cluster: 'bench', secret: 'bench', id, WebSocket }),
       wrtc: nodeWrtc,
       rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' },
     });

@@ -57,10 +57,14 @@ export const defaultBrowserMemberTimings: BrowserMemberTimings = {
 };
 
 export interface BrowserMemberOptions {
-  /** The cluster's name: tabs with the same name (and token) form one cluster. */
+  /** The cluster's name: tabs with the same name (and secret) form one cluster. */
   cluster: string;
-  /** etcd's --initial-cluster-token: signaling ignores members that present another one. */
-  token: string;
+  /**
+   * The admission secret: signaling admits only members that present it. With a Node member's
+   * signaling, its --admission-secret (a page that member serves fetches it from
+   * /meshkv/admission, see fetchAdmission); between tabs alone, any string the tabs share.
+   */
+  secret: string;
   /**
    * How members find each other: 'broadcast' (default) for tabs of one origin and profile, with
    * no server; or the ws:// / wss:// URL of a Node member's signaling endpoint.
@@ -153,12 +157,16 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   window.addEventListener('pagehide', onPageHide);
   const unlistenPageHide = () => window.removeEventListener('pagehide', onPageHide);
   let transport: WebRtcTransport;
+  // Raft hears only members of this tab's table (KvMember.hearsFrom); before the member is up,
+  // nobody: Raft resends whatever is dropped in that moment.
+  let started: KvMember | null = null;
+  const admits = (peer: MemberId) => started?.hearsFrom(peer) ?? false;
   try {
     // Every tab is reached at webrtc://<id>: link to each member signaling shows us.
     channel.onPresence((peer, present) => {
       if (present) transport?.addPeer(peer, peerUrlOf(peer));
     });
-    transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, log });
+    transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, log, admits });
     for (const peer of channel.presentMembers()) transport.addPeer(peer, peerUrlOf(peer));
   } catch (err) {
     unlistenPageHide();
@@ -199,6 +207,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     await storage.close();
     throw err;
   }
+  started = kv;
   const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;
@@ -207,7 +216,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
 function checkOptions(o: BrowserMemberOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('openBrowserMember: options are required');
   if (typeof o.cluster !== 'string' || o.cluster === '') throw new TypeError('openBrowserMember: cluster must be a non-empty string');
-  if (typeof o.token !== 'string') throw new TypeError('openBrowserMember: token must be a string');
+  if (typeof o.secret !== 'string') throw new TypeError('openBrowserMember: secret must be a string');
   const s = o.signaling ?? 'broadcast';
   if (o.tabsMayOutvote !== undefined && typeof o.tabsMayOutvote !== 'boolean') throw new TypeError('openBrowserMember: tabsMayOutvote must be a boolean');
   if (s !== 'broadcast' && !/^wss?:\/\//.test(s)) throw new TypeError(`openBrowserMember: signaling must be 'broadcast' or a ws:// or wss:// URL, not ${JSON.stringify(s)}`);
@@ -218,7 +227,7 @@ function checkOptions(o: BrowserMemberOptions): void {
 }
 
 function openSignaling(o: BrowserMemberOptions, id: MemberId, log: NonNullable<BrowserMemberOptions['log']>): Signaling {
-  const who = { cluster: o.cluster, token: o.token, id };
+  const who = { cluster: o.cluster, secret: o.secret, id };
   const s = o.signaling ?? 'broadcast';
   return s === 'broadcast' ? new BroadcastChannelSignaling(who, log) : new WebSocketSignaling({ ...who, url: s, log });
 }

@@ -2,7 +2,15 @@
 // member was started with --experimental-fault-injection. It drives the peer transport's fault
 // switch and the member's adjustable clock, so a test harness can partition real processes and
 // skew their time without root privileges or iptables. See docs/reliability.md.
+//
+// It can partition the member, so it is guarded on its own (createFaultHandler): every
+// request must carry `Authorization: Bearer <secret>` (the member's fault-injection secret, in
+// <data-dir>/fault-injection-secret unless given), comes from loopback unless the member was
+// told otherwise, carries no CORS headers, and a browser request from another origin is
+// refused outright, so a web page cannot drive it.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdjustableClock } from '../clock/adjustable.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { FaultSwitch } from '../../src/seams.ts';
@@ -93,4 +101,98 @@ export function answerFaultRequest(c: FaultControls, method: string, path: strin
     throw err;
   }
   return { status: 200, body: stateOf(c) };
+}
+
+export interface FaultGuard {
+  /** The bearer secret every request must carry. */
+  secret: string;
+  /** Serve clients on other hosts too (default: loopback only). */
+  remote: boolean;
+}
+
+/** Largest request body the endpoint reads. */
+export const faultBodyBytesMax = 64 * 1024;
+
+/** Answers (and returns true) requests to faultAdminPath, after the guard's checks; anything else returns false. */
+export function createFaultHandler(c: FaultControls, guard: FaultGuard): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const secretDigest = sha256(guard.secret);
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== faultAdminPath && !path.startsWith(`${faultAdminPath}/`)) return false;
+    const refusal = refusalOf(req, guard, secretDigest);
+    if (refusal) {
+      reply(res, refusal.status, { error: refusal.error });
+      req.resume();
+      return true;
+    }
+    readBody(req)
+      .then((body) => {
+        if (body === null) return reply(res, 413, { error: `request body larger than ${faultBodyBytesMax} bytes` });
+        let parsed: unknown = {};
+        if (req.method === 'POST') {
+          try {
+            parsed = JSON.parse(body || '{}');
+          } catch (err) {
+            return reply(res, 400, { error: `malformed JSON body: ${(err as Error).message}` });
+          }
+        }
+        const answer = answerFaultRequest(c, req.method ?? 'GET', path, parsed);
+        reply(res, answer.status, answer.body);
+      })
+      .catch(() => res.destroy());
+    return true;
+  };
+}
+
+function refusalOf(req: IncomingMessage, guard: FaultGuard, secretDigest: Buffer): { status: number; error: string } | null {
+  if (!guard.remote && !isLoopback(req.socket.remoteAddress)) {
+    return { status: 403, error: `${faultAdminPath} serves loopback clients only (start the member with --experimental-fault-injection-remote to allow others)` };
+  }
+  // Browsers say where a request comes from (Sec-Fetch-Site, Origin), and pages cannot forge either.
+  const site = req.headers['sec-fetch-site'];
+  const origin = req.headers.origin;
+  if ((site !== undefined && site !== 'same-origin' && site !== 'none') || (origin !== undefined && originHost(origin) !== req.headers.host)) {
+    return { status: 403, error: `${faultAdminPath} does not serve other origins` };
+  }
+  const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+  if (!auth || !timingSafeEqual(sha256(auth[1]), secretDigest)) {
+    return { status: 401, error: `${faultAdminPath} needs "Authorization: Bearer <secret>" with the member's fault-injection secret` };
+  }
+  return null;
+}
+
+function originHost(origin: string): string | null {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return null;
+  }
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  return address === '::1' || /^(::ffff:)?127\./.test(address);
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** The body as text, or null past faultBodyBytesMax. */
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > faultBodyBytesMax) {
+      req.destroy();
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
 }

@@ -1,13 +1,12 @@
 // etcd's JSON gateway (grpc-gateway, as etcd 3.4 serves it on the client port): POST a JSON
 // request body to /v3/<service>/<method>, get the response as JSON with int64 as strings,
 // bytes as base64 and zero values left out. /v3/watch streams one JSON object per line.
-// Also GET /health and GET /metrics.
+// Also GET /health and GET /metrics. CORS and the Host check happen before, in access.ts.
 
 import { checkHealth } from './health.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Status, toApiError, type EtcdApi } from './api.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
-import { answerFaultRequest, faultAdminPath, type FaultControls } from './fault-admin.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
 export const gatewayBodyBytesMax = 4 * 1024 * 1024;
@@ -67,13 +66,6 @@ const routes: Record<string, Route> = {
   '/v3/maintenance/hash': { request: 'etcdserverpb.HashRequest', response: 'etcdserverpb.HashResponse', call: (a, w) => a.hash(w) },
 };
 
-/** etcd's gateway adds these to every answer. */
-const corsHeaders = {
-  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
-  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
-  'Access-Control-Allow-Origin': '*',
-};
-
 /** grpc-gateway's HTTP status for each gRPC code. */
 function httpStatusOf(code: number): number {
   switch (code) {
@@ -97,7 +89,7 @@ function httpStatusOf(code: number): number {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { ...corsHeaders, 'Content-Type': 'application/json' });
+  res.writeHead(status, { 'Content-Type': 'application/json' });
   res.end(JSON.stringify(body));
 }
 
@@ -106,7 +98,7 @@ function sendError(res: ServerResponse, code: number, message: string, httpStatu
 }
 
 function sendText(res: ServerResponse, status: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { ...corsHeaders, 'Content-Type': contentType });
+  res.writeHead(status, { 'Content-Type': contentType });
   res.end(text);
 }
 
@@ -227,7 +219,7 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
         return fail(Status.InvalidArgument, message);
       }
       if (session === null) {
-        res.writeHead(200, { ...corsHeaders, 'Content-Type': 'application/json' });
+        res.writeHead(200, { 'Content-Type': 'application/json' });
         // Sent now: a request that asks for nothing yet (`{}`) would otherwise leave the client
         // without even a status until the first event.
         res.flushHeaders();
@@ -270,28 +262,18 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
   // The body is complete; the stream stays open until the client disconnects (as etcd's does).
 }
 
-/**
- * The gateway's request handler for a node:http server. With `faults`, it also serves the
- * fault-injection admin endpoint (otherwise that path is unknown, as any other).
- */
-export function createGatewayHandler(api: EtcdApi, faults?: FaultControls): (req: IncomingMessage, res: ServerResponse) => void {
+/** The gateway's request handler for a node:http server. */
+export function createGatewayHandler(api: EtcdApi): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    handle(api, req, res, faults).catch((err: unknown) => {
+    handle(api, req, res).catch((err: unknown) => {
       if (res.headersSent) res.destroy();
       else sendError(res, Status.Internal, `internal error: ${(err as Error).message}`, 500);
     });
   };
 }
 
-async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse, faults: FaultControls | undefined): Promise<void> {
+async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method === 'OPTIONS') return sendText(res, 200, '');
-  if (faults && (path === faultAdminPath || path.startsWith(`${faultAdminPath}/`))) {
-    const body = req.method === 'POST' ? await readJson(req, res) : {};
-    if (body === undefined) return;
-    const answer = answerFaultRequest(faults, req.method ?? 'GET', path, body);
-    return sendJson(res, answer.status, answer.body);
-  }
   if (path === '/health') {
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
     const serializable = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('serializable') === 'true';

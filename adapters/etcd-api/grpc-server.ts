@@ -7,10 +7,11 @@ import { packageDefinition } from './proto.ts';
 import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
 
-/** etcd lets gRPC receive this much above the request limit, so its own error wins below it. */
+/**
+ * etcd lets gRPC receive this much above the request limit, so its own error wins below it;
+ * larger messages are refused by grpc-js with RESOURCE_EXHAUSTED, as etcd's gRPC server does.
+ */
 export const grpcOverheadBytes = 512 * 1024;
-/** Larger messages are refused by grpc-js with RESOURCE_EXHAUSTED, as etcd's gRPC server does. */
-export const grpcReceiveBytesMax = DEFAULT_LIMITS.requestBytesMax + grpcOverheadBytes;
 
 type Wire = Record<string, any>;
 
@@ -152,10 +153,13 @@ function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
   };
 }
 
-/** A grpc-js server with etcd's services over `api`, not yet bound to any port. */
-export function createGrpcServer(api: EtcdApi): grpc.Server {
+/**
+ * A grpc-js server with etcd's services over `api`, not yet bound to any port. It receives
+ * messages up to `requestBytesMax` (etcd's --max-request-bytes) plus grpcOverheadBytes.
+ */
+export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.requestBytesMax): grpc.Server {
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': grpcReceiveBytesMax,
+    'grpc.max_receive_message_length': requestBytesMax + grpcOverheadBytes,
     'grpc.max_send_message_length': 2 ** 31 - 1,
   });
   const services = proto.etcdserverpb;

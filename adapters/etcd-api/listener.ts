@@ -10,7 +10,9 @@ import * as grpc from '@grpc/grpc-js';
 import { EtcdApi, type EtcdApiOptions } from './api.ts';
 import { createGatewayHandler } from './gateway.ts';
 import { createGrpcServer } from './grpc-server.ts';
-import type { FaultControls } from './fault-admin.ts';
+import { createFaultHandler, type FaultControls, type FaultGuard } from './fault-admin.ts';
+import { checkAccess, openAccess, type AccessOptions } from './access.ts';
+import { createAdmissionHandler, type AdmissionInfo } from './admission-endpoint.ts';
 import { createStaticHandler } from './static-files.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
@@ -26,8 +28,14 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   port: number;
   /** A directory (the built demo) served to GET and HEAD requests outside the gateway's paths. */
   staticRoot?: string;
-  /** Serve the fault-injection admin endpoint (only with --experimental-fault-injection). */
-  faults?: FaultControls;
+  /** Serve the fault-injection admin endpoint (only with --experimental-fault-injection), behind its guard. */
+  faults?: { controls: FaultControls; guard: FaultGuard };
+  /** --cors and --host-whitelist (default: any origin, any host, as etcd's defaults). */
+  access?: AccessOptions;
+  /** etcd's --max-request-bytes: gRPC receives this plus some overhead (default etcd's 1.5 MiB). */
+  requestBytesMax?: number;
+  /** Serve /meshkv/admission to same-origin pages (when tabs may join through this member). */
+  admission?: AdmissionInfo;
   /** PEM certificate and key; with `ca`, clients must present a certificate it signed. */
   tls?: { cert: Buffer | string; key: Buffer | string; ca?: Buffer | string };
 }
@@ -56,12 +64,18 @@ export class EtcdListener {
   /** Serves etcd's API for `kv` on host:port; fails with a ListenError if the address is taken. */
   static async listen(opts: EtcdListenerOptions): Promise<EtcdListener> {
     const api = new EtcdApi(opts);
-    const grpcServer = createGrpcServer(api);
+    const grpcServer = createGrpcServer(api, opts.requestBytesMax);
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const serveGateway = createGatewayHandler(api, opts.faults);
+    const serveGateway = createGatewayHandler(api);
     const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);
+    const serveFaults = opts.faults ? createFaultHandler(opts.faults.controls, opts.faults.guard) : null;
+    const serveAdmission = opts.admission ? createAdmissionHandler(opts.admission) : null;
+    const access = opts.access ?? openAccess;
+    const secure = opts.tls !== undefined;
     const gateway = http.createServer((req, res) => {
-      if (!serveStatic?.(req, res)) serveGateway(req, res);
+      if (!checkAccess(access, req, res, secure)) return;
+      if (serveFaults?.(req, res) || serveAdmission?.(req, res) || serveStatic?.(req, res)) return;
+      serveGateway(req, res);
     });
     const tcp = net.createServer();
     await new Promise<void>((resolve, reject) => {

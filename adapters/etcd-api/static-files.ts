@@ -1,9 +1,12 @@
 // Serves a built web app (the demo's demo/dist) over node:http: GET and HEAD only, files under
 // one root, index.html for directories. The etcd listener can put it in front of the JSON
 // gateway so one port serves the API and the demo; the e2e test serves the demo with it.
+// Nothing outside the root is ever served: the path is resolved under the root, then every
+// symlink in it is followed (realpath) and the result must still lie under the root's own
+// real path, so a link pointing out of the directory answers 404 like a missing file.
 
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 
@@ -46,19 +49,20 @@ export function createStaticHandler(root: string): (req: IncomingMessage, res: S
       send(res, 403, 'Forbidden\n');
       return true;
     }
-    serveFile(file, req.method === 'HEAD', res).catch(() => send(res, 500, 'Internal Server Error\n'));
+    serveFile(base, file, req.method === 'HEAD', res).catch(() => send(res, 500, 'Internal Server Error\n'));
     return true;
   };
 }
 
-async function serveFile(path: string, headOnly: boolean, res: ServerResponse): Promise<void> {
-  let file = path;
-  let info = await stat(file).catch(() => null);
-  if (info?.isDirectory()) {
-    file = join(file, 'index.html');
-    info = await stat(file).catch(() => null);
+async function serveFile(base: string, path: string, headOnly: boolean, res: ServerResponse): Promise<void> {
+  const realBase = await realpath(base).catch(() => null);
+  let file = await realpath(path).catch(() => null);
+  let info = file === null ? null : await stat(file).catch(() => null);
+  if (file !== null && info?.isDirectory()) {
+    file = await realpath(join(file, 'index.html')).catch(() => null);
+    info = file === null ? null : await stat(file).catch(() => null);
   }
-  if (!info?.isFile()) return send(res, 404, 'Not Found\n');
+  if (realBase === null || file === null || !info?.isFile() || !within(realBase, file)) return send(res, 404, 'Not Found\n');
   res.writeHead(200, {
     'content-type': contentTypes[extname(file)] ?? 'application/octet-stream',
     'content-length': info.size,
@@ -69,6 +73,10 @@ async function serveFile(path: string, headOnly: boolean, res: ServerResponse): 
     return;
   }
   createReadStream(file).on('error', () => res.destroy()).pipe(res);
+}
+
+function within(root: string, file: string): boolean {
+  return file === root || file.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
 function send(res: ServerResponse, status: number, body: string): void {

@@ -35,9 +35,15 @@ export class BrowserPeersError extends Error {}
 
 export interface BrowserPeersOptions {
   id: MemberId;
-  /** --initial-cluster-token: both the signaling cluster name and its token. */
+  /** --initial-cluster-token: the signaling cluster name. */
   clusterToken: string;
+  /** What members must present to join signaling (the admission secret, or the tabs' own one). */
+  secret: string;
+  /** Whether a Raft message from `peer` may reach this member (a member of its table). */
+  admits: (peer: MemberId) => boolean;
   config: BrowserPeersConfig;
+  /** Whether a signaling upgrade naming this Host may proceed (--host-whitelist). */
+  allowHost?: (host: string | undefined) => boolean;
   /** Where ICE candidates are gathered: the client listener's host, where tabs reach the member's pages. */
   bindAddress?: string;
   log: LogFn;
@@ -49,12 +55,12 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
   };
   const server =
     o.config.signalingUrl === null
-      ? new SignalingServer({ cluster: o.clusterToken, token: o.clusterToken, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), log: signalingLog })
+      ? new SignalingServer({ cluster: o.clusterToken, secret: o.secret, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), ...(o.allowHost ? { allowHost: o.allowHost } : {}), log: signalingLog })
       : null;
   const signaling: Signaling = server
     ? server.local(o.id)
     : new UntilJoinedSignaling(
-        () => new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, token: o.clusterToken, id: o.id, WebSocket, log: signalingLog }),
+        () => new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, secret: o.secret, id: o.id, WebSocket, log: signalingLog }),
         signalingLog,
       );
   const channel = new ControlChannel(signaling, signalingLog);
@@ -64,6 +70,7 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
       id: o.id,
       signaling: channel.transportSignaling,
       wrtc: nodeWrtc,
+      admits: o.admits,
       rtcConfig: { iceServers: [], ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}) },
       log: (level, msg) => {
         if (level !== 'debug') o.log(level, msg);

@@ -3,6 +3,7 @@
 // pure so that every refusal can be tested; each carries a message a user can act on.
 
 import { createHash } from 'node:crypto';
+import { SecurityConfigError, parseSecurityConfig, securityFlags, type SecurityConfig } from './security-config.ts';
 
 export interface NodeConfig {
   name: string;
@@ -41,6 +42,8 @@ export interface NodeConfig {
    * data (src/server/force-new-cluster.ts). For a cluster whose quorum is lost for good.
    */
   forceNewCluster: boolean;
+  /** Admission secrets, the fault endpoint's secret, CORS, host whitelist, peer CN, request size (security-config.ts). */
+  security: SecurityConfig;
 }
 
 export interface ClientTlsFiles {
@@ -138,7 +141,7 @@ export const flags: Record<string, FlagSpec> = {
   },
   'experimental-fault-injection': {
     env: 'MESHKV_EXPERIMENTAL_FAULT_INJECTION',
-    help: 'Serve /meshkv/faults on the client port to cut peer links and skew the clock (testing only: anyone who reaches the port can partition the member).',
+    help: 'Serve /meshkv/faults on the client port to cut peer links and skew the clock (testing only: holders of its secret can partition the member).',
     defaultValue: 'false',
     boolean: true,
   },
@@ -197,6 +200,7 @@ export const flags: Record<string, FlagSpec> = {
     help: 'A directory served over HTTP on the client port, outside the gateway paths (npm start serves the built demo).',
     defaultValue: '',
   },
+  ...securityFlags,
 };
 
 export const usage = [
@@ -276,7 +280,6 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
-  const browserPeers = parseBrowserPeers(value('browser-peers'), value('signaling-url'), value('browser-origins'), value('tabs-may-outvote'), value('tab-grace-ms'));
   const forceText = value('force-new-cluster');
   if (forceText !== 'true' && forceText !== 'false') throw new ConfigError(`--force-new-cluster must be true or false, not ${JSON.stringify(forceText)}`);
   const staticDir = value('static-dir') === '' ? null : value('static-dir');
@@ -302,6 +305,15 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       ? advertisePeerUrls.map((u) => new URL(u))
       : null;
   const peerTls = parsePeerTls(value, [...advertisePeerUrls, ...(listenPeerUrls ?? []).map((u) => u.origin), ...initialCluster.flatMap((m) => m.peerUrls)]);
+  // Peers that hold certificates do not let tabs in by default (docs/security.md).
+  const browserPeers = parseBrowserPeers(peerTls && !explicit('browser-peers') ? 'off' : value('browser-peers'), value('signaling-url'), value('browser-origins'), value('tabs-may-outvote'), value('tab-grace-ms'));
+  let security: SecurityConfig;
+  try {
+    security = parseSecurityConfig(value, { peerTls: peerTls !== null, browserPeers: browserPeers !== null });
+  } catch (err) {
+    if (err instanceof SecurityConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
   return {
     kind: 'start',
     config: {
@@ -321,6 +333,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       browserPeers,
       staticDir,
       forceNewCluster: forceText === 'true',
+      security,
     },
   };
 }

@@ -5,6 +5,7 @@
 // join too: their `webrtc://` peer URLs route to a WebRTC transport (./browser-peers.ts).
 
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
@@ -13,14 +14,17 @@ import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage } from '../storage/fs-wal/index.ts';
 import { CompositeTransport } from '../transport/composite.ts';
 import { MemoryHub } from '../transport/memory.ts';
-import { TcpTransport, TcpTransportError, type TcpTlsOptions } from '../transport/tcp/index.ts';
+import { TcpTransport, TcpTransportError, peerFrameBytesMax, type TcpTlsOptions } from '../transport/tcp/index.ts';
+import { defaultMessageBytesMax } from '../../src/raft/config.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
 import { watchQuorum } from './quorum-log.ts';
-import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
+import { SecretError, faultSecretFile, loadMemberSecrets } from './member-secrets.ts';
+import { hostAllowed } from '../etcd-api/access.ts';
+import { clusterIdOf, memberIdOfPeerUrls, signalingPath, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -51,6 +55,14 @@ export interface NodeMemberDeps {
 
 export class StartError extends Error {}
 
+/** Who may reach Raft through the peer transports: secret holders, and of them members of the table. */
+interface PeerAdmission {
+  secret: string;
+  /** What tabs and members joining through signaling present. */
+  signalingSecret: string;
+  admits: (peer: MemberId) => boolean;
+}
+
 export interface NodeMember {
   id: MemberId;
   kv: KvMember;
@@ -63,7 +75,7 @@ export const snapshotCatchUpEntriesMax = 5000;
 /** Delay between attempts to publish this member's name and client URLs. */
 const publishRetryMs = 1000;
 
-async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn, onRemoved: () => void): Promise<PeerTransport | Transport> {
+async function defaultTransport(self: InitialMember, config: NodeConfig, log: LogFn, onRemoved: () => void, admission: PeerAdmission): Promise<PeerTransport | Transport> {
   if (config.listenPeerUrls === null) return new MemoryHub().connect(self.id);
   if (config.listenPeerUrls.length > 1) log('warn', 'only the first --listen-peer-urls URL is served', { url: config.listenPeerUrls[0].origin });
   const url = config.listenPeerUrls[0];
@@ -72,6 +84,10 @@ async function defaultTransport(self: InitialMember, config: NodeConfig, log: Lo
     return await TcpTransport.listen({
       id: self.id,
       clusterToken: config.clusterToken,
+      admissionSecret: admission.secret,
+      admits: admission.admits,
+      frameBytesMax: peerFrameBytesMax(config.security.maxRequestBytes, defaultMessageBytesMax),
+      ...(config.security.peerCertAllowedCn === null ? {} : { allowedCn: config.security.peerCertAllowedCn }),
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(url.port),
       log: (level, msg) => {
@@ -136,6 +152,7 @@ async function withBrowserPeers(
   self: InitialMember,
   config: NodeConfig,
   log: LogFn,
+  admission: PeerAdmission,
 ): Promise<{ transport: PeerTransport | Transport; browser: BrowserPeers | null }> {
   if (config.browserPeers === null) return { transport: base, browser: null };
   // Loaded only when asked for: with --browser-peers off, node-datachannel's native module is never loaded.
@@ -148,6 +165,9 @@ async function withBrowserPeers(
     browser = await peers.openBrowserPeers({
       id: self.id,
       clusterToken: config.clusterToken,
+      secret: admission.signalingSecret,
+      admits: admission.admits,
+      allowHost: (host) => hostAllowed(config.security, host, config.clientTls !== null),
       config: config.browserPeers,
       bindAddress: config.listenClientUrls[0].hostname.replace(/^\[(.*)\]$/, '$1'),
       log,
@@ -171,10 +191,20 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     removedReported = true;
     deps.onRemoved?.();
   };
-  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved);
+  const secrets = await loadMemberSecrets(config, log).catch((err: unknown) => {
+    throw err instanceof SecretError ? new StartError(err.message) : err;
+  });
+  // Raft hears only members of the table (before the member is up: the configured ones). A
+  // member joining an existing cluster has no configuration until the leader's first snapshot
+  // or append, and may not know that leader yet: until then it hears every admitted peer.
+  let kvStarted: KvMember | null = null;
+  const configured = new Set(config.initialCluster.flatMap((m) => [m.id, memberIdOfPeerUrls(m.peerUrls)]));
+  const admits = (peer: MemberId): boolean => (kvStarted ? kvStarted.hearsFrom(peer) : configured.has(peer) || config.initialClusterState === 'existing');
+  const admission: PeerAdmission = { secret: secrets.admission, signalingSecret: secrets.signaling, admits };
+  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved, admission);
   // Membership changes through the etcd API need a transport that reaches Node members (TCP).
   const baseIsPeerTransport = isPeerTransport(base);
-  const { transport, browser } = await withBrowserPeers(base, self, config, log);
+  const { transport, browser } = await withBrowserPeers(base, self, config, log, admission);
   const peerTransport = baseIsPeerTransport && isPeerTransport(transport) ? transport : null;
   if (config.initialCluster.length > 1 && peerTransport === null) {
     await transport.close();
@@ -239,6 +269,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       random: Math.random,
       snapshotEntries: config.snapshotCount,
       snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
+      requestBytesMax: config.security.maxRequestBytes,
       initialMembers,
       forceNewCluster: config.forceNewCluster,
       log: (level, msg) => {
@@ -250,6 +281,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     await transport.close().catch(() => {});
     throw err;
   }
+  kvStarted = kv;
   // From here on the replicated table decides whom to dial (it always holds this member's
   // configured peers until a change or snapshot says otherwise).
   // Members that leave the table are refused from then on (until added again), so that a
@@ -300,7 +332,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const faults: FaultControls | undefined = clock
     ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== id) }
     : undefined;
-  if (faults) log('warn', 'fault injection is on: anyone who reaches the client port can cut peer links and skew the clock', { path: '/meshkv/faults' });
+  if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links and skew the clock', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
   const quorumWatch = watchQuorum(kv, clock ?? systemClock, log);
   const listeners: EtcdListener[] = [];
   const stopAll = async () => {
@@ -338,7 +370,11 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
             activeSince: (peer) => (isPeerTransport(transport) ? transport.activeSince(peer) : null),
             peerListener: peerTransport !== null,
           },
-          faults,
+          ...(faults ? { faults: { controls: faults, guard: { secret: secrets.fault!, remote: config.security.faultInjectionRemote } } } : {}),
+          access: { cors: config.security.cors, hostWhitelist: config.security.hostWhitelist },
+          requestBytesMax: config.security.maxRequestBytes,
+          // Pages this member serves join its signaling; a member that joins another's endpoint gives no secret out.
+          ...(config.browserPeers?.signalingUrl === null ? { admission: { cluster: config.clusterToken, secret: secrets.signaling, signalingPath } } : {}),
           ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
         }),
       );

@@ -1,17 +1,18 @@
 // Signaling between tabs of one origin, with no server: every member posts to a
 // BroadcastChannel named after the cluster. A joining member says hello; the others answer
 // here (so each side learns of the other) and a leaving member says bye. Posts carrying
-// another cluster token are ignored, so a member with a wrong token never learns of the
-// others and nobody answers its signals. Same-origin code can read the channel: the token
-// keeps misconfigured members apart, it is no defence against a page of the same origin.
+// another secret are ignored, so a member with a wrong secret never learns of the others and
+// nobody answers its signals. Same-origin code can read the channel: the secret keeps
+// misconfigured members apart, it is no defence against a page of the same origin (which can
+// read the tabs' IndexedDB anyway; docs/security.md).
 
 import type { MemberId } from '../../src/raft/types.ts';
 import { SignalingError, identityProblem, isMemberId, type Signaling, type SignalingHandlers, type SignalingIdentity } from './types.ts';
 
 type Post =
-  | { kind: 'hello' | 'bye'; token: string; from: MemberId }
-  | { kind: 'here'; token: string; from: MemberId; to: MemberId }
-  | { kind: 'signal'; token: string; from: MemberId; to: MemberId; data: unknown };
+  | { kind: 'hello' | 'bye'; secret: string; from: MemberId }
+  | { kind: 'here'; secret: string; from: MemberId; to: MemberId }
+  | { kind: 'signal'; secret: string; from: MemberId; to: MemberId; data: unknown };
 
 export type SignalingLog = (level: 'debug' | 'info' | 'warn', msg: string) => void;
 
@@ -19,7 +20,7 @@ export class BroadcastChannelSignaling implements Signaling {
   private channel: BroadcastChannel | null = null;
   private handlers: SignalingHandlers | null = null;
   private readonly present = new Set<MemberId>();
-  /** Members whose posts carried another token, so each is logged once. */
+  /** Members whose posts carried another secret, so each is logged once. */
   private readonly strangers = new Set<MemberId>();
   private closed = false;
 
@@ -41,19 +42,19 @@ export class BroadcastChannelSignaling implements Signaling {
     this.handlers = handlers;
     this.channel = new BroadcastChannel(`meshkv-signaling:${this.who.cluster}`);
     this.channel.onmessage = (e: MessageEvent) => this.onPost(e.data);
-    this.post({ kind: 'hello', token: this.who.token, from: this.who.id });
+    this.post({ kind: 'hello', secret: this.who.secret, from: this.who.id });
   }
 
   send(to: MemberId, data: unknown): void {
     if (!this.present.has(to)) return;
-    this.post({ kind: 'signal', token: this.who.token, from: this.who.id, to, data });
+    this.post({ kind: 'signal', secret: this.who.secret, from: this.who.id, to, data });
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (!this.channel) return;
-    this.post({ kind: 'bye', token: this.who.token, from: this.who.id });
+    this.post({ kind: 'bye', secret: this.who.secret, from: this.who.id });
     this.channel.close();
     this.channel = null;
     this.present.clear();
@@ -67,8 +68,8 @@ export class BroadcastChannelSignaling implements Signaling {
     if (this.closed || !this.handlers || typeof raw !== 'object' || raw === null) return;
     const p = raw as Partial<Post> & { to?: unknown };
     if (!isMemberId(p.from) || p.from === this.who.id) return;
-    if (p.token !== this.who.token) {
-      if (!this.strangers.has(p.from)) this.log('warn', `broadcast-channel signaling ${this.who.id}: ignoring member ${p.from}: it presents another cluster token`);
+    if (p.secret !== this.who.secret) {
+      if (!this.strangers.has(p.from)) this.log('warn', `broadcast-channel signaling ${this.who.id}: ignoring member ${p.from}: it presents another secret`);
       this.strangers.add(p.from);
       return;
     }
@@ -77,7 +78,7 @@ export class BroadcastChannelSignaling implements Signaling {
       case 'hello':
         // A hello from a member already present means it restarted: announce it again.
         this.present.add(p.from);
-        this.post({ kind: 'here', token: this.who.token, from: this.who.id, to: p.from });
+        this.post({ kind: 'here', secret: this.who.secret, from: this.who.id, to: p.from });
         h.onPresence(p.from, true);
         return;
       case 'here':

@@ -1,15 +1,15 @@
 // The signaling seam of the WebRTC transport: members of one cluster find each other and
 // exchange the offers, answers and ICE candidates that set up a data channel. Signaling is
-// where the cluster token is checked: a member that does not present it never learns of the
-// others and never receives a signal from them.
+// where members are admitted: a member that does not present the cluster's admission secret
+// never learns of the others and never receives a signal from them (docs/security.md).
 
 import type { MemberId } from '../../src/raft/types.ts';
 
 export interface SignalingIdentity {
   /** Only members of the same cluster see each other. */
   cluster: string;
-  /** etcd's --initial-cluster-token: a member presenting another one is refused. */
-  token: string;
+  /** The admission secret (a Node member's --admission-secret): a member presenting another one is refused. */
+  secret: string;
   id: MemberId;
 }
 
@@ -45,7 +45,7 @@ export class SignalingError extends Error {
 
 /** A signal's JSON must stay small: SDP blobs are a few KiB. */
 export const signalBytesMax = 64 * 1024;
-export const clusterTokenBytesMax = 256;
+export const secretBytesMax = 256;
 export const clusterNameBytesMax = 256;
 
 export function isMemberId(v: unknown): v is MemberId {
@@ -56,8 +56,8 @@ export function isMemberId(v: unknown): v is MemberId {
 export function identityProblem(who: SignalingIdentity): string | null {
   if (!isMemberId(who.id)) return `member id ${String(who.id)} is not a positive safe integer`;
   if (typeof who.cluster !== 'string' || who.cluster.length === 0) return 'cluster name is empty';
-  if (typeof who.token !== 'string') return 'cluster token is not a string';
+  if (typeof who.secret !== 'string') return 'admission secret is not a string';
   if (new TextEncoder().encode(who.cluster).length > clusterNameBytesMax) return `cluster name is longer than ${clusterNameBytesMax} bytes`;
-  if (new TextEncoder().encode(who.token).length > clusterTokenBytesMax) return `cluster token is longer than ${clusterTokenBytesMax} bytes`;
+  if (new TextEncoder().encode(who.secret).length > secretBytesMax) return `admission secret is longer than ${secretBytesMax} bytes`;
   return null;
 }

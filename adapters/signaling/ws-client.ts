@@ -2,11 +2,13 @@
 // the `ws` package's WebSocket: this module imports no Node module). After a join is accepted
 // a dropped connection is re-established with capped backoff; data channels already up do not
 // need signaling and keep working meanwhile. A refusal ends it: join() rejects with the
-// server's reason, or onClosed reports it on a later attempt.
+// server's reason, or onClosed reports it on a later attempt. A connection turned away
+// because another one holds the member id (the server has not yet seen this member's previous
+// connection go, or someone else claims the id) is retried with the same backoff.
 
 import type { MemberId } from '../../src/raft/types.ts';
 import { SignalingError, identityProblem, isMemberId, type Signaling, type SignalingHandlers, type SignalingIdentity } from './types.ts';
-import { closeRefused, closeReplaced, parseMessage, type ClientMessage } from './ws-protocol.ts';
+import { closeInUse, closeRefused, closeReplaced, newMemberKey, parseMessage, type ClientMessage } from './ws-protocol.ts';
 import type { SignalingLog } from './broadcast-channel.ts';
 
 /** The part of the WebSocket API used here; the browser's and `ws`'s both have it. */
@@ -42,6 +44,8 @@ export class WebSocketSignaling implements Signaling {
   private retryDelayMs: number;
   private readonly log: SignalingLog;
   private readonly Socket: WebSocketConstructor;
+  /** This member's key (ws-protocol.ts), the same on every reconnection. */
+  private readonly key = newMemberKey();
 
   constructor(private readonly o: WebSocketSignalingOptions) {
     const problem = identityProblem(o);
@@ -83,7 +87,7 @@ export class WebSocketSignaling implements Signaling {
     const s = new this.Socket(this.o.url) as SocketLike;
     this.socket = s;
     this.joined = false;
-    s.onopen = () => s.send(JSON.stringify({ type: 'join', cluster: this.o.cluster, token: this.o.token, id: this.o.id } satisfies ClientMessage));
+    s.onopen = () => s.send(JSON.stringify({ type: 'join', cluster: this.o.cluster, secret: this.o.secret, id: this.o.id, key: this.key } satisfies ClientMessage));
     s.onerror = () => {}; // onclose follows with the code
     s.onmessage = (ev) => {
       const m = parseMessage(typeof ev.data === 'string' ? ev.data : null);
@@ -115,14 +119,24 @@ export class WebSocketSignaling implements Signaling {
         else this.handlers!.onClosed?.(reason);
         return;
       }
+      if (ev.code === closeInUse) {
+        this.log('warn', `websocket signaling ${this.o.id}: ${ev.reason || 'member id in use'}; retrying in ${this.retryDelayMs} ms`);
+        this.retryLater(resolve, reject);
+        return;
+      }
       if (reject) {
         this.closed = true;
         reject(new SignalingError('unreachable', `signaling server ${this.o.url} closed the connection before the join (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`));
         return;
       }
       this.log('info', `websocket signaling ${this.o.id}: connection to ${this.o.url} lost (code ${ev.code}); retrying in ${this.retryDelayMs} ms`);
-      this.retryTimer = setTimeout(() => this.connect(), this.retryDelayMs);
-      this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.o.reconnectDelayMsMax ?? 5000);
+      this.retryLater();
     };
+  }
+
+  /** Connects again after the current backoff; a first join still pending keeps waiting for the outcome. */
+  private retryLater(resolve?: () => void, reject?: (e: Error) => void): void {
+    this.retryTimer = setTimeout(() => this.connect(resolve, reject), this.retryDelayMs);
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.o.reconnectDelayMsMax ?? 5000);
   }
 }

@@ -1,26 +1,37 @@
 // The WebSocket signaling endpoint a Node member hosts (the `ws` package): tabs in other
 // browsers or profiles and other Node members join through it. It serves one cluster: a join
-// with another cluster name or token is refused with a close reason the client reports, and
-// signals are relayed only between members that joined. Mount it on an existing node:http
-// server (`attach`) or give it its own port (`listen`). The member hosting it joins in-process
-// (`local`), with no socket to itself, so it can join before its own listener is up.
+// with another cluster name or admission secret is refused with a close reason the client
+// reports (the reason never quotes a secret), a member id is held by the first connection
+// that joins with it (ws-protocol.ts), and signals are relayed only between members that
+// joined. Limits come before trust: connections are capped, a connection must join within
+// joinTimeoutMs, frames are at most signalBytesMax, and a connection that stops answering
+// pings is dropped, so a stale one does not hold its member id for long. Mount it on an
+// existing node:http server (`attach`) or give it its own port (`listen`). The member hosting
+// it joins in-process (`local`), with no socket to itself, so it can join before its own
+// listener is up.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { MemberId } from '../../src/raft/types.ts';
 import { SignalingError, identityProblem, isMemberId, signalBytesMax, type Signaling, type SignalingHandlers } from './types.ts';
-import { closeProtocol, closeRefused, closeReplaced, parseMessage, type ServerMessage } from './ws-protocol.ts';
+import { closeInUse, closeProtocol, closeRefused, closeReplaced, memberKeyPattern, newMemberKey, parseMessage, type ServerMessage } from './ws-protocol.ts';
 
 export type SignalingServerLog = (level: 'debug' | 'info' | 'warn', msg: string) => void;
 
 export interface SignalingServerOptions {
   cluster: string;
-  token: string;
+  /** The admission secret a join must present. */
+  secret: string;
   /** URL path the endpoint answers on; other upgrade requests are left alone. Default `/signaling`. */
   path?: string;
-  /** A connection that has not joined within this is closed. */
+  /** A connection that has not joined within this is closed (default 5 s). */
   joinTimeoutMs?: number;
+  /** WebSocket connections open at once, at most (default 256); more are answered 503. */
+  connectionsMax?: number;
+  /** Every this often each connection is pinged; one that did not answer the previous ping is dropped (default 15 s). */
+  pingIntervalMs?: number;
   /**
    * Whether a WebSocket upgrade may proceed, given its Origin header (undefined for non-browser
    * clients, which send none) and its Host header. Browsers let any page open a WebSocket to
@@ -28,14 +39,21 @@ export interface SignalingServerOptions {
    * Default: every origin.
    */
   allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
+  /** Whether a WebSocket upgrade naming this Host may proceed (the member's --host-whitelist); refused with 421. Default: any. */
+  allowHost?: (host: string | undefined) => boolean;
   log?: SignalingServerLog;
 }
 
 /** A joined member as the relay sees it: a WebSocket, or the in-process member. */
 interface Attendee {
+  /** The member's key (ws-protocol.ts): a join with the same id and key replaces this attendee. */
+  key: string;
   deliver(m: ServerMessage): void;
   close(code: number, reason: string): void;
 }
+
+/** Default of SignalingServerOptions.connectionsMax: the member table holds at most 128 members. */
+export const signalingConnectionsMaxDefault = 256;
 
 export class SignalingServer {
   private readonly wss: WebSocketServer;
@@ -44,24 +62,43 @@ export class SignalingServer {
   readonly path: string;
   private ownServer: http.Server | null = null;
   private detach: (() => void) | null = null;
+  private readonly secretDigest: Buffer;
+  private readonly connectionsMax: number;
+  private readonly pingTimer: ReturnType<typeof setInterval>;
+  /** Connections that answered the last ping (or sent anything since). */
+  private readonly alive = new WeakSet<WebSocket>();
 
   constructor(private readonly o: SignalingServerOptions) {
-    const problem = identityProblem({ cluster: o.cluster, token: o.token, id: 1 });
+    const problem = identityProblem({ cluster: o.cluster, secret: o.secret, id: 1 });
     if (problem) throw new Error(`signaling server: ${problem}`);
     this.path = o.path ?? '/signaling';
     this.log = o.log ?? (() => {});
+    this.secretDigest = digest(o.secret);
+    this.connectionsMax = o.connectionsMax ?? signalingConnectionsMaxDefault;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: signalBytesMax });
     this.wss.on('connection', (ws: WebSocket) => this.onConnection(ws));
+    this.pingTimer = setInterval(() => this.pingAll(), o.pingIntervalMs ?? 15_000);
+    this.pingTimer.unref();
   }
 
   /** Answers WebSocket upgrades to `path` on `server` (the member's HTTP listener, say). */
   attach(server: http.Server): void {
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== this.path) return;
+      if (this.o.allowHost && !this.o.allowHost(req.headers.host)) {
+        this.log('warn', `signaling server: refused a WebSocket naming host ${JSON.stringify(req.headers.host ?? '')}, not whitelisted`);
+        socket.end('HTTP/1.1 421 Misdirected Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nsignaling: host not whitelisted\n');
+        return;
+      }
       const origin = req.headers.origin;
       if (this.o.allowOrigin && !this.o.allowOrigin(origin, req.headers.host)) {
         this.log('warn', `signaling server: refused a WebSocket from origin ${origin}`);
         socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nsignaling: origin not allowed\n');
+        return;
+      }
+      if (this.wss.clients.size >= this.connectionsMax) {
+        this.log('warn', `signaling server: refused a WebSocket: ${this.wss.clients.size} connections open, the limit`);
+        socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 5\r\nconnection: close\r\n\r\nsignaling: too many connections\n');
         return;
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
@@ -89,6 +126,7 @@ export class SignalingServer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.pingTimer);
     this.detach?.();
     for (const ws of this.wss.clients) ws.terminate();
     this.members.clear();
@@ -109,11 +147,15 @@ export class SignalingServer {
     return new LocalSignaling(this, id);
   }
 
-  /** Adds `attendee` as member `id` (replacing an earlier connection of it); returns the members already there. */
-  addMember(id: MemberId, attendee: Attendee): MemberId[] {
+  /**
+   * Adds `attendee` as member `id` and returns the members already there, or null when another
+   * attendee with another key holds `id`. An earlier connection with the same key is replaced.
+   */
+  addMember(id: MemberId, attendee: Attendee): MemberId[] | null {
     const previous = this.members.get(id);
+    if (previous && previous.key !== attendee.key) return null;
     if (previous) {
-      this.log('warn', `signaling server: member ${id} joined again; closing its previous connection`);
+      this.log('info', `signaling server: member ${id} joined again; closing its previous connection`);
       previous.close(closeReplaced, `replaced by a newer connection for member ${id}`);
     }
     const others = [...this.members.keys()].filter((o) => o !== id);
@@ -138,7 +180,9 @@ export class SignalingServer {
 
   private onConnection(ws: WebSocket): void {
     let id: MemberId = 0;
-    const attendee: Attendee = { deliver: (m) => ws.send(JSON.stringify(m)), close: (code, reason) => ws.close(code, reason) };
+    const attendee: Attendee = { key: '', deliver: (m) => ws.send(JSON.stringify(m)), close: (code, reason) => ws.close(code, reason) };
+    this.alive.add(ws);
+    ws.on('pong', () => this.alive.add(ws));
     /** Set once the join is refused: nothing more from this connection is looked at. */
     let refused = false;
     const timer = setTimeout(() => ws.close(closeProtocol, 'no join in time'), this.o.joinTimeoutMs ?? 5000);
@@ -149,6 +193,7 @@ export class SignalingServer {
     });
     ws.on('message', (raw, isBinary) => {
       if (refused) return;
+      this.alive.add(ws);
       const m = isBinary ? null : parseMessage(raw.toString());
       if (!m) return ws.close(closeProtocol, 'not a JSON signaling message');
       if (id === 0) {
@@ -170,19 +215,44 @@ export class SignalingServer {
       return 0;
     };
     if (m.type !== 'join') return refuse(`first message is ${m.type}, not join`);
-    const who = { cluster: m.cluster as string, token: m.token as string, id: m.id as MemberId };
+    const who = { cluster: m.cluster as string, secret: m.secret as string, id: m.id as MemberId };
     const problem = identityProblem(who);
     if (problem) return refuse(problem);
+    if (typeof m.key !== 'string' || !memberKeyPattern.test(m.key)) return refuse('member key is not 16 to 64 base64url characters');
     if (who.cluster !== this.o.cluster) return refuse(`cluster "${who.cluster}" is not served here`);
-    if (who.token !== this.o.token) return refuse('cluster token mismatch');
+    if (!timingSafeEqual(digest(who.secret), this.secretDigest)) return refuse('admission secret mismatch');
+    attendee.key = m.key;
     const others = this.addMember(who.id, attendee);
+    if (others === null) {
+      this.log('warn', `signaling server: turned away a join as member ${who.id}: another connection holds that id`);
+      ws.close(closeInUse, `member id ${who.id} is held by another connection`);
+      return 0;
+    }
     attendee.deliver({ type: 'joined', members: others });
     return who.id;
+  }
+
+  /** Drops connections that did not answer the previous ping, and pings the rest. */
+  private pingAll(): void {
+    for (const ws of this.wss.clients) {
+      if (!this.alive.has(ws)) {
+        this.log('info', 'signaling server: dropped a connection that stopped answering pings');
+        ws.terminate();
+        continue;
+      }
+      this.alive.delete(ws);
+      ws.ping();
+    }
   }
 
   private broadcast(except: MemberId, m: ServerMessage): void {
     for (const [id, attendee] of this.members) if (id !== except) attendee.deliver(m);
   }
+}
+
+/** SHA-256 of a secret: compared in constant time whatever the lengths. */
+function digest(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest();
 }
 
 /** The hosting member's own Signaling: joins the server's relay directly. */
@@ -201,6 +271,8 @@ class LocalSignaling implements Signaling {
     if (this.attendee) throw new Error(`local signaling ${this.id}: join() called twice`);
     if (this.closed) throw new SignalingError('closed', `local signaling ${this.id}: closed`);
     this.attendee = {
+      // Nobody else can present this key: the host's id is never taken over.
+      key: newMemberKey(),
       deliver: (m) => {
         if (m.type === 'presence') handlers.onPresence(m.id, m.present);
         else if (m.type === 'signal') handlers.onSignal(m.from, m.data);
@@ -210,7 +282,12 @@ class LocalSignaling implements Signaling {
         handlers.onClosed?.(reason);
       },
     };
-    for (const other of this.server.addMember(this.id, this.attendee)) handlers.onPresence(other, true);
+    const others = this.server.addMember(this.id, this.attendee);
+    if (others === null) {
+      this.closed = true;
+      throw new SignalingError('refused', `local signaling ${this.id}: another connection holds member id ${this.id}`);
+    }
+    for (const other of others) handlers.onPresence(other, true);
   }
 
   send(to: MemberId, data: unknown): void {

@@ -5,6 +5,7 @@ import type { Client } from '../../src/client/index.ts';
 import type { ClusterView, DemoCluster, MemberView } from './cluster.ts';
 import { InPageCluster, inPageDefaults, inPageMembersMax } from './in-page-cluster.ts';
 import { TabCluster } from './tab-cluster.ts';
+import { fetchAdmission } from '../../adapters/browser/admission.ts';
 import { mountApp } from './ui/app.ts';
 
 /** What `window.meshkv` holds. */
@@ -26,10 +27,8 @@ declare global {
   }
 }
 
-/** The token `npm start` (and `meshkv` with no flags) gives its cluster: --initial-cluster-token's default. */
-const defaultClusterToken = 'meshkv-cluster';
-/** Where a Node member serves signaling on its client port (adapters/node/config.ts signalingPath). */
-const signalingPath = '/meshkv/signal';
+/** The cluster name of tabs that form a cluster among themselves (?signaling=broadcast). */
+const defaultBroadcastCluster = 'meshkv-cluster';
 
 /**
  * Whether a meshkv Node member served this page: its JSON gateway answers GET /health on the
@@ -63,9 +62,14 @@ async function startCluster(params: URLSearchParams): Promise<DemoCluster> {
     return InPageCluster.start({ size, flightMs });
   }
   if (!node && signalingParam !== 'broadcast') throw new Error('?mode=tab: no meshkv member served this page; add &signaling=broadcast for a cluster of this browser’s tabs');
-  const token = params.get('token') ?? defaultClusterToken;
-  const signaling = node ? `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${signalingPath}` : 'broadcast';
-  return TabCluster.start({ cluster: token, token, signaling, ...(node ? { servingMember: location.origin } : {}) });
+  if (node) {
+    // The serving member gives its own pages what they need to join its signaling.
+    const admission = await fetchAdmission(location.origin);
+    return TabCluster.start({ ...admission, servingMember: location.origin });
+  }
+  // Tabs of one browser on their own: same-origin pages, which share storage anyway, need no secret of their own.
+  const cluster = params.get('cluster') ?? defaultBroadcastCluster;
+  return TabCluster.start({ cluster, secret: cluster, signaling: 'broadcast' });
 }
 
 /** Longest flight time allowed: a round trip must stay well inside the shortest election timeout. */

@@ -33,9 +33,10 @@ import {
 } from './telemetry.ts';
 
 export interface TabClusterOptions {
-  /** The cluster's name and token (a Node member's signaling serves the cluster named by its token). */
+  /** The cluster's name (a Node member's signaling serves the cluster named by its --initial-cluster-token). */
   cluster: string;
-  token: string;
+  /** The admission secret signaling checks (a Node member's: from its /meshkv/admission). */
+  secret: string;
   /** 'broadcast' (tabs of this browser only) or the ws:// URL of a Node member's signaling endpoint. */
   signaling: 'broadcast' | string;
   /**
@@ -282,7 +283,7 @@ export class TabCluster implements DemoCluster {
   private async open(): Promise<void> {
     const options: BrowserMemberOptions = {
       cluster: this.opts.cluster,
-      token: this.opts.token,
+      secret: this.opts.secret,
       signaling: this.opts.signaling,
       wrap: {
         clock: (c) => pausableClock(c, () => this.paused),

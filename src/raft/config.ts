@@ -46,6 +46,9 @@ export interface RaftConfig {
   logger?: Logger;
 }
 
+/** Default of RaftConfig.messageBytesMax; peer transports size their frames from it. */
+export const defaultMessageBytesMax = 1024 * 1024;
+
 export interface ResolvedRaftConfig extends Required<RaftConfig> {}
 
 export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
@@ -54,7 +57,7 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
     checkQuorum: true,
     readOnlyOption: ReadOnlyOption.Safe,
     leaseDriftTicks: 1,
-    messageBytesMax: 1024 * 1024,
+    messageBytesMax: defaultMessageBytesMax,
     inflightMessagesMax: 256,
     inflightBytesMax: 0,
     uncommittedBytesMax: 0,

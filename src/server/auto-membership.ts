@@ -13,6 +13,9 @@
 //                                                 has to carry it out.
 //
 // One change at a time: Raft refuses a new configuration change while one is in flight.
+// Join requests waiting to be carried out are bounded (joinsPendingMax) and forgotten when
+// their joiner stops repeating them, so a flood of joiners cannot grow the member table
+// faster than one change at a time, nor crowd out later joiners for good.
 
 import { StateRole, type MemberId } from '../raft/types.ts';
 import type { Clock } from '../seams.ts';
@@ -46,15 +49,24 @@ export interface AutoMembershipOptions {
    * leaves the cluster's setting alone.
    */
   tabsMayOutvote?: boolean;
+  /** Join requests waiting at once, at most (default joinsPendingMaxDefault); more are dropped until some are done or forgotten. */
+  joinsPendingMax?: number;
   log?: (level: 'info' | 'warn', msg: string) => void;
 }
+
+/** Default of AutoMembershipOptions.joinsPendingMax. */
+export const joinsPendingMaxDefault = 8;
 
 export class AutoMembership {
   /** Members that asked to be promoted, with the time of their latest request. */
   private readonly promotions = new Map<MemberId, number>();
   /** Members that asked to leave, with the time of their request. */
   private readonly leaves = new Map<MemberId, number>();
-  private readonly joins = new Map<MemberId, JoinRequest>();
+  /** Join requests not yet carried out, with the time of their latest repetition. */
+  private readonly joins = new Map<MemberId, { req: JoinRequest; at: number }>();
+  /** Join requests dropped because joins was full, since the last log line. */
+  private joinsDropped = 0;
+  private readonly joinsPendingMax: number;
   private busy = false;
   private readonly stopTimer: () => void;
   private stopped = false;
@@ -74,15 +86,25 @@ export class AutoMembership {
     this.leaveMemoryMs = opts.leaveMemoryMs ?? 60_000;
     this.tabGraceMs = opts.tabGraceMs ?? tabGraceMsDefault;
     this.wantedTabsMayOutvote = opts.tabsMayOutvote ?? null;
+    this.joinsPendingMax = opts.joinsPendingMax ?? joinsPendingMaxDefault;
+    if (!Number.isSafeInteger(this.joinsPendingMax) || this.joinsPendingMax < 1) throw new Error(`auto membership: joinsPendingMax ${this.joinsPendingMax} is not a positive integer`);
     this.stopTimer = opts.clock.every(opts.checkIntervalMs ?? 250, () => this.act());
   }
 
   /** A member asks to join (or, already a learner, to be promoted). Cheap to repeat. */
   join(req: JoinRequest): void {
     if (this.stopped || req.id === 0) return;
+    if (!this.joins.has(req.id) && !this.kv.members.get(req.id) && this.joins.size >= this.joinsPendingMax) {
+      if (this.joinsDropped++ === 0) this.opts.log?.('warn', `automatic membership: ${this.joins.size} joins pending, the limit; dropping join requests until some are done`);
+      return;
+    }
+    if (this.joinsDropped > 0 && this.joins.size < this.joinsPendingMax) {
+      this.opts.log?.('info', `automatic membership: taking join requests again after dropping ${this.joinsDropped}`);
+      this.joinsDropped = 0;
+    }
     // A member that asks in again has changed its mind about leaving (a reopened tab).
     this.leaves.delete(req.id);
-    this.joins.set(req.id, req);
+    this.joins.set(req.id, { req, at: this.opts.clock.now() });
     if (req.wantsVote) this.promotions.set(req.id, this.opts.clock.now());
     else this.promotions.delete(req.id);
     this.act();
@@ -136,6 +158,7 @@ export class AutoMembership {
     for (const [id, at] of this.leaves) if (now - at > this.leaveMemoryMs) this.leaves.delete(id);
     // A joiner repeats its request while it wants in; one that stopped asking went away.
     for (const [id, at] of this.promotions) if (now - at > this.leaveMemoryMs) this.promotions.delete(id);
+    for (const [id, j] of this.joins) if (now - j.at > this.leaveMemoryMs) this.joins.delete(id);
   }
 
   /** Proposes the policy this member was started with, if the cluster's differs (once a leader is known). */
@@ -200,7 +223,7 @@ export class AutoMembership {
         this.opts.log?.('info', `demoted tab member ${demote.toString(16)} to learner: Node members vote in this cluster and tabs may not outvote them`);
       };
     }
-    for (const [id, req] of this.joins) {
+    for (const [id, { req }] of this.joins) {
       if (table.get(id)) {
         this.joins.delete(id);
         continue;

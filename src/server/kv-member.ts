@@ -50,6 +50,12 @@ export const leaseRevokesPerTickMax = 100;
 export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   mvcc?: StateMachineOptions;
   /**
+   * Largest request this member proposes (etcd's --max-request-bytes), checked before the
+   * proposal; default and ceiling the state machine's own limit, which every member applies
+   * alike (a larger one here would only have the request refused at apply).
+   */
+  requestBytesMax?: number;
+  /**
    * The member table before any snapshot carried one: the initial members, as configured on
    * every member alike (etcd's --initial-cluster). Default: no names or URLs known.
    */
@@ -310,6 +316,19 @@ export class KvMember {
     return this.mvcc.leaseLeases();
   }
 
+  /**
+   * Whether a Raft message from `peer` should reach this member (transports ask, after they
+   * authenticated the peer): a member of its table or of its configuration, or anyone while
+   * this member has no configuration yet. A member joining an existing cluster may not know the
+   * current leader until that leader's first append or snapshot gives it a configuration.
+   */
+  hearsFrom(peer: MemberId): boolean {
+    if (this.members.get(peer) !== undefined) return true;
+    const cs = this.member.status().confState;
+    const configured = [cs.voters, cs.learners, cs.votersOutgoing, cs.learnersNext];
+    return configured.every((ids) => ids.length === 0) || configured.some((ids) => ids.includes(peer));
+  }
+
   // ---- maintenance ----
 
   hashKV(revision = 0): HashKVResponse {
@@ -317,7 +336,8 @@ export class KvMember {
   }
 
   private validate(req: ApplyRequest): void {
-    const err = validateRequest(req);
+    const limits = this.mvcc.limits;
+    const err = validateRequest(req, this.opts.requestBytesMax === undefined ? limits : { ...limits, requestBytesMax: Math.min(limits.requestBytesMax, this.opts.requestBytesMax) });
     if (err) throw err;
   }
 

@@ -7,12 +7,12 @@ import { openBrowserMember, type BrowserMemberOptions, type BrowserMemberStatus 
 import { knownMemberIds } from '../../adapters/browser/identity.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const base = { cluster: `open-member-${Math.random().toString(36).slice(2)}`, token: 't' };
+const base = { cluster: `open-member-${Math.random().toString(36).slice(2)}`, secret: 't' };
 
 describe('openBrowserMember', () => {
   it.each<[string, unknown, RegExp]>([
     ['an empty cluster name', { ...base, cluster: '' }, /cluster must be a non-empty string/],
-    ['a token that is not a string', { ...base, token: 7 }, /token must be a string/],
+    ['a secret that is not a string', { ...base, secret: 7 }, /secret must be a string/],
     ['a signaling value that is neither broadcast nor a WebSocket URL', { ...base, signaling: 'http://x' }, /signaling must be 'broadcast' or a ws:\/\/ or wss:\/\/ URL/],
     ['an unknown timing', { ...base, timings: { tickMS: 10 } }, /unknown timing tickMS/],
     ['a timing that is not a positive integer', { ...base, timings: { tickMs: 0 } }, /timing tickMs is 0, not a positive integer/],

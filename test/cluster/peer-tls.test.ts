@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
 import { spawnCollecting } from '../helpers/processes.ts';
-import { eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
+import { eventually, Processes, ready, testAdmissionSecret, type MemberSpec, type Proc } from './processes.ts';
 
 const openssl = '/usr/bin/openssl';
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
@@ -90,7 +90,7 @@ describe('peer TLS', () => {
   }, 30_000);
 
   it('refuses unreadable files, a key that does not match the certificate, and plain peer URLs with TLS on', async () => {
-    const base = async (extra: string[]) => ['--data-dir', join(procs.root, 'bad.data'), '--listen-client-urls', `http://127.0.0.1:${(await procs.spec('b')).clientPort}`, ...extra];
+    const base = async (extra: string[]) => ['--data-dir', join(procs.root, 'bad.data'), '--listen-client-urls', `http://127.0.0.1:${(await procs.spec('b')).clientPort}`, '--admission-secret', testAdmissionSecret, ...extra];
     // Two members, so that the member listens for peers and reads the TLS files.
     const cluster = ['--initial-cluster', `default=https://127.0.0.1:${(await procs.spec('c')).peerPort},other=https://127.0.0.1:1`];
     const missing = await runToExit(await base([...cluster, '--peer-cert-file', file('peer.crt'), '--peer-key-file', file('peer.key'), '--peer-trusted-ca-file', '/nonexistent/ca.crt']));

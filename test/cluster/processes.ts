@@ -9,6 +9,8 @@ import { waitFor } from '../helpers/wait.ts';
 import { freePort, spawnCollecting } from '../helpers/processes.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
+/** The admission secret every member started here shares (unless a test gives its own). */
+export const testAdmissionSecret = 'test-cluster-admission-secret';
 
 
 export interface MemberSpec {
@@ -46,6 +48,7 @@ export class Processes {
       '--initial-advertise-peer-urls', `${peerScheme}://127.0.0.1:${spec.peerPort}`,
       '--initial-cluster', initialCluster.map((m) => `${m.name}=${peerScheme}://127.0.0.1:${m.peerPort}`).join(','),
       '--initial-cluster-token', 'test-cluster',
+      ...(extra.some((f) => f.startsWith('--admission-secret')) ? [] : ['--admission-secret', testAdmissionSecret]),
       ...extra,
     ];
     const { child, logs, exited } = spawnCollecting(process.execPath, args);

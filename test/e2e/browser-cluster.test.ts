@@ -25,7 +25,7 @@ test.afterAll(async () => {
   await server?.close();
 });
 
-const options = (cluster: string, timings: MemberOptions['timings'] = {}): MemberOptions => ({ cluster, token: `${cluster}-token`, timings });
+const options = (cluster: string, timings: MemberOptions['timings'] = {}): MemberOptions => ({ cluster, secret: `${cluster}-secret`, timings });
 
 test('3 tabs elect a leader, replicate writes, and each reads them linearizably', async () => {
   const context = await browser.newContext();
@@ -206,7 +206,7 @@ test('the whole browser restarted on a persistent profile: the tabs come back as
 });
 
 test('tabs of two browser profiles form one cluster through WebSocket signaling; a tab that wants no vote stays a learner', async () => {
-  const signaling = new SignalingServer({ cluster: 'ws', token: 'ws-token' });
+  const signaling = new SignalingServer({ cluster: 'ws', secret: 'ws-secret' });
   const wsUrl = await signaling.listen(0);
   const [first, second] = [await browser.newContext(), await browser.newContext()];
   try {

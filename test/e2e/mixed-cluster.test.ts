@@ -9,7 +9,7 @@
 import { expect, test, type Browser, type BrowserContext } from '@playwright/test';
 import { checkLinearizable } from '../check/index.ts';
 import { openTab, status, type Tab } from './cluster-harness.ts';
-import { clusterToken, nodeEndpoint, Recorder, restartNode, startNodes, tabEndpoint, type Endpoint, type NodeCluster } from './mixed-harness.ts';
+import { admissionSecret, clusterToken, nodeEndpoint, Recorder, restartNode, startNodes, tabEndpoint, type Endpoint, type NodeCluster } from './mixed-harness.ts';
 import { launchBrowser, servePages, type PageServer } from './serve.ts';
 
 let server: PageServer;
@@ -46,7 +46,7 @@ async function openMixedTab(signalingUrl: string, client: number): Promise<Tab> 
   // A write forwarded to a leader that then dies is answered only by the request timeout: keep it
   // short, so that the tab's clients get on with the new leader within the test's time.
   const timings = { requestTimeoutMs: 2000 };
-  return openTab(context, pageUrl, { cluster: clusterToken, token: clusterToken, signaling: signalingUrl, timings }, client);
+  return openTab(context, pageUrl, { cluster: clusterToken, secret: admissionSecret, signaling: signalingUrl, timings }, client);
 }
 
 /** Waits until every tab is a voter and the voters are exactly `ids`, with one leader agreed on. */

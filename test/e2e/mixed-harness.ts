@@ -7,11 +7,13 @@ import { connectGrpc } from '../../adapters/etcd-api/grpc-connection.ts';
 import { memberIdOf, signalingPath } from '../../adapters/node/config.ts';
 import type { Client } from '../../src/client/client.ts';
 import type { HistoryOp, OpInput, OpOutput } from '../check/history.ts';
-import { Processes, ready, type MemberSpec, type Proc } from '../cluster/processes.ts';
+import { Processes, ready, testAdmissionSecret, type MemberSpec, type Proc } from '../cluster/processes.ts';
 import type { Tab } from './cluster-harness.ts';
 
 /** The token Processes starts members with; tabs use it as their cluster name too (a Node member's signaling serves the cluster named by its token). */
 export const clusterToken = 'test-cluster';
+/** The admission secret Processes starts members with: tabs from the test pages' origin present it. */
+export const admissionSecret = testAdmissionSecret;
 
 export interface NodeCluster {
   procs: Processes;

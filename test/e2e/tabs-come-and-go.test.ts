@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { expect, test, type Browser, type BrowserContext } from '@playwright/test';
 import { signalingPath } from '../../adapters/node/config.ts';
 import { checkLinearizable } from '../check/index.ts';
-import { Processes, ready, type Proc } from '../cluster/processes.ts';
+import { Processes, ready, testAdmissionSecret, type Proc } from '../cluster/processes.ts';
 import { etcdctl } from '../etcd-api/harness.ts';
 import { freePort, spawnCollecting } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -43,7 +43,7 @@ test.afterEach(async () => {
 
 /** A member as `npm start` runs one (no --initial-cluster, no peer listener), on `dataDir`. */
 function startSolo(procs: Processes, dataDir: string, clientPort: number, extra: string[] = []): Proc {
-  const args = [bin, '--data-dir', dataDir, '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--browser-origins', new URL(pageUrl).origin, ...extra];
+  const args = [bin, '--data-dir', dataDir, '--listen-client-urls', `http://127.0.0.1:${clientPort}`, '--browser-origins', new URL(pageUrl).origin, '--admission-secret', testAdmissionSecret, ...extra];
   const { child, logs, exited } = spawnCollecting(process.execPath, args);
   const p: Proc = { spec: { name: 'solo', clientPort, peerPort: 0, dataDir }, child, logs, exited, endpoint: `127.0.0.1:${clientPort}` };
   cleanups.push(() => procs.kill9(p));
@@ -52,7 +52,7 @@ function startSolo(procs: Processes, dataDir: string, clientPort: number, extra:
 
 function tabOptions(clientPort: number, token = defaultToken): MemberOptions {
   // Short request timeouts: a tab's write forwarded to a member that died is answered by them.
-  return { cluster: token, token, signaling: `ws://127.0.0.1:${clientPort}${signalingPath}`, timings: { requestTimeoutMs: 2000 } };
+  return { cluster: token, secret: testAdmissionSecret, signaling: `ws://127.0.0.1:${clientPort}${signalingPath}`, timings: { requestTimeoutMs: 2000 } };
 }
 
 /** The main Chromium process this test process launched (its descendants with no --type=). */

@@ -109,6 +109,7 @@ describe('meshkv CLI', () => {
       const r = meshkv([
         '--name', 'a', '--data-dir', join(tempDir(), 'data'), '--listen-client-urls', `http://127.0.0.1:${await freePort()}`,
         '--initial-cluster', `a=http://127.0.0.1:${port},b=http://127.0.0.1:${await freePort()}`,
+        '--admission-secret', 'cli-test-admission-secret',
       ]);
       expect(await r.exited).toBe(1);
       expect(JSON.parse(r.logs.find((l) => l.includes('"error"'))!).msg).toBe(`peer listener: listen 127.0.0.1:${port}: address in use`);

@@ -19,6 +19,7 @@ import {
   snapshotBytesMax,
 } from '../../adapters/transport/tcp/frame.ts';
 import { TcpTransport } from '../../adapters/transport/tcp/index.ts';
+import { helloProof } from '../../adapters/transport/tcp/admission.ts';
 import { MessageDecodeError, decodeMessage, encodeMessage } from '../../src/codec/message.ts';
 import { EntryType, MessageType, isLocalMessage, newMessage, type Message } from '../../src/raft/types.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -29,6 +30,7 @@ const selfId = 2;
 const fuzzPeerId = 1;
 const goodPeerId = 3;
 const clusterToken = 'fuzz-cluster';
+const admissionSecret = 'fuzz-admission-secret';
 
 const networkTypes = Object.values(MessageType).filter((v): v is MessageType => typeof v === 'number' && !isLocalMessage(v));
 
@@ -136,9 +138,9 @@ describe('fuzz: a live TCP transport', () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
-    server = await TcpTransport.listen({ id: selfId, clusterToken, port: 0, log: (level, msg) => logs.push(`${level}: ${msg}`) });
+    server = await TcpTransport.listen({ id: selfId, clusterToken, admissionSecret, port: 0, log: (level, msg) => logs.push(`${level}: ${msg}`) });
     server.start((m) => inbox.push(m));
-    goodPeer = await TcpTransport.listen({ id: goodPeerId, clusterToken, port: 0, log: () => {} });
+    goodPeer = await TcpTransport.listen({ id: goodPeerId, clusterToken, admissionSecret, port: 0, log: () => {} });
     goodPeer.start(() => {});
     goodPeer.addPeer(selfId, server.addressString);
   });
@@ -148,7 +150,8 @@ describe('fuzz: a live TCP transport', () => {
     await server?.close();
   });
 
-  const helloFrame = encodeFrame(FrameType.Hello, encodeHello({ version: protocolVersion, clusterToken, from: fuzzPeerId, to: selfId }));
+  const claims = { version: protocolVersion, clusterToken, from: fuzzPeerId, to: selfId };
+  const helloFrame = encodeFrame(FrameType.Hello, encodeHello({ ...claims, proof: helloProof(admissionSecret, claims) }));
 
   /** The frames a peer sends for a message: one Message frame, or a snapshot head and its chunks. */
   function framesOf(m: Message, chunkBytes: number): Uint8Array[] {

@@ -1,7 +1,7 @@
 // A Node member with browser peers on (the default): it hosts WebSocket signaling on its
 // client port, and a member reached over WebRTC — here a Node process's KvMember with
 // node-datachannel, standing in for a tab — joins it through the control channel, is promoted
-// to voter and serves the data. A wrong cluster token and a foreign page's origin are refused.
+// to voter and serves the data. A wrong admission secret and a foreign page's origin are refused.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +25,7 @@ import { freePort } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const token = 'mixed-test-token';
+const secret = 'mixed-test-admission-secret';
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -37,7 +38,7 @@ async function startNode(extraFlags: string[] = []): Promise<{ node: NodeMember;
   const dir = await mkdtemp(join(tmpdir(), 'meshkv-mixed-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const port = await freePort();
-  const parsed = parseConfig(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${port}`, '--initial-cluster-token', token, ...extraFlags], {});
+  const parsed = parseConfig(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${port}`, '--initial-cluster-token', token, '--admission-secret', secret, ...extraFlags], {});
   if (parsed.kind !== 'start') throw new Error('expected a start config');
   const node = await startNodeMember(parsed.config, { log: () => {} });
   cleanups.push(() => node.stop());
@@ -47,7 +48,7 @@ async function startNode(extraFlags: string[] = []): Promise<{ node: NodeMember;
 
 /** A member reached over WebRTC that joins through the control channel, as a tab does. */
 async function startWebRtcJoiner(url: string, id: number, nodeId: number): Promise<KvMember> {
-  const channel = new ControlChannel(new WebSocketSignaling({ url, cluster: token, token, id, WebSocket }));
+  const channel = new ControlChannel(new WebSocketSignaling({ url, cluster: token, secret, id, WebSocket }));
   const transport = await WebRtcTransport.open({ id, signaling: channel.transportSignaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' } });
   transport.addPeer(nodeId, '');
   const kv = await startKvMember(new MemoryHub(), id, [], { transport, tickMs: 10, electionTicks: 20 });
@@ -101,12 +102,12 @@ describe('a Node member with browser peers', () => {
     expect(dec(after.kvs[0].value)).toBe('two voters');
   }, 60_000);
 
-  it('refuses a member presenting the wrong cluster token', async () => {
+  it('refuses a member presenting the wrong admission secret', async () => {
     const { url } = await startNode();
-    const signaling = new WebSocketSignaling({ url, cluster: token, token: 'wrong-token', id: 99, WebSocket });
+    const signaling = new WebSocketSignaling({ url, cluster: token, secret: 'wrong-secret', id: 99, WebSocket });
     const err = await signaling.join({ onSignal() {}, onPresence() {} }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SignalingError);
-    expect((err as Error).message).toBe(`signaling server ${url} refused member 99: cluster token mismatch`);
+    expect((err as Error).message).toBe(`signaling server ${url} refused member 99: admission secret mismatch`);
   });
 
   it('refuses a page of another origin, and lets the pages it serves in and those listed', async () => {
@@ -122,13 +123,13 @@ describe('a Node member with browser peers', () => {
     const [cert, key] = [join(dir, 'member.crt'), join(dir, 'member.key')];
     execFileSync('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
     const port = await freePort();
-    const parsed = parseConfig(['--data-dir', join(dir, 'data'), '--listen-client-urls', `https://127.0.0.1:${port}`, '--cert-file', cert, '--key-file', key, '--initial-cluster-token', token], {});
+    const parsed = parseConfig(['--data-dir', join(dir, 'data'), '--listen-client-urls', `https://127.0.0.1:${port}`, '--cert-file', cert, '--key-file', key, '--initial-cluster-token', token, '--admission-secret', secret], {});
     if (parsed.kind !== 'start') throw new Error('expected a start config');
     const node = await startNodeMember(parsed.config, { log: () => {} });
     cleanups.push(() => node.stop());
     const reply = await new Promise<unknown>((resolve, reject) => {
       const ws = new WebSocket(`wss://127.0.0.1:${port}${signalingPath}`, { ca: readFileSync(cert), origin: `https://127.0.0.1:${port}` });
-      ws.on('open', () => ws.send(JSON.stringify({ type: 'join', cluster: token, token, id: 7 })));
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'join', cluster: token, secret, id: 7, key: 'tls-test-member-key' })));
       ws.on('message', (data) => {
         ws.close();
         resolve(JSON.parse(data.toString()));
@@ -146,14 +147,14 @@ describe('a Node member with browser peers', () => {
   it('starts while the signaling endpoint it is told to join is down, and joins it once it is up', async () => {
     const port = await freePort();
     const { node } = await startNode(['--signaling-url', `ws://127.0.0.1:${port}${signalingPath}`]);
-    const server = new SignalingServer({ cluster: token, token, path: signalingPath });
+    const server = new SignalingServer({ cluster: token, secret, path: signalingPath });
     cleanups.push(() => server.close());
     await server.listen(port);
     await waitFor('the member to join the endpoint', () => server.memberIds.includes(node.id), 15_000);
   });
 
-  it('refuses to start when the signaling endpoint it is told to join refuses its token', async () => {
-    const server = new SignalingServer({ cluster: 'another-token', token: 'another-token', path: signalingPath });
+  it('refuses to start when the signaling endpoint it is told to join serves another cluster', async () => {
+    const server = new SignalingServer({ cluster: 'another-token', secret, path: signalingPath });
     cleanups.push(() => server.close());
     const url = await server.listen(0);
     const err = await startNode(['--signaling-url', url]).catch((e: unknown) => e);

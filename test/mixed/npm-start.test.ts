@@ -1,6 +1,7 @@
 // `npm start`: the demo is built when missing, served on the member's client port with the
 // etcd gateway and the signaling endpoint, and the URL to open is printed.
 
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +43,16 @@ describe('npm start', () => {
     const health = await fetch(`${url}health`);
     expect(await health.json()).toMatchObject({ health: 'true' });
 
-    // A page of this origin may join signaling with the default cluster token.
+    // A page of this origin learns the admission secret the member generated (same-origin
+    // requests only, as a browser marks them) and joins signaling with it.
+    const admission = await fetch(`${url}meshkv/admission`, { headers: { 'sec-fetch-site': 'same-origin' } });
+    const { cluster, secret } = (await admission.json()) as { cluster: string; secret: string };
+    expect(cluster).toBe('meshkv-cluster');
+    expect(secret).toBe(readFileSync(join(dataDir, 'admission-secret'), 'utf8').trim());
+    expect((await fetch(`${url}meshkv/admission`, { headers: { 'sec-fetch-site': 'cross-site', origin: 'http://evil.example' } })).status).toBe(403);
     const joined = await new Promise<unknown>((resolve, reject) => {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/meshkv/signal`, { origin: `http://127.0.0.1:${port}` });
-      ws.on('open', () => ws.send(JSON.stringify({ type: 'join', cluster: 'meshkv-cluster', token: 'meshkv-cluster', id: 42 })));
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'join', cluster, secret, id: 42, key: 'npm-start-member-key' })));
       ws.on('message', (data) => {
         ws.close();
         resolve(JSON.parse(data.toString()));

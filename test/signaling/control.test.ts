@@ -16,7 +16,7 @@ import { startKvMember } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const cluster = 'control-test';
-const token = 'control-token';
+const secret = 'control-secret';
 const cleanups: (() => Promise<void> | void)[] = [];
 
 afterEach(async () => {
@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 async function server(): Promise<string> {
-  const s = new SignalingServer({ cluster, token });
+  const s = new SignalingServer({ cluster, secret });
   const url = await s.listen(0);
   cleanups.push(() => s.close());
   return url;
@@ -38,7 +38,7 @@ interface Joined {
 }
 
 async function join(url: string, id: MemberId): Promise<Joined> {
-  const channel = new ControlChannel(new WebSocketSignaling({ url, cluster, token, id, WebSocket }));
+  const channel = new ControlChannel(new WebSocketSignaling({ url, cluster, secret, id, WebSocket }));
   const transportSignals: [MemberId, unknown][] = [];
   const control: [MemberId, ControlMessage][] = [];
   channel.onControl((from, msg) => control.push([from, msg]));

@@ -33,13 +33,13 @@ describe('websocket signaling', () => {
   });
 
   async function serve(joinTimeoutMs?: number): Promise<string> {
-    const server = new SignalingServer({ cluster: 'c', token: 't', joinTimeoutMs });
+    const server = new SignalingServer({ cluster: 'c', secret: 't', joinTimeoutMs });
     cleanups.push(() => server.close());
     return server.listen(0);
   }
 
   async function member(url: string, id: MemberId): Promise<Joined> {
-    const j = await joinWith(new WebSocketSignaling({ url, cluster: 'c', token: 't', id, WebSocket }));
+    const j = await joinWith(new WebSocketSignaling({ url, cluster: 'c', secret: 't', id, WebSocket }));
     cleanups.push(() => j.s.close());
     return j;
   }
@@ -66,7 +66,7 @@ describe('websocket signaling', () => {
     const raw = new WebSocket(url);
     cleanups.push(() => raw.terminate());
     await new Promise((r) => raw.once('open', r));
-    raw.send(JSON.stringify({ type: 'join', cluster: 'c', token: 't', id: 5 }));
+    raw.send(JSON.stringify({ type: 'join', cluster: 'c', secret: 't', id: 5, key: 'raw-member-key-0005' }));
     raw.send(JSON.stringify({ type: 'signal', to: 1, from: 2, data: 'forged' }));
     await waitFor('the signal', () => m1.events.some((e) => e.startsWith('signal')));
     expect(m1.events).toEqual(['5 here', 'signal from 5: "forged"']);
@@ -84,23 +84,59 @@ describe('websocket signaling', () => {
     expect(await closedRude).toEqual([4003, 'not a JSON signaling message']);
   });
 
-  it('a second join with the same id replaces the first, which is told why', async () => {
+  /** A raw connection that joins as `id` with `key`; resolves with its first answer or its close. */
+  async function rawJoin(url: string, id: MemberId, key: string): Promise<{ ws: WebSocket; answer: string; closes: string[] }> {
+    const ws = new WebSocket(url);
+    cleanups.push(() => ws.terminate());
+    const closes: string[] = [];
+    const answer = new Promise<string>((resolve) => {
+      ws.once('message', (data) => resolve(String(data)));
+      ws.on('close', (code, reason) => {
+        closes.push(`${code} ${reason}`);
+        resolve(`closed ${code} ${reason}`);
+      });
+    });
+    await new Promise((r) => ws.once('open', r));
+    ws.send(JSON.stringify({ type: 'join', cluster: 'c', secret: 't', id, key }));
+    return { ws, answer: await answer, closes };
+  }
+
+  it('the first connection holds a member id: another key is turned away, the same key replaces it', async () => {
     const url = await serve();
-    const first = await member(url, 2);
-    await member(url, 2);
-    await waitFor('the first to be closed', () => first.events.length > 0);
-    expect(first.events).toEqual([`closed: signaling server ${url} refused member 2: replaced by a newer connection for member 2`]);
+    const first = await rawJoin(url, 2, 'first-member-key-2');
+    expect(first.answer).toBe('{"type":"joined","members":[]}');
+    const other = await rawJoin(url, 2, 'another-member-key-2');
+    expect(other.answer).toBe('closed 4004 member id 2 is held by another connection');
+    expect(first.closes).toEqual([]);
+    const again = await rawJoin(url, 2, 'first-member-key-2');
+    expect(again.answer).toBe('{"type":"joined","members":[]}');
+    await waitFor('the first connection to be replaced', () => first.closes.length > 0);
+    expect(first.closes).toEqual(['4002 replaced by a newer connection for member 2']);
+  });
+
+  it('a client turned away because its id is held retries, and joins once the holder is gone', async () => {
+    const url = await serve();
+    const holder = await rawJoin(url, 3, 'holder-member-key-3');
+    const logs: string[] = [];
+    const s = new WebSocketSignaling({ url, cluster: 'c', secret: 't', id: 3, WebSocket, reconnectDelayMsMin: 20, log: (_l, m) => logs.push(m) });
+    cleanups.push(() => s.close());
+    let joined = false;
+    const joining = joinWith(s).then((j) => ((joined = true), j));
+    await waitFor('a retry', () => logs.filter((l) => l.includes('member id 3 is held by another connection')).length >= 2);
+    expect(joined).toBe(false);
+    holder.ws.close();
+    await joining;
   });
 
   it('after a join, a lost server is rejoined once it is back', async () => {
     const port = await freePort();
-    const first = new SignalingServer({ cluster: 'c', token: 't' });
+    const first = new SignalingServer({ cluster: 'c', secret: 't' });
     const url = await first.listen(port);
     const m1 = await member(url, 1);
-    const m2 = await joinWith(new WebSocketSignaling({ url, cluster: 'c', token: 't', id: 2, WebSocket, reconnectDelayMsMin: 20 }));
+    const m2 = await joinWith(new WebSocketSignaling({ url, cluster: 'c', secret: 't', id: 2, WebSocket, reconnectDelayMsMin: 20 }));
     cleanups.push(() => m2.s.close());
     await first.close();
-    const second = new SignalingServer({ cluster: 'c', token: 't' });
+    const second = new SignalingServer({ cluster: 'c', secret: 't' });
     cleanups.push(() => second.close());
     expect(await second.listen(port)).toBe(url);
     await waitFor('both members to rejoin', () => second.memberIds.length === 2, 10_000);
@@ -116,20 +152,20 @@ describe('websocket signaling', () => {
   it('reports an unreachable server', async () => {
     const url = await serve();
     const dead = url.replace(/:\d+\//, ':1/');
-    await expect(joinWith(new WebSocketSignaling({ url: dead, cluster: 'c', token: 't', id: 1, WebSocket }))).rejects.toThrow(
+    await expect(joinWith(new WebSocketSignaling({ url: dead, cluster: 'c', secret: 't', id: 1, WebSocket }))).rejects.toThrow(
       `signaling server ${dead} closed the connection before the join (code 1006)`,
     );
   });
 });
 
 describe('broadcast-channel signaling', () => {
-  it('members of one cluster and token see each other; others do not', async () => {
+  it('members of one cluster and secret see each other; others do not', async () => {
     const cluster = `bc-${Math.random().toString(36).slice(2)}`;
     const logs: string[] = [];
-    const a = await joinWith(new BroadcastChannelSignaling({ cluster, token: 't', id: 1 }, (_l, m) => logs.push(m)));
-    const b = await joinWith(new BroadcastChannelSignaling({ cluster, token: 't', id: 2 }));
-    const stranger = await joinWith(new BroadcastChannelSignaling({ cluster, token: 'other', id: 3 }));
-    const elsewhere = await joinWith(new BroadcastChannelSignaling({ cluster: `${cluster}-x`, token: 't', id: 4 }));
+    const a = await joinWith(new BroadcastChannelSignaling({ cluster, secret: 't', id: 1 }, (_l, m) => logs.push(m)));
+    const b = await joinWith(new BroadcastChannelSignaling({ cluster, secret: 't', id: 2 }));
+    const stranger = await joinWith(new BroadcastChannelSignaling({ cluster, secret: 'other', id: 3 }));
+    const elsewhere = await joinWith(new BroadcastChannelSignaling({ cluster: `${cluster}-x`, secret: 't', id: 4 }));
     try {
       await waitFor('1 and 2 to see each other', () => a.events.includes('2 here') && b.events.includes('1 here'));
       a.s.send(2, 'offer');
@@ -140,7 +176,7 @@ describe('broadcast-channel signaling', () => {
       expect(a.events).toEqual(['2 here', '2 gone']);
       expect(b.events).toEqual(['1 here', 'signal from 1: "offer"']);
       expect([stranger.events, elsewhere.events]).toEqual([[], []]);
-      expect(logs).toEqual(['broadcast-channel signaling 1: ignoring member 3: it presents another cluster token']);
+      expect(logs).toEqual(['broadcast-channel signaling 1: ignoring member 3: it presents another secret']);
     } finally {
       for (const j of [a, b, stranger, elsewhere]) j.s.close();
     }

@@ -2,7 +2,7 @@
 // run (so clients and watchers always know where to go) while the member behind a slot may be
 // killed, paused, partitioned, corrupted, or removed and replaced by a new member.
 
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { etcdctl } from '../etcd-api/harness.ts';
 import { freePort, spawnCollecting, type Spawned } from '../helpers/processes.ts';
@@ -10,6 +10,7 @@ import { memberIdOf, memberIdOfPeerUrls } from '../../adapters/node/config.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 const clusterToken = 'torture';
+const admissionSecret = 'torture-admission-secret';
 const fetchTimeoutMs = 2000;
 
 export interface MemberRun {
@@ -78,6 +79,7 @@ export class TortureCluster {
       '--initial-cluster-state', m.state,
       '--initial-cluster-token', clusterToken,
       '--snapshot-count', String(this.snapshotCount),
+      '--admission-secret', admissionSecret,
       '--experimental-fault-injection',
     ]);
     // The slot's log spans every process that ran in it: each one's lines are added when it ends.
@@ -128,7 +130,14 @@ export class TortureCluster {
 
   /** POSTs to the slot's fault admin endpoint; throws on a refusal. */
   async fault(slot: Slot, action: 'block' | 'heal' | 'clock', body: Record<string, unknown>): Promise<void> {
-    const res = await fetch(`http://${slot.endpoint}/meshkv/faults/${action}`, { method: 'POST', body: JSON.stringify(body), signal: AbortSignal.timeout(fetchTimeoutMs) });
+    // Each member keeps its fault endpoint's secret in its data directory.
+    const secret = readFileSync(join(slot.member.dataDir, 'fault-injection-secret'), 'utf8').trim();
+    const res = await fetch(`http://${slot.endpoint}/meshkv/faults/${action}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}` },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(fetchTimeoutMs),
+    });
     if (res.status !== 200) throw new Error(`${slot.member.name}: /meshkv/faults/${action} answered ${res.status}: ${await res.text()}`);
   }
 

@@ -1,6 +1,8 @@
 // The fault-injection admin endpoint and the adjustable clock behind it: what they do, what
 // they refuse, and that a member serves the endpoint only when started with the flag.
 
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdjustableClock } from '../../adapters/clock/adjustable.ts';
 import { answerFaultRequest, type FaultControls } from '../../adapters/etcd-api/fault-admin.ts';
@@ -108,17 +110,18 @@ describe('the --experimental-fault-injection flag', () => {
   const procs = new Processes();
   afterAll(() => procs.cleanup());
 
-  it('makes a real member serve /meshkv/faults; without it the path is not found', async () => {
+  it('makes a real member serve /meshkv/faults to holders of its secret; without it the path is not found', async () => {
     const on = await procs.spec('on');
     const off = await procs.spec('off');
     const pOn = procs.start(on, [on], ['--experimental-fault-injection']);
     const pOff = procs.start(off, [off]);
     await ready(pOn);
     await ready(pOff);
-    const got = await fetch(`http://${pOn.endpoint}/meshkv/faults`);
+    const authorization = `Bearer ${readFileSync(join(on.dataDir, 'fault-injection-secret'), 'utf8').trim()}`;
+    const got = await fetch(`http://${pOn.endpoint}/meshkv/faults`, { headers: { authorization } });
     expect(got.status).toBe(200);
     expect(await got.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 0 } });
-    const jumped = await fetch(`http://${pOn.endpoint}/meshkv/faults/clock`, { method: 'POST', body: JSON.stringify({ jumpMs: 100 }) });
+    const jumped = await fetch(`http://${pOn.endpoint}/meshkv/faults/clock`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ jumpMs: 100 }) });
     expect(await jumped.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 100 } });
     expect((await fetch(`http://${pOff.endpoint}/meshkv/faults`)).status).toBe(404);
     expect(pOn.logs.some((l) => l.includes('fault injection is on'))).toBe(true);

@@ -82,14 +82,14 @@ describe('hello', () => {
   const packr = new Packr({ useRecords: false });
 
   it('round-trips', () => {
-    const hello = { version: protocolVersion, clusterToken: 'c', from: 1, to: 2 };
+    const hello = { version: protocolVersion, clusterToken: 'c', from: 1, to: 2, proof: new Uint8Array(32).fill(7) };
     expect(decodeHello(encodeHello(hello))).toEqual(hello);
   });
 
   it('any value or bytes give a Hello or a reason, never an exception', () => {
     const anyHello = fc.oneof(
       fc.anything({ withMap: true, withSet: true, withDate: true, withTypedArray: true, withBigInt: true }),
-      fc.tuple(fc.anything(), fc.anything(), fc.anything(), fc.anything()),
+      fc.tuple(fc.anything(), fc.anything(), fc.anything(), fc.anything(), fc.anything()),
     );
     fc.assert(
       fc.property(anyHello, fc.uint8Array({ maxLength: 40 }), (value, bytes) => {
@@ -109,7 +109,8 @@ describe('hello', () => {
   });
 
   it('describes hostile values without calling them', () => {
-    expect(decodeHello(packr.pack([{ toString: 1 }, 'x', 1, 2]))).toBe('protocol version an Object is not 1');
-    expect(decodeHello(packr.pack([1, { valueOf: 1, toString: 2 }, 1, 2]))).toBe('cluster token is an Object, not a string');
+    expect(decodeHello(packr.pack([{ toString: 1 }, 'x', 1, 2, new Uint8Array(32)]))).toBe('protocol version an Object is not 2');
+    expect(decodeHello(packr.pack([2, { valueOf: 1, toString: 2 }, 1, 2, new Uint8Array(32)]))).toBe('cluster token is an Object, not a string');
+    expect(decodeHello(packr.pack([2, 'x', 1, 2, { length: 32 }]))).toBe('admission proof is an Object, not 32 bytes');
   });
 });

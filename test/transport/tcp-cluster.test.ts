@@ -30,7 +30,7 @@ afterEach(async () => {
 
 async function startNode(id: MemberId, peers: MemberId[], addresses: Map<MemberId, string>, storage = new MemoryStorage(), extra = {}, port = 0): Promise<Node> {
   const logs: string[] = [];
-  const transport = await TcpTransport.listen({ id, clusterToken: 'tcp-cluster-test', port, log: (level, msg) => logs.push(`${level}: ${msg}`) });
+  const transport = await TcpTransport.listen({ id, clusterToken: 'tcp-cluster-test', admissionSecret: 'tcp-cluster-test-secret', port, log: (level, msg) => logs.push(`${level}: ${msg}`) });
   addresses.set(id, transport.addressString);
   const sm = new ListMachine();
   const member = await Member.start({

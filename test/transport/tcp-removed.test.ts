@@ -12,8 +12,8 @@ afterEach(async () => {
 });
 
 async function pair(onRemoved: () => void) {
-  const a = await TcpTransport.listen({ id: 1, clusterToken: 'removed-test', port: 0 });
-  const b = await TcpTransport.listen({ id: 2, clusterToken: 'removed-test', port: 0, onRemoved });
+  const a = await TcpTransport.listen({ id: 1, clusterToken: 'removed-test', admissionSecret: 'removed-test-secret', port: 0 });
+  const b = await TcpTransport.listen({ id: 2, clusterToken: 'removed-test', admissionSecret: 'removed-test-secret', port: 0, onRemoved });
   open.push(a, b);
   a.start(() => {});
   b.start(() => {});

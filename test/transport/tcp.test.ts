@@ -15,6 +15,7 @@ import {
   snapshotChunkBytes,
   type Hello,
 } from '../../adapters/transport/tcp/frame.ts';
+import { helloProof } from '../../adapters/transport/tcp/admission.ts';
 import { TcpTransport, TcpTransportError, type TcpTlsOptions, type TcpTransportOptions } from '../../adapters/transport/tcp/index.ts';
 import { encodeMessage } from '../../src/codec/message.ts';
 import { EntryType, MessageType, newMessage, type MemberId, type Message } from '../../src/raft/types.ts';
@@ -23,9 +24,11 @@ import { transportCompliance } from './compliance.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { freePort } from '../helpers/processes.ts';
 
+const admissionSecret = 'tcp-test-admission-secret';
+
 async function tcpCluster(ids: MemberId[], tls?: TcpTlsOptions) {
   const byId = new Map<number, TcpTransport>();
-  for (const id of ids) byId.set(id, await TcpTransport.listen({ id, clusterToken: 'compliance', port: 0, tls }));
+  for (const id of ids) byId.set(id, await TcpTransport.listen({ id, clusterToken: 'compliance', admissionSecret: 'compliance-admission-secret', port: 0, tls }));
   for (const [id, t] of byId) for (const [peer, p] of byId) if (peer !== id) t.addPeer(peer, p.addressString);
   return {
     transports: new Map<number, Transport>(byId),
@@ -50,7 +53,7 @@ describe('tcp transport', () => {
 
   async function listen(id: MemberId, extra: Partial<TcpTransportOptions> = {}): Promise<{ t: TcpTransport; inbox: Message[]; logs: string[] }> {
     const logs: string[] = [];
-    const t = await TcpTransport.listen({ id, clusterToken: 'test-cluster', port: 0, log: (level, msg) => logs.push(`${level}: ${msg}`), ...extra });
+    const t = await TcpTransport.listen({ id, clusterToken: 'test-cluster', admissionSecret, port: 0, log: (level, msg) => logs.push(`${level}: ${msg}`), ...extra });
     open.push(t);
     const inbox: Message[] = [];
     t.start((m) => inbox.push(m));
@@ -71,7 +74,8 @@ describe('tcp transport', () => {
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
     await new Promise<void>((r) => socket.once('connect', () => r()));
     if (hello !== null) {
-      socket.write(encodeFrame(FrameType.Hello, encodeHello({ version: protocolVersion, clusterToken: 'test-cluster', from: 1, to: 2, ...hello })));
+      const claims = { version: protocolVersion, clusterToken: 'test-cluster', from: 1, to: 2, ...hello };
+      socket.write(encodeFrame(FrameType.Hello, encodeHello({ proof: helloProof(admissionSecret, claims), ...claims })));
       if (expectAccept) await waitFor('Accept', () => frames.includes(FrameType.Accept));
     }
     return { socket, frames, closed };
@@ -85,20 +89,20 @@ describe('tcp transport', () => {
 
   it('an occupied port gives a clear error', async () => {
     const { t } = await listen(1);
-    const err = await TcpTransport.listen({ id: 2, clusterToken: 'x', port: t.address.port }).catch((e: unknown) => e);
+    const err = await TcpTransport.listen({ id: 2, clusterToken: 'x', admissionSecret, port: t.address.port }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TcpTransportError);
     expect((err as TcpTransportError).code).toBe('address-in-use');
     expect((err as Error).message).toBe(`listen 127.0.0.1:${t.address.port}: address in use`);
   });
 
   it('refuses bounds that cannot work', async () => {
-    await expect(TcpTransport.listen({ id: 1, clusterToken: 'x', port: 0, bounds: { queueMessagesMax: 0 } })).rejects.toThrow(
+    await expect(TcpTransport.listen({ id: 1, clusterToken: 'x', admissionSecret, port: 0, bounds: { queueMessagesMax: 0 } })).rejects.toThrow(
       new TcpTransportError('invalid-options', 'bound queueMessagesMax is 0, not a positive integer'),
     );
-    await expect(TcpTransport.listen({ id: 1, clusterToken: 'x', port: 0, bounds: { reconnectDelayMsMin: 500, reconnectDelayMsMax: 100 } })).rejects.toThrow(
+    await expect(TcpTransport.listen({ id: 1, clusterToken: 'x', admissionSecret, port: 0, bounds: { reconnectDelayMsMin: 500, reconnectDelayMsMax: 100 } })).rejects.toThrow(
       /reconnectDelayMsMin 500 exceeds reconnectDelayMsMax 100/,
     );
-    await expect(TcpTransport.listen({ id: 0, clusterToken: 'x', port: 0 })).rejects.toThrow(/member id 0/);
+    await expect(TcpTransport.listen({ id: 0, clusterToken: 'x', admissionSecret, port: 0 })).rejects.toThrow(/member id 0/);
   });
 
   it('refuses malformed peer addresses', async () => {
@@ -134,7 +138,7 @@ describe('tcp transport', () => {
     const b = await listen(2, { clusterToken: 'cluster-b' });
     a.t.addPeer(2, b.t.addressString);
     a.t.send([heartbeat(1, 2, 1)]);
-    const reason = 'cluster token mismatch: member 1 has "cluster-a", member 2 has "cluster-b"';
+    const reason = 'cluster token mismatch: member 1 has another --initial-cluster-token than member 2';
     await waitFor('refusal', () => a.logs.some((l) => l.includes(`refused the connection: ${reason}`)));
     expect(b.logs.some((l) => l.startsWith('warn: tcp transport 2: refused connection from') && l.endsWith(reason))).toBe(true);
     await sleep(100);

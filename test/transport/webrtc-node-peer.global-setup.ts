@@ -12,13 +12,13 @@ import { nodeWrtc } from '../../adapters/transport/webrtc/node-wrtc.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    nodePeer: { url: string; cluster: string; token: string; id: number };
+    nodePeer: { url: string; cluster: string; secret: string; id: number };
   }
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const who = { cluster: 'tab-node', token: 'tab-node-token', id: 1 };
-  const server = new SignalingServer({ cluster: who.cluster, token: who.token });
+  const who = { cluster: 'tab-node', secret: 'tab-node-secret', id: 1 };
+  const server = new SignalingServer({ cluster: who.cluster, secret: who.secret });
   const url = await server.listen(0);
   const signaling = new WebSocketSignaling({ ...who, url, WebSocket });
   const t = await WebRtcTransport.open({ id: who.id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [] } });

@@ -16,9 +16,9 @@ let clusters = 0;
 /** Each test gets its own cluster name, so a closing cluster's goodbyes reach nobody else. */
 const freshCluster = () => `browser-${++clusters}-${Math.random().toString(36).slice(2, 8)}`;
 
-async function open(cluster: string, id: MemberId, token = 'browser-token', logs: string[] = []): Promise<WebRtcTransport> {
+async function open(cluster: string, id: MemberId, secret = 'browser-secret', logs: string[] = []): Promise<WebRtcTransport> {
   const log = (level: string, msg: string) => logs.push(`${level}: ${msg}`);
-  return WebRtcTransport.open({ id, signaling: new BroadcastChannelSignaling({ cluster, token, id }, log), log });
+  return WebRtcTransport.open({ id, signaling: new BroadcastChannelSignaling({ cluster, secret, id }, log), log });
 }
 
 transportCompliance('webrtc (Chromium, BroadcastChannel signaling)', async (ids) => {
@@ -35,11 +35,11 @@ transportCompliance('webrtc (Chromium, BroadcastChannel signaling)', async (ids)
 });
 
 describe('webrtc transport in Chromium', () => {
-  it('a member with another cluster token is ignored by the others', async () => {
+  it('a member with another secret is ignored by the others', async () => {
     const cluster = freshCluster();
     const logs: string[] = [];
-    const a = await open(cluster, 1, 'browser-token', logs);
-    const stranger = await open(cluster, 2, 'wrong-token');
+    const a = await open(cluster, 1, 'browser-secret', logs);
+    const stranger = await open(cluster, 2, 'wrong-secret');
     try {
       const inbox: Message[] = [];
       a.start((m) => inbox.push(m));
@@ -48,7 +48,7 @@ describe('webrtc transport in Chromium', () => {
       stranger.addPeer(1, '');
       const hb = newMessage(MessageType.Heartbeat, 1, 2, 1);
       stranger.send([hb]);
-      await waitFor('member 1 to log the stranger', () => logs.some((l) => l.includes('ignoring member 2: it presents another cluster token')));
+      await waitFor('member 1 to log the stranger', () => logs.some((l) => l.includes('ignoring member 2: it presents another secret')));
       await new Promise((r) => setTimeout(r, 500));
       expect([a.isConnected(2), stranger.isConnected(1), inbox]).toEqual([false, false, []]);
     } finally {
@@ -102,7 +102,7 @@ describe('webrtc transport, tab <-> Node', () => {
   const node = inject('nodePeer');
 
   it('a tab and a Node member (node-datachannel) link through WebSocket signaling, big messages included', async () => {
-    const signaling = new WebSocketSignaling({ url: node.url, cluster: node.cluster, token: node.token, id: 2 });
+    const signaling = new WebSocketSignaling({ url: node.url, cluster: node.cluster, secret: node.secret, id: 2 });
     const tab = await WebRtcTransport.open({ id: 2, signaling });
     try {
       const inbox: Message[] = [];
@@ -126,10 +126,10 @@ describe('webrtc transport, tab <-> Node', () => {
     }
   });
 
-  it('the Node member\'s signaling refuses a tab with the wrong token, with the reason', async () => {
-    const signaling = new WebSocketSignaling({ url: node.url, cluster: node.cluster, token: 'wrong', id: 3 });
+  it('the Node member\'s signaling refuses a tab with the wrong secret, with the reason', async () => {
+    const signaling = new WebSocketSignaling({ url: node.url, cluster: node.cluster, secret: 'wrong', id: 3 });
     const err = await WebRtcTransport.open({ id: 3, signaling }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SignalingError);
-    expect((err as Error).message).toBe(`signaling server ${node.url} refused member 3: cluster token mismatch`);
+    expect((err as Error).message).toBe(`signaling server ${node.url} refused member 3: admission secret mismatch`);
   });
 });

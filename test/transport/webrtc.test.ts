@@ -19,7 +19,7 @@ import { waitFor } from '../helpers/wait.ts';
 import { transportCompliance } from './compliance.ts';
 
 const cluster = 'webrtc-test';
-const token = 'webrtc-token';
+const secret = 'webrtc-secret';
 
 interface Opened {
   t: WebRtcTransport;
@@ -28,7 +28,7 @@ interface Opened {
 }
 
 function openTransport(url: string, id: MemberId, log?: (level: string, msg: string) => void, bounds?: Partial<WebRtcBounds>): Promise<WebRtcTransport> {
-  const signaling = new WebSocketSignaling({ url, cluster, token, id, WebSocket, log });
+  const signaling = new WebSocketSignaling({ url, cluster, secret, id, WebSocket, log });
   return WebRtcTransport.open({ id, signaling, wrtc: nodeWrtc, rtcConfig: { iceServers: [], bindAddress: '127.0.0.1' }, log, bounds });
 }
 
@@ -42,7 +42,7 @@ async function openMember(url: string, id: MemberId, extra: { bounds?: Partial<W
 }
 
 async function startServer(): Promise<{ server: SignalingServer; url: string }> {
-  const server = new SignalingServer({ cluster, token });
+  const server = new SignalingServer({ cluster, secret });
   return { server, url: await server.listen(0) };
 }
 
@@ -87,23 +87,23 @@ describe('webrtc transport', () => {
     return { a, b, server, url };
   }
 
-  it('signaling refuses a member with the wrong cluster token, with the reason', async () => {
+  it('signaling refuses a member with the wrong admission secret, with the reason', async () => {
     const { server, url } = await startServer();
     cleanups.push(() => server.close());
     const good = await openMember(url, 1);
     cleanups.push(() => good.t.close());
-    const signaling = new WebSocketSignaling({ url, cluster, token: 'not-the-token', id: 2, WebSocket });
+    const signaling = new WebSocketSignaling({ url, cluster, secret: 'not-the-secret', id: 2, WebSocket });
     const err = await WebRtcTransport.open({ id: 2, signaling, wrtc: nodeWrtc }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SignalingError);
     expect((err as SignalingError).code).toBe('refused');
-    expect((err as Error).message).toBe(`signaling server ${url} refused member 2: cluster token mismatch`);
+    expect((err as Error).message).toBe(`signaling server ${url} refused member 2: admission secret mismatch`);
     expect(server.memberIds).toEqual([1]);
   });
 
   it('signaling refuses a member of another cluster', async () => {
     const { server, url } = await startServer();
     cleanups.push(() => server.close());
-    const signaling = new WebSocketSignaling({ url, cluster: 'other', token, id: 3, WebSocket });
+    const signaling = new WebSocketSignaling({ url, cluster: 'other', secret, id: 3, WebSocket });
     await expect(signaling.join({ onSignal() {}, onPresence() {} })).rejects.toThrow(`refused member 3: cluster "other" is not served here`);
   });
 
@@ -177,7 +177,7 @@ describe('webrtc transport', () => {
     a.t.send([heartbeat(1, 2, 8)]);
     await waitFor('the good heartbeat after the garbage', () => b.inbox.some((m) => m.commit === 8));
     expect(b.inbox.map((m) => m.commit)).toEqual([8]);
-    expect(b.t.stats).toEqual({ framesDropped: 4, messagesRejected: 2, messagesDroppedQueueFull: 0 });
+    expect(b.t.stats).toEqual({ framesDropped: 4, messagesRejected: 2, messagesUnadmitted: 0, messagesDroppedQueueFull: 0 });
     expect(b.logs.filter((l) => l.includes('dropped a frame from member 1')).length).toBe(4);
     expect(b.logs.some((l) => l.includes('claiming to be 3 -> 2'))).toBe(true);
     expect(b.t.isConnected(1)).toBe(true);

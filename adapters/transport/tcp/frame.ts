@@ -6,9 +6,10 @@
 import { Packr } from 'msgpackr';
 import { describeDecoded } from '../../../src/codec/message.ts';
 import type { MemberId } from '../../../src/raft/types.ts';
+import { helloProofBytes } from './admission.ts';
 
 export enum FrameType {
-  /** First frame from the connecting side: protocol version, cluster token, its id, the id it expects to reach. */
+  /** First frame from the connecting side: protocol version, cluster token, its id, the id it expects to reach, and its admission proof (./admission.ts). */
   Hello = 1,
   /** The listening side accepted the Hello. */
   Accept = 2,
@@ -32,7 +33,8 @@ export const clusterTokenBytesMax = 256;
 export const snapshotChunkBytes = 1024 * 1024;
 /** The largest snapshot data the transport carries. */
 export const snapshotBytesMax = 1024 * 1024 * 1024;
-export const protocolVersion = 1;
+/** 2: the Hello carries an admission proof. */
+export const protocolVersion = 2;
 /**
  * The Refuse reason a member gives a peer that the member table says was removed (etcd's
  * peers answer such a member 410 Gone, with this text).
@@ -41,7 +43,7 @@ export const removedReason = 'the member has been permanently removed from the c
 
 if (snapshotChunkBytes + 1 > frameBytesMax) throw new Error(`snapshotChunkBytes ${snapshotChunkBytes} does not fit frameBytesMax ${frameBytesMax}`);
 if (snapshotBytesMax > 0xffffffff) throw new Error(`snapshotBytesMax ${snapshotBytesMax} does not fit the u32 in a SnapshotHead`);
-if (clusterTokenBytesMax + 64 > helloFrameBytesMax) throw new Error(`a Hello with a ${clusterTokenBytesMax}-byte token may exceed helloFrameBytesMax ${helloFrameBytesMax}`);
+if (clusterTokenBytesMax + helloProofBytes + 64 > helloFrameBytesMax) throw new Error(`a Hello with a ${clusterTokenBytesMax}-byte token may exceed helloFrameBytesMax ${helloFrameBytesMax}`);
 
 const knownFrameTypes: ReadonlySet<number> = new Set(Object.values(FrameType).filter((v): v is number => typeof v === 'number'));
 
@@ -159,12 +161,14 @@ export interface Hello {
   clusterToken: string;
   from: MemberId;
   to: MemberId;
+  /** HMAC of the other fields keyed by the admission secret (./admission.ts). */
+  proof: Uint8Array;
 }
 
 const packr = new Packr({ useRecords: false });
 
 export function encodeHello(h: Hello): Uint8Array {
-  return packr.pack([h.version, h.clusterToken, h.from, h.to]);
+  return packr.pack([h.version, h.clusterToken, h.from, h.to, h.proof]);
 }
 
 /** Returns the Hello, or a reason it is not one. */
@@ -175,12 +179,13 @@ export function decodeHello(payload: Uint8Array): Hello | string {
   } catch (err) {
     return `undecodable hello: ${err instanceof Error ? err.message : describeDecoded(err)}`;
   }
-  if (!Array.isArray(raw) || raw.length !== 4) return `hello is ${describeDecoded(raw)}, not a 4-tuple`;
-  const [version, clusterToken, from, to] = raw as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 5) return `hello is ${describeDecoded(raw)}, not a 5-tuple`;
+  const [version, clusterToken, from, to, proof] = raw as unknown[];
   if (version !== protocolVersion) return `protocol version ${describeDecoded(version)} is not ${protocolVersion}`;
   if (typeof clusterToken !== 'string') return `cluster token is ${describeDecoded(clusterToken)}, not a string`;
   if (!isMemberId(from) || !isMemberId(to)) return `hello with member ids ${describeDecoded(from)} -> ${describeDecoded(to)}`;
-  return { version, clusterToken, from, to };
+  if (!(proof instanceof Uint8Array) || proof.length !== helloProofBytes) return `admission proof is ${describeDecoded(proof)}, not ${helloProofBytes} bytes`;
+  return { version, clusterToken, from, to, proof: new Uint8Array(proof) };
 }
 
 export function isMemberId(v: unknown): v is MemberId {

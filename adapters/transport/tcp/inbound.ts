@@ -1,6 +1,11 @@
-// The listening side of one TCP connection: checks the Hello, then validates every frame
-// before a message reaches Raft, and reassembles streamed snapshots. A chunk stream cut by
-// a disconnect is discarded with the connection.
+// The listening side of one TCP connection: checks the Hello (cluster token, admission proof,
+// addressee), then validates every frame before a message reaches Raft, and reassembles
+// streamed snapshots. A chunk stream cut by a disconnect is discarded with the connection.
+// Until the Hello is accepted frames are tiny (helloFrameBytesMax); after it, at most the
+// transport's frame limit, and a connection that stops in the middle of a frame or of a
+// snapshot stream for stallTimeoutMs is closed, so nobody holds a partial frame's buffer open.
+// A connection idle between frames holds no buffer and stays: members that do not talk to each
+// other for a while (two followers) keep their links, and the transport's cap bounds them.
 
 import type net from 'node:net';
 import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
@@ -13,12 +18,12 @@ import {
   decodeHello,
   decodeSnapshotHead,
   encodeFrame,
-  frameBytesMax,
   frameHeader,
   removedReason,
   snapshotBytesMax,
 } from './frame.ts';
 import type { LogFn } from './peer-link.ts';
+import { helloProofValid } from './admission.ts';
 
 /** How long a refused connection stays open for the Refuse frame to reach the peer. */
 const refusedLingerMs = 1000;
@@ -26,8 +31,16 @@ const refusedLingerMs = 1000;
 export interface InboundOptions {
   selfId: MemberId;
   clusterToken: string;
+  /** A Hello must prove knowledge of it (./admission.ts). */
+  admissionSecret: string;
   log: LogFn;
   handshakeTimeoutMs: number;
+  /** An accepted connection that stops mid-frame or mid-snapshot for this long is closed. */
+  stallTimeoutMs: number;
+  /** The largest frame accepted after the Hello. */
+  frameBytesMax: number;
+  /** Whether a message from `peer` may reach Raft (a member of the configuration, or one being admitted). */
+  admits: (peer: MemberId) => boolean;
   isBlocked: (peer: MemberId) => boolean;
   /** The member table removed `peer`: its connection is refused with removedReason. */
   isRemoved: (peer: MemberId) => boolean;
@@ -51,6 +64,9 @@ export class InboundConnection {
   private readonly reader = new FrameReader();
   private readonly remote: string;
   private handshakeTimer: ReturnType<typeof setTimeout> | null;
+  private stallTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Messages from a peer the transport does not admit, dropped since the last log line. */
+  private unadmittedDropped = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -63,6 +79,7 @@ export class InboundConnection {
     socket.on('error', (err: NodeJS.ErrnoException) => this.o.log('debug', `tcp transport ${o.selfId}: inbound ${this.who()}: ${err.code ?? err.message}`));
     socket.on('close', () => {
       if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+      if (this.stallTimer) clearTimeout(this.stallTimer);
       if (this.assembly) {
         const a = this.assembly;
         this.o.log('info', `tcp transport ${o.selfId}: snapshot stream from ${this.who()} interrupted at ${a.receivedBytes}/${a.dataBytes} bytes; discarded`);
@@ -86,6 +103,7 @@ export class InboundConnection {
 
   private onData(chunk: Buffer): void {
     if (this.refused || this.socket.destroyed) return;
+    if (this.stallTimer) this.stallTimer.refresh();
     try {
       for (const f of this.reader.push(chunk)) {
         this.onFrame(f.type, f.payload);
@@ -125,13 +143,20 @@ export class InboundConnection {
     const hello = decodeHello(payload);
     if (typeof hello === 'string') return this.refuse(hello);
     if (new TextEncoder().encode(hello.clusterToken).length > clusterTokenBytesMax) return this.refuse(`cluster token longer than ${clusterTokenBytesMax} bytes`);
-    if (hello.clusterToken !== this.o.clusterToken) {
-      return this.refuse(`cluster token mismatch: member ${hello.from} has "${hello.clusterToken}", member ${this.o.selfId} has "${this.o.clusterToken}"`);
-    }
+    // Neither token is quoted: the refusal goes to whoever connected.
+    if (hello.clusterToken !== this.o.clusterToken) return this.refuse(`cluster token mismatch: member ${hello.from} has another --initial-cluster-token than member ${this.o.selfId}`);
+    if (!helloProofValid(this.o.admissionSecret, hello, hello.proof)) return this.refuse(`admission refused: member ${hello.from} does not prove the cluster's admission secret`);
     if (hello.to !== this.o.selfId) return this.refuse(`member ${hello.from} expected member ${hello.to} at this address, but this is member ${this.o.selfId}`);
     if (this.o.isRemoved(hello.from)) return this.refuse(removedReason);
     this.peer = hello.from;
-    this.reader.frameBytesLimit = frameBytesMax;
+    this.reader.frameBytesLimit = this.o.frameBytesMax;
+    const onQuiet = () => {
+      if (this.reader.pendingBytes === 0 && this.assembly === null) return void this.stallTimer?.refresh();
+      const what = this.assembly ? `a snapshot stream at ${this.assembly.receivedBytes}/${this.assembly.dataBytes} bytes` : `a frame with ${this.reader.pendingBytes} bytes received`;
+      this.o.log('warn', `tcp transport ${this.o.selfId}: closing connection from ${this.who()}: stalled for ${this.o.stallTimeoutMs} ms in ${what}`);
+      this.socket.destroy();
+    };
+    this.stallTimer = setTimeout(onQuiet, this.o.stallTimeoutMs);
     this.socket.write(frameHeader(FrameType.Accept, 0));
     this.o.log('debug', `tcp transport ${this.o.selfId}: accepted ${this.who()}`);
   }
@@ -168,6 +193,15 @@ export class InboundConnection {
       return;
     }
     if (this.o.isBlocked(m.from)) return;
+    if (!this.o.admits(m.from)) {
+      // Logged once per run of drops: a member added a moment ago may be unknown here for a while.
+      if (this.unadmittedDropped++ === 0) this.o.log('warn', `tcp transport ${this.o.selfId}: dropping messages from ${this.who()}: not a member of the configuration`);
+      return;
+    }
+    if (this.unadmittedDropped > 0) {
+      this.o.log('info', `tcp transport ${this.o.selfId}: ${this.who()} admitted after ${this.unadmittedDropped} dropped messages`);
+      this.unadmittedDropped = 0;
+    }
     this.o.deliver(m);
   }
 

@@ -26,6 +26,17 @@ export interface TcpTransportOptions {
   id: MemberId;
   /** Members refuse peers with a different token (etcd's --initial-cluster-token). */
   clusterToken: string;
+  /** Members admit only peers that prove this secret in their Hello (./admission.ts); it is never sent. */
+  admissionSecret: string;
+  /**
+   * Whether a message from `peer` may reach Raft; default every admitted peer. A member passes
+   * "in its member table", so that a secret holder that was never added cannot take part.
+   */
+  admits?: (peer: MemberId) => boolean;
+  /** The largest frame sent or accepted after the Hello (default and ceiling frameBytesMax); see peerFrameBytesMax. */
+  frameBytesMax?: number;
+  /** With TLS: accept only peers whose certificate's subject CommonName is this (etcd's --peer-cert-allowed-cn). */
+  allowedCn?: string;
   /** 0 picks a free port; read it back from `address`. */
   port: number;
   host?: string;
@@ -50,15 +61,44 @@ export class TcpTransportError extends Error {
 export type TcpBounds = LinkBounds & {
   /** An inbound connection that sends no Hello within this is refused. */
   handshakeTimeoutMs: number;
+  /** An accepted inbound connection that stops mid-frame or mid-snapshot for this long is closed. */
+  stallTimeoutMs: number;
+  /** Inbound connections open at once, at most; more are closed on arrival. */
+  inboundConnectionsMax: number;
+  /** Of those, connections still in their (TLS or Hello) handshake, at most: strangers cannot crowd out members. */
+  inboundHandshakesMax: number;
 };
 
-const defaultBounds: TcpBounds = { ...defaultLinkBounds, handshakeTimeoutMs: 5000 };
+const defaultBounds: TcpBounds = {
+  ...defaultLinkBounds,
+  handshakeTimeoutMs: 5000,
+  stallTimeoutMs: 30_000,
+  // The member table holds at most 128 members, each with one connection to us, plus room for restarts.
+  inboundConnectionsMax: 512,
+  inboundHandshakesMax: 64,
+};
+
+/** Bytes a Raft message may take beyond its entries' data (headers, terms, indexes, context). */
+const messageOverheadBytes = 64 * 1024;
+
+/**
+ * The peer frame limit for members whose clients may send requests of up to `requestBytesMax`
+ * (etcd's --max-request-bytes): one append carries up to `raftMessageBytesMax` of entries, or a
+ * single larger entry (a request of up to requestBytesMax), and msgpack adds a few bytes per
+ * entry, hence the factor 2. Snapshot chunks must fit too.
+ */
+export function peerFrameBytesMax(requestBytesMax: number, raftMessageBytesMax: number): number {
+  return Math.min(frameBytesMax, Math.max(snapshotChunkBytes + 1, 2 * (raftMessageBytesMax + requestBytesMax) + messageOverheadBytes));
+}
 
 export class TcpTransport implements Transport {
   readonly faults = new PeerFaults();
   private onMessage: ((m: Message) => void) | null = null;
   private readonly links = new Map<MemberId, PeerLink>();
   private readonly inbound = new Set<InboundConnection>();
+  /** Connections closed on arrival by a cap since the last log line. */
+  private capped = 0;
+  private readonly frameBytesMax: number;
   /** Peers the member table removed: their connections are refused with removedReason. */
   private removed: ReadonlySet<MemberId> = new Set();
   private closing: Promise<void> | null = null;
@@ -73,6 +113,7 @@ export class TcpTransport implements Transport {
     readonly address: { host: string; port: number },
   ) {
     this.log = o.log ?? (() => {});
+    this.frameBytesMax = o.frameBytesMax ?? frameBytesMax;
   }
 
   /** Listens on `host:port` (127.0.0.1 by default) and returns the transport once bound. */
@@ -81,12 +122,21 @@ export class TcpTransport implements Transport {
     if (new TextEncoder().encode(o.clusterToken).length > clusterTokenBytesMax) {
       throw new TcpTransportError('invalid-options', `cluster token is longer than ${clusterTokenBytesMax} bytes`);
     }
+    if (typeof o.admissionSecret !== 'string' || o.admissionSecret.length === 0) throw new TcpTransportError('invalid-options', 'an admission secret is required');
+    const frameLimit = o.frameBytesMax ?? frameBytesMax;
+    if (!Number.isSafeInteger(frameLimit) || frameLimit < snapshotChunkBytes + 1 || frameLimit > frameBytesMax) {
+      throw new TcpTransportError('invalid-options', `frameBytesMax ${frameLimit} must be an integer from ${snapshotChunkBytes + 1} (a snapshot chunk) to ${frameBytesMax}`);
+    }
+    if (o.allowedCn !== undefined && !o.tls) throw new TcpTransportError('invalid-options', 'allowedCn needs TLS');
     const bounds: TcpBounds = { ...defaultBounds, ...o.bounds };
     for (const [name, v] of Object.entries(bounds)) {
       if (!Number.isSafeInteger(v) || v < 1) throw new TcpTransportError('invalid-options', `bound ${name} is ${v}, not a positive integer`);
     }
     if (bounds.reconnectDelayMsMin > bounds.reconnectDelayMsMax) {
       throw new TcpTransportError('invalid-options', `reconnectDelayMsMin ${bounds.reconnectDelayMsMin} exceeds reconnectDelayMsMax ${bounds.reconnectDelayMsMax}`);
+    }
+    if (bounds.inboundHandshakesMax > bounds.inboundConnectionsMax) {
+      throw new TcpTransportError('invalid-options', `inboundHandshakesMax ${bounds.inboundHandshakesMax} exceeds inboundConnectionsMax ${bounds.inboundConnectionsMax}`);
     }
     const host = o.host ?? '127.0.0.1';
     let self: TcpTransport | null = null;
@@ -100,6 +150,12 @@ export class TcpTransport implements Transport {
     // Every accepted socket, TLS handshakes in progress included, so close() can end them all.
     const sockets = new Set<net.Socket>();
     server.on('connection', (socket: net.Socket) => {
+      // Checked before TLS or the Hello: a flood of strangers costs a socket each, briefly.
+      if (sockets.size >= bounds.inboundConnectionsMax || (self !== null && self.handshakesInProgress(sockets.size) >= bounds.inboundHandshakesMax)) {
+        socket.destroy();
+        self?.noteCapped(sockets.size);
+        return;
+      }
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
     });
@@ -155,8 +211,8 @@ export class TcpTransport implements Transport {
       return;
     }
     const payload = encodeMessage(m);
-    if (payload.length + 1 > frameBytesMax) {
-      this.log('warn', `tcp transport ${this.o.id}: dropped a ${MessageType[m.type]} message of ${payload.length} bytes to ${m.to}: exceeds frameBytesMax ${frameBytesMax}`);
+    if (payload.length + 1 > this.frameBytesMax) {
+      this.log('warn', `tcp transport ${this.o.id}: dropped a ${MessageType[m.type]} message of ${payload.length} bytes to ${m.to}: exceeds frameBytesMax ${this.frameBytesMax}`);
       return;
     }
     link.enqueueMessage(payload);
@@ -179,6 +235,7 @@ export class TcpTransport implements Transport {
         host,
         port,
         clusterToken: this.o.clusterToken,
+        admissionSecret: this.o.admissionSecret,
         tls: this.o.tls ? { cert: this.o.tls.cert, key: this.o.tls.key, ca: this.o.tls.ca } : null,
         bounds: this.bounds,
         log: this.log,
@@ -226,16 +283,44 @@ export class TcpTransport implements Transport {
     return this.closing;
   }
 
+  /** Accepted sockets not yet past their Hello: those still in TLS, and those whose Hello has not been accepted. */
+  private handshakesInProgress(socketCount: number): number {
+    let waitingForHello = 0;
+    for (const c of this.inbound) if (c.peerId === 0) waitingForHello++;
+    return socketCount - this.inbound.size + waitingForHello;
+  }
+
+  private noteCapped(socketCount: number): void {
+    if (this.capped++ > 0) return;
+    this.log('warn', `tcp transport ${this.o.id}: closing new connections: ${socketCount} open, limits ${this.bounds.inboundConnectionsMax} in all and ${this.bounds.inboundHandshakesMax} in handshake`);
+    setTimeout(() => {
+      if (this.capped > 1) this.log('warn', `tcp transport ${this.o.id}: closed ${this.capped} connections over the limits`);
+      this.capped = 0;
+    }, 10_000).unref();
+  }
+
   private accept(socket: net.Socket): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
+    if (this.o.allowedCn !== undefined) {
+      const cn = (socket as tls.TLSSocket).getPeerCertificate().subject?.CN;
+      if (cn !== this.o.allowedCn) {
+        this.log('warn', `tcp transport ${this.o.id}: refused a peer whose certificate's CommonName ${JSON.stringify(cn ?? '')} is not the allowed ${JSON.stringify(this.o.allowedCn)}`);
+        socket.destroy();
+        return;
+      }
+    }
     const c = new InboundConnection(socket, {
       selfId: this.o.id,
       clusterToken: this.o.clusterToken,
+      admissionSecret: this.o.admissionSecret,
       log: this.log,
       handshakeTimeoutMs: this.bounds.handshakeTimeoutMs,
+      stallTimeoutMs: this.bounds.stallTimeoutMs,
+      frameBytesMax: this.frameBytesMax,
+      admits: (peer) => this.o.admits?.(peer) ?? true,
       isBlocked: (peer) => this.faults.isBlocked(peer, 'in'),
       isRemoved: (peer) => this.removed.has(peer),
       deliver: (m) => {

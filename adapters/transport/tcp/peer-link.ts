@@ -20,6 +20,7 @@ import {
   writeFrameHeader,
   removedReason,
 } from './frame.ts';
+import { helloProof } from './admission.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn', msg: string) => void;
 
@@ -40,6 +41,7 @@ export interface LinkOptions {
   host: string;
   port: number;
   clusterToken: string;
+  admissionSecret: string;
   tls: tls.ConnectionOptions | null;
   bounds: LinkBounds;
   log: LogFn;
@@ -261,7 +263,8 @@ export class PeerLink {
     s.once(this.o.tls ? 'secureConnect' : 'connect', () => {
       if (this.socket !== s) return;
       this.writable = true;
-      this.writeFrame(s, FrameType.Hello, encodeHello({ version: protocolVersion, clusterToken: this.o.clusterToken, from: this.o.selfId, to: this.o.peerId }));
+      const claims = { version: protocolVersion, clusterToken: this.o.clusterToken, from: this.o.selfId, to: this.o.peerId };
+      this.writeFrame(s, FrameType.Hello, encodeHello({ ...claims, proof: helloProof(this.o.admissionSecret, claims) }));
       this.flush();
     });
     s.on('drain', () => this.flush());

@@ -26,6 +26,12 @@ export interface WebRtcTransportOptions {
   rtcConfig?: RTCConfiguration & { bindAddress?: string };
   log?: LogFn;
   bounds?: Partial<WebRtcBounds>;
+  /**
+   * Whether a Raft message from `peer` may reach this member; default every peer signaling
+   * admitted. A Node member passes "in its member table", so that a holder of the signaling
+   * secret who was never added cannot take part in Raft.
+   */
+  admits?: (peer: MemberId) => boolean;
 }
 
 export const defaultWebRtcBounds: WebRtcBounds = {
@@ -42,7 +48,9 @@ const sessionBytesMax = 64;
 
 export class WebRtcTransport implements Transport {
   readonly faults = new PeerFaults();
-  readonly stats: WebRtcStats = { framesDropped: 0, messagesRejected: 0, messagesDroppedQueueFull: 0 };
+  readonly stats: WebRtcStats = { framesDropped: 0, messagesRejected: 0, messagesDroppedQueueFull: 0, messagesUnadmitted: 0 };
+  /** Peers whose messages are being dropped as not admitted (logged once each until admitted). */
+  private readonly unadmitted = new Set<MemberId>();
   private onMessage: ((m: Message) => void) | null = null;
   private readonly links = new Map<MemberId, PeerLink>();
   /** Peers added by addPeer: the only ones messages are sent to. */
@@ -179,7 +187,15 @@ export class WebRtcTransport implements Transport {
       isBlockedOut: () => this.faults.isBlocked(id, 'out'),
       isBlockedIn: () => this.faults.isBlocked(id, 'in'),
       deliver: (m) => {
-        if (!this.closed) this.onMessage?.(m);
+        if (this.closed) return;
+        if (this.o.admits && !this.o.admits(m.from)) {
+          this.stats.messagesUnadmitted++;
+          if (!this.unadmitted.has(m.from)) this.log('warn', `webrtc transport ${this.o.id}: dropping messages from member ${m.from}: not a member of the configuration`);
+          this.unadmitted.add(m.from);
+          return;
+        }
+        this.unadmitted.delete(m.from);
+        this.onMessage?.(m);
       },
     });
     this.links.set(id, link);

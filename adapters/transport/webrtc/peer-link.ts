@@ -45,6 +45,8 @@ export interface WebRtcStats {
   messagesRejected: number;
   /** Messages dropped from a full queue. */
   messagesDroppedQueueFull: number;
+  /** Messages from a peer the transport's `admits` turned away (not in the configuration). */
+  messagesUnadmitted: number;
 }
 
 /** A signal as it travels between two links: a session id and simple-peer's signal, or a knock. */
