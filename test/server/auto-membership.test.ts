@@ -124,6 +124,22 @@ describe('AutoMembership', () => {
     }
   });
 
+  it('a Node member joining a cluster of tabs becomes a voter and the tabs are demoted, the leader last', async () => {
+    const hub = new MemoryHub();
+    for (const id of [1, 2, 3]) await start(hub, id, [1, 2, 3], 'tabs');
+    await waitFor('a leader', () => leader() !== undefined);
+    await start(hub, 4, []);
+    const stopAsking = keepAsking({ id: 4, name: 'node-4', peerURLs: ['http://127.0.0.1:20004'], wantsVote: true });
+    try {
+      await waitFor('the Node member the only voter, the tabs learners', () => {
+        const cs = leaderConfig();
+        return cs !== undefined && cs.voters.join() === '4' && [...cs.learners].sort().join() === '1,2,3';
+      }, 20_000);
+    } finally {
+      stopAsking();
+    }
+  });
+
   it('removes a tab unreachable past the grace period; it joins again when it comes back', async () => {
     const hub = new MemoryHub();
     for (const id of [1, 2, 3]) await start(hub, id, [1, 2, 3], 'node', { tabGraceMs: 600 });
