@@ -39,7 +39,7 @@ import {
   membersMax,
   type MemberRecord,
 } from './member-table.ts';
-import { isTabRecord, mayVote, nodeVoters, voteRefusal } from './vote-policy.ts';
+import { isTabRecord, mayVote, nodeVoters, tabMayVote, voteRefusal } from './vote-policy.ts';
 
 /** A learner may be promoted once its log holds this fraction of the leader's (etcd: readyPercent). */
 export const learnerReadyFraction = 0.9;
@@ -178,7 +178,7 @@ export class KvMember {
     if (table.length >= membersMax) throw new MvccError(GrpcCode.FailedPrecondition, `meshkv: a cluster has at most ${membersMax} members`);
     if (table.some((m) => m.peerURLs.some((u) => peerURLs.includes(u)))) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: Peer URLs already exists');
     if (table.some((m) => m.id === id)) throw new MvccError(GrpcCode.FailedPrecondition, 'etcdserver: member ID already exist');
-    if (!isLearner && isTabRecord({ peerURLs }) && !this.members.tabsMayOutvote && nodeVoters(this.members, this.member.status().confState).length > 0) {
+    if (!isLearner && isTabRecord({ peerURLs }) && !tabMayVote(nodeVoters(this.members, this.member.status().confState).length, this.members.tabsMayOutvote)) {
       throw new MvccError(GrpcCode.FailedPrecondition, voteRefusal(id));
     }
     await this.member.changeMembership({
