@@ -138,8 +138,11 @@ async function withBrowserPeers(
 ): Promise<{ transport: PeerTransport | Transport; browser: BrowserPeers | null }> {
   if (config.browserPeers === null) return { transport: base, browser: null };
   // Loaded only when asked for: with --browser-peers off, node-datachannel's native module is never loaded.
-  const peers = await import('./browser-peers.ts').catch(async (err: Error) => {
+  const peers = await import('./browser-peers.ts').catch(async (err: NodeJS.ErrnoException) => {
     await base.close();
+    // node-datachannel is an optional peer dependency of the package: installed on purpose only.
+    const missing = err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes("'node-datachannel'");
+    if (missing) throw new StartError('browser peers need the optional package node-datachannel (npm install node-datachannel); start with --browser-peers off to run without tabs');
     throw new StartError(`browser peers: cannot load WebRTC (node-datachannel): ${err.message}; start with --browser-peers off to run without tabs`);
   });
   let browser: BrowserPeers;

@@ -9,7 +9,7 @@ import type { MemberId, StateRole } from '../../src/raft/types.ts';
 import { systemClock } from '../clock/system.ts';
 import { connectGrpc, type ConnectGrpcOptions } from '../etcd-api/grpc-connection.ts';
 import { ConfigError, flags, parseConfig } from './config.ts';
-import { startNodeMember, type LogFn } from './node-member.ts';
+import { StartError, startNodeMember, type LogFn } from './node-member.ts';
 
 export type { LogFn } from './node-member.ts';
 
@@ -107,9 +107,9 @@ function optionText(key: string, value: unknown): string {
   throw new ConfigError(`option ${key}: expected a string, number, boolean or list, not ${JSON.stringify(value)}`);
 }
 
-/** The parser speaks of flags; an embedded member's caller wrote options. */
-function inOptionTerms(err: ConfigError): ConfigError {
-  return new ConfigError(err.message.replace(/--([a-z-]+)/g, (whole, flag: string) => (flag in flags ? camelCase(flag) : whole)));
+/** The parser and the start speak of flags; an embedded member's caller wrote options. */
+function inOptionTerms(message: string): string {
+  return message.replace(/--([a-z-]+)/g, (whole, flag: string) => (flag in flags ? camelCase(flag) : whole));
 }
 
 /**
@@ -123,11 +123,16 @@ export async function startMember(options: StartMemberOptions = {}): Promise<Mem
   try {
     parsed = parseConfig(toArgv(options), {});
   } catch (err) {
-    throw err instanceof ConfigError ? inOptionTerms(err) : err;
+    throw err instanceof ConfigError ? new ConfigError(inOptionTerms(err.message)) : err;
   }
   if (parsed.kind !== 'start') throw new Error(`unreachable: the options asked for ${parsed.kind}`);
   const config = parsed.config;
-  const node = await startNodeMember(config, { log: options.log ?? defaultLog, onRemoved: options.onRemoved });
+  let node;
+  try {
+    node = await startNodeMember(config, { log: options.log ?? defaultLog, onRemoved: options.onRemoved });
+  } catch (err) {
+    throw err instanceof StartError ? new StartError(inOptionTerms(err.message)) : err;
+  }
   const client = new Client({ connection: new InProcessConnection([node.kv], { clock: systemClock }), clock: systemClock });
   const clientUrls = node.listeners.map((l) => `${config.clientTls ? 'https' : 'http'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
   let stopping: Promise<void> | null = null;
