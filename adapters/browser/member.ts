@@ -228,7 +228,6 @@ class RunningBrowserMember implements BrowserMember {
   private readonly listeners = new Set<(s: BrowserMemberStatus) => void>();
   private lastStatusJson = '';
   private readonly stops: (() => void)[] = [];
-  private publishing = false;
   private closed = false;
   private closing: Promise<void> | null = null;
   /** Set when a leave was announced (pagehide or close): the member stops asking to join. */
@@ -244,7 +243,9 @@ class RunningBrowserMember implements BrowserMember {
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
     this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
     this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));
-    this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.onStatusTick()));
+    this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.emitIfChanged()));
+    // etcd's publish: this tab's name goes into the member table once it is in it and there is a leader.
+    this.stops.push(p.kv.keepAttributesPublished(p.name, [], p.timings.statusIntervalMs));
     this.stops.push(p.kv.member.onChange(() => this.emitIfChanged()));
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOnline);
@@ -319,21 +320,6 @@ class RunningBrowserMember implements BrowserMember {
     this.p.channel.broadcast({ kind: 'join', request });
   }
 
-  private onStatusTick(): void {
-    this.maybePublishName();
-    this.emitIfChanged();
-  }
-
-  /** etcd's publish: put this tab's name in the member table once it is in it and there is a leader. */
-  private maybePublishName(): void {
-    const mine = this.kv.members.get(this.id);
-    if (this.publishing || !mine || mine.name === this.p.name || this.kv.member.status().lead === 0) return;
-    this.publishing = true;
-    this.kv
-      .publishAttributes(this.p.name, [])
-      .catch((err: Error) => this.p.log('warn', `publishing the member name failed; will retry: ${err.message}`))
-      .finally(() => (this.publishing = false));
-  }
 
   private emitIfChanged(): void {
     if (this.closed || this.kv.member.isStopped()) return;

@@ -272,28 +272,8 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   const unwatchMembers = kv.onMembersChanged(redial);
   browser?.serve(kv, initialMembers);
 
-  // etcd's publish: once there is a leader, put this member's name and client URLs in the
-  // table, and again whenever the table (say, a snapshot from the leader) disagrees.
-  let stopped = false;
-  let publishing = false;
-  const publishCheck = () => {
-    if (stopped || publishing) return;
-    const mine = kv.members.get(id);
-    if (!mine || (mine.name === config.name && sameStrings(mine.clientURLs, config.advertiseClientUrls))) return;
-    if (kv.member.status().lead === 0) return;
-    publishing = true;
-    kv.publishAttributes(config.name, config.advertiseClientUrls)
-      .then(
-        () => log('info', 'published member attributes', { name: config.name, 'client-urls': config.advertiseClientUrls }),
-        (err: Error) => {
-          if (!stopped) log('warn', `publishing member attributes failed; will retry: ${err.message}`);
-        },
-      )
-      .finally(() => (publishing = false));
-  };
-  const publishTimer = setInterval(publishCheck, publishRetryMs);
-  const unwatchLeader = kv.member.onChange(publishCheck);
-  publishCheck();
+  // etcd's publish: this member's name and client URLs go into the table once there is a leader.
+  const stopPublishing = kv.keepAttributesPublished(config.name, config.advertiseClientUrls, publishRetryMs);
 
   // Founders share the id derived from the founding members; a joiner derives it from the
   // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
@@ -304,9 +284,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
   if (faults) log('warn', 'fault injection is on: anyone who reaches the client port can cut peer links and skew the clock', { path: '/meshkv/faults' });
   const listeners: EtcdListener[] = [];
   const stopAll = async () => {
-    stopped = true;
-    clearInterval(publishTimer);
-    unwatchLeader();
+    stopPublishing();
     unwatchMembers();
     for (const l of listeners) await l.close();
     // No membership change starts while the member stops; its transport's close is repeatable.
@@ -343,8 +321,4 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     throw err;
   }
   return { id, kv, listeners, stop: stopAll };
-}
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((s, i) => s === b[i]);
 }

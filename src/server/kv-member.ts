@@ -216,6 +216,40 @@ export class KvMember {
     await this.member.propose(encodeMemberUpdate({ kind: 'attributes', id: this.id, name, clientURLs }));
   }
 
+  /**
+   * etcd's publish, kept up: once there is a leader, puts this member's name and client URLs in
+   * the member table through the log, and again whenever the table disagrees (say, a snapshot
+   * from the leader predates the last publish). Checks on every leader change and every
+   * `retryMs`, one proposal at a time. Returns the stop.
+   */
+  keepAttributesPublished(name: string, clientURLs: readonly string[], retryMs: number): () => void {
+    let stopped = false;
+    let publishing = false;
+    const check = () => {
+      if (stopped || publishing) return;
+      const mine = this.members.get(this.id);
+      if (!mine || (mine.name === name && sameStrings(mine.clientURLs, clientURLs))) return;
+      if (this.member.status().lead === 0) return;
+      publishing = true;
+      this.publishAttributes(name, [...clientURLs])
+        .then(
+          () => this.opts.log?.('info', `published member attributes: name ${JSON.stringify(name)}, client URLs ${JSON.stringify(clientURLs)}`),
+          (err: Error) => {
+            if (!stopped) this.opts.log?.('warn', `publishing member attributes failed; will retry: ${err.message}`);
+          },
+        )
+        .finally(() => (publishing = false));
+    };
+    const stopTimer = this.opts.clock.every(retryMs, check);
+    const unwatchLeader = this.member.onChange(check);
+    check();
+    return () => {
+      stopped = true;
+      stopTimer();
+      unwatchLeader();
+    };
+  }
+
   private requireMember(id: MemberId): MemberRecord {
     const m = this.members.get(id);
     if (!m) throw new MvccError(GrpcCode.NotFound, 'etcdserver: member not found');
@@ -337,4 +371,8 @@ export class KvMember {
       });
     }
   }
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
