@@ -8,8 +8,8 @@ import { InProcessConnection } from '../../src/client/local-connection.ts';
 import type { MemberId, StateRole } from '../../src/raft/types.ts';
 import { systemClock } from '../clock/system.ts';
 import { connectGrpc, type ConnectGrpcOptions } from '../etcd-api/grpc-connection.ts';
-import { ConfigError, flags, parseConfig } from './config.ts';
-import { StartError, startNodeMember, type LogFn } from './node-member.ts';
+import { ConfigError, flags, parseConfig, type NodeConfig } from './config.ts';
+import { StartError, startNodeMember, type LogFn, type NodeMember, type NodeMemberDeps } from './node-member.ts';
 
 export type { LogFn } from './node-member.ts';
 
@@ -73,6 +73,8 @@ export interface Member {
   /** A client over this member, in the same process (no network in between). */
   readonly client: Client;
   status(): MemberStatus;
+  /** Calls `fn` with the status whenever the role, term or leader changes; returns the unsubscribe. */
+  onStatus(fn: (status: MemberStatus) => void): () => void;
   /** Closes the client, the listeners and the storage; resolves once everything is closed. */
   stop(): Promise<void>;
 }
@@ -112,6 +114,58 @@ function inOptionTerms(message: string): string {
   return message.replace(/--([a-z-]+)/g, (whole, flag: string) => (flag in flags ? camelCase(flag) : whole));
 }
 
+/** A started member as the package presents it: its client, its status, its stop. */
+class EmbeddedMember implements Member {
+  readonly id: MemberId;
+  readonly client: Client;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    private readonly node: NodeMember,
+    private readonly name: string,
+    private readonly clientUrls: readonly string[],
+  ) {
+    this.id = node.id;
+    this.client = new Client({ connection: new InProcessConnection([node.kv], { clock: systemClock }), clock: systemClock });
+  }
+
+  status(): MemberStatus {
+    const s = this.node.kv.member.status();
+    return {
+      id: this.id,
+      name: this.name,
+      role: s.role,
+      term: s.term,
+      leader: s.lead,
+      commit: s.commit,
+      applied: s.applied,
+      voters: [...s.confState.voters],
+      learners: [...s.confState.learners],
+      clientUrls: [...this.clientUrls],
+    };
+  }
+
+  onStatus(fn: (status: MemberStatus) => void): () => void {
+    return this.node.kv.member.onChange(() => fn(this.status()));
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.client.close();
+      await this.node.stop();
+    })();
+    return this.stopping;
+  }
+}
+
+/** startMember for a configuration already parsed (the `meshkv` command's flags and variables). */
+export async function startMemberWithConfig(config: NodeConfig, deps: NodeMemberDeps): Promise<Member> {
+  const node = await startNodeMember(config, deps);
+  const scheme = config.clientTls ? 'https' : 'http';
+  const clientUrls = node.listeners.map((l) => `${scheme}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
+  return new EmbeddedMember(node, config.name, clientUrls);
+}
+
 /**
  * Starts a member in this process and resolves once it serves clients on its client URLs.
  * Requests made before the cluster has a leader wait for one, as etcd's do. Rejects with a
@@ -126,42 +180,11 @@ export async function startMember(options: StartMemberOptions = {}): Promise<Mem
     throw err instanceof ConfigError ? new ConfigError(inOptionTerms(err.message)) : err;
   }
   if (parsed.kind !== 'start') throw new Error(`unreachable: the options asked for ${parsed.kind}`);
-  const config = parsed.config;
-  let node;
   try {
-    node = await startNodeMember(config, { log: options.log ?? defaultLog, onRemoved: options.onRemoved });
+    return await startMemberWithConfig(parsed.config, { log: options.log ?? defaultLog, onRemoved: options.onRemoved });
   } catch (err) {
     throw err instanceof StartError ? new StartError(inOptionTerms(err.message)) : err;
   }
-  const client = new Client({ connection: new InProcessConnection([node.kv], { clock: systemClock }), clock: systemClock });
-  const clientUrls = node.listeners.map((l) => `${config.clientTls ? 'https' : 'http'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`);
-  let stopping: Promise<void> | null = null;
-  return {
-    id: node.id,
-    client,
-    status() {
-      const s = node.kv.member.status();
-      return {
-        id: node.id,
-        name: config.name,
-        role: s.role,
-        term: s.term,
-        leader: s.lead,
-        commit: s.commit,
-        applied: s.applied,
-        voters: [...s.confState.voters],
-        learners: [...s.confState.learners],
-        clientUrls,
-      };
-    },
-    stop() {
-      stopping ??= (async () => {
-        client.close();
-        await node.stop();
-      })();
-      return stopping;
-    },
-  };
 }
 
 export type ConnectOptions = ConnectGrpcOptions;
