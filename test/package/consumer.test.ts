@@ -36,8 +36,10 @@ async function node(script: string, source: string, timeoutMs = 60_000): Promise
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'meshkv-consumer-'));
-  // prepack builds dist/ first, as for a publish.
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: repo, timeout: 120_000 });
+  // The global setup (test/helpers/build-dist.global-setup.ts) has just built dist/ from the
+  // sources, as prepack would; prepack's rebuild is skipped because it would empty dist/ under
+  // the other test files of this run that start bin/meshkv.mjs.
+  const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: repo, timeout: 120_000 });
   const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
   const shipped = packed.files.map((f) => f.path);
   expect(shipped.filter((p) => !/^(dist\/(src|adapters)\/|bin\/meshkv\.mjs$|package\.json$|README\.md$|LICENSE)/.test(p))).toEqual([]);
@@ -145,12 +147,13 @@ describe('the packed meshkv installed in a fresh project', () => {
        export async function main(): Promise<string | null> {
          const member: Member = await startMember({ dataDir: 'd', initialCluster: { a: 'http://127.0.0.1:2380' }, name: 'a' });
          const status: MemberStatus = member.status();
+         const unsubscribe: () => void = member.onStatus((s) => console.log(s.leader, s.clientUrls));
          const remote: Client = connect('127.0.0.1:2379', { callTimeoutMs: 5000 });
          const kvs: KeyValue[] = (await remote.getAll().prefix('todo/').exec()).kvs;
          await remote.if('k', 'Value', '==', 'v').then(remote.put('k').value('w')).commit();
          const key: Bytes = kvs[0]?.key ?? new Uint8Array();
          const tab: BrowserMember = await openBrowserMember({ cluster: 'todo', token: 'todo' });
-         void [compare, EtcdCompactedError, status.role === StateRole.Leader, key, tab.client];
+         void [compare, EtcdCompactedError, status.role === StateRole.Leader, key, tab.client, unsubscribe];
          return member.client.get('k').string();
        }`,
     );
