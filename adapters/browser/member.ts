@@ -246,14 +246,14 @@ class RunningBrowserMember implements BrowserMember {
     this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.emitIfChanged()));
     // etcd's publish: this tab's name goes into the member table once it is in it and there is a leader.
     this.stops.push(p.kv.keepAttributesPublished(p.name, [], p.timings.statusIntervalMs));
-    this.stops.push(p.kv.member.onChange(() => this.emitIfChanged()));
+    this.stops.push(p.kv.onChange(() => this.emitIfChanged()));
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOnline);
     this.maybeAskToJoin();
   }
 
   status(): BrowserMemberStatus {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     const voters = [...s.confState.voters];
     const learners = [...s.confState.learners];
     return {
@@ -314,7 +314,7 @@ class RunningBrowserMember implements BrowserMember {
    */
   private maybeAskToJoin(): void {
     if (this.closed || this.leaving) return;
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (this.isJoined(s.confState.voters, s.confState.learners) && s.lead !== 0) return;
     const request: JoinRequest = { id: this.id, name: this.p.name, peerURLs: [peerUrlOf(this.id)], wantsVote: this.p.wantsVote };
     this.p.channel.broadcast({ kind: 'join', request });
@@ -322,7 +322,7 @@ class RunningBrowserMember implements BrowserMember {
 
 
   private emitIfChanged(): void {
-    if (this.closed || this.kv.member.isStopped()) return;
+    if (this.closed || this.kv.isStopped()) return;
     const s = this.status();
     const json = JSON.stringify(s);
     if (json === this.lastStatusJson) return;
@@ -350,7 +350,7 @@ class RunningBrowserMember implements BrowserMember {
    */
   private maybeTakeOver(from: MemberId, msg: ControlMessage): void {
     if (msg.kind !== 'leave' || msg.successor?.id !== this.id || this.closed) return;
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.lead !== from || s.term !== msg.successor.term) return;
     this.p.inbound.deliver(newMessage(MessageType.TimeoutNow, this.id, from, msg.successor.term));
   }
@@ -360,7 +360,7 @@ class RunningBrowserMember implements BrowserMember {
     this.leaving = true;
     const deadline = this.p.clock.now() + this.p.timings.leaveTimeoutMs;
     this.maybeHandOffLeadership();
-    await this.waitUntil(() => !this.kv.member.isLeader() || !this.hasOtherVoters(), deadline);
+    await this.waitUntil(() => !this.kv.isLeader() || !this.hasOtherVoters(), deadline);
     let removed = false;
     const stopWatching = this.p.channel.onControl((from, msg) => {
       // The leader's applied configuration no longer has this member: the removal committed.
@@ -382,7 +382,7 @@ class RunningBrowserMember implements BrowserMember {
   }
 
   private hasOtherVoters(): boolean {
-    return this.kv.member.status().confState.voters.some((v) => v !== this.id);
+    return this.kv.status().confState.voters.some((v) => v !== this.id);
   }
 
   /**
@@ -392,7 +392,7 @@ class RunningBrowserMember implements BrowserMember {
    * transferee to catch up first).
    */
   private maybeHandOffLeadership(): { id: MemberId; term: number } | null {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.role !== StateRole.Leader || s.progress === null) return null;
     let best: MemberId = 0;
     let bestMatch = -1;
@@ -401,7 +401,7 @@ class RunningBrowserMember implements BrowserMember {
       if (v !== this.id && match > bestMatch) [best, bestMatch] = [v, match];
     }
     if (best === 0) return null;
-    this.kv.member.transferLeadership(best);
+    this.kv.transferLeadership(best);
     return bestMatch === s.lastIndex ? { id: best, term: s.term } : null;
   }
 

@@ -293,7 +293,7 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse, f
   }
   if (path === '/health') {
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
-    const healthy = api.kv.member.status().lead !== 0;
+    const healthy = api.kv.status().lead !== 0;
     return sendText(res, healthy ? 200 : 503, JSON.stringify({ health: String(healthy) }));
   }
   if (path === '/metrics') {

@@ -130,7 +130,7 @@ class EmbeddedMember implements Member {
   }
 
   status(): MemberStatus {
-    const s = this.node.kv.member.status();
+    const s = this.node.kv.status();
     return {
       id: this.id,
       name: this.name,
@@ -146,7 +146,7 @@ class EmbeddedMember implements Member {
   }
 
   onStatus(fn: (status: MemberStatus) => void): () => void {
-    return this.node.kv.member.onChange(() => fn(this.status()));
+    return this.node.kv.onChange(() => fn(this.status()));
   }
 
   stop(): Promise<void> {

@@ -85,7 +85,7 @@ export class AutoMembership {
   private act(): void {
     if (this.stopped || this.busy) return;
     this.forgetStale();
-    if (!this.kv.member.isLeader()) return;
+    if (!this.kv.isLeader()) return;
     const change = this.nextChange();
     if (!change) return;
     this.busy = true;
@@ -110,7 +110,7 @@ export class AutoMembership {
       if (id === this.kv.id) continue; // a leader that leaves is removed by the next one
       if (!table.get(id)) {
         this.leaves.delete(id);
-        const cs = this.kv.member.status().confState;
+        const cs = this.kv.status().confState;
         if (cs.voters.includes(id) || cs.learners.includes(id)) {
           this.opts.log?.('warn', `member ${id.toString(16)} asked to leave but has no record in the member table; remove it by hand`);
         }
@@ -147,7 +147,7 @@ export class AutoMembership {
 
   /** The learner's log is close enough to the leader's that promoting it cannot stall commits. */
   private caughtUp(id: MemberId): boolean {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.role !== StateRole.Leader || s.progress === null) return false;
     const match = s.progress.get(id)?.match ?? 0;
     return match > 0 && match >= s.lastIndex * learnerReadyFraction;

@@ -29,7 +29,8 @@ import type {
 import { validateRequest } from '../mvcc/validate.ts';
 import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../raft/confchange.ts';
 import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
-import { Member, MemberError, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
+import type { Status } from '../raft/raw-node.ts';
+import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 import {
   MemberTable,
   decodeMemberUpdate,
@@ -147,6 +148,43 @@ export class KvMember {
     this.member = member;
     this.mvcc = mvcc;
     this.opts = opts;
+  }
+
+  // ---- what adapters read and do through the member: the Raft driver and the store behind it
+  // (`member`, `mvcc`) are for tests and metrics ----
+
+  /** Role, term, leader, indexes and configuration (and, on the leader, each follower's progress). */
+  status(): Status {
+    return this.member.status();
+  }
+
+  isLeader(): boolean {
+    return this.member.isLeader();
+  }
+
+  /** True once stopped (or its storage failed): it serves nothing any more. */
+  isStopped(): boolean {
+    return this.member.isStopped();
+  }
+
+  /** Calls `fn` on every role, term, leader and index change; returns the unsubscribe. */
+  onChange(fn: (e: MemberEvent) => void): () => void {
+    return this.member.onChange(fn);
+  }
+
+  /** Hands leadership to the voter `to` (etcd's MoveLeader); from the leader only. */
+  transferLeadership(to: MemberId): void {
+    this.member.transferLeadership(to);
+  }
+
+  /** The store's revision: that of the last applied write. */
+  get currentRevision(): number {
+    return this.mvcc.currentRevision;
+  }
+
+  /** History below this revision is compacted away. */
+  get compactRevision(): number {
+    return this.mvcc.compactRevision;
   }
 
   // ---- membership ----
