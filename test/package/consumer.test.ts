@@ -181,6 +181,28 @@ describe('the packed meshkv installed in a fresh project', () => {
     expect(result).toBe('');
   });
 
+  it('type-checks a browser-only consumer with neither @types/node nor @types/simple-peer', async () => {
+    await writeFile(
+      join(app, 'browser-only.ts'),
+      `import { openBrowserMember } from 'meshkv/browser';
+       import { compare, type Client } from 'meshkv';
+       const member = await openBrowserMember({ cluster: 'todo', token: 'todo' });
+       const db: Client = member.client;
+       await db.if('k', 'Version', '==', 0).then(db.put('k').value('v')).commit();
+       void compare;`,
+    );
+    const config = {
+      compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, target: 'es2022', lib: ['es2022', 'dom'], module: 'esnext', moduleResolution: 'bundler', types: [] },
+      files: ['browser-only.ts'],
+    };
+    await writeFile(join(app, 'tsconfig.browser-only.json'), JSON.stringify(config, null, 2));
+    const result = await run(tsc, ['-p', 'tsconfig.browser-only.json'], { cwd: app, timeout: 120_000 }).then(
+      () => '',
+      (err: { stdout: string }) => err.stdout,
+    );
+    expect(result).toBe('');
+  });
+
   describe('in the browser', () => {
     let browser: Browser;
     beforeAll(async () => {
