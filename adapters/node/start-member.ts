@@ -73,7 +73,7 @@ export interface Member {
   /** A client over this member, in the same process (no network in between). */
   readonly client: Client;
   status(): MemberStatus;
-  /** Calls `fn` with the status whenever the role, term or leader changes; returns the unsubscribe. */
+  /** Calls `fn` with the status whenever the role, term, leader or commit/apply indexes change; returns the unsubscribe. */
   onStatus(fn: (status: MemberStatus) => void): () => void;
   /** Closes the client, the listeners and the storage; resolves once everything is closed. */
   stop(): Promise<void>;
