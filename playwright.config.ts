@@ -6,6 +6,8 @@ import { chromiumArgs, chromiumPath } from './test/helpers/chromium.ts';
 
 export default defineConfig({
   testDir: 'test/e2e',
+  // Mixed clusters run the `meshkv` command from dist/, as installed.
+  globalSetup: './test/helpers/build-dist.global-setup.ts',
   outputDir: 'test-results/e2e',
   timeout: 120_000,
   workers: 1,

@@ -7,7 +7,6 @@ import { chromiumArgs, chromiumPath } from './test/helpers/chromium.ts';
 export { chromiumArgs };
 
 export default defineConfig({
-  define: { global: 'globalThis' },
   // simple-peer is CommonJS: pre-bundle it up front rather than on first import mid-run.
   optimizeDeps: { include: ['simple-peer'] },
   test: {

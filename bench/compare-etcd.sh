@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# bin/meshkv.mjs runs the compiled dist/.
+npm run build --silent
 HARNESS_SRC="$ROOT/../shared/bench-etcd"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-compare.XXXXXX")
 export BENCH_DIR="$WORK/etcd"

@@ -37,7 +37,6 @@ export default defineConfig({
   // Inside demo/ (gitignored), not in node_modules, which worktrees may share.
   cacheDir: fileURLToPath(new URL('./.vite', import.meta.url)),
   plugins: [noNodeModules()],
-  define: { global: 'globalThis' },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

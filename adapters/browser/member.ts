@@ -261,7 +261,6 @@ class RunningBrowserMember implements BrowserMember {
   private readonly listeners = new Set<(s: BrowserMemberStatus) => void>();
   private lastStatusJson = '';
   private readonly stops: (() => void)[] = [];
-  private publishing = false;
   private closed = false;
   private closing: Promise<void> | null = null;
   /** Set when a leave was announced (pagehide or close): the member stops asking to join. */
@@ -288,8 +287,10 @@ class RunningBrowserMember implements BrowserMember {
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
     this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
     this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));
-    this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.onStatusTick()));
-    this.stops.push(p.kv.member.onChange(() => this.emitIfChanged()));
+    this.stops.push(p.clock.every(p.timings.statusIntervalMs, () => this.emitIfChanged()));
+    // etcd's publish: this tab's name goes into the member table once it is in it and there is a leader.
+    this.stops.push(p.kv.keepAttributesPublished(p.name, [], p.timings.statusIntervalMs));
+    this.stops.push(p.kv.onChange(() => this.emitIfChanged()));
     window.addEventListener('online', this.onOnline);
     window.addEventListener('offline', this.onOnline);
     this.maybeAskToJoin();
@@ -300,7 +301,7 @@ class RunningBrowserMember implements BrowserMember {
   }
 
   status(): BrowserMemberStatus {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     const quorum = this.quorumWatch.report();
     const voters = [...s.confState.voters];
     const learners = [...s.confState.learners];
@@ -371,30 +372,15 @@ class RunningBrowserMember implements BrowserMember {
    */
   private maybeAskToJoin(): void {
     if (this.closed || this.leaving) return;
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (this.isJoined(s.confState.voters, s.confState.learners) && s.lead !== 0) return;
     const request: JoinRequest = { id: this.id, name: this.p.name, peerURLs: [peerUrlOf(this.id)], wantsVote: this.p.wantsVote };
     this.p.channel.broadcast({ kind: 'join', request });
   }
 
-  private onStatusTick(): void {
-    this.maybePublishName();
-    this.emitIfChanged();
-  }
-
-  /** etcd's publish: put this tab's name in the member table once it is in it and there is a leader. */
-  private maybePublishName(): void {
-    const mine = this.kv.members.get(this.id);
-    if (this.publishing || !mine || mine.name === this.p.name || this.kv.member.status().lead === 0) return;
-    this.publishing = true;
-    this.kv
-      .publishAttributes(this.p.name, [])
-      .catch((err: Error) => this.p.log('warn', `publishing the member name failed; will retry: ${err.message}`))
-      .finally(() => (this.publishing = false));
-  }
 
   private emitIfChanged(): void {
-    if (this.closed || this.kv.member.isStopped()) return;
+    if (this.closed || this.kv.isStopped()) return;
     const s = this.status();
     const json = JSON.stringify(s);
     if (json === this.lastStatusJson) return;
@@ -422,7 +408,7 @@ class RunningBrowserMember implements BrowserMember {
    */
   private maybeTakeOver(from: MemberId, msg: ControlMessage): void {
     if (msg.kind !== 'leave' || msg.successor?.id !== this.id || this.closed) return;
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.lead !== from || s.term !== msg.successor.term) return;
     this.p.inbound.deliver(newMessage(MessageType.TimeoutNow, this.id, from, msg.successor.term));
   }
@@ -432,7 +418,7 @@ class RunningBrowserMember implements BrowserMember {
     this.leaving = true;
     const deadline = this.p.clock.now() + this.p.timings.leaveTimeoutMs;
     this.maybeHandOffLeadership();
-    await this.waitUntil(() => !this.kv.member.isLeader() || !this.hasOtherVoters(), deadline);
+    await this.waitUntil(() => !this.kv.isLeader() || !this.hasOtherVoters(), deadline);
     let removed = false;
     const stopWatching = this.p.channel.onControl((from, msg) => {
       // The leader's applied configuration no longer has this member: the removal committed.
@@ -454,7 +440,7 @@ class RunningBrowserMember implements BrowserMember {
   }
 
   private hasOtherVoters(): boolean {
-    return this.kv.member.status().confState.voters.some((v) => v !== this.id);
+    return this.kv.status().confState.voters.some((v) => v !== this.id);
   }
 
   /**
@@ -464,7 +450,7 @@ class RunningBrowserMember implements BrowserMember {
    * transferee to catch up first).
    */
   private maybeHandOffLeadership(): { id: MemberId; term: number } | null {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.role !== StateRole.Leader || s.progress === null) return null;
     let best: MemberId = 0;
     let bestMatch = -1;
@@ -473,7 +459,7 @@ class RunningBrowserMember implements BrowserMember {
       if (v !== this.id && match > bestMatch) [best, bestMatch] = [v, match];
     }
     if (best === 0) return null;
-    this.kv.member.transferLeadership(best);
+    this.kv.transferLeadership(best);
     return bestMatch === s.lastIndex ? { id: best, term: s.term } : null;
   }
 

@@ -253,10 +253,10 @@ export class EtcdApi {
     this.clusterId = opts.clusterId;
     this.members = opts.members;
     this.membership = opts.membership;
-    const status = opts.kv.member.status();
+    const status = opts.kv.status();
     this.term = status.term;
     this.observeLeader(status.lead);
-    this.unsubscribe = opts.kv.member.onChange((e) => {
+    this.unsubscribe = opts.kv.onChange((e) => {
       this.term = e.term;
       this.observeLeader(e.leader);
     });
@@ -272,7 +272,7 @@ export class EtcdApi {
     this.leaderClients.close();
   }
 
-  header(revision = this.kv.mvcc.currentRevision): Wire {
+  header(revision = this.kv.currentRevision): Wire {
     return {
       cluster_id: this.clusterId,
       member_id: String(this.kv.id),
@@ -327,7 +327,7 @@ export class EtcdApi {
    */
   async leaseKeepAlive(w: Wire, forwarded = false): Promise<Wire> {
     const id = int64(w.ID);
-    if (!forwarded && !this.kv.member.isLeader()) {
+    if (!forwarded && !this.kv.isLeader()) {
       const r = await this.leaderClients.keepAlive(this.leaderClientUrl(), id.toString());
       return { header: this.header(), ID: id.toString(), TTL: int(r.TTL) };
     }
@@ -355,7 +355,7 @@ export class EtcdApi {
   // ---- Cluster ----
 
   memberList(_w: Wire): Promise<Wire> {
-    const conf = this.kv.member.status().confState;
+    const conf = this.kv.status().confState;
     const member = (id: number, isLearner: boolean): Wire => {
       const info = this.members(id);
       return { ID: String(id), name: info?.name ?? '', peerURLs: info?.peerURLs ?? [], clientURLs: info?.clientURLs ?? [], isLearner };
@@ -387,7 +387,7 @@ export class EtcdApi {
   }
 
   private reconfigView(membership: MembershipOptions): ReconfigView {
-    const conf = this.kv.member.status().confState;
+    const conf = this.kv.status().confState;
     return {
       self: this.kv.id,
       voters: conf.voters,
@@ -407,7 +407,7 @@ export class EtcdApi {
   /** Only the leader knows whether a learner has caught up: a follower forwards, as etcd's do. */
   async memberPromote(w: Wire, forwarded = false): Promise<Wire> {
     this.requireMembership();
-    if (!forwarded && !this.kv.member.isLeader()) {
+    if (!forwarded && !this.kv.isLeader()) {
       await this.leaderClients.promote(this.leaderClientUrl(), String(w.ID ?? '0'));
       await this.kv.member.readBarrier();
     } else {
@@ -432,7 +432,7 @@ export class EtcdApi {
   }
 
   private leaderClientUrl(): string {
-    const leader = this.kv.member.status().lead;
+    const leader = this.kv.status().lead;
     if (leader === 0) throw new EtcdApiError(Status.Unavailable, 'etcdserver: no leader');
     const url = this.members(leader)?.clientURLs[0];
     if (url === undefined) throw new EtcdApiError(Status.Unavailable, "etcdserver: not leader (the leader's client URL is not known yet)");
@@ -442,7 +442,7 @@ export class EtcdApi {
   // ---- Maintenance ----
 
   status(_w: Wire): Promise<Wire> {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     const dbSize = this.dbSizeBytes();
     return Promise.resolve({
       header: this.header(),
@@ -478,12 +478,12 @@ export class EtcdApi {
 
   async moveLeader(w: Wire): Promise<Wire> {
     const target = int(w.targetID);
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.role !== StateRole.Leader) throw new EtcdApiError(Status.FailedPrecondition, 'etcdserver: not leader');
     if (!s.confState.voters.includes(target)) throw new EtcdApiError(Status.FailedPrecondition, 'etcdserver: bad leader transferee');
     if (target !== this.kv.id) {
-      this.kv.member.transferLeadership(target);
-      await this.waitFor(() => this.kv.member.status().lead === target);
+      this.kv.transferLeadership(target);
+      await this.waitFor(() => this.kv.status().lead === target);
     }
     return { header: this.header() };
   }
@@ -538,7 +538,7 @@ export class EtcdApi {
 
   /** Prometheus text exposition of a few gauges and counters, named as etcd names them. */
   metrics(): string {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     const keys = this.kv.mvcc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), countOnly: true }).count;
     const lines: string[] = [];
     const metric = (name: string, type: 'gauge' | 'counter', help: string, value: number) => {
@@ -573,7 +573,7 @@ export class EtcdApi {
   private dbSizeBytes(): number {
     const snapshotBytes = this.kv.member.snapshotBytes();
     if (snapshotBytes > 0) return snapshotBytes;
-    const revision = this.kv.mvcc.currentRevision;
+    const revision = this.kv.currentRevision;
     if (this.snapshotSizeCache.revision !== revision) {
       this.snapshotSizeCache = { revision, bytes: this.kv.mvcc.snapshot().encode().length };
     }

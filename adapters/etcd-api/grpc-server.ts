@@ -53,8 +53,8 @@ function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreaming
   return (call) => {
     if (call.metadata.get('hasleader')[0] !== 'true') return handler(call);
     const noLeader = () => failStream(call, new EtcdApiError(Status.Unavailable, 'etcdserver: no leader'));
-    if (api.kv.member.status().lead === 0) return noLeader();
-    const unsubscribe = api.kv.member.onChange((e) => {
+    if (api.kv.status().lead === 0) return noLeader();
+    const unsubscribe = api.kv.onChange((e) => {
       if (e.leader !== 0) return;
       unsubscribe();
       noLeader();

@@ -15,7 +15,7 @@ export const healthReadTimeoutMs = 2000;
 
 export async function checkHealth(kv: KvMember, serializable: boolean, timeoutMs = healthReadTimeoutMs): Promise<Health> {
   if (serializable) return { health: 'true', reason: '' };
-  if (kv.member.status().lead === 0) return { health: 'false', reason: 'RAFT NO LEADER' };
+  if (kv.status().lead === 0) return { health: 'false', reason: 'RAFT NO LEADER' };
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('etcdserver: request timed out')), timeoutMs);

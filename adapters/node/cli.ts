@@ -4,19 +4,16 @@
 import { StorageError } from '../storage/errors.ts';
 import { ListenError } from '../etcd-api/listener.ts';
 import { ConfigError, parseConfig, signalingPath, usage } from './config.ts';
-import { StartError, startNodeMember, type LogFn, type NodeMember } from './node-member.ts';
+import { StartError, type LogFn } from './node-member.ts';
+import { startMemberWithConfig, type Member } from './start-member.ts';
 
 const log: LogFn = (level, msg, fields = {}) => {
   process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
 };
 
-function hostPort(host: string, port: number): string {
-  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
-/** A listener on every address is opened in a browser on loopback. */
-function browsableHost(host: string): string {
-  return host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+/** A listener on every address is opened in a browser on loopback (`hostname` as in a URL: IPv6 in brackets). */
+function browsableHost(hostname: string): string {
+  return hostname === '0.0.0.0' ? '127.0.0.1' : hostname === '[::]' ? '[::1]' : hostname;
 }
 
 function fail(msg: string, exitCode: number): never {
@@ -48,17 +45,18 @@ async function main(): Promise<void> {
     shutdown('removed from the cluster');
   };
   try {
-    node = await startNodeMember(config, { log, onRemoved });
+    node = await startMemberWithConfig(config, { log, onRemoved });
   } catch (err) {
     if (err instanceof StorageError || err instanceof ListenError || err instanceof StartError) fail(err.message, 1);
     throw err;
   }
   const started = node;
+  const clientUrls = started.status().clientUrls.map((u) => new URL(u));
   log('info', 'member started', { name: config.name, 'member-id': started.id.toString(16), 'data-dir': config.dataDir });
-  for (const l of started.listeners) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: `${l.host}:${l.port}` });
+  for (const url of clientUrls) log('info', 'serving client traffic (gRPC and JSON gateway)', { address: url.host });
   const tlsOn = config.clientTls !== null;
   if (config.browserPeers?.signalingUrl === null) {
-    for (const l of started.listeners) log('info', 'serving browser signaling', { url: `${tlsOn ? 'wss' : 'ws'}://${hostPort(l.host, l.port)}${signalingPath}` });
+    for (const url of clientUrls) log('info', 'serving browser signaling', { url: `${tlsOn ? 'wss' : 'ws'}://${url.host}${signalingPath}` });
   } else if (config.browserPeers) {
     log('info', 'using browser signaling', { url: config.browserPeers.signalingUrl });
   }
@@ -68,16 +66,16 @@ async function main(): Promise<void> {
     log('info', 'ready: the cluster has a leader', { leader: leader.toString(16), term });
     // The one line a person starting the demo looks for, in plain text, once the page would work.
     if (config.staticDir === null) return;
-    for (const l of started.listeners) process.stdout.write(`meshkv: open ${tlsOn ? 'https' : 'http'}://${hostPort(browsableHost(l.host), l.port)}/ in a browser\n`);
+    for (const url of clientUrls) process.stdout.write(`meshkv: open ${url.protocol}//${browsableHost(url.hostname)}:${url.port}/ in a browser\n`);
   };
-  const now = started.kv.member.status();
-  if (now.lead !== 0) {
-    ready(now.lead, now.term);
+  const now = started.status();
+  if (now.leader !== 0) {
+    ready(now.leader, now.term);
   } else {
-    const unwatch = started.kv.member.onChange((e) => {
-      if (e.leader === 0) return;
+    const unwatch = started.onStatus((s) => {
+      if (s.leader === 0) return;
       unwatch();
-      ready(e.leader, e.term);
+      ready(s.leader, s.term);
     });
   }
 
@@ -86,7 +84,7 @@ async function main(): Promise<void> {
 }
 
 let stopping = false;
-let node: NodeMember | undefined;
+let node: Member | undefined;
 
 /** Stops the member (once) and exits 0; `why` is a signal name or the reason. */
 function shutdown(why: string): void {

@@ -1,8 +1,9 @@
-// A Node member: a KvMember on filesystem storage, serving etcd's API on its client URLs and
-// talking to its peers over the TCP transport. The peer addresses come from --initial-cluster
-// at first, then from the replicated member table (conf change contexts, snapshots), so
-// members added later are dialled by every member. With browser peers on (the default), tabs
-// join too: their `webrtc://` peer URLs route to a WebRTC transport (./browser-peers.ts).
+// A Node member (the NodeMember class): a KvMember on filesystem storage, serving etcd's API on
+// its client URLs and talking to its peers over the TCP transport. The peer addresses come from
+// --initial-cluster at first, then from the replicated member table (conf change contexts,
+// snapshots), so members added later are dialled by every member (PeerDialer). With browser
+// peers on (the default), tabs join too: their `webrtc://` peer URLs route to a WebRTC
+// transport (./browser-peers.ts).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
 import { watchQuorum } from './quorum-log.ts';
-import { SecretError, faultSecretFile, loadMemberSecrets } from './member-secrets.ts';
+import { SecretError, faultSecretFile, loadMemberSecrets, type MemberSecrets } from './member-secrets.ts';
 import { hostAllowed } from '../etcd-api/access.ts';
 import { clusterIdOf, memberIdOfPeerUrls, signalingPath, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
 
@@ -61,13 +62,6 @@ interface PeerAdmission {
   /** What tabs and members joining through signaling present. */
   signalingSecret: string;
   admits: (peer: MemberId) => boolean;
-}
-
-export interface NodeMember {
-  id: MemberId;
-  kv: KvMember;
-  listeners: EtcdListener[];
-  stop(): Promise<void>;
 }
 
 /** Entries kept behind a snapshot for lagging followers, at most (etcd: SnapshotCatchUpEntries). */
@@ -156,8 +150,11 @@ async function withBrowserPeers(
 ): Promise<{ transport: PeerTransport | Transport; browser: BrowserPeers | null }> {
   if (config.browserPeers === null) return { transport: base, browser: null };
   // Loaded only when asked for: with --browser-peers off, node-datachannel's native module is never loaded.
-  const peers = await import('./browser-peers.ts').catch(async (err: Error) => {
+  const peers = await import('./browser-peers.ts').catch(async (err: NodeJS.ErrnoException) => {
     await base.close();
+    // node-datachannel is an optional peer dependency of the package: installed on purpose only.
+    const missing = err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes("'node-datachannel'");
+    if (missing) throw new StartError('browser peers need the optional package node-datachannel (npm install node-datachannel); start with --browser-peers off to run without tabs');
     throw new StartError(`browser peers: cannot load WebRTC (node-datachannel): ${err.message}; start with --browser-peers off to run without tabs`);
   });
   let browser: BrowserPeers;
@@ -180,213 +177,253 @@ async function withBrowserPeers(
   return { transport: new CompositeTransport([{ schemes: [webrtcScheme], transport: browser.transport }], base), browser };
 }
 
-export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
-  const self = config.initialCluster.find((m) => m.name === config.name)!;
-  const log = deps.log;
-  // Read first: a bad file stops the start before anything is opened.
-  const clientTls = config.clientTls && readClientTls(config.clientTls);
-  let removedReported = false;
-  const onRemoved = () => {
-    if (removedReported) return;
-    removedReported = true;
-    deps.onRemoved?.();
-  };
-  const secrets = await loadMemberSecrets(config, log).catch((err: unknown) => {
-    throw err instanceof SecretError ? new StartError(err.message) : err;
-  });
-  // Raft hears only members of the table (before the member is up: the configured ones). A
-  // member joining an existing cluster has no configuration until the leader's first snapshot
-  // or append, and may not know that leader yet: until then it hears every admitted peer.
-  let kvStarted: KvMember | null = null;
-  const configured = new Set(config.initialCluster.flatMap((m) => [m.id, memberIdOfPeerUrls(m.peerUrls)]));
-  const admits = (peer: MemberId): boolean => (kvStarted ? kvStarted.hearsFrom(peer) : configured.has(peer) || config.initialClusterState === 'existing');
-  const admission: PeerAdmission = { secret: secrets.admission, signalingSecret: secrets.signaling, admits };
-  const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved, admission);
-  // Membership changes through the etcd API need a transport that reaches Node members (TCP).
-  const baseIsPeerTransport = isPeerTransport(base);
-  const { transport, browser } = await withBrowserPeers(base, self, config, log, admission);
-  const peerTransport = baseIsPeerTransport && isPeerTransport(transport) ? transport : null;
-  if (config.initialCluster.length > 1 && peerTransport === null) {
-    await transport.close();
-    throw new StartError(`--initial-cluster names ${config.initialCluster.length} members, but the member has no peer transport`);
-  }
-  const id = self.id;
-  // Founding members bootstrap; a joining member starts empty and learns everything from the leader.
-  const peers = config.initialClusterState === 'new' ? config.initialCluster.map((m) => m.id) : [];
-  const initialMembers: MemberRecord[] = config.initialCluster.flatMap((m) => {
-    // Every member seeds the same table; client URLs arrive through each member's publish.
-    const record = { id: m.id, name: m.name, peerURLs: m.peerUrls, clientURLs: [], isLearner: false };
-    // A joining member cannot tell a founder (id from its name) from a member added later (id
-    // from its peer URLs), so it dials both; the handshake refuses the wrong one, and the
-    // leader's snapshot or the first applied conf change drops it from the table.
-    const addedId = memberIdOfPeerUrls(m.peerUrls);
-    if (config.initialClusterState === 'new' || m.id === id || addedId === m.id) return [record];
-    return [record, { ...record, id: addedId }];
-  });
-  // Dial the configured peers now, so that the first elections and replies get through.
-  const dialled = new Map<MemberId, string>();
-  // Every transport dials (a lone member without a peer listener still reaches tabs over WebRTC).
-  const dial = (records: readonly { id: MemberId; peerURLs: string[] }[]) => {
-    const wanted = new Map(records.filter((r) => r.id !== id && r.peerURLs.length > 0).map((r) => [r.id, peerAddress(r.peerURLs[0])]));
+/**
+ * Whom the transport dials: the configured peers at first, then the replicated member table.
+ * Members that leave the table are refused from then on (until added again), so that a removed
+ * member learns it and stops, as etcd's peers tell it with 410 Gone.
+ */
+class PeerDialer {
+  private readonly dialled = new Map<MemberId, string>();
+  private readonly removed = new Set<MemberId>();
+  private inTable = new Set<MemberId>();
+
+  constructor(
+    private readonly self: MemberId,
+    private readonly transport: PeerTransport | Transport,
+    /** Set when the transport reaches Node members and can refuse removed ones. */
+    private readonly peerTransport: PeerTransport | null,
+    private readonly log: LogFn,
+  ) {}
+
+  /** Dials every member of `records` not dialled yet at its address, and forgets the others. */
+  dial(records: readonly { id: MemberId; peerURLs: string[] }[]): void {
+    // Every transport dials (a lone member without a peer listener still reaches tabs over WebRTC).
+    const wanted = new Map(records.filter((r) => r.id !== this.self && r.peerURLs.length > 0).map((r) => [r.id, peerAddress(r.peerURLs[0])]));
     for (const [peer, address] of wanted) {
-      if (dialled.get(peer) === address) continue;
-      transport.addPeer(peer, address);
-      dialled.set(peer, address);
-      log('info', 'dialling peer', { peer: peer.toString(16), address });
+      if (this.dialled.get(peer) === address) continue;
+      this.transport.addPeer(peer, address);
+      this.dialled.set(peer, address);
+      this.log('info', 'dialling peer', { peer: peer.toString(16), address });
     }
-    for (const peer of [...dialled.keys()]) {
+    for (const peer of [...this.dialled.keys()]) {
       if (wanted.has(peer)) continue;
-      transport.removePeer(peer);
-      dialled.delete(peer);
-      log('info', 'forgot removed peer', { peer: peer.toString(16) });
+      this.transport.removePeer(peer);
+      this.dialled.delete(peer);
+      this.log('info', 'forgot removed peer', { peer: peer.toString(16) });
     }
-  };
-  dial(initialMembers);
+  }
 
-  let storage: FsWalStorage;
-  try {
-    storage = await FsWalStorage.open(config.dataDir, {
-      logger: {
-        debug: (m) => log('debug', m),
-        info: (m) => log('info', m),
-        warn: (m) => log('warn', m),
-      },
-    });
-  } catch (err) {
-    await transport.close();
-    throw err;
+  /**
+   * From now on the replicated table decides whom to dial (it always holds this member's
+   * configured peers until a change or snapshot says otherwise). Returns the unsubscribe.
+   */
+  follow(kv: KvMember): () => void {
+    this.inTable = new Set(kv.members.list().map((m) => m.id));
+    const redial = () => {
+      this.dial(kv.members.list());
+      this.noteRemovals(kv);
+    };
+    redial();
+    return kv.onMembersChanged(redial);
   }
-  // Only with fault injection on is the clock adjustable (and the admin endpoint served).
-  const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
-  let kv: KvMember;
-  try {
-    kv = await KvMember.start({
-      id,
-      peers,
-      clock: clock ?? systemClock,
-      storage,
-      transport,
-      random: Math.random,
-      snapshotEntries: config.snapshotCount,
-      snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
-      requestBytesMax: config.security.maxRequestBytes,
-      initialMembers,
-      forceNewCluster: config.forceNewCluster,
-      log: (level, msg) => {
-        if (level !== 'debug') log(level, msg);
-      },
-    });
-  } catch (err) {
-    await storage.close().catch(() => {});
-    await transport.close().catch(() => {});
-    throw err;
-  }
-  kvStarted = kv;
-  // From here on the replicated table decides whom to dial (it always holds this member's
-  // configured peers until a change or snapshot says otherwise).
-  // Members that leave the table are refused from then on (until added again), so that a
-  // removed member learns it and stops, as etcd's peers tell it with 410 Gone.
-  const removed = new Set<MemberId>();
-  let inTable = new Set(kv.members.list().map((m) => m.id));
-  const noteRemovals = () => {
+
+  private noteRemovals(kv: KvMember): void {
     const now = new Set(kv.members.list().map((m) => m.id));
-    for (const m of inTable) if (!now.has(m)) removed.add(m);
-    for (const m of now) removed.delete(m);
-    inTable = now;
-    peerTransport?.setRemoved(removed);
-  };
-  const redial = () => {
-    dial(kv.members.list());
-    noteRemovals();
-  };
-  redial();
-  const unwatchMembers = kv.onMembersChanged(redial);
-  browser?.serve(kv, initialMembers);
-
-  // etcd's publish: once there is a leader, put this member's name and client URLs in the
-  // table, and again whenever the table (say, a snapshot from the leader) disagrees.
-  let stopped = false;
-  let publishing = false;
-  const publishCheck = () => {
-    if (stopped || publishing) return;
-    const mine = kv.members.get(id);
-    if (!mine || (mine.name === config.name && sameStrings(mine.clientURLs, config.advertiseClientUrls))) return;
-    if (kv.member.status().lead === 0) return;
-    publishing = true;
-    kv.publishAttributes(config.name, config.advertiseClientUrls)
-      .then(
-        () => log('info', 'published member attributes', { name: config.name, 'client-urls': config.advertiseClientUrls }),
-        (err: Error) => {
-          if (!stopped) log('warn', `publishing member attributes failed; will retry: ${err.message}`);
-        },
-      )
-      .finally(() => (publishing = false));
-  };
-  const publishTimer = setInterval(publishCheck, publishRetryMs);
-  const unwatchLeader = kv.member.onChange(publishCheck);
-  publishCheck();
-
-  // Founders share the id derived from the founding members; a joiner derives it from the
-  // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
-  const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== id).map((m) => m.id));
-  const faults: FaultControls | undefined = clock
-    ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== id) }
-    : undefined;
-  if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links and skew the clock', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
-  const quorumWatch = watchQuorum(kv, clock ?? systemClock, log);
-  const listeners: EtcdListener[] = [];
-  const stopAll = async () => {
-    stopped = true;
-    quorumWatch.stop();
-    clearInterval(publishTimer);
-    unwatchLeader();
-    unwatchMembers();
-    for (const l of listeners) await l.close();
-    // No membership change starts while the member stops; its transport's close is repeatable.
-    await browser?.close();
-    await kv.stop();
-  };
-  try {
-    for (const url of config.listenClientUrls) {
-      const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-      listeners.push(
-        await EtcdListener.listen({
-          kv,
-          host,
-          port: Number(url.port),
-          ...(clientTls ? { tls: clientTls } : {}),
-          clusterId,
-          members: (memberId) => {
-            const m = kv.members.get(memberId);
-            // This member's own name and client URLs are known here before its publish applies.
-            if (m && memberId === id) return { ...m, name: config.name, clientURLs: config.advertiseClientUrls };
-            if (m) return m;
-            const c = config.initialCluster.find((i) => i.id === memberId);
-            return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === id ? config.advertiseClientUrls : [] };
-          },
-          // Without a peer listener, changes that need no new link (remove, promote) still work.
-          membership: {
-            newMemberId: memberIdOfPeerUrls,
-            activeSince: (peer) => (isPeerTransport(transport) ? transport.activeSince(peer) : null),
-            peerListener: peerTransport !== null,
-          },
-          ...(faults ? { faults: { controls: faults, guard: { secret: secrets.fault!, remote: config.security.faultInjectionRemote } } } : {}),
-          access: { cors: config.security.cors, hostWhitelist: config.security.hostWhitelist },
-          requestBytesMax: config.security.maxRequestBytes,
-          // Pages this member serves join its signaling; a member that joins another's endpoint gives no secret out.
-          ...(config.browserPeers?.signalingUrl === null ? { admission: { cluster: config.clusterToken, secret: secrets.signaling, signalingPath } } : {}),
-          ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
-        }),
-      );
-      if (browser) browser.attach(listeners[listeners.length - 1]);
-    }
-  } catch (err) {
-    await stopAll();
-    throw err;
+    for (const m of this.inTable) if (!now.has(m)) this.removed.add(m);
+    for (const m of now) this.removed.delete(m);
+    this.inTable = now;
+    this.peerTransport?.setRemoved(this.removed);
   }
-  return { id, kv, listeners, stop: stopAll };
 }
 
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((s, i) => s === b[i]);
+/** What a NodeMember is made of, opened in order by NodeMember.start. */
+interface NodeMemberParts {
+  config: NodeConfig;
+  kv: KvMember;
+  transport: PeerTransport | Transport;
+  peerTransport: PeerTransport | null;
+  browser: BrowserPeers | null;
+  /** Only with fault injection on is the clock adjustable (and the admin endpoint served). */
+  clock: AdjustableClock | null;
+  secrets: MemberSecrets;
+  log: LogFn;
+}
+
+/**
+ * A member on this machine: a KvMember on fs-wal storage, its peer transport(s), and etcd's API
+ * on every client URL. Start with `NodeMember.start` (or startNodeMember); it resolves once
+ * every listener serves.
+ */
+export class NodeMember {
+  readonly id: MemberId;
+  readonly kv: KvMember;
+  /** One per client URL, in the order of --listen-client-urls. */
+  readonly listeners: EtcdListener[] = [];
+  private readonly stops: (() => void)[] = [];
+
+  private constructor(private readonly p: NodeMemberParts) {
+    this.id = p.kv.id;
+    this.kv = p.kv;
+  }
+
+  static async start(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
+    const self = config.initialCluster.find((m) => m.name === config.name)!;
+    const log = deps.log;
+    // Read first: a bad file stops the start before anything is opened.
+    const clientTls = config.clientTls && readClientTls(config.clientTls);
+    let removedReported = false;
+    const onRemoved = () => {
+      if (removedReported) return;
+      removedReported = true;
+      deps.onRemoved?.();
+    };
+    const secrets = await loadMemberSecrets(config, log).catch((err: unknown) => {
+      throw err instanceof SecretError ? new StartError(err.message) : err;
+    });
+    // Raft hears only members of the table (before the member is up: the configured ones). A
+    // member joining an existing cluster has no configuration until the leader's first snapshot
+    // or append, and may not know that leader yet: until then it hears every admitted peer.
+    let kvStarted: KvMember | null = null;
+    const configured = new Set(config.initialCluster.flatMap((m) => [m.id, memberIdOfPeerUrls(m.peerUrls)]));
+    const admits = (peer: MemberId): boolean => (kvStarted ? kvStarted.hearsFrom(peer) : configured.has(peer) || config.initialClusterState === 'existing');
+    const admission: PeerAdmission = { secret: secrets.admission, signalingSecret: secrets.signaling, admits };
+    const base = deps.transport ? await deps.transport(self, config) : await defaultTransport(self, config, log, onRemoved, admission);
+    // Membership changes through the etcd API need a transport that reaches Node members (TCP).
+    const baseIsPeerTransport = isPeerTransport(base);
+    const { transport, browser } = await withBrowserPeers(base, self, config, log, admission);
+    const peerTransport = baseIsPeerTransport && isPeerTransport(transport) ? transport : null;
+    if (config.initialCluster.length > 1 && peerTransport === null) {
+      await transport.close();
+      throw new StartError(`--initial-cluster names ${config.initialCluster.length} members, but the member has no peer transport`);
+    }
+    const id = self.id;
+    // Founding members bootstrap; a joining member starts empty and learns everything from the leader.
+    const peers = config.initialClusterState === 'new' ? config.initialCluster.map((m) => m.id) : [];
+    const initialMembers: MemberRecord[] = config.initialCluster.flatMap((m) => {
+      // Every member seeds the same table; client URLs arrive through each member's publish.
+      const record = { id: m.id, name: m.name, peerURLs: m.peerUrls, clientURLs: [], isLearner: false };
+      // A joining member cannot tell a founder (id from its name) from a member added later (id
+      // from its peer URLs), so it dials both; the handshake refuses the wrong one, and the
+      // leader's snapshot or the first applied conf change drops it from the table.
+      const addedId = memberIdOfPeerUrls(m.peerUrls);
+      if (config.initialClusterState === 'new' || m.id === id || addedId === m.id) return [record];
+      return [record, { ...record, id: addedId }];
+    });
+    // Dial the configured peers now, so that the first elections and replies get through.
+    const dialer = new PeerDialer(id, transport, peerTransport, log);
+    dialer.dial(initialMembers);
+
+    let storage: FsWalStorage;
+    try {
+      storage = await FsWalStorage.open(config.dataDir, {
+        logger: {
+          debug: (m) => log('debug', m),
+          info: (m) => log('info', m),
+          warn: (m) => log('warn', m),
+        },
+      });
+    } catch (err) {
+      await transport.close();
+      throw err;
+    }
+    const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
+    let kv: KvMember;
+    try {
+      kv = await KvMember.start({
+        id,
+        peers,
+        clock: clock ?? systemClock,
+        storage,
+        transport,
+        random: Math.random,
+        snapshotEntries: config.snapshotCount,
+        snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
+        requestBytesMax: config.security.maxRequestBytes,
+        initialMembers,
+        forceNewCluster: config.forceNewCluster,
+        log: (level, msg) => {
+          if (level !== 'debug') log(level, msg);
+        },
+      });
+    } catch (err) {
+      await storage.close().catch(() => {});
+      await transport.close().catch(() => {});
+      throw err;
+    }
+    kvStarted = kv;
+    const member = new NodeMember({ config, kv, transport, peerTransport, browser, clock, secrets, log });
+    member.stops.push(dialer.follow(kv));
+    const quorumWatch = watchQuorum(kv, clock ?? systemClock, log);
+    member.stops.push(() => quorumWatch.stop());
+    browser?.serve(kv, initialMembers);
+    // etcd's publish: this member's name and client URLs go into the table once there is a leader.
+    member.stops.push(kv.keepAttributesPublished(config.name, config.advertiseClientUrls, publishRetryMs));
+    try {
+      await member.listen(clientTls);
+    } catch (err) {
+      await member.stop();
+      throw err;
+    }
+    return member;
+  }
+
+  /** Serves etcd's API (and the browser signaling endpoint) on every client URL. */
+  private async listen(clientTls: { cert: Buffer; key: Buffer; ca?: Buffer } | null): Promise<void> {
+    const { config, kv, transport, peerTransport, browser, clock, secrets, log } = this.p;
+    // Founders share the id derived from the founding members; a joiner derives it from the
+    // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
+    const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== this.id).map((m) => m.id));
+    const faults: FaultControls | undefined = clock
+      ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== this.id) }
+      : undefined;
+    if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links and skew the clock', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
+    for (const url of config.listenClientUrls) {
+      const listener = await EtcdListener.listen({
+        kv,
+        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: Number(url.port),
+        ...(clientTls ? { tls: clientTls } : {}),
+        clusterId,
+        members: (memberId) => this.describeMember(memberId),
+        // Without a peer listener, changes that need no new link (remove, promote) still work.
+        membership: {
+          newMemberId: memberIdOfPeerUrls,
+          activeSince: (peer) => (isPeerTransport(transport) ? transport.activeSince(peer) : null),
+          peerListener: peerTransport !== null,
+        },
+        ...(faults ? { faults: { controls: faults, guard: { secret: secrets.fault!, remote: config.security.faultInjectionRemote } } } : {}),
+        access: { cors: config.security.cors, hostWhitelist: config.security.hostWhitelist },
+        requestBytesMax: config.security.maxRequestBytes,
+        // Pages this member serves join its signaling; a member that joins another's endpoint gives no secret out.
+        ...(config.browserPeers?.signalingUrl === null ? { admission: { cluster: config.clusterToken, secret: secrets.signaling, signalingPath } } : {}),
+        ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),
+      });
+      this.listeners.push(listener);
+      browser?.attach(listener);
+    }
+  }
+
+  /** A member's name and URLs as MemberList reports them, from the table or the configuration. */
+  private describeMember(memberId: MemberId): { name: string; peerURLs: string[]; clientURLs: string[] } | undefined {
+    const { config, kv } = this.p;
+    const m = kv.members.get(memberId);
+    // This member's own name and client URLs are known here before its publish applies.
+    if (m && memberId === this.id) return { ...m, name: config.name, clientURLs: config.advertiseClientUrls };
+    if (m) return m;
+    const c = config.initialCluster.find((i) => i.id === memberId);
+    return c && { name: c.name, peerURLs: c.peerUrls, clientURLs: memberId === this.id ? config.advertiseClientUrls : [] };
+  }
+
+  async stop(): Promise<void> {
+    for (const stop of this.stops.splice(0)) stop();
+    for (const l of this.listeners) await l.close();
+    // No membership change starts while the member stops; its transport's close is repeatable.
+    await this.p.browser?.close();
+    await this.kv.stop();
+  }
+}
+
+/** Starts a member; resolves once it serves on every client URL (NodeMember.start). */
+export function startNodeMember(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
+  return NodeMember.start(config, deps);
 }

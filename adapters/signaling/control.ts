@@ -236,7 +236,7 @@ function isShortString(v: unknown): v is string {
  * the members it was bootstrapped with (its initialMembers; sent only while it is in a cluster).
  */
 export function probeReplyOf(kv: KvMember, bootstrapMembers: readonly BootstrapMember[]): ControlMessage & { kind: 'probe-reply' } {
-  const s = kv.member.status();
+  const s = kv.status();
   const voters = [...s.confState.voters];
   const learners = [...s.confState.learners];
   const inCluster = voters.includes(kv.id) || learners.includes(kv.id);
@@ -257,7 +257,7 @@ export function probeReplyOf(kv: KvMember, bootstrapMembers: readonly BootstrapM
  */
 export function serveMembershipControl(channel: ControlChannel, kv: KvMember, auto: AutoMembership, bootstrapMembers: readonly BootstrapMember[]): () => void {
   return channel.onControl((from, msg) => {
-    if (kv.member.isStopped()) return;
+    if (kv.isStopped()) return;
     switch (msg.kind) {
       case 'probe':
         channel.send(from, probeReplyOf(kv, bootstrapMembers));

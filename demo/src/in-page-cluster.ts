@@ -291,7 +291,7 @@ export class InPageCluster implements DemoCluster {
       const kv = slot.kv;
       const leader = this.leaderKvOrNull();
       if (!kv || !leader) continue;
-      if (kv.member.status().applied < leader.member.status().commit * learnerReadyFraction) continue;
+      if (kv.status().applied < leader.member.status().commit * learnerReadyFraction) continue;
       try {
         await leader.promoteMember(slot.id);
         return;
@@ -309,7 +309,7 @@ export class InPageCluster implements DemoCluster {
 
   private memberView(s: Slot): MemberView {
     if (!s.kv) return { ...(s.last ?? blankView(s)), liveness: 'crashed', reachable: [] };
-    const st = s.kv.member.status();
+    const st = s.kv.status();
     const learner = st.confState.learners.includes(s.id);
     const liveness: Liveness = s.paused ? 'paused' : 'running';
     return {
@@ -324,8 +324,8 @@ export class InPageCluster implements DemoCluster {
       commit: st.commit,
       applied: st.applied,
       lastIndex: st.lastIndex,
-      revision: s.kv.mvcc.currentRevision,
-      compactRevision: s.kv.mvcc.compactRevision,
+      revision: s.kv.currentRevision,
+      compactRevision: s.kv.compactRevision,
       reachable: this.peersOf(s.id).filter((p) => !this.isCut(s.id, p) && this.isUp(p)),
       inferred: false,
     };

@@ -198,7 +198,7 @@ export class TabCluster implements DemoCluster {
   /** The tab vote policy where Node members vote, and the member's quorum report, from its own status. */
   private policyView(): Pick<ClusterView, 'tabVotes' | 'quorumLoss'> {
     const member = this.member;
-    if (!member || member.kv.member.isStopped()) return {};
+    if (!member || member.kv.isStopped()) return {};
     const s = member.status();
     const nodeVoters = nodeVotersOf(member.kv.members, s);
     return { ...(nodeVoters.length > 0 ? { tabVotes: { tabsMayOutvote: s.tabsMayOutvote } } : {}), quorumLoss: s.quorumLoss };
@@ -415,8 +415,8 @@ export class TabCluster implements DemoCluster {
 
   private ownBeacon(): Beacon {
     const kv = this.member?.kv;
-    if (kv && !kv.member.isStopped()) {
-      const cs = kv.member.status().confState;
+    if (kv && !kv.isStopped()) {
+      const cs = kv.status().confState;
       const table = kv.members.list().map((r) => ({ id: r.id, name: r.name, tab: r.peerURLs.length > 0 && r.peerURLs.every((u) => u.startsWith('webrtc:')) }));
       this.lastConfig = { voters: [...cs.voters], learners: [...cs.learners], table };
     }
@@ -425,11 +425,11 @@ export class TabCluster implements DemoCluster {
 
   private ownView(): MemberView {
     const member = this.member;
-    if (!member || member.kv.member.isStopped()) {
+    if (!member || member.kv.isStopped()) {
       const last = this.lastOwn ?? blankView(this.selfId, this.selfName);
       return { ...last, liveness: 'crashed', reachable: [], name: this.left ? `${last.name} (left)` : last.name };
     }
-    const st = member.kv.member.status();
+    const st = member.kv.status();
     const s = member.status();
     this.selfName = shortName(s.name);
     const own: MemberView = {
@@ -444,8 +444,8 @@ export class TabCluster implements DemoCluster {
       commit: st.commit,
       applied: st.applied,
       lastIndex: st.lastIndex,
-      revision: member.kv.mvcc.currentRevision,
-      compactRevision: member.kv.mvcc.compactRevision,
+      revision: member.kv.currentRevision,
+      compactRevision: member.kv.compactRevision,
       reachable: s.connectedPeers.filter((p) => !this.blocked.has(p)),
       inferred: false,
     };

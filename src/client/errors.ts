@@ -28,8 +28,17 @@ export class EtcdError extends Error {
   }
 }
 
+/**
+ * An error class made by etcdError. Named so that the published declarations describe each
+ * class by it rather than by Error's static side, which under @types/node names Node types.
+ */
+interface EtcdErrorClass {
+  new (): EtcdError;
+  readonly etcdMessage: string;
+}
+
 /** Declares an error class whose message and code are etcd's. */
-function etcdError(name: string, code: number, message: string) {
+function etcdError(name: string, code: number, message: string): EtcdErrorClass {
   const cls = class extends EtcdError {
     static readonly etcdMessage = message;
     override name = name;

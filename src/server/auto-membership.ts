@@ -139,7 +139,7 @@ export class AutoMembership {
     if (this.stopped || this.busy) return;
     this.forgetStale();
     if (this.maybeProposePolicy()) return;
-    if (!this.kv.member.isLeader()) {
+    if (!this.kv.isLeader()) {
       this.tabSeenSinceMs.clear();
       return;
     }
@@ -164,7 +164,7 @@ export class AutoMembership {
   /** Proposes the policy this member was started with, if the cluster's differs (once a leader is known). */
   private maybeProposePolicy(): boolean {
     const wanted = this.wantedTabsMayOutvote;
-    if (wanted === null || this.kv.member.status().lead === 0) return false;
+    if (wanted === null || this.kv.status().lead === 0) return false;
     if (this.kv.members.tabsMayOutvote === wanted) {
       this.wantedTabsMayOutvote = null;
       return false;
@@ -189,13 +189,13 @@ export class AutoMembership {
    */
   private nextChange(): (() => Promise<void>) | null {
     const table = this.kv.members;
-    const cs = this.kv.member.status().confState;
+    const cs = this.kv.status().confState;
     for (const id of this.heldBack) if (!table.get(id)) this.heldBack.delete(id);
     for (const id of this.leaves.keys()) {
       if (id === this.kv.id) continue; // a leader that leaves is removed by the next one
       if (!table.get(id)) {
         this.leaves.delete(id);
-        const cs = this.kv.member.status().confState;
+        const cs = this.kv.status().confState;
         if (cs.voters.includes(id) || cs.learners.includes(id)) {
           this.opts.log?.('warn', `member ${id.toString(16)} asked to leave but has no record in the member table; remove it by hand`);
         }
@@ -270,7 +270,7 @@ export class AutoMembership {
 
   /** The learner's log is close enough to the leader's that promoting it cannot stall commits. */
   private caughtUp(id: MemberId): boolean {
-    const s = this.kv.member.status();
+    const s = this.kv.status();
     if (s.role !== StateRole.Leader || s.progress === null) return false;
     const match = s.progress.get(id)?.match ?? 0;
     return match > 0 && match >= s.lastIndex * learnerReadyFraction;

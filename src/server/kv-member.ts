@@ -29,7 +29,8 @@ import type {
 import { validateRequest } from '../mvcc/validate.ts';
 import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../raft/confchange.ts';
 import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
-import { Member, MemberError, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
+import type { Status } from '../raft/raw-node.ts';
+import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 import {
   MemberTable,
   decodeMemberUpdate,
@@ -156,6 +157,43 @@ export class KvMember {
     this.opts = opts;
   }
 
+  // ---- what adapters read and do through the member: the Raft driver and the store behind it
+  // (`member`, `mvcc`) are for tests and metrics ----
+
+  /** Role, term, leader, indexes and configuration (and, on the leader, each follower's progress). */
+  status(): Status {
+    return this.member.status();
+  }
+
+  isLeader(): boolean {
+    return this.member.isLeader();
+  }
+
+  /** True once stopped (or its storage failed): it serves nothing any more. */
+  isStopped(): boolean {
+    return this.member.isStopped();
+  }
+
+  /** Calls `fn` on every role, term, leader and index change; returns the unsubscribe. */
+  onChange(fn: (e: MemberEvent) => void): () => void {
+    return this.member.onChange(fn);
+  }
+
+  /** Hands leadership to the voter `to` (etcd's MoveLeader); from the leader only. */
+  transferLeadership(to: MemberId): void {
+    this.member.transferLeadership(to);
+  }
+
+  /** The store's revision: that of the last applied write. */
+  get currentRevision(): number {
+    return this.mvcc.currentRevision;
+  }
+
+  /** History below this revision is compacted away. */
+  get compactRevision(): number {
+    return this.mvcc.compactRevision;
+  }
+
   // ---- membership ----
 
   /** The applied member table (read-only: it changes only through the log). */
@@ -237,6 +275,40 @@ export class KvMember {
   /** Publishes this member's name and client URLs through the log (etcd's publish on start). */
   async publishAttributes(name: string, clientURLs: string[]): Promise<void> {
     await this.member.propose(encodeMemberUpdate({ kind: 'attributes', id: this.id, name, clientURLs }));
+  }
+
+  /**
+   * etcd's publish, kept up: once there is a leader, puts this member's name and client URLs in
+   * the member table through the log, and again whenever the table disagrees (say, a snapshot
+   * from the leader predates the last publish). Checks on every leader change and every
+   * `retryMs`, one proposal at a time. Returns the stop.
+   */
+  keepAttributesPublished(name: string, clientURLs: readonly string[], retryMs: number): () => void {
+    let stopped = false;
+    let publishing = false;
+    const check = () => {
+      if (stopped || publishing) return;
+      const mine = this.members.get(this.id);
+      if (!mine || (mine.name === name && sameStrings(mine.clientURLs, clientURLs))) return;
+      if (this.member.status().lead === 0) return;
+      publishing = true;
+      this.publishAttributes(name, [...clientURLs])
+        .then(
+          () => this.opts.log?.('info', `published member attributes: name ${JSON.stringify(name)}, client URLs ${JSON.stringify(clientURLs)}`),
+          (err: Error) => {
+            if (!stopped) this.opts.log?.('warn', `publishing member attributes failed; will retry: ${err.message}`);
+          },
+        )
+        .finally(() => (publishing = false));
+    };
+    const stopTimer = this.opts.clock.every(retryMs, check);
+    const unwatchLeader = this.member.onChange(check);
+    check();
+    return () => {
+      stopped = true;
+      stopTimer();
+      unwatchLeader();
+    };
   }
 
   private requireMember(id: MemberId): MemberRecord {
@@ -374,4 +446,8 @@ export class KvMember {
       });
     }
   }
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

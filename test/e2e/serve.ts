@@ -1,6 +1,7 @@
 // Serving test pages to a real browser: Vite on a free 127.0.0.1 port (a secure context, which
 // Web Locks need, and the same origin for every launch of a run), with the settings meshkv's
-// browser code needs (simple-peer wants `global` and is pre-bundled up front), and Debian's
+// browser code needs (simple-peer is pre-bundled up front; no `define: { global }`: the package
+// supplies what simple-peer expects of Node), and Debian's
 // Chromium launched on a throwaway or persistent profile.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -30,7 +31,8 @@ export async function servePages(plugins: Plugin[] = []): Promise<PageServer> {
       cacheDir,
       logLevel: 'error',
       plugins,
-      define: { global: 'globalThis' },
+      // The package's own name, as the pages import it, is its sources here.
+      resolve: { alias: [{ find: /^meshkv\/browser$/, replacement: join(process.cwd(), 'adapters/browser/index.ts') }] },
       // Scan only the page modules: readme.html imports a module that exists only where the
       // README test serves it.
       optimizeDeps: { include: ['simple-peer'], entries: ['test/e2e/fixtures/*-page.ts'] },

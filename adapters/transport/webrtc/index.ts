@@ -3,7 +3,6 @@
 // `nodeWrtc` from ./node-wrtc.ts (node-datachannel), so tab <-> tab, tab <-> Node and
 // Node <-> Node links all work. See ../README.md for frames, bounds and reconnection.
 
-import './process-shim.ts';
 import { encodeMessage } from '../../../src/codec/message.ts';
 import { MessageType, isLocalMessage, type MemberId, type Message } from '../../../src/raft/types.ts';
 import type { Transport } from '../../../src/seams.ts';

@@ -5,6 +5,8 @@
 // Every connection attempt has a session id that its signals carry, so signals of an
 // abandoned attempt are told apart and dropped.
 
+// Node's globals for simple-peer's dependencies, in place before simple-peer loads.
+import './process-shim.ts';
 import SimplePeer from 'simple-peer';
 import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
 import type { MemberId, Message } from '../../../src/raft/types.ts';
