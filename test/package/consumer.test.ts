@@ -152,7 +152,7 @@ describe('the packed meshkv installed in a fresh project', () => {
          const kvs: KeyValue[] = (await remote.getAll().prefix('todo/').exec()).kvs;
          await remote.if('k', 'Value', '==', 'v').then(remote.put('k').value('w')).commit();
          const key: Bytes = kvs[0]?.key ?? new Uint8Array();
-         const tab: BrowserMember = await openBrowserMember({ cluster: 'todo', token: 'todo' });
+         const tab: BrowserMember = await openBrowserMember({ cluster: 'todo', secret: 'todo' });
          void [compare, EtcdCompactedError, status.role === StateRole.Leader, key, tab.client, unsubscribe];
          return member.client.get('k').string();
        }`,
@@ -186,7 +186,7 @@ describe('the packed meshkv installed in a fresh project', () => {
       join(app, 'browser-only.ts'),
       `import { openBrowserMember } from 'meshkv/browser';
        import { compare, type Client } from 'meshkv';
-       const member = await openBrowserMember({ cluster: 'todo', token: 'todo' });
+       const member = await openBrowserMember({ cluster: 'todo', secret: 'todo' });
        const db: Client = member.client;
        await db.if('k', 'Version', '==', 0).then(db.put('k').value('v')).commit();
        void compare;`,
@@ -236,7 +236,7 @@ describe('the packed meshkv installed in a fresh project', () => {
     it('fits the bundle budget: openBrowserMember alone, and Client alone', async () => {
       const sizes: Record<string, number> = {};
       const apps = {
-        member: `import { openBrowserMember } from 'meshkv/browser';\nopenBrowserMember({ cluster: 'c', token: 't' }).then((m) => console.log(m.id));\n`,
+        member: `import { openBrowserMember } from 'meshkv/browser';\nopenBrowserMember({ cluster: 'c', secret: 't' }).then((m) => console.log(m.id));\n`,
         client: `import { Client } from 'meshkv';\nconsole.log(Client.name);\n`,
       };
       for (const [name, main] of Object.entries(apps)) {

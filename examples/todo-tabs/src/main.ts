@@ -49,7 +49,7 @@ async function attempt(write: () => PromiseLike<unknown>): Promise<void> {
   }
 }
 
-const member = await openBrowserMember({ cluster: 'todo-tabs', token: 'todo-tabs' });
+const member = await openBrowserMember({ cluster: 'todo-tabs', secret: 'todo-tabs' });
 const save = (key: string, todo: Todo) => attempt(() => member.client.put(key).value(JSON.stringify(todo)));
 member.onStatus((s) => (statusLine.textContent = describe(s)));
 statusLine.textContent = describe(member.status());
