@@ -1,0 +1,173 @@
+// The backend's contents, laid out as etcd lays out its bbolt file, so that etcd's snapshot
+// format stays close at hand: the `key` bucket maps a revision to an mvccpb.KeyValue, `meta`
+// holds consistent_index and the compaction revisions. See docs/architecture.md.
+
+import type { BackendBatch } from '../seams.ts';
+
+/** etcd's revBytesLen: main (8 bytes, big-endian), '_', sub (8 bytes, big-endian). */
+export const revisionKeyBytes = 17;
+/** etcd's markedRevBytesLen: a tombstone's key carries a trailing 't'. */
+const tombstoneMark = 0x74;
+const revisionSeparator = 0x5f;
+
+export const metaKeys = {
+  consistentIndex: new TextEncoder().encode('consistent_index'),
+  finishedCompactRev: new TextEncoder().encode('finishedCompactRev'),
+  scheduledCompactRev: new TextEncoder().encode('scheduledCompactRev'),
+} as const;
+
+export function revisionKey(main: number, sub: number, tombstone = false): Uint8Array {
+  const bytes = new Uint8Array(tombstone ? revisionKeyBytes + 1 : revisionKeyBytes);
+  writeU64(bytes, 0, main);
+  bytes[8] = revisionSeparator;
+  writeU64(bytes, 9, sub);
+  if (tombstone) bytes[revisionKeyBytes] = tombstoneMark;
+  return bytes;
+}
+
+export function parseRevisionKey(bytes: Uint8Array): { main: number; sub: number; tombstone: boolean } {
+  const marked = bytes.length === revisionKeyBytes + 1 && bytes[revisionKeyBytes] === tombstoneMark;
+  if ((bytes.length !== revisionKeyBytes && !marked) || bytes[8] !== revisionSeparator) {
+    throw new Error(`backend: ${bytes.length}-byte key in bucket "key" is not a revision`);
+  }
+  return { main: readU64(bytes, 0), sub: readU64(bytes, 9), tombstone: marked };
+}
+
+export function encodeU64(n: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  writeU64(bytes, 0, n);
+  return bytes;
+}
+
+export function decodeU64(bytes: Uint8Array): number {
+  if (bytes.length !== 8) throw new Error(`backend: a u64 of ${bytes.length} bytes`);
+  return readU64(bytes, 0);
+}
+
+function writeU64(bytes: Uint8Array, at: number, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`backend: ${n} is not a safe non-negative integer`);
+  const high = Math.floor(n / 2 ** 32);
+  const low = n >>> 0;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
+  view.setUint32(0, high);
+  view.setUint32(4, low);
+}
+
+function readU64(bytes: Uint8Array, at: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
+  const n = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`backend: u64 ${view.getBigUint64(0)} beyond 2^53`);
+  return n;
+}
+
+/** The refusal every backend gives a batch that would move the applied index backwards. */
+export function checkBatchIndex(batch: BackendBatch, applied: number): void {
+  if (!Number.isSafeInteger(batch.appliedIndex) || batch.appliedIndex < 0) {
+    throw new RangeError(`backend: applied index ${batch.appliedIndex} is not a safe non-negative integer`);
+  }
+  if (!batch.clear && batch.appliedIndex < applied) {
+    throw new RangeError(`backend: batch at applied index ${batch.appliedIndex} is behind the stored ${applied}`);
+  }
+}
+
+/** mvccpb.KeyValue (api/mvccpb/kv.proto): field numbers as etcd's. */
+export interface StoredKeyValue {
+  key: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  value: Uint8Array;
+  lease: bigint;
+}
+
+const wireVarint = 0;
+const wireBytes = 2;
+
+export function encodeKeyValue(kv: StoredKeyValue): Uint8Array {
+  const out = new Uint8Array(kv.key.length + kv.value.length + 4 * 11 + 12);
+  let at = 0;
+  const varint = (n: bigint): void => {
+    // Negative int64 (lease ids may be) are ten bytes of two's complement, as protobuf writes them.
+    let v = BigInt.asUintN(64, n);
+    while (v >= 0x80n) {
+      out[at++] = Number(v & 0x7fn) | 0x80;
+      v >>= 7n;
+    }
+    out[at++] = Number(v);
+  };
+  const smallVarint = (n: number): void => {
+    while (n >= 0x80) {
+      out[at++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    out[at++] = n;
+  };
+  const bytesField = (field: number, bytes: Uint8Array): void => {
+    if (bytes.length === 0) return;
+    out[at++] = (field << 3) | wireBytes;
+    smallVarint(bytes.length);
+    out.set(bytes, at);
+    at += bytes.length;
+  };
+  const intField = (field: number, n: number): void => {
+    if (n === 0) return;
+    out[at++] = (field << 3) | wireVarint;
+    smallVarint(n);
+  };
+  bytesField(1, kv.key);
+  intField(2, kv.createRevision);
+  intField(3, kv.modRevision);
+  intField(4, kv.version);
+  bytesField(5, kv.value);
+  if (kv.lease !== 0n) {
+    out[at++] = (6 << 3) | wireVarint;
+    varint(kv.lease);
+  }
+  return out.slice(0, at);
+}
+
+/** Decodes an mvccpb.KeyValue; `key` and `value` are views into `bytes`. Throws on malformed input. */
+export function decodeKeyValue(bytes: Uint8Array): StoredKeyValue {
+  const kv: StoredKeyValue = { key: empty, createRevision: 0, modRevision: 0, version: 0, value: empty, lease: 0n };
+  let at = 0;
+  const varint = (): bigint => {
+    let v = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (at >= bytes.length) throw new Error('backend: KeyValue truncated in a varint');
+      const b = bytes[at++];
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+    throw new Error('backend: KeyValue varint longer than 10 bytes');
+  };
+  const int = (): number => {
+    const v = BigInt.asIntN(64, varint());
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`backend: KeyValue revision ${v} out of range`);
+    return Number(v);
+  };
+  while (at < bytes.length) {
+    const tag = bytes[at++];
+    const field = tag >> 3;
+    const wire = tag & 7;
+    if (wire === wireBytes && (field === 1 || field === 5)) {
+      const length = int();
+      if (at + length > bytes.length) throw new Error('backend: KeyValue field overruns the record');
+      const view = bytes.subarray(at, at + length);
+      at += length;
+      if (field === 1) kv.key = view;
+      else kv.value = view;
+    } else if (wire === wireVarint && field >= 2 && field <= 4) {
+      const n = int();
+      if (field === 2) kv.createRevision = n;
+      else if (field === 3) kv.modRevision = n;
+      else kv.version = n;
+    } else if (wire === wireVarint && field === 6) {
+      kv.lease = BigInt.asIntN(64, varint());
+    } else {
+      throw new Error(`backend: KeyValue has unexpected field ${field} (wire type ${wire})`);
+    }
+  }
+  return kv;
+}
+
+const empty = new Uint8Array(0);
