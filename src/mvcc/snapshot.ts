@@ -12,7 +12,7 @@ import { Packr } from 'msgpackr';
 import { crc32c } from '../codec/crc32c.ts';
 import { describeDecoded } from '../codec/message.ts';
 import { toBinaryString } from './bytes.ts';
-import type { Record } from './key-index.ts';
+import type { StoredRecord } from './history.ts';
 import { INITIAL_REVISION, NO_COMPACTION, type StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
 
@@ -63,7 +63,7 @@ export interface DecodedSnapshot {
   currentRevision: number;
   compactRevision: number;
   /** Decodes the record frames one at a time, in revision order; throws on corruption. */
-  records: () => Iterable<Record>;
+  records: () => Iterable<StoredRecord>;
   leases: LeaseState[];
   nextLeaseId: bigint;
 }
@@ -94,8 +94,19 @@ export class SnapshotView {
     return this.store.recordCount;
   }
 
-  /** The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. */
+  /**
+   * The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. Iterate it
+   * once: finishing (or returning from) the iteration releases the view's backend read view.
+   */
   *frames(): Generator<Uint8Array> {
+    try {
+      yield* this.encodeFrames();
+    } finally {
+      this.store.release();
+    }
+  }
+
+  private *encodeFrames(): Generator<Uint8Array> {
     const header: HeaderFrame = {
       format: SNAPSHOT_FORMAT,
       currentRevision: this.store.currentRevision,
@@ -107,15 +118,22 @@ export class SnapshotView {
       nextLeaseId: this.nextLeaseId.toString(),
     };
     yield framed(header);
-    let batch: Record[] = [];
-    for (const [, records] of this.store.revisions.entries()) {
-      for (const record of records) batch.push(record);
-      if (batch.length >= SNAPSHOT_FRAME_RECORDS_MAX) {
-        yield framed(recordsFrame(batch));
-        batch = [];
-      }
+    // Read the history a frame at a time, resuming after the last record of the previous frame.
+    let nextMain = 0;
+    let nextSub = 0;
+    for (;;) {
+      const batch: StoredRecord[] = [];
+      this.store.history.forEach(nextMain, this.store.currentRevision, (record) => {
+        if (record.main === nextMain && record.sub < nextSub) return true;
+        batch.push(record);
+        return batch.length < SNAPSHOT_FRAME_RECORDS_MAX;
+      });
+      if (batch.length > 0) yield framed(recordsFrame(batch));
+      if (batch.length < SNAPSHOT_FRAME_RECORDS_MAX) return;
+      const last = batch[batch.length - 1];
+      nextMain = last.main;
+      nextSub = last.sub + 1;
     }
-    if (batch.length > 0) yield framed(recordsFrame(batch));
   }
 
   /** The whole encoding at once. */
@@ -144,7 +162,7 @@ function blob(texts: readonly string[]): Uint8Array {
   return bytes;
 }
 
-function recordsFrame(records: readonly Record[]): RecordsFrame {
+function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
   return {
     keyLengths: records.map((r) => r.key.length),
     keys: blob(records.map((r) => r.key)),
@@ -174,7 +192,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   };
   const first = frameAt(0);
   const header = toHeader(first.doc);
-  function* records(): Generator<Record> {
+  function* records(): Generator<StoredRecord> {
     let offset = first.next;
     let count = 0;
     /** The revision of the last record yielded: records come in strictly increasing revision order. */
@@ -188,7 +206,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
       let valueOffset = 0;
       for (let i = 0; i < frame.keyLengths.length; i++) {
         const what = `record ${count + i}`;
-        const record: Record = {
+        const record: StoredRecord = {
           key: toBinaryString(frame.keys.subarray(keyOffset, keyOffset + frame.keyLengths[i])),
           main: frame.mains[i],
           sub: frame.subs[i],
@@ -299,7 +317,7 @@ function toRecordsFrame(doc: unknown, what: string): RecordsFrame {
 }
 
 /** A record must follow `previous` in revision order and be a live version or a tombstone. */
-function checkRecord(r: Record, previous: { main: number; sub: number }, currentRevision: number, what: string): void {
+function checkRecord(r: StoredRecord, previous: { main: number; sub: number }, currentRevision: number, what: string): void {
   if (r.main > currentRevision) throw new SnapshotDecodeError(`${what} at revision ${r.main} is beyond currentRevision ${currentRevision}`);
   if (r.main < previous.main || (r.main === previous.main && r.sub <= previous.sub)) {
     throw new SnapshotDecodeError(`${what} at revision ${r.main}.${r.sub} does not follow ${previous.main}.${previous.sub}`);

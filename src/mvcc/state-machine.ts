@@ -7,6 +7,8 @@ import { fromBinaryString } from './bytes.ts';
 import { MvccError } from './errors.ts';
 import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
 import { KvStore, type WriteTxn } from './kv-store.ts';
+import { MemoryBackend } from '../backend/memory.ts';
+import type { Backend } from '../seams.ts';
 import { DEFAULT_LESSOR_CONFIG, Lessor, type LessorConfig } from './lessor.ts';
 import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
 import { DEFAULT_LIMITS, validateRequest, type Limits } from './validate.ts';
@@ -36,6 +38,11 @@ import type {
 export interface ApplyContext {
   /** The member's monotonic clock, ms. Used only for the leader's lease expiry bookkeeping. */
   nowMs: number;
+  /**
+   * The Raft index of the entry being applied, stored with its writes in the backend. Default:
+   * one past the previous apply's (for tests and tools that apply without a log).
+   */
+  index?: number;
 }
 
 export type ApplyResult<R> = { ok: true; response: R } | { ok: false; error: MvccError };
@@ -43,6 +50,8 @@ export type ApplyResult<R> = { ok: true; response: R } | { ok: false; error: Mvc
 export interface StateMachineOptions {
   lessor?: LessorConfig;
   limits?: Limits;
+  /** Where values and history live. Default: a fresh MemoryBackend. */
+  backend?: Backend;
 }
 
 export class MvccStateMachine {
@@ -54,7 +63,7 @@ export class MvccStateMachine {
   constructor(options: StateMachineOptions = {}) {
     this.lessor = new Lessor(options.lessor ?? DEFAULT_LESSOR_CONFIG);
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.store = new KvStore(this.lessor);
+    this.store = new KvStore(this.lessor, options.backend ?? new MemoryBackend());
     this.watchHub = new WatchHub(() => this.store);
   }
 
@@ -76,14 +85,30 @@ export class MvccStateMachine {
    * answer with an error: the error comes back as a value and the state is unchanged.
    */
   apply<R extends ApplyRequest>(request: R, ctx: ApplyContext): ApplyResult<ApplyResponseByKind[R['kind']]> {
+    let result: ApplyResult<ApplyResponseByKind[R['kind']]>;
     try {
       const invalid = validateRequest(request, this.limits);
-      if (invalid !== null) return { ok: false, error: invalid };
-      return { ok: true, response: this.dispatch(request, ctx) as ApplyResponseByKind[R['kind']] };
+      result = invalid !== null ? { ok: false, error: invalid } : { ok: true, response: this.dispatch(request, ctx) as ApplyResponseByKind[R['kind']] };
     } catch (error) {
-      if (error instanceof MvccError) return { ok: false, error };
-      throw error;
+      if (!(error instanceof MvccError)) throw error;
+      result = { ok: false, error };
     }
+    // Applied either way (an etcd error changes nothing but is still the entry's outcome).
+    this.store.commit(ctx.index ?? this.store.appliedIndex + 1);
+    return result;
+  }
+
+  /**
+   * Records that entries up to `index` are applied when they did not go through apply()
+   * (membership entries): the backend's applied index moves with them.
+   */
+  markApplied(index: number): void {
+    if (index > this.store.appliedIndex) this.store.commit(index);
+  }
+
+  /** The backend's applied index as last committed by this state machine. */
+  get appliedIndex(): number {
+    return this.store.appliedIndex;
   }
 
   private dispatch(request: ApplyRequest, ctx: ApplyContext): ApplyResponseByKind[keyof ApplyResponseByKind] {
@@ -122,7 +147,7 @@ export class MvccStateMachine {
   }
 
   private deleteRange(request: DeleteRangeRequest) {
-    return this.write((txn) => applyDeleteRange(txn, request));
+    return this.write((txn) => applyDeleteRange(txn, this.store, request));
   }
 
   /**
@@ -241,11 +266,11 @@ export class MvccStateMachine {
    * Leases restart as on a follower (no expiry until promoted); watchers catch up from the
    * restored history.
    */
-  restore(bytes: Uint8Array): void {
+  restore(bytes: Uint8Array, appliedIndex = this.store.appliedIndex): void {
     const decoded = decodeSnapshot(bytes);
     let store: KvStore;
     try {
-      store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor);
+      store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor, this.store.backend);
       // Every record decoded, but do they make a consistent history (versions, create
       // revisions, tombstones, compaction)? O(records), like the restore itself.
       store.checkValid();
@@ -260,6 +285,8 @@ export class MvccStateMachine {
     const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
     store.attachLeases();
+    // Only now, with the image checked, does the backend's content get replaced.
+    store.commit(appliedIndex);
     this.store = store;
     this.watchHub.restored(previousRevision);
   }

@@ -72,6 +72,7 @@ class MvccReplica implements StateMachine {
       const u = decodeMemberUpdate(payload);
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
       else this.members.applyUpdate(u);
+      this.mvcc.markApplied(index);
       this.notify();
       return { ok: true, response: null };
     }
@@ -82,13 +83,15 @@ class MvccReplica implements StateMachine {
       if (!(err instanceof RequestDecodeError)) throw err;
       // Every member decodes the same bytes the same way, so skipping keeps replicas equal.
       this.warn(`entry ${index} skipped: ${err.message}`);
+      this.mvcc.markApplied(index);
       return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `etcdserver: ${err.message}`) };
     }
-    return this.mvcc.apply(req, { nowMs: this.nowMs() });
+    return this.mvcc.apply(req, { nowMs: this.nowMs(), index });
   }
 
-  applyConfChange(cc: ConfChange, cs: ConfState): void {
+  applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
     this.members.applyConfChange(cc, cs);
+    this.mvcc.markApplied(index);
     this.notify();
   }
 
@@ -117,11 +120,12 @@ class MvccReplica implements StateMachine {
     return stateImage.length === 0 ? null : checkSnapshotFrames(stateImage);
   }
 
-  restore(image: Uint8Array): void {
+  restore(image: Uint8Array, index: number): void {
     const { records, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
     // store image is the bootstrap snapshot.
-    if (stateImage.length > 0) this.mvcc.restore(stateImage);
+    if (stateImage.length > 0) this.mvcc.restore(stateImage, index);
+    else this.mvcc.markApplied(index);
     this.members.reset(records ?? this.initialMembers);
     this.notify();
   }

@@ -20,8 +20,8 @@ export interface StateMachine {
    * goes on, so a large state never stalls the member.
    */
   snapshot(): Uint8Array | SnapshotView;
-  /** Replaces the whole state. An empty image means the initial, empty state. */
-  restore(image: Uint8Array): void;
+  /** Replaces the whole state with the image of the snapshot at `index`. An empty image means the initial, empty state. */
+  restore(image: Uint8Array, index: number): void;
   /**
    * Optional: why a snapshot image received from a peer is damaged, or null. The member drops
    * a snapshot message whose image fails this before Raft (and so storage) sees it, rather than
@@ -187,7 +187,7 @@ export class Member {
       empty ? null : persisted,
       empty ? this.opts.peers : [],
     );
-    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
+    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0), persisted.snapshot?.metadata.index ?? 0);
     this.tickedUpToMs = this.opts.clock.now();
     this.opts.transport.start((msg) => {
       if (this.stopped || this.refusesSnapshot(msg)) return;
@@ -444,7 +444,7 @@ export class Member {
     // Otherwise only now, with the state durable, may anyone hear what it implies.
     if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
     if (rd.snapshot !== null) {
-      this.opts.stateMachine.restore(rd.snapshot.data);
+      this.opts.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index);
       this.appliedSinceSnapshot = 0;
     }
     if (rd.committedEntries.length > 0) {
