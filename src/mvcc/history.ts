@@ -81,7 +81,8 @@ export class History {
     if (record.version === 0) return new Uint8Array(0);
     const buffered = this.buffer.revisions.get(record.main);
     if (buffered !== undefined) return fromBinaryString(buffered.values[record.sub]);
-    return decodeKeyValue(this.stored(record)).value.slice();
+    // A plain Uint8Array copy: the backend may hand out its own subclass (Node's Buffer).
+    return new Uint8Array(decodeKeyValue(this.stored(record)).value);
   }
 
   private stored(record: Record): Uint8Array {
