@@ -171,3 +171,72 @@ export function decodeKeyValue(bytes: Uint8Array): StoredKeyValue {
 }
 
 const empty = new Uint8Array(0);
+
+/** meshkv's own meta key: the next lease id the state machine picks (etcd's server picks ids itself). */
+export const nextLeaseIdKey = new TextEncoder().encode('meshkv_next_lease_id');
+
+/** etcd's lease bucket key: the id as 8 bytes, big-endian (int64 taken as uint64). */
+export function leaseKey(id: bigint): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt.asUintN(64, id));
+  return bytes;
+}
+
+export function encodeInt64(n: bigint): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigInt64(0, BigInt.asIntN(64, n));
+  return bytes;
+}
+
+export function decodeInt64(bytes: Uint8Array): bigint {
+  if (bytes.length !== 8) throw new Error(`backend: an int64 of ${bytes.length} bytes`);
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigInt64(0);
+}
+
+/** leasepb.Lease (etcd's lease/leasepb/lease.proto): ID 1, TTL 2, RemainingTTL 3. */
+export interface StoredLease {
+  id: bigint;
+  ttlSeconds: number;
+  remainingTtlSeconds: number;
+}
+
+export function encodeLease(lease: StoredLease): Uint8Array {
+  const out: number[] = [];
+  const varint = (field: number, n: bigint): void => {
+    if (n === 0n) return;
+    out.push(field << 3);
+    let v = BigInt.asUintN(64, n);
+    while (v >= 0x80n) {
+      out.push(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    out.push(Number(v));
+  };
+  varint(1, lease.id);
+  varint(2, BigInt(lease.ttlSeconds));
+  varint(3, BigInt(lease.remainingTtlSeconds));
+  return new Uint8Array(out);
+}
+
+export function decodeLease(bytes: Uint8Array): StoredLease {
+  const fields = [0n, 0n, 0n];
+  let at = 0;
+  while (at < bytes.length) {
+    const tag = bytes[at++];
+    const field = tag >> 3;
+    if ((tag & 7) !== wireVarint || field < 1 || field > 3) throw new Error(`backend: Lease has unexpected field ${field} (wire type ${tag & 7})`);
+    let v = 0n;
+    for (let shift = 0n; ; shift += 7n) {
+      if (at >= bytes.length || shift >= 70n) throw new Error('backend: Lease has a truncated or overlong varint');
+      const b = bytes[at++];
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) break;
+    }
+    fields[field - 1] = BigInt.asIntN(64, v);
+  }
+  const seconds = (n: bigint, what: string): number => {
+    if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`backend: Lease ${what} ${n} out of range`);
+    return Number(n);
+  };
+  return { id: fields[0], ttlSeconds: seconds(fields[1], 'TTL'), remainingTtlSeconds: seconds(fields[2], 'RemainingTTL') };
+}

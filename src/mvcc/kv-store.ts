@@ -5,11 +5,11 @@
 // batch; `commit(appliedIndex)` hands that batch to the backend (see history.ts).
 
 import { BTree } from './btree.ts';
-import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
+import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, toBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
 import { KeyIndex, type Record } from './key-index.ts';
 import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
-import { encodeKeyValue, metaKeys, revisionKey } from '../backend/layout.ts';
+import { decodeKeyValue, encodeKeyValue, metaKeys, parseRevisionKey, revisionKey } from '../backend/layout.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import type { Backend, BackendOp, BackendReadView } from '../seams.ts';
 import type { KeyValue } from './types.ts';
@@ -302,6 +302,40 @@ export class KvStore {
     });
     if (stored !== indexed.size) fail(`${indexed.size} records indexed, ${stored} stored`);
     if (stored !== this.records) fail(`record count ${this.records}, found ${stored}`);
+  }
+
+  /** Adds an op on another bucket (leases) to the next batch, so it commits with this entry's writes. */
+  stage(op: BackendOp): void {
+    if (op.bucket === 'key') throw new Error('kvStore.stage: the key bucket is written by write transactions only');
+    this.batchOps.push(op);
+  }
+
+  /**
+   * Opens the store a backend holds (a restart): rebuilds the key index with one ordered scan of
+   * the `key` bucket, values left in place. O(records). The current revision is the newest
+   * stored one, or the compaction's if that is newer (its tombstones may be gone), as etcd's.
+   * Lease attachments are not made here: restore the lessor, then call `attachLeases`.
+   */
+  static open(leases: LeaseKeyTracker | null, backend: Backend): KvStore {
+    const store = new KvStore(leases, backend);
+    let newest = INITIAL_REVISION;
+    backend.range('key', new Uint8Array(0), null, (k, v) => {
+      const { main, sub, tombstone } = parseRevisionKey(k);
+      const kv = decodeKeyValue(v);
+      if (tombstone !== (kv.version === 0) || kv.modRevision !== main) {
+        throw new Error(`kvStore.open: record at ${main}.${sub} is inconsistent (version ${kv.version}, mod revision ${kv.modRevision})`);
+      }
+      const key = toBinaryString(kv.key);
+      // One string per key, shared by all its records, as live writes do.
+      const shared = store.index.get(key)?.newest()?.key ?? key;
+      store.indexRecord({ key: shared, main, sub, createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
+      store.records++;
+      newest = Math.max(newest, main);
+    });
+    const finished = backend.get('meta', metaKeys.finishedCompactRev);
+    store.compacted = finished === undefined ? NO_COMPACTION : parseRevisionKey(finished).main;
+    store.current = Math.max(newest, store.compacted);
+    return store;
   }
 
   /** O(1) plus a copy of the write buffer: a backend read view under a copy of the overlay. */

@@ -9,7 +9,8 @@ import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts'
 import { KvStore, type WriteTxn } from './kv-store.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import type { Backend } from '../seams.ts';
-import { DEFAULT_LESSOR_CONFIG, Lessor, type LessorConfig } from './lessor.ts';
+import { DEFAULT_LESSOR_CONFIG, Lessor, type LeaseState, type LessorConfig } from './lessor.ts';
+import { decodeInt64, decodeLease, encodeInt64, encodeLease, leaseKey, nextLeaseIdKey } from '../backend/layout.ts';
 import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
 import { DEFAULT_LIMITS, validateRequest, type Limits } from './validate.ts';
 import { WatchHub } from './watch-hub.ts';
@@ -63,8 +64,24 @@ export class MvccStateMachine {
   constructor(options: StateMachineOptions = {}) {
     this.lessor = new Lessor(options.lessor ?? DEFAULT_LESSOR_CONFIG);
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.store = new KvStore(this.lessor, options.backend ?? new MemoryBackend());
+    const backend = options.backend ?? new MemoryBackend();
+    this.store = backend.appliedIndex > 0 ? this.open(backend) : new KvStore(this.lessor, backend);
     this.watchHub = new WatchHub(() => this.store);
+  }
+
+  /** Opens the state a backend holds (a restart): the key index from its records, the leases from its lease bucket. */
+  private open(backend: Backend): KvStore {
+    const leases: LeaseState[] = [];
+    backend.range('lease', new Uint8Array(0), null, (_k, v) => {
+      leases.push(decodeLease(v));
+    });
+    const next = backend.get('meta', nextLeaseIdKey);
+    const store = KvStore.open(this.lessor, backend);
+    const outside = store.findKeyOutsideLeases(new Set(leases.map((l) => l.id)));
+    if (outside !== undefined) throw new Error(`mvcc: the backend's key ${JSON.stringify(outside.key)} is attached to lease ${outside.lease}, which its lease bucket does not hold`);
+    this.lessor.restore(leases, next === undefined ? 1n : decodeInt64(next));
+    store.attachLeases();
+    return store;
   }
 
   get currentRevision(): number {
@@ -129,6 +146,10 @@ export class MvccStateMachine {
         return this.leaseRevoke(request.request.ID);
       case 'leaseCheckpoint':
         this.lessor.checkpoint(request.request.checkpoints, ctx.nowMs);
+        for (const { ID } of request.request.checkpoints) {
+          const lease = this.lessor.lookup(ID);
+          if (lease !== undefined) this.stageLease(lease);
+        }
         return { header: { revision: this.store.currentRevision } };
       default:
         throw new Error(`apply: unknown request kind ${(request as { kind: string }).kind}`);
@@ -179,6 +200,8 @@ export class MvccStateMachine {
 
   private leaseGrant(id: bigint, ttlSeconds: number, nowMs: number): LeaseGrantResponse {
     const lease = this.lessor.grant(id, ttlSeconds, nowMs);
+    this.stageLease(lease);
+    this.store.stage({ bucket: 'meta', key: nextLeaseIdKey, value: encodeInt64(this.lessor.state().nextId) });
     return { header: { revision: this.store.currentRevision }, ID: lease.id, TTL: lease.ttlSeconds, error: '' };
   }
 
@@ -189,7 +212,13 @@ export class MvccStateMachine {
       for (const key of keys) txn.deleteRange(key, null);
     });
     this.lessor.remove(id);
+    this.store.stage({ bucket: 'lease', key: leaseKey(id), value: null });
     return { header: { revision: this.store.currentRevision } };
+  }
+
+  /** Puts a lease's replicated state in the next backend batch (etcd's lease bucket). */
+  private stageLease(lease: LeaseState): void {
+    this.store.stage({ bucket: 'lease', key: leaseKey(lease.id), value: encodeLease(lease) });
   }
 
   // ---- reads outside the log ----
@@ -285,6 +314,8 @@ export class MvccStateMachine {
     const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
     store.attachLeases();
+    for (const lease of decoded.leases) store.stage({ bucket: 'lease', key: leaseKey(lease.id), value: encodeLease(lease) });
+    store.stage({ bucket: 'meta', key: nextLeaseIdKey, value: encodeInt64(decoded.nextLeaseId) });
     // Only now, with the image checked, does the backend's content get replaced.
     store.commit(appliedIndex);
     this.store = store;
