@@ -5,7 +5,9 @@
 // join too: their `webrtc://` peer URLs route to a WebRTC transport (./browser-peers.ts).
 
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import tls from 'node:tls';
+import { LmdbBackend } from '../backend/lmdb.ts';
 import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
 import type { FaultControls } from '../etcd-api/fault-admin.ts';
@@ -20,6 +22,9 @@ import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
 import { clusterIdOf, memberIdOfPeerUrls, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
+
+/** The state machine's backend: a directory inside the data dir. */
+export const backendDirName = 'backend';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -225,6 +230,15 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     await transport.close();
     throw err;
   }
+  // Values and history live in an LMDB backend beside the WAL (the WAL's lock covers it too).
+  let backend: LmdbBackend;
+  try {
+    backend = LmdbBackend.open(join(config.dataDir, backendDirName));
+  } catch (err) {
+    await storage.close().catch(() => {});
+    await transport.close();
+    throw err;
+  }
   // Only with fault injection on is the clock adjustable (and the admin endpoint served).
   const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
   let kv: KvMember;
@@ -239,11 +253,13 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       snapshotEntries: config.snapshotCount,
       snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
       initialMembers,
+      mvcc: { backend },
       log: (level, msg) => {
         if (level !== 'debug') log(level, msg);
       },
     });
   } catch (err) {
+    await backend.close().catch(() => {});
     await storage.close().catch(() => {});
     await transport.close().catch(() => {});
     throw err;
@@ -309,6 +325,7 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
     // No membership change starts while the member stops; its transport's close is repeatable.
     await browser?.close();
     await kv.stop();
+    await backend.close();
   };
   try {
     for (const url of config.listenClientUrls) {

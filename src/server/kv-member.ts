@@ -76,6 +76,9 @@ class MvccReplica implements StateMachine {
       this.notify();
       return { ok: true, response: null };
     }
+    // A restarted member replays its WAL from the last snapshot; entries its backend already
+    // holds (committed with their index before the restart) must not be applied twice.
+    if (index <= this.mvcc.appliedIndex) return { ok: false, error: new MvccError(GrpcCode.Unavailable, 'meshkv: entry applied before a restart') };
     let req: ApplyRequest;
     try {
       req = decodeRequest(payload);
@@ -123,8 +126,9 @@ class MvccReplica implements StateMachine {
   restore(image: Uint8Array, index: number): void {
     const { records, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
-    // store image is the bootstrap snapshot.
-    if (stateImage.length > 0) this.mvcc.restore(stateImage, index);
+    // store image is the bootstrap snapshot. A backend already at or past `index` (a restart
+    // whose backend outlived its last snapshot) holds a newer state than the image: keep it.
+    if (stateImage.length > 0 && index > this.mvcc.appliedIndex) this.mvcc.restore(stateImage, index);
     else this.mvcc.markApplied(index);
     this.members.reset(records ?? this.initialMembers);
     this.notify();
