@@ -48,9 +48,14 @@ function writeU64(bytes: Uint8Array, at: number, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`backend: ${n} is not a safe non-negative integer`);
   const high = Math.floor(n / 2 ** 32);
   const low = n >>> 0;
-  const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
-  view.setUint32(0, high);
-  view.setUint32(4, low);
+  bytes[at] = high >>> 24;
+  bytes[at + 1] = (high >>> 16) & 0xff;
+  bytes[at + 2] = (high >>> 8) & 0xff;
+  bytes[at + 3] = high & 0xff;
+  bytes[at + 4] = low >>> 24;
+  bytes[at + 5] = (low >>> 16) & 0xff;
+  bytes[at + 6] = (low >>> 8) & 0xff;
+  bytes[at + 7] = low & 0xff;
 }
 
 function readU64(bytes: Uint8Array, at: number): number {
@@ -83,18 +88,28 @@ export interface StoredKeyValue {
 const wireVarint = 0;
 const wireBytes = 2;
 
+/** Bytes of `n` (a safe non-negative integer) as a protobuf varint. */
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
 export function encodeKeyValue(kv: StoredKeyValue): Uint8Array {
-  const out = new Uint8Array(kv.key.length + kv.value.length + 4 * 11 + 12);
+  const lengthOf = (field: Uint8Array): number => (field.length === 0 ? 0 : 1 + varintBytes(field.length) + field.length);
+  const intLength = (n: number): number => (n === 0 ? 0 : 1 + varintBytes(n));
+  let leaseBytes = 0;
+  if (kv.lease !== 0n) {
+    leaseBytes = 2;
+    for (let v = BigInt.asUintN(64, kv.lease); v >= 0x80n; v >>= 7n) leaseBytes++;
+  }
+  const out = new Uint8Array(
+    lengthOf(kv.key) + intLength(kv.createRevision) + intLength(kv.modRevision) + intLength(kv.version) + lengthOf(kv.value) + leaseBytes,
+  );
   let at = 0;
-  const varint = (n: bigint): void => {
-    // Negative int64 (lease ids may be) are ten bytes of two's complement, as protobuf writes them.
-    let v = BigInt.asUintN(64, n);
-    while (v >= 0x80n) {
-      out[at++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    out[at++] = Number(v);
-  };
   const smallVarint = (n: number): void => {
     while (n >= 0x80) {
       out[at++] = (n % 0x80) | 0x80;
@@ -119,11 +134,16 @@ export function encodeKeyValue(kv: StoredKeyValue): Uint8Array {
   intField(3, kv.modRevision);
   intField(4, kv.version);
   bytesField(5, kv.value);
-  if (kv.lease !== 0n) {
-    out[at++] = (6 << 3) | wireVarint;
-    varint(kv.lease);
+  if (kv.lease === 0n) return out;
+  out[at++] = (6 << 3) | wireVarint;
+  // Negative int64 (lease ids may be) are ten bytes of two's complement, as protobuf writes them.
+  let v = BigInt.asUintN(64, kv.lease);
+  while (v >= 0x80n) {
+    out[at++] = Number(v & 0x7fn) | 0x80;
+    v >>= 7n;
   }
-  return out.slice(0, at);
+  out[at++] = Number(v);
+  return out;
 }
 
 /** Decodes an mvccpb.KeyValue; `key` and `value` are views into `bytes`. Throws on malformed input. */

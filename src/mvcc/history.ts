@@ -5,7 +5,7 @@
 // newer than every committed one (batches commit in order), so history is the backend below the
 // first buffered revision, then the buffer.
 
-import { fromBinaryString, toBinaryString, type BinaryString } from './bytes.ts';
+import { toBinaryString, type BinaryString } from './bytes.ts';
 import type { Record } from './key-index.ts';
 import { decodeKeyValue, parseRevisionKey, revisionKey } from '../backend/layout.ts';
 import type { BackendReader } from '../seams.ts';
@@ -18,8 +18,8 @@ export interface StoredRecord extends Record {
 interface BufferedRevision {
   /** In sub order; grows only while its write transaction is open. */
   readonly records: Record[];
-  /** By sub revision (a restored revision whose compaction kept only some subs leaves holes). */
-  readonly values: BinaryString[];
+  /** By sub revision (a restored revision whose compaction kept only some subs leaves holes). Never mutated. */
+  readonly values: Uint8Array[];
 }
 
 export class WriteBuffer {
@@ -72,16 +72,17 @@ export class History {
   value(record: Record): BinaryString {
     if (record.version === 0) return '';
     const buffered = this.buffer.revisions.get(record.main);
-    if (buffered !== undefined) return buffered.values[record.sub];
+    if (buffered !== undefined) return toBinaryString(buffered.values[record.sub]);
     return toBinaryString(decodeKeyValue(this.stored(record)).value);
   }
 
   /** The value as fresh bytes (what the API returns). */
   valueBytes(record: Record): Uint8Array {
     if (record.version === 0) return new Uint8Array(0);
+    // Plain Uint8Array copies: the caller owns them, and the backend may hand out its own
+    // subclass (Node's Buffer).
     const buffered = this.buffer.revisions.get(record.main);
-    if (buffered !== undefined) return fromBinaryString(buffered.values[record.sub]);
-    // A plain Uint8Array copy: the backend may hand out its own subclass (Node's Buffer).
+    if (buffered !== undefined) return new Uint8Array(buffered.values[record.sub]);
     return new Uint8Array(decodeKeyValue(this.stored(record)).value);
   }
 
@@ -120,7 +121,7 @@ export class History {
       if (main > to) return;
       for (const record of records) {
         if (deleted.size > 0 && deleted.has(revisionId(main, record.sub))) continue;
-        if (visit({ ...record, value: values[record.sub] }) === false) return;
+        if (visit({ ...record, value: toBinaryString(values[record.sub]) }) === false) return;
       }
     }
   }

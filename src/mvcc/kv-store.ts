@@ -89,6 +89,11 @@ export class KvStore {
     return this.history.value(record);
   }
 
+  /** The value as fresh bytes. */
+  valueBytes(record: Record): Uint8Array {
+    return this.history.valueBytes(record);
+  }
+
   /** The API's KeyValue for a record the index holds; the value is read through the backend. */
   keyValue(record: Record, keysOnly = false): KeyValue {
     return {
@@ -369,7 +374,7 @@ export class KvStore {
     store.buffer.clearing = true;
     store.batchClear = true;
     let main = -1;
-    let group: { records: Record[]; values: BinaryString[] } = { records: [], values: [] };
+    let group: { records: Record[]; values: Uint8Array[] } = { records: [], values: [] };
     for (const stored of records) {
       if (stored.main > currentRevision) {
         throw new Error(`kvStore.restore: record at ${stored.main} beyond revision ${currentRevision}`);
@@ -381,9 +386,10 @@ export class KvStore {
         store.batchMains.push(main);
       }
       const { value, ...record } = stored;
+      const bytes = fromBinaryString(value);
       group.records.push(record);
-      group.values[record.sub] = value;
-      store.batchOps.push(store.encodeRecord(record, value));
+      group.values[record.sub] = bytes;
+      store.batchOps.push(store.encodeRecord(record, bytes));
       store.indexRecord(record);
       store.records++;
     }
@@ -437,7 +443,7 @@ export class KvStore {
   }
 
   /** @internal Indexes a write of the open transaction and buffers its value. */
-  appendRecord(record: Record, value: BinaryString): void {
+  appendRecord(record: Record, value: Uint8Array): void {
     this.indexRecord(record);
     let buffered = this.buffer.revisions.get(record.main);
     if (buffered === undefined) this.buffer.revisions.set(record.main, (buffered = { records: [], values: [] }));
@@ -445,7 +451,7 @@ export class KvStore {
     buffered.values.push(value);
   }
 
-  private encodeRecord(record: Record, value: BinaryString): BackendOp {
+  private encodeRecord(record: Record, value: Uint8Array): BackendOp {
     const tombstone = record.version === 0;
     return {
       bucket: 'key',
@@ -455,7 +461,7 @@ export class KvStore {
         createRevision: record.createRevision,
         modRevision: record.main,
         version: record.version,
-        value: tombstone ? EMPTY_BYTES : fromBinaryString(value),
+        value: tombstone ? EMPTY_BYTES : value,
         lease: record.lease,
       }),
     };
@@ -533,7 +539,8 @@ export class WriteTxn {
     return this.changes.length > 0 ? this.main : this.beginRevision;
   }
 
-  put(key: KeyString, value: BinaryString, lease: bigint): void {
+  /** `value` is kept until the backend commits it: the caller must not change it afterwards. */
+  put(key: KeyString, value: Uint8Array, lease: bigint): void {
     this.assertOpen();
     const prev = this.store.live(key);
     const record: Record = {
@@ -568,7 +575,7 @@ export class WriteTxn {
         version: 0,
         lease: 0n,
       };
-      this.store.appendRecord(record, '');
+      this.store.appendRecord(record, EMPTY_BYTES);
       const change: Change = { record, prev };
       this.changes.push(change);
       this.store.trackLease(change);

@@ -79,8 +79,8 @@ describe('KvStore.checkValid', () => {
   it('passes on a consistent store and reports a corrupted one', async () => {
     const store = new KvStore();
     const txn = store.write();
-    txn.put('a', 'x', 0n);
-    txn.put('b', 'y', 0n);
+    txn.put('a', new Uint8Array([120]), 0n);
+    txn.put('b', new Uint8Array([121]), 0n);
     txn.end();
     store.commit(1);
     await store.backend.durable();
