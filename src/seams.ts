@@ -120,6 +120,11 @@ export interface Backend extends BackendReader {
   /** The applied index of the last committed batch (0 for an empty backend). */
   readonly appliedIndex: number;
   /**
+   * Whether committed batches outlive the process (LMDB: yes; memory: no). Only then may a
+   * member cut its log at the backend's durable index instead of at a full snapshot image.
+   */
+  readonly persistent: boolean;
+  /**
    * Commits a batch. Resolves once it is visible to reads and survives a crash of this process;
    * rejects if the backend failed, after which every later commit rejects too.
    */
@@ -127,6 +132,8 @@ export interface Backend extends BackendReader {
   /** Resolves with the highest applied index on stable storage (survives power loss). */
   durable(): Promise<number>;
   view(): BackendReadView;
+  /** Optional: the bytes the backend occupies on disk (what etcd reports as its db size). */
+  sizeBytes?(): number;
   /** Waits for committed batches to be durable, then releases the backend. */
   close(): Promise<void>;
 }

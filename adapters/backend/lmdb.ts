@@ -7,6 +7,8 @@
 // and the data it describes always change together. lmdb commits without waiting for the disk
 // flush (overlapping sync) and flushes in the background; durable() waits for that flush.
 
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkBatchIndex, decodeU64, encodeU64, metaKeys } from '../../src/backend/layout.ts';
 import {
@@ -66,6 +68,8 @@ export class LmdbBackend implements Backend {
   get appliedIndex(): number {
     return this.applied;
   }
+
+  readonly persistent = true;
 
   get(bucket: BackendBucket, key: Uint8Array): Uint8Array | undefined {
     return this.db(bucket).getBinary(key);
@@ -149,6 +153,10 @@ export class LmdbBackend implements Backend {
         transaction.done();
       },
     };
+  }
+
+  sizeBytes(): number {
+    return statSync(join(this.path, 'data.mdb')).size;
   }
 
   async close(): Promise<void> {

@@ -57,6 +57,8 @@ export class MemoryBackend implements Backend {
     return this.applied;
   }
 
+  readonly persistent = false;
+
   get(bucket: BackendBucket, key: Uint8Array): Uint8Array | undefined {
     return this.reader.get(bucket, key);
   }

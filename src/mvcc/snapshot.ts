@@ -16,8 +16,9 @@ import type { StoredRecord } from './history.ts';
 import { INITIAL_REVISION, NO_COMPACTION, type StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
 
-/** Bumped on any incompatible change of the encoding. */
-export const SNAPSHOT_FORMAT = 4;
+/** Bumped on any incompatible change of the encoding. 5 added appliedIndex; 4 still decodes (as index 0). */
+export const SNAPSHOT_FORMAT = 5;
+const previousFormat = 4;
 /** Records per frame: bounds the work done between two yields of `frames()`. */
 export const SNAPSHOT_FRAME_RECORDS_MAX = 4_096;
 const frameHeaderBytes = 8;
@@ -34,6 +35,8 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 
 interface HeaderFrame {
   format: number;
+  /** The Raft index of the last entry applied to the state the image holds (0: unknown). */
+  appliedIndex: number;
   currentRevision: number;
   compactRevision: number;
   recordCount: number;
@@ -60,6 +63,7 @@ interface RecordsFrame {
 }
 
 export interface DecodedSnapshot {
+  appliedIndex: number;
   currentRevision: number;
   compactRevision: number;
   /** Decodes the record frames one at a time, in revision order; throws on corruption. */
@@ -83,6 +87,7 @@ export class SnapshotView {
     private readonly store: StoreView,
     private readonly leases: readonly LeaseState[],
     private readonly nextLeaseId: bigint,
+    private readonly appliedIndex: number,
   ) {}
 
   get revision(): number {
@@ -109,6 +114,7 @@ export class SnapshotView {
   private *encodeFrames(): Generator<Uint8Array> {
     const header: HeaderFrame = {
       format: SNAPSHOT_FORMAT,
+      appliedIndex: this.appliedIndex,
       currentRevision: this.store.currentRevision,
       compactRevision: this.store.compactRevision,
       recordCount: this.store.recordCount,
@@ -231,6 +237,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     remainingTtlSeconds: header.leaseRemainingTtlSeconds[i],
   }));
   return {
+    appliedIndex: header.appliedIndex,
     currentRevision: header.currentRevision,
     compactRevision: header.compactRevision,
     records,
@@ -268,7 +275,10 @@ export function checkSnapshotFrames(bytes: Uint8Array): string | null {
 
 function toHeader(doc: unknown): HeaderFrame {
   const h = fields(doc, 'header');
-  if (h.format !== SNAPSHOT_FORMAT) throw new SnapshotDecodeError(`format ${describeDecoded(h.format)}, expected ${SNAPSHOT_FORMAT}`);
+  if (h.format !== SNAPSHOT_FORMAT && h.format !== previousFormat) {
+    throw new SnapshotDecodeError(`format ${describeDecoded(h.format)}, expected ${SNAPSHOT_FORMAT}`);
+  }
+  const appliedIndex = h.format === previousFormat ? 0 : int(h.appliedIndex, 'appliedIndex', 0);
   const currentRevision = int(h.currentRevision, 'currentRevision', INITIAL_REVISION);
   const compactRevision = int(h.compactRevision, 'compactRevision', NO_COMPACTION);
   if (compactRevision > currentRevision) throw new SnapshotDecodeError(`compactRevision ${compactRevision} is beyond currentRevision ${currentRevision}`);
@@ -280,6 +290,7 @@ function toHeader(doc: unknown): HeaderFrame {
   int64(h.nextLeaseId, 'nextLeaseId');
   return {
     format: SNAPSHOT_FORMAT,
+    appliedIndex,
     currentRevision,
     compactRevision,
     recordCount: int(h.recordCount, 'recordCount', 0),

@@ -128,6 +128,24 @@ export class MvccStateMachine {
     return this.store.appliedIndex;
   }
 
+  /** The backend's size on disk, if it has one (etcd's db size). */
+  backendSizeBytes(): number | null {
+    return this.store.backend.sizeBytes?.() ?? null;
+  }
+
+  /** Whether the backend outlives the process (see Backend.persistent). */
+  get backendPersistent(): boolean {
+    return this.store.backend.persistent;
+  }
+
+  /** Resolves once everything applied so far is on stable storage; returns that applied index. */
+  async durable(): Promise<number> {
+    const index = this.store.appliedIndex;
+    const durable = await this.store.backend.durable();
+    if (durable < index) throw new Error(`mvcc: the backend is durable up to ${durable}, not ${index}`);
+    return index;
+  }
+
   private dispatch(request: ApplyRequest, ctx: ApplyContext): ApplyResponseByKind[keyof ApplyResponseByKind] {
     switch (request.kind) {
       case 'range':
@@ -286,7 +304,7 @@ export class MvccStateMachine {
   /** An O(1) copy-on-write view of the whole state (the lease table is copied, without keys). */
   snapshot(): SnapshotView {
     const { leases, nextId } = this.lessor.state();
-    return new SnapshotView(this.store.view(), leases, nextId);
+    return new SnapshotView(this.store.view(), leases, nextId, this.store.appliedIndex);
   }
 
   /**
@@ -295,7 +313,7 @@ export class MvccStateMachine {
    * Leases restart as on a follower (no expiry until promoted); watchers catch up from the
    * restored history.
    */
-  restore(bytes: Uint8Array, appliedIndex = this.store.appliedIndex): void {
+  restore(bytes: Uint8Array, index = this.store.appliedIndex): void {
     const decoded = decodeSnapshot(bytes);
     let store: KvStore;
     try {
@@ -316,8 +334,9 @@ export class MvccStateMachine {
     store.attachLeases();
     for (const lease of decoded.leases) store.stage({ bucket: 'lease', key: leaseKey(lease.id), value: encodeLease(lease) });
     store.stage({ bucket: 'meta', key: nextLeaseIdKey, value: encodeInt64(decoded.nextLeaseId) });
-    // Only now, with the image checked, does the backend's content get replaced.
-    store.commit(appliedIndex);
+    // Only now, with the image checked, does the backend's content get replaced. An image taken
+    // after the snapshot point (a leader sends its current state) is at its own, later index.
+    store.commit(Math.max(index, decoded.appliedIndex));
     this.store = store;
     this.watchHub.restored(previousRevision);
   }

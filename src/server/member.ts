@@ -23,6 +23,17 @@ export interface StateMachine {
   /** Replaces the whole state with the image of the snapshot at `index`. An empty image means the initial, empty state. */
   restore(image: Uint8Array, index: number): void;
   /**
+   * Optional, for a state machine whose snapshot() image leaves its state in a persistent
+   * backend: resolves once everything up to `index` is on stable storage there, so the log may
+   * be cut at `index`. The member waits for it before storing such a snapshot.
+   */
+  durableAt?(index: number): Promise<void>;
+  /**
+   * Optional, with durableAt: the image to send a lagging member in place of the stored snapshot
+   * `image` — one that holds the whole state (it may be newer than the snapshot's index).
+   */
+  imageForPeer?(image: Uint8Array): Uint8Array;
+  /**
    * Optional: why a snapshot image received from a peer is damaged, or null. The member drops
    * a snapshot message whose image fails this before Raft (and so storage) sees it, rather than
    * persist what restore would refuse; the leader sends another. Cheap checks (checksums) only:
@@ -461,7 +472,12 @@ export class Member {
 
   private sendReadyMessages(rd: Ready): void {
     if (rd.messages.length === 0) return;
-    this.opts.transport.send(rd.messages);
+    const forPeer = this.opts.stateMachine.imageForPeer?.bind(this.opts.stateMachine);
+    const messages =
+      forPeer === undefined
+        ? rd.messages
+        : rd.messages.map((m) => (m.type === MessageType.Snap && m.snapshot !== null ? { ...m, snapshot: { ...m.snapshot, data: forPeer(m.snapshot.data) } } : m));
+    this.opts.transport.send(messages);
     // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
     // follower's next answer shows it still lags and the leader sends it again.
     for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
@@ -530,6 +546,7 @@ export class Member {
     const point = this.node.snapshotPoint();
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
+      await this.opts.stateMachine.durableAt?.(point.index);
       const snap = this.node.snapshotFrom(point, image, this.opts.snapshotKeepEntries);
       if (snap) await this.opts.storage.saveSnapshot(snap);
       return;

@@ -20,23 +20,30 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function startMember(dir: string): Promise<{ kv: KvMember; backend: LmdbBackend }> {
+async function startMember(dir: string, id = 1, peers = [1], hub = new MemoryHub()): Promise<{ kv: KvMember; backend: LmdbBackend }> {
   const storage = await FsWalStorage.open(join(dir, 'wal'), { logger: silentLogger });
   const backend = LmdbBackend.open(join(dir, 'backend'));
-  const kv = await KvMember.start({
-    id: 1,
-    peers: [1],
-    clock: systemClock,
-    storage,
-    transport: new MemoryHub().connect(1),
-    random: prng(7),
-    tickMs: 5,
-    electionTicks: 10,
-    snapshotEntries: 50,
-    snapshotKeepEntries: 10,
-    mvcc: { backend, lessor: { minTtlSeconds: 1 } },
-  });
-  await waitFor('leadership', () => kv.member.isLeader());
+  let kv: KvMember;
+  try {
+    kv = await KvMember.start({
+      id,
+      peers,
+      clock: systemClock,
+      storage,
+      transport: hub.connect(id),
+      random: prng(7 + id),
+      tickMs: 5,
+      electionTicks: 10,
+      snapshotEntries: 50,
+      snapshotKeepEntries: 10,
+      mvcc: { backend, lessor: { minTtlSeconds: 1 } },
+    });
+  } catch (err) {
+    await backend.close();
+    await storage.close();
+    throw err;
+  }
+  if (peers.length > 0) await waitFor('leadership', () => kv.member.isLeader());
   return { kv, backend };
 }
 
@@ -86,20 +93,43 @@ describe('KvMember on fs-wal and LMDB', () => {
     await stop(m);
   });
 
-  it('restores the last snapshot image when the backend is gone, and reaches the same state', async () => {
+  it('cuts its log at snapshots that leave the store in the backend, and refuses to start without that backend', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshkv-kv-backend-'));
     dirs.push(dir);
-    let m = await startMember(dir);
+    const m = await startMember(dir);
     await fill(m.kv);
-    const before = state(m.kv);
+    // Snapshots every 50 entries hold the member table only: the store stays in the backend.
+    expect(m.kv.member.snapshotBytes()).toBeGreaterThan(0);
+    expect(m.kv.member.snapshotBytes()).toBeLessThan(200);
     await stop(m);
-    // As if the backend lost everything since it was created (say, a new disk for it).
+    // As if the backend's directory were lost: the WAL alone cannot rebuild the store.
     rmSync(join(dir, 'backend'), { recursive: true, force: true });
-    m = await startMember(dir);
-    expect(state(m.kv)).toEqual(before);
-    // The image went into the new backend, with the index of the snapshot it came from.
-    expect(await m.backend.durable()).toBe(m.kv.mvcc.appliedIndex);
-    expect(m.backend.appliedIndex).toBeGreaterThan(0);
-    await stop(m);
+    await expect(startMember(dir)).rejects.toThrow(/keeps the store in the backend, which holds only up to index 0: restore the data dir from a backup/);
+  });
+
+  it('sends a member that joins late the store from its backend, and the joiner ends with an equal state', async () => {
+    const hub = new MemoryHub();
+    const leaderDir = mkdtempSync(join(tmpdir(), 'meshkv-kv-backend-'));
+    const joinerDir = mkdtempSync(join(tmpdir(), 'meshkv-kv-backend-'));
+    dirs.push(leaderDir, joinerDir);
+    const leader = await startMember(leaderDir, 1, [1], hub);
+    const joiner = await startMember(joinerDir, 2, [], hub);
+    try {
+      await fill(leader.kv);
+      // The log before the last snapshot is gone: the joiner can only catch up from a snapshot.
+      await leader.kv.addMember(2, ['http://joiner'], true);
+      await waitFor('the joiner caught up', () => joiner.kv.mvcc.currentRevision === leader.kv.mvcc.currentRevision, 20_000);
+      expect(state(joiner.kv)).toEqual(state(leader.kv));
+      // It got there through a snapshot carrying the whole store, not the small one the leader keeps.
+      expect(leader.kv.member.snapshotBytes()).toBeLessThan(200);
+      expect(joiner.kv.member.snapshotBytes()).toBeGreaterThan(5_000);
+      // It keeps applying after the snapshot: writes reach it with the same revisions.
+      const put = await leader.kv.put({ key: b('after'), value: b('join') });
+      await waitFor('the joiner applied the put', () => joiner.kv.mvcc.currentRevision === put.header.revision);
+      expect(state(joiner.kv)).toEqual(state(leader.kv));
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
   });
 });
