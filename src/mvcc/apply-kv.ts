@@ -42,7 +42,7 @@ export function storedKeyValue(record: StoredRecord): KeyValue {
     createRevision: record.createRevision,
     modRevision: record.main,
     version: record.version,
-    value: record.value === '' ? EMPTY_BYTES : fromBinaryString(record.value),
+    value: record.value.length === 0 ? EMPTY_BYTES : record.value,
     lease: record.lease,
   };
 }

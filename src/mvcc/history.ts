@@ -10,9 +10,9 @@ import type { Record } from './key-index.ts';
 import { decodeKeyValue, parseRevisionKey, revisionKey } from '../backend/layout.ts';
 import type { BackendReader } from '../seams.ts';
 
-/** A record with its value, as history reads return it. */
+/** A record with its value, as history reads return it (the value is the reader's own copy). */
 export interface StoredRecord extends Record {
-  readonly value: BinaryString;
+  readonly value: Uint8Array;
 }
 
 interface BufferedRevision {
@@ -56,10 +56,13 @@ export function decodeStoredRecord(key: Uint8Array, value: Uint8Array): StoredRe
     sub,
     createRevision: kv.createRevision,
     version: kv.version,
-    value: toBinaryString(kv.value),
+    // A copy: the backend may reuse the buffer it handed out once the read moves on.
+    value: kv.value.length === 0 ? emptyValue : new Uint8Array(kv.value),
     lease: kv.lease,
   };
 }
+
+const emptyValue = new Uint8Array(0);
 
 /** Reads values and history through the overlay. */
 export class History {
@@ -121,7 +124,7 @@ export class History {
       if (main > to) return;
       for (const record of records) {
         if (deleted.size > 0 && deleted.has(revisionId(main, record.sub))) continue;
-        if (visit({ ...record, value: toBinaryString(values[record.sub]) }) === false) return;
+        if (visit({ ...record, value: new Uint8Array(values[record.sub]) }) === false) return;
       }
     }
   }

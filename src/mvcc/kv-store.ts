@@ -16,6 +16,7 @@ import type { KeyValue } from './types.ts';
 import {
   CRC32C_INITIAL,
   crc32cFinish,
+  crc32cUpdate,
   crc32cUpdateBinaryString,
   crc32cUpdateUint53,
 } from '../codec/crc32c.ts';
@@ -386,10 +387,9 @@ export class KvStore {
         store.batchMains.push(main);
       }
       const { value, ...record } = stored;
-      const bytes = fromBinaryString(value);
       group.records.push(record);
-      group.values[record.sub] = bytes;
-      store.batchOps.push(store.encodeRecord(record, bytes));
+      group.values[record.sub] = value;
+      store.batchOps.push(store.encodeRecord(record, value));
       store.indexRecord(record);
       store.records++;
     }
@@ -512,7 +512,7 @@ function hashRecord(state: number, record: StoredRecord): number {
   s = crc32cUpdateUint53(s, record.version);
   s = crc32cUpdateBinaryString(s, record.lease === 0n ? '' : record.lease.toString(16));
   s = crc32cUpdateUint53(s, record.value.length);
-  return crc32cUpdateBinaryString(s, record.value);
+  return crc32cUpdate(s, record.value);
 }
 
 /**

@@ -168,6 +168,19 @@ function blob(texts: readonly string[]): Uint8Array {
   return bytes;
 }
 
+/** Concatenates byte arrays. */
+function bytesBlob(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return bytes;
+}
+
 function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
   return {
     keyLengths: records.map((r) => r.key.length),
@@ -178,7 +191,7 @@ function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
     versions: records.map((r) => r.version),
     leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
     valueLengths: records.map((r) => r.value.length),
-    values: blob(records.map((r) => r.value)),
+    values: bytesBlob(records.map((r) => r.value)),
   };
 }
 
@@ -218,7 +231,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
           sub: frame.subs[i],
           createRevision: frame.createRevisions[i],
           version: frame.versions[i],
-          value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + frame.valueLengths[i])),
+          value: new Uint8Array(frame.values.subarray(valueOffset, valueOffset + frame.valueLengths[i])),
           lease: frame.leases[i] === '' ? 0n : leaseId(frame.leases[i], `${what} lease`),
         };
         checkRecord(record, last, header.currentRevision, what);
