@@ -98,42 +98,59 @@ function varintBytes(n: number): number {
   return bytes;
 }
 
+/** Bytes of a length-delimited field holding `field` bytes (0 when empty: proto3 omits it). */
+function bytesFieldLength(field: Uint8Array): number {
+  return field.length === 0 ? 0 : 1 + varintBytes(field.length) + field.length;
+}
+
+function intFieldLength(n: number): number {
+  return n === 0 ? 0 : 1 + varintBytes(n);
+}
+
+/** Writes `n` (a safe non-negative integer) as a varint at `at`; returns the end. */
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  out[at++] = n;
+  return at;
+}
+
+function writeBytesField(out: Uint8Array, at: number, field: number, bytes: Uint8Array): number {
+  if (bytes.length === 0) return at;
+  out[at] = (field << 3) | wireBytes;
+  at = writeVarint(out, at + 1, bytes.length);
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
+function writeIntField(out: Uint8Array, at: number, field: number, n: number): number {
+  if (n === 0) return at;
+  out[at] = (field << 3) | wireVarint;
+  return writeVarint(out, at + 1, n);
+}
+
+// Plain module functions, no per-call closures: this runs for every write the store applies.
 export function encodeKeyValue(kv: StoredKeyValue): Uint8Array {
-  const lengthOf = (field: Uint8Array): number => (field.length === 0 ? 0 : 1 + varintBytes(field.length) + field.length);
-  const intLength = (n: number): number => (n === 0 ? 0 : 1 + varintBytes(n));
   let leaseBytes = 0;
   if (kv.lease !== 0n) {
     leaseBytes = 2;
     for (let v = BigInt.asUintN(64, kv.lease); v >= 0x80n; v >>= 7n) leaseBytes++;
   }
   const out = new Uint8Array(
-    lengthOf(kv.key) + intLength(kv.createRevision) + intLength(kv.modRevision) + intLength(kv.version) + lengthOf(kv.value) + leaseBytes,
+    bytesFieldLength(kv.key) +
+      intFieldLength(kv.createRevision) +
+      intFieldLength(kv.modRevision) +
+      intFieldLength(kv.version) +
+      bytesFieldLength(kv.value) +
+      leaseBytes,
   );
-  let at = 0;
-  const smallVarint = (n: number): void => {
-    while (n >= 0x80) {
-      out[at++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    out[at++] = n;
-  };
-  const bytesField = (field: number, bytes: Uint8Array): void => {
-    if (bytes.length === 0) return;
-    out[at++] = (field << 3) | wireBytes;
-    smallVarint(bytes.length);
-    out.set(bytes, at);
-    at += bytes.length;
-  };
-  const intField = (field: number, n: number): void => {
-    if (n === 0) return;
-    out[at++] = (field << 3) | wireVarint;
-    smallVarint(n);
-  };
-  bytesField(1, kv.key);
-  intField(2, kv.createRevision);
-  intField(3, kv.modRevision);
-  intField(4, kv.version);
-  bytesField(5, kv.value);
+  let at = writeBytesField(out, 0, 1, kv.key);
+  at = writeIntField(out, at, 2, kv.createRevision);
+  at = writeIntField(out, at, 3, kv.modRevision);
+  at = writeIntField(out, at, 4, kv.version);
+  at = writeBytesField(out, at, 5, kv.value);
   if (kv.lease === 0n) return out;
   out[at++] = (6 << 3) | wireVarint;
   // Negative int64 (lease ids may be) are ten bytes of two's complement, as protobuf writes them.
@@ -142,50 +159,74 @@ export function encodeKeyValue(kv: StoredKeyValue): Uint8Array {
     out[at++] = Number(v & 0x7fn) | 0x80;
     v >>= 7n;
   }
-  out[at++] = Number(v);
+  out[at] = Number(v);
   return out;
+}
+
+/** Reads protobuf fields from `bytes`, front to back. */
+class ProtoReader {
+  at = 0;
+  constructor(
+    readonly bytes: Uint8Array,
+    private readonly what: string,
+  ) {}
+
+  get done(): boolean {
+    return this.at >= this.bytes.length;
+  }
+
+  varint(): bigint {
+    let v = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (this.at >= this.bytes.length) throw new Error(`backend: ${this.what} truncated in a varint`);
+      const b = this.bytes[this.at++];
+      v |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+    throw new Error(`backend: ${this.what} varint longer than 10 bytes`);
+  }
+
+  /** A varint that must be a safe non-negative integer (revisions, versions, lengths). */
+  count(): number {
+    // Most are one to four bytes: read those without BigInt.
+    let n = 0;
+    for (let scale = 1, i = this.at; i < this.bytes.length && scale < 2 ** 28; i++, scale *= 0x80) {
+      const b = this.bytes[i];
+      n += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        this.at = i + 1;
+        return n;
+      }
+    }
+    const v = BigInt.asIntN(64, this.varint());
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`backend: ${this.what} number ${v} out of range`);
+    return Number(v);
+  }
+
+  bytesField(): Uint8Array {
+    const length = this.count();
+    if (this.at + length > this.bytes.length) throw new Error(`backend: ${this.what} field overruns the record`);
+    const view = this.bytes.subarray(this.at, this.at + length);
+    this.at += length;
+    return view;
+  }
 }
 
 /** Decodes an mvccpb.KeyValue; `key` and `value` are views into `bytes`. Throws on malformed input. */
 export function decodeKeyValue(bytes: Uint8Array): StoredKeyValue {
   const kv: StoredKeyValue = { key: empty, createRevision: 0, modRevision: 0, version: 0, value: empty, lease: 0n };
-  let at = 0;
-  const varint = (): bigint => {
-    let v = 0n;
-    for (let shift = 0n; shift < 70n; shift += 7n) {
-      if (at >= bytes.length) throw new Error('backend: KeyValue truncated in a varint');
-      const b = bytes[at++];
-      v |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return v;
-    }
-    throw new Error('backend: KeyValue varint longer than 10 bytes');
-  };
-  const int = (): number => {
-    const v = BigInt.asIntN(64, varint());
-    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`backend: KeyValue revision ${v} out of range`);
-    return Number(v);
-  };
-  while (at < bytes.length) {
-    const tag = bytes[at++];
+  const r = new ProtoReader(bytes, 'KeyValue');
+  while (!r.done) {
+    const tag = bytes[r.at++];
     const field = tag >> 3;
     const wire = tag & 7;
-    if (wire === wireBytes && (field === 1 || field === 5)) {
-      const length = int();
-      if (at + length > bytes.length) throw new Error('backend: KeyValue field overruns the record');
-      const view = bytes.subarray(at, at + length);
-      at += length;
-      if (field === 1) kv.key = view;
-      else kv.value = view;
-    } else if (wire === wireVarint && field >= 2 && field <= 4) {
-      const n = int();
-      if (field === 2) kv.createRevision = n;
-      else if (field === 3) kv.modRevision = n;
-      else kv.version = n;
-    } else if (wire === wireVarint && field === 6) {
-      kv.lease = BigInt.asIntN(64, varint());
-    } else {
-      throw new Error(`backend: KeyValue has unexpected field ${field} (wire type ${wire})`);
-    }
+    if (wire === wireBytes && field === 1) kv.key = r.bytesField();
+    else if (wire === wireBytes && field === 5) kv.value = r.bytesField();
+    else if (wire === wireVarint && field === 2) kv.createRevision = r.count();
+    else if (wire === wireVarint && field === 3) kv.modRevision = r.count();
+    else if (wire === wireVarint && field === 4) kv.version = r.count();
+    else if (wire === wireVarint && field === 6) kv.lease = BigInt.asIntN(64, r.varint());
+    else throw new Error(`backend: KeyValue has unexpected field ${field} (wire type ${wire})`);
   }
   return kv;
 }
