@@ -23,6 +23,8 @@ MESHKV_PID=""
 cleanup() {
   [[ -n "$MESHKV_PID" ]] && kill "$MESHKV_PID" 2>/dev/null || true
   (cd "$WORK/harness" && ./stop-etcd.sh >/dev/null 2>&1) || true
+  # The data dirs hold hundreds of MB by the end; the results are in $OUT.
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
 
