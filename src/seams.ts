@@ -69,3 +69,71 @@ export interface FaultSwitch {
   heal(peer?: MemberId): void;
   isBlocked(peer: MemberId, direction: 'in' | 'out'): boolean;
 }
+
+/**
+ * The state machine's durable home: etcd's bbolt buckets. Keys and values are bytes, ordered
+ * bytewise within a bucket. See docs/architecture.md, "The state-machine backend".
+ */
+export type BackendBucket = 'key' | 'meta' | 'lease' | 'members' | 'members_removed' | 'cluster' | 'alarm';
+
+export const backendBuckets: readonly BackendBucket[] = ['key', 'meta', 'lease', 'members', 'members_removed', 'cluster', 'alarm'];
+
+/** One write of a batch: a put, or a delete when `value` is null. */
+export interface BackendOp {
+  bucket: BackendBucket;
+  key: Uint8Array;
+  value: Uint8Array | null;
+}
+
+/** One batched write transaction. Atomic: a crash leaves all of it or none of it. */
+export interface BackendBatch {
+  /** Empty every bucket before the ops (a snapshot restore replaces the whole state). */
+  clear: boolean;
+  /** Applied in order. */
+  ops: readonly BackendOp[];
+  /**
+   * The Raft index of the last entry whose effects this batch completes, stored with the data
+   * in the same transaction (etcd's meta/consistent_index). Never below the stored one unless
+   * `clear` is set.
+   */
+  appliedIndex: number;
+}
+
+/** Synchronous reads. Keys and values handed to `visit` are valid only during the call. */
+export interface BackendReader {
+  get(bucket: BackendBucket, key: Uint8Array): Uint8Array | undefined;
+  /** Pairs with start <= key < end (end null: to the bucket's end), in key order, until visit returns false. */
+  range(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, visit: (key: Uint8Array, value: Uint8Array) => boolean | void): void;
+}
+
+/** A consistent read view pinned at one committed batch; O(1) to take. Release it when done. */
+export interface BackendReadView extends BackendReader {
+  release(): void;
+}
+
+/**
+ * The state machine's storage. Reads (`get`, `range`) see every committed batch. One writer;
+ * `commit` may be called again before an earlier commit resolved, and batches commit in call
+ * order.
+ */
+export interface Backend extends BackendReader {
+  /** The applied index of the last committed batch (0 for an empty backend). */
+  readonly appliedIndex: number;
+  /**
+   * Whether committed batches outlive the process (LMDB: yes; memory: no). Only then may a
+   * member cut its log at the backend's durable index instead of at a full snapshot image.
+   */
+  readonly persistent: boolean;
+  /**
+   * Commits a batch. Resolves once it is visible to reads and survives a crash of this process;
+   * rejects if the backend failed, after which every later commit rejects too.
+   */
+  commit(batch: BackendBatch): Promise<void>;
+  /** Resolves with the highest applied index on stable storage (survives power loss). */
+  durable(): Promise<number>;
+  view(): BackendReadView;
+  /** Optional: the bytes the backend occupies on disk (what etcd reports as its db size). */
+  sizeBytes?(): number;
+  /** Waits for committed batches to be durable, then releases the backend. */
+  close(): Promise<void>;
+}

@@ -566,11 +566,13 @@ export class EtcdApi {
   }
 
   /**
-   * meshkv's equivalent of etcd's db file: the size of the latest snapshot image. Before the
-   * first snapshot the store is small (fewer entries than the snapshot interval since it was
-   * empty), so it is encoded, at most once per revision.
+   * etcd's db size: the backend's file when it has one (LMDB); otherwise the size of the latest
+   * snapshot image. Before the first snapshot the store is small (fewer entries than the
+   * snapshot interval since it was empty), so it is encoded, at most once per revision.
    */
   private dbSizeBytes(): number {
+    const backendBytes = this.kv.mvcc.backendSizeBytes();
+    if (backendBytes !== null) return backendBytes;
     const snapshotBytes = this.kv.member.snapshotBytes();
     if (snapshotBytes > 0) return snapshotBytes;
     const revision = this.kv.currentRevision;

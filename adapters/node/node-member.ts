@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { LmdbBackend } from '../backend/lmdb.ts';
 import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
 import type { FaultControls } from '../etcd-api/fault-admin.ts';
@@ -26,6 +27,9 @@ import { watchQuorum } from './quorum-log.ts';
 import { SecretError, faultSecretFile, loadMemberSecrets, type MemberSecrets } from './member-secrets.ts';
 import { hostAllowed } from '../etcd-api/access.ts';
 import { clusterIdOf, memberIdOfPeerUrls, signalingPath, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
+
+/** The state machine's backend: a directory inside the data dir. */
+export const backendDirName = 'backend';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -245,6 +249,7 @@ interface NodeMemberParts {
   browser: BrowserPeers | null;
   /** Only with fault injection on is the clock adjustable (and the admin endpoint served). */
   clock: AdjustableClock | null;
+  backend: LmdbBackend;
   secrets: MemberSecrets;
   log: LogFn;
 }
@@ -326,6 +331,15 @@ export class NodeMember {
       await transport.close();
       throw err;
     }
+    // Values and history live in an LMDB backend beside the WAL (the WAL's lock covers it too).
+    let backend: LmdbBackend;
+    try {
+      backend = LmdbBackend.open(join(config.dataDir, backendDirName));
+    } catch (err) {
+      await storage.close().catch(() => {});
+      await transport.close();
+      throw err;
+    }
     const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
     let kv: KvMember;
     try {
@@ -341,17 +355,19 @@ export class NodeMember {
         requestBytesMax: config.security.maxRequestBytes,
         initialMembers,
         forceNewCluster: config.forceNewCluster,
+        mvcc: { backend },
         log: (level, msg) => {
           if (level !== 'debug') log(level, msg);
         },
       });
     } catch (err) {
+      await backend.close().catch(() => {});
       await storage.close().catch(() => {});
       await transport.close().catch(() => {});
       throw err;
     }
     kvStarted = kv;
-    const member = new NodeMember({ config, kv, transport, peerTransport, browser, clock, secrets, log });
+    const member = new NodeMember({ config, kv, transport, peerTransport, browser, clock, backend, secrets, log });
     member.stops.push(dialer.follow(kv));
     const quorumWatch = watchQuorum(kv, clock ?? systemClock, log);
     member.stops.push(() => quorumWatch.stop());
@@ -420,6 +436,7 @@ export class NodeMember {
     // No membership change starts while the member stops; its transport's close is repeatable.
     await this.p.browser?.close();
     await this.kv.stop();
+    await this.p.backend.close();
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from './bytes.ts';
 import { Errors } from './errors.ts';
 import type { Record } from './key-index.ts';
+import type { StoredRecord } from './history.ts';
 import type { KvStore, WriteTxn } from './kv-store.ts';
 import type { Lessor } from './lessor.ts';
 import {
@@ -34,14 +35,14 @@ import {
   type TxnResponse,
 } from './types.ts';
 
-/** The API's KeyValue for a stored record. Values are shared with the store: read-only. */
-export function toKeyValue(record: Record, keysOnly = false): KeyValue {
+/** The API's KeyValue for a record read from history (its value at hand). */
+export function storedKeyValue(record: StoredRecord): KeyValue {
   return {
     key: fromBinaryString(record.key),
     createRevision: record.createRevision,
     modRevision: record.main,
     version: record.version,
-    value: keysOnly || record.value === '' ? EMPTY_BYTES : fromBinaryString(record.value),
+    value: record.value.length === 0 ? EMPTY_BYTES : record.value,
     lease: record.lease,
   };
 }
@@ -71,7 +72,7 @@ export function applyRange(store: KvStore, request: RangeRequest, currentRev: nu
   if (minCreate !== 0) selected = selected.filter((r) => r.createRevision >= minCreate);
 
   if (target !== SortTarget.KEY && order === SortOrder.NONE) order = SortOrder.ASCEND;
-  if (order !== SortOrder.NONE) selected = sortRecords(selected, target, order);
+  if (order !== SortOrder.NONE) selected = sortRecords(store, selected, target, order);
 
   let more = false;
   if (limit > 0 && selected.length > limit) {
@@ -79,12 +80,14 @@ export function applyRange(store: KvStore, request: RangeRequest, currentRev: nu
     more = true;
   }
   const keysOnly = request.keysOnly ?? false;
-  return { header: { revision: currentRev }, kvs: selected.map((r) => toKeyValue(r, keysOnly)), more, count };
+  return { header: { revision: currentRev }, kvs: selected.map((r) => store.keyValue(r, keysOnly)), more, count };
 }
 
-function sortRecords(records: Record[], target: SortTarget, order: SortOrder): Record[] {
+function sortRecords(store: KvStore, records: Record[], target: SortTarget, order: SortOrder): Record[] {
   const sign = order === SortOrder.DESCEND ? -1 : 1;
   if (target === SortTarget.KEY) return sign === 1 ? records : records.slice().reverse();
+  // Values are read once each, not once per comparison.
+  const values = target === SortTarget.VALUE ? new Map(records.map((r) => [r, store.value(r)])) : null;
   const compare = (a: Record, b: Record): number => {
     switch (target) {
       case SortTarget.VERSION:
@@ -94,7 +97,7 @@ function sortRecords(records: Record[], target: SortTarget, order: SortOrder): R
       case SortTarget.MOD:
         return a.main - b.main;
       default:
-        return compareKeyStrings(a.value, b.value);
+        return compareKeyStrings(values!.get(a)!, values!.get(b)!);
     }
   };
   return records.slice().sort((a, b) => sign * compare(a, b));
@@ -105,20 +108,21 @@ export function applyPut(txn: WriteTxn, store: KvStore, request: PutRequest): Pu
   const needsPrev = request.ignoreValue || request.ignoreLease || request.prevKv;
   const prev = needsPrev ? store.live(key) : undefined;
   if ((request.ignoreValue || request.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
-  const value = request.ignoreValue ? prev!.value : toBinaryString(request.value ?? EMPTY_BYTES);
+  // A copy: the request's bytes belong to the caller, the store keeps these until committed.
+  const value = request.ignoreValue ? store.valueBytes(prev!) : new Uint8Array(request.value ?? EMPTY_BYTES);
   const lease = request.ignoreLease ? prev!.lease : (request.lease ?? 0n);
   txn.put(key, value, lease);
   const response: PutResponse = { header: { revision: txn.main } };
-  if (request.prevKv && prev !== undefined) response.prevKv = toKeyValue(prev);
+  if (request.prevKv && prev !== undefined) response.prevKv = store.keyValue(prev);
   return response;
 }
 
-export function applyDeleteRange(txn: WriteTxn, request: DeleteRangeRequest): DeleteRangeResponse {
+export function applyDeleteRange(txn: WriteTxn, store: KvStore, request: DeleteRangeRequest): DeleteRangeResponse {
   const deleted = txn.deleteRange(toBinaryString(request.key), toRangeEnd(request.rangeEnd));
   return {
     header: { revision: txn.readRevision },
     deleted: deleted.length,
-    prevKvs: request.prevKv ? deleted.map((r) => toKeyValue(r)) : [],
+    prevKvs: request.prevKv ? deleted.map((r) => store.keyValue(r)) : [],
   };
 }
 
@@ -142,7 +146,7 @@ function evaluatePath(store: KvStore, request: TxnRequest): TxnPath {
   return { succeeded, nested };
 }
 
-const ZERO_RECORD: Record = { key: '', main: 0, sub: 0, createRevision: 0, version: 0, value: '', lease: 0n };
+const ZERO_RECORD: Record = { key: '', main: 0, sub: 0, createRevision: 0, version: 0, lease: 0n };
 
 function evaluateCompare(store: KvStore, compare: Compare): boolean {
   const { records } = store.rangeRecords(
@@ -154,12 +158,12 @@ function evaluateCompare(store: KvStore, compare: Compare): boolean {
   if (records.length === 0) {
     // A missing key has no value to compare: etcd always fails VALUE compares on it.
     if (compare.target === CompareTarget.VALUE) return false;
-    return compareRecord(compare, ZERO_RECORD);
+    return compareRecord(store, compare, ZERO_RECORD);
   }
-  return records.every((record) => compareRecord(compare, record));
+  return records.every((record) => compareRecord(store, compare, record));
 }
 
-function compareRecord(compare: Compare, record: Record): boolean {
+function compareRecord(store: KvStore, compare: Compare, record: Record): boolean {
   let result: number;
   switch (compare.target) {
     case CompareTarget.VERSION:
@@ -172,7 +176,7 @@ function compareRecord(compare: Compare, record: Record): boolean {
       result = Math.sign(record.main - (compare.modRevision ?? 0));
       break;
     case CompareTarget.VALUE:
-      result = compareKeyStrings(record.value, toBinaryString(compare.value ?? EMPTY_BYTES));
+      result = compareKeyStrings(store.value(record), toBinaryString(compare.value ?? EMPTY_BYTES));
       break;
     case CompareTarget.LEASE: {
       const lease = compare.lease ?? 0n;
@@ -261,7 +265,7 @@ function applyTxnOps(txn: WriteTxn, store: KvStore, request: TxnRequest, path: T
     } else if ('requestPut' in op) {
       responses.push({ responsePut: applyPut(txn, store, op.requestPut) });
     } else if ('requestDeleteRange' in op) {
-      responses.push({ responseDeleteRange: applyDeleteRange(txn, op.requestDeleteRange) });
+      responses.push({ responseDeleteRange: applyDeleteRange(txn, store, op.requestDeleteRange) });
     } else {
       responses.push({ responseTxn: applyTxnOps(txn, store, op.requestTxn, path.nested[nested++]) });
     }

@@ -1,8 +1,9 @@
 // A key's history. Every write is a Record identified by its revision {main, sub}: main is the
 // write transaction's revision, sub the operation's position inside it. Records are immutable
-// and shared with the revision store and with snapshot views.
+// and hold no value: values live in the backend (history.ts), so the index costs the same
+// whatever the value sizes.
 
-import type { BinaryString, KeyString } from './bytes.ts';
+import type { KeyString } from './bytes.ts';
 
 export interface Record {
   readonly key: KeyString;
@@ -12,8 +13,6 @@ export interface Record {
   readonly createRevision: number;
   /** 0 marks a tombstone (a delete); a live record has version >= 1. */
   readonly version: number;
-  /** The value as a binary string (see bytes.ts): a third of a Uint8Array's memory. */
-  readonly value: BinaryString;
   /** 0n: no lease. */
   readonly lease: bigint;
 }
@@ -96,13 +95,15 @@ export class KeyIndex {
 
   /**
    * Drops history at or below `atRev`, keeping the newest record at or below it unless that is a
-   * tombstone (then its whole generation goes). Calls `keep` for the record kept at or below
-   * `atRev`, if any.
+   * tombstone (then its whole generation goes). Calls `drop` for every record dropped.
    */
-  compact(atRev: number, keep: (record: Record) => void): void {
+  compact(atRev: number, drop: (record: Record) => void): void {
     const gens = this.generations;
     let g = 0;
-    while (g < gens.length - 1 && gens[g][gens[g].length - 1].main <= atRev) g++;
+    while (g < gens.length - 1 && gens[g][gens[g].length - 1].main <= atRev) {
+      for (const record of gens[g]) drop(record);
+      g++;
+    }
     const gen = gens[g];
     let newestAtOrBelow = -1;
     for (let i = gen.length - 1; i >= 0; i--) {
@@ -112,9 +113,9 @@ export class KeyIndex {
       }
     }
     const survivors = g === 0 ? gens : gens.slice(g);
-    if (newestAtOrBelow >= 0) {
-      keep(gen[newestAtOrBelow]);
-      if (newestAtOrBelow > 0) survivors[0] = gen.slice(newestAtOrBelow);
+    if (newestAtOrBelow > 0) {
+      for (let i = 0; i < newestAtOrBelow; i++) drop(gen[i]);
+      survivors[0] = gen.slice(newestAtOrBelow);
     }
     this.generations = survivors;
   }

@@ -1,14 +1,22 @@
-// The multi-version key-value store: an ordered index (key → KeyIndex) over a revision-keyed
-// store of immutable records. Reads at any revision not yet compacted; writes happen inside a
-// WriteTxn that takes exactly one main revision, and only if it changes something.
+// The multi-version key-value store: an in-memory ordered index (key → KeyIndex) over the
+// backend, which holds every record's value and the history by revision. Reads at any revision
+// not yet compacted; writes happen inside a WriteTxn that takes exactly one main revision, and
+// only if it changes something. Each write goes to the write buffer and into the next backend
+// batch; `commit(appliedIndex)` hands that batch to the backend (see history.ts).
 
 import { BTree } from './btree.ts';
-import { compareKeyStrings, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
+import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, toBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
 import { KeyIndex, type Record } from './key-index.ts';
+import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
+import { decodeKeyValue, encodeKeyValue, metaKeys, parseRevisionKey, revisionKey } from '../backend/layout.ts';
+import { MemoryBackend } from '../backend/memory.ts';
+import type { Backend, BackendOp, BackendReadView } from '../seams.ts';
+import type { KeyValue } from './types.ts';
 import {
   CRC32C_INITIAL,
   crc32cFinish,
+  crc32cUpdate,
   crc32cUpdateBinaryString,
   crc32cUpdateUint53,
 } from '../codec/crc32c.ts';
@@ -31,32 +39,106 @@ export const INITIAL_REVISION = 1;
 /** etcd's compactMainRev before any compaction. */
 export const NO_COMPACTION = -1;
 
-/** An O(1) copy-on-write view of the whole store: what snapshots serialize. */
+/** A consistent read view of the whole store (what snapshots serialize); release it when done. */
 export interface StoreView {
-  readonly revisions: BTree<number, readonly Record[]>;
+  readonly history: History;
   readonly currentRevision: number;
   readonly compactRevision: number;
-  /** Records in `revisions`. */
+  /** Records in the history. */
   readonly recordCount: number;
+  release(): void;
 }
 
 export class KvStore {
   /** Key → history. Every KeyIndex here is non-empty. */
   private readonly index = new BTree<KeyString, KeyIndex>(undefined, compareKeyStrings);
-  /**
-   * Main revision → the records written at it, in sub order. Arrays are never mutated once
-   * their transaction ended (compaction replaces them), so clones can share them.
-   */
-  private revisions = new BTree<number, readonly Record[]>();
-  /** Records in `revisions`, kept so a snapshot header can state it without a scan. */
+  /** Applied writes not yet committed to the backend. */
+  private readonly buffer = new WriteBuffer();
+  readonly history: History;
+  /** Records in the history (backend and buffer), kept so a snapshot header can state it without a scan. */
   private records = 0;
+  /** The next backend batch: ops, and the buffered revisions and deletes it makes durable. */
+  private batchOps: BackendOp[] = [];
+  private batchMains: number[] = [];
+  private batchDeleted: string[] = [];
+  private batchClear = false;
+  /** The applied index of the last batch handed to the backend. */
+  private committedIndex: number;
+  /** Set once a backend commit failed: nothing more may be applied. */
+  private failure: Error | null = null;
   /** Invariant: every stored record's main revision is at most `current`. */
   private current = INITIAL_REVISION;
   /** Invariant: `compacted` <= `current`; NO_COMPACTION until the first compaction. */
   private compacted = NO_COMPACTION;
   private activeTxn: WriteTxn | null = null;
 
-  constructor(private readonly leases: LeaseKeyTracker | null = null) {}
+  constructor(
+    private readonly leases: LeaseKeyTracker | null = null,
+    readonly backend: Backend = new MemoryBackend(),
+  ) {
+    this.history = new History(backend, this.buffer);
+    this.committedIndex = backend.appliedIndex;
+  }
+
+  /** The applied index of the last batch handed to the backend. */
+  get appliedIndex(): number {
+    return this.committedIndex;
+  }
+
+  /** The value of a record the index holds (for compares, ignore_value and sorting). */
+  value(record: Record): BinaryString {
+    return this.history.value(record);
+  }
+
+  /** The value as fresh bytes. */
+  valueBytes(record: Record): Uint8Array {
+    return this.history.valueBytes(record);
+  }
+
+  /** The API's KeyValue for a record the index holds; the value is read through the backend. */
+  keyValue(record: Record, keysOnly = false): KeyValue {
+    return {
+      key: fromBinaryString(record.key),
+      createRevision: record.createRevision,
+      modRevision: record.main,
+      version: record.version,
+      value: keysOnly ? EMPTY_BYTES : this.history.valueBytes(record),
+      lease: record.lease,
+    };
+  }
+
+  /**
+   * Hands every write since the last commit to the backend as one batch, with `appliedIndex`
+   * (the Raft index of the entry just applied). Buffered values leave the buffer once the
+   * backend has committed them. A failed commit fails every later write.
+   */
+  commit(appliedIndex: number): void {
+    if (this.activeTxn !== null) throw new Error('kvStore.commit: a write transaction is open');
+    this.assertHealthy();
+    const mains = this.batchMains;
+    const deleted = this.batchDeleted;
+    const clear = this.batchClear;
+    const batch = { clear, ops: this.batchOps, appliedIndex };
+    this.batchOps = [];
+    this.batchMains = [];
+    this.batchDeleted = [];
+    this.batchClear = false;
+    this.committedIndex = appliedIndex;
+    this.backend.commit(batch).then(
+      () => {
+        for (const main of mains) this.buffer.revisions.delete(main);
+        for (const id of deleted) this.buffer.deleted.delete(id);
+        if (clear) this.buffer.clearing = false;
+      },
+      (err: unknown) => {
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+      },
+    );
+  }
+
+  private assertHealthy(): void {
+    if (this.failure !== null) throw new Error(`kvStore: the backend failed, nothing more can be applied: ${this.failure.message}`);
+  }
 
   get currentRevision(): number {
     return this.current;
@@ -110,43 +192,54 @@ export class KvStore {
   /** Begins the one write transaction; it takes revision current+1 if it writes anything. */
   write(): WriteTxn {
     if (this.activeTxn !== null) throw new Error('kvStore.write: a write transaction is already open');
+    this.assertHealthy();
     this.activeTxn = new WriteTxn(this, this.current);
     return this.activeTxn;
   }
 
-  /** Records with main in [fromMain, toMain], revision order. */
-  forEachRevision(fromMain: number, toMain: number, visit: (main: number, records: readonly Record[]) => void): void {
-    if (fromMain > toMain) return;
-    this.revisions.forRange(fromMain, toMain, true, visit);
+  /**
+   * Stored records with main in [fromMain, toMain], revision order, grouped by main revision.
+   * Reads the backend: O(records visited).
+   */
+  forEachRevision(fromMain: number, toMain: number, visit: (main: number, records: readonly StoredRecord[]) => void): void {
+    let main = -1;
+    let group: StoredRecord[] = [];
+    this.history.forEach(fromMain, toMain, (record) => {
+      if (record.main !== main) {
+        if (group.length > 0) visit(main, group);
+        main = record.main;
+        group = [];
+      }
+      group.push(record);
+    });
+    if (group.length > 0) visit(main, group);
   }
 
   /**
    * Drops history at or below `revision`, keeping every key's newest record at or below it
-   * unless that is a tombstone. O(keys + records at or below `revision`).
+   * unless that is a tombstone; the dropped records are deleted from the backend in the next
+   * batch, with etcd's compaction marks. O(keys + dropped records), no backend read.
    */
   compact(revision: number): void {
     if (revision <= this.compacted) throw Errors.compacted();
     if (revision > this.current) throw Errors.futureRevision();
-    const kept = new Set<Record>();
+    this.assertHealthy();
     const emptied: KeyString[] = [];
-    const keep = (record: Record): void => {
-      kept.add(record);
+    const drop = (record: Record): void => {
+      const id = revisionId(record.main, record.sub);
+      this.buffer.deleted.add(id);
+      this.batchDeleted.push(id);
+      this.batchOps.push({ bucket: 'key', key: revisionKey(record.main, record.sub, record.version === 0), value: null });
+      this.records--;
     };
     this.index.forEachPair((key, keyIndex) => {
-      keyIndex.compact(revision, keep);
+      keyIndex.compact(revision, drop);
       if (keyIndex.isEmpty()) emptied.push(key);
     });
     this.index.deleteKeys(emptied);
-    const rewritten: [number, Record[]][] = [];
-    const dropped: number[] = [];
-    this.revisions.forRange(Number.MIN_SAFE_INTEGER, revision, true, (main, records) => {
-      const survivors = records.filter((record) => kept.has(record));
-      this.records -= records.length - survivors.length;
-      if (survivors.length === 0) dropped.push(main);
-      else if (survivors.length !== records.length) rewritten.push([main, survivors]);
-    });
-    this.revisions.deleteKeys(dropped);
-    for (const [main, survivors] of rewritten) this.revisions.set(main, survivors);
+    const mark = revisionKey(revision, 0);
+    this.batchOps.push({ bucket: 'meta', key: metaKeys.scheduledCompactRev, value: mark });
+    this.batchOps.push({ bucket: 'meta', key: metaKeys.finishedCompactRev, value: mark });
     this.compacted = revision;
   }
 
@@ -159,15 +252,15 @@ export class KvStore {
     if (revision > this.current) throw Errors.futureRevision();
     const upTo = revision <= 0 ? this.current : revision;
     let state = CRC32C_INITIAL;
-    this.revisions.forRange(Number.MIN_SAFE_INTEGER, upTo, true, (_main, records) => {
-      for (const record of records) state = hashRecord(state, record);
+    this.history.forEach(0, upTo, (record) => {
+      state = hashRecord(state, record);
     });
     return { hash: crc32cFinish(state), compactRevision: this.compacted, hashRevision: upTo };
   }
 
   /**
-   * Self-check of every invariant, for tests (O(records)): the index and the revision store hold
-   * the same records; generations are well formed; versions count up within a generation; no
+   * Self-check of every invariant, for tests (O(records), reads the backend): the index and the
+   * history hold the same records; generations are well formed; versions count up within a generation; no
    * record is newer than the current revision; at or below the compaction, each key keeps at
    * most one record and never a tombstone.
    */
@@ -175,7 +268,7 @@ export class KvStore {
     const fail = (why: string): never => {
       throw new Error(`kvStore.checkValid: ${why}`);
     };
-    const indexed = new Set<Record>();
+    const indexed = new Map<string, Record>();
     this.index.forEachPair((key, keyIndex) => {
       if (keyIndex.isEmpty()) fail(`empty key index for ${JSON.stringify(key)}`);
       const gens = keyIndex.generations;
@@ -198,66 +291,113 @@ export class KvStore {
             atOrBelowCompaction++;
             if (tombstone) fail(`tombstone at ${record.main} kept at or below compaction ${this.compacted}`);
           }
-          indexed.add(record);
+          indexed.set(revisionId(record.main, record.sub), record);
           previous = record;
         });
       });
       if (atOrBelowCompaction > 1) fail(`${atOrBelowCompaction} records of ${JSON.stringify(key)} at or below the compaction`);
     });
     let stored = 0;
-    this.revisions.forEachPair((main, records) => {
-      if (records.length === 0) fail(`empty revision ${main}`);
-      for (const record of records) {
-        if (record.main !== main) fail(`record ${record.main} filed under ${main}`);
-        if (!indexed.has(record)) fail(`record ${record.main}.${record.sub} missing from the index`);
-        stored++;
+    this.history.forEach(0, Number.MAX_SAFE_INTEGER - 1, (record) => {
+      const same = indexed.get(revisionId(record.main, record.sub));
+      if (same === undefined) fail(`record ${record.main}.${record.sub} missing from the index`);
+      else if (same.key !== record.key || same.createRevision !== record.createRevision || same.version !== record.version || same.lease !== record.lease) {
+        fail(`record ${record.main}.${record.sub} differs between the index and the backend`);
       }
+      stored++;
     });
     if (stored !== indexed.size) fail(`${indexed.size} records indexed, ${stored} stored`);
     if (stored !== this.records) fail(`record count ${this.records}, found ${stored}`);
   }
 
+  /** Adds an op on another bucket (leases) to the next batch, so it commits with this entry's writes. */
+  stage(op: BackendOp): void {
+    if (op.bucket === 'key') throw new Error('kvStore.stage: the key bucket is written by write transactions only');
+    this.batchOps.push(op);
+  }
+
+  /**
+   * Opens the store a backend holds (a restart): rebuilds the key index with one ordered scan of
+   * the `key` bucket, values left in place. O(records). The current revision is the newest
+   * stored one, or the compaction's if that is newer (its tombstones may be gone), as etcd's.
+   * Lease attachments are not made here: restore the lessor, then call `attachLeases`.
+   */
+  static open(leases: LeaseKeyTracker | null, backend: Backend): KvStore {
+    const store = new KvStore(leases, backend);
+    let newest = INITIAL_REVISION;
+    backend.range('key', new Uint8Array(0), null, (k, v) => {
+      const { main, sub, tombstone } = parseRevisionKey(k);
+      const kv = decodeKeyValue(v);
+      if (tombstone !== (kv.version === 0) || kv.modRevision !== main) {
+        throw new Error(`kvStore.open: record at ${main}.${sub} is inconsistent (version ${kv.version}, mod revision ${kv.modRevision})`);
+      }
+      const key = toBinaryString(kv.key);
+      // One string per key, shared by all its records, as live writes do.
+      const shared = store.index.get(key)?.newest()?.key ?? key;
+      store.indexRecord({ key: shared, main, sub, createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
+      store.records++;
+      newest = Math.max(newest, main);
+    });
+    const finished = backend.get('meta', metaKeys.finishedCompactRev);
+    store.compacted = finished === undefined ? NO_COMPACTION : parseRevisionKey(finished).main;
+    store.current = Math.max(newest, store.compacted);
+    return store;
+  }
+
+  /** O(1) plus a copy of the write buffer: a backend read view under a copy of the overlay. */
   view(): StoreView {
     if (this.activeTxn !== null) throw new Error('kvStore.view: a write transaction is open');
+    const backendView: BackendReadView = this.backend.view();
     return {
-      revisions: this.revisions.clone(),
+      history: new History(backendView, this.buffer.copy()),
       currentRevision: this.current,
       compactRevision: this.compacted,
       recordCount: this.records,
+      release: () => backendView.release(),
     };
   }
 
   /**
-   * Rebuilds a store from a view's contents (records in revision order). Lease attachments are
-   * not made here: restore the lessor, then call `attachLeases`.
+   * Builds a store from a view's contents (records in revision order) over `backend`, whose
+   * contents its first commit() replaces: every record is buffered until that clearing batch
+   * lands, and nothing reaches the backend before that commit(), so a store refused after
+   * checking leaves the backend as it was. Lease attachments are not made here: restore the
+   * lessor, then call `attachLeases`.
    */
   static restore(
-    records: Iterable<Record>,
+    records: Iterable<StoredRecord>,
     currentRevision: number,
     compactRevision: number,
     leases: LeaseKeyTracker | null,
+    backend: Backend,
   ): KvStore {
-    const store = new KvStore(leases);
+    const store = new KvStore(leases, backend);
+    store.buffer.clearing = true;
+    store.batchClear = true;
     let main = -1;
-    const batch: Record[] = [];
-    const flush = (): void => {
-      // An exact-size copy, as live writes store (a pushed-to array reserves spare room).
-      if (batch.length > 0) store.revisions.set(main, batch.slice());
-      batch.length = 0;
-    };
-    for (const record of records) {
-      if (record.main > currentRevision) {
-        throw new Error(`kvStore.restore: record at ${record.main} beyond revision ${currentRevision}`);
+    let group: { records: Record[]; values: Uint8Array[] } = { records: [], values: [] };
+    for (const stored of records) {
+      if (stored.main > currentRevision) {
+        throw new Error(`kvStore.restore: record at ${stored.main} beyond revision ${currentRevision}`);
       }
-      if (record.main !== main) {
-        flush();
-        main = record.main;
+      if (stored.main !== main) {
+        main = stored.main;
+        group = { records: [], values: [] };
+        store.buffer.revisions.set(main, group);
+        store.batchMains.push(main);
       }
-      batch.push(record);
+      const { value, ...record } = stored;
+      group.records.push(record);
+      group.values[record.sub] = value;
+      store.batchOps.push(store.encodeRecord(record, value));
       store.indexRecord(record);
       store.records++;
     }
-    flush();
+    if (compactRevision !== NO_COMPACTION) {
+      const mark = revisionKey(compactRevision, 0);
+      store.batchOps.push({ bucket: 'meta', key: metaKeys.scheduledCompactRev, value: mark });
+      store.batchOps.push({ bucket: 'meta', key: metaKeys.finishedCompactRev, value: mark });
+    }
     store.current = currentRevision;
     store.compacted = compactRevision;
     return store;
@@ -302,9 +442,29 @@ export class KvStore {
     this.index.forRange(key, end, false, (k, keyIndex) => visit(keyIndex, k));
   }
 
-  /** @internal */
-  appendRecord(record: Record): void {
+  /** @internal Indexes a write of the open transaction and buffers its value. */
+  appendRecord(record: Record, value: Uint8Array): void {
     this.indexRecord(record);
+    let buffered = this.buffer.revisions.get(record.main);
+    if (buffered === undefined) this.buffer.revisions.set(record.main, (buffered = { records: [], values: [] }));
+    buffered.records.push(record);
+    buffered.values.push(value);
+  }
+
+  private encodeRecord(record: Record, value: Uint8Array): BackendOp {
+    const tombstone = record.version === 0;
+    return {
+      bucket: 'key',
+      key: revisionKey(record.main, record.sub, tombstone),
+      value: encodeKeyValue({
+        key: fromBinaryString(record.key),
+        createRevision: record.createRevision,
+        modRevision: record.main,
+        version: record.version,
+        value: tombstone ? EMPTY_BYTES : value,
+        lease: record.lease,
+      }),
+    };
   }
 
   /** @internal */
@@ -325,8 +485,9 @@ export class KvStore {
     if (txn.main !== this.current + 1) {
       throw new Error(`kvStore.endTxn: txn revision ${txn.main} does not follow current ${this.current}`);
     }
-    // An exact-size array: the revision store holds one per revision for as long as it lives.
-    this.revisions.set(txn.main, txn.changes.map((change) => change.record));
+    const values = this.buffer.revisions.get(txn.main)!.values;
+    for (const { record } of txn.changes) this.batchOps.push(this.encodeRecord(record, values[record.sub]));
+    this.batchMains.push(txn.main);
     this.records += txn.changes.length;
     this.current = txn.main;
   }
@@ -342,7 +503,7 @@ export class KvStore {
   }
 }
 
-function hashRecord(state: number, record: Record): number {
+function hashRecord(state: number, record: StoredRecord): number {
   let s = crc32cUpdateUint53(state, record.main);
   s = crc32cUpdateUint53(s, record.sub);
   s = crc32cUpdateUint53(s, record.key.length);
@@ -351,7 +512,7 @@ function hashRecord(state: number, record: Record): number {
   s = crc32cUpdateUint53(s, record.version);
   s = crc32cUpdateBinaryString(s, record.lease === 0n ? '' : record.lease.toString(16));
   s = crc32cUpdateUint53(s, record.value.length);
-  return crc32cUpdateBinaryString(s, record.value);
+  return crc32cUpdate(s, record.value);
 }
 
 /**
@@ -378,7 +539,8 @@ export class WriteTxn {
     return this.changes.length > 0 ? this.main : this.beginRevision;
   }
 
-  put(key: KeyString, value: BinaryString, lease: bigint): void {
+  /** `value` is kept until the backend commits it: the caller must not change it afterwards. */
+  put(key: KeyString, value: Uint8Array, lease: bigint): void {
     this.assertOpen();
     const prev = this.store.live(key);
     const record: Record = {
@@ -388,10 +550,9 @@ export class WriteTxn {
       sub: this.changes.length,
       createRevision: prev === undefined ? this.main : prev.createRevision,
       version: prev === undefined ? 1 : prev.version + 1,
-      value,
       lease,
     };
-    this.store.appendRecord(record);
+    this.store.appendRecord(record, value);
     const change: Change = { record, prev };
     this.changes.push(change);
     this.store.trackLease(change);
@@ -412,10 +573,9 @@ export class WriteTxn {
         sub: this.changes.length,
         createRevision: 0,
         version: 0,
-        value: '',
         lease: 0n,
       };
-      this.store.appendRecord(record);
+      this.store.appendRecord(record, EMPTY_BYTES);
       const change: Change = { record, prev };
       this.changes.push(change);
       this.store.trackLease(change);

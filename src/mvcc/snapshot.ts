@@ -12,12 +12,13 @@ import { Packr } from 'msgpackr';
 import { crc32c } from '../codec/crc32c.ts';
 import { describeDecoded } from '../codec/message.ts';
 import { toBinaryString } from './bytes.ts';
-import type { Record } from './key-index.ts';
+import type { StoredRecord } from './history.ts';
 import { INITIAL_REVISION, NO_COMPACTION, type StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
 
-/** Bumped on any incompatible change of the encoding. */
-export const SNAPSHOT_FORMAT = 4;
+/** Bumped on any incompatible change of the encoding. 5 added appliedIndex; 4 still decodes (as index 0). */
+export const SNAPSHOT_FORMAT = 5;
+const previousFormat = 4;
 /** Records per frame: bounds the work done between two yields of `frames()`. */
 export const SNAPSHOT_FRAME_RECORDS_MAX = 4_096;
 const frameHeaderBytes = 8;
@@ -34,6 +35,8 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 
 interface HeaderFrame {
   format: number;
+  /** The Raft index of the last entry applied to the state the image holds (0: unknown). */
+  appliedIndex: number;
   currentRevision: number;
   compactRevision: number;
   recordCount: number;
@@ -60,10 +63,11 @@ interface RecordsFrame {
 }
 
 export interface DecodedSnapshot {
+  appliedIndex: number;
   currentRevision: number;
   compactRevision: number;
   /** Decodes the record frames one at a time, in revision order; throws on corruption. */
-  records: () => Iterable<Record>;
+  records: () => Iterable<StoredRecord>;
   leases: LeaseState[];
   nextLeaseId: bigint;
 }
@@ -83,6 +87,7 @@ export class SnapshotView {
     private readonly store: StoreView,
     private readonly leases: readonly LeaseState[],
     private readonly nextLeaseId: bigint,
+    private readonly appliedIndex: number,
   ) {}
 
   get revision(): number {
@@ -94,10 +99,22 @@ export class SnapshotView {
     return this.store.recordCount;
   }
 
-  /** The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. */
+  /**
+   * The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. Iterate it
+   * once: finishing (or returning from) the iteration releases the view's backend read view.
+   */
   *frames(): Generator<Uint8Array> {
+    try {
+      yield* this.encodeFrames();
+    } finally {
+      this.store.release();
+    }
+  }
+
+  private *encodeFrames(): Generator<Uint8Array> {
     const header: HeaderFrame = {
       format: SNAPSHOT_FORMAT,
+      appliedIndex: this.appliedIndex,
       currentRevision: this.store.currentRevision,
       compactRevision: this.store.compactRevision,
       recordCount: this.store.recordCount,
@@ -107,15 +124,22 @@ export class SnapshotView {
       nextLeaseId: this.nextLeaseId.toString(),
     };
     yield framed(header);
-    let batch: Record[] = [];
-    for (const [, records] of this.store.revisions.entries()) {
-      for (const record of records) batch.push(record);
-      if (batch.length >= SNAPSHOT_FRAME_RECORDS_MAX) {
-        yield framed(recordsFrame(batch));
-        batch = [];
-      }
+    // Read the history a frame at a time, resuming after the last record of the previous frame.
+    let nextMain = 0;
+    let nextSub = 0;
+    for (;;) {
+      const batch: StoredRecord[] = [];
+      this.store.history.forEach(nextMain, this.store.currentRevision, (record) => {
+        if (record.main === nextMain && record.sub < nextSub) return true;
+        batch.push(record);
+        return batch.length < SNAPSHOT_FRAME_RECORDS_MAX;
+      });
+      if (batch.length > 0) yield framed(recordsFrame(batch));
+      if (batch.length < SNAPSHOT_FRAME_RECORDS_MAX) return;
+      const last = batch[batch.length - 1];
+      nextMain = last.main;
+      nextSub = last.sub + 1;
     }
-    if (batch.length > 0) yield framed(recordsFrame(batch));
   }
 
   /** The whole encoding at once. */
@@ -144,7 +168,20 @@ function blob(texts: readonly string[]): Uint8Array {
   return bytes;
 }
 
-function recordsFrame(records: readonly Record[]): RecordsFrame {
+/** Concatenates byte arrays. */
+function bytesBlob(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return bytes;
+}
+
+function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
   return {
     keyLengths: records.map((r) => r.key.length),
     keys: blob(records.map((r) => r.key)),
@@ -154,7 +191,7 @@ function recordsFrame(records: readonly Record[]): RecordsFrame {
     versions: records.map((r) => r.version),
     leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
     valueLengths: records.map((r) => r.value.length),
-    values: blob(records.map((r) => r.value)),
+    values: bytesBlob(records.map((r) => r.value)),
   };
 }
 
@@ -174,7 +211,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
   };
   const first = frameAt(0);
   const header = toHeader(first.doc);
-  function* records(): Generator<Record> {
+  function* records(): Generator<StoredRecord> {
     let offset = first.next;
     let count = 0;
     /** The revision of the last record yielded: records come in strictly increasing revision order. */
@@ -188,13 +225,13 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
       let valueOffset = 0;
       for (let i = 0; i < frame.keyLengths.length; i++) {
         const what = `record ${count + i}`;
-        const record: Record = {
+        const record: StoredRecord = {
           key: toBinaryString(frame.keys.subarray(keyOffset, keyOffset + frame.keyLengths[i])),
           main: frame.mains[i],
           sub: frame.subs[i],
           createRevision: frame.createRevisions[i],
           version: frame.versions[i],
-          value: toBinaryString(frame.values.subarray(valueOffset, valueOffset + frame.valueLengths[i])),
+          value: new Uint8Array(frame.values.subarray(valueOffset, valueOffset + frame.valueLengths[i])),
           lease: frame.leases[i] === '' ? 0n : leaseId(frame.leases[i], `${what} lease`),
         };
         checkRecord(record, last, header.currentRevision, what);
@@ -213,6 +250,7 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
     remainingTtlSeconds: header.leaseRemainingTtlSeconds[i],
   }));
   return {
+    appliedIndex: header.appliedIndex,
     currentRevision: header.currentRevision,
     compactRevision: header.compactRevision,
     records,
@@ -250,7 +288,10 @@ export function checkSnapshotFrames(bytes: Uint8Array): string | null {
 
 function toHeader(doc: unknown): HeaderFrame {
   const h = fields(doc, 'header');
-  if (h.format !== SNAPSHOT_FORMAT) throw new SnapshotDecodeError(`format ${describeDecoded(h.format)}, expected ${SNAPSHOT_FORMAT}`);
+  if (h.format !== SNAPSHOT_FORMAT && h.format !== previousFormat) {
+    throw new SnapshotDecodeError(`format ${describeDecoded(h.format)}, expected ${SNAPSHOT_FORMAT}`);
+  }
+  const appliedIndex = h.format === previousFormat ? 0 : int(h.appliedIndex, 'appliedIndex', 0);
   const currentRevision = int(h.currentRevision, 'currentRevision', INITIAL_REVISION);
   const compactRevision = int(h.compactRevision, 'compactRevision', NO_COMPACTION);
   if (compactRevision > currentRevision) throw new SnapshotDecodeError(`compactRevision ${compactRevision} is beyond currentRevision ${currentRevision}`);
@@ -262,6 +303,7 @@ function toHeader(doc: unknown): HeaderFrame {
   int64(h.nextLeaseId, 'nextLeaseId');
   return {
     format: SNAPSHOT_FORMAT,
+    appliedIndex,
     currentRevision,
     compactRevision,
     recordCount: int(h.recordCount, 'recordCount', 0),
@@ -299,7 +341,7 @@ function toRecordsFrame(doc: unknown, what: string): RecordsFrame {
 }
 
 /** A record must follow `previous` in revision order and be a live version or a tombstone. */
-function checkRecord(r: Record, previous: { main: number; sub: number }, currentRevision: number, what: string): void {
+function checkRecord(r: StoredRecord, previous: { main: number; sub: number }, currentRevision: number, what: string): void {
   if (r.main > currentRevision) throw new SnapshotDecodeError(`${what} at revision ${r.main} is beyond currentRevision ${currentRevision}`);
   if (r.main < previous.main || (r.main === previous.main && r.sub <= previous.sub)) {
     throw new SnapshotDecodeError(`${what} at revision ${r.main}.${r.sub} does not follow ${previous.main}.${previous.sub}`);

@@ -7,7 +7,10 @@ import { fromBinaryString } from './bytes.ts';
 import { MvccError } from './errors.ts';
 import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
 import { KvStore, type WriteTxn } from './kv-store.ts';
-import { DEFAULT_LESSOR_CONFIG, Lessor, type LessorConfig } from './lessor.ts';
+import { MemoryBackend } from '../backend/memory.ts';
+import type { Backend } from '../seams.ts';
+import { DEFAULT_LESSOR_CONFIG, Lessor, type LeaseState, type LessorConfig } from './lessor.ts';
+import { decodeInt64, decodeLease, encodeInt64, encodeLease, leaseKey, nextLeaseIdKey } from '../backend/layout.ts';
 import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
 import { DEFAULT_LIMITS, validateRequest, type Limits } from './validate.ts';
 import { WatchHub } from './watch-hub.ts';
@@ -36,6 +39,11 @@ import type {
 export interface ApplyContext {
   /** The member's monotonic clock, ms. Used only for the leader's lease expiry bookkeeping. */
   nowMs: number;
+  /**
+   * The Raft index of the entry being applied, stored with its writes in the backend. Default:
+   * one past the previous apply's (for tests and tools that apply without a log).
+   */
+  index?: number;
 }
 
 export type ApplyResult<R> = { ok: true; response: R } | { ok: false; error: MvccError };
@@ -43,6 +51,8 @@ export type ApplyResult<R> = { ok: true; response: R } | { ok: false; error: Mvc
 export interface StateMachineOptions {
   lessor?: LessorConfig;
   limits?: Limits;
+  /** Where values and history live. Default: a fresh MemoryBackend. */
+  backend?: Backend;
 }
 
 export class MvccStateMachine {
@@ -54,8 +64,24 @@ export class MvccStateMachine {
   constructor(options: StateMachineOptions = {}) {
     this.lessor = new Lessor(options.lessor ?? DEFAULT_LESSOR_CONFIG);
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.store = new KvStore(this.lessor);
+    const backend = options.backend ?? new MemoryBackend();
+    this.store = backend.appliedIndex > 0 ? this.open(backend) : new KvStore(this.lessor, backend);
     this.watchHub = new WatchHub(() => this.store);
+  }
+
+  /** Opens the state a backend holds (a restart): the key index from its records, the leases from its lease bucket. */
+  private open(backend: Backend): KvStore {
+    const leases: LeaseState[] = [];
+    backend.range('lease', new Uint8Array(0), null, (_k, v) => {
+      leases.push(decodeLease(v));
+    });
+    const next = backend.get('meta', nextLeaseIdKey);
+    const store = KvStore.open(this.lessor, backend);
+    const outside = store.findKeyOutsideLeases(new Set(leases.map((l) => l.id)));
+    if (outside !== undefined) throw new Error(`mvcc: the backend's key ${JSON.stringify(outside.key)} is attached to lease ${outside.lease}, which its lease bucket does not hold`);
+    this.lessor.restore(leases, next === undefined ? 1n : decodeInt64(next));
+    store.attachLeases();
+    return store;
   }
 
   get currentRevision(): number {
@@ -76,14 +102,48 @@ export class MvccStateMachine {
    * answer with an error: the error comes back as a value and the state is unchanged.
    */
   apply<R extends ApplyRequest>(request: R, ctx: ApplyContext): ApplyResult<ApplyResponseByKind[R['kind']]> {
+    let result: ApplyResult<ApplyResponseByKind[R['kind']]>;
     try {
       const invalid = validateRequest(request, this.limits);
-      if (invalid !== null) return { ok: false, error: invalid };
-      return { ok: true, response: this.dispatch(request, ctx) as ApplyResponseByKind[R['kind']] };
+      result = invalid !== null ? { ok: false, error: invalid } : { ok: true, response: this.dispatch(request, ctx) as ApplyResponseByKind[R['kind']] };
     } catch (error) {
-      if (error instanceof MvccError) return { ok: false, error };
-      throw error;
+      if (!(error instanceof MvccError)) throw error;
+      result = { ok: false, error };
     }
+    // Applied either way (an etcd error changes nothing but is still the entry's outcome).
+    this.store.commit(ctx.index ?? this.store.appliedIndex + 1);
+    return result;
+  }
+
+  /**
+   * Records that entries up to `index` are applied when they did not go through apply()
+   * (membership entries): the backend's applied index moves with them.
+   */
+  markApplied(index: number): void {
+    if (index > this.store.appliedIndex) this.store.commit(index);
+  }
+
+  /** The backend's applied index as last committed by this state machine. */
+  get appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+
+  /** The backend's size on disk, if it has one (etcd's db size). */
+  backendSizeBytes(): number | null {
+    return this.store.backend.sizeBytes?.() ?? null;
+  }
+
+  /** Whether the backend outlives the process (see Backend.persistent). */
+  get backendPersistent(): boolean {
+    return this.store.backend.persistent;
+  }
+
+  /** Resolves once everything applied so far is on stable storage; returns that applied index. */
+  async durable(): Promise<number> {
+    const index = this.store.appliedIndex;
+    const durable = await this.store.backend.durable();
+    if (durable < index) throw new Error(`mvcc: the backend is durable up to ${durable}, not ${index}`);
+    return index;
   }
 
   private dispatch(request: ApplyRequest, ctx: ApplyContext): ApplyResponseByKind[keyof ApplyResponseByKind] {
@@ -104,6 +164,10 @@ export class MvccStateMachine {
         return this.leaseRevoke(request.request.ID);
       case 'leaseCheckpoint':
         this.lessor.checkpoint(request.request.checkpoints, ctx.nowMs);
+        for (const { ID } of request.request.checkpoints) {
+          const lease = this.lessor.lookup(ID);
+          if (lease !== undefined) this.stageLease(lease);
+        }
         return { header: { revision: this.store.currentRevision } };
       default:
         throw new Error(`apply: unknown request kind ${(request as { kind: string }).kind}`);
@@ -122,7 +186,7 @@ export class MvccStateMachine {
   }
 
   private deleteRange(request: DeleteRangeRequest) {
-    return this.write((txn) => applyDeleteRange(txn, request));
+    return this.write((txn) => applyDeleteRange(txn, this.store, request));
   }
 
   /**
@@ -154,6 +218,8 @@ export class MvccStateMachine {
 
   private leaseGrant(id: bigint, ttlSeconds: number, nowMs: number): LeaseGrantResponse {
     const lease = this.lessor.grant(id, ttlSeconds, nowMs);
+    this.stageLease(lease);
+    this.store.stage({ bucket: 'meta', key: nextLeaseIdKey, value: encodeInt64(this.lessor.state().nextId) });
     return { header: { revision: this.store.currentRevision }, ID: lease.id, TTL: lease.ttlSeconds, error: '' };
   }
 
@@ -164,7 +230,13 @@ export class MvccStateMachine {
       for (const key of keys) txn.deleteRange(key, null);
     });
     this.lessor.remove(id);
+    this.store.stage({ bucket: 'lease', key: leaseKey(id), value: null });
     return { header: { revision: this.store.currentRevision } };
+  }
+
+  /** Puts a lease's replicated state in the next backend batch (etcd's lease bucket). */
+  private stageLease(lease: LeaseState): void {
+    this.store.stage({ bucket: 'lease', key: leaseKey(lease.id), value: encodeLease(lease) });
   }
 
   // ---- reads outside the log ----
@@ -232,7 +304,7 @@ export class MvccStateMachine {
   /** An O(1) copy-on-write view of the whole state (the lease table is copied, without keys). */
   snapshot(): SnapshotView {
     const { leases, nextId } = this.lessor.state();
-    return new SnapshotView(this.store.view(), leases, nextId);
+    return new SnapshotView(this.store.view(), leases, nextId, this.store.appliedIndex);
   }
 
   /**
@@ -241,11 +313,11 @@ export class MvccStateMachine {
    * Leases restart as on a follower (no expiry until promoted); watchers catch up from the
    * restored history.
    */
-  restore(bytes: Uint8Array): void {
+  restore(bytes: Uint8Array, index = this.store.appliedIndex): void {
     const decoded = decodeSnapshot(bytes);
     let store: KvStore;
     try {
-      store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor);
+      store = KvStore.restore(decoded.records(), decoded.currentRevision, decoded.compactRevision, this.lessor, this.store.backend);
       // Every record decoded, but do they make a consistent history (versions, create
       // revisions, tombstones, compaction)? O(records), like the restore itself.
       store.checkValid();
@@ -260,6 +332,11 @@ export class MvccStateMachine {
     const previousRevision = this.store.currentRevision;
     this.lessor.restore(decoded.leases, decoded.nextLeaseId);
     store.attachLeases();
+    for (const lease of decoded.leases) store.stage({ bucket: 'lease', key: leaseKey(lease.id), value: encodeLease(lease) });
+    store.stage({ bucket: 'meta', key: nextLeaseIdKey, value: encodeInt64(decoded.nextLeaseId) });
+    // Only now, with the image checked, does the backend's content get replaced. An image taken
+    // after the snapshot point (a leader sends its current state) is at its own, later index.
+    store.commit(Math.max(index, decoded.appliedIndex));
     this.store = store;
     this.watchHub.restored(previousRevision);
   }

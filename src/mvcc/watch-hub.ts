@@ -9,10 +9,10 @@
 
 import { inRange, toBinaryString, toRangeEnd, type KeyString, type RangeEnd } from './bytes.ts';
 import { WatchCancelReason } from './errors.ts';
-import { toKeyValue } from './apply-kv.ts';
+import { storedKeyValue } from './apply-kv.ts';
 import type { Record } from './key-index.ts';
 import type { Change, KvStore } from './kv-store.ts';
-import { EventType, FilterType, type Event, type WatchCreateRequest, type WatchResponse } from './types.ts';
+import { EventType, FilterType, type Event, type KeyValue, type WatchCreateRequest, type WatchResponse } from './types.ts';
 
 /** etcd's watchBatchMaxRevs: revisions read per catch-up batch. */
 export const WATCH_SYNC_REVISIONS_MAX = 1000;
@@ -62,9 +62,13 @@ function isCreate(record: Record): boolean {
   return record.version !== 0 && record.createRevision === record.main;
 }
 
-function eventOf(record: Record, prev: Record | undefined, withPrev: boolean): Event {
-  const event: Event = { type: record.version === 0 ? EventType.DELETE : EventType.PUT, kv: toKeyValue(record) };
-  if (withPrev && prev !== undefined && !isCreate(record)) event.prevKv = toKeyValue(prev);
+/** The event of `record` (whose KeyValue is `kv`), with prev_kv read at the revision before it if asked. */
+function eventOf(store: KvStore, record: Record, kv: KeyValue, withPrev: boolean): Event {
+  const event: Event = { type: record.version === 0 ? EventType.DELETE : EventType.PUT, kv };
+  if (withPrev && !isCreate(record)) {
+    const prev = store.getAt(record.key, record.main - 1);
+    if (prev !== undefined) event.prevKv = store.keyValue(prev);
+  }
   return event;
 }
 
@@ -80,17 +84,18 @@ function wants(watcher: Watcher, record: Record): boolean {
  * duplicate check lets through) reports the pre-txn value on the delete event.
  */
 class SharedEvents {
+  private kv: KeyValue | null = null;
   private plain: Event | null = null;
   private withPrev: Event | null = null;
   constructor(
     readonly change: Change,
-    private readonly revision: number,
     private readonly store: KvStore,
   ) {}
   get(prevKv: boolean): Event {
     const record = this.change.record;
-    if (prevKv) return (this.withPrev ??= eventOf(record, this.store.getAt(record.key, this.revision - 1), true));
-    return (this.plain ??= eventOf(record, undefined, false));
+    const kv = (this.kv ??= this.store.keyValue(record));
+    if (prevKv) return (this.withPrev ??= eventOf(this.store, record, kv, true));
+    return (this.plain ??= eventOf(this.store, record, kv, false));
   }
 }
 
@@ -119,7 +124,7 @@ export class WatchHub {
     const batches = new Map<Watcher, Event[]>();
     for (const change of changes) {
       // Events are built once per change and shared by every watcher (they are read-only).
-      const events = new SharedEvents(change, revision, store);
+      const events = new SharedEvents(change, store);
       const byKey = this.syncedByKey.get(change.record.key);
       if (byKey !== undefined) for (const w of byKey) this.collect(batches, w, revision, events);
       for (const w of this.syncedRanges) this.collect(batches, w, revision, events);
@@ -168,12 +173,12 @@ export class WatchHub {
       const batches = new Map<Watcher, Event[]>();
       store.forEachRevision(from, to, (main, records) => {
         for (const record of records) {
+          let kv: KeyValue | null = null;
           for (const w of participants) {
             if (w.nextRevision > main || !wants(w, record)) continue;
             let events = batches.get(w);
             if (events === undefined) batches.set(w, (events = []));
-            const prev = w.prevKv ? store.getAt(record.key, main - 1) : undefined;
-            events.push(eventOf(record, prev, w.prevKv));
+            events.push(eventOf(store, record, (kv ??= storedKeyValue(record)), w.prevKv));
           }
         }
       });

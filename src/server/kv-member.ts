@@ -63,6 +63,20 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   initialMembers?: MemberRecord[];
 }
 
+/** The store image of a snapshot that left the store in a persistent backend. */
+const storeInBackend = new TextEncoder().encode('meshkv: the store is in the backend');
+
+function isStoreInBackend(stateImage: Uint8Array): boolean {
+  return stateImage.length === storeInBackend.length && stateImage.every((b, i) => b === storeInBackend[i]);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
 /** Adapts the MVCC store and the member table to the Member's StateMachine contract. */
 class MvccReplica implements StateMachine {
   readonly members = new MemberTable();
@@ -80,9 +94,15 @@ class MvccReplica implements StateMachine {
       const u = decodeMemberUpdate(payload);
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
       else this.members.applyUpdate(u);
+      this.mvcc.markApplied(index);
       this.notify();
       return { ok: true, response: null };
     }
+    // Entries the backend already holds must not be applied twice: a restarted member replays
+    // its WAL from the last snapshot, and a member that received a leader's current state
+    // replays the entries between the snapshot's index and that state's. The outcome is
+    // unknown here, as etcd's is for a request whose wait it skips.
+    if (index <= this.mvcc.appliedIndex) return { ok: false, error: new MvccError(GrpcCode.Unavailable, 'etcdserver: request timed out') };
     let req: ApplyRequest;
     try {
       req = decodeRequest(payload);
@@ -90,22 +110,27 @@ class MvccReplica implements StateMachine {
       if (!(err instanceof RequestDecodeError)) throw err;
       // Every member decodes the same bytes the same way, so skipping keeps replicas equal.
       this.warn(`entry ${index} skipped: ${err.message}`);
+      this.mvcc.markApplied(index);
       return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `etcdserver: ${err.message}`) };
     }
-    return this.mvcc.apply(req, { nowMs: this.nowMs() });
+    return this.mvcc.apply(req, { nowMs: this.nowMs(), index });
   }
 
-  applyConfChange(cc: ConfChange, cs: ConfState): void {
+  applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
     this.members.applyConfChange(cc, cs);
+    this.mvcc.markApplied(index);
     this.notify();
   }
 
   /**
-   * The member table's bytes, then an O(1) copy-on-write view of the store that the member
-   * serializes frame by frame between applies; both taken now, at one applied index.
+   * With a persistent backend: the member table's bytes and a marker, the store staying in the
+   * backend (durableAt makes it durable first). Otherwise: the member table's bytes, then an O(1)
+   * copy-on-write view of the store that the member serializes frame by frame between applies;
+   * both taken now, at one applied index.
    */
-  snapshot(): SnapshotView {
+  snapshot(): SnapshotView | Uint8Array {
     const header = this.members.imageHeader();
+    if (this.mvcc.backendPersistent) return concat(header, storeInBackend);
     const view = this.mvcc.snapshot();
     return {
       *frames() {
@@ -115,6 +140,23 @@ class MvccReplica implements StateMachine {
     };
   }
 
+  async durableAt(index: number): Promise<void> {
+    if (!this.mvcc.backendPersistent) return;
+    const durable = await this.mvcc.durable();
+    if (durable < index) throw new Error(`the backend is durable up to ${durable}, below the snapshot at ${index}`);
+  }
+
+  /**
+   * A snapshot that left the store in the backend is sent with the store's current image
+   * instead (at the backend's applied index, at or after the snapshot's; the receiver skips the
+   * entries in between). Serialized whole, here: streaming it chunk by chunk is the next step.
+   */
+  imageForPeer(image: Uint8Array): Uint8Array {
+    const { stateImage } = MemberTable.unwrapImage(image);
+    if (!isStoreInBackend(stateImage)) return image;
+    return concat(image.subarray(0, image.length - stateImage.length), this.mvcc.snapshot().encode());
+  }
+
   checkImage(image: Uint8Array): string | null {
     let stateImage: Uint8Array;
     try {
@@ -122,14 +164,25 @@ class MvccReplica implements StateMachine {
     } catch (err) {
       return (err as Error).message;
     }
+    // A peer never sends the marker (imageForPeer replaces it); a snapshot holding it is only
+    // ever this member's own.
+    if (isStoreInBackend(stateImage)) return 'snapshot: holds no store (it stays in the sender\'s backend)';
     return stateImage.length === 0 ? null : checkSnapshotFrames(stateImage);
   }
 
-  restore(image: Uint8Array): void {
+  restore(image: Uint8Array, index: number): void {
     const { records, settings, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
-    // store image is the bootstrap snapshot.
-    if (stateImage.length > 0) this.mvcc.restore(stateImage);
+    // store image is the bootstrap snapshot. A backend already at or past `index` (a restart
+    // whose backend outlived its last snapshot) holds a newer state than the image: keep it.
+    if (isStoreInBackend(stateImage)) {
+      if (this.mvcc.appliedIndex < index) {
+        throw new Error(
+          `the snapshot at index ${index} keeps the store in the backend, which holds only up to index ${this.mvcc.appliedIndex}: restore the data dir from a backup, or remove the member and add it back empty`,
+        );
+      }
+    } else if (stateImage.length > 0 && index > this.mvcc.appliedIndex) this.mvcc.restore(stateImage, index);
+    else this.mvcc.markApplied(index);
     this.members.reset(records ?? this.initialMembers, settings);
     this.notify();
   }

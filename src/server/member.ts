@@ -20,8 +20,19 @@ export interface StateMachine {
    * goes on, so a large state never stalls the member.
    */
   snapshot(): Uint8Array | SnapshotView;
-  /** Replaces the whole state. An empty image means the initial, empty state. */
-  restore(image: Uint8Array): void;
+  /** Replaces the whole state with the image of the snapshot at `index`. An empty image means the initial, empty state. */
+  restore(image: Uint8Array, index: number): void;
+  /**
+   * Optional, for a state machine whose snapshot() image leaves its state in a persistent
+   * backend: resolves once everything up to `index` is on stable storage there, so the log may
+   * be cut at `index`. The member waits for it before storing such a snapshot.
+   */
+  durableAt?(index: number): Promise<void>;
+  /**
+   * Optional, with durableAt: the image to send a lagging member in place of the stored snapshot
+   * `image` — one that holds the whole state (it may be newer than the snapshot's index).
+   */
+  imageForPeer?(image: Uint8Array): Uint8Array;
   /**
    * Optional: why a snapshot image received from a peer is damaged, or null. The member drops
    * a snapshot message whose image fails this before Raft (and so storage) sees it, rather than
@@ -199,7 +210,7 @@ export class Member {
     const empty = persisted.snapshot === null && persisted.entries.length === 0 && persisted.hardState.term === 0;
     if (this.opts.forceNewCluster && !empty) persisted = await this.forceNewConfiguration(persisted);
     this.node = new RawNode(this.raftConfig(), empty ? null : persisted, empty ? this.opts.peers : []);
-    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
+    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0), persisted.snapshot?.metadata.index ?? 0);
     this.tickedUpToMs = this.opts.clock.now();
     this.startedAtMs = this.tickedUpToMs;
     this.opts.transport.start((msg) => {
@@ -223,7 +234,7 @@ export class Member {
    */
   private async forceNewConfiguration(persisted: PersistedState): Promise<PersistedState> {
     this.node = new RawNode(this.raftConfig(), persisted, []);
-    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0));
+    this.opts.stateMachine.restore(persisted.snapshot?.data ?? new Uint8Array(0), persisted.snapshot?.metadata.index ?? 0);
     while (this.node.hasReady()) {
       const rd = this.node.ready();
       for (const e of rd.committedEntries) this.applyEntry(e);
@@ -242,6 +253,8 @@ export class Member {
       context: null,
     };
     this.opts.stateMachine.applyConfChange?.(cc, confState, index);
+    // The new snapshot replaces the whole log: a persistent backend must hold everything up to it first.
+    await this.opts.stateMachine.durableAt?.(index);
     const image = this.opts.stateMachine.snapshot();
     const data = image instanceof Uint8Array ? image : concatFrames(image.frames());
     await this.opts.storage.save({ hardState: { term, vote: 0, commit: index }, entries: [], snapshot: { metadata: { index, term, confState }, data } }, true);
@@ -512,7 +525,7 @@ export class Member {
     // Otherwise only now, with the state durable, may anyone hear what it implies.
     if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
     if (rd.snapshot !== null) {
-      this.opts.stateMachine.restore(rd.snapshot.data);
+      this.opts.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index);
       this.appliedSinceSnapshot = 0;
     }
     if (rd.committedEntries.length > 0) {
@@ -529,7 +542,12 @@ export class Member {
 
   private sendReadyMessages(rd: Ready): void {
     if (rd.messages.length === 0) return;
-    this.opts.transport.send(rd.messages);
+    const forPeer = this.opts.stateMachine.imageForPeer?.bind(this.opts.stateMachine);
+    const messages =
+      forPeer === undefined
+        ? rd.messages
+        : rd.messages.map((m) => (m.type === MessageType.Snap && m.snapshot !== null ? { ...m, snapshot: { ...m.snapshot, data: forPeer(m.snapshot.data) } } : m));
+    this.opts.transport.send(messages);
     // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
     // follower's next answer shows it still lags and the leader sends it again.
     for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
@@ -600,6 +618,7 @@ export class Member {
     const point = this.node.snapshotPoint();
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
+      await this.opts.stateMachine.durableAt?.(point.index);
       const snap = this.node.snapshotFrom(point, image, this.opts.snapshotKeepEntries);
       if (snap) await this.opts.storage.saveSnapshot(snap);
       return;

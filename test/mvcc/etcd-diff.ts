@@ -3,7 +3,10 @@
 // kvs, more/count, prev kvs, txn branches, error messages and codes) must be equal, and so must
 // the events an all-keys watch with prev_kv receives.
 //
-//   npx tsx test/mvcc/etcd-diff.ts [--seeds 3] [--first-seed 1] [--steps 1500] [--etcd /usr/bin/etcd]
+//   npx tsx test/mvcc/etcd-diff.ts [--seeds 3] [--first-seed 1] [--steps 1500] [--etcd /usr/bin/etcd] [--backend memory|lmdb]
+//
+// --backend lmdb keeps meshkv's values and history in an LMDB backend (Node's), so every read
+// meshkv answers after the first commits comes from it.
 //
 // Leases are granted with long TTLs so that none expires during a run.
 
@@ -21,6 +24,8 @@ import {
   type RequestOp,
   type TxnRequest,
 } from '../../src/mvcc/index.ts';
+import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
 import { RequestGenerator } from './generator.ts';
 import { Prng } from './prng.ts';
 
@@ -30,6 +35,8 @@ const seeds = Number(args.get('seeds') ?? 3);
 const firstSeed = Number(args.get('first-seed') ?? 1);
 const steps = Number(args.get('steps') ?? 1500);
 const etcdBinary = args.get('etcd') ?? '/usr/bin/etcd';
+const backendKind = args.get('backend') ?? 'memory';
+if (backendKind !== 'memory' && backendKind !== 'lmdb') throw new Error(`etcd-diff: --backend must be memory or lmdb, not ${backendKind}`);
 
 const b64 = (bytes: Uint8Array | undefined) => Buffer.from(bytes ?? new Uint8Array(0)).toString('base64');
 const unb64 = (text: string | undefined) => new Uint8Array(Buffer.from(text ?? '', 'base64'));
@@ -280,7 +287,9 @@ function mayPanicEtcd(request: ApplyRequest): boolean {
 
 async function runSeed(seed: number, port: number): Promise<number> {
   const etcd = await startEtcd(port);
-  const sm = new MvccStateMachine();
+  const backendDir = mkdtempSync(join(tmpdir(), 'meshkv-etcd-diff-backend-'));
+  const backend = backendKind === 'lmdb' ? LmdbBackend.open(backendDir) : new MemoryBackend();
+  const sm = new MvccStateMachine({ backend });
   const rng = new Prng(seed);
   const gen = new RequestGenerator(
     rng,
@@ -342,6 +351,8 @@ async function runSeed(seed: number, port: number): Promise<number> {
     stopWatch.abort();
     etcd.process.kill();
     rmSync(etcd.dir, { recursive: true, force: true });
+    await backend.close();
+    rmSync(backendDir, { recursive: true, force: true });
   }
   return mismatches;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KeyIndex, type Record } from '../../src/mvcc/key-index.ts';
 import { KvStore } from '../../src/mvcc/kv-store.ts';
+import { revisionKey } from '../../src/backend/layout.ts';
 
 const put = (main: number, version: number, create: number): Record => ({
   key: 'k',
@@ -8,10 +9,9 @@ const put = (main: number, version: number, create: number): Record => ({
   sub: 0,
   createRevision: create,
   version,
-  value: `v${main}`,
   lease: 0n,
 });
-const tomb = (main: number): Record => ({ key: 'k', main, sub: 0, createRevision: 0, version: 0, value: '', lease: 0n });
+const tomb = (main: number): Record => ({ key: 'k', main, sub: 0, createRevision: 0, version: 0, lease: 0n });
 
 function history(): KeyIndex {
   // Generation 1: puts at 2, 4, deleted at 6. Generation 2: puts at 8, 10 (open).
@@ -45,22 +45,22 @@ describe('KeyIndex', () => {
   });
 
   it('compaction keeps the newest record at or below the revision', () => {
-    const kept: number[] = [];
+    const dropped: number[] = [];
     const ki = history();
-    ki.compact(5, (r) => kept.push(r.main));
-    expect(kept).toEqual([4]);
+    ki.compact(5, (r) => dropped.push(r.main));
+    expect(dropped).toEqual([2]);
     expect(ki.get(5)?.main).toBe(4);
     expect(ki.generations.map((g) => g.map((r) => r.main))).toEqual([[4, 6], [8, 10]]);
   });
 
   it('compaction past a tombstone drops its generation', () => {
-    const kept: number[] = [];
+    const dropped: number[] = [];
     const ki = history();
-    ki.compact(7, (r) => kept.push(r.main));
-    expect(kept).toEqual([]);
+    ki.compact(7, (r) => dropped.push(r.main));
+    expect(dropped).toEqual([2, 4, 6]);
     expect(ki.generations.map((g) => g.map((r) => r.main))).toEqual([[8, 10]]);
-    ki.compact(10, (r) => kept.push(r.main));
-    expect(kept).toEqual([10]);
+    ki.compact(10, (r) => dropped.push(r.main));
+    expect(dropped).toEqual([2, 4, 6, 8]);
     expect(ki.generations.map((g) => g.map((r) => r.main))).toEqual([[10]]);
   });
 
@@ -68,21 +68,25 @@ describe('KeyIndex', () => {
     const ki = new KeyIndex();
     ki.put(put(2, 1, 2));
     ki.tombstone(tomb(3));
-    ki.compact(3, () => {});
+    const dropped: number[] = [];
+    ki.compact(3, (r) => dropped.push(r.main));
     expect(ki.isEmpty()).toBe(true);
+    expect(dropped).toEqual([2, 3]);
   });
 });
 
 describe('KvStore.checkValid', () => {
-  it('passes on a consistent store and reports a corrupted one', () => {
+  it('passes on a consistent store and reports a corrupted one', async () => {
     const store = new KvStore();
     const txn = store.write();
-    txn.put('a', 'x', 0n);
-    txn.put('b', 'y', 0n);
+    txn.put('a', new Uint8Array([120]), 0n);
+    txn.put('b', new Uint8Array([121]), 0n);
     txn.end();
+    store.commit(1);
+    await store.backend.durable();
     store.checkValid();
-    // Corrupt it: drop a revision from the revision store behind the index's back.
-    (store as unknown as { revisions: { delete(k: number): void } }).revisions.delete(2);
-    expect(() => store.checkValid()).toThrow(/checkValid/);
+    // Corrupt it: delete a record from the backend behind the index's back.
+    await store.backend.commit({ clear: false, ops: [{ bucket: 'key', key: revisionKey(2, 1), value: null }], appliedIndex: 1 });
+    expect(() => store.checkValid()).toThrow(/checkValid: 2 records indexed, 1 stored/);
   });
 });

@@ -1,0 +1,201 @@
+// The one compliance suite every Backend runs in its own runtime. Runtime-agnostic: no node:*
+// imports here. Crash tests that need a real process live beside each adapter's test.
+
+import { describe, expect, it } from 'vitest';
+import type { Backend, BackendBatch, BackendBucket, BackendOp, BackendReader } from '../../src/seams.ts';
+import { decodeU64, metaKeys } from '../../src/backend/layout.ts';
+import { prng } from '../storage/compliance.ts';
+
+/** One backend location that can be opened, closed and opened again (a member restart). */
+export interface BackendHarness {
+  /** Opens the backend at this location; the previous instance, if any, was closed. */
+  open(): Promise<Backend>;
+  cleanup(): Promise<void>;
+}
+
+export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+export const text = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
+
+export function put(bucket: BackendBucket, key: string, value: string): BackendOp {
+  return { bucket, key: bytes(key), value: bytes(value) };
+}
+
+export function del(bucket: BackendBucket, key: string): BackendOp {
+  return { bucket, key: bytes(key), value: null };
+}
+
+export function batch(appliedIndex: number, ops: BackendOp[], clear = false): BackendBatch {
+  return { clear, ops, appliedIndex };
+}
+
+/** Every pair of a bucket as text, in the order range() visits them. */
+export function dump(reader: BackendReader, bucket: BackendBucket): [string, string][] {
+  const out: [string, string][] = [];
+  reader.range(bucket, new Uint8Array(0), null, (k, v) => {
+    out.push([text(k)!, text(v)!]);
+  });
+  return out;
+}
+
+/** A bucket without the consistent index every commit writes into meta. */
+function userPairs(reader: BackendReader, bucket: BackendBucket): [string, string][] {
+  return dump(reader, bucket).filter(([k]) => !(bucket === 'meta' && k === 'consistent_index'));
+}
+
+export function backendCompliance(name: string, make: () => Promise<BackendHarness>): void {
+  describe(`${name}: backend compliance`, () => {
+    const withBackend = (title: string, body: (h: BackendHarness, backend: Backend) => Promise<void>, timeoutMs = 30_000): void => {
+      it(
+        title,
+        async () => {
+          const h = await make();
+          const backend = await h.open();
+          try {
+            await body(h, backend);
+          } finally {
+            await h.cleanup();
+          }
+        },
+        timeoutMs,
+      );
+    };
+
+    withBackend('starts empty at applied index 0', async (_h, backend) => {
+      expect(backend.appliedIndex).toBe(0);
+      expect(backend.get('key', bytes('a'))).toBeUndefined();
+      expect(dump(backend, 'key')).toEqual([]);
+      expect(await backend.durable()).toBe(0);
+      await backend.close();
+    });
+
+    withBackend('commits puts and deletes with the applied index, visible once committed', async (_h, backend) => {
+      await backend.commit(batch(5, [put('key', 'b', '2'), put('key', 'a', '1'), put('lease', 'a', 'L'), put('key', 'c', '3')]));
+      expect(backend.appliedIndex).toBe(5);
+      expect(text(backend.get('key', bytes('a')))).toBe('1');
+      expect(text(backend.get('lease', bytes('a')))).toBe('L');
+      expect(backend.get('members', bytes('a'))).toBeUndefined();
+      await backend.commit(batch(7, [del('key', 'b'), put('key', 'a', '1b'), del('key', 'missing')]));
+      expect(dump(backend, 'key')).toEqual([['a', '1b'], ['c', '3']]);
+      expect(decodeU64(backend.get('meta', metaKeys.consistentIndex)!)).toBe(7);
+      await backend.close();
+    });
+
+    withBackend('ranges are [start, end) in bytewise key order and stop when visit returns false', async (_h, backend) => {
+      const keys = ['\u00ff', 'a', 'ab', 'b', 'ba', 'c', '\u0001'];
+      await backend.commit(batch(1, keys.map((k) => ({ bucket: 'key' as const, key: bytes(k), value: bytes(k) }))));
+      const range = (start: string, end: string | null): string[] => {
+        const out: string[] = [];
+        backend.range('key', bytes(start), end === null ? null : bytes(end), (k) => {
+          out.push(text(k)!);
+        });
+        return out;
+      };
+      // UTF-8 bytes: \u0001 < a < ab < b < ba < c < \u00ff (0xc3 0xbf).
+      expect(range('', null)).toEqual(['\u0001', 'a', 'ab', 'b', 'ba', 'c', '\u00ff']);
+      expect(range('a', 'b')).toEqual(['a', 'ab']);
+      expect(range('ab', 'ba')).toEqual(['ab', 'b']);
+      expect(range('b', null)).toEqual(['b', 'ba', 'c', '\u00ff']);
+      expect(range('c', 'a')).toEqual([]);
+      expect(range('zz', null)).toEqual(['\u00ff']);
+      const firstTwo: string[] = [];
+      backend.range('key', bytes(''), null, (k) => {
+        firstTwo.push(text(k)!);
+        return firstTwo.length < 2;
+      });
+      expect(firstTwo).toEqual(['\u0001', 'a']);
+      await backend.close();
+    });
+
+    withBackend('a clear batch empties every bucket before its own ops', async (_h, backend) => {
+      await backend.commit(batch(3, [put('key', 'a', '1'), put('lease', 'l', '1'), put('members', 'm', '1')]));
+      await backend.commit(batch(2, [put('key', 'z', '26')], true));
+      expect(backend.appliedIndex).toBe(2);
+      expect(dump(backend, 'key')).toEqual([['z', '26']]);
+      expect(dump(backend, 'lease')).toEqual([]);
+      expect(dump(backend, 'members')).toEqual([]);
+      await backend.close();
+    });
+
+    withBackend('refuses a batch that moves the applied index backwards, and changes nothing', async (_h, backend) => {
+      await backend.commit(batch(10, [put('key', 'a', '1')]));
+      expect(() => backend.commit(batch(9, [put('key', 'a', 'lost')]))).toThrow(/applied index 9 is behind the stored 10/);
+      await backend.commit(batch(10, [put('key', 'b', '2')]));
+      expect(dump(backend, 'key')).toEqual([['a', '1'], ['b', '2']]);
+      await backend.close();
+    });
+
+    withBackend('commits issued back to back apply in call order', async (_h, backend) => {
+      const commits: Promise<void>[] = [];
+      for (let i = 1; i <= 50; i++) commits.push(backend.commit(batch(i, [put('key', 'x', String(i)), put('key', `k${String(i).padStart(2, '0')}`, String(i))])));
+      commits.push(backend.commit(batch(51, [del('key', 'k10')])));
+      await Promise.all(commits);
+      expect(backend.appliedIndex).toBe(51);
+      expect(text(backend.get('key', bytes('x')))).toBe('50');
+      expect(backend.get('key', bytes('k10'))).toBeUndefined();
+      expect(dump(backend, 'key').length).toBe(50);
+      await backend.close();
+    });
+
+    withBackend('a view keeps reading the state it was taken at', async (_h, backend) => {
+      await backend.commit(batch(1, [put('key', 'a', '1'), put('key', 'b', '2')]));
+      const view = backend.view();
+      await backend.commit(batch(2, [put('key', 'a', 'changed'), del('key', 'b'), put('key', 'c', '3')]));
+      await backend.commit(batch(3, [], true));
+      expect(text(view.get('key', bytes('a')))).toBe('1');
+      expect(dump(view, 'key')).toEqual([['a', '1'], ['b', '2']]);
+      expect(dump(backend, 'key')).toEqual([]);
+      view.release();
+      await backend.close();
+    });
+
+    withBackend('survives close and reopen with its data and applied index', async (h, backend) => {
+      await backend.commit(batch(4, [put('key', 'a', '1'), put('meta', 'finishedCompactRev', 'r')]));
+      await backend.commit(batch(8, [put('key', 'b', '2')]));
+      expect(await backend.durable()).toBe(8);
+      await backend.close();
+      const reopened = await h.open();
+      expect(reopened.appliedIndex).toBe(8);
+      expect(dump(reopened, 'key')).toEqual([['a', '1'], ['b', '2']]);
+      expect(userPairs(reopened, 'meta')).toEqual([['finishedCompactRev', 'r']]);
+      await reopened.close();
+    });
+
+    withBackend('matches a naive model over random batches and restarts', async (h, first) => {
+      const random = prng(1801);
+      const buckets: BackendBucket[] = ['key', 'lease', 'members'];
+      const model = new Map<BackendBucket, Map<string, string>>(buckets.map((b) => [b, new Map()]));
+      let backend = first;
+      let index = 0;
+      for (let step = 0; step < 300; step++) {
+        if (random() < 0.05) {
+          await backend.close();
+          backend = await h.open();
+          expect(backend.appliedIndex).toBe(index);
+        }
+        const clear = random() < 0.02;
+        if (clear) for (const m of model.values()) m.clear();
+        const ops: BackendOp[] = [];
+        const opCount = Math.floor(random() * 20);
+        for (let i = 0; i < opCount; i++) {
+          const bucket = buckets[Math.floor(random() * buckets.length)];
+          const key = `k${Math.floor(random() * 40)}`;
+          if (random() < 0.3) {
+            ops.push(del(bucket, key));
+            model.get(bucket)!.delete(key);
+          } else {
+            const value = `v${step}.${i}`.repeat(1 + Math.floor(random() * 30));
+            ops.push(put(bucket, key, value));
+            model.get(bucket)!.set(key, value);
+          }
+        }
+        index += Math.floor(random() * 3);
+        await backend.commit(batch(index, ops, clear));
+        for (const bucket of buckets) {
+          const expected = [...model.get(bucket)!].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+          expect(dump(backend, bucket), `step ${step} bucket ${bucket}`).toEqual(expected);
+        }
+      }
+      await backend.close();
+    });
+  });
+}
