@@ -4,8 +4,16 @@
 // http2) resets the stream with PROTOCOL_ERROR before any of our code runs, and Node offers no
 // option to relax the check.
 //
-// So the client's half of each gRPC connection passes through an AuthorityRewriter first. It
-// splits the byte stream into frames, decodes every header block with a decoder that mirrors
+// Wrapping a connection costs: Node's http2 then reads it through JS (JSStreamSocket) instead of
+// natively, which measurably slows small requests (docs/benchmarks.md). So routeHttp2 first looks
+// at the connection's first request and hands the socket itself to nghttp2 when its authority
+// is well formed; only connections whose first authority carries a scheme go through the shim.
+// Go clients send no request before the server's SETTINGS frame, so routeHttp2 sends an empty
+// one (all defaults, which nghttp2 assumes of the client until its own SETTINGS are acknowledged
+// anyway) and removes the client's acknowledgement of it, which nghttp2 would find unexpected.
+//
+// A shimmed connection's client half passes through an AuthorityRewriter. It splits the byte
+// stream into frames, decodes every header block with a decoder that mirrors
 // the client's HPACK state, and forwards the bytes untouched while authorities are well formed
 // (the common case: a chunk made only of complete, unchanged frames goes through as the same
 // Buffer). The first authority carrying a scheme is rewritten without it (`host:port`, what Go
@@ -20,6 +28,9 @@ import { encodeLiterals, HpackDecoder, HpackError, type HeaderField } from './hp
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const frameHeaderBytes = 9;
 const typeHeaders = 0x1;
+const typeSettings = 0x4;
+const typeWindowUpdate = 0x8;
+const flagAck = 0x1;
 const typePushPromise = 0x5;
 const typeContinuation = 0x9;
 const flagEndStream = 0x1;
@@ -45,8 +56,11 @@ export class AuthorityRewriter {
   private reencoding = false;
   /** Set when decoding failed before any rewrite: bytes pass untouched and nghttp2 reports the error. */
   private passthrough = false;
-  /** Authorities rewritten so far (tests and metrics read it). */
+  /** Authorities rewritten so far (tests read it). */
   rewrites = 0;
+
+  /** `settingsAckToDrop`: remove the client's first SETTINGS acknowledgement (see routeHttp2). */
+  constructor(private settingsAckToDrop = false) {}
 
   /**
    * Returns the bytes to forward for `chunk`, in order, or throws an HpackError when the
@@ -78,6 +92,10 @@ export class AuthorityRewriter {
           if (pos < buf.length) out.push(buf.subarray(pos));
           return out;
         }
+      } else if (this.settingsAckToDrop && type === typeSettings && (buf[pos + 4]! & flagAck) !== 0) {
+        if (pos > flushedTo) out.push(buf.subarray(flushedTo, pos));
+        this.settingsAckToDrop = false;
+        pos = flushedTo = end;
       } else {
         if (type === typePushPromise) this.giveUp(); // a client never sends one: nghttp2 ends the connection
         pos = end;
@@ -189,8 +207,8 @@ function headerFrames(streamId: number, endStream: number, priority: Buffer | nu
  * Wraps an accepted connection so its incoming bytes pass through an AuthorityRewriter; the
  * result is handed to the HTTP/2 server in place of the socket. Outgoing bytes go straight on.
  */
-export function shimAuthority(socket: net.Socket): Duplex {
-  const rewriter = new AuthorityRewriter();
+export function shimAuthority(socket: net.Socket, received: Buffer = Buffer.alloc(0), settingsAckToDrop = false): Duplex {
+  const rewriter = new AuthorityRewriter(settingsAckToDrop);
   // Node's http2 turns Nagle off on the sockets it owns, but only through their handle, which
   // this wrapper hides: without this, small responses wait for the client's delayed ACK (~40 ms).
   socket.setNoDelay(true);
@@ -210,7 +228,7 @@ export function shimAuthority(socket: net.Socket): Duplex {
       callback(err);
     },
   });
-  socket.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer) => {
     let out: Buffer[];
     try {
       out = rewriter.push(chunk);
@@ -221,7 +239,10 @@ export function shimAuthority(socket: net.Socket): Duplex {
     let more = true;
     for (const b of out) if (b.length > 0) more = shim.push(b) && more;
     if (!more) socket.pause();
-  });
+  };
+  socket.pause();
+  if (received.length > 0) onData(received);
+  socket.on('data', onData);
   socket.on('end', () => shim.push(null));
   socket.on('close', () => shim.destroy());
   // grpc-js reads the peer's address off the session's socket for traces and channelz.
@@ -233,4 +254,82 @@ export function shimAuthority(socket: net.Socket): Duplex {
     localPort: { get: () => socket.localPort },
   });
   return shim;
+}
+
+/** An empty SETTINGS frame: the server preface with every setting at its default. */
+const emptySettings = Buffer.from([0, 0, 0, typeSettings, 0, 0, 0, 0, 0]);
+/** How long routeHttp2 waits for the first request and the acknowledgement before shimming. */
+const sniffMs = 1000;
+
+/**
+ * Hands a new HTTP/2 connection (its first bytes already read: `received`, the preface or part of
+ * it) to `inject`: the socket itself when the first request's authority is well formed, else
+ * the authority shim. See the header for why, and for the SETTINGS frame it sends.
+ */
+export function routeHttp2(socket: net.Socket, received: Buffer, inject: (connection: Duplex) => void): void {
+  let buf = received;
+  let decided = false;
+  const decide = (native: boolean, ackAt: number) => {
+    decided = true;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.pause();
+    if (native) {
+      // Without the acknowledgement of our SETTINGS, nghttp2 sees a normal connection start.
+      socket.unshift(Buffer.concat([buf.subarray(0, ackAt), buf.subarray(ackAt + frameHeaderBytes)]));
+      inject(socket);
+    } else {
+      inject(shimAuthority(socket, buf, true));
+    }
+  };
+  const onData = (chunk: Buffer) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    if (buf.length < preface.length) return;
+    if (!buf.subarray(0, preface.length).equals(preface)) return decide(false, -1);
+    let pos = preface.length;
+    let ackAt = -1;
+    let authorityOk: boolean | null = null;
+    const block: Buffer[] = [];
+    while (buf.length - pos >= frameHeaderBytes) {
+      const length = buf.readUIntBE(pos, 3);
+      const type = buf[pos + 3]!;
+      const flags = buf[pos + 4]!;
+      const end = pos + frameHeaderBytes + length;
+      if (end > buf.length) break;
+      if (type === typeSettings && (flags & flagAck) !== 0 && ackAt < 0) {
+        ackAt = pos;
+      } else if ((type === typeHeaders && block.length === 0) || (type === typeContinuation && block.length > 0 && authorityOk === null)) {
+        let start = pos + frameHeaderBytes;
+        let stop = end;
+        if (type === typeHeaders && flags & flagPadded) {
+          stop -= buf[start]!;
+          start += 1;
+        }
+        if (type === typeHeaders && flags & flagPriority) start += 5;
+        if (stop < start) return decide(false, -1);
+        block.push(buf.subarray(start, stop));
+        if (flags & flagEndHeaders) {
+          try {
+            const fields = new HpackDecoder().decode(Buffer.concat(block));
+            authorityOk = !fields.some((f) => f.name === ':authority' && schemePrefix.test(f.value));
+          } catch {
+            return decide(false, -1);
+          }
+        }
+      } else if (type !== typeSettings && type !== typeWindowUpdate && !(type === typeHeaders || type === typeContinuation)) {
+        // Anything else (a PING, say) wants nghttp2's answer now: the shim forwards it.
+        return decide(false, -1);
+      }
+      pos = end;
+      if (authorityOk !== null && ackAt >= 0) return decide(authorityOk, ackAt);
+    }
+    if (authorityOk === false) decide(false, -1);
+  };
+  const timer = setTimeout(() => {
+    if (!decided) decide(false, -1);
+  }, sniffMs);
+  socket.on('data', onData);
+  socket.on('close', () => clearTimeout(timer));
+  socket.write(emptySettings);
+  socket.resume();
 }

@@ -5,8 +5,9 @@
 
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { shimAuthority } from '../../adapters/etcd-api/authority-shim.ts';
+import { routeHttp2, shimAuthority } from '../../adapters/etcd-api/authority-shim.ts';
 import { encodeLiterals, HpackDecoder, HpackError } from '../../adapters/etcd-api/hpack.ts';
 
 const open: (() => void)[] = [];
@@ -14,14 +15,25 @@ afterEach(() => {
   for (const close of open.splice(0)) close();
 });
 
+/** How each connection reached the server: the socket itself (natively read) or the shim. */
+let injected: ('native' | 'shim')[] = [];
+
 /** An h2c server that answers each request with the headers it received, as JSON. */
-async function echoServer(shim: boolean): Promise<number> {
+async function echoServer(mode: 'shim' | 'route' | 'none'): Promise<number> {
+  injected = [];
   const h2 = http2.createServer();
   h2.on('stream', (stream, headers) => {
     stream.respond({ ':status': 200 });
     stream.end(JSON.stringify(headers));
   });
-  const tcp = net.createServer((socket) => h2.emit('connection', shim ? shimAuthority(socket) : socket));
+  const inject = (c: Duplex) => {
+    injected.push(c instanceof net.Socket ? 'native' : 'shim');
+    h2.emit('connection', c);
+  };
+  const tcp = net.createServer((socket) => {
+    if (mode === 'route') routeHttp2(socket, Buffer.alloc(0), inject);
+    else inject(mode === 'shim' ? shimAuthority(socket) : socket);
+  });
   await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', () => resolve()));
   open.push(() => {
     tcp.close();
@@ -42,7 +54,7 @@ function request(session: http2.ClientHttp2Session, headers: http2.OutgoingHttpH
 
 describe('authority shim', () => {
   it('strips the scheme from :authority and keeps every other header, request after request', async () => {
-    const port = await echoServer(true);
+    const port = await echoServer('shim');
     const session = http2.connect(`http://127.0.0.1:${port}`);
     open.push(() => session.destroy());
     // A well-formed authority first: the shim passes blocks verbatim until it must rewrite one.
@@ -72,8 +84,24 @@ describe('authority shim', () => {
     }
   });
 
+  it('routeHttp2 reads well-formed connections natively and shims only those that need it', async () => {
+    const port = await echoServer('route');
+    const good = http2.connect(`http://127.0.0.1:${port}`);
+    open.push(() => good.destroy());
+    for (let i = 0; i < 3; i++) {
+      expect(await request(good, { ':path': `/${i}`, ':authority': `127.0.0.1:${port}` })).toMatchObject({ ':path': `/${i}` });
+    }
+    const schemed = http2.connect(`http://127.0.0.1:${port}`);
+    open.push(() => schemed.destroy());
+    for (let i = 0; i < 3; i++) {
+      const got = await request(schemed, { ':path': `/${i}`, ':authority': `http://127.0.0.1:${port}` });
+      expect(got).toMatchObject({ ':path': `/${i}`, ':authority': `127.0.0.1:${port}` });
+    }
+    expect(injected).toEqual(['native', 'shim']);
+  });
+
   it('without the shim, nghttp2 refuses the same request', async () => {
-    const port = await echoServer(false);
+    const port = await echoServer('none');
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', () => {});
     open.push(() => session.destroy());
