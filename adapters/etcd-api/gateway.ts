@@ -5,7 +5,7 @@
 
 import { checkHealth } from './health.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Status, toApiError, type EtcdApi } from './api.ts';
+import { etcdVersion, Status, toApiError, type EtcdApi } from './api.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
@@ -262,6 +262,12 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
   // The body is complete; the stream stays open until the client disconnects (as etcd's does).
 }
 
+/**
+ * GET /version, as etcd answers it: the etcd release whose API meshkv serves (Status.version
+ * says the same) and the cluster version, which etcd gives as major.minor.0.
+ */
+const versions = { etcdserver: etcdVersion, etcdcluster: etcdVersion.replace(/\.\d+$/, '.0') };
+
 /** The gateway's request handler for a node:http server. */
 export function createGatewayHandler(api: EtcdApi): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -279,6 +285,10 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): 
     const serializable = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('serializable') === 'true';
     const h = await checkHealth(api.kv, serializable);
     return sendText(res, h.health === 'true' ? 200 : 503, JSON.stringify(h));
+  }
+  if (path === '/version') {
+    if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');
+    return sendText(res, 200, JSON.stringify(versions), 'application/json');
   }
   if (path === '/metrics') {
     if (req.method !== 'GET') return sendText(res, 405, 'Method Not Allowed\n');

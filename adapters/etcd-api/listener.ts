@@ -2,6 +2,8 @@
 // connection is sniffed, and an HTTP/2 connection preface goes to grpc-js while anything else
 // goes to the node:http gateway. With TLS, a tls.Server ends the session here and ALPN decides
 // instead: gRPC clients offer only "h2", HTTP clients offer "http/1.1" (chosen whenever offered).
+// gRPC connections reach grpc-js through routeHttp2 (authority-shim.ts), which lets etcdctl's
+// `:authority: http://host:port` past nghttp2.
 
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -14,6 +16,7 @@ import { createFaultHandler, type FaultControls, type FaultGuard } from './fault
 import { checkAccess, openAccess, type AccessOptions } from './access.ts';
 import { createAdmissionHandler, type AdmissionInfo } from './admission-endpoint.ts';
 import { createStaticHandler } from './static-files.ts';
+import { routeHttp2 } from './authority-shim.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
 const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -131,7 +134,7 @@ export class EtcdListener {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    if (socket.alpnProtocol === 'h2') this.injector.injectConnection(socket);
+    if (socket.alpnProtocol === 'h2') routeHttp2(socket, Buffer.alloc(0), (c) => this.injector.injectConnection(c));
     else this.gateway.emit('connection', socket);
   }
 
@@ -147,12 +150,10 @@ export class EtcdListener {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      socket.unshift(seen);
-      // The HTTP/2 session reads the unshifted bytes itself and then takes over the socket's
-      // handle: resuming the socket here would steal its input.
       if (isHttp2) {
-        this.injector.injectConnection(socket);
+        routeHttp2(socket, seen, (c) => this.injector.injectConnection(c));
       } else {
+        socket.unshift(seen);
         this.gateway.emit('connection', socket);
         socket.resume();
       }

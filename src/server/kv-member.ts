@@ -192,12 +192,17 @@ class MvccReplica implements StateMachine {
   }
 }
 
+const leaseIdSuffixMask = (1n << 48n) - 1n;
+const leaseIdMask = (1n << 63n) - 1n;
+
 export class KvMember {
   readonly member: Member;
   readonly mvcc: MvccStateMachine;
   private readonly opts: KvMemberOptions;
   private wasLeader = false;
   private stopLeaseTicker: (() => void) | null = null;
+  /** Low 48 bits of the lease ids this member proposes; see leaseGrant. */
+  private leaseIdSuffix: bigint | null = null;
 
   private constructor(
     member: Member,
@@ -415,8 +420,24 @@ export class KvMember {
 
   // ---- leases ----
 
+  /**
+   * A grant without an id gets one here, before proposing, so every replica applies the same id
+   * (the log entry carries it; no replica draws its own). Shaped like etcd's: the member id's
+   * low 16 bits on top, then a 40-bit start drawn from the member's random source once per run,
+   * shifted left by 8, plus one per grant. So ids are large and spread out, two members' ids
+   * differ in their top bits (unless the member ids share their low 16 bits), and a restarted
+   * member starts elsewhere (etcd starts from the time of day; meshkv's core has only a
+   * monotonic clock).
+   */
   leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
-    return this.write({ kind: 'leaseGrant', request: req });
+    if ((req.ID ?? 0n) !== 0n) return this.write({ kind: 'leaseGrant', request: req });
+    this.leaseIdSuffix ??= BigInt(Math.floor(this.opts.random() * 2 ** 40)) << 8n;
+    this.leaseIdSuffix = (this.leaseIdSuffix + 1n) & leaseIdSuffixMask;
+    // int64 ids must stay positive: bit 63 is cleared, and a zero id would mean "assign one".
+    let id = ((BigInt(this.id) & 0xffffn) << 48n) | this.leaseIdSuffix;
+    id &= leaseIdMask;
+    if (id === 0n) id = 1n;
+    return this.write({ kind: 'leaseGrant', request: { ...req, ID: id } });
   }
 
   leaseRevoke(id: bigint): Promise<LeaseRevokeResponse> {

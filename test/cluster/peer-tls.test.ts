@@ -125,6 +125,9 @@ describe('client TLS', () => {
     expect(await etcdctl(endpoint, [...certs(), 'put', 'secure', 'yes'])).toMatchObject({ code: 0, stdout: 'OK\n' });
     expect((await etcdctl(`https://${endpoint}`, [...certs(), 'get', 'secure'])).stdout).toBe('secure\nyes\n');
     expect((await etcdctl(endpoint, [...certs(), 'endpoint', 'status'])).stdout).toMatch(new RegExp(`^${endpoint}, [0-9a-f]+, 3\\.4\\.23, `));
+    // Per-endpoint commands send `:authority: https://host:port`: the authority shim's TLS path.
+    expect((await etcdctl(`https://${endpoint}`, [...certs(), 'endpoint', 'status'])).stdout).toMatch(new RegExp(`^https://${endpoint}, [0-9a-f]+, 3\\.4\\.23, `));
+    expect((await etcdctl(`https://${endpoint}`, [...certs(), 'endpoint', 'hashkv'])).stdout).toMatch(new RegExp(`^https://${endpoint}, \\d+\\n$`));
     const noCert = await etcdctl(endpoint, ['--cacert', file('ca.crt'), 'get', 'secure', '--command-timeout=2s']);
     expect(noCert.code).not.toBe(0);
     const plain = await etcdctl(endpoint, ['get', 'secure', '--command-timeout=2s']);

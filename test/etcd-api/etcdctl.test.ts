@@ -138,6 +138,18 @@ describe('etcdctl against meshkv', () => {
     expect((await ctl('lease', 'timetolive', id)).stdout).toBe(`lease ${id} already expired\n`);
   });
 
+  it('lease ids are shaped like etcd\'s: the member id\'s low 16 bits on top, then a spread-out counter', async () => {
+    const ids: bigint[] = [];
+    for (let i = 0; i < 2; i++) {
+      const m = /^lease ([0-9a-f]{16}) granted with TTL\(100s\)\n$/.exec((await ctl('lease', 'grant', '100')).stdout);
+      expect(m).not.toBeNull();
+      ids.push(BigInt('0x' + m![1]));
+    }
+    expect(ids[0]! >> 48n).toBe(BigInt(s.kv.id & 0xffff));
+    expect(ids[1]).toBe(ids[0]! + 1n);
+    for (const id of ids) await ctl('lease', 'revoke', id.toString(16));
+  });
+
   it('lease keep-alive keeps renewing over one stream until stopped', async () => {
     const id = /^lease ([0-9a-f]{16}) /.exec((await ctl('lease', 'grant', '3')).stdout)![1];
     const k = spawnEtcdctl(s.endpoint, ['lease', 'keep-alive', id]);
@@ -164,6 +176,8 @@ describe('etcdctl against meshkv', () => {
     );
     expect((await ctl('endpoint', 'hashkv')).stdout).toBe(`${s.endpoint}, ${s.kv.hashKV(0).hash}\n`);
     expect(await ctl('alarm', 'list')).toMatchObject({ code: 0, stdout: '' });
+    // etcd 3.4 answers Alarm without a header.
+    expect(await ctl('alarm', 'list', '-w', 'json')).toMatchObject({ code: 0, stdout: '{}\n' });
     expect((await ctl('defrag')).stdout).toBe(`Finished defragmenting etcd member[${s.endpoint}]\n`);
   });
 

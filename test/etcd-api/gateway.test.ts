@@ -219,6 +219,14 @@ describe('JSON gateway', () => {
     expect(() => new JsonObjectSplitter().push('x{}')).toThrow('unexpected "x" between JSON objects');
   });
 
+  it('GET /version answers what etcd 3.4.23 answers', async () => {
+    const res = await fetch(base + '/version');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.text()).toBe('{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
+    expect((await fetch(base + '/version', { method: 'POST' })).status).toBe(405);
+  });
+
   it('GET /health and /metrics', async () => {
     const health = await fetch(base + '/health');
     expect(health.status).toBe(200);
