@@ -284,6 +284,8 @@ export function routeHttp2(socket: net.Socket, received: Buffer, inject: (connec
   };
   const onData = (chunk: Buffer) => {
     buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    // A first request this large (or frames that never include one) is left to the shim's bounds.
+    if (buf.length > headerBlockBytesMax) return decide(false, -1);
     if (buf.length < preface.length) return;
     if (!buf.subarray(0, preface.length).equals(preface)) return decide(false, -1);
     let pos = preface.length;

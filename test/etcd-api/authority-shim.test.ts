@@ -7,7 +7,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { routeHttp2, shimAuthority } from '../../adapters/etcd-api/authority-shim.ts';
+import { AuthorityRewriter, routeHttp2, shimAuthority } from '../../adapters/etcd-api/authority-shim.ts';
 import { encodeLiterals, HpackDecoder, HpackError } from '../../adapters/etcd-api/hpack.ts';
 
 const open: (() => void)[] = [];
@@ -106,6 +106,74 @@ describe('authority shim', () => {
     session.on('error', () => {});
     open.push(() => session.destroy());
     await expect(request(session, { ':path': '/', ':authority': `http://127.0.0.1:${port}` })).rejects.toThrow(/NGHTTP2_PROTOCOL_ERROR|RST_STREAM|code 1/);
+  });
+});
+
+/** A frame: 9-byte header and payload. */
+function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
+}
+
+/** Splits a frame stream back into frames (after the preface). */
+function frames(bytes: Buffer): { type: number; flags: number; streamId: number; payload: Buffer }[] {
+  const out = [];
+  for (let pos = 24; pos < bytes.length; ) {
+    const length = bytes.readUIntBE(pos, 3);
+    out.push({ type: bytes[pos + 3]!, flags: bytes[pos + 4]!, streamId: bytes.readUInt32BE(pos + 5), payload: bytes.subarray(pos + 9, pos + 9 + length) });
+    pos += 9 + length;
+  }
+  return out;
+}
+
+describe('AuthorityRewriter', () => {
+  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  // Stream 1: RFC 7541 C.4.1 (Huffman, indexes www.example.com); stream 3: a literal authority
+  // with a scheme, indexed (0x41); stream 5 refers to that entry (0xbe, newest) and to C.4.1's
+  // (0xbf); a DATA frame and padding in between.
+  const withScheme = Buffer.from([0x41, 10, ...Buffer.from('http://a:1')]);
+  const input = Buffer.concat([
+    preface,
+    frame(0x4, 0, 0, Buffer.alloc(0)),
+    frame(0x1, 0x4, 1, Buffer.from('828684418cf1e3c2e5f23a6ba0ab90f4ff', 'hex')),
+    frame(0x0, 0x1, 1, Buffer.from('body')),
+    frame(0x1, 0x4 | 0x8 | 0x1, 3, Buffer.concat([Buffer.from([2]), Buffer.from([0x82, 0x86, 0x84]), withScheme, Buffer.alloc(2)])),
+    frame(0x1, 0x4 | 0x1, 5, Buffer.from([0x82, 0x86, 0x84, 0xbe, 0xbf])),
+  ]);
+
+  it('forwards well-formed blocks verbatim and re-encodes every block from the first rewrite on, however the bytes are cut', () => {
+    const whole = Buffer.concat(new AuthorityRewriter().push(input));
+    const oneByOne = new AuthorityRewriter();
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < input.length; i++) pieces.push(...oneByOne.push(input.subarray(i, i + 1)));
+    expect(Buffer.concat(pieces)).toEqual(whole);
+    expect(oneByOne.rewrites).toBe(2);
+
+    const out = frames(whole);
+    expect(out.map((f) => [f.type, f.streamId])).toEqual([[4, 0], [1, 1], [0, 1], [1, 3], [1, 5]]);
+    expect(out[1]!.payload).toEqual(frames(input)[1]!.payload); // before any rewrite: untouched
+    // What nghttp2 decodes: its own table saw only stream 1's block.
+    const server = new HpackDecoder();
+    const authority = (block: Buffer) => server.decode(block).find((f) => f.name === ':authority')?.value;
+    expect(authority(out[1]!.payload)).toBe('www.example.com');
+    expect(out[3]!.flags & 0x1).toBe(0x1); // END_STREAM kept, padding dropped
+    expect(authority(out[3]!.payload)).toBe('a:1');
+    expect(server.decode(out[4]!.payload).map((f) => [f.name, f.value])).toEqual([
+      [':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'a:1'], [':authority', 'www.example.com'],
+    ]);
+  });
+
+  it('passes a block it cannot decode through untouched before any rewrite, and refuses one after', () => {
+    const bad = frame(0x1, 0x4, 7, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])); // index far outside the tables
+    const early = new AuthorityRewriter();
+    expect(Buffer.concat(early.push(Buffer.concat([preface, bad])))).toEqual(Buffer.concat([preface, bad]));
+    const late = new AuthorityRewriter();
+    late.push(input);
+    expect(() => late.push(bad)).toThrow(HpackError);
   });
 });
 
