@@ -3,67 +3,39 @@
 // member id, revision, Raft term); every failure is an EtcdApiError with etcd's gRPC status
 // code and exact message.
 
-import { MemberError } from '../../src/server/member.ts';
 import { checkAdd, checkRemove, type ReconfigView } from './reconfig-check.ts';
 import { Errors, MvccError } from '../../src/mvcc/errors.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import type { Histogram } from '../../src/server/histogram.ts';
-import type { WatchStream } from '../../src/mvcc/watch-hub.ts';
-import type {
-  Compare,
-  DeleteRangeResponse,
-  KeyValue,
-  PutResponse,
-  RangeRequest,
-  RangeResponse,
-  RequestOp,
-  ResponseOp,
-  TxnRequest,
-  TxnResponse,
-  WatchResponse,
-} from '../../src/mvcc/types.ts';
+import type { WatchResponse } from '../../src/mvcc/types.ts';
 import { StateRole } from '../../src/raft/types.ts';
 import { encodeSnapshotFile } from './snapshot-file.ts';
 import { LeaderClients } from './leader-client.ts';
+import { EtcdApiError, Status } from './errors.ts';
+import { metricsText } from './metrics.ts';
+import { WatchSession } from './watch-session.ts';
+import {
+  deleteBody,
+  deleteRangeRequest,
+  int,
+  int64,
+  keyValue,
+  memberUrls,
+  putBody,
+  putRequest,
+  rangeBody,
+  rangeRequest,
+  txnBody,
+  txnRequest,
+  type Wire,
+} from './server-wire.ts';
+
+export { EtcdApiError, Status, toApiError } from './errors.ts';
+export { WatchSession } from './watch-session.ts';
 
 /** The server version etcdctl shows; meshkv serves etcd 3.4's API. */
 export const etcdVersion = '3.4.23';
 /** Bytes per Snapshot stream message (etcd sends 32 KiB chunks). */
 export const snapshotChunkBytesMax = 32 * 1024;
-
-/** gRPC status codes used here (etcd's choices; see rpctypes). */
-export const Status = {
-  Unknown: 2,
-  InvalidArgument: 3,
-  DeadlineExceeded: 4,
-  NotFound: 5,
-  ResourceExhausted: 8,
-  FailedPrecondition: 9,
-  OutOfRange: 11,
-  Unimplemented: 12,
-  Internal: 13,
-  Unavailable: 14,
-} as const;
-
-export class EtcdApiError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** Maps any failure to etcd's status code and message. */
-export function toApiError(err: unknown): EtcdApiError {
-  if (err instanceof EtcdApiError) return err;
-  if (err instanceof MvccError) return new EtcdApiError(err.code, err.message);
-  if (err instanceof MemberError) {
-    // etcd answers timeouts, a stopped server and a missing leader with Unavailable.
-    return new EtcdApiError(Status.Unavailable, err.message);
-  }
-  return new EtcdApiError(Status.Unknown, err instanceof Error ? err.message : String(err));
-}
 
 /** What MemberList shows of one member. */
 export interface MemberInfo {
@@ -96,141 +68,6 @@ export interface MembershipOptions {
    * removing and promoting members need no new link and work.
    */
   peerListener: boolean;
-}
-
-type Wire = Record<string, any>;
-
-// ---- wire → core ----
-
-const noBytes = new Uint8Array(0);
-
-function bytes(v: unknown): Uint8Array {
-  return v instanceof Uint8Array ? v : noBytes;
-}
-
-/** int64 fields that hold revisions, counts and TTLs: exact up to 2^53, which revisions never reach. */
-function int(v: unknown): number {
-  return v === undefined || v === null || v === '' ? 0 : Number(v);
-}
-
-/** int64 fields that hold lease ids: any 64-bit value. */
-function int64(v: unknown): bigint {
-  return v === undefined || v === null || v === '' ? 0n : BigInt(v as string);
-}
-
-function rangeRequest(w: Wire): RangeRequest {
-  return {
-    key: bytes(w.key),
-    rangeEnd: bytes(w.range_end),
-    limit: int(w.limit),
-    revision: int(w.revision),
-    sortOrder: (w.sort_order ?? 0) as RangeRequest['sortOrder'],
-    sortTarget: (w.sort_target ?? 0) as RangeRequest['sortTarget'],
-    serializable: w.serializable === true,
-    keysOnly: w.keys_only === true,
-    countOnly: w.count_only === true,
-    minModRevision: int(w.min_mod_revision),
-    maxModRevision: int(w.max_mod_revision),
-    minCreateRevision: int(w.min_create_revision),
-    maxCreateRevision: int(w.max_create_revision),
-  };
-}
-
-function putRequest(w: Wire) {
-  return {
-    key: bytes(w.key),
-    value: bytes(w.value),
-    lease: int64(w.lease),
-    prevKv: w.prev_kv === true,
-    ignoreValue: w.ignore_value === true,
-    ignoreLease: w.ignore_lease === true,
-  };
-}
-
-function deleteRangeRequest(w: Wire) {
-  return { key: bytes(w.key), rangeEnd: bytes(w.range_end), prevKv: w.prev_kv === true };
-}
-
-function compare(w: Wire): Compare {
-  return {
-    result: (w.result ?? 0) as Compare['result'],
-    target: (w.target ?? 0) as Compare['target'],
-    key: bytes(w.key),
-    version: int(w.version),
-    createRevision: int(w.create_revision),
-    modRevision: int(w.mod_revision),
-    value: bytes(w.value),
-    lease: int64(w.lease),
-    rangeEnd: bytes(w.range_end),
-  };
-}
-
-function requestOp(w: Wire): RequestOp {
-  if (w.request_range) return { requestRange: rangeRequest(w.request_range) };
-  if (w.request_put) return { requestPut: putRequest(w.request_put) };
-  if (w.request_delete_range) return { requestDeleteRange: deleteRangeRequest(w.request_delete_range) };
-  if (w.request_txn) return { requestTxn: txnRequest(w.request_txn) };
-  // An empty RequestOp: etcd's checkRequestOp answers "key not found".
-  throw Errors.keyNotFound();
-}
-
-function txnRequest(w: Wire): TxnRequest {
-  return {
-    compare: (w.compare ?? []).map(compare),
-    success: (w.success ?? []).map(requestOp),
-    failure: (w.failure ?? []).map(requestOp),
-  };
-}
-
-/** Peer URLs of MemberAdd/MemberUpdate, normalized as the member table keeps them (etcd: ErrGRPCMemberBadURLs). */
-function memberUrls(v: unknown): string[] {
-  const bad = () => new EtcdApiError(Status.InvalidArgument, 'etcdserver: given member URLs are invalid');
-  if (!Array.isArray(v) || v.length === 0) throw bad();
-  return v.map((u) => {
-    let url: URL;
-    try {
-      url = new URL(String(u));
-    } catch {
-      throw bad();
-    }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.port === '') throw bad();
-    return url.origin;
-  });
-}
-
-// ---- core → wire ----
-
-export function keyValue(kv: KeyValue): Wire {
-  return {
-    key: kv.key,
-    create_revision: kv.createRevision,
-    mod_revision: kv.modRevision,
-    version: kv.version,
-    value: kv.value,
-    lease: kv.lease.toString(),
-  };
-}
-
-function rangeBody(r: RangeResponse): Wire {
-  return { kvs: r.kvs.map(keyValue), more: r.more, count: r.count };
-}
-function putBody(r: PutResponse): Wire {
-  return { prev_kv: r.prevKv ? keyValue(r.prevKv) : null };
-}
-function deleteBody(r: DeleteRangeResponse): Wire {
-  return { deleted: r.deleted, prev_kvs: r.prevKvs.map(keyValue) };
-}
-function txnBody(r: TxnResponse): Wire {
-  return { succeeded: r.succeeded, responses: r.responses.map(responseOp) };
-}
-
-/** Responses inside a txn carry only the revision in their header, as etcd's do. */
-function responseOp(op: ResponseOp): Wire {
-  const inner = (r: { header: { revision: number } }, body: Wire) => ({ header: { revision: r.header.revision }, ...body });
-  if ('responseRange' in op) return { response_range: inner(op.responseRange, rangeBody(op.responseRange)) };
-  if ('responsePut' in op) return { response_put: inner(op.responsePut, putBody(op.responsePut)) };
-  if ('responseDeleteRange' in op) return { response_delete_range: inner(op.responseDeleteRange, deleteBody(op.responseDeleteRange)) };
-  return { response_txn: inner(op.responseTxn, txnBody(op.responseTxn)) };
 }
 
 export class EtcdApi {
@@ -529,40 +366,19 @@ export class EtcdApi {
     return this.watchersOpen;
   }
 
+  /** Leader changes this member has seen (etcd's leader_changes_seen counter). */
+  get leaderChanges(): number {
+    return this.leaderChangesSeen;
+  }
+
+  /** Prometheus text exposition (metrics.ts). */
+  metrics(): string {
+    return metricsText(this);
+  }
+
   /** @internal */
   countWatchers(delta: number): void {
     this.watchersOpen += delta;
-  }
-
-  // ---- metrics ----
-
-  /** Prometheus text exposition of a few gauges and counters, named as etcd names them. */
-  metrics(): string {
-    const s = this.kv.member.status();
-    const keys = this.kv.mvcc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), countOnly: true }).count;
-    const lines: string[] = [];
-    const metric = (name: string, type: 'gauge' | 'counter', help: string, value: number) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-    };
-    metric('etcd_server_has_leader', 'gauge', 'Whether or not a leader exists. 1 is existence, 0 is not.', s.lead !== 0 ? 1 : 0);
-    metric('etcd_server_is_leader', 'gauge', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', s.role === StateRole.Leader ? 1 : 0);
-    metric('etcd_server_leader_changes_seen_total', 'counter', 'The number of leader changes seen.', this.leaderChangesSeen);
-    metric('etcd_server_proposals_committed_total', 'gauge', 'The total number of consensus proposals committed.', s.commit);
-    metric('etcd_server_proposals_applied_total', 'gauge', 'The total number of consensus proposals applied.', s.applied);
-    metric('etcd_server_proposals_pending', 'gauge', 'The current number of pending proposals to commit.', this.kv.member.proposalsPending);
-    metric('etcd_server_proposals_failed_total', 'counter', 'The total number of failed proposals seen.', this.kv.member.proposalsFailed);
-    metric('meshkv_raft_term', 'gauge', 'The current Raft term.', s.term);
-    metric('etcd_debugging_mvcc_keys_total', 'gauge', 'Total number of keys.', keys);
-    metric('etcd_debugging_mvcc_watcher_total', 'gauge', 'Total number of watchers.', this.watchersOpen);
-    metric('etcd_debugging_mvcc_db_total_size_in_bytes', 'gauge', 'Total size of the underlying database in bytes.', this.dbSizeBytes());
-    const histogram = (name: string, help: string, h: Histogram) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
-      h.boundsMs.forEach((bound, i) => lines.push(`${name}_bucket{le="${bound / 1000}"} ${h.counts[i]}`));
-      lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum / 1000}`, `${name}_count ${h.count}`);
-    };
-    histogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', this.kv.member.syncMs);
-    histogram('meshkv_server_apply_duration_seconds', 'The latency distributions of applying one batch of committed entries.', this.kv.member.applyMs);
-    return lines.join('\n') + '\n';
   }
 
   /**
@@ -570,7 +386,7 @@ export class EtcdApi {
    * first snapshot the store is small (fewer entries than the snapshot interval since it was
    * empty), so it is encoded, at most once per revision.
    */
-  private dbSizeBytes(): number {
+  dbSizeBytes(): number {
     const snapshotBytes = this.kv.member.snapshotBytes();
     if (snapshotBytes > 0) return snapshotBytes;
     const revision = this.kv.mvcc.currentRevision;
@@ -586,54 +402,5 @@ export class EtcdApi {
       if (Date.now() - start > timeoutMs) throw new EtcdApiError(Status.Unavailable, 'etcdserver: request timed out');
       await new Promise((r) => setTimeout(r, 10));
     }
-  }
-}
-
-/** One watch stream's state: its watchers in the hub, and the request handling. */
-export class WatchSession {
-  private readonly stream: WatchStream;
-  private closed = false;
-
-  constructor(
-    private readonly api: EtcdApi,
-    send: (w: Wire) => boolean,
-  ) {
-    this.stream = api.kv.mvcc.watchHub.openStream({
-      send: (r) => {
-        if (this.closed) return false;
-        if (r.created && !r.canceled) api.countWatchers(1);
-        if (r.canceled && r.watchId >= 0 && !r.created) api.countWatchers(-1);
-        return send(api.watchResponse(r));
-      },
-    });
-  }
-
-  /** Handles one WatchRequest (create, cancel or progress). */
-  handle(w: Wire): void {
-    if (this.closed) return;
-    if (w.create_request) {
-      const c = w.create_request;
-      this.stream.watch({
-        key: bytes(c.key),
-        rangeEnd: bytes(c.range_end),
-        startRevision: int(c.start_revision),
-        progressNotify: c.progress_notify === true,
-        filters: c.filters ?? [],
-        prevKv: c.prev_kv === true,
-        watchId: int(c.watch_id),
-      });
-    } else if (w.cancel_request) {
-      // etcd sends nothing for an unknown watch id.
-      this.stream.cancel(int(w.cancel_request.watch_id));
-    } else if (w.progress_request) {
-      this.stream.requestProgress();
-    }
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.api.countWatchers(-this.stream.watchIds.length);
-    this.closed = true;
-    this.stream.close();
   }
 }
