@@ -13,6 +13,8 @@ import { LeaderClients } from './leader-client.ts';
 import { EtcdApiError, Status } from './errors.ts';
 import { metricsText } from './metrics.ts';
 import { WatchSession } from './watch-session.ts';
+import { AuthService } from './auth-service.ts';
+import { authorize, type Caller, type Rpc } from './auth-gate.ts';
 import {
   deleteBody,
   deleteRangeRequest,
@@ -85,8 +87,12 @@ export class EtcdApi {
   private readonly unsubscribe: () => void;
   private snapshotSizeCache = { revision: -1, bytes: 0 };
 
+  /** etcd's Auth service (auth-service.ts). */
+  readonly auth: AuthService;
+
   constructor(opts: EtcdApiOptions) {
     this.kv = opts.kv;
+    this.auth = new AuthService(opts.kv, () => this.header());
     this.clusterId = opts.clusterId;
     this.members = opts.members;
     this.membership = opts.membership;
@@ -102,6 +108,14 @@ export class EtcdApi {
   private observeLeader(leader: number): void {
     if (leader !== 0 && leader !== this.lastLeader) this.leaderChangesSeen++;
     this.lastLeader = leader;
+  }
+
+  /**
+   * The auth check every RPC passes before its service runs (auth-gate.ts): resolves the token
+   * and throws etcd's error when the caller may not make this call.
+   */
+  authorize(rpc: Rpc, w: Wire, token: string | undefined): Caller {
+    return authorize(this.kv, rpc, w, token);
   }
 
   close(): void {
@@ -344,8 +358,8 @@ export class EtcdApi {
    * One client watch stream. `send` returns false when the client's buffer is full: event
    * responses are then held back and re-sent from history (the hub's flow control).
    */
-  openWatch(send: (w: Wire) => boolean): WatchSession {
-    return new WatchSession(this, send);
+  openWatch(send: (w: Wire) => boolean, caller: Caller = { user: '' }): WatchSession {
+    return new WatchSession(this, send, caller);
   }
 
   /** @internal */

@@ -4,16 +4,22 @@
 import type { WatchStream } from '../../src/mvcc/watch-hub.ts';
 import type { EtcdApi } from './api.ts';
 import { bytes, int, type Wire } from './server-wire.ts';
+import { authorizeWatchCreate, type Caller } from './auth-gate.ts';
+import { AuthErrors } from '../../src/server/auth-store.ts';
 
 /** One watch stream's state: its watchers in the hub, and the request handling. */
 export class WatchSession {
   private readonly stream: WatchStream;
   private closed = false;
+  private readonly send: (w: Wire) => boolean;
 
   constructor(
     private readonly api: EtcdApi,
     send: (w: Wire) => boolean,
+    /** Who opened the stream; each create request is checked against this caller's permissions. */
+    private readonly caller: Caller,
   ) {
+    this.send = send;
     this.stream = api.kv.mvcc.watchHub.openStream({
       send: (r) => {
         if (this.closed) return false;
@@ -29,6 +35,21 @@ export class WatchSession {
     if (this.closed) return;
     if (w.create_request) {
       const c = w.create_request;
+      try {
+        authorizeWatchCreate(this.api.kv, this.caller, c);
+      } catch {
+        // etcd answers a refused watch with a created-and-canceled response, not a stream error.
+        this.send({
+          header: this.api.header(),
+          watch_id: int(c.watch_id),
+          created: true,
+          canceled: true,
+          compact_revision: 0,
+          cancel_reason: AuthErrors.permissionDenied().message,
+          events: [],
+        });
+        return;
+      }
       this.stream.watch({
         key: bytes(c.key),
         rangeEnd: bytes(c.range_end),

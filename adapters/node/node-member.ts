@@ -270,6 +270,8 @@ export async function startNodeMember(config: NodeConfig, deps: NodeMemberDeps):
       snapshotEntries: config.snapshotCount,
       snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
       requestBytesMax: config.security.maxRequestBytes,
+      authCrypto: globalThis.crypto,
+      authTokenTtlMs: config.security.authTokenTtlMs,
       initialMembers,
       forceNewCluster: config.forceNewCluster,
       log: (level, msg) => {

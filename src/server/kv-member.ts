@@ -325,6 +325,11 @@ export class KvMember {
     return token;
   }
 
+  /** The user a simple token names; it expires by this member's clock (etcd's --auth-token-ttl). */
+  userOfToken(token: string): string {
+    return this.auth.userOfToken(token, this.opts.clock.now());
+  }
+
   private requireCrypto(): AuthCrypto {
     if (this.opts.authCrypto) return this.opts.authCrypto;
     throw new AuthError(GrpcCode.FailedPrecondition, 'meshkv: this member was started without WebCrypto, so it cannot hash passwords');

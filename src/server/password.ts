@@ -5,7 +5,7 @@
 /** The parts of WebCrypto this needs; adapters pass globalThis.crypto. */
 export interface AuthCrypto {
   subtle: Pick<SubtleCrypto, 'importKey' | 'deriveBits'>;
-  getRandomValues<T extends Uint8Array>(array: T): T;
+  getRandomValues<T extends Uint8Array<ArrayBuffer>>(array: T): T;
 }
 
 /** PBKDF2 iterations: about etcd's bcrypt cost 10 in time (tens of milliseconds). */
