@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectGrpc } from '../../adapters/etcd-api/grpc-connection.ts';
 import { etcdctl, requireEtcdctl, serve, spawnEtcdctl, waitFor, type Served } from '../etcd-api/harness.ts';
 
 let s: Served;
@@ -131,6 +132,28 @@ describe('RBAC bypass attempts', () => {
     } finally {
       client.close();
       anonymous.close();
+    }
+  }, 60_000);
+
+  it('the meshkv Client with user and password: allowed, denied, watched, and re-authenticated after its token is dropped', async () => {
+    const client = connectGrpc([s.endpoint], { user: 'alice', password: 'alicepw' });
+    try {
+      await client.put('app/client').value('one');
+      expect(await client.get('app/client')).toBe('one');
+      await expect(client.get('secret/x')).rejects.toThrow('etcdserver: permission denied');
+      await expect(client.put('secret/x').value('mine')).rejects.toThrow('etcdserver: permission denied');
+      const seen: string[] = [];
+      const watcher = await client.watch().prefix('app/').create();
+      watcher.on('put', (kv) => seen.push(new TextDecoder().decode(kv.value)));
+      // Disabling auth forgets every token, as etcd does; the client authenticates again by itself.
+      expect((await ctl(...root, 'auth', 'disable')).code).toBe(0);
+      expect((await ctl(...root, 'auth', 'enable')).code).toBe(0);
+      await client.put('app/client').value('two');
+      expect(await client.get('app/client')).toBe('two');
+      await waitFor('the watch saw the second put', () => seen.includes('two'), 15_000);
+      await watcher.cancel();
+    } finally {
+      client.close();
     }
   }, 60_000);
 });
