@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdctl, requireEtcdctl, serve, type CtlResult, type Served } from './harness.ts';
+import { etcdctl, requireEtcdctl, serve, spawnEtcdctl, waitFor, type CtlResult, type Served } from './harness.ts';
 
 const etcdPath = '/usr/bin/etcd';
 
@@ -113,6 +113,45 @@ function meshkvCli(endpoint: string, step: Step): Promise<CtlResult> {
   });
 }
 
+/**
+ * Watches under auth: a forbidden one (etcd cancels it, and etcdctl reports it) and a permitted
+ * one that sees a put. Runs after the script, which left root (with the root role) and auth off.
+ */
+async function runWatches(endpoint: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const args of [
+    ['user', 'add', 'bob:bobpw'],
+    ['role', 'add', 'w'],
+    ['role', 'grant-permission', 'w', 'readwrite', '--prefix=true', 'ok/'],
+    ['user', 'grant-role', 'bob', 'w'],
+    ['auth', 'enable'],
+  ]) {
+    out.push(transcript({ args }, await etcdctl(endpoint, args)));
+  }
+  const forbidden = spawnEtcdctl(endpoint, ['--user', 'bob:bobpw', 'watch', '--prefix', 'no/']);
+  const stderr: string[] = [];
+  forbidden.child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+  try {
+    await waitFor('the forbidden watch ended', () => forbidden.child.exitCode !== null, 20_000);
+  } finally {
+    forbidden.stop();
+  }
+  const errors = stderr.join('').split('\n').filter((l) => l.startsWith('Error:'));
+  out.push(['$ etcdctl --user bob:bobpw watch --prefix no/', ...forbidden.lines, ...errors, `exit ${forbidden.child.exitCode}`].join('\n'));
+  const permitted = spawnEtcdctl(endpoint, ['--user', 'bob:bobpw', 'watch', '--prefix', 'ok/']);
+  try {
+    await waitFor('the permitted watch saw a put', async () => {
+      await etcdctl(endpoint, ['--user', 'root:rootpw', 'put', 'ok/1', 'v']);
+      return permitted.lines.length >= 3;
+    }, 20_000);
+  } finally {
+    permitted.stop();
+  }
+  out.push(['$ etcdctl --user bob:bobpw watch --prefix ok/', ...permitted.lines.slice(0, 3)].join('\n'));
+  out.push(transcript({ args: ['auth', 'disable'] }, await etcdctl(endpoint, ['--user', 'root:rootpw', 'auth', 'disable'])));
+  return out;
+}
+
 /** What etcd printed, kept for the meshkv CLI's run. */
 let reference: string[] = [];
 
@@ -172,6 +211,9 @@ describe('etcd auth: the same etcdctl script on etcd 3.4.23 and on meshkv', () =
     // MESHKV_PRINT_TRANSCRIPT=1 shows what etcd printed, to review the script by eye.
     if (process.env.MESHKV_PRINT_TRANSCRIPT) console.log(reference.join('\n'));
     expect(ours.join('\n\n')).toBe(reference.join('\n\n'));
+    const watchReference = await runWatches(etcdEndpoint);
+    if (process.env.MESHKV_PRINT_TRANSCRIPT) console.log(watchReference.join('\n'));
+    expect((await runWatches(meshkv!.endpoint)).join('\n\n')).toBe(watchReference.join('\n\n'));
   }, 240_000);
 
   it('the meshkv client commands print what etcdctl printed on etcd (exit codes aside)', async () => {
