@@ -69,16 +69,16 @@ const routes: Record<string, Route> = {
     rpc: 'MemberList',
     request: 'etcdserverpb.MemberListRequest',
     response: 'etcdserverpb.MemberListResponse',
-    call: (a, w) => a.memberList(w),
+    call: (a, w) => a.cluster.memberList(w),
   },
   '/v3/maintenance/status': {
     rpc: 'Status',
     request: 'etcdserverpb.StatusRequest',
     response: 'etcdserverpb.StatusResponse',
-    call: (a, w) => a.status(w),
+    call: (a, w) => a.maintenance.status(w),
   },
   '/v3/maintenance/hash': {
-    rpc: 'Hash', request: 'etcdserverpb.HashRequest', response: 'etcdserverpb.HashResponse', call: (a, w) => a.hash(w) },
+    rpc: 'Hash', request: 'etcdserverpb.HashRequest', response: 'etcdserverpb.HashResponse', call: (a, w) => a.maintenance.hash(w) },
   // etcd's Auth service at grpc-gateway's paths.
   '/v3/auth/authenticate': { rpc: 'Authenticate', request: 'etcdserverpb.AuthenticateRequest', response: 'etcdserverpb.AuthenticateResponse', call: (a, w) => a.auth.authenticate(w) },
   '/v3/auth/enable': { rpc: 'AuthEnable', request: 'etcdserverpb.AuthEnableRequest', response: 'etcdserverpb.AuthEnableResponse', call: (a, w) => a.auth.authEnable(w) },

@@ -166,7 +166,7 @@ function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
     call.once('cancelled', onGone);
     call.once('close', onGone);
     try {
-      for (const chunk of api.snapshot()) {
+      for (const chunk of api.maintenance.snapshot()) {
         if (gone || call.destroyed) return;
         // Waits for the client to read (or to go away) before making the next chunk.
         if (!call.write(chunk)) await new Promise((r) => (call.once('drain', r), call.once('cancelled', r), call.once('close', r)));
@@ -205,20 +205,20 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
     LeaseLeases: u('LeaseLeases', (w) => api.leaseLeases(w)),
   });
   server.addService(services.Cluster.service, {
-    MemberAdd: u('MemberAdd', (w) => api.memberAdd(w)),
-    MemberRemove: u('MemberRemove', (w) => api.memberRemove(w)),
-    MemberUpdate: u('MemberUpdate', (w) => api.memberUpdate(w)),
-    MemberList: u('MemberList', (w) => api.memberList(w)),
-    MemberPromote: u('MemberPromote', (w, call) => api.memberPromote(w, isForwarded(call))),
+    MemberAdd: u('MemberAdd', (w) => api.cluster.memberAdd(w)),
+    MemberRemove: u('MemberRemove', (w) => api.cluster.memberRemove(w)),
+    MemberUpdate: u('MemberUpdate', (w) => api.cluster.memberUpdate(w)),
+    MemberList: u('MemberList', (w) => api.cluster.memberList(w)),
+    MemberPromote: u('MemberPromote', (w, call) => api.cluster.memberPromote(w, isForwarded(call))),
   });
   server.addService(services.Maintenance.service, {
-    Alarm: u('Alarm', (w) => api.alarm(w)),
-    Status: u('Status', (w) => api.status(w)),
-    Defragment: u('Defragment', (w) => api.defragment(w)),
-    Hash: u('Hash', (w) => api.hash(w)),
-    HashKV: u('HashKV', (w) => api.hashKV(w)),
+    Alarm: u('Alarm', (w) => api.maintenance.alarm(w)),
+    Status: u('Status', (w) => api.maintenance.status(w)),
+    Defragment: u('Defragment', (w) => api.maintenance.defragment(w)),
+    Hash: u('Hash', (w) => api.maintenance.hash(w)),
+    HashKV: u('HashKV', (w) => api.maintenance.hashKV(w)),
     Snapshot: snapshot(api),
-    MoveLeader: u('MoveLeader', (w) => api.moveLeader(w)),
+    MoveLeader: u('MoveLeader', (w) => api.maintenance.moveLeader(w)),
   });
   const auth = api.auth;
   server.addService(services.Auth.service, {
