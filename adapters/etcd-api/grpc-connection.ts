@@ -285,6 +285,7 @@ export class GrpcConnection implements Connection {
         const e = endpoint.toError(err);
         this.assertOpen();
         // The token expired (or the member restarted and forgot it): once more with a fresh one.
+        // Safe for writes too: a call refused for its token was never proposed.
         if (this.credentials !== null && e.message === invalidTokenMessage && !reauthenticated) {
           reauthenticated = true;
           attempt--;
