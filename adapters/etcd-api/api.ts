@@ -1,10 +1,10 @@
 // etcd's v3 services over a KvMember, on wire objects (see proto.ts): shared by the gRPC server
-// and the JSON gateway, so both answer alike. KV, Lease and Watch are here; Cluster, Maintenance
-// and Auth in their own files, composed below. Every response carries etcd's header (cluster
+// and the JSON gateway, so both answer alike. This is where the service groups (kv-service.ts,
+// lease-service.ts, cluster-service.ts, maintenance-service.ts, auth-service.ts) and watch
+// streams (watch-session.ts) are composed over one member, with the header they share. Every response carries etcd's header (cluster
 // id, member id, revision, Raft term); every failure is an EtcdApiError with etcd's gRPC status
 // code and exact message (errors.ts); every call passes the auth gate first (auth-gate.ts).
 
-import { Errors, MvccError } from '../../src/mvcc/errors.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
 import type { WatchResponse } from '../../src/mvcc/types.ts';
 import { LeaderClients } from './leader-client.ts';
@@ -14,21 +14,10 @@ import { WatchSession } from './watch-session.ts';
 import { AuthService } from './auth-service.ts';
 import { ClusterService, type MemberInfo, type MembershipOptions } from './cluster-service.ts';
 import { MaintenanceService } from './maintenance-service.ts';
+import { KvService } from './kv-service.ts';
+import { LeaseService } from './lease-service.ts';
 import { authorize, type Caller, type Rpc } from './auth-gate.ts';
-import {
-  deleteBody,
-  deleteRangeRequest,
-  int,
-  int64,
-  keyValue,
-  putBody,
-  putRequest,
-  rangeBody,
-  rangeRequest,
-  txnBody,
-  txnRequest,
-  type Wire,
-} from './server-wire.ts';
+import { keyValue, type Wire } from './server-wire.ts';
 
 export { EtcdApiError, Status, toApiError } from './errors.ts';
 export { WatchSession } from './watch-session.ts';
@@ -58,6 +47,10 @@ export class EtcdApi {
   private term: number;
   private readonly unsubscribe: () => void;
 
+  /** etcd's KV service (kv-service.ts). */
+  readonly kvService: KvService;
+  /** etcd's Lease service (lease-service.ts). */
+  readonly lease: LeaseService;
   /** etcd's Auth service (auth-service.ts). */
   readonly auth: AuthService;
   /** etcd's Cluster service (cluster-service.ts). */
@@ -71,6 +64,8 @@ export class EtcdApi {
     this.clusterId = opts.clusterId;
     this.members = opts.members;
     this.cluster = new ClusterService(opts.kv, (revision) => this.header(revision), opts.members, opts.membership, this.leaderClients, () => this.leaderClientUrl());
+    this.kvService = new KvService(opts.kv, (revision) => this.header(revision));
+    this.lease = new LeaseService(opts.kv, (revision) => this.header(revision), this.leaderClients, () => this.leaderClientUrl());
     this.maintenance = new MaintenanceService(opts.kv, (revision) => this.header(revision));
     const status = opts.kv.member.status();
     this.term = status.term;
@@ -106,77 +101,6 @@ export class EtcdApi {
       revision,
       raft_term: this.term,
     };
-  }
-
-  // ---- KV ----
-
-  async range(w: Wire): Promise<Wire> {
-    const r = await this.kv.range(rangeRequest(w));
-    return { header: this.header(r.header.revision), ...rangeBody(r) };
-  }
-
-  async put(w: Wire): Promise<Wire> {
-    const r = await this.kv.put(putRequest(w));
-    return { header: this.header(r.header.revision), ...putBody(r) };
-  }
-
-  async deleteRange(w: Wire): Promise<Wire> {
-    const r = await this.kv.deleteRange(deleteRangeRequest(w));
-    return { header: this.header(r.header.revision), ...deleteBody(r) };
-  }
-
-  async txn(w: Wire): Promise<Wire> {
-    const r = await this.kv.txn(txnRequest(w));
-    return { header: this.header(r.header.revision), ...txnBody(r) };
-  }
-
-  async compact(w: Wire): Promise<Wire> {
-    const r = await this.kv.compact({ revision: int(w.revision), physical: w.physical === true });
-    return { header: this.header(r.header.revision) };
-  }
-
-  // ---- Lease ----
-
-  async leaseGrant(w: Wire): Promise<Wire> {
-    const r = await this.kv.leaseGrant({ TTL: int(w.TTL), ID: int64(w.ID) });
-    return { header: this.header(r.header.revision), ID: r.ID.toString(), TTL: r.TTL, error: r.error };
-  }
-
-  async leaseRevoke(w: Wire): Promise<Wire> {
-    const r = await this.kv.leaseRevoke(int64(w.ID));
-    return { header: this.header(r.header.revision) };
-  }
-
-  /**
-   * One keep-alive; a lease that does not exist answers TTL 0, which clients read as "not found".
-   * Only the leader's clock decides expiry, so a follower forwards the keep-alive to the
-   * leader's client URL (once: a forwarded call that finds no leader here fails).
-   */
-  async leaseKeepAlive(w: Wire, forwarded = false): Promise<Wire> {
-    const id = int64(w.ID);
-    if (!forwarded && !this.kv.member.isLeader()) {
-      const r = await this.leaderClients.keepAlive(this.leaderClientUrl(), id.toString());
-      return { header: this.header(), ID: id.toString(), TTL: int(r.TTL) };
-    }
-    try {
-      const r = await this.kv.leaseKeepAlive(id);
-      return { header: this.header(), ID: id.toString(), TTL: r.TTL };
-    } catch (err) {
-      if (err instanceof MvccError && err.message === Errors.leaseNotFound().message) {
-        return { header: this.header(), ID: id.toString(), TTL: 0 };
-      }
-      throw err;
-    }
-  }
-
-  async leaseTimeToLive(w: Wire): Promise<Wire> {
-    const r = await this.kv.leaseTimeToLive(int64(w.ID), w.keys === true);
-    return { header: this.header(r.header.revision), ID: r.ID.toString(), TTL: r.TTL, grantedTTL: r.grantedTTL, keys: r.keys };
-  }
-
-  async leaseLeases(_w: Wire): Promise<Wire> {
-    const r = await this.kv.leaseLeases();
-    return { header: this.header(r.header.revision), leases: r.leases.map((l) => ({ ID: l.ID.toString() })) };
   }
 
   /** The leader's client URL, for calls only the leader answers. */

@@ -24,46 +24,46 @@ interface Route {
 
 const routes: Record<string, Route> = {
   '/v3/kv/range': {
-    rpc: 'Range', request: 'etcdserverpb.RangeRequest', response: 'etcdserverpb.RangeResponse', call: (a, w) => a.range(w) },
+    rpc: 'Range', request: 'etcdserverpb.RangeRequest', response: 'etcdserverpb.RangeResponse', call: (a, w) => a.kvService.range(w) },
   '/v3/kv/put': {
-    rpc: 'Put', request: 'etcdserverpb.PutRequest', response: 'etcdserverpb.PutResponse', call: (a, w) => a.put(w) },
+    rpc: 'Put', request: 'etcdserverpb.PutRequest', response: 'etcdserverpb.PutResponse', call: (a, w) => a.kvService.put(w) },
   '/v3/kv/deleterange': {
     rpc: 'DeleteRange',
     request: 'etcdserverpb.DeleteRangeRequest',
     response: 'etcdserverpb.DeleteRangeResponse',
-    call: (a, w) => a.deleteRange(w),
+    call: (a, w) => a.kvService.deleteRange(w),
   },
   '/v3/kv/txn': {
-    rpc: 'Txn', request: 'etcdserverpb.TxnRequest', response: 'etcdserverpb.TxnResponse', call: (a, w) => a.txn(w) },
+    rpc: 'Txn', request: 'etcdserverpb.TxnRequest', response: 'etcdserverpb.TxnResponse', call: (a, w) => a.kvService.txn(w) },
   '/v3/kv/compaction': {
     rpc: 'Compact',
     request: 'etcdserverpb.CompactionRequest',
     response: 'etcdserverpb.CompactionResponse',
-    call: (a, w) => a.compact(w),
+    call: (a, w) => a.kvService.compact(w),
   },
   '/v3/lease/grant': {
     rpc: 'LeaseGrant',
     request: 'etcdserverpb.LeaseGrantRequest',
     response: 'etcdserverpb.LeaseGrantResponse',
-    call: (a, w) => a.leaseGrant(w),
+    call: (a, w) => a.lease.leaseGrant(w),
   },
   '/v3/lease/revoke': {
     rpc: 'LeaseRevoke',
     request: 'etcdserverpb.LeaseRevokeRequest',
     response: 'etcdserverpb.LeaseRevokeResponse',
-    call: (a, w) => a.leaseRevoke(w),
+    call: (a, w) => a.lease.leaseRevoke(w),
   },
   '/v3/lease/timetolive': {
     rpc: 'LeaseTimeToLive',
     request: 'etcdserverpb.LeaseTimeToLiveRequest',
     response: 'etcdserverpb.LeaseTimeToLiveResponse',
-    call: (a, w) => a.leaseTimeToLive(w),
+    call: (a, w) => a.lease.leaseTimeToLive(w),
   },
   '/v3/lease/leases': {
     rpc: 'LeaseLeases',
     request: 'etcdserverpb.LeaseLeasesRequest',
     response: 'etcdserverpb.LeaseLeasesResponse',
-    call: (a, w) => a.leaseLeases(w),
+    call: (a, w) => a.lease.leaseLeases(w),
   },
   '/v3/cluster/member/list': {
     rpc: 'MemberList',

@@ -143,7 +143,7 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
         pending--;
         if (failed || call.destroyed) return;
         try {
-          call.write(await api.leaseKeepAlive(req, forwarded));
+          call.write(await api.lease.leaseKeepAlive(req, forwarded));
         } catch (err) {
           fail(err);
         }
@@ -190,19 +190,19 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
   const services = proto.etcdserverpb;
   const u = (rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<Wire, Wire>) => Promise<Wire>) => unary(api, rpc, fn);
   server.addService(services.KV.service, {
-    Range: u('Range', (w) => api.range(w)),
-    Put: u('Put', (w) => api.put(w)),
-    DeleteRange: u('DeleteRange', (w) => api.deleteRange(w)),
-    Txn: u('Txn', (w) => api.txn(w)),
-    Compact: u('Compact', (w) => api.compact(w)),
+    Range: u('Range', (w) => api.kvService.range(w)),
+    Put: u('Put', (w) => api.kvService.put(w)),
+    DeleteRange: u('DeleteRange', (w) => api.kvService.deleteRange(w)),
+    Txn: u('Txn', (w) => api.kvService.txn(w)),
+    Compact: u('Compact', (w) => api.kvService.compact(w)),
   });
   server.addService(services.Watch.service, { Watch: requireLeader(api, watch(api)) });
   server.addService(services.Lease.service, {
-    LeaseGrant: u('LeaseGrant', (w) => api.leaseGrant(w)),
-    LeaseRevoke: u('LeaseRevoke', (w) => api.leaseRevoke(w)),
+    LeaseGrant: u('LeaseGrant', (w) => api.lease.leaseGrant(w)),
+    LeaseRevoke: u('LeaseRevoke', (w) => api.lease.leaseRevoke(w)),
     LeaseKeepAlive: requireLeader(api, leaseKeepAlive(api)),
-    LeaseTimeToLive: u('LeaseTimeToLive', (w) => api.leaseTimeToLive(w)),
-    LeaseLeases: u('LeaseLeases', (w) => api.leaseLeases(w)),
+    LeaseTimeToLive: u('LeaseTimeToLive', (w) => api.lease.leaseTimeToLive(w)),
+    LeaseLeases: u('LeaseLeases', (w) => api.lease.leaseLeases(w)),
   });
   server.addService(services.Cluster.service, {
     MemberAdd: u('MemberAdd', (w) => api.cluster.memberAdd(w)),
