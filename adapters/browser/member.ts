@@ -189,6 +189,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
         storage,
         transport: options.wrap?.transport?.(inbound) ?? inbound,
         random: Math.random,
+        authCrypto: globalThis.crypto,
         tickMs: timings.tickMs,
         electionTicks: timings.electionTicks,
         heartbeatTicks: timings.heartbeatTicks,

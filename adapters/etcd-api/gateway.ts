@@ -6,6 +6,7 @@
 import { checkHealth } from './health.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { etcdVersion, Status, toApiError, type EtcdApi } from './api.ts';
+import type { Rpc } from './auth-gate.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
@@ -14,56 +15,87 @@ export const gatewayBodyBytesMax = 4 * 1024 * 1024;
 type Wire = Record<string, any>;
 
 interface Route {
+  /** The name the auth gate (auth-gate.ts) checks this call under. */
+  rpc: Rpc;
   request: string;
   response: string;
   call: (api: EtcdApi, w: Wire) => Promise<Wire>;
 }
 
 const routes: Record<string, Route> = {
-  '/v3/kv/range': { request: 'etcdserverpb.RangeRequest', response: 'etcdserverpb.RangeResponse', call: (a, w) => a.range(w) },
-  '/v3/kv/put': { request: 'etcdserverpb.PutRequest', response: 'etcdserverpb.PutResponse', call: (a, w) => a.put(w) },
+  '/v3/kv/range': {
+    rpc: 'Range', request: 'etcdserverpb.RangeRequest', response: 'etcdserverpb.RangeResponse', call: (a, w) => a.kvService.range(w) },
+  '/v3/kv/put': {
+    rpc: 'Put', request: 'etcdserverpb.PutRequest', response: 'etcdserverpb.PutResponse', call: (a, w) => a.kvService.put(w) },
   '/v3/kv/deleterange': {
+    rpc: 'DeleteRange',
     request: 'etcdserverpb.DeleteRangeRequest',
     response: 'etcdserverpb.DeleteRangeResponse',
-    call: (a, w) => a.deleteRange(w),
+    call: (a, w) => a.kvService.deleteRange(w),
   },
-  '/v3/kv/txn': { request: 'etcdserverpb.TxnRequest', response: 'etcdserverpb.TxnResponse', call: (a, w) => a.txn(w) },
+  '/v3/kv/txn': {
+    rpc: 'Txn', request: 'etcdserverpb.TxnRequest', response: 'etcdserverpb.TxnResponse', call: (a, w) => a.kvService.txn(w) },
   '/v3/kv/compaction': {
+    rpc: 'Compact',
     request: 'etcdserverpb.CompactionRequest',
     response: 'etcdserverpb.CompactionResponse',
-    call: (a, w) => a.compact(w),
+    call: (a, w) => a.kvService.compact(w),
   },
   '/v3/lease/grant': {
+    rpc: 'LeaseGrant',
     request: 'etcdserverpb.LeaseGrantRequest',
     response: 'etcdserverpb.LeaseGrantResponse',
-    call: (a, w) => a.leaseGrant(w),
+    call: (a, w) => a.lease.leaseGrant(w),
   },
   '/v3/lease/revoke': {
+    rpc: 'LeaseRevoke',
     request: 'etcdserverpb.LeaseRevokeRequest',
     response: 'etcdserverpb.LeaseRevokeResponse',
-    call: (a, w) => a.leaseRevoke(w),
+    call: (a, w) => a.lease.leaseRevoke(w),
   },
   '/v3/lease/timetolive': {
+    rpc: 'LeaseTimeToLive',
     request: 'etcdserverpb.LeaseTimeToLiveRequest',
     response: 'etcdserverpb.LeaseTimeToLiveResponse',
-    call: (a, w) => a.leaseTimeToLive(w),
+    call: (a, w) => a.lease.leaseTimeToLive(w),
   },
   '/v3/lease/leases': {
+    rpc: 'LeaseLeases',
     request: 'etcdserverpb.LeaseLeasesRequest',
     response: 'etcdserverpb.LeaseLeasesResponse',
-    call: (a, w) => a.leaseLeases(w),
+    call: (a, w) => a.lease.leaseLeases(w),
   },
   '/v3/cluster/member/list': {
+    rpc: 'MemberList',
     request: 'etcdserverpb.MemberListRequest',
     response: 'etcdserverpb.MemberListResponse',
-    call: (a, w) => a.memberList(w),
+    call: (a, w) => a.cluster.memberList(w),
   },
   '/v3/maintenance/status': {
+    rpc: 'Status',
     request: 'etcdserverpb.StatusRequest',
     response: 'etcdserverpb.StatusResponse',
-    call: (a, w) => a.status(w),
+    call: (a, w) => a.maintenance.status(w),
   },
-  '/v3/maintenance/hash': { request: 'etcdserverpb.HashRequest', response: 'etcdserverpb.HashResponse', call: (a, w) => a.hash(w) },
+  '/v3/maintenance/hash': {
+    rpc: 'Hash', request: 'etcdserverpb.HashRequest', response: 'etcdserverpb.HashResponse', call: (a, w) => a.maintenance.hash(w) },
+  // etcd's Auth service at grpc-gateway's paths.
+  '/v3/auth/authenticate': { rpc: 'Authenticate', request: 'etcdserverpb.AuthenticateRequest', response: 'etcdserverpb.AuthenticateResponse', call: (a, w) => a.auth.authenticate(w) },
+  '/v3/auth/enable': { rpc: 'AuthEnable', request: 'etcdserverpb.AuthEnableRequest', response: 'etcdserverpb.AuthEnableResponse', call: (a, w) => a.auth.authEnable(w) },
+  '/v3/auth/disable': { rpc: 'AuthDisable', request: 'etcdserverpb.AuthDisableRequest', response: 'etcdserverpb.AuthDisableResponse', call: (a, w) => a.auth.authDisable(w) },
+  '/v3/auth/user/add': { rpc: 'UserAdd', request: 'etcdserverpb.AuthUserAddRequest', response: 'etcdserverpb.AuthUserAddResponse', call: (a, w) => a.auth.userAdd(w) },
+  '/v3/auth/user/get': { rpc: 'UserGet', request: 'etcdserverpb.AuthUserGetRequest', response: 'etcdserverpb.AuthUserGetResponse', call: (a, w) => a.auth.userGet(w) },
+  '/v3/auth/user/list': { rpc: 'UserList', request: 'etcdserverpb.AuthUserListRequest', response: 'etcdserverpb.AuthUserListResponse', call: (a, w) => a.auth.userList(w) },
+  '/v3/auth/user/delete': { rpc: 'UserDelete', request: 'etcdserverpb.AuthUserDeleteRequest', response: 'etcdserverpb.AuthUserDeleteResponse', call: (a, w) => a.auth.userDelete(w) },
+  '/v3/auth/user/changepw': { rpc: 'UserChangePassword', request: 'etcdserverpb.AuthUserChangePasswordRequest', response: 'etcdserverpb.AuthUserChangePasswordResponse', call: (a, w) => a.auth.userChangePassword(w) },
+  '/v3/auth/user/grant': { rpc: 'UserGrantRole', request: 'etcdserverpb.AuthUserGrantRoleRequest', response: 'etcdserverpb.AuthUserGrantRoleResponse', call: (a, w) => a.auth.userGrantRole(w) },
+  '/v3/auth/user/revoke': { rpc: 'UserRevokeRole', request: 'etcdserverpb.AuthUserRevokeRoleRequest', response: 'etcdserverpb.AuthUserRevokeRoleResponse', call: (a, w) => a.auth.userRevokeRole(w) },
+  '/v3/auth/role/add': { rpc: 'RoleAdd', request: 'etcdserverpb.AuthRoleAddRequest', response: 'etcdserverpb.AuthRoleAddResponse', call: (a, w) => a.auth.roleAdd(w) },
+  '/v3/auth/role/get': { rpc: 'RoleGet', request: 'etcdserverpb.AuthRoleGetRequest', response: 'etcdserverpb.AuthRoleGetResponse', call: (a, w) => a.auth.roleGet(w) },
+  '/v3/auth/role/list': { rpc: 'RoleList', request: 'etcdserverpb.AuthRoleListRequest', response: 'etcdserverpb.AuthRoleListResponse', call: (a, w) => a.auth.roleList(w) },
+  '/v3/auth/role/delete': { rpc: 'RoleDelete', request: 'etcdserverpb.AuthRoleDeleteRequest', response: 'etcdserverpb.AuthRoleDeleteResponse', call: (a, w) => a.auth.roleDelete(w) },
+  '/v3/auth/role/grant': { rpc: 'RoleGrantPermission', request: 'etcdserverpb.AuthRoleGrantPermissionRequest', response: 'etcdserverpb.AuthRoleGrantPermissionResponse', call: (a, w) => a.auth.roleGrantPermission(w) },
+  '/v3/auth/role/revoke': { rpc: 'RoleRevokePermission', request: 'etcdserverpb.AuthRoleRevokePermissionRequest', response: 'etcdserverpb.AuthRoleRevokePermissionResponse', call: (a, w) => a.auth.roleRevokePermission(w) },
 };
 
 /** grpc-gateway's HTTP status for each gRPC code. */
@@ -75,6 +107,10 @@ function httpStatusOf(code: number): number {
       return 400;
     case Status.NotFound:
       return 404;
+    case Status.PermissionDenied:
+      return 403;
+    case Status.Unauthenticated:
+      return 401;
     case Status.ResourceExhausted:
       return 429;
     case Status.Unimplemented:
@@ -219,6 +255,13 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
         return fail(Status.InvalidArgument, message);
       }
       if (session === null) {
+        let caller;
+        try {
+          caller = api.authorize('Watch', wire, tokenOf(req));
+        } catch (err) {
+          const e = toApiError(err);
+          return fail(e.code, e.message);
+        }
         res.writeHead(200, { 'Content-Type': 'application/json' });
         // Sent now: a request that asks for nothing yet (`{}`) would otherwise leave the client
         // without even a status until the first event.
@@ -228,7 +271,7 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
           if (r.events.length > 0 && res.writableNeedDrain) return false;
           res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
           return true;
-        });
+        }, caller);
         const opened = session;
         res.on('close', () => opened.close());
       }
@@ -267,6 +310,12 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
  * says the same) and the cluster version, which etcd gives as major.minor.0.
  */
 const versions = { etcdserver: etcdVersion, etcdcluster: etcdVersion.replace(/\.\d+$/, '.0') };
+
+/** The simple token in the Authorization header, as etcd's gateway takes it (bare, or after "Bearer "). */
+function tokenOf(req: IncomingMessage): string | undefined {
+  const v = req.headers.authorization;
+  return v === undefined ? undefined : v.replace(/^Bearer\s+/i, '');
+}
 
 /** The gateway's request handler for a node:http server. */
 export function createGatewayHandler(api: EtcdApi): (req: IncomingMessage, res: ServerResponse) => void {
@@ -307,6 +356,7 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): 
   if (wire === undefined) return;
   let answer: Wire;
   try {
+    api.authorize(route.rpc, wire, tokenOf(req));
     answer = await route.call(api, wire);
   } catch (err) {
     const e = toApiError(err);

@@ -56,6 +56,12 @@ export interface GrpcConnectionOptions {
   connectTimeoutMs?: number;
   /** Extra grpc-js channel options (they override the defaults below). */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * etcd auth: the connection authenticates as this user before its first call and sends the
+   * simple token with every call, authenticating again when the member says it expired.
+   */
+  user?: string;
+  password?: string;
 }
 
 /** etcd's clients accept responses of any size; reconnect quickly after a member restarts. */
@@ -72,7 +78,7 @@ interface MethodDefinition {
   responseDeserialize: (bytes: Buffer) => Wire;
 }
 
-function method(service: 'KV' | 'Watch' | 'Lease', name: string): MethodDefinition {
+function method(service: 'KV' | 'Watch' | 'Lease' | 'Auth', name: string): MethodDefinition {
   const def = (packageDefinition[`etcdserverpb.${service}`] as unknown as Record<string, MethodDefinition> | undefined)?.[name];
   if (def === undefined) throw new Error(`grpc-connection: etcdserverpb.${service}/${name} is not in the protos`);
   return def;
@@ -90,7 +96,11 @@ const methods = {
   leaseKeepAlive: method('Lease', 'LeaseKeepAlive'),
   leaseTimeToLive: method('Lease', 'LeaseTimeToLive'),
   leaseLeases: method('Lease', 'LeaseLeases'),
+  authenticate: method('Auth', 'Authenticate'),
 };
+
+/** etcd's ErrGRPCInvalidAuthToken: the token expired or this member never saw it. */
+const invalidTokenMessage = 'etcdserver: invalid auth token';
 
 /** "http://host:port" or "host:port" → grpc-js's "host:port". TLS is not supported yet. */
 function target(endpoint: string): string {
@@ -107,6 +117,10 @@ class Endpoint {
   constructor(
     readonly address: string,
     options: grpc.ChannelOptions,
+    /** The call metadata: the auth token, when there is one. */
+    private readonly metadata: () => grpc.Metadata,
+    /** Told when the member refused the token, so that the next call authenticates again. */
+    private readonly onInvalidToken: () => void,
   ) {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure(), options);
   }
@@ -139,6 +153,7 @@ class Endpoint {
     if (e.code === StatusCode.Unavailable && !details.startsWith('etcdserver:')) {
       return new EtcdUnavailableError(`client: ${this.address}: ${details}`);
     }
+    if (details === invalidTokenMessage) this.onInvalidToken();
     return errorFromStatus(e.code, details);
   }
 
@@ -149,7 +164,7 @@ class Endpoint {
         m.requestSerialize,
         m.responseDeserialize,
         request,
-        new grpc.Metadata(),
+        this.metadata(),
         { deadline: Date.now() + timeoutMs },
         (err, res) => (err ? reject(err) : resolve(res!)),
       );
@@ -157,7 +172,7 @@ class Endpoint {
   }
 
   stream(m: MethodDefinition): grpc.ClientDuplexStream<Wire, Wire> {
-    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata());
+    return this.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, this.metadata());
   }
 }
 
@@ -170,11 +185,22 @@ export class GrpcConnection implements Connection {
   private readonly channels = new Set<GrpcWatchChannel>();
   private keepAlives: Promise<KeepAliveStream> | null = null;
   private closed = false;
+  private readonly credentials: { name: string; password: string } | null;
+  /** The simple token calls carry; null before Authenticate and after the member refused it. */
+  private token: string | null = null;
+  private authenticating: Promise<void> | null = null;
 
   constructor(endpoints: readonly string[], opts: GrpcConnectionOptions = {}) {
     if (endpoints.length === 0) throw new Error('GrpcConnection: no endpoints given');
+    if ((opts.user === undefined) !== (opts.password === undefined)) throw new TypeError('GrpcConnection: give both user and password, or neither');
+    this.credentials = opts.user === undefined ? null : { name: opts.user, password: opts.password ?? '' };
     const options = { ...channelOptionsDefault, ...opts.channelOptions };
-    this.endpoints = endpoints.map((e) => new Endpoint(target(e), options));
+    const metadata = () => {
+      const md = new grpc.Metadata();
+      if (this.token !== null) md.set('token', this.token);
+      return md;
+    };
+    this.endpoints = endpoints.map((e) => new Endpoint(target(e), options, metadata, () => (this.token = null)));
     this.callTimeoutMs = opts.callTimeoutMs ?? CALL_TIMEOUT_MS_DEFAULT;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT;
   }
@@ -229,7 +255,7 @@ export class GrpcConnection implements Connection {
     const channel = new GrpcWatchChannel(handlers, () => this.channels.delete(channel));
     this.channels.add(channel);
     if (this.closed) channel.fail(new EtcdUnavailableError('client: connection closed'));
-    else this.connected().then((endpoint) => channel.open(endpoint), (err: EtcdError) => channel.fail(err));
+    else this.connected().then((endpoint) => this.authenticated(endpoint).then(() => channel.open(endpoint)), (err: EtcdError) => channel.fail(err)).catch((err: EtcdError) => channel.fail(err));
     return channel;
   }
 
@@ -249,13 +275,22 @@ export class GrpcConnection implements Connection {
    * endpoint only when `idempotent`; an endpoint that cannot be reached is skipped for any call.
    */
   private async call<T>(m: MethodDefinition, request: Wire, decode: (w: Wire) => T, idempotent: boolean): Promise<T> {
+    let reauthenticated = false;
     for (let attempt = 1; ; attempt++) {
       const endpoint = await this.connected();
+      await this.authenticated(endpoint);
       try {
         return decode(await endpoint.unary(m, request, this.callTimeoutMs));
       } catch (err) {
         const e = endpoint.toError(err);
         this.assertOpen();
+        // The token expired (or the member restarted and forgot it): once more with a fresh one.
+        // Safe for writes too: a call refused for its token was never proposed.
+        if (this.credentials !== null && e.message === invalidTokenMessage && !reauthenticated) {
+          reauthenticated = true;
+          attempt--;
+          continue;
+        }
         const unavailable = e instanceof EtcdError && e.code === StatusCode.Unavailable;
         if (unavailable && idempotent && attempt < this.endpoints.length) {
           this.moveOn(endpoint);
@@ -289,6 +324,23 @@ export class GrpcConnection implements Connection {
     throw new EtcdUnavailableError(`client: no endpoint is reachable (${this.endpoints.map((e) => e.address).join(', ')})`);
   }
 
+  /** Authenticates (once for every call waiting) when the connection has credentials and no token. */
+  private authenticated(endpoint: Endpoint): Promise<void> {
+    if (this.credentials === null || this.token !== null) return Promise.resolve();
+    this.authenticating ??= endpoint
+      .unary(methods.authenticate, this.credentials, this.callTimeoutMs)
+      .then(
+        (r) => {
+          this.token = String(r.token);
+        },
+        (err: unknown) => {
+          throw endpoint.toError(err);
+        },
+      )
+      .finally(() => (this.authenticating = null));
+    return this.authenticating;
+  }
+
   private use(index: number): Endpoint {
     this.assertOpen();
     this.current = index;
@@ -301,7 +353,10 @@ export class GrpcConnection implements Connection {
     const forget = () => {
       if (this.keepAlives === opening) this.keepAlives = null;
     };
-    const opening = this.connected().then((endpoint) => new KeepAliveStream(endpoint, this.callTimeoutMs, forget));
+    const opening = this.connected().then(async (endpoint) => {
+      await this.authenticated(endpoint);
+      return new KeepAliveStream(endpoint, this.callTimeoutMs, forget);
+    });
     opening.catch(forget);
     this.keepAlives = opening;
     return opening;

@@ -1,8 +1,9 @@
-// etcd's v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance) on @grpc/grpc-js, over the
+// etcd's v3 gRPC services (KV, Watch, Lease, Cluster, Maintenance, Auth) on @grpc/grpc-js, over the
 // shared EtcdApi. The server is not bound to a port here: listener.ts hands it connections.
 
 import * as grpc from '@grpc/grpc-js';
 import { EtcdApiError, Status, toApiError, type EtcdApi } from './api.ts';
+import type { Rpc } from './auth-gate.ts';
 import { packageDefinition } from './proto.ts';
 import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
@@ -16,7 +17,7 @@ export const grpcOverheadBytes = 512 * 1024;
 type Wire = Record<string, any>;
 
 const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
-  etcdserverpb: Record<'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance', { service: grpc.ServiceDefinition }>;
+  etcdserverpb: Record<'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth', { service: grpc.ServiceDefinition }>;
 };
 
 function toServiceError(err: unknown): Partial<grpc.StatusObject> {
@@ -29,11 +30,19 @@ function failStream(call: { emit(event: 'error', err: Error): boolean }, err: un
   call.emit('error', Object.assign(new Error(toApiError(err).message), toServiceError(err)));
 }
 
-function unary(fn: (w: Wire) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire> {
+/** The simple token etcd's clients send: metadata "token" (or "authorization", as etcd also reads). */
+function tokenOf(call: { metadata: grpc.Metadata }): string | undefined {
+  const v = call.metadata.get('token')[0] ?? call.metadata.get('authorization')[0];
+  return v === undefined ? undefined : String(v);
+}
+
+/** A unary RPC: the auth gate first (auth-gate.ts), then the service. */
+function unary(api: EtcdApi, rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<Wire, Wire>) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire> {
   return (call, callback) => {
     let pending: Promise<Wire>;
     try {
-      pending = fn(call.request);
+      api.authorize(rpc, call.request, tokenOf(call));
+      pending = fn(call.request, call);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -67,6 +76,12 @@ function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreaming
 
 function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   return (call) => {
+    let caller;
+    try {
+      caller = api.authorize('Watch', {}, tokenOf(call));
+    } catch (err) {
+      return failStream(call, err);
+    }
     const session = api.openWatch((r) => {
       if (call.destroyed || call.writableEnded) return false;
       // Flow control: event responses wait (and are re-read from history) while the client's
@@ -74,7 +89,7 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
       if (r.events.length > 0 && call.writableNeedDrain) return false;
       call.write(r);
       return true;
-    });
+    }, caller);
     call.on('data', (req: Wire) => {
       try {
         session.handle(req);
@@ -104,6 +119,11 @@ export const keepAlivesPendingMax = 1024;
 
 function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
   return (call) => {
+    try {
+      api.authorize('LeaseKeepAlive', {}, tokenOf(call));
+    } catch (err) {
+      return failStream(call, err);
+    }
     const forwarded = isForwarded(call);
     // Answers go out in request order.
     let chain = Promise.resolve();
@@ -123,7 +143,7 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
         pending--;
         if (failed || call.destroyed) return;
         try {
-          call.write(await api.leaseKeepAlive(req, forwarded));
+          call.write(await api.lease.leaseKeepAlive(req, forwarded));
         } catch (err) {
           fail(err);
         }
@@ -136,12 +156,17 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
 
 function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
   return async (call) => {
+    try {
+      api.authorize('Snapshot', call.request, tokenOf(call));
+    } catch (err) {
+      return failStream(call, err);
+    }
     let gone = false;
     const onGone = () => (gone = true);
     call.once('cancelled', onGone);
     call.once('close', onGone);
     try {
-      for (const chunk of api.snapshot()) {
+      for (const chunk of api.maintenance.snapshot()) {
         if (gone || call.destroyed) return;
         // Waits for the client to read (or to go away) before making the next chunk.
         if (!call.write(chunk)) await new Promise((r) => (call.once('drain', r), call.once('cancelled', r), call.once('close', r)));
@@ -163,36 +188,56 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
     'grpc.max_send_message_length': 2 ** 31 - 1,
   });
   const services = proto.etcdserverpb;
+  const u = (rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<Wire, Wire>) => Promise<Wire>) => unary(api, rpc, fn);
   server.addService(services.KV.service, {
-    Range: unary((w) => api.range(w)),
-    Put: unary((w) => api.put(w)),
-    DeleteRange: unary((w) => api.deleteRange(w)),
-    Txn: unary((w) => api.txn(w)),
-    Compact: unary((w) => api.compact(w)),
+    Range: u('Range', (w) => api.kvService.range(w)),
+    Put: u('Put', (w) => api.kvService.put(w)),
+    DeleteRange: u('DeleteRange', (w) => api.kvService.deleteRange(w)),
+    Txn: u('Txn', (w) => api.kvService.txn(w)),
+    Compact: u('Compact', (w) => api.kvService.compact(w)),
   });
   server.addService(services.Watch.service, { Watch: requireLeader(api, watch(api)) });
   server.addService(services.Lease.service, {
-    LeaseGrant: unary((w) => api.leaseGrant(w)),
-    LeaseRevoke: unary((w) => api.leaseRevoke(w)),
+    LeaseGrant: u('LeaseGrant', (w) => api.lease.leaseGrant(w)),
+    LeaseRevoke: u('LeaseRevoke', (w) => api.lease.leaseRevoke(w)),
     LeaseKeepAlive: requireLeader(api, leaseKeepAlive(api)),
-    LeaseTimeToLive: unary((w) => api.leaseTimeToLive(w)),
-    LeaseLeases: unary((w) => api.leaseLeases(w)),
+    LeaseTimeToLive: u('LeaseTimeToLive', (w) => api.lease.leaseTimeToLive(w)),
+    LeaseLeases: u('LeaseLeases', (w) => api.lease.leaseLeases(w)),
   });
   server.addService(services.Cluster.service, {
-    MemberAdd: unary((w) => api.memberAdd(w)),
-    MemberRemove: unary((w) => api.memberRemove(w)),
-    MemberUpdate: unary((w) => api.memberUpdate(w)),
-    MemberList: unary((w) => api.memberList(w)),
-    MemberPromote: ((call, callback) => unary((w) => api.memberPromote(w, isForwarded(call)))(call, callback)) as grpc.handleUnaryCall<Wire, Wire>,
+    MemberAdd: u('MemberAdd', (w) => api.cluster.memberAdd(w)),
+    MemberRemove: u('MemberRemove', (w) => api.cluster.memberRemove(w)),
+    MemberUpdate: u('MemberUpdate', (w) => api.cluster.memberUpdate(w)),
+    MemberList: u('MemberList', (w) => api.cluster.memberList(w)),
+    MemberPromote: u('MemberPromote', (w, call) => api.cluster.memberPromote(w, isForwarded(call))),
   });
   server.addService(services.Maintenance.service, {
-    Alarm: unary((w) => api.alarm(w)),
-    Status: unary((w) => api.status(w)),
-    Defragment: unary((w) => api.defragment(w)),
-    Hash: unary((w) => api.hash(w)),
-    HashKV: unary((w) => api.hashKV(w)),
+    Alarm: u('Alarm', (w) => api.maintenance.alarm(w)),
+    Status: u('Status', (w) => api.maintenance.status(w)),
+    Defragment: u('Defragment', (w) => api.maintenance.defragment(w)),
+    Hash: u('Hash', (w) => api.maintenance.hash(w)),
+    HashKV: u('HashKV', (w) => api.maintenance.hashKV(w)),
     Snapshot: snapshot(api),
-    MoveLeader: unary((w) => api.moveLeader(w)),
+    MoveLeader: u('MoveLeader', (w) => api.maintenance.moveLeader(w)),
+  });
+  const auth = api.auth;
+  server.addService(services.Auth.service, {
+    AuthEnable: u('AuthEnable', (w) => auth.authEnable(w)),
+    AuthDisable: u('AuthDisable', (w) => auth.authDisable(w)),
+    Authenticate: u('Authenticate', (w) => auth.authenticate(w)),
+    UserAdd: u('UserAdd', (w) => auth.userAdd(w)),
+    UserGet: u('UserGet', (w) => auth.userGet(w)),
+    UserList: u('UserList', (w) => auth.userList(w)),
+    UserDelete: u('UserDelete', (w) => auth.userDelete(w)),
+    UserChangePassword: u('UserChangePassword', (w) => auth.userChangePassword(w)),
+    UserGrantRole: u('UserGrantRole', (w) => auth.userGrantRole(w)),
+    UserRevokeRole: u('UserRevokeRole', (w) => auth.userRevokeRole(w)),
+    RoleAdd: u('RoleAdd', (w) => auth.roleAdd(w)),
+    RoleGet: u('RoleGet', (w) => auth.roleGet(w)),
+    RoleList: u('RoleList', (w) => auth.roleList(w)),
+    RoleDelete: u('RoleDelete', (w) => auth.roleDelete(w)),
+    RoleGrantPermission: u('RoleGrantPermission', (w) => auth.roleGrantPermission(w)),
+    RoleRevokePermission: u('RoleRevokePermission', (w) => auth.roleRevokePermission(w)),
   });
   return server;
 }

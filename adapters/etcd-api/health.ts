@@ -3,7 +3,7 @@
 // "RANGE ERROR:<error>" when it does not; `?serializable=true` skips both quorum checks.
 
 import type { KvMember } from '../../src/server/kv-member.ts';
-import { toApiError } from './api.ts';
+import { toApiError } from './errors.ts';
 
 export interface Health {
   health: 'true' | 'false';

@@ -3,7 +3,7 @@
 // answers its clients as etcd's followers do, without a peer-level RPC of our own.
 
 import * as grpc from '@grpc/grpc-js';
-import { EtcdApiError, Status } from './api.ts';
+import { EtcdApiError, Status } from './errors.ts';
 import { packageDefinition } from './proto.ts';
 
 type Wire = Record<string, any>;

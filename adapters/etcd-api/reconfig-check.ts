@@ -4,7 +4,7 @@
 // "Started" means the member has published its name; "connected" means this member's peer link
 // to it has been up for at least healthIntervalMs (etcd's HealthInterval).
 
-import { EtcdApiError, Status } from './api.ts';
+import { EtcdApiError, Status } from './errors.ts';
 
 export const healthIntervalMs = 5000;
 

@@ -353,6 +353,8 @@ export class NodeMember {
         snapshotEntries: config.snapshotCount,
         snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
         requestBytesMax: config.security.maxRequestBytes,
+        authCrypto: globalThis.crypto,
+        authTokenTtlMs: config.security.authTokenTtlMs,
         initialMembers,
         forceNewCluster: config.forceNewCluster,
         mvcc: { backend },

@@ -26,6 +26,8 @@ export interface SecurityConfig {
   peerCertAllowedCn: string | null;
   /** etcd's --max-request-bytes: the largest client request; peer frames are bounded from it. */
   maxRequestBytes: number;
+  /** etcd's --auth-token-ttl in milliseconds: how long a simple token stays valid on this member. */
+  authTokenTtlMs: number;
 }
 
 /** Characters a secret must have at least: a guessable one admits strangers. */
@@ -97,6 +99,16 @@ export const securityFlags: Record<string, FlagSpec> = {
     help: `Largest client request in bytes (etcd's --max-request-bytes, at most its default ${DEFAULT_LIMITS.requestBytesMax}); peer frames are bounded from it.`,
     defaultValue: String(DEFAULT_LIMITS.requestBytesMax),
   },
+  'auth-token': {
+    env: 'MESHKV_AUTH_TOKEN',
+    help: "Token type of etcd's auth (--auth-token): 'simple', the only one meshkv serves.",
+    defaultValue: 'simple',
+  },
+  'auth-token-ttl': {
+    env: 'MESHKV_AUTH_TOKEN_TTL',
+    help: "Seconds a simple auth token stays valid after Authenticate (etcd's --auth-token-ttl).",
+    defaultValue: '300',
+  },
 };
 
 export class SecurityConfigError extends Error {}
@@ -158,6 +170,11 @@ export function parseSecurityConfig(value: (flag: string) => string, ctx: Securi
   if (!/^\d+$/.test(bytesText) || maxRequestBytes < 1 || maxRequestBytes > maxRequestBytesMax) {
     throw new SecurityConfigError(`--max-request-bytes must be an integer from 1 to ${maxRequestBytesMax}, not ${JSON.stringify(bytesText)}`);
   }
+  const tokenType = value('auth-token');
+  // etcd spells a JWT setup "jwt,pub-key=...,priv-key=..."; meshkv has only simple tokens.
+  if (tokenType !== 'simple') throw new SecurityConfigError(`--auth-token: meshkv serves only "simple" tokens, not ${JSON.stringify(tokenType.split(',')[0])}`);
+  const ttlText = value('auth-token-ttl');
+  if (!/^\d+$/.test(ttlText) || Number(ttlText) < 1) throw new SecurityConfigError(`--auth-token-ttl must be a whole number of seconds from 1, not ${JSON.stringify(ttlText)}`);
   return {
     admissionSecret,
     browserAdmissionSecret,
@@ -167,5 +184,6 @@ export function parseSecurityConfig(value: (flag: string) => string, ctx: Securi
     hostWhitelist,
     peerCertAllowedCn: cn === '' ? null : cn,
     maxRequestBytes,
+    authTokenTtlMs: Number(ttlText) * 1000,
   };
 }

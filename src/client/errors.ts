@@ -2,20 +2,10 @@
 // message; like clientv3's rpctypes, the message text alone picks the class, so the same
 // mapping serves the in-process connection and a gRPC one.
 
-/** gRPC status codes used below. */
-export const StatusCode = {
-  Canceled: 1,
-  Unknown: 2,
-  InvalidArgument: 3,
-  DeadlineExceeded: 4,
-  NotFound: 5,
-  PermissionDenied: 7,
-  ResourceExhausted: 8,
-  FailedPrecondition: 9,
-  OutOfRange: 11,
-  Unavailable: 14,
-  DataLoss: 15,
-} as const;
+import { GrpcStatus } from '../grpc-status.ts';
+
+/** gRPC status codes (the one table, src/grpc-status.ts). */
+export const StatusCode = GrpcStatus;
 
 export class EtcdError extends Error {
   override name = 'EtcdError';

@@ -1,16 +1,11 @@
 // Errors are values with etcd's gRPC status code and etcd's exact message, because clients map
 // the message text back to typed errors (clientv3's rpctypes).
 
-/** gRPC status codes etcd uses for these errors. */
-export const GrpcCode = {
-  InvalidArgument: 3,
-  NotFound: 5,
-  FailedPrecondition: 9,
-  ResourceExhausted: 8,
-  OutOfRange: 11,
-  Unavailable: 14,
-} as const;
-export type GrpcCode = (typeof GrpcCode)[keyof typeof GrpcCode];
+import { GrpcStatus } from '../grpc-status.ts';
+
+/** gRPC status codes (the one table, src/grpc-status.ts). */
+export const GrpcCode = GrpcStatus;
+export type GrpcCode = GrpcStatus;
 
 export class MvccError extends Error {
   override readonly name = 'MvccError';

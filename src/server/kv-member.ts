@@ -40,6 +40,8 @@ import {
   membersMax,
   type MemberRecord,
 } from './member-table.ts';
+import { AuthError, AuthErrors, AuthStore, authEntryTag, decodeAuthOp, encodeAuthOp, type AuthOp, type AuthResult } from './auth-store.ts';
+import { checkPassword, hashPassword, newToken, type AuthCrypto } from './password.ts';
 import { isTabRecord, mayVote, nodeVoters, tabMayVote, voteRefusal } from './vote-policy.ts';
 
 /** A learner may be promoted once its log holds this fraction of the leader's (etcd: readyPercent). */
@@ -61,6 +63,10 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
    * every member alike (etcd's --initial-cluster). Default: no names or URLs known.
    */
   initialMembers?: MemberRecord[];
+  /** WebCrypto for password hashes and simple tokens (adapters pass globalThis.crypto); without it, auth requests are refused. */
+  authCrypto?: AuthCrypto;
+  /** How long a simple token stays valid on this member after it applied it (etcd's --auth-token-ttl). */
+  authTokenTtlMs?: number;
 }
 
 /** The store image of a snapshot that left the store in a persistent backend. */
@@ -81,15 +87,30 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 class MvccReplica implements StateMachine {
   readonly members = new MemberTable();
   readonly membersChanged = new Set<() => void>();
+  readonly auth: AuthStore;
 
   constructor(
     readonly mvcc: MvccStateMachine,
     private readonly initialMembers: readonly MemberRecord[],
     private readonly nowMs: () => number,
     private readonly warn: (msg: string) => void,
-  ) {}
+    authTokenTtlMs?: number,
+  ) {
+    this.auth = new AuthStore(authTokenTtlMs);
+  }
 
   apply(payload: Uint8Array, index: number): unknown {
+    if (payload[0] === authEntryTag) {
+      const op = decodeAuthOp(payload);
+      if (op === null) {
+        this.warn(`entry ${index}: undecodable auth entry skipped`);
+        return { ok: false, error: new AuthError(GrpcCode.InvalidArgument, 'etcdserver: undecodable auth request') } satisfies AuthResult;
+      }
+      const result = this.auth.apply(op, this.nowMs());
+      // The backend's applied index covers every entry, so the log can be cut at any of them.
+      this.mvcc.markApplied(index);
+      return result;
+    }
     if (payload[0] === memberUpdateTag) {
       const u = decodeMemberUpdate(payload);
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
@@ -129,7 +150,7 @@ class MvccReplica implements StateMachine {
    * both taken now, at one applied index.
    */
   snapshot(): SnapshotView | Uint8Array {
-    const header = this.members.imageHeader();
+    const header = this.members.imageHeader(this.auth.encodeImage());
     if (this.mvcc.backendPersistent) return concat(header, storeInBackend);
     const view = this.mvcc.snapshot();
     return {
@@ -171,10 +192,12 @@ class MvccReplica implements StateMachine {
   }
 
   restore(image: Uint8Array, index: number): void {
-    const { records, settings, stateImage } = MemberTable.unwrapImage(image);
+    const { records, settings, authImage, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
     // store image is the bootstrap snapshot. A backend already at or past `index` (a restart
     // whose backend outlived its last snapshot) holds a newer state than the image: keep it.
+    // The member table and auth state come from the image either way: the entries after it
+    // are applied to them again (only the store skips what the backend holds).
     if (isStoreInBackend(stateImage)) {
       if (this.mvcc.appliedIndex < index) {
         throw new Error(
@@ -183,6 +206,7 @@ class MvccReplica implements StateMachine {
       }
     } else if (stateImage.length > 0 && index > this.mvcc.appliedIndex) this.mvcc.restore(stateImage, index);
     else this.mvcc.markApplied(index);
+    this.auth.restoreImage(authImage);
     this.members.reset(records ?? this.initialMembers, settings);
     this.notify();
   }
@@ -377,7 +401,7 @@ export class KvMember {
 
   static async start(opts: KvMemberOptions): Promise<KvMember> {
     const mvcc = new MvccStateMachine(opts.mvcc);
-    const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`));
+    const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`), opts.authTokenTtlMs);
     const member = await Member.start({ ...opts, stateMachine: replica });
     const kv = new KvMember(member, mvcc, replica, opts);
     member.onChange((e) => kv.onRoleChange(e.role));
@@ -392,6 +416,64 @@ export class KvMember {
   async stop(): Promise<void> {
     this.stopLeaseTicker?.();
     await this.member.stop();
+  }
+
+  // ---- auth ----
+
+  /** The applied auth store (read-only: it changes only through the log). */
+  get auth(): AuthStore {
+    return this.replica.auth;
+  }
+
+  /** Proposes one auth change; resolves with the auth revision once applied here. */
+  async authChange(op: Exclude<AuthOp, { kind: 'authenticate' | 'userAdd' | 'userChangePassword' }>): Promise<number> {
+    return this.proposeAuth(op);
+  }
+
+  /** Adds a user; the password is hashed here and only the hash enters the log. */
+  async userAdd(name: string, password: string, noPassword: boolean): Promise<number> {
+    if (name === '') throw AuthErrors.userEmpty();
+    const hash = noPassword ? '' : await hashPassword(this.requireCrypto(), password);
+    return this.proposeAuth({ kind: 'userAdd', name, password: hash, noPassword });
+  }
+
+  async userChangePassword(name: string, password: string): Promise<number> {
+    const user = this.auth.getUser(name);
+    if (!user) throw AuthErrors.userNotFound();
+    const hash = user.noPassword ? '' : await hashPassword(this.requireCrypto(), password);
+    return this.proposeAuth({ kind: 'userChangePassword', name, password: hash });
+  }
+
+  /**
+   * Checks a password here and, when it matches, proposes a fresh simple token so that every
+   * member accepts it (etcd's Authenticate). Resolves with the token.
+   */
+  async authenticate(name: string, password: string): Promise<string> {
+    const crypto = this.requireCrypto();
+    if (!this.auth.enabled) throw AuthErrors.authNotEnabled();
+    const user = this.auth.getUser(name);
+    // A missing user costs a hash too, so timing does not tell which names exist.
+    const matches = await checkPassword(crypto, password, user && !user.noPassword ? user.password : 'pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA==$');
+    if (!user || user.noPassword || !matches) throw AuthErrors.authFailed();
+    const token = newToken(crypto);
+    await this.proposeAuth({ kind: 'authenticate', name, token });
+    return token;
+  }
+
+  /** The user a simple token names; it expires by this member's clock (etcd's --auth-token-ttl). */
+  userOfToken(token: string): string {
+    return this.auth.userOfToken(token, this.opts.clock.now());
+  }
+
+  private requireCrypto(): AuthCrypto {
+    if (this.opts.authCrypto) return this.opts.authCrypto;
+    throw new AuthError(GrpcCode.FailedPrecondition, 'meshkv: this member was started without WebCrypto, so it cannot hash passwords');
+  }
+
+  private async proposeAuth(op: AuthOp): Promise<number> {
+    const result = (await this.member.propose(encodeAuthOp(op))) as AuthResult;
+    if (!result.ok) throw result.error;
+    return result.revision;
   }
 
   // ---- KV ----

@@ -43,12 +43,16 @@ export const memberUpdateTag = 0x6d;
  * so images written before the table existed still restore (with the table seeded from config).
  */
 const tableImageMagic = [0xff, 0xff, 0xff, 0xff];
-/** Version 2 adds the cluster settings after the records; version 1 images restore with the defaults. */
-const tableImageVersion = 2;
+/**
+ * Version 2 adds the cluster settings after the records, version 3 the auth store's image
+ * (auth-store.ts) after them; older images restore with the defaults and an empty auth store.
+ */
+const tableImageVersion = 3;
 /** Members in one table; etcd's clusters are a handful of members, this is a sanity limit. */
 export const membersMax = 128;
 
 const packr = new Packr({ useRecords: false });
+const noBytes = new Uint8Array(0);
 
 export class MemberTable {
   /** Invariant: every record's id is a positive safe integer, and at most membersMax records. */
@@ -116,18 +120,18 @@ export class MemberTable {
     }
   }
 
-  /** Prefixes a state machine image with the table. */
-  wrapImage(stateImage: Uint8Array): Uint8Array {
-    const header = this.imageHeader();
+  /** Prefixes a state machine image with the table (and the auth store's image). */
+  wrapImage(stateImage: Uint8Array, authImage: Uint8Array = noBytes): Uint8Array {
+    const header = this.imageHeader(authImage);
     const out = new Uint8Array(header.length + stateImage.length);
     out.set(header, 0);
     out.set(stateImage, header.length);
     return out;
   }
 
-  /** The bytes wrapImage puts before the state machine's image: magic, length, the table. */
-  imageHeader(): Uint8Array {
-    const table = packr.pack([tableImageVersion, this.list(), { tabsMayOutvote: this.tabsMayOutvote }]);
+  /** The bytes wrapImage puts before the state machine's image: magic, length, the table, the auth image. */
+  imageHeader(authImage: Uint8Array = noBytes): Uint8Array {
+    const table = packr.pack([tableImageVersion, this.list(), { tabsMayOutvote: this.tabsMayOutvote }, authImage]);
     const out = new Uint8Array(8 + table.length);
     out.set(tableImageMagic, 0);
     new DataView(out.buffer).setUint32(4, table.length, true);
@@ -140,17 +144,19 @@ export class MemberTable {
    * part. An image without the table (empty, or written before it existed) returns null for
    * the table so the caller can seed it.
    */
-  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; settings: TableSettings; stateImage: Uint8Array } {
+  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; settings: TableSettings; authImage: Uint8Array; stateImage: Uint8Array } {
     const defaults: TableSettings = { tabsMayOutvote: false };
-    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, settings: defaults, stateImage: image };
+    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, settings: defaults, authImage: noBytes, stateImage: image };
     const length = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(4, true);
     if (8 + length > image.length) throw new Error(`member table image: ${length} table bytes overrun the ${image.length}-byte image`);
     const decoded = packr.unpack(image.subarray(8, 8 + length)) as unknown;
-    if (!Array.isArray(decoded) || (decoded[0] !== 1 && decoded[0] !== tableImageVersion) || !Array.isArray(decoded[1])) {
-      throw new Error(`member table image: format ${JSON.stringify(Array.isArray(decoded) ? decoded[0] : decoded)}, expected 1 or ${tableImageVersion}`);
+    if (!Array.isArray(decoded) || ![1, 2, tableImageVersion].includes(decoded[0]) || !Array.isArray(decoded[1])) {
+      throw new Error(`member table image: format ${JSON.stringify(Array.isArray(decoded) ? decoded[0] : decoded)}, expected 1 to ${tableImageVersion}`);
     }
     const settings = decoded[0] === 1 ? defaults : checkSettings(decoded[2]);
-    return { records: (decoded[1] as unknown[]).map(checkRecord), settings, stateImage: image.subarray(8 + length) };
+    const authImage = decoded[0] === tableImageVersion ? decoded[3] : noBytes;
+    if (!(authImage instanceof Uint8Array)) throw new Error('member table image: the auth image is not bytes');
+    return { records: (decoded[1] as unknown[]).map(checkRecord), settings, authImage, stateImage: image.subarray(8 + length) };
   }
 
   private set(r: MemberRecord): void {

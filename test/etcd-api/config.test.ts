@@ -41,6 +41,15 @@ describe('meshkv configuration', () => {
     expect(() => start(['--force-new-cluster=yes'])).toThrow('--force-new-cluster must be true or false, not "yes"');
   });
 
+  it("reads etcd's --auth-token (simple only) and --auth-token-ttl in seconds", () => {
+    expect(start([]).security.authTokenTtlMs).toBe(300_000);
+    expect(start(['--auth-token', 'simple', '--auth-token-ttl', '60']).security.authTokenTtlMs).toBe(60_000);
+    expect(start([], { MESHKV_AUTH_TOKEN_TTL: '10' }).security.authTokenTtlMs).toBe(10_000);
+    expect(() => start(['--auth-token', 'jwt,pub-key=a.pub,priv-key=a,sign-method=RS256'])).toThrow('--auth-token: meshkv serves only "simple" tokens, not "jwt"');
+    expect(() => start(['--auth-token-ttl', '0'])).toThrow('--auth-token-ttl must be a whole number of seconds from 1, not "0"');
+    expect(() => start(['--auth-token-ttl', '5m'])).toThrow('--auth-token-ttl must be a whole number of seconds from 1, not "5m"');
+  });
+
   it('takes flags over environment variables', () => {
     const env = { MESHKV_NAME: 'from-env', MESHKV_DATA_DIR: '/env', MESHKV_ADVERTISE_CLIENT_URLS: 'http://10.0.0.1:2379' };
     const c = start(['--name=flag', '--listen-client-urls', 'http://0.0.0.0:1234,http://127.0.0.1:1235'], env);

@@ -48,6 +48,7 @@ export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & {
     electionTicks: 10,
     requestTimeoutMs: 3000,
     mvcc: { lessor: { minTtlSeconds: options.minTtlSeconds ?? 2 } },
+    authCrypto: globalThis.crypto,
   });
   for (let i = 0; !kv.member.isLeader(); i++) {
     if (i > 500) throw new Error('single member did not become leader');

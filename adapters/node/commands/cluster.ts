@@ -27,17 +27,34 @@ function toError(endpoint: string, err: grpc.ServiceError): Error {
   return errorFromStatus(err.code, details);
 }
 
-/** One unary call of `service` on one endpoint, within the command timeout. */
-function call(run: Run, endpoint: string, service: 'Cluster' | 'Maintenance', name: string, request: Wire): Promise<Wire> {
+type Service = 'Cluster' | 'Maintenance' | 'Auth';
+
+/** One unary call carrying `metadata` (the auth token, when there is one). */
+function callWith(run: Run, endpoint: string, service: Service, name: string, request: Wire, metadata: grpc.Metadata): Promise<Wire> {
   const client = new services[service](address(endpoint), grpc.credentials.createInsecure());
   const deadline = Date.now() + run.flags.dialTimeoutMs + run.flags.commandTimeoutMs;
   return new Promise<Wire>((resolve, reject) => {
-    client[name](request, { deadline }, (err: grpc.ServiceError | null, res: Wire) => (err ? reject(toError(endpoint, err)) : resolve(res)));
+    client[name](request, metadata, { deadline }, (err: grpc.ServiceError | null, res: Wire) => (err ? reject(toError(endpoint, err)) : resolve(res)));
   }).finally(() => client.close());
 }
 
+/** The call metadata for `endpoint`: with --user, a simple token from Authenticate there first (as etcdctl does). */
+async function metadataFor(run: Run, endpoint: string): Promise<grpc.Metadata> {
+  const md = new grpc.Metadata();
+  const user = run.flags.user;
+  if (user === null) return md;
+  const res = await callWith(run, endpoint, 'Auth', 'Authenticate', { name: user.name, password: user.password }, new grpc.Metadata());
+  md.set('token', String(res.token));
+  return md;
+}
+
+/** One unary call of `service` on one endpoint, within the command timeout. */
+export async function call(run: Run, endpoint: string, service: Service, name: string, request: Wire): Promise<Wire> {
+  return callWith(run, endpoint, service, name, request, await metadataFor(run, endpoint));
+}
+
 /** The call on the first endpoint that answers (a member's error is final; unreachable ones are skipped). */
-async function callAny(run: Run, service: 'Cluster' | 'Maintenance', name: string, request: Wire): Promise<Wire> {
+export async function callAny(run: Run, service: Service, name: string, request: Wire): Promise<Wire> {
   let last: Error | null = null;
   for (const endpoint of run.flags.endpoints) {
     try {
@@ -232,13 +249,14 @@ class Progress {
 
 /** Streams one endpoint's snapshot into `file` (through file.part, renamed once complete). */
 async function saveSnapshot(run: Run, endpoint: string, file: string): Promise<number> {
+  const metadata = await metadataFor(run, endpoint);
   const client = new services.Maintenance(address(endpoint), grpc.credentials.createInsecure());
   const part = `${file}.part`;
   const out = createWriteStream(part);
   const progress = new Progress();
   let received = 0;
   try {
-    const stream = client.Snapshot({}) as grpc.ClientReadableStream<{ remaining_bytes: string; blob: Buffer }>;
+    const stream = client.Snapshot({}, metadata) as grpc.ClientReadableStream<{ remaining_bytes: string; blob: Buffer }>;
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: { remaining_bytes: string; blob: Buffer }) => {
         received += chunk.blob.length;

@@ -16,6 +16,8 @@ export interface GlobalFlags {
   writeOut: OutputFormat;
   dialTimeoutMs: number;
   commandTimeoutMs: number;
+  /** etcdctl's --user name[:password] (and --password): the client authenticates as this user. */
+  user: { name: string; password: string } | null;
 }
 
 /** A bad flag or argument: reported with the command's usage line, exit code 2. */
@@ -29,6 +31,8 @@ const globalOptions: Options = {
   'write-out': { type: 'string', short: 'w' },
   'dial-timeout': { type: 'string' },
   'command-timeout': { type: 'string' },
+  user: { type: 'string' },
+  password: { type: 'string' },
 };
 
 export const ENDPOINTS_DEFAULT = '127.0.0.1:2379';
@@ -73,10 +77,26 @@ function globalFlags(values: Values): GlobalFlags {
   return {
     endpoints,
     writeOut,
+    user: userFlag(values),
     dialTimeoutMs: values['dial-timeout'] === undefined ? DIAL_TIMEOUT_MS_DEFAULT : parseDuration('dial-timeout', String(values['dial-timeout'])),
     commandTimeoutMs:
       values['command-timeout'] === undefined ? COMMAND_TIMEOUT_MS_DEFAULT : parseDuration('command-timeout', String(values['command-timeout'])),
   };
+}
+
+/** etcdctl's --user "name:password" or --user name --password pw (the password is never printed). */
+function userFlag(values: Values): GlobalFlags['user'] {
+  const user = values.user === undefined ? process.env.MESHKV_USER : String(values.user);
+  if (user === undefined) {
+    if (values.password !== undefined) throw new UsageError('--password needs --user');
+    return null;
+  }
+  const colon = user.indexOf(':');
+  const name = colon < 0 ? user : user.slice(0, colon);
+  if (name === '') throw new UsageError('--user: the user name is empty');
+  if (values.password !== undefined) return { name, password: String(values.password) };
+  if (colon < 0) throw new UsageError('--user: give name:password, or --password');
+  return { name, password: user.slice(colon + 1) };
 }
 
 /** One run of a command: its parsed arguments and a client made on first use. */
@@ -94,6 +114,7 @@ export class Run {
       this.made ??= connectGrpc(this.flags.endpoints, {
         connectTimeoutMs: this.flags.dialTimeoutMs,
         callTimeoutMs: this.flags.commandTimeoutMs,
+        ...(this.flags.user === null ? {} : { user: this.flags.user.name, password: this.flags.user.password }),
       });
     } catch (err) {
       // A malformed endpoint is the user's argument, not a connection failure.

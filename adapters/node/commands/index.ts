@@ -21,12 +21,15 @@ const commands: Record<string, () => Promise<Command>> = {
   member: () => import('./cluster.ts').then((m) => m.member),
   endpoint: () => import('./cluster.ts').then((m) => m.endpoint),
   snapshot: () => import('./cluster.ts').then((m) => m.snapshot),
+  user: () => import('./auth.ts').then((m) => m.user),
+  role: () => import('./auth.ts').then((m) => m.role),
+  auth: () => import('./auth.ts').then((m) => m.auth),
 };
 
 function usage(): string {
   const names = Object.keys(commands).sort();
   return [
-    'Usage: meshkv <command> [arguments] [--endpoints=host:port,...]',
+    'Usage: meshkv <command> [arguments] [--endpoints=host:port,...] [--user=name:password]',
     '       meshkv [flags]            start a member (meshkv --help lists the flags)',
     '',
     'Commands:',

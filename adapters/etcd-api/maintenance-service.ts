@@ -1,0 +1,108 @@
+// etcd's Maintenance service over a KvMember: Status, Hash, HashKV, Alarm, Defragment,
+// MoveLeader and the Snapshot stream. Who may call them is decided in auth-gate.ts.
+
+import { StateRole } from '../../src/raft/types.ts';
+import type { KvMember } from '../../src/server/kv-member.ts';
+import { EtcdApiError, Status } from './errors.ts';
+import { int, type Wire } from './server-wire.ts';
+import { encodeSnapshotFile } from './snapshot-file.ts';
+
+/** The server version etcdctl shows; meshkv serves etcd 3.4's API. */
+export const etcdVersion = '3.4.23';
+/** Bytes per Snapshot stream message (etcd sends 32 KiB chunks). */
+export const snapshotChunkBytesMax = 32 * 1024;
+
+export class MaintenanceService {
+  private snapshotSizeCache = { revision: -1, bytes: 0 };
+
+  constructor(
+    private readonly kv: KvMember,
+    private readonly header: (revision?: number) => Wire,
+  ) {}
+
+  status(_w: Wire): Promise<Wire> {
+    const s = this.kv.status();
+    const dbSize = this.dbSizeBytes();
+    return Promise.resolve({
+      header: this.header(),
+      version: etcdVersion,
+      dbSize,
+      leader: String(s.lead),
+      raftIndex: s.commit,
+      raftTerm: s.term,
+      raftAppliedIndex: s.applied,
+      errors: [],
+      dbSizeInUse: dbSize,
+      isLearner: s.confState.learners.includes(this.kv.id),
+    });
+  }
+
+  hash(_w: Wire): Promise<Wire> {
+    return Promise.resolve({ header: this.header(), hash: this.kv.mvcc.hash() });
+  }
+
+  async hashKV(w: Wire): Promise<Wire> {
+    const r = this.kv.hashKV(int(w.revision));
+    return { header: this.header(r.header.revision), hash: r.hash, compact_revision: r.compactRevision };
+  }
+
+  /** No alarms are ever raised. Without a header, as etcd 3.4 answers (`alarm list -w json` prints `{}`). */
+  alarm(_w: Wire): Promise<Wire> {
+    return Promise.resolve({ alarms: [] });
+  }
+
+  /** meshkv's store has no free pages to reclaim: success without work. */
+  defragment(_w: Wire): Promise<Wire> {
+    return Promise.resolve({ header: this.header() });
+  }
+
+  async moveLeader(w: Wire): Promise<Wire> {
+    const target = int(w.targetID);
+    const s = this.kv.status();
+    if (s.role !== StateRole.Leader) throw new EtcdApiError(Status.FailedPrecondition, 'etcdserver: not leader');
+    if (!s.confState.voters.includes(target)) throw new EtcdApiError(Status.FailedPrecondition, 'etcdserver: bad leader transferee');
+    if (target !== this.kv.id) {
+      this.kv.transferLeadership(target);
+      await this.waitFor(() => this.kv.status().lead === target);
+    }
+    return { header: this.header() };
+  }
+
+  /**
+   * The store image as etcd streams a snapshot: chunks with the bytes still to come, the whole
+   * framed so that etcdctl's checks pass (see snapshot-file.ts).
+   */
+  *snapshot(): Generator<Wire> {
+    const all = encodeSnapshotFile(this.kv.mvcc.snapshot().encode());
+    const header = this.header();
+    for (let at = 0; at < all.length; at += snapshotChunkBytesMax) {
+      const blob = all.subarray(at, at + snapshotChunkBytesMax);
+      yield { header, remaining_bytes: all.length - at - blob.length, blob };
+    }
+  }
+
+  /**
+   * etcd's db size: the backend's file when it has one (LMDB); otherwise the size of the latest
+   * snapshot image. Before the first snapshot the store is small (fewer entries than the
+   * snapshot interval since it was empty), so it is encoded, at most once per revision.
+   */
+  dbSizeBytes(): number {
+    const backendBytes = this.kv.mvcc.backendSizeBytes();
+    if (backendBytes !== null) return backendBytes;
+    const snapshotBytes = this.kv.member.snapshotBytes();
+    if (snapshotBytes > 0) return snapshotBytes;
+    const revision = this.kv.currentRevision;
+    if (this.snapshotSizeCache.revision !== revision) {
+      this.snapshotSizeCache = { revision, bytes: this.kv.mvcc.snapshot().encode().length };
+    }
+    return this.snapshotSizeCache.bytes;
+  }
+
+  private async waitFor(done: () => boolean, timeoutMs = 7000): Promise<void> {
+    const start = Date.now();
+    while (!done()) {
+      if (Date.now() - start > timeoutMs) throw new EtcdApiError(Status.Unavailable, 'etcdserver: request timed out');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
