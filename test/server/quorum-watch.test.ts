@@ -21,7 +21,12 @@ describe('QuorumWatch', () => {
     const urls: Record<number, string> = { 1: 'http://127.0.0.1:2380', 2: 'http://127.0.0.1:2381', 3: 'webrtc://3' };
     const initialMembers = [1, 2, 3].map((id) => ({ id, name: `m${id}`, peerURLs: [urls[id]], clientURLs: [], isLearner: false }));
     members = await Promise.all([1, 2, 3].map((id) => startKvMember(hub, id, [1, 2, 3], { initialMembers })));
-    await waitFor('a leader', () => members.some((m) => m.member.isLeader()));
+    // Member 1 leads, so that it has heard from both others (a follower hears only the leader).
+    await waitFor('member 1 leading', () => {
+      const leader = members.find((m) => m.isLeader());
+      if (leader !== undefined && leader !== members[0]) leader.transferLeadership(1);
+      return members[0].isLeader();
+    });
     const logged: QuorumReport[] = [];
     const watch = new QuorumWatch(members[0], { clock: systemClock, logIntervalMs: 100, leaderlessMsMin: 1000, whenGoneForGood: 'force it', log: (_, r) => logged.push(r) });
     try {
