@@ -9,7 +9,7 @@ const nodeBuiltins = new Set(builtinModules);
 
 /**
  * Fails the build when any module in the bundle imports a Node built-in. A bare name that an
- * installed browser package of the same name provides (simple-peer's `buffer`) is that package,
+ * installed browser package of the same name provides is that package,
  * not the built-in, and goes through, as does one a package's own `browser` field maps to nothing
  * (readable-stream's `util`).
  */
