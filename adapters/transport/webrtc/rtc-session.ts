@@ -159,7 +159,12 @@ export class RtcSession {
     ch.binaryType = 'arraybuffer';
     ch.bufferedAmountLowThreshold = this.o.bufferedAmountLowThreshold;
     ch.onopen = () => {
-      if (!this.ended) this.o.on.open();
+      // Reported a task later: Chromium may never fire bufferedamountlow for what the answering
+      // side sends while its channel's open event is being dispatched (its bufferedAmount stays
+      // up although the bytes arrive), which would stall the link for good.
+      setTimeout(() => {
+        if (!this.ended) this.o.on.open();
+      }, 0);
     };
     ch.onmessage = (e: MessageEvent) => {
       if (this.ended) return;
