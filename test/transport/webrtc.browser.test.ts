@@ -1,4 +1,4 @@
-// The WebRTC transport in Chromium: the browser's own WebRTC under simple-peer, members in
+// The WebRTC transport in Chromium: the browser's own RTCPeerConnection (rtc-session.ts), members in
 // one page finding each other through BroadcastChannel signaling (no server), and a tab
 // linking to a Node member (webrtc-node-peer.global-setup.ts) through WebSocket signaling.
 

@@ -1,4 +1,4 @@
-// The WebRTC transport in Node: node-datachannel under simple-peer, members finding each
+// The WebRTC transport in Node: node-datachannel's RTCPeerConnection (rtc-session.ts), members finding each
 // other through the WebSocket signaling server, everything on 127.0.0.1.
 
 import { afterEach, describe, expect, it } from 'vitest';
