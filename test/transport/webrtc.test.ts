@@ -107,6 +107,17 @@ describe('webrtc transport', () => {
     await expect(signaling.join({ onSignal() {}, onPresence() {} })).rejects.toThrow(`refused member 3: cluster "other" is not served here`);
   });
 
+  it('without wrtc, in a runtime with no RTCPeerConnection (Node), open() refuses before joining signaling', async () => {
+    const { server, url } = await startServer();
+    cleanups.push(() => server.close());
+    expect(typeof (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection).toBe('undefined');
+    const signaling = new WebSocketSignaling({ url, cluster, secret, id: 4, WebSocket });
+    await expect(WebRtcTransport.open({ id: 4, signaling })).rejects.toThrow(
+      'webrtc transport 4: this runtime has no RTCPeerConnection; pass wrtc (in Node: nodeWrtc from adapters/transport/webrtc/node-wrtc.ts)',
+    );
+    expect(server.memberIds).toEqual([]);
+  });
+
   it('reconnects after a link drops', async () => {
     const { a, b } = await pair();
     a.t.cutLink(2);
