@@ -75,7 +75,7 @@ export class RtcSession {
       void this.run('offer', async () => {
         const offer = await this.pc.createOffer();
         await this.pc.setLocalDescription(offer);
-        this.o.on.signal({ type: 'offer', sdp: offer.sdp ?? '' });
+        if (!this.ended) this.o.on.signal({ type: 'offer', sdp: offer.sdp ?? '' });
       });
     } else {
       this.pc.ondatachannel = (e) => {
@@ -100,7 +100,10 @@ export class RtcSession {
     this.channel.send(bytes as Uint8Array<ArrayBuffer>);
   }
 
-  /** Applies a signal from the other side; failures are reported as `error` and end the session. */
+  /**
+   * Applies a signal from the other side. Failures are reported as `error`; a failed offer or
+   * answer also ends the session, a failed candidate does not (see run()).
+   */
   signal(s: SessionSignal): void {
     if (this.ended) return;
     if (s.type === 'candidate' && this.pendingCandidates) {
