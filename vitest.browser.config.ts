@@ -7,8 +7,6 @@ import { chromiumArgs, chromiumPath } from './test/helpers/chromium.ts';
 export { chromiumArgs };
 
 export default defineConfig({
-  // simple-peer is CommonJS: pre-bundle it up front rather than on first import mid-run.
-  optimizeDeps: { include: ['simple-peer'] },
   test: {
     include: ['test/**/*.browser.test.ts'],
     // A Node WebRTC member for the tab <-> Node tests in test/transport/webrtc.browser.test.ts.

@@ -1,7 +1,6 @@
 // Serving test pages to a real browser: Vite on a free 127.0.0.1 port (a secure context, which
 // Web Locks need, and the same origin for every launch of a run), with the settings meshkv's
-// browser code needs (simple-peer is pre-bundled up front; no `define: { global }`: the package
-// supplies what simple-peer expects of Node), and Debian's
+// browser code needs (none beyond the defaults: no `define: { global }`, no shims), and Debian's
 // Chromium launched on a throwaway or persistent profile.
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -35,7 +34,7 @@ export async function servePages(plugins: Plugin[] = []): Promise<PageServer> {
       resolve: { alias: [{ find: /^meshkv\/browser$/, replacement: join(process.cwd(), 'adapters/browser/index.ts') }] },
       // Scan only the page modules: readme.html imports a module that exists only where the
       // README test serves it.
-      optimizeDeps: { include: ['simple-peer'], entries: ['test/e2e/fixtures/*-page.ts'] },
+      optimizeDeps: { entries: ['test/e2e/fixtures/*-page.ts'] },
       server: { host: '127.0.0.1', port, strictPort: true },
     });
     await server.listen();

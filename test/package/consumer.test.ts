@@ -181,7 +181,7 @@ describe('the packed meshkv installed in a fresh project', () => {
     expect(result).toBe('');
   });
 
-  it('type-checks a browser-only consumer with neither @types/node nor @types/simple-peer', async () => {
+  it('type-checks a browser-only consumer without @types/node', async () => {
     await writeFile(
       join(app, 'browser-only.ts'),
       `import { openBrowserMember } from 'meshkv/browser';

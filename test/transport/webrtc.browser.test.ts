@@ -1,4 +1,4 @@
-// The WebRTC transport in Chromium: the browser's own WebRTC under simple-peer, members in
+// The WebRTC transport in Chromium: the browser's own RTCPeerConnection (rtc-session.ts), members in
 // one page finding each other through BroadcastChannel signaling (no server), and a tab
 // linking to a Node member (webrtc-node-peer.global-setup.ts) through WebSocket signaling.
 
@@ -103,7 +103,8 @@ describe('webrtc transport, tab <-> Node', () => {
 
   it('a tab and a Node member (node-datachannel) link through WebSocket signaling, big messages included', async () => {
     const signaling = new WebSocketSignaling({ url: node.url, cluster: node.cluster, secret: node.secret, id: 2 });
-    const tab = await WebRtcTransport.open({ id: 2, signaling });
+    const logs: string[] = [];
+    const tab = await WebRtcTransport.open({ id: 2, signaling, log: (level, msg) => logs.push(`${level}: ${msg}`) });
     try {
       const inbox: Message[] = [];
       tab.start((m) => inbox.push(m));
@@ -114,7 +115,9 @@ describe('webrtc transport, tab <-> Node', () => {
       const data = new Uint8Array(1024 * 1024).map((_, i) => (i * 7) & 0xff);
       snap.snapshot = { metadata: { index: 9, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data };
       tab.send([hb, snap]);
-      await waitFor('both echoed back by the Node member', () => inbox.length === 2, 10_000);
+      await waitFor('both echoed back by the Node member', () => inbox.length === 2, 10_000).catch((err: Error) => {
+        throw new Error(`${err.message}\nthe tab's log:\n${logs.join('\n')}`);
+      });
       expect(inbox.find((m) => m.type === MessageType.Heartbeat)).toEqual({ ...hb, from: node.id, to: 2 });
       const echoed = inbox.find((m) => m.type === MessageType.Snap)!;
       // Compared apart: a deep equal over a MiB of bytes takes seconds in the browser.

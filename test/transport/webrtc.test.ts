@@ -1,4 +1,4 @@
-// The WebRTC transport in Node: node-datachannel under simple-peer, members finding each
+// The WebRTC transport in Node: node-datachannel's RTCPeerConnection (rtc-session.ts), members finding each
 // other through the WebSocket signaling server, everything on 127.0.0.1.
 
 import { afterEach, describe, expect, it } from 'vitest';
@@ -105,6 +105,17 @@ describe('webrtc transport', () => {
     cleanups.push(() => server.close());
     const signaling = new WebSocketSignaling({ url, cluster: 'other', secret, id: 3, WebSocket });
     await expect(signaling.join({ onSignal() {}, onPresence() {} })).rejects.toThrow(`refused member 3: cluster "other" is not served here`);
+  });
+
+  it('without wrtc, in a runtime with no RTCPeerConnection (Node), open() refuses before joining signaling', async () => {
+    const { server, url } = await startServer();
+    cleanups.push(() => server.close());
+    expect(typeof (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection).toBe('undefined');
+    const signaling = new WebSocketSignaling({ url, cluster, secret, id: 4, WebSocket });
+    await expect(WebRtcTransport.open({ id: 4, signaling })).rejects.toThrow(
+      'webrtc transport 4: this runtime has no RTCPeerConnection; pass wrtc (in Node: nodeWrtc from adapters/transport/webrtc/node-wrtc.ts)',
+    );
+    expect(server.memberIds).toEqual([]);
   });
 
   it('reconnects after a link drops', async () => {

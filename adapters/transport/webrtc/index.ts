@@ -1,5 +1,5 @@
-// The WebRTC transport: a mesh of data channels between members (simple-peer), set up through
-// a Signaling (adapters/signaling). Browsers use their own WebRTC; Node members pass
+// The WebRTC transport: a mesh of data channels between members (RTCPeerConnection, through
+// rtc-session.ts), set up through a Signaling (adapters/signaling). Browsers use their own WebRTC; Node members pass
 // `nodeWrtc` from ./node-wrtc.ts (node-datachannel), so tab <-> tab, tab <-> Node and
 // Node <-> Node links all work. See ../README.md for frames, bounds and reconnection.
 
@@ -19,7 +19,7 @@ export interface WebRtcTransportOptions {
   id: MemberId;
   /** Not yet joined: the transport joins it and closes it on close(). */
   signaling: Signaling;
-  /** WebRTC classes; default the browser's. Node passes `nodeWrtc` from ./node-wrtc.ts. */
+  /** WebRTC classes; default the runtime's global RTCPeerConnection (browsers). Node passes `nodeWrtc` from ./node-wrtc.ts. */
   wrtc?: WebRtcImplementation;
   /** Default `{ iceServers: [] }` (no outside STUN server). Node tests add `bindAddress: '127.0.0.1'`. */
   rtcConfig?: RTCConfiguration & { bindAddress?: string };
@@ -58,12 +58,17 @@ export class WebRtcTransport implements Transport {
   private closed = false;
   private readonly log: LogFn;
   private readonly bounds: WebRtcBounds;
+  private readonly wrtc: WebRtcImplementation;
   /** Distinguishes this transport's connection attempts from those of an earlier run of the member. */
   private readonly sessionPrefix = Math.random().toString(36).slice(2, 10);
   private sessionCount = 0;
   private readonly onPageHide = () => void this.close();
 
-  private constructor(private readonly o: WebRtcTransportOptions) {
+  private constructor(
+    private readonly o: WebRtcTransportOptions,
+    wrtc: WebRtcImplementation,
+  ) {
+    this.wrtc = wrtc;
     this.log = o.log ?? (() => {});
     // A bound given as undefined keeps its default.
     const given = Object.entries(o.bounds ?? {}).filter(([, v]) => v !== undefined);
@@ -74,7 +79,10 @@ export class WebRtcTransport implements Transport {
   static async open(o: WebRtcTransportOptions): Promise<WebRtcTransport> {
     if (!isMemberId(o.id)) throw new Error(`webrtc transport: member id ${o.id} is not a positive safe integer`);
     if (o.signaling.id !== o.id) throw new Error(`webrtc transport ${o.id}: signaling joins as member ${o.signaling.id}`);
-    const t = new WebRtcTransport(o);
+    // Read when a transport opens, not when this module loads: Node imports it too.
+    const wrtc = o.wrtc ?? (typeof RTCPeerConnection === 'function' ? { RTCPeerConnection } : null);
+    if (!wrtc) throw new Error(`webrtc transport ${o.id}: this runtime has no RTCPeerConnection; pass wrtc (in Node: nodeWrtc from adapters/transport/webrtc/node-wrtc.ts)`);
+    const t = new WebRtcTransport(o, wrtc);
     for (const [name, v] of Object.entries(t.bounds)) {
       if (!Number.isSafeInteger(v) || v < 1) throw new Error(`webrtc transport ${o.id}: bound ${name} is ${v}, not a positive integer`);
     }
@@ -176,7 +184,7 @@ export class WebRtcTransport implements Transport {
     link = new PeerLink({
       selfId: this.o.id,
       peerId: id,
-      wrtc: this.o.wrtc,
+      wrtc: this.wrtc,
       rtcConfig: this.o.rtcConfig ?? { iceServers: [] },
       bounds: this.bounds,
       log: this.log,
@@ -230,13 +238,17 @@ function asEnvelope(data: unknown): Envelope | null {
   const e = data as Partial<Envelope>;
   if (typeof e.session !== 'string' || e.session.length > sessionBytesMax) return null;
   if (e.knock === true) return { session: e.session, knock: true };
-  const s = e.signal;
+  const s: unknown = e.signal;
   if (typeof s !== 'object' || s === null) return null;
-  const type = (s as { type?: unknown }).type;
-  if (type === 'offer' || type === 'answer') return typeof (s as { sdp?: unknown }).sdp === 'string' ? { session: e.session, signal: s } : null;
-  if (type === 'candidate') {
-    const c = (s as { candidate?: unknown }).candidate;
-    return typeof c === 'object' && c !== null && typeof (c as { candidate?: unknown }).candidate === 'string' ? { session: e.session, signal: s } : null;
-  }
-  return null;
+  const { type, sdp, candidate } = s as { type?: unknown; sdp?: unknown; candidate?: unknown };
+  if (type === 'offer' || type === 'answer') return typeof sdp === 'string' ? { session: e.session, signal: { type, sdp } } : null;
+  if (type !== 'candidate' || typeof candidate !== 'object' || candidate === null) return null;
+  // Only the fields RTCPeerConnection reads pass on, each of the type it expects.
+  const c = candidate as { candidate?: unknown; sdpMid?: unknown; sdpMLineIndex?: unknown };
+  if (typeof c.candidate !== 'string') return null;
+  const sdpMid = c.sdpMid ?? null;
+  const sdpMLineIndex = c.sdpMLineIndex ?? null;
+  if (sdpMid !== null && typeof sdpMid !== 'string') return null;
+  if (sdpMLineIndex !== null && !(Number.isSafeInteger(sdpMLineIndex) && (sdpMLineIndex as number) >= 0)) return null;
+  return { session: e.session, signal: { type, candidate: { candidate: c.candidate, sdpMid, sdpMLineIndex: sdpMLineIndex as number | null } } };
 }

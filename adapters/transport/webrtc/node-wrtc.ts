@@ -1,31 +1,17 @@
-// WebRTC for Node members: node-datachannel's polyfill shaped the way simple-peer needs it.
+// WebRTC for Node members: node-datachannel's polyfill RTCPeerConnection, for rtc-session.ts.
 // Node-only; the browser bundle never imports this module (browsers use their own WebRTC).
 
-import { RTCIceCandidate, RTCPeerConnection, RTCSessionDescription } from 'node-datachannel/polyfill';
-import type { WebRtcImplementation } from './index.ts';
+import { RTCPeerConnection } from 'node-datachannel/polyfill';
+import type { WebRtcImplementation } from './rtc-session.ts';
 
 const candidateAttemptsMax = 50;
 const candidateRetryDelayMs = 20;
 
-/**
- * simple-peer assigns to the `sdp` of the description createOffer/createAnswer return, which is
- * read-only in the polyfill: hand it plain objects instead.
- */
-class PlainDescriptionPeerConnection extends RTCPeerConnection {
-  override async createOffer(): Promise<RTCSessionDescriptionInit> {
-    const d = await super.createOffer();
-    return { type: d.type, sdp: d.sdp };
-  }
-
-  override async createAnswer(): Promise<RTCSessionDescriptionInit> {
-    const d = await super.createAnswer();
-    return { type: d.type, sdp: d.sdp };
-  }
-
+class RetryingPeerConnection extends RTCPeerConnection {
   /**
    * A trickled candidate can arrive while libdatachannel is still setting up the ICE transport
-   * for the description just applied ("Got a remote candidate without ICE transport"), and
-   * simple-peer destroys the connection on that error. Retry for a short while instead.
+   * for the remote description just applied ("Got a remote candidate without ICE transport"),
+   * though setRemoteDescription has resolved. Retry for a short while instead of losing it.
    */
   override async addIceCandidate(candidate?: RTCIceCandidateInit): Promise<void> {
     for (let attempt = 1; ; attempt++) {
@@ -41,7 +27,5 @@ class PlainDescriptionPeerConnection extends RTCPeerConnection {
 }
 
 export const nodeWrtc: WebRtcImplementation = {
-  RTCPeerConnection: PlainDescriptionPeerConnection as unknown as WebRtcImplementation['RTCPeerConnection'],
-  RTCSessionDescription: RTCSessionDescription as unknown as WebRtcImplementation['RTCSessionDescription'],
-  RTCIceCandidate: RTCIceCandidate as unknown as WebRtcImplementation['RTCIceCandidate'],
+  RTCPeerConnection: RetryingPeerConnection as unknown as WebRtcImplementation['RTCPeerConnection'],
 };

@@ -1,13 +1,10 @@
-// One member's link to one peer over WebRTC: a simple-peer connection set up through
+// One member's link to one peer over WebRTC: an RtcSession (rtc-session.ts) set up through
 // signaling, a bounded queue in front of its data channel, and reconnection with capped
 // backoff. The lower member id initiates, so two members never offer to each other at once;
 // the higher one knocks (a signal asking for an offer) when it wants a link and has none.
 // Every connection attempt has a session id that its signals carry, so signals of an
 // abandoned attempt are told apart and dropped.
 
-// Node's globals for simple-peer's dependencies, in place before simple-peer loads.
-import './process-shim.ts';
-import SimplePeer from 'simple-peer';
 import { MessageDecodeError, decodeMessage, describeDecoded } from '../../../src/codec/message.ts';
 import type { MemberId, Message } from '../../../src/raft/types.ts';
 import { SizedQueue } from '../sized-queue.ts';
@@ -22,9 +19,10 @@ import {
   encodeStart,
   frameBytesMax,
 } from './frame.ts';
+import { RtcSession, type SessionSignal, type WebRtcImplementation } from './rtc-session.ts';
 
 export type LogFn = (level: 'debug' | 'info' | 'warn', msg: string) => void;
-export type WebRtcImplementation = NonNullable<SimplePeer.Options['wrtc']>;
+export type { WebRtcImplementation } from './rtc-session.ts';
 
 export interface WebRtcBounds {
   /** Messages waiting for the data channel, per peer; beyond it the oldest are dropped (Raft resends). */
@@ -51,17 +49,17 @@ export interface WebRtcStats {
   messagesUnadmitted: number;
 }
 
-/** A signal as it travels between two links: a session id and simple-peer's signal, or a knock. */
+/** A signal as it travels between two links: a session id and an RtcSession's signal, or a knock. */
 export interface Envelope {
   session: string;
-  signal?: SimplePeer.SignalData;
+  signal?: SessionSignal;
   knock?: true;
 }
 
 export interface LinkOptions {
   selfId: MemberId;
   peerId: MemberId;
-  wrtc: WebRtcImplementation | undefined;
+  wrtc: WebRtcImplementation;
   rtcConfig: RTCConfiguration;
   bounds: WebRtcBounds;
   log: LogFn;
@@ -82,7 +80,7 @@ interface Assembly {
 
 export class PeerLink {
   readonly initiator: boolean;
-  private peer: SimplePeer.Instance | null = null;
+  private peer: RtcSession | null = null;
   /** The session of `peer`; null when there is none. */
   private session: string | null = null;
   private sessionStartedMs = 0;
@@ -176,11 +174,7 @@ export class PeerLink {
       this.o.log('debug', `webrtc transport ${this.o.selfId}: dropped a signal of an old session from member ${this.o.peerId}`);
       return;
     }
-    try {
-      this.peer.signal(s);
-    } catch (err) {
-      this.o.log('warn', `webrtc transport ${this.o.selfId}: signal from member ${this.o.peerId} refused: ${err instanceof Error ? err.message : describeDecoded(err)}`);
-    }
+    this.peer.signal(s);
   }
 
   /** Destroys the connection, the queue and every timer; the link is not used again. */
@@ -195,7 +189,8 @@ export class PeerLink {
   /** Closes the connection as a network failure would; it is re-established as after any drop. */
   cut(): void {
     if (!this.peer) return;
-    this.peer.destroy();
+    this.dropPeer('it was cut');
+    this.scheduleRetry();
   }
 
   /** Test hook: hands raw bytes to the data channel as one frame, as a misbehaving peer would. */
@@ -231,7 +226,43 @@ export class PeerLink {
   }
 
   private startPeer(session: string): void {
-    const p = new SimplePeer({ initiator: this.initiator, wrtc: this.o.wrtc, config: this.o.rtcConfig, trickle: true });
+    const p: RtcSession = new RtcSession({
+      initiator: this.initiator,
+      impl: this.o.wrtc,
+      config: this.o.rtcConfig,
+      // The channel's drain event fires when its buffer falls back to where flush() stopped.
+      bufferedAmountLowThreshold: this.o.bounds.channelBufferedBytesMax,
+      on: {
+        signal: (signal) => {
+          if (this.peer === p) this.o.signal({ session, signal });
+        },
+        open: () => {
+          if (this.peer !== p) return;
+          this.connected = true;
+          this.connectedSinceMs = Date.now();
+          this.clearConnectTimer();
+          this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
+          this.o.log('info', `webrtc transport ${this.o.selfId}: connected to member ${this.o.peerId}`);
+          this.flush();
+        },
+        data: (bytes) => {
+          if (this.peer !== p) return;
+          if (typeof bytes === 'string') this.dropFrame('a text message, not a binary frame');
+          else this.onFrame(bytes);
+        },
+        drain: () => {
+          if (this.peer === p) this.flush();
+        },
+        error: (err) => {
+          if (this.peer === p) this.o.log('info', `webrtc transport ${this.o.selfId}: connection to member ${this.o.peerId}: ${err.message}`);
+        },
+        close: (why) => {
+          if (this.peer !== p) return;
+          this.dropPeer(`its connection closed (${why})`);
+          this.scheduleRetry();
+        },
+      },
+    });
     this.peer = p;
     this.session = session;
     this.sessionStartedMs = Date.now();
@@ -243,37 +274,6 @@ export class PeerLink {
       this.dropPeer(null);
       this.scheduleRetry();
     }, this.o.bounds.connectTimeoutMs);
-    p.on('signal', (signal: SimplePeer.SignalData) => {
-      if (this.peer === p) this.o.signal({ session, signal });
-    });
-    p.on('connect', () => {
-      if (this.peer !== p) return;
-      this.connected = true;
-      this.connectedSinceMs = Date.now();
-      this.clearConnectTimer();
-      this.retryDelayMs = this.o.bounds.reconnectDelayMsMin;
-      this.o.log('info', `webrtc transport ${this.o.selfId}: connected to member ${this.o.peerId}`);
-      // simple-peer releases only its stream writes on bufferedamountlow (which this link does
-      // not use): listen on the channel itself, with the threshold at this link's bound, so the
-      // event fires when the buffer falls back to where flush() stopped.
-      const channel = (p as unknown as { _channel: RTCDataChannel })._channel;
-      channel.bufferedAmountLowThreshold = this.o.bounds.channelBufferedBytesMax;
-      channel.addEventListener('bufferedamountlow', () => {
-        if (this.peer === p) this.flush();
-      });
-      this.flush();
-    });
-    p.on('data', (bytes: Uint8Array) => {
-      if (this.peer === p) this.onFrame(bytes);
-    });
-    p.on('error', (err: Error & { code?: string }) => {
-      if (this.peer === p) this.o.log('info', `webrtc transport ${this.o.selfId}: connection to member ${this.o.peerId}: ${err.code ?? 'error'}: ${err.message}`);
-    });
-    p.on('close', () => {
-      if (this.peer !== p) return;
-      this.dropPeer('its connection closed');
-      this.scheduleRetry();
-    });
   }
 
   /** Forgets the current connection, if any; `why` (when given) is logged. */
@@ -340,7 +340,7 @@ export class PeerLink {
     const p = this.peer;
     if (!p || !this.connected || this.closed) return;
     try {
-      while (p.bufferSize <= this.o.bounds.channelBufferedBytesMax) {
+      while (p.bufferedAmount <= this.o.bounds.channelBufferedBytesMax) {
         const next = this.queue.length > 0 ? this.queue.at(0) : null;
         if (next && next.length <= batchedMessageBytesMax) {
           this.sendBatch(p);
@@ -371,7 +371,7 @@ export class PeerLink {
   }
 
   /** Sends the queued small messages, up to the next big one, in one frame of at most frameBytesMax. */
-  private sendBatch(p: SimplePeer.Instance): void {
+  private sendBatch(p: RtcSession): void {
     const batch: Uint8Array[] = [];
     let bytes = 1;
     while (this.queue.length > 0) {
