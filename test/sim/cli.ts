@@ -112,13 +112,17 @@ function printTotals(seedCount: number, simulatedMs: number, wallMs: number, fai
   console.log(`sim: ${failed ? seedCount - 1 : seedCount} passed, ${failed ? 1 : 0} failed`);
 }
 
-function runInProcess(args: CliArgs): number {
+async function runInProcess(args: CliArgs): Promise<number> {
   const started = performance.now();
   let simulatedMs = 0;
   let seedsRun = 0;
   for (const seed of args.seeds) {
     const r = runOne(seed, args);
     seedsRun++;
+    // A seed runs synchronously; the in-memory backend's commits settle as promise reactions,
+    // and each pending one holds that seed's write buffer. Let them run before the next seed,
+    // or every seed's state stays reachable until the process ends.
+    await new Promise((resolve) => setImmediate(resolve));
     if (args.worker) {
       process.send!(r);
       if (!r.ok) return 1;
