@@ -26,7 +26,7 @@ const contentTypes: Record<string, string> = {
 
 /** Paths that belong to the etcd gateway and meshkv's own endpoints (gateway.ts), never to static files. */
 export function isGatewayPath(path: string): boolean {
-  return path.startsWith('/v3/') || path.startsWith('/meshkv/') || path === '/health' || path === '/metrics';
+  return path.startsWith('/v3/') || path.startsWith('/meshkv/') || path === '/health' || path === '/metrics' || path === '/version';
 }
 
 /**

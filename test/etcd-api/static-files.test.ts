@@ -65,6 +65,8 @@ describe('static files on the client port', () => {
     expect(put.status).toBe(200);
     const health = await fetch(`${base}/health`);
     expect(await health.json()).toEqual({ health: 'true', reason: '' });
+    // npm start serves the demo beside the gateway: /version is etcd's answer, not a missing file.
+    expect(await (await fetch(`${base}/version`)).json()).toEqual({ etcdserver: '3.4.23', etcdcluster: '3.4.0' });
     expect((await fetch(`${base}/v3/kv/range`)).status).toBe(405);
   });
 });
