@@ -6,6 +6,7 @@
 // to be in keeps asking every member present until it is. The result is the usual Client over
 // the local member, plus status events and the transport's fault switch.
 
+import type { MemberStatusBase } from '../../src/server/member-status.ts';
 import { workerTimerClock } from '../clock/worker-timer.ts';
 import { BroadcastChannelSignaling } from '../signaling/broadcast-channel.ts';
 import { ControlChannel, serveMembershipControl, type BootstrapMember, type ControlMessage } from '../signaling/control.ts';
@@ -90,17 +91,7 @@ export interface BrowserMemberOptions {
   wrap?: { clock?: (c: Clock) => Clock; transport?: (t: Transport) => Transport };
 }
 
-export interface BrowserMemberStatus {
-  id: MemberId;
-  name: string;
-  role: StateRole;
-  term: number;
-  /** 0 while no leader is known. */
-  leader: MemberId;
-  commit: number;
-  applied: number;
-  voters: MemberId[];
-  learners: MemberId[];
+export interface BrowserMemberStatus extends MemberStatusBase {
   /** Members whose data channel to this tab is open. */
   connectedPeers: MemberId[];
   /** The browser's own idea of network access (navigator.onLine). */

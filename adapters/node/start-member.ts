@@ -3,6 +3,7 @@
 // same parser, so it is checked the same way), and a client over gRPC to any etcd v3 endpoint.
 // Unlike the command, an embedded member reads no MESHKV_* environment variables.
 
+import type { MemberStatusBase } from '../../src/server/member-status.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import type { MemberId, StateRole } from '../../src/raft/types.ts';
@@ -53,17 +54,7 @@ export interface StartMemberOptions {
   onRemoved?: () => void;
 }
 
-export interface MemberStatus {
-  id: MemberId;
-  name: string;
-  role: StateRole;
-  term: number;
-  /** 0 while no leader is known. */
-  leader: MemberId;
-  commit: number;
-  applied: number;
-  voters: MemberId[];
-  learners: MemberId[];
+export interface MemberStatus extends MemberStatusBase {
   /** Where this member serves clients (gRPC and the JSON gateway), as `http://host:port`. */
   clientUrls: string[];
 }
