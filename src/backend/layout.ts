@@ -2,6 +2,7 @@
 // format stays close at hand: the `key` bucket maps a revision to an mvccpb.KeyValue, `meta`
 // holds consistent_index and the compaction revisions. See docs/architecture.md.
 
+import type { KeyValue } from '../mvcc/types.ts';
 import type { BackendBatch } from '../seams.ts';
 
 /** etcd's revBytesLen: main (8 bytes, big-endian), '_', sub (8 bytes, big-endian). */
@@ -75,15 +76,8 @@ export function checkBatchIndex(batch: BackendBatch, applied: number): void {
   }
 }
 
-/** mvccpb.KeyValue (api/mvccpb/kv.proto): field numbers as etcd's. */
-export interface StoredKeyValue {
-  key: Uint8Array;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  value: Uint8Array;
-  lease: bigint;
-}
+/** mvccpb.KeyValue (api/mvccpb/kv.proto) as the `key` bucket stores it: field numbers as etcd's. */
+export type StoredKeyValue = KeyValue;
 
 const wireVarint = 0;
 const wireBytes = 2;
