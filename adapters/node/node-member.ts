@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { LmdbBackend } from '../backend/lmdb.ts';
+import type { LmdbBackend } from '../backend/lmdb.ts';
 import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
 import type { FaultControls } from '../etcd-api/fault-admin.ts';
@@ -272,6 +272,8 @@ export class NodeMember {
   }
 
   static async start(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
+    // First, so that a missing package stops the start before anything is opened.
+    const { LmdbBackend } = await loadLmdb();
     const self = config.initialCluster.find((m) => m.name === config.name)!;
     const log = deps.log;
     // Read first: a bad file stops the start before anything is opened.
@@ -440,6 +442,18 @@ export class NodeMember {
     await this.kv.stop();
     await this.p.backend.close();
   }
+}
+
+/**
+ * The backend's module, loaded when a member starts: lmdb (a native addon) is an optional peer
+ * dependency of the package, so that browser-only and client-only consumers never install it.
+ */
+async function loadLmdb(): Promise<typeof import('../backend/lmdb.ts')> {
+  return import('../backend/lmdb.ts').catch((err: NodeJS.ErrnoException) => {
+    const missing = err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes("'lmdb'");
+    if (missing) throw new StartError('a Node member needs the package lmdb, its storage backend (npm install lmdb)');
+    throw new StartError(`cannot load the storage backend (lmdb): ${err.message}`);
+  });
 }
 
 /** Starts a member; resolves once it serves on every client URL (NodeMember.start). */
