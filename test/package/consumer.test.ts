@@ -9,7 +9,9 @@
 import { execFile } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname, extname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Browser } from '@playwright/test';
@@ -21,6 +23,7 @@ import { freePort } from '../helpers/processes.ts';
 const run = promisify(execFile);
 const repo = join(import.meta.dirname, '..', '..');
 const tsc = join(repo, 'node_modules', '.bin', 'tsc');
+const esbuild = join(repo, 'node_modules', '.bin', 'esbuild');
 /** The browser member's bundle budget: everything an app importing only openBrowserMember ships. */
 const memberBundleGzipBytesMax = 100 * 1024;
 
@@ -32,6 +35,21 @@ async function node(script: string, source: string, timeoutMs = 60_000): Promise
   await writeFile(join(app, script), source);
   const { stdout } = await run(process.execPath, [script], { cwd: app, timeout: timeoutMs });
   return stdout;
+}
+
+/** Serves the files of `dir` on 127.0.0.1 (a secure context, as WebCrypto and the member need). */
+async function serveFiles(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript' };
+  const server = createServer((req, res) => {
+    const name = new URL(req.url ?? '/', 'http://x').pathname.replace(/^\/$/, '/index.html');
+    readFile(join(dir, basename(name))).then(
+      (body) => res.writeHead(200, { 'content-type': types[extname(name)] ?? 'application/octet-stream' }).end(body),
+      () => res.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 beforeAll(async () => {
@@ -96,6 +114,20 @@ describe('the packed meshkv installed in a fresh project', () => {
     // Not even msgpackr: the client's types name the core, its code does not.
     expect([...external].sort()).toEqual([]);
   });
+
+  it('refuses to start a member without lmdb, naming the package, and starts one once it is installed', async () => {
+    // The browser app's install has no lmdb (an optional peer): a member cannot start, connect() works.
+    const port = await freePort();
+    const without = await node(
+      'no-lmdb.mjs',
+      `import { startMember, StartError } from 'meshkv/node';
+       console.log(await startMember({ name: 'a', dataDir: 'no-lmdb.data', listenClientUrls: 'http://127.0.0.1:${port}', browserPeers: 'off' })
+         .then(() => 'started', (err) => (err instanceof StartError ? '' : 'not a StartError: ') + err.message));`,
+    );
+    expect(without.trim()).toBe('a Node member needs the package lmdb, its storage backend (npm install lmdb)');
+    expect(await readdir(app)).not.toContain('no-lmdb.data');
+    await run('npm', ['install', 'lmdb', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, timeout: 150_000 });
+  }, 200_000);
 
   it('starts a member with startMember and serves put/get/watch to connect() over gRPC', async () => {
     const port = await freePort();
@@ -189,7 +221,12 @@ describe('the packed meshkv installed in a fresh project', () => {
        const member = await openBrowserMember({ cluster: 'todo', secret: 'todo' });
        const db: Client = member.client;
        await db.if('k', 'Version', '==', 0).then(db.put('k').value('v')).commit();
-       void compare;`,
+       void compare;
+       void member.kv.status().role;
+       // @ts-expect-error KvMember's Raft driver is not part of the package's types
+       void member.kv.member;
+       // @ts-expect-error nor is its store
+       void member.kv.mvcc;`,
     );
     const config = {
       compilerOptions: { strict: true, noEmit: true, skipLibCheck: false, target: 'es2022', lib: ['es2022', 'dom'], module: 'esnext', moduleResolution: 'bundler', types: [] },
@@ -212,15 +249,14 @@ describe('the packed meshkv installed in a fresh project', () => {
       await browser?.close();
     });
 
-    it('builds examples/todo-tabs with Vite\'s default config; the tab becomes a member and reads its own write', async () => {
-      await build({ root: app, logLevel: 'warn', cacheDir: join(work, 'vite-cache') });
-      const port = await freePort();
-      const server = await preview({ root: app, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true } });
+    /** Opens the to-do app at `url`: the tab must become the leader of its cluster and read its own writes. */
+    async function checkTodoApp(url: string): Promise<void> {
       const errors: string[] = [];
+      const context = await browser.newContext();
       try {
-        const page = await browser.newPage();
+        const page = await context.newPage();
         page.on('pageerror', (err) => errors.push(err.message));
-        await page.goto(`http://127.0.0.1:${port}/`);
+        await page.goto(url);
         await page.locator('#status', { hasText: 'leader' }).waitFor({ timeout: 30_000 });
         await page.locator('#add input').fill('buy milk');
         await page.locator('#add input').press('Enter');
@@ -228,6 +264,39 @@ describe('the packed meshkv installed in a fresh project', () => {
         await page.locator('#todos li input[type=checkbox]').check();
         await page.locator('#todos li.done', { hasText: 'buy milk' }).waitFor({ timeout: 15_000 });
         expect(errors).toEqual([]);
+      } finally {
+        await context.close();
+      }
+    }
+
+    it('builds examples/todo-tabs with Vite\'s default config; the tab becomes a member and reads its own write', async () => {
+      await build({ root: app, logLevel: 'warn', cacheDir: join(work, 'vite-cache') });
+      const assets = join(app, 'dist', 'assets');
+      let gzipBytes = 0;
+      for (const f of (await readdir(assets)).filter((f) => f.endsWith('.js'))) gzipBytes += gzipSync(await readFile(join(assets, f)), { level: 9 }).byteLength;
+      console.log(`examples/todo-tabs built by Vite: ${(gzipBytes / 1024).toFixed(1)} KiB of JavaScript, gzip -9`);
+      const port = await freePort();
+      const server = await preview({ root: app, logLevel: 'warn', preview: { host: '127.0.0.1', port, strictPort: true } });
+      try {
+        await checkTodoApp(`http://127.0.0.1:${port}/`);
+      } finally {
+        await server.close();
+      }
+    }, 120_000);
+
+    it('bundles examples/todo-tabs with esbuild and no options but --bundle --format=esm; the page runs in Chromium', async () => {
+      const out = join(app, 'esbuild-dist');
+      await mkdir(out, { recursive: true });
+      // ESM because the app uses top-level await; everything else is esbuild's default (platform browser, no define, no shims).
+      await run(esbuild, ['src/main.ts', '--bundle', '--format=esm', '--minify', `--outfile=${join(out, 'main.js')}`, '--log-level=warning'], { cwd: app, timeout: 60_000 });
+      const html = (await readFile(join(app, 'index.html'), 'utf8')).replace('/src/main.ts', '/main.js');
+      expect(html).toContain('src="/main.js"');
+      await writeFile(join(out, 'index.html'), html);
+      const bundle = await readFile(join(out, 'main.js'));
+      console.log(`examples/todo-tabs bundled by esbuild: ${(bundle.byteLength / 1024).toFixed(1)} KiB, ${(gzipSync(bundle, { level: 9 }).byteLength / 1024).toFixed(1)} KiB gzip -9`);
+      const server = await serveFiles(out);
+      try {
+        await checkTodoApp(server.url);
       } finally {
         await server.close();
       }
