@@ -36,14 +36,14 @@ export class AuthService {
   }
 
   async userGet(w: Wire): Promise<Wire> {
-    await this.kv.member.readBarrier();
+    await this.kv.readBarrier();
     const user = this.kv.auth.getUser(String(w.name ?? ''));
     if (!user) throw AuthErrors.userNotFound();
     return { header: this.header(), roles: user.roles };
   }
 
   async userList(_w: Wire): Promise<Wire> {
-    await this.kv.member.readBarrier();
+    await this.kv.readBarrier();
     return { header: this.header(), users: this.kv.auth.userNames() };
   }
 
@@ -73,14 +73,14 @@ export class AuthService {
   }
 
   async roleGet(w: Wire): Promise<Wire> {
-    await this.kv.member.readBarrier();
+    await this.kv.readBarrier();
     const role = this.kv.auth.getRole(String(w.role ?? ''));
     if (!role) throw AuthErrors.roleNotFound();
     return { header: this.header(), perm: role.permissions.map((p) => ({ permType: p.permType, key: p.key, range_end: p.rangeEnd })) };
   }
 
   async roleList(_w: Wire): Promise<Wire> {
-    await this.kv.member.readBarrier();
+    await this.kv.readBarrier();
     return { header: this.header(), roles: this.kv.auth.roleNames() };
   }
 

@@ -91,12 +91,15 @@ export class ClusterService {
     return this.memberList({});
   }
 
-  /** Only the leader knows whether a learner has caught up: a follower forwards, as etcd's do. */
-  async memberPromote(w: Wire, forwarded = false): Promise<Wire> {
+  /**
+   * Only the leader knows whether a learner has caught up: a follower forwards, as etcd's do,
+   * with the caller's auth token (every member knows it), so the leader checks the same caller.
+   */
+  async memberPromote(w: Wire, forwarded = false, token?: string): Promise<Wire> {
     this.requireMembership();
     if (!forwarded && !this.kv.isLeader()) {
-      await this.leaderClients.promote(this.leaderClientUrl(), String(w.ID ?? '0'));
-      await this.kv.member.readBarrier();
+      await this.leaderClients.promote(this.leaderClientUrl(), String(w.ID ?? '0'), token);
+      await this.kv.readBarrier();
     } else {
       await this.kv.promoteMember(int(w.ID));
     }

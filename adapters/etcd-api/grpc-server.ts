@@ -209,7 +209,7 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
     MemberRemove: u('MemberRemove', (w) => api.cluster.memberRemove(w)),
     MemberUpdate: u('MemberUpdate', (w) => api.cluster.memberUpdate(w)),
     MemberList: u('MemberList', (w) => api.cluster.memberList(w)),
-    MemberPromote: u('MemberPromote', (w, call) => api.cluster.memberPromote(w, isForwarded(call))),
+    MemberPromote: u('MemberPromote', (w, call) => api.cluster.memberPromote(w, isForwarded(call), tokenOf(call))),
   });
   server.addService(services.Maintenance.service, {
     Alarm: u('Alarm', (w) => api.maintenance.alarm(w)),

@@ -52,11 +52,13 @@ export class LeaderClients {
     });
   }
 
-  promote(url: string, id: string): Promise<Wire> {
+  /** Promotes learner `id` on the member serving `url`, as the caller holding auth `token` (if any). */
+  promote(url: string, id: string, token: string | undefined): Promise<Wire> {
     const { cluster } = this.client(url);
     return new Promise((resolve, reject) => {
       const metadata = new grpc.Metadata();
       metadata.set(forwardedMetadataKey, '1');
+      if (token !== undefined) metadata.set('token', token);
       cluster.MemberPromote({ ID: id }, metadata, { deadline: Date.now() + forwardTimeoutMs }, (err: grpc.ServiceError | null, r: Wire) =>
         err ? reject(forwardError(err)) : resolve(r),
       );

@@ -38,7 +38,7 @@ export class MaintenanceService {
   }
 
   hash(_w: Wire): Promise<Wire> {
-    return Promise.resolve({ header: this.header(), hash: this.kv.mvcc.hash() });
+    return Promise.resolve({ header: this.header(), hash: this.kv.hash() });
   }
 
   async hashKV(w: Wire): Promise<Wire> {
@@ -73,7 +73,7 @@ export class MaintenanceService {
    * framed so that etcdctl's checks pass (see snapshot-file.ts).
    */
   *snapshot(): Generator<Wire> {
-    const all = encodeSnapshotFile(this.kv.mvcc.snapshot().encode());
+    const all = encodeSnapshotFile(this.kv.snapshotImage());
     const header = this.header();
     for (let at = 0; at < all.length; at += snapshotChunkBytesMax) {
       const blob = all.subarray(at, at + snapshotChunkBytesMax);
@@ -87,13 +87,13 @@ export class MaintenanceService {
    * snapshot interval since it was empty), so it is encoded, at most once per revision.
    */
   dbSizeBytes(): number {
-    const backendBytes = this.kv.mvcc.backendSizeBytes();
+    const backendBytes = this.kv.backendSizeBytes();
     if (backendBytes !== null) return backendBytes;
-    const snapshotBytes = this.kv.member.snapshotBytes();
+    const snapshotBytes = this.kv.snapshotBytes();
     if (snapshotBytes > 0) return snapshotBytes;
     const revision = this.kv.currentRevision;
     if (this.snapshotSizeCache.revision !== revision) {
-      this.snapshotSizeCache = { revision, bytes: this.kv.mvcc.snapshot().encode().length };
+      this.snapshotSizeCache = { revision, bytes: this.kv.snapshotImage().length };
     }
     return this.snapshotSizeCache.bytes;
   }

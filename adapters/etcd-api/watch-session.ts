@@ -20,7 +20,7 @@ export class WatchSession {
     private readonly caller: Caller,
   ) {
     this.send = send;
-    this.stream = api.kv.mvcc.watchHub.openStream({
+    this.stream = api.kv.openWatchStream({
       send: (r) => {
         if (this.closed) return false;
         if (r.created && !r.canceled) api.countWatchers(1);

@@ -115,7 +115,7 @@ export class InPageCluster implements DemoCluster {
     const members = this.slots.map((s) => this.memberView(s));
     const cutLinks = [...this.cut].map((k) => k.split('-').map(Number) as [MemberId, MemberId]);
     let clientMember: MemberId | null = null;
-    if (this.clientOrNull && this.kvs.some((k) => !k.member.isStopped())) clientMember = (this.client.connection as InProcessConnection).member.id;
+    if (this.clientOrNull && this.kvs.some((k) => !k.isStopped())) clientMember = (this.client.connection as InProcessConnection).member.id;
     return { members, cutLinks, self: null, clientMember };
   }
 
@@ -291,7 +291,7 @@ export class InPageCluster implements DemoCluster {
       const kv = slot.kv;
       const leader = this.leaderKvOrNull();
       if (!kv || !leader) continue;
-      if (kv.status().applied < leader.member.status().commit * learnerReadyFraction) continue;
+      if (kv.status().applied < leader.status().commit * learnerReadyFraction) continue;
       try {
         await leader.promoteMember(slot.id);
         return;

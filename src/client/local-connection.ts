@@ -146,11 +146,11 @@ export class InProcessConnection implements Connection {
       if (leader === undefined) throw new EtcdNoLeaderError();
       try {
         const res = await leader.leaseKeepAlive(request.ID);
-        return { header: { revision: leader.mvcc.currentRevision }, ID: res.ID, TTL: res.TTL };
+        return { header: { revision: leader.currentRevision }, ID: res.ID, TTL: res.TTL };
       } catch (err) {
         // etcd answers a keep-alive for an unknown or expired lease with TTL 0, not an error.
         if (toEtcdError(err) instanceof EtcdLeaseNotFoundError) {
-          return { header: { revision: leader.mvcc.currentRevision }, ID: request.ID, TTL: 0 };
+          return { header: { revision: leader.currentRevision }, ID: request.ID, TTL: 0 };
         }
         if (isNotLeader(err) && attempt < KEEPALIVE_ATTEMPTS_MAX) continue;
         throw toEtcdError(err);
@@ -199,7 +199,7 @@ export class InProcessConnection implements Connection {
   private pick(): KvMember {
     for (let i = 0; i < this.members.length; i++) {
       const index = (this.current + i) % this.members.length;
-      if (!this.members[index].member.isStopped()) {
+      if (!this.members[index].isStopped()) {
         this.current = index;
         return this.members[index];
       }
@@ -211,8 +211,8 @@ export class InProcessConnection implements Connection {
   private leader(): KvMember | undefined {
     let best: KvMember | undefined;
     for (const m of this.members) {
-      if (m.member.isStopped() || !m.member.isLeader()) continue;
-      if (best === undefined || m.member.status().term > best.member.status().term) best = m;
+      if (m.isStopped() || !m.isLeader()) continue;
+      if (best === undefined || m.status().term > best.status().term) best = m;
     }
     return best;
   }
@@ -245,7 +245,7 @@ class InProcessWatchChannel implements WatchChannel {
 
   open(member: KvMember): void {
     this.member = member;
-    this.stream = member.mvcc.watchHub.openStream({
+    this.stream = member.openWatchStream({
       send: (response) => {
         if (this.done) return true;
         // A full queue refuses events; the hub keeps the watcher's position and resends them.
@@ -256,13 +256,13 @@ class InProcessWatchChannel implements WatchChannel {
       },
     });
     this.stopHealthCheck = this.clock.every(this.healthCheckMs, () => {
-      if (member.member.isStopped()) this.fail(new EtcdServerStoppedError());
+      if (member.isStopped()) this.fail(new EtcdServerStoppedError());
     });
   }
 
   send(request: WatchRequest): void {
     if (this.done || this.stream === null) return;
-    if (this.member?.member.isStopped()) {
+    if (this.member?.isStopped()) {
       this.fail(new EtcdServerStoppedError());
       return;
     }

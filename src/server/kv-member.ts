@@ -27,9 +27,11 @@ import type {
   CompactionResponse,
 } from '../mvcc/types.ts';
 import { validateRequest } from '../mvcc/validate.ts';
+import type { WatchSink, WatchStream } from '../mvcc/watch-hub.ts';
 import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../raft/confchange.ts';
 import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
 import type { Status } from '../raft/raw-node.ts';
+import type { Histogram } from './histogram.ts';
 import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 import {
   MemberTable,
@@ -216,11 +218,32 @@ class MvccReplica implements StateMachine {
   }
 }
 
+export interface KvMemberMetrics {
+  /** Keys in the store at the current revision. */
+  keys: number;
+  proposalsPending: number;
+  proposalsFailed: number;
+  /** Storage syncs (etcd's WAL fsync). */
+  syncMs: Histogram;
+  /** Applying one batch of committed entries. */
+  applyMs: Histogram;
+}
+
 const leaseIdSuffixMask = (1n << 48n) - 1n;
 const leaseIdMask = (1n << 63n) - 1n;
 
 export class KvMember {
+  /**
+   * The Raft driver, for the core's in-process connection, tests and the simulator; adapters
+   * use the methods below. Not in the package's declarations.
+   * @internal
+   */
   readonly member: Member;
+  /**
+   * The store, for the core's in-process connection, tests and the simulator; adapters use the
+   * methods below. Not in the package's declarations.
+   * @internal
+   */
   readonly mvcc: MvccStateMachine;
   private readonly opts: KvMemberOptions;
   private wasLeader = false;
@@ -274,6 +297,48 @@ export class KvMember {
   /** History below this revision is compacted away. */
   get compactRevision(): number {
     return this.mvcc.compactRevision;
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex). */
+  readBarrier(): Promise<void> {
+    return this.member.readBarrier();
+  }
+
+  /** Opens a stream of watches on the store (etcd's Watch RPC stream); events go to `sink`. */
+  openWatchStream(sink: WatchSink): WatchStream {
+    return this.mvcc.watchHub.openStream(sink);
+  }
+
+  /** The keys attached to lease `id` (a local read); throws etcd's "lease not found" for no such lease. */
+  leaseKeys(id: bigint): Uint8Array[] {
+    return this.mvcc.leaseTimeToLive(id, true, 0).keys;
+  }
+
+  /** etcd's Hash: a checksum of the whole store as applied here. */
+  hash(): number {
+    return this.mvcc.hash();
+  }
+
+  /** The store's image as etcd's Snapshot RPC sends it (before the snapshot file's framing). */
+  snapshotImage(): Uint8Array {
+    return this.mvcc.snapshot().encode();
+  }
+
+  /** The backend's size on disk, or null where the backend keeps nothing on disk. */
+  backendSizeBytes(): number | null {
+    return this.mvcc.backendSizeBytes();
+  }
+
+  /** The size of the Raft snapshot this member last kept. */
+  snapshotBytes(): number {
+    return this.member.snapshotBytes();
+  }
+
+  /** Counters and latency histograms for the Prometheus endpoint, named after etcd's metrics. */
+  metrics(): KvMemberMetrics {
+    const m = this.member;
+    const keys = this.mvcc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), countOnly: true }).count;
+    return { keys, proposalsPending: m.proposalsPending, proposalsFailed: m.proposalsFailed, syncMs: m.syncMs, applyMs: m.applyMs };
   }
 
   // ---- membership ----
