@@ -16,7 +16,7 @@ import { ClusterService, type MemberInfo, type MembershipOptions } from './clust
 import { MaintenanceService } from './maintenance-service.ts';
 import { KvService } from './kv-service.ts';
 import { LeaseService } from './lease-service.ts';
-import { authorize, type Caller, type Rpc } from './auth-gate.ts';
+import { authorize, userOfCall, type Caller, type Rpc } from './auth-gate.ts';
 import { keyValue, type Wire } from './server-wire.ts';
 
 export { EtcdApiError, Status, toApiError } from './errors.ts';
@@ -81,12 +81,17 @@ export class EtcdApi {
     this.lastLeader = leader;
   }
 
+  /** The user a call's token names (auth-gate.ts); first of the two steps every RPC passes. */
+  userOf(token: string | undefined): Promise<string> {
+    return userOfCall(this.kv, token);
+  }
+
   /**
-   * The auth check every RPC passes before its service runs (auth-gate.ts): resolves the token
-   * and throws etcd's error when the caller may not make this call.
+   * The auth check every RPC passes before its service runs (auth-gate.ts), for the user
+   * userOf resolved: throws etcd's error when the caller may not make this call.
    */
-  authorize(rpc: Rpc, w: Wire, token: string | undefined): Caller {
-    return authorize(this.kv, rpc, w, token);
+  authorize(rpc: Rpc, w: Wire, user: string): Caller {
+    return authorize(this.kv, rpc, w, user);
   }
 
   close(): void {

@@ -146,14 +146,22 @@ const checks: Record<Rpc, Check> = {
 };
 
 /**
- * Resolves the caller of one call from its token (expiring by this member's clock) and
- * checks `rpc` with request `w`; throws etcd's error when refused. With auth disabled, every
- * call is allowed and the token is ignored, as etcd does.
+ * The user a call's token names ('' for none), or etcd's error for a token not issued, expired
+ * or (a JWT) older than the last auth change. With auth disabled the token is ignored, as etcd
+ * does. Asynchronous because a JWT's signature is checked through WebCrypto.
  */
-export function authorize(kv: KvMember, rpc: Rpc, w: Wire, token: string | undefined): Caller {
+export async function userOfCall(kv: KvMember, token: string | undefined): Promise<string> {
+  if (!kv.auth.enabled || token === undefined || token === '') return '';
+  return kv.userOfToken(token);
+}
+
+/**
+ * Checks `rpc` with request `w` for `user` (from userOfCall); throws etcd's error when refused.
+ * With auth disabled, every call is allowed.
+ */
+export function authorize(kv: KvMember, rpc: Rpc, w: Wire, user: string): Caller {
   const auth = kv.auth;
   if (!auth.enabled) return { user: '' };
-  const user = token === undefined || token === '' ? '' : kv.userOfToken(token);
   checks[rpc]({ auth, kv, user }, w);
   return { user };
 }

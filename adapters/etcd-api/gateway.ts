@@ -238,6 +238,14 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
     res.end(JSON.stringify({ error: { grpc_code: code, http_code: httpStatusOf(code), message } }) + '\n');
     session.close();
   };
+  // The token comes with the headers; the body waits, unread, while a JWT's signature is checked.
+  let user: string;
+  try {
+    user = await api.userOf(tokenOf(req));
+  } catch (err) {
+    const e = toApiError(err);
+    return fail(e.code, e.message);
+  }
   /** Handles one chunk of the body; on bad input, answers and sets `failed`. */
   const onChunk = (chunk: Buffer): void => {
     let texts: string[];
@@ -257,7 +265,7 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
       if (session === null) {
         let caller;
         try {
-          caller = api.authorize('Watch', wire, tokenOf(req));
+          caller = api.authorize('Watch', wire, user);
         } catch (err) {
           const e = toApiError(err);
           return fail(e.code, e.message);
@@ -356,7 +364,7 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): 
   if (wire === undefined) return;
   let answer: Wire;
   try {
-    api.authorize(route.rpc, wire, tokenOf(req));
+    api.authorize(route.rpc, wire, await api.userOf(tokenOf(req)));
     answer = await route.call(api, wire);
   } catch (err) {
     const e = toApiError(err);

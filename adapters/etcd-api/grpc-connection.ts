@@ -99,8 +99,11 @@ const methods = {
   authenticate: method('Auth', 'Authenticate'),
 };
 
-/** etcd's ErrGRPCInvalidAuthToken: the token expired or this member never saw it. */
-const invalidTokenMessage = 'etcdserver: invalid auth token';
+/**
+ * etcd's ErrGRPCInvalidAuthToken (the token expired or this member never saw it) and
+ * ErrGRPCAuthOldRevision (a JWT issued before the last auth change): authenticate again.
+ */
+const staleTokenMessages = new Set(['etcdserver: invalid auth token', 'etcdserver: revision of auth store is old']);
 
 /** "http://host:port" or "host:port" → grpc-js's "host:port". TLS is not supported yet. */
 function target(endpoint: string): string {
@@ -153,7 +156,7 @@ class Endpoint {
     if (e.code === StatusCode.Unavailable && !details.startsWith('etcdserver:')) {
       return new EtcdUnavailableError(`client: ${this.address}: ${details}`);
     }
-    if (details === invalidTokenMessage) this.onInvalidToken();
+    if (staleTokenMessages.has(details)) this.onInvalidToken();
     return errorFromStatus(e.code, details);
   }
 
@@ -286,7 +289,7 @@ export class GrpcConnection implements Connection {
         this.assertOpen();
         // The token expired (or the member restarted and forgot it): once more with a fresh one.
         // Safe for writes too: a call refused for its token was never proposed.
-        if (this.credentials !== null && e.message === invalidTokenMessage && !reauthenticated) {
+        if (this.credentials !== null && staleTokenMessages.has(e.message) && !reauthenticated) {
           reauthenticated = true;
           attempt--;
           continue;

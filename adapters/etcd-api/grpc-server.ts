@@ -39,18 +39,24 @@ function tokenOf(call: { metadata: grpc.Metadata }): string | undefined {
 /** A unary RPC: the auth gate first (auth-gate.ts), then the service. */
 function unary(api: EtcdApi, rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<Wire, Wire>) => Promise<Wire>): grpc.handleUnaryCall<Wire, Wire> {
   return (call, callback) => {
-    let pending: Promise<Wire>;
-    try {
-      api.authorize(rpc, call.request, tokenOf(call));
-      pending = fn(call.request, call);
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
+    const pending = api.userOf(tokenOf(call)).then((user) => {
+      api.authorize(rpc, call.request, user);
+      return fn(call.request, call);
+    });
     pending.then(
       (r) => callback(null, r),
       (err) => callback(toServiceError(err)),
     );
   };
+}
+
+/** A streaming RPC's handler, run once the call's token is resolved to its user (the auth gate's first step). */
+function withUser<C extends { metadata: grpc.Metadata; emit(event: 'error', err: Error): boolean }>(api: EtcdApi, handler: (call: C, user: string) => void): (call: C) => void {
+  return (call) =>
+    void api.userOf(tokenOf(call)).then(
+      (user) => handler(call, user),
+      (err: unknown) => failStream(call, err),
+    );
 }
 
 /**
@@ -75,10 +81,10 @@ function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreaming
 }
 
 function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
-  return (call) => {
+  return withUser(api, (call: grpc.ServerDuplexStream<Wire, Wire>, user) => {
     let caller;
     try {
-      caller = api.authorize('Watch', {}, tokenOf(call));
+      caller = api.authorize('Watch', {}, user);
     } catch (err) {
       return failStream(call, err);
     }
@@ -106,7 +112,7 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
     call.on('cancelled', end);
     call.on('error', end);
     call.on('close', end);
-  };
+  });
 }
 
 /** A call a follower forwarded to this member as the leader: it is answered here or fails. */
@@ -118,9 +124,9 @@ function isForwarded(call: { metadata: grpc.Metadata }): boolean {
 export const keepAlivesPendingMax = 1024;
 
 function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
-  return (call) => {
+  return withUser(api, (call: grpc.ServerDuplexStream<Wire, Wire>, user) => {
     try {
-      api.authorize('LeaseKeepAlive', {}, tokenOf(call));
+      api.authorize('LeaseKeepAlive', {}, user);
     } catch (err) {
       return failStream(call, err);
     }
@@ -151,13 +157,13 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
     });
     call.on('end', () => void chain.then(() => call.end()));
     call.on('error', () => {});
-  };
+  });
 }
 
 function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
-  return async (call) => {
+  return withUser(api, async (call: grpc.ServerWritableStream<Wire, Wire>, user) => {
     try {
-      api.authorize('Snapshot', call.request, tokenOf(call));
+      api.authorize('Snapshot', call.request, user);
     } catch (err) {
       return failStream(call, err);
     }
@@ -175,7 +181,7 @@ function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
     } catch (err) {
       failStream(call, err);
     }
-  };
+  });
 }
 
 /**

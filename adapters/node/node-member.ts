@@ -24,6 +24,7 @@ import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
 import { watchQuorum } from './quorum-log.ts';
+import { JwtKeyError, loadJwtTokens } from './jwt-keys.ts';
 import { SecretError, faultSecretFile, loadMemberSecrets, type MemberSecrets } from './member-secrets.ts';
 import { hostAllowed } from '../etcd-api/access.ts';
 import { clusterIdOf, memberIdOfPeerUrls, signalingPath, webrtcScheme, type InitialMember, type ClientTlsFiles, type NodeConfig, type PeerTlsFiles } from './config.ts';
@@ -274,6 +275,13 @@ export class NodeMember {
   static async start(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
     // First, so that a missing package stops the start before anything is opened.
     const { LmdbBackend } = await loadLmdb();
+    const tokenConfig = config.security.authToken;
+    const authJwt =
+      tokenConfig.kind === 'jwt'
+        ? await loadJwtTokens(tokenConfig, () => Date.now()).catch((err: unknown) => {
+            throw err instanceof JwtKeyError ? new StartError(err.message) : err;
+          })
+        : undefined;
     const self = config.initialCluster.find((m) => m.name === config.name)!;
     const log = deps.log;
     // Read first: a bad file stops the start before anything is opened.
@@ -357,6 +365,7 @@ export class NodeMember {
         requestBytesMax: config.security.maxRequestBytes,
         authCrypto: globalThis.crypto,
         authTokenTtlMs: config.security.authTokenTtlMs,
+        ...(authJwt ? { authJwt } : {}),
         initialMembers,
         forceNewCluster: config.forceNewCluster,
         mvcc: { backend },

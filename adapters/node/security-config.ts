@@ -5,6 +5,7 @@
 // No secret's value ever appears in a ConfigError: the errors name the flag, not what it held.
 
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
+import { jwtSignMethods, jwtTtlMsDefault, type JwtSignMethod } from '../../src/server/jwt.ts';
 
 /** Where an admission secret comes from. `data-dir`: the one kept there, made on first start. */
 export type SecretSource = { kind: 'value'; value: string } | { kind: 'file'; path: string } | { kind: 'data-dir' };
@@ -28,7 +29,13 @@ export interface SecurityConfig {
   maxRequestBytes: number;
   /** etcd's --auth-token-ttl in milliseconds: how long a simple token stays valid on this member. */
   authTokenTtlMs: number;
+  /** etcd's --auth-token: simple tokens, or JWTs signed with the key files named here. */
+  authToken: AuthTokenConfig;
 }
+
+export type AuthTokenConfig =
+  | { kind: 'simple' }
+  | { kind: 'jwt'; signMethod: JwtSignMethod; publicKeyFile: string | null; privateKeyFile: string | null; ttlMs: number };
 
 /** Characters a secret must have at least: a guessable one admits strangers. */
 export const secretCharsMin = 16;
@@ -101,7 +108,7 @@ export const securityFlags: Record<string, FlagSpec> = {
   },
   'auth-token': {
     env: 'MESHKV_AUTH_TOKEN',
-    help: "Token type of etcd's auth (--auth-token): 'simple', the only one meshkv serves.",
+    help: "Token type of etcd's auth (--auth-token): 'simple', or 'jwt,pub-key=<file>,priv-key=<file>,sign-method=<RS256|PS256|ES256|HS256|…>,ttl=<5m>' (the same keys on every member).",
     defaultValue: 'simple',
   },
   'auth-token-ttl': {
@@ -170,9 +177,7 @@ export function parseSecurityConfig(value: (flag: string) => string, ctx: Securi
   if (!/^\d+$/.test(bytesText) || maxRequestBytes < 1 || maxRequestBytes > maxRequestBytesMax) {
     throw new SecurityConfigError(`--max-request-bytes must be an integer from 1 to ${maxRequestBytesMax}, not ${JSON.stringify(bytesText)}`);
   }
-  const tokenType = value('auth-token');
-  // etcd spells a JWT setup "jwt,pub-key=...,priv-key=..."; meshkv has only simple tokens.
-  if (tokenType !== 'simple') throw new SecurityConfigError(`--auth-token: meshkv serves only "simple" tokens, not ${JSON.stringify(tokenType.split(',')[0])}`);
+  const authToken = parseAuthToken(value('auth-token'));
   const ttlText = value('auth-token-ttl');
   if (!/^\d+$/.test(ttlText) || Number(ttlText) < 1) throw new SecurityConfigError(`--auth-token-ttl must be a whole number of seconds from 1, not ${JSON.stringify(ttlText)}`);
   return {
@@ -185,5 +190,46 @@ export function parseSecurityConfig(value: (flag: string) => string, ctx: Securi
     peerCertAllowedCn: cn === '' ? null : cn,
     maxRequestBytes,
     authTokenTtlMs: Number(ttlText) * 1000,
+    authToken,
   };
+}
+
+/** etcd's JWT options, in the order etcd 3.4 names them. */
+const jwtOptionNames = ['pub-key', 'priv-key', 'sign-method', 'ttl'];
+
+/**
+ * `simple`, or etcd 3.4's `jwt,pub-key=<file>,priv-key=<file>,sign-method=<method>,ttl=<duration>`.
+ * The errors say what etcd logs before its "auth: invalid auth options".
+ */
+function parseAuthToken(text: string): AuthTokenConfig {
+  const [kind, ...rest] = text.split(',');
+  if (kind === 'simple' && rest.length === 0) return { kind: 'simple' };
+  const invalid = (why: string) => new SecurityConfigError(`--auth-token: auth: invalid auth options (${why})`);
+  if (kind !== 'jwt') throw invalid(`unknown token type: ${kind}`);
+  const options = new Map<string, string>();
+  for (const option of rest) {
+    const eq = option.indexOf('=');
+    if (eq < 0 || !jwtOptionNames.includes(option.slice(0, eq))) throw invalid(`invalid token specific option: ${option}`);
+    options.set(option.slice(0, eq), option.slice(eq + 1));
+  }
+  const signMethod = options.get('sign-method') ?? '';
+  if (!(jwtSignMethods as readonly string[]).includes(signMethod)) throw invalid(`problem loading JWT options: auth: invalid auth signature method${signMethod === '' ? '' : ` ${JSON.stringify(signMethod)}; one of ${jwtSignMethods.join(', ')}`}`);
+  const ttlText = options.get('ttl');
+  const ttlMs = ttlText === undefined || ttlText === '' ? jwtTtlMsDefault : durationMs(ttlText);
+  if (ttlMs === null || ttlMs <= 0) throw invalid(`problem loading JWT options: invalid ttl ${JSON.stringify(ttlText)}: a duration such as 5m, 300s or 1h30m`);
+  const file = (name: string) => (options.get(name) ?? '') || null;
+  const publicKeyFile = file('pub-key');
+  const privateKeyFile = file('priv-key');
+  const hmac = signMethod.startsWith('HS');
+  if (hmac ? privateKeyFile === null : publicKeyFile === null && privateKeyFile === null) throw invalid('problem loading JWT options: auth: missing key data');
+  return { kind: 'jwt', signMethod: signMethod as JwtSignMethod, publicKeyFile, privateKeyFile, ttlMs };
+}
+
+const durationUnitsMs: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A Go duration (`5m`, `1h30m`, `90s`) in milliseconds, or null when it is not one. */
+function durationMs(text: string): number | null {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) return null;
+  return parts.reduce((sum, p) => sum + Number(p[1]) * durationUnitsMs[p[2]], 0);
 }

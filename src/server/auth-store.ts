@@ -41,6 +41,7 @@ export const AuthErrors = {
   permissionNotGranted: define(GrpcStatus.FailedPrecondition, 'etcdserver: permission is not granted to the role'),
   authNotEnabled: define(GrpcStatus.FailedPrecondition, 'etcdserver: authentication is not enabled'),
   invalidAuthToken: define(GrpcStatus.Unauthenticated, 'etcdserver: invalid auth token'),
+  authOldRevision: define(GrpcStatus.InvalidArgument, 'etcdserver: revision of auth store is old'),
   invalidAuthMgmt: define(GrpcStatus.InvalidArgument, 'etcdserver: invalid auth management'),
 } as const;
 

@@ -32,6 +32,7 @@ import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../raft/c
 import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
 import type { Status } from '../raft/raw-node.ts';
 import type { Histogram } from './histogram.ts';
+import { signJwt, verifyJwt, verifyOnlyMessage, type JwtTokens } from './jwt.ts';
 import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 import {
   MemberTable,
@@ -69,6 +70,8 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   authCrypto?: AuthCrypto;
   /** How long a simple token stays valid on this member after it applied it (etcd's --auth-token-ttl). */
   authTokenTtlMs?: number;
+  /** JWT tokens (etcd's --auth-token jwt,...) instead of simple ones; every member needs the same keys. */
+  authJwt?: JwtTokens;
 }
 
 /** The store image of a snapshot that left the store in a persistent backend. */
@@ -515,19 +518,34 @@ export class KvMember {
    */
   async authenticate(name: string, password: string): Promise<string> {
     const crypto = this.requireCrypto();
+    const jwt = this.opts.authJwt;
+    // A JWT needs no log entry; the barrier makes the password check see every change committed before.
+    if (jwt) await this.member.readBarrier();
     if (!this.auth.enabled) throw AuthErrors.authNotEnabled();
     const user = this.auth.getUser(name);
     // A missing user costs a hash too, so timing does not tell which names exist.
     const matches = await checkPassword(crypto, password, user && !user.noPassword ? user.password : 'pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA==$');
     if (!user || user.noPassword || !matches) throw AuthErrors.authFailed();
+    if (jwt) {
+      if (jwt.signKey === null) throw new AuthError(GrpcCode.Unknown, verifyOnlyMessage);
+      return signJwt(jwt, name, this.auth.revision);
+    }
     const token = newToken(crypto);
     await this.proposeAuth({ kind: 'authenticate', name, token });
     return token;
   }
 
-  /** The user a simple token names; it expires by this member's clock (etcd's --auth-token-ttl). */
-  userOfToken(token: string): string {
-    return this.auth.userOfToken(token, this.opts.clock.now());
+  /**
+   * The user a token names. A simple token expires by this member's clock (etcd's
+   * --auth-token-ttl); a JWT by its `exp`, and it is refused as old once an auth change was
+   * applied after it was issued (etcd's ErrAuthOldRevision).
+   */
+  async userOfToken(token: string): Promise<string> {
+    const jwt = this.opts.authJwt;
+    if (!jwt) return this.auth.userOfToken(token, this.opts.clock.now());
+    const claims = await verifyJwt(jwt, token);
+    if (claims.revision < this.auth.revision) throw AuthErrors.authOldRevision();
+    return claims.username;
   }
 
   private requireCrypto(): AuthCrypto {

@@ -41,11 +41,19 @@ describe('meshkv configuration', () => {
     expect(() => start(['--force-new-cluster=yes'])).toThrow('--force-new-cluster must be true or false, not "yes"');
   });
 
-  it("reads etcd's --auth-token (simple only) and --auth-token-ttl in seconds", () => {
+  it("reads etcd's --auth-token (simple, or jwt with its options) and --auth-token-ttl in seconds", () => {
     expect(start([]).security.authTokenTtlMs).toBe(300_000);
+    expect(start([]).security.authToken).toEqual({ kind: 'simple' });
     expect(start(['--auth-token', 'simple', '--auth-token-ttl', '60']).security.authTokenTtlMs).toBe(60_000);
     expect(start([], { MESHKV_AUTH_TOKEN_TTL: '10' }).security.authTokenTtlMs).toBe(10_000);
-    expect(() => start(['--auth-token', 'jwt,pub-key=a.pub,priv-key=a,sign-method=RS256'])).toThrow('--auth-token: meshkv serves only "simple" tokens, not "jwt"');
+    expect(start(['--auth-token', 'jwt,pub-key=a.pub,priv-key=a,sign-method=RS256']).security.authToken).toEqual({ kind: 'jwt', signMethod: 'RS256', publicKeyFile: 'a.pub', privateKeyFile: 'a', ttlMs: 300_000 });
+    expect(start(['--auth-token', 'jwt,pub-key=e.pub,sign-method=ES256,ttl=1h30m']).security.authToken).toEqual({ kind: 'jwt', signMethod: 'ES256', publicKeyFile: 'e.pub', privateKeyFile: null, ttlMs: 5_400_000 });
+    const invalid = (why: string) => `--auth-token: auth: invalid auth options (${why})`;
+    expect(() => start(['--auth-token', 'bogus'])).toThrow(invalid('unknown token type: bogus'));
+    expect(() => start(['--auth-token', 'jwt,pub-key=a.pub,priv-key=a'])).toThrow(invalid('problem loading JWT options: auth: invalid auth signature method'));
+    expect(() => start(['--auth-token', 'jwt,sign-method=RS256,bogus'])).toThrow(invalid('invalid token specific option: bogus'));
+    expect(() => start(['--auth-token', 'jwt,sign-method=RS256'])).toThrow(invalid('problem loading JWT options: auth: missing key data'));
+    expect(() => start(['--auth-token', 'jwt,priv-key=k,sign-method=HS256,ttl=5 minutes'])).toThrow(invalid('problem loading JWT options: invalid ttl "5 minutes": a duration such as 5m, 300s or 1h30m'));
     expect(() => start(['--auth-token-ttl', '0'])).toThrow('--auth-token-ttl must be a whole number of seconds from 1, not "0"');
     expect(() => start(['--auth-token-ttl', '5m'])).toThrow('--auth-token-ttl must be a whole number of seconds from 1, not "5m"');
   });

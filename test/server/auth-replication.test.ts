@@ -62,7 +62,7 @@ describe('auth state', () => {
     await waitFor('the restarted member leads', () => back.member.isLeader());
     expect(aliceView(back)).toEqual({ enabled: true, roles: ['app'], app: true, other: false });
     // The password hash came back too: alice authenticates, a wrong password does not.
-    expect(back.userOfToken(await back.authenticate('alice', 'alicepw'))).toBe('alice');
+    expect(await back.userOfToken(await back.authenticate('alice', 'alicepw'))).toBe('alice');
     await expect(back.authenticate('alice', 'wrong')).rejects.toThrow('etcdserver: authentication failed, invalid user ID or password');
   }, 60_000);
 
@@ -76,13 +76,7 @@ describe('auth state', () => {
     for (let i = 0; i < 60; i++) await leader.put({ key: b(`k${i}`), value: b('v') });
     const token = await leader.authenticate('alice', 'alicepw');
     const follower = ms.find((m) => m !== leader)!;
-    await waitFor('the token reached a follower', () => {
-      try {
-        return follower.userOfToken(token) === 'alice';
-      } catch {
-        return false;
-      }
-    });
+    await waitFor('the token reached a follower', () => follower.userOfToken(token).then((user) => user === 'alice', () => false));
 
     const joiner = await startKvMember(hub, 4, [], { authCrypto });
     running.push(joiner);
