@@ -83,6 +83,14 @@ export interface BrowserMemberOptions {
    */
   tabsMayOutvote?: boolean;
   timings?: Partial<BrowserMemberTimings>;
+  /**
+   * etcd auth for `client`: once the cluster has auth enabled, its calls are made as this user
+   * and checked against the user's roles, as etcd checks them. Without, the client acts as the
+   * tab's member, which holds every key in its IndexedDB anyway: auth in a tab tells the app's
+   * users apart, it does not guard the data from the page's own code.
+   */
+  user?: string;
+  password?: string;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
   /**
    * Wraps what the member runs on (the demo: a tap on every Raft message, and a pause that
@@ -200,7 +208,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     throw err;
   }
   started = kv;
-  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, credentials: { user: options.user, password: options.password }, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -211,6 +219,7 @@ function checkOptions(o: BrowserMemberOptions): void {
   if (typeof o.secret !== 'string') throw new TypeError('openBrowserMember: secret must be a string');
   const s = o.signaling ?? 'broadcast';
   if (o.tabsMayOutvote !== undefined && typeof o.tabsMayOutvote !== 'boolean') throw new TypeError('openBrowserMember: tabsMayOutvote must be a boolean');
+  if ((o.user === undefined) !== (o.password === undefined)) throw new TypeError('openBrowserMember: give both user and password, or neither');
   if (s !== 'broadcast' && !/^wss?:\/\//.test(s)) throw new TypeError(`openBrowserMember: signaling must be 'broadcast' or a ws:// or wss:// URL, not ${JSON.stringify(s)}`);
   for (const [k, v] of Object.entries(o.timings ?? {})) {
     if (!(k in defaultBrowserMemberTimings)) throw new TypeError(`openBrowserMember: unknown timing ${k}`);
@@ -236,6 +245,7 @@ interface Parts {
   channel: ControlChannel;
   transport: WebRtcTransport;
   cluster: string;
+  credentials: { user?: string; password?: string };
   bootstrapKey: string;
   bootstrapMembers: BootstrapMember[];
   unlistenPageHide: () => void;
@@ -275,7 +285,7 @@ class RunningBrowserMember implements BrowserMember {
         'restart a Node member of the cluster with --force-new-cluster (it keeps its data; writes only the missing members held are lost); a cluster of tabs only: copy what this tab holds (serializable reads) into a new cluster',
       log: (msg) => p.log('warn', msg),
     });
-    this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock }), clock: p.clock });
+    this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock, ...p.credentials }), clock: p.clock });
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
     this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
     this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));

@@ -7,9 +7,9 @@
 // ("etcdserver: user name is empty"), a token not issued or expired is refused
 // ("etcdserver: invalid auth token"), and ranges must be covered by the user's permissions.
 
-import { AuthErrors, type AuthStore } from '../../src/server/auth-store.ts';
+import { checkAdmin, checkDeleteRange, checkLeaseKeys, checkPut, checkRangeRequest, checkRead, checkTxn, type AuthCheckContext } from '../../src/server/auth-check.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import { bytes, int64, type Wire } from './server-wire.ts';
+import { bytes, deleteRangeRequest, int64, putRequest, rangeRequest, txnRequest, type Wire } from './server-wire.ts';
 
 export type Rpc =
   | 'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact'
@@ -26,75 +26,19 @@ export interface Caller {
   user: string;
 }
 
-interface CheckContext {
-  auth: AuthStore;
-  kv: KvMember;
-  user: string;
-}
-
 /** Throws etcd's error when the caller may not make this call with this request. */
-type Check = (c: CheckContext, w: Wire) => void;
+type Check = (c: AuthCheckContext, w: Wire) => void;
 
 const anyone: Check = () => {};
 
-/** etcd's IsAdminPermitted: the empty user is told so, others need the root role. */
-const admin: Check = ({ auth, user }) => {
-  requireUser(user);
-  auth.checkAdmin(user);
-};
+const admin: Check = (c) => checkAdmin(c);
 
-function requireUser(user: string): void {
-  if (user === '') throw AuthErrors.userEmpty();
-}
-
-function read(c: CheckContext, key: unknown, rangeEnd: unknown): void {
-  requireUser(c.user);
-  c.auth.checkRange(c.user, bytes(key), bytes(rangeEnd), 'read');
-}
-
-function write(c: CheckContext, key: unknown, rangeEnd: unknown): void {
-  requireUser(c.user);
-  c.auth.checkRange(c.user, bytes(key), bytes(rangeEnd), 'write');
-}
-
-/** etcd's checkLeasePuts: revoking a lease, or putting with it, deletes or ties keys the caller must be able to write. */
-function leaseKeys(c: CheckContext, id: bigint): void {
-  if (id === 0n) return;
-  requireUser(c.user);
-  if (c.auth.isAdmin(c.user)) return;
-  let keys: Uint8Array[];
-  try {
-    keys = c.kv.leaseKeys(id);
-  } catch {
-    // A lease that does not exist ties no keys; the service answers "lease not found".
-    return;
-  }
-  for (const key of keys) write(c, key, undefined);
-}
-
-const put: Check = (c, w) => {
-  write(c, w.key, undefined);
-  leaseKeys(c, int64(w.lease));
-  if (w.prev_kv === true) read(c, w.key, undefined);
-};
-
-const deleteRange: Check = (c, w) => {
-  write(c, w.key, w.range_end);
-  if (w.prev_kv === true) read(c, w.key, w.range_end);
-};
-
-const range: Check = (c, w) => read(c, w.key, w.range_end);
-
-/** etcd's checkTxnAuth: every compare is a read, and both branches are checked, whichever runs. */
-const txn: Check = (c, w) => {
-  for (const cmp of w.compare ?? []) read(c, cmp.key, cmp.range_end);
-  for (const op of [...(w.success ?? []), ...(w.failure ?? [])]) {
-    if (op.request_range) range(c, op.request_range);
-    else if (op.request_put) put(c, op.request_put);
-    else if (op.request_delete_range) deleteRange(c, op.request_delete_range);
-    else if (op.request_txn) txn(c, op.request_txn);
-  }
-};
+// The KV, Txn and lease checks are the core's (src/server/auth-check.ts), on the decoded request,
+// so that the in-process connection judges a request as this gate does.
+const range: Check = (c, w) => checkRangeRequest(c, rangeRequest(w));
+const put: Check = (c, w) => checkPut(c, putRequest(w));
+const deleteRange: Check = (c, w) => checkDeleteRange(c, deleteRangeRequest(w));
+const txn: Check = (c, w) => checkTxn(c, txnRequest(w));
 
 const checks: Record<Rpc, Check> = {
   Range: range,
@@ -106,7 +50,7 @@ const checks: Record<Rpc, Check> = {
   // Each create request is checked when it arrives (checkWatchCreate); opening the stream is not.
   Watch: anyone,
   LeaseGrant: anyone,
-  LeaseRevoke: (c, w) => leaseKeys(c, int64(w.ID)),
+  LeaseRevoke: (c, w) => checkLeaseKeys(c, int64(w.ID)),
   LeaseKeepAlive: anyone,
   LeaseTimeToLive: anyone,
   LeaseLeases: anyone,
@@ -162,12 +106,16 @@ export async function userOfCall(kv: KvMember, token: string | undefined): Promi
 export function authorize(kv: KvMember, rpc: Rpc, w: Wire, user: string): Caller {
   const auth = kv.auth;
   if (!auth.enabled) return { user: '' };
-  checks[rpc]({ auth, kv, user }, w);
+  checks[rpc](checkContext(kv, user), w);
   return { user };
 }
 
 /** The check of one watch create request, for a caller resolved when the stream opened. */
 export function authorizeWatchCreate(kv: KvMember, caller: Caller, create: Wire): void {
   if (!kv.auth.enabled) return;
-  read({ auth: kv.auth, kv, user: caller.user }, create.key, create.range_end);
+  checkRead(checkContext(kv, caller.user), bytes(create.key), bytes(create.range_end));
+}
+
+function checkContext(kv: KvMember, user: string): AuthCheckContext {
+  return { auth: kv.auth, user, leaseKeys: (id) => kv.leaseKeys(id) };
 }

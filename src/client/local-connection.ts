@@ -21,11 +21,14 @@ import type {
   RangeResponse,
   TxnRequest,
   TxnResponse,
+  WatchCreateRequest,
   WatchResponse,
 } from '../mvcc/types.ts';
 import type { Clock } from '../seams.ts';
 import type { KvMember } from '../server/kv-member.ts';
 import { MemberError } from '../server/member.ts';
+import { AuthError, AuthErrors } from '../server/auth-store.ts';
+import { checkDeleteRange, checkLeaseKeys, checkPut, checkRangeRequest, checkRead, checkTxn, type AuthCheckContext } from '../server/auth-check.ts';
 import type {
   Connection,
   LeaseKeepAliveRequest,
@@ -58,12 +61,24 @@ export interface InProcessConnectionOptions {
   /** Index into `members` of the member to use first. */
   preferred?: number;
   watchHealthCheckMs?: number;
+  /**
+   * etcd auth: with auth enabled, calls are made as this user (authenticated on first use, again
+   * when the token goes stale) and checked as the etcd API checks them. Without, the connection
+   * acts as the member itself, which holds every key anyway.
+   */
+  user?: string;
+  password?: string;
+}
+
+/** A token the member no longer takes: authenticate again. */
+function isStaleToken(err: unknown): boolean {
+  return err instanceof AuthError && (err.message === AuthErrors.invalidAuthToken().message || err.message === AuthErrors.authOldRevision().message);
 }
 
 /** A status error from a member, as a typed EtcdError; anything else is a bug and passes through. */
 export function toEtcdError(err: unknown): Error {
   if (err instanceof EtcdError) return err;
-  if (err instanceof MvccError) return errorFromStatus(err.code, err.message);
+  if (err instanceof MvccError || err instanceof AuthError) return errorFromStatus(err.code, err.message);
   if (err instanceof MemberError) {
     switch (err.code) {
       case 'timeout':
@@ -86,12 +101,16 @@ export class InProcessConnection implements Connection {
   private current: number;
   private readonly channels = new Set<InProcessWatchChannel>();
   private closed = false;
+  /** The token of `user` (with user and password), once authenticated. */
+  private token: string | null = null;
+  private authenticating: Promise<string> | null = null;
 
   constructor(
     private readonly members: readonly KvMember[],
     private readonly opts: InProcessConnectionOptions,
   ) {
     if (members.length === 0) throw new Error('InProcessConnection: no members given');
+    if ((opts.user === undefined) !== (opts.password === undefined)) throw new TypeError('InProcessConnection: give both user and password, or neither');
     this.current = opts.preferred ?? 0;
     if (!(this.current >= 0 && this.current < members.length)) {
       throw new Error(`InProcessConnection: preferred ${this.current} is not in [0, ${members.length})`);
@@ -104,19 +123,19 @@ export class InProcessConnection implements Connection {
   }
 
   range(request: RangeRequest): Promise<RangeResponse> {
-    return this.call((m) => m.range(request), true);
+    return this.call(async (m) => (await this.authorize(m, (c) => checkRangeRequest(c, request)), m.range(request)), true);
   }
 
   put(request: PutRequest): Promise<PutResponse> {
-    return this.call((m) => m.put(request), false);
+    return this.call(async (m) => (await this.authorize(m, (c) => checkPut(c, request)), m.put(request)), false);
   }
 
   deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    return this.call((m) => m.deleteRange(request), false);
+    return this.call(async (m) => (await this.authorize(m, (c) => checkDeleteRange(c, request)), m.deleteRange(request)), false);
   }
 
   txn(request: TxnRequest): Promise<TxnResponse> {
-    return this.call((m) => m.txn(request), false);
+    return this.call(async (m) => (await this.authorize(m, (c) => checkTxn(c, request)), m.txn(request)), false);
   }
 
   compact(request: CompactionRequest): Promise<CompactionResponse> {
@@ -128,7 +147,7 @@ export class InProcessConnection implements Connection {
   }
 
   leaseRevoke(request: LeaseRevokeRequest): Promise<LeaseRevokeResponse> {
-    return this.call((m) => m.leaseRevoke(request.ID), false);
+    return this.call(async (m) => (await this.authorize(m, (c) => checkLeaseKeys(c, request.ID)), m.leaseRevoke(request.ID)), false);
   }
 
   leaseTimeToLive(request: LeaseTimeToLiveRequest): Promise<LeaseTimeToLiveResponse> {
@@ -165,11 +184,61 @@ export class InProcessConnection implements Connection {
     this.channels.add(channel);
     try {
       this.assertOpen();
-      channel.open(this.pick());
+      const member = this.pick();
+      if (this.opts.user === undefined) channel.open(member, null);
+      else {
+        // Each create request is checked for the user, resolved once for the stream (as etcd does).
+        this.userIfAuthEnabled(member).then(
+          (user) => channel.open(member, user === null ? null : (create) => checkRead(this.checkContext(member, user), create.key, create.rangeEnd)),
+          (err: unknown) => channel.fail(toEtcdError(err) as EtcdError),
+        );
+      }
     } catch (err) {
       channel.fail(toEtcdError(err) as EtcdError);
     }
     return channel;
+  }
+
+  /** Runs `check` (etcd's, src/server/auth-check.ts) for this connection's user on `member`, when auth is enabled. */
+  private async authorize(member: KvMember, check: (c: AuthCheckContext) => void): Promise<void> {
+    if (this.opts.user === undefined) return;
+    const user = await this.userIfAuthEnabled(member);
+    if (user !== null) check(this.checkContext(member, user));
+  }
+
+  /**
+   * This connection's user on `member`, or null while the cluster has auth disabled. A member
+   * that has not applied `auth enable` yet (a tab catching up) would let calls through
+   * unchecked, so it first catches up with the leader (ReadIndex) when it sees auth disabled.
+   */
+  private async userIfAuthEnabled(member: KvMember): Promise<string | null> {
+    if (!member.auth.enabled) await member.readBarrier();
+    return member.auth.enabled ? this.userOn(member) : null;
+  }
+
+  private checkContext(member: KvMember, user: string): AuthCheckContext {
+    return { auth: member.auth, user, leaseKeys: (id) => member.leaseKeys(id) };
+  }
+
+  /** The user `member` reads in this connection's token, authenticating first (or again, once, when the token went stale). */
+  private async userOn(member: KvMember): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      this.authenticating ??= this.token !== null ? Promise.resolve(this.token) : member.authenticate(this.opts.user!, this.opts.password!);
+      const pending = this.authenticating;
+      let token: string;
+      try {
+        token = await pending;
+      } finally {
+        if (this.authenticating === pending) this.authenticating = null;
+      }
+      this.token = token;
+      try {
+        return await member.userOfToken(token);
+      } catch (err) {
+        if (attempt > 1 || !isStaleToken(err)) throw err;
+        if (this.token === token) this.token = null;
+      }
+    }
   }
 
   close(): void {
@@ -229,6 +298,10 @@ export class InProcessConnection implements Connection {
 class InProcessWatchChannel implements WatchChannel {
   private stream: WatchStream | null = null;
   private member: KvMember | null = null;
+  /** Requests sent before the stream opened (while the connection's user is resolved), in order. */
+  private readonly early: WatchRequest[] = [];
+  /** Throws when the connection's user may not watch this range; null when nothing is checked. */
+  private checkCreate: ((create: WatchCreateRequest) => void) | null = null;
   private readonly queue: WatchResponse[] = [];
   private flushScheduled = false;
   private stopHealthCheck: (() => void) | null = null;
@@ -243,8 +316,10 @@ class InProcessWatchChannel implements WatchChannel {
     private readonly onDone: () => void,
   ) {}
 
-  open(member: KvMember): void {
+  open(member: KvMember, checkCreate: ((create: WatchCreateRequest) => void) | null): void {
+    if (this.done) return;
     this.member = member;
+    this.checkCreate = checkCreate;
     this.stream = member.openWatchStream({
       send: (response) => {
         if (this.done) return true;
@@ -258,14 +333,20 @@ class InProcessWatchChannel implements WatchChannel {
     this.stopHealthCheck = this.clock.every(this.healthCheckMs, () => {
       if (member.isStopped()) this.fail(new EtcdServerStoppedError());
     });
+    for (const request of this.early.splice(0)) this.send(request);
   }
 
   send(request: WatchRequest): void {
-    if (this.done || this.stream === null) return;
+    if (this.done) return;
+    if (this.stream === null) {
+      this.early.push(request);
+      return;
+    }
     if (this.member?.isStopped()) {
       this.fail(new EtcdServerStoppedError());
       return;
     }
+    if ('createRequest' in request && !this.mayCreate(request.createRequest)) return;
     if ('createRequest' in request) this.stream.watch(request.createRequest);
     else if ('cancelRequest' in request) this.stream.cancel(request.cancelRequest.watchId);
     else this.stream.requestProgress();
@@ -275,6 +356,26 @@ class InProcessWatchChannel implements WatchChannel {
     this.silenced = true;
     if (this.done) return;
     this.teardown();
+  }
+
+  /** Checks a create request; a refused one is answered created-and-canceled, as etcd answers it. */
+  private mayCreate(create: WatchCreateRequest): boolean {
+    try {
+      this.checkCreate?.(create);
+      return true;
+    } catch (err) {
+      this.queue.push({
+        header: { revision: this.member!.currentRevision },
+        watchId: create.watchId ?? 0,
+        created: true,
+        canceled: true,
+        compactRevision: 0,
+        cancelReason: (err as Error).message,
+        events: [],
+      });
+      this.scheduleFlush();
+      return false;
+    }
   }
 
   /** Ends the stream and reports `error` once the queued responses are delivered. */
