@@ -40,7 +40,8 @@ async function openAuthTab(user: string, password: string, client: number): Prom
 function outcome<T>(p: Promise<T>): Promise<T | string> {
   return p.then(
     (v) => v,
-    (err: Error) => err.message.replace(/^.*?(etcdserver: .*)$/s, '$1'),
+    // page.evaluate's error carries the page's message, then its stack.
+    (err: Error) => (/etcdserver: [^\n]*/.exec(err.message)?.[0] ?? err.message),
   );
 }
 
@@ -57,7 +58,8 @@ test('a tab member of a cluster with auth enabled: the page authenticates and is
     ['--user', 'root:rootpw', 'put', 'secret', 'root only'],
   ]) {
     const r = await etcdctl(endpoint, args);
-    expect(r.stderr, `etcdctl ${args.join(' ')}`).toBe('');
+    // (`auth enable` warns once on stderr while it grants root the root role, as with etcd.)
+    expect(r.code, `etcdctl ${args.join(' ')}: ${r.stderr}`).toBe(0);
   }
 
   const tab = await openAuthTab('alice', 'alicepw', 0);
