@@ -27,7 +27,7 @@ import type {
 import type { Clock } from '../seams.ts';
 import type { KvMember } from '../server/kv-member.ts';
 import { MemberError } from '../server/member.ts';
-import { AuthError, AuthErrors } from '../server/auth-store.ts';
+import { AuthError, AuthErrors } from '../server/auth-errors.ts';
 import { checkDeleteRange, checkLeaseKeys, checkPut, checkRangeRequest, checkRead, checkTxn, type AuthCheckContext } from '../server/auth-check.ts';
 import type {
   Connection,

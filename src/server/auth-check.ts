@@ -5,7 +5,8 @@
 // connection (src/client/local-connection.ts) given a user and password. So a request is
 // judged alike whichever way it arrives.
 
-import { AuthErrors, type AuthStore } from './auth-store.ts';
+import { AuthErrors } from './auth-errors.ts';
+import type { AuthStore } from './auth-store.ts';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../mvcc/types.ts';
 
 export interface AuthCheckContext {

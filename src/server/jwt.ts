@@ -9,7 +9,7 @@
 // applied after it, it is refused with "revision of auth store is old" and the client
 // authenticates again, which is how a deleted user or a changed password ends a stateless token.
 
-import { AuthErrors } from './auth-store.ts';
+import { AuthErrors } from './auth-errors.ts';
 
 /** The sign methods etcd 3.4 takes (jwt-go's names). */
 export const jwtSignMethods = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512'] as const;

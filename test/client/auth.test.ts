@@ -24,7 +24,10 @@ const enc = (s: string) => new TextEncoder().encode(s);
 async function authCluster(): Promise<KvMember[]> {
   const hub = new MemoryHub();
   const ids = [1, 2, 3];
-  const members = await Promise.all(ids.map((id) => startKvMember(hub, id, ids, { authCrypto: globalThis.crypto })));
+  // Slower elections than the helper's, and a longer request timeout: each Authenticate and
+  // password change costs a PBKDF2 hash, and the machine may be loaded.
+  const options = { authCrypto: globalThis.crypto, tickMs: 20, electionTicks: 25, requestTimeoutMs: 10_000 };
+  const members = await Promise.all(ids.map((id) => startKvMember(hub, id, ids, options)));
   running.push(...members);
   const leader = await waitFor('a leader', () => members.find((m) => m.isLeader()), 10_000);
   await leader.put({ key: enc('secret'), value: enc('root only') });
@@ -45,7 +48,7 @@ function client(members: KvMember[], credentials: { user?: string; password?: st
 
 const message = (p: PromiseLike<unknown>) => Promise.resolve(p).then(() => 'ok', (err: Error) => err.message);
 
-describe('the in-process connection with etcd auth', () => {
+describe('the in-process connection with etcd auth', { timeout: 60_000 }, () => {
   it('checks each call for its user once auth is enabled, including on a member that has not applied the enable yet', async () => {
     const members = await authCluster();
     const alice = client(members, { user: 'alice', password: 'alicepw' }, 1);
