@@ -48,6 +48,10 @@ export interface StartMemberOptions {
   signalingUrl?: string;
   browserOrigins?: OneOrMore;
   staticDir?: string;
+  /** etcd's --auth-token: `simple` (the default) or `jwt,pub-key=<file>,priv-key=<file>,sign-method=RS256,ttl=5m`. */
+  authToken?: string;
+  /** etcd's --auth-token-ttl, in seconds: how long a simple token lives. */
+  authTokenTtl?: number;
   /** Where the member's log lines go; by default warnings and errors go to console.warn. */
   log?: LogFn;
   /** Called once when the cluster has removed this member; it keeps running until stopped. */

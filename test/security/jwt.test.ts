@@ -13,6 +13,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../adapters/node/config.ts';
 import { startNodeMember, type NodeMember } from '../../adapters/node/node-member.ts';
+import { startMember } from '../../adapters/node/start-member.ts';
 import { testAdmissionSecret } from '../cluster/processes.ts';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
 import { freePort, spawnCollecting, type Spawned } from '../helpers/processes.ts';
@@ -192,6 +193,16 @@ describe('JWT tokens, as etcd 3.4 issues and checks them', () => {
     await waitFor('the role to reach b', async () => (await outcome(at.b, '/v3/kv/range', range, fromMeshkv)).error === want.error, 10_000);
     // A fresh token works again.
     expect(await outcome(at.b, '/v3/kv/range', range, await authenticate(at.a, 'alice', 'alicepw'))).toEqual({ status: 200, count: '1' });
+  });
+
+  it("takes the option in startMember as authToken, checked as the flag is, before anything starts", async () => {
+    await expect(startMember({ dataDir: join(root, 'embedded'), authToken: 'jwt,pub-key=x.pub,sign-method=RS999' })).rejects.toThrow(
+      'authToken: auth: invalid auth options (problem loading JWT options: auth: invalid auth signature method "RS999"; one of RS256',
+    );
+    await expect(startMember({ dataDir: join(root, 'embedded'), browserPeers: 'off', authToken: `jwt,pub-key=${join(root, 'missing.pub')},sign-method=RS256` })).rejects.toThrow(
+      `authToken: auth: invalid auth options (problem loading JWT options: open ${join(root, 'missing.pub')}: ENOENT)`,
+    );
+    expect(existsSync(join(root, 'embedded'))).toBe(false);
   });
 
   it('serves the etcd3 npm client with its auth option', async () => {
