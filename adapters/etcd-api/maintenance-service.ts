@@ -77,7 +77,7 @@ export class MaintenanceService {
     const view = this.kv.mvcc.snapshot();
     try {
       const header = this.header();
-      const extras = { members: this.kv.members.list(), auth: { enabled: this.kv.auth.enabled, revision: this.kv.auth.revision } };
+      const extras = { members: this.kv.members.list(), authRevision: this.kv.auth.revision };
       for (const { bytes, remainingBytes } of etcdSnapshotChunks(view, extras, snapshotChunkBytesMax)) {
         yield { header, remaining_bytes: remainingBytes, blob: bytes };
       }

@@ -5,7 +5,9 @@
 // file real etcd made (see docs/etcd-api.md, "Snapshots").
 //
 //   alarm            (empty: meshkv raises no alarms)
-//   auth             authRevision (u64 BE); authEnabled only when on — see writeAuth
+//   auth             authRevision (u64 BE), never authEnabled: users and roles do not carry
+//                    over (PBKDF2 here, bcrypt in etcd), and etcd with auth on and no users
+//                    would refuse every request
 //   authRoles/Users  (empty)
 //   cluster          clusterVersion → "3.4.0"
 //   key              revision (17 bytes, 18 for a tombstone) → mvccpb.KeyValue
@@ -39,10 +41,10 @@ export class SnapshotFileError extends Error {
 const utf8 = new TextEncoder();
 const key = (text: string) => utf8.encode(text);
 
-/** What a snapshot file carries beyond the store: the member table and the auth switch. */
+/** What a snapshot file carries beyond the store: the member table and the auth revision. */
 export interface SnapshotExtras {
   members: readonly MemberRecord[];
-  auth: { enabled: boolean; revision: number };
+  authRevision: number;
 }
 
 /** etcd's member JSON (etcdserver/api/membership.Member): ids as decimal uint64. */
@@ -59,10 +61,8 @@ function memberJson(m: MemberRecord): string {
 export function writeEtcdDatabase(contents: SnapshotContents, extras: SnapshotExtras, append: (pages: Uint8Array) => void): Uint8Array {
   const bolt = new BoltWriter({ append }, boltPageBytes);
   bolt.bucket('alarm');
-  const auth = bolt.bucket('auth');
-  // etcd writes authEnabled only once auth was turned on; its absence reads as off.
-  if (extras.auth.enabled) auth.put(key('authEnabled'), Uint8Array.of(1));
-  auth.put(key('authRevision'), encodeU64(extras.auth.revision));
+  // No authEnabled: its absence reads as off (see the header).
+  bolt.bucket('auth').put(key('authRevision'), encodeU64(extras.authRevision));
   bolt.bucket('authRoles');
   bolt.bucket('authUsers');
   bolt.bucket('cluster').put(key('clusterVersion'), key(clusterVersion));

@@ -154,7 +154,7 @@ describe('fuzz: MVCC snapshot images', () => {
 describe('fuzz: snapshot save files', () => {
   it('a damaged file is refused with a SnapshotFileError; an intact one restores exactly', () => {
     const source = populated();
-    const file = encodeSnapshotFile(source.snapshot(), { members: [], auth: { enabled: false, revision: 1 } });
+    const file = encodeSnapshotFile(source.snapshot(), { members: [], authRevision: 1 });
     const image = decodeSnapshotFile(file);
     const intact = restoreOrRefuse(image);
     expect('restored' in intact && intact.restored.hash()).toBe(source.hash());
