@@ -71,14 +71,15 @@ export class MaintenanceService {
   /**
    * A snapshot in etcd's format (a bbolt database with etcd's buckets, then its SHA-256; see
    * snapshot-file.ts), in chunks with the bytes still to come, as etcd streams it. The store is
-   * read through an O(1) view taken now, and written to a temporary file before the first chunk.
+   * read through an O(1) view taken now (applies go on meanwhile), and written to a temporary
+   * file before the first chunk.
    */
-  *snapshot(): Generator<Wire> {
+  async *snapshot(): AsyncGenerator<Wire> {
     const view = this.kv.mvcc.snapshot();
     try {
       const header = this.header();
       const extras = { members: this.kv.members.list(), authRevision: this.kv.auth.revision };
-      for (const { bytes, remainingBytes } of etcdSnapshotChunks(view, extras, snapshotChunkBytesMax)) {
+      for await (const { bytes, remainingBytes } of etcdSnapshotChunks(view, extras, snapshotChunkBytesMax)) {
         yield { header, remaining_bytes: remainingBytes, blob: bytes };
       }
     } finally {

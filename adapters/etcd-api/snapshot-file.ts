@@ -53,12 +53,16 @@ function memberJson(m: MemberRecord): string {
   return `{"id":${BigInt(m.id)},"peerURLs":${JSON.stringify(m.peerURLs)}${learner},"name":${JSON.stringify(m.name)},"clientURLs":${JSON.stringify(m.clientURLs)}}`;
 }
 
+/** Records written between two yields of writeEtcdDatabase: bounds the work of one step. */
+export const snapshotStepRecordsMax = 4096;
+
 /**
  * Writes `contents` as etcd's bbolt database: pages from page 3 on go to `append` in order; the
  * returned three pages belong at the start of the file. Reads the records once, in revision
- * order, which is the `key` bucket's key order.
+ * order, which is the `key` bucket's key order. Yields after every snapshotStepRecordsMax
+ * records, so that a server can serve between steps.
  */
-export function writeEtcdDatabase(contents: SnapshotContents, extras: SnapshotExtras, append: (pages: Uint8Array) => void): Uint8Array {
+export function* writeEtcdDatabase(contents: SnapshotContents, extras: SnapshotExtras, append: (pages: Uint8Array) => void): Generator<void, Uint8Array> {
   const bolt = new BoltWriter({ append }, boltPageBytes);
   bolt.bucket('alarm');
   // No authEnabled: its absence reads as off (see the header).
@@ -67,7 +71,9 @@ export function writeEtcdDatabase(contents: SnapshotContents, extras: SnapshotEx
   bolt.bucket('authUsers');
   bolt.bucket('cluster').put(key('clusterVersion'), key(clusterVersion));
   const kvs = bolt.bucket('key');
+  let step = 0;
   for (const r of contents.records()) {
+    if (++step % snapshotStepRecordsMax === 0) yield;
     const tombstone = r.version === 0;
     kvs.put(
       revisionKey(r.main, r.sub, tombstone),
@@ -91,21 +97,36 @@ export function writeEtcdDatabase(contents: SnapshotContents, extras: SnapshotEx
   return bolt.finish();
 }
 
+/** Runs a writeEtcdDatabase generator to its end in one go. */
+function finish(steps: Generator<void, Uint8Array>): Uint8Array {
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
 /**
  * The snapshot stream's bytes, chunk by chunk: the database is written to a temporary file
- * (memory holds one page and the branch elements, not the store), then read back in chunks of
- * `chunkBytes` with the SHA-256 computed on the way and sent last. The file is removed when the
- * iteration ends, however it ends.
+ * (memory holds one page and the branch elements, not the store), giving the event loop a turn
+ * every snapshotStepRecordsMax records, then read back in chunks of `chunkBytes` with the
+ * SHA-256 computed on the way and sent last. The file is removed when the iteration ends,
+ * however it ends.
  */
-export function* etcdSnapshotChunks(contents: SnapshotContents, extras: SnapshotExtras, chunkBytes: number): Generator<{ bytes: Uint8Array; remainingBytes: number }> {
+export async function* etcdSnapshotChunks(contents: SnapshotContents, extras: SnapshotExtras, chunkBytes: number): AsyncGenerator<{ bytes: Uint8Array; remainingBytes: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'meshkv-snapshot-'));
   const fd = openSync(join(dir, 'db'), 'w+');
   try {
     let end = 3 * boltPageBytes;
-    const head = writeEtcdDatabase(contents, extras, (pages) => {
+    const steps = writeEtcdDatabase(contents, extras, (pages) => {
       writeSync(fd, pages, 0, pages.length, end);
       end += pages.length;
     });
+    let step = steps.next();
+    while (step.done !== true) {
+      await new Promise((resolve) => setImmediate(resolve));
+      step = steps.next();
+    }
+    const head = step.value;
     writeSync(fd, head, 0, head.length, 0);
     const total = end + digestBytes;
     const hash = createHash('sha256');
@@ -128,7 +149,7 @@ export function* etcdSnapshotChunks(contents: SnapshotContents, extras: Snapshot
 /** A whole snapshot file in memory (tests, small stores). */
 export function encodeSnapshotFile(contents: SnapshotContents, extras: SnapshotExtras): Uint8Array {
   const pages: Uint8Array[] = [];
-  const head = writeEtcdDatabase(contents, extras, (p) => pages.push(p));
+  const head = finish(writeEtcdDatabase(contents, extras, (p) => pages.push(p)));
   const db = joinFrames([head, ...pages]);
   return joinFrames([db, new Uint8Array(createHash('sha256').update(db).digest())]);
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, spawnCollecting, type Spawned } from '../helpers/processes.ts';
 import { etcdctl, requireEtcdctl, serve, waitFor, type Served } from './harness.ts';
+import { snapshotStepRecordsMax } from '../../adapters/etcd-api/snapshot-file.ts';
 
 const etcdPath = '/usr/bin/etcd';
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
@@ -76,14 +77,18 @@ describe('meshkv → etcd: etcdctl snapshot save, status, restore, and a real et
     await kv.deleteRange({ key: enc.encode('b') });
     const lease = (await kv.leaseGrant({ ID: 0n, TTL: 600 })).ID;
     await put('leased', 'v', lease);
-    // Enough records for many leaf pages and a branch level; one value spans overflow pages.
-    for (let i = 0; i < 400; i++) await put(`many/${String(i).padStart(3, '0')}`, `value ${i} `.repeat(8));
+    // Enough records for many leaf pages and a branch level, and for Maintenance.Snapshot to
+    // write in more than one step (snapshotStepRecordsMax); one value spans overflow pages.
+    for (let i = 0; i < 4500; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, j) => put(`many/${String(i + j).padStart(4, '0')}`, `value ${i + j} `.repeat(8))));
+    }
     await put('huge', new Uint8Array(20_000).fill(0x68));
     await put('a', '4');
     const compactAt = 5;
     await kv.compact({ revision: compactAt });
     await put('after', 'compaction');
 
+    expect(kv.currentRevision).toBeGreaterThan(snapshotStepRecordsMax);
     const file = join(dir, 'from-meshkv.db');
     expect(await etcdctl(meshkv.endpoint, ['snapshot', 'save', file])).toMatchObject({ code: 0, stdout: `Snapshot saved at ${file}\n` });
 
