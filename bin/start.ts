@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { npmFlagsProblem } from '../adapters/node/config.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const distDir = join(repo, 'demo', 'dist');
@@ -50,6 +51,12 @@ async function buildDemoIfStale(): Promise<void> {
   process.stdout.write(`meshkv: built demo/dist in ${((performance.now() - startedMs) / 1000).toFixed(1)} s\n`);
 }
 
+// Flags npm kept for itself would be lost: say so before the demo build, not after.
+const npmProblem = npmFlagsProblem(process.env);
+if (npmProblem !== null) {
+  process.stderr.write(`meshkv: ${npmProblem}\n`);
+  process.exit(2);
+}
 await buildDemoIfStale();
 // A flag or variable naming another directory wins, as every flag wins over the defaults.
 process.env.MESHKV_STATIC_DIR ??= distDir;

@@ -172,7 +172,7 @@ function snapshot(api: EtcdApi): grpc.handleServerStreamingCall<Wire, Wire> {
     call.once('cancelled', onGone);
     call.once('close', onGone);
     try {
-      for (const chunk of api.maintenance.snapshot()) {
+      for await (const chunk of api.maintenance.snapshot()) {
         if (gone || call.destroyed) return;
         // Waits for the client to read (or to go away) before making the next chunk.
         if (!call.write(chunk)) await new Promise((r) => (call.once('drain', r), call.once('cancelled', r), call.once('close', r)));

@@ -5,7 +5,7 @@ import { StateRole } from '../../src/raft/types.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
 import { EtcdApiError, Status } from './errors.ts';
 import { int, type Wire } from './server-wire.ts';
-import { encodeSnapshotFile } from './snapshot-file.ts';
+import { etcdSnapshotChunks } from './snapshot-file.ts';
 
 /** The server version etcdctl shows; meshkv serves etcd 3.4's API. */
 export const etcdVersion = '3.4.23';
@@ -69,15 +69,21 @@ export class MaintenanceService {
   }
 
   /**
-   * The store image as etcd streams a snapshot: chunks with the bytes still to come, the whole
-   * framed so that etcdctl's checks pass (see snapshot-file.ts).
+   * A snapshot in etcd's format (a bbolt database with etcd's buckets, then its SHA-256; see
+   * snapshot-file.ts), in chunks with the bytes still to come, as etcd streams it. The store is
+   * read through an O(1) view taken now (applies go on meanwhile), and written to a temporary
+   * file before the first chunk.
    */
-  *snapshot(): Generator<Wire> {
-    const all = encodeSnapshotFile(this.kv.snapshotImage());
-    const header = this.header();
-    for (let at = 0; at < all.length; at += snapshotChunkBytesMax) {
-      const blob = all.subarray(at, at + snapshotChunkBytesMax);
-      yield { header, remaining_bytes: all.length - at - blob.length, blob };
+  async *snapshot(): AsyncGenerator<Wire> {
+    const view = this.kv.storeView();
+    try {
+      const header = this.header();
+      const extras = { members: this.kv.members.list(), authRevision: this.kv.auth.revision };
+      for await (const { bytes, remainingBytes } of etcdSnapshotChunks(view, extras, snapshotChunkBytesMax)) {
+        yield { header, remaining_bytes: remainingBytes, blob: bytes };
+      }
+    } finally {
+      view.release();
     }
   }
 

@@ -3,7 +3,7 @@
 
 import { StorageError } from '../storage/errors.ts';
 import { ListenError } from '../etcd-api/listener.ts';
-import { ConfigError, parseConfig, signalingPath, usage } from './config.ts';
+import { ConfigError, npmFlagsProblem, npmHint, parseConfig, signalingPath, usage } from './config.ts';
 import { StartError, type LogFn } from './node-member.ts';
 import { startMemberWithConfig, type Member } from './start-member.ts';
 
@@ -22,13 +22,19 @@ function fail(msg: string, exitCode: number): never {
 }
 
 async function main(): Promise<void> {
+  const npmProblem = npmFlagsProblem(process.env);
+  if (npmProblem !== null) {
+    process.stderr.write(`meshkv: ${npmProblem}\n`);
+    process.exit(2);
+  }
   let parsed;
   try {
     parsed = parseConfig(process.argv.slice(2), process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       // A usage error: plain text for the person at the keyboard.
-      process.stderr.write(`meshkv: ${err.message}\n`);
+      const hint = process.env.npm_lifecycle_event !== undefined && err.message.startsWith('unexpected argument') ? ` (${npmHint})` : '';
+      process.stderr.write(`meshkv: ${err.message}${hint}\n`);
       process.exit(2);
     }
     throw err;

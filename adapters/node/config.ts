@@ -203,6 +203,20 @@ export const flags: Record<string, FlagSpec> = {
   ...securityFlags,
 };
 
+/** How flags reach the member through npm. */
+export const npmHint = 'npm start passes flags to meshkv only after --: npm start -- --name one --data-dir ./one.data';
+
+/**
+ * Under `npm start`, flags before `--` are npm's: npm keeps one it does not know as
+ * npm_config_<flag> (and may leave its value behind as a stray argument). Names the member's
+ * flags npm took, or null.
+ */
+export function npmFlagsProblem(env: Record<string, string | undefined>): string | null {
+  if (env.npm_lifecycle_event === undefined) return null;
+  const took = Object.keys(flags).filter((flag) => env[`npm_config_${flag.replaceAll('-', '_')}`] !== undefined);
+  return took.length === 0 ? null : `npm took ${took.map((f) => `--${f}`).join(', ')} for itself; ${npmHint}`;
+}
+
 export const usage = [
   'Usage: meshkv [flags]',
   '',

@@ -23,6 +23,7 @@ import type { MemberRecord } from '../../src/server/member-table.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { Transport } from '../../src/seams.ts';
 import type { BrowserPeers } from './browser-peers.ts';
+import { preflightProblem } from './preflight.ts';
 import { watchQuorum } from './quorum-log.ts';
 import { JwtKeyError, loadJwtTokens } from './jwt-keys.ts';
 import { SecretError, faultSecretFile, loadMemberSecrets, type MemberSecrets } from './member-secrets.ts';
@@ -286,6 +287,9 @@ export class NodeMember {
     const log = deps.log;
     // Read first: a bad file stops the start before anything is opened.
     const clientTls = config.clientTls && readClientTls(config.clientTls);
+    // Then every port and the data dir, before anything is written there (preflight.ts).
+    const problem = await preflightProblem(config, deps.transport === undefined);
+    if (problem !== null) throw new StartError(problem);
     let removedReported = false;
     const onRemoved = () => {
       if (removedReported) return;

@@ -82,16 +82,71 @@ function framed(doc: unknown): Uint8Array {
   return frame;
 }
 
-export class SnapshotView {
+/** What an image holds; `records()` yields every stored record in revision order. */
+export interface SnapshotContents {
+  readonly appliedIndex: number;
+  readonly currentRevision: number;
+  readonly compactRevision: number;
+  readonly recordCount: number;
+  readonly leases: readonly LeaseState[];
+  readonly nextLeaseId: bigint;
+  records(): Iterable<StoredRecord>;
+}
+
+/** Encodes contents as an image, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. */
+export function* encodeSnapshotFrames(contents: SnapshotContents): Generator<Uint8Array> {
+  const header: HeaderFrame = {
+    format: SNAPSHOT_FORMAT,
+    appliedIndex: contents.appliedIndex,
+    currentRevision: contents.currentRevision,
+    compactRevision: contents.compactRevision,
+    recordCount: contents.recordCount,
+    leaseIds: contents.leases.map((l) => l.id.toString()),
+    leaseTtlSeconds: contents.leases.map((l) => l.ttlSeconds),
+    leaseRemainingTtlSeconds: contents.leases.map((l) => l.remainingTtlSeconds),
+    nextLeaseId: contents.nextLeaseId.toString(),
+  };
+  yield framed(header);
+  let batch: StoredRecord[] = [];
+  for (const record of contents.records()) {
+    batch.push(record);
+    if (batch.length < SNAPSHOT_FRAME_RECORDS_MAX) continue;
+    yield framed(recordsFrame(batch));
+    batch = [];
+  }
+  if (batch.length > 0) yield framed(recordsFrame(batch));
+}
+
+/** Frames joined into one array. */
+export function joinFrames(frames: Iterable<Uint8Array>): Uint8Array {
+  const all = [...frames];
+  const bytes = new Uint8Array(all.reduce((n, f) => n + f.length, 0));
+  let offset = 0;
+  for (const frame of all) {
+    bytes.set(frame, offset);
+    offset += frame.length;
+  }
+  return bytes;
+}
+
+export class SnapshotView implements SnapshotContents {
   constructor(
     private readonly store: StoreView,
-    private readonly leases: readonly LeaseState[],
-    private readonly nextLeaseId: bigint,
-    private readonly appliedIndex: number,
+    readonly leases: readonly LeaseState[],
+    readonly nextLeaseId: bigint,
+    readonly appliedIndex: number,
   ) {}
 
   get revision(): number {
     return this.store.currentRevision;
+  }
+
+  get currentRevision(): number {
+    return this.store.currentRevision;
+  }
+
+  get compactRevision(): number {
+    return this.store.compactRevision;
   }
 
   /** Records (every kept version of every key) the view holds. */
@@ -100,31 +155,10 @@ export class SnapshotView {
   }
 
   /**
-   * The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. Iterate it
-   * once: finishing (or returning from) the iteration releases the view's backend read view.
+   * Every stored record in revision order, read from the history a batch at a time (resuming
+   * after the last record of the previous batch). Does not release the view.
    */
-  *frames(): Generator<Uint8Array> {
-    try {
-      yield* this.encodeFrames();
-    } finally {
-      this.store.release();
-    }
-  }
-
-  private *encodeFrames(): Generator<Uint8Array> {
-    const header: HeaderFrame = {
-      format: SNAPSHOT_FORMAT,
-      appliedIndex: this.appliedIndex,
-      currentRevision: this.store.currentRevision,
-      compactRevision: this.store.compactRevision,
-      recordCount: this.store.recordCount,
-      leaseIds: this.leases.map((l) => l.id.toString()),
-      leaseTtlSeconds: this.leases.map((l) => l.ttlSeconds),
-      leaseRemainingTtlSeconds: this.leases.map((l) => l.remainingTtlSeconds),
-      nextLeaseId: this.nextLeaseId.toString(),
-    };
-    yield framed(header);
-    // Read the history a frame at a time, resuming after the last record of the previous frame.
+  *records(): Generator<StoredRecord> {
     let nextMain = 0;
     let nextSub = 0;
     for (;;) {
@@ -134,7 +168,7 @@ export class SnapshotView {
         batch.push(record);
         return batch.length < SNAPSHOT_FRAME_RECORDS_MAX;
       });
-      if (batch.length > 0) yield framed(recordsFrame(batch));
+      yield* batch;
       if (batch.length < SNAPSHOT_FRAME_RECORDS_MAX) return;
       const last = batch[batch.length - 1];
       nextMain = last.main;
@@ -142,16 +176,26 @@ export class SnapshotView {
     }
   }
 
+  /** Releases the view's backend read view; call once, when done with a view not encoded through frames(). */
+  release(): void {
+    this.store.release();
+  }
+
+  /**
+   * The encoding, one frame at a time: O(SNAPSHOT_FRAME_RECORDS_MAX) work per frame. Iterate it
+   * once: finishing (or returning from) the iteration releases the view's backend read view.
+   */
+  *frames(): Generator<Uint8Array> {
+    try {
+      yield* encodeSnapshotFrames(this);
+    } finally {
+      this.store.release();
+    }
+  }
+
   /** The whole encoding at once. */
   encode(): Uint8Array {
-    const frames = [...this.frames()];
-    const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let offset = 0;
-    for (const frame of frames) {
-      bytes.set(frame, offset);
-      offset += frame.length;
-    }
-    return bytes;
+    return joinFrames(this.frames());
   }
 }
 

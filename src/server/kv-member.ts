@@ -33,6 +33,7 @@ import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
 import type { Status } from '../raft/raw-node.ts';
 import type { Histogram } from './histogram.ts';
 import { signJwt, verifyJwt, verifyOnlyMessage, type JwtTokens } from './jwt.ts';
+import type { SnapshotView as StoreView } from '../mvcc/snapshot.ts';
 import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 import {
   MemberTable,
@@ -325,6 +326,11 @@ export class KvMember {
   /** The store's image as etcd's Snapshot RPC sends it (before the snapshot file's framing). */
   snapshotImage(): Uint8Array {
     return this.mvcc.snapshot().encode();
+  }
+
+  /** A consistent view of the store as applied now (O(1)); release it when done. */
+  storeView(): StoreView {
+    return this.mvcc.snapshot();
   }
 
   /** The backend's size on disk, or null where the backend keeps nothing on disk. */

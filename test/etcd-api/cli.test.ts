@@ -88,20 +88,20 @@ describe('meshkv CLI', () => {
     );
   });
 
-  it('refuses an occupied port with "address … is in use"', async () => {
+  it('refuses an occupied port with etcd\'s "listen tcp …: bind: address already in use"', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as AddressInfo).port;
     try {
       const r = meshkv(['--data-dir', join(tempDir(), 'data')], { MESHKV_LISTEN_CLIENT_URLS: `http://127.0.0.1:${port}` });
       expect(await r.exited).toBe(1);
-      expect(r.logs.map((l) => JSON.parse(l)).find((l) => l.level === 'error').msg).toBe(`address 127.0.0.1:${port} is in use`);
+      expect(r.logs.map((l) => JSON.parse(l)).find((l) => l.level === 'error').msg).toBe(`listen tcp 127.0.0.1:${port}: bind: address already in use`);
     } finally {
       blocker.close();
     }
   });
 
-  it('refuses an occupied peer port with "peer listener: listen … address in use"', async () => {
+  it('refuses an occupied peer port with etcd\'s "listen tcp …: bind: address already in use"', async () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as AddressInfo).port;
@@ -112,7 +112,7 @@ describe('meshkv CLI', () => {
         '--admission-secret', 'cli-test-admission-secret',
       ]);
       expect(await r.exited).toBe(1);
-      expect(JSON.parse(r.logs.find((l) => l.includes('"error"'))!).msg).toBe(`peer listener: listen 127.0.0.1:${port}: address in use`);
+      expect(JSON.parse(r.logs.find((l) => l.includes('"error"'))!).msg).toBe(`listen tcp 127.0.0.1:${port}: bind: address already in use`);
     } finally {
       blocker.close();
     }

@@ -181,7 +181,7 @@ describe('etcdctl against meshkv', () => {
     expect((await ctl('defrag')).stdout).toBe(`Finished defragmenting etcd member[${s.endpoint}]\n`);
   });
 
-  it('snapshot save writes the framed store image followed by its sha256, as etcd does', async () => {
+  it('snapshot save writes etcd\'s format (a bbolt db) followed by its sha256, and it restores into meshkv', async () => {
     await ctl('put', 'snap', 'shot');
     // Enough data for many 32 KiB chunks.
     const bulk = new Uint8Array(64 * 1024).fill(7);

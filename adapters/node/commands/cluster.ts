@@ -282,13 +282,52 @@ async function saveSnapshot(run: Run, endpoint: string, file: string): Promise<n
   return received;
 }
 
-export const snapshot = command('snapshot save <file>', {}, async (run) => {
-  const [sub, file, ...rest] = run.args;
-  if (sub !== 'save') throw new UsageError(sub === undefined ? 'snapshot needs a subcommand' : `unknown snapshot subcommand ${JSON.stringify(sub)}`);
-  if (file === undefined || rest.length > 0) throw new UsageError('snapshot save needs exactly one <file>');
-  // etcdctl takes a snapshot from exactly one endpoint.
-  if (run.flags.endpoints.length !== 1) throw new UsageError(`snapshot save needs exactly one endpoint, got ${run.flags.endpoints.length}`);
-  await saveSnapshot(run, run.flags.endpoints[0], file);
-  print(`Snapshot saved at ${file}`);
-  return 0;
-});
+/** etcdctl's `snapshot restore` flags (meshkv's start flags of the same names). */
+const restoreFlags = ['data-dir', 'name', 'initial-cluster', 'initial-cluster-token', 'initial-advertise-peer-urls'] as const;
+
+/** `snapshot restore <file>`: a data dir for a new member from a snapshot file in etcd's format (snapshot-restore.ts). */
+async function restore(run: Run, file: string): Promise<number> {
+  const { parseConfig, ConfigError } = await import('../config.ts');
+  const { restoreSnapshot, RestoreError } = await import('../snapshot-restore.ts');
+  const { StorageError } = await import('../../storage/errors.ts');
+  const argv = restoreFlags.flatMap((flag) => (typeof run.values[flag] === 'string' ? [`--${flag}`, run.values[flag]] : []));
+  let config;
+  try {
+    const parsed = parseConfig(argv, {});
+    if (parsed.kind !== 'start') throw new UsageError('snapshot restore: unexpected --help');
+    config = parsed.config;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+  try {
+    const r = await restoreSnapshot(file, config, { skipHashCheck: run.values['skip-hash-check'] === true });
+    for (const warning of r.dropped) process.stderr.write(`warning: ${warning}\n`);
+    const compacted = r.compactRevision < 0 ? 'never compacted' : `compacted at ${r.compactRevision}`;
+    print(`Restored snapshot ${file} into ${config.dataDir}: revision ${r.revision}, ${compacted}, ${r.records} records, ${r.leases} leases`);
+    print(`Start the member with the same --name, --data-dir and --initial-cluster flags (every member of the new cluster restores the file with its own --name).`);
+    return 0;
+  } catch (err) {
+    if (err instanceof RestoreError || err instanceof StorageError) throw new Error(err.message);
+    throw err;
+  }
+}
+
+export const snapshot = command(
+  'snapshot save <file> | snapshot restore <file> [--data-dir] [--name] [--initial-cluster] [--initial-cluster-token] [--initial-advertise-peer-urls] [--skip-hash-check]',
+  {
+    ...Object.fromEntries(restoreFlags.map((flag) => [flag, { type: 'string' as const }])),
+    'skip-hash-check': { type: 'boolean' },
+  },
+  async (run) => {
+    const [sub, file, ...rest] = run.args;
+    if (sub !== 'save' && sub !== 'restore') throw new UsageError(sub === undefined ? 'snapshot needs a subcommand' : `unknown snapshot subcommand ${JSON.stringify(sub)}`);
+    if (file === undefined || rest.length > 0) throw new UsageError(`snapshot ${sub} needs exactly one <file>`);
+    if (sub === 'restore') return restore(run, file);
+    // etcdctl takes a snapshot from exactly one endpoint.
+    if (run.flags.endpoints.length !== 1) throw new UsageError(`snapshot save needs exactly one endpoint, got ${run.flags.endpoints.length}`);
+    await saveSnapshot(run, run.flags.endpoints[0], file);
+    print(`Snapshot saved at ${file}`);
+    return 0;
+  },
+);
