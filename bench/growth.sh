@@ -2,8 +2,10 @@
 # The growth benchmark of issues 18 and 16: one member each of real etcd (Debian's etcd-server)
 # and meshkv, both running for the whole run, measured side by side at growing store sizes.
 # At each stage (a key count):
-#   1. fill: both stores get the stage's keys through `etcdctl txn` (bench/etcdctl-fill.mjs,
-#      128 puts of 256-byte values per txn), etcd first, then meshkv;
+#   1. fill: both stores get the stage's keys as Txn requests of 128 puts of 256-byte values
+#      (what `etcdctl txn` sends), etcd first, then meshkv: over the harness's HTTP/2 client
+#      (bench/txn-fill.mjs), or with FILL=etcdctl one etcdctl process per txn
+#      (bench/etcdctl-fill.mjs, ~700 keys/s on this machine under load);
 #   2. at rest: 10 s idle, then each server's RSS split into anonymous and file-backed memory
 #      (/proc/PID/smaps_rollup; both map their database file, bbolt and LMDB);
 #   3. load: one round of ROUND_S seconds of the ../shared/bench-etcd h2 client writing new keys
@@ -12,14 +14,14 @@
 # Then restart: each server is stopped (SIGTERM) and started again on its data, timed from the
 # spawn to the first served read.
 #
-#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256
+#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn
 #
-# Writes results/growth-<time>.jsonl and prints markdown tables. Stops every process it
-# started, by PID.
+# Writes results/growth-<time>.jsonl (and the member's log with its GC trace beside it) and
+# prints markdown tables. Stops every process it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-STAGES="${STAGES:-0 500000 1000000 1500000 2000000}" ROUND_S="${ROUND_S:-30}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}"
+STAGES="${STAGES:-0 500000 1000000 1500000 2000000}" ROUND_S="${ROUND_S:-30}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}" FILL="${FILL:-txn}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-growth.XXXXXX")
 OUT="$ROOT/results/growth-$(date +%Y%m%d-%H%M%S).jsonl"
 mkdir -p "$ROOT/results"
@@ -82,6 +84,9 @@ round() {
   if [[ "$label" == meshkv ]]; then
     gc=$(tail -n +"$((gc_from + 1))" "$WORK/meshkv.log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
       END{printf "\"gc_pause_ms_max\":%.0f,\"gc_pause_ms_total\":%.0f,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, n, mc}')
+    # The V8 heap after the round's last full collection: live MB (committed MB).
+    gc+=$(grep -oE 'Mark-Compact [0-9.]+ \([0-9.]+\) -> [0-9.]+ \([0-9.]+\)' "$WORK/meshkv.log" | tail -1 | tr -d '()' |
+      awk '{printf ",\"heap_live_mb\":%s,\"heap_committed_mb\":%s", $5, $6}')
   fi
   record "\"kind\":\"load\",\"system\":\"$label\",\"stage\":$stage,\"keys\":$(keys "$ep"),$(memory "$pid"),$gc,\"bench\":$line"
 }
@@ -94,8 +99,10 @@ filled=0
 for stage in $STAGES; do
   if ((stage > filled)); then
     echo "== fill to $stage keys: etcd, then meshkv"
-    node bench/etcdctl-fill.mjs "$ETCD_EP" "$filled" "$stage" bench/fill/ "$VALUE"
-    node bench/etcdctl-fill.mjs "$MESHKV_EP" "$filled" "$stage" bench/fill/ "$VALUE"
+    for ep in "$ETCD_EP" "$MESHKV_EP"; do
+      if [[ "$FILL" == etcdctl ]]; then node bench/etcdctl-fill.mjs "$ep" "$filled" "$stage" bench/fill/ "$VALUE"
+      else node bench/txn-fill.mjs "$WORK/harness" "$ep" "$filled" "$stage" bench/fill/ "$VALUE"; fi
+    done
     filled=$stage
   fi
   sleep 10
@@ -114,6 +121,7 @@ kill "$MESHKV_PID"; wait "$MESHKV_PID" 2>/dev/null || true
 t0=$(date +%s%N); start_meshkv; s=$(first_read "$t0" "$MESHKV_EP")
 record "\"kind\":\"restart\",\"system\":\"meshkv\",\"keys\":$(keys "$MESHKV_EP"),\"first_read_s\":$s,$(memory "$MESHKV_PID")"
 du -sh "$WORK/etcd" "$WORK/meshkv" | sed 's/^/data: /'
+cp "$WORK/meshkv.log" "${OUT%.jsonl}-meshkv.log"
 
 node "$ROOT/bench/growth-table.mjs" "$OUT"
 echo "results: $OUT"
