@@ -7,7 +7,7 @@ const rows = readFileSync(process.argv[2], 'utf8').trim().split('\n').map((l) =>
 const find = (kind, system, stage) => rows.find((r) => r.kind === kind && r.system === system && (stage === undefined || r.stage === stage));
 const stages = [...new Set(rows.filter((r) => r.stage !== undefined).map((r) => r.stage))];
 const mb = (kib) => `${Math.round(kib / 1024)}`;
-const perKey = (kib, keys) => (keys > 0 ? `${Math.round((kib * 1024) / keys)}` : '–');
+const perKey = (kib, keys) => (keys >= 10_000 ? `${Math.round((kib * 1024) / keys)}` : '–');
 const k = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${Math.round(n / 1e3)}k`);
 
 console.log('At rest (10 s idle after the fill), RSS = anonymous + file-backed:\n');
