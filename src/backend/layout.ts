@@ -60,10 +60,12 @@ function writeU64(bytes: Uint8Array, at: number, n: number): void {
 }
 
 function readU64(bytes: Uint8Array, at: number): number {
-  const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
-  const n = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`backend: u64 ${view.getBigUint64(0)} beyond 2^53`);
-  return n;
+  if (at + 8 > bytes.length) throw new RangeError(`backend: a u64 at ${at} overruns ${bytes.length} bytes`);
+  // Byte arithmetic rather than a DataView: a restart reads two per stored record.
+  const high = bytes[at] * 2 ** 24 + ((bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]);
+  const low = bytes[at + 4] * 2 ** 24 + ((bytes[at + 5] << 16) | (bytes[at + 6] << 8) | bytes[at + 7]);
+  if (high >= 2 ** 21) throw new RangeError(`backend: u64 ${(BigInt(high) << 32n) | BigInt(low)} beyond 2^53`);
+  return high * 2 ** 32 + low;
 }
 
 /** The refusal every backend gives a batch that would move the applied index backwards. */

@@ -1,7 +1,7 @@
 // A key's history. Every write is a Record identified by its revision {main, sub}: main is the
 // write transaction's revision, sub the operation's position inside it. Records are immutable
 // and hold no value: values live in the backend (history.ts), so the index costs the same
-// whatever the value sizes.
+// whatever the value sizes. A key written once costs its record alone (see IndexEntry).
 
 import type { KeyString } from './bytes.ts';
 
@@ -124,6 +124,20 @@ export class KeyIndex {
     return this.generations.length === 1 && this.generations[0].length === 0;
   }
 
+  /** A key index holding just `record`, a live put (what a bare entry becomes on its next write). */
+  static of(record: Record): KeyIndex {
+    if (record.version === 0) throw new Error(`keyIndex.of: tombstone ${record.main}.${record.sub}`);
+    const keyIndex = new KeyIndex();
+    keyIndex.generations = [[record]];
+    return keyIndex;
+  }
+
+  /** The only record, if the whole history is one live put (then the index holds it bare). */
+  single(): Record | undefined {
+    const gens = this.generations;
+    return gens.length === 1 && gens[0].length === 1 ? gens[0][0] : undefined;
+  }
+
   private assertAppendable(record: Record): void {
     const newest = this.newest();
     if (newest !== undefined && !recordAfter(record, newest)) {
@@ -132,4 +146,31 @@ export class KeyIndex {
       );
     }
   }
+}
+
+/**
+ * What the store's ordered index maps a key to. Most keys are written once, and a KeyIndex with
+ * its two generation arrays costs ~80 bytes more than the record itself (measured in
+ * docs/benchmarks.md), so a key whose whole history is one live put is held as that bare Record.
+ * The store promotes it to a KeyIndex on the key's next write and demotes a KeyIndex that
+ * compaction leaves with one record.
+ *
+ * Invariant: a bare Record is a live put (version >= 1).
+ */
+export type IndexEntry = Record | KeyIndex;
+
+/** The live record now, or undefined if the key is deleted. */
+export function entryLive(entry: IndexEntry): Record | undefined {
+  return entry instanceof KeyIndex ? entry.live() : entry;
+}
+
+/** The newest record, tombstone or not. */
+export function entryNewest(entry: IndexEntry): Record | undefined {
+  return entry instanceof KeyIndex ? entry.newest() : entry;
+}
+
+/** The record visible at revision `atRev`, or undefined if the key did not exist then. */
+export function entryGet(entry: IndexEntry, atRev: number): Record | undefined {
+  if (entry instanceof KeyIndex) return entry.get(atRev);
+  return entry.main <= atRev ? entry : undefined;
 }

@@ -1,4 +1,4 @@
-// The multi-version key-value store: an in-memory ordered index (key → KeyIndex) over the
+// The multi-version key-value store: an in-memory ordered index (key → its history) over the
 // backend, which holds every record's value and the history by revision. Reads at any revision
 // not yet compacted; writes happen inside a WriteTxn that takes exactly one main revision, and
 // only if it changes something. Each write goes to the write buffer and into the next backend
@@ -7,7 +7,7 @@
 import { BTree } from './btree.ts';
 import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, toBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
-import { KeyIndex, type Record } from './key-index.ts';
+import { KeyIndex, entryGet, entryLive, entryNewest, type IndexEntry, type Record } from './key-index.ts';
 import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
 import { decodeKeyValue, encodeKeyValue, metaKeys, parseRevisionKey, revisionKey } from '../backend/layout.ts';
 import { MemoryBackend } from '../backend/memory.ts';
@@ -50,8 +50,8 @@ export interface StoreView {
 }
 
 export class KvStore {
-  /** Key → history. Every KeyIndex here is non-empty. */
-  private readonly index = new BTree<KeyString, KeyIndex>(undefined, compareKeyStrings);
+  /** Key → history: a bare Record or a non-empty KeyIndex (see IndexEntry). */
+  private readonly index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings);
   /** Applied writes not yet committed to the backend. */
   private readonly buffer = new WriteBuffer();
   readonly history: History;
@@ -161,8 +161,8 @@ export class KvStore {
   rangeRecords(key: KeyString, end: RangeEnd, atRev: number, collectMax: number): { records: Record[]; count: number } {
     const records: Record[] = [];
     let count = 0;
-    this.visitRange(key, end, (keyIndex) => {
-      const record = keyIndex.get(atRev);
+    this.visitRange(key, end, (entry) => {
+      const record = entryGet(entry, atRev);
       if (record === undefined) return;
       count++;
       if (records.length < collectMax) records.push(record);
@@ -181,12 +181,14 @@ export class KvStore {
   /** The record of `key` visible at `atRev` (used for watch prev_kv), if still in history. */
   getAt(key: KeyString, atRev: number): Record | undefined {
     if (atRev < this.compacted) return undefined;
-    return this.index.get(key)?.get(atRev);
+    const entry = this.index.get(key);
+    return entry === undefined ? undefined : entryGet(entry, atRev);
   }
 
   /** The key's live record now. */
   live(key: KeyString): Record | undefined {
-    return this.index.get(key)?.live();
+    const entry = this.index.get(key);
+    return entry === undefined ? undefined : entryLive(entry);
   }
 
   /** Begins the one write transaction; it takes revision current+1 if it writes anything. */
@@ -232,11 +234,17 @@ export class KvStore {
       this.batchOps.push({ bucket: 'key', key: revisionKey(record.main, record.sub, record.version === 0), value: null });
       this.records--;
     };
-    this.index.forEachPair((key, keyIndex) => {
-      keyIndex.compact(revision, drop);
-      if (keyIndex.isEmpty()) emptied.push(key);
+    const demoted: Record[] = [];
+    this.index.forEachPair((key, entry) => {
+      // A bare record is a live put: compaction always keeps it.
+      if (!(entry instanceof KeyIndex)) return;
+      entry.compact(revision, drop);
+      if (entry.isEmpty()) emptied.push(key);
+      const single = entry.single();
+      if (single !== undefined) demoted.push(single);
     });
     this.index.deleteKeys(emptied);
+    for (const record of demoted) this.index.set(record.key, record);
     const mark = revisionKey(revision, 0);
     this.batchOps.push({ bucket: 'meta', key: metaKeys.scheduledCompactRev, value: mark });
     this.batchOps.push({ bucket: 'meta', key: metaKeys.finishedCompactRev, value: mark });
@@ -269,9 +277,10 @@ export class KvStore {
       throw new Error(`kvStore.checkValid: ${why}`);
     };
     const indexed = new Map<string, Record>();
-    this.index.forEachPair((key, keyIndex) => {
-      if (keyIndex.isEmpty()) fail(`empty key index for ${JSON.stringify(key)}`);
-      const gens = keyIndex.generations;
+    this.index.forEachPair((key, entry) => {
+      if (entry instanceof KeyIndex && entry.isEmpty()) fail(`empty key index for ${JSON.stringify(key)}`);
+      if (entry instanceof KeyIndex && entry.single() !== undefined) fail(`one-record key index for ${JSON.stringify(key)} not held bare`);
+      const gens = entry instanceof KeyIndex ? entry.generations : [[entry]];
       let previous: Record | undefined;
       let atOrBelowCompaction = 0;
       gens.forEach((gen, g) => {
@@ -333,7 +342,8 @@ export class KvStore {
       }
       const key = toBinaryString(kv.key);
       // One string per key, shared by all its records, as live writes do.
-      const shared = store.index.get(key)?.newest()?.key ?? key;
+      const entry = store.index.get(key);
+      const shared = (entry === undefined ? undefined : entryNewest(entry))?.key ?? key;
       store.indexRecord({ key: shared, main, sub, createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
       store.records++;
       newest = Math.max(newest, main);
@@ -406,8 +416,8 @@ export class KvStore {
   /** A live key attached to a lease not in `leases` (a damaged restore), or undefined. O(keys). */
   findKeyOutsideLeases(leases: ReadonlySet<bigint>): { key: KeyString; lease: bigint } | undefined {
     let found: { key: KeyString; lease: bigint } | undefined;
-    this.index.forEachPair((key, keyIndex) => {
-      const live = keyIndex.live();
+    this.index.forEachPair((key, entry) => {
+      const live = entryLive(entry);
       if (found === undefined && live !== undefined && live.lease !== 0n && !leases.has(live.lease)) found = { key, lease: live.lease };
     });
     return found;
@@ -417,8 +427,8 @@ export class KvStore {
   attachLeases(): void {
     const leases = this.leases;
     if (leases === null) return;
-    this.index.forEachPair((key, keyIndex) => {
-      const live = keyIndex.live();
+    this.index.forEachPair((key, entry) => {
+      const live = entryLive(entry);
       if (live !== undefined && live.lease !== 0n) leases.attach(live.lease, key);
     });
   }
@@ -426,20 +436,20 @@ export class KvStore {
   // ---- used by WriteTxn ----
 
   /** @internal */
-  visitRange(key: KeyString, end: RangeEnd, visit: (keyIndex: KeyIndex, key: KeyString) => void): void {
+  visitRange(key: KeyString, end: RangeEnd, visit: (entry: IndexEntry, key: KeyString) => void): void {
     if (end === null) {
-      const keyIndex = this.index.get(key);
-      if (keyIndex !== undefined) visit(keyIndex, key);
+      const entry = this.index.get(key);
+      if (entry !== undefined) visit(entry, key);
       return;
     }
     if (end !== '' && end <= key) return;
     if (end === '') {
       const max = this.index.maxKey();
       if (max === undefined || max < key) return;
-      this.index.forRange(key, max, true, (k, keyIndex) => visit(keyIndex, k));
+      this.index.forRange(key, max, true, (k, entry) => visit(entry, k));
       return;
     }
-    this.index.forRange(key, end, false, (k, keyIndex) => visit(keyIndex, k));
+    this.index.forRange(key, end, false, (k, entry) => visit(entry, k));
   }
 
   /** @internal Indexes a write of the open transaction and buffers its value. */
@@ -493,11 +503,15 @@ export class KvStore {
   }
 
   private indexRecord(record: Record): void {
-    let keyIndex = this.index.get(record.key);
-    if (keyIndex === undefined) {
-      keyIndex = new KeyIndex();
-      this.index.set(record.key, keyIndex);
+    const entry = this.index.get(record.key);
+    if (entry === undefined) {
+      if (record.version === 0) throw new Error(`kvStore: tombstone at ${record.main}.${record.sub} for a key with no history`);
+      this.index.set(record.key, record);
+      return;
     }
+    let keyIndex: KeyIndex;
+    if (entry instanceof KeyIndex) keyIndex = entry;
+    else this.index.set(record.key, (keyIndex = KeyIndex.of(entry)));
     if (record.version === 0) keyIndex.tombstone(record);
     else keyIndex.put(record);
   }
@@ -562,8 +576,8 @@ export class WriteTxn {
   deleteRange(key: KeyString, end: RangeEnd): Record[] {
     this.assertOpen();
     const victims: Record[] = [];
-    this.store.visitRange(key, end, (keyIndex) => {
-      const live = keyIndex.live();
+    this.store.visitRange(key, end, (entry) => {
+      const live = entryLive(entry);
       if (live !== undefined) victims.push(live);
     });
     for (const prev of victims) {

@@ -133,3 +133,28 @@ describe('member', () => {
     }
   });
 });
+
+describe('Member snapshots bounded by bytes', () => {
+  // Large entries (txns of many puts) would otherwise stay in memory for snapshotEntries entries.
+  const run = async (extra: object) => {
+    const storage = new MemoryStorage();
+    const { member } = await startMember(new MemoryHub(), 1, [1], storage, { snapshotEntries: 1000, snapshotKeepEntries: 500, ...extra });
+    await waitFor('leadership', () => member.isLeader());
+    for (let i = 0; i < 30; i++) await member.propose(new Uint8Array(1000).fill(i));
+    const snapshotIndex = storage.copyState('written').snapshot?.metadata.index ?? 0;
+    return { snapshotIndex, inMemory: member.entriesInMemory(), lastIndex: member.status().lastIndex };
+  };
+
+  it('snapshots after snapshotLogBytesMax of entries and keeps about snapshotKeepBytesMax behind it', async () => {
+    const bounded = await run({ snapshotLogBytesMax: 10_000, snapshotKeepBytesMax: 3_000 });
+    expect(bounded.snapshotIndex).toBeGreaterThanOrEqual(10);
+    // At most ~10 KB since the snapshot plus ~3 KB kept behind it, of 1 KB entries.
+    expect(bounded.inMemory).toBeLessThanOrEqual(bounded.lastIndex - bounded.snapshotIndex + 4);
+    expect(bounded.inMemory).toBeLessThanOrEqual(15);
+    expect(bounded.inMemory).toBeGreaterThan(bounded.lastIndex - bounded.snapshotIndex);
+    // The default bounds (32 MiB) leave these 30 KB alone: the entry count decides.
+    const unbounded = await run({});
+    expect(unbounded.snapshotIndex).toBeLessThan(10);
+    expect(unbounded.inMemory).toBeGreaterThanOrEqual(30);
+  });
+});
