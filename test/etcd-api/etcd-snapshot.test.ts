@@ -214,3 +214,38 @@ describe('etcd → meshkv: a snapshot a real etcd made, meshkv snapshot restore,
     expect(ok, ok.output).toMatchObject({ code: 0 });
   }, 120_000);
 });
+
+describe('etcd → a three-member meshkv cluster', () => {
+  it('every member restores the same file with its own --name; the cluster serves etcd\'s history', async () => {
+    const etcd = await startEtcd('src3', join(dir, 'etcd-src3'), await freePort());
+    for (const [k, v] of [['x', '1'], ['y', '2'], ['x', '3']]) expect((await etcdctl(etcd, ['put', k, v])).code).toBe(0);
+    const file = join(dir, 'for-three.db');
+    expect((await etcdctl(etcd, ['snapshot', 'save', file])).code).toBe(0);
+    const names = ['t1', 't2', 't3'];
+    const peers = await Promise.all(names.map(() => freePort()));
+    const clients = await Promise.all(names.map(() => freePort()));
+    const cluster = names.map((n, i) => `${n}=http://127.0.0.1:${peers[i]}`).join(',');
+    for (const name of names) {
+      const r = await meshkvCommand(['snapshot', 'restore', file, '--name', name, '--data-dir', join(dir, `three-${name}`), '--initial-cluster', cluster]);
+      expect(r, r.output).toMatchObject({ code: 0 });
+    }
+    names.forEach((name, i) => {
+      started.push(
+        spawnCollecting(process.execPath, [
+          bin, '--name', name, '--data-dir', join(dir, `three-${name}`), '--initial-cluster', cluster,
+          `--listen-client-urls=http://127.0.0.1:${clients[i]}`, '--browser-peers=off', '--admission-secret', 'etcd-snapshot-test-secret',
+        ]),
+      );
+    });
+    const endpoints = clients.map((p) => `127.0.0.1:${p}`);
+    const expected = await allKeys(etcd);
+    for (const endpoint of endpoints) {
+      await waitFor(`${endpoint} to serve`, async () => (await etcdctl(endpoint, ['endpoint', 'health'])).code === 0, 60_000, 250);
+      expect(await allKeys(endpoint)).toEqual(expected);
+    }
+    const next = await etcdctl(endpoints[2], ['put', 'z', 'after', '-w', 'json']);
+    expect((JSON.parse(next.stdout) as { header: { revision: number } }).header.revision).toBe(5);
+    const members = await etcdctl(endpoints[0], ['member', 'list']);
+    expect(members.stdout.split('\n').filter((l) => l !== '').map((l) => l.split(', ')[2]).sort()).toEqual(names);
+  }, 180_000);
+});
