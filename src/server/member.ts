@@ -198,7 +198,7 @@ export class Member {
       snapshotEntries: 10_000,
       snapshotKeepEntries: 5_000,
       requestTimeoutMs: 7_000,
-      snapshotStreamIdleMs: 30_000,
+      snapshotStreamIdleMs: 10_000,
       ...opts,
     };
     // A catch-up must be able to expire a lease and an election timeout in one go.
@@ -691,7 +691,7 @@ export class Member {
     this.opts.log?.('info', `member ${this.id}: adopted snapshot ${index} (backend at ${r.appliedIndex}) streamed by member ${r.from}`);
     this.catchUpTicks();
     this.node.step({ ...r.head, snapshot: { ...r.head.snapshot!, data } });
-    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, r.lastSeq, null)]);
+    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, r.lastSeq + 1, null)]);
   }
 
   /** A sent stream ended: its view is released and Raft hears the outcome. */
@@ -715,7 +715,7 @@ export class Member {
     const idleMs = this.opts.snapshotStreamIdleMs;
     for (const sender of [...this.streamsOut.values()]) {
       if (!this.isLeader()) this.endStream(sender, 'this member is no longer the leader');
-      else if (now - sender.lastProgressMs > idleMs) this.endStream(sender, `no acknowledgement for ${idleMs} ms`);
+      else if (sender.stalled(now, idleMs)) this.endStream(sender, `no acknowledgement for ${now - sender.lastProgressMs} ms`);
     }
     const r = this.streamIn;
     if (r !== null && !r.complete && now - r.lastProgressMs > idleMs) {

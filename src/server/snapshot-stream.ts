@@ -12,8 +12,9 @@
 //          [u8 0x53][u8 version 1][u64 stream id][u64 applied index of the view]
 //   chunk  SnapChunk: index = stream id, commit = sequence (1, 2, …), context = pairs,
 //          reject = last chunk, rejectHint = (last chunk only) CRC-32C of every chunk's pairs
-//   ack    SnapChunkResp: index = stream id, commit = the sequence written (0: the head),
-//          reject = the receiver gave the stream up, context = its reason (UTF-8) or null
+//   ack    SnapChunkResp: index = stream id, commit = the sequence written (0: the head; one
+//          past the last chunk: the content is adopted), reject = the receiver gave the stream
+//          up, context = its reason (UTF-8) or null
 // Pairs: ([u8 bucket][u32 key bytes][u32 value bytes][key][value])*, buckets as in
 // `backendBuckets`, every bucket in order, each in key order.
 //
@@ -30,6 +31,11 @@ import { backendBuckets, type BackendOp, type BackendReadView, type BackendStagi
 export const snapshotChunkBytesMax = 512 * 1024;
 /** Chunks sent and not yet acknowledged. Sender and receiver hold at most this many. */
 export const snapshotChunksInflightMax = 4;
+/**
+ * Once every chunk is written, the receiver rebuilds its key index from the adopted content
+ * (O(records)) before its last acknowledgement: the sender waits this many idle periods for it.
+ */
+export const snapshotAdoptIdlePeriodsMax = 6;
 /** Key bytes of one pair at most (etcd's keys are far shorter; revision keys are 18 bytes). */
 const pairKeyBytesMax = 64 * 1024;
 /** Value bytes of one pair at most: above etcd's 1.5 MiB request limit, below any frame limit. */
@@ -221,10 +227,17 @@ export class SnapshotSender {
   onAck(m: Message, nowMs: number): SenderProgress {
     if (m.index !== this.streamId) return { kind: 'pending' };
     if (m.reject) return { kind: 'failed', reason: m.context === null ? 'refused' : new TextDecoder().decode(m.context) };
+    if (this.lastSeq !== 0 && m.commit === this.lastSeq + 1 && this.acked === this.lastSeq) return { kind: 'done' };
     if (m.commit <= this.acked || m.commit > this.sent) return { kind: 'pending' };
     this.acked = m.commit;
     this.lastProgressMs = nowMs;
-    return this.lastSeq !== 0 && this.acked === this.lastSeq ? { kind: 'done' } : { kind: 'pending' };
+    return { kind: 'pending' };
+  }
+
+  /** Whether the stream made no progress for too long: `idleMs`, or while the receiver adopts, several of them. */
+  stalled(nowMs: number, idleMs: number): boolean {
+    const written = this.lastSeq !== 0 && this.acked === this.lastSeq;
+    return nowMs - this.lastProgressMs > (written ? idleMs * snapshotAdoptIdlePeriodsMax : idleMs);
   }
 
   /** Ends the read view's pin; idempotent. */
@@ -297,11 +310,12 @@ export class SnapshotReceiver {
         return failWith(`writing chunk ${seq}: ${(err as Error).message}`);
       }
       if (this.failure !== null) return;
+      ack(seq);
       if (last) {
         this.complete = true;
         this.lastSeq = seq;
         done();
-      } else ack(seq);
+      }
     });
   }
 

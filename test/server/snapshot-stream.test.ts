@@ -104,8 +104,10 @@ describe('chunks of a backend read view', () => {
         if (sent.length === 1) last = sent[0];
         chunks += sent.length;
       }
-      for (let seq = chunks - snapshotChunksInflightMax + 1; seq < chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
-      expect(sender.onAck(ack(chunks), 3).kind).toBe('done');
+      for (let seq = chunks - snapshotChunksInflightMax + 1; seq <= chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
+      // Every chunk written: the receiver adopts, then acknowledges one past the last chunk.
+      expect(sender.stalled(3 + 5_000, 1_000)).toBe(false);
+      expect(sender.onAck(ack(chunks + 1), 3).kind).toBe('done');
       expect(chunks).toBeGreaterThanOrEqual(64);
       expect(sender.bytesSent).toBeGreaterThan(32 * 2 ** 20);
       sender.release();
