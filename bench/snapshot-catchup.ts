@@ -5,7 +5,10 @@
 // then a learner is added and started while the load goes on. Printed: the catch-up time
 // (learner start until it serves the revision the leader had when it started), the write
 // throughput before and during the catch-up, and the peak resident memory of the leader
-// (reset just before the learner starts) and of the learner.
+// (reset just before the learner starts) and of the learner — all of it (VmHWM, which counts
+// the database file's pages mapped in, as LMDB's and bbolt's reads do) and the largest
+// anonymous part sampled every 200 ms (RssAnon: heap and buffers, what grows if a process
+// held the store in memory).
 //
 //   npm run build && npx tsx bench/snapshot-catchup.ts                # 1 GiB: 262,144 × 4 KiB
 //   KEYS=20000 VALUE_BYTES=1024 SYSTEMS=meshkv npx tsx bench/snapshot-catchup.ts
@@ -152,10 +155,16 @@ async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | n
     procs.push(joiner.proc);
     let leaderPeak = 0;
     let joinerPeak = 0;
+    let leaderAnonPeak = 0;
+    let joinerAnonPeak = 0;
     const sampler = setInterval(() => {
       try {
-        leaderPeak = Math.max(leaderPeak, memoryOf(leader.proc.child.pid!).peakRssBytes);
-        joinerPeak = Math.max(joinerPeak, memoryOf(joiner.proc.child.pid!).peakRssBytes);
+        const l = memoryOf(leader.proc.child.pid!);
+        const j = memoryOf(joiner.proc.child.pid!);
+        leaderPeak = Math.max(leaderPeak, l.peakRssBytes);
+        joinerPeak = Math.max(joinerPeak, j.peakRssBytes);
+        leaderAnonPeak = Math.max(leaderAnonPeak, l.anonBytes);
+        joinerAnonPeak = Math.max(joinerAnonPeak, j.anonBytes);
       } catch {
         // A process that just exited: the run fails below.
       }
@@ -187,6 +196,7 @@ async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | n
       'writes/s during': Math.round(during),
       'leader peak RSS MiB': Math.round(leaderPeak / 2 ** 20),
       'learner peak RSS MiB': Math.round(joinerPeak / 2 ** 20),
+      'leader / learner peak anon MiB': `${Math.round(leaderAnonPeak / 2 ** 20)} / ${Math.round(joinerAnonPeak / 2 ** 20)}`,
       'load avg': loadavg().map((l) => l.toFixed(1)).join(' '),
     };
   } finally {

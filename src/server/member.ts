@@ -789,7 +789,7 @@ export class Member {
       if (job.data === null) return;
       this.snapshotJob = null;
       // Null when a newer snapshot arrived from the leader while this one was serialized.
-      const snap = this.node.snapshotFrom(job.point, job.data, this.opts.snapshotKeepEntries);
+      const snap = this.node.snapshotFrom(job.point, job.data, this.entriesToKeep(job.point.index));
       if (snap) await this.opts.storage.saveSnapshot(snap);
       return;
     }
@@ -799,11 +799,23 @@ export class Member {
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
       await this.opts.stateMachine.durableAt?.(point.index);
-      const snap = this.node.snapshotFrom(point, image, this.opts.snapshotKeepEntries);
+      const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
       if (snap) await this.opts.storage.saveSnapshot(snap);
       return;
     }
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
+  }
+
+  /**
+   * Entries to keep in the log behind a new snapshot at `index`: snapshotKeepEntries, or back to
+   * the snapshot a stream in progress carries, so that its receiver goes on with appends from
+   * there. Without it, a stream that outlasts snapshotEntries of writes would be followed by
+   * another stream, and so on.
+   */
+  private entriesToKeep(index: number): number {
+    let keep = this.opts.snapshotKeepEntries;
+    for (const sender of this.streamsOut.values()) keep = Math.max(keep, index - sender.snapshotIndex);
+    return keep;
   }
 
   /** Serializes a few frames of the background snapshot; called every tick. */

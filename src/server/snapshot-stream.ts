@@ -195,6 +195,11 @@ export class SnapshotSender {
     this.lastProgressMs = nowMs;
   }
 
+  /** The index of the snapshot the stream carries (its store may be newer). */
+  get snapshotIndex(): number {
+    return this.head.snapshot?.metadata.index ?? 0;
+  }
+
   /** The messages to send now: the head at first, then chunks while the window has room. */
   pump(term: number): Message[] {
     if (this.released) return [];

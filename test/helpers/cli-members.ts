@@ -77,9 +77,9 @@ export async function revisionOf(endpoint: string): Promise<number> {
   return (JSON.parse(r.stdout) as { header: { revision: number } }).header.revision;
 }
 
-/** Resident memory now and at its peak (VmRSS, VmHWM), bytes. Linux only. */
-export function memoryOf(pid: number): { rssBytes: number; peakRssBytes: number } {
+/** Resident memory now, at its peak, and its anonymous part now (VmRSS, VmHWM, RssAnon), bytes. Linux only. */
+export function memoryOf(pid: number): { rssBytes: number; peakRssBytes: number; anonBytes: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-  return { rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM') };
+  return { rssBytes: kib('VmRSS'), peakRssBytes: kib('VmHWM'), anonBytes: kib('RssAnon') };
 }
