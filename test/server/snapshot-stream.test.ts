@@ -134,12 +134,13 @@ function tapped(inner: Transport, incoming: (m: Message) => boolean, outgoing: (
 
 interface Running {
   kv: KvMember;
-  backend: LmdbBackend;
+  backend: LmdbBackend | MemoryBackend;
 }
 
-async function startMember(dir: string, id: number, peers: number[], transport: Transport): Promise<Running> {
+/** A member on fs-wal, with LMDB in `dir` (or, `memory`, a memory-only backend, as a tab has). */
+async function startMember(dir: string, id: number, peers: number[], transport: Transport, memory = false): Promise<Running> {
   const storage = await FsWalStorage.open(join(dir, 'wal'), { logger: silentLogger });
-  const backend = LmdbBackend.open(join(dir, 'backend'));
+  const backend = memory ? new MemoryBackend() : LmdbBackend.open(join(dir, 'backend'));
   const kv = await KvMember.start({
     id,
     peers,
@@ -177,6 +178,36 @@ async function caughtUp(joiner: KvMember, leader: KvMember): Promise<void> {
   expect(joiner.hashKV(0)).toEqual(leader.hashKV(0));
   joiner.mvcc.checkValid();
 }
+
+describe('a snapshot stream to a member whose backend is memory-only (a tab)', () => {
+  it('ends with the leader\'s data, and its own snapshot holds the whole store so that a restart finds it', async () => {
+    const hub = new MemoryHub();
+    const leader = await startMember(tempDir(), 1, [1], hub.connect(1));
+    await waitFor('leadership', () => leader.kv.isLeader());
+    const joinerDir = tempDir();
+    let joiner = await startMember(joinerDir, 2, [], hub.connect(2), true);
+    try {
+      await fill(leader.kv, 'k', 1000);
+      await leader.kv.addMember(2, ['webrtc://tab'], true);
+      await caughtUp(joiner.kv, leader.kv);
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent === 1, 10_000);
+      // The leader keeps only the marker; the memory-only joiner stored the whole image.
+      expect(leader.kv.member.snapshotBytes()).toBeLessThan(200);
+      expect(joiner.kv.member.snapshotBytes()).toBeGreaterThan(1_000_000);
+      const revision = joiner.kv.currentRevision;
+      const hash = joiner.kv.hashKV(0);
+      await stop(joiner);
+      // Restarted with a fresh memory backend, it rebuilds the store from its own snapshot.
+      joiner = await startMember(joinerDir, 2, [], hub.connect(2), true);
+      expect(joiner.kv.currentRevision).toBeGreaterThanOrEqual(revision);
+      await waitFor('the joiner is back at the revision', () => joiner.kv.currentRevision === leader.kv.currentRevision, 20_000);
+      expect(joiner.kv.hashKV(revision)).toEqual(hash);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+});
 
 describe('a snapshot stream cut in the middle', () => {
   it('fails on the leader, which reports it to Raft and streams again; the retry completes with equal data', async () => {
