@@ -483,7 +483,7 @@ export class Member {
     try {
       do {
         this.drainAgain = false;
-        await this.maybeAdoptStream();
+        if (this.streamIn?.complete) await this.adoptStream();
         this.flushProposals();
         while (!this.stopped && this.node.hasReady()) {
           const rd = this.node.ready();
@@ -674,9 +674,8 @@ export class Member {
    * Inside the drain loop (no apply runs meanwhile): a stream whose last chunk verified becomes
    * the state, then Raft gets its snapshot message, and only then does the sender hear it is done.
    */
-  private async maybeAdoptStream(): Promise<void> {
-    const r = this.streamIn;
-    if (r === null || !r.complete) return;
+  private async adoptStream(): Promise<void> {
+    const r = this.streamIn!;
     this.streamIn = null;
     const s = this.node.basicStatus();
     const index = r.head.snapshot!.metadata.index;
