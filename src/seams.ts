@@ -132,8 +132,33 @@ export interface Backend extends BackendReader {
   /** Resolves with the highest applied index on stable storage (survives power loss). */
   durable(): Promise<number>;
   view(): BackendReadView;
+  /**
+   * A staging area beside the live content, emptied first, for a whole new state that arrives
+   * in pieces (a snapshot streamed from the leader). Staged writes are invisible to reads and
+   * commits until `adopt`; one staging area at a time (a new one abandons the previous).
+   * Optional: a member whose backend lacks it cannot take a streamed snapshot (it says so).
+   */
+  stage?(): BackendStaging;
   /** Optional: the bytes the backend occupies on disk (what etcd reports as its db size). */
   sizeBytes?(): number;
   /** Waits for committed batches to be durable, then releases the backend. */
   close(): Promise<void>;
+}
+
+/**
+ * A whole new backend content, written in batches beside the live one. A crash or an abandoned
+ * staging area leaves the live content as it was (the next `stage()` discards what was staged).
+ */
+export interface BackendStaging {
+  /** Puts pairs into the staging area (null values are refused: it starts empty). Resolves once written. */
+  write(ops: readonly BackendOp[]): Promise<void>;
+  /**
+   * Makes the staged content the live one in one atomic step, with `appliedIndex` (any value:
+   * it replaces the state, as a `clear` batch does), after every commit called before it. Resolves
+   * once the switch is on stable storage; reads and commits see the new content from then on.
+   * Read views taken before keep reading the old content.
+   */
+  adopt(appliedIndex: number): Promise<void>;
+  /** Drops what was staged; the live content is untouched. */
+  abandon(): void;
 }

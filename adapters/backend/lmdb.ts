@@ -6,6 +6,13 @@
 // queued to lmdb's writer, with the applied index written last inside it, so the stored index
 // and the data it describes always change together. lmdb commits without waiting for the disk
 // flush (overlapping sync) and flushes in the background; durable() waits for that flush.
+//
+// Staging (a snapshot streamed from the leader): every bucket exists twice, as two slots of
+// named databases (slot 0 under etcd's bucket names, slot 1 under `1.<bucket>`), and the
+// `meshkv_live_slot` database names the live one. A stream is written into the other slot;
+// adopting it flips that one byte in one write transaction, so a crash before the flip leaves
+// the old content live and a crash after it the new one, never a mix. The old slot is emptied
+// afterwards, and any slot that is not live is emptied again when the next staging starts.
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,10 +23,19 @@ import {
   type Backend,
   type BackendBatch,
   type BackendBucket,
+  type BackendOp,
   type BackendReadView,
+  type BackendStaging,
 } from '../../src/seams.ts';
 
 type BucketDb = Database<Uint8Array, Uint8Array>;
+type Slot = 0 | 1;
+
+const liveSlotKey = new TextEncoder().encode('live');
+
+function slotDbName(slot: Slot, bucket: BackendBucket): string {
+  return slot === 0 ? bucket : `1.${bucket}`;
+}
 
 export interface LmdbBackendOptions {
   /** Address space reserved for the map; LMDB grows the file within it. */
@@ -31,10 +47,16 @@ export const mapSizeBytesDefault = 64 * 2 ** 30;
 
 export class LmdbBackend implements Backend {
   private readonly env: RootDatabase<Uint8Array, Uint8Array>;
-  private readonly dbs: Map<BackendBucket, BucketDb>;
-  /** Batches waiting for the scheduled write transaction; drained when it starts. */
+  /** Each slot's databases, one per bucket. */
+  private readonly slots: [Map<BackendBucket, BucketDb>, Map<BackendBucket, BucketDb>];
+  /** Which slot holds the live content (the other one stages). */
+  private liveSlot: Slot;
+  private readonly liveSlotDb: BucketDb;
+  /** The staging area in use, if any: only it may write to the other slot. */
+  private staging: BackendStaging | null = null;
+  /** Batches for the write transaction not yet started; a new array once it starts (or a staging area is adopted). */
   private queue: BackendBatch[] = [];
-  /** The write transaction that will drain `queue`, until it starts. */
+  /** The write transaction that will write `queue`, until it starts. */
   private scheduled: Promise<void> | null = null;
   /** The latest write transaction: later ones commit after it. */
   private last: Promise<void> = Promise.resolve();
@@ -49,12 +71,16 @@ export class LmdbBackend implements Backend {
       path,
       keyEncoding: 'binary',
       encoding: 'binary',
-      maxDbs: backendBuckets.length + 1,
+      maxDbs: 2 * backendBuckets.length + 1,
       mapSize: options.mapSizeBytes ?? mapSizeBytesDefault,
       // Freed pages are reused before being zeroed; the file holds only this member's data.
       noMemInit: true,
     });
-    this.dbs = new Map(backendBuckets.map((b) => [b, this.env.openDB<Uint8Array, Uint8Array>(b, { keyEncoding: 'binary', encoding: 'binary' })]));
+    const openDb = (name: string): BucketDb => this.env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' });
+    const slotDbs = (slot: Slot) => new Map(backendBuckets.map((b) => [b, openDb(slotDbName(slot, b))]));
+    this.slots = [slotDbs(0), slotDbs(1)];
+    this.liveSlotDb = openDb('meshkv_live_slot');
+    this.liveSlot = this.liveSlotDb.getBinary(liveSlotKey)?.[0] === 1 ? 1 : 0;
     const stored = this.db('meta').getBinary(metaKeys.consistentIndex);
     this.applied = stored === undefined ? 0 : decodeU64(stored);
     this.queuedIndex = this.applied;
@@ -86,8 +112,10 @@ export class LmdbBackend implements Backend {
     this.queuedIndex = batch.appliedIndex;
     this.queue.push(batch);
     if (this.scheduled === null) {
+      const batches = this.queue;
+      const dbs = this.dbs;
       const txn = this.env
-        .transaction(() => this.writeQueued())
+        .transaction(() => this.writeQueued(batches, dbs))
         .then(
           (index) => {
             this.applied = index;
@@ -103,25 +131,81 @@ export class LmdbBackend implements Backend {
     return this.scheduled;
   }
 
-  /** Runs inside the write transaction: every queued batch, then the last applied index. */
-  private writeQueued(): number {
-    const batches = this.queue;
-    this.queue = [];
-    this.scheduled = null;
+  /** Runs inside the write transaction: the batches queued for it, then the last applied index. */
+  private writeQueued(batches: BackendBatch[], dbs: Map<BackendBucket, BucketDb>): number {
+    if (this.queue === batches) {
+      this.queue = [];
+      this.scheduled = null;
+    }
     let index = this.applied;
     for (const batch of batches) {
       if (batch.clear) {
-        for (const db of this.dbs.values()) for (const key of db.getKeys({ snapshot: false })) db.removeSync(key);
+        for (const db of dbs.values()) for (const key of db.getKeys({ snapshot: false })) db.removeSync(key);
       }
-      for (const op of batch.ops) {
-        const db = this.db(op.bucket);
-        if (op.value === null) db.removeSync(op.key);
-        else db.putSync(op.key, op.value);
-      }
+      writeOps(dbs, batch.ops);
       index = batch.appliedIndex;
     }
-    this.db('meta').putSync(metaKeys.consistentIndex, encodeU64(index));
+    dbs.get('meta')!.putSync(metaKeys.consistentIndex, encodeU64(index));
     return index;
+  }
+
+  /**
+   * The slot that is not live, emptied first (a crash or an abandoned stream may have left pairs
+   * there). Writes and the adopt run as LMDB write transactions in call order with commits.
+   */
+  stage(): BackendStaging {
+    if (this.closed) throw new Error(`lmdbBackend ${this.path}: stage after close`);
+    if (this.failure !== null) throw this.failure;
+    const slot: Slot = this.liveSlot === 0 ? 1 : 0;
+    const dbs = this.slots[slot];
+    const emptied = this.env.transaction(() => {
+      for (const db of dbs.values()) db.clearSync();
+    });
+    let ready: Promise<unknown> = emptied;
+    const staging: BackendStaging = {
+      write: (ops) => {
+        this.checkStaging(staging, 'write');
+        if (ops.some((op) => op.value === null)) return Promise.reject(new Error(`lmdbBackend ${this.path}: a staging area takes puts only`));
+        const written = this.env.transaction(() => writeOps(dbs, ops));
+        ready = written;
+        return written.then(() => undefined);
+      },
+      adopt: async (appliedIndex) => {
+        this.checkStaging(staging, 'adopt');
+        checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
+        await ready;
+        // Later commits go to a write transaction queued after the flip, onto the new slot.
+        this.queue = [];
+        this.scheduled = null;
+        const flip = this.env.transaction(() => {
+          dbs.get('meta')!.putSync(metaKeys.consistentIndex, encodeU64(appliedIndex));
+          this.liveSlotDb.putSync(liveSlotKey, Uint8Array.of(slot));
+        });
+        this.last = flip.then(() => undefined);
+        await flip;
+        await this.env.flushed;
+        const old = this.dbs;
+        this.staging = null;
+        this.liveSlot = slot;
+        this.applied = appliedIndex;
+        this.queuedIndex = appliedIndex;
+        // Read views taken before still read the old slot through their own transactions.
+        this.last = this.env.transaction(() => {
+          for (const db of old.values()) db.clearSync();
+        });
+      },
+      abandon: () => {
+        if (this.staging === staging) this.staging = null;
+      },
+    };
+    this.staging = staging;
+    return staging;
+  }
+
+  private checkStaging(staging: BackendStaging, what: string): void {
+    if (this.staging !== staging) throw new Error(`lmdbBackend ${this.path}: ${what} on a staging area that was adopted, abandoned or replaced`);
+    if (this.closed) throw new Error(`lmdbBackend ${this.path}: ${what} on a staging area after close`);
+    if (this.failure !== null) throw this.failure;
   }
 
   async durable(): Promise<number> {
@@ -134,6 +218,12 @@ export class LmdbBackend implements Backend {
   /** An LMDB read transaction: a snapshot of the last committed batch until released. */
   view(): BackendReadView {
     const transaction = this.env.useReadTransaction();
+    const dbs = this.dbs;
+    const db = (bucket: BackendBucket): BucketDb => {
+      const found = dbs.get(bucket);
+      if (found === undefined) throw new Error(`lmdbBackend: unknown bucket ${JSON.stringify(bucket)}`);
+      return found;
+    };
     let released = false;
     const live = (): void => {
       if (released) throw new Error(`lmdbBackend ${this.path}: read view used after release`);
@@ -141,11 +231,11 @@ export class LmdbBackend implements Backend {
     return {
       get: (bucket, key) => {
         live();
-        return this.db(bucket).get(key, { transaction });
+        return db(bucket).get(key, { transaction });
       },
       range: (bucket, start, end, visit) => {
         live();
-        rangeOf(this.db(bucket), start, end, visit, transaction);
+        rangeOf(db(bucket), start, end, visit, transaction);
       },
       release: () => {
         if (released) return;
@@ -170,6 +260,10 @@ export class LmdbBackend implements Backend {
     }
   }
 
+  private get dbs(): Map<BackendBucket, BucketDb> {
+    return this.slots[this.liveSlot];
+  }
+
   private db(bucket: BackendBucket): BucketDb {
     const db = this.dbs.get(bucket);
     if (db === undefined) throw new Error(`lmdbBackend: unknown bucket ${JSON.stringify(bucket)}`);
@@ -186,5 +280,14 @@ function rangeOf(
 ): void {
   for (const { key, value } of db.getRange({ start, end: end ?? undefined, transaction, snapshot: transaction !== undefined })) {
     if (visit(key, value) === false) return;
+  }
+}
+
+function writeOps(dbs: Map<BackendBucket, BucketDb>, ops: readonly BackendOp[]): void {
+  for (const op of ops) {
+    const db = dbs.get(op.bucket);
+    if (db === undefined) throw new Error(`lmdbBackend: unknown bucket ${JSON.stringify(op.bucket)}`);
+    if (op.value === null) db.removeSync(op.key);
+    else db.putSync(op.key, op.value);
   }
 }

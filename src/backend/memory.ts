@@ -10,8 +10,10 @@ import {
   type Backend,
   type BackendBatch,
   type BackendBucket,
+  type BackendOp,
   type BackendReadView,
   type BackendReader,
+  type BackendStaging,
 } from '../seams.ts';
 import { checkBatchIndex, encodeU64, metaKeys } from './layout.ts';
 
@@ -43,7 +45,10 @@ function readerOver(buckets: Buckets): BackendReader {
 export class MemoryBackend implements Backend {
   private buckets: Buckets;
   private applied: number;
-  private readonly reader: BackendReader;
+  /** Reads `buckets`; replaced with it when a staging area is adopted. */
+  private reader: BackendReader;
+  /** The staging area's buckets; a newer stage() or an adopt() detaches them. */
+  private staged: Buckets | null = null;
   private closed = false;
 
   /** A fresh backend, or one that takes over `previous`'s committed contents (a restart). */
@@ -71,13 +76,7 @@ export class MemoryBackend implements Backend {
     if (this.closed) return Promise.reject(new Error('memoryBackend: commit after close'));
     checkBatchIndex(batch, this.applied);
     if (batch.clear) for (const tree of this.buckets.values()) tree.clear();
-    for (const op of batch.ops) {
-      const tree = this.buckets.get(op.bucket);
-      if (tree === undefined) throw new Error(`memoryBackend: unknown bucket ${JSON.stringify(op.bucket)}`);
-      const key = toBinaryString(op.key);
-      if (op.value === null) tree.delete(key);
-      else tree.set(key, op.value.slice());
-    }
+    writeOps(this.buckets, batch.ops);
     this.buckets.get('meta')!.set(toBinaryString(metaKeys.consistentIndex), encodeU64(batch.appliedIndex));
     this.applied = batch.appliedIndex;
     return Promise.resolve();
@@ -93,9 +92,50 @@ export class MemoryBackend implements Backend {
     return { ...readerOver(clones), release() {} };
   }
 
+  /** A second set of buckets; adopting it swaps it in, in O(1). */
+  stage(): BackendStaging {
+    const staged = emptyBuckets();
+    this.staged = staged;
+    const current = (what: string): void => {
+      if (this.staged !== staged) throw new Error(`memoryBackend: ${what} on a staging area that was adopted, abandoned or replaced`);
+    };
+    return {
+      write: (ops) => {
+        current('write');
+        if (ops.some((op) => op.value === null)) return Promise.reject(new Error('memoryBackend: a staging area takes puts only'));
+        writeOps(staged, ops);
+        return Promise.resolve();
+      },
+      adopt: (appliedIndex) => {
+        current('adopt');
+        if (this.closed) return Promise.reject(new Error('memoryBackend: adopt after close'));
+        checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
+        staged.get('meta')!.set(toBinaryString(metaKeys.consistentIndex), encodeU64(appliedIndex));
+        this.staged = null;
+        this.buckets = staged;
+        this.reader = readerOver(staged);
+        this.applied = appliedIndex;
+        return Promise.resolve();
+      },
+      abandon: () => {
+        if (this.staged === staged) this.staged = null;
+      },
+    };
+  }
+
   close(): Promise<void> {
     this.closed = true;
     return Promise.resolve();
   }
 }
 
+
+function writeOps(buckets: Buckets, ops: readonly BackendOp[]): void {
+  for (const op of ops) {
+    const tree = buckets.get(op.bucket);
+    if (tree === undefined) throw new Error(`memoryBackend: unknown bucket ${JSON.stringify(op.bucket)}`);
+    const key = toBinaryString(op.key);
+    if (op.value === null) tree.delete(key);
+    else tree.set(key, op.value.slice());
+  }
+}

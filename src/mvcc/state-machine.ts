@@ -8,9 +8,9 @@ import { MvccError } from './errors.ts';
 import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
 import { KvStore, type WriteTxn } from './kv-store.ts';
 import { MemoryBackend } from '../backend/memory.ts';
-import type { Backend } from '../seams.ts';
+import type { Backend, BackendReadView, BackendStaging } from '../seams.ts';
 import { DEFAULT_LESSOR_CONFIG, Lessor, type LeaseState, type LessorConfig } from './lessor.ts';
-import { decodeInt64, decodeLease, encodeInt64, encodeLease, leaseKey, nextLeaseIdKey } from '../backend/layout.ts';
+import { decodeInt64, decodeLease, decodeU64, encodeInt64, encodeLease, leaseKey, metaKeys, nextLeaseIdKey } from '../backend/layout.ts';
 import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
 import { DEFAULT_LIMITS, validateRequest, type Limits } from './validate.ts';
 import { WatchHub } from './watch-hub.ts';
@@ -300,6 +300,33 @@ export class MvccStateMachine {
   }
 
   // ---- snapshots ----
+
+  /** A read view of the backend's committed content and the applied index stored in it (what a snapshot stream sends). */
+  backendView(): { view: BackendReadView; appliedIndex: number } {
+    const view = this.store.backend.view();
+    const stored = view.get('meta', metaKeys.consistentIndex);
+    return { view, appliedIndex: stored === undefined ? 0 : decodeU64(stored) };
+  }
+
+  /** A staging area for a whole new backend content (a streamed snapshot). */
+  stage(): BackendStaging {
+    const backend = this.store.backend;
+    if (backend.stage === undefined) throw new Error('mvcc: this backend has no staging area, so it cannot take a streamed snapshot');
+    return backend.stage();
+  }
+
+  /**
+   * Makes a complete staging area the backend's content at `appliedIndex`, then rebuilds the
+   * key index and leases from it, as a restart does. O(records). Nothing is applied meanwhile
+   * (the member calls it between applies).
+   */
+  async adoptStaged(staging: BackendStaging, appliedIndex: number): Promise<void> {
+    const backend = this.store.backend;
+    await staging.adopt(appliedIndex);
+    const previousRevision = this.store.currentRevision;
+    this.store = this.open(backend);
+    this.watchHub.restored(previousRevision);
+  }
 
   /** An O(1) copy-on-write view of the whole state (the lease table is copied, without keys). */
   snapshot(): SnapshotView {

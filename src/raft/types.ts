@@ -77,6 +77,12 @@ export enum MessageType {
   ReadIndexResp = 22,
   /** A follower forwards client proposals to the leader with this type. */
   ForwardProp = 23,
+  /**
+   * A piece of a snapshot streamed from the backend, and its acknowledgement. The member
+   * handles both (src/server/snapshot-stream.ts); Raft never sees them.
+   */
+  SnapChunk = 24,
+  SnapChunkResp = 25,
 }
 
 export function isLocalMessage(type: MessageType): boolean {

@@ -34,6 +34,7 @@ import type { Status } from '../raft/raw-node.ts';
 import type { Histogram } from './histogram.ts';
 import { signJwt, verifyJwt, verifyOnlyMessage, type JwtTokens } from './jwt.ts';
 import type { SnapshotView as StoreView } from '../mvcc/snapshot.ts';
+import type { BackendReadView, BackendStaging } from '../seams.ts';
 import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
 import {
   MemberTable,
@@ -174,13 +175,29 @@ class MvccReplica implements StateMachine {
   }
 
   /**
-   * A snapshot that left the store in the backend is sent with the store's current image
-   * instead (at the backend's applied index, at or after the snapshot's; the receiver skips the
-   * entries in between). Serialized whole, here: streaming it chunk by chunk is the next step.
+   * A snapshot that left the store in the backend is streamed from a read view of the backend
+   * (at its applied index, at or after the snapshot's; the receiver skips the entries between).
    */
-  imageForPeer(image: Uint8Array): Uint8Array {
+  streamSource(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null {
     const { stateImage } = MemberTable.unwrapImage(image);
-    if (!isStoreInBackend(stateImage)) return image;
+    return isStoreInBackend(stateImage) ? this.mvcc.backendView() : null;
+  }
+
+  stageStream(image: Uint8Array): BackendStaging {
+    const { stateImage } = MemberTable.unwrapImage(image);
+    if (!isStoreInBackend(stateImage)) throw new Error('snapshot stream: the head\'s image does not say the store follows');
+    return this.mvcc.stage();
+  }
+
+  /**
+   * The staged store becomes the state. Raft then stores the snapshot with the image returned:
+   * the marker when the backend outlives the process, else the whole store (a memory backend,
+   * as in a tab, must find it in the snapshot after a restart).
+   */
+  async adoptStream(staging: BackendStaging, image: Uint8Array, appliedIndex: number): Promise<Uint8Array> {
+    await this.mvcc.adoptStaged(staging, appliedIndex);
+    if (this.mvcc.backendPersistent) return image;
+    const { stateImage } = MemberTable.unwrapImage(image);
     return concat(image.subarray(0, image.length - stateImage.length), this.mvcc.snapshot().encode());
   }
 
@@ -191,8 +208,8 @@ class MvccReplica implements StateMachine {
     } catch (err) {
       return (err as Error).message;
     }
-    // A peer never sends the marker (imageForPeer replaces it); a snapshot holding it is only
-    // ever this member's own.
+    // A peer sends the marker only as a stream's head (handled before this check); a snapshot
+    // message holding it is otherwise only ever this member's own.
     if (isStoreInBackend(stateImage)) return 'snapshot: holds no store (it stays in the sender\'s backend)';
     return stateImage.length === 0 ? null : checkSnapshotFrames(stateImage);
   }

@@ -7,8 +7,9 @@ import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import type { Clock, PersistedState, Storage, Transport } from '../seams.ts';
+import type { BackendReadView, BackendStaging, Clock, PersistedState, Storage, Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
+import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
 
 /** The replicated application. `apply` must be deterministic: every member applies the same entries. */
 export interface StateMachine {
@@ -29,10 +30,21 @@ export interface StateMachine {
    */
   durableAt?(index: number): Promise<void>;
   /**
-   * Optional, with durableAt: the image to send a lagging member in place of the stored snapshot
-   * `image` — one that holds the whole state (it may be newer than the snapshot's index).
+   * Optional, with durableAt: what to stream to a lagging member in place of the stored snapshot
+   * `image` — a read view of the whole backend and the applied index it holds (at or after the
+   * snapshot's) — or null to send `image` itself. See snapshot-stream.ts.
    */
-  imageForPeer?(image: Uint8Array): Uint8Array;
+  streamSource?(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null;
+  /**
+   * Optional: a fresh staging area for a streamed snapshot whose small image is `image`. Throws,
+   * with the reason, when this member cannot take it (a damaged image, a backend without staging).
+   */
+  stageStream?(image: Uint8Array): BackendStaging;
+  /**
+   * Optional, with stageStream: the staged content is complete at `appliedIndex`; make it the
+   * state and return the image to store with the snapshot. Called between applies.
+   */
+  adoptStream?(staging: BackendStaging, image: Uint8Array, appliedIndex: number): Promise<Uint8Array>;
   /**
    * Optional: why a snapshot image received from a peer is damaged, or null. The member drops
    * a snapshot message whose image fails this before Raft (and so storage) sees it, rather than
@@ -75,6 +87,8 @@ export interface MemberOptions {
   snapshotKeepBytesMax?: number;
   /** How long a proposal or read waits before failing with a timeout. */
   requestTimeoutMs?: number;
+  /** A snapshot stream with no progress (no acknowledgement, no chunk) for this long fails. */
+  snapshotStreamIdleMs?: number;
   raft?: Partial<Omit<RaftConfig, 'id' | 'random' | 'electionTicks' | 'heartbeatTicks'>>;
   /**
    * etcd's --force-new-cluster: before starting, make this member the only voter of a new
@@ -179,6 +193,13 @@ export class Member {
   private readonly heardFromMs = new Map<MemberId, number>();
   /** Clock time the member started serving. */
   startedAtMs = 0;
+  /** Snapshot streams this member sends, one per peer at most (a newer snapshot replaces the stream). */
+  private readonly streamsOut = new Map<MemberId, SnapshotSender>();
+  /** The snapshot stream this member receives, at most one (a newer head replaces it). */
+  private streamIn: SnapshotReceiver | null = null;
+  private streamsStarted = 0;
+  /** Snapshot streams that ended, by outcome, on either side (for tests and metrics). */
+  readonly snapshotStreams = { sent: 0, sendFailed: 0, received: 0, receiveFailed: 0 };
 
   private constructor(opts: MemberOptions) {
     this.id = opts.id;
@@ -191,6 +212,7 @@ export class Member {
       snapshotLogBytesMax: 32 * 2 ** 20,
       snapshotKeepBytesMax: 8 * 2 ** 20,
       requestTimeoutMs: 7_000,
+      snapshotStreamIdleMs: 10_000,
       ...opts,
     };
     // A catch-up must be able to expire a lease and an election timeout in one go.
@@ -228,7 +250,13 @@ export class Member {
     this.tickedUpToMs = this.opts.clock.now();
     this.startedAtMs = this.tickedUpToMs;
     this.opts.transport.start((msg) => {
-      if (this.stopped || this.refusesSnapshot(msg)) return;
+      if (this.stopped) return;
+      if (msg.type === MessageType.SnapChunk || msg.type === MessageType.SnapChunkResp || isStreamHead(msg)) {
+        this.heardFromMs.set(msg.from, this.opts.clock.now());
+        this.onStreamMessage(msg);
+        return;
+      }
+      if (this.refusesSnapshot(msg)) return;
       this.heardFromMs.set(msg.from, this.opts.clock.now());
       this.catchUpTicks();
       this.node.step(msg);
@@ -401,6 +429,7 @@ export class Member {
     const err = new MemberError('stopped', 'etcdserver: server stopped');
     this.failAll(err);
     await this.drainDone;
+    this.endStreams();
     await this.opts.transport.close();
     await this.opts.storage.close();
   }
@@ -428,6 +457,7 @@ export class Member {
     if (this.stopped) return;
     this.catchUpTicks();
     this.continueSnapshot();
+    this.checkStreams();
     const now = this.opts.clock.now();
     const timeout = new MemberError('timeout', 'etcdserver: request timed out');
     for (const [seq, w] of this.proposals) {
@@ -473,6 +503,7 @@ export class Member {
     try {
       do {
         this.drainAgain = false;
+        if (this.streamIn?.complete) await this.adoptStream();
         this.flushProposals();
         while (!this.stopped && this.node.hasReady()) {
           const rd = this.node.ready();
@@ -563,15 +594,163 @@ export class Member {
 
   private sendReadyMessages(rd: Ready): void {
     if (rd.messages.length === 0) return;
-    const forPeer = this.opts.stateMachine.imageForPeer?.bind(this.opts.stateMachine);
-    const messages =
-      forPeer === undefined
-        ? rd.messages
-        : rd.messages.map((m) => (m.type === MessageType.Snap && m.snapshot !== null ? { ...m, snapshot: { ...m.snapshot, data: forPeer(m.snapshot.data) } } : m));
+    const messages: Message[] = [];
+    const sentWhole: MemberId[] = [];
+    for (const m of rd.messages) {
+      const source = m.type === MessageType.Snap && m.snapshot !== null ? (this.opts.stateMachine.streamSource?.(m.snapshot.data) ?? null) : null;
+      if (source !== null) this.startStream(m, source.view, source.appliedIndex);
+      else {
+        messages.push(m);
+        if (m.type === MessageType.Snap) sentWhole.push(m.to);
+      }
+    }
     this.opts.transport.send(messages);
-    // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
-    // follower's next answer shows it still lags and the leader sends it again.
-    for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
+    // A whole image has no delivery receipt: treat it as sent. If it was lost, the follower's
+    // next answer shows it still lags and the leader sends it again. Streams report their outcome.
+    for (const to of sentWhole) this.node.reportSnapshot(to, false);
+  }
+
+  // ---- snapshot streams (snapshot-stream.ts) ----
+
+  /** Streams the backend view in place of the Snap message `m`; a stream to the same peer in progress is dropped. */
+  private startStream(m: Message, view: BackendReadView, appliedIndex: number): void {
+    this.streamsOut.get(m.to)?.release();
+    const snapshotIndex = m.snapshot!.metadata.index;
+    if (appliedIndex < snapshotIndex) {
+      view.release();
+      this.streamsOut.delete(m.to);
+      this.opts.log?.('warn', `member ${this.id}: the backend holds index ${appliedIndex}, below the snapshot at ${snapshotIndex}; not streaming it to member ${m.to}`);
+      this.node.reportSnapshot(m.to, true);
+      return;
+    }
+    const streamId = ++this.streamsStarted;
+    const head: Message = { ...m, context: encodeStreamHead({ streamId, appliedIndex }) };
+    const sender = new SnapshotSender(m.to, streamId, head, view, this.opts.clock.now());
+    this.streamsOut.set(m.to, sender);
+    this.opts.log?.('info', `member ${this.id}: streaming snapshot ${snapshotIndex} (backend at ${appliedIndex}) to member ${m.to} as stream ${streamId}`);
+    this.opts.transport.send(sender.pump(this.node.basicStatus().term));
+  }
+
+  private onStreamMessage(m: Message): void {
+    const now = this.opts.clock.now();
+    if (m.type === MessageType.SnapChunkResp) {
+      const sender = this.streamsOut.get(m.from);
+      if (sender === undefined) return;
+      const progress = sender.onAck(m, now);
+      if (progress.kind === 'pending') this.opts.transport.send(sender.pump(this.node.basicStatus().term));
+      else this.endStream(sender, progress.kind === 'done' ? null : progress.reason);
+      return;
+    }
+    if (m.type === MessageType.Snap) {
+      this.receiveStreamHead(m, now);
+      return;
+    }
+    const r = this.streamIn;
+    if (r === null || r.from !== m.from || r.streamId !== m.index) {
+      this.opts.transport.send([streamAck(m.from, this.id, m.term, m.index, m.commit, 'no such stream here (it was replaced, timed out, or this member restarted)')]);
+      return;
+    }
+    const term = this.node.basicStatus().term;
+    r.onChunk(
+      m,
+      now,
+      (seq) => this.opts.transport.send([streamAck(r.from, this.id, term, r.streamId, seq, null)]),
+      () => this.schedule(),
+      (reason) => {
+        if (this.streamIn === r) this.streamIn = null;
+        this.snapshotStreams.receiveFailed++;
+        this.opts.log?.('warn', `member ${this.id}: ${reason}`);
+        this.opts.transport.send([streamAck(r.from, this.id, term, r.streamId, m.commit, reason)]);
+      },
+    );
+  }
+
+  /** A stream head: a fresh staging area for it, unless the snapshot is stale or cannot be taken. */
+  private receiveStreamHead(m: Message, now: number): void {
+    let streamId = 0;
+    let refusal: string | null = null;
+    let staging: BackendStaging | null = null;
+    const s = this.node.basicStatus();
+    try {
+      ({ streamId } = decodeStreamHead(m.context!));
+      if (m.term < s.term) refusal = `the head's term ${m.term} is behind this member's ${s.term}`;
+      else if (m.snapshot!.metadata.index <= s.commit) refusal = `snapshot ${m.snapshot!.metadata.index} is not past this member's commit index ${s.commit}`;
+      else if (this.opts.stateMachine.stageStream === undefined || this.opts.stateMachine.adoptStream === undefined) refusal = 'this member cannot take a streamed snapshot';
+      else staging = this.opts.stateMachine.stageStream(m.snapshot!.data);
+    } catch (err) {
+      refusal = (err as Error).message;
+    }
+    if (refusal !== null || staging === null) {
+      this.opts.log?.('warn', `member ${this.id}: refused snapshot stream ${streamId} from member ${m.from}: ${refusal}`);
+      this.opts.transport.send([streamAck(m.from, this.id, s.term, streamId, 0, refusal ?? 'refused')]);
+      return;
+    }
+    this.streamIn?.abandon();
+    const { appliedIndex } = decodeStreamHead(m.context!);
+    this.streamIn = new SnapshotReceiver(m.from, streamId, { ...m, context: null }, appliedIndex, staging, now);
+    this.opts.transport.send([streamAck(m.from, this.id, s.term, streamId, 0, null)]);
+  }
+
+  /**
+   * Inside the drain loop (no apply runs meanwhile): a stream whose last chunk verified becomes
+   * the state, then Raft gets its snapshot message, and only then does the sender hear it is done.
+   */
+  private async adoptStream(): Promise<void> {
+    const r = this.streamIn!;
+    this.streamIn = null;
+    const s = this.node.basicStatus();
+    const index = r.head.snapshot!.metadata.index;
+    if (index <= s.commit) {
+      r.abandon();
+      this.snapshotStreams.receiveFailed++;
+      this.opts.transport.send([streamAck(r.from, this.id, s.term, r.streamId, r.lastSeq, `snapshot ${index} is no longer past this member's commit index ${s.commit}`)]);
+      return;
+    }
+    const data = await this.opts.stateMachine.adoptStream!(r.staging, r.head.snapshot!.data, r.appliedIndex);
+    this.snapshotStreams.received++;
+    this.opts.log?.('info', `member ${this.id}: adopted snapshot ${index} (backend at ${r.appliedIndex}) streamed by member ${r.from}`);
+    this.catchUpTicks();
+    this.node.step({ ...r.head, snapshot: { ...r.head.snapshot!, data } });
+    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, r.lastSeq + 1, null)]);
+  }
+
+  /** A sent stream ended: its view is released and Raft hears the outcome. */
+  private endStream(sender: SnapshotSender, failure: string | null): void {
+    sender.release();
+    if (this.streamsOut.get(sender.to) === sender) this.streamsOut.delete(sender.to);
+    if (failure === null) {
+      this.snapshotStreams.sent++;
+      this.opts.log?.('info', `member ${this.id}: snapshot stream ${sender.streamId} to member ${sender.to} done (${sender.bytesSent} bytes)`);
+    } else {
+      this.snapshotStreams.sendFailed++;
+      this.opts.log?.('warn', `member ${this.id}: snapshot stream ${sender.streamId} to member ${sender.to} failed: ${failure}`);
+    }
+    if (this.isLeader()) this.node.reportSnapshot(sender.to, failure !== null);
+    this.schedule();
+  }
+
+  /** Every tick: streams without progress for snapshotStreamIdleMs fail; a member that lost leadership stops sending. */
+  private checkStreams(): void {
+    const now = this.opts.clock.now();
+    const idleMs = this.opts.snapshotStreamIdleMs;
+    for (const sender of [...this.streamsOut.values()]) {
+      if (!this.isLeader()) this.endStream(sender, 'this member is no longer the leader');
+      else if (sender.stalled(now, idleMs)) this.endStream(sender, `no acknowledgement for ${now - sender.lastProgressMs} ms`);
+    }
+    const r = this.streamIn;
+    if (r !== null && !r.complete && now - r.lastProgressMs > idleMs) {
+      this.streamIn = null;
+      r.abandon();
+      this.snapshotStreams.receiveFailed++;
+      this.opts.log?.('warn', `member ${this.id}: snapshot stream ${r.streamId} from member ${r.from}: no chunk for ${idleMs} ms; dropped what was staged`);
+    }
+  }
+
+  private endStreams(): void {
+    for (const sender of this.streamsOut.values()) sender.release();
+    this.streamsOut.clear();
+    this.streamIn?.abandon();
+    this.streamIn = null;
   }
 
   private applyEntry(e: Entry): void {
@@ -631,7 +810,7 @@ export class Member {
       if (job.data === null) return;
       this.snapshotJob = null;
       // Null when a newer snapshot arrived from the leader while this one was serialized.
-      const snap = this.node.snapshotFrom(job.point, job.data, this.keepEntries);
+      const snap = this.node.snapshotFrom(job.point, job.data, this.entriesToKeep(job.point.index));
       if (snap) await this.opts.storage.saveSnapshot(snap);
       return;
     }
@@ -645,11 +824,24 @@ export class Member {
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
       await this.opts.stateMachine.durableAt?.(point.index);
-      const snap = this.node.snapshotFrom(point, image, this.keepEntries);
+      const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
       if (snap) await this.opts.storage.saveSnapshot(snap);
       return;
     }
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
+  }
+
+  /**
+   * Entries to keep in the log behind a new snapshot at `index`: keepEntries (snapshotKeepEntries
+   * within snapshotKeepBytesMax), or back to
+   * the snapshot a stream in progress carries, so that its receiver goes on with appends from
+   * there. Without it, a stream that outlasts snapshotEntries of writes would be followed by
+   * another stream, and so on.
+   */
+  private entriesToKeep(index: number): number {
+    let keep = this.keepEntries;
+    for (const sender of this.streamsOut.values()) keep = Math.max(keep, index - sender.snapshotIndex);
+    return keep;
   }
 
   /** Serializes a few frames of the background snapshot; called every tick. */
@@ -708,6 +900,7 @@ export class Member {
     this.failAll(err);
     this.stopped = true;
     this.stopTicker?.();
+    this.endStreams();
   }
 }
 

@@ -160,6 +160,62 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await reopened.close();
     });
 
+    withBackend('stages a whole new content beside the live one and adopts it in one step', async (h, backend) => {
+      await backend.commit(batch(5, [put('key', 'old', '1'), put('lease', 'l', 'L')]));
+      const staging = backend.stage!();
+      await staging.write([put('key', 'new-a', 'A'), put('meta', 'finishedCompactRev', 'r')]);
+      await staging.write([put('key', 'new-b', 'B')]);
+      // Until adopted, reads and commits see only the live content.
+      expect(dump(backend, 'key')).toEqual([['old', '1']]);
+      await backend.commit(batch(6, [put('key', 'old2', '2')]));
+      expect(dump(backend, 'key')).toEqual([['old', '1'], ['old2', '2']]);
+      const before = backend.view();
+      await staging.adopt(3);
+      expect(backend.appliedIndex).toBe(3);
+      expect(dump(backend, 'key')).toEqual([['new-a', 'A'], ['new-b', 'B']]);
+      expect(dump(backend, 'lease')).toEqual([]);
+      expect(userPairs(backend, 'meta')).toEqual([['finishedCompactRev', 'r']]);
+      // A view taken before the switch keeps the old content.
+      expect(dump(before, 'key')).toEqual([['old', '1'], ['old2', '2']]);
+      before.release();
+      // Commits go on from the adopted index, on the new content, and survive a restart.
+      await backend.commit(batch(4, [put('key', 'after', 'x')]));
+      expect(await backend.durable()).toBe(4);
+      await backend.close();
+      const reopened = await h.open();
+      expect(reopened.appliedIndex).toBe(4);
+      expect(dump(reopened, 'key')).toEqual([['after', 'x'], ['new-a', 'A'], ['new-b', 'B']]);
+      // The next staging starts empty, whatever the previous slot held.
+      const next = reopened.stage!();
+      await next.write([put('key', 'only', '1')]);
+      await next.adopt(9);
+      expect(dump(reopened, 'key')).toEqual([['only', '1']]);
+      await reopened.close();
+    });
+
+    withBackend('an abandoned or restarted staging area leaves the live content, and a new one starts empty', async (h, backend) => {
+      await backend.commit(batch(2, [put('key', 'live', '1')]));
+      const abandoned = backend.stage!();
+      await abandoned.write([put('key', 'partial', 'p')]);
+      abandoned.abandon();
+      await expect(async () => abandoned.adopt(7)).rejects.toThrow(/adopted, abandoned or replaced/);
+      // A staging area cut off by a restart (as by a crash mid-stream).
+      const cut = backend.stage!();
+      await cut.write([put('key', 'cut', 'c')]);
+      await backend.close();
+      const reopened = await h.open();
+      expect(reopened.appliedIndex).toBe(2);
+      expect(dump(reopened, 'key')).toEqual([['live', '1']]);
+      const fresh = reopened.stage!();
+      const replaced = reopened.stage!();
+      await expect(async () => fresh.write([put('key', 'x', 'x')])).rejects.toThrow(/adopted, abandoned or replaced/);
+      await replaced.write([put('key', 'retry', 'r')]);
+      await replaced.adopt(7);
+      expect(dump(reopened, 'key')).toEqual([['retry', 'r']]);
+      await expect(async () => replaced.write([del('key', 'retry')])).rejects.toThrow(/adopted, abandoned or replaced/);
+      await reopened.close();
+    });
+
     withBackend('matches a naive model over random batches and restarts', async (h, first) => {
       const random = prng(1801);
       const buckets: BackendBucket[] = ['key', 'lease', 'members'];

@@ -1,0 +1,294 @@
+// Snapshots streamed from the backend (src/server/snapshot-stream.ts): the chunk reader and
+// the sender's window on their own, then KvMembers on the real Node parts (fs-wal, LMDB in temp
+// directories) whose stream is cut in the middle — by a lossy link, and by a restart of the
+// receiver — and which still end with the leader's data.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
+import { systemClock } from '../../adapters/clock/system.ts';
+import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
+import { silentLogger } from '../../src/raft/config.ts';
+import { MessageType, type Message } from '../../src/raft/types.ts';
+import { KvMember } from '../../src/server/kv-member.ts';
+import {
+  SnapshotSender,
+  SnapshotStreamError,
+  decodeChunk,
+  readChunk,
+  snapshotChunksInflightMax,
+  type ChunkCursor,
+} from '../../src/server/snapshot-stream.ts';
+import { backendBuckets, type BackendOp, type Transport } from '../../src/seams.ts';
+import { prng } from '../raft/prng.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const b = (s: string) => new TextEncoder().encode(s);
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'meshkv-stream-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('chunks of a backend read view', () => {
+  it('carry every pair once, bucket by bucket in key order, each chunk within its byte bound plus one pair', async () => {
+    const backend = new MemoryBackend();
+    const random = prng(18);
+    const ops: BackendOp[] = [];
+    for (let i = 0; i < 3000; i++) ops.push({ bucket: 'key', key: b(`k${String(i).padStart(5, '0')}`), value: new Uint8Array(Math.floor(random() * 700)) });
+    for (let i = 0; i < 40; i++) ops.push({ bucket: 'lease', key: b(`l${i}`), value: b(`lease ${i}`) });
+    await backend.commit({ clear: false, ops, appliedIndex: 9 });
+    const view = backend.view();
+    const bytesMax = 64 * 1024;
+    const seen: string[] = [];
+    let chunks = 0;
+    for (let cursor: ChunkCursor | null = { bucket: 0, after: null }; cursor !== null; ) {
+      const { pairs, next } = readChunk(view, cursor, bytesMax);
+      expect(pairs.length).toBeLessThan(bytesMax + 9 + 6 + 700);
+      for (const op of decodeChunk(pairs)) seen.push(`${op.bucket}/${new TextDecoder().decode(op.key)}/${op.value!.length}`);
+      cursor = next;
+      chunks++;
+    }
+    view.release();
+    const expected: string[] = [];
+    for (const bucket of backendBuckets) backend.range(bucket, new Uint8Array(0), null, (k, v) => void expected.push(`${bucket}/${new TextDecoder().decode(k)}/${v.length}`));
+    expect(seen).toEqual(expected);
+    // About a megabyte of pairs in 64 KiB chunks: the chunk count follows the bytes.
+    expect(chunks).toBeGreaterThan(15);
+    expect(chunks).toBeLessThan(25);
+  });
+
+  it('refuses malformed chunk bytes with the reason', () => {
+    const bad = Uint8Array.of(99, 0, 0, 0, 1, 0, 0, 0, 0, 0x61);
+    expect(() => decodeChunk(bad)).toThrow(SnapshotStreamError);
+    expect(() => decodeChunk(bad)).toThrow(/unknown bucket 99 at byte 0/);
+    expect(() => decodeChunk(Uint8Array.of(0, 0, 0, 0, 5, 0, 0, 0, 0, 0x61))).toThrow(/overruns the 10-byte chunk/);
+  });
+
+  it('the sender holds at most its window of chunks, however large the store', async () => {
+    const dir = tempDir();
+    const backend = LmdbBackend.open(dir);
+    try {
+      // 32 MiB of values: 64 chunks' worth.
+      const value = new Uint8Array(32 * 1024).fill(7);
+      for (let batch = 0; batch < 8; batch++) {
+        const ops: BackendOp[] = [];
+        for (let i = 0; i < 128; i++) ops.push({ bucket: 'key', key: b(`k${batch}-${String(i).padStart(4, '0')}`), value });
+        await backend.commit({ clear: false, ops, appliedIndex: batch + 1 });
+      }
+      const head: Message = { type: MessageType.Snap, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: null };
+      const sender = new SnapshotSender(2, 1, head, backend.view(), 0);
+      expect(sender.pump(1)).toEqual([head]);
+      expect(sender.pump(1)).toEqual([]);
+      const ack = (seq: number): Message => ({ ...head, type: MessageType.SnapChunkResp, to: 1, from: 2, index: 1, commit: seq });
+      expect(sender.onAck(ack(0), 1).kind).toBe('pending');
+      let sent = sender.pump(1);
+      expect(sent.length).toBe(snapshotChunksInflightMax);
+      // Without acknowledgements nothing more is read, so nothing more is held.
+      expect(sender.pump(1)).toEqual([]);
+      let chunks = sent.length;
+      let last = sent[sent.length - 1];
+      for (let seq = 1; !last.reject; seq++) {
+        expect(sender.onAck(ack(seq), 2).kind).toBe('pending');
+        sent = sender.pump(1);
+        expect(sent.length).toBeLessThanOrEqual(1);
+        if (sent.length === 1) last = sent[0];
+        chunks += sent.length;
+      }
+      for (let seq = chunks - snapshotChunksInflightMax + 1; seq <= chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
+      // Every chunk written: the receiver adopts, then acknowledges one past the last chunk.
+      expect(sender.stalled(3 + 5_000, 1_000)).toBe(false);
+      expect(sender.onAck(ack(chunks + 1), 3).kind).toBe('done');
+      expect(chunks).toBeGreaterThanOrEqual(64);
+      expect(sender.bytesSent).toBeGreaterThan(32 * 2 ** 20);
+      sender.release();
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
+/** Passes a member's incoming messages through `incoming` (false drops one) and shows it the outgoing ones. */
+function tapped(inner: Transport, incoming: (m: Message) => boolean, outgoing: (m: Message) => void = () => {}): Transport {
+  return {
+    start: (onMessage) => inner.start((m) => incoming(m) && onMessage(m)),
+    send: (ms) => {
+      for (const m of ms) outgoing(m);
+      inner.send(ms);
+    },
+    addPeer: (id, address) => inner.addPeer(id, address),
+    removePeer: (id) => inner.removePeer(id),
+    close: () => inner.close(),
+    faults: inner.faults,
+  };
+}
+
+interface Running {
+  kv: KvMember;
+  backend: LmdbBackend | MemoryBackend;
+}
+
+/** A member on fs-wal, with LMDB in `dir` (or, `memory`, a memory-only backend, as a tab has). */
+async function startMember(dir: string, id: number, peers: number[], transport: Transport, memory = false): Promise<Running> {
+  const storage = await FsWalStorage.open(join(dir, 'wal'), { logger: silentLogger });
+  const backend = memory ? new MemoryBackend() : LmdbBackend.open(join(dir, 'backend'));
+  const kv = await KvMember.start({
+    id,
+    peers,
+    clock: systemClock,
+    storage,
+    transport,
+    random: prng(7 + id),
+    tickMs: 5,
+    electionTicks: 10,
+    snapshotEntries: 50,
+    snapshotKeepEntries: 10,
+    snapshotStreamIdleMs: 1_000,
+    mvcc: { backend },
+  });
+  return { kv, backend };
+}
+
+async function stop(m: Running): Promise<void> {
+  await m.kv.stop();
+  await m.backend.close();
+}
+
+/** `count` puts of 1 KiB values, 100 at a time. */
+async function fill(kv: KvMember, prefix: string, count: number): Promise<void> {
+  const value = new Uint8Array(1024).fill(0x61);
+  for (let i = 0; i < count; i += 100) {
+    const puts = [];
+    for (let j = i; j < Math.min(count, i + 100); j++) puts.push(kv.put({ key: b(`${prefix}/${j}`), value }));
+    await Promise.all(puts);
+  }
+}
+
+async function caughtUp(joiner: KvMember, leader: KvMember): Promise<void> {
+  await waitFor('the joiner caught up', () => joiner.currentRevision === leader.currentRevision, 30_000);
+  expect(joiner.hashKV(0)).toEqual(leader.hashKV(0));
+  joiner.mvcc.checkValid();
+}
+
+describe('a snapshot stream to a member whose backend is memory-only (a tab)', () => {
+  it('ends with the leader\'s data, and its own snapshot holds the whole store so that a restart finds it', async () => {
+    const hub = new MemoryHub();
+    const leader = await startMember(tempDir(), 1, [1], hub.connect(1));
+    await waitFor('leadership', () => leader.kv.isLeader());
+    const joinerDir = tempDir();
+    let joiner = await startMember(joinerDir, 2, [], hub.connect(2), true);
+    try {
+      await fill(leader.kv, 'k', 1000);
+      await leader.kv.addMember(2, ['webrtc://tab'], true);
+      await caughtUp(joiner.kv, leader.kv);
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent === 1, 10_000);
+      // The leader keeps only the marker; the memory-only joiner stored the whole image.
+      expect(leader.kv.member.snapshotBytes()).toBeLessThan(200);
+      expect(joiner.kv.member.snapshotBytes()).toBeGreaterThan(1_000_000);
+      const revision = joiner.kv.currentRevision;
+      const hash = joiner.kv.hashKV(0);
+      await stop(joiner);
+      // Restarted with a fresh memory backend, it rebuilds the store from its own snapshot.
+      joiner = await startMember(joinerDir, 2, [], hub.connect(2), true);
+      expect(joiner.kv.currentRevision).toBeGreaterThanOrEqual(revision);
+      await waitFor('the joiner is back at the revision', () => joiner.kv.currentRevision === leader.kv.currentRevision, 20_000);
+      expect(joiner.kv.hashKV(revision)).toEqual(hash);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+});
+
+describe('a snapshot stream cut in the middle', () => {
+  it('fails on the leader, which reports it to Raft and streams again; the retry completes with equal data', async () => {
+    const hub = new MemoryHub();
+    const leader = await startMember(tempDir(), 1, [1], hub.connect(1));
+    await waitFor('leadership', () => leader.kv.isLeader());
+    let cut = true;
+    let chunksSeen = 0;
+    // The first stream loses everything after its second chunk, as a link that goes dark would.
+    const joiner = await startMember(tempDir(), 2, [], tapped(hub.connect(2), (m) => {
+      if (m.type !== MessageType.SnapChunk) return true;
+      chunksSeen++;
+      return !cut || m.commit <= 2;
+    }));
+    try {
+      await fill(leader.kv, 'k', 3000);
+      await leader.kv.compact({ revision: 1500 });
+      await leader.kv.addMember(2, ['http://joiner'], true);
+      await waitFor('the leader gave the cut stream up', () => leader.kv.member.snapshotStreams.sendFailed >= 1, 20_000);
+      expect(chunksSeen).toBeGreaterThan(2);
+      expect(joiner.kv.member.snapshotStreams.received).toBe(0);
+      expect(joiner.kv.currentRevision).toBe(1);
+      cut = false;
+      await caughtUp(joiner.kv, leader.kv);
+      // The final acknowledgement follows the adoption.
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent === 1, 10_000);
+      expect(joiner.kv.member.snapshotStreams.received).toBe(1);
+      expect(joiner.kv.compactRevision).toBe(1500);
+      // Writes after the snapshot reach the joiner with the same revisions.
+      const put = await leader.kv.put({ key: b('after'), value: b('stream') });
+      await waitFor('the joiner applied the put', () => joiner.kv.currentRevision === put.header.revision);
+      expect(joiner.kv.hashKV(0)).toEqual(leader.kv.hashKV(0));
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+
+  it('a receiver restarted mid-stream comes back with its old state intact, and the next stream completes', async () => {
+    const hub = new MemoryHub();
+    const leader = await startMember(tempDir(), 1, [1], hub.connect(1));
+    await waitFor('leadership', () => leader.kv.isLeader());
+    const joinerDir = tempDir();
+    let joiner = await startMember(joinerDir, 2, [], hub.connect(2));
+    await fill(leader.kv, 'old', 200);
+    await leader.kv.addMember(2, ['http://joiner'], true);
+    await caughtUp(joiner.kv, leader.kv);
+    const oldState = { revision: joiner.kv.currentRevision, hash: joiner.kv.hashKV(0).hash, applied: joiner.kv.mvcc.appliedIndex };
+    await stop(joiner);
+    try {
+      // The joiner falls behind past the leader's log: it can only catch up from a snapshot.
+      await fill(leader.kv, 'new', 3000);
+      // Chunks past the third never arrive; the joiner is stopped (as a crash would stop it)
+      // once it has staged and acknowledged the first three.
+      let staged = 0;
+      joiner = await startMember(
+        joinerDir,
+        2,
+        [],
+        tapped(
+          hub.connect(2),
+          (m) => m.type !== MessageType.SnapChunk || m.commit <= 3,
+          (m) => {
+            if (m.type === MessageType.SnapChunkResp && !m.reject && m.commit > 0) staged = Math.max(staged, m.commit);
+          },
+        ),
+      );
+      await waitFor('three chunks staged', () => staged >= 3, 20_000);
+      await stop(joiner);
+      // The staged chunks are not the state: the backend holds exactly what it held before.
+      const reopened = LmdbBackend.open(join(joinerDir, 'backend'));
+      expect(reopened.appliedIndex).toBe(oldState.applied);
+      await reopened.close();
+      joiner = await startMember(joinerDir, 2, [], hub.connect(2));
+      expect(joiner.kv.currentRevision).toBe(oldState.revision);
+      expect(joiner.kv.hashKV(0).hash).toBe(oldState.hash);
+      await caughtUp(joiner.kv, leader.kv);
+      expect(joiner.kv.member.snapshotStreams.received).toBe(1);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+});
