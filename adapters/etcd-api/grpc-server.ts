@@ -51,10 +51,11 @@ function unary(api: EtcdApi, rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<
 }
 
 /** A streaming RPC's handler, run once the call's token is resolved to its user (the auth gate's first step). */
-function withUser<C extends { metadata: grpc.Metadata; emit(event: 'error', err: Error): boolean }>(api: EtcdApi, handler: (call: C, user: string) => void): (call: C) => void {
+function withUser<C extends { metadata: grpc.Metadata; cancelled: boolean; emit(event: 'error', err: Error): boolean }>(api: EtcdApi, handler: (call: C, user: string) => void): (call: C) => void {
   return (call) =>
     void api.userOf(tokenOf(call)).then(
-      (user) => handler(call, user),
+      // A call the client gave up on meanwhile would never see its 'cancelled' event again.
+      (user) => (call.cancelled ? undefined : handler(call, user)),
       (err: unknown) => failStream(call, err),
     );
 }

@@ -46,7 +46,7 @@ const hashBytes = (method: JwtSignMethod) => Number(method.slice(2)) / 8;
 const curveOf = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' } as const;
 
 /** WebCrypto's import parameters for `method`'s keys. */
-export function jwtImportParams(method: JwtSignMethod): RsaHashedImportParams | EcKeyImportParams | HmacImportParams {
+function jwtImportParams(method: JwtSignMethod): RsaHashedImportParams | EcKeyImportParams | HmacImportParams {
   const hash = hashOf(method);
   switch (method.slice(0, 2)) {
     case 'RS':

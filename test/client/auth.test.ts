@@ -77,7 +77,8 @@ describe('the in-process connection with etcd auth', { timeout: 60_000 }, () => 
     const members = await authCluster();
     const leader = members.find((m) => m.isLeader())!;
     await leader.authChange({ kind: 'authEnable' });
-    const alice = client(members, { user: 'alice', password: 'alicepw' });
+    // On the leader, which has applied the password change (and dropped the token) when it resolves.
+    const alice = client(members, { user: 'alice', password: 'alicepw' }, members.indexOf(leader));
     await alice.put('todo/1').value('a');
     await leader.userChangePassword('alice', 'newpw');
     expect(await message(alice.get('todo/1'))).toBe('etcdserver: authentication failed, invalid user ID or password');

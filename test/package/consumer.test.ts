@@ -61,6 +61,8 @@ beforeAll(async () => {
   const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
   const shipped = packed.files.map((f) => f.path);
   expect(shipped.filter((p) => !/^(dist\/(src|adapters)\/|bin\/meshkv\.mjs$|package\.json$|README\.md$|LICENSE)/.test(p))).toEqual([]);
+  // package.json's license field says Apache-2.0; the text ships beside it.
+  expect(shipped).toContain('LICENSE');
   app = join(work, 'todo-tabs');
   await cp(join(repo, 'examples', 'todo-tabs'), app, { recursive: true, filter: (src) => !/[/\\](node_modules|dist)$/.test(src) });
   const manifest = JSON.parse(await readFile(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
