@@ -1,21 +1,26 @@
 // The synchronous Backend the store needs, over an AsyncBackend (IndexedDB), without caching the
-// values in memory: reads are planned, fetched, then executed (docs/architecture.md, "The
+// values in memory: every read is planned, fetched, then executed (docs/architecture.md, "The
 // browser: IndexedDB with asynchronous reads").
 //
-// - `read(request)` runs a read-only request three steps at a time: *plan* runs it once in
-//   planning mode, where every value the store asks for is recorded and answered with an empty
-//   placeholder (the set of records a read visits comes from the in-memory index, never from
-//   values, so the plan is what the real run reads); *fetch* gets those values from the backend
-//   in read transactions of at most `fetchValuesMax`; *execute* runs the request again against
-//   the fetched values. Anything the store changed during the fetch (a batch that committed and
-//   left the write buffer, a newer current revision) shows up as a value not fetched: it is
-//   fetched and the request runs again, at most `readAttemptsMax` times.
-// - Outside `read`, a value the store asks for is a planning bug and fails loudly; it never
-//   reads as empty.
-// - The small buckets (meta, lease, members, …; a few entries per lease or member) are kept in
-//   memory, loaded at open and updated at each commit, so the state machine reads them as before.
-// - The `key` bucket is ranged only by the restart scan (KvStore.open), which open() prepares in
-//   chunks holding each record without its value; `openingDone()` drops it.
+// `run(plan, execute)`:
+// - *plan* runs `plan` in planning mode: every value of the `key` bucket it asks for is recorded
+//   and answered with an empty placeholder, every range of it is recorded and visits nothing.
+//   Which records a request visits comes from the in-memory index, never from values, so what
+//   the plan asks for is what `execute` reads (src/mvcc/plan.ts says why for writes).
+// - *fetch* gets what was recorded: values in read transactions of at most `fetchValuesMax`,
+//   ranges in chunks of `scanPairsMax`. The plan then runs again with them at hand: a range's
+//   records may lead to more values (prev_kv), and the store may have moved meanwhile (a batch
+//   left the write buffer). At most `planRoundsMax` rounds.
+// - *execute* runs in the same synchronous step as the last plan round, so the store is exactly
+//   as planned; a value or range not fetched is a planning bug and fails loudly, never reads as
+//   empty. What was fetched is dropped when the run ends: memory holds only one run's values.
+// Fetched data is discarded when a batch that deletes from `key` commits meanwhile (a
+// compaction or restore): values of a revision never change, but they can disappear.
+//
+// The small buckets (meta, lease, members, …; a few entries per lease or member) are kept in
+// memory, loaded at open and updated at each commit, so the state machine reads them as
+// before. The `key` bucket is ranged outside a run only by the restart scan (KvStore.open),
+// which open() prepares holding each record without its value; `openingDone()` drops it.
 
 import { decodeKeyValue, encodeKeyValue, parseRevisionKey } from './layout.ts';
 import { BTree } from '../mvcc/btree.ts';
@@ -33,8 +38,8 @@ import {
 export const fetchValuesMax = 512;
 /** Pairs per read transaction of the restart scan. */
 export const scanPairsMax = 2_048;
-/** Plan/fetch rounds one read may take before it gives up (the store kept changing under it). */
-export const readAttemptsMax = 8;
+/** Plan/fetch rounds one run may take before it gives up (the store kept changing under it). */
+export const planRoundsMax = 8;
 
 const placeholder = new Uint8Array(0);
 
@@ -44,10 +49,12 @@ export class PrefetchedBackend implements Backend {
   private readonly small = new Map<BackendBucket, BTree<BinaryString, Uint8Array>>();
   /** The restart scan: revision key → KeyValue without its value. Null once opening is done. */
   private opening: BTree<BinaryString, Uint8Array> | null;
-  /** Values of the read being executed (revision key → stored KeyValue); null outside one. */
-  private fetched: Map<BinaryString, Uint8Array> | null = null;
-  /** Revisions the read being planned asked for; null outside planning. */
-  private wanted: Set<BinaryString> | null = null;
+  /** What the run being planned or executed has at hand; null outside a run's synchronous steps. */
+  private fetched: Fetched | null = null;
+  /** What the plan being run asked for and was not at hand; null while executing. */
+  private wanted: Wanted | null = null;
+  /** Counts committed batches that deleted from `key`: fetched data older than one is stale. */
+  private deletions = 0;
 
   private constructor(readonly inner: AsyncBackend, opening: BTree<BinaryString, Uint8Array>) {
     this.persistent = inner.persistent;
@@ -82,19 +89,30 @@ export class PrefetchedBackend implements Backend {
   get(bucket: BackendBucket, key: Uint8Array): Uint8Array | undefined {
     if (bucket !== 'key') return this.small.get(bucket)!.get(toBinaryString(key));
     const id = toBinaryString(key);
-    const value = this.fetched?.get(id);
+    const value = this.fetched?.values.get(id);
     if (value !== undefined) return value;
     if (this.wanted !== null) {
-      this.wanted.add(id);
+      this.wanted.values.add(id);
       return placeholder;
     }
     const { main, sub } = parseRevisionKey(key);
-    throw new Error(`prefetchedBackend: the value of revision ${main}.${sub} was read without being fetched first (a read outside read(), or a planning bug)`);
+    throw new Error(`prefetchedBackend: the value of revision ${main}.${sub} was read without being fetched first (a read outside run(), or a planning bug)`);
   }
 
   range(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, visit: (key: Uint8Array, value: Uint8Array) => boolean | void): void {
-    const tree = bucket === 'key' ? this.opening : this.small.get(bucket)!;
-    if (tree === null) throw new Error('prefetchedBackend: the key bucket is ranged only by the restart scan; read history through rangeChunk');
+    let tree = bucket === 'key' ? this.opening : this.small.get(bucket)!;
+    if (bucket === 'key' && this.fetched !== null) {
+      const low = toBinaryString(start);
+      const high = end === null ? null : toBinaryString(end);
+      const covering = this.fetched.ranges.find((r) => r.start <= low && (r.end === null || (high !== null && high <= r.end)));
+      if (covering === undefined) {
+        if (this.wanted === null) throw new Error('prefetchedBackend: a range of the key bucket was read without being fetched first (a planning bug)');
+        this.wanted.ranges.push({ start: low, end: high });
+        return;
+      }
+      tree = covering.pairs;
+    }
+    if (tree === null) throw new Error('prefetchedBackend: the key bucket is ranged outside run() only by the restart scan');
     const low = toBinaryString(start);
     const high = end === null ? tree.maxKey() : toBinaryString(end);
     if (high === undefined || high < low) return;
@@ -103,6 +121,12 @@ export class PrefetchedBackend implements Backend {
 
   commit(batch: BackendBatch): Promise<void> {
     const committed = this.inner.commit(batch);
+    if (batch.clear || batch.ops.some((op) => op.bucket === 'key' && op.value === null)) {
+      void committed.then(
+        () => this.deletions++,
+        () => {},
+      );
+    }
     // The inner backend checked the batch (it throws before queueing a bad one): mirror the small buckets now.
     if (batch.clear) for (const tree of this.small.values()) tree.clear();
     for (const op of batch.ops) {
@@ -118,8 +142,13 @@ export class PrefetchedBackend implements Backend {
     return this.inner.durable();
   }
 
+  /**
+   * Inside a run only (a snapshot image is encoded within one): a view reading what the run
+   * fetched, valid for that synchronous step.
+   */
   view(): BackendReadView {
-    throw new Error('prefetchedBackend: no synchronous read views over an asynchronous backend');
+    if (this.fetched === null) throw new Error('prefetchedBackend: no read view outside run(): an asynchronous backend is read by plan, fetch, execute');
+    return { get: (bucket, key) => this.get(bucket, key), range: (bucket, start, end, visit) => this.range(bucket, start, end, visit), release() {} };
   }
 
   close(): Promise<void> {
@@ -127,40 +156,71 @@ export class PrefetchedBackend implements Backend {
   }
 
   /**
-   * Plan, fetch, execute: runs the read-only `request` against the values it reads, fetched
-   * from the backend first. `request` must not change the store (it may run several times).
+   * Plan, fetch, execute. `plan` must read what `execute` reads and change nothing (it may run
+   * several times); `execute` runs once, synchronously after the last round of `plan`.
    */
-  async read<T>(request: () => T): Promise<T> {
-    if (this.fetched !== null || this.wanted !== null) throw new Error('prefetchedBackend.read: reads do not nest');
-    const values = new Map<BinaryString, Uint8Array>();
-    for (let attempt = 1; ; attempt++) {
-      const wanted = new Set<BinaryString>();
-      this.fetched = values;
+  async run<T>(plan: () => void, execute: () => T): Promise<T> {
+    if (this.fetched !== null) throw new Error('prefetchedBackend.run: runs do not nest');
+    let fetched: Fetched = { values: new Map(), ranges: [], deletions: this.deletions };
+    for (let round = 1; ; round++) {
+      if (fetched.deletions !== this.deletions) fetched = { values: new Map(), ranges: [], deletions: this.deletions };
+      const wanted: Wanted = { values: new Set(), ranges: [] };
+      this.fetched = fetched;
       this.wanted = wanted;
-      let result: T;
       try {
-        result = request();
+        plan();
       } finally {
-        this.fetched = null;
         this.wanted = null;
+        this.fetched = null;
       }
-      if (wanted.size === 0) return result;
-      if (attempt === readAttemptsMax) throw new Error(`prefetchedBackend.read: still missing ${wanted.size} values after ${attempt} rounds (the store kept changing)`);
-      await this.fetch([...wanted], values);
+      if (wanted.values.size === 0 && wanted.ranges.length === 0) {
+        this.fetched = fetched;
+        try {
+          return execute();
+        } finally {
+          this.fetched = null;
+        }
+      }
+      if (round === planRoundsMax) throw new Error(`prefetchedBackend.run: still missing ${wanted.values.size} values and ${wanted.ranges.length} ranges after ${round} rounds (the store kept changing)`);
+      await this.fetch(wanted, fetched);
     }
   }
 
-  private async fetch(ids: BinaryString[], into: Map<BinaryString, Uint8Array>): Promise<void> {
+  /** A read-only request: its own plan. */
+  read<T>(request: () => T): Promise<T> {
+    return this.run(request, request);
+  }
+
+  private async fetch(wanted: Wanted, into: Fetched): Promise<void> {
+    const ids = [...wanted.values];
     for (let at = 0; at < ids.length; at += fetchValuesMax) {
       const chunk = ids.slice(at, at + fetchValuesMax);
       const values = await this.inner.getMany('key', chunk.map(fromBinaryString));
       for (const [i, value] of values.entries()) {
-        // Absent: compacted since it was planned. The next run no longer reads it (the index
-        // dropped it) or fails on it as the synchronous path would.
-        if (value !== undefined) into.set(chunk[i], value);
+        // Absent: deleted since it was planned; `deletions` makes the next round start over.
+        if (value !== undefined) into.values.set(chunk[i], value);
       }
     }
+    for (const { start, end } of wanted.ranges) {
+      const pairs = new BTree<BinaryString, Uint8Array>();
+      await scanChunks(this.inner, 'key', (k, v) => pairs.set(toBinaryString(k), v), fromBinaryString(start), end === null ? null : fromBinaryString(end));
+      into.ranges.push({ start, end, pairs });
+    }
   }
+}
+
+interface Fetched {
+  /** Revision key → stored KeyValue. */
+  values: Map<BinaryString, Uint8Array>;
+  /** Whole ranges [start, end) of the key bucket. */
+  ranges: { start: BinaryString; end: BinaryString | null; pairs: BTree<BinaryString, Uint8Array> }[];
+  /** `deletions` when fetching began. */
+  deletions: number;
+}
+
+interface Wanted {
+  values: Set<BinaryString>;
+  ranges: { start: BinaryString; end: BinaryString | null }[];
 }
 
 /** Visits every pair of a bucket, a read transaction of at most `scanPairsMax` pairs at a time. */

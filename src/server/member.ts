@@ -41,6 +41,13 @@ export interface StateMachine {
    */
   checkImage?(image: Uint8Array): string | null;
   /**
+   * Optional, for a state machine over an asynchronous backend (a tab's IndexedDB): `applyAll`
+   * applies `payloads` (the committed entries' apply() bytes, in order); call it once
+   * everything applying them can read is at hand (plan, fetch, execute) and return that promise.
+   * Returning nothing means it was called at once. Deterministic like apply.
+   */
+  prepareApply?(payloads: readonly Uint8Array[], applyAll: () => void): Promise<void> | void;
+  /**
    * Optional: sees every applied membership change with the configuration that resulted
    * (unchanged if Raft refused it), so the application can keep member addresses. Deterministic
    * like apply.
@@ -127,6 +134,11 @@ export const catchUpTicksMax = 64;
 
 /** Header on every proposal: member id, incarnation and sequence, so only its proposer resolves it. */
 const headerBytes = 24;
+
+/** The apply() bytes of the entries that reach StateMachine.apply (not conf changes, no-ops or damaged ones). */
+function payloadsOf(entries: readonly Entry[]): Uint8Array[] {
+  return entries.filter((e) => e.type !== EntryType.ConfChange && e.data.length >= headerBytes).map((e) => e.data.subarray(headerBytes));
+}
 
 export type MemberEvent = { role: StateRole; term: number; leader: MemberId; commit: number; applied: number };
 
@@ -530,7 +542,12 @@ export class Member {
     }
     if (rd.committedEntries.length > 0) {
       const started = this.opts.clock.now();
-      for (const e of rd.committedEntries) this.applyEntry(e);
+      const applyAll = (): void => {
+        for (const e of rd.committedEntries) this.applyEntry(e);
+      };
+      const sm = this.opts.stateMachine;
+      const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(payloadsOf(rd.committedEntries), applyAll);
+      if (pending !== undefined) await pending;
       this.applyMs.observe(this.opts.clock.now() - started);
     }
     for (const rs of rd.readStates) {

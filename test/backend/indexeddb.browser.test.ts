@@ -2,7 +2,7 @@
 // an asynchronous backend has (bounded chunks, failures that stop every later call).
 import { deleteDB } from 'idb';
 import { describe, expect, it } from 'vitest';
-import { IndexedDbBackend } from '../../adapters/backend/indexeddb.ts';
+import { IndexedDbBackend } from '../../adapters/storage/indexeddb/backend.ts';
 import { backendCompliance, batch, bytes, put, text } from './compliance.ts';
 
 /** A member no other test uses, so every test starts from an empty database. */

@@ -2,7 +2,7 @@
 // values stay in IndexedDB, a range fetches only what it returns, a restart rebuilds the index
 // from the backend alone, and a read that skipped the fetch fails loudly.
 import { describe, expect, it } from 'vitest';
-import { IndexedDbBackend } from '../../adapters/backend/indexeddb.ts';
+import { IndexedDbBackend } from '../../adapters/storage/indexeddb/backend.ts';
 import { PrefetchedBackend } from '../../src/backend/prefetched.ts';
 import { MvccStateMachine } from '../../src/mvcc/state-machine.ts';
 import type { RangeResponse } from '../../src/mvcc/types.ts';

@@ -1,6 +1,7 @@
-// The browser backend: IndexedDB, one object store per etcd bucket (layout: src/backend/layout.ts),
-// keys stored as binary keys, which IndexedDB orders bytewise as the seam requires. Reads are
-// asynchronous, so this is an AsyncBackend: the store reads it through src/backend/prefetched.ts.
+// The browser backend, beside the member's log storage (storage.ts): IndexedDB, one object store
+// per etcd bucket (layout: src/backend/layout.ts), keys stored as binary keys, which IndexedDB
+// orders bytewise as the seam requires. Reads are asynchronous, so this is an AsyncBackend: the
+// store reads it through src/backend/prefetched.ts.
 //
 // Database `meshkv/<cluster>/member/<id>/backend`, beside the member's log storage (whose Web
 // Lock already keeps a second tab from opening the same member).
@@ -13,9 +14,9 @@
 // after every earlier one, so it flushes them too (the same rule as the log storage's saves).
 
 import { deleteDB, openDB, unwrap } from 'idb';
-import { checkBatchIndex, decodeU64, encodeU64, metaKeys } from '../../src/backend/layout.ts';
-import { backendBuckets, type AsyncBackend, type BackendBatch, type BackendBucket } from '../../src/seams.ts';
-import { databaseNameOf } from '../storage/indexeddb/schema.ts';
+import { checkBatchIndex, decodeU64, encodeU64, metaKeys } from '../../../src/backend/layout.ts';
+import { backendBuckets, type AsyncBackend, type BackendBatch, type BackendBucket } from '../../../src/seams.ts';
+import { databaseNameOf } from './schema.ts';
 
 /** Which member's backend to open (the same pair as its log storage). */
 export interface IndexedDbBackendMember {
