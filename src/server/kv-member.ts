@@ -142,11 +142,11 @@ class MvccReplica implements StateMachine {
    * against the store as the batch starts, fetches those values, then applies the batch. On
    * Node (memory, LMDB) it applies at once.
    */
-  prepareApply(payloads: readonly Uint8Array[], applyAll: () => void): Promise<void> | void {
+  prepareApply(payloads: () => Uint8Array[], applyAll: () => void): Promise<void> | void {
     const prefetched = this.mvcc.prefetched;
     if (prefetched === null) return applyAll();
     const requests: ApplyRequest[] = [];
-    for (const payload of payloads) {
+    for (const payload of payloads()) {
       if (payload[0] === authEntryTag || payload[0] === memberUpdateTag) continue;
       try {
         requests.push(decodeRequest(payload));

@@ -42,11 +42,11 @@ export interface StateMachine {
   checkImage?(image: Uint8Array): string | null;
   /**
    * Optional, for a state machine over an asynchronous backend (a tab's IndexedDB): `applyAll`
-   * applies `payloads` (the committed entries' apply() bytes, in order); call it once
+   * applies the committed entries whose apply() bytes `payloads()` lists, in order; call it once
    * everything applying them can read is at hand (plan, fetch, execute) and return that promise.
    * Returning nothing means it was called at once. Deterministic like apply.
    */
-  prepareApply?(payloads: readonly Uint8Array[], applyAll: () => void): Promise<void> | void;
+  prepareApply?(payloads: () => Uint8Array[], applyAll: () => void): Promise<void> | void;
   /**
    * Optional: sees every applied membership change with the configuration that resulted
    * (unchanged if Raft refused it), so the application can keep member addresses. Deterministic
@@ -546,7 +546,7 @@ export class Member {
         for (const e of rd.committedEntries) this.applyEntry(e);
       };
       const sm = this.opts.stateMachine;
-      const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(payloadsOf(rd.committedEntries), applyAll);
+      const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(() => payloadsOf(rd.committedEntries), applyAll);
       if (pending !== undefined) await pending;
       this.applyMs.observe(this.opts.clock.now() - started);
     }
