@@ -5,50 +5,12 @@
 // watch events (a prev_kv watcher, and catch-ups from history) and the same HashKV.
 import { describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../../src/backend/memory.ts';
+import { SlowBackend } from '../helpers/slow-backend.ts';
 import { PrefetchedBackend } from '../../src/backend/prefetched.ts';
 import { MvccStateMachine } from '../../src/mvcc/state-machine.ts';
 import { CompareResult, CompareTarget, type ApplyRequest, type RequestOp, type WatchResponse } from '../../src/mvcc/types.ts';
-import type { AsyncBackend, BackendBatch, BackendBucket } from '../../src/seams.ts';
 import { prng } from '../storage/compliance.ts';
 
-/** An AsyncBackend over a MemoryBackend whose every commit and read completes a macrotask later. */
-class SlowBackend implements AsyncBackend {
-  readonly persistent = true;
-  private readonly inner = new MemoryBackend();
-  private queued = 0;
-  private last: Promise<void> = Promise.resolve();
-  get appliedIndex(): number {
-    return this.inner.appliedIndex;
-  }
-  commit(batch: BackendBatch): Promise<void> {
-    if (!batch.clear && batch.appliedIndex < this.queued) throw new RangeError('behind');
-    this.queued = batch.appliedIndex;
-    this.last = this.last.then(() => later()).then(() => this.inner.commit(batch));
-    return this.last;
-  }
-  async durable(): Promise<number> {
-    await this.last;
-    return this.inner.appliedIndex;
-  }
-  async getMany(bucket: BackendBucket, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    await later();
-    return keys.map((k) => this.inner.get(bucket, k));
-  }
-  async rangeChunk(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, pairsMax: number): Promise<[Uint8Array, Uint8Array][]> {
-    await later();
-    const out: [Uint8Array, Uint8Array][] = [];
-    this.inner.range(bucket, start, end, (k, v) => {
-      out.push([k, v]);
-      return out.length < pairsMax;
-    });
-    return out;
-  }
-  close(): Promise<void> {
-    return this.durable().then(() => undefined);
-  }
-}
-
-const later = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 const b = (s: string) => new TextEncoder().encode(s);
 
 function randomRequest(random: () => number, step: number, current: number, compacted: number): ApplyRequest {
