@@ -162,3 +162,22 @@ export interface BackendStaging {
   /** Drops what was staged; the live content is untouched. */
   abandon(): void;
 }
+
+/**
+ * A backend whose reads are asynchronous (IndexedDB in a tab). The same batches, ordering,
+ * atomicity and durable() contract as Backend; reads are bounded requests, each one consistent
+ * read transaction. The synchronous store cannot read it while it runs, so requests plan which
+ * values they need, fetch them, then execute (src/backend/prefetched.ts, docs/architecture.md).
+ */
+export interface AsyncBackend {
+  readonly appliedIndex: number;
+  readonly persistent: boolean;
+  /** As Backend.commit: resolves once later reads see the batch and it survives a tab crash. */
+  commit(batch: BackendBatch): Promise<void>;
+  durable(): Promise<number>;
+  /** The values of `keys` (undefined where absent), in order, from one read transaction. */
+  getMany(bucket: BackendBucket, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
+  /** At most `pairsMax` pairs with start <= key < end (end null: to the bucket's end), in key order, from one read transaction. */
+  rangeChunk(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, pairsMax: number): Promise<[Uint8Array, Uint8Array][]>;
+  close(): Promise<void>;
+}

@@ -13,6 +13,8 @@ import { ControlChannel, serveMembershipControl, type BootstrapMember, type Cont
 import type { Signaling } from '../signaling/types.ts';
 import { WebSocketSignaling } from '../signaling/ws-client.ts';
 import { IndexedDbStorage } from '../storage/indexeddb/index.ts';
+import { IndexedDbBackend } from '../storage/indexeddb/backend.ts';
+import { PrefetchedBackend } from '../../src/backend/prefetched.ts';
 import { WebRtcTransport } from '../transport/webrtc/index.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
@@ -145,6 +147,18 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   const log = options.log ?? (() => {});
   const clock = options.wrap?.clock?.(workerTimerClock()) ?? workerTimerClock();
   const { id, storage, hasState } = await claimIdentity(options.cluster);
+  // The store lives in IndexedDB beside the log; only its key index stays in memory
+  // (src/backend/prefetched.ts). The storage's Web Lock, held now, covers it too.
+  const backendOf = { cluster: options.cluster, memberId: id };
+  let backend: PrefetchedBackend;
+  try {
+    // A member with no log starts empty: a backend an earlier member of this id left is stale.
+    if (!hasState) await IndexedDbBackend.destroy(backendOf);
+    backend = await PrefetchedBackend.open(await IndexedDbBackend.open(backendOf));
+  } catch (err) {
+    await storage.close();
+    throw err;
+  }
   const name = options.name ?? `tab-${id.toString(16)}`;
   const wantsVote = options.wantsVote ?? true;
 
@@ -171,6 +185,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     unlistenPageHide();
     channel.close();
     await storage.close();
+    await backend.close();
     throw err;
   }
 
@@ -194,6 +209,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
         heartbeatTicks: timings.heartbeatTicks,
         requestTimeoutMs: timings.requestTimeoutMs,
         initialMembers: plan.bootstrapMembers.map((b) => ({ ...b, clientURLs: [], isLearner: false })),
+        mvcc: { backend },
         log: (level, msg) => {
           if (level !== 'debug') log(level, msg);
         },
@@ -205,10 +221,13 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
     unlistenPageHide();
     await transport.close();
     await storage.close();
+    await backend.close();
     throw err;
   }
+  // The store's index is built: the key bucket is read only through plan/fetch/execute now.
+  backend.openingDone();
   started = kv;
-  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, credentials: { user: options.user, password: options.password }, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, backend, credentials: { user: options.user, password: options.password }, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -246,6 +265,7 @@ interface Parts {
   transport: WebRtcTransport;
   cluster: string;
   credentials: { user?: string; password?: string };
+  backend: PrefetchedBackend;
   bootstrapKey: string;
   bootstrapMembers: BootstrapMember[];
   unlistenPageHide: () => void;
@@ -347,12 +367,14 @@ class RunningBrowserMember implements BrowserMember {
     this.quorumWatch.stop();
     this.client.close();
     await this.kv.stop(); // closes the transport (and with it signaling) and the storage
+    await this.p.backend.close();
     if (removed) {
       // Out of the cluster for good: nobody needs this member's log any more. A member whose
       // removal was not seen keeps its data: it may still be a voter, and a tab reopening it
       // comes back as it.
       localStorage.removeItem(this.p.bootstrapKey);
       await IndexedDbStorage.destroy({ cluster: this.p.cluster, memberId: this.id });
+      await IndexedDbBackend.destroy({ cluster: this.p.cluster, memberId: this.id });
     }
   }
 

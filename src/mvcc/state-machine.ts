@@ -8,6 +8,8 @@ import { MvccError } from './errors.ts';
 import { applyDeleteRange, applyPut, applyRange, applyTxn } from './apply-kv.ts';
 import { KvStore, type WriteTxn } from './kv-store.ts';
 import { MemoryBackend } from '../backend/memory.ts';
+import { PrefetchedBackend } from '../backend/prefetched.ts';
+import { planRequest } from './plan.ts';
 import type { Backend, BackendReadView, BackendStaging } from '../seams.ts';
 import { DEFAULT_LESSOR_CONFIG, Lessor, type LeaseState, type LessorConfig } from './lessor.ts';
 import { decodeInt64, decodeLease, decodeU64, encodeInt64, encodeLease, leaseKey, metaKeys, nextLeaseIdKey } from '../backend/layout.ts';
@@ -172,6 +174,19 @@ export class MvccStateMachine {
       default:
         throw new Error(`apply: unknown request kind ${(request as { kind: string }).kind}`);
     }
+  }
+
+  /**
+   * Reads every value applying `request` can read, changing nothing: the plan step over an
+   * asynchronous backend (src/mvcc/plan.ts).
+   */
+  planApply(request: ApplyRequest): void {
+    planRequest({ store: this.store, lessor: this.lessor, prevKvWatched: this.watchHub.prevKvWatched }, request);
+  }
+
+  /** The backend as PrefetchedBackend when the store sits on an asynchronous one (a tab's IndexedDB), else null. */
+  get prefetched(): PrefetchedBackend | null {
+    return this.store.backend instanceof PrefetchedBackend ? this.store.backend : null;
   }
 
   /** A read at the current (or a historical) revision. Throws MvccError. */

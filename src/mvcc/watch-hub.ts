@@ -193,6 +193,35 @@ export class WatchHub {
     return this.unsynced.size;
   }
 
+  /**
+   * Reads what `syncWatchers(revisionsMax)` would read and changes nothing: the plan of a
+   * catch-up over an asynchronous backend (src/backend/prefetched.ts).
+   */
+  planSync(revisionsMax = WATCH_SYNC_REVISIONS_MAX): void {
+    const store = this.store();
+    const compact = store.compactRevision;
+    const catching = [...this.unsynced].filter((w) => w.nextRevision >= compact);
+    if (catching.length === 0) return;
+    const from = Math.min(...catching.map((w) => w.nextRevision));
+    const to = Math.min(store.currentRevision, from + revisionsMax - 1);
+    const prevKv = catching.some((w) => w.prevKv && w.nextRevision <= to);
+    store.forEachRevision(from, to, (_main, records) => {
+      if (!prevKv) return;
+      for (const record of records) {
+        const prev = isCreate(record) ? undefined : store.getAt(record.key, record.main - 1);
+        if (prev !== undefined) store.value(prev);
+      }
+    });
+  }
+
+  /** Whether some watcher asked for prev_kv: then every write reads its keys' previous values. */
+  get prevKvWatched(): boolean {
+    for (const w of this.unsynced) if (w.prevKv) return true;
+    for (const w of this.syncedRanges) if (w.prevKv) return true;
+    for (const set of this.syncedByKey.values()) for (const w of set) if (w.prevKv) return true;
+    return false;
+  }
+
   /** Sends an empty response to every synced watcher created with progress_notify. */
   progressNotify(): void {
     const revision = this.store().currentRevision;

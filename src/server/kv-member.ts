@@ -144,6 +144,29 @@ class MvccReplica implements StateMachine {
     return this.mvcc.apply(req, { nowMs: this.nowMs(), index });
   }
 
+  /**
+   * Over an asynchronous backend (a tab's IndexedDB): plans every kv request of the batch
+   * against the store as the batch starts, fetches those values, then applies the batch. On
+   * Node (memory, LMDB) it applies at once.
+   */
+  prepareApply(payloads: () => Uint8Array[], applyAll: () => void): Promise<void> | void {
+    const prefetched = this.mvcc.prefetched;
+    if (prefetched === null) return applyAll();
+    const requests: ApplyRequest[] = [];
+    for (const payload of payloads()) {
+      if (payload[0] === authEntryTag || payload[0] === memberUpdateTag) continue;
+      try {
+        requests.push(decodeRequest(payload));
+      } catch (err) {
+        // apply() skips it alike, with a warning.
+        if (!(err instanceof RequestDecodeError)) throw err;
+      }
+    }
+    return prefetched.run(() => {
+      for (const request of requests) this.mvcc.planApply(request);
+    }, applyAll);
+  }
+
   applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
     this.members.applyConfChange(cc, cs);
     this.mvcc.markApplied(index);
@@ -158,7 +181,10 @@ class MvccReplica implements StateMachine {
    */
   snapshot(): SnapshotView | Uint8Array {
     const header = this.members.imageHeader(this.auth.encodeImage());
-    if (this.mvcc.backendPersistent) return concat(header, storeInBackend);
+    if (this.mvcc.backendPersistent) {
+      this.markerIndex = this.mvcc.appliedIndex;
+      return concat(header, storeInBackend);
+    }
     const view = this.mvcc.snapshot();
     return {
       *frames() {
@@ -180,7 +206,39 @@ class MvccReplica implements StateMachine {
    */
   streamSource(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null {
     const { stateImage } = MemberTable.unwrapImage(image);
-    return isStoreInBackend(stateImage) ? this.mvcc.backendView() : null;
+    // An asynchronous backend (a tab's IndexedDB) has no read views: imageForPeer sends it whole.
+    return isStoreInBackend(stateImage) && this.mvcc.prefetched === null ? this.mvcc.backendView() : null;
+  }
+
+  /**
+   * A snapshot not streamed (see streamSource) whose image left the store in an asynchronous
+   * backend is sent with the store's image instead, at the backend's applied index (at or after
+   * the snapshot's; the receiver skips the entries in between). It cannot be read here: the image
+   * is encoded once fetched, and sent when Raft sends the snapshot again (the peer refuses the
+   * marker sent meanwhile).
+   */
+  imageForPeer(image: Uint8Array): Uint8Array {
+    const { stateImage } = MemberTable.unwrapImage(image);
+    const prefetched = this.mvcc.prefetched;
+    if (!isStoreInBackend(stateImage) || prefetched === null) return image;
+    const header = image.subarray(0, image.length - stateImage.length);
+    const ready = this.imageForPeerReady;
+    if (ready !== null && ready.appliedIndex >= this.markerIndex) {
+      this.imageForPeerReady = null;
+      return concat(header, ready.image);
+    }
+    if (!this.imageForPeerPending) {
+      this.imageForPeerPending = true;
+      const encode = (): Uint8Array => this.mvcc.snapshot().encode();
+      prefetched
+        .run(encode, () => ({ image: encode(), appliedIndex: this.mvcc.appliedIndex }))
+        .then(
+          (built) => (this.imageForPeerReady = built),
+          (err: unknown) => this.warn(`encoding a snapshot for a peer: ${err instanceof Error ? err.message : String(err)}`),
+        )
+        .finally(() => (this.imageForPeerPending = false));
+    }
+    return image;
   }
 
   stageStream(image: Uint8Array): BackendStaging {
@@ -200,6 +258,12 @@ class MvccReplica implements StateMachine {
     const { stateImage } = MemberTable.unwrapImage(image);
     return concat(image.subarray(0, image.length - stateImage.length), this.mvcc.snapshot().encode());
   }
+
+  /** The applied index of the latest snapshot that left the store in the backend (made or restored). */
+  private markerIndex = 0;
+  /** A store image encoded from the asynchronous backend for the next snapshot sent, and its applied index. */
+  private imageForPeerReady: { image: Uint8Array; appliedIndex: number } | null = null;
+  private imageForPeerPending = false;
 
   checkImage(image: Uint8Array): string | null {
     let stateImage: Uint8Array;
@@ -222,6 +286,7 @@ class MvccReplica implements StateMachine {
     // The member table and auth state come from the image either way: the entries after it
     // are applied to them again (only the store skips what the backend holds).
     if (isStoreInBackend(stateImage)) {
+      this.markerIndex = index;
       if (this.mvcc.appliedIndex < index) {
         throw new Error(
           `the snapshot at index ${index} keeps the store in the backend, which holds only up to index ${this.mvcc.appliedIndex}: restore the data dir from a backup, or remove the member and add it back empty`,
@@ -587,7 +652,8 @@ export class KvMember {
   async range(req: RangeRequest): Promise<RangeResponse> {
     this.validate({ kind: 'range', request: req });
     if (!req.serializable) await this.member.readBarrier();
-    return this.mvcc.range(req);
+    const prefetched = this.mvcc.prefetched;
+    return prefetched === null ? this.mvcc.range(req) : prefetched.read(() => this.mvcc.range(req));
   }
 
   put(req: PutRequest): Promise<PutResponse> {
@@ -695,8 +761,33 @@ export class KvMember {
     else this.mvcc.lessor.demote();
   }
 
+  /**
+   * Catches unsynced watchers up from history; over an asynchronous backend, one bounded
+   * catch-up at a time, its revisions fetched first.
+   */
+  private syncWatchers(): void {
+    const hub = this.mvcc.watchHub;
+    const prefetched = this.mvcc.prefetched;
+    // Without unsynced watchers it reads nothing (it only sends progress notifications).
+    if (prefetched === null || hub.unsyncedCount === 0) {
+      hub.syncWatchers();
+      return;
+    }
+    if (this.watchCatchUp) return;
+    this.watchCatchUp = true;
+    prefetched
+      .run(
+        () => hub.planSync(),
+        () => hub.syncWatchers(),
+      )
+      .catch((err: unknown) => this.opts.log?.('warn', `member ${this.id}: watch catch-up: ${err instanceof Error ? err.message : String(err)}`))
+      .finally(() => (this.watchCatchUp = false));
+  }
+
+  private watchCatchUp = false;
+
   private onTick(): void {
-    this.mvcc.watchHub.syncWatchers();
+    this.syncWatchers();
     if (!this.wasLeader) return;
     const now = this.opts.clock.now();
     for (const id of this.mvcc.lessor.expired(now, leaseRevokesPerTickMax)) {

@@ -35,6 +35,8 @@ export interface StateMachine {
    * snapshot's) — or null to send `image` itself. See snapshot-stream.ts.
    */
   streamSource?(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null;
+  /** Optional: the image to send a lagging member in place of the stored snapshot `image`, when not streamed. */
+  imageForPeer?(image: Uint8Array): Uint8Array;
   /**
    * Optional: a fresh staging area for a streamed snapshot whose small image is `image`. Throws,
    * with the reason, when this member cannot take it (a damaged image, a backend without staging).
@@ -52,6 +54,13 @@ export interface StateMachine {
    * it runs as messages arrive.
    */
   checkImage?(image: Uint8Array): string | null;
+  /**
+   * Optional, for a state machine over an asynchronous backend (a tab's IndexedDB): `applyAll`
+   * applies the committed entries whose apply() bytes `payloads()` lists, in order; call it once
+   * everything applying them can read is at hand (plan, fetch, execute) and return that promise.
+   * Returning nothing means it was called at once. Deterministic like apply.
+   */
+  prepareApply?(payloads: () => Uint8Array[], applyAll: () => void): Promise<void> | void;
   /**
    * Optional: sees every applied membership change with the configuration that resulted
    * (unchanged if Raft refused it), so the application can keep member addresses. Deterministic
@@ -149,6 +158,11 @@ export const catchUpTicksMax = 64;
 
 /** Header on every proposal: member id, incarnation and sequence, so only its proposer resolves it. */
 const headerBytes = 24;
+
+/** The apply() bytes of the entries that reach StateMachine.apply (not conf changes, no-ops or damaged ones). */
+function payloadsOf(entries: readonly Entry[]): Uint8Array[] {
+  return entries.filter((e) => e.type !== EntryType.ConfChange && e.data.length >= headerBytes).map((e) => e.data.subarray(headerBytes));
+}
 
 export type MemberEvent = { role: StateRole; term: number; leader: MemberId; commit: number; applied: number };
 
@@ -582,7 +596,12 @@ export class Member {
     }
     if (rd.committedEntries.length > 0) {
       const started = this.opts.clock.now();
-      for (const e of rd.committedEntries) this.applyEntry(e);
+      const applyAll = (): void => {
+        for (const e of rd.committedEntries) this.applyEntry(e);
+      };
+      const sm = this.opts.stateMachine;
+      const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(() => payloadsOf(rd.committedEntries), applyAll);
+      if (pending !== undefined) await pending;
       this.applyMs.observe(this.opts.clock.now() - started);
     }
     for (const rs of rd.readStates) {
@@ -599,7 +618,10 @@ export class Member {
     for (const m of rd.messages) {
       const source = m.type === MessageType.Snap && m.snapshot !== null ? (this.opts.stateMachine.streamSource?.(m.snapshot.data) ?? null) : null;
       if (source !== null) this.startStream(m, source.view, source.appliedIndex);
-      else {
+      else if (m.type === MessageType.Snap && m.snapshot !== null && this.opts.stateMachine.imageForPeer !== undefined) {
+        messages.push({ ...m, snapshot: { ...m.snapshot, data: this.opts.stateMachine.imageForPeer(m.snapshot.data) } });
+        sentWhole.push(m.to);
+      } else {
         messages.push(m);
         if (m.type === MessageType.Snap) sentWhole.push(m.to);
       }

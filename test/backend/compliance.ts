@@ -2,15 +2,64 @@
 // imports here. Crash tests that need a real process live beside each adapter's test.
 
 import { describe, expect, it } from 'vitest';
-import type { Backend, BackendBatch, BackendBucket, BackendOp, BackendReader } from '../../src/seams.ts';
-import { decodeU64, metaKeys } from '../../src/backend/layout.ts';
+import type { AsyncBackend, Backend, BackendBatch, BackendBucket, BackendOp, BackendReader } from '../../src/seams.ts';
+import { decodeU64, metaKeys, revisionKey } from '../../src/backend/layout.ts';
 import { prng } from '../storage/compliance.ts';
+
+/** Synchronous (memory, LMDB) or asynchronous (IndexedDB): the suite reads both the same way. */
+export type AnyBackend = Backend | AsyncBackend;
 
 /** One backend location that can be opened, closed and opened again (a member restart). */
 export interface BackendHarness {
   /** Opens the backend at this location; the previous instance, if any, was closed. */
-  open(): Promise<Backend>;
+  open(): Promise<AnyBackend>;
   cleanup(): Promise<void>;
+}
+
+const isAsync = (b: AnyBackend): b is AsyncBackend => 'rangeChunk' in b;
+
+/** One value, through whichever read path the backend has. */
+export async function read(b: AnyBackend, bucket: BackendBucket, key: Uint8Array): Promise<Uint8Array | undefined> {
+  return isAsync(b) ? (await b.getMany(bucket, [key]))[0] : b.get(bucket, key);
+}
+
+/** Successor of `key` in bytewise order: where the next chunk starts. */
+function after(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
+
+/**
+ * Keys and values of [start, end) in the order the backend returns them, until `stop` says so.
+ * An async backend is read in chunks of `chunkPairs`, so continuing after a chunk is exercised too.
+ */
+export async function scan(
+  b: AnyBackend,
+  bucket: BackendBucket,
+  start: Uint8Array,
+  end: Uint8Array | null,
+  stop: (seen: number) => boolean = () => false,
+  chunkPairs = 3,
+): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  if (!isAsync(b)) {
+    b.range(bucket, start, end, (k, v) => {
+      out.push([text(k)!, text(v)!]);
+      return !stop(out.length);
+    });
+    return out;
+  }
+  let from = start;
+  for (;;) {
+    const chunk = await b.rangeChunk(bucket, from, end, chunkPairs);
+    for (const [k, v] of chunk) {
+      out.push([text(k)!, text(v)!]);
+      if (stop(out.length)) return out;
+    }
+    if (chunk.length < chunkPairs) return out;
+    from = after(chunk[chunk.length - 1][0]);
+  }
 }
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -37,14 +86,19 @@ export function dump(reader: BackendReader, bucket: BackendBucket): [string, str
   return out;
 }
 
-/** A bucket without the consistent index every commit writes into meta. */
-function userPairs(reader: BackendReader, bucket: BackendBucket): [string, string][] {
-  return dump(reader, bucket).filter(([k]) => !(bucket === 'meta' && k === 'consistent_index'));
+/** Every pair of a bucket, through whichever read path the backend has. */
+function all(b: AnyBackend, bucket: BackendBucket): Promise<[string, string][]> {
+  return scan(b, bucket, new Uint8Array(0), null);
 }
 
-export function backendCompliance(name: string, make: () => Promise<BackendHarness>): void {
+/** A bucket without the consistent index every commit writes into meta. */
+async function userPairs(b: AnyBackend, bucket: BackendBucket): Promise<[string, string][]> {
+  return (await all(b, bucket)).filter(([k]) => !(bucket === 'meta' && k === 'consistent_index'));
+}
+
+export function backendCompliance(name: string, make: () => Promise<BackendHarness>, capabilities = { views: true, staging: true }): void {
   describe(`${name}: backend compliance`, () => {
-    const withBackend = (title: string, body: (h: BackendHarness, backend: Backend) => Promise<void>, timeoutMs = 30_000): void => {
+    const withBackend = (title: string, body: (h: BackendHarness, backend: AnyBackend) => Promise<void>, timeoutMs = 30_000): void => {
       it(
         title,
         async () => {
@@ -62,8 +116,8 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
 
     withBackend('starts empty at applied index 0', async (_h, backend) => {
       expect(backend.appliedIndex).toBe(0);
-      expect(backend.get('key', bytes('a'))).toBeUndefined();
-      expect(dump(backend, 'key')).toEqual([]);
+      expect(await read(backend, 'key', bytes('a'))).toBeUndefined();
+      expect(await all(backend, 'key')).toEqual([]);
       expect(await backend.durable()).toBe(0);
       await backend.close();
     });
@@ -71,38 +125,38 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
     withBackend('commits puts and deletes with the applied index, visible once committed', async (_h, backend) => {
       await backend.commit(batch(5, [put('key', 'b', '2'), put('key', 'a', '1'), put('lease', 'a', 'L'), put('key', 'c', '3')]));
       expect(backend.appliedIndex).toBe(5);
-      expect(text(backend.get('key', bytes('a')))).toBe('1');
-      expect(text(backend.get('lease', bytes('a')))).toBe('L');
-      expect(backend.get('members', bytes('a'))).toBeUndefined();
+      expect(text(await read(backend, 'key', bytes('a')))).toBe('1');
+      expect(text(await read(backend, 'lease', bytes('a')))).toBe('L');
+      expect(await read(backend, 'members', bytes('a'))).toBeUndefined();
       await backend.commit(batch(7, [del('key', 'b'), put('key', 'a', '1b'), del('key', 'missing')]));
-      expect(dump(backend, 'key')).toEqual([['a', '1b'], ['c', '3']]);
-      expect(decodeU64(backend.get('meta', metaKeys.consistentIndex)!)).toBe(7);
+      expect(await all(backend, 'key')).toEqual([['a', '1b'], ['c', '3']]);
+      expect(decodeU64((await read(backend, 'meta', metaKeys.consistentIndex))!)).toBe(7);
       await backend.close();
     });
 
     withBackend('ranges are [start, end) in bytewise key order and stop when visit returns false', async (_h, backend) => {
       const keys = ['\u00ff', 'a', 'ab', 'b', 'ba', 'c', '\u0001'];
       await backend.commit(batch(1, keys.map((k) => ({ bucket: 'key' as const, key: bytes(k), value: bytes(k) }))));
-      const range = (start: string, end: string | null): string[] => {
-        const out: string[] = [];
-        backend.range('key', bytes(start), end === null ? null : bytes(end), (k) => {
-          out.push(text(k)!);
-        });
-        return out;
-      };
+      const range = async (start: string, end: string | null): Promise<string[]> =>
+        (await scan(backend, 'key', bytes(start), end === null ? null : bytes(end))).map(([k]) => k);
       // UTF-8 bytes: \u0001 < a < ab < b < ba < c < \u00ff (0xc3 0xbf).
-      expect(range('', null)).toEqual(['\u0001', 'a', 'ab', 'b', 'ba', 'c', '\u00ff']);
-      expect(range('a', 'b')).toEqual(['a', 'ab']);
-      expect(range('ab', 'ba')).toEqual(['ab', 'b']);
-      expect(range('b', null)).toEqual(['b', 'ba', 'c', '\u00ff']);
-      expect(range('c', 'a')).toEqual([]);
-      expect(range('zz', null)).toEqual(['\u00ff']);
-      const firstTwo: string[] = [];
-      backend.range('key', bytes(''), null, (k) => {
-        firstTwo.push(text(k)!);
-        return firstTwo.length < 2;
-      });
-      expect(firstTwo).toEqual(['\u0001', 'a']);
+      expect(await range('', null)).toEqual(['\u0001', 'a', 'ab', 'b', 'ba', 'c', '\u00ff']);
+      expect(await range('a', 'b')).toEqual(['a', 'ab']);
+      expect(await range('ab', 'ba')).toEqual(['ab', 'b']);
+      expect(await range('b', null)).toEqual(['b', 'ba', 'c', '\u00ff']);
+      expect(await range('c', 'a')).toEqual([]);
+      expect(await range('a', 'a')).toEqual([]);
+      expect(await range('zz', null)).toEqual(['\u00ff']);
+      const firstTwo = await scan(backend, 'key', bytes(''), null, (seen) => seen >= 2);
+      expect(firstTwo.map(([k]) => k)).toEqual(['\u0001', 'a']);
+      await backend.close();
+    });
+
+    withBackend('binary revision keys (zero and 0xff bytes) range in revision order', async (_h, backend) => {
+      const revisions = [[256, 0], [1, 0], [1, 1], [255, 2], [2 ** 40, 0], [1, 256], [65_536, 7]];
+      await backend.commit(batch(1, revisions.map(([main, sub]) => ({ bucket: 'key' as const, key: revisionKey(main, sub), value: bytes(`${main}.${sub}`) }))));
+      const seen = await scan(backend, 'key', revisionKey(1, 1), revisionKey(65_536, 7));
+      expect(seen.map(([, v]) => v)).toEqual(['1.1', '1.256', '255.2', '256.0']);
       await backend.close();
     });
 
@@ -110,9 +164,9 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await backend.commit(batch(3, [put('key', 'a', '1'), put('lease', 'l', '1'), put('members', 'm', '1')]));
       await backend.commit(batch(2, [put('key', 'z', '26')], true));
       expect(backend.appliedIndex).toBe(2);
-      expect(dump(backend, 'key')).toEqual([['z', '26']]);
-      expect(dump(backend, 'lease')).toEqual([]);
-      expect(dump(backend, 'members')).toEqual([]);
+      expect(await all(backend, 'key')).toEqual([['z', '26']]);
+      expect(await all(backend, 'lease')).toEqual([]);
+      expect(await all(backend, 'members')).toEqual([]);
       await backend.close();
     });
 
@@ -120,7 +174,7 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await backend.commit(batch(10, [put('key', 'a', '1')]));
       expect(() => backend.commit(batch(9, [put('key', 'a', 'lost')]))).toThrow(/applied index 9 is behind the stored 10/);
       await backend.commit(batch(10, [put('key', 'b', '2')]));
-      expect(dump(backend, 'key')).toEqual([['a', '1'], ['b', '2']]);
+      expect(await all(backend, 'key')).toEqual([['a', '1'], ['b', '2']]);
       await backend.close();
     });
 
@@ -130,13 +184,15 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       commits.push(backend.commit(batch(51, [del('key', 'k10')])));
       await Promise.all(commits);
       expect(backend.appliedIndex).toBe(51);
-      expect(text(backend.get('key', bytes('x')))).toBe('50');
-      expect(backend.get('key', bytes('k10'))).toBeUndefined();
-      expect(dump(backend, 'key').length).toBe(50);
+      expect(text(await read(backend, 'key', bytes('x')))).toBe('50');
+      expect(await read(backend, 'key', bytes('k10'))).toBeUndefined();
+      expect((await all(backend, 'key')).length).toBe(50);
       await backend.close();
     });
 
-    withBackend('a view keeps reading the state it was taken at', async (_h, backend) => {
+    // Asynchronous backends have no views: each of their reads is its own read transaction.
+    if (capabilities.views) withBackend('a view keeps reading the state it was taken at', async (_h, backend) => {
+      if (isAsync(backend)) throw new Error(`${name}: an asynchronous backend has no view()`);
       await backend.commit(batch(1, [put('key', 'a', '1'), put('key', 'b', '2')]));
       const view = backend.view();
       await backend.commit(batch(2, [put('key', 'a', 'changed'), del('key', 'b'), put('key', 'c', '3')]));
@@ -155,12 +211,13 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await backend.close();
       const reopened = await h.open();
       expect(reopened.appliedIndex).toBe(8);
-      expect(dump(reopened, 'key')).toEqual([['a', '1'], ['b', '2']]);
-      expect(userPairs(reopened, 'meta')).toEqual([['finishedCompactRev', 'r']]);
+      expect(await all(reopened, 'key')).toEqual([['a', '1'], ['b', '2']]);
+      expect(await userPairs(reopened, 'meta')).toEqual([['finishedCompactRev', 'r']]);
       await reopened.close();
     });
 
-    withBackend('stages a whole new content beside the live one and adopts it in one step', async (h, backend) => {
+    if (capabilities.staging) withBackend('stages a whole new content beside the live one and adopts it in one step', async (h, anyBackend) => {
+      const backend = anyBackend as Backend;
       await backend.commit(batch(5, [put('key', 'old', '1'), put('lease', 'l', 'L')]));
       const staging = backend.stage!();
       await staging.write([put('key', 'new-a', 'A'), put('meta', 'finishedCompactRev', 'r')]);
@@ -182,7 +239,7 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await backend.commit(batch(4, [put('key', 'after', 'x')]));
       expect(await backend.durable()).toBe(4);
       await backend.close();
-      const reopened = await h.open();
+      const reopened = (await h.open()) as Backend;
       expect(reopened.appliedIndex).toBe(4);
       expect(dump(reopened, 'key')).toEqual([['after', 'x'], ['new-a', 'A'], ['new-b', 'B']]);
       // The next staging starts empty, whatever the previous slot held.
@@ -193,7 +250,8 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await reopened.close();
     });
 
-    withBackend('an abandoned or restarted staging area leaves the live content, and a new one starts empty', async (h, backend) => {
+    if (capabilities.staging) withBackend('an abandoned or restarted staging area leaves the live content, and a new one starts empty', async (h, anyBackend) => {
+      const backend = anyBackend as Backend;
       await backend.commit(batch(2, [put('key', 'live', '1')]));
       const abandoned = backend.stage!();
       await abandoned.write([put('key', 'partial', 'p')]);
@@ -203,7 +261,7 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       const cut = backend.stage!();
       await cut.write([put('key', 'cut', 'c')]);
       await backend.close();
-      const reopened = await h.open();
+      const reopened = (await h.open()) as Backend;
       expect(reopened.appliedIndex).toBe(2);
       expect(dump(reopened, 'key')).toEqual([['live', '1']]);
       const fresh = reopened.stage!();
@@ -248,7 +306,7 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
         await backend.commit(batch(index, ops, clear));
         for (const bucket of buckets) {
           const expected = [...model.get(bucket)!].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-          expect(dump(backend, bucket), `step ${step} bucket ${bucket}`).toEqual(expected);
+          expect(await all(backend, bucket), `step ${step} bucket ${bucket}`).toEqual(expected);
         }
       }
       await backend.close();

@@ -3,10 +3,11 @@
 // browser process is killed with SIGKILL (nothing of the page or browser runs on the way out).
 // The storage is never closed by the page, so its Web Lock must also be free after each end.
 
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { expect, test } from '@playwright/test';
 import type { BrowserContext, Page } from '@playwright/test';
 import type { StoredSummary } from './fixtures/indexeddb-page.ts';
+import { browserPid } from './browser-pid.ts';
 import { launchPersistent, newProfileDir, servePages, type PageServer } from './serve.ts';
 
 const member = { cluster: 'e2e-restart', memberId: 7 };
@@ -43,21 +44,6 @@ function append(page: Page, from: number, to: number, term: number): Promise<voi
   return page.evaluate(([f, t, term]) => window.meshkvE2e!.append(f, t, term), [from, to, term] as const);
 }
 
-/** The pid of the Chromium this process launched on `profile`: our child with that --user-data-dir. */
-async function browserPid(): Promise<number> {
-  for (const name of await readdir('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const [cmdline, stat] = await Promise.all([
-      readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => ''),
-      readFile(`/proc/${name}/stat`, 'utf8').catch(() => ''),
-    ]);
-    // stat: "pid (comm) state ppid ...": comm may hold spaces, so split after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === process.pid && cmdline.split('\0').includes(`--user-data-dir=${profile}`)) return Number(name);
-  }
-  throw new Error(`no Chromium child of process ${process.pid} runs on profile ${profile}`);
-}
-
 test('synced saves survive closing the browser and killing it, on the same profile', async () => {
   let { context, page } = await launch();
   expect(await load(page)).toEqual({ indexes: [], hardState: { term: 0, vote: 0, commit: 0 }, texts: [] });
@@ -72,7 +58,7 @@ test('synced saves survive closing the browser and killing it, on the same profi
   expect(afterClose.texts[39]).toBe('entry 40');
   await append(page, 41, 50, 3);
 
-  const pid = await browserPid();
+  const pid = await browserPid(profile);
   const closed = new Promise((resolve) => context.once('close', resolve));
   process.kill(pid, 'SIGKILL');
   await closed;

@@ -1,0 +1,72 @@
+// "A crash in the middle of a batch" for the IndexedDB backend, with a real browser process:
+// a page commits 2,000-op batches (2 MiB each) back to back, the test kills Chromium with
+// SIGKILL at varying moments, relaunches it on the same profile and checks that the stored
+// applied index describes exactly the data stored — never part of a batch — and is at least
+// the last index durable() confirmed before the kill.
+
+import { rm } from 'node:fs/promises';
+import { expect, test } from '@playwright/test';
+import type { BrowserContext, Page } from '@playwright/test';
+import type { BackendSummary } from './fixtures/backend-crash-page.ts';
+import { browserPid } from './browser-pid.ts';
+import { launchPersistent, newProfileDir, servePages, type PageServer } from './serve.ts';
+
+const member = { cluster: 'e2e-backend-crash', memberId: 3 };
+const opsPerBatch = 2_000;
+
+let server: PageServer;
+let pageUrl: string;
+let profile: string;
+
+test.beforeAll(async () => {
+  profile = await newProfileDir();
+  server = await servePages();
+  pageUrl = server.url('test/e2e/fixtures/backend-crash.html');
+});
+
+test.afterAll(async () => {
+  await server?.close();
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+async function launch(): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await launchPersistent(profile);
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(pageUrl);
+  await page.waitForFunction(() => window.meshkvBackendE2e !== undefined);
+  return { context, page };
+}
+
+test('a browser killed in the middle of a large commit reopens with an applied index that matches its data', async () => {
+  let previous = 0;
+  for (const [round, extraBatches] of [0, 1, 3, 2].entries()) {
+    const { context, page } = await launch();
+    const start = await page.evaluate(([m, ops]) => window.meshkvBackendE2e!.run(m, ops), [member, opsPerBatch] as const);
+    if (start !== previous) {
+      // Say what the profile holds, to tell a lost database from a misread index.
+      const found = await page.evaluate((m) => window.meshkvBackendE2e!.summary(m), member);
+      throw new Error(`round ${round}: the backend reopened at applied index ${start}, not ${previous}; it holds ${JSON.stringify(found).slice(0, 300)}`);
+    }
+    // Let a few batches commit (and one durable() return), then kill during a later one.
+    const target = start + 5 + extraBatches;
+    await page.waitForFunction((t) => window.meshkvBackendE2e!.progress().committed >= t, target, { timeout: 60_000, polling: 5 });
+    const { durable, failure } = await page.evaluate(() => window.meshkvBackendE2e!.progress());
+    expect(failure).toBeNull();
+    const pid = await browserPid(profile);
+    const closed = new Promise((resolve) => context.once('close', resolve));
+    process.kill(pid, 'SIGKILL');
+    await closed;
+
+    const relaunched = await launch();
+    const summary: BackendSummary = await relaunched.page.evaluate((m) => window.meshkvBackendE2e!.summary(m), member);
+    await relaunched.context.close();
+    const k = summary.appliedIndex;
+    expect(k, `round ${round}: never behind what durable() confirmed`).toBeGreaterThanOrEqual(durable);
+    expect(k).toBeGreaterThan(previous);
+    expect(summary.last).toBe(String(k));
+    const expected: [number, number][] = [];
+    for (let i = Math.max(1, k - 2); i <= k; i++) expected.push([i, opsPerBatch]);
+    expect(summary.perBatch, `round ${round}: exactly batches ${Math.max(1, k - 2)}..${k}, whole`).toEqual(expected);
+    previous = k;
+  }
+});
