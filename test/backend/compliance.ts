@@ -231,7 +231,7 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       expect(backend.appliedIndex).toBe(3);
       expect(dump(backend, 'key')).toEqual([['new-a', 'A'], ['new-b', 'B']]);
       expect(dump(backend, 'lease')).toEqual([]);
-      expect(userPairs(backend, 'meta')).toEqual([['finishedCompactRev', 'r']]);
+      expect(await userPairs(backend, 'meta')).toEqual([['finishedCompactRev', 'r']]);
       // A view taken before the switch keeps the old content.
       expect(dump(before, 'key')).toEqual([['old', '1'], ['old2', '2']]);
       before.release();
