@@ -43,6 +43,16 @@ import {
 import { AuthError, AuthErrors, AuthStore, authEntryTag, decodeAuthOp, encodeAuthOp, type AuthOp, type AuthResult } from './auth-store.ts';
 import { checkPassword, hashPassword, newToken, type AuthCrypto } from './password.ts';
 import { isTabRecord, mayVote, nodeVoters, tabMayVote, voteRefusal } from './vote-policy.ts';
+import { checkClient, checkSeq, decodeOutboxEntry, encodeOutboxEntry, outboxEntryTag, OutboxSessions, type OutboxEntry, type OutboxOutcome } from './outbox-sessions.ts';
+
+/** What proposing an outbox entry resolves with (outbox-sessions.ts). */
+export interface OutboxApplyResult {
+  outcome: OutboxOutcome;
+  /** True when this proposal was a retry of an entry applied before: nothing changed now. */
+  duplicate: boolean;
+  /** The txn's response, when this proposal is the one that applied it. */
+  txn: TxnResponse | null;
+}
 
 /** A learner may be promoted once its log holds this fraction of the leader's (etcd: readyPercent). */
 export const learnerReadyFraction = 0.9;
@@ -88,6 +98,7 @@ class MvccReplica implements StateMachine {
   readonly members = new MemberTable();
   readonly membersChanged = new Set<() => void>();
   readonly auth: AuthStore;
+  readonly outboxSessions = new OutboxSessions();
 
   constructor(
     readonly mvcc: MvccStateMachine,
@@ -111,6 +122,7 @@ class MvccReplica implements StateMachine {
       this.mvcc.markApplied(index);
       return result;
     }
+    if (payload[0] === outboxEntryTag) return this.applyOutboxEntry(payload, index);
     if (payload[0] === memberUpdateTag) {
       const u = decodeMemberUpdate(payload);
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
@@ -137,6 +149,35 @@ class MvccReplica implements StateMachine {
     return this.mvcc.apply(req, { nowMs: this.nowMs(), index });
   }
 
+  /**
+   * An outbox entry is applied once per (client, seq): a retry is answered from the session
+   * table. The table is updated even for entries a persistent backend already holds (replayed
+   * after a restart), so every member keeps the same sessions.
+   */
+  private applyOutboxEntry(payload: Uint8Array, index: number): { ok: true; response: OutboxApplyResult } | { ok: false; error: MvccError } {
+    const entry = decodeOutboxEntry(payload);
+    if (typeof entry === 'string') {
+      this.warn(`entry ${index} skipped: ${entry}`);
+      this.mvcc.markApplied(index);
+      return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `meshkv: ${entry}`) };
+    }
+    const before = this.outboxSessions.applied(entry.client, entry.seq);
+    if (before !== null) {
+      this.mvcc.markApplied(index);
+      return { ok: true, response: { outcome: before.outcome, duplicate: true, txn: null } };
+    }
+    if (index <= this.mvcc.appliedIndex) {
+      this.outboxSessions.record(entry.client, entry.seq, { kind: 'unknown' }, index);
+      return { ok: false, error: new MvccError(GrpcCode.Unavailable, 'etcdserver: request timed out') };
+    }
+    const result = this.mvcc.apply({ kind: 'txn', request: entry.txn }, { nowMs: this.nowMs(), index });
+    const outcome: OutboxOutcome = !result.ok
+      ? { kind: 'refused', message: result.error.message }
+      : { kind: result.response.succeeded ? 'committed' : 'conflict', revision: result.response.header.revision };
+    this.outboxSessions.record(entry.client, entry.seq, outcome, index);
+    return { ok: true, response: { outcome, duplicate: false, txn: result.ok ? result.response : null } };
+  }
+
   applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
     this.members.applyConfChange(cc, cs);
     this.mvcc.markApplied(index);
@@ -150,7 +191,7 @@ class MvccReplica implements StateMachine {
    * both taken now, at one applied index.
    */
   snapshot(): SnapshotView | Uint8Array {
-    const header = this.members.imageHeader(this.auth.encodeImage());
+    const header = this.members.imageHeader(this.auth.encodeImage(), this.outboxSessions.encodeImage());
     if (this.mvcc.backendPersistent) return concat(header, storeInBackend);
     const view = this.mvcc.snapshot();
     return {
@@ -192,7 +233,7 @@ class MvccReplica implements StateMachine {
   }
 
   restore(image: Uint8Array, index: number): void {
-    const { records, settings, authImage, stateImage } = MemberTable.unwrapImage(image);
+    const { records, settings, authImage, sessionsImage, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
     // store image is the bootstrap snapshot. A backend already at or past `index` (a restart
     // whose backend outlived its last snapshot) holds a newer state than the image: keep it.
@@ -207,6 +248,7 @@ class MvccReplica implements StateMachine {
     } else if (stateImage.length > 0 && index > this.mvcc.appliedIndex) this.mvcc.restore(stateImage, index);
     else this.mvcc.markApplied(index);
     this.auth.restoreImage(authImage);
+    this.outboxSessions.restoreImage(sessionsImage);
     this.members.reset(records ?? this.initialMembers, settings);
     this.notify();
   }
@@ -498,6 +540,25 @@ export class KvMember {
 
   compact(req: CompactionRequest): Promise<CompactionResponse> {
     return this.write({ kind: 'compaction', request: req });
+  }
+
+  /**
+   * Proposes one outbox entry: its txn is applied at most once per (client, seq), however often
+   * it is proposed (outbox-sessions.ts). Resolves once it is applied here; a retry resolves with
+   * the first application's outcome. A timeout leaves the outcome unknown: propose it again.
+   */
+  async proposeOutboxEntry(entry: OutboxEntry): Promise<OutboxApplyResult> {
+    const bad = checkClient(entry.client) ?? checkSeq(entry.seq);
+    if (bad !== null) throw new MvccError(GrpcCode.InvalidArgument, `meshkv: ${bad}`);
+    this.validate({ kind: 'txn', request: entry.txn });
+    const result = (await this.member.propose(encodeOutboxEntry(entry))) as { ok: true; response: OutboxApplyResult } | { ok: false; error: MvccError };
+    if (!result.ok) throw result.error;
+    return result.response;
+  }
+
+  /** The outcome the state machine remembers for an outbox client's entry `seq`, or null if it has not applied it (outbox-sessions.ts). */
+  outboxApplied(client: string, seq: number): OutboxOutcome | null {
+    return this.replica.outboxSessions.applied(client, seq)?.outcome ?? null;
   }
 
   // ---- leases ----

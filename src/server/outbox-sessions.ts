@@ -1,0 +1,157 @@
+// Exactly-once writes for offline outboxes (docs/offline.md). An outbox entry is a txn tagged
+// with its outbox's client id and a sequence number; the replicated state machine remembers, per
+// client, the last sequence number it applied and how that entry ended (Raft thesis §6.3,
+// Replicache's lastMutationID). A retry of an entry already applied (a tab that crashed between
+// proposing and hearing the answer, or a second tab draining the same outbox) is answered from
+// that record and changes nothing.
+//
+// The table is part of the replicated state: every member applies the same entries in the same
+// order, so every member keeps and evicts the same sessions. It travels in the member table's
+// snapshot header (member-table.ts), so it survives snapshots and restarts.
+//
+// Bound: at most outboxSessionsMax clients are remembered; the one whose last entry is oldest
+// (by log index) is forgotten first. An outbox whose session was forgotten and that retries its
+// last entry would have it applied again: that takes outboxSessionsMax other outboxes writing
+// between its proposal and its retry.
+
+import { Packr } from 'msgpackr';
+import { decodeRequest, encodeRequest, RequestDecodeError } from '../codec/request.ts';
+import type { TxnRequest } from '../mvcc/types.ts';
+
+/** Outboxes whose last entry the state machine remembers. Each costs ~60 bytes in every snapshot. */
+export const outboxSessionsMax = 4096;
+/** Longest outbox client id, in characters. */
+export const outboxClientIdCharsMax = 64;
+
+/** First byte of an outbox entry ('o'). Client requests start with their format version (1). */
+export const outboxEntryTag = 0x6f;
+
+/** How an applied outbox entry ended, as remembered. */
+export type OutboxOutcome =
+  /** The guard held: the entry's writes are at `revision`. */
+  | { kind: 'committed'; revision: number }
+  /** The guard failed at `revision`: nothing was written. */
+  | { kind: 'conflict'; revision: number }
+  /** The txn was refused as etcd refuses requests (too many ops, key too large, …). */
+  | { kind: 'refused'; message: string }
+  /**
+   * Applied, but by a member replaying entries its persistent backend already held (a restart
+   * after the last snapshot), which does not see the outcome again. Only that member's answer
+   * to a retry lacks the outcome; the entry is still applied once.
+   */
+  | { kind: 'unknown' };
+
+export interface OutboxEntry {
+  client: string;
+  /** Positive; each client's entries are proposed in increasing order. */
+  seq: number;
+  txn: TxnRequest;
+}
+
+interface Session {
+  seq: number;
+  outcome: OutboxOutcome;
+  /** Log index of the entry: eviction goes by it. */
+  index: number;
+}
+
+const packr = new Packr({ useRecords: false });
+
+export function encodeOutboxEntry(e: OutboxEntry): Uint8Array {
+  const body = packr.pack([e.client, e.seq, encodeRequest({ kind: 'txn', request: e.txn })]);
+  const out = new Uint8Array(body.length + 1);
+  out[0] = outboxEntryTag;
+  out.set(body, 1);
+  return out;
+}
+
+/** The entry, or a reason it cannot be one (every member decodes the same bytes alike). */
+export function decodeOutboxEntry(bytes: Uint8Array): OutboxEntry | string {
+  if (bytes[0] !== outboxEntryTag) return 'not an outbox entry';
+  let decoded: unknown;
+  try {
+    decoded = packr.unpack(bytes.subarray(1));
+  } catch (err) {
+    return `undecodable outbox entry: ${(err as Error).message}`;
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 3) return 'outbox entry is not [client, seq, txn]';
+  const [client, seq, txnBytes] = decoded as unknown[];
+  const bad = checkClient(client) ?? checkSeq(seq);
+  if (bad !== null) return bad;
+  if (!(txnBytes instanceof Uint8Array)) return 'outbox entry: txn is not bytes';
+  try {
+    const req = decodeRequest(txnBytes);
+    if (req.kind !== 'txn') return `outbox entry: a ${req.kind}, not a txn`;
+    return { client: client as string, seq: seq as number, txn: req.request };
+  } catch (err) {
+    if (err instanceof RequestDecodeError) return `outbox entry: ${err.message}`;
+    throw err;
+  }
+}
+
+export function checkClient(client: unknown): string | null {
+  if (typeof client !== 'string' || client.length === 0 || client.length > outboxClientIdCharsMax) {
+    return `outbox client id must be a string of 1 to ${outboxClientIdCharsMax} characters`;
+  }
+  return null;
+}
+
+export function checkSeq(seq: unknown): string | null {
+  return Number.isSafeInteger(seq) && (seq as number) > 0 ? null : `outbox sequence number ${String(seq)} is not a positive integer`;
+}
+
+export class OutboxSessions {
+  /**
+   * Map order is eviction order: a session is re-inserted whenever it records an entry, so the
+   * first one is the least recently used. Invariant: size <= outboxSessionsMax.
+   */
+  private readonly byClient = new Map<string, Session>();
+
+  get size(): number {
+    return this.byClient.size;
+  }
+
+  /**
+   * The remembered outcome when (client, seq) was applied already (seq at or below the last one
+   * applied for this client), else null: the entry is new. An entry below the last one is also
+   * answered from the last one's record, marked `superseded` (its own outcome is forgotten).
+   */
+  applied(client: string, seq: number): { outcome: OutboxOutcome; superseded: boolean } | null {
+    const s = this.byClient.get(client);
+    if (s === undefined || seq > s.seq) return null;
+    return { outcome: s.outcome, superseded: seq < s.seq };
+  }
+
+  record(client: string, seq: number, outcome: OutboxOutcome, index: number): void {
+    const prev = this.byClient.get(client);
+    if (prev !== undefined && seq <= prev.seq) throw new Error(`outbox sessions: ${client} entry ${seq} recorded after ${prev.seq}`);
+    this.byClient.delete(client);
+    this.byClient.set(client, { seq, outcome, index });
+    if (this.byClient.size > outboxSessionsMax) {
+      const oldest = this.byClient.keys().next().value as string;
+      this.byClient.delete(oldest);
+    }
+  }
+
+  encodeImage(): Uint8Array {
+    return packr.pack([...this.byClient].map(([client, s]) => [client, s.seq, s.index, s.outcome]));
+  }
+
+  /** Replaces the table with an image's (empty bytes: an empty table). Throws on a bad image. */
+  restoreImage(image: Uint8Array): void {
+    this.byClient.clear();
+    if (image.length === 0) return;
+    const decoded = packr.unpack(image) as unknown;
+    if (!Array.isArray(decoded) || decoded.length > outboxSessionsMax) throw new Error('outbox sessions image: not a list of at most outboxSessionsMax sessions');
+    for (const row of decoded) {
+      if (!Array.isArray(row) || row.length !== 4) throw new Error('outbox sessions image: a session is not [client, seq, index, outcome]');
+      const [client, seq, index, outcome] = row as [unknown, unknown, unknown, OutboxOutcome];
+      const bad = checkClient(client) ?? checkSeq(seq);
+      if (bad !== null) throw new Error(`outbox sessions image: ${bad}`);
+      if (!Number.isSafeInteger(index) || typeof outcome !== 'object' || outcome === null || typeof outcome.kind !== 'string') {
+        throw new Error('outbox sessions image: a session has a bad index or outcome');
+      }
+      this.byClient.set(client as string, { seq: seq as number, index: index as number, outcome });
+    }
+  }
+}
