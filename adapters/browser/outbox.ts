@@ -324,8 +324,8 @@ export class Outbox {
         if (base?.status !== 'committed' || base.revision === undefined) {
           // Read from an entry that never committed: this one was based on a value the cluster never held.
           const keys = dedupe([...r.reads.map((x) => x.key), ...r.writes.map((w) => w.key)]);
-          const current = await this.currentValues(keys, 0);
-          return { settled: { status: 'conflict', revision: this.o.kv.currentRevision, current } };
+          const revision = this.o.kv.currentRevision;
+          return { settled: { status: 'conflict', revision, current: await this.currentValues(keys, revision) } };
         }
         modRevision = base.revision;
       }
