@@ -214,3 +214,129 @@ test('a tab offline queues 50 guarded writes while others write; back online eac
     await context.close();
   }
 });
+
+test('the outbox survives a reload while offline and drains once; a closed tab\'s entries are drained by another tab', async () => {
+  const context = await launchPersistent(await newProfile());
+  try {
+    const o = options('offline-reload');
+    const tabs = [await openTab(context, o, 0)];
+    tabs.push(...(await Promise.all([1, 2].map((c) => openTab(context, o, c)))));
+    await waitOnline(tabs);
+    const [a, b, c] = tabs;
+    await a.page.evaluate(() => window.meshkvOffline!.watchFromStart('r/'));
+    await c.page.evaluate(() => window.meshkvOffline!.setOffline(true));
+    await waitFor('tab 2 offline', async () => (await c.page.evaluate(() => window.meshkvOffline!.connectivity())).state === 'offline' || undefined, 15_000);
+    const queued: Queued[] = [];
+    for (let i = 0; i < 20; i++) queued.push(await queueGuarded(c, `r/${i % 5}`, `c-${i}`));
+
+    // Reloaded while offline (and reopened offline): the entries are still there, still pending.
+    await c.page.reload();
+    await c.page.waitForFunction(() => window.meshkvOffline !== undefined);
+    await c.page.evaluate((opts) => window.meshkvOffline!.open(opts), { ...o, offline: true });
+    expect((await entries(c)).map((e) => [e.seq, e.status])).toEqual(queued.map((q) => [q.seq, 'pending']));
+    await c.page.evaluate(() => window.meshkvOffline!.setOffline(false));
+    const { bySeq } = await waitSettled(c, queued.map((q) => q.seq));
+    await expectExactlyOnce(a, queued, bySeq);
+    expect(queued.every((q) => bySeq.get(q.seq)!.status === 'committed')).toBe(true);
+
+    // Offline again, 5 more, then the tab closes: tab 0 opens the origin's outbox and drains them.
+    await waitOnline(tabs);
+    await c.page.evaluate(() => window.meshkvOffline!.setOffline(true));
+    await waitFor('tab 2 offline', async () => (await c.page.evaluate(() => window.meshkvOffline!.connectivity())).state === 'offline' || undefined, 15_000);
+    const left: Queued[] = [];
+    for (let i = 20; i < 25; i++) left.push(await queueGuarded(c, `r/${i % 5}`, `c-${i}`));
+    await c.page.close();
+    await a.page.evaluate(() => window.meshkvOffline!.openOutbox());
+    const drained = await waitSettled(a, left.map((q) => q.seq));
+    await expectExactlyOnce(a, [...queued, ...left], new Map([...bySeq, ...drained.bySeq]));
+    expect(left.every((q) => drained.bySeq.get(q.seq)!.status === 'committed')).toBe(true);
+    // Tab 1 sees the same outcomes in the shared outbox.
+    expect((await entries(b)).filter((e) => e.seq >= left[0].seq).map((e) => e.status)).toEqual(left.map(() => 'committed'));
+  } finally {
+    await context.close();
+  }
+});
+
+/** The pid of the Chromium this process launched on `profile`: our child with that --user-data-dir. */
+async function browserPid(profile: string): Promise<number> {
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const [cmdline, stat] = await Promise.all([readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => ''), readFile(`/proc/${name}/stat`, 'utf8').catch(() => '')]);
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === process.pid && cmdline.split('\0').includes(`--user-data-dir=${profile}`)) return Number(name);
+  }
+  throw new Error(`no Chromium child of process ${process.pid} runs on profile ${profile}`);
+}
+
+test('a tab-only cluster survives the browser being killed and restarted; pending entries are still pending and drain once', async () => {
+  const profile = await newProfile();
+  let context = await launchPersistent(profile);
+  const o = options('offline-kill');
+  try {
+    let tabs = [await openTab(context, o, 0)];
+    tabs.push(...(await Promise.all([1, 2].map((c) => openTab(context, o, c)))));
+    await waitOnline(tabs);
+    const history = new History();
+    for (let k = 0; k < 5; k++) await history.put(tabs[0], `s/${k}`, `committed-${k}`);
+    const c = tabs[2];
+    await waitFor('tab 2 applied the writes', async () => (await c.page.evaluate(() => window.meshkvOffline!.localGet('s/4'))).value === 'committed-4' || undefined);
+    await c.page.evaluate(() => window.meshkvOffline!.setOffline(true));
+    await waitFor('tab 2 offline', async () => (await c.page.evaluate(() => window.meshkvOffline!.connectivity())).state === 'offline' || undefined, 15_000);
+    const queued: Queued[] = [];
+    for (let i = 0; i < 10; i++) queued.push(await queueGuarded(c, `s/${i % 5}`, `c-${i}`));
+
+    const pid = await browserPid(profile);
+    const closed = new Promise((resolve) => context.once('close', resolve));
+    process.kill(pid, 'SIGKILL');
+    await closed;
+
+    context = await launchPersistent(profile);
+    // The first tab reopens cut off, so nothing drains before the outbox is looked at.
+    tabs = [await openTab(context, { ...o, offline: true }, 0)];
+    expect((await entries(tabs[0])).map((e) => [e.seq, e.status])).toEqual(queued.map((q) => [q.seq, 'pending']));
+    tabs.push(...(await Promise.all([1, 2].map((c) => openTab(context, o, c)))));
+    await tabs[0].page.evaluate(() => window.meshkvOffline!.setOffline(false));
+    await waitOnline(tabs);
+    // Every committed write is still there.
+    for (let k = 0; k < 5; k++) expect(await history.get(tabs[k % 3], `s/${k}`)).toMatch(/^(committed|c)-/);
+    await tabs[1].page.evaluate(() => window.meshkvOffline!.watchFromStart('s/'));
+    const { bySeq } = await waitSettled(tabs[0], queued.map((q) => q.seq));
+    await expectExactlyOnce(tabs[1], queued, bySeq);
+    expect(queued.every((q) => bySeq.get(q.seq)!.status === 'committed')).toBe(true);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a page killed between proposing an outbox entry and hearing the answer: reopened, the entry is committed once', async () => {
+  const context = await launchPersistent(await newProfile());
+  try {
+    const o = options('offline-crash');
+    const tabs = [await openTab(context, o, 0)];
+    tabs.push(...(await Promise.all([1, 2].map((c) => openTab(context, o, c)))));
+    await waitOnline(tabs);
+    const [a, , c] = tabs;
+    await a.page.evaluate(() => window.meshkvOffline!.watchFromStart('x/'));
+    await c.page.evaluate(() => window.meshkvOffline!.setOffline(true));
+    await waitFor('tab 2 offline', async () => (await c.page.evaluate(() => window.meshkvOffline!.connectivity())).state === 'offline' || undefined, 15_000);
+    const queued = [await queueGuarded(c, 'x/1', 'once'), await queueGuarded(c, 'x/2', 'after')];
+    const stalled = c.page.evaluate(() => window.meshkvOffline!.stallAfterNextProposal());
+    await c.page.evaluate(() => window.meshkvOffline!.setOffline(false));
+    const revision = await stalled;
+    expect(revision).toBeGreaterThan(0);
+    // The page dies before the outbox records the outcome.
+    const cdp = await context.newCDPSession(c.page);
+    void cdp.send('Page.crash').catch(() => {});
+    await expect.poll(() => c.page.evaluate(() => 1).catch(() => 'crashed')).toBe('crashed');
+
+    const reopened = await openTab(context, o, 2);
+    expect((await entries(reopened)).map((e) => e.status)).toEqual(['pending', 'pending']);
+    await waitOnline([a, tabs[1], reopened]);
+    const { bySeq } = await waitSettled(reopened, queued.map((q) => q.seq));
+    expect(bySeq.get(queued[0].seq)).toMatchObject({ status: 'committed', revision });
+    expect(bySeq.get(queued[1].seq)).toMatchObject({ status: 'committed' });
+    await expectExactlyOnce(a, queued, bySeq);
+  } finally {
+    await context.close();
+  }
+});
