@@ -4,6 +4,7 @@ import type { CompactionResponse } from '../mvcc/types.ts';
 import type { Clock } from '../seams.ts';
 import { toBytes, type Bytes } from './bytes.ts';
 import type { Connection } from './connection.ts';
+import { follow, type FollowHandlers, type FollowOptions, type Following } from './follow.ts';
 import { checkConsistency, ConsistentConnection, type Consistency } from './consistency.ts';
 import type { Connectivity } from '../server/connectivity.ts';
 import { Election, type ElectionOptions } from './election.ts';
@@ -99,6 +100,15 @@ export class Client {
 
   watch(): WatchBuilder {
     return new WatchBuilder(this.watches);
+  }
+
+  /**
+   * A snapshot of the keys under `prefix`, then every change after it, resumed after
+   * `fromRevision` when given; a compacted gap is reported (onReset) and followed by a fresh
+   * snapshot (docs/offline.md).
+   */
+  follow(prefix: Bytes, handlers: FollowHandlers, options: FollowOptions = {}): Promise<Following> {
+    return follow(this, prefix, handlers, options);
   }
 
   /** Grants a lease (at once) and, by default, keeps it alive every TTL/3. */

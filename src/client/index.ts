@@ -3,6 +3,7 @@ export { Client, type ClientOptions } from './client.ts';
 export type { Connection, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, WatchChannel, WatchRequest, WatchStreamHandlers } from './connection.ts';
 export { InProcessConnection, toEtcdError, type InProcessConnectionOptions } from './local-connection.ts';
 export { NamespacedConnection } from './namespace.ts';
+export { Following, type FollowHandlers, type FollowOptions } from './follow.ts';
 export { ConsistentConnection, type Consistency, type ConsistencyOptions } from './consistency.ts';
 export type { Connectivity } from '../server/connectivity.ts';
 export { SingleRangeBuilder, MultiRangeBuilder, PutBuilder, DeleteBuilder, type Operation, type LeaseRef, type SortOrderName, type SortTargetName } from './kv.ts';
