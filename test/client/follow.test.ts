@@ -10,7 +10,7 @@ import { Client } from '../../src/client/client.ts';
 import { EtcdCompactedError } from '../../src/client/errors.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import { startKvMember } from '../helpers/kv-members.ts';
+import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const running: KvMember[] = [];
@@ -22,16 +22,17 @@ afterEach(async () => {
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
+
 async function setUp() {
   const hub = new MemoryHub();
   const ids = [1, 2, 3];
   const transports = ids.map((id) => hub.connect(id));
-  const ms = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], snapshotEntries: 20, snapshotKeepEntries: 0 })));
+  const ms = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], snapshotEntries: 20, snapshotKeepEntries: 0, ...steadyTimings })));
   running.push(...ms);
   const leader = await waitFor('a leader', () => ms.find((m) => m.isLeader()));
   const i = ms.findIndex((m) => m !== leader);
   const local = new Client({ connection: new InProcessConnection([ms[i]], { clock: systemClock }), clock: systemClock, consistency: 'local' });
-  const writer = new Client({ connection: new InProcessConnection([leader], { clock: systemClock }), clock: systemClock });
+  const writer = new Client({ connection: new InProcessConnection(ms, { clock: systemClock, preferred: ms.indexOf(leader) }), clock: systemClock });
   clients.push(local, writer);
   const seen = { snapshots: [] as { values: Record<string, string>; revision: number }[], events: [] as { key: string; value: string; revision: number }[], resets: [] as number[] };
   const handlers = {
@@ -89,7 +90,12 @@ describe('follow', () => {
     await waitFor('a reset and a fresh snapshot', () => t.seen.snapshots.length === 1 || undefined, 20_000);
     expect(t.seen.resets).toEqual([6]);
     const expected = { 'f/0': 'b68', 'f/1': 'b69', 'f/2': 'b66', 'f/3': 'b67', 'f/4': 'a4' };
-    expect(t.seen.snapshots[0]).toEqual({ values: expected, revision: t.leader.currentRevision });
+    // The fresh snapshot is at the revision the member had restored; the changes after it follow.
+    await waitFor('caught up', () => following.lastRevision === t.leader.currentRevision || undefined);
+    const snap = t.seen.snapshots[0];
+    const after = t.seen.events.filter((e) => e.revision > snap.revision);
+    expect(after.map((e) => e.revision)).toEqual(after.map((_, k) => snap.revision + 1 + k));
+    expect({ ...snap.values, ...Object.fromEntries(after.map((e) => [e.key, e.value])) }).toEqual(expected);
     // And it goes on from there.
     await t.writer.put('f/9').value('after');
     await waitFor('the next event', () => t.seen.events.at(-1)?.value === 'after' || undefined);

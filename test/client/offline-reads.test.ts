@@ -3,12 +3,38 @@
 // offline; local reads still answer with the replica's data and revision; linearizable reads
 // and writes fail at once when the client asked to fail fast, and wait otherwise.
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { Client } from '../../src/client/client.ts';
 import { OfflineError } from '../../src/client/errors.ts';
 import { ConnectivityWatch, type Connectivity } from '../../src/server/connectivity.ts';
-import { cluster, settlesWithin, waitFor } from './helpers.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { InProcessConnection } from '../../src/client/local-connection.ts';
+import type { KvMember } from '../../src/server/kv-member.ts';
+import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
+import { settlesWithin, waitFor } from '../client/helpers.ts';
+
+const running: KvMember[] = [];
+afterEach(async () => {
+  for (const m of running.splice(0)) await m.stop();
+});
+
+/** Three members on steady timings, and clients that start at member `preferred`. */
+async function cluster() {
+  const hub = new MemoryHub();
+  const ids = [1, 2, 3];
+  const transports = ids.map((id) => hub.connect(id));
+  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], ...steadyTimings })));
+  running.push(...members);
+  const connection = (preferred = 0) => new InProcessConnection(members, { clock: systemClock, preferred });
+  return {
+    members,
+    transports,
+    connection,
+    client: (preferred = 0) => new Client({ connection: connection(preferred), clock: systemClock }),
+    leader: () => waitFor('a leader', () => members.find((m) => m.isLeader())),
+  };
+}
 
 describe('offline reads', () => {
   it('a cut-off member goes offline, serves local reads with their revision, and fails fast when asked', async () => {
