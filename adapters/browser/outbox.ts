@@ -26,9 +26,11 @@ import { CompareResult, CompareTarget, type Compare, type KeyValue, type Request
 import type { Clock } from '../../src/seams.ts';
 import type { Connectivity } from '../../src/server/connectivity.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
+import { outboxBatchEntriesMax } from '../../src/server/outbox-sessions.ts';
 
 /** Pending entries read per drain pass: the pass then starts over (so entries queued meanwhile join in order). */
 export const drainBatchEntriesMax = 256;
+export { outboxBatchEntriesMax };
 /** Entries the outbox holds, pending or settled; a write beyond it is refused (settle or forget() some first). */
 export const outboxEntriesMax = 100_000;
 
@@ -276,31 +278,60 @@ export class Outbox {
       .finally(() => (this.draining = false));
   }
 
-  /** Proposes `batch` in order; false when it stopped early (offline, unknown outcome, closed). */
+  /**
+   * Proposes `batch` in order, consecutive entries together (at most outboxBatchEntriesMax per
+   * Raft entry, applied one by one in order there); an entry guarded by a pending entry waits
+   * for that one's outcome. False when it stopped early (offline, unknown outcome, closed).
+   */
   private async drainBatch(batch: OutboxRecord[]): Promise<boolean> {
-    for (const record of batch) {
+    let runMax = outboxBatchEntriesMax;
+    let i = 0;
+    while (i < batch.length) {
       if (this.closed || this.o.connectivity().state !== 'online') return false;
-      // Another tab may have settled it since it was read (it held the lock before this one).
-      const now = (await this.db.get('entries', record.seq)) as OutboxRecord | undefined;
-      if (now === undefined || now.status !== 'pending') continue;
-      const proposal = await this.proposal(now);
-      if ('settled' in proposal) {
-        await this.settle(now, proposal.settled);
-        continue;
+      const run: { record: OutboxRecord; txn: TxnRequest; keys: Uint8Array[] }[] = [];
+      const runSeqs = new Set<number>();
+      while (i < batch.length && run.length < runMax) {
+        // Another tab may have settled it since it was read (it held the lock before this one).
+        const now = (await this.db.get('entries', batch[i].seq)) as OutboxRecord | undefined;
+        if (now === undefined || now.status !== 'pending') {
+          i++;
+          continue;
+        }
+        if (now.reads.some((r) => 'afterSeq' in r && runSeqs.has(r.afterSeq))) break;
+        const proposal = await this.proposal(now);
+        if ('settled' in proposal) {
+          if (run.length > 0) break;
+          await this.settle([[now, proposal.settled]]);
+          i++;
+          continue;
+        }
+        run.push({ record: now, ...proposal });
+        runSeqs.add(now.seq);
+        i++;
       }
-      let settled: Partial<OutboxRecord>;
+      if (run.length === 0) continue;
+      let results: Awaited<ReturnType<KvMember['proposeOutboxBatch']>>;
       try {
-        const r = await this.o.kv.proposeOutboxEntry({ client: this.clientId, seq: now.seq, txn: proposal.txn });
-        settled = await this.settledFrom(r.outcome, r.txn, proposal.keys);
+        results = await this.o.kv.proposeOutboxBatch({ client: this.clientId, entries: run.map((r) => ({ seq: r.record.seq, txn: r.txn })) });
       } catch (err) {
         const e = toEtcdError(err);
-        if (e instanceof EtcdError && e.code === StatusCode.InvalidArgument) settled = { status: 'refused', message: e.message };
-        else {
-          this.o.log?.('info', `outbox entry ${now.seq}: outcome unknown (${(err as Error).message}); proposing it again later`);
+        if (!(e instanceof EtcdError && e.code === StatusCode.InvalidArgument)) {
+          this.o.log?.('info', `outbox entries ${run[0].record.seq}…${run[run.length - 1].record.seq}: outcome unknown (${(err as Error).message}); proposing them again later`);
           return false;
         }
+        if (run.length > 1) {
+          // Refused as a whole (too large together, or one bad entry): one at a time finds which.
+          i -= run.length;
+          runMax = 1;
+          continue;
+        }
+        await this.settle([[run[0].record, { status: 'refused', message: e.message }]]);
+        continue;
       }
-      await this.settle(now, settled);
+      const settled: [OutboxRecord, Partial<OutboxRecord>][] = [];
+      for (let k = 0; k < run.length; k++) settled.push([run[k].record, await this.settledFrom(results[k].outcome, results[k].txn, run[k].keys)]);
+      await this.settle(settled);
+      runMax = outboxBatchEntriesMax;
     }
     return true;
   }
@@ -368,11 +399,16 @@ export class Outbox {
     return out;
   }
 
-  private async settle(r: OutboxRecord, fields: Partial<OutboxRecord>): Promise<void> {
-    const record: OutboxRecord = { ...r, ...fields, settledAtMs: Date.now() };
-    await this.db.put('entries', record);
-    this.channel.postMessage({ kind: 'settled', seq: r.seq } satisfies OutboxNotice);
-    this.resolveWaiting(record);
+  /** Records outcomes in one IndexedDB transaction, then tells every tab. */
+  private async settle(outcomes: [OutboxRecord, Partial<OutboxRecord>][]): Promise<void> {
+    const settledAtMs = Date.now();
+    const records = outcomes.map(([r, fields]): OutboxRecord => ({ ...r, ...fields, settledAtMs }));
+    const tx = this.db.transaction('entries', 'readwrite');
+    await Promise.all([...records.map((r) => tx.store.put(r)), tx.done]);
+    for (const r of records) {
+      this.channel.postMessage({ kind: 'settled', seq: r.seq } satisfies OutboxNotice);
+      this.resolveWaiting(r);
+    }
     this.emitChange();
   }
 

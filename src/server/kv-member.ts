@@ -43,7 +43,7 @@ import {
 import { AuthError, AuthErrors, AuthStore, authEntryTag, decodeAuthOp, encodeAuthOp, type AuthOp, type AuthResult } from './auth-store.ts';
 import { checkPassword, hashPassword, newToken, type AuthCrypto } from './password.ts';
 import { isTabRecord, mayVote, nodeVoters, tabMayVote, voteRefusal } from './vote-policy.ts';
-import { checkClient, checkSeq, decodeOutboxEntry, encodeOutboxEntry, outboxEntryTag, OutboxSessions, type OutboxEntry, type OutboxOutcome } from './outbox-sessions.ts';
+import { checkBatchSize, checkClient, checkSeq, decodeOutboxBatch, encodeOutboxBatch, outboxEntryTag, OutboxSessions, type OutboxBatch, type OutboxEntry, type OutboxOutcome } from './outbox-sessions.ts';
 
 /** What proposing an outbox entry resolves with (outbox-sessions.ts). */
 export interface OutboxApplyResult {
@@ -122,7 +122,7 @@ class MvccReplica implements StateMachine {
       this.mvcc.markApplied(index);
       return result;
     }
-    if (payload[0] === outboxEntryTag) return this.applyOutboxEntry(payload, index);
+    if (payload[0] === outboxEntryTag) return this.applyOutboxBatch(payload, index);
     if (payload[0] === memberUpdateTag) {
       const u = decodeMemberUpdate(payload);
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
@@ -150,32 +150,41 @@ class MvccReplica implements StateMachine {
   }
 
   /**
-   * An outbox entry is applied once per (client, seq): a retry is answered from the session
-   * table. The table is updated even for entries a persistent backend already holds (replayed
-   * after a restart), so every member keeps the same sessions.
+   * Each entry of an outbox batch is applied once per (client, seq): a retry is answered from
+   * the session table. The table is updated even for entries a persistent backend already holds
+   * (replayed after a restart), so every member keeps the same sessions.
    */
-  private applyOutboxEntry(payload: Uint8Array, index: number): { ok: true; response: OutboxApplyResult } | { ok: false; error: MvccError } {
-    const entry = decodeOutboxEntry(payload);
-    if (typeof entry === 'string') {
-      this.warn(`entry ${index} skipped: ${entry}`);
+  private applyOutboxBatch(payload: Uint8Array, index: number): { ok: true; response: OutboxApplyResult[] } | { ok: false; error: MvccError } {
+    const batch = decodeOutboxBatch(payload);
+    if (typeof batch === 'string') {
+      this.warn(`entry ${index} skipped: ${batch}`);
       this.mvcc.markApplied(index);
-      return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `meshkv: ${entry}`) };
+      return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `meshkv: ${batch}`) };
     }
-    const before = this.outboxSessions.applied(entry.client, entry.seq);
-    if (before !== null) {
-      this.mvcc.markApplied(index);
-      return { ok: true, response: { outcome: before.outcome, duplicate: true, txn: null } };
+    // The backend held this entry already (a replay after a restart): only the sessions move.
+    const replayed = index <= this.mvcc.appliedIndex;
+    const results: OutboxApplyResult[] = [];
+    for (const entry of batch.entries) {
+      const before = this.outboxSessions.applied(batch.client, entry.seq);
+      if (before !== null) {
+        results.push({ outcome: before.outcome, duplicate: true, txn: null });
+        continue;
+      }
+      if (replayed) {
+        this.outboxSessions.record(batch.client, entry.seq, { kind: 'unknown' }, index);
+        results.push({ outcome: { kind: 'unknown' }, duplicate: false, txn: null });
+        continue;
+      }
+      // One backend commit for the whole batch (markApplied below): a crash keeps all of it or none.
+      const result = this.mvcc.apply({ kind: 'txn', request: entry.txn }, { nowMs: this.nowMs(), index, deferCommit: true });
+      const outcome: OutboxOutcome = !result.ok
+        ? { kind: 'refused', message: result.error.message }
+        : { kind: result.response.succeeded ? 'committed' : 'conflict', revision: result.response.header.revision };
+      this.outboxSessions.record(batch.client, entry.seq, outcome, index);
+      results.push({ outcome, duplicate: false, txn: result.ok ? result.response : null });
     }
-    if (index <= this.mvcc.appliedIndex) {
-      this.outboxSessions.record(entry.client, entry.seq, { kind: 'unknown' }, index);
-      return { ok: false, error: new MvccError(GrpcCode.Unavailable, 'etcdserver: request timed out') };
-    }
-    const result = this.mvcc.apply({ kind: 'txn', request: entry.txn }, { nowMs: this.nowMs(), index });
-    const outcome: OutboxOutcome = !result.ok
-      ? { kind: 'refused', message: result.error.message }
-      : { kind: result.response.succeeded ? 'committed' : 'conflict', revision: result.response.header.revision };
-    this.outboxSessions.record(entry.client, entry.seq, outcome, index);
-    return { ok: true, response: { outcome, duplicate: false, txn: result.ok ? result.response : null } };
+    this.mvcc.markApplied(index);
+    return { ok: true, response: results };
   }
 
   applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
@@ -548,10 +557,18 @@ export class KvMember {
    * the first application's outcome. A timeout leaves the outcome unknown: propose it again.
    */
   async proposeOutboxEntry(entry: OutboxEntry): Promise<OutboxApplyResult> {
-    const bad = checkClient(entry.client) ?? checkSeq(entry.seq);
+    return (await this.proposeOutboxBatch({ client: entry.client, entries: [{ seq: entry.seq, txn: entry.txn }] }))[0];
+  }
+
+  /** Proposes consecutive outbox entries of one client as one Raft entry; one result per entry, in order. */
+  async proposeOutboxBatch(batch: OutboxBatch): Promise<OutboxApplyResult[]> {
+    const bad = checkClient(batch.client) ?? checkBatchSize(batch.entries.length) ?? batch.entries.map((e) => checkSeq(e.seq)).find((m) => m !== null) ?? null;
     if (bad !== null) throw new MvccError(GrpcCode.InvalidArgument, `meshkv: ${bad}`);
-    this.validate({ kind: 'txn', request: entry.txn });
-    const result = (await this.member.propose(encodeOutboxEntry(entry))) as { ok: true; response: OutboxApplyResult } | { ok: false; error: MvccError };
+    for (const e of batch.entries) this.validate({ kind: 'txn', request: e.txn });
+    const payload = encodeOutboxBatch(batch);
+    const limit = Math.min(this.mvcc.limits.requestBytesMax, this.opts.requestBytesMax ?? Infinity);
+    if (payload.length > limit) throw new MvccError(GrpcCode.InvalidArgument, 'etcdserver: request is too large');
+    const result = (await this.member.propose(payload)) as { ok: true; response: OutboxApplyResult[] } | { ok: false; error: MvccError };
     if (!result.ok) throw result.error;
     return result.response;
   }

@@ -23,8 +23,13 @@ export const outboxSessionsMax = 4096;
 /** Longest outbox client id, in characters. */
 export const outboxClientIdCharsMax = 64;
 
-/** First byte of an outbox entry ('o'). Client requests start with their format version (1). */
+/** First byte of an outbox batch ('o'). Client requests start with their format version (1). */
 export const outboxEntryTag = 0x6f;
+/**
+ * Outbox entries proposed together as one Raft entry (one round trip for the batch). They are
+ * applied in order, each with its own revision, guard and outcome, exactly as one at a time.
+ */
+export const outboxBatchEntriesMax = 64;
 
 /** How an applied outbox entry ended, as remembered. */
 export type OutboxOutcome =
@@ -48,6 +53,12 @@ export interface OutboxEntry {
   txn: TxnRequest;
 }
 
+/** Consecutive entries of one client, proposed as one Raft entry. */
+export interface OutboxBatch {
+  client: string;
+  entries: { seq: number; txn: TxnRequest }[];
+}
+
 interface Session {
   seq: number;
   outcome: OutboxOutcome;
@@ -57,16 +68,16 @@ interface Session {
 
 const packr = new Packr({ useRecords: false });
 
-export function encodeOutboxEntry(e: OutboxEntry): Uint8Array {
-  const body = packr.pack([e.client, e.seq, encodeRequest({ kind: 'txn', request: e.txn })]);
+export function encodeOutboxBatch(b: OutboxBatch): Uint8Array {
+  const body = packr.pack([b.client, b.entries.map((e) => [e.seq, encodeRequest({ kind: 'txn', request: e.txn })])]);
   const out = new Uint8Array(body.length + 1);
   out[0] = outboxEntryTag;
   out.set(body, 1);
   return out;
 }
 
-/** The entry, or a reason it cannot be one (every member decodes the same bytes alike). */
-export function decodeOutboxEntry(bytes: Uint8Array): OutboxEntry | string {
+/** The batch, or a reason it cannot be one (every member decodes the same bytes alike). */
+export function decodeOutboxBatch(bytes: Uint8Array): OutboxBatch | string {
   if (bytes[0] !== outboxEntryTag) return 'not an outbox entry';
   let decoded: unknown;
   try {
@@ -74,19 +85,31 @@ export function decodeOutboxEntry(bytes: Uint8Array): OutboxEntry | string {
   } catch (err) {
     return `undecodable outbox entry: ${(err as Error).message}`;
   }
-  if (!Array.isArray(decoded) || decoded.length !== 3) return 'outbox entry is not [client, seq, txn]';
-  const [client, seq, txnBytes] = decoded as unknown[];
-  const bad = checkClient(client) ?? checkSeq(seq);
+  if (!Array.isArray(decoded) || decoded.length !== 2 || !Array.isArray(decoded[1])) return 'outbox entry is not [client, [[seq, txn], …]]';
+  const [client, rows] = decoded as [unknown, unknown[]];
+  const bad = checkClient(client) ?? checkBatchSize(rows.length);
   if (bad !== null) return bad;
-  if (!(txnBytes instanceof Uint8Array)) return 'outbox entry: txn is not bytes';
-  try {
-    const req = decodeRequest(txnBytes);
-    if (req.kind !== 'txn') return `outbox entry: a ${req.kind}, not a txn`;
-    return { client: client as string, seq: seq as number, txn: req.request };
-  } catch (err) {
-    if (err instanceof RequestDecodeError) return `outbox entry: ${err.message}`;
-    throw err;
+  const entries: OutboxBatch['entries'] = [];
+  for (const row of rows) {
+    if (!Array.isArray(row) || row.length !== 2) return 'outbox entry: a batch row is not [seq, txn]';
+    const [seq, txnBytes] = row as unknown[];
+    const badSeq = checkSeq(seq) ?? (entries.length > 0 && (seq as number) <= entries[entries.length - 1].seq ? `outbox batch: sequence numbers must increase, ${String(seq)} follows ${entries[entries.length - 1].seq}` : null);
+    if (badSeq !== null) return badSeq;
+    if (!(txnBytes instanceof Uint8Array)) return 'outbox entry: txn is not bytes';
+    try {
+      const req = decodeRequest(txnBytes);
+      if (req.kind !== 'txn') return `outbox entry: a ${req.kind}, not a txn`;
+      entries.push({ seq: seq as number, txn: req.request });
+    } catch (err) {
+      if (err instanceof RequestDecodeError) return `outbox entry: ${err.message}`;
+      throw err;
+    }
   }
+  return { client: client as string, entries };
+}
+
+export function checkBatchSize(n: number): string | null {
+  return n >= 1 && n <= outboxBatchEntriesMax ? null : `an outbox batch holds 1 to ${outboxBatchEntriesMax} entries, not ${n}`;
 }
 
 export function checkClient(client: unknown): string | null {

@@ -69,6 +69,31 @@ describe('outbox sessions', () => {
     }
   });
 
+  it('applies a batch in order, each entry with its own revision and outcome, retried entries once', async () => {
+    const hub = new MemoryHub();
+    const m = await startKvMember(hub, 1, [1]);
+    running.push(m);
+    await waitFor('leadership', () => m.isLeader());
+    await m.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('a', '1', 0) });
+    const results = await m.proposeOutboxBatch({
+      client: 'tab-a',
+      entries: [
+        { seq: 1, txn: guardedPut('a', '1', 0) }, // a retry: answered, not applied
+        { seq: 2, txn: guardedPut('b', '1', 0) },
+        { seq: 3, txn: guardedPut('b', '2', 3) }, // guarded by seq 2's revision, in the same batch
+        { seq: 4, txn: guardedPut('a', 'x', 0) }, // a conflict: a exists
+      ],
+    });
+    expect(results.map((r) => [r.duplicate, r.outcome])).toEqual([
+      [true, { kind: 'committed', revision: 2 }],
+      [false, { kind: 'committed', revision: 3 }],
+      [false, { kind: 'committed', revision: 4 }],
+      [false, { kind: 'conflict', revision: 4 }],
+    ]);
+    expect(text((await m.range({ key: b('b') })).kvs[0].value)).toBe('2');
+    await expect(m.proposeOutboxBatch({ client: 'tab-a', entries: [] })).rejects.toThrow('an outbox batch holds 1 to 64 entries, not 0');
+  });
+
   it('refuses a bad client id or sequence number with a clear error', async () => {
     const hub = new MemoryHub();
     const m = await startKvMember(hub, 1, [1]);
