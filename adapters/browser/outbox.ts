@@ -34,7 +34,12 @@ export { outboxBatchEntriesMax };
 /** Entries the outbox holds, pending or settled; a write beyond it is refused (settle or forget() some first). */
 export const outboxEntriesMax = 100_000;
 
-export type OutboxStatus = 'pending' | 'committed' | 'conflict' | 'refused';
+/**
+ * 'applied': the state machine applied the entry once but no longer knows whether its guard
+ * held (a retry older than the client's last batch, or answered by a member replaying its
+ * persistent backend); a tab's drain never produces it in normal operation: read the keys.
+ */
+export type OutboxStatus = 'pending' | 'committed' | 'conflict' | 'refused' | 'applied';
 
 /** What a read of an OutboxTxn guards: the key's mod_revision then, or the pending entry it read from. */
 export type GuardRead = { key: Uint8Array; modRevision: number } | { key: Uint8Array; afterSeq: number };
@@ -379,8 +384,7 @@ export class Outbox {
       case 'refused':
         return { status: 'refused', message: outcome.message };
       case 'unknown':
-        // Only a member replaying entries its persistent backend held answers so; a tab's backend is memory.
-        throw new Error('outbox: the member answered a retry without its outcome (a persistent backend replaying its log)');
+        return { status: 'applied', message: 'meshkv: applied once, but the cluster no longer knows whether its guard held; read the keys' };
     }
   }
 

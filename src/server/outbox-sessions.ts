@@ -18,7 +18,10 @@ import { Packr } from 'msgpackr';
 import { decodeRequest, encodeRequest, RequestDecodeError } from '../codec/request.ts';
 import type { TxnRequest } from '../mvcc/types.ts';
 
-/** Outboxes whose last entry the state machine remembers. Each costs ~60 bytes in every snapshot. */
+/**
+ * Outboxes whose last entries the state machine remembers. Each costs ~50 bytes in every
+ * snapshot plus ~12 per entry of its last batch (at most outboxBatchEntriesMax).
+ */
 export const outboxSessionsMax = 4096;
 /** Longest outbox client id, in characters. */
 export const outboxClientIdCharsMax = 64;
@@ -60,9 +63,15 @@ export interface OutboxBatch {
 }
 
 interface Session {
+  /** The last sequence number applied. */
   seq: number;
-  outcome: OutboxOutcome;
-  /** Log index of the entry: eviction goes by it. */
+  /**
+   * The outcomes of the entries of the last Raft entry (batch) that applied any, by seq: a
+   * drain waits for a batch's answer before proposing the next, so a retry is never older.
+   * Invariant: non-empty, at most outboxBatchEntriesMax, ascending seqs ending at `seq`.
+   */
+  outcomes: [number, OutboxOutcome][];
+  /** Log index of that Raft entry: eviction goes by it, and a new index starts a new batch. */
   index: number;
 }
 
@@ -136,20 +145,22 @@ export class OutboxSessions {
 
   /**
    * The remembered outcome when (client, seq) was applied already (seq at or below the last one
-   * applied for this client), else null: the entry is new. An entry below the last one is also
-   * answered from the last one's record, marked `superseded` (its own outcome is forgotten).
+   * applied for this client), else null: the entry is new. An entry older than the last batch
+   * is answered 'unknown' (applied, outcome no longer kept).
    */
-  applied(client: string, seq: number): { outcome: OutboxOutcome; superseded: boolean } | null {
+  applied(client: string, seq: number): { outcome: OutboxOutcome } | null {
     const s = this.byClient.get(client);
     if (s === undefined || seq > s.seq) return null;
-    return { outcome: s.outcome, superseded: seq < s.seq };
+    return { outcome: s.outcomes.find(([q]) => q === seq)?.[1] ?? { kind: 'unknown' } };
   }
 
   record(client: string, seq: number, outcome: OutboxOutcome, index: number): void {
     const prev = this.byClient.get(client);
     if (prev !== undefined && seq <= prev.seq) throw new Error(`outbox sessions: ${client} entry ${seq} recorded after ${prev.seq}`);
+    const outcomes: [number, OutboxOutcome][] = prev !== undefined && prev.index === index ? [...prev.outcomes, [seq, outcome]] : [[seq, outcome]];
+    if (outcomes.length > outboxBatchEntriesMax) throw new Error(`outbox sessions: ${client} has more than ${outboxBatchEntriesMax} entries at index ${index}`);
     this.byClient.delete(client);
-    this.byClient.set(client, { seq, outcome, index });
+    this.byClient.set(client, { seq, outcomes, index });
     if (this.byClient.size > outboxSessionsMax) {
       const oldest = this.byClient.keys().next().value as string;
       this.byClient.delete(oldest);
@@ -157,7 +168,7 @@ export class OutboxSessions {
   }
 
   encodeImage(): Uint8Array {
-    return packr.pack([...this.byClient].map(([client, s]) => [client, s.seq, s.index, s.outcome]));
+    return packr.pack([...this.byClient].map(([client, s]) => [client, s.seq, s.index, s.outcomes]));
   }
 
   /** Replaces the table with an image's (empty bytes: an empty table). Throws on a bad image. */
@@ -167,14 +178,18 @@ export class OutboxSessions {
     const decoded = packr.unpack(image) as unknown;
     if (!Array.isArray(decoded) || decoded.length > outboxSessionsMax) throw new Error('outbox sessions image: not a list of at most outboxSessionsMax sessions');
     for (const row of decoded) {
-      if (!Array.isArray(row) || row.length !== 4) throw new Error('outbox sessions image: a session is not [client, seq, index, outcome]');
-      const [client, seq, index, outcome] = row as [unknown, unknown, unknown, OutboxOutcome];
+      if (!Array.isArray(row) || row.length !== 4) throw new Error('outbox sessions image: a session is not [client, seq, index, outcomes]');
+      const [client, seq, index, outcomes] = row as [unknown, unknown, unknown, unknown];
       const bad = checkClient(client) ?? checkSeq(seq);
       if (bad !== null) throw new Error(`outbox sessions image: ${bad}`);
-      if (!Number.isSafeInteger(index) || typeof outcome !== 'object' || outcome === null || typeof outcome.kind !== 'string') {
-        throw new Error('outbox sessions image: a session has a bad index or outcome');
-      }
-      this.byClient.set(client as string, { seq: seq as number, index: index as number, outcome });
+      const valid =
+        Number.isSafeInteger(index) &&
+        Array.isArray(outcomes) &&
+        outcomes.length >= 1 &&
+        outcomes.length <= outboxBatchEntriesMax &&
+        outcomes.every((o) => Array.isArray(o) && o.length === 2 && Number.isSafeInteger(o[0]) && typeof o[1] === 'object' && o[1] !== null && typeof o[1].kind === 'string');
+      if (!valid) throw new Error('outbox sessions image: a session has a bad index or outcomes');
+      this.byClient.set(client as string, { seq: seq as number, index: index as number, outcomes: outcomes as [number, OutboxOutcome][] });
     }
   }
 }

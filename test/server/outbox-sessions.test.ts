@@ -91,6 +91,14 @@ describe('outbox sessions', () => {
       [false, { kind: 'conflict', revision: 4 }],
     ]);
     expect(text((await m.range({ key: b('b') })).kvs[0].value)).toBe('2');
+    // The whole batch again (a drain that crashed before the answer): each entry's own outcome.
+    const again = await m.proposeOutboxBatch({ client: 'tab-a', entries: [2, 3, 4].map((seq) => ({ seq, txn: guardedPut('z', 'never', 0) })) });
+    expect(again.map((r) => [r.duplicate, r.outcome])).toEqual([
+      [true, { kind: 'committed', revision: 3 }],
+      [true, { kind: 'committed', revision: 4 }],
+      [true, { kind: 'conflict', revision: 4 }],
+    ]);
+    expect((await m.range({ key: b('z') })).kvs).toEqual([]);
     await expect(m.proposeOutboxBatch({ client: 'tab-a', entries: [] })).rejects.toThrow('an outbox batch holds 1 to 64 entries, not 0');
   });
 
@@ -169,13 +177,14 @@ describe('outbox sessions', () => {
     for (let i = 0; i <= outboxSessionsMax; i++) s.record(`c${i}`, 1, { kind: 'committed', revision: i + 2 }, i + 2);
     expect(s.size).toBe(outboxSessionsMax);
     expect(s.applied('c0', 1)).toBeNull();
-    expect(s.applied('c1', 1)).toEqual({ outcome: { kind: 'committed', revision: 3 }, superseded: false });
+    expect(s.applied('c1', 1)).toEqual({ outcome: { kind: 'committed', revision: 3 } });
     const copy = new OutboxSessions();
     copy.restoreImage(s.encodeImage());
     copy.record('c1', 2, { kind: 'conflict', revision: 9 }, 9000);
     copy.record('new', 1, { kind: 'conflict', revision: 9 }, 9001);
-    // c1 was used last, so c2 goes first.
-    expect(copy.applied('c1', 1)).toEqual({ outcome: { kind: 'conflict', revision: 9 }, superseded: true });
+    // c1 was used last, so c2 goes first; c1's entry 1 was in an older batch: applied, outcome forgotten.
+    expect(copy.applied('c1', 1)).toEqual({ outcome: { kind: 'unknown' } });
+    expect(copy.applied('c1', 2)).toEqual({ outcome: { kind: 'conflict', revision: 9 } });
     expect(copy.applied('c2', 1)).toBeNull();
     expect(() => copy.restoreImage(new Uint8Array([0x93, 1, 2, 3]))).toThrow('outbox sessions image');
   });
