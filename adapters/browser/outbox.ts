@@ -135,7 +135,8 @@ export class Outbox {
     const db = await openDB(Outbox.databaseName(o.cluster), 1, {
       upgrade(db) {
         db.createObjectStore('meta');
-        db.createObjectStore('entries', { keyPath: 'seq' });
+        // By status: reading the pending entries (every overlaid read, every drain pass) skips settled ones.
+        db.createObjectStore('entries', { keyPath: 'seq' }).createIndex('status', 'status');
       },
     });
     // The client id is made once per database, in a transaction, so two tabs opening it together agree.
@@ -226,8 +227,9 @@ export class Outbox {
     return (await this.db.getAll('entries')) as OutboxRecord[];
   }
 
+  /** The pending entries, in order (an index lists equal keys by primary key: seq). */
   async pending(): Promise<OutboxRecord[]> {
-    return (await this.entries()).filter((r) => r.status === 'pending');
+    return (await this.db.getAllFromIndex('entries', 'status', 'pending')) as OutboxRecord[];
   }
 
   /** Deletes settled entries up to `seq` (the app has shown their outcome). Pending ones stay. */

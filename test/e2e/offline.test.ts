@@ -123,6 +123,7 @@ async function waitSettled(tab: Tab, seqs: number[], timeoutMs = 60_000): Promis
       return seqs.every((s) => all.get(s) && all.get(s)!.status !== 'pending') ? all : undefined;
     },
     timeoutMs,
+    100,
   );
   return { bySeq, seenMs: performance.now() };
 }
