@@ -36,7 +36,7 @@ export class OutboxPanel {
       e.preventDefault();
       void this.queue();
     });
-    this.el = h('section', { class: 'card kv', 'aria-labelledby': 'outbox-title' },
+    this.el = h('section', { class: 'card outbox', 'aria-labelledby': 'outbox-title' },
       h('header', { class: 'section-head' },
         h('h2', { id: 'outbox-title' }, 'Offline outbox'),
         this.state,
