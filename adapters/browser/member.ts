@@ -24,6 +24,9 @@ import { AutoMembership, tabGraceMsDefault, type JoinRequest } from '../../src/s
 import { describeQuorumLoss, QuorumWatch } from '../../src/server/quorum-watch.ts';
 import { mayVote } from '../../src/server/vote-policy.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
+import { ConnectivityWatch, type Connectivity } from '../../src/server/connectivity.ts';
+import type { Consistency } from '../../src/client/consistency.ts';
+import { Outbox } from './outbox.ts';
 import { peerUrlOf, planStart, type StartPlan } from './founding.ts';
 import { claimIdentity } from './identity.ts';
 
@@ -93,6 +96,10 @@ export interface BrowserMemberOptions {
    */
   user?: string;
   password?: string;
+  /** The client's read consistency when a read does not choose: 'linearizable' (default) or 'local' (docs/offline.md). */
+  consistency?: Consistency;
+  /** While offline, the client refuses linearizable reads and writes at once (OfflineError) instead of after requestTimeoutMs. */
+  failFastOffline?: boolean;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
   /**
    * Wraps what the member runs on (the demo: a tap on every Raft message, and a pause that
@@ -114,6 +121,10 @@ export interface BrowserMemberStatus extends MemberStatusBase {
   tabsMayOutvote: boolean;
   /** Why this member has no quorum (missing voters, how long, the remedy), or null while it has one. */
   quorumLoss: string | null;
+  /** Hears from a leader with a quorum ('online') or not; see connectivity() for when it last did. */
+  connectivity: Connectivity['state'];
+  /** setOffline(true) cut this tab off. */
+  cutOff: boolean;
 }
 
 export interface BrowserMember {
@@ -132,6 +143,20 @@ export interface BrowserMember {
   status(): BrowserMemberStatus;
   /** Calls `fn` with the status whenever it changes; returns the unsubscribe. */
   onStatus(fn: (s: BrowserMemberStatus) => void): () => void;
+  /** Online or offline, the time and revision it last heard a leader, how stale local reads may be (docs/offline.md). */
+  connectivity(): Connectivity;
+  /** Calls `fn` on every change between online and offline; returns the unsubscribe. */
+  onConnectivity(fn: (c: Connectivity) => void): () => void;
+  /**
+   * Cuts this tab off from every peer and from membership control (true), or reconnects it
+   * (false): what a lost network does, for tests and the demo's "go offline" switch.
+   */
+  setOffline(offline: boolean): void;
+  /**
+   * The durable outbox of this origin's tabs for this cluster (opened on first call, closed
+   * with the member): writes queued with a guard, drained in order when online (docs/offline.md).
+   */
+  outbox(): Promise<Outbox>;
   /**
    * Stops the member. With `leave: true` it first hands leadership on, asks to be removed,
    * waits (up to leaveTimeoutMs) to see it done, and then deletes its database: it is gone for
@@ -227,7 +252,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   // The store's index is built: the key bucket is read only through plan/fetch/execute now.
   backend.openingDone();
   started = kv;
-  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, backend, credentials: { user: options.user, password: options.password }, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, log });
+  const member = new RunningBrowserMember({ id, name, wantsVote, tabsMayOutvote: options.tabsMayOutvote, founded: plan.founded, timings, clock, kv, channel, transport, cluster: options.cluster, backend, credentials: { user: options.user, password: options.password }, bootstrapKey, bootstrapMembers: plan.bootstrapMembers, unlistenPageHide, inbound, consistency: options.consistency, failFastOffline: options.failFastOffline, log });
   pageHide.handler = () => member.announceLeave();
   return member;
 }
@@ -270,6 +295,8 @@ interface Parts {
   bootstrapMembers: BootstrapMember[];
   unlistenPageHide: () => void;
   inbound: InjectingTransport;
+  consistency: Consistency | undefined;
+  failFastOffline: boolean | undefined;
   log: NonNullable<BrowserMemberOptions['log']>;
 }
 
@@ -288,6 +315,8 @@ class RunningBrowserMember implements BrowserMember {
   /** Set when a leave was announced (pagehide or close): the member stops asking to join. */
   private leaving = false;
   private readonly onOnline = () => this.emitIfChanged();
+  private readonly connectivityWatch: ConnectivityWatch;
+  private openedOutbox: Promise<Outbox> | null = null;
 
   constructor(private readonly p: Parts) {
     this.id = p.id;
@@ -305,7 +334,15 @@ class RunningBrowserMember implements BrowserMember {
         'restart a Node member of the cluster with --force-new-cluster (it keeps its data; writes only the missing members held are lost); a cluster of tabs only: copy what this tab holds (serializable reads) into a new cluster',
       log: (msg) => p.log('warn', msg),
     });
-    this.client = new Client({ connection: new InProcessConnection([p.kv], { clock: p.clock, ...p.credentials }), clock: p.clock });
+    this.connectivityWatch = new ConnectivityWatch(p.kv, p.clock, p.timings.statusIntervalMs);
+    this.stops.push(this.connectivityWatch.onChange(() => this.emitIfChanged()));
+    this.client = new Client({
+      connection: new InProcessConnection([p.kv], { clock: p.clock, ...p.credentials }),
+      clock: p.clock,
+      connectivity: () => this.connectivityWatch.current(),
+      ...(p.consistency === undefined ? {} : { consistency: p.consistency }),
+      ...(p.failFastOffline === undefined ? {} : { failFastOffline: p.failFastOffline }),
+    });
     this.stops.push(serveMembershipControl(p.channel, p.kv, this.auto, p.bootstrapMembers));
     this.stops.push(p.channel.onControl((from, msg) => this.maybeTakeOver(from, msg)));
     this.stops.push(p.clock.every(p.timings.joinRetryMs, () => this.maybeAskToJoin()));
@@ -343,7 +380,36 @@ class RunningBrowserMember implements BrowserMember {
       founded: this.p.founded,
       tabsMayOutvote: this.kv.members.tabsMayOutvote,
       quorumLoss: quorum && describeQuorumLoss(quorum),
+      connectivity: this.connectivityWatch.current().state,
+      cutOff: this.p.inbound.cutOff,
     };
+  }
+
+  connectivity(): Connectivity {
+    return this.connectivityWatch.current();
+  }
+
+  onConnectivity(fn: (c: Connectivity) => void): () => void {
+    return this.connectivityWatch.onChange(fn);
+  }
+
+  setOffline(offline: boolean): void {
+    this.p.inbound.cutOff = offline;
+    this.p.channel.setMuted(offline);
+    this.emitIfChanged();
+  }
+
+  outbox(): Promise<Outbox> {
+    if (this.closed) return Promise.reject(new TypeError('outbox: the member is closed'));
+    this.openedOutbox ??= Outbox.open({
+      cluster: this.p.cluster,
+      kv: this.kv,
+      connectivity: () => this.connectivityWatch.current(),
+      onConnectivity: (fn) => this.connectivityWatch.onChange(fn),
+      clock: this.p.clock,
+      log: this.p.log,
+    });
+    return this.openedOutbox;
   }
 
   onStatus(fn: (s: BrowserMemberStatus) => void): () => void {
@@ -365,6 +431,8 @@ class RunningBrowserMember implements BrowserMember {
     window.removeEventListener('offline', this.onOnline);
     this.auto.stop();
     this.quorumWatch.stop();
+    this.connectivityWatch.stop();
+    if (this.openedOutbox) (await this.openedOutbox.catch(() => null))?.close();
     this.client.close();
     await this.kv.stop(); // closes the transport (and with it signaling) and the storage
     await this.p.backend.close();
@@ -395,7 +463,7 @@ class RunningBrowserMember implements BrowserMember {
    * either, and that is what sends it asking again.
    */
   private maybeAskToJoin(): void {
-    if (this.closed || this.leaving) return;
+    if (this.closed || this.leaving || this.p.inbound.cutOff) return;
     const s = this.kv.status();
     if (this.isJoined(s.confState.voters, s.confState.learners) && s.lead !== 0) return;
     const request: JoinRequest = { id: this.id, name: this.p.name, peerURLs: [peerUrlOf(this.id)], wantsVote: this.p.wantsVote };
@@ -500,6 +568,8 @@ class RunningBrowserMember implements BrowserMember {
  */
 class InjectingTransport implements Transport {
   private onMessage: ((m: Message) => void) | null = null;
+  /** While true (setOffline), nothing goes out or comes in: the tab is cut off from every peer, present or future. */
+  cutOff = false;
 
   constructor(private readonly inner: WebRtcTransport) {}
 
@@ -509,11 +579,13 @@ class InjectingTransport implements Transport {
 
   start(onMessage: (m: Message) => void): void {
     this.onMessage = onMessage;
-    this.inner.start(onMessage);
+    this.inner.start((m) => {
+      if (!this.cutOff) onMessage(m);
+    });
   }
 
   send(messages: readonly Message[]): void {
-    this.inner.send(messages);
+    if (!this.cutOff) this.inner.send(messages);
   }
 
   addPeer(id: MemberId, address: string): void {

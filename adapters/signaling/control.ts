@@ -94,6 +94,8 @@ export class ControlChannel {
   private readonly presenceHandlers = new Set<PresenceHandler>();
   private readonly present = new Set<MemberId>();
   private closed = false;
+  /** While true (a tab cut off by setOffline), control messages are neither sent nor heard. */
+  private muted = false;
 
   constructor(
     private readonly inner: Signaling,
@@ -131,8 +133,13 @@ export class ControlChannel {
     return () => this.presenceHandlers.delete(fn);
   }
 
+  /** Stops (true) or resumes (false) sending and hearing control messages, as a lost network would. */
+  setMuted(muted: boolean): void {
+    this.muted = muted;
+  }
+
   send(to: MemberId, msg: ControlMessage): void {
-    if (this.closed) return;
+    if (this.closed || this.muted) return;
     this.inner.send(to, { meshkvControl: 1, msg } satisfies ControlEnvelope);
   }
 
@@ -170,6 +177,7 @@ export class ControlChannel {
       this.transportHandlers?.onSignal(from, data);
       return;
     }
+    if (this.muted) return;
     const msg = parseControl(from, (data as { msg?: unknown }).msg);
     if (!msg) {
       this.log('warn', `control channel ${this.inner.id}: ignored a malformed control message from member ${from}`);

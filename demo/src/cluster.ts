@@ -3,6 +3,7 @@
 // tab is one member of a cluster spanning tabs and Node processes). Everything here is a
 // snapshot of real member state or a real action on real members; the UI invents nothing.
 
+import type { Outbox } from '../../adapters/browser/outbox.ts';
 import type { Client } from '../../src/client/index.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 
@@ -62,6 +63,8 @@ export interface ClusterView {
   tabVotes?: { tabsMayOutvote: boolean };
   /** Why this tab's member has no quorum (missing voters, for how long, the remedy), or null. */
   quorumLoss?: string | null;
+  /** This tab's member: cut off by the "go offline" switch, and whether it hears a leader (tab mode). */
+  offline?: { cutOff: boolean; connectivity: 'online' | 'offline' };
 }
 
 export type MessageKind =
@@ -121,6 +124,10 @@ export interface DemoCluster {
   setClientMember?(id: MemberId): void;
   /** Switches the tab vote policy live (a replicated setting; the leader then promotes or demotes tabs). */
   setTabsMayOutvote?(tabsMayOutvote: boolean): Promise<void>;
+  /** Cuts this tab's member off from every peer and from signaling, or reconnects it (tab mode; docs/offline.md). */
+  setOffline?(offline: boolean): void;
+  /** This origin's durable outbox for the cluster (tab mode; docs/offline.md). */
+  openOutbox?(): Promise<Outbox>;
 }
 
 /** The leader of the highest term any running member knows, or 0. */

@@ -7,7 +7,7 @@
 // them to its own.
 
 import { workerTimerClock } from '../../adapters/clock/worker-timer.ts';
-import { openBrowserMember, type BrowserMember, type BrowserMemberOptions } from '../../adapters/browser/index.ts';
+import { openBrowserMember, type BrowserMember, type BrowserMemberOptions, type Outbox } from '../../adapters/browser/index.ts';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { Client, InProcessConnection } from '../../src/client/index.ts';
 import { isLocalMessage, type MemberId, type Message } from '../../src/raft/types.ts';
@@ -196,12 +196,21 @@ export class TabCluster implements DemoCluster {
   }
 
   /** The tab vote policy where Node members vote, and the member's quorum report, from its own status. */
-  private policyView(): Pick<ClusterView, 'tabVotes' | 'quorumLoss'> {
+  private policyView(): Pick<ClusterView, 'tabVotes' | 'quorumLoss' | 'offline'> {
     const member = this.member;
     if (!member || member.kv.isStopped()) return {};
     const s = member.status();
     const nodeVoters = nodeVotersOf(member.kv.members, s);
-    return { ...(nodeVoters.length > 0 ? { tabVotes: { tabsMayOutvote: s.tabsMayOutvote } } : {}), quorumLoss: s.quorumLoss };
+    return { ...(nodeVoters.length > 0 ? { tabVotes: { tabsMayOutvote: s.tabsMayOutvote } } : {}), quorumLoss: s.quorumLoss, offline: { cutOff: s.cutOff, connectivity: s.connectivity } };
+  }
+
+  setOffline(offline: boolean): void {
+    this.requireMember().setOffline(offline);
+    this.maybeNotify();
+  }
+
+  openOutbox(): Promise<Outbox> {
+    return this.requireMember().outbox();
   }
 
   async setTabsMayOutvote(tabsMayOutvote: boolean): Promise<void> {

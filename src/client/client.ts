@@ -4,6 +4,9 @@ import type { CompactionResponse } from '../mvcc/types.ts';
 import type { Clock } from '../seams.ts';
 import { toBytes, type Bytes } from './bytes.ts';
 import type { Connection } from './connection.ts';
+import { follow, type FollowHandlers, type FollowOptions, type Following } from './follow.ts';
+import { checkConsistency, ConsistentConnection, type Consistency } from './consistency.ts';
+import type { Connectivity } from '../server/connectivity.ts';
 import { Election, type ElectionOptions } from './election.ts';
 import { Lease, type LeaseOptions } from './lease.ts';
 import { Lock, type LockOptions } from './lock.ts';
@@ -18,6 +21,15 @@ export interface ClientOptions {
   clock: Clock;
   /** Wait between attempts to re-open a broken watch stream. */
   watchRetryMs?: number;
+  /**
+   * Reads that do not choose (see the builders' consistency()): 'linearizable' (default,
+   * etcd's) or 'local' (serializable from the member's own replica; works offline).
+   */
+  consistency?: Consistency;
+  /** The member's connectivity, for failFastOffline and connectivity() (a browser member passes its own). */
+  connectivity?: () => Connectivity;
+  /** While offline, refuse linearizable reads and writes at once with OfflineError instead of after the request timeout. */
+  failFastOffline?: boolean;
 }
 
 export class Client {
@@ -28,9 +40,25 @@ export class Client {
   private readonly views: Client[] = [];
 
   constructor(private readonly options: ClientOptions) {
-    this.connection = options.connection;
+    const consistency = checkConsistency(options.consistency ?? 'linearizable');
+    const failFastOffline = options.failFastOffline ?? false;
+    if (failFastOffline && options.connectivity === undefined) throw new TypeError('Client: failFastOffline needs a connectivity source');
+    this.connection =
+      consistency === 'linearizable' && !failFastOffline ? options.connection : new ConsistentConnection(options.connection, { consistency, failFastOffline, connectivity: options.connectivity });
     this.clock = options.clock;
     this.watches = new WatchManager(this.connection, this.clock, options.watchRetryMs ?? WATCH_RETRY_MS_DEFAULT);
+  }
+
+  /** Online (a leader with a quorum is heard) or offline, and how stale local reads may be; null without a connectivity source. */
+  connectivity(): Connectivity | null {
+    return this.options.connectivity?.() ?? null;
+  }
+
+  /** The same client with other consistency or fail-fast choices (sharing the connection, which close() of this client closes). */
+  with(choices: { consistency?: Consistency; failFastOffline?: boolean }): Client {
+    const view = new Client({ ...this.options, ...choices });
+    this.views.push(view);
+    return view;
   }
 
   // ---- kv ----
@@ -72,6 +100,15 @@ export class Client {
 
   watch(): WatchBuilder {
     return new WatchBuilder(this.watches);
+  }
+
+  /**
+   * A snapshot of the keys under `prefix`, then every change after it, resumed after
+   * `fromRevision` when given; a compacted gap is reported (onReset) and followed by a fresh
+   * snapshot (docs/offline.md).
+   */
+  follow(prefix: Bytes, handlers: FollowHandlers, options: FollowOptions = {}): Promise<Following> {
+    return follow(this, prefix, handlers, options);
   }
 
   /** Grants a lease (at once) and, by default, keeps it alive every TTL/3. */

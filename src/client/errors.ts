@@ -182,3 +182,18 @@ export class WatchBufferOverflowError extends EtcdError {
     super(StatusCode.ResourceExhausted, `watch: more than ${limit} events were waiting for the async iterator`);
   }
 }
+
+/**
+ * The member is offline (no leader with a quorum) and the client was asked to fail fast
+ * (ClientOptions.failFastOffline) rather than wait the request timeout: a linearizable read or
+ * a write was refused at once. Local reads still answer (docs/offline.md).
+ */
+export class OfflineError extends EtcdError {
+  override name = 'OfflineError';
+  constructor(what: string, stalenessMs: number | null) {
+    super(
+      StatusCode.Unavailable,
+      `meshkv: offline: ${what} needs a leader with a quorum, and this member has heard from none ${stalenessMs === null ? 'since it started' : `for ${Math.round(stalenessMs)} ms`}; read with consistency 'local' or queue the write in the outbox`,
+    );
+  }
+}

@@ -15,6 +15,7 @@ import {
 } from '../mvcc/types.ts';
 import { prefixRange, RANGE_END_ALL, toBytes, toText, type Bytes } from './bytes.ts';
 import type { Connection } from './connection.ts';
+import { checkConsistency, type Consistency } from './consistency.ts';
 
 /** Anything that can be one operation of a transaction. */
 export interface Operation {
@@ -61,6 +62,16 @@ abstract class RangeOptions<T> extends Runnable<T> {
   /** Read from the member's local state, without a linearizable barrier: faster, maybe stale. */
   serializable(enabled = true): this {
     this.request.serializable = enabled;
+    return this;
+  }
+
+  /**
+   * 'linearizable' waits for a quorum's barrier; 'local' is serializable() by its offline-first
+   * name: this member's replica answers at once, offline too, with the revision it reflects in
+   * the response's header (docs/offline.md). Unset: the client's choice.
+   */
+  consistency(c: Consistency): this {
+    this.request.serializable = checkConsistency(c) === 'local';
     return this;
   }
 

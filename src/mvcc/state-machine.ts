@@ -46,6 +46,12 @@ export interface ApplyContext {
    * one past the previous apply's (for tests and tools that apply without a log).
    */
   index?: number;
+  /**
+   * Leave the backend batch open: the caller applies more requests of the same Raft entry (an
+   * outbox batch) and then commits them all at once with markApplied(index), so a crash never
+   * leaves part of the entry in the backend.
+   */
+  deferCommit?: boolean;
 }
 
 export type ApplyResult<R> = { ok: true; response: R } | { ok: false; error: MvccError };
@@ -113,7 +119,7 @@ export class MvccStateMachine {
       result = { ok: false, error };
     }
     // Applied either way (an etcd error changes nothing but is still the entry's outcome).
-    this.store.commit(ctx.index ?? this.store.appliedIndex + 1);
+    if (!ctx.deferCommit) this.store.commit(ctx.index ?? this.store.appliedIndex + 1);
     return result;
   }
 

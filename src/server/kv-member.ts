@@ -48,6 +48,16 @@ import {
 import { AuthError, AuthErrors, AuthStore, authEntryTag, decodeAuthOp, encodeAuthOp, type AuthOp, type AuthResult } from './auth-store.ts';
 import { checkPassword, hashPassword, newToken, type AuthCrypto } from './password.ts';
 import { isTabRecord, mayVote, nodeVoters, tabMayVote, voteRefusal } from './vote-policy.ts';
+import { checkBatchSize, checkClient, checkSeq, decodeOutboxBatch, encodeOutboxBatch, outboxEntryTag, OutboxSessions, type OutboxBatch, type OutboxEntry, type OutboxOutcome } from './outbox-sessions.ts';
+
+/** What proposing an outbox entry resolves with (outbox-sessions.ts). */
+export interface OutboxApplyResult {
+  outcome: OutboxOutcome;
+  /** True when this proposal was a retry of an entry applied before: nothing changed now. */
+  duplicate: boolean;
+  /** The txn's response, when this proposal is the one that applied it. */
+  txn: TxnResponse | null;
+}
 
 /** A learner may be promoted once its log holds this fraction of the leader's (etcd: readyPercent). */
 export const learnerReadyFraction = 0.9;
@@ -95,6 +105,7 @@ class MvccReplica implements StateMachine {
   readonly members = new MemberTable();
   readonly membersChanged = new Set<() => void>();
   readonly auth: AuthStore;
+  readonly outboxSessions = new OutboxSessions();
 
   constructor(
     readonly mvcc: MvccStateMachine,
@@ -118,6 +129,7 @@ class MvccReplica implements StateMachine {
       this.mvcc.markApplied(index);
       return result;
     }
+    if (payload[0] === outboxEntryTag) return this.applyOutboxBatch(payload, index);
     if (payload[0] === memberUpdateTag) {
       const u = decodeMemberUpdate(payload);
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
@@ -155,6 +167,12 @@ class MvccReplica implements StateMachine {
     const requests: ApplyRequest[] = [];
     for (const payload of payloads()) {
       if (payload[0] === authEntryTag || payload[0] === memberUpdateTag) continue;
+      if (payload[0] === outboxEntryTag) {
+        const batch = decodeOutboxBatch(payload);
+        // A damaged batch: apply() skips it alike, with a warning.
+        if (typeof batch !== 'string') for (const entry of batch.entries) requests.push({ kind: 'txn', request: entry.txn });
+        continue;
+      }
       try {
         requests.push(decodeRequest(payload));
       } catch (err) {
@@ -165,6 +183,44 @@ class MvccReplica implements StateMachine {
     return prefetched.run(() => {
       for (const request of requests) this.mvcc.planApply(request);
     }, applyAll);
+  }
+
+  /**
+   * Each entry of an outbox batch is applied once per (client, seq): a retry is answered from
+   * the session table. The table is updated even for entries a persistent backend already holds
+   * (replayed after a restart), so every member keeps the same sessions.
+   */
+  private applyOutboxBatch(payload: Uint8Array, index: number): { ok: true; response: OutboxApplyResult[] } | { ok: false; error: MvccError } {
+    const batch = decodeOutboxBatch(payload);
+    if (typeof batch === 'string') {
+      this.warn(`entry ${index} skipped: ${batch}`);
+      this.mvcc.markApplied(index);
+      return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `meshkv: ${batch}`) };
+    }
+    // The backend held this entry already (a replay after a restart): only the sessions move.
+    const replayed = index <= this.mvcc.appliedIndex;
+    const results: OutboxApplyResult[] = [];
+    for (const entry of batch.entries) {
+      const before = this.outboxSessions.applied(batch.client, entry.seq);
+      if (before !== null) {
+        results.push({ outcome: before.outcome, duplicate: true, txn: null });
+        continue;
+      }
+      if (replayed) {
+        this.outboxSessions.record(batch.client, entry.seq, { kind: 'unknown' }, index);
+        results.push({ outcome: { kind: 'unknown' }, duplicate: false, txn: null });
+        continue;
+      }
+      // One backend commit for the whole batch (markApplied below): a crash keeps all of it or none.
+      const result = this.mvcc.apply({ kind: 'txn', request: entry.txn }, { nowMs: this.nowMs(), index, deferCommit: true });
+      const outcome: OutboxOutcome = !result.ok
+        ? { kind: 'refused', message: result.error.message }
+        : { kind: result.response.succeeded ? 'committed' : 'conflict', revision: result.response.header.revision };
+      this.outboxSessions.record(batch.client, entry.seq, outcome, index);
+      results.push({ outcome, duplicate: false, txn: result.ok ? result.response : null });
+    }
+    this.mvcc.markApplied(index);
+    return { ok: true, response: results };
   }
 
   applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
@@ -180,7 +236,7 @@ class MvccReplica implements StateMachine {
    * both taken now, at one applied index.
    */
   snapshot(): SnapshotView | Uint8Array {
-    const header = this.members.imageHeader(this.auth.encodeImage());
+    const header = this.members.imageHeader(this.auth.encodeImage(), this.outboxSessions.encodeImage());
     if (this.mvcc.backendPersistent) {
       this.markerIndex = this.mvcc.appliedIndex;
       return concat(header, storeInBackend);
@@ -279,7 +335,7 @@ class MvccReplica implements StateMachine {
   }
 
   restore(image: Uint8Array, index: number): void {
-    const { records, settings, authImage, stateImage } = MemberTable.unwrapImage(image);
+    const { records, settings, authImage, sessionsImage, stateImage } = MemberTable.unwrapImage(image);
     // The store first: a corrupt image is refused before the member table changes. An empty
     // store image is the bootstrap snapshot. A backend already at or past `index` (a restart
     // whose backend outlived its last snapshot) holds a newer state than the image: keep it.
@@ -295,6 +351,7 @@ class MvccReplica implements StateMachine {
     } else if (stateImage.length > 0 && index > this.mvcc.appliedIndex) this.mvcc.restore(stateImage, index);
     else this.mvcc.markApplied(index);
     this.auth.restoreImage(authImage);
+    this.outboxSessions.restoreImage(sessionsImage);
     this.members.reset(records ?? this.initialMembers, settings);
     this.notify();
   }
@@ -670,6 +727,33 @@ export class KvMember {
 
   compact(req: CompactionRequest): Promise<CompactionResponse> {
     return this.write({ kind: 'compaction', request: req });
+  }
+
+  /**
+   * Proposes one outbox entry: its txn is applied at most once per (client, seq), however often
+   * it is proposed (outbox-sessions.ts). Resolves once it is applied here; a retry resolves with
+   * the first application's outcome. A timeout leaves the outcome unknown: propose it again.
+   */
+  async proposeOutboxEntry(entry: OutboxEntry): Promise<OutboxApplyResult> {
+    return (await this.proposeOutboxBatch({ client: entry.client, entries: [{ seq: entry.seq, txn: entry.txn }] }))[0];
+  }
+
+  /** Proposes consecutive outbox entries of one client as one Raft entry; one result per entry, in order. */
+  async proposeOutboxBatch(batch: OutboxBatch): Promise<OutboxApplyResult[]> {
+    const bad = checkClient(batch.client) ?? checkBatchSize(batch.entries.length) ?? batch.entries.map((e) => checkSeq(e.seq)).find((m) => m !== null) ?? null;
+    if (bad !== null) throw new MvccError(GrpcCode.InvalidArgument, `meshkv: ${bad}`);
+    for (const e of batch.entries) this.validate({ kind: 'txn', request: e.txn });
+    const payload = encodeOutboxBatch(batch);
+    const limit = Math.min(this.mvcc.limits.requestBytesMax, this.opts.requestBytesMax ?? Infinity);
+    if (payload.length > limit) throw new MvccError(GrpcCode.InvalidArgument, 'etcdserver: request is too large');
+    const result = (await this.member.propose(payload)) as { ok: true; response: OutboxApplyResult[] } | { ok: false; error: MvccError };
+    if (!result.ok) throw result.error;
+    return result.response;
+  }
+
+  /** The outcome the state machine remembers for an outbox client's entry `seq`, or null if it has not applied it (outbox-sessions.ts). */
+  outboxApplied(client: string, seq: number): OutboxOutcome | null {
+    return this.replica.outboxSessions.applied(client, seq)?.outcome ?? null;
   }
 
   // ---- leases ----

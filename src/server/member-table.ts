@@ -45,9 +45,10 @@ export const memberUpdateTag = 0x6d;
 const tableImageMagic = [0xff, 0xff, 0xff, 0xff];
 /**
  * Version 2 adds the cluster settings after the records, version 3 the auth store's image
- * (auth-store.ts) after them; older images restore with the defaults and an empty auth store.
+ * (auth-store.ts) after them, version 4 the outbox sessions' image (outbox-sessions.ts); older
+ * images restore with the defaults, an empty auth store and no outbox sessions.
  */
-const tableImageVersion = 3;
+const tableImageVersion = 4;
 /** Members in one table; etcd's clusters are a handful of members, this is a sanity limit. */
 export const membersMax = 128;
 
@@ -120,18 +121,18 @@ export class MemberTable {
     }
   }
 
-  /** Prefixes a state machine image with the table (and the auth store's image). */
-  wrapImage(stateImage: Uint8Array, authImage: Uint8Array = noBytes): Uint8Array {
-    const header = this.imageHeader(authImage);
+  /** Prefixes a state machine image with the table (and the auth store's and outbox sessions' images). */
+  wrapImage(stateImage: Uint8Array, authImage: Uint8Array = noBytes, sessionsImage: Uint8Array = noBytes): Uint8Array {
+    const header = this.imageHeader(authImage, sessionsImage);
     const out = new Uint8Array(header.length + stateImage.length);
     out.set(header, 0);
     out.set(stateImage, header.length);
     return out;
   }
 
-  /** The bytes wrapImage puts before the state machine's image: magic, length, the table, the auth image. */
-  imageHeader(authImage: Uint8Array = noBytes): Uint8Array {
-    const table = packr.pack([tableImageVersion, this.list(), { tabsMayOutvote: this.tabsMayOutvote }, authImage]);
+  /** The bytes wrapImage puts before the state machine's image: magic, length, the table, the auth and outbox sessions' images. */
+  imageHeader(authImage: Uint8Array = noBytes, sessionsImage: Uint8Array = noBytes): Uint8Array {
+    const table = packr.pack([tableImageVersion, this.list(), { tabsMayOutvote: this.tabsMayOutvote }, authImage, sessionsImage]);
     const out = new Uint8Array(8 + table.length);
     out.set(tableImageMagic, 0);
     new DataView(out.buffer).setUint32(4, table.length, true);
@@ -144,19 +145,21 @@ export class MemberTable {
    * part. An image without the table (empty, or written before it existed) returns null for
    * the table so the caller can seed it.
    */
-  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; settings: TableSettings; authImage: Uint8Array; stateImage: Uint8Array } {
+  static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; settings: TableSettings; authImage: Uint8Array; sessionsImage: Uint8Array; stateImage: Uint8Array } {
     const defaults: TableSettings = { tabsMayOutvote: false };
-    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, settings: defaults, authImage: noBytes, stateImage: image };
+    if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, settings: defaults, authImage: noBytes, sessionsImage: noBytes, stateImage: image };
     const length = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(4, true);
     if (8 + length > image.length) throw new Error(`member table image: ${length} table bytes overrun the ${image.length}-byte image`);
     const decoded = packr.unpack(image.subarray(8, 8 + length)) as unknown;
-    if (!Array.isArray(decoded) || ![1, 2, tableImageVersion].includes(decoded[0]) || !Array.isArray(decoded[1])) {
+    if (!Array.isArray(decoded) || ![1, 2, 3, tableImageVersion].includes(decoded[0]) || !Array.isArray(decoded[1])) {
       throw new Error(`member table image: format ${JSON.stringify(Array.isArray(decoded) ? decoded[0] : decoded)}, expected 1 to ${tableImageVersion}`);
     }
     const settings = decoded[0] === 1 ? defaults : checkSettings(decoded[2]);
-    const authImage = decoded[0] === tableImageVersion ? decoded[3] : noBytes;
+    const authImage = decoded[0] >= 3 ? decoded[3] : noBytes;
     if (!(authImage instanceof Uint8Array)) throw new Error('member table image: the auth image is not bytes');
-    return { records: (decoded[1] as unknown[]).map(checkRecord), settings, authImage, stateImage: image.subarray(8 + length) };
+    const sessionsImage = decoded[0] >= 4 ? decoded[4] : noBytes;
+    if (!(sessionsImage instanceof Uint8Array)) throw new Error('member table image: the outbox sessions image is not bytes');
+    return { records: (decoded[1] as unknown[]).map(checkRecord), settings, authImage, sessionsImage, stateImage: image.subarray(8 + length) };
   }
 
   private set(r: MemberRecord): void {

@@ -23,3 +23,6 @@ export function startKvMember(hub: MemoryHub, id: MemberId, peers: MemberId[], e
     ...extra,
   });
 }
+
+/** Slower ticks than the 5 ms above, for tests that cut members off: a loaded machine then does not churn leaders mid-test. */
+export const steadyTimings = { tickMs: 20, electionTicks: 10, requestTimeoutMs: 10_000 } satisfies Partial<KvMemberOptions>;

@@ -46,7 +46,7 @@ describe('MemberTable', () => {
     const { records, stateImage } = MemberTable.unwrapImage(t.wrapImage(state));
     expect(records).toEqual(t.list());
     expect([...stateImage]).toEqual([...state]);
-    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, settings: { tabsMayOutvote: false }, authImage: new Uint8Array(0), stateImage: state });
+    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, settings: { tabsMayOutvote: false }, authImage: new Uint8Array(0), sessionsImage: new Uint8Array(0), stateImage: state });
     expect(MemberTable.unwrapImage(new Uint8Array(0)).records).toBeNull();
   });
 

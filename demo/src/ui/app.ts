@@ -6,6 +6,7 @@ import { clusterLeader } from '../cluster.ts';
 import { h, replaceChildren } from './dom.ts';
 import { KvPanel } from './kv-panel.ts';
 import { MemberCards } from './members.ts';
+import { OutboxPanel } from './outbox-panel.ts';
 import { ClusterPicture } from './picture.ts';
 import { Timeline } from './timeline.ts';
 
@@ -31,6 +32,7 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
   };
   const cards = new MemberCards(cluster, onAction);
   const kv = new KvPanel(cluster, (kind, text) => timeline.add(kind, text));
+  const outbox = cluster.setOffline && cluster.openOutbox ? new OutboxPanel(cluster, (kind, text) => timeline.add(kind, text)) : null;
   const summary = h('div', { class: 'summary', 'data-testid': 'summary' });
   const policy = h('div', { class: 'policy' });
   let policyKey = '';
@@ -68,13 +70,15 @@ export function mountApp(root: HTMLElement, cluster: DemoCluster): { kv: KvPanel
           h('h3', { id: 'events-title' }, 'Timeline'),
           timeline.el)),
       h('div', { class: 'members-wrap' }, cards.el),
-      kv.el));
+      kv.el,
+      outbox?.el));
 
   const render = () => {
     const view = cluster.view();
     picture.render(view);
     cards.render(view);
     kv.render(view);
+    outbox?.render(view);
     timeline.observe(view);
     const key = JSON.stringify([view.tabVotes, view.quorumLoss]);
     if (key !== policyKey) {

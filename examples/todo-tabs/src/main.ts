@@ -1,8 +1,10 @@
-// A to-do list in which every open tab is a member of one meshkv cluster: the tabs of this
-// origin find each other over BroadcastChannel, replicate over WebRTC and persist to IndexedDB.
-// Every tab shows the same list, because every change is a write to the cluster and every tab
-// watches the `todo/` keys.
-import { openBrowserMember, type BrowserMemberStatus } from 'meshkv/browser';
+// An offline-first to-do list in which every open tab is a member of one meshkv cluster: the
+// tabs of this origin find each other over BroadcastChannel, replicate over WebRTC and persist
+// to IndexedDB. Every change goes into the durable outbox with a guard ("the item is as I last
+// saw it"), so the list keeps working while a tab is cut off: its changes show at once, marked
+// pending, and when it is back each one either commits or comes back as a conflict, shown here
+// with the value the item has now. Untick "online" to cut this tab off (docs/offline.md).
+import { openBrowserMember, type BrowserMemberStatus, type OutboxOutcome } from 'meshkv/browser';
 
 interface Todo {
   text: string;
@@ -10,63 +12,73 @@ interface Todo {
 }
 
 const statusLine = document.querySelector<HTMLParagraphElement>('#status')!;
+const notice = document.querySelector<HTMLParagraphElement>('#notice')!;
+const online = document.querySelector<HTMLInputElement>('#online')!;
 const form = document.querySelector<HTMLFormElement>('#add')!;
 const input = form.querySelector('input')!;
 const list = document.querySelector<HTMLUListElement>('#todos')!;
-const todos = new Map<string, Todo>();
 
-function render(): void {
+const member = await openBrowserMember({ cluster: 'todo-tabs', secret: 'todo-tabs', consistency: 'local' });
+const outbox = await member.outbox();
+let pendingCount = 0;
+
+/** Redraws the list from the local replica with the outbox's pending changes laid over it. */
+async function render(): Promise<void> {
+  const items = await outbox.list('todo/');
+  pendingCount = (await outbox.pending()).length;
   list.replaceChildren(
-    ...[...todos].sort(([a], [b]) => a.localeCompare(b)).map(([key, todo]) => {
+    ...items.map(({ key, value, pending }) => {
+      const todo = JSON.parse(value!) as Todo;
       const item = document.createElement('li');
       item.dataset.key = key;
       item.classList.toggle('done', todo.done);
+      item.classList.toggle('pending', pending);
       const box = document.createElement('input');
       box.type = 'checkbox';
       box.checked = todo.done;
-      box.onchange = () => void save(key, { ...todo, done: box.checked });
+      box.onchange = () => void change(key, (t) => (t === null ? null : { ...t, done: box.checked }));
       const text = document.createElement('span');
-      text.textContent = todo.text;
+      text.textContent = todo.text + (pending ? ' (pending)' : '');
       const remove = document.createElement('button');
       remove.textContent = 'Delete';
-      remove.onclick = () => void attempt(() => member.client.delete().key(key));
+      remove.onclick = () => void change(key, () => null);
       item.append(box, text, remove);
       return item;
     }),
   );
+  showStatus(member.status());
 }
 
-function describe(s: BrowserMemberStatus): string {
-  return `${s.name}: ${s.role}, ${s.voters.length} voters, ${s.connectedPeers.length} peers connected${s.leader === 0 ? ', no leader yet' : ''}`;
+/**
+ * Queues a change of one item, guarded by the read it is based on: it commits only if nobody
+ * changed the item meanwhile. `update` returns the new item, or null to delete it.
+ */
+async function change(key: string, update: (t: Todo | null) => Todo | null): Promise<void> {
+  const tx = outbox.begin();
+  const now = await tx.get(key);
+  const next = update(now.value === null ? null : (JSON.parse(now.value) as Todo));
+  if (next === null) tx.delete(key);
+  else tx.put(key, JSON.stringify(next));
+  await tx.commit();
 }
 
-/** Runs a write; a failed one (say, no majority of tabs reachable) is shown, not lost silently. */
-async function attempt(write: () => PromiseLike<unknown>): Promise<void> {
-  try {
-    await write();
-  } catch (err) {
-    statusLine.textContent = `error: ${(err as Error).message}`;
-  }
+function showStatus(s: BrowserMemberStatus): void {
+  statusLine.textContent = `${s.name}: ${s.role}, ${s.connectivity}, ${s.voters.length} voters, ${s.connectedPeers.length} peers connected${s.leader === 0 ? ', no leader' : ''}; ${pendingCount} pending`;
 }
 
-const member = await openBrowserMember({ cluster: 'todo-tabs', secret: 'todo-tabs' });
-const save = (key: string, todo: Todo) => attempt(() => member.client.put(key).value(JSON.stringify(todo)));
-member.onStatus((s) => (statusLine.textContent = describe(s)));
-statusLine.textContent = describe(member.status());
+function showOutcome(o: OutboxOutcome): void {
+  if (o.status === 'conflict') {
+    const now = o.current?.[0];
+    notice.textContent = `A change made while away conflicted: the item was changed meanwhile${now ? `; it is now "${(JSON.parse(new TextDecoder().decode(now.value)) as Todo).text}"` : ' (it was deleted)'}.`;
+  } else if (o.status === 'refused') notice.textContent = `A change was refused: ${o.message}`;
+}
 
-// Read the list, then follow every change made after that read, by any tab.
-const read = await member.client.getAll().prefix('todo/').exec();
-for (const kv of read.kvs) todos.set(new TextDecoder().decode(kv.key), JSON.parse(new TextDecoder().decode(kv.value)) as Todo);
-render();
-const watcher = await member.client.watch().prefix('todo/').startRevision(read.header.revision + 1).create();
-watcher.on('put', (kv) => {
-  todos.set(new TextDecoder().decode(kv.key), JSON.parse(new TextDecoder().decode(kv.value)) as Todo);
-  render();
-});
-watcher.on('delete', (kv) => {
-  todos.delete(new TextDecoder().decode(kv.key));
-  render();
-});
+member.onStatus(showStatus);
+outbox.onChange(() => void render());
+outbox.onOutcome(showOutcome);
+online.onchange = () => member.setOffline(!online.checked);
+// Every change any tab makes to the list, as this tab's replica applies it (offline too).
+await member.client.follow('todo/', { onSnapshot: () => void render(), onEvent: () => void render() });
 
 form.onsubmit = (event) => {
   event.preventDefault();
@@ -74,6 +86,6 @@ form.onsubmit = (event) => {
   if (text === '') return;
   input.value = '';
   // Keys sort by creation time; the random tail keeps two tabs' keys apart.
-  void save(`todo/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, { text, done: false });
+  void change(`todo/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, () => ({ text, done: false }));
 };
 for (const control of form.elements) (control as HTMLInputElement).disabled = false;

@@ -1,0 +1,191 @@
+// Exactly-once outbox entries (src/server/outbox-sessions.ts) on real in-process members: a
+// retried entry is applied once, on every replica, after snapshots, after a restart of a member
+// on fs-wal + LMDB, and the session table stays within its bound.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
+import { systemClock } from '../../adapters/clock/system.ts';
+import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
+import { MemoryHub } from '../../adapters/transport/memory.ts';
+import { CompareResult, CompareTarget, type TxnRequest } from '../../src/mvcc/types.ts';
+import { silentLogger } from '../../src/raft/config.ts';
+import { KvMember } from '../../src/server/kv-member.ts';
+import { OutboxSessions, outboxSessionsMax } from '../../src/server/outbox-sessions.ts';
+import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
+import { prng } from '../raft/prng.ts';
+import { startKvMember } from '../helpers/kv-members.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const b = (s: string) => new TextEncoder().encode(s);
+const text = (u: Uint8Array) => new TextDecoder().decode(u);
+const running: KvMember[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const m of running.splice(0)) await m.stop();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** put key=value if key's mod_revision is still `modRevision` (0: the key must not exist). */
+function guardedPut(key: string, value: string, modRevision: number): TxnRequest {
+  return {
+    compare: [{ key: b(key), target: CompareTarget.MOD, result: CompareResult.EQUAL, modRevision }],
+    success: [{ requestPut: { key: b(key), value: b(value) } }],
+    failure: [{ requestRange: { key: b(key) } }],
+  };
+}
+
+describe('outbox sessions', () => {
+  it('applies a retried entry once on every replica and answers the retry with the first outcome', async () => {
+    const hub = new MemoryHub();
+    const ids = [1, 2, 3];
+    const ms = await Promise.all(ids.map((id) => startKvMember(hub, id, ids)));
+    running.push(...ms);
+    const leader = await waitFor('a leader', () => ms.find((m) => m.isLeader()));
+    const follower = ms.find((m) => m !== leader)!;
+
+    const first = await follower.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('k', 'v1', 0) });
+    expect(first.duplicate).toBe(false);
+    expect(first.outcome).toEqual({ kind: 'committed', revision: 2 });
+    // The crash-between-propose-and-answer case: the same entry again, from another member.
+    const retry = await leader.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('k', 'v1', 0) });
+    expect(retry).toEqual({ outcome: { kind: 'committed', revision: 2 }, duplicate: true, txn: null });
+    // A guard that fails is a conflict; its retry is too, and the store did not move.
+    const conflict = await follower.proposeOutboxEntry({ client: 'tab-a', seq: 2, txn: guardedPut('k', 'v2', 0) });
+    expect(conflict.outcome).toEqual({ kind: 'conflict', revision: 2 });
+    // The failure branch read the current value, for the app to see.
+    expect(conflict.txn?.responses).toMatchObject([{ responseRange: { kvs: [{ value: b('v1') }] } }]);
+    expect((await leader.proposeOutboxEntry({ client: 'tab-a', seq: 2, txn: guardedPut('k', 'v2', 0) })).duplicate).toBe(true);
+    // Another client's seq 1 is its own.
+    expect((await leader.proposeOutboxEntry({ client: 'tab-b', seq: 1, txn: guardedPut('k', 'b', 2) })).outcome).toEqual({ kind: 'committed', revision: 3 });
+    await waitFor('every replica applied', () => ms.every((m) => m.currentRevision === 3));
+    for (const m of ms) {
+      expect(m.outboxApplied('tab-a', 2)).toEqual({ kind: 'conflict', revision: 2 });
+      expect(m.outboxApplied('tab-b', 1)).toEqual({ kind: 'committed', revision: 3 });
+      expect(m.outboxApplied('tab-b', 2)).toBeNull();
+      expect(text((await m.range({ key: b('k'), serializable: true })).kvs[0].value)).toBe('b');
+    }
+  });
+
+  it('applies a batch in order, each entry with its own revision and outcome, retried entries once', async () => {
+    const hub = new MemoryHub();
+    const m = await startKvMember(hub, 1, [1]);
+    running.push(m);
+    await waitFor('leadership', () => m.isLeader());
+    await m.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('a', '1', 0) });
+    const results = await m.proposeOutboxBatch({
+      client: 'tab-a',
+      entries: [
+        { seq: 1, txn: guardedPut('a', '1', 0) }, // a retry: answered, not applied
+        { seq: 2, txn: guardedPut('b', '1', 0) },
+        { seq: 3, txn: guardedPut('b', '2', 3) }, // guarded by seq 2's revision, in the same batch
+        { seq: 4, txn: guardedPut('a', 'x', 0) }, // a conflict: a exists
+      ],
+    });
+    expect(results.map((r) => [r.duplicate, r.outcome])).toEqual([
+      [true, { kind: 'committed', revision: 2 }],
+      [false, { kind: 'committed', revision: 3 }],
+      [false, { kind: 'committed', revision: 4 }],
+      [false, { kind: 'conflict', revision: 4 }],
+    ]);
+    expect(text((await m.range({ key: b('b') })).kvs[0].value)).toBe('2');
+    // The whole batch again (a drain that crashed before the answer): each entry's own outcome.
+    const again = await m.proposeOutboxBatch({ client: 'tab-a', entries: [2, 3, 4].map((seq) => ({ seq, txn: guardedPut('z', 'never', 0) })) });
+    expect(again.map((r) => [r.duplicate, r.outcome])).toEqual([
+      [true, { kind: 'committed', revision: 3 }],
+      [true, { kind: 'committed', revision: 4 }],
+      [true, { kind: 'conflict', revision: 4 }],
+    ]);
+    expect((await m.range({ key: b('z') })).kvs).toEqual([]);
+    await expect(m.proposeOutboxBatch({ client: 'tab-a', entries: [] })).rejects.toThrow('an outbox batch holds 1 to 64 entries, not 0');
+  });
+
+  it('refuses a bad client id or sequence number with a clear error', async () => {
+    const hub = new MemoryHub();
+    const m = await startKvMember(hub, 1, [1]);
+    running.push(m);
+    await waitFor('leadership', () => m.isLeader());
+    await expect(m.proposeOutboxEntry({ client: '', seq: 1, txn: {} })).rejects.toThrow('outbox client id must be a string of 1 to 64 characters');
+    await expect(m.proposeOutboxEntry({ client: 'c', seq: 0, txn: {} })).rejects.toThrow('outbox sequence number 0 is not a positive integer');
+  });
+
+  it('keeps its sessions in snapshots: a member that catches up from one still recognises a retry', async () => {
+    const hub = new MemoryHub();
+    const ids = [1, 2, 3];
+    const start = (id: number, peers: number[]) => startKvMember(hub, id, peers, { snapshotEntries: 20, snapshotKeepEntries: 0 });
+    const ms = await Promise.all(ids.map((id) => start(id, ids)));
+    running.push(...ms);
+    const leader = await waitFor('a leader', () => ms.find((m) => m.isLeader()));
+    for (let seq = 1; seq <= 60; seq++) await leader.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) });
+    const joiner = await start(4, []);
+    running.push(joiner);
+    await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }], context: null });
+    await waitFor('the learner caught up', () => joiner.currentRevision === leader.currentRevision, 15_000);
+    expect(joiner.member.snapshotBytes()).toBeGreaterThan(0);
+    expect(joiner.outboxApplied('tab-a', 60)).toEqual({ kind: 'committed', revision: 61 });
+    const retry = await leader.proposeOutboxEntry({ client: 'tab-a', seq: 60, txn: guardedPut('k60', 'v', 0) });
+    expect(retry.duplicate).toBe(true);
+    await waitFor('the joiner applied the retry', () => joiner.status().applied === leader.status().applied);
+    expect(joiner.hashKV(0)).toEqual(leader.hashKV(0));
+  });
+
+  it('survives a restart on fs-wal and LMDB, entries replayed after the last snapshot included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-outbox-'));
+    dirs.push(dir);
+    const open = async () => {
+      const storage = await FsWalStorage.open(join(dir, 'wal'), { logger: silentLogger });
+      const backend = LmdbBackend.open(join(dir, 'backend'));
+      const kv = await KvMember.start({
+        id: 1,
+        peers: [1],
+        clock: systemClock,
+        storage,
+        transport: new MemoryHub().connect(1),
+        random: prng(11),
+        tickMs: 5,
+        electionTicks: 10,
+        snapshotEntries: 50,
+        snapshotKeepEntries: 10,
+        mvcc: { backend },
+      });
+      await waitFor('leadership', () => kv.isLeader());
+      return { kv, backend };
+    };
+    let m = await open();
+    // 70 entries: a snapshot at 50 or so, and entries after it that the restart replays.
+    for (let seq = 1; seq <= 70; seq++) await m.kv.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) });
+    const revision = m.kv.currentRevision;
+    await m.kv.stop();
+    await m.backend.close();
+    m = await open();
+    try {
+      const retry = await m.kv.proposeOutboxEntry({ client: 'tab-a', seq: 70, txn: guardedPut('k70', 'v', 0) });
+      expect(retry.duplicate).toBe(true);
+      expect(m.kv.currentRevision).toBe(revision);
+      const next = await m.kv.proposeOutboxEntry({ client: 'tab-a', seq: 71, txn: guardedPut('k71', 'v', 0) });
+      expect(next).toMatchObject({ duplicate: false, outcome: { kind: 'committed', revision: revision + 1 } });
+    } finally {
+      await m.kv.stop();
+      await m.backend.close();
+    }
+  });
+
+  it(`remembers at most ${outboxSessionsMax} clients, forgetting the least recently used`, () => {
+    const s = new OutboxSessions();
+    for (let i = 0; i <= outboxSessionsMax; i++) s.record(`c${i}`, 1, { kind: 'committed', revision: i + 2 }, i + 2);
+    expect(s.size).toBe(outboxSessionsMax);
+    expect(s.applied('c0', 1)).toBeNull();
+    expect(s.applied('c1', 1)).toEqual({ outcome: { kind: 'committed', revision: 3 } });
+    const copy = new OutboxSessions();
+    copy.restoreImage(s.encodeImage());
+    copy.record('c1', 2, { kind: 'conflict', revision: 9 }, 9000);
+    copy.record('new', 1, { kind: 'conflict', revision: 9 }, 9001);
+    // c1 was used last, so c2 goes first; c1's entry 1 was in an older batch: applied, outcome forgotten.
+    expect(copy.applied('c1', 1)).toEqual({ outcome: { kind: 'unknown' } });
+    expect(copy.applied('c1', 2)).toEqual({ outcome: { kind: 'conflict', revision: 9 } });
+    expect(copy.applied('c2', 1)).toBeNull();
+    expect(() => copy.restoreImage(new Uint8Array([0x93, 1, 2, 3]))).toThrow('outbox sessions image');
+  });
+});
