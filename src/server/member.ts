@@ -409,18 +409,20 @@ export class Member {
     this.catchUpTicks();
     this.continueSnapshot();
     const now = this.opts.clock.now();
-    const timeout = new MemberError('timeout', 'etcdserver: request timed out');
+    // Made only when something timed out: an Error captures a stack, and this runs every tick.
+    let timeoutError: MemberError | null = null;
+    const timeout = (): MemberError => (timeoutError ??= new MemberError('timeout', 'etcdserver: request timed out'));
     for (const [seq, w] of this.proposals) {
       if (w.deadlineMs <= now) {
         this.proposals.delete(seq);
         this.proposalsFailed++;
-        w.reject(timeout);
+        w.reject(timeout());
       }
     }
     for (const [key, r] of this.reads) {
       if (r.deadlineMs <= now) {
         this.reads.delete(key);
-        r.reject(timeout);
+        r.reject(timeout());
       } else if (r.index < 0 && now - r.issuedMs >= this.opts.tickMs * this.opts.electionTicks) {
         // The request (or its answer) may have been lost, or there was no leader: ask again.
         r.issuedMs = now;
@@ -430,7 +432,7 @@ export class Member {
     for (let i = this.confChanges.length - 1; i >= 0; i--) {
       if (this.confChanges[i].waiter.deadlineMs <= now) {
         this.proposalsFailed++;
-        this.confChanges[i].waiter.reject(timeout);
+        this.confChanges[i].waiter.reject(timeout());
         this.confChanges.splice(i, 1);
       }
     }
