@@ -15,7 +15,8 @@ import type { RaftConfig } from '../../src/raft/config.ts';
 import { StateRole, emptyConfState } from '../../src/raft/types.ts';
 import type { ConfState, MemberId } from '../../src/raft/types.ts';
 import type { ConfChange } from '../../src/raft/confchange-types.ts';
-import { SimClock, SimDisk, SimStorage, SimTransport, type ClockHost, type LandedSave, type SimTimer, type TransportHost } from './seams.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
+import { SimBackend, SimClock, SimDisk, SimStorage, SimTransport, type ClockHost, type LandedSave, type SimTimer, type TransportHost } from './seams.ts';
 import { SimFailure, confMembers, describeConfState } from './checker.ts';
 import type { SafetyChecker } from './checker.ts';
 import type { Trace } from './trace.ts';
@@ -33,6 +34,8 @@ export interface HostEnvironment {
   after(host: SimHost, incarnation: number, ms: number): Promise<void>;
   /** How long the member's next disk write takes at this virtual time. */
   diskLatencyMs(host: SimHost): number;
+  /** How long the member's next backend commit takes to land. */
+  backendLatencyMs(host: SimHost): number;
   /** A conf change applied on `by` took `removed` out of the configuration. */
   onRemoved(removed: MemberId[], by: MemberId): void;
   /** The member logged that it stopped for good (storage failed, or it refused its state). */
@@ -62,11 +65,21 @@ export interface HostOptions {
   tabGraceMs: number;
   /** The tab vote policy the founders start the cluster with. */
   tabsMayOutvote: boolean;
+  /**
+   * The state machine's backend: `memory` commits at once and dies with the process; `async`
+   * lands commits later (reads go through the backend and the MVCC write buffer) and dies with
+   * the process; `persistent` lands them later and keeps what landed across crashes (LMDB's case).
+   */
+  backend: BackendMode;
 }
+
+export type BackendMode = 'memory' | 'async' | 'persistent';
 
 export class SimHost {
   readonly id: MemberId;
   readonly disk = new SimDisk();
+  /** With a persistent backend: what landed, across crashes. */
+  private backendStore: MemoryBackend | null = null;
   kv: KvMember | null = null;
   auto: AutoMembership | null = null;
   private clock: SimClock | null = null;
@@ -138,11 +151,19 @@ export class SimHost {
     });
     this.clock = clock;
     this.transport = transport;
+    let backend: SimBackend | undefined;
+    if (o.backend !== 'memory') {
+      const landed = o.backend === 'persistent' ? (this.backendStore ??= new MemoryBackend()) : new MemoryBackend();
+      backend = new SimBackend(landed, o.backend === 'persistent', {
+        commitLatencyMs: () => env.backendLatencyMs(this),
+        after: (ms) => env.after(this, incarnation, ms),
+      });
+    }
     env.trace.add(
       env.nowMs(),
       incarnation === 1 ? 'member' : 'restart',
       this.id,
-      `incarnation ${incarnation}${o.tab ? ' (tab)' : ''}: snapshot ${this.disk.snapshotIndex()}, log to ${this.disk.lastIndex()}, ` +
+      `incarnation ${incarnation}${o.tab ? ' (tab)' : ''}: backend at ${this.backendStore?.appliedIndex ?? 0}, snapshot ${this.disk.snapshotIndex()}, log to ${this.disk.lastIndex()}, ` +
         `hard state t${persisted.hardState.term} vote ${persisted.hardState.vote} commit ${persisted.hardState.commit}`,
     );
     const kv = await KvMember.start({
@@ -159,6 +180,7 @@ export class SimHost {
       snapshotKeepEntries: o.snapshotKeepEntries,
       raft: o.raft,
       initialMembers: o.initialMembers,
+      mvcc: backend ? { backend } : undefined,
       log: (level, msg) => {
         if (level === 'debug') return;
         if (/ stopped: /.test(msg)) env.onDied(this, msg);
@@ -172,15 +194,15 @@ export class SimHost {
       throw new SimFailure('commit regression', `m${this.id} restarted with commit ${status.commit} but had persisted commit ${persisted.hardState.commit}`);
     }
     this.confState = status.confState;
-    const guarded = (fn: () => void) => () => {
+    const guarded = (fn: () => void) => {
       try {
         fn();
       } catch (err) {
         env.fail(err);
       }
     };
-    kv.onChange((e) => guarded(() => this.onChange(e.role, e.term, e.leader))());
-    kv.onMembersChanged(guarded(() => this.onMembersChanged()));
+    kv.onChange((e) => guarded(() => this.onChange(e.role, e.term, e.leader)));
+    kv.onMembersChanged((index) => guarded(() => this.onMembersChanged(index)));
     this.auto = new AutoMembership(kv, {
       clock,
       tabGraceMs: o.tabGraceMs,
@@ -280,13 +302,12 @@ export class SimHost {
   }
 
   /** An applied membership change, member-table update or restored snapshot. */
-  private onMembersChanged(): void {
+  private onMembersChanged(index: number): void {
     const kv = this.kv;
     if (kv === null) return;
     const before = this.confState;
     const cs = kv.status().confState;
     this.confState = cs;
-    const index = kv.mvcc.appliedIndex;
     this.env.checker.onConfState(this.id, index, cs);
     const after = confMembers(cs);
     const removed = confMembers(before).filter((id) => !after.includes(id));

@@ -11,10 +11,12 @@
 // - SimClock: virtual milliseconds and timers that the simulation fires as events (so a frozen
 //   process holds them, a throttled one fires them at most once a second).
 // - SimTransport: the Transport seam over the simulated network, with its fault switch.
+// - SimBackend: the state machine's Backend seam, whose commits land at simulated times.
 
 import type { Entry, HardState, MemberId, Message, Snapshot } from '../../src/raft/types.ts';
 import { emptyHardState } from '../../src/raft/types.ts';
-import type { Clock, FaultSwitch, PersistBatch, PersistedState, Storage, Transport } from '../../src/seams.ts';
+import type { Backend, BackendBatch, BackendBucket, BackendReadView, Clock, FaultSwitch, PersistBatch, PersistedState, Storage, Transport } from '../../src/seams.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
 import { checkOwnSnapshot, planBatch, type LogView } from '../../adapters/storage/log-rules.ts';
 import { StorageError } from '../../adapters/storage/errors.ts';
 
@@ -328,5 +330,73 @@ export class SimTransport implements Transport {
   /** The process died: nothing goes out or comes in any more. */
   kill(): void {
     this.closed = true;
+  }
+}
+
+/** How the simulation lands one incarnation's backend commits. */
+export interface BackendTiming {
+  /** How long the next commit takes to land, in virtual ms (0: at once). */
+  commitLatencyMs(): number;
+  /** Resolves `ms` virtual milliseconds from now, or never if the process crashes first. */
+  after(ms: number): Promise<void>;
+}
+
+/**
+ * The state machine's Backend seam with commits that land at simulated times, in call order,
+ * over a MemoryBackend that holds what landed. Until a batch lands, reads do not see it (the
+ * MVCC store answers from its write buffer meanwhile), and a crash loses it: its `after` never
+ * resolves. A persistent one is the LMDB case: what landed survives the crash (the next
+ * incarnation opens it), so a member may cut its log at the backend's durable index, and a
+ * crash can fall between a backend commit and the WAL write of the same entries, either way.
+ */
+export class SimBackend implements Backend {
+  private tail: Promise<void> = Promise.resolve();
+  private failed: Error | null = null;
+
+  constructor(
+    /** What landed: shared with the next incarnation when persistent. */
+    readonly landed: MemoryBackend,
+    readonly persistent: boolean,
+    private readonly timing: BackendTiming,
+  ) {}
+
+  get appliedIndex(): number {
+    return this.landed.appliedIndex;
+  }
+
+  get(bucket: BackendBucket, key: Uint8Array): Uint8Array | undefined {
+    return this.landed.get(bucket, key);
+  }
+
+  range(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, visit: (key: Uint8Array, value: Uint8Array) => boolean | void): void {
+    this.landed.range(bucket, start, end, visit);
+  }
+
+  commit(batch: BackendBatch): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    const ms = this.timing.commitLatencyMs();
+    // Copied now: the caller may reuse its arrays once commit returns.
+    const copy: BackendBatch = { clear: batch.clear, appliedIndex: batch.appliedIndex, ops: batch.ops.map((op) => ({ ...op })) };
+    this.tail = this.tail
+      .then(() => (ms > 0 ? this.timing.after(ms) : undefined))
+      .then(() => this.landed.commit(copy))
+      .catch((err: Error) => {
+        this.failed ??= err;
+        throw err;
+      });
+    return this.tail;
+  }
+
+  async durable(): Promise<number> {
+    await this.tail;
+    return this.landed.appliedIndex;
+  }
+
+  view(): BackendReadView {
+    return this.landed.view();
+  }
+
+  async close(): Promise<void> {
+    await this.tail;
   }
 }

@@ -17,7 +17,7 @@ import { SimNetwork, calmConditions } from './network.ts';
 import type { LinkConditions } from './network.ts';
 import { nodeVotersAreQuorum, tabMayVote } from '../../src/server/vote-policy.ts';
 import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
-import { SimHost, describeConfChange, throttledTickIntervalMs, type HostEnvironment } from './host.ts';
+import { SimHost, describeConfChange, throttledTickIntervalMs, type BackendMode, type HostEnvironment } from './host.ts';
 import type { SimTimer, TransportHost } from './seams.ts';
 import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
@@ -188,6 +188,7 @@ class Simulation {
   private readonly tabGraceMs: number;
   private tabVanishings = 0;
   private readonly diskMode: 'sync' | 'fast' | 'slow';
+  private readonly backendMode: BackendMode;
   private readonly faultPhaseMs: number;
   private readonly snapshotEveryEntries: number;
   private readonly snapshotKeepEntries: number;
@@ -251,11 +252,12 @@ class Simulation {
     this.tabsMayOutvote = this.tabsPrng.chance(0.25);
     this.tabGraceMs = this.tabsPrng.range(2000, 8000);
     this.diskMode = Prng.derive(this.seed, 'disk').pick(['sync', 'fast', 'slow'] as const);
+    this.backendMode = Prng.derive(this.seed, 'backend').pick(['memory', 'async', 'persistent'] as const);
     this.clusterShape =
       `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
-      `snapshotEvery=${this.snapshotEveryEntries} keep=${this.snapshotKeepEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms ` +
+      `snapshotEvery=${this.snapshotEveryEntries} keep=${this.snapshotKeepEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} backend=${this.backendMode} faultPhase=${this.faultPhaseMs}ms ` +
       `tabsMayOutvote=${this.tabsMayOutvote} tabGrace=${this.tabGraceMs}ms`;
     this.recorder = new HistoryRecorder(
       {
@@ -281,6 +283,7 @@ class Simulation {
       scheduleTimer: (atMs, host, incarnation, timer) => this.queue.push(atMs, { kind: 'timer', host, incarnation, timer }),
       after: (host, incarnation, ms) => new Promise((resolve) => this.queue.push(this.nowMs + ms, { kind: 'resume', host, incarnation, resolve })),
       diskLatencyMs: (host) => this.diskLatencyMs(host.id),
+      backendLatencyMs: (host) => this.backendLatencyMs(host.id),
       onRemoved: (ids, by) => this.onRemoved(ids, by),
       onDied: (host, message) => this.fail(new SimFailure('member died', `m${host.id}: ${message}`)),
       fail: (err) => this.fail(err),
@@ -388,6 +391,7 @@ class Simulation {
         random: () => raftPrng.next(),
         tabGraceMs: this.tabGraceMs,
         tabsMayOutvote: this.tabsMayOutvote,
+        backend: this.backendMode,
       },
       this.hostEnv,
     );
@@ -414,6 +418,15 @@ class Simulation {
   }
 
   private readonly diskPrngs = new Map<MemberId, Prng>();
+
+  /** Backend commits land 1–5 ms after the call, now and then 20–200 ms (a slow LMDB sync). */
+  private backendLatencyMs(id: MemberId): number {
+    const p = this.backendPrngs.get(id) ?? Prng.derive(this.seed, `backend-${id}`);
+    this.backendPrngs.set(id, p);
+    return p.chance(0.02) ? p.range(20, 200) : p.range(1, 5);
+  }
+
+  private readonly backendPrngs = new Map<MemberId, Prng>();
 
   private startMember(host: SimHost): void {
     // A new process: a freeze of the old one, and what it held, are gone.
