@@ -61,7 +61,7 @@ export class SimNetwork {
     // A forwarded proposal is not duplicated: the member has no client sessions (neither has
     // etcd), so a second copy would be appended and applied twice. The real transports (TCP,
     // WebRTC's reliable channels) never duplicate; Raft's own messages still are, here.
-    if (message.type !== MessageType.Prop && this.prng.chance(c.duplicateProbability)) {
+    if (message.type !== MessageType.Prop && message.type !== MessageType.ForwardProp && this.prng.chance(c.duplicateProbability)) {
       this.observe('duplicate', message, '');
       this.schedule(nowMs + this.latencyMs(), sender, copyMessage(message));
     }

@@ -50,11 +50,12 @@ export class SimDisk {
     if (batch.snapshot !== null) {
       const dropped = batch.snapshot.metadata.index - snapshotIndexOf(w);
       entries = plan.snapshotReset ? [] : entries.slice(dropped);
-      snapshot = batch.snapshot;
+      snapshot = copySnapshot(batch.snapshot);
     }
     if (batch.entries.length > 0) {
       const keep = plan.appendFromIndex - (snapshot?.metadata.index ?? 0) - 1;
-      entries = entries.slice(0, keep).concat(batch.entries.map((e) => ({ ...e })));
+      // Copies, as a disk keeps its own: the caller may reuse its buffers.
+      entries = entries.slice(0, keep).concat(batch.entries.map((e) => ({ ...e, data: e.data.slice() })));
     }
     this.written = { hardState: batch.hardState !== null ? { ...batch.hardState } : w.hardState, snapshot, entries };
     if (sync) this.sync();
@@ -70,7 +71,7 @@ export class SimDisk {
     const w = this.written;
     checkOwnSnapshot(viewOf(w), snap);
     const covered = snap.metadata.index - snapshotIndexOf(w);
-    this.written = { hardState: w.hardState, snapshot: snap, entries: w.entries.slice(Math.min(covered, w.entries.length)) };
+    this.written = { hardState: w.hardState, snapshot: copySnapshot(snap), entries: w.entries.slice(Math.min(covered, w.entries.length)) };
     this.sync();
   }
 
@@ -132,6 +133,12 @@ export class SimDisk {
     this.synced = this.written;
     return true;
   }
+}
+
+function copySnapshot(s: Snapshot): Snapshot {
+  const c = s.metadata.confState;
+  const confState = { ...c, voters: [...c.voters], learners: [...c.learners], votersOutgoing: [...c.votersOutgoing], learnersNext: [...c.learnersNext] };
+  return { metadata: { ...s.metadata, confState }, data: s.data.slice() };
 }
 
 function snapshotIndexOf(image: DiskImage): number {
