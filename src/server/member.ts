@@ -7,7 +7,7 @@ import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import type { Clock, PersistedState, Storage, Transport } from '../seams.ts';
+import { reportsDelivery, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 
 /** The replicated application. `apply` must be deterministic: every member applies the same entries. */
@@ -167,6 +167,8 @@ export class Member {
   private readonly heardFromMs = new Map<MemberId, number>();
   /** Clock time the member started serving. */
   startedAtMs = 0;
+  /** Whether the transport reports each snapshot's delivery (DeliveryReports); otherwise a sent one counts as delivered. */
+  private snapshotOutcomesReported = false;
 
   private constructor(opts: MemberOptions) {
     this.id = opts.id;
@@ -220,7 +222,19 @@ export class Member {
       this.node.step(msg);
       this.schedule();
     });
+    if (reportsDelivery(this.opts.transport)) {
+      this.snapshotOutcomesReported = true;
+      this.opts.transport.onDeliveryReport((r) => this.onDeliveryReport(r));
+    }
     this.stopTicker = this.opts.clock.every(this.opts.tickMs, () => this.onTick());
+    this.schedule();
+  }
+
+  /** The transport learned what became of a frame: Raft hears of it (see DeliveryReports). */
+  private onDeliveryReport(r: DeliveryReport): void {
+    if (this.stopped) return;
+    if (r.kind === 'unreachable') this.node.reportUnreachable(r.peer);
+    else this.node.reportSnapshot(r.peer, !r.delivered);
     this.schedule();
   }
 
@@ -550,7 +564,8 @@ export class Member {
         ? rd.messages
         : rd.messages.map((m) => (m.type === MessageType.Snap && m.snapshot !== null ? { ...m, snapshot: { ...m.snapshot, data: forPeer(m.snapshot.data) } } : m));
     this.opts.transport.send(messages);
-    // Transports give no delivery receipts: treat a snapshot as sent. If it was lost, the
+    if (this.snapshotOutcomesReported) return;
+    // This transport gives no delivery receipts: treat a snapshot as sent. If it was lost, the
     // follower's next answer shows it still lags and the leader sends it again.
     for (const m of rd.messages) if (m.type === MessageType.Snap) this.node.reportSnapshot(m.to, false);
   }

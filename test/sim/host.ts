@@ -232,7 +232,8 @@ export class SimHost {
     await kv.stop();
   }
 
-  private abandon(): void {
+  /** The process is gone (a crash, or the end of the run): timers, transport and pending writes with it. */
+  abandon(): void {
     this.auto?.stop();
     this.clock?.stop();
     this.transport?.kill();
@@ -250,6 +251,11 @@ export class SimHost {
     if (this.transport === null || !this.transport.open) return false;
     this.transport.deliver(m);
     return true;
+  }
+
+  /** What became of a frame this member sent (the sender's current incarnation hears it). */
+  report(r: Parameters<SimTransport['report']>[0]): void {
+    if (this.kv !== null && !this.kv.isStopped()) this.transport?.report(r);
   }
 
   /** Runs a due timer of incarnation `incarnation`. */

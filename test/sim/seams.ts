@@ -15,7 +15,20 @@
 
 import type { Entry, HardState, MemberId, Message, Snapshot } from '../../src/raft/types.ts';
 import { emptyHardState } from '../../src/raft/types.ts';
-import type { Backend, BackendBatch, BackendBucket, BackendReadView, Clock, FaultSwitch, PersistBatch, PersistedState, Storage, Transport } from '../../src/seams.ts';
+import type {
+  Backend,
+  BackendBatch,
+  BackendBucket,
+  BackendReadView,
+  Clock,
+  DeliveryReport,
+  DeliveryReports,
+  FaultSwitch,
+  PersistBatch,
+  PersistedState,
+  Storage,
+  Transport,
+} from '../../src/seams.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
 import { checkOwnSnapshot, planBatch, type LogView } from '../../adapters/storage/log-rules.ts';
 import { StorageError } from '../../adapters/storage/errors.ts';
@@ -275,9 +288,14 @@ export interface TransportHost {
   isBlocked(from: MemberId, to: MemberId): boolean;
 }
 
-/** The Transport seam over the simulated network, for one incarnation of a member. */
-export class SimTransport implements Transport {
+/**
+ * The Transport seam over the simulated network, for one incarnation of a member. It reports
+ * deliveries (DeliveryReports) as a connection-oriented transport can: appends that could not
+ * go out over a cut link or to a peer that is down, and whether each snapshot arrived.
+ */
+export class SimTransport implements Transport, DeliveryReports {
   private onMessage: ((m: Message) => void) | null = null;
+  private onReport: ((r: DeliveryReport) => void) | null = null;
   private closed = false;
   readonly peers = new Map<MemberId, string>();
   readonly faults: FaultSwitch;
@@ -310,6 +328,15 @@ export class SimTransport implements Transport {
 
   send(messages: readonly Message[]): void {
     if (!this.closed && messages.length > 0) this.host.send(this.id, messages);
+  }
+
+  onDeliveryReport(fn: (report: DeliveryReport) => void): void {
+    this.onReport = fn;
+  }
+
+  /** The network learned what became of a frame this incarnation sent. */
+  report(r: DeliveryReport): void {
+    if (!this.closed) this.onReport?.(r);
   }
 
   addPeer(id: MemberId, address: string): void {

@@ -19,6 +19,7 @@ import { nodeVotersAreQuorum, tabMayVote } from '../../src/server/vote-policy.ts
 import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
 import { SimHost, describeConfChange, throttledTickIntervalMs, type BackendMode, type HostEnvironment } from './host.ts';
 import type { SimTimer, TransportHost } from './seams.ts';
+import type { DeliveryReport } from '../../src/seams.ts';
 import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
 import { encodeText } from './text.ts';
@@ -110,6 +111,7 @@ type SimEvent =
   | { kind: 'timer'; host: SimHost; incarnation: number; timer: SimTimer }
   | { kind: 'resume'; host: SimHost; incarnation: number; resolve: () => void }
   | { kind: 'deliver'; sender: MemberId; message: Message }
+  | { kind: 'report'; member: MemberId; report: DeliveryReport }
   | { kind: 'wake'; member: MemberId }
   | { kind: 'restart'; member: MemberId }
   | { kind: 'client' }
@@ -325,8 +327,10 @@ class Simulation {
       this.trace.add(this.nowMs, 'check', 0, `FAILED ${this.failure!.message.split('\n')[0]}`);
     }
     const failure = this.failure;
+    const memberStates = this.describeMembers();
+    const recentEvents = this.trace.recent();
     // Nothing of this seed may run on after it: stop every member's timers and transports.
-    for (const id of this.memberIds) this.hosts.get(id)!.crash('the run ended');
+    for (const id of this.memberIds) this.hosts.get(id)!.abandon();
     return {
       seed: this.seed,
       ok: failure === null,
@@ -350,8 +354,8 @@ class Simulation {
       watches: this.recorder.watchRecords,
       traceDigest: this.trace.digest(),
       historyDigest: this.checker.historyDigest(),
-      recentEvents: this.trace.recent(),
-      memberStates: this.describeMembers(),
+      recentEvents,
+      memberStates,
       clusterShape: this.clusterShape,
     };
   }
@@ -493,7 +497,8 @@ class Simulation {
 
   private onRemoved(ids: MemberId[], by: MemberId): void {
     for (const id of ids) {
-      if (this.retired.has(id)) continue;
+      // A tab keeps running when removed and asks to join again (see tabAsks).
+      if (this.retired.has(id) || this.tabIds.has(id)) continue;
       // A removed member that lingers runs on until it applies its own removal itself.
       if (this.removedMembersLinger && id !== by) continue;
       this.retired.add(id);
@@ -521,6 +526,14 @@ class Simulation {
     if (!chatty || kind === 'drop') {
       this.trace.add(this.nowMs, kind, 0, reason ? `${describeMessage(m)} (${reason})` : describeMessage(m));
     }
+    // What a connection-oriented transport learns: a lost snapshot, and appends that a cut link
+    // or a peer that is down refused (random loss goes unnoticed, as on a real network).
+    if (kind === 'drop' && m.type === MessageType.Snap) this.reportLater(m.from, { kind: 'snapshot', peer: m.to, delivered: false });
+    else if (kind === 'drop' && reason !== 'random loss' && m.type === MessageType.App) this.reportLater(m.from, { kind: 'unreachable', peer: m.to });
+  }
+
+  private reportLater(member: MemberId, report: DeliveryReport): void {
+    this.queue.push(this.nowMs + 1, { kind: 'report', member, report });
   }
 
   private deliver(sender: MemberId, m: Message): void {
@@ -538,6 +551,7 @@ class Simulation {
       if (err instanceof SimFailure) throw err;
       throw new SimFailure('core threw', `m${m.to} step(${describeMessage(m)}) threw: ${(err as Error).stack ?? String(err)}`);
     }
+    if (m.type === MessageType.Snap) this.reportLater(m.from, { kind: 'snapshot', peer: m.to, delivered: true });
   }
 
   // ---- events ----
@@ -562,6 +576,12 @@ class Simulation {
         const to = this.hosts.get(e.message.to);
         if (to && to.running && this.frozen(to)) return this.defer(to.id, e);
         return this.deliver(e.sender, e.message);
+      }
+      case 'report': {
+        const m = this.hosts.get(e.member)!;
+        if (this.frozen(m)) return this.defer(m.id, e);
+        m.report(e.report);
+        return;
       }
       case 'wake': {
         const m = this.hosts.get(e.member)!;
@@ -773,19 +793,19 @@ class Simulation {
   }
 
   /**
-   * A tab's join request (adapters/browser: it asks every member it reaches, again and again,
-   * until its own applied configuration lists it): here, every running member's
-   * AutoMembership hears it; only the leader's acts on it.
+   * A tab's join requests (adapters/browser/member.ts, maybeAskToJoin): every 200 ms, unless its
+   * applied configuration lists it and it follows a leader, it asks every member it reaches;
+   * only the leader's AutoMembership acts on it. A tab removed while away (past the grace) never
+   * applies its own removal, has no leader, and so asks again: it comes back under the same id.
    */
   private tabAsks(tab: SimHost): void {
-    if (!tab.running || tab.removed) return;
-    if (confMembers(tab.confState).includes(tab.id)) return;
-    if (!this.frozen(tab)) {
-      for (const m of this.runningMembers()) {
-        if (m !== tab && !this.network.isBlocked(tab.id, m.id)) m.auto?.join({ id: tab.id, name: `tab${tab.id}`, peerURLs: [tabPeerUrl(tab.id)], wantsVote: true });
-      }
-    }
+    if (!tab.running) return;
     this.queue.push(this.nowMs + 200, { kind: 'tab-asks', member: tab.id });
+    if (this.frozen(tab)) return;
+    if (confMembers(tab.confState).includes(tab.id) && tab.member().status().lead !== 0) return;
+    for (const m of this.runningMembers()) {
+      if (m !== tab && !this.network.isBlocked(tab.id, m.id)) m.auto?.join({ id: tab.id, name: `tab${tab.id}`, peerURLs: [tabPeerUrl(tab.id)], wantsVote: true });
+    }
   }
 
   /**
