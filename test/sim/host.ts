@@ -155,6 +155,7 @@ export class SimHost {
     if (o.backend !== 'memory') {
       const landed = o.backend === 'persistent' ? (this.backendStore ??= new MemoryBackend()) : new MemoryBackend();
       backend = new SimBackend(landed, o.backend === 'persistent', {
+        nowMs: () => env.nowMs(),
         commitLatencyMs: () => env.backendLatencyMs(this),
         after: (ms) => env.after(this, incarnation, ms),
       });

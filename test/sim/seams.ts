@@ -369,6 +369,7 @@ export class SimTransport implements Transport, DeliveryReports {
 
 /** How the simulation lands one incarnation's backend commits. */
 export interface BackendTiming {
+  nowMs(): number;
   /** How long the next commit takes to land, in virtual ms (0: at once). */
   commitLatencyMs(): number;
   /** Resolves `ms` virtual milliseconds from now, or never if the process crashes first. */
@@ -385,6 +386,8 @@ export interface BackendTiming {
  */
 export class SimBackend implements Backend {
   private tail: Promise<void> = Promise.resolve();
+  /** When the last commit lands: a later one lands no earlier (group commit: their syncs overlap). */
+  private lastLandsAtMs = 0;
   private failed: Error | null = null;
 
   constructor(
@@ -408,11 +411,14 @@ export class SimBackend implements Backend {
 
   commit(batch: BackendBatch): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
-    const ms = this.timing.commitLatencyMs();
+    const now = this.timing.nowMs();
+    const landsAtMs = Math.max(this.lastLandsAtMs, now + this.timing.commitLatencyMs());
+    this.lastLandsAtMs = landsAtMs;
+    const due = landsAtMs > now ? this.timing.after(landsAtMs - now) : undefined;
     // Copied now: the caller may reuse its arrays once commit returns.
     const copy: BackendBatch = { clear: batch.clear, appliedIndex: batch.appliedIndex, ops: batch.ops.map((op) => ({ ...op })) };
     this.tail = this.tail
-      .then(() => (ms > 0 ? this.timing.after(ms) : undefined))
+      .then(() => due)
       .then(() => this.landed.commit(copy))
       .catch((err: Error) => {
         this.failed ??= err;
