@@ -506,17 +506,23 @@ export class Member {
     const seqs = this.pendingSeqs;
     this.pendingPayloads = [];
     this.pendingSeqs = [];
+    const keep = () => {
+      // No leader yet, or one is handing over: keep them until a leader appears or they
+      // time out, as etcd does. Those whose callers gave up are dropped here.
+      for (let i = 0; i < seqs.length; i++) {
+        if (!this.proposals.has(seqs[i])) continue;
+        this.pendingPayloads.push(payloads[i]);
+        this.pendingSeqs.push(seqs[i]);
+      }
+    };
+    // Without a leader Raft would refuse them with an error, whose stack costs more than the
+    // check (a leaderless member drains often).
+    if (this.node.basicStatus().lead === 0) return keep();
     try {
       this.node.proposeBatch(payloads);
     } catch (err) {
       if (err instanceof RaftError && retryable(err)) {
-        // No leader yet, or one is handing over: keep them until a leader appears or they
-        // time out, as etcd does. Those whose callers gave up are dropped here.
-        for (let i = 0; i < seqs.length; i++) {
-          if (!this.proposals.has(seqs[i])) continue;
-          this.pendingPayloads.push(payloads[i]);
-          this.pendingSeqs.push(seqs[i]);
-        }
+        keep();
         return;
       }
       const e = toMemberError(err);

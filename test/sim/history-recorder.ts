@@ -31,7 +31,7 @@ const opTimeoutMs = 500;
 /** Think time between a client's operations. */
 const thinkMsMin = 10;
 const thinkMsMax = 80;
-/** How often watchers check their connection and the watch hub catches up unsynced watchers. */
+/** How often watchers check their connection. */
 const watchPollMs = 25;
 
 export type HistoryEvent = { kind: 'client'; client: number } | { kind: 'timeout'; op: number } | { kind: 'watch-poll' };
@@ -197,9 +197,8 @@ export class HistoryRecorder {
       const c = w.conn;
       const broken = c !== null && (!c.member.running || c.member.incarnation !== c.incarnation);
       if (broken || (c !== null && this.prng.chance(0.01))) this.disconnect(w, broken ? 'connection lost' : 'client reconnects');
+      // Watchers that are behind are caught up by the member itself, every tick.
       if (w.conn === null) this.connect(w);
-      // The server's periodic catch-up of watchers that are behind (etcd runs it every 100 ms).
-      if (w.conn !== null && this.host.nowMs() >= w.conn.member.pausedUntilMs) w.conn.mvcc.watchHub.syncWatchers();
     }
     this.host.schedule(this.host.nowMs() + watchPollMs, { kind: 'watch-poll' });
   }
