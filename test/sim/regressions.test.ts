@@ -86,7 +86,7 @@ describe('the checkers can fail', () => {
   it('disks that ignore fsync lose votes and acknowledged entries, and the checkers notice', { timeout: seedTimeoutMs }, async () => {
     const lostVote = await runSeed({ seed: 2, sabotage: 'ignore-fsync' });
     expect(lostVote.failure?.property).toBe('vote safety');
-    const lostEntry = await runSeed({ seed: 13, sabotage: 'ignore-fsync' });
+    const lostEntry = await runSeed({ seed: 7, sabotage: 'ignore-fsync' });
     expect(lostEntry.failure?.property).toBe('leader completeness');
   });
 });
@@ -102,7 +102,7 @@ describe('the recorded client history', () => {
   });
 
   it('followers serving linearizable reads locally (sabotage stale-reads) are caught, by revisions and by the WGL search alone', { timeout: 3 * seedTimeoutMs }, async () => {
-    for (const seed of [5, 6, 8]) {
+    for (const seed of [1, 6, 8]) {
       const r = await runSeed({ seed, sabotage: 'stale-reads' });
       expect(r.failure?.property, `seed ${seed}`).toBe('history linearizability');
       expect(failureReport(r, ['--sabotage', 'stale-reads'])).toContain(`--seed ${seed} --sabotage stale-reads`);
