@@ -423,10 +423,16 @@ class Simulation {
 
   private readonly diskPrngs = new Map<MemberId, Prng>();
 
-  /** Backend commits land 1–5 ms after the call, now and then 20–200 ms (a slow LMDB sync). */
+  /**
+   * Backend commits land 1–5 ms after the call, now and then 20–200 ms (a slow LMDB sync), until
+   * the heal. A member snapshotting on a persistent backend waits for it inside its Ready loop
+   * (durableAt), sending nothing meanwhile, so stalls cost leadership like fsync stalls do (seed
+   * 205: a leader applying 380 entries stalled past the liveness budget).
+   */
   private backendLatencyMs(id: MemberId): number {
     const p = this.backendPrngs.get(id) ?? Prng.derive(this.seed, `backend-${id}`);
     this.backendPrngs.set(id, p);
+    if (this.healed) return p.range(1, 5);
     return p.chance(0.02) ? p.range(20, 200) : p.range(1, 5);
   }
 
