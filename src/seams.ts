@@ -61,6 +61,24 @@ export interface Transport {
   readonly faults: FaultSwitch;
 }
 
+/**
+ * Optional, for a transport that learns what became of its frames. `unreachable`: a peer it
+ * could not reach (a link down, a connection refused); the member tells Raft, so a leader stops
+ * streaming appends into it and probes instead (etcd's ReportUnreachable). `snapshot`: whether a
+ * snapshot message reached its peer; the member tells Raft, so a leader resends a lost snapshot
+ * without waiting to learn that the follower still lags (etcd's ReportSnapshot). A member whose
+ * transport lacks this counts every snapshot as delivered once sent.
+ */
+export interface DeliveryReports {
+  onDeliveryReport(fn: (report: DeliveryReport) => void): void;
+}
+
+export type DeliveryReport = { kind: 'unreachable'; peer: MemberId } | { kind: 'snapshot'; peer: MemberId; delivered: boolean };
+
+export function reportsDelivery(transport: Transport): transport is Transport & DeliveryReports {
+  return typeof (transport as Partial<DeliveryReports>).onDeliveryReport === 'function';
+}
+
 /** Cut and heal links, per peer and direction. */
 export interface FaultSwitch {
   /** Drop frames to (`out`), from (`in`) or both ways to `peer`. */

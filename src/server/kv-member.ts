@@ -103,7 +103,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 /** Adapts the MVCC store and the member table to the Member's StateMachine contract. */
 class MvccReplica implements StateMachine {
   readonly members = new MemberTable();
-  readonly membersChanged = new Set<() => void>();
+  readonly membersChanged = new Set<(index: number) => void>();
   readonly auth: AuthStore;
   readonly outboxSessions = new OutboxSessions();
 
@@ -135,7 +135,7 @@ class MvccReplica implements StateMachine {
       if (u === null) this.warn(`entry ${index}: undecodable member update skipped`);
       else this.members.applyUpdate(u);
       this.mvcc.markApplied(index);
-      this.notify();
+      this.notify(index);
       return { ok: true, response: null };
     }
     // Entries the backend already holds must not be applied twice: a restarted member replays
@@ -226,7 +226,7 @@ class MvccReplica implements StateMachine {
   applyConfChange(cc: ConfChange, cs: ConfState, index: number): void {
     this.members.applyConfChange(cc, cs);
     this.mvcc.markApplied(index);
-    this.notify();
+    this.notify(index);
   }
 
   /**
@@ -252,6 +252,10 @@ class MvccReplica implements StateMachine {
 
   async durableAt(index: number): Promise<void> {
     if (!this.mvcc.backendPersistent) return;
+    // Everything up to `index` is applied, but entries the store never sees (a leader's empty
+    // entry) leave its applied index behind: move it up, or a snapshot right after such an entry
+    // would wait for an index the backend never reaches (found by the simulator, issue 15).
+    this.mvcc.markApplied(index);
     const durable = await this.mvcc.durable();
     if (durable < index) throw new Error(`the backend is durable up to ${durable}, below the snapshot at ${index}`);
   }
@@ -353,11 +357,11 @@ class MvccReplica implements StateMachine {
     this.auth.restoreImage(authImage);
     this.outboxSessions.restoreImage(sessionsImage);
     this.members.reset(records ?? this.initialMembers, settings);
-    this.notify();
+    this.notify(index);
   }
 
-  private notify(): void {
-    for (const fn of this.membersChanged) fn();
+  private notify(index: number): void {
+    for (const fn of this.membersChanged) fn(index);
   }
 }
 
@@ -496,8 +500,8 @@ export class KvMember {
     return this.replica.members;
   }
 
-  /** Called after every change to the member table (applied entry or restored snapshot). */
-  onMembersChanged(fn: () => void): () => void {
+  /** Called after every change to the member table (applied entry or restored snapshot), with its Raft index. */
+  onMembersChanged(fn: (index: number) => void): () => void {
     this.replica.membersChanged.add(fn);
     return () => this.replica.membersChanged.delete(fn);
   }

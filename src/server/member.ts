@@ -7,7 +7,7 @@ import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import type { BackendReadView, BackendStaging, Clock, PersistedState, Storage, Transport } from '../seams.ts';
+import { reportsDelivery, type BackendReadView, type BackendStaging, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
 
@@ -214,6 +214,8 @@ export class Member {
   private streamsStarted = 0;
   /** Snapshot streams that ended, by outcome, on either side (for tests and metrics). */
   readonly snapshotStreams = { sent: 0, sendFailed: 0, received: 0, receiveFailed: 0 };
+  /** Whether the transport reports each snapshot's delivery (DeliveryReports); otherwise a sent one counts as delivered. */
+  private snapshotOutcomesReported = false;
 
   private constructor(opts: MemberOptions) {
     this.id = opts.id;
@@ -276,7 +278,20 @@ export class Member {
       this.node.step(msg);
       this.schedule();
     });
+    if (reportsDelivery(this.opts.transport)) {
+      this.snapshotOutcomesReported = true;
+      this.opts.transport.onDeliveryReport((r) => this.onDeliveryReport(r));
+    }
     this.stopTicker = this.opts.clock.every(this.opts.tickMs, () => this.onTick());
+    this.schedule();
+  }
+
+  /** The transport learned what became of a frame: Raft hears of it (see DeliveryReports). */
+  private onDeliveryReport(r: DeliveryReport): void {
+    if (this.stopped) return;
+    if (r.kind === 'unreachable') this.node.reportUnreachable(r.peer);
+    // A stream's head is a snapshot message too, but the stream reports its own outcome.
+    else if (!this.streamsOut.has(r.peer)) this.node.reportSnapshot(r.peer, !r.delivered);
     this.schedule();
   }
 
@@ -473,18 +488,20 @@ export class Member {
     this.continueSnapshot();
     this.checkStreams();
     const now = this.opts.clock.now();
-    const timeout = new MemberError('timeout', 'etcdserver: request timed out');
+    // Made only when something timed out: an Error captures a stack, and this runs every tick.
+    let timeoutError: MemberError | null = null;
+    const timeout = (): MemberError => (timeoutError ??= new MemberError('timeout', 'etcdserver: request timed out'));
     for (const [seq, w] of this.proposals) {
       if (w.deadlineMs <= now) {
         this.proposals.delete(seq);
         this.proposalsFailed++;
-        w.reject(timeout);
+        w.reject(timeout());
       }
     }
     for (const [key, r] of this.reads) {
       if (r.deadlineMs <= now) {
         this.reads.delete(key);
-        r.reject(timeout);
+        r.reject(timeout());
       } else if (r.index < 0 && now - r.issuedMs >= this.opts.tickMs * this.opts.electionTicks) {
         // The request (or its answer) may have been lost, or there was no leader: ask again.
         r.issuedMs = now;
@@ -494,7 +511,7 @@ export class Member {
     for (let i = this.confChanges.length - 1; i >= 0; i--) {
       if (this.confChanges[i].waiter.deadlineMs <= now) {
         this.proposalsFailed++;
-        this.confChanges[i].waiter.reject(timeout);
+        this.confChanges[i].waiter.reject(timeout());
         this.confChanges.splice(i, 1);
       }
     }
@@ -555,17 +572,23 @@ export class Member {
     const seqs = this.pendingSeqs;
     this.pendingPayloads = [];
     this.pendingSeqs = [];
+    const keep = () => {
+      // No leader yet, or one is handing over: keep them until a leader appears or they
+      // time out, as etcd does. Those whose callers gave up are dropped here.
+      for (let i = 0; i < seqs.length; i++) {
+        if (!this.proposals.has(seqs[i])) continue;
+        this.pendingPayloads.push(payloads[i]);
+        this.pendingSeqs.push(seqs[i]);
+      }
+    };
+    // Without a leader Raft would refuse them with an error, whose stack costs more than the
+    // check (a leaderless member drains often).
+    if (this.node.basicStatus().lead === 0) return keep();
     try {
       this.node.proposeBatch(payloads);
     } catch (err) {
       if (err instanceof RaftError && retryable(err)) {
-        // No leader yet, or one is handing over: keep them until a leader appears or they
-        // time out, as etcd does. Those whose callers gave up are dropped here.
-        for (let i = 0; i < seqs.length; i++) {
-          if (!this.proposals.has(seqs[i])) continue;
-          this.pendingPayloads.push(payloads[i]);
-          this.pendingSeqs.push(seqs[i]);
-        }
+        keep();
         return;
       }
       const e = toMemberError(err);
@@ -627,9 +650,10 @@ export class Member {
       }
     }
     this.opts.transport.send(messages);
-    // A whole image has no delivery receipt: treat it as sent. If it was lost, the follower's
-    // next answer shows it still lags and the leader sends it again. Streams report their outcome.
-    for (const to of sentWhole) this.node.reportSnapshot(to, false);
+    // Streams report their own outcome. A whole image is reported by a transport that gives
+    // delivery receipts (DeliveryReports); without them it counts as delivered once sent: if it
+    // was lost, the follower's next answer shows it still lags and the leader sends it again.
+    if (!this.snapshotOutcomesReported) for (const to of sentWhole) this.node.reportSnapshot(to, false);
   }
 
   // ---- snapshot streams (snapshot-stream.ts) ----

@@ -10,8 +10,10 @@ import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { ConfChangeType, ConfChangeTransition } from '../../src/raft/confchange.ts';
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
-import type { Storage } from '../../src/seams.ts';
-import { Member, MemberError } from '../../src/server/member.ts';
+import type { DeliveryReport, DeliveryReports, Storage, Transport } from '../../src/seams.ts';
+import { MessageType, type Message } from '../../src/raft/types.ts';
+import { ProgressState } from '../../src/raft/progress.ts';
+import { Member, MemberError, type MemberOptions } from '../../src/server/member.ts';
 import { ListMachine } from '../helpers/list-machine.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { prng } from '../raft/prng.ts';
@@ -30,14 +32,14 @@ afterEach(async () => {
   for (const m of running.splice(0)) await m.stop();
 });
 
-async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], storage: Storage, extra = {}): Promise<Node> {
+async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], storage: Storage, extra: Partial<MemberOptions> = {}): Promise<Node> {
   const sm = new ListMachine();
   const member = await Member.start({
     id,
     peers,
     clock: systemClock,
     storage,
-    transport: hub.connect(id),
+    transport: extra.transport ?? hub.connect(id),
     stateMachine: sm,
     random: prng(id * 31 + Date.now()),
     tickMs: 5,
@@ -49,6 +51,53 @@ async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], stor
   return { member, sm, storage };
 }
 
+
+/**
+ * A transport that reports deliveries (DeliveryReports), with the snapshots it was asked to
+ * send held back: the test decides whether each one is lost or delivered, and reports it.
+ */
+class ReportingTransport implements Transport, DeliveryReports {
+  readonly heldSnapshots: Message[] = [];
+  private report: ((r: DeliveryReport) => void) | null = null;
+
+  constructor(private readonly inner: Transport) {}
+
+  get faults() {
+    return this.inner.faults;
+  }
+
+  start(onMessage: (m: Message) => void): void {
+    this.inner.start(onMessage);
+  }
+
+  send(messages: readonly Message[]): void {
+    this.heldSnapshots.push(...messages.filter((m) => m.type === MessageType.Snap));
+    this.inner.send(messages.filter((m) => m.type !== MessageType.Snap));
+  }
+
+  onDeliveryReport(fn: (r: DeliveryReport) => void): void {
+    this.report = fn;
+  }
+
+  /** Delivers the oldest held snapshot, or loses it; either way the member hears which. */
+  settleSnapshot(delivered: boolean): void {
+    const m = this.heldSnapshots.shift()!;
+    if (delivered) this.inner.send([m]);
+    this.report!({ kind: 'snapshot', peer: m.to, delivered });
+  }
+
+  addPeer(id: MemberId, address: string): void {
+    this.inner.addPeer(id, address);
+  }
+
+  removePeer(id: MemberId): void {
+    this.inner.removePeer(id);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
 
 function leaderOf(nodes: Node[]): Node | undefined {
   return nodes.find((n) => n.member.status().role === StateRole.Leader);
@@ -67,6 +116,33 @@ describe('member', () => {
     expect(results.sort()).toEqual([3, 4, 5]);
     await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 5));
     for (const n of nodes) expect(n.sm.items).toEqual(leader.sm.items);
+  });
+
+  it('with a transport that reports deliveries, a leader waits for a snapshot\'s fate and resends a lost one at once', async () => {
+    const hub = new MemoryHub();
+    const transports = new Map<MemberId, ReportingTransport>();
+    const start = (id: MemberId, peers: MemberId[]) => {
+      const transport = new ReportingTransport(hub.connect(id));
+      transports.set(id, transport);
+      return startMember(hub, id, peers, new MemoryStorage(), { transport, snapshotEntries: 10, snapshotKeepEntries: 0 });
+    };
+    const nodes = await Promise.all([1, 2, 3].map((id) => start(id, [1, 2, 3])));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    for (let i = 0; i < 30; i++) await leader.member.propose(enc.encode(`v${i}`));
+    // A joiner behind the compacted log can only catch up from a snapshot.
+    const joiner = await start(4, []);
+    await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }], context: null });
+    const sent = transports.get(leader.member.id)!;
+    await waitFor('a snapshot for the joiner', () => sent.heldSnapshots.length > 0);
+    // Unreported, the snapshot is in flight: the leader sends no other while it waits.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sent.heldSnapshots.length).toBe(1);
+    expect(leader.member.status().progress!.get(4)!.state).toBe(ProgressState.Snapshot);
+    sent.settleSnapshot(false);
+    await waitFor('the lost snapshot sent again', () => sent.heldSnapshots.length > 0);
+    sent.settleSnapshot(true);
+    await waitFor('the joiner caught up', () => joiner.sm.items.length >= 30);
+    expect(joiner.sm.items.slice(0, 30)).toEqual(leader.sm.items.slice(0, 30));
   });
 
   it('a read barrier on a follower waits until it has applied what the leader committed', async () => {

@@ -1,6 +1,6 @@
 // Run the simulator over seeds:
 //   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
-//                           [--sabotage corrupt-apply|corrupt-storage|ignore-fsync|corrupt-mvcc|stale-reads] [--no-tick-catch-up]
+//                           [--sabotage corrupt-storage|ignore-fsync|corrupt-mvcc|stale-reads]
 //                           [--fault-phase-s S]   (override each seed's fault phase length)
 // Prints one line per seed; the first failure prints its seed and trace and exits 1. With
 // --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
@@ -63,7 +63,7 @@ function parseArgs(argv: string[]): CliArgs {
     else if (arg === '--worker') worker = true;
     else if (arg === '--sabotage') {
       const mode = argv[++i];
-      const modes = ['corrupt-apply', 'corrupt-storage', 'ignore-fsync', 'corrupt-mvcc', 'stale-reads'];
+      const modes = ['corrupt-storage', 'ignore-fsync', 'corrupt-mvcc', 'stale-reads'];
       if (!modes.includes(mode)) throw new Error(`--sabotage takes ${modes.join(', ')}, got ${mode}`);
       runOptions.sabotage = mode as Sabotage;
       runArgv.push(arg, mode);
@@ -71,21 +71,17 @@ function parseArgs(argv: string[]): CliArgs {
       const seconds = value();
       runOptions.faultPhaseMs = seconds * 1000;
       runArgv.push(arg, String(seconds));
-    } else if (arg === '--no-tick-catch-up') {
-      runOptions.tickCatchUp = false;
-      runArgv.push(arg);
-    }
-    else if (arg === '--seed-list') list = argv[++i].split(',').map(Number);
+    } else if (arg === '--seed-list') list = argv[++i].split(',').map(Number);
     else if (arg === '--') continue;
-    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose] [--jobs J] [--sabotage MODE] [--no-tick-catch-up] [--fault-phase-s S]`);
+    else throw new Error(`unknown argument ${arg}; usage: --seeds N [--from S] [--seed S] [--verbose] [--jobs J] [--sabotage MODE] [--fault-phase-s S]`);
   }
   const seeds = list ?? (single !== null ? [single] : Array.from({ length: count }, (_, i) => (from + i) >>> 0));
   return { seeds, verbose, runOptions, runArgv, jobs: Math.min(jobs, seeds.length), worker };
 }
 
-function runOne(seed: number, args: CliArgs): SeedReport {
+async function runOne(seed: number, args: CliArgs): Promise<SeedReport> {
   const started = performance.now();
-  const result = runSeed({ ...args.runOptions, seed, verbose: args.verbose });
+  const result = await runSeed({ ...args.runOptions, seed, verbose: args.verbose });
   return {
     seed,
     ok: result.ok,
@@ -117,12 +113,8 @@ async function runInProcess(args: CliArgs): Promise<number> {
   let simulatedMs = 0;
   let seedsRun = 0;
   for (const seed of args.seeds) {
-    const r = runOne(seed, args);
+    const r = await runOne(seed, args);
     seedsRun++;
-    // A seed runs synchronously; the in-memory backend's commits settle as promise reactions,
-    // and each pending one holds that seed's write buffer. Let them run before the next seed,
-    // or every seed's state stays reachable until the process ends.
-    await new Promise((resolve) => setImmediate(resolve));
     if (args.worker) {
       process.send!(r);
       if (!r.ok) return 1;

@@ -1,24 +1,25 @@
 // Simulated clients that record a history (test/check/history.ts) for the checkers: each
-// client runs one operation at a time against a random member — writes are proposed there
-// (a follower forwards them) and answered when that member applies them; linearizable reads
-// go through ReadIndex (or the lease, as the seed's Raft configuration says) and are answered
-// from the member's MVCC store once it has applied up to the read index. Watchers stream the
+// client runs one operation at a time against a random member, through the member's own API
+// (KvMember: put, deleteRange, txn, range) — writes are proposed there (a follower forwards
+// them) and answered when that member applied them; linearizable reads wait for the member's
+// ReadIndex barrier (or the lease, as the seed's Raft configuration says). Watchers stream the
 // history's prefix from a member's real watch hub and resume on a random member from the
-// revision after the last one they received when theirs crashes, restarts or replaces its
-// store with a snapshot, and now and then for no reason. All times are virtual; every choice
-// comes from the `history` stream, so a seed replays exactly.
+// revision after the last one they received when theirs crashes or restarts, and now and then
+// for no reason. All times are virtual; every choice comes from the `history` stream, so a
+// seed replays exactly.
 
 import type { FinalState, HistoryOp, OpInput, OpOutput, WatchEvent, WatchRecord } from '../check/history.ts';
 import { describeOp } from '../check/ops.ts';
 import { prefixRange } from '../../src/client/bytes.ts';
 import type { MvccStateMachine } from '../../src/mvcc/state-machine.ts';
-import { EventType, type WatchResponse } from '../../src/mvcc/types.ts';
+import { CompareResult, CompareTarget, EventType, type WatchResponse } from '../../src/mvcc/types.ts';
 import type { WatchStream } from '../../src/mvcc/watch-hub.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import { StateRole } from '../../src/raft/types.ts';
-import type { SimMember } from './member.ts';
+import { MemberError } from '../../src/server/member.ts';
+import type { SimHost } from './host.ts';
 import type { Prng } from './prng.ts';
-import { decodeText, encodeOpProposal, encodeText, type AppliedOp } from './state-machine.ts';
+import { decodeText, encodeText } from './text.ts';
 
 /** Every key the clients touch starts with this; nothing else in the simulation writes under it. */
 const historyPrefix = 'h/';
@@ -30,10 +31,8 @@ const opTimeoutMs = 500;
 /** Think time between a client's operations. */
 const thinkMsMin = 10;
 const thinkMsMax = 80;
-/** How often watchers check their connection and the watch hub catches up unsynced watchers. */
+/** How often watchers check their connection. */
 const watchPollMs = 25;
-/** Context prefix of the ReadIndex requests history reads make. */
-export const historyReadPrefix = 'hread ';
 
 export type HistoryEvent = { kind: 'client'; client: number } | { kind: 'timeout'; op: number } | { kind: 'watch-poll' };
 
@@ -41,27 +40,20 @@ export type HistoryEvent = { kind: 'client'; client: number } | { kind: 'timeout
 export interface RecorderHost {
   nowMs(): number;
   /** Members clients may talk to (running, not frozen), in creation order. */
-  runningMembers(): SimMember[];
+  runningMembers(): SimHost[];
   schedule(atMs: number, event: HistoryEvent): void;
-  /** Proposes a payload on `member`; false when the proposal was dropped at once (certainly failed). */
-  propose(member: SimMember, payload: string): boolean;
-  /** Issues a ReadIndex with context `ctx` on `member`; the ReadState comes to onReadState. */
-  readIndex(member: SimMember, ctx: string): void;
   trace(member: MemberId, text: string): void;
 }
 
 interface PendingOp {
   op: HistoryOp;
   member: MemberId;
-  incarnation: number;
-  /** For a read: the read index once its ReadState came. */
-  readIndex: number | null;
 }
 
 interface Watcher {
   record: WatchRecord;
   /** The connection: member, incarnation and store the stream lives on; null when not connected. */
-  conn: { member: SimMember; incarnation: number; mvcc: MvccStateMachine; stream: WatchStream } | null;
+  conn: { member: SimHost; incarnation: number; mvcc: MvccStateMachine; stream: WatchStream } | null;
   lastRevision: number;
 }
 
@@ -114,22 +106,19 @@ export class HistoryRecorder {
     const member = this.prng.pick(members);
     const input = this.pickInput(client);
     const op: HistoryOp = { id: this.nextOpId++, client, call: this.host.nowMs(), ret: Infinity, input, output: null };
-    if (input.f === 'get' || input.f === 'range') {
-      this.pending.set(op.id, { op, member: member.id, incarnation: member.incarnation, readIndex: null });
-      if (this.staleReads && member.role !== StateRole.Leader) {
-        this.host.trace(member.id, `SABOTAGE: read #${op.id} answered locally without ReadIndex`);
-        this.answerRead(op.id, member);
-        return;
-      }
-      this.host.readIndex(member, `${historyReadPrefix}${op.id}`);
-    } else {
-      if (!this.host.propose(member, encodeOpProposal({ id: op.id, input }))) {
-        // Refused before it could take effect: certainly failed, so not part of the history.
-        this.scheduleNext(client);
-        return;
-      }
-      this.pending.set(op.id, { op, member: member.id, incarnation: member.incarnation, readIndex: null });
+    this.pending.set(op.id, { op, member: member.id });
+    const stale = this.staleReads && member.role !== StateRole.Leader;
+    if (stale) this.host.trace(member.id, `SABOTAGE: read #${op.id} answered locally without ReadIndex`);
+    let answer: Promise<OpOutput>;
+    try {
+      answer = request(member, input, stale);
+    } catch (err) {
+      answer = Promise.reject(err);
     }
+    answer.then(
+      (output) => this.complete(op.id, output),
+      (err: Error) => this.failed(op.id, err),
+    );
     this.host.schedule(this.host.nowMs() + opTimeoutMs, { kind: 'timeout', op: op.id });
   }
 
@@ -151,7 +140,9 @@ export class HistoryRecorder {
   }
 
   private complete(id: number, output: OpOutput): void {
-    const p = this.pending.get(id)!;
+    const p = this.pending.get(id);
+    // The client gave up on it already (its outcome stays unknown).
+    if (p === undefined) return;
     this.pending.delete(id);
     p.op.ret = this.host.nowMs();
     p.op.output = output;
@@ -183,37 +174,20 @@ export class HistoryRecorder {
     if (p.op.input.f !== 'get' && p.op.input.f !== 'range') this.history.push(p.op);
   }
 
-  /** A member applied an entry: answer the write it carried if this member proposed it, and reads now due. */
-  onApplied(member: SimMember, applied: AppliedOp | null): void {
-    if (applied !== null) {
-      const p = this.pending.get(applied.id);
-      if (p !== undefined && this.isSameProcess(p, member)) this.complete(applied.id, applied.output);
-    }
-    this.answerDueReads(member);
-  }
-
-  onReadState(member: SimMember, ctx: string, index: number): void {
-    const id = Number(ctx.slice(historyReadPrefix.length));
+  /**
+   * The member refused the request. A proposal the driver dropped before it reached the log
+   * (etcd's "proposal dropped") or a request refused outright certainly failed: it is left out
+   * of the history. A timeout or a stop leaves a write's outcome unknown (and so does the
+   * "request timed out" of an entry a restarted member's store already held).
+   */
+  private failed(id: number, err: Error): void {
     const p = this.pending.get(id);
-    if (p === undefined || !this.isSameProcess(p, member)) return;
-    p.readIndex = index;
-    this.answerDueReads(member);
-  }
-
-  private answerDueReads(member: SimMember): void {
-    for (const [id, p] of this.pending) {
-      if (p.readIndex !== null && this.isSameProcess(p, member) && member.appliedIndex() >= p.readIndex) this.answerRead(id, member);
-    }
-  }
-
-  private answerRead(id: number, member: SimMember): void {
-    const input = this.pending.get(id)!.op.input as Extract<OpInput, { f: 'get' | 'range' }>;
-    this.complete(id, member.stateMachine().read(input));
-  }
-
-  /** The answer comes from the process the client talked to, not from one restarted since. */
-  private isSameProcess(p: PendingOp, member: SimMember): boolean {
-    return p.member === member.id && p.incarnation === member.incarnation && member.running;
+    if (p === undefined) return;
+    const certain = !/timed out/.test(err.message) && (!(err instanceof MemberError) || err.code === 'proposal-dropped');
+    this.host.trace(p.member, `#${id} failed: ${err.message}`);
+    if (certain) this.pending.delete(id);
+    else this.giveUp(p);
+    this.scheduleNext(p.op.client);
   }
 
   // ---- watchers ----
@@ -221,11 +195,10 @@ export class HistoryRecorder {
   private pollWatchers(): void {
     for (const w of this.watchers) {
       const c = w.conn;
-      const broken = c !== null && (!c.member.running || c.member.incarnation !== c.incarnation || c.member.stateMachine().mvcc !== c.mvcc);
+      const broken = c !== null && (!c.member.running || c.member.incarnation !== c.incarnation);
       if (broken || (c !== null && this.prng.chance(0.01))) this.disconnect(w, broken ? 'connection lost' : 'client reconnects');
+      // Watchers that are behind are caught up by the member itself, every tick.
       if (w.conn === null) this.connect(w);
-      // The server's periodic catch-up of watchers that are behind (etcd runs it every 100 ms).
-      if (w.conn !== null && this.host.nowMs() >= w.conn.member.pausedUntilMs) w.conn.mvcc.watchHub.syncWatchers();
     }
     this.host.schedule(this.host.nowMs() + watchPollMs, { kind: 'watch-poll' });
   }
@@ -234,7 +207,7 @@ export class HistoryRecorder {
     const members = this.host.runningMembers();
     if (members.length === 0) return;
     const member = this.prng.pick(members);
-    const mvcc = member.stateMachine().mvcc;
+    const mvcc = member.member().mvcc;
     // Every watch response becomes one element of `responses`.
     const stream = mvcc.watchHub.openStream({ send: (r) => this.onWatchResponse(w, r) });
     w.conn = { member, incarnation: member.incarnation, mvcc, stream };
@@ -275,9 +248,50 @@ export class HistoryRecorder {
   }
 
   /** The history's keys as `member` holds them now. */
-  static finalState(member: SimMember): FinalState {
-    const read = member.stateMachine().read({ f: 'range', prefix: historyPrefix });
-    if (read.f !== 'range') throw new Error('final state: a range read answered with a non-range');
-    return { member: `m${member.id}`, revision: read.revision, kvs: read.kvs };
+  static finalState(member: SimHost): FinalState {
+    const r = member.member().mvcc.range({ ...prefixRange(encodeText(historyPrefix)), serializable: true });
+    const kvs: Record<string, string> = {};
+    for (const kv of r.kvs) kvs[decodeText(kv.key)] = decodeText(kv.value);
+    return { member: `m${member.id}`, revision: r.header.revision, kvs };
+  }
+}
+
+/**
+ * One client operation through the member's own API, as etcd's clients make it. `stale`: a
+ * serializable read (the stale-reads sabotage), answered from the member's store as it is.
+ */
+async function request(member: SimHost, input: OpInput, stale: boolean): Promise<OpOutput> {
+  const kv = member.member();
+  const key = input.f === 'range' ? null : encodeText(input.key);
+  switch (input.f) {
+    case 'get': {
+      const r = await kv.range({ key: key!, serializable: stale });
+      const found = r.kvs[0];
+      return { f: 'get', value: found === undefined ? null : decodeText(found.value), revision: r.header.revision };
+    }
+    case 'range': {
+      const r = await kv.range({ ...prefixRange(encodeText(input.prefix)), serializable: stale });
+      const kvs: Record<string, string> = {};
+      for (const found of r.kvs) kvs[decodeText(found.key)] = decodeText(found.value);
+      return { f: 'range', kvs, revision: r.header.revision };
+    }
+    case 'put': {
+      const r = await kv.put({ key: key!, value: encodeText(input.value) });
+      return { f: 'put', revision: r.header.revision };
+    }
+    case 'delete': {
+      const r = await kv.deleteRange({ key: key! });
+      return { f: 'delete', deleted: r.deleted, revision: r.header.revision };
+    }
+    case 'cas': {
+      // etcd's idiom: compare the value (or, for "absent", version 0), put on success, get on failure.
+      const compare =
+        input.expected === null
+          ? { result: CompareResult.EQUAL, target: CompareTarget.VERSION, key: key!, version: 0 }
+          : { result: CompareResult.EQUAL, target: CompareTarget.VALUE, key: key!, value: encodeText(input.expected) };
+      const r = await kv.txn({ compare: [compare], success: [{ requestPut: { key: key!, value: encodeText(input.value) } }], failure: [{ requestRange: { key: key! } }] });
+      const read = !r.succeeded && 'responseRange' in r.responses[0] ? r.responses[0].responseRange.kvs[0] : undefined;
+      return { f: 'cas', succeeded: r.succeeded, value: read === undefined ? null : decodeText(read.value), revision: r.header.revision };
+    }
   }
 }

@@ -3,7 +3,7 @@
 // cut. A link is checked both when a message is sent and when it would arrive, so a partition
 // also swallows what was in flight.
 
-import type { Message, MemberId } from '../../src/raft/types.ts';
+import { MessageType, type Message, type MemberId } from '../../src/raft/types.ts';
 import type { Prng } from './prng.ts';
 
 export interface LinkConditions {
@@ -58,7 +58,10 @@ export class SimNetwork {
       return;
     }
     this.schedule(nowMs + this.latencyMs(), sender, copyMessage(message));
-    if (this.prng.chance(c.duplicateProbability)) {
+    // A forwarded proposal is not duplicated: the member has no client sessions (neither has
+    // etcd), so a second copy would be appended and applied twice. The real transports (TCP,
+    // WebRTC's reliable channels) never duplicate; Raft's own messages still are, here.
+    if (message.type !== MessageType.Prop && message.type !== MessageType.ForwardProp && this.prng.chance(c.duplicateProbability)) {
       this.observe('duplicate', message, '');
       this.schedule(nowMs + this.latencyMs(), sender, copyMessage(message));
     }
@@ -78,6 +81,18 @@ export class SimNetwork {
   blockBoth(a: MemberId, b: MemberId): void {
     this.block(a, b);
     this.block(b, a);
+  }
+
+  heal(from: MemberId, to: MemberId): void {
+    this.blockedLinks.delete(`${from}>${to}`);
+  }
+
+  /** Heals every link to and from `member`. */
+  healMember(member: MemberId): void {
+    for (const link of [...this.blockedLinks]) {
+      const [from, to] = link.split('>').map(Number);
+      if (from === member || to === member) this.blockedLinks.delete(link);
+    }
   }
 
   healAll(): void {

@@ -4,11 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import { Prng } from './prng.ts';
 import { EventQueue } from './event-queue.ts';
-import { SimStorage } from './storage.ts';
+import { SimDisk, SimStorage } from './seams.ts';
 import { SimNetwork } from './network.ts';
-import { KvStateMachine, encodeOpProposal, type OpProposal } from './state-machine.ts';
-import { EntryType, MessageType, emptyConfState, newMessage } from '../../src/raft/types.ts';
-import type { Entry, Message, Snapshot } from '../../src/raft/types.ts';
+import { EntryType, MessageType, newMessage } from '../../src/raft/types.ts';
+import type { Entry, Message } from '../../src/raft/types.ts';
+import type { PersistBatch } from '../../src/seams.ts';
+import { storageCompliance } from '../storage/compliance.ts';
 
 const entry = (index: number, term: number, text = `e${index}`): Entry => ({
   index,
@@ -16,11 +17,6 @@ const entry = (index: number, term: number, text = `e${index}`): Entry => ({
   type: EntryType.Normal,
   data: new TextEncoder().encode(text),
 });
-const snapshot = (index: number, term: number): Snapshot => ({
-  metadata: { index, term, confState: { ...emptyConfState(), voters: [1, 2, 3] } },
-  data: new Uint8Array(0),
-});
-
 describe('Prng', () => {
   it('replays a seed and keeps sub-streams independent of each other', () => {
     const a = Prng.derive(7, 'network');
@@ -61,37 +57,35 @@ describe('EventQueue', () => {
   });
 });
 
-describe('SimStorage', () => {
-  it('replaces entries at the same or later indexes', () => {
-    const s = new SimStorage();
-    s.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null }, true);
-    s.save({ hardState: null, entries: [entry(2, 2, 'new')], snapshot: null }, true);
+storageCompliance('sim disk', async () => {
+  // One disk across incarnations; a reopen after close() keeps what was written, as a restart does.
+  const disk = new SimDisk();
+  return {
+    async open() {
+      return new SimStorage(disk);
+    },
+    async cleanup() {},
+  };
+});
+
+describe('SimDisk and SimStorage', () => {
+  const save = (s: SimDisk, parts: Partial<PersistBatch>, sync = true) => s.applyBatch({ hardState: null, entries: [], snapshot: null, ...parts }, sync);
+
+  it('replaces entries at the same or later indexes, and refuses a gap with the adapters\' error', () => {
+    const s = new SimDisk();
+    save(s, { hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)] });
+    save(s, { entries: [entry(2, 2, 'new')] });
     expect(s.lastIndex()).toBe(2);
     expect(s.term(2)).toBe(2);
     expect(s.entry(3)).toBeNull();
-    expect(() => s.save({ hardState: null, entries: [entry(5, 2)], snapshot: null }, true)).toThrow(/log ends at 2/);
-  });
-
-  it('keeps entries after its own snapshot, and drops the whole log for a received one', () => {
-    const own = new SimStorage();
-    own.save({ hardState: { term: 1, vote: 0, commit: 3 }, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null }, true);
-    own.saveSnapshot(snapshot(2, 1));
-    expect(own.snapshotIndex()).toBe(2);
-    expect(own.entry(2)).toBeNull();
-    expect(own.entry(3)?.term).toBe(1);
-
-    const received = new SimStorage();
-    received.save({ hardState: null, entries: [entry(1, 1), entry(2, 1), entry(3, 1)], snapshot: null }, true);
-    received.save({ hardState: null, entries: [], snapshot: snapshot(2, 4) }, true);
-    expect(received.lastIndex()).toBe(2);
-    expect(received.term(2)).toBe(4);
-    expect(received.persistedHardState().commit).toBe(2);
+    expect(() => save(s, { entries: [entry(5, 2)] })).toThrow(/would leave a gap after the last stored index 2/);
+    expect(s.lastIndex()).toBe(2);
   });
 
   it('a crash may lose what was saved without a sync, never what was synced', () => {
-    const s = new SimStorage();
-    s.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: [entry(1, 2)], snapshot: null }, true);
-    s.save({ hardState: { term: 2, vote: 1, commit: 1 }, entries: [], snapshot: null }, false);
+    const s = new SimDisk();
+    save(s, { hardState: { term: 2, vote: 1, commit: 0 }, entries: [entry(1, 2)] });
+    save(s, { hardState: { term: 2, vote: 1, commit: 1 } }, false);
     expect(s.crash(false)).toBe(false);
     expect(s.persistedHardState().commit).toBe(1);
     expect(s.crash(true)).toBe(true);
@@ -100,13 +94,22 @@ describe('SimStorage', () => {
     expect(s.crash(true)).toBe(false);
   });
 
-  it('hands out copies: a restart cannot see later in-memory changes', () => {
-    const s = new SimStorage();
-    s.save({ hardState: { term: 2, vote: 1, commit: 1 }, entries: [entry(1, 2)], snapshot: null }, true);
-    const loaded = s.load();
-    s.save({ hardState: { term: 3, vote: 2, commit: 1 }, entries: [entry(2, 3)], snapshot: null }, true);
-    expect(loaded.hardState.term).toBe(2);
-    expect(loaded.entries.length).toBe(1);
+  it('a write lands only when the simulated disk completes it; one never completed is lost', async () => {
+    const disk = new SimDisk();
+    let complete: (() => void) | null = null;
+    const storage = new SimStorage(disk, { writeLatencyMs: () => 5, after: () => new Promise<void>((resolve) => (complete = resolve)) });
+    const saved = storage.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1)], snapshot: null }, true);
+    await Promise.resolve();
+    expect(disk.lastIndex()).toBe(0);
+    complete!();
+    await saved;
+    expect(disk.lastIndex()).toBe(1);
+    // A bad batch is refused at once, before any time passes.
+    await expect(storage.save({ hardState: null, entries: [entry(3, 1)], snapshot: null }, true)).rejects.toThrow(/gap/);
+    // A crashed process's write never completes: nothing lands.
+    void storage.save({ hardState: null, entries: [entry(2, 1)], snapshot: null }, true);
+    expect(disk.crash(true)).toBe(false);
+    expect(disk.lastIndex()).toBe(1);
   });
 });
 
@@ -139,34 +142,5 @@ describe('SimNetwork', () => {
     expect(drops).toEqual(['link cut in flight', 'link cut']);
     net.healAll();
     expect(net.admits(1, delivered[0].message)).toBe(true);
-  });
-});
-
-describe('KvStateMachine client operations', () => {
-  const op = (id: number, input: OpProposal['input']) => encodeOpProposal({ id, input });
-
-  it('applies put, delete and CAS through the MVCC store with etcd revisions, each operation once', () => {
-    const sm = new KvStateMachine();
-    expect(sm.apply(1, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }))).toEqual({ id: 1, output: { f: 'put', revision: 2 } });
-    // The same operation appended twice (a duplicated forward) takes effect once.
-    expect(sm.apply(2, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }))).toBeNull();
-    expect(sm.apply(3, 1, op(2, { f: 'cas', key: 'h/a', expected: 'y', value: 'z' }))).toEqual({ id: 2, output: { f: 'cas', succeeded: false, value: 'x', revision: 2 } });
-    expect(sm.apply(4, 1, op(3, { f: 'cas', key: 'h/a', expected: 'x', value: 'z' }))).toEqual({ id: 3, output: { f: 'cas', succeeded: true, value: null, revision: 3 } });
-    expect(sm.apply(5, 1, op(4, { f: 'cas', key: 'h/b', expected: null, value: 'n' }))).toEqual({ id: 4, output: { f: 'cas', succeeded: true, value: null, revision: 4 } });
-    expect(sm.apply(6, 1, op(5, { f: 'delete', key: 'h/a' }))).toEqual({ id: 5, output: { f: 'delete', deleted: 1, revision: 5 } });
-    expect(sm.apply(7, 1, op(6, { f: 'delete', key: 'h/a' }))).toEqual({ id: 6, output: { f: 'delete', deleted: 0, revision: 5 } });
-    expect(sm.read({ f: 'get', key: 'h/a' })).toEqual({ f: 'get', value: null, revision: 5 });
-    expect(sm.read({ f: 'range', prefix: 'h/' })).toEqual({ f: 'range', kvs: { 'h/b': 'n' }, revision: 5 });
-    // A corrupted payload is not an operation: it only advances the index.
-    expect(sm.apply(8, 1, `${op(7, { f: 'put', key: 'h/c', value: 'v' })}-corrupt`)).toBeNull();
-  });
-
-  it('remembers applied operations across a snapshot', () => {
-    const sm = new KvStateMachine();
-    sm.apply(1, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }));
-    const restored = new KvStateMachine();
-    restored.restore(sm.snapshotData(), 1);
-    expect(restored.apply(2, 1, op(1, { f: 'put', key: 'h/a', value: 'x' }))).toBeNull();
-    expect(restored.read({ f: 'get', key: 'h/a' })).toEqual({ f: 'get', value: 'x', revision: 2 });
   });
 });

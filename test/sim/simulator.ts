@@ -6,27 +6,28 @@
 // configuration within a bounded virtual time.
 
 import { ReadOnlyOption } from '../../src/raft/config.ts';
-import type { RaftConfig } from '../../src/raft/config.ts';
-import { encodeConfChange } from '../../src/raft/confchange.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange-types.ts';
-import type { ConfChange, ConfChangeSingle } from '../../src/raft/confchange-types.ts';
+import type { ConfChange } from '../../src/raft/confchange-types.ts';
 import { MessageType, StateRole, isLocalMessage } from '../../src/raft/types.ts';
-import type { MemberId, Message, ReadState } from '../../src/raft/types.ts';
+import type { MemberId, Message } from '../../src/raft/types.ts';
+import type { MemberRecord } from '../../src/server/member-table.ts';
 import { Prng } from './prng.ts';
 import { EventQueue } from './event-queue.ts';
 import { SimNetwork, calmConditions } from './network.ts';
 import type { LinkConditions } from './network.ts';
 import { nodeVotersAreQuorum, tabMayVote } from '../../src/server/vote-policy.ts';
 import { SafetyChecker, SimFailure, confMembers, describeConfState } from './checker.ts';
-import { SimMember, describeConfChange, throttledTickIntervalMs } from './member.ts';
+import { SimHost, describeConfChange, throttledTickIntervalMs, type BackendMode, type HostEnvironment } from './host.ts';
+import type { SimTimer, TransportHost } from './seams.ts';
+import type { DeliveryReport } from '../../src/seams.ts';
 import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
-import { decodeText, encodeText, type AppliedOp } from './state-machine.ts';
-import { HistoryRecorder, historyReadPrefix, type HistoryEvent } from './history-recorder.ts';
+import { encodeText } from './text.ts';
+import { HistoryRecorder, type HistoryEvent } from './history-recorder.ts';
 import { checkDurability, checkLinearizable, checkWatches, formatResult, type CheckResult, type HistoryOp, type WatchRecord } from '../check/index.ts';
 
 /** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
-export type Sabotage = 'corrupt-storage' | 'corrupt-apply' | 'ignore-fsync' | 'corrupt-mvcc' | 'stale-reads';
+export type Sabotage = 'corrupt-storage' | 'ignore-fsync' | 'corrupt-mvcc' | 'stale-reads';
 
 export interface SimOptions {
   seed: number;
@@ -36,12 +37,6 @@ export interface SimOptions {
   faultPhaseMs?: number;
   sabotage?: Sabotage | null;
   traceEventsMax?: number;
-  /**
-   * Whether the member driver catches up ticks from the clock before every input (default
-   * true). False drives one tick per timer firing, as src/server/member.ts does today, which
-   * makes lease-based reads stale on a throttled leader (sim docs: core issue 5).
-   */
-  tickCatchUp?: boolean;
 }
 
 export interface SimResult {
@@ -113,12 +108,10 @@ if (!(livenessProbeIntervalMs < electionTimeoutMs && electionTimeoutMs < livenes
 if (!(votersMin < membersMax)) throw new Error(`simulator bounds: votersMin ${votersMin} must be below membersMax ${membersMax}`);
 
 type SimEvent =
-  | { kind: 'tick'; member: MemberId; incarnation: number }
-  | { kind: 'write-completed'; member: MemberId; incarnation: number }
+  | { kind: 'timer'; host: SimHost; incarnation: number; timer: SimTimer }
+  | { kind: 'resume'; host: SimHost; incarnation: number; resolve: () => void }
   | { kind: 'deliver'; sender: MemberId; message: Message }
-  | { kind: 'report-snapshot'; leader: MemberId; to: MemberId; failed: boolean }
-  | { kind: 'report-unreachable'; leader: MemberId; to: MemberId }
-  | { kind: 'retire'; member: MemberId }
+  | { kind: 'report'; member: MemberId; report: DeliveryReport }
   | { kind: 'wake'; member: MemberId }
   | { kind: 'restart'; member: MemberId }
   | { kind: 'client' }
@@ -129,14 +122,25 @@ type SimEvent =
   | { kind: 'membership' }
   | { kind: 'tabs-vanish' }
   | { kind: 'tab-joins' }
+  | { kind: 'tab-asks'; member: MemberId }
   | { kind: 'transfer' }
   | { kind: 'sabotage' }
   | { kind: 'history'; event: HistoryEvent }
   | { kind: 'heal' }
   | { kind: 'probe' };
 
-export function runSeed(options: SimOptions): SimResult {
+/** Runs one seed. The members are real and asynchronous; the simulation settles their promises between events. */
+export function runSeed(options: SimOptions): Promise<SimResult> {
   return new Simulation(options).run();
+}
+
+/**
+ * Lets every promise reaction the last event set off run, before the next event: setImmediate
+ * callbacks run only once the microtask queue is empty, and nothing but the simulation
+ * schedules macrotasks (the members' timers are virtual), so the order is the seed's alone.
+ */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 class Simulation {
@@ -146,10 +150,12 @@ class Simulation {
   private readonly trace: Trace;
   private readonly checker = new SafetyChecker();
   private readonly network: SimNetwork;
-  private readonly members = new Map<MemberId, SimMember>();
+  private readonly hosts = new Map<MemberId, SimHost>();
   /** Member ids in creation order: iteration never depends on anything but the seed. */
   private readonly memberIds: MemberId[] = [];
   private nextMemberId = 1;
+  /** The first failure, wherever it was detected (a checker inside a member's promise chain, too). */
+  private failure: SimFailure | null = null;
 
   private readonly setupPrng: Prng;
   private readonly faultPrng: Prng;
@@ -171,21 +177,25 @@ class Simulation {
    */
   private readonly removedMembersLinger: boolean;
   /**
-   * Browser tabs among the members (vote-policy.ts): some joiners are tabs, the founders are
-   * Node members. With `tabsMayOutvote` off (most seeds), a tab learner is never promoted while
-   * a Node member votes, and every so often all tabs vanish at once (a browser killed): the
-   * checker then asserts that the Node voters alone were a quorum of every running member's
-   * configuration. With it on, tabs are promoted like any learner, and vanishing may cost the
-   * quorum until they come back, which the liveness check after the heal covers.
+   * Browser tabs among the members: `webrtc://` members that join through AutoMembership (the
+   * leader adds them as learners and promotes them as the vote policy allows) and vanish
+   * together every so often (a browser killed). With `tabsMayOutvote` off (most seeds), the
+   * checker asserts at every vanishing that the Node voters alone were a quorum of every running
+   * member's configuration. With it on, vanishing may cost the quorum until they come back,
+   * which the liveness check after the heal covers.
    */
   private readonly tabIds = new Set<MemberId>();
   private readonly tabsPrng: Prng;
   private readonly tabsMayOutvote: boolean;
+  private readonly tabGraceMs: number;
   private tabVanishings = 0;
   private readonly diskMode: 'sync' | 'fast' | 'slow';
+  private readonly backendMode: BackendMode;
   private readonly faultPhaseMs: number;
   private readonly snapshotEveryEntries: number;
+  private readonly snapshotKeepEntries: number;
   private readonly clusterShape: string;
+  private readonly initialMembers: MemberRecord[] = [];
 
   private healed = false;
   private livenessDone = false;
@@ -195,21 +205,21 @@ class Simulation {
   private snapshotsSent = 0;
   private crashes = 0;
   private proposalsIssued = 0;
-  private readsIssued = 0;
   private readsServed = 0;
-  private readonly pendingReads = new Map<string, { member: MemberId; commitAtIssue: number }>();
-  private confChangeProposedAtMs = -Infinity;
-  private confChangesAppliedAtProposal = 0;
+  /** A membership change is in flight until then (or until its promise settles). */
+  private confChangeBusyUntilMs = 0;
+  private confChangesAccepted = 0;
   private readonly retired = new Set<MemberId>();
   /** Events held for frozen members, in arrival order. */
   private readonly frozenEvents = new Map<MemberId, SimEvent[]>();
-  /** Liveness markers proposed after the heal, and who has applied each. */
-  private readonly markerAppliedBy = new Map<string, Set<MemberId>>();
+  /** Liveness markers put after the heal: the key of the latest, once its put was accepted. */
+  private markerKey: string | null = null;
   private markerProposedAtMs = -Infinity;
   private markersIssued = 0;
   private healAtMs = 0;
   /** Clients and watchers whose history the checkers of test/check judge at the end. */
   private readonly recorder: HistoryRecorder;
+  private readonly hostEnv: HostEnvironment;
 
   constructor(private readonly options: SimOptions) {
     this.seed = options.seed >>> 0;
@@ -234,6 +244,7 @@ class Simulation {
     this.snapshotEveryEntries = s.range(20, 120);
     this.faultPhaseMs = options.faultPhaseMs ?? s.range(100, 300) * electionTimeoutMs;
     const voters = s.pick([3, 3, 5]);
+    this.snapshotKeepEntries = s.pick([0, 2, 10]);
     // Byte bounds come from their own stream so that adding them left the other choices alone.
     const flow = Prng.derive(this.seed, 'flow');
     this.inflightBytesMax = flow.pick([0, 0, 512, 4096]);
@@ -241,34 +252,54 @@ class Simulation {
     this.removedMembersLinger = Prng.derive(this.seed, 'membership').chance(0.5);
     this.tabsPrng = Prng.derive(this.seed, 'tabs');
     this.tabsMayOutvote = this.tabsPrng.chance(0.25);
+    this.tabGraceMs = this.tabsPrng.range(2000, 8000);
     this.diskMode = Prng.derive(this.seed, 'disk').pick(['sync', 'fast', 'slow'] as const);
+    this.backendMode = Prng.derive(this.seed, 'backend').pick(['memory', 'async', 'persistent'] as const);
     this.clusterShape =
       `${voters} voters, preVote=${this.preVote} checkQuorum=${this.checkQuorum} reads=${this.readOnlyOption} heartbeat=${this.heartbeatTicks}t ` +
       `election=${electionTicks}t messageBytesMax=${this.messageBytesMax} inflight=${this.inflightMessagesMax} ` +
       `inflightBytes=${this.inflightBytesMax} uncommittedBytes=${this.uncommittedBytesMax} ` +
-      `snapshotEvery=${this.snapshotEveryEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} faultPhase=${this.faultPhaseMs}ms ` +
-      `tabsMayOutvote=${this.tabsMayOutvote}`;
+      `snapshotEvery=${this.snapshotEveryEntries} keep=${this.snapshotKeepEntries} removedLinger=${this.removedMembersLinger} disk=${this.diskMode} backend=${this.backendMode} faultPhase=${this.faultPhaseMs}ms ` +
+      `tabsMayOutvote=${this.tabsMayOutvote} tabGrace=${this.tabGraceMs}ms`;
     this.recorder = new HistoryRecorder(
       {
         nowMs: () => this.nowMs,
         runningMembers: () => this.runningMembers(),
         schedule: (atMs, event) => this.queue.push(atMs, { kind: 'history', event }),
-        propose: (member, payload) => this.propose(member, payload),
-        readIndex: (member, ctx) => this.issueReadIndex(member, ctx),
         trace: (member, text) => this.trace.add(this.nowMs, 'history', member, text),
       },
       Prng.derive(this.seed, 'history'),
     );
+    const transportHost: TransportHost = {
+      send: (from, messages) => this.send(from, messages),
+      block: (from, to) => this.network.block(from, to),
+      heal: (from, to) => this.network.heal(from, to),
+      healAll: (member) => this.network.healMember(member),
+      isBlocked: (from, to) => this.network.isBlocked(from, to),
+    };
+    this.hostEnv = {
+      nowMs: () => this.nowMs,
+      trace: this.trace,
+      checker: this.checker,
+      transportHost,
+      scheduleTimer: (atMs, host, incarnation, timer) => this.queue.push(atMs, { kind: 'timer', host, incarnation, timer }),
+      after: (host, incarnation, ms) => new Promise((resolve) => this.queue.push(this.nowMs + ms, { kind: 'resume', host, incarnation, resolve })),
+      diskLatencyMs: (host) => this.diskLatencyMs(host.id),
+      backendLatencyMs: (host) => this.backendLatencyMs(host.id),
+      onRemoved: (ids, by) => this.onRemoved(ids, by),
+      onDied: (host, message) => this.fail(new SimFailure('member died', `m${host.id}: ${message}`)),
+      fail: (err) => this.fail(err),
+    };
     const peers: MemberId[] = [];
     for (let i = 0; i < voters; i++) peers.push(this.nextMemberId++);
-    for (const id of peers) this.addMember(id, peers);
+    for (const id of peers) this.initialMembers.push({ id, name: `node${id}`, peerURLs: [nodePeerUrl(id)], clientURLs: [], isLearner: false });
+    for (const id of peers) this.addHost(id, peers, false);
   }
 
-  run(): SimResult {
-    let failure: SimFailure | null = null;
+  async run(): Promise<SimResult> {
     try {
       this.trace.add(0, 'phase', 0, `seed ${this.seed}: ${this.clusterShape}`);
-      for (const id of this.memberIds) this.startMember(this.members.get(id)!);
+      for (const id of this.memberIds) this.startMember(this.hosts.get(id)!);
       this.queue.push(this.workloadPrng.range(1, 20), { kind: 'client' });
       this.queue.push(this.workloadPrng.range(1, 50), { kind: 'read' });
       this.queue.push(this.faultPrng.range(200, 1000), { kind: 'fault' });
@@ -280,20 +311,26 @@ class Simulation {
       this.recorder.start();
       if (this.options.sabotage) this.queue.push(Math.floor(this.faultPhaseMs / 3), { kind: 'sabotage' });
       this.queue.push(this.faultPhaseMs, { kind: 'heal' });
+      await settle();
       while (!this.livenessDone) {
+        if (this.failure) throw this.failure;
         const next = this.queue.pop();
         if (!next) throw new SimFailure('simulator', 'the event queue ran dry');
         this.nowMs = next.timeMs;
         if (this.healed && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
         this.handle(next.payload);
+        await settle();
       }
+      if (this.failure) throw this.failure;
     } catch (err) {
-      failure =
-        err instanceof SimFailure
-          ? err
-          : new SimFailure('exception', `${(err as Error).stack ?? String(err)}`);
-      this.trace.add(this.nowMs, 'check', 0, `FAILED ${failure.message.split('\n')[0]}`);
+      this.fail(err);
+      this.trace.add(this.nowMs, 'check', 0, `FAILED ${this.failure!.message.split('\n')[0]}`);
     }
+    const failure = this.failure;
+    const memberStates = this.describeMembers();
+    const recentEvents = this.trace.recent();
+    // Nothing of this seed may run on after it: stop every member's timers and transports.
+    for (const id of this.memberIds) this.hosts.get(id)!.abandon();
     return {
       seed: this.seed,
       ok: failure === null,
@@ -317,86 +354,99 @@ class Simulation {
       watches: this.recorder.watchRecords,
       traceDigest: this.trace.digest(),
       historyDigest: this.checker.historyDigest(),
-      recentEvents: this.trace.recent(),
-      memberStates: this.describeMembers(),
+      recentEvents,
+      memberStates,
       clusterShape: this.clusterShape,
     };
   }
 
+  /** Keeps the first failure; anything that is not a SimFailure is an exception with its stack. */
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    this.failure = err instanceof SimFailure ? err : new SimFailure('exception', `${(err as Error).stack ?? String(err)}`);
+  }
+
   // ---- members ----
 
-  private addMember(id: MemberId, bootstrapPeers: MemberId[]): SimMember {
+  private addHost(id: MemberId, peers: MemberId[], tab: boolean): SimHost {
     const raftPrng = Prng.derive(this.seed, `raft-${id}`);
-    const raftConfig: RaftConfig = {
-      id,
-      electionTicks,
-      heartbeatTicks: this.heartbeatTicks,
-      random: () => raftPrng.next(),
-      preVote: this.preVote,
-      checkQuorum: this.checkQuorum,
-      readOnlyOption: this.readOnlyOption,
-      messageBytesMax: this.messageBytesMax,
-      inflightMessagesMax: this.inflightMessagesMax,
-      inflightBytesMax: this.inflightBytesMax,
-      uncommittedBytesMax: this.uncommittedBytesMax,
-      logger: {
-        debug: () => {},
-        info: (msg) => this.trace.add(this.nowMs, 'log', id, msg),
-        warn: (msg) => this.trace.add(this.nowMs, 'log', id, `WARN ${msg}`),
-      },
-    };
-    const member = new SimMember(
+    const host = new SimHost(
       {
         id,
-        bootstrapPeers,
-        raftConfig,
-        // Clock drift: each member's tick period differs slightly from the nominal one.
-        tickIntervalMs: tickMs + this.clockPrng.pick([-1, 0, 0, 0, 1]),
-        snapshotEveryEntries: this.snapshotEveryEntries,
-        snapshotKeepEntries: this.setupPrng.pick([0, 2, 10]),
-        tickCatchUp: this.options.tickCatchUp ?? true,
-        diskLatencyMs: this.diskLatency(id),
+        peers,
+        initialMembers: this.initialMembers,
+        tab,
+        tickMs,
+        electionTicks,
+        heartbeatTicks: this.heartbeatTicks,
+        snapshotEntries: this.snapshotEveryEntries,
+        snapshotKeepEntries: this.snapshotKeepEntries,
+        raft: {
+          preVote: this.preVote,
+          checkQuorum: this.checkQuorum,
+          readOnlyOption: this.readOnlyOption,
+          messageBytesMax: this.messageBytesMax,
+          inflightMessagesMax: this.inflightMessagesMax,
+          inflightBytesMax: this.inflightBytesMax,
+          uncommittedBytesMax: this.uncommittedBytesMax,
+        },
+        // Clock drift: each member's timers fire slightly off the nominal period.
+        timerDriftMs: this.clockPrng.pick([-1, 0, 0, 0, 1]),
+        random: () => raftPrng.next(),
+        tabGraceMs: this.tabGraceMs,
+        tabsMayOutvote: this.tabsMayOutvote,
+        backend: this.backendMode,
       },
-      {
-        nowMs: () => this.nowMs,
-        trace: this.trace,
-        checker: this.checker,
-        send: (messages) => this.send(id, messages),
-        onReadState: (m, rs) => this.onReadState(m, rs),
-        onRemoved: (ids, by) => this.onRemoved(ids, by),
-        onApplied: (m, payload, op) => this.onApplied(m, payload, op),
-        scheduleWriteCompleted: (m, atMs) => this.queue.push(atMs, { kind: 'write-completed', member: m.id, incarnation: m.incarnation }),
-      },
+      this.hostEnv,
     );
-    this.members.set(id, member);
+    if (tab) this.tabIds.add(id);
+    this.hosts.set(id, host);
     this.memberIds.push(id);
-    return member;
+    return host;
   }
 
   /**
-   * How long each of member `id`'s Ready writes takes. A third of the seeds use a synchronous
-   * disk; the others a fast one (1–3 ms) or a slow one (1–20 ms, now and then a 100–300 ms
-   * fsync stall, until the heal), during which the member keeps stepping messages and ticking.
+   * How long each of member `id`'s disk writes takes. A third of the seeds use a disk that
+   * completes at once; the others a fast one (1–3 ms) or a slow one (1–20 ms, now and then a
+   * 100–300 ms fsync stall, until the heal), during which the member keeps stepping messages
+   * and ticking.
    */
-  private diskLatency(id: MemberId): (nowMs: number) => number {
-    if (this.diskMode === 'sync') return () => 0;
-    const disk = Prng.derive(this.seed, `disk-${id}`);
-    if (this.diskMode === 'fast') return () => disk.range(1, 3);
+  private diskLatencyMs(id: MemberId): number {
+    if (this.diskMode === 'sync') return 0;
+    const disk = this.diskPrngs.get(id) ?? Prng.derive(this.seed, `disk-${id}`);
+    this.diskPrngs.set(id, disk);
+    if (this.diskMode === 'fast') return disk.range(1, 3);
     // After the heal the disk is healthy too: stalls longer than an election timeout hold back
     // every message (they go out only after the write), so leadership cannot settle.
-    return () => (this.healed ? disk.range(1, 3) : disk.chance(0.02) ? disk.range(100, 300) : disk.range(1, 20));
+    return this.healed ? disk.range(1, 3) : disk.chance(0.02) ? disk.range(100, 300) : disk.range(1, 20);
   }
 
-  private startMember(member: SimMember): void {
+  private readonly diskPrngs = new Map<MemberId, Prng>();
+
+  /**
+   * Backend commits land 1–5 ms after the call, now and then 20–200 ms (a slow LMDB sync), until
+   * the heal. A member snapshotting on a persistent backend waits for it inside its Ready loop
+   * (durableAt), sending nothing meanwhile, so stalls cost leadership like fsync stalls do (seed
+   * 205: a leader applying 380 entries stalled past the liveness budget).
+   */
+  private backendLatencyMs(id: MemberId): number {
+    const p = this.backendPrngs.get(id) ?? Prng.derive(this.seed, `backend-${id}`);
+    this.backendPrngs.set(id, p);
+    if (this.healed) return p.range(1, 5);
+    return p.chance(0.02) ? p.range(20, 200) : p.range(1, 5);
+  }
+
+  private readonly backendPrngs = new Map<MemberId, Prng>();
+
+  private startMember(host: SimHost): void {
     // A new process: a freeze of the old one, and what it held, are gone.
-    member.pausedUntilMs = 0;
-    this.frozenEvents.delete(member.id);
-    member.start();
-    member.nextTickMs = this.nowMs + this.clockPrng.range(1, member.tickIntervalMs(this.nowMs));
-    this.queue.push(member.nextTickMs, { kind: 'tick', member: member.id, incarnation: member.incarnation });
+    host.pausedUntilMs = 0;
+    this.frozenEvents.delete(host.id);
+    host.start().catch((err) => this.fail(err));
+    if (host.tab) this.queue.push(this.nowMs + 1, { kind: 'tab-asks', member: host.id });
   }
 
-  /** Holds an event for a frozen member: its socket and timers wait until it wakes up. */
+  /** Holds an event for a frozen member: its socket, timers and disk completions wait until it wakes up. */
   private defer(member: MemberId, e: SimEvent): void {
     const held = this.frozenEvents.get(member);
     if (held) held.push(e);
@@ -404,7 +454,7 @@ class Simulation {
   }
 
   /** Ends a freeze (when it runs out, or at the heal) and releases what waited, in order. */
-  private wake(m: SimMember): void {
+  private wake(m: SimHost): void {
     m.pausedUntilMs = Math.min(m.pausedUntilMs, this.nowMs);
     const held = this.frozenEvents.get(m.id);
     if (!held) return;
@@ -412,26 +462,30 @@ class Simulation {
     for (const e of held) this.queue.push(this.nowMs, e);
   }
 
+  private frozen(m: SimHost): boolean {
+    return this.nowMs < m.pausedUntilMs;
+  }
+
   /** Members that are up and not frozen: the ones clients can talk to. */
-  private runningMembers(): SimMember[] {
-    const out: SimMember[] = [];
+  private runningMembers(): SimHost[] {
+    const out: SimHost[] = [];
     for (const id of this.memberIds) {
-      const m = this.members.get(id)!;
-      if (m.running && this.nowMs >= m.pausedUntilMs) out.push(m);
+      const m = this.hosts.get(id)!;
+      if (m.running && !this.frozen(m)) out.push(m);
     }
     return out;
   }
 
   /** The running leader with the highest term, if any. */
-  private currentLeader(): SimMember | null {
-    let best: SimMember | null = null;
+  private currentLeader(): SimHost | null {
+    let best: SimHost | null = null;
     let bestTerm = -1;
     for (const m of this.runningMembers()) {
-      if (m.role !== StateRole.Leader) continue;
-      const term = m.raft().status().term;
-      if (term > bestTerm) {
+      const s = m.member().status();
+      if (s.role !== StateRole.Leader) continue;
+      if (s.term > bestTerm) {
         best = m;
-        bestTerm = term;
+        bestTerm = s.term;
       }
     }
     return best;
@@ -442,25 +496,26 @@ class Simulation {
    * one that applied the most) no longer lists it. At the heal such a member is told, as etcd's
    * peers tell a removed member, and stops.
    */
-  private wasRemoved(m: SimMember): boolean {
+  private wasRemoved(m: SimHost): boolean {
     const ahead = this.runningMembers().reduce((a, b) => (b.appliedIndex() > a.appliedIndex() ? b : a), m);
     return ahead !== m && confMembers(m.confState).includes(m.id) && !confMembers(ahead.confState).includes(m.id);
   }
 
   private onRemoved(ids: MemberId[], by: MemberId): void {
     for (const id of ids) {
-      if (this.retired.has(id)) continue;
+      // A tab keeps running when removed and asks to join again (see tabAsks).
+      if (this.retired.has(id) || this.tabIds.has(id)) continue;
       // A removed member that lingers runs on until it applies its own removal itself.
       if (this.removedMembersLinger && id !== by) continue;
       this.retired.add(id);
-      this.members.get(id)?.retire();
-      this.queue.push(this.nowMs, { kind: 'retire', member: id });
+      const host = this.hosts.get(id);
+      host?.retire().catch((err) => this.fail(err));
     }
   }
 
   // ---- network ----
 
-  private send(sender: MemberId, messages: Message[]): void {
+  private send(sender: MemberId, messages: readonly Message[]): void {
     for (const m of messages) {
       if (isLocalMessage(m.type)) {
         throw new SimFailure('message', `m${sender} sent local message ${describeMessage(m)} over the network`);
@@ -477,15 +532,18 @@ class Simulation {
     if (!chatty || kind === 'drop') {
       this.trace.add(this.nowMs, kind, 0, reason ? `${describeMessage(m)} (${reason})` : describeMessage(m));
     }
-    if (kind === 'drop' && m.type === MessageType.Snap) {
-      this.queue.push(this.nowMs + 1, { kind: 'report-snapshot', leader: m.from, to: m.to, failed: true });
-    } else if (kind === 'drop' && reason !== 'random loss' && m.type === MessageType.App) {
-      this.queue.push(this.nowMs + 1, { kind: 'report-unreachable', leader: m.from, to: m.to });
-    }
+    // What a connection-oriented transport learns: a lost snapshot, and appends that a cut link
+    // or a peer that is down refused (random loss goes unnoticed, as on a real network).
+    if (kind === 'drop' && m.type === MessageType.Snap) this.reportLater(m.from, { kind: 'snapshot', peer: m.to, delivered: false });
+    else if (kind === 'drop' && reason !== 'random loss' && m.type === MessageType.App) this.reportLater(m.from, { kind: 'unreachable', peer: m.to });
+  }
+
+  private reportLater(member: MemberId, report: DeliveryReport): void {
+    this.queue.push(this.nowMs + 1, { kind: 'report', member, report });
   }
 
   private deliver(sender: MemberId, m: Message): void {
-    const to = this.members.get(m.to);
+    const to = this.hosts.get(m.to);
     if (!to || !to.running) {
       this.network.drop(m, to ? 'member down' : 'no such member');
       return;
@@ -499,59 +557,45 @@ class Simulation {
       if (err instanceof SimFailure) throw err;
       throw new SimFailure('core threw', `m${m.to} step(${describeMessage(m)}) threw: ${(err as Error).stack ?? String(err)}`);
     }
-    if (m.type === MessageType.Snap) {
-      this.queue.push(this.nowMs + 1, { kind: 'report-snapshot', leader: m.from, to: m.to, failed: false });
-    }
+    if (m.type === MessageType.Snap) this.reportLater(m.from, { kind: 'snapshot', peer: m.to, delivered: true });
   }
 
   // ---- events ----
 
   private handle(e: SimEvent): void {
     switch (e.kind) {
-      case 'tick': {
-        const m = this.members.get(e.member)!;
-        if (!m.running || m.incarnation !== e.incarnation) return;
-        if (this.nowMs < m.pausedUntilMs) return this.defer(m.id, e);
-        m.tick();
-        if (!m.running) return;
-        m.nextTickMs = this.nowMs + m.tickIntervalMs(this.nowMs);
-        this.queue.push(m.nextTickMs, e);
+      case 'timer': {
+        if (e.incarnation !== e.host.incarnation) return;
+        if (this.frozen(e.host)) return this.defer(e.host.id, e);
+        e.host.fireTimer(e.incarnation, e.timer);
         return;
       }
-      case 'write-completed': {
-        // A frozen process finishes its write but handles the completion when it wakes up.
-        const m = this.members.get(e.member)!;
-        if (!m.running || m.incarnation !== e.incarnation) return;
-        if (this.nowMs < m.pausedUntilMs) return this.defer(m.id, e);
-        m.writeCompleted();
+      case 'resume': {
+        // A disk write completed. A crashed process never hears of it; a frozen one when it wakes.
+        if (e.incarnation !== e.host.incarnation) return;
+        if (this.frozen(e.host)) return this.defer(e.host.id, e);
+        e.resolve();
         return;
       }
       case 'deliver': {
         // A frozen process reads its socket when it wakes up.
-        const to = this.members.get(e.message.to);
-        if (to && to.running && this.nowMs < to.pausedUntilMs) return this.defer(to.id, e);
+        const to = this.hosts.get(e.message.to);
+        if (to && to.running && this.frozen(to)) return this.defer(to.id, e);
         return this.deliver(e.sender, e.message);
       }
-      case 'report-snapshot': {
-        const m = this.members.get(e.leader);
-        m?.act((node) => node.reportSnapshot(e.to, e.failed));
-        return;
-      }
-      case 'report-unreachable': {
-        const m = this.members.get(e.leader);
-        m?.act((node) => node.reportUnreachable(e.to));
+      case 'report': {
+        const m = this.hosts.get(e.member)!;
+        if (this.frozen(m)) return this.defer(m.id, e);
+        m.report(e.report);
         return;
       }
       case 'wake': {
-        const m = this.members.get(e.member)!;
-        if (this.nowMs >= m.pausedUntilMs) this.wake(m);
+        const m = this.hosts.get(e.member)!;
+        if (!this.frozen(m)) this.wake(m);
         return;
       }
-      case 'retire':
-        this.members.get(e.member)?.stopIfRetired();
-        return;
       case 'restart': {
-        const m = this.members.get(e.member)!;
+        const m = this.hosts.get(e.member)!;
         if (!m.running && !m.removed) this.startMember(m);
         return;
       }
@@ -575,6 +619,8 @@ class Simulation {
         return this.tabsVanishStep();
       case 'tab-joins':
         return this.tabJoinsStep();
+      case 'tab-asks':
+        return this.tabAsks(this.hosts.get(e.member)!);
       case 'transfer':
         return this.transferStep();
       case 'sabotage':
@@ -590,20 +636,7 @@ class Simulation {
 
   // ---- workload ----
 
-  private propose(member: SimMember, payload: string): boolean {
-    let accepted = true;
-    member.act((node) => {
-      try {
-        node.propose(encodeText(payload));
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
-        accepted = false;
-      }
-    });
-    this.trace.add(this.nowMs, 'propose', member.id, `"${payload}" ${accepted ? 'accepted' : 'dropped'}`);
-    return accepted;
-  }
-
+  /** Background load: puts on keys outside the history's prefix, through a random member. */
   private clientStep(): void {
     const w = this.workloadPrng;
     const running = this.runningMembers();
@@ -611,41 +644,27 @@ class Simulation {
       const batch = w.chance(0.2) ? w.range(2, 8) : 1;
       for (let i = 0; i < batch; i++) {
         const n = ++this.proposalsIssued;
-        this.propose(w.pick(running), `put k${w.int(32)} s${this.seed}-p${n}`);
+        const kv = w.pick(running).member();
+        kv.put({ key: encodeText(`k${w.int(32)}`), value: encodeText(`s${this.seed}-p${n}`) }).catch(() => {});
       }
     }
     this.queue.push(this.nowMs + w.range(2, 30), { kind: 'client' });
   }
 
+  /** Background linearizable reads (ReadIndex, or the lease), through a random member. */
   private readStep(): void {
     const w = this.workloadPrng;
     const running = this.runningMembers();
     if (running.length > 0) {
-      const member = w.pick(running);
-      this.issueReadIndex(member, `read ${++this.readsIssued}`);
+      w.pick(running)
+        .member()
+        .range({ key: encodeText(`k${w.int(32)}`) })
+        .then(
+          () => this.readsServed++,
+          () => {},
+        );
     }
     this.queue.push(this.nowMs + w.range(10, 80), { kind: 'read' });
-  }
-
-  /** A ReadIndex request; its ReadState is checked against the commit index known now. */
-  private issueReadIndex(member: SimMember, ctx: string): void {
-    this.pendingReads.set(ctx, { member: member.id, commitAtIssue: this.checker.commitMax });
-    member.act((node) => node.readIndex(encodeText(ctx)));
-    this.trace.add(this.nowMs, 'read', member.id, `issued "${ctx}" with commit ${this.checker.commitMax} known`);
-  }
-
-  private onReadState(member: SimMember, rs: ReadState): void {
-    const ctx = decodeText(rs.requestCtx);
-    const pending = this.pendingReads.get(ctx);
-    this.trace.add(this.nowMs, 'read', member.id, `read state "${ctx}" at index ${rs.index}`);
-    if (!pending) return;
-    if (pending.member !== member.id) {
-      throw new SimFailure('linearizable read', `read "${ctx}" was issued on m${pending.member} but answered on m${member.id}`);
-    }
-    this.checker.onReadState(member.id, rs, pending.commitAtIssue);
-    this.pendingReads.delete(ctx);
-    this.readsServed++;
-    if (ctx.startsWith(historyReadPrefix)) this.recorder.onReadState(member, ctx, rs.index);
   }
 
   private transferStep(): void {
@@ -661,123 +680,138 @@ class Simulation {
       if (targets.length > 0) {
         const to = w.pick(targets);
         this.trace.add(this.nowMs, 'transfer', leader.id, `transfer leadership to m${to}`);
-        leader.act((node) => node.transferLeader(to));
+        leader.member().transferLeadership(to);
       }
     }
     this.queue.push(this.nowMs + w.range(500, 4000), { kind: 'transfer' });
   }
 
+  /**
+   * An operator's membership change, through the member's own API (etcd's MemberAdd,
+   * MemberRemove, MemberPromote), or a joint change through the driver: one at a time.
+   */
   private membershipStep(): void {
     if (this.healed) return;
     const w = this.workloadPrng;
     this.queue.push(this.nowMs + w.range(300, 2500), { kind: 'membership' });
-    // One change at a time: wait until the last one was applied somewhere (or was lost).
-    const lastApplied = this.checker.confChangesApplied() > this.confChangesAppliedAtProposal;
-    if (!lastApplied && this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) return;
+    if (this.nowMs < this.confChangeBusyUntilMs) return;
     const leader = this.currentLeader();
     if (!leader) return;
     const cs = leader.confState;
-    const cc = this.pickConfChange(cs, leader.id);
-    if (!cc) return;
+    const change = this.pickChange(cs, leader);
+    if (!change) return;
     // Mostly to the leader; sometimes through a follower, which forwards it.
-    const running = this.runningMembers();
-    const target = w.chance(0.8) ? leader : w.pick(running);
-    let accepted = true;
-    target.act((node) => {
-      try {
-        node.proposeConfChange(cc);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
-        accepted = false;
-      }
-    });
-    this.trace.add(
-      this.nowMs,
-      'conf-change',
-      target.id,
-      `propose ${describeConfChange(cc)} on ${describeConfState(cs)}: ${accepted ? 'accepted' : 'dropped'}`,
-    );
-    if (accepted) {
-      this.confChangeProposedAtMs = this.nowMs;
-      this.confChangesAppliedAtProposal = this.checker.confChangesApplied();
+    const target = w.chance(0.8) ? leader : w.pick(this.runningMembers());
+    this.confChangeBusyUntilMs = this.nowMs + confChangeTimeoutMs;
+    this.confChangesAccepted++;
+    let done: Promise<unknown>;
+    try {
+      done = change.run(target);
+    } catch (err) {
+      done = Promise.reject(err);
     }
+    this.trace.add(this.nowMs, 'conf-change', target.id, `${change.what} on ${describeConfState(cs)}`);
+    done.then(
+      () => {
+        this.trace.add(this.nowMs, 'conf-change', target.id, `${change.what}: done`);
+        this.confChangeBusyUntilMs = 0;
+      },
+      (err: Error) => {
+        this.trace.add(this.nowMs, 'conf-change', target.id, `${change.what}: ${err.message}`);
+        this.confChangeBusyUntilMs = 0;
+      },
+    );
   }
 
-  /** A membership change that is valid on `cs`, or null when none fits. New members start here. */
-  private pickConfChange(
+  /** A membership change that fits `cs`, or null when none does. New Node members start here. */
+  private pickChange(
     cs: { voters: MemberId[]; learners: MemberId[]; votersOutgoing: MemberId[]; autoLeave: boolean },
-    leader: MemberId,
-  ): ConfChange | null {
+    leader: SimHost,
+  ): { what: string; run: (target: SimHost) => Promise<unknown> } | null {
     const w = this.workloadPrng;
+    const driver = (cc: ConfChange) => ({ what: `propose ${describeConfChange(cc)}`, run: (t: SimHost) => t.member().member.changeMembership(cc) });
     if (cs.votersOutgoing.length > 0) {
       // Joint: only leaving is valid (an implicit joint change leaves by itself).
-      return cs.autoLeave ? null : { transition: ConfChangeTransition.Auto, changes: [], context: null };
+      return cs.autoLeave ? null : driver({ transition: ConfChangeTransition.Auto, changes: [], context: null });
     }
-    const options: (() => ConfChangeSingle[] | null)[] = [];
+    const options: (() => { what: string; run: (target: SimHost) => Promise<unknown> })[] = [];
     const total = cs.voters.length + cs.learners.length;
     if (total < membersMax && this.memberIds.length < memberIdsMax) {
-      options.push(() => [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner() }]);
+      options.push(() => {
+        const id = this.createJoiner(false);
+        return { what: `member add m${id} (learner)`, run: (t) => t.member().addMember(id, [nodePeerUrl(id)], true) };
+      });
     }
     // The vote policy: a tab learner is promoted only when tabs may vote (vote-policy.ts).
     const tabsMayVote = tabMayVote(cs.voters.filter((v) => !this.tabIds.has(v)).length, this.tabsMayOutvote);
     const promotable = cs.learners.filter((id) => tabsMayVote || !this.tabIds.has(id));
     if (cs.learners.length > 0) {
-      if (promotable.length > 0) options.push(() => [{ type: ConfChangeType.AddNode, memberId: w.pick(promotable) }]);
-      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.learners) }]);
+      if (promotable.length > 0) {
+        const id = w.pick(promotable);
+        options.push(() => ({ what: `member promote m${id}`, run: (t) => t.member().promoteMember(id) }));
+      }
+      const id = w.pick(cs.learners);
+      options.push(() => ({ what: `member remove m${id} (learner)`, run: (t) => t.member().removeMember(id) }));
     }
     if (cs.voters.length > votersMin) {
-      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) }]);
-      options.push(() => [{ type: ConfChangeType.RemoveNode, memberId: leader }]);
+      const id = w.pick(cs.voters);
+      options.push(() => ({ what: `member remove m${id}`, run: (t) => t.member().removeMember(id) }));
+      options.push(() => ({ what: `member remove m${leader.id} (the leader)`, run: (t) => t.member().removeMember(leader.id) }));
     }
     if (promotable.length > 0 && cs.voters.length >= votersMin) {
       // Replace a voter by a learner: two voter changes, so it must go through a joint configuration.
-      options.push(() => [
-        { type: ConfChangeType.AddNode, memberId: w.pick(promotable) },
-        { type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) },
-      ]);
+      options.push(() =>
+        driver({
+          transition: w.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit]),
+          changes: [
+            { type: ConfChangeType.AddNode, memberId: w.pick(promotable) },
+            { type: ConfChangeType.RemoveNode, memberId: w.pick(cs.voters) },
+          ],
+          context: null,
+        }),
+      );
     }
     if (options.length === 0) return null;
-    const changes = w.pick(options)();
-    if (!changes) return null;
-    const transition =
-      changes.length > 1 || w.chance(0.3)
-        ? w.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit])
-        : ConfChangeTransition.Auto;
-    return { transition, changes, context: null };
+    return w.pick(options)();
   }
 
-  /** A brand-new, empty member (restore null, no peers): the leader must catch it up. */
-  private createJoiner(tab = this.tabsPrng.chance(0.5)): MemberId {
+  /** A brand-new, empty member (no peers): the leader must catch it up once it is added. */
+  private createJoiner(tab: boolean): MemberId {
     const id = this.nextMemberId++;
-    if (tab) this.tabIds.add(id);
-    const member = this.addMember(id, []);
-    this.startMember(member);
+    const host = this.addHost(id, [], tab);
+    this.startMember(host);
     return id;
   }
 
-  /** A tab joins as a learner (AutoMembership's join), retried until the leader takes the change. */
+  /** A browser tab opens and asks to join (automatic membership), as tabs do. */
   private tabJoinsStep(): void {
     if (this.healed) return;
-    const retry = () => this.queue.push(this.nowMs + 200, { kind: 'tab-joins' });
-    const lastApplied = this.checker.confChangesApplied() > this.confChangesAppliedAtProposal;
+    if (this.memberIds.length >= memberIdsMax) return;
     const leader = this.currentLeader();
-    if ((!lastApplied && this.nowMs - this.confChangeProposedAtMs < confChangeTimeoutMs) || !leader || leader.confState.votersOutgoing.length > 0) return retry();
-    if (leader.confState.voters.length + leader.confState.learners.length >= membersMax || this.memberIds.length >= memberIdsMax) return;
-    const cc: ConfChange = { transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: this.createJoiner(true) }], context: null };
-    let accepted = true;
-    leader.act((node) => {
-      try {
-        node.proposeConfChange(cc);
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'proposal-dropped') throw err;
-        accepted = false;
-      }
-    });
-    this.trace.add(this.nowMs, 'conf-change', leader.id, `propose ${describeConfChange(cc)} (a tab joins): ${accepted ? 'accepted' : 'dropped'}`);
-    if (!accepted) return retry();
+    if (!leader) {
+      this.queue.push(this.nowMs + 200, { kind: 'tab-joins' });
+      return;
+    }
+    if (leader.confState.voters.length + leader.confState.learners.length >= membersMax) return;
+    const id = this.createJoiner(true);
+    this.trace.add(this.nowMs, 'member', id, 'a tab opens and asks to join');
     this.queue.push(this.nowMs + this.tabsPrng.range(500, 3000), { kind: 'tabs-vanish' });
-    this.confChangeProposedAtMs = this.nowMs;
-    this.confChangesAppliedAtProposal = this.checker.confChangesApplied();
+  }
+
+  /**
+   * A tab's join requests (adapters/browser/member.ts, maybeAskToJoin): every 200 ms, unless its
+   * applied configuration lists it and it follows a leader, it asks every member it reaches;
+   * only the leader's AutoMembership acts on it. A tab removed while away (past the grace) never
+   * applies its own removal, has no leader, and so asks again: it comes back under the same id.
+   */
+  private tabAsks(tab: SimHost): void {
+    if (!tab.running) return;
+    this.queue.push(this.nowMs + 200, { kind: 'tab-asks', member: tab.id });
+    if (this.frozen(tab)) return;
+    if (confMembers(tab.confState).includes(tab.id) && tab.member().status().lead !== 0) return;
+    for (const m of this.runningMembers()) {
+      if (m !== tab && !this.network.isBlocked(tab.id, m.id)) m.auto?.join({ id: tab.id, name: `tab${tab.id}`, peerURLs: [tabPeerUrl(tab.id)], wantsVote: true });
+    }
   }
 
   /**
@@ -815,7 +849,7 @@ class Simulation {
     if (this.healed) return;
     const f = this.faultPrng;
     this.queue.push(this.nowMs + f.range(100, 1200), { kind: 'fault' });
-    const live = this.memberIds.filter((id) => !this.members.get(id)!.removed);
+    const live = this.memberIds.filter((id) => !this.hosts.get(id)!.removed);
     const running = this.runningMembers();
     this.faultsInjected++;
     const choice = f.int(11);
@@ -904,25 +938,13 @@ class Simulation {
 
   private sabotageStep(): void {
     const running = this.runningMembers();
-    if (this.options.sabotage === 'corrupt-apply') {
-      // Keep one member corrupting at all times: a victim that gets removed is replaced.
-      const current = this.memberIds.map((id) => this.members.get(id)!).find((m) => m.corruptApplies && !m.removed);
-      const members = running.filter((m) => confMembers(m.confState).includes(m.id));
-      if (!current && members.length > 0) {
-        const victim = this.faultPrng.pick(members);
-        victim.corruptApplies = true;
-        this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: this member now corrupts what it applies');
-      }
-      this.queue.push(this.nowMs + 100, { kind: 'sabotage' });
-      return;
-    }
     if (this.options.sabotage === 'corrupt-mvcc') {
-      // Write to one member's MVCC store behind Raft's back: its applied entries (and so the
-      // rolling hash) stay right; only comparing HashKV between replicas can notice.
+      // Write to one member's MVCC store behind Raft's back: its log stays right; only comparing
+      // HashKV between replicas (or the history's watchers) can notice.
       const victim = running.find((m) => confMembers(m.confState).includes(m.id));
       if (victim) {
-        const key = new TextEncoder().encode('sabotage');
-        victim.stateMachine().mvcc.apply({ kind: 'put', request: { key, value: key } }, { nowMs: 0 });
+        const key = encodeText('sabotage');
+        victim.member().mvcc.apply({ kind: 'put', request: { key, value: key } }, { nowMs: 0 });
         this.trace.add(this.nowMs, 'fault', victim.id, 'SABOTAGE: a put written to the MVCC store outside the log');
       }
       return;
@@ -935,18 +957,20 @@ class Simulation {
     }
     if (this.options.sabotage === 'ignore-fsync') {
       // Every disk acknowledges syncs it never does, and every crash loses what was unsynced.
-      for (const id of this.memberIds) this.members.get(id)!.storage.ignoresSync = true;
+      for (const id of this.memberIds) this.hosts.get(id)!.disk.ignoresSync = true;
       this.trace.add(this.nowMs, 'fault', 0, 'SABOTAGE: every disk now ignores fsync');
       return;
     }
-    // corrupt-storage: flip a committed, not yet compacted entry on disk, then crash and restart
-    // so the member re-applies it from its log.
+    // corrupt-storage: flip a byte of a committed, not yet compacted client entry on disk, then
+    // crash and restart so that the member replays the corrupt record.
     for (const m of running) {
-      const hs = m.storage.persistedHardState();
-      for (let index = m.storage.snapshotIndex() + 1; index <= hs.commit; index++) {
-        const e = m.storage.entry(index);
-        if (!e || !decodeText(e.data).startsWith('put ')) continue;
-        m.storage.corruptEntry(index, encodeText(`${decodeText(e.data)}-corrupt`));
+      const hs = m.disk.persistedHardState();
+      for (let index = m.disk.snapshotIndex() + 1; index <= hs.commit; index++) {
+        const e = m.disk.entry(index);
+        if (!e || e.type !== 0 || e.data.length === 0) continue;
+        const data = e.data.slice();
+        data[data.length - 1] ^= 0xff;
+        m.disk.corruptEntry(index, data);
         this.trace.add(this.nowMs, 'fault', m.id, `SABOTAGE: corrupted durable entry ${index}, crash and restart`);
         m.crash('sabotage');
         this.startMember(m);
@@ -965,57 +989,67 @@ class Simulation {
     this.network.healAll();
     this.network.conditions = calmConditions;
     for (const id of this.memberIds) {
-      const m = this.members.get(id)!;
+      const m = this.hosts.get(id)!;
       m.throttledUntilMs = 0;
       this.wake(m);
       if (!m.running && !m.removed) this.startMember(m);
     }
-    // Members removed while they were away learn of it now (after restarting, so that they
-    // compare the configuration they recovered).
-    if (this.removedMembersLinger) {
-      for (const m of this.runningMembers()) if (!m.removed && this.wasRemoved(m)) this.onRemoved([m.id], m.id);
-    }
     this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms`);
+    // Members removed while they were away learn of it once they have restarted (so that they
+    // compare the configuration they recovered): at the first probe.
     this.queue.push(this.nowMs, { kind: 'probe' });
   }
 
   private probeStep(): void {
     this.queue.push(this.nowMs + livenessProbeIntervalMs, { kind: 'probe' });
+    if (this.removedMembersLinger && this.markersIssued === 0) {
+      for (const m of this.runningMembers()) if (!m.removed && this.wasRemoved(m)) this.onRemoved([m.id], m.id);
+    }
     const leader = this.currentLeader();
     if (!leader) return;
     const required = confMembers(leader.confState);
-    for (const [marker, appliedBy] of this.markerAppliedBy) {
-      if (required.every((id) => appliedBy.has(id))) {
-        this.livenessDone = true;
-        this.checkHashKv(required);
-        this.checkHistory(required);
-        this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
-        return;
-      }
+    const marker = this.markerKey;
+    if (marker !== null && required.every((id) => this.hasKey(id, marker))) {
+      this.livenessDone = true;
+      this.checkHashKv(required);
+      this.checkHistory(required);
+      this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
+      return;
     }
     if (this.nowMs - this.markerProposedAtMs >= electionTimeoutMs) {
-      const marker = `mark s${this.seed}-${++this.markersIssued}`;
-      if (this.propose(leader, marker)) {
-        this.markerAppliedBy.set(marker, new Set());
-        this.markerProposedAtMs = this.nowMs;
-      }
+      const key = `mark/s${this.seed}-${++this.markersIssued}`;
+      this.markerProposedAtMs = this.nowMs;
+      leader
+        .member()
+        .put({ key: encodeText(key), value: encodeText('live') })
+        .then(
+          () => (this.markerKey = key),
+          () => {},
+        );
     }
+  }
+
+  private hasKey(id: MemberId, key: string): boolean {
+    const m = this.hosts.get(id);
+    if (!m || !m.running) return false;
+    return m.member().mvcc.range({ key: encodeText(key), serializable: true }).kvs.length > 0;
   }
 
   /** Members at the same applied index hold the same MVCC store: HashKV, as etcd compares replicas. */
   private checkHashKv(ids: MemberId[]): void {
     const byIndex = new Map<number, { id: MemberId; hash: number; revision: number }>();
     for (const id of ids) {
-      const m = this.members.get(id);
+      const m = this.hosts.get(id);
       if (!m || !m.running) continue;
-      const sm = m.stateMachine();
-      const h = sm.mvcc.hashKV(0);
-      const seen = byIndex.get(sm.appliedIndex);
-      if (!seen) byIndex.set(sm.appliedIndex, { id, hash: h.hash, revision: h.hashRevision });
+      const kv = m.member();
+      const applied = kv.mvcc.appliedIndex;
+      const h = kv.hashKV(0);
+      const seen = byIndex.get(applied);
+      if (!seen) byIndex.set(applied, { id, hash: h.hash, revision: h.hashRevision });
       else if (seen.hash !== h.hash || seen.revision !== h.hashRevision) {
         throw new SimFailure(
           'hashkv',
-          `at applied index ${sm.appliedIndex} m${id} has HashKV ${h.hash.toString(16)} (revision ${h.hashRevision}) but m${seen.id} has ${seen.hash.toString(16)} (revision ${seen.revision})`,
+          `at applied index ${applied} m${id} has HashKV ${h.hash.toString(16)} (revision ${h.hashRevision}) but m${seen.id} has ${seen.hash.toString(16)} (revision ${seen.revision})`,
         );
       }
     }
@@ -1030,9 +1064,9 @@ class Simulation {
   private checkHistory(ids: MemberId[]): void {
     this.recorder.finish();
     const history = this.recorder.history;
-    const running = ids.map((id) => this.members.get(id)!).filter((m) => m.running);
-    const appliedMax = Math.max(...running.map((m) => m.appliedIndex()));
-    const finals = running.filter((m) => m.appliedIndex() === appliedMax).map((m) => HistoryRecorder.finalState(m));
+    const running = ids.map((id) => this.hosts.get(id)!).filter((m) => m.running);
+    const appliedMax = Math.max(...running.map((m) => m.member().mvcc.appliedIndex));
+    const finals = running.filter((m) => m.member().mvcc.appliedIndex === appliedMax).map((m) => HistoryRecorder.finalState(m));
     const results: [string, CheckResult][] = [
       // A step cap, not a time cap, keeps the verdict deterministic.
       ['linearizability', checkLinearizable(history, { stepLimit: historyStepLimit, timeLimitMs: Infinity })],
@@ -1047,12 +1081,6 @@ class Simulation {
     this.trace.add(this.nowMs, 'check', 0, `history: ${history.length} ops, ${finals.length} final states: linearizable, watches and durability ok`);
   }
 
-  private onApplied(member: SimMember, payload: string, op: AppliedOp | null): void {
-    const set = this.markerAppliedBy.get(payload);
-    if (set) set.add(member.id);
-    this.recorder.onApplied(member, op);
-  }
-
   private failLiveness(): never {
     throw new SimFailure(
       'liveness',
@@ -1063,12 +1091,12 @@ class Simulation {
 
   private describeMembers(): string[] {
     return this.memberIds.map((id) => {
-      const m = this.members.get(id)!;
+      const m = this.hosts.get(id)!;
       if (!m.running) {
-        return `  m${id}: ${m.removed ? 'removed' : 'down'}; durable snapshot ${m.storage.snapshotIndex()} log to ${m.storage.lastIndex()} commit ${m.storage.persistedHardState().commit}`;
+        return `  m${id}${m.tab ? ' (tab)' : ''}: ${m.removed ? 'removed' : 'down'}; durable snapshot ${m.disk.snapshotIndex()} log to ${m.disk.lastIndex()} commit ${m.disk.persistedHardState().commit}`;
       }
-      const s = m.raft().status();
-      let line = `  m${id}: ${s.role} term ${s.term} lead ${s.lead} commit ${s.commit} applied ${m.appliedIndex()} last ${s.lastIndex} ${describeConfState(s.confState)}`;
+      const s = m.member().status();
+      let line = `  m${id}${m.tab ? ' (tab)' : ''}: ${s.role} term ${s.term} lead ${s.lead} commit ${s.commit} applied ${s.applied} last ${s.lastIndex} ${describeConfState(s.confState)}`;
       if (s.progress) {
         const parts: string[] = [];
         for (const [peer, p] of s.progress) {
@@ -1079,6 +1107,16 @@ class Simulation {
       return line;
     });
   }
+}
+
+/** A Node member's peer URL, as its member-table record holds it. */
+function nodePeerUrl(id: MemberId): string {
+  return `http://127.0.0.1:${20000 + id}`;
+}
+
+/** A tab's peer URL: the `webrtc://` scheme is what makes it a tab to the vote policy. */
+function tabPeerUrl(id: MemberId): string {
+  return `webrtc://${id.toString(16)}`;
 }
 
 function shuffle<T>(prng: Prng, items: readonly T[]): T[] {
