@@ -20,6 +20,7 @@ import type {
   BackendBatch,
   BackendBucket,
   BackendReadView,
+  BackendStaging,
   Clock,
   DeliveryReport,
   DeliveryReports,
@@ -434,6 +435,34 @@ export class SimBackend implements Backend {
 
   view(): BackendReadView {
     return this.landed.view();
+  }
+
+  /**
+   * A staging area for a streamed snapshot: its writes go straight into the landed backend's
+   * staging area (what a crash leaves of it, the next stage() discards anyway); the switch lands
+   * like a commit, after every commit called before it, and a crash before then loses it.
+   */
+  stage(): BackendStaging {
+    const inner = this.landed.stage();
+    return {
+      write: (ops) => inner.write(ops.map((op) => ({ ...op }))),
+      adopt: (appliedIndex) => {
+        if (this.failed) return Promise.reject(this.failed);
+        const now = this.timing.nowMs();
+        const landsAtMs = Math.max(this.lastLandsAtMs, now + this.timing.commitLatencyMs());
+        this.lastLandsAtMs = landsAtMs;
+        const due = landsAtMs > now ? this.timing.after(landsAtMs - now) : undefined;
+        this.tail = this.tail
+          .then(() => due)
+          .then(() => inner.adopt(appliedIndex))
+          .catch((err: Error) => {
+            this.failed ??= err;
+            throw err;
+          });
+        return this.tail;
+      },
+      abandon: () => inner.abandon(),
+    };
   }
 
   async close(): Promise<void> {
