@@ -179,6 +179,10 @@ export class SimHost {
       heartbeatTicks: o.heartbeatTicks,
       snapshotEntries: o.snapshotEntries,
       snapshotKeepEntries: o.snapshotKeepEntries,
+      // A simulated store streams in a few frames; the Node default (10 s, sized for stores of
+      // gigabytes on a real network) would leave a member whose stream lost a frame lagging far
+      // past the liveness window. Five election timeouts still exercise the idle failure path.
+      snapshotStreamIdleMs: 5 * o.electionTicks * o.tickMs,
       raft: o.raft,
       initialMembers: o.initialMembers,
       mvcc: backend ? { backend } : undefined,
