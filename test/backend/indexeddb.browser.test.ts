@@ -17,9 +17,8 @@ backendCompliance(
       cleanup: () => IndexedDbBackend.destroy(member),
     };
   },
-  // No read views (reads are plan/fetch/execute) and no staging area yet: a streamed snapshot is
-  // refused with a clear error (see docs/architecture.md).
-  { views: false, staging: false },
+  // No read views: reads are plan/fetch/execute (see docs/architecture.md).
+  { views: false, staging: true },
 );
 
 describe('IndexedDbBackend', () => {
