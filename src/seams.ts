@@ -197,5 +197,7 @@ export interface AsyncBackend {
   getMany(bucket: BackendBucket, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>;
   /** At most `pairsMax` pairs with start <= key < end (end null: to the bucket's end), in key order, from one read transaction. */
   rangeChunk(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, pairsMax: number): Promise<[Uint8Array, Uint8Array][]>;
+  /** As Backend.stage: the same BackendStaging contract. */
+  stage?(): BackendStaging;
   close(): Promise<void>;
 }

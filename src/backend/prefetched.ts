@@ -21,6 +21,8 @@
 // memory, loaded at open and updated at each commit, so the state machine reads them as
 // before. The `key` bucket is ranged outside a run only by the restart scan (KvStore.open),
 // which open() prepares holding each record without its value; `openingDone()` drops it.
+// Adopting a staging area (a streamed snapshot) replaces the content, so it prepares the same
+// scan again, with the small buckets, for the store to rebuild its index from.
 
 import { decodeKeyValue, encodeKeyValue, parseRevisionKey } from './layout.ts';
 import { BTree } from '../mvcc/btree.ts';
@@ -32,6 +34,7 @@ import {
   type BackendBatch,
   type BackendBucket,
   type BackendReadView,
+  type BackendStaging,
 } from '../seams.ts';
 
 /** Values fetched per read transaction. */
@@ -56,10 +59,24 @@ export class PrefetchedBackend implements Backend {
   /** Counts committed batches that deleted from `key`: fetched data older than one is stale. */
   private deletions = 0;
 
-  private constructor(readonly inner: AsyncBackend, opening: BTree<BinaryString, Uint8Array>) {
+  private constructor(readonly inner: AsyncBackend) {
     this.persistent = inner.persistent;
-    this.opening = opening;
-    for (const bucket of backendBuckets) if (bucket !== 'key') this.small.set(bucket, new BTree());
+    this.opening = null;
+    const stage = inner.stage?.bind(inner);
+    if (stage !== undefined) {
+      this.stage = () => {
+        const staging = stage();
+        return {
+          write: (ops) => staging.write(ops),
+          adopt: async (appliedIndex) => {
+            await staging.adopt(appliedIndex);
+            this.deletions++;
+            await this.load();
+          },
+          abandon: () => staging.abandon(),
+        };
+      };
+    }
   }
 
   /**
@@ -67,14 +84,31 @@ export class PrefetchedBackend implements Backend {
    * bounded chunks. The caller builds its store, then calls `openingDone()`.
    */
   static async open(inner: AsyncBackend): Promise<PrefetchedBackend> {
-    const backend = new PrefetchedBackend(inner, new BTree());
+    const backend = new PrefetchedBackend(inner);
+    await backend.load();
+    return backend;
+  }
+
+  /**
+   * Present when the inner backend stages. Adopting resolves once the new content is live, the
+   * small buckets reloaded and the restart scan prepared over it (the caller rebuilds its store,
+   * then calls `openingDone()`); data fetched before is stale.
+   */
+  readonly stage?: () => BackendStaging;
+
+  /** Loads the small buckets and the restart scan from the inner backend, then puts them in place. */
+  private async load(): Promise<void> {
+    const opening = new BTree<BinaryString, Uint8Array>();
+    const small = new Map<BackendBucket, BTree<BinaryString, Uint8Array>>();
     for (const bucket of backendBuckets) {
-      const into = bucket === 'key' ? backend.opening! : backend.small.get(bucket)!;
-      await scanChunks(inner, bucket, (k, v) => {
+      const into = bucket === 'key' ? opening : new BTree<BinaryString, Uint8Array>();
+      if (bucket !== 'key') small.set(bucket, into);
+      await scanChunks(this.inner, bucket, (k, v) => {
         into.set(toBinaryString(k), bucket === 'key' ? withoutValue(v) : v);
       });
     }
-    return backend;
+    for (const [bucket, tree] of small) this.small.set(bucket, tree);
+    this.opening = opening;
   }
 
   /** Drops the restart scan: from now on the `key` bucket is read only through `read()`. */

@@ -345,7 +345,14 @@ export class MvccStateMachine {
     const backend = this.store.backend;
     await staging.adopt(appliedIndex);
     const previousRevision = this.store.currentRevision;
-    this.store = this.open(backend);
+    if (backend instanceof PrefetchedBackend) {
+      // Its adopt prepared the restart scan over the new content (values stay in IndexedDB).
+      try {
+        this.store = this.open(backend);
+      } finally {
+        backend.openingDone();
+      }
+    } else this.store = this.open(backend);
     this.watchHub.restored(previousRevision);
   }
 

@@ -216,42 +216,56 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await reopened.close();
     });
 
-    if (capabilities.staging) withBackend('stages a whole new content beside the live one and adopts it in one step', async (h, anyBackend) => {
-      const backend = anyBackend as Backend;
+    if (capabilities.staging) withBackend('stages a whole new content beside the live one and adopts it in one step', async (h, backend) => {
       await backend.commit(batch(5, [put('key', 'old', '1'), put('lease', 'l', 'L')]));
       const staging = backend.stage!();
       await staging.write([put('key', 'new-a', 'A'), put('meta', 'finishedCompactRev', 'r')]);
       await staging.write([put('key', 'new-b', 'B')]);
       // Until adopted, reads and commits see only the live content.
-      expect(dump(backend, 'key')).toEqual([['old', '1']]);
+      expect(await all(backend, 'key')).toEqual([['old', '1']]);
       await backend.commit(batch(6, [put('key', 'old2', '2')]));
-      expect(dump(backend, 'key')).toEqual([['old', '1'], ['old2', '2']]);
-      const before = backend.view();
+      expect(await all(backend, 'key')).toEqual([['old', '1'], ['old2', '2']]);
+      const before = capabilities.views ? (backend as Backend).view() : null;
       await staging.adopt(3);
       expect(backend.appliedIndex).toBe(3);
-      expect(dump(backend, 'key')).toEqual([['new-a', 'A'], ['new-b', 'B']]);
-      expect(dump(backend, 'lease')).toEqual([]);
+      expect(await all(backend, 'key')).toEqual([['new-a', 'A'], ['new-b', 'B']]);
+      expect(await all(backend, 'lease')).toEqual([]);
       expect(await userPairs(backend, 'meta')).toEqual([['finishedCompactRev', 'r']]);
       // A view taken before the switch keeps the old content.
-      expect(dump(before, 'key')).toEqual([['old', '1'], ['old2', '2']]);
-      before.release();
+      if (before !== null) {
+        expect(dump(before, 'key')).toEqual([['old', '1'], ['old2', '2']]);
+        before.release();
+      }
       // Commits go on from the adopted index, on the new content, and survive a restart.
       await backend.commit(batch(4, [put('key', 'after', 'x')]));
       expect(await backend.durable()).toBe(4);
       await backend.close();
-      const reopened = (await h.open()) as Backend;
+      const reopened = await h.open();
       expect(reopened.appliedIndex).toBe(4);
-      expect(dump(reopened, 'key')).toEqual([['after', 'x'], ['new-a', 'A'], ['new-b', 'B']]);
+      expect(await all(reopened, 'key')).toEqual([['after', 'x'], ['new-a', 'A'], ['new-b', 'B']]);
       // The next staging starts empty, whatever the previous slot held.
       const next = reopened.stage!();
       await next.write([put('key', 'only', '1')]);
       await next.adopt(9);
-      expect(dump(reopened, 'key')).toEqual([['only', '1']]);
+      expect(await all(reopened, 'key')).toEqual([['only', '1']]);
       await reopened.close();
     });
 
-    if (capabilities.staging) withBackend('an abandoned or restarted staging area leaves the live content, and a new one starts empty', async (h, anyBackend) => {
-      const backend = anyBackend as Backend;
+    if (capabilities.staging) withBackend('adopts after the commits called before it', async (_h, backend) => {
+      await backend.commit(batch(1, [put('key', 'live', '1')]));
+      const staging = backend.stage!();
+      await staging.write([put('key', 'staged', 's')]);
+      // Not awaited before adopt is called: the backend orders them.
+      const before = backend.commit(batch(2, [put('key', 'lost', 'x')]));
+      await Promise.all([before, staging.adopt(10)]);
+      expect(backend.appliedIndex).toBe(10);
+      await backend.commit(batch(11, [put('key', 'after', 'a')]));
+      expect(backend.appliedIndex).toBe(11);
+      expect(await all(backend, 'key')).toEqual([['after', 'a'], ['staged', 's']]);
+      await backend.close();
+    });
+
+    if (capabilities.staging) withBackend('an abandoned or restarted staging area leaves the live content, and a new one starts empty', async (h, backend) => {
       await backend.commit(batch(2, [put('key', 'live', '1')]));
       const abandoned = backend.stage!();
       await abandoned.write([put('key', 'partial', 'p')]);
@@ -261,15 +275,15 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       const cut = backend.stage!();
       await cut.write([put('key', 'cut', 'c')]);
       await backend.close();
-      const reopened = (await h.open()) as Backend;
+      const reopened = await h.open();
       expect(reopened.appliedIndex).toBe(2);
-      expect(dump(reopened, 'key')).toEqual([['live', '1']]);
+      expect(await all(reopened, 'key')).toEqual([['live', '1']]);
       const fresh = reopened.stage!();
       const replaced = reopened.stage!();
       await expect(async () => fresh.write([put('key', 'x', 'x')])).rejects.toThrow(/adopted, abandoned or replaced/);
       await replaced.write([put('key', 'retry', 'r')]);
       await replaced.adopt(7);
-      expect(dump(reopened, 'key')).toEqual([['retry', 'r']]);
+      expect(await all(reopened, 'key')).toEqual([['retry', 'r']]);
       await expect(async () => replaced.write([del('key', 'retry')])).rejects.toThrow(/adopted, abandoned or replaced/);
       await reopened.close();
     });

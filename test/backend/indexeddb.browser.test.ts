@@ -1,8 +1,10 @@
 // The IndexedDB backend in real Chromium: the shared backend compliance suite, plus what only
 // an asynchronous backend has (bounded chunks, failures that stop every later call).
-import { deleteDB } from 'idb';
+import { deleteDB, openDB } from 'idb';
 import { describe, expect, it } from 'vitest';
 import { IndexedDbBackend } from '../../adapters/storage/indexeddb/backend.ts';
+import { encodeU64, metaKeys } from '../../src/backend/layout.ts';
+import { backendBuckets } from '../../src/seams.ts';
 import { backendCompliance, batch, bytes, put, text } from './compliance.ts';
 
 /** A member no other test uses, so every test starts from an empty database. */
@@ -17,9 +19,8 @@ backendCompliance(
       cleanup: () => IndexedDbBackend.destroy(member),
     };
   },
-  // No read views (reads are plan/fetch/execute) and no staging area yet: a streamed snapshot is
-  // refused with a clear error (see docs/architecture.md).
-  { views: false, staging: false },
+  // No read views: reads are plan/fetch/execute (see docs/architecture.md).
+  { views: false, staging: true },
 );
 
 describe('IndexedDbBackend', () => {
@@ -51,5 +52,33 @@ describe('IndexedDbBackend', () => {
     await expect(backend.getMany('key', [bytes('a')])).rejects.toThrow(/another context asked to delete/);
     await backend.close();
     await deleting;
+  });
+});
+
+describe('IndexedDbBackend schema', () => {
+  it('upgrades a version 1 database (no staging store) in place: its data stays and it stages', async () => {
+    const member = freshMember();
+    const name = IndexedDbBackend.databaseName(member);
+    // What meshkv before the staging store created: one object store per bucket.
+    const v1 = await openDB(name, 1, {
+      upgrade(db) {
+        for (const bucket of backendBuckets) db.createObjectStore(bucket);
+      },
+    });
+    await v1.put('key', bytes('kept'), bytes('k') as Uint8Array<ArrayBuffer>);
+    await v1.put('meta', encodeU64(4), metaKeys.consistentIndex);
+    v1.close();
+    const backend = await IndexedDbBackend.open(member);
+    try {
+      expect(backend.appliedIndex).toBe(4);
+      expect((await backend.getMany('key', [bytes('k')])).map(text)).toEqual(['kept']);
+      const staging = backend.stage();
+      await staging.write([put('key', 'n', 'new')]);
+      await staging.adopt(9);
+      expect((await backend.getMany('key', [bytes('k'), bytes('n')])).map(text)).toEqual([undefined, 'new']);
+    } finally {
+      await backend.close();
+      await IndexedDbBackend.destroy(member);
+    }
   });
 });

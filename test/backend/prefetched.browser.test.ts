@@ -1,11 +1,13 @@
 // The MVCC store on IndexedDB in real Chromium, through the plan/fetch/execute read path:
 // values stay in IndexedDB, a range fetches only what it returns, a restart rebuilds the index
-// from the backend alone, and a read that skipped the fetch fails loudly.
+// from the backend alone, a streamed snapshot is staged and adopted, and a read that skipped
+// the fetch fails loudly.
 import { describe, expect, it } from 'vitest';
 import { IndexedDbBackend } from '../../adapters/storage/indexeddb/backend.ts';
 import { PrefetchedBackend } from '../../src/backend/prefetched.ts';
 import { MvccStateMachine } from '../../src/mvcc/state-machine.ts';
 import type { RangeResponse } from '../../src/mvcc/types.ts';
+import { backendBuckets, type BackendOp } from '../../src/seams.ts';
 import { bytes, text } from './compliance.ts';
 
 const freshMember = () => ({ cluster: `test-${crypto.randomUUID()}`, memberId: 1 });
@@ -53,6 +55,66 @@ describe('MvccStateMachine on IndexedDB (PrefetchedBackend)', () => {
       const put = sm.apply({ kind: 'put', request: { key: bytes('k001'), value: bytes('after restart') } }, { nowMs: 0, index: ++index });
       expect(put.ok).toBe(true);
       expect(pairs(await backend.read(() => sm.range({ key: bytes('k001') })))).toEqual([['k001', 'after restart', 303]]);
+    } finally {
+      await backend.close();
+      await IndexedDbBackend.destroy(member);
+    }
+  });
+
+  it('takes a streamed snapshot: stages the records, adopts them, rebuilds the index from IndexedDB, and keeps them across a restart', async () => {
+    // The sender: a store on the memory backend, with history, deletions and a compaction.
+    const source = new MvccStateMachine();
+    let index = 0;
+    for (let i = 0; i < 600; i++) source.apply({ kind: 'put', request: { key: bytes(`s${String(i % 70).padStart(3, '0')}`), value: bytes(`v${i}`) } }, { nowMs: 0, index: ++index });
+    source.apply({ kind: 'deleteRange', request: { key: bytes('s010'), rangeEnd: bytes('s020') } }, { nowMs: 0, index: ++index });
+    source.apply({ kind: 'compaction', request: { revision: 300 } }, { nowMs: 0, index: ++index });
+    await source.durable();
+    const { view, appliedIndex } = source.backendView();
+
+    const member = freshMember();
+    let { sm, backend } = await openStore(member);
+    try {
+      sm.apply({ kind: 'put', request: { key: bytes('stale'), value: bytes('before the snapshot') } }, { nowMs: 0, index: 1 });
+      await backend.durable();
+      const staging = sm.stage();
+      // In chunks, as the stream sends them.
+      let ops: BackendOp[] = [];
+      const sent: Promise<void>[] = [];
+      for (const bucket of backendBuckets) {
+        view.range(bucket, new Uint8Array(0), null, (key, value) => {
+          ops.push({ bucket, key: key.slice(), value: value.slice() });
+          if (ops.length === 97) {
+            sent.push(staging.write(ops));
+            ops = [];
+          }
+        });
+      }
+      sent.push(staging.write(ops));
+      view.release();
+      await Promise.all(sent);
+      // Staged, not yet adopted: the tab still serves its own content.
+      expect(pairs(await backend.read(() => sm.range({ key: bytes('stale') })))).toEqual([['stale', 'before the snapshot', 2]]);
+      await sm.adoptStaged(staging, appliedIndex);
+
+      const everything = { key: bytes('\0'), rangeEnd: bytes('\xff') };
+      expect(sm.appliedIndex).toBe(appliedIndex);
+      expect(sm.currentRevision).toBe(source.currentRevision);
+      expect(sm.compactRevision).toBe(300);
+      const adopted = await backend.read(() => sm.range(everything));
+      expect(adopted).toEqual(source.range(everything));
+      expect(adopted.count).toBe(60);
+      const atRevision = { key: bytes('s015'), revision: 500 };
+      expect(await backend.read(() => sm.range(atRevision))).toEqual(source.range(atRevision));
+      expect(await backend.read(() => sm.hashKV())).toEqual(source.hashKV());
+      const put = sm.apply({ kind: 'put', request: { key: bytes('after'), value: bytes('adopt') } }, { nowMs: 0, index: appliedIndex + 1 });
+      expect(put.ok).toBe(true);
+
+      await backend.close();
+      ({ sm, backend } = await openStore(member));
+      expect(sm.appliedIndex).toBe(appliedIndex + 1);
+      expect(pairs(await backend.read(() => sm.range({ key: bytes('after') })))).toEqual([['after', 'adopt', source.currentRevision + 1]]);
+      expect(pairs(await backend.read(() => sm.range({ key: bytes('stale') })))).toEqual([]);
+      expect((await backend.read(() => sm.range(everything))).count).toBe(61);
     } finally {
       await backend.close();
       await IndexedDbBackend.destroy(member);

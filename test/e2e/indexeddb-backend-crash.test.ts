@@ -2,7 +2,8 @@
 // a page commits 2,000-op batches (2 MiB each) back to back, the test kills Chromium with
 // SIGKILL at varying moments, relaunches it on the same profile and checks that the stored
 // applied index describes exactly the data stored — never part of a batch — and is at least
-// the last index durable() confirmed before the kill.
+// the last index durable() confirmed before the kill. Likewise for a streamed snapshot killed
+// while staged or adopted: the old content or the new one, whole.
 
 import { rm } from 'node:fs/promises';
 import { expect, test } from '@playwright/test';
@@ -69,4 +70,44 @@ test('a browser killed in the middle of a large commit reopens with an applied i
     expect(summary.perBatch, `round ${round}: exactly batches ${Math.max(1, k - 2)}..${k}, whole`).toEqual(expected);
     previous = k;
   }
+});
+
+test('a browser killed while a streamed snapshot is staged or adopted reopens with the old content or the new one, whole', async () => {
+  const records = 10_000;
+  const outcomes: number[] = [];
+  for (const [round, killWhen] of (['staging', 'adopting', 'adopting', 'adopted'] as const).entries()) {
+    const streamed = { cluster: 'e2e-stream-crash', memberId: 10 + round };
+    const { context, page } = await launch();
+    await page.evaluate(([m, ops]) => window.meshkvBackendE2e!.stream(m, ops, 500), [streamed, records] as const);
+    // Staging: after a few chunks; adopting: as soon as the adopt transaction is under way;
+    // adopted: once adopt resolved (it is durable then).
+    await page.waitForFunction(
+      (when) => {
+        const p = window.meshkvBackendE2e!.streamProgress();
+        if (p.failure !== null) return true;
+        if (when === 'staging') return p.chunksStaged >= 3;
+        return when === 'adopting' ? p.phase === 'adopting' || p.phase === 'adopted' : p.phase === 'adopted';
+      },
+      killWhen,
+      { timeout: 60_000, polling: 1 },
+    );
+    const seen = await page.evaluate(() => window.meshkvBackendE2e!.streamProgress());
+    expect(seen.failure).toBeNull();
+    const pid = await browserPid(profile);
+    const closed = new Promise((resolve) => context.once('close', resolve));
+    process.kill(pid, 'SIGKILL');
+    await closed;
+
+    const relaunched = await launch();
+    const summary: BackendSummary = await relaunched.page.evaluate((m) => window.meshkvBackendE2e!.summary(m), streamed);
+    await relaunched.context.close();
+    const k = summary.appliedIndex;
+    expect([1, 2], `round ${round} (killed while ${seen.phase})`).toContain(k);
+    if (killWhen === 'staging') expect(k).toBe(1);
+    if (killWhen === 'adopted') expect(k).toBe(2);
+    expect(summary.last).toBe(String(k));
+    expect(summary.perBatch, `round ${round}: exactly batch ${k}, whole`).toEqual([[k, records]]);
+    outcomes.push(k);
+  }
+  console.log(`applied index after each kill: ${outcomes.join(', ')} (1: the old content, 2: the adopted one)`);
 });

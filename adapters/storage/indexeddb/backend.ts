@@ -12,10 +12,17 @@
 // are 'relaxed' (visible at once, flushed by the browser later, surviving a tab crash since the
 // browser process holds them); durable() runs a 'strict' transaction, which IndexedDB orders
 // after every earlier one, so it flushes them too (the same rule as the log storage's saves).
+//
+// Staging (a snapshot streamed from the leader): one more object store, `staging`, keyed by
+// [bucket, key], filled in its own transactions while the live stores go on serving. Adopting
+// is one strict readwrite transaction over every store: clear the live buckets, move the staged
+// records in with a cursor (one record in memory at a time), write the applied index, clear
+// `staging`. IndexedDB commits it whole or not at all, so a crash or a cut stream leaves the
+// live content; a new stage() clears what an earlier one left.
 
 import { deleteDB, openDB, unwrap } from 'idb';
 import { checkBatchIndex, decodeU64, encodeU64, metaKeys } from '../../../src/backend/layout.ts';
-import { backendBuckets, type AsyncBackend, type BackendBatch, type BackendBucket } from '../../../src/seams.ts';
+import { backendBuckets, type AsyncBackend, type BackendBatch, type BackendBucket, type BackendOp, type BackendStaging } from '../../../src/seams.ts';
 import { databaseNameOf } from './schema.ts';
 
 /** Which member's backend to open (the same pair as its log storage). */
@@ -24,7 +31,10 @@ export interface IndexedDbBackendMember {
   memberId: number;
 }
 
-const schemaVersion = 1;
+/** 2 added the staging store. */
+const schemaVersion = 2;
+const stagingStore = 'staging';
+const everyStore = [...backendBuckets, stagingStore];
 
 export class IndexedDbBackend implements AsyncBackend {
   readonly persistent = true;
@@ -32,11 +42,14 @@ export class IndexedDbBackend implements AsyncBackend {
   private applied: number;
   /** The applied index of the last batch handed to commit(). */
   private queuedIndex: number;
-  /** Batches waiting for the scheduled transaction; drained when it starts. */
-  private queue: BackendBatch[] = [];
-  private scheduled: Promise<void> | null = null;
-  /** The latest write transaction: durable() and close() wait for it. */
+  /** Batches of the next write transaction and its promise; null once it started or an adopt came after it. */
+  private group: { batches: BackendBatch[]; written: Promise<void> } | null = null;
+  /** The latest write transaction or adopt: durable() and close() wait for it. */
   private last: Promise<void> = Promise.resolve();
+  /** Settles when the latest adopt did: commits called after it are written after it. */
+  private barrier: Promise<void> = Promise.resolve();
+  /** The staging area in use, if any (a new one replaces it). */
+  private staged: object | null = null;
   private failure: Error | null = null;
   private closed = false;
 
@@ -60,8 +73,8 @@ export class IndexedDbBackend implements AsyncBackend {
     const name = IndexedDbBackend.databaseName(member);
     const wrapped = await openDB(name, schemaVersion, {
       upgrade(db, oldVersion) {
-        if (oldVersion > 0) throw new Error(`indexedDbBackend ${name}: unknown schema version ${oldVersion}`);
-        for (const bucket of backendBuckets) db.createObjectStore(bucket);
+        if (oldVersion < 1) for (const bucket of backendBuckets) db.createObjectStore(bucket);
+        if (oldVersion < 2) db.createObjectStore(stagingStore);
       },
     });
     if (wrapped.version !== schemaVersion) {
@@ -87,20 +100,21 @@ export class IndexedDbBackend implements AsyncBackend {
     if (this.failure !== null) return Promise.reject(this.failure);
     checkBatchIndex(batch, this.queuedIndex);
     this.queuedIndex = batch.appliedIndex;
-    this.queue.push(batch);
-    if (this.scheduled === null) {
-      const txn = Promise.resolve().then(() => this.writeQueued());
-      this.scheduled = txn;
-      this.last = txn;
+    if (this.group === null) {
+      const batches: BackendBatch[] = [];
+      const written = this.barrier.then(() => {
+        if (this.group?.batches === batches) this.group = null;
+        return this.writeGroup(batches);
+      });
+      this.group = { batches, written };
+      this.last = written;
     }
-    return this.scheduled;
+    this.group.batches.push(batch);
+    return this.group.written;
   }
 
-  /** One readwrite transaction: every queued batch, then the last applied index. */
-  private async writeQueued(): Promise<void> {
-    const batches = this.queue;
-    this.queue = [];
-    this.scheduled = null;
+  /** One readwrite transaction: every batch of a group, then the last applied index. */
+  private async writeGroup(batches: BackendBatch[]): Promise<void> {
     if (this.failure !== null) throw this.failure;
     let index = this.applied;
     try {
@@ -132,6 +146,96 @@ export class IndexedDbBackend implements AsyncBackend {
     tx.objectStore('meta').put(encodeU64(index), metaKeys.consistentIndex);
     await completion(tx);
     return index;
+  }
+
+  /**
+   * A staging area: `staging` is cleared first (what a crash or an abandoned stream left), in a
+   * transaction created now, so IndexedDB runs it before this area's writes.
+   */
+  stage(): BackendStaging {
+    this.assertOpen();
+    const token = {};
+    this.staged = token;
+    this.clearStaging();
+    const current = (what: string): void => {
+      if (this.staged !== token) throw new Error(`indexedDbBackend ${this.database}: ${what} on a staging area that was adopted, abandoned or replaced`);
+    };
+    return {
+      write: async (ops) => {
+        current('write');
+        this.assertOpen();
+        if (ops.some((op) => op.value === null)) throw new Error(`indexedDbBackend ${this.database}: a staging area takes puts only`);
+        await this.writeStaged(ops);
+      },
+      adopt: async (appliedIndex) => {
+        current('adopt');
+        if (this.closed) throw new Error(`indexedDbBackend ${this.database}: adopt after close`);
+        if (this.failure !== null) throw this.failure;
+        checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.queuedIndex);
+        this.staged = null;
+        this.queuedIndex = appliedIndex;
+        // After every commit called before (the pending group is closed: later commits wait for the barrier).
+        this.group = null;
+        const adopted = this.last.then(() => this.writeAdopt(appliedIndex));
+        this.last = adopted;
+        this.barrier = adopted.catch(() => {});
+        await adopted;
+      },
+      abandon: () => {
+        if (this.staged !== token) return;
+        this.staged = null;
+        // Frees the space now rather than at the next stage().
+        if (!this.closed && this.failure === null) this.clearStaging();
+      },
+    };
+  }
+
+  private clearStaging(): void {
+    const tx = this.db.transaction(stagingStore, 'readwrite', { durability: 'relaxed' });
+    tx.objectStore(stagingStore).clear();
+    completion(tx).catch((err: unknown) => this.fail(`clearing the staging area failed: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  private async writeStaged(ops: readonly BackendOp[]): Promise<void> {
+    try {
+      const tx = this.db.transaction(stagingStore, 'readwrite', { durability: 'relaxed' });
+      const store = tx.objectStore(stagingStore);
+      for (const op of ops) {
+        if (!backendBuckets.includes(op.bucket)) throw new Error(`unknown bucket ${JSON.stringify(op.bucket)}`);
+        store.put(op.value, [op.bucket, idbKey(op.key)]);
+      }
+      await completion(tx);
+    } catch (err) {
+      throw this.fail(`writing the staging area failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** One strict transaction: the staged records replace the live ones, with the applied index. */
+  private async writeAdopt(appliedIndex: number): Promise<void> {
+    if (this.failure !== null) throw this.failure;
+    try {
+      const tx = this.db.transaction(everyStore, 'readwrite', { durability: 'strict' });
+      for (const bucket of backendBuckets) tx.objectStore(bucket).clear();
+      const staging = tx.objectStore(stagingStore);
+      // Every step is queued from the cursor's callbacks, while the transaction is active; a
+      // failed request or a throw in a callback aborts it whole.
+      const cursor = staging.openCursor();
+      cursor.onsuccess = () => {
+        const at = cursor.result;
+        if (at !== null) {
+          const [bucket, key] = at.key as [BackendBucket, IDBValidKey];
+          tx.objectStore(bucket).put(at.value, key);
+          at.continue();
+          return;
+        }
+        staging.clear();
+        tx.objectStore('meta').put(encodeU64(appliedIndex), metaKeys.consistentIndex);
+      };
+      await completion(tx);
+    } catch (err) {
+      throw this.fail(`adopting the staging area failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    this.applied = appliedIndex;
   }
 
   async getMany(bucket: BackendBucket, keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
