@@ -99,7 +99,8 @@ describe('hasleader streams', () => {
       return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
     };
     const put = (key: string) => fetch(`http://${endpoint}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: btoa(key), value: btoa('v') }) });
-    expect((await put('before')).status).toBe(200);
+    const first = await put('before');
+    expect([first.status, await first.text()]).toEqual([200, expect.anything()]);
     expect(await metric('etcd_server_proposals_failed_total')).toBe(0);
     expect(await metric('etcd_server_proposals_pending')).toBe(0);
     const committed = await metric('etcd_server_proposals_committed_total');
