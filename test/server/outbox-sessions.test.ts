@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
+import { BoltReader } from '../../src/backend/bbolt.ts';
+import { encodeSnapshotFile } from '../../adapters/etcd-api/snapshot-file.ts';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
@@ -272,6 +274,25 @@ describe('outbox sessions', () => {
         await m.kv.stop();
         await m.backend.close();
       }
+    }
+  });
+
+  it('keeps its records out of the etcd-format snapshot file: etcd finds only its own meta keys', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-outbox-'));
+    dirs.push(dir);
+    const m = await startOnLmdb(dir, new MemoryHub(), 1, [1]);
+    try {
+      await waitFor('leadership', () => m.kv.isLeader());
+      await m.kv.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('k', 'v', 0) });
+      await m.kv.compact({ revision: 2 });
+      await m.kv.mvcc.durable();
+      expect(m.backend.get('meta', outboxSessionKey('tab-a'))).toBeDefined();
+      const file = encodeSnapshotFile(m.kv.mvcc.snapshot(), { members: [], authRevision: 1 });
+      const meta = new BoltReader(file).entries('meta')!.map((e) => new TextDecoder().decode(e.key));
+      expect(meta.sort()).toEqual(['consistent_index', 'finishedCompactRev', 'scheduledCompactRev']);
+    } finally {
+      await m.kv.stop();
+      await m.backend.close();
     }
   });
 
