@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
+import { PrefetchedBackend } from '../../src/backend/prefetched.ts';
+import { SlowBackend } from '../helpers/slow-backend.ts';
 import { BoltReader } from '../../src/backend/bbolt.ts';
 import { encodeSnapshotFile } from '../../adapters/etcd-api/snapshot-file.ts';
 import { systemClock } from '../../adapters/clock/system.ts';
@@ -276,6 +278,25 @@ describe('outbox sessions', () => {
       }
     }
   });
+
+  it('sends a joiner the sessions as of the store image a leader on an asynchronous backend (a tab) encodes', async () => {
+    const hub = new MemoryHub();
+    const backend = await PrefetchedBackend.open(new SlowBackend());
+    const slow = { tickMs: 50, requestTimeoutMs: 20_000, snapshotEntries: 20, snapshotKeepEntries: 0 };
+    const leader = await startKvMember(hub, 1, [1], { ...slow, mvcc: { backend } });
+    backend.openingDone();
+    running.push(leader);
+    await waitFor('leadership', () => leader.isLeader(), 20_000);
+    // 30 entries: the snapshot is at 20 or so, the store image encoded later is at 30 or more.
+    let last: OutboxOutcome | null = null;
+    for (let seq = 1; seq <= 30; seq++) last = (await leader.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) })).outcome;
+    const joiner = await startKvMember(hub, 2, [], slow);
+    running.push(joiner);
+    await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 2 }], context: null });
+    await waitFor('the learner caught up', () => joiner.status().applied === leader.status().applied, 30_000);
+    expect(joiner.outboxApplied('tab-a', 30)).toEqual(last);
+    expect(sessionTable(joiner, ['tab-a'], 31)).toEqual(sessionTable(leader, ['tab-a'], 31));
+  }, 60_000);
 
   it('keeps its records out of the etcd-format snapshot file: etcd finds only its own meta keys', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshkv-outbox-'));
