@@ -24,8 +24,8 @@ import type { TxnRequest } from '../mvcc/types.ts';
 import type { BackendOp, BackendReader } from '../seams.ts';
 
 /**
- * Outboxes whose last entries the state machine remembers. Each costs ~50 bytes in every
- * snapshot plus ~12 per entry of its last batch (at most outboxBatchEntriesMax).
+ * Outboxes whose last entries the state machine remembers. Each costs ~50 bytes in the backend
+ * (and in a whole-image snapshot) plus ~12 per entry of its last batch (at most outboxBatchEntriesMax).
  */
 export const outboxSessionsMax = 4096;
 /** Longest outbox client id, in characters. */
