@@ -10,7 +10,7 @@ import { KvStore, type WriteTxn } from './kv-store.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import { PrefetchedBackend } from '../backend/prefetched.ts';
 import { planRequest } from './plan.ts';
-import type { Backend, BackendReadView, BackendStaging } from '../seams.ts';
+import type { Backend, BackendOp, BackendReader, BackendReadView, BackendStaging } from '../seams.ts';
 import { DEFAULT_LESSOR_CONFIG, Lessor, type LeaseState, type LessorConfig } from './lessor.ts';
 import { decodeInt64, decodeLease, decodeU64, encodeInt64, encodeLease, leaseKey, metaKeys, nextLeaseIdKey } from '../backend/layout.ts';
 import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
@@ -129,6 +129,19 @@ export class MvccStateMachine {
    */
   markApplied(index: number): void {
     if (index > this.store.appliedIndex) this.store.commit(index);
+  }
+
+  /**
+   * Puts a write of the state machine's neighbours (the outbox sessions) in the batch the next
+   * commit (apply or markApplied) makes, with the data of the entry being applied.
+   */
+  stageBackendOp(op: BackendOp): void {
+    this.store.stage(op);
+  }
+
+  /** Reads the backend's committed content (its small buckets; `key` only through the store). */
+  get backendReader(): BackendReader {
+    return this.store.backend;
   }
 
   /** The backend's applied index as last committed by this state machine. */
@@ -368,7 +381,7 @@ export class MvccStateMachine {
    * Leases restart as on a follower (no expiry until promoted); watchers catch up from the
    * restored history.
    */
-  restore(bytes: Uint8Array, index = this.store.appliedIndex): void {
+  restore(bytes: Uint8Array, index = this.store.appliedIndex, extraOps: readonly BackendOp[] = []): void {
     const decoded = decodeSnapshot(bytes);
     let store: KvStore;
     try {
@@ -389,6 +402,7 @@ export class MvccStateMachine {
     store.attachLeases();
     for (const lease of decoded.leases) store.stage({ bucket: 'lease', key: leaseKey(lease.id), value: encodeLease(lease) });
     store.stage({ bucket: 'meta', key: nextLeaseIdKey, value: encodeInt64(decoded.nextLeaseId) });
+    for (const op of extraOps) store.stage(op);
     // Only now, with the image checked, does the backend's content get replaced. An image taken
     // after the snapshot point (a leader sends its current state) is at its own, later index.
     store.commit(Math.max(index, decoded.appliedIndex));

@@ -187,8 +187,9 @@ class MvccReplica implements StateMachine {
 
   /**
    * Each entry of an outbox batch is applied once per (client, seq): a retry is answered from
-   * the session table. The table is updated even for entries a persistent backend already holds
-   * (replayed after a restart), so every member keeps the same sessions.
+   * the session table. The table describes the backend's applied index (outbox-sessions.ts), so
+   * an entry the backend already holds (replayed after a restart or an adopted snapshot stream)
+   * is answered from it and changes nothing.
    */
   private applyOutboxBatch(payload: Uint8Array, index: number): { ok: true; response: OutboxApplyResult[] } | { ok: false; error: MvccError } {
     const batch = decodeOutboxBatch(payload);
@@ -197,8 +198,10 @@ class MvccReplica implements StateMachine {
       this.mvcc.markApplied(index);
       return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `meshkv: ${batch}`) };
     }
-    // The backend held this entry already (a replay after a restart): only the sessions move.
-    const replayed = index <= this.mvcc.appliedIndex;
+    if (index <= this.mvcc.appliedIndex) {
+      // An evicted client's entry has no record left: applied, outcome unknown, on every member alike.
+      return { ok: true, response: batch.entries.map((e) => ({ outcome: this.outboxSessions.applied(batch.client, e.seq)?.outcome ?? { kind: 'unknown' }, duplicate: false, txn: null })) };
+    }
     const results: OutboxApplyResult[] = [];
     for (const entry of batch.entries) {
       const before = this.outboxSessions.applied(batch.client, entry.seq);
@@ -206,17 +209,12 @@ class MvccReplica implements StateMachine {
         results.push({ outcome: before.outcome, duplicate: true, txn: null });
         continue;
       }
-      if (replayed) {
-        this.outboxSessions.record(batch.client, entry.seq, { kind: 'unknown' }, index);
-        results.push({ outcome: { kind: 'unknown' }, duplicate: false, txn: null });
-        continue;
-      }
-      // One backend commit for the whole batch (markApplied below): a crash keeps all of it or none.
+      // One backend commit for the whole batch and its sessions (markApplied below): a crash keeps all of it or none.
       const result = this.mvcc.apply({ kind: 'txn', request: entry.txn }, { nowMs: this.nowMs(), index, deferCommit: true });
       const outcome: OutboxOutcome = !result.ok
         ? { kind: 'refused', message: result.error.message }
         : { kind: result.response.succeeded ? 'committed' : 'conflict', revision: result.response.header.revision };
-      this.outboxSessions.record(batch.client, entry.seq, outcome, index);
+      for (const op of this.outboxSessions.record(batch.client, entry.seq, outcome, index)) this.mvcc.stageBackendOp(op);
       results.push({ outcome, duplicate: false, txn: result.ok ? result.response : null });
     }
     this.mvcc.markApplied(index);
@@ -281,17 +279,17 @@ class MvccReplica implements StateMachine {
     const { stateImage } = MemberTable.unwrapImage(image);
     const prefetched = this.mvcc.prefetched;
     if (!isStoreInBackend(stateImage) || prefetched === null) return image;
-    const header = image.subarray(0, image.length - stateImage.length);
     const ready = this.imageForPeerReady;
     if (ready !== null && ready.appliedIndex >= this.markerIndex) {
       this.imageForPeerReady = null;
-      return concat(header, ready.image);
+      // The sessions as of the store image's index, not the snapshot's (outbox-sessions.ts).
+      return concat(MemberTable.headerWithSessions(image, ready.sessionsImage), ready.image);
     }
     if (!this.imageForPeerPending) {
       this.imageForPeerPending = true;
       const encode = (): Uint8Array => this.mvcc.snapshot().encode();
       prefetched
-        .run(encode, () => ({ image: encode(), appliedIndex: this.mvcc.appliedIndex }))
+        .run(encode, () => ({ image: encode(), sessionsImage: this.outboxSessions.encodeImage(), appliedIndex: this.mvcc.appliedIndex }))
         .then(
           (built) => (this.imageForPeerReady = built),
           (err: unknown) => this.warn(`encoding a snapshot for a peer: ${err instanceof Error ? err.message : String(err)}`),
@@ -314,15 +312,16 @@ class MvccReplica implements StateMachine {
    */
   async adoptStream(staging: BackendStaging, image: Uint8Array, appliedIndex: number): Promise<Uint8Array> {
     await this.mvcc.adoptStaged(staging, appliedIndex);
+    // The streamed backend holds the sessions as of its applied index, past the head's.
+    this.outboxSessions.load(this.mvcc.backendReader);
     if (this.mvcc.backendPersistent) return image;
-    const { stateImage } = MemberTable.unwrapImage(image);
-    return concat(image.subarray(0, image.length - stateImage.length), this.mvcc.snapshot().encode());
+    return concat(MemberTable.headerWithSessions(image, this.outboxSessions.encodeImage()), this.mvcc.snapshot().encode());
   }
 
   /** The applied index of the latest snapshot that left the store in the backend (made or restored). */
   private markerIndex = 0;
   /** A store image encoded from the asynchronous backend for the next snapshot sent, and its applied index. */
-  private imageForPeerReady: { image: Uint8Array; appliedIndex: number } | null = null;
+  private imageForPeerReady: { image: Uint8Array; sessionsImage: Uint8Array; appliedIndex: number } | null = null;
   private imageForPeerPending = false;
 
   checkImage(image: Uint8Array): string | null {
@@ -344,7 +343,8 @@ class MvccReplica implements StateMachine {
     // store image is the bootstrap snapshot. A backend already at or past `index` (a restart
     // whose backend outlived its last snapshot) holds a newer state than the image: keep it.
     // The member table and auth state come from the image either way: the entries after it
-    // are applied to them again (only the store skips what the backend holds).
+    // are applied to them again (only the store and the outbox sessions, which describe the
+    // backend's applied index, skip what the backend holds).
     if (isStoreInBackend(stateImage)) {
       this.markerIndex = index;
       if (this.mvcc.appliedIndex < index) {
@@ -352,10 +352,18 @@ class MvccReplica implements StateMachine {
           `the snapshot at index ${index} keeps the store in the backend, which holds only up to index ${this.mvcc.appliedIndex}: restore the data dir from a backup, or remove the member and add it back empty`,
         );
       }
-    } else if (stateImage.length > 0 && index > this.mvcc.appliedIndex) this.mvcc.restore(stateImage, index);
-    else this.mvcc.markApplied(index);
+      this.outboxSessions.load(this.mvcc.backendReader);
+    } else if (stateImage.length > 0 && index > this.mvcc.appliedIndex) {
+      // The image's sessions are as of its store's index; they go into the backend with it.
+      const sessions = new OutboxSessions();
+      sessions.restoreImage(sessionsImage);
+      this.mvcc.restore(stateImage, index, sessions.backendOps());
+      this.outboxSessions.restoreImage(sessionsImage);
+    } else {
+      this.mvcc.markApplied(index);
+      this.outboxSessions.load(this.mvcc.backendReader);
+    }
     this.auth.restoreImage(authImage);
-    this.outboxSessions.restoreImage(sessionsImage);
     this.members.reset(records ?? this.initialMembers, settings);
     this.notify(index);
   }

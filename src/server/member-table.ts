@@ -162,6 +162,23 @@ export class MemberTable {
     return { records: (decoded[1] as unknown[]).map(checkRecord), settings, authImage, sessionsImage, stateImage: image.subarray(8 + length) };
   }
 
+  /**
+   * The header of `image` (made by wrapImage) with `sessionsImage` in place of its outbox
+   * sessions: for a store image taken at a later index than the header (outbox-sessions.ts).
+   */
+  static headerWithSessions(image: Uint8Array, sessionsImage: Uint8Array): Uint8Array {
+    // Checks the header first; an image without one has no sessions to replace.
+    if (MemberTable.unwrapImage(image).records === null) throw new Error('member table image: no header to put outbox sessions in');
+    const length = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(4, true);
+    const decoded = packr.unpack(image.subarray(8, 8 + length)) as unknown[];
+    const table = packr.pack([tableImageVersion, decoded[1], decoded[0] === 1 ? { tabsMayOutvote: false } : decoded[2], (decoded[0] as number) >= 3 ? decoded[3] : noBytes, sessionsImage]);
+    const out = new Uint8Array(8 + table.length);
+    out.set(tableImageMagic, 0);
+    new DataView(out.buffer).setUint32(4, table.length, true);
+    out.set(table, 8);
+    return out;
+  }
+
   private set(r: MemberRecord): void {
     if (!Number.isSafeInteger(r.id) || r.id <= 0) throw new Error(`member table: id ${r.id} is not a positive safe integer`);
     if (!this.byId.has(r.id) && this.byId.size >= membersMax) throw new Error(`member table: more than ${membersMax} members`);

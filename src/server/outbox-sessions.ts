@@ -6,8 +6,12 @@
 // that record and changes nothing.
 //
 // The table is part of the replicated state: every member applies the same entries in the same
-// order, so every member keeps and evicts the same sessions. It travels in the member table's
-// snapshot header (member-table.ts), so it survives snapshots and restarts.
+// order, so every member keeps and evicts the same sessions. Each client's record is stored in
+// the backend's `meta` bucket under `meshkv_outbox/<client>`, in the same batch as the data its
+// entries wrote (an eviction deletes it in that batch), so the table always describes the
+// backend's applied index: a restart or an adopted snapshot stream reads it from there, never
+// from a snapshot taken at another index. A whole-image snapshot (memory backends) carries it in
+// the member table's header (member-table.ts), taken at the image's index.
 //
 // Bound: at most outboxSessionsMax clients are remembered; the one whose last entry is oldest
 // (by log index) is forgotten first. An outbox whose session was forgotten and that retries its
@@ -17,10 +21,11 @@
 import { Packr } from 'msgpackr';
 import { decodeRequest, encodeRequest, RequestDecodeError } from '../codec/request.ts';
 import type { TxnRequest } from '../mvcc/types.ts';
+import type { BackendOp, BackendReader } from '../seams.ts';
 
 /**
- * Outboxes whose last entries the state machine remembers. Each costs ~50 bytes in every
- * snapshot plus ~12 per entry of its last batch (at most outboxBatchEntriesMax).
+ * Outboxes whose last entries the state machine remembers. Each costs ~50 bytes in the backend
+ * (and in a whole-image snapshot) plus ~12 per entry of its last batch (at most outboxBatchEntriesMax).
  */
 export const outboxSessionsMax = 4096;
 /** Longest outbox client id, in characters. */
@@ -43,9 +48,9 @@ export type OutboxOutcome =
   /** The txn was refused as etcd refuses requests (too many ops, key too large, …). */
   | { kind: 'refused'; message: string }
   /**
-   * Applied, but by a member replaying entries its persistent backend already held (a restart
-   * after the last snapshot), which does not see the outcome again. Only that member's answer
-   * to a retry lacks the outcome; the entry is still applied once.
+   * Applied, but its outcome is no longer kept: the entry is older than its client's last batch,
+   * or its client was evicted and the entry is replayed from the log of a member whose backend
+   * already held it. Every member answers such a retry alike; the entry is still applied once.
    */
   | { kind: 'unknown' };
 
@@ -76,6 +81,20 @@ interface Session {
 }
 
 const packr = new Packr({ useRecords: false });
+
+/** Prefix of a client's session key in the backend's `meta` bucket (etcd's own meta keys have no '/'). */
+const sessionKeyPrefix = new TextEncoder().encode('meshkv_outbox/');
+/** The first key after every session key: the prefix with its last byte ('/') incremented. */
+const sessionKeyEnd = new TextEncoder().encode('meshkv_outbox0');
+const utf8 = new TextEncoder();
+
+export function outboxSessionKey(client: string): Uint8Array {
+  const name = utf8.encode(client);
+  const key = new Uint8Array(sessionKeyPrefix.length + name.length);
+  key.set(sessionKeyPrefix, 0);
+  key.set(name, sessionKeyPrefix.length);
+  return key;
+}
 
 export function encodeOutboxBatch(b: OutboxBatch): Uint8Array {
   const body = packr.pack([b.client, b.entries.map((e) => [e.seq, encodeRequest({ kind: 'txn', request: e.txn })])]);
@@ -154,17 +173,46 @@ export class OutboxSessions {
     return { outcome: s.outcomes.find(([q]) => q === seq)?.[1] ?? { kind: 'unknown' } };
   }
 
-  record(client: string, seq: number, outcome: OutboxOutcome, index: number): void {
+  /**
+   * Records an applied entry. Returns the backend writes that keep the stored table equal to
+   * this one (the client's record, and the deletion of an evicted client's), for the batch
+   * that commits the entry's data.
+   */
+  record(client: string, seq: number, outcome: OutboxOutcome, index: number): BackendOp[] {
     const prev = this.byClient.get(client);
     if (prev !== undefined && seq <= prev.seq) throw new Error(`outbox sessions: ${client} entry ${seq} recorded after ${prev.seq}`);
     const outcomes: [number, OutboxOutcome][] = prev !== undefined && prev.index === index ? [...prev.outcomes, [seq, outcome]] : [[seq, outcome]];
     if (outcomes.length > outboxBatchEntriesMax) throw new Error(`outbox sessions: ${client} has more than ${outboxBatchEntriesMax} entries at index ${index}`);
     this.byClient.delete(client);
-    this.byClient.set(client, { seq, outcomes, index });
+    const session = { seq, outcomes, index };
+    this.byClient.set(client, session);
+    const ops: BackendOp[] = [{ bucket: 'meta', key: outboxSessionKey(client), value: encodeSession(session) }];
     if (this.byClient.size > outboxSessionsMax) {
       const oldest = this.byClient.keys().next().value as string;
       this.byClient.delete(oldest);
+      ops.push({ bucket: 'meta', key: outboxSessionKey(oldest), value: null });
     }
+    return ops;
+  }
+
+  /** Puts of every session: the stored table after a batch that clears the backend (a restore). */
+  backendOps(): BackendOp[] {
+    return [...this.byClient].map(([client, s]) => ({ bucket: 'meta' as const, key: outboxSessionKey(client), value: encodeSession(s) }));
+  }
+
+  /** Replaces the table with the one stored in `backend`'s `meta` bucket. Throws on a bad record. */
+  load(backend: BackendReader): void {
+    const rows: [string, Session][] = [];
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    backend.range('meta', sessionKeyPrefix, sessionKeyEnd, (key, value) => {
+      const client = decoder.decode(key.subarray(sessionKeyPrefix.length));
+      rows.push([client, checkSession(client, packr.unpack(value) as unknown, 'stored outbox session')]);
+    });
+    if (rows.length > outboxSessionsMax) throw new Error(`stored outbox sessions: ${rows.length} clients, more than ${outboxSessionsMax}`);
+    // Eviction order is the order of last use, which is log-index order: one Raft entry holds one client's batch.
+    rows.sort((a, b) => a[1].index - b[1].index);
+    this.byClient.clear();
+    for (const [client, session] of rows) this.byClient.set(client, session);
   }
 
   encodeImage(): Uint8Array {
@@ -180,16 +228,31 @@ export class OutboxSessions {
     for (const row of decoded) {
       if (!Array.isArray(row) || row.length !== 4) throw new Error('outbox sessions image: a session is not [client, seq, index, outcomes]');
       const [client, seq, index, outcomes] = row as [unknown, unknown, unknown, unknown];
-      const bad = checkClient(client) ?? checkSeq(seq);
+      const bad = checkClient(client);
       if (bad !== null) throw new Error(`outbox sessions image: ${bad}`);
-      const valid =
-        Number.isSafeInteger(index) &&
-        Array.isArray(outcomes) &&
-        outcomes.length >= 1 &&
-        outcomes.length <= outboxBatchEntriesMax &&
-        outcomes.every((o) => Array.isArray(o) && o.length === 2 && Number.isSafeInteger(o[0]) && typeof o[1] === 'object' && o[1] !== null && typeof o[1].kind === 'string');
-      if (!valid) throw new Error('outbox sessions image: a session has a bad index or outcomes');
-      this.byClient.set(client as string, { seq: seq as number, index: index as number, outcomes: outcomes as [number, OutboxOutcome][] });
+      this.byClient.set(client as string, checkSession(client as string, [seq, index, outcomes], 'outbox sessions image'));
     }
   }
+}
+
+function encodeSession(s: Session): Uint8Array {
+  return packr.pack([s.seq, s.index, s.outcomes]);
+}
+
+/** A session from its decoded [seq, index, outcomes]; `what` names the source in errors. */
+function checkSession(client: string, decoded: unknown, what: string): Session {
+  const bad = checkClient(client);
+  if (bad !== null) throw new Error(`${what}: ${bad}`);
+  if (!Array.isArray(decoded) || decoded.length !== 3) throw new Error(`${what} of ${client}: not [seq, index, outcomes]`);
+  const [seq, index, outcomes] = decoded as [unknown, unknown, unknown];
+  const badSeq = checkSeq(seq);
+  if (badSeq !== null) throw new Error(`${what} of ${client}: ${badSeq}`);
+  const valid =
+    Number.isSafeInteger(index) &&
+    Array.isArray(outcomes) &&
+    outcomes.length >= 1 &&
+    outcomes.length <= outboxBatchEntriesMax &&
+    outcomes.every((o) => Array.isArray(o) && o.length === 2 && Number.isSafeInteger(o[0]) && typeof o[1] === 'object' && o[1] !== null && typeof o[1].kind === 'string');
+  if (!valid) throw new Error(`${what} of ${client}: a bad index or outcomes`);
+  return { seq: seq as number, index: index as number, outcomes: outcomes as [number, OutboxOutcome][] };
 }

@@ -1,22 +1,29 @@
 // Exactly-once outbox entries (src/server/outbox-sessions.ts) on real in-process members: a
 // retried entry is applied once, on every replica, after snapshots, after a restart of a member
-// on fs-wal + LMDB, and the session table stays within its bound.
+// on fs-wal + LMDB, after a snapshot streamed from LMDB, and the session table stays within its
+// bound, in memory and in the backend.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
+import { MemoryBackend } from '../../src/backend/memory.ts';
+import { PrefetchedBackend } from '../../src/backend/prefetched.ts';
+import { SlowBackend } from '../helpers/slow-backend.ts';
+import { BoltReader } from '../../src/backend/bbolt.ts';
+import { encodeSnapshotFile } from '../../adapters/etcd-api/snapshot-file.ts';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { CompareResult, CompareTarget, type TxnRequest } from '../../src/mvcc/types.ts';
 import { silentLogger } from '../../src/raft/config.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { OutboxSessions, outboxSessionsMax } from '../../src/server/outbox-sessions.ts';
+import { OutboxSessions, outboxSessionKey, outboxSessionsMax, type OutboxOutcome } from '../../src/server/outbox-sessions.ts';
+import type { MemberId } from '../../src/raft/types.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
 import { prng } from '../raft/prng.ts';
-import { startKvMember } from '../helpers/kv-members.ts';
+import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
@@ -35,6 +42,31 @@ function guardedPut(key: string, value: string, modRevision: number): TxnRequest
     success: [{ requestPut: { key: b(key), value: b(value) } }],
     failure: [{ requestRange: { key: b(key) } }],
   };
+}
+
+/** A member on fs-wal + LMDB in `dir`, snapshots every 50 entries (the store stays in LMDB). */
+async function startOnLmdb(dir: string, hub: MemoryHub, id: MemberId, peers: MemberId[]): Promise<{ kv: KvMember; backend: LmdbBackend }> {
+  const storage = await FsWalStorage.open(join(dir, 'wal'), { logger: silentLogger });
+  const backend = LmdbBackend.open(join(dir, 'backend'));
+  const kv = await KvMember.start({
+    id,
+    peers,
+    clock: systemClock,
+    storage,
+    transport: hub.connect(id),
+    random: prng(11 + id),
+    // Slow enough ticks that a loaded machine does not churn leaders (and drop proposals) mid-test.
+    ...steadyTimings,
+    snapshotEntries: 50,
+    snapshotKeepEntries: 10,
+    mvcc: { backend },
+  });
+  return { kv, backend };
+}
+
+/** What `m` remembers of each client's entries 1..seqMax (a retry is answered with it). */
+function sessionTable(m: KvMember, clients: string[], seqMax: number): (OutboxOutcome | null)[][] {
+  return clients.map((c) => Array.from({ length: seqMax }, (_, i) => m.outboxApplied(c, i + 1)));
 }
 
 describe('outbox sessions', () => {
@@ -155,14 +187,18 @@ describe('outbox sessions', () => {
     };
     let m = await open();
     // 70 entries: a snapshot at 50 or so, and entries after it that the restart replays.
-    for (let seq = 1; seq <= 70; seq++) await m.kv.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) });
+    let last: OutboxOutcome | null = null;
+    for (let seq = 1; seq <= 70; seq++) last = (await m.kv.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) })).outcome;
     const revision = m.kv.currentRevision;
+    expect(last).toEqual({ kind: 'committed', revision });
     await m.kv.stop();
     await m.backend.close();
     m = await open();
     try {
+      // Entry 70 came after the last snapshot: the restart replayed it over a backend that held
+      // it, and the retry still hears the outcome it had (the crash between propose and answer).
       const retry = await m.kv.proposeOutboxEntry({ client: 'tab-a', seq: 70, txn: guardedPut('k70', 'v', 0) });
-      expect(retry.duplicate).toBe(true);
+      expect(retry).toEqual({ outcome: { kind: 'committed', revision }, duplicate: true, txn: null });
       expect(m.kv.currentRevision).toBe(revision);
       const next = await m.kv.proposeOutboxEntry({ client: 'tab-a', seq: 71, txn: guardedPut('k71', 'v', 0) });
       expect(next).toMatchObject({ duplicate: false, outcome: { kind: 'committed', revision: revision + 1 } });
@@ -170,6 +206,141 @@ describe('outbox sessions', () => {
       await m.kv.stop();
       await m.backend.close();
     }
+  });
+
+  it('keeps equal session tables on three members on LMDB after one restarts, and the restarted one answers a retry as the others', async () => {
+    const hub = new MemoryHub();
+    const ids = [1, 2, 3];
+    const dirOf = new Map(ids.map((id) => [id, mkdtempSync(join(tmpdir(), 'meshkv-outbox-'))]));
+    dirs.push(...dirOf.values());
+    const ms = new Map<MemberId, { kv: KvMember; backend: LmdbBackend }>();
+    for (const id of ids) ms.set(id, await startOnLmdb(dirOf.get(id)!, hub, id, ids));
+    try {
+      const leader = await waitFor('a leader', () => [...ms.values()].find((m) => m.kv.isLeader()), 10_000);
+      const clients = ['tab-a', 'tab-b', 'tab-c'];
+      // 75 entries: a snapshot at 50 or so, then entries every member's backend holds past it.
+      const outcomes = new Map<string, OutboxOutcome>();
+      for (let seq = 1; seq <= 25; seq++) {
+        for (const client of clients) {
+          const r = await leader.kv.proposeOutboxEntry({ client, seq, txn: guardedPut(`${client}/${seq % 5}`, `${seq}`, seq <= 5 ? 0 : 1) });
+          outcomes.set(`${client}/${seq}`, r.outcome);
+        }
+      }
+      const followerId = ids.find((id) => ms.get(id) !== leader)!;
+      const follower = ms.get(followerId)!;
+      await waitFor('the follower applied everything', () => follower.kv.status().applied === leader.kv.status().applied, 10_000);
+      await follower.kv.stop();
+      await follower.backend.close();
+      const restarted = await startOnLmdb(dirOf.get(followerId)!, hub, followerId, ids);
+      ms.set(followerId, restarted);
+      await waitFor('the restarted member caught up', () => restarted.kv.status().applied === leader.kv.status().applied, 10_000);
+      const tables = [...ms.values()].map((m) => sessionTable(m.kv, clients, 26));
+      expect(tables[1]).toEqual(tables[0]);
+      expect(tables[2]).toEqual(tables[0]);
+      expect(restarted.kv.outboxApplied('tab-c', 25)).toEqual(outcomes.get('tab-c/25'));
+      // A retry through the restarted member is answered there with the first outcome.
+      const retry = await restarted.kv.proposeOutboxEntry({ client: 'tab-c', seq: 25, txn: guardedPut('tab-c/0', 'again', 0) });
+      expect(retry).toEqual({ outcome: outcomes.get('tab-c/25'), duplicate: true, txn: null });
+      await waitFor('every member applied the retry', () => [...ms.values()].every((m) => m.kv.status().applied === restarted.kv.status().applied), 10_000);
+      const hashes = [...ms.values()].map((m) => m.kv.hashKV(0));
+      expect(new Set(hashes.map((h) => JSON.stringify(h))).size).toBe(1);
+    } finally {
+      for (const m of ms.values()) {
+        await m.kv.stop();
+        await m.backend.close();
+      }
+    }
+  });
+
+  it('answers a retry with the original outcome on a member caught up by a snapshot streamed from LMDB', async () => {
+    const hub = new MemoryHub();
+    const leaderDir = mkdtempSync(join(tmpdir(), 'meshkv-outbox-'));
+    const joinerDir = mkdtempSync(join(tmpdir(), 'meshkv-outbox-'));
+    dirs.push(leaderDir, joinerDir);
+    const leader = await startOnLmdb(leaderDir, hub, 1, [1]);
+    const joiner = await startOnLmdb(joinerDir, hub, 2, []);
+    try {
+      await waitFor('leadership', () => leader.kv.isLeader());
+      // 60 entries: the latest snapshot is at 50 or so; the streamed backend is at 60 or more.
+      let last: OutboxOutcome | null = null;
+      for (let seq = 1; seq <= 60; seq++) last = (await leader.kv.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) })).outcome;
+      await leader.kv.addMember(2, ['http://joiner'], false);
+      await waitFor('the joiner caught up', () => joiner.kv.status().applied === leader.kv.status().applied, 20_000);
+      expect(joiner.kv.member.snapshotStreams).toMatchObject({ received: 1, receiveFailed: 0 });
+      expect(joiner.kv.outboxApplied('tab-a', 60)).toEqual(last);
+      const retry = await joiner.kv.proposeOutboxEntry({ client: 'tab-a', seq: 60, txn: guardedPut('k60', 'v', 0) });
+      expect(retry).toEqual({ outcome: last, duplicate: true, txn: null });
+      expect(sessionTable(joiner.kv, ['tab-a'], 61)).toEqual(sessionTable(leader.kv, ['tab-a'], 61));
+    } finally {
+      for (const m of [joiner, leader]) {
+        await m.kv.stop();
+        await m.backend.close();
+      }
+    }
+  });
+
+  it('sends a joiner the sessions as of the store image a leader on an asynchronous backend (a tab) encodes', async () => {
+    const hub = new MemoryHub();
+    const backend = await PrefetchedBackend.open(new SlowBackend());
+    const slow = { tickMs: 50, requestTimeoutMs: 20_000, snapshotEntries: 20, snapshotKeepEntries: 0 };
+    const leader = await startKvMember(hub, 1, [1], { ...slow, mvcc: { backend } });
+    backend.openingDone();
+    running.push(leader);
+    await waitFor('leadership', () => leader.isLeader(), 20_000);
+    // 30 entries: the snapshot is at 20 or so, the store image encoded later is at 30 or more.
+    let last: OutboxOutcome | null = null;
+    for (let seq = 1; seq <= 30; seq++) last = (await leader.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) })).outcome;
+    const joiner = await startKvMember(hub, 2, [], slow);
+    running.push(joiner);
+    await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 2 }], context: null });
+    await waitFor('the learner caught up', () => joiner.status().applied === leader.status().applied, 30_000);
+    expect(joiner.outboxApplied('tab-a', 30)).toEqual(last);
+    expect(sessionTable(joiner, ['tab-a'], 31)).toEqual(sessionTable(leader, ['tab-a'], 31));
+  }, 60_000);
+
+  it('keeps its records out of the etcd-format snapshot file: etcd finds only its own meta keys', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-outbox-'));
+    dirs.push(dir);
+    const m = await startOnLmdb(dir, new MemoryHub(), 1, [1]);
+    try {
+      await waitFor('leadership', () => m.kv.isLeader());
+      await m.kv.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('k', 'v', 0) });
+      await m.kv.compact({ revision: 2 });
+      await m.kv.mvcc.durable();
+      expect(m.backend.get('meta', outboxSessionKey('tab-a'))).toBeDefined();
+      const file = encodeSnapshotFile(m.kv.mvcc.snapshot(), { members: [], authRevision: 1 });
+      const meta = new BoltReader(file).entries('meta')!.map((e) => new TextDecoder().decode(e.key));
+      expect(meta.sort()).toEqual(['consistent_index', 'finishedCompactRev', 'scheduledCompactRev']);
+    } finally {
+      await m.kv.stop();
+      await m.backend.close();
+    }
+  });
+
+  it('stores each client\'s record in the backend\'s meta bucket, evictions deleted, and loads the same table back', async () => {
+    const backend = new MemoryBackend();
+    const s = new OutboxSessions();
+    let index = 1;
+    for (let i = 0; i <= outboxSessionsMax; i++) {
+      index++;
+      await backend.commit({ clear: false, ops: s.record(`c${i}`, 1, { kind: 'committed', revision: i + 2 }, index), appliedIndex: index });
+    }
+    index++;
+    await backend.commit({ clear: false, ops: s.record('c1', 2, { kind: 'conflict', revision: 9 }, index), appliedIndex: index });
+    expect(backend.get('meta', outboxSessionKey('c0'))).toBeUndefined();
+    // etcd's own meta keys stay as they were.
+    expect(backend.get('meta', new TextEncoder().encode('consistent_index'))).toBeDefined();
+    const loaded = new OutboxSessions();
+    loaded.load(backend);
+    expect(loaded.encodeImage()).toEqual(s.encodeImage());
+    // Eviction order survived the load: c2 is the least recently used now.
+    const evicted = loaded.record('new', 1, { kind: 'committed', revision: 99 }, index + 1);
+    expect(evicted.map((op) => [new TextDecoder().decode(op.key), op.value === null])).toEqual([
+      ['meshkv_outbox/new', false],
+      ['meshkv_outbox/c2', true],
+    ]);
+    await backend.commit({ clear: false, ops: [{ bucket: 'meta', key: outboxSessionKey('bad'), value: new Uint8Array([1]) }], appliedIndex: index + 1 });
+    expect(() => new OutboxSessions().load(backend)).toThrow('stored outbox session of bad: not [seq, index, outcomes]');
   });
 
   it(`remembers at most ${outboxSessionsMax} clients, forgetting the least recently used`, () => {
