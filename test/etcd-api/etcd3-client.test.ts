@@ -50,6 +50,27 @@ describe('etcd3 npm client against meshkv', () => {
     await watcher.cancel();
   });
 
+  it('a watch refused at a compacted revision leaves the client serving the next watcher (as etcd does)', async () => {
+    await client.put('cw').value('1');
+    await client.put('cw').value('2');
+    const revision = Number((await client.put('cw').value('3')).header.revision);
+    await client.kv.compact({ revision: String(revision) });
+    const seen: string[] = [];
+    const refused = await client.watch().key('cw').startRevision(String(revision - 2)).create();
+    refused.on('error', (err) => seen.push(`refused: ${err.message}`));
+    await waitFor('the compacted watch to be cancelled', () => seen.length === 1);
+    expect(seen[0]).toMatch(/^refused: Watcher canceled/);
+    // Issue 17 reported the next watcher on the same client failing with "14 UNAVAILABLE: Channel
+    // closed before call started" where real etcd kept serving it. This sequence did not
+    // reproduce it on this session's main either; the test pins what etcd users expect.
+    const next = await client.watch().key('cw-next').create();
+    next.on('put', (kv) => seen.push(`put ${kv.value.toString()}`));
+    await client.put('cw-next').value('x');
+    await waitFor('the next watcher to see the put', () => seen.length === 2);
+    expect(seen[1]).toBe('put x');
+    await next.cancel();
+  });
+
   it('a lease keeps its key alive and revoking it deletes the key', async () => {
     const lease = client.lease(30, { autoKeepAlive: false });
     const id = await lease.grant();
