@@ -609,6 +609,11 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case MessageType.Beat:
+        // A new heartbeat round: each lagging follower may get one more empty append on its next
+        // answer. Without it, a follower whose one empty append was lost (it went down right
+        // after answering a heartbeat, and the appends in flight were lost with it) never heard
+        // from the leader again but heartbeats: seen in the demo's crash-and-restart test.
+        for (const pr of this.trk.progress.values()) pr.emptyAppendSent = false;
         this.bcastHeartbeat(this.readOnly.lastPendingContext());
         return;
       case MessageType.CheckQuorum:
