@@ -181,8 +181,8 @@ export class SimHost {
       snapshotKeepEntries: o.snapshotKeepEntries,
       // A simulated store streams in a few frames; the Node default (10 s, sized for stores of
       // gigabytes on a real network) would leave a member whose stream lost a frame lagging far
-      // past the liveness window. Five election timeouts still exercise the idle failure path.
-      snapshotStreamIdleMs: 5 * o.electionTicks * o.tickMs,
+      // past the liveness window, and a lost "adopted" acknowledgement is waited for six times as long (seed 183). Two election timeouts still exercise the idle failure path.
+      snapshotStreamIdleMs: 2 * o.electionTicks * o.tickMs,
       raft: o.raft,
       initialMembers: o.initialMembers,
       mvcc: backend ? { backend } : undefined,
