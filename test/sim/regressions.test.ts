@@ -87,7 +87,7 @@ describe('the checkers can fail', () => {
   it('disks that ignore fsync lose votes and acknowledged entries, and the checkers notice', { timeout: seedTimeoutMs }, async () => {
     const lostVote = await runSeed({ seed: 2, sabotage: 'ignore-fsync' });
     expect(lostVote.failure?.property).toBe('vote safety');
-    const lostEntry = await runSeed({ seed: 6, sabotage: 'ignore-fsync' });
+    const lostEntry = await runSeed({ seed: 10, sabotage: 'ignore-fsync' });
     expect(lostEntry.failure?.property).toBe('leader completeness');
   });
 });
