@@ -200,7 +200,7 @@ export class SnapshotSender {
     return this.head.snapshot?.metadata.index ?? 0;
   }
 
-  /** The messages to send now: the head at first, then chunks while the window has room. */
+  /** The messages to send now: the head at first, then chunks while fewer than the allowed number are unacknowledged. */
   pump(term: number): Message[] {
     if (this.released) return [];
     if (this.acked < 0) {

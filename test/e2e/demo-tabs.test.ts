@@ -101,6 +101,33 @@ async function agreedLeader(tabs: Tab[], not?: number): Promise<{ id: number; te
   return found!;
 }
 
+// First: the three-tab test below lets tabs outvote the Node member and then closes them,
+// which leaves that member without a quorum for any test after it.
+test('a tab goes offline with the switch and queues a guarded put on its stale view: the outbox shows the conflict with the current value', async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const a = await openTab(context);
+  const b = await openTab(context);
+  await expect(a.page.locator('[data-testid=connectivity]')).toHaveText('online', { timeout: 30_000 });
+  await a.page.check('[data-testid=go-offline]');
+  await expect(a.page.locator('[data-testid=connectivity]')).toHaveText('offline', { timeout: 15_000 });
+  // Another tab writes the key; the offline tab's replica does not see it.
+  await b.page.fill('input[name=key]', 'demo/offline');
+  await b.page.fill('input[name=value]', 'from the online tab');
+  await b.page.click('[data-op=put]');
+  await expect(b.page.locator('[data-testid=kv-result]')).toContainText('demo/offline', { timeout: 15_000 });
+  // The offline tab's put is guarded by what it read (the key absent). The outbox is the
+  // origin's, so the online tab may drain it at once; either way it ends in conflict.
+  await a.page.fill('input[name=outbox-key]', 'demo/offline');
+  await a.page.fill('input[name=outbox-value]', 'from the offline tab');
+  await a.page.click('[data-op=outbox-put]');
+  await a.page.uncheck('[data-testid=go-offline]');
+  const entry = a.page.locator('[data-testid=outbox] li').first();
+  await expect(entry).toHaveAttribute('data-status', 'conflict', { timeout: 30_000 });
+  await expect(entry).toContainText('now demo/offline=from the online tab');
+  expect([...a.errors, ...b.errors]).toEqual([]);
+  await context.close();
+});
+
 test('three tabs on npm start: one leader, a put in every watch, the leader cut off and healed', async ({ browser }, testInfo) => {
   test.setTimeout(150_000);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
