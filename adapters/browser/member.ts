@@ -26,7 +26,7 @@ import { mayVote } from '../../src/server/vote-policy.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
 import { ConnectivityWatch, type Connectivity } from '../../src/server/connectivity.ts';
 import type { Consistency } from '../../src/client/consistency.ts';
-import { Outbox } from './outbox.ts';
+import { openTabOutbox, type Outbox } from './outbox.ts';
 import { peerUrlOf, planStart, type StartPlan } from './founding.ts';
 import { claimIdentity } from './identity.ts';
 
@@ -401,7 +401,7 @@ class RunningBrowserMember implements BrowserMember {
 
   outbox(): Promise<Outbox> {
     if (this.closed) return Promise.reject(new TypeError('outbox: the member is closed'));
-    this.openedOutbox ??= Outbox.open({
+    this.openedOutbox ??= openTabOutbox({
       cluster: this.p.cluster,
       kv: this.kv,
       connectivity: () => this.connectivityWatch.current(),

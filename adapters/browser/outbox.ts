@@ -1,100 +1,13 @@
-// The durable outbox (docs/offline.md): writes an app makes while its tab may be offline, kept in
-// IndexedDB (surviving reloads, crashes and browser restarts) with a guard, and proposed in order
-// once the tab's member is online. Each entry ends committed (at a revision) or conflict (its
-// guard failed; the current values come back), reported through a promise and an event every
-// tab of the origin hears, after a reload too.
-//
-// One outbox per origin and cluster: every tab writes into the same database, under one client
-// id, with one sequence; one tab at a time drains it, holding a Web Lock, so whichever tab is
-// open drains what a closed one left. The state machine applies each (client id, sequence) once
-// (src/server/outbox-sessions.ts): a tab that dies between proposing an entry and hearing the
-// answer leaves the entry pending, the next drain proposes it again, and the retry is answered
-// with the first outcome instead of being applied twice.
-//
-// Guards. The default is "nothing I read has changed since": a read through an OutboxTxn records
-// the key's mod_revision (0: absent) and the entry commits only if every such key still has it.
-// A key whose value the read took from a pending entry of this outbox is guarded by that entry
-// instead: its mod_revision must be the revision that entry commits at, and if that entry ends in
-// conflict, so does this one (it was based on a value the cluster never held). An app may
-// instead give an explicit etcd txn (Outbox.txn).
+// The outbox of a tab (docs/offline.md; the logic is src/client/outbox.ts): its entries live in
+// IndexedDB (one database per origin and cluster, `meshkv/<cluster>/outbox`, shared by every
+// tab), the tabs tell each other what they queued and settled over a BroadcastChannel, and one
+// tab at a time drains, holding the Web Lock `meshkv/<cluster>/outbox-drain`.
 
 import { openDB, type IDBPDatabase } from 'idb';
-import { equalBytes, prefixEnd, startsWith, toBytes, toText, type Bytes } from '../../src/client/bytes.ts';
-import { EtcdError, StatusCode } from '../../src/client/errors.ts';
-import { toEtcdError } from '../../src/client/local-connection.ts';
-import { CompareResult, CompareTarget, type Compare, type KeyValue, type RequestOp, type TxnRequest, type TxnResponse } from '../../src/mvcc/types.ts';
-import type { Clock } from '../../src/seams.ts';
-import type { Connectivity } from '../../src/server/connectivity.ts';
-import type { KvMember } from '../../src/server/kv-member.ts';
-import { outboxBatchEntriesMax } from '../../src/server/outbox-sessions.ts';
+import { Outbox, outboxEntriesMax, outboxFullError, type OutboxNotice, type OutboxOptions, type OutboxPeers, type OutboxRecord, type OutboxStore } from '../../src/client/outbox.ts';
 
-/** Pending entries read per drain pass: the pass then starts over (so entries queued meanwhile join in order). */
-export const drainBatchEntriesMax = 256;
-export { outboxBatchEntriesMax };
-/** Entries the outbox holds, pending or settled; a write beyond it is refused (settle or forget() some first). */
-export const outboxEntriesMax = 100_000;
-
-/**
- * 'applied': the state machine applied the entry once but no longer knows whether its guard
- * held (a retry older than the client's last batch, or answered by a member replaying its
- * persistent backend); a tab's drain never produces it in normal operation: read the keys.
- */
-export type OutboxStatus = 'pending' | 'committed' | 'conflict' | 'refused' | 'applied';
-
-/** What a read of an OutboxTxn guards: the key's mod_revision then, or the pending entry it read from. */
-export type GuardRead = { key: Uint8Array; modRevision: number } | { key: Uint8Array; afterSeq: number };
-
-/** A single-key write, as the overlay applies it (value null: a delete). */
-export interface OutboxWrite {
-  key: Uint8Array;
-  value: Uint8Array | null;
-}
-
-export interface OutboxRecord {
-  seq: number;
-  status: OutboxStatus;
-  /** Wall-clock time (Date.now()) the app queued it. */
-  queuedAtMs: number;
-  /** Default guard: the keys read. Empty with an explicit txn. */
-  reads: GuardRead[];
-  /** The writes, for read-your-own-writes. */
-  writes: OutboxWrite[];
-  /** An explicit txn (Outbox.txn), or null: the guard is `reads` and the writes are `writes`. */
-  txn: TxnRequest | null;
-  /** Committed: the revision of its writes. Conflict: the revision its guard failed at. */
-  revision?: number;
-  /** Conflict: the current values of the keys it read and wrote (absent keys are left out). */
-  current?: KeyValue[];
-  /** Refused: why (etcd's message). */
-  message?: string;
-  settledAtMs?: number;
-}
-
-/** How an entry ended. */
-export type OutboxOutcome = Required<Pick<OutboxRecord, 'seq' | 'status'>> & Pick<OutboxRecord, 'revision' | 'current' | 'message'>;
-
-/** A value read with the overlay: `pending` when it comes from an outbox entry not yet committed. */
-export interface OverlaidValue {
-  key: string;
-  value: string | null;
-  /** The key's mod_revision in the replica (0: absent there). */
-  modRevision: number;
-  pending: boolean;
-  /** The outbox entry the value comes from, when pending. */
-  pendingSeq: number | null;
-}
-
-export interface OutboxOptions {
-  cluster: string;
-  /** The tab's member: drains propose through it, local reads read it. */
-  kv: KvMember;
-  connectivity: () => Connectivity;
-  onConnectivity: (fn: (c: Connectivity) => void) => () => void;
-  clock: Clock;
-  /** How often a tab checks for entries to drain that no event announced (a closed tab's; default 1000 ms). */
-  drainCheckMs?: number;
-  log?: (level: 'info' | 'warn', msg: string) => void;
-}
+export { Outbox, OutboxTxn, drainBatchEntriesMax, outboxBatchEntriesMax, outboxEntriesMax } from '../../src/client/outbox.ts';
+export type { GuardRead, OutboxOutcome, OutboxRecord, OutboxStatus, OutboxWrite, OverlaidValue, QueuedEntry } from '../../src/client/outbox.ts';
 
 interface Meta {
   client: string;
@@ -103,431 +16,112 @@ interface Meta {
 
 type Db = IDBPDatabase<unknown>;
 
-/** What tabs tell each other about the shared outbox. */
-type OutboxNotice = { kind: 'queued'; seq: number } | { kind: 'settled'; seq: number };
+function outboxDatabaseName(cluster: string): string {
+  return `meshkv/${cluster}/outbox`;
+}
 
-export class Outbox {
-  private readonly outcomeListeners = new Set<(o: OutboxOutcome) => void>();
-  private readonly changeListeners = new Set<() => void>();
-  private readonly waiting = new Map<number, ((o: OutboxOutcome) => void)[]>();
-  private readonly channel: BroadcastChannel;
-  private readonly stops: (() => void)[] = [];
-  private draining = false;
-  private closed = false;
+/** Opens the outbox of this origin's tabs for `cluster`. */
+export async function openTabOutbox(o: Omit<OutboxOptions, 'store' | 'peers' | 'wallClockMs'> & { cluster: string }): Promise<Outbox> {
+  const store = await IndexedDbOutboxStore.open(o.cluster);
+  return Outbox.open({ ...o, store, peers: new TabOutboxPeers(o.cluster), wallClockMs: () => Date.now() });
+}
 
-  private constructor(
-    private readonly db: Db,
-    /** The client id every entry of this outbox carries (one per origin and cluster). */
-    readonly clientId: string,
-    private readonly o: OutboxOptions,
-  ) {
-    this.channel = new BroadcastChannel(`meshkv/${o.cluster}/outbox`);
-    this.channel.onmessage = (e: MessageEvent<OutboxNotice>) => void this.onNotice(e.data);
-    this.stops.push(o.onConnectivity((c) => c.state === 'online' && this.maybeDrain()));
-    this.stops.push(o.clock.every(o.drainCheckMs ?? 1000, () => this.maybeDrain()));
-  }
+class IndexedDbOutboxStore implements OutboxStore {
+  private constructor(private readonly db: Db) {}
 
-  static databaseName(cluster: string): string {
-    return `meshkv/${cluster}/outbox`;
-  }
-
-  static async open(o: OutboxOptions): Promise<Outbox> {
-    const db = await openDB(Outbox.databaseName(o.cluster), 1, {
+  static async open(cluster: string): Promise<IndexedDbOutboxStore> {
+    const db = await openDB(outboxDatabaseName(cluster), 1, {
       upgrade(db) {
         db.createObjectStore('meta');
         // By status: reading the pending entries (every overlaid read, every drain pass) skips settled ones.
         db.createObjectStore('entries', { keyPath: 'seq' }).createIndex('status', 'status');
       },
     });
-    // The client id is made once per database, in a transaction, so two tabs opening it together agree.
-    const tx = db.transaction('meta', 'readwrite');
+    return new IndexedDbOutboxStore(db);
+  }
+
+  async clientId(): Promise<string> {
+    // Made once per database, in a transaction, so two tabs opening it together agree.
+    const tx = this.db.transaction('meta', 'readwrite');
     let meta = (await tx.store.get('meta')) as Meta | undefined;
     if (meta === undefined) {
       meta = { client: `outbox-${crypto.randomUUID()}`, nextSeq: 1 };
       await tx.store.put(meta, 'meta');
     }
     await tx.done;
-    const outbox = new Outbox(db, meta.client, o);
-    outbox.maybeDrain();
-    return outbox;
+    return meta.client;
   }
 
-  // ---- writing ----
-
-  /** A transaction whose reads become its guard (see the header); commit() queues it. */
-  begin(): OutboxTxn {
-    return new OutboxTxn(this);
-  }
-
-  /**
-   * Queues an explicit etcd txn: it commits if its compares hold (its success ops run), and is
-   * a conflict otherwise (its failure ops run; with none, the compared keys are read for
-   * `current`). Its single-key puts and deletes are overlaid while pending.
-   */
-  txn(request: TxnRequest): Promise<QueuedEntry> {
-    const writes: OutboxWrite[] = [];
-    for (const op of request.success ?? []) {
-      if ('requestPut' in op) writes.push({ key: op.requestPut.key, value: op.requestPut.value ?? new Uint8Array(0) });
-      else if ('requestDeleteRange' in op && !op.requestDeleteRange.rangeEnd?.length) writes.push({ key: op.requestDeleteRange.key, value: null });
-    }
-    return this.queue({ reads: [], writes, txn: request });
-  }
-
-  /** @internal (OutboxTxn.commit) */
-  async queue(entry: Pick<OutboxRecord, 'reads' | 'writes' | 'txn'>): Promise<QueuedEntry> {
-    this.checkOpen();
-    if (entry.writes.length === 0 && entry.txn === null) throw new TypeError('outbox: an entry without writes has nothing to commit');
+  async add(entry: Omit<OutboxRecord, 'seq'>): Promise<OutboxRecord> {
     const tx = this.db.transaction(['meta', 'entries'], 'readwrite');
     const meta = (await tx.objectStore('meta').get('meta')) as Meta;
     const count = await tx.objectStore('entries').count();
     if (count >= outboxEntriesMax) {
       tx.abort();
-      throw new EtcdError(StatusCode.ResourceExhausted, `meshkv: the outbox holds ${count} entries, its limit (outboxEntriesMax); forget() settled ones first`);
+      throw outboxFullError(count);
     }
-    const record: OutboxRecord = { seq: meta.nextSeq, status: 'pending', queuedAtMs: Date.now(), ...entry };
+    const record: OutboxRecord = { seq: meta.nextSeq, ...entry };
     await tx.objectStore('entries').add(record);
     await tx.objectStore('meta').put({ ...meta, nextSeq: meta.nextSeq + 1 }, 'meta');
     await tx.done;
-    this.channel.postMessage({ kind: 'queued', seq: record.seq } satisfies OutboxNotice);
-    this.emitChange();
-    this.maybeDrain();
-    return { seq: record.seq, outcome: this.outcome(record.seq) };
+    return record;
   }
 
-  // ---- hearing how entries end ----
-
-  /** Resolves when entry `seq` is settled (at once if it is); any tab may have settled it. */
-  async outcome(seq: number): Promise<OutboxOutcome> {
-    const record = (await this.db.get('entries', seq)) as OutboxRecord | undefined;
-    if (record === undefined) throw new TypeError(`outbox: no entry ${seq} (never queued, or forgotten)`);
-    if (record.status !== 'pending') return outcomeOf(record);
-    return new Promise((resolve) => {
-      const list = this.waiting.get(seq) ?? [];
-      list.push(resolve);
-      this.waiting.set(seq, list);
-      // Settled between the read above and now (by another tab): check once more.
-      void this.db.get('entries', seq).then((r) => r && (r as OutboxRecord).status !== 'pending' && this.resolveWaiting(r as OutboxRecord));
-    });
+  async get(seq: number): Promise<OutboxRecord | undefined> {
+    return (await this.db.get('entries', seq)) as OutboxRecord | undefined;
   }
 
-  /** Calls `fn` for every entry settled from now on, by this tab or another; returns the unsubscribe. */
-  onOutcome(fn: (o: OutboxOutcome) => void): () => void {
-    this.outcomeListeners.add(fn);
-    return () => this.outcomeListeners.delete(fn);
-  }
-
-  /** Calls `fn` whenever an entry is queued or settled (re-read what you show); returns the unsubscribe. */
-  onChange(fn: () => void): () => void {
-    this.changeListeners.add(fn);
-    return () => this.changeListeners.delete(fn);
-  }
-
-  /** Every entry, in order. */
-  async entries(): Promise<OutboxRecord[]> {
+  async all(): Promise<OutboxRecord[]> {
     return (await this.db.getAll('entries')) as OutboxRecord[];
   }
 
-  /** The pending entries, in order (an index lists equal keys by primary key: seq). */
   async pending(): Promise<OutboxRecord[]> {
+    // An index lists equal keys by primary key: seq order.
     return (await this.db.getAllFromIndex('entries', 'status', 'pending')) as OutboxRecord[];
   }
 
-  /** Deletes settled entries up to `seq` (the app has shown their outcome). Pending ones stay. */
+  async putAll(records: OutboxRecord[]): Promise<void> {
+    const tx = this.db.transaction('entries', 'readwrite');
+    await Promise.all([...records.map((r) => tx.store.put(r)), tx.done]);
+  }
+
   async forget(throughSeq: number): Promise<void> {
     const tx = this.db.transaction('entries', 'readwrite');
     for (let cursor = await tx.store.openCursor(IDBKeyRange.upperBound(throughSeq)); cursor; cursor = await cursor.continue()) {
       if ((cursor.value as OutboxRecord).status !== 'pending') await cursor.delete();
     }
     await tx.done;
-    this.emitChange();
   }
 
-  // ---- read your own writes ----
-
-  /** One key from the local replica, with the outbox's pending writes laid over it. */
-  async get(key: Bytes): Promise<OverlaidValue> {
-    const k = toBytes(key);
-    const res = await this.o.kv.range({ key: k, serializable: true });
-    const base = res.kvs[0];
-    const overlay = lastPendingWrites(await this.pending(), (w) => equalBytes(w.key, k));
-    return overlaid(k, base, overlay.get(toText(k)));
-  }
-
-  /** Every key under `prefix` from the local replica, with pending writes laid over (deleted keys left out), in key order. */
-  async list(prefix: Bytes): Promise<OverlaidValue[]> {
-    const p = toBytes(prefix);
-    const res = await this.o.kv.range({ key: p, rangeEnd: prefixEnd(p), serializable: true });
-    const overlay = lastPendingWrites(await this.pending(), (w) => startsWith(w.key, p));
-    const byKey = new Map<string, OverlaidValue>();
-    for (const kv of res.kvs) byKey.set(toText(kv.key), overlaid(kv.key, kv, overlay.get(toText(kv.key))));
-    for (const [key, w] of overlay) if (!byKey.has(key)) byKey.set(key, overlaid(w.write.key, undefined, w));
-    return [...byKey.values()].filter((v) => v.value !== null).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  }
-
-  // ---- draining ----
-
-  /**
-   * Proposes pending entries, in order, if this member is online and no other tab is draining.
-   * Entries whose outcome stays unknown (a timeout) are proposed again on the next pass.
-   */
-  maybeDrain(): void {
-    if (this.closed || this.draining || this.o.connectivity().state !== 'online') return;
-    this.draining = true;
-    void navigator.locks
-      .request(`meshkv/${this.o.cluster}/outbox-drain`, { ifAvailable: true }, async (lock) => {
-        if (lock === null) return false;
-        for (;;) {
-          const batch = (await this.pending()).slice(0, drainBatchEntriesMax);
-          if (batch.length === 0 || !(await this.drainBatch(batch))) return true;
-        }
-      })
-      .catch((err: Error) => this.o.log?.('warn', `outbox drain: ${err.message}`))
-      .finally(() => (this.draining = false));
-  }
-
-  /**
-   * Proposes `batch` in order, consecutive entries together (at most outboxBatchEntriesMax per
-   * Raft entry, applied one by one in order there); an entry guarded by a pending entry waits
-   * for that one's outcome. False when it stopped early (offline, unknown outcome, closed).
-   */
-  private async drainBatch(batch: OutboxRecord[]): Promise<boolean> {
-    let runMax = outboxBatchEntriesMax;
-    let i = 0;
-    while (i < batch.length) {
-      if (this.closed || this.o.connectivity().state !== 'online') return false;
-      const run: { record: OutboxRecord; txn: TxnRequest; keys: Uint8Array[] }[] = [];
-      const runSeqs = new Set<number>();
-      while (i < batch.length && run.length < runMax) {
-        // Another tab may have settled it since it was read (it held the lock before this one).
-        const now = (await this.db.get('entries', batch[i].seq)) as OutboxRecord | undefined;
-        if (now === undefined || now.status !== 'pending') {
-          i++;
-          continue;
-        }
-        if (now.reads.some((r) => 'afterSeq' in r && runSeqs.has(r.afterSeq))) break;
-        const proposal = await this.proposal(now);
-        if ('settled' in proposal) {
-          if (run.length > 0) break;
-          await this.settle([[now, proposal.settled]]);
-          i++;
-          continue;
-        }
-        run.push({ record: now, ...proposal });
-        runSeqs.add(now.seq);
-        i++;
-      }
-      if (run.length === 0) continue;
-      let results: Awaited<ReturnType<KvMember['proposeOutboxBatch']>>;
-      try {
-        results = await this.o.kv.proposeOutboxBatch({ client: this.clientId, entries: run.map((r) => ({ seq: r.record.seq, txn: r.txn })) });
-      } catch (err) {
-        const e = toEtcdError(err);
-        if (!(e instanceof EtcdError && e.code === StatusCode.InvalidArgument)) {
-          this.o.log?.('info', `outbox entries ${run[0].record.seq}…${run[run.length - 1].record.seq}: outcome unknown (${(err as Error).message}); proposing them again later`);
-          return false;
-        }
-        if (run.length > 1) {
-          // Refused as a whole (too large together, or one bad entry): one at a time finds which.
-          i -= run.length;
-          runMax = 1;
-          continue;
-        }
-        await this.settle([[run[0].record, { status: 'refused', message: e.message }]]);
-        continue;
-      }
-      const settled: [OutboxRecord, Partial<OutboxRecord>][] = [];
-      for (let k = 0; k < run.length; k++) settled.push([run[k].record, await this.settledFrom(results[k].outcome, results[k].txn, run[k].keys)]);
-      await this.settle(settled);
-      runMax = outboxBatchEntriesMax;
-    }
-    return true;
-  }
-
-  /**
-   * The txn to propose for `r` and the keys whose current values a conflict reports; or, for an
-   * entry built on a pending entry that did not commit, its outcome without proposing.
-   */
-  private async proposal(r: OutboxRecord): Promise<{ txn: TxnRequest; keys: Uint8Array[] } | { settled: Partial<OutboxRecord> }> {
-    if (r.txn !== null) {
-      const keys = dedupe((r.txn.compare ?? []).map((c) => c.key));
-      const failure = r.txn.failure?.length ? r.txn.failure : keys.map((key): RequestOp => ({ requestRange: { key } }));
-      return { txn: { ...r.txn, failure }, keys };
-    }
-    const compare: Compare[] = [];
-    for (const read of r.reads) {
-      let modRevision: number;
-      if ('modRevision' in read) modRevision = read.modRevision;
-      else {
-        const base = (await this.db.get('entries', read.afterSeq)) as OutboxRecord | undefined;
-        if (base?.status !== 'committed' || base.revision === undefined) {
-          // Read from an entry that never committed: this one was based on a value the cluster never held.
-          const keys = dedupe([...r.reads.map((x) => x.key), ...r.writes.map((w) => w.key)]);
-          const revision = this.o.kv.currentRevision;
-          return { settled: { status: 'conflict', revision, current: await this.currentValues(keys, revision) } };
-        }
-        modRevision = base.revision;
-      }
-      compare.push({ key: read.key, target: CompareTarget.MOD, result: CompareResult.EQUAL, modRevision });
-    }
-    const keys = dedupe([...r.reads.map((x) => x.key), ...r.writes.map((w) => w.key)]);
-    const success = r.writes.map((w): RequestOp => (w.value === null ? { requestDeleteRange: { key: w.key } } : { requestPut: { key: w.key, value: w.value } }));
-    return { txn: { compare, success, failure: keys.map((key) => ({ requestRange: { key } })) }, keys };
-  }
-
-  /** The record's fields for a state machine outcome; a retry's conflict reads the values at its revision. */
-  private async settledFrom(outcome: Awaited<ReturnType<KvMember['proposeOutboxEntry']>>['outcome'], txn: TxnResponse | null, keys: Uint8Array[]): Promise<Partial<OutboxRecord>> {
-    switch (outcome.kind) {
-      case 'committed':
-        return { status: 'committed', revision: outcome.revision };
-      case 'conflict': {
-        const current = txn !== null ? txn.responses.flatMap((r) => ('responseRange' in r ? r.responseRange.kvs : [])) : await this.currentValues(keys, outcome.revision);
-        return { status: 'conflict', revision: outcome.revision, current };
-      }
-      case 'refused':
-        return { status: 'refused', message: outcome.message };
-      case 'unknown':
-        return { status: 'applied', message: 'meshkv: applied once, but the cluster no longer knows whether its guard held; read the keys' };
-    }
-  }
-
-  /** The keys' values at `revision` (0: now) in the local replica; now if that revision was compacted. */
-  private async currentValues(keys: Uint8Array[], revision: number): Promise<KeyValue[]> {
-    const out: KeyValue[] = [];
-    for (const key of keys) {
-      let kvs: KeyValue[];
-      try {
-        kvs = (await this.o.kv.range({ key, revision, serializable: true })).kvs;
-      } catch {
-        kvs = (await this.o.kv.range({ key, serializable: true })).kvs;
-      }
-      out.push(...kvs);
-    }
-    return out;
-  }
-
-  /** Records outcomes in one IndexedDB transaction, then tells every tab. */
-  private async settle(outcomes: [OutboxRecord, Partial<OutboxRecord>][]): Promise<void> {
-    const settledAtMs = Date.now();
-    const records = outcomes.map(([r, fields]): OutboxRecord => ({ ...r, ...fields, settledAtMs }));
-    const tx = this.db.transaction('entries', 'readwrite');
-    await Promise.all([...records.map((r) => tx.store.put(r)), tx.done]);
-    for (const r of records) {
-      this.channel.postMessage({ kind: 'settled', seq: r.seq } satisfies OutboxNotice);
-      this.resolveWaiting(r);
-    }
-    this.emitChange();
-  }
-
-  private async onNotice(n: OutboxNotice): Promise<void> {
-    if (this.closed) return;
-    if (n.kind === 'settled') {
-      const r = (await this.db.get('entries', n.seq)) as OutboxRecord | undefined;
-      if (r !== undefined && r.status !== 'pending') this.resolveWaiting(r);
-    } else this.maybeDrain();
-    this.emitChange();
-  }
-
-  private resolveWaiting(r: OutboxRecord): void {
-    const o = outcomeOf(r);
-    const list = this.waiting.get(r.seq);
-    this.waiting.delete(r.seq);
-    for (const resolve of list ?? []) resolve(o);
-    if (list !== undefined || this.outcomeListeners.size > 0) for (const fn of [...this.outcomeListeners]) fn(o);
-  }
-
-  private emitChange(): void {
-    for (const fn of [...this.changeListeners]) fn();
-  }
-
-  private checkOpen(): void {
-    if (this.closed) throw new TypeError('outbox: closed');
-  }
-
-  /** Stops draining and listening; pending entries stay for the next open. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const stop of this.stops) stop();
-    this.channel.close();
     this.db.close();
   }
 }
 
-export interface QueuedEntry {
-  seq: number;
-  /** Settles when the entry is committed, a conflict or refused (never rejects for a conflict). */
-  outcome: Promise<OutboxOutcome>;
-}
+class TabOutboxPeers implements OutboxPeers {
+  private readonly channel: BroadcastChannel;
 
-/**
- * Reads (with the outbox overlaid) that become the guard of the writes queued with them:
- * commit() queues one entry that commits only if nothing read has changed since.
- */
-export class OutboxTxn {
-  private readonly reads = new Map<string, GuardRead>();
-  private readonly writes = new Map<string, OutboxWrite>();
-  private committed = false;
-
-  constructor(private readonly outbox: Outbox) {}
-
-  async get(key: Bytes): Promise<OverlaidValue> {
-    const v = await this.outbox.get(key);
-    this.guard(v);
-    return v;
+  constructor(private readonly cluster: string) {
+    this.channel = new BroadcastChannel(`meshkv/${cluster}/outbox`);
   }
 
-  /** Every key under `prefix` (overlaid); each key returned is guarded, keys added under the prefix meanwhile are not. */
-  async list(prefix: Bytes): Promise<OverlaidValue[]> {
-    const vs = await this.outbox.list(prefix);
-    for (const v of vs) this.guard(v);
-    return vs;
+  post(notice: OutboxNotice): void {
+    this.channel.postMessage(notice);
   }
 
-  put(key: Bytes, value: Bytes): this {
-    const k = toBytes(key);
-    this.writes.set(toText(k), { key: k, value: toBytes(value) });
-    return this;
+  listen(fn: (notice: OutboxNotice) => void): void {
+    this.channel.onmessage = (e: MessageEvent<OutboxNotice>) => fn(e.data);
   }
 
-  delete(key: Bytes): this {
-    const k = toBytes(key);
-    this.writes.set(toText(k), { key: k, value: null });
-    return this;
+  async drainAlone(drain: () => Promise<void>): Promise<boolean> {
+    return navigator.locks.request(`meshkv/${this.cluster}/outbox-drain`, { ifAvailable: true }, async (lock) => {
+      if (lock === null) return false;
+      await drain();
+      return true;
+    });
   }
 
-  /** Queues the writes, guarded by the reads, in the durable outbox. */
-  commit(): Promise<QueuedEntry> {
-    if (this.committed) throw new TypeError('outbox: this transaction was committed already');
-    this.committed = true;
-    return this.outbox.queue({ reads: [...this.reads.values()], writes: [...this.writes.values()], txn: null });
+  close(): void {
+    this.channel.close();
   }
-
-  private guard(v: OverlaidValue): void {
-    if (this.reads.has(v.key)) return;
-    const key = toBytes(v.key);
-    this.reads.set(v.key, v.pendingSeq !== null ? { key, afterSeq: v.pendingSeq } : { key, modRevision: v.modRevision });
-  }
-}
-
-function outcomeOf(r: OutboxRecord): OutboxOutcome {
-  return { seq: r.seq, status: r.status, revision: r.revision, current: r.current, message: r.message };
-}
-
-/** The last pending write per key (by key text) among `pending`, in seq order, that `match` keeps. */
-function lastPendingWrites(pending: OutboxRecord[], match: (w: OutboxWrite) => boolean): Map<string, { write: OutboxWrite; seq: number }> {
-  const out = new Map<string, { write: OutboxWrite; seq: number }>();
-  for (const r of pending) for (const w of r.writes) if (match(w)) out.set(toText(w.key), { write: w, seq: r.seq });
-  return out;
-}
-
-function overlaid(key: Uint8Array, base: KeyValue | undefined, pending: { write: OutboxWrite; seq: number } | undefined): OverlaidValue {
-  const modRevision = base?.modRevision ?? 0;
-  if (pending !== undefined) return { key: toText(key), value: pending.write.value === null ? null : toText(pending.write.value), modRevision, pending: true, pendingSeq: pending.seq };
-  return { key: toText(key), value: base ? toText(base.value) : null, modRevision, pending: false, pendingSeq: null };
-}
-
-function dedupe(keys: Uint8Array[]): Uint8Array[] {
-  const seen = new Map<string, Uint8Array>();
-  for (const k of keys) seen.set(toText(k), k);
-  return [...seen.values()];
 }
