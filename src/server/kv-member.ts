@@ -84,6 +84,8 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   authTokenTtlMs?: number;
   /** JWT tokens (etcd's --auth-token jwt,...) instead of simple ones; every member needs the same keys. */
   authJwt?: JwtTokens;
+  /** Test-only sabotage (the simulator's checker self-test): outbox retries are applied again (OutboxSessions.forgetsRetries). */
+  outboxForgetsRetries?: boolean;
 }
 
 /** The store image of a snapshot that left the store in a persistent backend. */
@@ -627,6 +629,7 @@ export class KvMember {
   static async start(opts: KvMemberOptions): Promise<KvMember> {
     const mvcc = new MvccStateMachine(opts.mvcc);
     const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`), opts.authTokenTtlMs);
+    replica.outboxSessions.forgetsRetries = opts.outboxForgetsRetries === true;
     const member = await Member.start({ ...opts, stateMachine: replica });
     const kv = new KvMember(member, mvcc, replica, opts);
     member.onChange((e) => kv.onRoleChange(e.role));

@@ -157,6 +157,11 @@ export class OutboxSessions {
    * first one is the least recently used. Invariant: size <= outboxSessionsMax.
    */
   private readonly byClient = new Map<string, Session>();
+  /**
+   * Test-only sabotage (the simulator's `outbox-retries` self-test): every entry counts as new,
+   * so a retry is applied again. Never set outside test/sim.
+   */
+  forgetsRetries = false;
 
   get size(): number {
     return this.byClient.size;
@@ -169,7 +174,7 @@ export class OutboxSessions {
    */
   applied(client: string, seq: number): { outcome: OutboxOutcome } | null {
     const s = this.byClient.get(client);
-    if (s === undefined || seq > s.seq) return null;
+    if (s === undefined || seq > s.seq || this.forgetsRetries) return null;
     return { outcome: s.outcomes.find(([q]) => q === seq)?.[1] ?? { kind: 'unknown' } };
   }
 
@@ -180,7 +185,7 @@ export class OutboxSessions {
    */
   record(client: string, seq: number, outcome: OutboxOutcome, index: number): BackendOp[] {
     const prev = this.byClient.get(client);
-    if (prev !== undefined && seq <= prev.seq) throw new Error(`outbox sessions: ${client} entry ${seq} recorded after ${prev.seq}`);
+    if (prev !== undefined && seq <= prev.seq && !this.forgetsRetries) throw new Error(`outbox sessions: ${client} entry ${seq} recorded after ${prev.seq}`);
     const outcomes: [number, OutboxOutcome][] = prev !== undefined && prev.index === index ? [...prev.outcomes, [seq, outcome]] : [[seq, outcome]];
     if (outcomes.length > outboxBatchEntriesMax) throw new Error(`outbox sessions: ${client} has more than ${outboxBatchEntriesMax} entries at index ${index}`);
     this.byClient.delete(client);

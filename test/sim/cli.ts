@@ -1,6 +1,6 @@
 // Run the simulator over seeds:
 //   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
-//                           [--sabotage corrupt-storage|ignore-fsync|corrupt-mvcc|stale-reads]
+//                           [--sabotage corrupt-storage|ignore-fsync|corrupt-mvcc|stale-reads|outbox-retries]
 //                           [--fault-phase-s S]   (override each seed's fault phase length)
 // Prints one line per seed; the first failure prints its seed and trace and exits 1. With
 // --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSeed } from './simulator.ts';
 import type { Sabotage, SimOptions, SimResult } from './simulator.ts';
+import type { OutboxStats } from './outbox-clients.ts';
 import { serializeRun } from '../check/saved-run.ts';
 import { failureReport, summaryLine } from './report.ts';
 
@@ -32,6 +33,7 @@ interface SeedReport {
   seed: number;
   ok: boolean;
   simulatedMs: number;
+  outbox: OutboxStats;
   line: string;
   report: string | null;
 }
@@ -63,7 +65,7 @@ function parseArgs(argv: string[]): CliArgs {
     else if (arg === '--worker') worker = true;
     else if (arg === '--sabotage') {
       const mode = argv[++i];
-      const modes = ['corrupt-storage', 'ignore-fsync', 'corrupt-mvcc', 'stale-reads'];
+      const modes = ['corrupt-storage', 'ignore-fsync', 'corrupt-mvcc', 'stale-reads', 'outbox-retries'];
       if (!modes.includes(mode)) throw new Error(`--sabotage takes ${modes.join(', ')}, got ${mode}`);
       runOptions.sabotage = mode as Sabotage;
       runArgv.push(arg, mode);
@@ -86,6 +88,7 @@ async function runOne(seed: number, args: CliArgs): Promise<SeedReport> {
     seed,
     ok: result.ok,
     simulatedMs: result.simulatedMs,
+    outbox: result.outbox,
     line: summaryLine(result, performance.now() - started),
     report: result.ok ? null : failureReport(result, args.runArgv) + saveHistory(result),
   };
@@ -99,17 +102,30 @@ function saveHistory(result: SimResult): string {
   return `\nhistory saved: ${file} (npx tsx test/check/cli.ts ${file})`;
 }
 
-function printTotals(seedCount: number, simulatedMs: number, wallMs: number, failed = false): void {
+function printTotals(seedCount: number, simulatedMs: number, wallMs: number, outbox: OutboxStats, failed = false): void {
   console.log(
     `${seedCount} seed(s) ${failed ? 'run, the last one FAILED' : 'passed'}: simulated ${(simulatedMs / 1000).toFixed(1)}s in ${(wallMs / 1000).toFixed(1)}s wall clock ` +
       `(ratio ${(simulatedMs / wallMs).toFixed(1)}x)`,
+  );
+  console.log(
+    `outbox: ${outbox.queued} entries queued, ${outbox.committed} committed exactly once, ${outbox.conflicts} conflicts, ${outbox.pending} still pending at the end; ` +
+      `${outbox.crashesAfterApply} crashes between applying and answering; duplicates found: ${outbox.duplicates}`,
   );
   // The closing line CI runners read.
   console.log(`sim: ${failed ? seedCount - 1 : seedCount} passed, ${failed ? 1 : 0} failed`);
 }
 
+function addStats(into: OutboxStats, s: OutboxStats): void {
+  for (const k of Object.keys(into) as (keyof OutboxStats)[]) into[k] += s[k];
+}
+
+function emptyStats(): OutboxStats {
+  return { queued: 0, committed: 0, conflicts: 0, pending: 0, crashesAfterApply: 0, duplicates: 0 };
+}
+
 async function runInProcess(args: CliArgs): Promise<number> {
   const started = performance.now();
+  const outbox = emptyStats();
   let simulatedMs = 0;
   let seedsRun = 0;
   for (const seed of args.seeds) {
@@ -121,19 +137,21 @@ async function runInProcess(args: CliArgs): Promise<number> {
       continue;
     }
     simulatedMs += r.simulatedMs;
+    addStats(outbox, r.outbox);
     console.log(r.line);
     if (r.report) {
       console.log(r.report);
-      printTotals(seedsRun, simulatedMs, performance.now() - started, true);
+      printTotals(seedsRun, simulatedMs, performance.now() - started, outbox, true);
       return 1;
     }
   }
-  if (!args.worker) printTotals(args.seeds.length, simulatedMs, performance.now() - started);
+  if (!args.worker) printTotals(args.seeds.length, simulatedMs, performance.now() - started, outbox);
   return 0;
 }
 
 function runInChildren(args: CliArgs): Promise<number> {
   const started = performance.now();
+  const outbox = emptyStats();
   let simulatedMs = 0;
   let done = 0;
   const children: ChildProcess[] = [];
@@ -148,15 +166,16 @@ function runInChildren(args: CliArgs): Promise<number> {
       children.push(child);
       child.on('message', (r: SeedReport) => {
         simulatedMs += r.simulatedMs;
+        addStats(outbox, r.outbox);
         console.log(r.line);
         if (r.report) {
           console.log(r.report);
-          printTotals(done + 1, simulatedMs, performance.now() - started, true);
+          printTotals(done + 1, simulatedMs, performance.now() - started, outbox, true);
           finish(1);
           return;
         }
         if (++done === args.seeds.length) {
-          printTotals(done, simulatedMs, performance.now() - started);
+          printTotals(done, simulatedMs, performance.now() - started, outbox);
           finish(0);
         }
       });

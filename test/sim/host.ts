@@ -71,6 +71,8 @@ export interface HostOptions {
    * the process; `persistent` lands them later and keeps what landed across crashes (LMDB's case).
    */
   backend: BackendMode;
+  /** Sabotage `outbox-retries`: the state machine applies outbox retries again (OutboxSessions.forgetsRetries). */
+  outboxForgetsRetries?: boolean;
 }
 
 export type BackendMode = 'memory' | 'async' | 'persistent';
@@ -118,6 +120,12 @@ export class SimHost {
   member(): KvMember {
     if (this.kv === null) throw new Error(`m${this.id} is not running`);
     return this.kv;
+  }
+
+  /** The running incarnation's clock (what a tab's code on this member would use). */
+  clockOf(): SimClock {
+    if (this.clock === null) throw new Error(`m${this.id} is not running`);
+    return this.clock;
   }
 
   appliedIndex(): number {
@@ -186,6 +194,7 @@ export class SimHost {
       raft: o.raft,
       initialMembers: o.initialMembers,
       mvcc: backend ? { backend } : undefined,
+      outboxForgetsRetries: o.outboxForgetsRetries,
       log: (level, msg) => {
         if (level === 'debug') return;
         if (/ stopped: /.test(msg)) env.onDied(this, msg);

@@ -8,7 +8,7 @@ export function summaryLine(r: SimResult, wallMs: number): string {
     `seed ${String(r.seed).padStart(10)}  sim ${(r.simulatedMs / 1000).toFixed(1).padStart(6)}s  ` +
     `commits ${String(r.commits).padStart(5)}  faults ${String(r.faultsInjected).padStart(3)}  ` +
     `leaders ${String(r.leadersElected).padStart(3)}  confchanges ${String(r.confChangesApplied).padStart(2)}  ` +
-    `reads ${String(r.readsServed).padStart(4)}  ops ${String(r.historyOps).padStart(4)}  watched ${String(r.watchEvents).padStart(4)}  snaps ${String(r.snapshotsSent).padStart(3)}  crashes ${String(r.crashes).padStart(3)}  tabs-gone ${String(r.tabVanishings).padStart(2)}  recovery ${String(r.recoveryMs).padStart(4)}ms  wall ${String(Math.round(wallMs)).padStart(5)}ms  ` +
+    `reads ${String(r.readsServed).padStart(4)}  ops ${String(r.historyOps).padStart(4)}  watched ${String(r.watchEvents).padStart(4)}  outbox ${String(r.outbox.committed).padStart(3)}/${String(r.outbox.conflicts).padStart(3)}/${String(r.outbox.pending).padStart(2)}  snaps ${String(r.snapshotsSent).padStart(3)}  crashes ${String(r.crashes).padStart(3)}  tabs-gone ${String(r.tabVanishings).padStart(2)}  recovery ${String(r.recoveryMs).padStart(4)}ms  wall ${String(Math.round(wallMs)).padStart(5)}ms  ` +
     `${r.ok ? 'ok' : 'FAILED'}`
   );
 }

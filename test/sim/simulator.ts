@@ -24,10 +24,11 @@ import { Trace, describeMessage } from './trace.ts';
 import type { TraceEvent } from './trace.ts';
 import { encodeText } from './text.ts';
 import { HistoryRecorder, type HistoryEvent } from './history-recorder.ts';
+import { OutboxClients, type OutboxEvent, type OutboxStats } from './outbox-clients.ts';
 import { checkDurability, checkLinearizable, checkWatches, formatResult, type CheckResult, type HistoryOp, type WatchRecord } from '../check/index.ts';
 
 /** Sabotage modes that make one member misbehave, to prove the checkers can fail. */
-export type Sabotage = 'corrupt-storage' | 'ignore-fsync' | 'corrupt-mvcc' | 'stale-reads';
+export type Sabotage = 'corrupt-storage' | 'ignore-fsync' | 'corrupt-mvcc' | 'stale-reads' | 'outbox-retries';
 
 export interface SimOptions {
   seed: number;
@@ -65,6 +66,8 @@ export interface SimResult {
   historyUnknownOps: number;
   /** Watch events the watchers received (all checked). */
   watchEvents: number;
+  /** The offline-outbox clients' entries and how they ended (all checked). */
+  outbox: OutboxStats;
   /** The recorded history and watches, for offline checking of a failure. */
   history: HistoryOp[];
   watches: WatchRecord[];
@@ -87,6 +90,12 @@ const electionTimeoutMs = tickMs * electionTicks;
  * which took 1240 ms; 20 election timeouts leaves room for such runs without hiding a stall.
  */
 const livenessBudgetMs = 20 * electionTimeoutMs;
+/**
+ * After liveness, the outbox clients drain on for at most this before the checks: past the
+ * member's request timeout (7 s), so a drain waiting on a proposal lost before the heal is
+ * answered and proposes again. Entries still pending then are checked for being applied at most once.
+ */
+const outboxDrainBudgetMs = 10_000;
 /** Members (voters and learners) a configuration grows to at most. */
 const membersMax = 7;
 /** Voters a configuration keeps at least: removals stop there. */
@@ -126,6 +135,7 @@ type SimEvent =
   | { kind: 'transfer' }
   | { kind: 'sabotage' }
   | { kind: 'history'; event: HistoryEvent }
+  | { kind: 'outbox'; event: OutboxEvent }
   | { kind: 'heal' }
   | { kind: 'probe' };
 
@@ -199,6 +209,11 @@ class Simulation {
 
   private healed = false;
   private livenessDone = false;
+  /** Virtual time liveness was reached (the outboxes may drain on until outboxDrainBudgetMs after it). */
+  private livenessAtMs = 0;
+  /** The members liveness found committing, whose state the checks at the end compare. */
+  private liveMembers: MemberId[] = [];
+  private finished = false;
   private hashKvChecks = 0;
   private partitionGeneration = 0;
   private faultsInjected = 0;
@@ -219,6 +234,8 @@ class Simulation {
   private healAtMs = 0;
   /** Clients and watchers whose history the checkers of test/check judge at the end. */
   private readonly recorder: HistoryRecorder;
+  /** Offline-outbox clients, checked at the end with the history. */
+  private readonly outboxClients: OutboxClients;
   private readonly hostEnv: HostEnvironment;
 
   constructor(private readonly options: SimOptions) {
@@ -270,6 +287,37 @@ class Simulation {
       },
       Prng.derive(this.seed, 'history'),
     );
+    // The outbox's crashes draw from their own stream, leaving the fault schedule's alone.
+    const outboxFaults = Prng.derive(this.seed, 'outbox-faults');
+    this.outboxClients = new OutboxClients(
+      {
+        nowMs: () => this.nowMs,
+        runningMembers: () => this.runningMembers(),
+        schedule: (atMs, event) => this.queue.push(atMs, { kind: 'outbox', event }),
+        trace: (member, text) => this.trace.add(this.nowMs, text.includes('fault:') ? 'fault' : 'history', member, text),
+        healed: () => this.healed,
+        crash: (host, reason) => {
+          host.crash(reason, outboxFaults.chance(0.5));
+          this.crashes++;
+          this.queue.push(this.nowMs + outboxFaults.range(50, 3000), { kind: 'restart', member: host.id });
+        },
+        isolate: (member) => {
+          const cut: [MemberId, MemberId][] = [];
+          for (const other of this.memberIds) {
+            for (const [a, b] of [[member, other], [other, member]] as [MemberId, MemberId][]) {
+              if (a === b || this.network.isBlocked(a, b)) continue;
+              this.network.block(a, b);
+              cut.push([a, b]);
+            }
+          }
+          return () => {
+            for (const [a, b] of cut) this.network.heal(a, b);
+          };
+        },
+      },
+      Prng.derive(this.seed, 'outbox'),
+      this.seed,
+    );
     const transportHost: TransportHost = {
       send: (from, messages) => this.send(from, messages),
       block: (from, to) => this.network.block(from, to),
@@ -309,15 +357,16 @@ class Simulation {
       // The first vanishing comes soon after that tab joined (tabJoinsStep schedules it).
       this.queue.push(this.tabsPrng.range(200, 1500), { kind: 'tab-joins' });
       this.recorder.start();
+      this.outboxClients.start();
       if (this.options.sabotage) this.queue.push(Math.floor(this.faultPhaseMs / 3), { kind: 'sabotage' });
       this.queue.push(this.faultPhaseMs, { kind: 'heal' });
       await settle();
-      while (!this.livenessDone) {
+      while (!this.finished) {
         if (this.failure) throw this.failure;
         const next = this.queue.pop();
         if (!next) throw new SimFailure('simulator', 'the event queue ran dry');
         this.nowMs = next.timeMs;
-        if (this.healed && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
+        if (this.healed && !this.livenessDone && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
         this.handle(next.payload);
         await settle();
       }
@@ -345,13 +394,14 @@ class Simulation {
       snapshotsSent: this.snapshotsSent,
       crashes: this.crashes,
       tabVanishings: this.tabVanishings,
-      recoveryMs: this.livenessDone ? this.nowMs - this.healAtMs : -1,
+      recoveryMs: this.livenessDone ? this.livenessAtMs - this.healAtMs : -1,
       hashKvGroups: this.hashKvChecks,
       historyOps: this.recorder.history.length,
       historyUnknownOps: this.recorder.history.filter((op) => op.output === null).length,
       watchEvents: this.recorder.watchRecords.reduce((n, w) => n + w.responses.reduce((m, r) => m + r.events.length, 0), 0),
       history: this.recorder.history,
       watches: this.recorder.watchRecords,
+      outbox: this.outboxClients.stats,
       traceDigest: this.trace.digest(),
       historyDigest: this.checker.historyDigest(),
       recentEvents,
@@ -396,6 +446,7 @@ class Simulation {
         tabGraceMs: this.tabGraceMs,
         tabsMayOutvote: this.tabsMayOutvote,
         backend: this.backendMode,
+        outboxForgetsRetries: this.options.sabotage === 'outbox-retries',
       },
       this.hostEnv,
     );
@@ -627,6 +678,8 @@ class Simulation {
         return this.sabotageStep();
       case 'history':
         return this.recorder.handle(e.event);
+      case 'outbox':
+        return this.outboxClients.handle(e.event);
       case 'heal':
         return this.healStep();
       case 'probe':
@@ -955,6 +1008,11 @@ class Simulation {
       this.trace.add(this.nowMs, 'fault', 0, 'SABOTAGE: followers now serve linearizable reads locally');
       return;
     }
+    if (this.options.sabotage === 'outbox-retries') {
+      // Every member was started without the outbox sessions' retry check (HostOptions): nothing to do now.
+      this.trace.add(this.nowMs, 'fault', 0, 'SABOTAGE: the state machine applies outbox retries again');
+      return;
+    }
     if (this.options.sabotage === 'ignore-fsync') {
       // Every disk acknowledges syncs it never does, and every crash loses what was unsynced.
       for (const id of this.memberIds) this.hosts.get(id)!.disk.ignoresSync = true;
@@ -1002,6 +1060,11 @@ class Simulation {
 
   private probeStep(): void {
     this.queue.push(this.nowMs + livenessProbeIntervalMs, { kind: 'probe' });
+    if (this.livenessDone) {
+      // The network is calm: the outboxes drain what they hold, then everything is checked.
+      if (this.outboxClients.pendingCount() === 0 || this.nowMs >= this.livenessAtMs + outboxDrainBudgetMs) this.finish();
+      return;
+    }
     if (this.removedMembersLinger && this.markersIssued === 0) {
       for (const m of this.runningMembers()) if (!m.removed && this.wasRemoved(m)) this.onRemoved([m.id], m.id);
     }
@@ -1011,8 +1074,8 @@ class Simulation {
     const marker = this.markerKey;
     if (marker !== null && required.every((id) => this.hasKey(id, marker))) {
       this.livenessDone = true;
-      this.checkHashKv(required);
-      this.checkHistory(required);
+      this.livenessAtMs = this.nowMs;
+      this.liveMembers = required;
       this.trace.add(this.nowMs, 'phase', 0, `live: "${marker}" applied on ${required.map((id) => `m${id}`).join(', ')}`);
       return;
     }
@@ -1027,6 +1090,12 @@ class Simulation {
           () => {},
         );
     }
+  }
+
+  private finish(): void {
+    this.finished = true;
+    this.checkHashKv(this.liveMembers);
+    this.checkHistory(this.liveMembers);
   }
 
   private hasKey(id: MemberId, key: string): boolean {
@@ -1063,9 +1132,13 @@ class Simulation {
    */
   private checkHistory(ids: MemberId[]): void {
     this.recorder.finish();
-    const history = this.recorder.history;
     const running = ids.map((id) => this.hosts.get(id)!).filter((m) => m.running);
     const appliedMax = Math.max(...running.map((m) => m.member().mvcc.appliedIndex));
+    this.outboxClients.stop();
+    const outboxOps = this.outboxClients.check(running.find((m) => m.member().mvcc.appliedIndex === appliedMax)!);
+    const history = [...this.recorder.history, ...outboxOps];
+    const o = this.outboxClients.stats;
+    this.trace.add(this.nowMs, 'check', 0, `outbox: ${o.queued} entries: ${o.committed} committed once, ${o.conflicts} conflicts, ${o.pending} pending, ${o.duplicates} duplicates`);
     const finals = running.filter((m) => m.member().mvcc.appliedIndex === appliedMax).map((m) => HistoryRecorder.finalState(m));
     const results: [string, CheckResult][] = [
       // A step cap, not a time cap, keeps the verdict deterministic.
