@@ -90,6 +90,15 @@ describe('the checkers can fail', () => {
     const lostEntry = await runSeed({ seed: 10, sabotage: 'ignore-fsync' });
     expect(lostEntry.failure?.property).toBe('leader completeness');
   });
+
+  it('a state machine that forgets outbox retries (sabotage outbox-retries) applies an entry twice, and the outbox check finds the duplicate', { timeout: seedTimeoutMs }, async () => {
+    // Seed 2: a member crashes after applying a batch with a blind put, before the client hears
+    // it; the drain proposes the batch again and, without the per-client last-seq check, it is applied again.
+    const r = await runSeed({ seed: 2, sabotage: 'outbox-retries' });
+    expect(r.failure?.property).toBe('outbox duplicate');
+    expect(r.failure?.message).toMatch(/ended committed but was applied 2 times, at revisions \d+, \d+/);
+    expect(failureReport(r, ['--sabotage', 'outbox-retries'])).toContain('--seed 2 --sabotage outbox-retries');
+  });
 });
 
 describe('the recorded client history', () => {
@@ -100,6 +109,16 @@ describe('the recorded client history', () => {
     expect(r.historyOps).toBeGreaterThan(50);
     expect(r.historyUnknownOps).toBeGreaterThan(0);
     expect(r.watchEvents).toBeGreaterThan(0);
+  });
+
+  it('outbox clients go offline, crash between apply and answer, and every entry ends committed once or a conflict', { timeout: seedTimeoutMs }, async () => {
+    const r = await runSeed({ seed: 2 });
+    expect(r.ok, explain(r)).toBe(true);
+    expect(r.outbox.committed).toBeGreaterThan(10);
+    expect(r.outbox.conflicts).toBeGreaterThan(0);
+    expect(r.outbox.crashesAfterApply).toBeGreaterThan(0);
+    expect(r.outbox.duplicates).toBe(0);
+    expect(r.outbox.queued).toBe(r.outbox.committed + r.outbox.conflicts + r.outbox.pending);
   });
 
   it('followers serving linearizable reads locally (sabotage stale-reads) are caught, by revisions and by the WGL search alone', { timeout: 3 * seedTimeoutMs }, async () => {
