@@ -71,6 +71,11 @@ export interface Transport {
  */
 export interface DeliveryReports {
   onDeliveryReport(fn: (report: DeliveryReport) => void): void;
+  /**
+   * Whether every whole snapshot sent gets a 'snapshot' report. False: the transport reports
+   * only unreachable peers, and the member counts a whole snapshot as delivered once sent.
+   */
+  readonly reportsSnapshots: boolean;
 }
 
 export type DeliveryReport = { kind: 'unreachable'; peer: MemberId } | { kind: 'snapshot'; peer: MemberId; delivered: boolean };

@@ -4,7 +4,7 @@
 // address is not known yet are dropped, as an unreachable peer's are (Raft sends again).
 
 import type { MemberId, Message } from '../../src/raft/types.ts';
-import type { FaultSwitch, Transport } from '../../src/seams.ts';
+import { reportsDelivery, type DeliveryReport, type DeliveryReports, type FaultSwitch, type Transport } from '../../src/seams.ts';
 
 /** Optional capabilities of a part that the composite passes through. */
 interface RemovalAware {
@@ -20,9 +20,11 @@ export interface Route {
   transport: Transport;
 }
 
-export class CompositeTransport implements Transport {
+export class CompositeTransport implements Transport, DeliveryReports {
   private readonly byPeer = new Map<MemberId, Transport>();
   readonly faults: FaultSwitch;
+  /** Snapshot reports only if every part gives them; unreachable peers from every part that reports them. */
+  readonly reportsSnapshots: boolean;
 
   /**
    * @param routes the parts, each with the schemes it serves
@@ -33,6 +35,7 @@ export class CompositeTransport implements Transport {
     private readonly fallback: Transport,
   ) {
     const parts = this.parts();
+    this.reportsSnapshots = parts.every((t) => reportsDelivery(t) && t.reportsSnapshots);
     // One switch over every part: a test that cuts a peer cuts it whichever way it is reached.
     this.faults = {
       block: (peer, direction) => parts.forEach((t) => t.faults.block(peer, direction)),
@@ -43,6 +46,10 @@ export class CompositeTransport implements Transport {
 
   start(onMessage: (message: Message) => void): void {
     for (const t of this.parts()) t.start(onMessage);
+  }
+
+  onDeliveryReport(fn: (report: DeliveryReport) => void): void {
+    for (const t of this.parts()) if (reportsDelivery(t)) t.onDeliveryReport(fn);
   }
 
   send(messages: readonly Message[]): void {

@@ -279,7 +279,7 @@ export class Member {
       this.schedule();
     });
     if (reportsDelivery(this.opts.transport)) {
-      this.snapshotOutcomesReported = true;
+      this.snapshotOutcomesReported = this.opts.transport.reportsSnapshots;
       this.opts.transport.onDeliveryReport((r) => this.onDeliveryReport(r));
     }
     this.stopTicker = this.opts.clock.every(this.opts.tickMs, () => this.onTick());

@@ -58,6 +58,7 @@ async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], stor
  */
 class ReportingTransport implements Transport, DeliveryReports {
   readonly heldSnapshots: Message[] = [];
+  readonly reportsSnapshots = true;
   private report: ((r: DeliveryReport) => void) | null = null;
 
   constructor(private readonly inner: Transport) {}

@@ -331,6 +331,8 @@ export class SimTransport implements Transport, DeliveryReports {
     if (!this.closed && messages.length > 0) this.host.send(this.id, messages);
   }
 
+  readonly reportsSnapshots = true;
+
   onDeliveryReport(fn: (report: DeliveryReport) => void): void {
     this.onReport = fn;
   }

@@ -5,6 +5,7 @@ import { systemClock } from '../../adapters/clock/system.ts';
 import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { TcpTransport } from '../../adapters/transport/tcp/index.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
+import { ProgressState } from '../../src/raft/progress.ts';
 import { StateRole, type MemberId } from '../../src/raft/types.ts';
 import { Member } from '../../src/server/member.ts';
 import { prng } from '../raft/prng.ts';
@@ -92,6 +93,45 @@ describe('members over TCP', () => {
     wire([back], addresses);
     await waitFor('the restarted member to catch up', () => back.sm.items.length === 23, electionWaitMs);
     expect(back.sm.items).toEqual(next.sm.items);
+  });
+
+  it('a follower whose link is down is reported unreachable: the leader probes it instead of pipelining appends, and it catches up when back', { timeout: 60_000 }, async () => {
+    const addresses = new Map<MemberId, string>();
+    // Longer elections than the other tests': the leader must stay the leader throughout, on a loaded machine too.
+    const opts = { tickMs: 20, electionTicks: 50 };
+    const nodes = await Promise.all([1, 2, 3].map((id) => startNode(id, [1, 2, 3], addresses, new MemoryStorage(), opts)));
+    wire(nodes, addresses);
+    const leader = await waitFor('a leader', () => leaderOf(nodes), 3 * electionWaitMs);
+    const [down] = nodes.filter((n) => n !== leader);
+    for (let i = 0; i < 5; i++) await leader.member.propose(enc.encode(`before${i}`));
+    const progressOf = () => leader.member.status().progress!.get(down.id)!;
+    await waitFor('the follower replicating', () => progressOf().state === ProgressState.Replicate && progressOf().match >= 5, electionWaitMs);
+    expect(leader.transport.activeSince(down.id)).not.toBeNull();
+
+    // The follower's process stops: its port closes, the leader's connection to it breaks.
+    const synced = down.storage.copyState('synced');
+    const port = down.transport.address.port;
+    await down.member.stop();
+    running.splice(running.indexOf(down), 1);
+    await waitFor('the link to the stopped follower down', () => leader.transport.activeSince(down.id) === null, electionWaitMs);
+    const reportedBefore = leader.transport.unreachable.reported;
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => leader.member.propose(enc.encode(`during${i}`))));
+    expect(results.length).toBe(40);
+    expect(leader.member.status().commit).toBeGreaterThanOrEqual(45);
+    // Raft heard that the peer is unreachable: it probes, with no appends in flight to it.
+    expect(leader.transport.unreachable.reported).toBeGreaterThan(reportedBefore);
+    const p = progressOf();
+    expect(p.state).toBe(ProgressState.Probe);
+    expect(p.inflight).toBe(0);
+
+    // Back on the same port: the leader finds it, leaves probe, and it catches up.
+    const back = await startNode(down.id, [], new Map(addresses), new MemoryStorage(synced), opts, port);
+    wire([back], addresses);
+    expect(leader.member.status().role).toBe(StateRole.Leader);
+    const total = leader.sm.items.length;
+    await waitFor('the follower caught up', () => back.sm.items.length === total, electionWaitMs);
+    await waitFor('the leader replicating to it again', () => progressOf().state === ProgressState.Replicate, electionWaitMs);
+    expect(back.sm.items).toEqual(leader.sm.items);
   });
 
   it('a learner catches up from a snapshot streamed in chunks', { timeout: 30_000 }, async () => {

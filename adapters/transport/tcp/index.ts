@@ -7,8 +7,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { encodeMessage } from '../../../src/codec/message.ts';
 import { MessageType, isLocalMessage, type MemberId, type Message } from '../../../src/raft/types.ts';
-import type { Transport } from '../../../src/seams.ts';
+import type { DeliveryReport, DeliveryReports, Transport } from '../../../src/seams.ts';
 import { PeerFaults } from '../fault-switch.ts';
+import { UnreachableReports } from '../unreachable-reports.ts';
 import { clusterTokenBytesMax, frameBytesMax, isMemberId, snapshotBytesMax, snapshotChunkBytes } from './frame.ts';
 import { InboundConnection } from './inbound.ts';
 import { PeerLink, defaultLinkBounds, type LinkBounds, type LogFn } from './peer-link.ts';
@@ -91,8 +92,11 @@ export function peerFrameBytesMax(requestBytesMax: number, raftMessageBytesMax: 
   return Math.min(frameBytesMax, Math.max(snapshotChunkBytes + 1, 2 * (raftMessageBytesMax + requestBytesMax) + messageOverheadBytes));
 }
 
-export class TcpTransport implements Transport {
+export class TcpTransport implements Transport, DeliveryReports {
   readonly faults = new PeerFaults();
+  /** Peers reported unreachable: no accepted connection to them, or a frame too large to write (../unreachable-reports.ts). */
+  readonly unreachable = new UnreachableReports();
+  readonly reportsSnapshots = false;
   private onMessage: ((m: Message) => void) | null = null;
   private readonly links = new Map<MemberId, PeerLink>();
   private readonly inbound = new Set<InboundConnection>();
@@ -187,6 +191,10 @@ export class TcpTransport implements Transport {
     this.onMessage = onMessage;
   }
 
+  onDeliveryReport(fn: (report: DeliveryReport) => void): void {
+    this.unreachable.onDeliveryReport(fn);
+  }
+
   send(messages: readonly Message[]): void {
     if (this.closing) return;
     for (const m of messages) {
@@ -194,9 +202,12 @@ export class TcpTransport implements Transport {
         this.log('warn', `tcp transport ${this.o.id}: refused to send local message type ${MessageType[m.type]} to ${m.to}`);
         continue;
       }
+      // A test's cut link drops silently, as a lossy network does: the sender cannot tell.
+      if (this.faults.isBlocked(m.to, 'out')) continue;
       const link = this.links.get(m.to);
-      if (!link || this.faults.isBlocked(m.to, 'out')) continue;
-      this.enqueue(link, m);
+      // Queued still (sent once the connection is accepted), but Raft stops pipelining to it.
+      if (!link || link.activeSince === null) this.unreachable.note(m.to);
+      if (link) this.enqueue(link, m);
     }
   }
 
@@ -204,6 +215,7 @@ export class TcpTransport implements Transport {
     if (m.snapshot !== null && m.snapshot.data.length > snapshotChunkBytes) {
       if (m.snapshot.data.length > snapshotBytesMax) {
         this.log('warn', `tcp transport ${this.o.id}: dropped a snapshot of ${m.snapshot.data.length} bytes to ${m.to}: exceeds snapshotBytesMax ${snapshotBytesMax}`);
+        this.unreachable.note(m.to);
         return;
       }
       const head = encodeMessage({ ...m, snapshot: { metadata: m.snapshot.metadata, data: new Uint8Array(0) } });
@@ -213,6 +225,7 @@ export class TcpTransport implements Transport {
     const payload = encodeMessage(m);
     if (payload.length + 1 > this.frameBytesMax) {
       this.log('warn', `tcp transport ${this.o.id}: dropped a ${MessageType[m.type]} message of ${payload.length} bytes to ${m.to}: exceeds frameBytesMax ${this.frameBytesMax}`);
+      this.unreachable.note(m.to);
       return;
     }
     link.enqueueMessage(payload);

@@ -5,10 +5,11 @@
 
 import { encodeMessage } from '../../../src/codec/message.ts';
 import { MessageType, isLocalMessage, type MemberId, type Message } from '../../../src/raft/types.ts';
-import type { Transport } from '../../../src/seams.ts';
+import type { DeliveryReport, DeliveryReports, Transport } from '../../../src/seams.ts';
 import type { Signaling } from '../../signaling/types.ts';
 import { isMemberId } from '../../signaling/types.ts';
 import { PeerFaults } from '../fault-switch.ts';
+import { UnreachableReports } from '../unreachable-reports.ts';
 import { messageBytesMax } from './frame.ts';
 import { PeerLink, type Envelope, type LogFn, type WebRtcBounds, type WebRtcImplementation, type WebRtcStats } from './peer-link.ts';
 
@@ -45,7 +46,10 @@ export const defaultWebRtcBounds: WebRtcBounds = {
 /** A signal's session id is short; anything else is not ours. */
 const sessionBytesMax = 64;
 
-export class WebRtcTransport implements Transport {
+export class WebRtcTransport implements Transport, DeliveryReports {
+  /** Peers reported unreachable: no open data channel to them, or a message too large to send (../unreachable-reports.ts). */
+  readonly unreachable = new UnreachableReports();
+  readonly reportsSnapshots = false;
   readonly faults = new PeerFaults();
   readonly stats: WebRtcStats = { framesDropped: 0, messagesRejected: 0, messagesDroppedQueueFull: 0, messagesUnadmitted: 0 };
   /** Peers whose messages are being dropped as not admitted (logged once each until admitted). */
@@ -108,6 +112,10 @@ export class WebRtcTransport implements Transport {
     this.onMessage = onMessage;
   }
 
+  onDeliveryReport(fn: (report: DeliveryReport) => void): void {
+    this.unreachable.onDeliveryReport(fn);
+  }
+
   send(messages: readonly Message[]): void {
     if (this.closed) return;
     for (const m of messages) {
@@ -115,13 +123,21 @@ export class WebRtcTransport implements Transport {
         this.log('warn', `webrtc transport ${this.o.id}: refused to send local message type ${MessageType[m.type]} to ${m.to}`);
         continue;
       }
+      // A test's cut link drops silently, as a lossy network does: the sender cannot tell.
+      if (this.faults.isBlocked(m.to, 'out')) continue;
       const link = this.links.get(m.to);
-      if (!link || !this.added.has(m.to) || this.faults.isBlocked(m.to, 'out')) continue;
+      if (!link || !this.added.has(m.to)) {
+        this.unreachable.note(m.to);
+        continue;
+      }
       const encoded = encodeMessage(m);
       if (encoded.length > messageBytesMax) {
         this.log('warn', `webrtc transport ${this.o.id}: dropped a ${MessageType[m.type]} message of ${encoded.length} bytes to ${m.to}: exceeds messageBytesMax ${messageBytesMax}`);
+        this.unreachable.note(m.to);
         continue;
       }
+      // Queued still (sent once the channel opens), but Raft stops pipelining to it.
+      if (link.activeSince === null) this.unreachable.note(m.to);
       link.enqueue(encoded);
     }
   }
