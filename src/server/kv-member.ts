@@ -205,6 +205,7 @@ class MvccReplica implements StateMachine {
       return { ok: true, response: batch.entries.map((e) => ({ outcome: this.outboxSessions.applied(batch.client, e.seq)?.outcome ?? { kind: 'unknown' }, duplicate: false, txn: null })) };
     }
     const results: OutboxApplyResult[] = [];
+    const batchSeqs = new Set(batch.entries.map((e) => e.seq));
     for (const entry of batch.entries) {
       const before = this.outboxSessions.applied(batch.client, entry.seq);
       if (before !== null) {
@@ -216,7 +217,7 @@ class MvccReplica implements StateMachine {
       const outcome: OutboxOutcome = !result.ok
         ? { kind: 'refused', message: result.error.message }
         : { kind: result.response.succeeded ? 'committed' : 'conflict', revision: result.response.header.revision };
-      for (const op of this.outboxSessions.record(batch.client, entry.seq, outcome, index)) this.mvcc.stageBackendOp(op);
+      for (const op of this.outboxSessions.record(batch.client, entry.seq, outcome, index, batchSeqs)) this.mvcc.stageBackendOp(op);
       results.push({ outcome, duplicate: false, txn: result.ok ? result.response : null });
     }
     this.mvcc.markApplied(index);

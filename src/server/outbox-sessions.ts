@@ -179,14 +179,23 @@ export class OutboxSessions {
   }
 
   /**
-   * Records an applied entry. Returns the backend writes that keep the stored table equal to
-   * this one (the client's record, and the deletion of an evicted client's), for the batch
-   * that commits the entry's data.
+   * Records an applied entry of the batch (Raft entry) at `index`, whose sequence numbers are
+   * `batchSeqs`. Returns the backend writes that keep the stored table equal to this one (the
+   * client's record, and the deletion of an evicted client's), for the batch that commits the
+   * entry's data.
+   *
+   * The first entry a batch records starts the client's new last batch; it keeps the outcomes
+   * the previous one remembered for entries this batch repeats (retries before the new ones),
+   * so that a retry of this whole batch is answered for every entry, not 'unknown' for those
+   * (the simulator found it: a member crashed after applying [3], the retry [3, 4, 5, 6]
+   * crashed again, and the next retry heard 'unknown' for 3).
    */
-  record(client: string, seq: number, outcome: OutboxOutcome, index: number): BackendOp[] {
+  record(client: string, seq: number, outcome: OutboxOutcome, index: number, batchSeqs: ReadonlySet<number> = new Set()): BackendOp[] {
     const prev = this.byClient.get(client);
     if (prev !== undefined && seq <= prev.seq && !this.forgetsRetries) throw new Error(`outbox sessions: ${client} entry ${seq} recorded after ${prev.seq}`);
-    const outcomes: [number, OutboxOutcome][] = prev !== undefined && prev.index === index ? [...prev.outcomes, [seq, outcome]] : [[seq, outcome]];
+    let outcomes: [number, OutboxOutcome][];
+    if (prev !== undefined && prev.index === index) outcomes = [...prev.outcomes, [seq, outcome]];
+    else outcomes = [...(prev?.outcomes.filter(([q]) => q < seq && batchSeqs.has(q)) ?? []), [seq, outcome]];
     if (outcomes.length > outboxBatchEntriesMax) throw new Error(`outbox sessions: ${client} has more than ${outboxBatchEntriesMax} entries at index ${index}`);
     this.byClient.delete(client);
     const session = { seq, outcomes, index };
