@@ -85,7 +85,8 @@ describe('the checkers can fail', () => {
   });
 
   it('disks that ignore fsync lose votes and acknowledged entries, and the checkers notice', { timeout: seedTimeoutMs }, async () => {
-    const lostVote = await runSeed({ seed: 2, sabotage: 'ignore-fsync' });
+    // Re-pinned when the outbox clients joined every seed (seed 2 no longer loses a vote).
+    const lostVote = await runSeed({ seed: 14, sabotage: 'ignore-fsync' });
     expect(lostVote.failure?.property).toBe('vote safety');
     const lostEntry = await runSeed({ seed: 10, sabotage: 'ignore-fsync' });
     expect(lostEntry.failure?.property).toBe('leader completeness');
