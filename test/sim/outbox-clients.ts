@@ -16,7 +16,8 @@
 
 import type { HistoryOp } from '../check/history.ts';
 import { prefixRange } from '../../src/client/bytes.ts';
-import { Outbox, outboxEntriesMax, outboxFullError, type OutboxMember, type OutboxNotice, type OutboxPeers, type OutboxRecord, type OutboxStore } from '../../src/client/outbox.ts';
+import { Outbox, type OutboxMember } from '../../src/client/outbox.ts';
+import { MemoryOutboxStore, SingleOutboxPeers } from '../helpers/memory-outbox.ts';
 import { EventType } from '../../src/mvcc/types.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import { ConnectivityWatch } from '../../src/server/connectivity.ts';
@@ -75,82 +76,6 @@ export interface OutboxStats {
   crashesAfterApply: number;
   /** Entries whose value was found applied more than once (always 0, or the run fails). */
   duplicates: number;
-}
-
-/** The durable part of a client: its entries, as IndexedDB keeps them in a tab. */
-class MemoryOutboxStore implements OutboxStore {
-  private readonly entries = new Map<number, OutboxRecord>();
-  private nextSeq = 1;
-  /** The drain lock the outboxes opened on this store share (a Web Lock in a tab). */
-  drainer: object | null = null;
-
-  constructor(private readonly client: string) {}
-
-  clientId(): Promise<string> {
-    return Promise.resolve(this.client);
-  }
-
-  add(entry: Omit<OutboxRecord, 'seq'>): Promise<OutboxRecord> {
-    if (this.entries.size >= outboxEntriesMax) return Promise.reject(outboxFullError(this.entries.size));
-    const record: OutboxRecord = { seq: this.nextSeq++, ...structuredClone(entry) };
-    this.entries.set(record.seq, record);
-    return Promise.resolve(structuredClone(record));
-  }
-
-  get(seq: number): Promise<OutboxRecord | undefined> {
-    const r = this.entries.get(seq);
-    return Promise.resolve(r === undefined ? undefined : structuredClone(r));
-  }
-
-  all(): Promise<OutboxRecord[]> {
-    return Promise.resolve(this.allNow().map((r) => structuredClone(r)));
-  }
-
-  /** The entries as they are, for the checks at the end. */
-  allNow(): OutboxRecord[] {
-    return [...this.entries.values()].sort((a, b) => a.seq - b.seq);
-  }
-
-  pending(): Promise<OutboxRecord[]> {
-    return Promise.resolve(this.allNow().filter((r) => r.status === 'pending').map((r) => structuredClone(r)));
-  }
-
-  putAll(records: OutboxRecord[]): Promise<void> {
-    for (const r of records) this.entries.set(r.seq, structuredClone(r));
-    return Promise.resolve();
-  }
-
-  forget(throughSeq: number): Promise<void> {
-    for (const r of this.allNow()) if (r.seq <= throughSeq && r.status !== 'pending') this.entries.delete(r.seq);
-    return Promise.resolve();
-  }
-
-  /** The store outlives every outbox opened on it. */
-  close(): void {}
-}
-
-/** One outbox at a time per store here; the lock still goes with the outbox that dies holding it, as a tab's Web Lock does. */
-class SimOutboxPeers implements OutboxPeers {
-  constructor(private readonly store: MemoryOutboxStore) {}
-
-  post(_notice: OutboxNotice): void {}
-
-  listen(_fn: (notice: OutboxNotice) => void): void {}
-
-  async drainAlone(drain: () => Promise<void>): Promise<boolean> {
-    if (this.store.drainer !== null) return false;
-    this.store.drainer = this;
-    try {
-      await drain();
-    } finally {
-      if (this.store.drainer === this) this.store.drainer = null;
-    }
-    return true;
-  }
-
-  close(): void {
-    if (this.store.drainer === this) this.store.drainer = null;
-  }
 }
 
 interface Connection {
@@ -279,7 +204,7 @@ export class OutboxClients {
       clock,
       wallClockMs: () => this.host.nowMs(),
       store: c.store,
-      peers: new SimOutboxPeers(c.store),
+      peers: new SingleOutboxPeers(c.store),
       log: (level, msg) => this.host.trace(host.id, `outbox client ${c.index}: ${level === 'warn' ? 'WARN ' : ''}${msg}`),
     }).then((outbox) => {
       c.opening = false;
