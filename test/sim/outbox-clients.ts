@@ -11,8 +11,8 @@
 // a committed entry's unique value is there once, at the revision reported, and its guard held
 // just before; a conflict's value is not there, its guard failed at the revision reported and
 // `current` holds the values there; a pending entry's value is there at most once. The
-// committed entries join the clients' history for the linearizability, watch and durability
-// checkers.
+// committed entries, and the pending ones that were applied, join the clients' history for the
+// linearizability, watch and durability checkers.
 
 import type { HistoryOp } from '../check/history.ts';
 import { prefixRange } from '../../src/client/bytes.ts';
@@ -21,6 +21,7 @@ import { MemoryOutboxStore, SingleOutboxPeers } from '../helpers/memory-outbox.t
 import { EventType } from '../../src/mvcc/types.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import { ConnectivityWatch } from '../../src/server/connectivity.ts';
+import { MemberError } from '../../src/server/member.ts';
 import { SimFailure } from './checker.ts';
 import type { SimHost } from './host.ts';
 import type { Prng } from './prng.ts';
@@ -95,8 +96,10 @@ interface ClientState {
   opening: boolean;
   /** Values queued, by seq: the value each entry puts, and the key. */
   writes: Map<number, { key: string; value: string }>;
-  /** Virtual time each entry was first proposed (it cannot take effect before). */
+  /** Virtual time each entry was first proposed and not dropped (it cannot take effect before). */
   firstProposedAtMs: Map<number, number>;
+  /** For entries a proposal applied and answered (to the wrapper, if not to the outbox): when it was proposed and answered. */
+  appliedWithin: Map<number, { call: number; ret: number }>;
   /** Virtual time the client heard each entry's outcome. */
   settledAtMs: Map<number, number>;
   nextValue: number;
@@ -123,6 +126,7 @@ export class OutboxClients {
         opening: false,
         writes: new Map(),
         firstProposedAtMs: new Map(),
+        appliedWithin: new Map(),
         settledAtMs: new Map(),
         nextValue: 1,
         isolated: false,
@@ -184,9 +188,22 @@ export class OutboxClients {
         return kv.currentRevision;
       },
       proposeOutboxBatch: async (batch) => {
-        for (const e of batch.entries) if (!c.firstProposedAtMs.has(e.seq)) c.firstProposedAtMs.set(e.seq, this.host.nowMs());
+        const calledAtMs = this.host.nowMs();
+        const first = batch.entries.filter((e) => !c.firstProposedAtMs.has(e.seq)).map((e) => e.seq);
+        for (const seq of first) c.firstProposedAtMs.set(seq, calledAtMs);
         const crash = !this.host.healed() && this.prng.chance(crashAfterApplyChance);
-        const results = await kv.proposeOutboxBatch(batch);
+        let results: Awaited<ReturnType<OutboxMember['proposeOutboxBatch']>>;
+        try {
+          results = await kv.proposeOutboxBatch(batch);
+        } catch (err) {
+          // Dropped before it reached the log: it did not take effect, this time.
+          if (err instanceof MemberError && err.code === 'proposal-dropped') for (const seq of first) c.firstProposedAtMs.delete(seq);
+          throw err;
+        }
+        // Applied by this proposal: it took effect between the call and now, whoever hears it.
+        batch.entries.forEach((e, k) => {
+          if (!results[k].duplicate) c.appliedWithin.set(e.seq, { call: calledAtMs, ret: this.host.nowMs() });
+        });
         if (crash && host.running && host.incarnation === incarnation) {
           this.crashesAfterApply++;
           const seqs = `${batch.entries[0].seq}…${batch.entries[batch.entries.length - 1].seq}`;
@@ -312,6 +329,8 @@ export class OutboxClients {
           return { key: read.key, modRevision: base?.status === 'committed' ? base.revision! : null };
         });
         const call = c.firstProposedAtMs.get(r.seq);
+        // When it took effect, as tightly as known: the proposal that applied it, else from its first proposal.
+        const within = c.appliedWithin.get(r.seq);
         const id = opIdBase + c.index * 100_000 + r.seq;
         const client = clientNumberBase + c.index;
         switch (r.status) {
@@ -326,7 +345,7 @@ export class OutboxClients {
               }
             }
             if (call === undefined) throw new SimFailure('outbox', `${where} committed but was never proposed`);
-            ops.push({ id, client, call, ret: c.settledAtMs.get(r.seq) ?? Infinity, input: { f: 'put', key: w.key, value: w.value }, output: { f: 'put', revision: r.revision! } });
+            ops.push({ id, client, call: within?.call ?? call, ret: within?.ret ?? c.settledAtMs.get(r.seq) ?? this.host.nowMs(), input: { f: 'put', key: w.key, value: w.value }, output: { f: 'put', revision: r.revision! } });
             break;
           }
           case 'conflict': {
@@ -346,8 +365,15 @@ export class OutboxClients {
           }
           case 'pending':
             stats.pending++;
-            // Never proposed: it certainly took no effect.
-            if (call !== undefined) ops.push({ id, client, call, ret: Infinity, input: { f: 'put', key: w.key, value: w.value }, output: null });
+            // Its fate is known from the history, though the client never heard it: not applied
+            // (the run is over, nothing applies any more) and it is left out; applied, and it took
+            // effect at its revision between its first proposal and now. (As an operation of
+            // unknown outcome, dozens of them on one key overran the WGL search, seed 23.)
+            if (found.length === 1) {
+              if (found[0].key !== w.key) throw new SimFailure('outbox', `${where} is pending, but its value was applied to ${found[0].key}`);
+              if (call === undefined) throw new SimFailure('outbox', `${where} was applied at ${found[0].revision} but never proposed`);
+              ops.push({ id, client, call: within?.call ?? call, ret: within?.ret ?? this.host.nowMs(), input: { f: 'put', key: w.key, value: w.value }, output: { f: 'put', revision: found[0].revision } });
+            }
             break;
           default:
             throw new SimFailure('outbox', `${where} ended ${r.status}${r.message ? `: ${r.message}` : ''}`);
