@@ -161,38 +161,59 @@ export class LmdbBackend implements Backend {
     const emptied = this.env.transaction(() => {
       for (const db of dbs.values()) db.clearSync();
     });
-    let ready: Promise<unknown> = emptied;
+    // A staged write (or the emptying) that failed: adopting must not flip to a slot missing it.
+    let writeFailure: Error | null = null;
+    emptied.catch((err: unknown) => {
+      writeFailure ??= new Error(`lmdbBackend ${this.path}: emptying the staging slot failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
     const staging: BackendStaging = {
       write: (ops) => {
         this.checkStaging(staging, 'write');
         if (ops.some((op) => op.value === null)) return Promise.reject(new Error(`lmdbBackend ${this.path}: a staging area takes puts only`));
-        const written = this.env.transaction(() => writeOps(dbs, ops));
-        ready = written;
-        return written.then(() => undefined);
+        return this.env.transaction(() => writeOps(dbs, ops)).then(
+          () => undefined,
+          (err: unknown) => {
+            writeFailure ??= new Error(`lmdbBackend ${this.path}: a staged write failed: ${err instanceof Error ? err.message : String(err)}`);
+            throw writeFailure;
+          },
+        );
       },
       adopt: async (appliedIndex) => {
         this.checkStaging(staging, 'adopt');
         checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
-        await ready;
-        // Later commits go to a write transaction queued after the flip, onto the new slot.
+        // Everything that decides where later commits go switches here, before the first await: a commit
+        // called while the flip is in flight must land on the new slot, after the flip (lmdb runs
+        // write transactions in call order). Batches queued before stay in their transaction,
+        // which writes the old slot before the flip and is discarded with it.
+        const old = this.dbs;
+        this.staging = null;
         this.queue = [];
         this.scheduled = null;
+        this.liveSlot = slot;
+        this.queuedIndex = appliedIndex;
         const flip = this.env.transaction(() => {
+          if (writeFailure !== null) throw writeFailure;
           dbs.get('meta')!.putSync(metaKeys.consistentIndex, encodeU64(appliedIndex));
           this.liveSlotDb.putSync(liveSlotKey, Uint8Array.of(slot));
         });
-        this.last = flip.then(() => undefined);
-        await flip;
-        await this.env.flushed;
-        const old = this.dbs;
-        this.staging = null;
-        this.liveSlot = slot;
-        this.applied = appliedIndex;
-        this.queuedIndex = appliedIndex;
+        const flipped = flip.then(
+          () => {
+            // Later commits' transactions run after this, so their indexes overwrite it in order.
+            this.applied = appliedIndex;
+          },
+          (err: unknown) => {
+            // The in-memory slot already moved and the file did not: nothing more may be written.
+            throw this.failStaging(err, 'adopting the staging slot');
+          },
+        );
         // Read views taken before still read the old slot through their own transactions.
-        this.last = this.env.transaction(() => {
+        const emptiedOld = this.env.transaction(() => {
+          if (writeFailure !== null) return;
           for (const db of old.values()) db.clearSync();
         });
+        this.last = Promise.all([flipped, emptiedOld]).then(() => undefined);
+        await flipped;
+        await this.env.flushed;
       },
       abandon: () => {
         if (this.staging === staging) this.staging = null;
@@ -206,6 +227,12 @@ export class LmdbBackend implements Backend {
     if (this.staging !== staging) throw new Error(`lmdbBackend ${this.path}: ${what} on a staging area that was adopted, abandoned or replaced`);
     if (this.closed) throw new Error(`lmdbBackend ${this.path}: ${what} on a staging area after close`);
     if (this.failure !== null) throw this.failure;
+  }
+
+  /** Marks the backend failed (every later commit rejects with it) and returns the error. */
+  private failStaging(err: unknown, what: string): Error {
+    this.failure ??= new Error(`lmdbBackend ${this.path}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return this.failure;
   }
 
   async durable(): Promise<number> {
