@@ -211,6 +211,8 @@ export class Member {
   private readonly streamsOut = new Map<MemberId, SnapshotSender>();
   /** The snapshot stream this member receives, at most one (a newer head replaces it). */
   private streamIn: SnapshotReceiver | null = null;
+  /** The stream adopted last (ackSeq null while adopting): a sender's query gets its adopted ack again. */
+  private streamAdopted: { from: MemberId; streamId: number; ackSeq: number | null } | null = null;
   private streamsStarted = 0;
   /** Snapshot streams that ended, by outcome, on either side (for tests and metrics). */
   readonly snapshotStreams = { sent: 0, sendFailed: 0, received: 0, receiveFailed: 0 };
@@ -691,6 +693,10 @@ export class Member {
       this.receiveStreamHead(m, now);
       return;
     }
+    if (m.commit === 0) {
+      this.answerStreamQuery(m);
+      return;
+    }
     const r = this.streamIn;
     if (r === null || r.from !== m.from || r.streamId !== m.index) {
       this.opts.transport.send([streamAck(m.from, this.id, m.term, m.index, m.commit, 'no such stream here (it was replaced, timed out, or this member restarted)')]);
@@ -709,6 +715,19 @@ export class Member {
         this.opts.transport.send([streamAck(r.from, this.id, term, r.streamId, m.commit, reason)]);
       },
     );
+  }
+
+  /** A sender waiting for the adopted ack asks again (snapshot-stream.ts, "query"). */
+  private answerStreamQuery(m: Message): void {
+    const term = this.node.basicStatus().term;
+    const a = this.streamAdopted;
+    if (a !== null && a.from === m.from && a.streamId === m.index) {
+      if (a.ackSeq !== null) this.opts.transport.send([streamAck(m.from, this.id, term, m.index, a.ackSeq, null)]);
+      return;
+    }
+    const r = this.streamIn;
+    if (r !== null && r.from === m.from && r.streamId === m.index) return;
+    this.opts.transport.send([streamAck(m.from, this.id, term, m.index, 0, 'no such stream here (it was replaced, timed out, or this member restarted)')]);
   }
 
   /** A stream head: a fresh staging area for it, unless the snapshot is stale or cannot be taken. */
@@ -752,12 +771,15 @@ export class Member {
       this.opts.transport.send([streamAck(r.from, this.id, s.term, r.streamId, r.lastSeq, `snapshot ${index} is no longer past this member's commit index ${s.commit}`)]);
       return;
     }
+    const adopted = { from: r.from, streamId: r.streamId, ackSeq: null as number | null };
+    this.streamAdopted = adopted;
     const data = await this.opts.stateMachine.adoptStream!(r.staging, r.head.snapshot!.data, r.appliedIndex);
     this.snapshotStreams.received++;
     this.opts.log?.('info', `member ${this.id}: adopted snapshot ${index} (backend at ${r.appliedIndex}) streamed by member ${r.from}`);
     this.catchUpTicks();
     this.node.step({ ...r.head, snapshot: { ...r.head.snapshot!, data } });
-    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, r.lastSeq + 1, null)]);
+    adopted.ackSeq = r.lastSeq + 1;
+    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, adopted.ackSeq, null)]);
   }
 
   /** A sent stream ended: its view is released and Raft hears the outcome. */
@@ -779,9 +801,17 @@ export class Member {
   private checkStreams(): void {
     const now = this.opts.clock.now();
     const idleMs = this.opts.snapshotStreamIdleMs;
+    // Raft's progress may show first that a follower has the snapshot (its answer to the Snap
+    // message arrived, the adopted ack did not): the stream is done, and Raft hears so at once.
+    const progress = this.streamsOut.size > 0 ? this.node.status().progress : null;
     for (const sender of [...this.streamsOut.values()]) {
       if (!this.isLeader()) this.endStream(sender, 'this member is no longer the leader');
+      else if ((progress?.get(sender.to)?.match ?? 0) >= sender.snapshotIndex) this.endStream(sender, null);
       else if (sender.stalled(now, idleMs)) this.endStream(sender, `no acknowledgement for ${now - sender.lastProgressMs} ms`);
+      else {
+        const query = sender.query(now, idleMs, this.node.basicStatus().term);
+        if (query !== null) this.opts.transport.send([query]);
+      }
     }
     const r = this.streamIn;
     if (r !== null && !r.complete && now - r.lastProgressMs > idleMs) {

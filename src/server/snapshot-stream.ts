@@ -15,6 +15,9 @@
 //   ack    SnapChunkResp: index = stream id, commit = the sequence written (0: the head; one
 //          past the last chunk: the content is adopted), reject = the receiver gave the stream
 //          up, context = its reason (UTF-8) or null
+//   query  SnapChunk with commit = 0 and no pairs, sent while the sender waits for the adopted
+//          ack: a receiver that adopted the stream acks it again (the first may have been lost),
+//          one still adopting stays silent, one that does not know the stream refuses it
 // Pairs: ([u8 bucket][u32 key bytes][u32 value bytes][key][value])*, buckets as in
 // `backendBuckets`, every bucket in order, each in key order.
 //
@@ -180,6 +183,7 @@ export class SnapshotSender {
   private lastSeq = 0;
   private crc = 0;
   private released = false;
+  private queriedMs = 0;
   /** Pair bytes sent so far, for logs and tests. */
   bytesSent = 0;
   lastProgressMs: number;
@@ -237,6 +241,20 @@ export class SnapshotSender {
     this.acked = m.commit;
     this.lastProgressMs = nowMs;
     return { kind: 'pending' };
+  }
+
+  /**
+   * While every chunk is written and the adopted acknowledgement is awaited, a query each
+   * `idleMs` (see the header): a lost acknowledgement costs one idle period, not the whole
+   * adoption allowance.
+   */
+  query(nowMs: number, idleMs: number, term: number): Message | null {
+    if (this.released || this.lastSeq === 0 || this.acked !== this.lastSeq) return null;
+    if (nowMs - Math.max(this.lastProgressMs, this.queriedMs) < idleMs) return null;
+    this.queriedMs = nowMs;
+    const m = streamMessage(MessageType.SnapChunk, this.to, this.head.from, term);
+    m.index = this.streamId;
+    return m;
   }
 
   /** Whether the stream made no progress for too long: `idleMs`, or while the receiver adopts, several of them. */

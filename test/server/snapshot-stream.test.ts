@@ -292,3 +292,70 @@ describe('a snapshot stream cut in the middle', () => {
     }
   }, 90_000);
 });
+
+describe('a lost "adopted" acknowledgement', () => {
+  /**
+   * A leader whose link drops the first adopted ack of its stream to member 2 and, with
+   * `deaf`, also every append answer from member 2 from its last chunk until the stream ends.
+   */
+  async function lossyLeader(deaf: boolean) {
+    const hub = new MemoryHub();
+    let lastSeq = 0;
+    let ackDropped = false;
+    let streamEnded = false;
+    const leader = await startMember(
+      tempDir(),
+      1,
+      [1],
+      tapped(
+        hub.connect(1),
+        (m) => {
+          if (m.from !== 2 || lastSeq === 0) return true;
+          if (m.type === MessageType.SnapChunkResp && m.commit === lastSeq + 1 && !ackDropped) return !(ackDropped = true);
+          return !(deaf && !streamEnded && m.type === MessageType.AppResp);
+        },
+        (m) => {
+          if (m.type === MessageType.SnapChunk && m.reject) lastSeq = m.commit;
+        },
+      ),
+    );
+    await waitFor('leadership', () => leader.kv.isLeader());
+    const joiner = await startMember(tempDir(), 2, [], hub.connect(2));
+    return { leader, joiner, dropped: () => ackDropped, endStream: () => (streamEnded = true) };
+  }
+
+  it('the stream is done once Raft shows the follower has the snapshot, not failed after the adoption allowance', async () => {
+    const { leader, joiner, dropped } = await lossyLeader(false);
+    try {
+      await fill(leader.kv, 'k', 3000);
+      await leader.kv.addMember(2, ['http://joiner'], true);
+      await caughtUp(joiner.kv, leader.kv);
+      await waitFor('the adopted ack was dropped', dropped, 10_000);
+      // Without the progress check this waited six idle periods (6 s) and then failed.
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent === 1, 20_000);
+      expect(leader.kv.member.snapshotStreams.sendFailed).toBe(0);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+
+  it('with the follower\'s append answers lost too, the sender asks again and the receiver acknowledges the adopted stream again', async () => {
+    const { leader, joiner, dropped, endStream } = await lossyLeader(true);
+    try {
+      await fill(leader.kv, 'k', 3000);
+      await leader.kv.addMember(2, ['http://joiner'], true);
+      await waitFor('the joiner adopted the stream', () => joiner.kv.member.snapshotStreams.received === 1, 30_000);
+      await waitFor('the adopted ack was dropped', dropped, 10_000);
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent + leader.kv.member.snapshotStreams.sendFailed > 0, 20_000);
+      expect(leader.kv.member.snapshotStreams.sent).toBe(1);
+      expect(leader.kv.member.snapshotStreams.sendFailed).toBe(0);
+      endStream();
+      await caughtUp(joiner.kv, leader.kv);
+      expect(joiner.kv.member.snapshotStreams.received).toBe(1);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+});
