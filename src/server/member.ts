@@ -7,7 +7,7 @@ import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import { reportsDelivery, type BackendReadView, type BackendStaging, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
+import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
 
@@ -34,7 +34,7 @@ export interface StateMachine {
    * `image` — a read view of the whole backend and the applied index it holds (at or after the
    * snapshot's) — or null to send `image` itself. See snapshot-stream.ts.
    */
-  streamSource?(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null;
+  streamSource?(image: Uint8Array): { producer: ChunkProducer; appliedIndex: number } | null;
   /** Optional: the image to send a lagging member in place of the stored snapshot `image`, when not streamed. */
   imageForPeer?(image: Uint8Array): Uint8Array;
   /**
@@ -642,7 +642,7 @@ export class Member {
     const sentWhole: MemberId[] = [];
     for (const m of rd.messages) {
       const source = m.type === MessageType.Snap && m.snapshot !== null ? (this.opts.stateMachine.streamSource?.(m.snapshot.data) ?? null) : null;
-      if (source !== null) this.startStream(m, source.view, source.appliedIndex);
+      if (source !== null) this.startStream(m, source.producer, source.appliedIndex);
       else if (m.type === MessageType.Snap && m.snapshot !== null && this.opts.stateMachine.imageForPeer !== undefined) {
         messages.push({ ...m, snapshot: { ...m.snapshot, data: this.opts.stateMachine.imageForPeer(m.snapshot.data) } });
         sentWhole.push(m.to);
@@ -660,23 +660,29 @@ export class Member {
 
   // ---- snapshot streams (snapshot-stream.ts) ----
 
-  /** Streams the backend view in place of the Snap message `m`; a stream to the same peer in progress is dropped. */
-  private startStream(m: Message, view: BackendReadView, appliedIndex: number): void {
+  /**
+   * Streams the backend in place of the Snap message `m` (`appliedIndex`: what the backend held
+   * when asked; the producer's snapshot is at or after it); a stream to the same peer in
+   * progress is dropped.
+   */
+  private startStream(m: Message, producer: ChunkProducer, appliedIndex: number): void {
     this.streamsOut.get(m.to)?.release();
     const snapshotIndex = m.snapshot!.metadata.index;
     if (appliedIndex < snapshotIndex) {
-      view.release();
+      producer.release();
       this.streamsOut.delete(m.to);
       this.opts.log?.('warn', `member ${this.id}: the backend holds index ${appliedIndex}, below the snapshot at ${snapshotIndex}; not streaming it to member ${m.to}`);
       this.node.reportSnapshot(m.to, true);
       return;
     }
     const streamId = ++this.streamsStarted;
-    const head: Message = { ...m, context: encodeStreamHead({ streamId, appliedIndex }) };
-    const sender = new SnapshotSender(m.to, streamId, head, view, this.opts.clock.now());
+    const sender: SnapshotSender = new SnapshotSender(m.to, streamId, m, producer, this.opts.clock, () => {
+      if (this.streamsOut.get(sender.to) !== sender) return;
+      if (sender.failure !== null) this.endStream(sender, sender.failure);
+      else this.opts.transport.send(sender.pump(this.node.basicStatus().term));
+    });
     this.streamsOut.set(m.to, sender);
-    this.opts.log?.('info', `member ${this.id}: streaming snapshot ${snapshotIndex} (backend at ${appliedIndex}) to member ${m.to} as stream ${streamId}`);
-    this.opts.transport.send(sender.pump(this.node.basicStatus().term));
+    this.opts.log?.('info', `member ${this.id}: streaming snapshot ${snapshotIndex} (backend at ${appliedIndex} or later) to member ${m.to} as stream ${streamId}`);
   }
 
   private onStreamMessage(m: Message): void {

@@ -19,13 +19,17 @@ import {
   SnapshotSender,
   SnapshotStreamError,
   decodeChunk,
+  decodeStreamHead,
   readChunk,
+  snapshotChunkBytesMax,
   snapshotChunksInflightMax,
+  viewChunkProducer,
   type ChunkCursor,
 } from '../../src/server/snapshot-stream.ts';
 import { backendBuckets, type BackendOp, type Transport } from '../../src/seams.ts';
 import { prng } from '../raft/prng.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { dump } from '../backend/compliance.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
 const dirs: string[] = [];
@@ -74,47 +78,70 @@ describe('chunks of a backend read view', () => {
     expect(() => decodeChunk(Uint8Array.of(0, 0, 0, 0, 5, 0, 0, 0, 0, 0x61))).toThrow(/overruns the 10-byte chunk/);
   });
 
-  it('the sender holds at most its window of chunks, however large the store', async () => {
-    const dir = tempDir();
-    const backend = LmdbBackend.open(dir);
-    try {
-      // 32 MiB of values: 64 chunks' worth.
-      const value = new Uint8Array(32 * 1024).fill(7);
-      for (let batch = 0; batch < 8; batch++) {
-        const ops: BackendOp[] = [];
-        for (let i = 0; i < 128; i++) ops.push({ bucket: 'key', key: b(`k${batch}-${String(i).padStart(4, '0')}`), value });
-        await backend.commit({ clear: false, ops, appliedIndex: batch + 1 });
+  for (const producerKind of ['view', 'worker'] as const) {
+    it(`the sender holds at most its window of chunks, however large the store (chunks read ${producerKind === 'view' ? 'on this thread' : 'by a worker thread'})`, async () => {
+      const dir = tempDir();
+      const backend = LmdbBackend.open(dir);
+      try {
+        // 32 MiB of values: 64 chunks' worth.
+        const value = new Uint8Array(32 * 1024).fill(7);
+        for (let batch = 0; batch < 8; batch++) {
+          const ops: BackendOp[] = [];
+          for (let i = 0; i < 128; i++) ops.push({ bucket: 'key', key: b(`k${batch}-${String(i).padStart(4, '0')}`), value });
+          await backend.commit({ clear: false, ops, appliedIndex: batch + 1 });
+        }
+        const producer = producerKind === 'view' ? viewChunkProducer(backend.view(), backend.appliedIndex) : backend.chunkProducer(snapshotChunkBytesMax);
+        const snap: Message = { type: MessageType.Snap, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: null };
+        let changes = 0;
+        const sender = new SnapshotSender(2, 1, snap, producer, { now: () => 0 }, () => changes++);
+        // The head goes out once the producer pinned its snapshot, naming its applied index.
+        await waitFor('the producer opened', () => sender.appliedIndex !== null, 20_000);
+        expect(sender.appliedIndex).toBe(8);
+        const [head] = sender.pump(1);
+        expect(decodeStreamHead(head.context!)).toEqual({ streamId: 1, appliedIndex: 8 });
+        expect(sender.pump(1)).toEqual([]);
+        const ack = (seq: number): Message => ({ ...snap, type: MessageType.SnapChunkResp, to: 1, from: 2, index: 1, commit: seq });
+        expect(sender.onAck(ack(0), 1).kind).toBe('pending');
+        /** Waits until `count` more chunks can be sent, then briefly for any beyond them. */
+        const sendable = async (count: number): Promise<Message[]> => {
+          const out: Message[] = [];
+          await waitFor(`${count} chunks produced`, () => (out.push(...sender.pump(1)), out.length >= count || out.at(-1)?.reject === true), 20_000);
+          await new Promise((r) => setTimeout(r, 50));
+          out.push(...sender.pump(1));
+          return out;
+        };
+        let sent = await sendable(snapshotChunksInflightMax);
+        // Without acknowledgements nothing more is read, so nothing more is held.
+        expect(sent.length).toBe(snapshotChunksInflightMax);
+        let chunks = sent.length;
+        let last = sent[sent.length - 1];
+        const pairs: BackendOp[] = [];
+        for (const m of sent) pairs.push(...decodeChunk(m.context!));
+        for (let seq = 1; !last.reject; seq++) {
+          expect(sender.onAck(ack(seq), 2).kind).toBe('pending');
+          sent = await sendable(1);
+          expect(sent.length).toBe(1);
+          last = sent[0];
+          expect(last.commit).toBe(chunks + 1);
+          for (const m of sent) pairs.push(...decodeChunk(m.context!));
+          chunks += sent.length;
+        }
+        // Every pair once, in order (the worker read the same content as this thread).
+        const expected = dump(backend, 'key').length + dump(backend, 'meta').length;
+        expect(pairs.length).toBe(expected);
+        for (let seq = chunks - snapshotChunksInflightMax + 1; seq <= chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
+        // Every chunk written: the receiver adopts, then acknowledges one past the last chunk.
+        expect(sender.stalled(3 + 5_000, 1_000)).toBe(false);
+        expect(sender.onAck(ack(chunks + 1), 3).kind).toBe('done');
+        expect(chunks).toBeGreaterThanOrEqual(64);
+        expect(sender.bytesSent).toBeGreaterThan(32 * 2 ** 20);
+        expect(changes).toBeGreaterThan(chunks);
+        sender.release();
+      } finally {
+        await backend.close();
       }
-      const head: Message = { type: MessageType.Snap, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: null };
-      const sender = new SnapshotSender(2, 1, head, backend.view(), 0);
-      expect(sender.pump(1)).toEqual([head]);
-      expect(sender.pump(1)).toEqual([]);
-      const ack = (seq: number): Message => ({ ...head, type: MessageType.SnapChunkResp, to: 1, from: 2, index: 1, commit: seq });
-      expect(sender.onAck(ack(0), 1).kind).toBe('pending');
-      let sent = sender.pump(1);
-      expect(sent.length).toBe(snapshotChunksInflightMax);
-      // Without acknowledgements nothing more is read, so nothing more is held.
-      expect(sender.pump(1)).toEqual([]);
-      let chunks = sent.length;
-      let last = sent[sent.length - 1];
-      for (let seq = 1; !last.reject; seq++) {
-        expect(sender.onAck(ack(seq), 2).kind).toBe('pending');
-        sent = sender.pump(1);
-        expect(sent.length).toBeLessThanOrEqual(1);
-        if (sent.length === 1) last = sent[0];
-        chunks += sent.length;
-      }
-      for (let seq = chunks - snapshotChunksInflightMax + 1; seq <= chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
-      // Every chunk written: the receiver adopts, then acknowledges one past the last chunk.
-      expect(sender.stalled(3 + 5_000, 1_000)).toBe(false);
-      expect(sender.onAck(ack(chunks + 1), 3).kind).toBe('done');
-      expect(chunks).toBeGreaterThanOrEqual(64);
-      expect(sender.bytesSent).toBeGreaterThan(32 * 2 ** 20);
-      sender.release();
-    } finally {
-      await backend.close();
-    }
-  });
+    }, 60_000);
+  }
 });
 
 /** Passes a member's incoming messages through `incoming` (false drops one) and shows it the outgoing ones. */
@@ -154,6 +181,7 @@ async function startMember(dir: string, id: number, peers: number[], transport: 
     snapshotKeepEntries: 10,
     snapshotStreamIdleMs: 1_000,
     mvcc: { backend },
+    log: process.env.STREAM_LOG ? (level, msg) => console.error(`${level} ${msg}`) : undefined,
   });
   return { kv, backend };
 }
