@@ -1,6 +1,7 @@
 // Reads a member's --cpu-prof profile and its stall lines (bench/loop-stalls.mjs) and says what
-// ran during each event-loop stall: garbage collection (V8's "(garbage collector)" samples) or
-// JavaScript, and which functions (inclusive time, summed over the stalls).
+// the thread did during each event-loop stall: garbage collection (V8's "(garbage collector)"
+// samples), JavaScript (and the native calls it made), or nothing — off CPU, waiting to be
+// scheduled on a loaded machine — and which functions ran (inclusive time, over the stalls).
 //
 //   node bench/pauses-analyze.mjs PROFILE.cpuprofile MEMBER.log [FROM_US]
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ const times = [];
 let t = profile.startTime;
 for (const d of profile.timeDeltas) times.push((t += d));
 
+const sortedDeltas = [...profile.timeDeltas].sort((a, b) => a - b);
+const intervalUs = sortedDeltas[Math.floor(sortedDeltas.length / 2)];
 const inclusive = new Map();
 let gcUs = 0;
 let jsUs = 0;
@@ -31,7 +34,10 @@ for (const [start, end] of stalls) {
   const own = new Map();
   for (let i = 0; i < profile.samples.length; i++) {
     if (times[i] < start || times[i] > end) continue;
-    const dt = (profile.timeDeltas[i + 1] ?? 1000);
+    // One sampling interval per sample: the thread's CPU time. A sample followed by a long gap
+    // means the thread was not running (waiting for a CPU on a loaded machine), not that the
+    // function on its stack ran that long; the gaps are counted as "off CPU".
+    const dt = intervalUs;
     const node = byId.get(profile.samples[i]);
     const name = node.callFrame.functionName;
     if (name === '(garbage collector)') gc += dt;
@@ -51,10 +57,11 @@ for (const [start, end] of stalls) {
   gcUs += gc;
   jsUs += js;
   const top = [...own].sort((a, b) => b[1] - a[1]).filter(([l]) => !/^\(anonymous\) (node:|$)|processTicksAndRejections|runMicrotasks/.test(l)).slice(0, 4);
-  rows.push({ ms: (end - start) / 1000, gcMs: gc / 1000, jsMs: js / 1000, top: top.map(([l, us]) => `${l} ${(us / 1000).toFixed(0)}`).join('; ') });
+  rows.push({ ms: (end - start) / 1000, gcMs: gc / 1000, jsMs: js / 1000, offMs: (end - start - gc - js) / 1000, top: top.map(([l, us]) => `${l} ${(us / 1000).toFixed(0)}`).join('; ') });
 }
 rows.sort((a, b) => b.ms - a.ms);
-console.log(`${stalls.length} stalls over the bound; ${(stalls.reduce((a, [s, e]) => a + e - s, 0) / 1000).toFixed(0)} ms stalled: GC ${(gcUs / 1000).toFixed(0)} ms, JavaScript ${(jsUs / 1000).toFixed(0)} ms, other ${(idleUs / 1000).toFixed(0)} ms`);
-for (const r of rows.slice(0, 15)) console.log(`stall ${r.ms.toFixed(0)} ms: GC ${r.gcMs.toFixed(0)}, JS ${r.jsMs.toFixed(0)} | ${r.top}`);
+const stalledUs = stalls.reduce((a, [s, e]) => a + e - s, 0);
+console.log(`${stalls.length} stalls over the bound, ${(stalledUs / 1000).toFixed(0)} ms in all (sampling every ${intervalUs} us): on CPU in GC ${(gcUs / 1000).toFixed(0)} ms, in JavaScript and native calls ${(jsUs / 1000).toFixed(0)} ms, in V8 otherwise ${(idleUs / 1000).toFixed(0)} ms; off CPU ${((stalledUs - gcUs - jsUs - idleUs) / 1000).toFixed(0)} ms`);
+for (const r of rows.slice(0, 15)) console.log(`stall ${r.ms.toFixed(0)} ms: GC ${r.gcMs.toFixed(0)}, JS ${r.jsMs.toFixed(0)}, off CPU ${r.offMs.toFixed(0)} | ${r.top}`);
 console.log('\nJavaScript during stalls, inclusive ms, top 30:');
 for (const [l, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${(us / 1000).toFixed(0).padStart(7)}  ${l}`);

@@ -40,6 +40,7 @@ echo "== fill $KEYS keys ($(cut -d' ' -f1-3 /proc/loadavg))"
 node bench/txn-fill.mjs "$WORK/harness" "$EP" 0 "$KEYS" bench/fill/ "$VALUE"
 sleep 5
 FROM_US=$(node -e 'console.log(Number(process.hrtime.bigint() / 1000n))')
+GC_FROM=$(wc -l <"$WORK/meshkv.log")
 echo "== load: $CLIENTS clients, $ROUND_S s ($(cut -d' ' -f1-3 /proc/loadavg))"
 (cd "$WORK/harness" && node bench.mjs --endpoints "$EP" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
   --warmup 1 --value-size "$VALUE" --server-pids "$PID" --label "meshkv-$KEYS" | tail -1) | tee "$OUT-bench.json"
@@ -48,5 +49,12 @@ kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
 PID=""
 cp "$WORK/meshkv.log" "$OUT-meshkv.log"
 cp "$WORK"/prof/*.cpuprofile "$OUT.cpuprofile"
-node bench/pauses-analyze.mjs "$OUT.cpuprofile" "$OUT-meshkv.log" "$FROM_US" | tee "$OUT-analysis.txt"
+echo "load started at $FROM_US us (hrtime), log line $GC_FROM" | tee "$OUT-analysis.txt"
+# GC pauses of the load round as --trace-gc reports them (wall time: a collection that waits
+# for a CPU counts the wait).
+tail -n +"$((GC_FROM + 1))" "$OUT-meshkv.log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' |
+  awk '{p=$NF+0; n++; t+=p; if(p>m)m=p; if(p>100)o++; if($1=="Mark-Compact"){c++; if(p>cm)cm=p}}
+    END{printf "GC in the load round (--trace-gc): %d pauses, %.0f ms in all, longest %.0f ms, %d over 100 ms; %d full (longest %.0f ms)\n", n, t, m, o, c, cm}' |
+  tee -a "$OUT-analysis.txt"
+node bench/pauses-analyze.mjs "$OUT.cpuprofile" "$OUT-meshkv.log" "$FROM_US" | tee -a "$OUT-analysis.txt"
 echo "results: $OUT-*"

@@ -746,6 +746,8 @@ export class Member {
       ({ streamId } = decodeStreamHead(m.context!));
       if (m.term < s.term) refusal = `the head's term ${m.term} is behind this member's ${s.term}`;
       else if (m.snapshot!.metadata.index <= s.commit) refusal = `snapshot ${m.snapshot!.metadata.index} is not past this member's commit index ${s.commit}`;
+      // A new staging area would replace the one whose adopt is still landing (seed 80).
+      else if (this.streamAdopted !== null && this.streamAdopted.ackSeq === null) refusal = `stream ${this.streamAdopted.streamId} is being adopted here`;
       else if (this.opts.stateMachine.stageStream === undefined || this.opts.stateMachine.adoptStream === undefined) refusal = 'this member cannot take a streamed snapshot';
       else staging = this.opts.stateMachine.stageStream(m.snapshot!.data);
     } catch (err) {
