@@ -30,6 +30,8 @@ import { backendBuckets, type BackendOp, type Transport } from '../../src/seams.
 import { prng } from '../raft/prng.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { dump } from '../backend/compliance.ts';
+import { decodeU64 } from '../../src/backend/layout.ts';
+import { crc32c } from '../../src/codec/crc32c.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
 const dirs: string[] = [];
@@ -142,6 +144,46 @@ describe('chunks of a backend read view', () => {
       }
     }, 60_000);
   }
+});
+
+describe('chunks from a worker thread (LMDB)', () => {
+  it('come from one snapshot whose applied index the head names, while commits go on', async () => {
+    const backend = LmdbBackend.open(tempDir());
+    let writing = true;
+    try {
+      // Batch i puts key "b<i>" and records i as the applied index: the snapshot at index A holds exactly b1..bA.
+      let index = 0;
+      const commitOne = () => backend.commit({ clear: false, ops: [{ bucket: 'key', key: b(`b${String(++index).padStart(6, '0')}`), value: new Uint8Array(2048).fill(index % 251) }], appliedIndex: index });
+      for (let i = 0; i < 500; i++) await commitOne();
+      const writer = (async () => {
+        while (writing) await commitOne();
+      })();
+      const producer = backend.chunkProducer(64 * 1024);
+      const applied = await producer.open();
+      expect(applied).toBeGreaterThanOrEqual(500);
+      const keys: string[] = [];
+      let metaIndex = -1;
+      let crc = 0;
+      for (let chunk = await producer.next(); chunk !== null; chunk = chunk.last ? null : await producer.next()) {
+        crc = crc32c(chunk.pairs, crc);
+        expect(chunk.crc).toBe(crc);
+        for (const op of decodeChunk(chunk.pairs)) {
+          if (op.bucket === 'key') keys.push(new TextDecoder().decode(op.key));
+          if (op.bucket === 'meta' && new TextDecoder().decode(op.key) === 'consistent_index') metaIndex = decodeU64(op.value!);
+        }
+      }
+      producer.release();
+      writing = false;
+      await writer;
+      // Writes went on past the snapshot, which did not see them.
+      expect(index).toBeGreaterThan(applied);
+      expect(metaIndex).toBe(applied);
+      expect(keys).toEqual(Array.from({ length: applied }, (_, i) => `b${String(i + 1).padStart(6, '0')}`));
+    } finally {
+      writing = false;
+      await backend.close();
+    }
+  }, 60_000);
 });
 
 /** Passes a member's incoming messages through `incoming` (false drops one) and shows it the outgoing ones. */
