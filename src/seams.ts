@@ -134,6 +134,28 @@ export interface BackendReadView extends BackendReader {
   release(): void;
 }
 
+/** One chunk of a snapshot stream's pairs (src/server/snapshot-stream.ts). */
+export interface ProducedChunk {
+  pairs: Uint8Array;
+  /** CRC-32C of every pair byte of the stream so far, this chunk's included. */
+  crc: number;
+  last: boolean;
+}
+
+/**
+ * A snapshot stream's chunks from one read snapshot of the whole backend, possibly produced
+ * off the caller's thread (on Node: a worker over the same LMDB environment), so that a member
+ * serving clients does not read, frame and checksum a store of gigabytes itself.
+ */
+export interface ChunkProducer {
+  /** Pins the read snapshot; resolves with the applied index stored in it. Call once, first. */
+  open(): Promise<number>;
+  /** The next chunk, or null after the last. Calls may overlap; they resolve in call order. */
+  next(): Promise<ProducedChunk | null>;
+  /** Ends the pin and whatever produces the chunks; idempotent. Calls pending then never resolve. */
+  release(): void;
+}
+
 /**
  * The state machine's storage. Reads (`get`, `range`) see every committed batch. One writer;
  * `commit` may be called again before an earlier commit resolved, and batches commit in call
@@ -155,6 +177,12 @@ export interface Backend extends BackendReader {
   /** Resolves with the highest applied index on stable storage (survives power loss). */
   durable(): Promise<number>;
   view(): BackendReadView;
+  /**
+   * Optional: chunks of pairs of `chunkBytesMax` for a snapshot stream, produced elsewhere than
+   * on the calling thread, from a read snapshot at or after the last committed batch. Without
+   * it, the stream reads `view()` on the caller's thread.
+   */
+  chunkProducer?(chunkBytesMax: number): ChunkProducer;
   /**
    * A staging area beside the live content, emptied first, for a whole new state that arrives
    * in pieces (a snapshot streamed from the leader). Staged writes are invisible to reads and

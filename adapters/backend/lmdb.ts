@@ -16,6 +16,7 @@
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkBatchIndex, decodeU64, encodeU64, metaKeys } from '../../src/backend/layout.ts';
 import {
@@ -26,6 +27,8 @@ import {
   type BackendOp,
   type BackendReadView,
   type BackendStaging,
+  type ChunkProducer,
+  type ProducedChunk,
 } from '../../src/seams.ts';
 
 type BucketDb = Database<Uint8Array, Uint8Array>;
@@ -44,6 +47,137 @@ export interface LmdbBackendOptions {
 
 /** 64 GiB of address space (not memory): room for any store this project targets. */
 export const mapSizeBytesDefault = 64 * 2 ** 30;
+
+type ReadTransaction = ReturnType<RootDatabase['useReadTransaction']>;
+
+/**
+ * Opens the environment in `path` with every slot's databases: the backend's thread, and the
+ * chunk worker's (lmdb-chunk-worker.ts), which must open it with the same options.
+ */
+export function openLmdbEnvironment(path: string, mapSizeBytes: number) {
+  const env = open<Uint8Array, Uint8Array>({
+    path,
+    keyEncoding: 'binary',
+    encoding: 'binary',
+    maxDbs: 2 * backendBuckets.length + 1,
+    mapSize: mapSizeBytes,
+    // Freed pages are reused before being zeroed; the file holds only this member's data.
+    noMemInit: true,
+  });
+  const openDb = (name: string): BucketDb => env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' });
+  const slotDbs = (slot: Slot) => new Map(backendBuckets.map((b) => [b, openDb(slotDbName(slot, b))]));
+  const liveSlotDb = openDb('meshkv_live_slot');
+  return {
+    env,
+    slotDbs: [slotDbs(0), slotDbs(1)] as [Map<BackendBucket, BucketDb>, Map<BackendBucket, BucketDb>],
+    liveSlotDb,
+    /** The live slot as of `transaction` (or the latest commit). */
+    liveSlotOf: (transaction?: ReadTransaction): Slot => ((transaction === undefined ? liveSlotDb.getBinary(liveSlotKey) : liveSlotDb.get(liveSlotKey, { transaction }))?.[0] === 1 ? 1 : 0),
+  };
+}
+
+/** A read view over `dbs` through `transaction`, until released (which ends the transaction). */
+export function readViewOver(dbs: Map<BackendBucket, BucketDb>, transaction: ReadTransaction, path: string): BackendReadView {
+  const db = (bucket: BackendBucket): BucketDb => {
+    const found = dbs.get(bucket);
+    if (found === undefined) throw new Error(`lmdbBackend: unknown bucket ${JSON.stringify(bucket)}`);
+    return found;
+  };
+  let released = false;
+  const live = (): void => {
+    if (released) throw new Error(`lmdbBackend ${path}: read view used after release`);
+  };
+  return {
+    get: (bucket, key) => {
+      live();
+      return db(bucket).get(key, { transaction });
+    },
+    range: (bucket, start, end, visit) => {
+      live();
+      rangeOf(db(bucket), start, end, visit, transaction);
+    },
+    release: () => {
+      if (released) return;
+      released = true;
+      transaction.done();
+    },
+  };
+}
+
+/** What lmdb-chunk-worker.ts is started with. */
+export interface LmdbChunkWorkerData {
+  path: string;
+  mapSizeBytes: number;
+  chunkBytesMax: number;
+}
+
+type WorkerReply =
+  | { kind: 'opened'; appliedIndex: number }
+  | { kind: 'chunk'; pairs: Uint8Array; crc: number; last: boolean }
+  | { kind: 'end' }
+  | { kind: 'error'; message: string };
+
+/**
+ * Chunks produced by a worker thread (lmdb-chunk-worker.ts) reading its own read transaction
+ * of this environment, begun after every batch committed so far. From the sources (tests, tsx)
+ * the worker runs its TypeScript through tsx; from dist/, the compiled JavaScript.
+ */
+class WorkerChunkProducer implements ChunkProducer {
+  private worker: Worker | null = null;
+  private opened: Promise<number> | null = null;
+  private readonly waiting: { resolve: (c: ProducedChunk | null) => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | null = null;
+  private released = false;
+
+  constructor(private readonly data: LmdbChunkWorkerData) {}
+
+  open(): Promise<number> {
+    if (this.opened !== null) return this.opened;
+    const fromSource = import.meta.url.endsWith('.ts');
+    const script = new URL(fromSource ? './lmdb-chunk-worker.ts' : './lmdb-chunk-worker.js', import.meta.url);
+    // Node 20 does not pass `--import tsx` on to a worker's own loader: it registers tsx itself.
+    const worker = fromSource
+      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`, { eval: true, workerData: this.data })
+      : new Worker(script, { workerData: this.data });
+    this.worker = worker;
+    this.opened = new Promise<number>((resolve, reject) => {
+      const failed = (err: Error): void => {
+        this.failure ??= new Error(`snapshot chunk worker for ${this.data.path}: ${err.message}`);
+        reject(this.failure);
+        for (const w of this.waiting.splice(0)) w.reject(this.failure);
+      };
+      worker.on('message', (m: WorkerReply) => {
+        if (m.kind === 'opened') resolve(m.appliedIndex);
+        else if (m.kind === 'error') failed(new Error(m.message));
+        else this.waiting.shift()?.resolve(m.kind === 'end' ? null : { pairs: m.pairs, crc: m.crc, last: m.last });
+      });
+      worker.on('error', failed);
+      worker.on('exit', (code) => {
+        if (!this.released) failed(new Error(`exited with code ${code}`));
+      });
+    });
+    return this.opened;
+  }
+
+  next(): Promise<ProducedChunk | null> {
+    if (this.released) return new Promise<never>(() => {});
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.worker === null) return Promise.reject(new Error('snapshot chunk worker: next() before open()'));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.worker!.postMessage({ kind: 'next' });
+    });
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.waiting.length = 0;
+    // The worker ends its read transaction and exits by itself (see lmdb-chunk-worker.ts).
+    this.worker?.postMessage({ kind: 'close' });
+    this.worker?.unref();
+  }
+}
 
 export class LmdbBackend implements Backend {
   private readonly env: RootDatabase<Uint8Array, Uint8Array>;
@@ -65,22 +199,15 @@ export class LmdbBackend implements Backend {
   private queuedIndex: number;
   private failure: Error | null = null;
   private closed = false;
+  private readonly mapSizeBytes: number;
 
   private constructor(readonly path: string, options: LmdbBackendOptions) {
-    this.env = open<Uint8Array, Uint8Array>({
-      path,
-      keyEncoding: 'binary',
-      encoding: 'binary',
-      maxDbs: 2 * backendBuckets.length + 1,
-      mapSize: options.mapSizeBytes ?? mapSizeBytesDefault,
-      // Freed pages are reused before being zeroed; the file holds only this member's data.
-      noMemInit: true,
-    });
-    const openDb = (name: string): BucketDb => this.env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' });
-    const slotDbs = (slot: Slot) => new Map(backendBuckets.map((b) => [b, openDb(slotDbName(slot, b))]));
-    this.slots = [slotDbs(0), slotDbs(1)];
-    this.liveSlotDb = openDb('meshkv_live_slot');
-    this.liveSlot = this.liveSlotDb.getBinary(liveSlotKey)?.[0] === 1 ? 1 : 0;
+    this.mapSizeBytes = options.mapSizeBytes ?? mapSizeBytesDefault;
+    const opened = openLmdbEnvironment(path, this.mapSizeBytes);
+    this.env = opened.env;
+    this.slots = opened.slotDbs;
+    this.liveSlotDb = opened.liveSlotDb;
+    this.liveSlot = opened.liveSlotOf();
     const stored = this.db('meta').getBinary(metaKeys.consistentIndex);
     this.applied = stored === undefined ? 0 : decodeU64(stored);
     this.queuedIndex = this.applied;
@@ -161,38 +288,59 @@ export class LmdbBackend implements Backend {
     const emptied = this.env.transaction(() => {
       for (const db of dbs.values()) db.clearSync();
     });
-    let ready: Promise<unknown> = emptied;
+    // A staged write (or the emptying) that failed: adopting must not flip to a slot missing it.
+    let writeFailure: Error | null = null;
+    emptied.catch((err: unknown) => {
+      writeFailure ??= new Error(`lmdbBackend ${this.path}: emptying the staging slot failed: ${err instanceof Error ? err.message : String(err)}`);
+    });
     const staging: BackendStaging = {
       write: (ops) => {
         this.checkStaging(staging, 'write');
         if (ops.some((op) => op.value === null)) return Promise.reject(new Error(`lmdbBackend ${this.path}: a staging area takes puts only`));
-        const written = this.env.transaction(() => writeOps(dbs, ops));
-        ready = written;
-        return written.then(() => undefined);
+        return this.env.transaction(() => writeOps(dbs, ops)).then(
+          () => undefined,
+          (err: unknown) => {
+            writeFailure ??= new Error(`lmdbBackend ${this.path}: a staged write failed: ${err instanceof Error ? err.message : String(err)}`);
+            throw writeFailure;
+          },
+        );
       },
       adopt: async (appliedIndex) => {
         this.checkStaging(staging, 'adopt');
         checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
-        await ready;
-        // Later commits go to a write transaction queued after the flip, onto the new slot.
+        // Everything that decides where later commits go switches here, before the first await: a commit
+        // called while the flip is in flight must land on the new slot, after the flip (lmdb runs
+        // write transactions in call order). Batches queued before stay in their transaction,
+        // which writes the old slot before the flip and is discarded with it.
+        const old = this.dbs;
+        this.staging = null;
         this.queue = [];
         this.scheduled = null;
+        this.liveSlot = slot;
+        this.queuedIndex = appliedIndex;
         const flip = this.env.transaction(() => {
+          if (writeFailure !== null) throw writeFailure;
           dbs.get('meta')!.putSync(metaKeys.consistentIndex, encodeU64(appliedIndex));
           this.liveSlotDb.putSync(liveSlotKey, Uint8Array.of(slot));
         });
-        this.last = flip.then(() => undefined);
-        await flip;
-        await this.env.flushed;
-        const old = this.dbs;
-        this.staging = null;
-        this.liveSlot = slot;
-        this.applied = appliedIndex;
-        this.queuedIndex = appliedIndex;
+        const flipped = flip.then(
+          () => {
+            // Later commits' transactions run after this, so their indexes overwrite it in order.
+            this.applied = appliedIndex;
+          },
+          (err: unknown) => {
+            // The in-memory slot already moved and the file did not: nothing more may be written.
+            throw this.failStaging(err, 'adopting the staging slot');
+          },
+        );
         // Read views taken before still read the old slot through their own transactions.
-        this.last = this.env.transaction(() => {
+        const emptiedOld = this.env.transaction(() => {
+          if (writeFailure !== null) return;
           for (const db of old.values()) db.clearSync();
         });
+        this.last = Promise.all([flipped, emptiedOld]).then(() => undefined);
+        await flipped;
+        await this.env.flushed;
       },
       abandon: () => {
         if (this.staging === staging) this.staging = null;
@@ -208,6 +356,12 @@ export class LmdbBackend implements Backend {
     if (this.failure !== null) throw this.failure;
   }
 
+  /** Marks the backend failed (every later commit rejects with it) and returns the error. */
+  private failStaging(err: unknown, what: string): Error {
+    this.failure ??= new Error(`lmdbBackend ${this.path}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+    return this.failure;
+  }
+
   async durable(): Promise<number> {
     await this.last;
     const index = this.applied;
@@ -217,32 +371,13 @@ export class LmdbBackend implements Backend {
 
   /** An LMDB read transaction: a snapshot of the last committed batch until released. */
   view(): BackendReadView {
-    const transaction = this.env.useReadTransaction();
-    const dbs = this.dbs;
-    const db = (bucket: BackendBucket): BucketDb => {
-      const found = dbs.get(bucket);
-      if (found === undefined) throw new Error(`lmdbBackend: unknown bucket ${JSON.stringify(bucket)}`);
-      return found;
-    };
-    let released = false;
-    const live = (): void => {
-      if (released) throw new Error(`lmdbBackend ${this.path}: read view used after release`);
-    };
-    return {
-      get: (bucket, key) => {
-        live();
-        return db(bucket).get(key, { transaction });
-      },
-      range: (bucket, start, end, visit) => {
-        live();
-        rangeOf(db(bucket), start, end, visit, transaction);
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        transaction.done();
-      },
-    };
+    return readViewOver(this.dbs, this.env.useReadTransaction(), this.path);
+  }
+
+  /** A worker thread reads, frames and checksums the chunks (lmdb-chunk-worker.ts). */
+  chunkProducer(chunkBytesMax: number): ChunkProducer {
+    if (this.closed) throw new Error(`lmdbBackend ${this.path}: chunkProducer after close`);
+    return new WorkerChunkProducer({ path: this.path, mapSizeBytes: this.mapSizeBytes, chunkBytesMax });
   }
 
   sizeBytes(): number {

@@ -10,7 +10,7 @@ import { KvStore, type WriteTxn } from './kv-store.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import { PrefetchedBackend } from '../backend/prefetched.ts';
 import { planRequest } from './plan.ts';
-import type { Backend, BackendOp, BackendReader, BackendReadView, BackendStaging } from '../seams.ts';
+import type { Backend, BackendOp, BackendReader, BackendReadView, BackendStaging, ChunkProducer } from '../seams.ts';
 import { DEFAULT_LESSOR_CONFIG, Lessor, type LeaseState, type LessorConfig } from './lessor.ts';
 import { decodeInt64, decodeLease, decodeU64, encodeInt64, encodeLease, leaseKey, metaKeys, nextLeaseIdKey } from '../backend/layout.ts';
 import { SnapshotDecodeError, SnapshotView, decodeSnapshot } from './snapshot.ts';
@@ -340,6 +340,12 @@ export class MvccStateMachine {
     const view = this.store.backend.view();
     const stored = view.get('meta', metaKeys.consistentIndex);
     return { view, appliedIndex: stored === undefined ? 0 : decodeU64(stored) };
+  }
+
+  /** The backend's own producer of stream chunks, if it has one (Backend.chunkProducer), and the applied index it starts at or after. */
+  backendChunkProducer(chunkBytesMax: number): { producer: ChunkProducer; appliedIndex: number } | null {
+    const backend = this.store.backend;
+    return backend.chunkProducer === undefined ? null : { producer: backend.chunkProducer(chunkBytesMax), appliedIndex: backend.appliedIndex };
   }
 
   /** A staging area for a whole new backend content (a streamed snapshot). */

@@ -34,8 +34,9 @@ import type { Status } from '../raft/raw-node.ts';
 import type { Histogram } from './histogram.ts';
 import { signJwt, verifyJwt, verifyOnlyMessage, type JwtTokens } from './jwt.ts';
 import type { SnapshotView as StoreView } from '../mvcc/snapshot.ts';
-import type { BackendReadView, BackendStaging } from '../seams.ts';
+import type { BackendStaging, ChunkProducer } from '../seams.ts';
 import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
+import { snapshotChunkBytesMax, viewChunkProducer } from './snapshot-stream.ts';
 import {
   MemberTable,
   decodeMemberUpdate,
@@ -265,10 +266,15 @@ class MvccReplica implements StateMachine {
    * A snapshot that left the store in the backend is streamed from a read view of the backend
    * (at its applied index, at or after the snapshot's; the receiver skips the entries between).
    */
-  streamSource(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null {
+  streamSource(image: Uint8Array): { producer: ChunkProducer; appliedIndex: number } | null {
     const { stateImage } = MemberTable.unwrapImage(image);
     // An asynchronous backend (a tab's IndexedDB) has no read views: imageForPeer sends it whole.
-    return isStoreInBackend(stateImage) && this.mvcc.prefetched === null ? this.mvcc.backendView() : null;
+    if (!isStoreInBackend(stateImage) || this.mvcc.prefetched !== null) return null;
+    // A backend that produces chunks elsewhere (LMDB: a worker thread) keeps that work off this thread.
+    const elsewhere = this.mvcc.backendChunkProducer(snapshotChunkBytesMax);
+    if (elsewhere !== null) return elsewhere;
+    const { view, appliedIndex } = this.mvcc.backendView();
+    return { producer: viewChunkProducer(view, appliedIndex), appliedIndex };
   }
 
   /**

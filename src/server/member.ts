@@ -7,7 +7,7 @@ import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import { reportsDelivery, type BackendReadView, type BackendStaging, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
+import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
 
@@ -34,7 +34,7 @@ export interface StateMachine {
    * `image` — a read view of the whole backend and the applied index it holds (at or after the
    * snapshot's) — or null to send `image` itself. See snapshot-stream.ts.
    */
-  streamSource?(image: Uint8Array): { view: BackendReadView; appliedIndex: number } | null;
+  streamSource?(image: Uint8Array): { producer: ChunkProducer; appliedIndex: number } | null;
   /** Optional: the image to send a lagging member in place of the stored snapshot `image`, when not streamed. */
   imageForPeer?(image: Uint8Array): Uint8Array;
   /**
@@ -211,6 +211,8 @@ export class Member {
   private readonly streamsOut = new Map<MemberId, SnapshotSender>();
   /** The snapshot stream this member receives, at most one (a newer head replaces it). */
   private streamIn: SnapshotReceiver | null = null;
+  /** The stream adopted last (ackSeq null while adopting): a sender's query gets its adopted ack again. */
+  private streamAdopted: { from: MemberId; streamId: number; ackSeq: number | null } | null = null;
   private streamsStarted = 0;
   /** Snapshot streams that ended, by outcome, on either side (for tests and metrics). */
   readonly snapshotStreams = { sent: 0, sendFailed: 0, received: 0, receiveFailed: 0 };
@@ -640,7 +642,7 @@ export class Member {
     const sentWhole: MemberId[] = [];
     for (const m of rd.messages) {
       const source = m.type === MessageType.Snap && m.snapshot !== null ? (this.opts.stateMachine.streamSource?.(m.snapshot.data) ?? null) : null;
-      if (source !== null) this.startStream(m, source.view, source.appliedIndex);
+      if (source !== null) this.startStream(m, source.producer, source.appliedIndex);
       else if (m.type === MessageType.Snap && m.snapshot !== null && this.opts.stateMachine.imageForPeer !== undefined) {
         messages.push({ ...m, snapshot: { ...m.snapshot, data: this.opts.stateMachine.imageForPeer(m.snapshot.data) } });
         sentWhole.push(m.to);
@@ -658,23 +660,29 @@ export class Member {
 
   // ---- snapshot streams (snapshot-stream.ts) ----
 
-  /** Streams the backend view in place of the Snap message `m`; a stream to the same peer in progress is dropped. */
-  private startStream(m: Message, view: BackendReadView, appliedIndex: number): void {
+  /**
+   * Streams the backend in place of the Snap message `m` (`appliedIndex`: what the backend held
+   * when asked; the producer's snapshot is at or after it); a stream to the same peer in
+   * progress is dropped.
+   */
+  private startStream(m: Message, producer: ChunkProducer, appliedIndex: number): void {
     this.streamsOut.get(m.to)?.release();
     const snapshotIndex = m.snapshot!.metadata.index;
     if (appliedIndex < snapshotIndex) {
-      view.release();
+      producer.release();
       this.streamsOut.delete(m.to);
       this.opts.log?.('warn', `member ${this.id}: the backend holds index ${appliedIndex}, below the snapshot at ${snapshotIndex}; not streaming it to member ${m.to}`);
       this.node.reportSnapshot(m.to, true);
       return;
     }
     const streamId = ++this.streamsStarted;
-    const head: Message = { ...m, context: encodeStreamHead({ streamId, appliedIndex }) };
-    const sender = new SnapshotSender(m.to, streamId, head, view, this.opts.clock.now());
+    const sender: SnapshotSender = new SnapshotSender(m.to, streamId, m, producer, this.opts.clock, () => {
+      if (this.streamsOut.get(sender.to) !== sender) return;
+      if (sender.failure !== null) this.endStream(sender, sender.failure);
+      else this.opts.transport.send(sender.pump(this.node.basicStatus().term));
+    });
     this.streamsOut.set(m.to, sender);
-    this.opts.log?.('info', `member ${this.id}: streaming snapshot ${snapshotIndex} (backend at ${appliedIndex}) to member ${m.to} as stream ${streamId}`);
-    this.opts.transport.send(sender.pump(this.node.basicStatus().term));
+    this.opts.log?.('info', `member ${this.id}: streaming snapshot ${snapshotIndex} (backend at ${appliedIndex} or later) to member ${m.to} as stream ${streamId}`);
   }
 
   private onStreamMessage(m: Message): void {
@@ -689,6 +697,10 @@ export class Member {
     }
     if (m.type === MessageType.Snap) {
       this.receiveStreamHead(m, now);
+      return;
+    }
+    if (m.commit === 0) {
+      this.answerStreamQuery(m);
       return;
     }
     const r = this.streamIn;
@@ -711,6 +723,19 @@ export class Member {
     );
   }
 
+  /** A sender waiting for the adopted ack asks again (snapshot-stream.ts, "query"). */
+  private answerStreamQuery(m: Message): void {
+    const term = this.node.basicStatus().term;
+    const a = this.streamAdopted;
+    if (a !== null && a.from === m.from && a.streamId === m.index) {
+      if (a.ackSeq !== null) this.opts.transport.send([streamAck(m.from, this.id, term, m.index, a.ackSeq, null)]);
+      return;
+    }
+    const r = this.streamIn;
+    if (r !== null && r.from === m.from && r.streamId === m.index) return;
+    this.opts.transport.send([streamAck(m.from, this.id, term, m.index, 0, 'no such stream here (it was replaced, timed out, or this member restarted)')]);
+  }
+
   /** A stream head: a fresh staging area for it, unless the snapshot is stale or cannot be taken. */
   private receiveStreamHead(m: Message, now: number): void {
     let streamId = 0;
@@ -721,6 +746,8 @@ export class Member {
       ({ streamId } = decodeStreamHead(m.context!));
       if (m.term < s.term) refusal = `the head's term ${m.term} is behind this member's ${s.term}`;
       else if (m.snapshot!.metadata.index <= s.commit) refusal = `snapshot ${m.snapshot!.metadata.index} is not past this member's commit index ${s.commit}`;
+      // A new staging area would replace the one whose adopt is still landing (seed 80).
+      else if (this.streamAdopted !== null && this.streamAdopted.ackSeq === null) refusal = `stream ${this.streamAdopted.streamId} is being adopted here`;
       else if (this.opts.stateMachine.stageStream === undefined || this.opts.stateMachine.adoptStream === undefined) refusal = 'this member cannot take a streamed snapshot';
       else staging = this.opts.stateMachine.stageStream(m.snapshot!.data);
     } catch (err) {
@@ -752,12 +779,15 @@ export class Member {
       this.opts.transport.send([streamAck(r.from, this.id, s.term, r.streamId, r.lastSeq, `snapshot ${index} is no longer past this member's commit index ${s.commit}`)]);
       return;
     }
+    const adopted = { from: r.from, streamId: r.streamId, ackSeq: null as number | null };
+    this.streamAdopted = adopted;
     const data = await this.opts.stateMachine.adoptStream!(r.staging, r.head.snapshot!.data, r.appliedIndex);
     this.snapshotStreams.received++;
     this.opts.log?.('info', `member ${this.id}: adopted snapshot ${index} (backend at ${r.appliedIndex}) streamed by member ${r.from}`);
     this.catchUpTicks();
     this.node.step({ ...r.head, snapshot: { ...r.head.snapshot!, data } });
-    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, r.lastSeq + 1, null)]);
+    adopted.ackSeq = r.lastSeq + 1;
+    this.opts.transport.send([streamAck(r.from, this.id, this.node.basicStatus().term, r.streamId, adopted.ackSeq, null)]);
   }
 
   /** A sent stream ended: its view is released and Raft hears the outcome. */
@@ -779,9 +809,17 @@ export class Member {
   private checkStreams(): void {
     const now = this.opts.clock.now();
     const idleMs = this.opts.snapshotStreamIdleMs;
+    // Raft's progress may show first that a follower has the snapshot (its answer to the Snap
+    // message arrived, the adopted ack did not): the stream is done, and Raft hears so at once.
+    const progress = this.streamsOut.size > 0 ? this.node.status().progress : null;
     for (const sender of [...this.streamsOut.values()]) {
       if (!this.isLeader()) this.endStream(sender, 'this member is no longer the leader');
+      else if ((progress?.get(sender.to)?.match ?? 0) >= sender.snapshotIndex) this.endStream(sender, null);
       else if (sender.stalled(now, idleMs)) this.endStream(sender, `no acknowledgement for ${now - sender.lastProgressMs} ms`);
+      else {
+        const query = sender.query(now, idleMs, this.node.basicStatus().term);
+        if (query !== null) this.opts.transport.send([query]);
+      }
     }
     const r = this.streamIn;
     if (r !== null && !r.complete && now - r.lastProgressMs > idleMs) {

@@ -15,6 +15,9 @@
 //   ack    SnapChunkResp: index = stream id, commit = the sequence written (0: the head; one
 //          past the last chunk: the content is adopted), reject = the receiver gave the stream
 //          up, context = its reason (UTF-8) or null
+//   query  SnapChunk with commit = 0 and no pairs, sent while the sender waits for the adopted
+//          ack: a receiver that adopted the stream acks it again (the first may have been lost),
+//          one still adopting stays silent, one that does not know the stream refuses it
 // Pairs: ([u8 bucket][u32 key bytes][u32 value bytes][key][value])*, buckets as in
 // `backendBuckets`, every bucket in order, each in key order.
 //
@@ -25,7 +28,7 @@
 import { decodeU64, encodeU64 } from '../backend/layout.ts';
 import { crc32c } from '../codec/crc32c.ts';
 import { MessageType, type MemberId, type Message } from '../raft/types.ts';
-import { backendBuckets, type BackendOp, type BackendReadView, type BackendStaging } from '../seams.ts';
+import { backendBuckets, type BackendOp, type BackendReadView, type BackendStaging, type ChunkProducer, type ProducedChunk } from '../seams.ts';
 
 /** Pair bytes per chunk (a chunk exceeds it by at most one pair): what either side holds per chunk. */
 export const snapshotChunkBytesMax = 512 * 1024;
@@ -86,37 +89,63 @@ export interface ChunkCursor {
  * when the view is exhausted. O(chunk bytes) plus one seek.
  */
 export function readChunk(view: BackendReadView, cursor: ChunkCursor, bytesMax = snapshotChunkBytesMax): { pairs: Uint8Array; next: ChunkCursor | null } {
-  const parts: Uint8Array[] = [];
+  // Pairs are copied once, straight into the chunk; it grows only for a pair past the bound.
+  let buffer = new Uint8Array(bytesMax + 4096);
+  let dv = new DataView(buffer.buffer);
   let bytes = 0;
   let bucket = cursor.bucket;
   let after = cursor.after;
   while (bucket < backendBuckets.length && bytes < bytesMax) {
     let lastKey: Uint8Array | null = null;
     view.range(backendBuckets[bucket], after === null ? new Uint8Array(0) : successor(after), null, (key, value) => {
-      const pair = new Uint8Array(pairHeaderBytes + key.length + value.length);
-      const dv = new DataView(pair.buffer);
-      pair[0] = bucket;
-      dv.setUint32(1, key.length);
-      dv.setUint32(5, value.length);
-      pair.set(key, pairHeaderBytes);
-      pair.set(value, pairHeaderBytes + key.length);
-      parts.push(pair);
-      bytes += pair.length;
-      lastKey = pair.subarray(pairHeaderBytes, pairHeaderBytes + key.length);
+      const pairBytes = pairHeaderBytes + key.length + value.length;
+      if (bytes + pairBytes > buffer.length) {
+        const grown = new Uint8Array(bytes + pairBytes);
+        grown.set(buffer.subarray(0, bytes));
+        buffer = grown;
+        dv = new DataView(buffer.buffer);
+      }
+      buffer[bytes] = bucket;
+      dv.setUint32(bytes + 1, key.length);
+      dv.setUint32(bytes + 5, value.length);
+      buffer.set(key, bytes + pairHeaderBytes);
+      buffer.set(value, bytes + pairHeaderBytes + key.length);
+      lastKey = buffer.subarray(bytes + pairHeaderBytes, bytes + pairHeaderBytes + key.length);
+      bytes += pairBytes;
       return bytes < bytesMax;
     });
     if (bytes < bytesMax) {
       bucket++;
       after = null;
-    } else after = lastKey;
+    } else after = lastKey === null ? null : (lastKey as Uint8Array).slice();
   }
-  const pairs = new Uint8Array(bytes);
-  let offset = 0;
-  for (const part of parts) {
-    pairs.set(part, offset);
-    offset += part.length;
-  }
-  return { pairs, next: bucket < backendBuckets.length ? { bucket, after } : null };
+  return { pairs: buffer.subarray(0, bytes), next: bucket < backendBuckets.length ? { bucket, after } : null };
+}
+
+/**
+ * Chunks read from `view` on the calling thread (backends without a `chunkProducer`: memory in
+ * tests and the simulator). Owns the view until `release`.
+ */
+export function viewChunkProducer(view: BackendReadView, appliedIndex: number, chunkBytesMax = snapshotChunkBytesMax): ChunkProducer {
+  let cursor: ChunkCursor | null = { bucket: 0, after: null };
+  let crc = 0;
+  let released = false;
+  return {
+    open: () => Promise.resolve(appliedIndex),
+    next: () => {
+      if (released) return new Promise<never>(() => {});
+      if (cursor === null) return Promise.resolve(null);
+      const { pairs, next } = readChunk(view, cursor, chunkBytesMax);
+      cursor = next;
+      crc = crc32c(pairs, crc);
+      return Promise.resolve({ pairs, crc, last: next === null });
+    },
+    release: () => {
+      if (released) return;
+      released = true;
+      view.release();
+    },
+  };
 }
 
 /** The smallest key after `key`: `key` followed by a zero byte. */
@@ -166,66 +195,114 @@ export function streamAck(to: MemberId, from: MemberId, term: number, streamId: 
 export type SenderProgress = { kind: 'pending' } | { kind: 'done' } | { kind: 'failed'; reason: string };
 
 /**
- * One stream to one peer, from a read view it owns until `release`. Sends the head, waits for
- * its ack, then keeps up to `snapshotChunksInflightMax` chunks unacknowledged.
+ * One stream to one peer, from a chunk producer it owns until `release`. Once the producer has
+ * pinned its read snapshot, sends the head (which names that snapshot's applied index), then
+ * chunks as they are produced, with at most `snapshotChunksInflightMax` chunks produced, being
+ * produced or sent and not yet acknowledged. `onChange` is called when there is something new
+ * to `pump` or the stream failed (`failure`).
  */
 export class SnapshotSender {
-  private cursor: ChunkCursor | null = { bucket: 0, after: null };
-  /** Invariant: acked <= sent; sent - acked <= snapshotChunksInflightMax once the head is acked. */
+  /** Invariant: acked <= sent <= produced; produced + requested - max(acked, 0) <= snapshotChunksInflightMax. */
+  private produced = 0;
   private sent = 0;
   /** -1 until the head is acknowledged. */
   private acked = -1;
+  /** `next()` calls not yet answered. */
+  private requested = 0;
+  /** Produced chunks not yet sent, in order. */
+  private readonly ready: Message[] = [];
+  private head: Message | null = null;
   private headSent = false;
-  /** Set once the last chunk is sent: its sequence. */
+  /** Set once the last chunk is produced: its sequence. */
   private lastSeq = 0;
-  private crc = 0;
   private released = false;
-  /** Pair bytes sent so far, for logs and tests. */
+  private queriedMs = 0;
+  /** Set when the producer failed: the member ends the stream with it. */
+  failure: string | null = null;
+  /** The applied index of the streamed content, once the producer pinned it. */
+  appliedIndex: number | null = null;
+  /** Pair bytes produced so far, for logs and tests. */
   bytesSent = 0;
   lastProgressMs: number;
 
   constructor(
     readonly to: MemberId,
     readonly streamId: number,
-    private readonly head: Message,
-    private readonly view: BackendReadView,
-    nowMs: number,
-    private readonly chunkBytesMax = snapshotChunkBytesMax,
+    /** The Snap message the stream stands for; its context becomes the stream head. */
+    private readonly snap: Message,
+    private readonly producer: ChunkProducer,
+    private readonly clock: { now(): number },
+    private readonly onChange: () => void,
   ) {
-    this.lastProgressMs = nowMs;
+    this.lastProgressMs = clock.now();
+    producer.open().then(
+      (appliedIndex) => {
+        if (this.released) return;
+        if (appliedIndex < this.snapshotIndex) return this.fail(`the backend holds index ${appliedIndex}, below the snapshot at ${this.snapshotIndex}`);
+        this.appliedIndex = appliedIndex;
+        this.head = { ...snap, context: encodeStreamHead({ streamId, appliedIndex }) };
+        this.lastProgressMs = clock.now();
+        this.refill();
+        this.onChange();
+      },
+      (err: unknown) => this.fail(`reading the backend: ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
 
   /** The index of the snapshot the stream carries (its store may be newer). */
   get snapshotIndex(): number {
-    return this.head.snapshot?.metadata.index ?? 0;
+    return this.snap.snapshot?.metadata.index ?? 0;
   }
 
-  /** The messages to send now: the head at first, then chunks while fewer than the allowed number are unacknowledged. */
+  /** The messages to send now: the head at first, then the chunks produced, once the head is acknowledged. */
   pump(term: number): Message[] {
-    if (this.released) return [];
-    if (this.acked < 0) {
-      if (this.headSent) return [];
+    if (this.released || this.failure !== null || this.head === null) return [];
+    if (!this.headSent) {
       this.headSent = true;
       return [this.head];
     }
-    const out: Message[] = [];
-    while (this.cursor !== null && this.sent - this.acked < snapshotChunksInflightMax) {
-      const { pairs, next } = readChunk(this.view, this.cursor, this.chunkBytesMax);
-      this.cursor = next;
-      this.crc = crc32c(pairs, this.crc);
-      this.bytesSent += pairs.length;
-      const m = streamMessage(MessageType.SnapChunk, this.to, this.head.from, term);
-      m.index = this.streamId;
-      m.commit = ++this.sent;
-      m.context = pairs;
-      if (next === null) {
-        m.reject = true;
-        m.rejectHint = this.crc;
-        this.lastSeq = m.commit;
-      }
-      out.push(m);
-    }
+    if (this.acked < 0) return [];
+    const out = this.ready.splice(0);
+    for (const m of out) m.term = term;
+    this.sent += out.length;
     return out;
+  }
+
+  /** Asks the producer for more while the window allows; each chunk produced calls `onChange`. */
+  private refill(): void {
+    while (!this.released && this.failure === null && this.lastSeq === 0 && this.produced + this.requested - Math.max(this.acked, 0) < snapshotChunksInflightMax) {
+      this.requested++;
+      this.producer.next().then(
+        (chunk) => {
+          this.requested--;
+          if (this.released || chunk === null || this.lastSeq !== 0) return;
+          this.take(chunk);
+          this.onChange();
+        },
+        (err: unknown) => this.fail(`reading the backend: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    }
+  }
+
+  private take(chunk: ProducedChunk): void {
+    const m = streamMessage(MessageType.SnapChunk, this.to, this.snap.from, 0);
+    m.index = this.streamId;
+    m.commit = ++this.produced;
+    m.context = chunk.pairs;
+    if (chunk.last) {
+      m.reject = true;
+      m.rejectHint = chunk.crc;
+      this.lastSeq = m.commit;
+    }
+    this.bytesSent += chunk.pairs.length;
+    this.lastProgressMs = this.clock.now();
+    this.ready.push(m);
+  }
+
+  private fail(reason: string): void {
+    if (this.released || this.failure !== null) return;
+    this.failure = reason;
+    this.onChange();
   }
 
   /** An acknowledgement from the receiver. */
@@ -233,23 +310,42 @@ export class SnapshotSender {
     if (m.index !== this.streamId) return { kind: 'pending' };
     if (m.reject) return { kind: 'failed', reason: m.context === null ? 'refused' : new TextDecoder().decode(m.context) };
     if (this.lastSeq !== 0 && m.commit === this.lastSeq + 1 && this.acked === this.lastSeq) return { kind: 'done' };
-    if (m.commit <= this.acked || m.commit > this.sent) return { kind: 'pending' };
+    if (!this.headSent || m.commit <= this.acked || m.commit > this.sent) return { kind: 'pending' };
     this.acked = m.commit;
     this.lastProgressMs = nowMs;
+    this.refill();
     return { kind: 'pending' };
   }
 
-  /** Whether the stream made no progress for too long: `idleMs`, or while the receiver adopts, several of them. */
-  stalled(nowMs: number, idleMs: number): boolean {
-    const written = this.lastSeq !== 0 && this.acked === this.lastSeq;
-    return nowMs - this.lastProgressMs > (written ? idleMs * snapshotAdoptIdlePeriodsMax : idleMs);
+  /**
+   * While every chunk is written and the adopted acknowledgement is awaited, a query each
+   * `idleMs` (see the header): a lost acknowledgement costs one idle period, not the whole
+   * adoption allowance.
+   */
+  query(nowMs: number, idleMs: number, term: number): Message | null {
+    if (this.released || this.lastSeq === 0 || this.acked !== this.lastSeq) return null;
+    if (nowMs - Math.max(this.lastProgressMs, this.queriedMs) < idleMs) return null;
+    this.queriedMs = nowMs;
+    const m = streamMessage(MessageType.SnapChunk, this.to, this.snap.from, term);
+    m.index = this.streamId;
+    return m;
   }
 
-  /** Ends the read view's pin; idempotent. */
+  /**
+   * Whether the stream made no progress for too long: `idleMs`, or several of them while the
+   * producer starts (a worker thread loading its code on a busy machine) or the receiver adopts.
+   */
+  stalled(nowMs: number, idleMs: number): boolean {
+    const written = this.lastSeq !== 0 && this.acked === this.lastSeq;
+    return nowMs - this.lastProgressMs > (written || this.head === null ? idleMs * snapshotAdoptIdlePeriodsMax : idleMs);
+  }
+
+  /** Ends the producer (and its read snapshot); idempotent. */
   release(): void {
     if (this.released) return;
     this.released = true;
-    this.view.release();
+    this.ready.length = 0;
+    this.producer.release();
   }
 }
 

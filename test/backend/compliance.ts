@@ -265,6 +265,26 @@ export function backendCompliance(name: string, make: () => Promise<BackendHarne
       await backend.close();
     });
 
+    if (capabilities.staging) withBackend('commits called while an adopt is in flight land on the adopted content, after it', async (h, backend) => {
+      await backend.commit(batch(1, [put('key', 'live', '1')]));
+      const staging = backend.stage!();
+      // Not awaited: the adopt's flip waits for these writes, the commits below for the flip.
+      void staging.write([put('key', 'staged', 's')]);
+      const adopted = staging.adopt(10);
+      const right = backend.commit(batch(11, [put('key', 'right-after', 'a')]));
+      await Promise.resolve();
+      const later = backend.commit(batch(12, [put('key', 'a-turn-later', 'b')]));
+      await Promise.all([adopted, right, later]);
+      expect(backend.appliedIndex).toBe(12);
+      expect(await all(backend, 'key')).toEqual([['a-turn-later', 'b'], ['right-after', 'a'], ['staged', 's']]);
+      expect(await backend.durable()).toBe(12);
+      await backend.close();
+      const reopened = await h.open();
+      expect(reopened.appliedIndex).toBe(12);
+      expect(await all(reopened, 'key')).toEqual([['a-turn-later', 'b'], ['right-after', 'a'], ['staged', 's']]);
+      await reopened.close();
+    });
+
     if (capabilities.staging) withBackend('an abandoned or restarted staging area leaves the live content, and a new one starts empty', async (h, backend) => {
       await backend.commit(batch(2, [put('key', 'live', '1')]));
       const abandoned = backend.stage!();

@@ -19,13 +19,19 @@ import {
   SnapshotSender,
   SnapshotStreamError,
   decodeChunk,
+  decodeStreamHead,
   readChunk,
+  snapshotChunkBytesMax,
   snapshotChunksInflightMax,
+  viewChunkProducer,
   type ChunkCursor,
 } from '../../src/server/snapshot-stream.ts';
 import { backendBuckets, type BackendOp, type Transport } from '../../src/seams.ts';
 import { prng } from '../raft/prng.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { dump } from '../backend/compliance.ts';
+import { decodeU64 } from '../../src/backend/layout.ts';
+import { crc32c } from '../../src/codec/crc32c.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
 const dirs: string[] = [];
@@ -74,47 +80,110 @@ describe('chunks of a backend read view', () => {
     expect(() => decodeChunk(Uint8Array.of(0, 0, 0, 0, 5, 0, 0, 0, 0, 0x61))).toThrow(/overruns the 10-byte chunk/);
   });
 
-  it('the sender holds at most its window of chunks, however large the store', async () => {
-    const dir = tempDir();
-    const backend = LmdbBackend.open(dir);
+  for (const producerKind of ['view', 'worker'] as const) {
+    it(`the sender holds at most its window of chunks, however large the store (chunks read ${producerKind === 'view' ? 'on this thread' : 'by a worker thread'})`, async () => {
+      const dir = tempDir();
+      const backend = LmdbBackend.open(dir);
+      try {
+        // 32 MiB of values: 64 chunks' worth.
+        const value = new Uint8Array(32 * 1024).fill(7);
+        for (let batch = 0; batch < 8; batch++) {
+          const ops: BackendOp[] = [];
+          for (let i = 0; i < 128; i++) ops.push({ bucket: 'key', key: b(`k${batch}-${String(i).padStart(4, '0')}`), value });
+          await backend.commit({ clear: false, ops, appliedIndex: batch + 1 });
+        }
+        const producer = producerKind === 'view' ? viewChunkProducer(backend.view(), backend.appliedIndex) : backend.chunkProducer(snapshotChunkBytesMax);
+        const snap: Message = { type: MessageType.Snap, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: null };
+        let changes = 0;
+        const sender = new SnapshotSender(2, 1, snap, producer, { now: () => 0 }, () => changes++);
+        // The head goes out once the producer pinned its snapshot, naming its applied index.
+        await waitFor('the producer opened', () => sender.appliedIndex !== null, 20_000);
+        expect(sender.appliedIndex).toBe(8);
+        const [head] = sender.pump(1);
+        expect(decodeStreamHead(head.context!)).toEqual({ streamId: 1, appliedIndex: 8 });
+        expect(sender.pump(1)).toEqual([]);
+        const ack = (seq: number): Message => ({ ...snap, type: MessageType.SnapChunkResp, to: 1, from: 2, index: 1, commit: seq });
+        expect(sender.onAck(ack(0), 1).kind).toBe('pending');
+        /** Waits until `count` more chunks can be sent, then briefly for any beyond them. */
+        const sendable = async (count: number): Promise<Message[]> => {
+          const out: Message[] = [];
+          await waitFor(`${count} chunks produced`, () => (out.push(...sender.pump(1)), out.length >= count || out.at(-1)?.reject === true), 20_000);
+          await new Promise((r) => setTimeout(r, 50));
+          out.push(...sender.pump(1));
+          return out;
+        };
+        let sent = await sendable(snapshotChunksInflightMax);
+        // Without acknowledgements nothing more is read, so nothing more is held.
+        expect(sent.length).toBe(snapshotChunksInflightMax);
+        let chunks = sent.length;
+        let last = sent[sent.length - 1];
+        const pairs: BackendOp[] = [];
+        for (const m of sent) pairs.push(...decodeChunk(m.context!));
+        for (let seq = 1; !last.reject; seq++) {
+          expect(sender.onAck(ack(seq), 2).kind).toBe('pending');
+          sent = await sendable(1);
+          expect(sent.length).toBe(1);
+          last = sent[0];
+          expect(last.commit).toBe(chunks + 1);
+          for (const m of sent) pairs.push(...decodeChunk(m.context!));
+          chunks += sent.length;
+        }
+        // Every pair once, in order (the worker read the same content as this thread).
+        const expected = dump(backend, 'key').length + dump(backend, 'meta').length;
+        expect(pairs.length).toBe(expected);
+        for (let seq = chunks - snapshotChunksInflightMax + 1; seq <= chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
+        // Every chunk written: the receiver adopts, then acknowledges one past the last chunk.
+        expect(sender.stalled(3 + 5_000, 1_000)).toBe(false);
+        expect(sender.onAck(ack(chunks + 1), 3).kind).toBe('done');
+        expect(chunks).toBeGreaterThanOrEqual(64);
+        expect(sender.bytesSent).toBeGreaterThan(32 * 2 ** 20);
+        expect(changes).toBeGreaterThan(chunks);
+        sender.release();
+      } finally {
+        await backend.close();
+      }
+    }, 60_000);
+  }
+});
+
+describe('chunks from a worker thread (LMDB)', () => {
+  it('come from one snapshot whose applied index the head names, while commits go on', async () => {
+    const backend = LmdbBackend.open(tempDir());
+    let writing = true;
     try {
-      // 32 MiB of values: 64 chunks' worth.
-      const value = new Uint8Array(32 * 1024).fill(7);
-      for (let batch = 0; batch < 8; batch++) {
-        const ops: BackendOp[] = [];
-        for (let i = 0; i < 128; i++) ops.push({ bucket: 'key', key: b(`k${batch}-${String(i).padStart(4, '0')}`), value });
-        await backend.commit({ clear: false, ops, appliedIndex: batch + 1 });
+      // Batch i puts key "b<i>" and records i as the applied index: the snapshot at index A holds exactly b1..bA.
+      let index = 0;
+      const commitOne = () => backend.commit({ clear: false, ops: [{ bucket: 'key', key: b(`b${String(++index).padStart(6, '0')}`), value: new Uint8Array(2048).fill(index % 251) }], appliedIndex: index });
+      for (let i = 0; i < 500; i++) await commitOne();
+      const writer = (async () => {
+        while (writing) await commitOne();
+      })();
+      const producer = backend.chunkProducer(64 * 1024);
+      const applied = await producer.open();
+      expect(applied).toBeGreaterThanOrEqual(500);
+      const keys: string[] = [];
+      let metaIndex = -1;
+      let crc = 0;
+      for (let chunk = await producer.next(); chunk !== null; chunk = chunk.last ? null : await producer.next()) {
+        crc = crc32c(chunk.pairs, crc);
+        expect(chunk.crc).toBe(crc);
+        for (const op of decodeChunk(chunk.pairs)) {
+          if (op.bucket === 'key') keys.push(new TextDecoder().decode(op.key));
+          if (op.bucket === 'meta' && new TextDecoder().decode(op.key) === 'consistent_index') metaIndex = decodeU64(op.value!);
+        }
       }
-      const head: Message = { type: MessageType.Snap, to: 2, from: 1, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, snapshot: null, context: null };
-      const sender = new SnapshotSender(2, 1, head, backend.view(), 0);
-      expect(sender.pump(1)).toEqual([head]);
-      expect(sender.pump(1)).toEqual([]);
-      const ack = (seq: number): Message => ({ ...head, type: MessageType.SnapChunkResp, to: 1, from: 2, index: 1, commit: seq });
-      expect(sender.onAck(ack(0), 1).kind).toBe('pending');
-      let sent = sender.pump(1);
-      expect(sent.length).toBe(snapshotChunksInflightMax);
-      // Without acknowledgements nothing more is read, so nothing more is held.
-      expect(sender.pump(1)).toEqual([]);
-      let chunks = sent.length;
-      let last = sent[sent.length - 1];
-      for (let seq = 1; !last.reject; seq++) {
-        expect(sender.onAck(ack(seq), 2).kind).toBe('pending');
-        sent = sender.pump(1);
-        expect(sent.length).toBeLessThanOrEqual(1);
-        if (sent.length === 1) last = sent[0];
-        chunks += sent.length;
-      }
-      for (let seq = chunks - snapshotChunksInflightMax + 1; seq <= chunks; seq++) expect(sender.onAck(ack(seq), 3).kind).toBe('pending');
-      // Every chunk written: the receiver adopts, then acknowledges one past the last chunk.
-      expect(sender.stalled(3 + 5_000, 1_000)).toBe(false);
-      expect(sender.onAck(ack(chunks + 1), 3).kind).toBe('done');
-      expect(chunks).toBeGreaterThanOrEqual(64);
-      expect(sender.bytesSent).toBeGreaterThan(32 * 2 ** 20);
-      sender.release();
+      producer.release();
+      writing = false;
+      await writer;
+      // Writes went on past the snapshot, which did not see them.
+      expect(index).toBeGreaterThan(applied);
+      expect(metaIndex).toBe(applied);
+      expect(keys).toEqual(Array.from({ length: applied }, (_, i) => `b${String(i + 1).padStart(6, '0')}`));
     } finally {
+      writing = false;
       await backend.close();
     }
-  });
+  }, 60_000);
 });
 
 /** Passes a member's incoming messages through `incoming` (false drops one) and shows it the outgoing ones. */
@@ -154,6 +223,7 @@ async function startMember(dir: string, id: number, peers: number[], transport: 
     snapshotKeepEntries: 10,
     snapshotStreamIdleMs: 1_000,
     mvcc: { backend },
+    log: process.env.STREAM_LOG ? (level, msg) => console.error(`${level} ${msg}`) : undefined,
   });
   return { kv, backend };
 }
@@ -284,6 +354,73 @@ describe('a snapshot stream cut in the middle', () => {
       joiner = await startMember(joinerDir, 2, [], hub.connect(2));
       expect(joiner.kv.currentRevision).toBe(oldState.revision);
       expect(joiner.kv.hashKV(0).hash).toBe(oldState.hash);
+      await caughtUp(joiner.kv, leader.kv);
+      expect(joiner.kv.member.snapshotStreams.received).toBe(1);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+});
+
+describe('a lost "adopted" acknowledgement', () => {
+  /**
+   * A leader whose link drops the first adopted ack of its stream to member 2 and, with
+   * `deaf`, also every append answer from member 2 from its last chunk until the stream ends.
+   */
+  async function lossyLeader(deaf: boolean) {
+    const hub = new MemoryHub();
+    let lastSeq = 0;
+    let ackDropped = false;
+    let streamEnded = false;
+    const leader = await startMember(
+      tempDir(),
+      1,
+      [1],
+      tapped(
+        hub.connect(1),
+        (m) => {
+          if (m.from !== 2 || lastSeq === 0) return true;
+          if (m.type === MessageType.SnapChunkResp && m.commit === lastSeq + 1 && !ackDropped) return !(ackDropped = true);
+          return !(deaf && !streamEnded && m.type === MessageType.AppResp);
+        },
+        (m) => {
+          if (m.type === MessageType.SnapChunk && m.reject) lastSeq = m.commit;
+        },
+      ),
+    );
+    await waitFor('leadership', () => leader.kv.isLeader());
+    const joiner = await startMember(tempDir(), 2, [], hub.connect(2));
+    return { leader, joiner, dropped: () => ackDropped, endStream: () => (streamEnded = true) };
+  }
+
+  it('the stream is done once Raft shows the follower has the snapshot, not failed after the adoption allowance', async () => {
+    const { leader, joiner, dropped } = await lossyLeader(false);
+    try {
+      await fill(leader.kv, 'k', 3000);
+      await leader.kv.addMember(2, ['http://joiner'], true);
+      await caughtUp(joiner.kv, leader.kv);
+      await waitFor('the adopted ack was dropped', dropped, 10_000);
+      // Without the progress check this waited six idle periods (6 s) and then failed.
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent === 1, 20_000);
+      expect(leader.kv.member.snapshotStreams.sendFailed).toBe(0);
+    } finally {
+      await stop(joiner);
+      await stop(leader);
+    }
+  }, 90_000);
+
+  it('with the follower\'s append answers lost too, the sender asks again and the receiver acknowledges the adopted stream again', async () => {
+    const { leader, joiner, dropped, endStream } = await lossyLeader(true);
+    try {
+      await fill(leader.kv, 'k', 3000);
+      await leader.kv.addMember(2, ['http://joiner'], true);
+      await waitFor('the joiner adopted the stream', () => joiner.kv.member.snapshotStreams.received === 1, 30_000);
+      await waitFor('the adopted ack was dropped', dropped, 10_000);
+      await waitFor('the leader saw the stream done', () => leader.kv.member.snapshotStreams.sent + leader.kv.member.snapshotStreams.sendFailed > 0, 20_000);
+      expect(leader.kv.member.snapshotStreams.sent).toBe(1);
+      expect(leader.kv.member.snapshotStreams.sendFailed).toBe(0);
+      endStream();
       await caughtUp(joiner.kv, leader.kv);
       expect(joiner.kv.member.snapshotStreams.received).toBe(1);
     } finally {
