@@ -30,6 +30,8 @@ export interface Slot {
   member: MemberRun;
   proc: Spawned | null;
   paused: boolean;
+  /** The member's data dir was corrupted on purpose: it must be replaced, never restarted as it is. */
+  corrupt: boolean;
   /** Every log line of every process that ran in this slot, for the report of a failure. */
   logs: string[];
 }
@@ -58,7 +60,7 @@ export class TortureCluster {
     const initialCluster = founders.map((f) => `${f.name}=http://127.0.0.1:${f.peerPort}`).join(',');
     for (const [index, f] of founders.entries()) {
       const member: MemberRun = { name: f.name, id: memberIdOf(f.name), peerPort: f.peerPort, dataDir: join(this.root, `${f.name}.data`), initialCluster, state: 'new' };
-      this.slots.push({ index, clientPort: f.clientPort, endpoint: `127.0.0.1:${f.clientPort}`, member, proc: null, paused: false, logs: [] });
+      this.slots.push({ index, clientPort: f.clientPort, endpoint: `127.0.0.1:${f.clientPort}`, member, proc: null, paused: false, corrupt: false, logs: [] });
     }
     for (const s of this.slots) this.launch(s);
     for (const s of this.slots) await this.ready(s);
@@ -129,7 +131,7 @@ export class TortureCluster {
   }
 
   /** POSTs to the slot's fault admin endpoint; throws on a refusal. */
-  async fault(slot: Slot, action: 'block' | 'heal' | 'clock', body: Record<string, unknown>): Promise<void> {
+  async fault(slot: Slot, action: 'block' | 'heal' | 'clock' | 'disk', body: Record<string, unknown>): Promise<void> {
     // Each member keeps its fault endpoint's secret in its data directory.
     const secret = readFileSync(join(slot.member.dataDir, 'fault-injection-secret'), 'utf8').trim();
     const res = await fetch(`http://${slot.endpoint}/meshkv/faults/${action}`, {
@@ -150,13 +152,32 @@ export class TortureCluster {
     }
   }
 
-  /** Heals every link and resets the clock rate on every running, unpaused member (best effort). */
+  /**
+   * A one-way partition: with 'out', nothing `slot` sends reaches any other member (it still
+   * hears them); with 'in', nothing reaches it. Blocked on both ends of each link.
+   */
+  async isolateOneWay(slot: Slot, direction: 'in' | 'out'): Promise<void> {
+    for (const other of this.slots) {
+      if (other === slot) continue;
+      await this.fault(slot, 'block', { peer: other.member.id.toString(16), direction });
+      await this.fault(other, 'block', { peer: slot.member.id.toString(16), direction: direction === 'out' ? 'in' : 'out' });
+    }
+  }
+
+  /** Heals every link, resets the clock rate and the disk on every running, unpaused member (best effort). */
   async healAll(): Promise<void> {
     for (const s of this.slots) {
       if (!this.isRunning(s) || s.paused) continue;
       await this.fault(s, 'heal', {}).catch(() => {});
       await this.fault(s, 'clock', { rate: 1 }).catch(() => {});
+      await this.fault(s, 'disk', { syncDelayMs: 0, full: false }).catch(() => {});
     }
+  }
+
+  /** etcdctl move-leader, asked of the current leader; the error text when it failed. */
+  async moveLeader(leader: Slot, target: Slot): Promise<string | null> {
+    const r = await etcdctl(leader.endpoint, ['move-leader', target.member.id.toString(16), '--command-timeout=10s']);
+    return r.code === 0 ? null : r.stderr.trim() || `exit ${r.code}`;
   }
 
   /** The member's own status over the JSON gateway; null when it does not answer in time. */
@@ -222,6 +243,7 @@ export class TortureCluster {
       throw new Error(r.stderr);
     });
     rmSync(slot.member.dataDir, { recursive: true, force: true });
+    slot.corrupt = false;
     const name = `m${slot.index}g${++this.generation}`;
     const peerPort = await freePort();
     const peerUrl = `http://127.0.0.1:${peerPort}`;
