@@ -11,7 +11,8 @@ import { memberIdOf, memberIdOfPeerUrls } from '../../adapters/node/config.ts';
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 const clusterToken = 'torture';
 const admissionSecret = 'torture-admission-secret';
-const fetchTimeoutMs = 2000;
+/** A loaded machine (two cores, many processes) may take seconds to answer a local request. */
+const fetchTimeoutMs = 5000;
 
 export interface MemberRun {
   name: string;
@@ -164,14 +165,36 @@ export class TortureCluster {
     }
   }
 
-  /** Heals every link, resets the clock rate and the disk on every running, unpaused member (best effort). */
+  /**
+   * Heals every link, resets the clock rate and the disk on every running, unpaused member, and
+   * reads each member's fault state back until it shows nothing blocked. A heal request that
+   * timed out on a loaded machine used to be ignored, leaving a switch blocking with no error
+   * anywhere (a member that never hears its peers again); now it is retried for 30 s, then the
+   * run fails naming the member.
+   */
   async healAll(): Promise<void> {
     for (const s of this.slots) {
       if (!this.isRunning(s) || s.paused) continue;
-      await this.fault(s, 'heal', {}).catch(() => {});
-      await this.fault(s, 'clock', { rate: 1 }).catch(() => {});
-      await this.fault(s, 'disk', { syncDelayMs: 0, full: false }).catch(() => {});
+      await retry(`healing ${s.member.name}'s faults`, async () => {
+        if (!this.isRunning(s)) return;
+        await this.fault(s, 'heal', {});
+        await this.fault(s, 'clock', { rate: 1 });
+        await this.fault(s, 'disk', { syncDelayMs: 0, full: false });
+        const state = await this.faultState(s);
+        const blocked = state.peers.filter((p) => p.blockedIn || p.blockedOut);
+        if (blocked.length > 0 || state.clock.rate !== 1 || (state.disk && (state.disk.full || state.disk.syncDelayMs !== 0))) {
+          throw new Error(`still faulty after healing: ${JSON.stringify(state)}`);
+        }
+      });
     }
+  }
+
+  /** The slot's fault state as its endpoint reports it. */
+  async faultState(slot: Slot): Promise<{ peers: { id: string; blockedIn: boolean; blockedOut: boolean }[]; clock: { rate: number }; disk?: { full: boolean; syncDelayMs: number } }> {
+    const secret = readFileSync(join(slot.member.dataDir, 'fault-injection-secret'), 'utf8').trim();
+    const res = await fetch(`http://${slot.endpoint}/meshkv/faults`, { headers: { authorization: `Bearer ${secret}` }, signal: AbortSignal.timeout(fetchTimeoutMs) });
+    if (res.status !== 200) throw new Error(`${slot.member.name}: GET /meshkv/faults answered ${res.status}: ${await res.text()}`);
+    return res.json() as never;
   }
 
   /** etcdctl move-leader, asked of the current leader; the error text when it failed. */
@@ -211,18 +234,28 @@ export class TortureCluster {
     return this.slots.find((s) => s.member.id === id) ?? null;
   }
 
-  /** Waits until every slot runs, answers, and all name the same leader. */
+  /**
+   * Waits until every slot runs, answers, all name the same leader, and every member has caught
+   * up to the leader's raft index as it was when they first agreed: naming a leader is not
+   * proof of hearing it (a member keeps the name until its election timeout runs out).
+   */
   async healthy(timeoutMs: number): Promise<Slot> {
     const start = Date.now();
+    let target: { leader: number; index: number } | null = null;
     for (;;) {
       const statuses = await Promise.all(this.slots.map((s) => this.status(s)));
       const leaders = new Set(statuses.map((s) => s?.leader ?? 0));
       if (statuses.every((s) => s !== null) && leaders.size === 1 && !leaders.has(0)) {
-        const leader = this.slots.find((s) => s.member.id === statuses[0]!.leader);
-        if (leader) return leader;
+        const leaderId = statuses[0]!.leader;
+        const leader = this.slots.find((s) => s.member.id === leaderId);
+        const leaderStatus = statuses.find((s) => s!.memberId === leaderId);
+        if (leader && leaderStatus) {
+          if (target === null || target.leader !== leaderId) target = { leader: leaderId, index: leaderStatus.raftIndex };
+          if (statuses.every((s) => s!.raftIndex >= target!.index)) return leader;
+        }
       }
       if (Date.now() - start > timeoutMs) {
-        throw new Error(`cluster not healthy after ${timeoutMs} ms: ${JSON.stringify(statuses.map((s, i) => ({ slot: i, name: this.slots[i].member.name, status: s })))}`);
+        throw new Error(`cluster not healthy after ${timeoutMs} ms${target ? ` (members to reach raft index ${target.index} of leader ${target.leader.toString(16)})` : ''}: ${JSON.stringify(statuses.map((s, i) => ({ slot: i, name: this.slots[i].member.name, status: s })))}`);
       }
       await sleep(200);
     }

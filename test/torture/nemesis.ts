@@ -118,14 +118,20 @@ export class Nemesis {
         return;
       }
       await sleep(this.opts.gapMs);
+      let failed = false;
       try {
         await this.inject(kind);
       } catch (err) {
         this.anomalies.push(`${kind}: ${(err as Error).message}`);
-        return;
-      } finally {
-        await this.cluster.healAll();
+        failed = true;
       }
+      try {
+        await this.cluster.healAll();
+      } catch (err) {
+        this.anomalies.push(`after ${kind}: ${(err as Error).message}`);
+        failed = true;
+      }
+      if (failed) return;
     }
   }
 

@@ -11,7 +11,7 @@ import { prng } from '../raft/prng.ts';
 import { etcdctl } from '../etcd-api/harness.ts';
 import { checkAll, checkTxnAtomicity, formatResult, type CheckResult, type CheckSummary, type TxnRead, type TxnRecord } from '../check/index.ts';
 import type { FinalState, HistoryOp, WatchRecord } from '../check/history.ts';
-import { sleep, TortureCluster } from './cluster.ts';
+import { retry, sleep, TortureCluster } from './cluster.ts';
 import { faultKinds, Nemesis, type FaultKind, type FaultRecord } from './nemesis.ts';
 import { checkLeaseExpiry, checkLeaseRecords, keyPrefix, leasePrefix, RecordingWatcher, Workload, type ExpiryRecord, type LeaseRecord } from './workload.ts';
 
@@ -63,7 +63,7 @@ export interface TortureReport {
   ok: boolean | 'unknown';
 }
 
-const snapshotCount = 200;
+const snapshotCount = 100;
 const leaseTtlSeconds = 3;
 /** How much earlier than its TTL a lease key may vanish (see checkLeaseExpiry): none. */
 const leaseEarlyMsMax = 0;
@@ -248,8 +248,15 @@ async function commonRevision(cluster: TortureCluster): Promise<number> {
   }
 }
 
-/** A serializable range over keys starting with `prefix` (everything for ''), at `revision` (0: current). */
-async function rangeAll(endpoint: string, revision: number, prefix: string): Promise<Record<string, string>> {
+/**
+ * A serializable range over keys starting with `prefix` (everything for ''), at `revision` (0:
+ * current), retried for 30 s: a member just restarted or replaced may not answer at once.
+ */
+function rangeAll(endpoint: string, revision: number, prefix: string): Promise<Record<string, string>> {
+  return retry(`reading ${prefix || 'every key'} from ${endpoint}`, () => rangeOnce(endpoint, revision, prefix));
+}
+
+async function rangeOnce(endpoint: string, revision: number, prefix: string): Promise<Record<string, string>> {
   const conn = new GrpcConnection([endpoint], { callTimeoutMs: 5000 });
   try {
     const enc = new TextEncoder();
@@ -276,8 +283,11 @@ async function readFinals(cluster: TortureCluster, revision: number): Promise<Fi
 async function hashKvs(cluster: TortureCluster, revision: number): Promise<Record<string, number>> {
   const hashes: Record<string, number> = {};
   for (const s of cluster.slots) {
-    const r = await etcdctl(s.endpoint, ['endpoint', 'hashkv', `--rev=${revision}`, '-w', 'json', '--command-timeout=10s']);
-    if (r.code !== 0) throw new Error(`etcdctl endpoint hashkv on ${s.member.name} failed: ${r.stderr}`);
+    const r = await retry(`etcdctl endpoint hashkv on ${s.member.name}`, async () => {
+      const r = await etcdctl(s.endpoint, ['endpoint', 'hashkv', `--rev=${revision}`, '-w', 'json', '--command-timeout=10s']);
+      if (r.code !== 0) throw new Error(r.stderr);
+      return r;
+    });
     const [answer] = JSON.parse(r.stdout) as { HashKV: { hash: number } }[];
     hashes[s.member.name] = answer.HashKV.hash;
   }
