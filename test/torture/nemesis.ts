@@ -11,6 +11,7 @@ import { openSync, closeSync, readdirSync, readFileSync, statSync, writeSync } f
 import { join } from 'node:path';
 import { sleep, type Slot, type TortureCluster } from './cluster.ts';
 import type { Spawned } from '../helpers/processes.ts';
+import { emptyLandings, noteKillLanding } from './durable-state.ts';
 
 export const faultKinds = [
   'kill-leader',
@@ -74,6 +75,8 @@ export class Nemesis {
   readonly skewWindows: [number, number][] = [];
   /** Members that stopped on a full disk (ENOSPC), and lag-snapshot restarts that adopted a streamed snapshot. */
   readonly outcomes = { diskFullStops: 0, lagSnapshotsAdopted: 0, transfersRefused: 0 };
+  /** Where each plain SIGKILL landed relative to the backend commit (durable-state.ts). */
+  readonly killLandings = emptyLandings();
   private running = false;
   private loop: Promise<void> | null = null;
 
@@ -184,6 +187,7 @@ export class Nemesis {
         const slot = kind === 'kill-leader' ? (leader ?? this.pick(c.slots)) : this.pick(c.slots);
         this.record(kind, slot, 'SIGKILL, restart after the hold');
         await c.kill9(slot);
+        await noteKillLanding(this.killLandings, slot.member.dataDir);
         if (slot === leader) await this.expectNewLeader(kind, slot);
         await this.hold();
         return this.restart(slot);
@@ -261,6 +265,7 @@ export class Nemesis {
         await c.isolate(isolated);
         await sleep(this.holdTime() / 2);
         await c.kill9(killed);
+        await noteKillLanding(this.killLandings, killed.member.dataDir);
         await this.hold();
         // A restarted member's own switch is clear, but its peers still block it until the heal.
         this.cluster.launch(killed);
@@ -344,6 +349,7 @@ export class Nemesis {
     const before = leader ? await c.status(leader) : null;
     this.record('lag-snapshot', slot, `SIGKILL, restarted once the leader has applied ${2 * this.opts.snapshotCount} more entries`);
     await c.kill9(slot);
+    await noteKillLanding(this.killLandings, slot.member.dataDir);
     const start = Date.now();
     for (;;) {
       const now = leader ? await c.status(leader) : null;

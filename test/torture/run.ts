@@ -48,6 +48,8 @@ export interface TortureReport {
   /** Snapshots streamed to a member and adopted (from the members' logs), and how lag-snapshot, disk-full and leader transfers went. */
   snapshotsAdopted: number;
   nemesisOutcomes: Nemesis['outcomes'];
+  /** Where the SIGKILLs of kill faults landed relative to the LMDB backend's commit. */
+  killLandings: Nemesis['killLandings'];
   /** The command that replays this run's seed (timing of real processes still varies). */
   replay: string;
   faults: Record<FaultKind, number>;
@@ -164,6 +166,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
     snapshotsAdopted: cluster.slots.reduce((n, s) => n + s.logs.filter((l) => l.includes('adopted snapshot')).length, 0),
     nemesisOutcomes: nemesis?.outcomes ?? { diskFullStops: 0, lagSnapshotsAdopted: 0, transfersRefused: 0 },
     replay: replayCommand(opts),
+    killLandings: nemesis?.killLandings ?? { backendAheadOfWalCommit: 0, backendBehindWalCommit: 0, even: 0, unread: 0 },
     faults: Object.fromEntries(faultKinds.map((k) => [k, nemesis?.faults.filter((f) => f.kind === k).length ?? 0])) as Record<FaultKind, number>,
     faultLog: nemesis?.faults ?? [],
     corruptionRefusals: { count: nemesis?.refusalMs.length ?? 0, maxMs: Math.max(0, ...(nemesis?.refusalMs ?? [])) },
@@ -338,6 +341,8 @@ export function formatReport(r: TortureReport): string {
   const m = r.maintenance;
   lines.push(`compactions: ${m.compact} (failed or unknown ${m.compactFailed}, up to revision ${m.compactedTo}); watches restarted after compaction: ${m.watchRestartsAfterCompaction}; defrags: ${m.defrag} (failed ${m.defragFailed})`);
   lines.push(`snapshots streamed and adopted: ${r.snapshotsAdopted}; lag-snapshot restarts that adopted one: ${r.nemesisOutcomes.lagSnapshotsAdopted}; members stopped by a full disk: ${r.nemesisOutcomes.diskFullStops}; leader transfers refused under skew: ${r.nemesisOutcomes.transfersRefused}`);
+  const k = r.killLandings;
+  lines.push(`SIGKILLs by where they landed: backend ahead of the WAL's commit index ${k.backendAheadOfWalCommit}, behind it ${k.backendBehindWalCommit}, even ${k.even}, unread ${k.unread}`);
   lines.push(`watch events received: ${r.watchEvents}`);
   lines.push(`faults injected: ${Object.entries(r.faults).map(([k, n]) => `${k} ${n}`).join(', ')} (total ${r.faultLog.length})`);
   lines.push(`refusals to start on a corrupted file: ${r.corruptionRefusals.count} (slowest ${r.corruptionRefusals.maxMs} ms)`);
