@@ -95,7 +95,8 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
     workload = new Workload({
       endpoints: endpoints(),
       clients: opts.clients,
-      keys: 6,
+      // More clients get more keys, so that the per-key linearizability search stays small.
+      keys: Math.max(6, Math.ceil(opts.clients / 2)),
       seed: opts.seed,
       callTimeoutMs: 3000,
       leaseTtlSeconds,
