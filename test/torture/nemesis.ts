@@ -51,7 +51,7 @@ export interface NemesisOptions {
   now: () => number;
   /** Keep going past end() until every kind has been injected once (the CI run asserts that). */
   coverEveryKind?: boolean;
-  /** The cluster's --snapshot-count: lag-snapshot keeps a member down until the leader is this far ahead, twice over. */
+  /** The cluster's --snapshot-count: lag-snapshot keeps a member down until the leader is four times this far ahead. */
   snapshotCount: number;
 }
 
@@ -347,15 +347,18 @@ export class Nemesis {
     const leader = await c.leader();
     const slot = this.pick(c.slots.filter((s) => s !== leader));
     const before = leader ? await c.status(leader) : null;
-    this.record('lag-snapshot', slot, `SIGKILL, restarted once the leader has applied ${2 * this.opts.snapshotCount} more entries`);
+    // The leader snapshots every snapshotCount entries and keeps snapshotCount entries behind the
+    // snapshot: four times that is surely past what its log still holds.
+    const lagEntries = 4 * this.opts.snapshotCount;
+    this.record('lag-snapshot', slot, `SIGKILL, restarted once the leader has applied ${lagEntries} more entries`);
     await c.kill9(slot);
     await noteKillLanding(this.killLandings, slot.member.dataDir);
     const start = Date.now();
     for (;;) {
       const now = leader ? await c.status(leader) : null;
-      if (before && now && now.appliedIndex - before.appliedIndex >= 2 * this.opts.snapshotCount) break;
+      if (before && now && now.appliedIndex - before.appliedIndex >= lagEntries) break;
       if (Date.now() - start > 60_000) {
-        this.opts.log(`nemesis: lag-snapshot: the leader did not apply ${2 * this.opts.snapshotCount} entries in 60 s; restarting ${slot.member.name} anyway`);
+        this.opts.log(`nemesis: lag-snapshot: the leader did not apply ${lagEntries} entries in 60 s; restarting ${slot.member.name} anyway`);
         break;
       }
       await sleep(200);
@@ -385,7 +388,8 @@ export class Nemesis {
 
   /**
    * Kills a member and leaves a torn write at the end of its WAL, as a crash in the middle of
-   * a save would: the first 1 to n-1 bytes of a copy of its last frame, written right after it.
+   * a save would: a prefix of a copy of its last frame, written right after it, cut before the
+   * copy's last non-zero byte.
    * The member must restart, logging the torn write it dropped. Only a save that never
    * completed can be torn: cutting into a frame already synced would destroy an entry the
    * member acknowledged, which Raft assumes never happens (see docs/reliability.md).
@@ -398,7 +402,11 @@ export class Nemesis {
     const bytes = readFileSync(segment);
     const [lastStart, end] = lastFrame(bytes);
     const frameBytes = end - lastStart;
-    const tornBytes = 1 + Math.floor(this.opts.random() * (frameBytes - 1));
+    // The torn copy must stop before the frame's last non-zero byte: a frame ending in zeros,
+    // cut among them, would lie on the zeroed tail whole, a valid copy of the last frame.
+    let lastNonZero = end - 1;
+    while (bytes[lastNonZero] === 0) lastNonZero--;
+    const tornBytes = 1 + Math.floor(this.opts.random() * (lastNonZero - lastStart));
     const fd = openSync(segment, 'r+');
     try {
       writeSync(fd, bytes, lastStart, tornBytes, end);
