@@ -270,7 +270,11 @@ export class TortureCluster {
     await this.kill9(slot);
     const others = this.slots.filter((s) => s !== slot);
     const via = others.map((s) => s.endpoint).join(',');
+    // A change whose answer timed out (a paused or slow member) may still have been applied, and
+    // a retry is then refused for another reason (etcd checks "not enough started members"
+    // before it looks for a duplicate): each retry first asks whether the change is there.
     await retry(`member remove ${slot.member.name}`, async () => {
+      if (!(await this.memberList(via)).some((m) => m.id === slot.member.id)) return true;
       const r = await etcdctl(via, ['member', 'remove', slot.member.id.toString(16), '--command-timeout=5s']);
       if (r.code === 0 || r.stderr.includes('member not found')) return true;
       throw new Error(r.stderr);
@@ -281,6 +285,7 @@ export class TortureCluster {
     const peerPort = await freePort();
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     await retry(`member add ${name}`, async () => {
+      if ((await this.memberList(via)).some((m) => m.peerURLs.includes(peerUrl))) return true;
       const r = await etcdctl(via, ['member', 'add', name, `--peer-urls=${peerUrl}`, '--command-timeout=5s']);
       if (r.code === 0 || r.stderr.includes('Peer URLs already exists')) return true;
       throw new Error(r.stderr);
@@ -289,6 +294,14 @@ export class TortureCluster {
     slot.member = { name, id: memberIdOfPeerUrls([peerUrl]), peerPort, dataDir: join(this.root, `${name}.data`), initialCluster, state: 'existing' };
     this.launch(slot);
     await this.ready(slot);
+  }
+
+  /** etcdctl member list through `via`; throws when no member answers. */
+  private async memberList(via: string): Promise<{ id: number; peerURLs: string[] }[]> {
+    const r = await etcdctl(via, ['member', 'list', '-w', 'json', '--command-timeout=5s']);
+    if (r.code !== 0) throw new Error(`member list: ${r.stderr}`);
+    const answer = JSON.parse(r.stdout) as { members?: { ID: number | string; peerURLs?: string[] }[] };
+    return (answer.members ?? []).map((m) => ({ id: Number(m.ID), peerURLs: m.peerURLs ?? [] }));
   }
 
   /** Kills every process started here, by PID (paused ones are killed too). */

@@ -117,7 +117,7 @@ export class Nemesis {
       try {
         await this.cluster.healthy(60_000);
       } catch (err) {
-        this.anomalies.push(`before ${kind}: ${(err as Error).message}`);
+        this.anomaly(`before ${kind}: ${(err as Error).message}`);
         return;
       }
       await sleep(this.opts.gapMs);
@@ -125,17 +125,23 @@ export class Nemesis {
       try {
         await this.inject(kind);
       } catch (err) {
-        this.anomalies.push(`${kind}: ${(err as Error).message}`);
+        this.anomaly(`${kind}: ${(err as Error).message}`);
         failed = true;
       }
       try {
         await this.cluster.healAll();
       } catch (err) {
-        this.anomalies.push(`after ${kind}: ${(err as Error).message}`);
+        this.anomaly(`after ${kind}: ${(err as Error).message}`);
         failed = true;
       }
       if (failed) return;
     }
+  }
+
+  /** An anomaly, logged at once too: a run whose nemesis stopped early shows why while it goes on. */
+  private anomaly(text: string): void {
+    this.anomalies.push(text);
+    this.opts.log(`nemesis: ANOMALY ${text}`);
   }
 
   private record(kind: FaultKind, slot: Slot, detail: string): void {
@@ -166,7 +172,7 @@ export class Nemesis {
       const leaders = new Set(statuses.map((st) => st?.leader ?? 0));
       if (statuses.every((st) => st !== null) && leaders.size === 1 && !leaders.has(0) && !leaders.has(old.member.id)) return;
       if (Date.now() - start > 15_000) {
-        this.anomalies.push(`${kind}: no new leader among the other members 15 s after cutting off leader ${old.member.name}: ${JSON.stringify(statuses)}`);
+        this.anomaly(`${kind}: no new leader among the other members 15 s after cutting off leader ${old.member.name}: ${JSON.stringify(statuses)}`);
         return;
       }
       await sleep(100);
@@ -418,7 +424,7 @@ export class Nemesis {
     await c.ready(slot);
     const proc = slot.proc!;
     if (!proc.logs.some((l) => l.includes('dropping a torn final write'))) {
-      this.anomalies.push(`wal-torn: ${slot.member.name} restarted without reporting the torn write it had to drop`);
+      this.anomaly(`wal-torn: ${slot.member.name} restarted without reporting the torn write it had to drop`);
     }
   }
 
@@ -445,14 +451,14 @@ export class Nemesis {
     const outcome = await this.startOutcome(proc, 60_000);
     const tookMs = Date.now() - launched;
     if (outcome === 'started') {
-      this.anomalies.push(`${kind}: ${slot.member.name} started on a corrupted ${file} (byte ${offset} flipped)`);
+      this.anomaly(`${kind}: ${slot.member.name} started on a corrupted ${file} (byte ${offset} flipped)`);
     } else if (outcome === 'loading') {
-      this.anomalies.push(`${kind}: ${slot.member.name} neither refused nor started within 60 s on a corrupted ${file} (byte ${offset} flipped)`);
+      this.anomaly(`${kind}: ${slot.member.name} neither refused nor started within 60 s on a corrupted ${file} (byte ${offset} flipped)`);
     } else {
       const refusal = proc.logs.find((l) => l.includes('"level":"error"') && l.includes(file));
       const named = refusal !== undefined && (kind === 'snap-flip' || /at byte \d+/.test(refusal));
       if (outcome !== 1 || !named) {
-        this.anomalies.push(`${kind}: ${slot.member.name} exited with ${outcome} without an error naming ${file}${kind === 'wal-flip' ? ' and the byte offset' : ''}:\n${proc.logs.slice(-5).join('\n')}`);
+        this.anomaly(`${kind}: ${slot.member.name} exited with ${outcome} without an error naming ${file}${kind === 'wal-flip' ? ' and the byte offset' : ''}:\n${proc.logs.slice(-5).join('\n')}`);
       } else {
         this.refusalMs.push(tookMs);
         this.opts.log(`nemesis: ${slot.member.name} refused to start after ${tookMs} ms: ${JSON.parse(refusal).msg}`);
