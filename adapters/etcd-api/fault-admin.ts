@@ -1,7 +1,8 @@
 // The fault-injection admin endpoint (/meshkv/faults on the client port), served only when the
 // member was started with --experimental-fault-injection. It drives the peer transport's fault
-// switch and the member's adjustable clock, so a test harness can partition real processes and
-// skew their time without root privileges or iptables. See docs/reliability.md.
+// switch, the member's adjustable clock and its WAL's disk faults (slow syncs, a full disk), so
+// a test harness can partition real processes, skew their time and fail their disk without
+// root privileges, iptables or a real full file system. See docs/reliability.md.
 //
 // It can partition the member, so it is guarded on its own (createFaultHandler): every
 // request must carry `Authorization: Bearer <secret>` (the member's fault-injection secret, in
@@ -12,12 +13,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdjustableClock } from '../clock/adjustable.ts';
+import type { DiskFaults } from '../storage/fs-wal/faulty-fs.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { FaultSwitch } from '../../src/seams.ts';
 
 export interface FaultControls {
   faults: FaultSwitch;
   clock: AdjustableClock;
+  /** The WAL's disk faults; absent when the member's storage has none (the endpoint then refuses /disk). */
+  disk?: DiskFaults;
   /** The peers the member currently knows (for the state report). */
   peers(): MemberId[];
 }
@@ -37,6 +41,7 @@ function stateOf(c: FaultControls): Body {
   return {
     peers: c.peers().map((id) => ({ id: id.toString(16), blockedIn: c.faults.isBlocked(id, 'in'), blockedOut: c.faults.isBlocked(id, 'out') })),
     clock: { rate: c.clock.rate, jumpedMs: c.clock.jumped },
+    ...(c.disk ? { disk: { ...c.disk.state, refusedWrites: c.disk.refusedWrites, delayedSyncs: c.disk.delayedSyncs } } : {}),
   };
 }
 
@@ -79,15 +84,28 @@ function act(c: FaultControls, action: string, body: Body): void {
       if (jumpMs !== undefined) c.clock.jump(jumpMs);
       return;
     }
+    case 'disk': {
+      if (!c.disk) throw new BadRequest('this member has no disk faults to set');
+      const syncDelayMs = numberField(body, 'syncDelayMs');
+      const full = body.full;
+      if (full !== undefined && typeof full !== 'boolean') throw new BadRequest(`"full" must be true or false, not ${JSON.stringify(full)}`);
+      if (syncDelayMs === undefined && full === undefined) throw new BadRequest('give "syncDelayMs" (0 to 60000), "full" (true or false) or both');
+      try {
+        c.disk.set({ ...(syncDelayMs !== undefined ? { syncDelayMs } : {}), ...(full !== undefined ? { full } : {}) });
+      } catch (err) {
+        throw new BadRequest((err as Error).message);
+      }
+      return;
+    }
     default:
-      throw new BadRequest(`unknown fault action ${JSON.stringify(action)}; POST ${faultAdminPath}/block, /heal or /clock`);
+      throw new BadRequest(`unknown fault action ${JSON.stringify(action)}; POST ${faultAdminPath}/block, /heal, /clock or /disk`);
   }
 }
 
 /**
  * Answers one request to `path` (which starts with faultAdminPath). GET returns the state;
- * POST <path>/block {peer, direction?}, /heal {peer?} and /clock {jumpMs?, rate?} act, then
- * return the new state.
+ * POST <path>/block {peer, direction?}, /heal {peer?}, /clock {jumpMs?, rate?} and /disk
+ * {syncDelayMs?, full?} act, then return the new state.
  */
 export function answerFaultRequest(c: FaultControls, method: string, path: string, body: unknown): FaultAnswer {
   const action = path.slice(faultAdminPath.length).replace(/^\//, '');

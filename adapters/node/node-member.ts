@@ -13,7 +13,8 @@ import { AdjustableClock } from '../clock/adjustable.ts';
 import { systemClock } from '../clock/system.ts';
 import type { FaultControls } from '../etcd-api/fault-admin.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
-import { FsWalStorage } from '../storage/fs-wal/index.ts';
+import { FsWalStorage, nodeWalFs } from '../storage/fs-wal/index.ts';
+import { DiskFaults } from '../storage/fs-wal/faulty-fs.ts';
 import { CompositeTransport } from '../transport/composite.ts';
 import { MemoryHub } from '../transport/memory.ts';
 import { TcpTransport, TcpTransportError, peerFrameBytesMax, type TcpTlsOptions } from '../transport/tcp/index.ts';
@@ -251,6 +252,8 @@ interface NodeMemberParts {
   browser: BrowserPeers | null;
   /** Only with fault injection on is the clock adjustable (and the admin endpoint served). */
   clock: AdjustableClock | null;
+  /** The WAL's disk faults, with fault injection on (like the adjustable clock). */
+  disk: DiskFaults | null;
   backend: LmdbBackend;
   secrets: MemberSecrets;
   log: LogFn;
@@ -332,9 +335,12 @@ export class NodeMember {
     const dialer = new PeerDialer(id, transport, peerTransport, log);
     dialer.dial(initialMembers);
 
+    // Only with fault injection on does the WAL go through the disk-fault wrapper.
+    const disk = config.faultInjection ? new DiskFaults() : null;
     let storage: FsWalStorage;
     try {
       storage = await FsWalStorage.open(config.dataDir, {
+        ...(disk ? { fs: disk.wrap(nodeWalFs) } : {}),
         logger: {
           debug: (m) => log('debug', m),
           info: (m) => log('info', m),
@@ -384,7 +390,7 @@ export class NodeMember {
       throw err;
     }
     kvStarted = kv;
-    const member = new NodeMember({ config, kv, transport, peerTransport, browser, clock, backend, secrets, log });
+    const member = new NodeMember({ config, kv, transport, peerTransport, browser, clock, disk, backend, secrets, log });
     member.stops.push(dialer.follow(kv));
     const quorumWatch = watchQuorum(kv, clock ?? systemClock, log);
     member.stops.push(() => quorumWatch.stop());
@@ -402,14 +408,14 @@ export class NodeMember {
 
   /** Serves etcd's API (and the browser signaling endpoint) on every client URL. */
   private async listen(clientTls: { cert: Buffer; key: Buffer; ca?: Buffer } | null): Promise<void> {
-    const { config, kv, transport, peerTransport, browser, clock, secrets, log } = this.p;
+    const { config, kv, transport, peerTransport, browser, clock, disk, secrets, log } = this.p;
     // Founders share the id derived from the founding members; a joiner derives it from the
     // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
     const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== this.id).map((m) => m.id));
     const faults: FaultControls | undefined = clock
-      ? { faults: transport.faults, clock, peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== this.id) }
+      ? { faults: transport.faults, clock, ...(disk ? { disk } : {}), peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== this.id) }
       : undefined;
-    if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links and skew the clock', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
+    if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links, skew the clock and fail the WAL\'s disk', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
     for (const url of config.listenClientUrls) {
       const listener = await EtcdListener.listen({
         kv,

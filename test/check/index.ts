@@ -10,6 +10,7 @@ export { checkLinearizable, checkKeyValues, type LinearizabilityOptions } from '
 export { checkRevisions } from './revisions.ts';
 export { checkWatches } from './watches.ts';
 export { checkDurability } from './durability.ts';
+export { checkTxnAtomicity, type TxnRead, type TxnRecord } from './atomicity.ts';
 export { describeOp, validateHistory } from './ops.ts';
 export { parseRun, serializeRun, type SavedRun } from './saved-run.ts';
 

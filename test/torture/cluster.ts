@@ -11,7 +11,8 @@ import { memberIdOf, memberIdOfPeerUrls } from '../../adapters/node/config.ts';
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 const clusterToken = 'torture';
 const admissionSecret = 'torture-admission-secret';
-const fetchTimeoutMs = 2000;
+/** A loaded machine (two cores, many processes) may take seconds to answer a local request. */
+const fetchTimeoutMs = 5000;
 
 export interface MemberRun {
   name: string;
@@ -30,6 +31,8 @@ export interface Slot {
   member: MemberRun;
   proc: Spawned | null;
   paused: boolean;
+  /** The member's data dir was corrupted on purpose: it must be replaced, never restarted as it is. */
+  corrupt: boolean;
   /** Every log line of every process that ran in this slot, for the report of a failure. */
   logs: string[];
 }
@@ -58,7 +61,7 @@ export class TortureCluster {
     const initialCluster = founders.map((f) => `${f.name}=http://127.0.0.1:${f.peerPort}`).join(',');
     for (const [index, f] of founders.entries()) {
       const member: MemberRun = { name: f.name, id: memberIdOf(f.name), peerPort: f.peerPort, dataDir: join(this.root, `${f.name}.data`), initialCluster, state: 'new' };
-      this.slots.push({ index, clientPort: f.clientPort, endpoint: `127.0.0.1:${f.clientPort}`, member, proc: null, paused: false, logs: [] });
+      this.slots.push({ index, clientPort: f.clientPort, endpoint: `127.0.0.1:${f.clientPort}`, member, proc: null, paused: false, corrupt: false, logs: [] });
     }
     for (const s of this.slots) this.launch(s);
     for (const s of this.slots) await this.ready(s);
@@ -129,7 +132,7 @@ export class TortureCluster {
   }
 
   /** POSTs to the slot's fault admin endpoint; throws on a refusal. */
-  async fault(slot: Slot, action: 'block' | 'heal' | 'clock', body: Record<string, unknown>): Promise<void> {
+  async fault(slot: Slot, action: 'block' | 'heal' | 'clock' | 'disk', body: Record<string, unknown>): Promise<void> {
     // Each member keeps its fault endpoint's secret in its data directory.
     const secret = readFileSync(join(slot.member.dataDir, 'fault-injection-secret'), 'utf8').trim();
     const res = await fetch(`http://${slot.endpoint}/meshkv/faults/${action}`, {
@@ -150,13 +153,54 @@ export class TortureCluster {
     }
   }
 
-  /** Heals every link and resets the clock rate on every running, unpaused member (best effort). */
+  /**
+   * A one-way partition: with 'out', nothing `slot` sends reaches any other member (it still
+   * hears them); with 'in', nothing reaches it. Blocked on both ends of each link.
+   */
+  async isolateOneWay(slot: Slot, direction: 'in' | 'out'): Promise<void> {
+    for (const other of this.slots) {
+      if (other === slot) continue;
+      await this.fault(slot, 'block', { peer: other.member.id.toString(16), direction });
+      await this.fault(other, 'block', { peer: slot.member.id.toString(16), direction: direction === 'out' ? 'in' : 'out' });
+    }
+  }
+
+  /**
+   * Heals every link, resets the clock rate and the disk on every running, unpaused member, and
+   * reads each member's fault state back until it shows nothing blocked. A heal request that
+   * timed out on a loaded machine used to be ignored, leaving a switch blocking with no error
+   * anywhere (a member that never hears its peers again); now it is retried for 30 s, then the
+   * run fails naming the member.
+   */
   async healAll(): Promise<void> {
     for (const s of this.slots) {
       if (!this.isRunning(s) || s.paused) continue;
-      await this.fault(s, 'heal', {}).catch(() => {});
-      await this.fault(s, 'clock', { rate: 1 }).catch(() => {});
+      await retry(`healing ${s.member.name}'s faults`, async () => {
+        if (!this.isRunning(s)) return;
+        await this.fault(s, 'heal', {});
+        await this.fault(s, 'clock', { rate: 1 });
+        await this.fault(s, 'disk', { syncDelayMs: 0, full: false });
+        const state = await this.faultState(s);
+        const blocked = state.peers.filter((p) => p.blockedIn || p.blockedOut);
+        if (blocked.length > 0 || state.clock.rate !== 1 || (state.disk && (state.disk.full || state.disk.syncDelayMs !== 0))) {
+          throw new Error(`still faulty after healing: ${JSON.stringify(state)}`);
+        }
+      });
     }
+  }
+
+  /** The slot's fault state as its endpoint reports it. */
+  async faultState(slot: Slot): Promise<{ peers: { id: string; blockedIn: boolean; blockedOut: boolean }[]; clock: { rate: number }; disk?: { full: boolean; syncDelayMs: number } }> {
+    const secret = readFileSync(join(slot.member.dataDir, 'fault-injection-secret'), 'utf8').trim();
+    const res = await fetch(`http://${slot.endpoint}/meshkv/faults`, { headers: { authorization: `Bearer ${secret}` }, signal: AbortSignal.timeout(fetchTimeoutMs) });
+    if (res.status !== 200) throw new Error(`${slot.member.name}: GET /meshkv/faults answered ${res.status}: ${await res.text()}`);
+    return res.json() as never;
+  }
+
+  /** etcdctl move-leader, asked of the current leader; the error text when it failed. */
+  async moveLeader(leader: Slot, target: Slot): Promise<string | null> {
+    const r = await etcdctl(leader.endpoint, ['move-leader', target.member.id.toString(16), '--command-timeout=10s']);
+    return r.code === 0 ? null : r.stderr.trim() || `exit ${r.code}`;
   }
 
   /** The member's own status over the JSON gateway; null when it does not answer in time. */
@@ -190,18 +234,28 @@ export class TortureCluster {
     return this.slots.find((s) => s.member.id === id) ?? null;
   }
 
-  /** Waits until every slot runs, answers, and all name the same leader. */
+  /**
+   * Waits until every slot runs, answers, all name the same leader, and every member has caught
+   * up to the leader's raft index as it was when they first agreed: naming a leader is not
+   * proof of hearing it (a member keeps the name until its election timeout runs out).
+   */
   async healthy(timeoutMs: number): Promise<Slot> {
     const start = Date.now();
+    let target: { leader: number; index: number } | null = null;
     for (;;) {
       const statuses = await Promise.all(this.slots.map((s) => this.status(s)));
       const leaders = new Set(statuses.map((s) => s?.leader ?? 0));
       if (statuses.every((s) => s !== null) && leaders.size === 1 && !leaders.has(0)) {
-        const leader = this.slots.find((s) => s.member.id === statuses[0]!.leader);
-        if (leader) return leader;
+        const leaderId = statuses[0]!.leader;
+        const leader = this.slots.find((s) => s.member.id === leaderId);
+        const leaderStatus = statuses.find((s) => s!.memberId === leaderId);
+        if (leader && leaderStatus) {
+          if (target === null || target.leader !== leaderId) target = { leader: leaderId, index: leaderStatus.raftIndex };
+          if (statuses.every((s) => s!.raftIndex >= target!.index)) return leader;
+        }
       }
       if (Date.now() - start > timeoutMs) {
-        throw new Error(`cluster not healthy after ${timeoutMs} ms: ${JSON.stringify(statuses.map((s, i) => ({ slot: i, name: this.slots[i].member.name, status: s })))}`);
+        throw new Error(`cluster not healthy after ${timeoutMs} ms${target ? ` (members to reach raft index ${target.index} of leader ${target.leader.toString(16)})` : ''}: ${JSON.stringify(statuses.map((s, i) => ({ slot: i, name: this.slots[i].member.name, status: s })))}`);
       }
       await sleep(200);
     }
@@ -216,16 +270,22 @@ export class TortureCluster {
     await this.kill9(slot);
     const others = this.slots.filter((s) => s !== slot);
     const via = others.map((s) => s.endpoint).join(',');
+    // A change whose answer timed out (a paused or slow member) may still have been applied, and
+    // a retry is then refused for another reason (etcd checks "not enough started members"
+    // before it looks for a duplicate): each retry first asks whether the change is there.
     await retry(`member remove ${slot.member.name}`, async () => {
+      if (!(await this.memberList(via)).some((m) => m.id === slot.member.id)) return true;
       const r = await etcdctl(via, ['member', 'remove', slot.member.id.toString(16), '--command-timeout=5s']);
       if (r.code === 0 || r.stderr.includes('member not found')) return true;
       throw new Error(r.stderr);
     });
     rmSync(slot.member.dataDir, { recursive: true, force: true });
+    slot.corrupt = false;
     const name = `m${slot.index}g${++this.generation}`;
     const peerPort = await freePort();
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     await retry(`member add ${name}`, async () => {
+      if ((await this.memberList(via)).some((m) => m.peerURLs.includes(peerUrl))) return true;
       const r = await etcdctl(via, ['member', 'add', name, `--peer-urls=${peerUrl}`, '--command-timeout=5s']);
       if (r.code === 0 || r.stderr.includes('Peer URLs already exists')) return true;
       throw new Error(r.stderr);
@@ -234,6 +294,14 @@ export class TortureCluster {
     slot.member = { name, id: memberIdOfPeerUrls([peerUrl]), peerPort, dataDir: join(this.root, `${name}.data`), initialCluster, state: 'existing' };
     this.launch(slot);
     await this.ready(slot);
+  }
+
+  /** etcdctl member list through `via`; throws when no member answers. */
+  private async memberList(via: string): Promise<{ id: number; peerURLs: string[] }[]> {
+    const r = await etcdctl(via, ['member', 'list', '-w', 'json', '--command-timeout=5s']);
+    if (r.code !== 0) throw new Error(`member list: ${r.stderr}`);
+    const answer = JSON.parse(r.stdout) as { members?: { ID: number | string; peerURLs?: string[] }[] };
+    return (answer.members ?? []).map((m) => ({ id: Number(m.ID), peerURLs: m.peerURLs ?? [] }));
   }
 
   /** Kills every process started here, by PID (paused ones are killed too). */

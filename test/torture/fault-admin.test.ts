@@ -1,12 +1,16 @@
 // The fault-injection admin endpoint and the adjustable clock behind it: what they do, what
 // they refuse, and that a member serves the endpoint only when started with the flag.
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AdjustableClock } from '../../adapters/clock/adjustable.ts';
 import { answerFaultRequest, type FaultControls } from '../../adapters/etcd-api/fault-admin.ts';
 import { PeerFaults } from '../../adapters/transport/fault-switch.ts';
+import { DiskFaults } from '../../adapters/storage/fs-wal/faulty-fs.ts';
+import { nodeWalFs } from '../../adapters/storage/fs-wal/index.ts';
+import { etcdctl } from '../etcd-api/harness.ts';
 import { parseConfig } from '../../adapters/node/config.ts';
 import { Processes, ready } from '../cluster/processes.ts';
 import type { Clock } from '../../src/seams.ts';
@@ -15,6 +19,16 @@ function manualClock(): Clock & { advance(ms: number): void } {
   let t = 1000;
   return { now: () => t, every: () => () => {}, advance: (ms) => (t += ms) };
 }
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const controls = (): FaultControls & { faults: PeerFaults } => ({ faults: new PeerFaults(), clock: new AdjustableClock(manualClock()), peers: () => [0xabc, 0xdef] });
 
 describe('AdjustableClock', () => {
   it('follows its base at rate 1, jumps forward, and runs slow or fast from the moment the rate changes', () => {
@@ -44,7 +58,6 @@ describe('AdjustableClock', () => {
 });
 
 describe('the fault admin requests', () => {
-  const controls = (): FaultControls & { faults: PeerFaults } => ({ faults: new PeerFaults(), clock: new AdjustableClock(manualClock()), peers: () => [0xabc, 0xdef] });
 
   it('blocks one direction of one peer, reports it, and heals it', () => {
     const c = controls();
@@ -87,10 +100,47 @@ describe('the fault admin requests', () => {
     expect(answerFaultRequest(c, 'POST', '/meshkv/faults/clock', { jumpMs: -5 }).body).toEqual({ error: '"jumpMs" must be >= 0 (the clock never goes backwards), not -5' });
     expect(answerFaultRequest(c, 'POST', '/meshkv/faults/clock', {}).status).toBe(400);
     expect(answerFaultRequest(c, 'POST', '/meshkv/faults/explode', {}).body).toEqual({
-      error: 'unknown fault action "explode"; POST /meshkv/faults/block, /heal or /clock',
+      error: 'unknown fault action "explode"; POST /meshkv/faults/block, /heal, /clock or /disk',
     });
     expect(answerFaultRequest(c, 'DELETE', '/meshkv/faults', {}).status).toBe(405);
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: true }).body).toEqual({ error: 'this member has no disk faults to set' });
     expect(c.faults.isBlocked(0xabc, 'in') || c.faults.isBlocked(0xabc, 'out')).toBe(false);
+  });
+});
+
+describe('disk faults', () => {
+  it('sets slow syncs and a full disk through the endpoint, and refuses bad values', () => {
+    const c = { ...controls(), disk: new DiskFaults() };
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { syncDelayMs: 250 })).toMatchObject({ status: 200, body: { disk: { syncDelayMs: 250, full: false } } });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: true })).toMatchObject({ status: 200, body: { disk: { syncDelayMs: 250, full: true } } });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: 'yes' }).body).toEqual({ error: '"full" must be true or false, not "yes"' });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { syncDelayMs: 1.5 }).body).toEqual({ error: 'a sync delay must be an integer from 0 to 60000 ms, not 1.5' });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', {}).body).toEqual({ error: 'give "syncDelayMs" (0 to 60000), "full" (true or false) or both' });
+    expect(c.disk.state).toEqual({ syncDelayMs: 250, full: true });
+  });
+
+  it('makes the WAL fail with ENOSPC while full and delays its syncs, on a real file system', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-disk-faults-'));
+    try {
+      const disk = new DiskFaults();
+      const fs = disk.wrap(nodeWalFs);
+      const file = await fs.open(join(dir, 'a'), 'create');
+      await file.write(new Uint8Array([1, 2, 3]), 0);
+      disk.set({ full: true });
+      await expect(file.write(new Uint8Array([4]), 3)).rejects.toMatchObject({ code: 'ENOSPC' });
+      await expect(fs.open(join(dir, 'b'), 'create')).rejects.toThrow(/^ENOSPC: no space left on device, open/);
+      disk.set({ full: false, syncDelayMs: 200 });
+      await file.write(new Uint8Array([4]), 3);
+      const start = performance.now();
+      await file.datasync();
+      expect(performance.now() - start).toBeGreaterThanOrEqual(190);
+      await file.close();
+      expect([...readFileSync(join(dir, 'a'))]).toEqual([1, 2, 3, 4]);
+      expect(disk.refusedWrites).toBe(2);
+      expect(disk.delayedSyncs).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -120,10 +170,28 @@ describe('the --experimental-fault-injection flag', () => {
     const authorization = `Bearer ${readFileSync(join(on.dataDir, 'fault-injection-secret'), 'utf8').trim()}`;
     const got = await fetch(`http://${pOn.endpoint}/meshkv/faults`, { headers: { authorization } });
     expect(got.status).toBe(200);
-    expect(await got.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 0 } });
+    const disk = { syncDelayMs: 0, full: false, refusedWrites: 0, delayedSyncs: 0 };
+    expect(await got.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 0 }, disk });
     const jumped = await fetch(`http://${pOn.endpoint}/meshkv/faults/clock`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ jumpMs: 100 }) });
-    expect(await jumped.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 100 } });
+    expect(await jumped.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 100 }, disk });
     expect((await fetch(`http://${pOff.endpoint}/meshkv/faults`)).status).toBe(404);
     expect(pOn.logs.some((l) => l.includes('fault injection is on'))).toBe(true);
+  }, 60_000);
+
+  it("lets a real member's WAL sync slowly, then fill up: the member stops with ENOSPC and refuses writes", async () => {
+    const m = await procs.spec('disk');
+    const p = procs.start(m, [m], ['--experimental-fault-injection']);
+    await ready(p);
+    const authorization = `Bearer ${readFileSync(join(m.dataDir, 'fault-injection-secret'), 'utf8').trim()}`;
+    const post = (body: unknown) => fetch(`http://${p.endpoint}/meshkv/faults/disk`, { method: 'POST', headers: { authorization }, body: JSON.stringify(body) });
+    expect((await post({ syncDelayMs: 300 })).status).toBe(200);
+    const start = performance.now();
+    expect((await etcdctl(p.endpoint, ['put', 'slow', '1'])).stdout.trim()).toBe('OK');
+    expect(performance.now() - start).toBeGreaterThanOrEqual(290);
+    expect((await post({ syncDelayMs: 0, full: true })).status).toBe(200);
+    const refused = await etcdctl(p.endpoint, ['put', 'full', '1', '--command-timeout=5s']);
+    expect(refused.code).not.toBe(0);
+    await waitFor(() => p.logs.some((l) => l.includes('stopped:') && l.includes('ENOSPC: no space left on device')), 10_000);
+    expect(await (await fetch(`http://${p.endpoint}/meshkv/faults`, { headers: { authorization } })).json()).toMatchObject({ disk: { full: true, syncDelayMs: 0 } });
   }, 60_000);
 });

@@ -1,24 +1,36 @@
-// The nemesis of a torture run: one fault at a time, from a seeded schedule, each applied,
-// held for a while, healed, and followed by a wait until the cluster is whole again.
-// Every fault kind of issue 7 is here; the first round takes each kind once, in a seeded
-// order, so even a short run exercises all of them.
+// The nemesis of a torture run: a seeded schedule of faults, each applied, held for a while,
+// healed, and followed by a wait until the cluster is whole again. Some kinds overlap two
+// faults (a kill during a partition, a pause during a membership change, clock skew during a
+// leader transfer). The first round takes each kind once, in a seeded order, so even a short
+// run exercises all of them.
+//
+// Replay: the seed fixes the order of kinds, hold times, directions, offsets and every target
+// not chosen as "the leader"; who leads, and all timing of real processes, vary between runs.
 
-import { openSync, closeSync, readdirSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { openSync, closeSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, type Slot, type TortureCluster } from './cluster.ts';
 import type { Spawned } from '../helpers/processes.ts';
+import { emptyLandings, noteKillLanding } from './durable-state.ts';
 
 export const faultKinds = [
   'kill-leader',
   'kill-member',
   'partition-member',
   'partition-leader',
+  'partition-one-way',
   'pause',
   'membership',
   'clock',
-  'wal-truncate',
+  'wal-torn',
   'wal-flip',
   'snap-flip',
+  'disk-full',
+  'slow-fsync',
+  'lag-snapshot',
+  'kill-during-partition',
+  'pause-during-membership',
+  'skew-during-transfer',
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
@@ -39,6 +51,8 @@ export interface NemesisOptions {
   now: () => number;
   /** Keep going past end() until every kind has been injected once (the CI run asserts that). */
   coverEveryKind?: boolean;
+  /** The cluster's --snapshot-count: lag-snapshot keeps a member down until the leader is four times this far ahead. */
+  snapshotCount: number;
 }
 
 /** A seeded schedule: every kind once in a shuffled order, then kinds at random. */
@@ -57,6 +71,12 @@ export class Nemesis {
   readonly anomalies: string[] = [];
   /** How long each refusal to start on a corrupted file took, from spawn to exit. */
   readonly refusalMs: number[] = [];
+  /** Windows [from, to] on the run's clock while some member's clock was being skewed (lease expiry may come early then). */
+  readonly skewWindows: [number, number][] = [];
+  /** Members that stopped on a full disk (ENOSPC), and lag-snapshot restarts that adopted a streamed snapshot. */
+  readonly outcomes = { diskFullStops: 0, lagSnapshotsAdopted: 0, transfersRefused: 0 };
+  /** Where each plain SIGKILL landed relative to the backend commit (durable-state.ts). */
+  readonly killLandings = emptyLandings();
   private running = false;
   private loop: Promise<void> | null = null;
 
@@ -80,9 +100,13 @@ export class Nemesis {
     return xs[Math.floor(this.opts.random() * xs.length)];
   }
 
-  private hold(): Promise<void> {
+  private holdTime(): number {
     const [lo, hi] = this.opts.holdMs;
-    return sleep(lo + this.opts.random() * (hi - lo));
+    return lo + this.opts.random() * (hi - lo);
+  }
+
+  private hold(): Promise<void> {
+    return sleep(this.holdTime());
   }
 
   private async run(): Promise<void> {
@@ -93,19 +117,31 @@ export class Nemesis {
       try {
         await this.cluster.healthy(60_000);
       } catch (err) {
-        this.anomalies.push(`before ${kind}: ${(err as Error).message}`);
+        this.anomaly(`before ${kind}: ${(err as Error).message}`);
         return;
       }
       await sleep(this.opts.gapMs);
+      let failed = false;
       try {
         await this.inject(kind);
       } catch (err) {
-        this.anomalies.push(`${kind}: ${(err as Error).message}`);
-        return;
-      } finally {
-        await this.cluster.healAll();
+        this.anomaly(`${kind}: ${(err as Error).message}`);
+        failed = true;
       }
+      try {
+        await this.cluster.healAll();
+      } catch (err) {
+        this.anomaly(`after ${kind}: ${(err as Error).message}`);
+        failed = true;
+      }
+      if (failed) return;
     }
+  }
+
+  /** An anomaly, logged at once too: a run whose nemesis stopped early shows why while it goes on. */
+  private anomaly(text: string): void {
+    this.anomalies.push(text);
+    this.opts.log(`nemesis: ANOMALY ${text}`);
   }
 
   private record(kind: FaultKind, slot: Slot, detail: string): void {
@@ -116,6 +152,11 @@ export class Nemesis {
 
   private async leaderOrAny(): Promise<Slot> {
     return (await this.cluster.leader()) ?? this.pick(this.cluster.slots);
+  }
+
+  /** A member other than `slot`, drawn from the seeded stream. */
+  private other(slot: Slot): Slot {
+    return this.pick(this.cluster.slots.filter((s) => s !== slot));
   }
 
   /**
@@ -131,11 +172,16 @@ export class Nemesis {
       const leaders = new Set(statuses.map((st) => st?.leader ?? 0));
       if (statuses.every((st) => st !== null) && leaders.size === 1 && !leaders.has(0) && !leaders.has(old.member.id)) return;
       if (Date.now() - start > 15_000) {
-        this.anomalies.push(`${kind}: no new leader among the other members 15 s after cutting off leader ${old.member.name}: ${JSON.stringify(statuses)}`);
+        this.anomaly(`${kind}: no new leader among the other members 15 s after cutting off leader ${old.member.name}: ${JSON.stringify(statuses)}`);
         return;
       }
       await sleep(100);
     }
+  }
+
+  private async restart(slot: Slot): Promise<void> {
+    this.cluster.launch(slot);
+    await this.cluster.ready(slot);
   }
 
   private async inject(kind: FaultKind): Promise<void> {
@@ -147,11 +193,10 @@ export class Nemesis {
         const slot = kind === 'kill-leader' ? (leader ?? this.pick(c.slots)) : this.pick(c.slots);
         this.record(kind, slot, 'SIGKILL, restart after the hold');
         await c.kill9(slot);
+        await noteKillLanding(this.killLandings, slot.member.dataDir);
         if (slot === leader) await this.expectNewLeader(kind, slot);
         await this.hold();
-        c.launch(slot);
-        await c.ready(slot);
-        return;
+        return this.restart(slot);
       }
       case 'partition-member':
       case 'partition-leader': {
@@ -159,6 +204,18 @@ export class Nemesis {
         const slot = kind === 'partition-leader' ? (leader ?? this.pick(c.slots)) : this.pick(c.slots);
         this.record(kind, slot, 'isolated in a minority of one through the fault switches');
         await c.isolate(slot);
+        if (slot === leader) await this.expectNewLeader(kind, slot);
+        await this.hold();
+        return;
+      }
+      case 'partition-one-way': {
+        const direction = this.opts.random() < 0.5 ? 'out' : 'in';
+        const slot = this.opts.random() < 0.6 ? await this.leaderOrAny() : this.pick(c.slots);
+        const leader = await c.leader();
+        this.record(kind, slot, direction === 'out' ? 'its messages to every peer dropped (it still hears them)' : 'every peer\'s messages to it dropped (it still reaches them)');
+        await c.isolateOneWay(slot, direction);
+        // A leader that can send but not hear loses its quorum (check-quorum) and steps down; one
+        // that cannot send stops heartbeating. Either way the others elect another leader.
         if (slot === leader) await this.expectNewLeader(kind, slot);
         await this.hold();
         return;
@@ -182,16 +239,140 @@ export class Nemesis {
         const jumpMs = Math.round(1000 + this.opts.random() * 9000);
         const rate = 0.25 + this.opts.random() * 0.5;
         this.record(kind, slot, `clock jumped ${jumpMs} ms forward, then run at rate ${rate.toFixed(2)} until healed`);
+        const from = this.opts.now();
         await c.fault(slot, 'clock', { jumpMs, rate });
         await this.hold();
+        this.skewWindows.push([from, this.opts.now() + 1000]);
         return;
       }
-      case 'wal-truncate':
+      case 'wal-torn':
         return this.walTruncate();
       case 'wal-flip':
       case 'snap-flip':
         return this.flip(kind);
+      case 'disk-full':
+        return this.diskFull();
+      case 'slow-fsync': {
+        const slot = this.opts.random() < 0.5 ? await this.leaderOrAny() : this.pick(c.slots);
+        const syncDelayMs = Math.round(100 + this.opts.random() * 900);
+        this.record(kind, slot, `every WAL sync waits ${syncDelayMs} ms until healed`);
+        await c.fault(slot, 'disk', { syncDelayMs });
+        await this.hold();
+        return;
+      }
+      case 'lag-snapshot':
+        return this.lagSnapshot();
+      case 'kill-during-partition': {
+        const leader = await c.leader();
+        const isolated = this.opts.random() < 0.5 && leader ? leader : this.pick(c.slots);
+        const killSelf = this.opts.random() < 0.5;
+        const killed = killSelf ? isolated : this.other(isolated);
+        this.record(kind, isolated, `isolated, then ${killSelf ? 'itself' : killed.member.name} SIGKILLed during the partition and restarted before the heal`);
+        await c.isolate(isolated);
+        await sleep(this.holdTime() / 2);
+        await c.kill9(killed);
+        await noteKillLanding(this.killLandings, killed.member.dataDir);
+        await this.hold();
+        // A restarted member's own switch is clear, but its peers still block it until the heal.
+        this.cluster.launch(killed);
+        await sleep(this.holdTime() / 2);
+        await c.healAll();
+        await c.ready(killed);
+        return;
+      }
+      case 'pause-during-membership': {
+        const slot = this.pick(c.slots);
+        const paused = this.other(slot);
+        const holdMs = this.holdTime();
+        const delayMs = this.opts.random() * 1000;
+        this.record(kind, slot, `removed, wiped and re-added while ${paused.member.name} is paused for ${Math.round(holdMs)} ms from ${Math.round(delayMs)} ms in`);
+        const pausing = (async () => {
+          await sleep(delayMs);
+          c.pause(paused);
+          await sleep(holdMs);
+          c.resume(paused);
+        })();
+        try {
+          await c.replace(slot);
+        } finally {
+          await pausing;
+        }
+        return;
+      }
+      case 'skew-during-transfer': {
+        const leader = await c.leader();
+        if (leader === null) throw new Error('no leader to transfer from');
+        const target = this.other(leader);
+        const skewed = this.opts.random() < 0.5 ? leader : target;
+        const jumpMs = Math.round(500 + this.opts.random() * 4500);
+        const rate = 0.25 + this.opts.random() * 1.75;
+        this.record(kind, leader, `clock of ${skewed.member.name} jumped ${jumpMs} ms and run at rate ${rate.toFixed(2)}, then leadership moved to ${target.member.name}`);
+        const from = this.opts.now();
+        await c.fault(skewed, 'clock', { jumpMs, rate });
+        const refused = await c.moveLeader(leader, target);
+        if (refused !== null) {
+          this.outcomes.transfersRefused++;
+          this.opts.log(`nemesis: move-leader to ${target.member.name} refused under skew: ${refused}`);
+        }
+        await this.hold();
+        this.skewWindows.push([from, this.opts.now() + 1000]);
+        return;
+      }
     }
+  }
+
+  /**
+   * Fills a member's disk: its WAL writes fail with ENOSPC. A member whose save fails stops
+   * (nothing it acknowledges after a failed write could be trusted), and an operator restarts
+   * it once space is freed: after the hold the disk is healed and a stopped member restarted.
+   */
+  private async diskFull(): Promise<void> {
+    const c = this.cluster;
+    const slot = this.opts.random() < 0.5 ? await this.leaderOrAny() : this.pick(c.slots);
+    this.record('disk-full', slot, 'WAL writes fail with ENOSPC until healed');
+    const proc = slot.proc!;
+    const linesBefore = proc.logs.length;
+    await c.fault(slot, 'disk', { full: true });
+    await this.hold();
+    await c.fault(slot, 'disk', { full: false });
+    const stopped = proc.logs.slice(linesBefore).find((l) => l.includes('stopped:') && l.includes('ENOSPC'));
+    if (stopped === undefined) return;
+    this.outcomes.diskFullStops++;
+    this.opts.log(`nemesis: ${slot.member.name} stopped on the full disk; restarting it`);
+    await c.kill9(slot);
+    await this.restart(slot);
+  }
+
+  /**
+   * Keeps a follower down until the leader has applied twice the snapshot count beyond it, so
+   * the leader has compacted its log past the follower: it must catch up from a streamed
+   * snapshot of the backend.
+   */
+  private async lagSnapshot(): Promise<void> {
+    const c = this.cluster;
+    const leader = await c.leader();
+    const slot = this.pick(c.slots.filter((s) => s !== leader));
+    const before = leader ? await c.status(leader) : null;
+    // The leader snapshots every snapshotCount entries and keeps snapshotCount entries behind the
+    // snapshot: four times that is surely past what its log still holds.
+    const lagEntries = 4 * this.opts.snapshotCount;
+    this.record('lag-snapshot', slot, `SIGKILL, restarted once the leader has applied ${lagEntries} more entries`);
+    await c.kill9(slot);
+    await noteKillLanding(this.killLandings, slot.member.dataDir);
+    const start = Date.now();
+    for (;;) {
+      const now = leader ? await c.status(leader) : null;
+      if (before && now && now.appliedIndex - before.appliedIndex >= lagEntries) break;
+      if (Date.now() - start > 60_000) {
+        this.opts.log(`nemesis: lag-snapshot: the leader did not apply ${lagEntries} entries in 60 s; restarting ${slot.member.name} anyway`);
+        break;
+      }
+      await sleep(200);
+    }
+    const proc = c.launch(slot);
+    await c.ready(slot);
+    const adopted = await waitForLine(proc, '"msg":"member ', 'adopted snapshot', 30_000);
+    if (adopted) this.outcomes.lagSnapshotsAdopted++;
   }
 
   /** Whether a launched member exited (its code), logged that it started, or is still loading at the timeout. */
@@ -211,21 +392,39 @@ export class Nemesis {
     }
   }
 
-  /** Kills a member, cuts 1–4 bytes off its WAL's last frame, and expects a clean restart. */
+  /**
+   * Kills a member and leaves a torn write at the end of its WAL, as a crash in the middle of
+   * a save would: a prefix of a copy of its last frame, written right after it, cut before the
+   * copy's last non-zero byte.
+   * The member must restart, logging the torn write it dropped. Only a save that never
+   * completed can be torn: cutting into a frame already synced would destroy an entry the
+   * member acknowledged, which Raft assumes never happens (see docs/reliability.md).
+   */
   private async walTruncate(): Promise<void> {
     const c = this.cluster;
     const slot = this.pick(c.slots);
     await c.kill9(slot);
     const segment = lastSegment(slot.member.dataDir);
-    const end = dataEnd(readFileSync(segment));
-    const cut = end - 1 - Math.floor(this.opts.random() * 4);
-    truncateSync(segment, cut);
-    this.record('wal-truncate', slot, `${segment} truncated at byte ${cut} (its data ended at ${end})`);
+    const bytes = readFileSync(segment);
+    const [lastStart, end] = lastFrame(bytes);
+    const frameBytes = end - lastStart;
+    // The torn copy must stop before the frame's last non-zero byte: a frame ending in zeros,
+    // cut among them, would lie on the zeroed tail whole, a valid copy of the last frame.
+    let lastNonZero = end - 1;
+    while (bytes[lastNonZero] === 0) lastNonZero--;
+    const tornBytes = 1 + Math.floor(this.opts.random() * (lastNonZero - lastStart));
+    const fd = openSync(segment, 'r+');
+    try {
+      writeSync(fd, bytes, lastStart, tornBytes, end);
+    } finally {
+      closeSync(fd);
+    }
+    this.record('wal-torn', slot, `${segment}: a torn write of ${tornBytes} of ${frameBytes} bytes after its last frame (which ends at byte ${end})`);
     c.launch(slot);
     await c.ready(slot);
     const proc = slot.proc!;
     if (!proc.logs.some((l) => l.includes('dropping a torn final write'))) {
-      this.anomalies.push(`wal-truncate: ${slot.member.name} restarted without reporting the torn write it had to drop`);
+      this.anomaly(`wal-torn: ${slot.member.name} restarted without reporting the torn write it had to drop`);
     }
   }
 
@@ -244,6 +443,7 @@ export class Nemesis {
     const size = kind === 'wal-flip' ? dataEnd(readFileSync(file)) : statSync(file).size;
     const offset = Math.floor(size * (0.25 + this.opts.random() * 0.4));
     flipByte(file, offset);
+    slot.corrupt = true;
     this.record(kind, slot, `flipped byte ${offset} of ${file} (${size} bytes of data)`);
     const proc = c.launch(slot);
     const launched = Date.now();
@@ -251,14 +451,14 @@ export class Nemesis {
     const outcome = await this.startOutcome(proc, 60_000);
     const tookMs = Date.now() - launched;
     if (outcome === 'started') {
-      this.anomalies.push(`${kind}: ${slot.member.name} started on a corrupted ${file} (byte ${offset} flipped)`);
+      this.anomaly(`${kind}: ${slot.member.name} started on a corrupted ${file} (byte ${offset} flipped)`);
     } else if (outcome === 'loading') {
-      this.anomalies.push(`${kind}: ${slot.member.name} neither refused nor started within 60 s on a corrupted ${file} (byte ${offset} flipped)`);
+      this.anomaly(`${kind}: ${slot.member.name} neither refused nor started within 60 s on a corrupted ${file} (byte ${offset} flipped)`);
     } else {
       const refusal = proc.logs.find((l) => l.includes('"level":"error"') && l.includes(file));
       const named = refusal !== undefined && (kind === 'snap-flip' || /at byte \d+/.test(refusal));
       if (outcome !== 1 || !named) {
-        this.anomalies.push(`${kind}: ${slot.member.name} exited with ${outcome} without an error naming ${file}${kind === 'wal-flip' ? ' and the byte offset' : ''}:\n${proc.logs.slice(-5).join('\n')}`);
+        this.anomaly(`${kind}: ${slot.member.name} exited with ${outcome} without an error naming ${file}${kind === 'wal-flip' ? ' and the byte offset' : ''}:\n${proc.logs.slice(-5).join('\n')}`);
       } else {
         this.refusalMs.push(tookMs);
         this.opts.log(`nemesis: ${slot.member.name} refused to start after ${tookMs} ms: ${JSON.parse(refusal).msg}`);
@@ -289,6 +489,34 @@ function walBytes(dir: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * Where the last frame of a segment starts and ends, by walking the frames from the start
+ * ([u32 payloadBytes][u32 crc][u8 type][payload], adapters/storage/fs-wal/records.ts; a zero
+ * type marks the preallocated space after the last frame).
+ */
+function lastFrame(bytes: Buffer): [number, number] {
+  const headerBytes = 9;
+  let at = 0;
+  let last = -1;
+  while (at + headerBytes <= bytes.length && bytes[at + 8] !== 0) {
+    last = at;
+    at += headerBytes + bytes.readUInt32LE(at);
+  }
+  if (last < 0 || at > bytes.length) throw new Error(`no whole frame to copy in the WAL segment (walked to byte ${at} of ${bytes.length})`);
+  return [last, at];
+}
+
+/** Waits until a line containing both `a` and `b` appears in the process's log. */
+async function waitForLine(proc: Spawned, a: string, b: string, timeoutMs: number): Promise<boolean> {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    if (proc.logs.some((l) => l.includes(a) && l.includes(b))) return true;
+    if (proc.child.exitCode !== null) return false;
+    await sleep(100);
+  }
+  return false;
 }
 
 /** The length of a preallocated segment's written part: up to its last non-zero byte. */

@@ -8,18 +8,29 @@
 // keys the history covers) vanish when the lease is revoked or expires, which the
 // linearizability model does not describe. They are checked by their own rules instead (see
 // LeaseRecord and docs/reliability.md).
+//
+// Replay: every client slot draws from its own seeded stream (the run's seed and the slot), so
+// a seed fixes each client's sequence of operations, keys and values; what the members answer,
+// and so the CAS expectations, still depends on timing.
 
 import { GrpcConnection } from '../../adapters/etcd-api/grpc-connection.ts';
 import { connectGrpc } from '../../adapters/etcd-api/grpc-connection.ts';
-import { EtcdUnavailableError } from '../../src/client/errors.ts';
+import { EtcdCompactedError, EtcdUnavailableError } from '../../src/client/errors.ts';
 import { prefixEnd } from '../../src/client/bytes.ts';
 import { CompareResult, CompareTarget, EventType } from '../../src/mvcc/types.ts';
 import type { RangeResponse, ResponseOp } from '../../src/mvcc/types.ts';
 import type { Client } from '../../src/client/client.ts';
+import { etcdctl } from '../etcd-api/harness.ts';
+import { sleep } from './cluster.ts';
 import type { HistoryOp, OpInput, OpOutput, WatchRecord } from '../check/history.ts';
+import type { TxnRead, TxnRecord } from '../check/atomicity.ts';
+import { prng } from '../raft/prng.ts';
 
 export const keyPrefix = 'k/';
 export const leasePrefix = 'lease/';
+/** Keys written only by multi-key txns (checked for atomicity, test/check/atomicity.ts). */
+export const txnPrefix = 't/';
+const txnKeys = 4;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -35,16 +46,38 @@ export interface LeaseRecord {
   afterRevoke?: string | null;
 }
 
+/**
+ * A lease left to expire: granted with `ttlSeconds` (the TTL the leader answered), a key put
+ * with it, then read (linearizable) until it is gone. `grantCall` and the reads' times are on
+ * the run's clock. The key must not be gone before grantCall + ttl (see checkLeaseExpiry).
+ */
+export interface ExpiryRecord {
+  lease: string;
+  key: string;
+  grantCall: number;
+  ttlSeconds: number;
+  putRet: number;
+  /** Each read of the key that answered: when it returned and whether the key was there. */
+  reads: { call: number; ret: number; present: boolean }[];
+}
+
 export type Outcome = 'ok' | 'failed' | 'unknown' | 'skipped';
 
 export interface WorkloadOptions {
   endpoints: string[];
   clients: number;
   keys: number;
-  random: () => number;
   /** Per-call deadline: an op not answered by then has an unknown outcome. */
   callTimeoutMs: number;
   leaseTtlSeconds: number;
+  /** Each client slot's stream is derived from it, so a seed replays every client's choices. */
+  seed: number;
+  /** Clients that only grant leases and watch them expire (checkLeaseExpiry). */
+  expiryClients: number;
+  /** Every this often, one member compacts the store (and, every fourth time, is defragmented). */
+  compactEveryMs: number;
+  /** The highest revision every watcher has received: compaction below it cancels no watcher. */
+  watchedRevision: () => number;
 }
 
 /** Whether a failed call certainly never took effect: it never left this process. */
@@ -61,6 +94,11 @@ function kvsOf(r: RangeResponse): Record<string, string> {
 export class Workload {
   readonly history: HistoryOp[] = [];
   readonly leases: LeaseRecord[] = [];
+  readonly expiries: ExpiryRecord[] = [];
+  readonly txns: TxnRecord[] = [];
+  readonly txnReads: TxnRead[] = [];
+  /** Compactions and defragmentations: acknowledged, and failed or unknown (not recorded in the history). */
+  readonly maintenance = { compact: 0, compactFailed: 0, defrag: 0, defragFailed: 0, compactedTo: 0 };
   /** Calls that failed certainly (left out of the history), by kind. */
   readonly failed = new Map<string, number>();
   private readonly connections: GrpcConnection[][] = [];
@@ -69,7 +107,6 @@ export class Workload {
   private nextClient = 0;
   private running = false;
   private loops: Promise<void>[] = [];
-  private seq = 0;
 
   constructor(private readonly opts: WorkloadOptions) {
     for (let c = 0; c < opts.clients; c++) {
@@ -84,7 +121,13 @@ export class Workload {
 
   begin(): void {
     this.running = true;
-    this.loops = this.connections.map((_, slot) => this.loop(slot));
+    this.loops = this.connections.map((_, slot) => this.loop(slot, prng(this.streamSeed(slot))));
+    for (let e = 0; e < this.opts.expiryClients; e++) this.loops.push(this.expiryLoop(e, prng(this.streamSeed(1000 + e))));
+    this.loops.push(this.maintenanceLoop(prng(this.streamSeed(2000))));
+  }
+
+  private streamSeed(stream: number): number {
+    return (Math.imul(this.opts.seed ^ 0x3c6ef372, 0x9e3779b1) + Math.imul(stream + 1, 0x85ebca6b)) | 0;
   }
 
   async end(): Promise<void> {
@@ -110,27 +153,32 @@ export class Workload {
     return null;
   }
 
-  private pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.opts.random() * xs.length)];
-  }
-
-  private async loop(slot: number): Promise<void> {
+  private async loop(slot: number, random: () => number): Promise<void> {
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
     let client = this.nextClient++;
+    let seq = 0;
     const lastSeen = new Map<string, string | null>();
     while (this.running) {
-      const conn = this.pick(this.connections[slot]);
-      const r = this.opts.random();
-      if (r < 0.06) {
-        const unknown = await this.leaseCycle(conn, client);
+      const conn = pick(this.connections[slot]);
+      const r = random();
+      // Values are unique: the slot and its own counter (a client number depends on timing).
+      const value = `s${slot}-${++seq}`;
+      if (r < 0.05) {
+        const unknown = await this.leaseCycle(conn, client, `${leasePrefix}${value}`);
         if (unknown) client = this.nextClient++;
         continue;
       }
-      const key = `${keyPrefix}${Math.floor(this.opts.random() * this.opts.keys)}`;
-      const value = `c${client}-${++this.seq}`;
+      if (r < 0.1) {
+        const keys = [...Array(txnKeys).keys()].filter(() => random() < 0.6).map((k) => `${txnPrefix}${k}`);
+        if (keys.length < 2) await this.txnRead(conn);
+        else if (!(await this.multiPut(conn, keys, value))) client = this.nextClient++;
+        continue;
+      }
+      const key = `${keyPrefix}${Math.floor(random() * this.opts.keys)}`;
       let input: OpInput;
-      if (r < 0.4) input = { f: 'get', key };
-      else if (r < 0.65) input = { f: 'put', key, value };
-      else if (r < 0.72) input = { f: 'delete', key };
+      if (r < 0.42) input = { f: 'get', key };
+      else if (r < 0.64) input = { f: 'put', key, value };
+      else if (r < 0.7) input = { f: 'delete', key };
       else if (r < 0.95) input = { f: 'cas', key, expected: lastSeen.has(key) ? lastSeen.get(key)! : null, value };
       else input = { f: 'range', prefix: keyPrefix };
       const op = await this.invoke(conn, client, input);
@@ -205,8 +253,7 @@ export class Workload {
    * Grant a lease, put a key with it, revoke it, read the key back. Returns true when a step's
    * outcome was unknown (the slot then continues as a new client, as after any unknown op).
    */
-  private async leaseCycle(conn: GrpcConnection, client: number): Promise<boolean> {
-    const key = `${leasePrefix}${client}-${++this.seq}`;
+  private async leaseCycle(conn: GrpcConnection, client: number, key: string): Promise<boolean> {
     const rec: LeaseRecord = { client, key, lease: '', grant: 'skipped', put: 'skipped', revoke: 'skipped' };
     this.leases.push(rec);
     const step = async <T>(fn: () => Promise<T>): Promise<[Outcome, T | undefined]> => {
@@ -228,6 +275,137 @@ export class Workload {
     }
     return rec.put === 'unknown' || rec.revoke === 'unknown';
   }
+
+  /**
+   * One txn putting `value` on every key of `keys` at once (no compare). Recorded unless it
+   * certainly failed; returns false when its outcome is unknown.
+   */
+  private async multiPut(conn: GrpcConnection, keys: string[], value: string): Promise<boolean> {
+    const call = this.now();
+    try {
+      const r = await conn.txn({ compare: [], success: keys.map((k) => ({ requestPut: { key: enc.encode(k), value: enc.encode(value) } })), failure: [] });
+      this.txns.push({ keys, value, call, ret: this.now(), revision: r.header.revision });
+      return true;
+    } catch (err) {
+      if (certainlyNotApplied(err)) {
+        this.failed.set('txn', (this.failed.get('txn') ?? 0) + 1);
+        return true;
+      }
+      this.txns.push({ keys, value, call, ret: Infinity, revision: null });
+      return false;
+    }
+  }
+
+  /** A linearizable range over the t/ keys, with each key's modRevision. */
+  private async txnRead(conn: GrpcConnection): Promise<void> {
+    const call = this.now();
+    const key = enc.encode(txnPrefix);
+    try {
+      const r = await conn.range({ key, rangeEnd: prefixEnd(key) });
+      const kvs: TxnRead['kvs'] = {};
+      for (const kv of r.kvs) kvs[dec.decode(kv.key)] = { value: dec.decode(kv.value), modRevision: kv.modRevision };
+      this.txnReads.push({ call, ret: this.now(), revision: r.header.revision, kvs });
+    } catch {
+      this.failed.set('txn-read', (this.failed.get('txn-read') ?? 0) + 1);
+    }
+  }
+
+  /**
+   * Grants a lease, puts a key with it, and reads the key (linearizable) every 200–400 ms until
+   * it is gone, to see when the lease expired. Never kept alive, never revoked.
+   */
+  private async expiryLoop(index: number, random: () => number): Promise<void> {
+    let seq = 0;
+    while (this.running) {
+      const conn = this.connections[index % this.connections.length][Math.floor(random() * this.opts.endpoints.length)];
+      const key = `${leasePrefix}x${index}-${++seq}`;
+      const grantCall = this.now();
+      let granted: { ID: bigint; TTL: number };
+      try {
+        granted = await conn.leaseGrant({ TTL: this.opts.leaseTtlSeconds });
+        await conn.put({ key: enc.encode(key), value: enc.encode('expiring'), lease: granted.ID });
+      } catch {
+        // A lease whose grant or put did not surely land tells nothing about expiry; any key it
+        // left is caught by the end-of-run check that every lease key disappears.
+        await sleep(200);
+        continue;
+      }
+      const rec: ExpiryRecord = { lease: granted.ID.toString(16), key, grantCall, ttlSeconds: granted.TTL, putRet: this.now(), reads: [] };
+      this.expiries.push(rec);
+      const giveUp = this.now() + granted.TTL * 1000 + 20_000;
+      while (this.now() < giveUp) {
+        await sleep(200 + random() * 200);
+        const call = this.now();
+        try {
+          const r = await conn.range({ key: enc.encode(key) });
+          rec.reads.push({ call, ret: this.now(), present: r.kvs.length > 0 });
+          if (r.kvs.length === 0) break;
+        } catch {
+          // A read that failed had no effect; try again.
+        }
+        if (!this.running && rec.reads.length > 0 && rec.reads[rec.reads.length - 1].present) break;
+      }
+    }
+  }
+
+  /**
+   * Compacts the store now and then at a revision some watchers may not have reached yet (so a
+   * watcher that reconnects behind it is cancelled, as etcd does), and defragments a member.
+   */
+  private async maintenanceLoop(random: () => number): Promise<void> {
+    let round = 0;
+    while (this.running) {
+      await sleep(this.opts.compactEveryMs * (0.5 + random()));
+      if (!this.running) return;
+      const conn = this.connections[0][Math.floor(random() * this.opts.endpoints.length)];
+      const endpoint = this.opts.endpoints[Math.floor(random() * this.opts.endpoints.length)];
+      const behind = Math.floor(random() * 60) - 20;
+      const revision = this.opts.watchedRevision() - behind;
+      if (revision > this.maintenance.compactedTo) {
+        try {
+          await conn.compact({ revision });
+          this.maintenance.compact++;
+          this.maintenance.compactedTo = revision;
+        } catch {
+          this.maintenance.compactFailed++;
+        }
+      }
+      if (++round % 4 === 0) {
+        const r = await etcdctl(endpoint, ['defrag', '--command-timeout=5s']);
+        if (r.code === 0) this.maintenance.defrag++;
+        else this.maintenance.defragFailed++;
+      }
+    }
+  }
+}
+
+/**
+ * Anomalies in the expiry records: a lease key gone before the TTL the leader granted had
+ * passed since the grant was called (the lease cannot start before that), less `earlyMsMax`.
+ * Leases whose life overlapped a clock fault (`skewed`: [from, to] on the run's clock) are
+ * excused: a member whose clock jumps forward may expire them early, which is allowed.
+ */
+export function checkLeaseExpiry(records: readonly ExpiryRecord[], skewed: readonly [number, number][], earlyMsMax: number): { anomalies: string[]; checked: number; excused: number; earliestMs: number | null } {
+  const anomalies: string[] = [];
+  let checked = 0;
+  let excused = 0;
+  let earliestMs: number | null = null;
+  for (const r of records) {
+    const gone = r.reads.find((x) => !x.present);
+    if (gone === undefined) continue;
+    if (skewed.some(([from, to]) => from < gone.ret && to > r.grantCall)) {
+      excused++;
+      continue;
+    }
+    checked++;
+    // The read saw the key gone at or before it returned; the lease began at or after grantCall.
+    const livedMs = gone.ret - r.grantCall;
+    earliestMs = earliestMs === null ? livedMs - r.ttlSeconds * 1000 : Math.min(earliestMs, livedMs - r.ttlSeconds * 1000);
+    if (livedMs < r.ttlSeconds * 1000 - earlyMsMax) {
+      anomalies.push(`lease ${r.lease}: key ${r.key} was gone ${Math.round(livedMs)} ms after its grant was called (read at ${Math.round(gone.call)}–${Math.round(gone.ret)} ms), before its TTL of ${r.ttlSeconds} s`);
+    }
+  }
+  return { anomalies, checked, excused, earliestMs };
 }
 
 /** Anomalies in the lease records: a key still readable after its lease's revoke was acknowledged. */
@@ -237,21 +415,36 @@ export function checkLeaseRecords(records: readonly LeaseRecord[]): string[] {
     .map((r) => `lease ${r.lease}: key ${r.key} still read ${JSON.stringify(r.afterRevoke)} after its revoke was acknowledged`);
 }
 
-/** A watcher on the history's keys from revision 1, recording every response across reconnects. */
+/**
+ * A watcher on the history's keys from revision 1, recording every response across reconnects.
+ * When compaction cancels it (it reconnected behind the compacted revision), its record is
+ * closed with `compactedAt` and a new watch starts at the compacted revision, in a new record.
+ */
 export class RecordingWatcher {
-  readonly record: WatchRecord;
+  readonly records: WatchRecord[] = [];
   /** The highest modRevision received. */
   lastRevision = 0;
   errors: string[] = [];
+  /** Watches cancelled by compaction and restarted. */
+  compactions = 0;
   private readonly client: Client;
+  private closed = false;
 
-  constructor(client: number, endpoints: string[]) {
-    this.record = { client, prefix: keyPrefix, startRevision: 1, responses: [] };
+  constructor(
+    private readonly clientNumber: number,
+    endpoints: string[],
+  ) {
     this.client = connectGrpc(endpoints, { callTimeoutMs: 5000, connectTimeoutMs: 1000, watchRetryMs: 200 });
   }
 
-  async start(): Promise<void> {
-    const watcher = await this.client.watch().prefix(keyPrefix).startRevision(1).create();
+  start(): Promise<void> {
+    return this.watchFrom(1);
+  }
+
+  private async watchFrom(startRevision: number): Promise<void> {
+    const record: WatchRecord = { client: this.clientNumber * 100 + this.records.length, prefix: keyPrefix, startRevision, responses: [] };
+    this.records.push(record);
+    const watcher = await this.client.watch().prefix(keyPrefix).startRevision(startRevision).create();
     watcher.on('data', (response) => {
       const events = response.events.map((e) => ({
         type: e.type === EventType.DELETE ? ('delete' as const) : ('put' as const),
@@ -259,13 +452,23 @@ export class RecordingWatcher {
         value: e.type === EventType.DELETE ? null : dec.decode(e.kv.value),
         modRevision: e.kv.modRevision,
       }));
-      this.record.responses.push({ events });
+      record.responses.push({ events });
       for (const e of events) this.lastRevision = Math.max(this.lastRevision, e.modRevision);
     });
-    watcher.on('error', (err) => this.errors.push(err.message));
+    watcher.on('error', (err) => {
+      if (this.closed) return;
+      if (err instanceof EtcdCompactedError && err.compactRevision > 0) {
+        record.compactedAt = err.compactRevision;
+        this.compactions++;
+        this.watchFrom(err.compactRevision).catch((e: Error) => this.errors.push(`restarting after compaction at ${err.compactRevision}: ${e.message}`));
+        return;
+      }
+      this.errors.push(err.message);
+    });
   }
 
   close(): void {
+    this.closed = true;
     this.client.close();
   }
 }
