@@ -18,6 +18,7 @@ import { KvService } from './kv-service.ts';
 import { LeaseService } from './lease-service.ts';
 import { authorize, userOfCall, type Caller, type Rpc } from './auth-gate.ts';
 import { keyValue, type Wire } from './server-wire.ts';
+import type { HeaderWire } from './proto-codec.ts';
 
 export { EtcdApiError, Status, toApiError } from './errors.ts';
 export { WatchSession } from './watch-session.ts';
@@ -99,7 +100,7 @@ export class EtcdApi {
     this.leaderClients.close();
   }
 
-  header(revision = this.kv.currentRevision): Wire {
+  header(revision = this.kv.currentRevision): HeaderWire {
     return {
       cluster_id: this.clusterId,
       member_id: String(this.kv.id),

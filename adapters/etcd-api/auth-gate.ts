@@ -9,6 +9,7 @@
 
 import { checkAdmin, checkDeleteRange, checkLeaseKeys, checkPut, checkRangeRequest, checkRead, checkTxn, type AuthCheckContext } from '../../src/server/auth-check.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../../src/mvcc/types.ts';
 import { bytes, deleteRangeRequest, int64, putRequest, rangeRequest, txnRequest, type Wire } from './server-wire.ts';
 
 export type Rpc =
@@ -107,6 +108,28 @@ export function authorize(kv: KvMember, rpc: Rpc, w: Wire, user: string): Caller
   const auth = kv.auth;
   if (!auth.enabled) return { user: '' };
   checks[rpc](checkContext(kv, user), w);
+  return { user };
+}
+
+/** The KV requests the gRPC server decodes with proto-codec.ts, by RPC. */
+export interface DecodedRequests {
+  Range: RangeRequest;
+  Put: PutRequest;
+  DeleteRange: DeleteRangeRequest;
+  Txn: TxnRequest;
+}
+
+const decodedChecks: { [R in keyof DecodedRequests]: (c: AuthCheckContext, req: DecodedRequests[R]) => void } = {
+  Range: checkRangeRequest,
+  Put: checkPut,
+  DeleteRange: checkDeleteRange,
+  Txn: checkTxn,
+};
+
+/** authorize() for a KV request already decoded into the core's type: the same checks. */
+export function authorizeDecoded<R extends keyof DecodedRequests>(kv: KvMember, rpc: R, req: DecodedRequests[R], user: string): Caller {
+  if (!kv.auth.enabled) return { user: '' };
+  decodedChecks[rpc](checkContext(kv, user), req);
   return { user };
 }
 
