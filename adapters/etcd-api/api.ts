@@ -124,11 +124,11 @@ export class EtcdApi {
    * One client watch stream. `send` returns false when the client's buffer is full: event
    * responses are then held back and re-sent from history (the hub's flow control).
    */
-  openWatch(send: (w: Wire) => boolean, caller: Caller = { user: '' }): WatchSession {
+  openWatch(send: (r: WatchResponse) => boolean, caller: Caller = { user: '' }): WatchSession {
     return new WatchSession(this, send, caller);
   }
 
-  /** @internal */
+  /** A watch response as a wire object, for the JSON gateway. */
   watchResponse(r: WatchResponse): Wire {
     return {
       header: this.header(r.header.revision),

@@ -10,7 +10,7 @@
 import { checkAdmin, checkDeleteRange, checkLeaseKeys, checkPut, checkRangeRequest, checkRead, checkTxn, type AuthCheckContext } from '../../src/server/auth-check.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../../src/mvcc/types.ts';
-import { bytes, deleteRangeRequest, int64, putRequest, rangeRequest, txnRequest, type Wire } from './server-wire.ts';
+import { deleteRangeRequest, int64, putRequest, rangeRequest, txnRequest, type Wire } from './server-wire.ts';
 
 export type Rpc =
   | 'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact'
@@ -134,9 +134,9 @@ export function authorizeDecoded<R extends keyof DecodedRequests>(kv: KvMember, 
 }
 
 /** The check of one watch create request, for a caller resolved when the stream opened. */
-export function authorizeWatchCreate(kv: KvMember, caller: Caller, create: Wire): void {
+export function authorizeWatchCreate(kv: KvMember, caller: Caller, key: Uint8Array, rangeEnd: Uint8Array): void {
   if (!kv.auth.enabled) return;
-  checkRead(checkContext(kv, caller.user), bytes(create.key), bytes(create.range_end));
+  checkRead(checkContext(kv, caller.user), key, rangeEnd);
 }
 
 function checkContext(kv: KvMember, user: string): AuthCheckContext {

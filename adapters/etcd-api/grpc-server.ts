@@ -135,8 +135,8 @@ function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreaming
   };
 }
 
-function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
-  return withUser(api, (call: grpc.ServerDuplexStream<Wire, Wire>, user) => {
+function watch(api: EtcdApi): grpc.handleBidiStreamingCall<codec.WatchRequest, Buffer> {
+  return withUser(api, (call: grpc.ServerDuplexStream<codec.WatchRequest, Buffer>, user) => {
     let caller;
     try {
       caller = api.authorize('Watch', {}, user);
@@ -148,10 +148,10 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
       // Flow control: event responses wait (and are re-read from history) while the client's
       // buffer is full; control responses always go out.
       if (r.events.length > 0 && call.writableNeedDrain) return false;
-      call.write(r);
+      call.write(codec.encodeWatchResponse(api.header(r.header.revision), r));
       return true;
     }, caller);
-    call.on('data', (req: Wire) => {
+    call.on('data', (req: codec.WatchRequest) => {
       try {
         session.handle(req);
       } catch (err) {
@@ -276,7 +276,7 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
     }),
     Compact: u('Compact', (w) => api.kvService.compact(w)),
   });
-  server.addService(services.Watch.service, { Watch: requireLeader(api, watch(api)) });
+  server.addService(withCodec(services.Watch.service, { Watch: codec.decodeWatchRequest }), { Watch: requireLeader(api, watch(api)) });
   server.addService(services.Lease.service, {
     LeaseGrant: u('LeaseGrant', (w) => api.lease.leaseGrant(w)),
     LeaseRevoke: u('LeaseRevoke', (w) => api.lease.leaseRevoke(w)),

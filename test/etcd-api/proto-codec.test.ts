@@ -153,27 +153,6 @@ function gen(random: () => number) {
   return { pick, rangeReq, putReq, deleteReq, txnReq, rangeRes, txnRes, header, keyValue, watchRes, watchReq, event };
 }
 
-/** What WatchSession read from protobufjs's WatchRequest before the codec. */
-function watchRequestFromWire(w: Wire): codec.WatchRequest {
-  if (w.create_request) {
-    const c = w.create_request;
-    return {
-      create: {
-        key: serverWire.bytes(c.key),
-        rangeEnd: serverWire.bytes(c.range_end),
-        startRevision: serverWire.int(c.start_revision),
-        progressNotify: c.progress_notify === true,
-        filters: c.filters ?? [],
-        prevKv: c.prev_kv === true,
-        watchId: serverWire.int(c.watch_id),
-      },
-    };
-  }
-  if (w.cancel_request) return { cancel: serverWire.int(w.cancel_request.watch_id) };
-  if (w.progress_request) return { progress: true };
-  return {};
-}
-
 /** Unknown fields of every wire type, appended to a message: a decoder must skip them all. */
 const tag = (field: number, wireType: number) => varint((field << 3) | wireType);
 const unknownFields = Buffer.concat([
@@ -193,7 +172,7 @@ describe('proto-codec: requests decode as protobufjs + server-wire read them', (
       ['Put', g.putReq, Put, codec.decodePutRequest, serverWire.putRequest],
       ['DeleteRange', g.deleteReq, DeleteRange, codec.decodeDeleteRangeRequest, serverWire.deleteRangeRequest],
       ['Txn', () => g.txnReq(0), Txn, codec.decodeTxnRequest, serverWire.txnRequest],
-      ['Watch', g.watchReq, Watch, codec.decodeWatchRequest, watchRequestFromWire],
+      ['Watch', g.watchReq, Watch, codec.decodeWatchRequest, serverWire.watchRequest],
     ];
     for (const [name, make, def, decode, reference] of cases) {
       for (let i = 0; i < ROUNDS; i++) {
@@ -213,7 +192,7 @@ describe('proto-codec: requests decode as protobufjs + server-wire read them', (
     const bytes = Buffer.from([0x0a, create.length, ...create]);
     const decoded = codec.decodeWatchRequest(bytes);
     expect(decoded).toMatchObject({ create: { filters: [1, 0, 1], watchId: 9 } });
-    expect(plain(decoded)).toEqual(plain(watchRequestFromWire(Watch.requestDeserialize(bytes))));
+    expect(plain(decoded)).toEqual(plain(serverWire.watchRequest(Watch.requestDeserialize(bytes))));
   });
 
   it('takes an empty message as every field at its zero value', () => {
