@@ -2,19 +2,18 @@
 # A/B: two builds of meshkv, each as a fresh 3-member cluster, measured interleaved (A, B, A, B…)
 # by ../shared/bench-etcd's run-suite.sh so both see the same machine load.
 #
-#   bench/ab-meshkv.sh BASE_ROOT [ROUNDS]   # BASE_ROOT: another checkout with its own dist/ built
-#   ONLY="put-c64 watch100-w1" DURATION=6 bench/ab-meshkv.sh /tmp/base 3
+#   bench/ab-meshkv.sh A_ROOT B_ROOT [ROUNDS]   # two checkouts, each with its dist/ built
+#   ONLY="put-c64 watch100-w1" DURATION=6 bench/ab-meshkv.sh /tmp/main . 3
 #
-# This tree is built first (npm run build); labels are "base" and "this". Prints `uptime`'s load
-# average before each run, writes results/ab-<time>.jsonl and the harness summary. Stops every
-# process it started, by PID.
+# Runs are labelled "a" and "b". Prints `uptime`'s load average before each run, writes
+# results/ab-<time>.jsonl and the harness summary. Stops every process it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-BASE=$(cd "${1:?usage: $0 BASE_ROOT [ROUNDS]}" && pwd)
-ROUNDS="${2:-2}"
-[[ -f "$BASE/dist/adapters/node/node-member.js" || -d "$BASE/dist" ]] || { echo "$BASE/dist is not built" >&2; exit 2; }
-npm run build --silent
+A=$(cd "${1:?usage: $0 A_ROOT B_ROOT [ROUNDS]}" && pwd)
+B=$(cd "${2:?usage: $0 A_ROOT B_ROOT [ROUNDS]}" && pwd)
+ROUNDS="${3:-2}"
+for root in "$A" "$B"; do [[ -d "$root/dist" ]] || { echo "$root/dist is not built (npm run build)" >&2; exit 2; }; done
 HARNESS_SRC="$ROOT/../shared/bench-etcd"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-ab.XXXXXX")
 export DURATION="${DURATION:-6}" WARMUP="${WARMUP:-2}" REPEAT=0
@@ -54,8 +53,8 @@ run_side() {  # run_side LABEL ROOT
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  run_side base "$BASE"
-  run_side this "$ROOT"
+  run_side a "$A"
+  run_side b "$B"
 done
 node -e 'for (const l of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) { try { const d = JSON.parse(l); if (!d.meta) console.log(l); } catch {} }' "$OUT" > "$OUT.runs"
 node "$WORK/harness/summarize.mjs" "$OUT.runs" || true

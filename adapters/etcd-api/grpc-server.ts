@@ -178,8 +178,8 @@ function isForwarded(call: { metadata: grpc.Metadata }): boolean {
 /** Keep-alives a stream may have in flight; a client that floods past it is cut off. */
 export const keepAlivesPendingMax = 1024;
 
-function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
-  return withUser(api, (call: grpc.ServerDuplexStream<Wire, Wire>, user) => {
+function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<bigint, Buffer> {
+  return withUser(api, (call: grpc.ServerDuplexStream<bigint, Buffer>, user) => {
     try {
       api.authorize('LeaseKeepAlive', {}, user);
     } catch (err) {
@@ -194,7 +194,7 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
       failed = true;
       failStream(call, err);
     };
-    call.on('data', (req: Wire) => {
+    call.on('data', (id: bigint) => {
       if (failed) return;
       if (++pending > keepAlivesPendingMax) {
         fail(new EtcdApiError(Status.ResourceExhausted, `meshkv: more than ${keepAlivesPendingMax} keep-alives in flight on one stream`));
@@ -204,7 +204,8 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
         pending--;
         if (failed || call.destroyed) return;
         try {
-          call.write(await api.lease.leaseKeepAlive(req, forwarded));
+          const TTL = await api.lease.keepAlive(id, forwarded);
+          call.write(codec.encodeLeaseKeepAliveResponse(api.header(), { ID: id, TTL }));
         } catch (err) {
           fail(err);
         }
@@ -277,8 +278,23 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
     Compact: u('Compact', (w) => api.kvService.compact(w)),
   });
   server.addService(withCodec(services.Watch.service, { Watch: codec.decodeWatchRequest }), { Watch: requireLeader(api, watch(api)) });
-  server.addService(services.Lease.service, {
-    LeaseGrant: u('LeaseGrant', (w) => api.lease.leaseGrant(w)),
+  const leaseService = withCodec(services.Lease.service, {
+    LeaseGrant: codec.decodeLeaseGrantRequest,
+    LeaseKeepAlive: codec.decodeLeaseKeepAliveRequest,
+  });
+  server.addService(leaseService, {
+    LeaseGrant: (call: grpc.ServerUnaryCall<{ TTL: number; ID: bigint }, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      api.userOf(tokenOf(call))
+        .then(async (user) => {
+          api.authorize('LeaseGrant', {}, user);
+          const r = await kv.leaseGrant(call.request);
+          return codec.encodeLeaseGrantResponse(api.header(r.header.revision), r);
+        })
+        .then(
+          (r) => callback(null, r),
+          (err) => callback(toServiceError(err)),
+        );
+    },
     LeaseRevoke: u('LeaseRevoke', (w) => api.lease.leaseRevoke(w)),
     LeaseKeepAlive: requireLeader(api, leaseKeepAlive(api)),
     LeaseTimeToLive: u('LeaseTimeToLive', (w) => api.lease.leaseTimeToLive(w)),

@@ -755,3 +755,64 @@ export function encodeWatchResponse(header: HeaderWire, r: WatchResponse): Buffe
   if (pos !== size) throw new Error(`proto-codec: wrote ${pos} bytes of a ${size}-byte watch response`);
   return buf;
 }
+
+// ---- leases ----
+
+/** etcdserverpb.LeaseGrantRequest. */
+export function decodeLeaseGrantRequest(buf: Uint8Array): { TTL: number; ID: bigint } {
+  const r = new Reader(buf, 'LeaseGrantRequest');
+  const end = buf.length;
+  const m = { TTL: 0, ID: 0n };
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    switch (tag) {
+      case (1 << 3) | VARINT: m.TTL = r.int64(end); break;
+      case (2 << 3) | VARINT: m.ID = r.bigint64(end); break;
+      default: r.skip(tag, end, 0);
+    }
+  }
+  return m;
+}
+
+/** etcdserverpb.LeaseKeepAliveRequest: the lease id. */
+export function decodeLeaseKeepAliveRequest(buf: Uint8Array): bigint {
+  const r = new Reader(buf, 'LeaseKeepAliveRequest');
+  const end = buf.length;
+  let id = 0n;
+  while (r.pos < end) {
+    const tag = r.tag(end);
+    if (tag === ((1 << 3) | VARINT)) id = r.bigint64(end);
+    else r.skip(tag, end, 0);
+  }
+  return id;
+}
+
+/** LeaseGrantResponse and LeaseKeepAliveResponse share their first fields: header, ID, TTL. */
+function encodeLeaseResponse(header: HeaderWire, ID: bigint, TTL: number, error: string): Buffer {
+  const hSize = headers.size(header);
+  const errorBytes = error === '' ? 0 : Buffer.byteLength(error);
+  const size = messageFieldSize(hSize) + (ID === 0n ? 0 : 1 + bigintSize(ID)) + numberFieldSize(TTL) + (errorBytes === 0 ? 0 : 1 + varintSize(errorBytes) + errorBytes);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = headerField(buf, 0, header, hSize);
+  if (ID !== 0n) {
+    buf[pos++] = (2 << 3) | VARINT;
+    const [lo, hi] = bigintHalves(ID);
+    pos = writeVarint64(buf, pos, lo, hi);
+  }
+  pos = writeNumberField(buf, pos, (3 << 3) | VARINT, TTL);
+  if (errorBytes !== 0) {
+    buf[pos++] = (4 << 3) | LEN;
+    pos = writeVarint(buf, pos, errorBytes);
+    pos += buf.write(error, pos);
+  }
+  if (pos !== size) throw new Error(`proto-codec: wrote ${pos} bytes of a ${size}-byte lease response`);
+  return buf;
+}
+
+export function encodeLeaseGrantResponse(header: HeaderWire, r: { ID: bigint; TTL: number; error: string }): Buffer {
+  return encodeLeaseResponse(header, r.ID, r.TTL, r.error);
+}
+
+export function encodeLeaseKeepAliveResponse(header: HeaderWire, r: { ID: bigint; TTL: number }): Buffer {
+  return encodeLeaseResponse(header, r.ID, r.TTL, '');
+}

@@ -26,6 +26,8 @@ const Put = method('KV', 'Put');
 const DeleteRange = method('KV', 'DeleteRange');
 const Txn = method('KV', 'Txn');
 const Watch = method('Watch', 'Watch');
+const LeaseGrant = method('Lease', 'LeaseGrant');
+const LeaseKeepAlive = method('Lease', 'LeaseKeepAlive');
 
 const SEED = 1616;
 const ROUNDS = 400;
@@ -150,7 +152,13 @@ function gen(random: () => number) {
     if (kind === 'progress') return { progress_request: {} };
     return {};
   };
-  return { pick, rangeReq, putReq, deleteReq, txnReq, rangeRes, txnRes, header, keyValue, watchRes, watchReq, event };
+  const leaseReq = (): Wire => {
+    const w: Wire = {};
+    maybe(w, 'TTL', int64);
+    maybe(w, 'ID', int64);
+    return w;
+  };
+  return { pick, lease, leaseReq, rangeReq, putReq, deleteReq, txnReq, rangeRes, txnRes, header, keyValue, watchRes, watchReq, event };
 }
 
 /** Unknown fields of every wire type, appended to a message: a decoder must skip them all. */
@@ -173,6 +181,9 @@ describe('proto-codec: requests decode as protobufjs + server-wire read them', (
       ['DeleteRange', g.deleteReq, DeleteRange, codec.decodeDeleteRangeRequest, serverWire.deleteRangeRequest],
       ['Txn', () => g.txnReq(0), Txn, codec.decodeTxnRequest, serverWire.txnRequest],
       ['Watch', g.watchReq, Watch, codec.decodeWatchRequest, serverWire.watchRequest],
+      // What LeaseService read from protobufjs's objects.
+      ['LeaseGrant', g.leaseReq, LeaseGrant, codec.decodeLeaseGrantRequest, (w) => ({ TTL: serverWire.int(w.TTL), ID: serverWire.int64(w.ID) })],
+      ['LeaseKeepAlive', g.leaseReq, LeaseKeepAlive, codec.decodeLeaseKeepAliveRequest, (w) => serverWire.int64(w.ID)],
     ];
     for (const [name, make, def, decode, reference] of cases) {
       for (let i = 0; i < ROUNDS; i++) {
@@ -253,7 +264,7 @@ describe('proto-codec: malformed bytes fail with ProtoDecodeError', () => {
 
   it(`random bytes never throw anything but ProtoDecodeError or etcd's MvccError (seed ${SEED})`, () => {
     const random = prng(SEED + 1);
-    const decoders = [codec.decodeRangeRequest, codec.decodePutRequest, codec.decodeDeleteRangeRequest, codec.decodeTxnRequest, codec.decodeWatchRequest];
+    const decoders = [codec.decodeRangeRequest, codec.decodePutRequest, codec.decodeDeleteRangeRequest, codec.decodeTxnRequest, codec.decodeWatchRequest, codec.decodeLeaseGrantRequest, codec.decodeLeaseKeepAliveRequest];
     let failures = 0;
     for (let i = 0; i < 5000; i++) {
       const bytes = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
@@ -282,7 +293,7 @@ function varint(n: number): Buffer {
 }
 
 describe('proto-codec: responses decode in protobufjs as server-wire built them', () => {
-  it(`RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, WatchResponse (seed ${SEED}, ${ROUNDS} rounds each)`, () => {
+  it(`RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, WatchResponse, LeaseGrantResponse, LeaseKeepAliveResponse (seed ${SEED}, ${ROUNDS} rounds each)`, () => {
     const random = prng(SEED + 2);
     const g = gen(random);
     for (let i = 0; i < ROUNDS; i++) {
@@ -310,6 +321,10 @@ describe('proto-codec: responses decode in protobufjs as server-wire built them'
         events: watch.events.map((e) => ({ type: e.type, kv: serverWire.keyValue(e.kv), prev_kv: e.prevKv ? serverWire.keyValue(e.prevKv) : null })),
       };
       check('Watch', Watch, codec.encodeWatchResponse(header, watch), watchWire);
+      const grant = { ID: g.lease(), TTL: range.count, error: g.pick(['', 'etcdserver: lease already exists', 'ünïcode ✓']) };
+      check('LeaseGrant', LeaseGrant, codec.encodeLeaseGrantResponse(header, grant), { header, ID: grant.ID.toString(), TTL: grant.TTL, error: grant.error });
+      const kept = { ID: g.lease(), TTL: range.count };
+      check('LeaseKeepAlive', LeaseKeepAlive, codec.encodeLeaseKeepAliveResponse(header, kept), { header, ID: kept.ID.toString(), TTL: kept.TTL });
     }
   });
 
