@@ -5,7 +5,8 @@
 //
 // Field numbers are etcd's (proto/rpc.proto, proto/kv.proto). Decoding follows proto3: fields
 // in any order, a repeated scalar packed or not, the last of repeated singular fields wins,
-// unknown fields (and known fields with another wire type) skipped. Malformed bytes throw
+// unknown fields skipped; a known field with another wire type is refused, as etcd's
+// gogo-protobuf decoders refuse it. Malformed bytes throw
 // ProtoDecodeError, which grpc-js answers as a failed deserialization (INTERNAL, as etcd's
 // grpc-go does: "grpc: error unmarshalling request"). Encoding leaves proto3 zero values out.
 //
@@ -145,6 +146,15 @@ class Reader {
     return this.lo;
   }
 
+  /**
+   * Skips an unknown field, as proto3 requires; a field the message does know but with another
+   * wire type is refused, as etcd's gogo-protobuf decoders refuse it ("wrong wireType").
+   */
+  skipOther(tag: number, end: number, known: readonly number[]): void {
+    if (known.includes(tag >>> 3)) this.fail(`wrong wire type ${tag & 7} for field ${tag >>> 3}`);
+    this.skip(tag, end, 0);
+  }
+
   /** Skips the value of a field this codec does not read. */
   skip(tag: number, end: number, depth: number): void {
     switch (tag & 7) {
@@ -179,6 +189,19 @@ class Reader {
     }
   }
 }
+
+// Each message's field numbers (proto/rpc.proto), for skipOther.
+const rangeRequestFields = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+const putRequestFields = [1, 2, 3, 4, 5, 6];
+const deleteRangeRequestFields = [1, 2, 3];
+const compareFields = [1, 2, 3, 4, 5, 6, 7, 8, 64];
+const requestOpFields = [1, 2, 3, 4];
+const txnRequestFields = [1, 2, 3];
+const watchCreateFields = [1, 2, 3, 4, 5, 6, 7, 8];
+const watchRequestFields = [1, 2, 3];
+const leaseGrantFields = [1, 2];
+/** WatchCancelRequest and LeaseKeepAliveRequest: one int64 field. */
+const idOnlyFields = [1];
 
 function checkDepth(r: Reader, depth: number): void {
   if (depth >= messageDepthMax) r.fail(`messages nested deeper than ${messageDepthMax}`);
@@ -216,7 +239,7 @@ function rangeRequestAt(r: Reader, end: number): RangeRequest {
       case (11 << 3) | VARINT: m.maxModRevision = r.int64(end); break;
       case (12 << 3) | VARINT: m.minCreateRevision = r.int64(end); break;
       case (13 << 3) | VARINT: m.maxCreateRevision = r.int64(end); break;
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, rangeRequestFields);
     }
   }
   return m;
@@ -233,7 +256,7 @@ function putRequestAt(r: Reader, end: number): Required<PutRequest> {
       case (4 << 3) | VARINT: m.prevKv = r.bool(end); break;
       case (5 << 3) | VARINT: m.ignoreValue = r.bool(end); break;
       case (6 << 3) | VARINT: m.ignoreLease = r.bool(end); break;
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, putRequestFields);
     }
   }
   return m;
@@ -247,7 +270,7 @@ function deleteRangeRequestAt(r: Reader, end: number): Required<DeleteRangeReque
       case (1 << 3) | LEN: m.key = r.bytes(end); break;
       case (2 << 3) | LEN: m.rangeEnd = r.bytes(end); break;
       case (3 << 3) | VARINT: m.prevKv = r.bool(end); break;
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, deleteRangeRequestFields);
     }
   }
   return m;
@@ -277,7 +300,7 @@ function compareAt(r: Reader, end: number): Compare {
       case (7 << 3) | LEN: m.value = r.bytes(end); break;
       case (8 << 3) | VARINT: m.lease = r.bigint64(end); break;
       case (64 << 3) | LEN: m.rangeEnd = r.bytes(end); break;
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, compareFields);
     }
   }
   return m;
@@ -294,7 +317,7 @@ function requestOpAt(r: Reader, end: number, depth: number): RequestOp | null {
       case (2 << 3) | LEN: { const to = r.lengthEnd(end); op = { requestPut: putRequestAt(r, to) }; break; }
       case (3 << 3) | LEN: { const to = r.lengthEnd(end); op = { requestDeleteRange: deleteRangeRequestAt(r, to) }; break; }
       case (4 << 3) | LEN: { const to = r.lengthEnd(end); op = { requestTxn: txnRequestAt(r, to, depth + 1) }; break; }
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, requestOpFields);
     }
   }
   return op;
@@ -318,7 +341,7 @@ function txnRequestAt(r: Reader, end: number, depth: number): Required<TxnReques
         else (tag >>> 3 === 2 ? m.success : m.failure).push(op);
         break;
       }
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, txnRequestFields);
     }
   }
   return m;
@@ -372,7 +395,9 @@ function watchCreateAt(r: Reader, end: number): Required<WatchCreateRequest> {
       }
       case (6 << 3) | VARINT: m.prevKv = r.bool(end); break;
       case (7 << 3) | VARINT: m.watchId = r.int64(end); break;
-      default: r.skip(tag, end, 0);
+      // fragment: large responses are never split here (the core has no fragmenting); read and ignored.
+      case (8 << 3) | VARINT: r.varint(end); break;
+      default: r.skipOther(tag, end, watchCreateFields);
     }
   }
   return m;
@@ -392,13 +417,19 @@ export function decodeWatchRequest(buf: Uint8Array): WatchRequest {
         while (r.pos < to) {
           const t = r.tag(to);
           if (t === ((1 << 3) | VARINT)) watchId = r.int64(to);
-          else r.skip(t, to, 0);
+          else r.skipOther(t, to, idOnlyFields);
         }
         m = { cancel: watchId };
         break;
       }
-      case (3 << 3) | LEN: r.pos = r.lengthEnd(end); m = { progress: true }; break;
-      default: r.skip(tag, end, 0);
+      case (3 << 3) | LEN: {
+        // WatchProgressRequest has no fields, but what it holds must still be well-formed.
+        const to = r.lengthEnd(end);
+        while (r.pos < to) r.skip(r.tag(to), to, 0);
+        m = { progress: true };
+        break;
+      }
+      default: r.skipOther(tag, end, watchRequestFields);
     }
   }
   return m;
@@ -768,7 +799,7 @@ export function decodeLeaseGrantRequest(buf: Uint8Array): { TTL: number; ID: big
     switch (tag) {
       case (1 << 3) | VARINT: m.TTL = r.int64(end); break;
       case (2 << 3) | VARINT: m.ID = r.bigint64(end); break;
-      default: r.skip(tag, end, 0);
+      default: r.skipOther(tag, end, leaseGrantFields);
     }
   }
   return m;
@@ -782,7 +813,7 @@ export function decodeLeaseKeepAliveRequest(buf: Uint8Array): bigint {
   while (r.pos < end) {
     const tag = r.tag(end);
     if (tag === ((1 << 3) | VARINT)) id = r.bigint64(end);
-    else r.skip(tag, end, 0);
+    else r.skipOther(tag, end, idOnlyFields);
   }
   return id;
 }

@@ -146,6 +146,7 @@ function gen(random: () => number) {
       maybe(c, 'filters', () => Array.from({ length: pick([0, 1, 2]) }, () => pick([0, 1])));
       maybe(c, 'prev_kv', bool);
       maybe(c, 'watch_id', int64);
+      maybe(c, 'fragment', bool);
       return { create_request: c };
     }
     if (kind === 'cancel') return { cancel_request: chance(0.5) ? { watch_id: int64() } : {} };
@@ -234,12 +235,15 @@ describe('proto-codec: malformed bytes fail with ProtoDecodeError', () => {
     ['a varint longer than ten bytes', [0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], /varint longer than 10 bytes/],
     ['a length past the end', [0x0a, 0x05, 0x61], /length 5 runs past the end of the message/],
     ['field number 0', [0x00, 0x01], /invalid field number/],
-    ['wire type 6', [0x0e], /invalid wire type 6/],
-    ['wire type 7', [0x0f], /invalid wire type 7/],
+    ['wire type 6 (field 99)', [0x9e, 0x06], /invalid wire type 6/],
+    ['wire type 7 (field 99)', [0x9f, 0x06], /invalid wire type 7/],
     ['an unterminated group', [0xa3, 0x06, 0x08, 0x01], /unterminated group/],
     ['a mismatched end of group', [0xa3, 0x06, 0xac, 0x06], /mismatched end of group/],
     ['a truncated fixed64', [0xa1, 0x06, 1, 2, 3], /truncated fixed64/],
     ['a truncated fixed32', [0xa5, 0x06, 1], /truncated fixed32/],
+    // etcd's gogo-protobuf decoders refuse a known field with another wire type; so does the codec.
+    ['key (bytes) sent as a varint', [0x08, 0x01], /wrong wire type 0 for field 1/],
+    ['limit (int64) sent as bytes', [0x1a, 0x01, 0x00], /wrong wire type 2 for field 3/],
   ];
   for (const [what, bytes, message] of malformed) {
     it(what, () => {
