@@ -5,6 +5,8 @@
 #   bench/ab-meshkv.sh A_ROOT B_ROOT [ROUNDS]   # two checkouts, each with its dist/ built
 #   ONLY="put-c64 watch100-w1" DURATION=6 bench/ab-meshkv.sh /tmp/main . 3
 #
+# A checkout of another commit, for A: mkdir /tmp/main && git archive main | tar -x -C /tmp/main &&
+# ln -s "$PWD/node_modules" /tmp/main/ && (cd /tmp/main && npm run build).
 # Runs are labelled "a" and "b". Prints `uptime`'s load average before each run, writes
 # results/ab-<time>.jsonl and the harness summary. Stops every process it started, by PID.
 set -euo pipefail
@@ -59,3 +61,4 @@ done
 node -e 'for (const l of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) { try { const d = JSON.parse(l); if (!d.meta) console.log(l); } catch {} }' "$OUT" > "$OUT.runs"
 node "$WORK/harness/summarize.mjs" "$OUT.runs" || true
 echo "results: $OUT"
+rm -rf "$WORK"
