@@ -18,6 +18,7 @@ import { KvService } from './kv-service.ts';
 import { LeaseService } from './lease-service.ts';
 import { authorize, userOfCall, type Caller, type Rpc } from './auth-gate.ts';
 import { keyValue, type Wire } from './server-wire.ts';
+import type { HeaderWire } from './proto-codec.ts';
 
 export { EtcdApiError, Status, toApiError } from './errors.ts';
 export { WatchSession } from './watch-session.ts';
@@ -99,7 +100,7 @@ export class EtcdApi {
     this.leaderClients.close();
   }
 
-  header(revision = this.kv.currentRevision): Wire {
+  header(revision = this.kv.currentRevision): HeaderWire {
     return {
       cluster_id: this.clusterId,
       member_id: String(this.kv.id),
@@ -123,11 +124,11 @@ export class EtcdApi {
    * One client watch stream. `send` returns false when the client's buffer is full: event
    * responses are then held back and re-sent from history (the hub's flow control).
    */
-  openWatch(send: (w: Wire) => boolean, caller: Caller = { user: '' }): WatchSession {
+  openWatch(send: (r: WatchResponse) => boolean, caller: Caller = { user: '' }): WatchSession {
     return new WatchSession(this, send, caller);
   }
 
-  /** @internal */
+  /** A watch response as a wire object, for the JSON gateway. */
   watchResponse(r: WatchResponse): Wire {
     return {
       header: this.header(r.header.revision),

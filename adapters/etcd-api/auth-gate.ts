@@ -9,7 +9,8 @@
 
 import { checkAdmin, checkDeleteRange, checkLeaseKeys, checkPut, checkRangeRequest, checkRead, checkTxn, type AuthCheckContext } from '../../src/server/auth-check.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import { bytes, deleteRangeRequest, int64, putRequest, rangeRequest, txnRequest, type Wire } from './server-wire.ts';
+import type { DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../../src/mvcc/types.ts';
+import { deleteRangeRequest, int64, putRequest, rangeRequest, txnRequest, type Wire } from './server-wire.ts';
 
 export type Rpc =
   | 'Range' | 'Put' | 'DeleteRange' | 'Txn' | 'Compact'
@@ -110,10 +111,32 @@ export function authorize(kv: KvMember, rpc: Rpc, w: Wire, user: string): Caller
   return { user };
 }
 
+/** The KV requests the gRPC server decodes with proto-codec.ts, by RPC. */
+export interface DecodedRequests {
+  Range: RangeRequest;
+  Put: PutRequest;
+  DeleteRange: DeleteRangeRequest;
+  Txn: TxnRequest;
+}
+
+const decodedChecks: { [R in keyof DecodedRequests]: (c: AuthCheckContext, req: DecodedRequests[R]) => void } = {
+  Range: checkRangeRequest,
+  Put: checkPut,
+  DeleteRange: checkDeleteRange,
+  Txn: checkTxn,
+};
+
+/** authorize() for a KV request already decoded into the core's type: the same checks. */
+export function authorizeDecoded<R extends keyof DecodedRequests>(kv: KvMember, rpc: R, req: DecodedRequests[R], user: string): Caller {
+  if (!kv.auth.enabled) return { user: '' };
+  decodedChecks[rpc](checkContext(kv, user), req);
+  return { user };
+}
+
 /** The check of one watch create request, for a caller resolved when the stream opened. */
-export function authorizeWatchCreate(kv: KvMember, caller: Caller, create: Wire): void {
+export function authorizeWatchCreate(kv: KvMember, caller: Caller, key: Uint8Array, rangeEnd: Uint8Array): void {
   if (!kv.auth.enabled) return;
-  checkRead(checkContext(kv, caller.user), bytes(create.key), bytes(create.range_end));
+  checkRead(checkContext(kv, caller.user), key, rangeEnd);
 }
 
 function checkContext(kv: KvMember, user: string): AuthCheckContext {

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { etcdVersion, Status, toApiError, type EtcdApi } from './api.ts';
 import type { Rpc } from './auth-gate.ts';
 import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
+import { watchRequest } from './server-wire.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
 export const gatewayBodyBytesMax = 4 * 1024 * 1024;
@@ -277,14 +278,14 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
         session = api.openWatch((r) => {
           if (res.destroyed || res.writableEnded) return false;
           if (r.events.length > 0 && res.writableNeedDrain) return false;
-          res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', r) }) + '\n');
+          res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', api.watchResponse(r)) }) + '\n');
           return true;
         }, caller);
         const opened = session;
         res.on('close', () => opened.close());
       }
       try {
-        session.handle(wire);
+        session.handle(watchRequest(wire));
       } catch (err) {
         const e = toApiError(err);
         return fail(e.code, e.message);

@@ -3,10 +3,12 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { EtcdApiError, Status, toApiError, type EtcdApi } from './api.ts';
-import type { Rpc } from './auth-gate.ts';
+import { authorizeDecoded, type DecodedRequests, type Rpc } from './auth-gate.ts';
 import { packageDefinition } from './proto.ts';
 import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
+import { MvccError } from '../../src/mvcc/errors.ts';
+import * as codec from './proto-codec.ts';
 
 /**
  * etcd lets gRPC receive this much above the request limit, so its own error wins below it;
@@ -50,6 +52,58 @@ function unary(api: EtcdApi, rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<
   };
 }
 
+/**
+ * A request proto-codec.ts decoded but etcd refuses (a txn with an empty RequestOp): the
+ * refusal is answered by the handler, after the token check, as etcd's status and message; a
+ * deserializer's own error would leave as INTERNAL.
+ */
+class Refused {
+  constructor(readonly error: MvccError) {}
+}
+
+/**
+ * `service` with the methods in `decoders` reading their requests with the hand-written codec
+ * and sending responses their handlers already encoded (proto-codec.ts): protobufjs and its
+ * snake_case objects stay off the hot path. Malformed bytes still fail in the deserializer.
+ */
+function withCodec(service: grpc.ServiceDefinition, decoders: Record<string, (bytes: Buffer) => unknown>): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...service };
+  for (const [name, decode] of Object.entries(decoders)) {
+    const def = service[name];
+    if (def === undefined) throw new Error(`grpc-server: no method ${name} to give the codec`);
+    out[name] = {
+      ...def,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          if (err instanceof MvccError) return new Refused(err);
+          throw err;
+        }
+      },
+      responseSerialize: (bytes) => bytes as Buffer,
+    };
+  }
+  return out;
+}
+
+/** A unary KV RPC on a request the codec decoded; `run` answers with the encoded response. */
+function decodedUnary<R extends keyof DecodedRequests>(api: EtcdApi, rpc: R, run: (req: DecodedRequests[R]) => Promise<Buffer>): grpc.handleUnaryCall<DecodedRequests[R] | Refused, Buffer> {
+  return (call, callback) => {
+    const req = call.request;
+    api.userOf(tokenOf(call))
+      .then((user) => {
+        if (req instanceof Refused) throw req.error;
+        authorizeDecoded(api.kv, rpc, req, user);
+        return run(req);
+      })
+      .then(
+        (r) => callback(null, r),
+        (err) => callback(toServiceError(err)),
+      );
+  };
+}
+
 /** A streaming RPC's handler, run once the call's token is resolved to its user (the auth gate's first step). */
 function withUser<C extends { metadata: grpc.Metadata; cancelled: boolean; emit(event: 'error', err: Error): boolean }>(api: EtcdApi, handler: (call: C, user: string) => void): (call: C) => void {
   return (call) =>
@@ -81,8 +135,8 @@ function requireLeader<Req, Res>(api: EtcdApi, handler: grpc.handleBidiStreaming
   };
 }
 
-function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
-  return withUser(api, (call: grpc.ServerDuplexStream<Wire, Wire>, user) => {
+function watch(api: EtcdApi): grpc.handleBidiStreamingCall<codec.WatchRequest, Buffer> {
+  return withUser(api, (call: grpc.ServerDuplexStream<codec.WatchRequest, Buffer>, user) => {
     let caller;
     try {
       caller = api.authorize('Watch', {}, user);
@@ -94,10 +148,10 @@ function watch(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
       // Flow control: event responses wait (and are re-read from history) while the client's
       // buffer is full; control responses always go out.
       if (r.events.length > 0 && call.writableNeedDrain) return false;
-      call.write(r);
+      call.write(codec.encodeWatchResponse(api.header(r.header.revision), r));
       return true;
     }, caller);
-    call.on('data', (req: Wire) => {
+    call.on('data', (req: codec.WatchRequest) => {
       try {
         session.handle(req);
       } catch (err) {
@@ -124,8 +178,8 @@ function isForwarded(call: { metadata: grpc.Metadata }): boolean {
 /** Keep-alives a stream may have in flight; a client that floods past it is cut off. */
 export const keepAlivesPendingMax = 1024;
 
-function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> {
-  return withUser(api, (call: grpc.ServerDuplexStream<Wire, Wire>, user) => {
+function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<bigint, Buffer> {
+  return withUser(api, (call: grpc.ServerDuplexStream<bigint, Buffer>, user) => {
     try {
       api.authorize('LeaseKeepAlive', {}, user);
     } catch (err) {
@@ -140,7 +194,7 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
       failed = true;
       failStream(call, err);
     };
-    call.on('data', (req: Wire) => {
+    call.on('data', (id: bigint) => {
       if (failed) return;
       if (++pending > keepAlivesPendingMax) {
         fail(new EtcdApiError(Status.ResourceExhausted, `meshkv: more than ${keepAlivesPendingMax} keep-alives in flight on one stream`));
@@ -150,7 +204,8 @@ function leaseKeepAlive(api: EtcdApi): grpc.handleBidiStreamingCall<Wire, Wire> 
         pending--;
         if (failed || call.destroyed) return;
         try {
-          call.write(await api.lease.leaseKeepAlive(req, forwarded));
+          const TTL = await api.lease.keepAlive(id, forwarded);
+          call.write(codec.encodeLeaseKeepAliveResponse(api.header(), { ID: id, TTL }));
         } catch (err) {
           fail(err);
         }
@@ -196,16 +251,50 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
   });
   const services = proto.etcdserverpb;
   const u = (rpc: Rpc, fn: (w: Wire, call: grpc.ServerUnaryCall<Wire, Wire>) => Promise<Wire>) => unary(api, rpc, fn);
-  server.addService(services.KV.service, {
-    Range: u('Range', (w) => api.kvService.range(w)),
-    Put: u('Put', (w) => api.kvService.put(w)),
-    DeleteRange: u('DeleteRange', (w) => api.kvService.deleteRange(w)),
-    Txn: u('Txn', (w) => api.kvService.txn(w)),
+  const kv = api.kv;
+  const kvService = withCodec(services.KV.service, {
+    Range: codec.decodeRangeRequest,
+    Put: codec.decodePutRequest,
+    DeleteRange: codec.decodeDeleteRangeRequest,
+    Txn: codec.decodeTxnRequest,
+  });
+  server.addService(kvService, {
+    Range: decodedUnary(api, 'Range', async (req) => {
+      const r = await kv.range(req);
+      return codec.encodeRangeResponse(api.header(r.header.revision), r);
+    }),
+    Put: decodedUnary(api, 'Put', async (req) => {
+      const r = await kv.put(req);
+      return codec.encodePutResponse(api.header(r.header.revision), r);
+    }),
+    DeleteRange: decodedUnary(api, 'DeleteRange', async (req) => {
+      const r = await kv.deleteRange(req);
+      return codec.encodeDeleteRangeResponse(api.header(r.header.revision), r);
+    }),
+    Txn: decodedUnary(api, 'Txn', async (req) => {
+      const r = await kv.txn(req);
+      return codec.encodeTxnResponse(api.header(r.header.revision), r);
+    }),
     Compact: u('Compact', (w) => api.kvService.compact(w)),
   });
-  server.addService(services.Watch.service, { Watch: requireLeader(api, watch(api)) });
-  server.addService(services.Lease.service, {
-    LeaseGrant: u('LeaseGrant', (w) => api.lease.leaseGrant(w)),
+  server.addService(withCodec(services.Watch.service, { Watch: codec.decodeWatchRequest }), { Watch: requireLeader(api, watch(api)) });
+  const leaseService = withCodec(services.Lease.service, {
+    LeaseGrant: codec.decodeLeaseGrantRequest,
+    LeaseKeepAlive: codec.decodeLeaseKeepAliveRequest,
+  });
+  server.addService(leaseService, {
+    LeaseGrant: (call: grpc.ServerUnaryCall<{ TTL: number; ID: bigint }, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      api.userOf(tokenOf(call))
+        .then(async (user) => {
+          api.authorize('LeaseGrant', {}, user);
+          const r = await kv.leaseGrant(call.request);
+          return codec.encodeLeaseGrantResponse(api.header(r.header.revision), r);
+        })
+        .then(
+          (r) => callback(null, r),
+          (err) => callback(toServiceError(err)),
+        );
+    },
     LeaseRevoke: u('LeaseRevoke', (w) => api.lease.leaseRevoke(w)),
     LeaseKeepAlive: requireLeader(api, leaseKeepAlive(api)),
     LeaseTimeToLive: u('LeaseTimeToLive', (w) => api.lease.leaseTimeToLive(w)),

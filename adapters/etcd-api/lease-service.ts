@@ -31,17 +31,20 @@ export class LeaseService {
    */
   async leaseKeepAlive(w: Wire, forwarded = false): Promise<Wire> {
     const id = int64(w.ID);
+    const TTL = await this.keepAlive(id, forwarded);
+    return { header: this.header(), ID: id.toString(), TTL };
+  }
+
+  /** leaseKeepAlive on a decoded lease id (the gRPC server's codec): the TTL left, 0 for no such lease. */
+  async keepAlive(id: bigint, forwarded = false): Promise<number> {
     if (!forwarded && !this.kv.isLeader()) {
       const r = await this.leaderClients.keepAlive(this.leaderClientUrl(), id.toString());
-      return { header: this.header(), ID: id.toString(), TTL: int(r.TTL) };
+      return int(r.TTL);
     }
     try {
-      const r = await this.kv.leaseKeepAlive(id);
-      return { header: this.header(), ID: id.toString(), TTL: r.TTL };
+      return (await this.kv.leaseKeepAlive(id)).TTL;
     } catch (err) {
-      if (err instanceof MvccError && err.message === Errors.leaseNotFound().message) {
-        return { header: this.header(), ID: id.toString(), TTL: 0 };
-      }
+      if (err instanceof MvccError && err.message === Errors.leaseNotFound().message) return 0;
       throw err;
     }
   }

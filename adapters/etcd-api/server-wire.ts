@@ -16,6 +16,7 @@ import type {
   TxnResponse,
 } from '../../src/mvcc/types.ts';
 import { EtcdApiError, Status } from './errors.ts';
+import type { WatchRequest } from './proto-codec.ts';
 
 export type Wire = Record<string, any>;
 
@@ -99,6 +100,27 @@ export function txnRequest(w: Wire): TxnRequest {
     success: (w.success ?? []).map(requestOp),
     failure: (w.failure ?? []).map(requestOp),
   };
+}
+
+/** A WatchRequest as the JSON gateway parsed it, in the form proto-codec.ts decodes gRPC's into. */
+export function watchRequest(w: Wire): WatchRequest {
+  if (w.create_request) {
+    const c = w.create_request;
+    return {
+      create: {
+        key: bytes(c.key),
+        rangeEnd: bytes(c.range_end),
+        startRevision: int(c.start_revision),
+        progressNotify: c.progress_notify === true,
+        filters: c.filters ?? [],
+        prevKv: c.prev_kv === true,
+        watchId: int(c.watch_id),
+      },
+    };
+  }
+  if (w.cancel_request) return { cancel: int(w.cancel_request.watch_id) };
+  if (w.progress_request) return { progress: true };
+  return {};
 }
 
 /** Peer URLs of MemberAdd/MemberUpdate, normalized as the member table keeps them (etcd: ErrGRPCMemberBadURLs). */

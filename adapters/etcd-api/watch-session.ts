@@ -1,9 +1,12 @@
 // One client watch stream over the store's watch hub: the watchers it created and the handling
-// of its requests (create, cancel, progress).
+// of its requests (create, cancel, progress). Requests and responses are the core's forms: the
+// gRPC server encodes responses with proto-codec.ts (each event once, however many watchers get
+// it), the JSON gateway maps them to JSON.
 
 import type { WatchStream } from '../../src/mvcc/watch-hub.ts';
+import type { WatchResponse } from '../../src/mvcc/types.ts';
 import type { EtcdApi } from './api.ts';
-import { bytes, int, type Wire } from './server-wire.ts';
+import type { WatchRequest } from './proto-codec.ts';
 import { authorizeWatchCreate, type Caller } from './auth-gate.ts';
 import { AuthErrors } from '../../src/server/auth-store.ts';
 
@@ -11,11 +14,11 @@ import { AuthErrors } from '../../src/server/auth-store.ts';
 export class WatchSession {
   private readonly stream: WatchStream;
   private closed = false;
-  private readonly send: (w: Wire) => boolean;
+  private readonly send: (r: WatchResponse) => boolean;
 
   constructor(
     private readonly api: EtcdApi,
-    send: (w: Wire) => boolean,
+    send: (r: WatchResponse) => boolean,
     /** Who opened the stream; each create request is checked against this caller's permissions. */
     private readonly caller: Caller,
   ) {
@@ -25,44 +28,36 @@ export class WatchSession {
         if (this.closed) return false;
         if (r.created && !r.canceled) api.countWatchers(1);
         if (r.canceled && r.watchId >= 0 && !r.created) api.countWatchers(-1);
-        return send(api.watchResponse(r));
+        return send(r);
       },
     });
   }
 
   /** Handles one WatchRequest (create, cancel or progress). */
-  handle(w: Wire): void {
+  handle(w: WatchRequest): void {
     if (this.closed) return;
-    if (w.create_request) {
-      const c = w.create_request;
+    if ('create' in w) {
+      const c = w.create;
       try {
-        authorizeWatchCreate(this.api.kv, this.caller, c);
+        authorizeWatchCreate(this.api.kv, this.caller, c.key, c.rangeEnd);
       } catch {
         // etcd answers a refused watch with a created-and-canceled response, not a stream error.
         this.send({
-          header: this.api.header(),
-          watch_id: int(c.watch_id),
+          header: { revision: this.api.kv.currentRevision },
+          watchId: c.watchId,
           created: true,
           canceled: true,
-          compact_revision: 0,
-          cancel_reason: AuthErrors.permissionDenied().message,
+          compactRevision: 0,
+          cancelReason: AuthErrors.permissionDenied().message,
           events: [],
         });
         return;
       }
-      this.stream.watch({
-        key: bytes(c.key),
-        rangeEnd: bytes(c.range_end),
-        startRevision: int(c.start_revision),
-        progressNotify: c.progress_notify === true,
-        filters: c.filters ?? [],
-        prevKv: c.prev_kv === true,
-        watchId: int(c.watch_id),
-      });
-    } else if (w.cancel_request) {
+      this.stream.watch(c);
+    } else if ('cancel' in w) {
       // etcd sends nothing for an unknown watch id.
-      this.stream.cancel(int(w.cancel_request.watch_id));
-    } else if (w.progress_request) {
+      this.stream.cancel(w.cancel);
+    } else if ('progress' in w) {
       this.stream.requestProgress();
     }
   }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A/B: two builds of meshkv, each as a fresh 3-member cluster, measured interleaved (A, B, A, B…)
+# by ../shared/bench-etcd's run-suite.sh so both see the same machine load.
+#
+#   bench/ab-meshkv.sh A_ROOT B_ROOT [ROUNDS]   # two checkouts, each with its dist/ built
+#   ONLY="put-c64 watch100-w1" DURATION=6 bench/ab-meshkv.sh /tmp/main . 3
+#
+# A checkout of another commit, for A: mkdir /tmp/main && git archive main | tar -x -C /tmp/main &&
+# ln -s "$PWD/node_modules" /tmp/main/ && (cd /tmp/main && npm run build).
+# Runs are labelled "a" and "b". Prints `uptime`'s load average before each run, writes
+# results/ab-<time>.jsonl and the harness summary. Stops every process it started, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+A=$(cd "${1:?usage: $0 A_ROOT B_ROOT [ROUNDS]}" && pwd)
+B=$(cd "${2:?usage: $0 A_ROOT B_ROOT [ROUNDS]}" && pwd)
+ROUNDS="${3:-2}"
+for root in "$A" "$B"; do [[ -d "$root/dist" ]] || { echo "$root/dist is not built (npm run build)" >&2; exit 2; }; done
+HARNESS_SRC="$ROOT/../shared/bench-etcd"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-ab.XXXXXX")
+export DURATION="${DURATION:-6}" WARMUP="${WARMUP:-2}" REPEAT=0
+export ONLY="${ONLY:-put-c1 put-c64 get-lin-c64 txn-cas-c16 watch100-w1}"
+OUT="$ROOT/results/ab-$(date +%Y%m%d-%H%M%S).jsonl"
+mkdir -p "$ROOT/results"
+cp -r "$HARNESS_SRC" "$WORK/harness"
+(cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
+
+PIDS=()
+stop() {
+  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+trap stop EXIT
+export MESHKV_ADMISSION_SECRET=ab-meshkv-admission-secret
+CLUSTER=a=http://127.0.0.1:25801,b=http://127.0.0.1:25802,c=http://127.0.0.1:25803
+EPS=127.0.0.1:25791,127.0.0.1:25792,127.0.0.1:25793
+
+run_side() {  # run_side LABEL ROOT
+  local label="$1" root="$2" i=0 run="$WORK/$1-$RANDOM"
+  for name in a b c; do
+    i=$((i + 1))
+    node "$root/bin/meshkv.mjs" --name "$name" --data-dir "$run/$name" \
+      --listen-client-urls "http://127.0.0.1:2579$i" --initial-cluster "$CLUSTER" >"$run-$name.log" 2>&1 &
+    PIDS+=("$!")
+  done
+  for _ in $(seq 1 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints="$EPS" endpoint status 2>/dev/null | grep -q true; then break; fi
+    sleep 0.2
+  done
+  echo "== $label ($root) load average: $(uptime | sed 's/.*load average: //')"
+  (cd "$WORK/harness" && LABEL="$label" SERVER_PIDS=$(IFS=,; echo "${PIDS[*]}") ./run-suite.sh "$EPS" "$OUT")
+  stop
+  rm -rf "$run"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  run_side a "$A"
+  run_side b "$B"
+done
+node -e 'for (const l of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) { try { const d = JSON.parse(l); if (!d.meta) console.log(l); } catch {} }' "$OUT" > "$OUT.runs"
+node "$WORK/harness/summarize.mjs" "$OUT.runs" || true
+echo "results: $OUT"
+rm -rf "$WORK"
