@@ -605,24 +605,10 @@ export class Member {
   private async handleReady(rd: Ready): Promise<void> {
     // A leader's appends go out while it writes them itself (see Ready.sendBeforePersist).
     if (rd.sendBeforePersist) this.sendReadyMessages(rd);
-    const persists = rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null;
-    // Committed entries that an earlier Ready already made durable here do not wait for this
-    // Ready's write (often only the new commit index, written without a sync): they are applied,
-    // and their proposers answered, while the write is under way, as etcd applies while it
-    // saves. Entries that this Ready itself persists are applied only after the write.
-    const lastCommitted = rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1;
-    const applyDuringWrite =
-      lastCommitted >= 0 && rd.snapshot === null && (rd.entries.length === 0 || lastCommitted < rd.entries[0].index);
-    if (persists) {
-      const saving = this.save(rd);
-      if (applyDuringWrite) {
-        // The write's failure is awaited just below; until then it must not count as unhandled.
-        saving.catch(() => undefined);
-        await this.applyCommitted(rd);
-      }
-      await saving;
-    } else if (applyDuringWrite) {
-      await this.applyCommitted(rd);
+    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      const started = this.opts.clock.now();
+      await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
+      if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
     }
     // Otherwise only now, with the state durable, may anyone hear what it implies.
     if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
@@ -631,29 +617,21 @@ export class Member {
       this.appliedSinceSnapshot = 0;
       this.appliedBytesSinceSnapshot = 0;
     }
-    if (!applyDuringWrite && rd.committedEntries.length > 0) await this.applyCommitted(rd);
+    if (rd.committedEntries.length > 0) {
+      const started = this.opts.clock.now();
+      const applyAll = (): void => {
+        for (const e of rd.committedEntries) this.applyEntry(e);
+      };
+      const sm = this.opts.stateMachine;
+      const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(() => payloadsOf(rd.committedEntries), applyAll);
+      if (pending !== undefined) await pending;
+      this.applyMs.observe(this.opts.clock.now() - started);
+    }
     for (const rs of rd.readStates) {
       const w = this.reads.get(ctxKey(rs.requestCtx));
       if (w) w.index = rs.index;
     }
-    this.releaseReads(lastCommitted);
-  }
-
-  private async save(rd: Ready): Promise<void> {
-    const started = this.opts.clock.now();
-    await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
-    if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
-  }
-
-  private async applyCommitted(rd: Ready): Promise<void> {
-    const started = this.opts.clock.now();
-    const applyAll = (): void => {
-      for (const e of rd.committedEntries) this.applyEntry(e);
-    };
-    const sm = this.opts.stateMachine;
-    const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(() => payloadsOf(rd.committedEntries), applyAll);
-    if (pending !== undefined) await pending;
-    this.applyMs.observe(this.opts.clock.now() - started);
+    this.releaseReads(rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1);
   }
 
   private sendReadyMessages(rd: Ready): void {
