@@ -16,7 +16,6 @@ ROUNDS="${ROUNDS:-3}"
 # bin/meshkv.mjs runs the compiled dist/.
 npm run build --silent
 HARNESS_SRC="$ROOT/../shared/bench-etcd"
-[[ -d "$HARNESS_SRC" ]] || HARNESS_SRC=/work/shared/bench-etcd
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-compare.XXXXXX")
 export BENCH_DIR="$WORK/etcd"
 # REPEAT=0: run-suite's own repeats are replaced by the rounds here.

@@ -16,7 +16,6 @@ WORKLOADS=("$@")
 DURATION="${DURATION:-10}" WARMUP="${WARMUP:-2}"
 npm run build --silent
 HARNESS_SRC="$ROOT/../shared/bench-etcd"
-[[ -d "$HARNESS_SRC" ]] || HARNESS_SRC=/work/shared/bench-etcd
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-profile.XXXXXX")
 cp -r "$HARNESS_SRC" "$WORK/harness"
 (cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
