@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Side-by-side: a 3-member real etcd (Debian's etcd-server) and a 3-member meshkv cluster on
-# this machine, measured in one run by ../shared/bench-etcd with the same client.
+# this machine, measured by ../shared/bench-etcd with the same client, in interleaved rounds
+# (etcd, meshkv, etcd, meshkv, …) so both sides see the same load from the rest of the machine.
 #
-#   bench/compare-etcd.sh                 # ONLY=... DURATION=... as run-suite.sh takes them
+#   bench/compare-etcd.sh        # env: ROUNDS (3), ONLY, DURATION (6), WARMUP (2), MODE (h2)
 #
-# Writes results/compare-<time>.jsonl and prints the summary table. Stops every process it
-# started, by PID.
+# Each round starts both clusters from empty data directories. Prints uptime's load average
+# before each side's run, then one row per workload with the median and the min–max spread over
+# the rounds (bench/compare-summary.mjs). Writes results/compare-<time>.jsonl. Stops every
+# process it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+ROUNDS="${ROUNDS:-3}"
 # bin/meshkv.mjs runs the compiled dist/.
 npm run build --silent
 HARNESS_SRC="$ROOT/../shared/bench-etcd"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-compare.XXXXXX")
 export BENCH_DIR="$WORK/etcd"
-export DURATION="${DURATION:-6}" WARMUP="${WARMUP:-2}" REPEAT="${REPEAT:-0}"
+# REPEAT=0: run-suite's own repeats are replaced by the rounds here.
+export DURATION="${DURATION:-6}" WARMUP="${WARMUP:-2}" REPEAT=0
 export ONLY="${ONLY:-put-c1 put-c64 get-lin-c64 get-ser-c64 txn-cas-c16 watch100-w1}"
 OUT="$ROOT/results/compare-$(date +%Y%m%d-%H%M%S).jsonl"
 mkdir -p "$ROOT/results"
@@ -23,39 +28,56 @@ cp -r "$HARNESS_SRC" "$WORK/harness"
 (cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
 
 MESHKV_PIDS=()
-cleanup() {
+stop_meshkv() {
   for pid in "${MESHKV_PIDS[@]:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
+  for pid in "${MESHKV_PIDS[@]:-}"; do
+    [[ -z "$pid" ]] && continue
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  MESHKV_PIDS=()
+}
+cleanup() {
+  stop_meshkv
   (cd "$WORK/harness" && ./stop-etcd.sh >/dev/null 2>&1) || true
 }
 trap cleanup EXIT
 
-echo "== real etcd, 3 members"
-(cd "$WORK/harness" && ./start-etcd.sh 3 >/dev/null)
-EPS=$(cat "$BENCH_DIR/endpoints")
-(cd "$WORK/harness" && LABEL=etcd3 ./run-suite.sh "$EPS" "$OUT")
-(cd "$WORK/harness" && ./stop-etcd.sh >/dev/null)
+load() { echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
-echo "== meshkv, 3 members"
-CLUSTER=a=http://127.0.0.1:24801,b=http://127.0.0.1:24802,c=http://127.0.0.1:24803
-# The members admit each other with one shared admission secret.
-export MESHKV_ADMISSION_SECRET=compare-etcd-admission-secret
-i=0
-for name in a b c; do
-  i=$((i + 1))
-  node "$ROOT/bin/meshkv.mjs" --name "$name" --data-dir "$WORK/meshkv-$name" \
-    --listen-client-urls "http://127.0.0.1:2479$i" --initial-cluster "$CLUSTER" >"$WORK/meshkv-$name.log" 2>&1 &
-  MESHKV_PIDS+=("$!")
-done
-MEPS=127.0.0.1:24791,127.0.0.1:24792,127.0.0.1:24793
-for _ in $(seq 1 100); do
-  if ETCDCTL_API=3 etcdctl --endpoints="$MEPS" endpoint status 2>/dev/null | grep -q true; then break; fi
-  sleep 0.2
-done
-(cd "$WORK/harness" && LABEL=meshkv3 SERVER_PIDS=$(IFS=,; echo "${MESHKV_PIDS[*]}") ./run-suite.sh "$MEPS" "$OUT")
+run_etcd() {  # run_etcd ROUND
+  echo "== round $1: real etcd, 3 members"; load
+  (cd "$WORK/harness" && ./start-etcd.sh 3 >/dev/null)
+  local eps; eps=$(cat "$BENCH_DIR/endpoints")
+  (cd "$WORK/harness" && LABEL=etcd3 ./run-suite.sh "$eps" "$OUT")
+  (cd "$WORK/harness" && ./stop-etcd.sh >/dev/null)
+}
 
-# summarize.mjs cannot read run-suite's meta line for meshkv: etcdctl's `endpoint status` with
-# http:// endpoints fails against meshkv (see docs/etcd-api.md), which leaves it malformed.
-node -e 'for (const l of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) { try { const d = JSON.parse(l); if (!d.meta) console.log(l); } catch {} }' "$OUT" > "$OUT.runs"
-node "$WORK/harness/summarize.mjs" --headline "$OUT.runs" || true
+run_meshkv() {  # run_meshkv ROUND
+  echo "== round $1: meshkv, 3 members"; load
+  local cluster=a=http://127.0.0.1:24801,b=http://127.0.0.1:24802,c=http://127.0.0.1:24803
+  # The members admit each other with one shared admission secret.
+  export MESHKV_ADMISSION_SECRET=compare-etcd-admission-secret
+  local i=0 name
+  for name in a b c; do
+    i=$((i + 1))
+    node "$ROOT/bin/meshkv.mjs" --name "$name" --data-dir "$WORK/meshkv-$1-$name" \
+      --listen-client-urls "http://127.0.0.1:2479$i" --initial-cluster "$cluster" \
+      >"$WORK/meshkv-$1-$name.log" 2>&1 &
+    MESHKV_PIDS+=("$!")
+  done
+  local meps=127.0.0.1:24791,127.0.0.1:24792,127.0.0.1:24793
+  for _ in $(seq 1 100); do
+    if ETCDCTL_API=3 etcdctl --endpoints="$meps" endpoint status 2>/dev/null | grep -q true; then break; fi
+    sleep 0.2
+  done
+  (cd "$WORK/harness" && LABEL=meshkv3 SERVER_PIDS=$(IFS=,; echo "${MESHKV_PIDS[*]}") ./run-suite.sh "$meps" "$OUT")
+  stop_meshkv
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  run_etcd "$round"
+  run_meshkv "$round"
+done
+
+node "$ROOT/bench/compare-summary.mjs" "$OUT"
 echo "results: $OUT"
-
