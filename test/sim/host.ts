@@ -93,6 +93,8 @@ export class SimHost {
   throttledUntilMs = 0;
   /** Until then the process is frozen (a GC pause, a suspended tab): no timers, no messages, no disk completions. */
   pausedUntilMs = 0;
+  /** Configurations of snapshots received and not yet applied, by index (see onMembersChanged). */
+  private readonly receivedSnapshotConf = new Map<number, ConfState>();
   /** The configuration as of the last applied change or snapshot (kept while down, for reports). */
   confState: ConfState = emptyConfState();
   role: StateRole = StateRole.Follower;
@@ -296,7 +298,10 @@ export class SimHost {
       return;
     }
     const batch = save.batch!;
-    if (batch.snapshot !== null) checker.onSnapshot(this.id, batch.snapshot.metadata.index, batch.snapshot.metadata.term, 'received');
+    if (batch.snapshot !== null) {
+      checker.onSnapshot(this.id, batch.snapshot.metadata.index, batch.snapshot.metadata.term, 'received');
+      this.receivedSnapshotConf.set(batch.snapshot.metadata.index, batch.snapshot.metadata.confState);
+    }
     if (batch.entries.length > 0) checker.onPersisted(this.id, batch.entries, this.disk, this.commitFloor);
     const hs = batch.hardState;
     if (hs === null) return;
@@ -326,7 +331,12 @@ export class SimHost {
     const kv = this.kv;
     if (kv === null) return;
     const before = this.confState;
-    const cs = kv.status().confState;
+    // A restored snapshot's configuration is the one in its metadata. Raft's own may be newer:
+    // a second snapshot can be restored in Raft while the first is still being applied (seed
+    // 359: a tab got snapshots at 1 and 77 back to back, and applying 1 saw 77's learners).
+    const fromSnapshot = this.receivedSnapshotConf.get(index);
+    for (const i of [...this.receivedSnapshotConf.keys()]) if (i <= index) this.receivedSnapshotConf.delete(i);
+    const cs = fromSnapshot ?? kv.status().confState;
     this.confState = cs;
     this.env.checker.onConfState(this.id, index, cs);
     const after = confMembers(cs);
