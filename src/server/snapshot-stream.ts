@@ -198,7 +198,7 @@ export type SenderProgress = { kind: 'pending' } | { kind: 'done' } | { kind: 'f
  * One stream to one peer, from a chunk producer it owns until `release`. Once the producer has
  * pinned its read snapshot, sends the head (which names that snapshot's applied index), then
  * chunks as they are produced, with at most `snapshotChunksInflightMax` chunks produced, being
- * produced or sent and not yet acknowledged. `onChange` is called when there is something new
+ * produced or sent and not yet acknowledged. `announce` is called when there is something new
  * to `pump` or the stream failed (`failure`).
  */
 export class SnapshotSender {
@@ -232,7 +232,7 @@ export class SnapshotSender {
     private readonly snap: Message,
     private readonly producer: ChunkProducer,
     private readonly clock: { now(): number },
-    private readonly onChange: () => void,
+    private readonly announce: () => void,
   ) {
     this.lastProgressMs = clock.now();
     producer.open().then(
@@ -243,7 +243,7 @@ export class SnapshotSender {
         this.head = { ...snap, context: encodeStreamHead({ streamId, appliedIndex }) };
         this.lastProgressMs = clock.now();
         this.refill();
-        this.onChange();
+        this.announce();
       },
       (err: unknown) => this.fail(`reading the backend: ${err instanceof Error ? err.message : String(err)}`),
     );
@@ -268,7 +268,7 @@ export class SnapshotSender {
     return out;
   }
 
-  /** Asks the producer for more while the window allows; each chunk produced calls `onChange`. */
+  /** Asks the producer for more while the window allows; each chunk produced calls `announce`. */
   private refill(): void {
     while (!this.released && this.failure === null && this.lastSeq === 0 && this.produced + this.requested - Math.max(this.acked, 0) < snapshotChunksInflightMax) {
       this.requested++;
@@ -277,7 +277,7 @@ export class SnapshotSender {
           this.requested--;
           if (this.released || chunk === null || this.lastSeq !== 0) return;
           this.take(chunk);
-          this.onChange();
+          this.announce();
         },
         (err: unknown) => this.fail(`reading the backend: ${err instanceof Error ? err.message : String(err)}`),
       );
@@ -302,7 +302,7 @@ export class SnapshotSender {
   private fail(reason: string): void {
     if (this.released || this.failure !== null) return;
     this.failure = reason;
-    this.onChange();
+    this.announce();
   }
 
   /** An acknowledgement from the receiver. */
