@@ -11,7 +11,7 @@ import { ConnectivityWatch, type Connectivity } from '../../src/server/connectiv
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
+import { startSteadyTrio } from '../helpers/kv-members.ts';
 import { settlesWithin, waitFor } from '../client/helpers.ts';
 
 const running: KvMember[] = [];
@@ -21,10 +21,7 @@ afterEach(async () => {
 
 /** Three members on steady timings, and clients that start at member `preferred`. */
 async function cluster() {
-  const hub = new MemoryHub();
-  const ids = [1, 2, 3];
-  const transports = ids.map((id) => hub.connect(id));
-  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], ...steadyTimings })));
+  const { members, transports } = await startSteadyTrio(new MemoryHub());
   running.push(...members);
   const connection = (preferred = 0) => new InProcessConnection(members, { clock: systemClock, preferred });
   return {

@@ -10,7 +10,7 @@ import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { Outbox, type OutboxMember } from '../../src/client/outbox.ts';
 import { ConnectivityWatch } from '../../src/server/connectivity.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
-import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
+import { startSteadyTrio } from '../helpers/kv-members.ts';
 import { MemoryOutboxStore, SingleOutboxPeers } from '../helpers/memory-outbox.ts';
 import { waitFor } from './helpers.ts';
 
@@ -24,10 +24,7 @@ afterEach(async () => {
 });
 
 async function cluster() {
-  const hub = new MemoryHub();
-  const ids = [1, 2, 3];
-  const transports = ids.map((id) => hub.connect(id));
-  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], ...steadyTimings })));
+  const { members, transports } = await startSteadyTrio(new MemoryHub());
   running.push(...members);
   await waitFor('a leader', () => members.find((m) => m.isLeader()));
   return { members, transports };

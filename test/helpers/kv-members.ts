@@ -26,3 +26,11 @@ export function startKvMember(hub: MemoryHub, id: MemberId, peers: MemberId[], e
 
 /** Slower ticks than the 5 ms above, for tests that cut members off: a loaded machine then does not churn leaders mid-test. */
 export const steadyTimings = { tickMs: 20, electionTicks: 10, requestTimeoutMs: 10_000 } satisfies Partial<KvMemberOptions>;
+
+/** Members 1, 2 and 3 on one hub with steady timings; each member's transport is returned so a test can cut it off. */
+export async function startSteadyTrio(hub: MemoryHub): Promise<{ members: KvMember[]; transports: ReturnType<MemoryHub['connect']>[] }> {
+  const ids = [1, 2, 3];
+  const transports = ids.map((id) => hub.connect(id));
+  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], ...steadyTimings })));
+  return { members, transports };
+}
