@@ -2,10 +2,15 @@
 // database per etcd bucket (layout: src/backend/layout.ts). Node only: never import this from
 // src/ or adapters/browser.
 //
-// Commits are coalesced: every commit() of one event turn runs in one LMDB write transaction,
-// queued to lmdb's writer, with the applied index written last inside it, so the stored index
-// and the data it describes always change together. lmdb commits without waiting for the disk
-// flush (overlapping sync) and flushes in the background; durable() waits for that flush.
+// Commits are coalesced: every commit() until the write transaction starts runs in that one
+// LMDB write transaction, with the applied index written last inside it, so the stored index
+// and the data it describes always change together. The transaction starts `batchIntervalMs`
+// after the first commit that is not yet in one (etcd's backend batch interval), or at once
+// when the waiting batches reach `batchOpsMax` ops, or when durable(), stage() or close() needs
+// it: a write transaction and its flush per applied entry cost more than the entry itself.
+// Nothing is lost by the wait: the WAL holds every entry the backend has not yet made durable,
+// and the member cuts the WAL only at durable()'s index. lmdb commits without waiting for the
+// disk flush (overlapping sync) and flushes in the background; durable() waits for that flush.
 //
 // Staging (a snapshot streamed from the leader): every bucket exists twice, as two slots of
 // named databases (slot 0 under etcd's bucket names, slot 1 under `1.<bucket>`), and the
@@ -43,7 +48,19 @@ function slotDbName(slot: Slot, bucket: BackendBucket): string {
 export interface LmdbBackendOptions {
   /** Address space reserved for the map; LMDB grows the file within it. */
   mapSizeBytes?: number;
+  /**
+   * How long committed batches wait to be written together (etcd's --backend-batch-interval).
+   * 0: the transaction starts at the first commit and takes what arrives before lmdb runs it.
+   */
+  batchIntervalMs?: number;
+  /** Ops waiting for the write transaction that start it at once (etcd's --backend-batch-limit). */
+  batchOpsMax?: number;
 }
+
+/** etcd's default backend batch interval. */
+export const batchIntervalMsDefault = 100;
+/** etcd's default backend batch limit. */
+export const batchOpsMaxDefault = 10_000;
 
 /** 64 GiB of address space (not memory): room for any store this project targets. */
 export const mapSizeBytesDefault = 64 * 2 ** 30;
@@ -188,10 +205,18 @@ export class LmdbBackend implements Backend {
   private readonly liveSlotDb: BucketDb;
   /** The staging area in use, if any: only it may write to the other slot. */
   private staging: BackendStaging | null = null;
-  /** Batches for the write transaction not yet started; a new array once it starts (or a staging area is adopted). */
+  /** Batches for the write transaction not yet running; a new array once it runs (or a staging area is adopted). */
   private queue: BackendBatch[] = [];
-  /** The write transaction that will write `queue`, until it starts. */
-  private scheduled: Promise<void> | null = null;
+  /** Ops in `queue`. */
+  private queuedOps = 0;
+  /**
+   * Settles with the write transaction that will write `queue`, until that transaction runs;
+   * `started` once it is handed to lmdb (before that it waits for batchIntervalMs).
+   */
+  private scheduled: (Deferred & { started: boolean }) | null = null;
+  private batchTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly batchIntervalMs: number;
+  private readonly batchOpsMax: number;
   /** The latest write transaction: later ones commit after it. */
   private last: Promise<void> = Promise.resolve();
   private applied: number;
@@ -203,6 +228,11 @@ export class LmdbBackend implements Backend {
 
   private constructor(readonly path: string, options: LmdbBackendOptions) {
     this.mapSizeBytes = options.mapSizeBytes ?? mapSizeBytesDefault;
+    this.batchIntervalMs = options.batchIntervalMs ?? 0;
+    this.batchOpsMax = options.batchOpsMax ?? batchOpsMaxDefault;
+    if (!(this.batchIntervalMs >= 0) || !(this.batchOpsMax >= 1)) {
+      throw new Error(`lmdbBackend ${path}: batchIntervalMs (${this.batchIntervalMs}) must be >= 0 and batchOpsMax (${this.batchOpsMax}) >= 1`);
+    }
     const opened = openLmdbEnvironment(path, this.mapSizeBytes);
     this.env = opened.env;
     this.slots = opened.slotDbs;
@@ -238,30 +268,45 @@ export class LmdbBackend implements Backend {
     checkBatchIndex(batch, this.queuedIndex);
     this.queuedIndex = batch.appliedIndex;
     this.queue.push(batch);
+    this.queuedOps += batch.ops.length;
     if (this.scheduled === null) {
-      const batches = this.queue;
-      const dbs = this.dbs;
-      const txn = this.env
-        .transaction(() => this.writeQueued(batches, dbs))
-        .then(
-          (index) => {
-            this.applied = index;
-          },
-          (err: unknown) => {
-            this.failure ??= new Error(`lmdbBackend ${this.path}: commit failed: ${err instanceof Error ? err.message : String(err)}`);
-            throw this.failure;
-          },
-        );
-      this.scheduled = txn;
-      this.last = txn;
-    }
-    return this.scheduled;
+      this.scheduled = { ...deferred(), started: false };
+      if (this.batchIntervalMs === 0) this.startWrite();
+      else this.batchTimer = setTimeout(() => this.startWrite(), this.batchIntervalMs);
+    } else if (this.queuedOps >= this.batchOpsMax) this.startWrite();
+    return this.scheduled.promise;
+  }
+
+  /** Hands the waiting batches' write transaction to lmdb now, if it is still waiting for batchIntervalMs. */
+  private startWrite(): void {
+    const scheduled = this.scheduled;
+    if (scheduled === null || scheduled.started) return;
+    scheduled.started = true;
+    if (this.batchTimer !== null) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
+    const batches = this.queue;
+    const dbs = this.dbs;
+    const txn = this.env
+      .transaction(() => this.writeQueued(batches, dbs))
+      .then(
+        (index) => {
+          this.applied = index;
+        },
+        (err: unknown) => {
+          this.failure ??= new Error(`lmdbBackend ${this.path}: commit failed: ${err instanceof Error ? err.message : String(err)}`);
+          throw this.failure;
+        },
+      );
+    txn.then(scheduled.resolve, scheduled.reject);
+    this.last = txn;
   }
 
   /** Runs inside the write transaction: the batches queued for it, then the last applied index. */
   private writeQueued(batches: BackendBatch[], dbs: Map<BackendBucket, BucketDb>): number {
+    // Commits made until now joined `batches`; later ones wait for the next transaction.
     if (this.queue === batches) {
       this.queue = [];
+      this.queuedOps = 0;
       this.scheduled = null;
     }
     let index = this.applied;
@@ -278,11 +323,13 @@ export class LmdbBackend implements Backend {
 
   /**
    * The slot that is not live, emptied first (a crash or an abandoned stream may have left pairs
-   * there). Writes and the adopt run as LMDB write transactions in call order with commits.
+   * there). Writes and the adopt run as LMDB write transactions in call order with commits
+   * (a commit waiting for batchIntervalMs starts first).
    */
   stage(): BackendStaging {
     if (this.closed) throw new Error(`lmdbBackend ${this.path}: stage after close`);
     if (this.failure !== null) throw this.failure;
+    this.startWrite();
     const slot: Slot = this.liveSlot === 0 ? 1 : 0;
     const dbs = this.slots[slot];
     const emptied = this.env.transaction(() => {
@@ -297,6 +344,7 @@ export class LmdbBackend implements Backend {
       write: (ops) => {
         this.checkStaging(staging, 'write');
         if (ops.some((op) => op.value === null)) return Promise.reject(new Error(`lmdbBackend ${this.path}: a staging area takes puts only`));
+        this.startWrite();
         return this.env.transaction(() => writeOps(dbs, ops)).then(
           () => undefined,
           (err: unknown) => {
@@ -308,6 +356,7 @@ export class LmdbBackend implements Backend {
       adopt: async (appliedIndex) => {
         this.checkStaging(staging, 'adopt');
         checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
+        this.startWrite();
         // Everything that decides where later commits go switches here, before the first await: a commit
         // called while the flip is in flight must land on the new slot, after the flip (lmdb runs
         // write transactions in call order). Batches queued before stay in their transaction,
@@ -315,6 +364,7 @@ export class LmdbBackend implements Backend {
         const old = this.dbs;
         this.staging = null;
         this.queue = [];
+        this.queuedOps = 0;
         this.scheduled = null;
         this.liveSlot = slot;
         this.queuedIndex = appliedIndex;
@@ -363,6 +413,7 @@ export class LmdbBackend implements Backend {
   }
 
   async durable(): Promise<number> {
+    this.startWrite();
     await this.last;
     const index = this.applied;
     await this.env.flushed;
@@ -387,6 +438,7 @@ export class LmdbBackend implements Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.startWrite();
     try {
       await this.last;
       await this.env.flushed;
@@ -425,4 +477,20 @@ function writeOps(dbs: Map<BackendBucket, BucketDb>, ops: readonly BackendOp[]):
     if (op.value === null) db.removeSync(op.key);
     else db.putSync(op.key, op.value);
   }
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }

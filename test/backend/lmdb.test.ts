@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
-import { backendCompliance, text } from './compliance.ts';
+import { backendCompliance, batch, bytes, put, text } from './compliance.ts';
 import { crashBatchOps } from './lmdb-crash-layout.ts';
 
 backendCompliance('LmdbBackend', async () => {
@@ -17,6 +17,87 @@ backendCompliance('LmdbBackend', async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+// As a member opens it, commits wait for an interval to share a write transaction. The suite
+// awaits thousands of commits one by one, so it runs the timer path with a shorter interval
+// than a member's (batchIntervalMsDefault).
+const suiteBatchIntervalMs = 2;
+backendCompliance(`LmdbBackend, batchIntervalMs ${suiteBatchIntervalMs}`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshkv-lmdb-batched-'));
+  return {
+    async open() {
+      return LmdbBackend.open(dir, { batchIntervalMs: suiteBatchIntervalMs });
+    },
+    async cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('LmdbBackend batch interval', () => {
+  const hourMs = 3_600_000;
+  const withBackend = async (options: Parameters<typeof LmdbBackend.open>[1], body: (b: LmdbBackend, dir: string) => Promise<void>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-lmdb-interval-'));
+    const backend = LmdbBackend.open(dir, options);
+    try {
+      await body(backend, dir);
+    } finally {
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('commits wait for the interval in one write transaction; durable() writes them at once', async () => {
+    await withBackend({ batchIntervalMs: hourMs }, async (backend) => {
+      let committed = 0;
+      const commits = [1, 2, 3].map((i) => backend.commit(batch(i, [put('key', `k${i}`, `v${i}`)])).then(() => committed++));
+      await new Promise((r) => setTimeout(r, 50));
+      // Still waiting: neither the data nor the applied index is in the backend yet.
+      expect(committed).toBe(0);
+      expect(backend.get('key', bytes('k1'))).toBeUndefined();
+      expect(backend.appliedIndex).toBe(0);
+      expect(await backend.durable()).toBe(3);
+      await Promise.all(commits);
+      expect(committed).toBe(3);
+      expect(text(backend.get('key', bytes('k3')))).toBe('v3');
+    });
+  });
+
+  it('batchOpsMax waiting ops start the write transaction before the interval ends', async () => {
+    await withBackend({ batchIntervalMs: hourMs, batchOpsMax: 4 }, async (backend) => {
+      const ops = (i: number) => [put('key', `a${i}`, 'x'), put('key', `b${i}`, 'y')];
+      await Promise.all([backend.commit(batch(1, ops(1))), backend.commit(batch(2, ops(2)))]);
+      expect(backend.appliedIndex).toBe(2);
+      expect(text(backend.get('key', bytes('b2')))).toBe('y');
+    });
+  });
+
+  it('close() writes the waiting batches; a reopened backend holds them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-lmdb-interval-'));
+    try {
+      const backend = LmdbBackend.open(dir, { batchIntervalMs: hourMs });
+      const committed = backend.commit(batch(1, [put('key', 'k', 'v')]));
+      await backend.close();
+      await committed;
+      const reopened = LmdbBackend.open(dir);
+      expect(reopened.appliedIndex).toBe(1);
+      expect(text(reopened.get('key', bytes('k')))).toBe('v');
+      await reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a negative interval or a zero ops limit', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-lmdb-interval-'));
+    try {
+      expect(() => LmdbBackend.open(dir, { batchIntervalMs: -1 })).toThrow(/batchIntervalMs \(-1\) must be >= 0/);
+      expect(() => LmdbBackend.open(dir, { batchOpsMax: 0 })).toThrow(/batchOpsMax \(0\) >= 1/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 /** Starts the crash child, waits until it has committed `committedMin` batches, kills it with SIGKILL mid-stream. */
