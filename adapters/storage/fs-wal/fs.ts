@@ -1,7 +1,11 @@
 // The few filesystem operations fs-wal uses, behind an interface so tests can count syncs or
 // inject faults. The default is real node:fs with fdatasync.
 
+import { writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+
+/** Writes up to this size go through on the calling thread (see NodeWalFile.write); larger ones through the thread pool. */
+export const syncWriteBytesMax = 256 * 1024;
 
 export interface WalFile {
   readonly path: string;
@@ -42,7 +46,13 @@ class NodeWalFile implements WalFile {
   async write(data: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
+      // A small frame reaches the page cache in microseconds on this thread; the thread pool's
+      // round trip (hand-off, wake-up, completion callback) costs more CPU than that, and a loop
+      // turn before the fdatasync can start.
+      const bytesWritten =
+        data.length <= syncWriteBytesMax
+          ? writeSync(this.handle.fd, data, done, data.length - done, position + done)
+          : (await this.handle.write(data, done, data.length - done, position + done)).bytesWritten;
       if (bytesWritten <= 0) throw new Error(`write to ${this.path} at byte ${position + done} made no progress`);
       done += bytesWritten;
     }
