@@ -57,8 +57,6 @@ export interface LmdbBackendOptions {
   batchOpsMax?: number;
 }
 
-/** etcd's default backend batch interval. */
-export const batchIntervalMsDefault = 100;
 /** etcd's default backend batch limit. */
 export const batchOpsMaxDefault = 10_000;
 

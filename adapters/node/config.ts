@@ -27,6 +27,8 @@ export interface NodeConfig {
   clusterToken: string;
   /** Applied entries between snapshots (etcd's --snapshot-count). */
   snapshotCount: number;
+  /** How long applied writes wait to share one backend write transaction (etcd's --backend-batch-interval). */
+  backendBatchIntervalMs: number;
   /** Serve the fault-injection admin endpoint /meshkv/faults (never in production). */
   faultInjection: boolean;
   /** PEM files for mutual TLS between peers; null for plain TCP (http:// peer URLs). */
@@ -138,6 +140,11 @@ export const flags: Record<string, FlagSpec> = {
     env: 'MESHKV_SNAPSHOT_COUNT',
     help: 'Applied entries between snapshots.',
     defaultValue: '10000',
+  },
+  'backend-batch-interval': {
+    env: 'MESHKV_BACKEND_BATCH_INTERVAL',
+    help: 'Longest wait before applied writes are committed to the backend together (the WAL holds them meanwhile), e.g. 100ms or 1s.',
+    defaultValue: '100ms',
   },
   'experimental-fault-injection': {
     env: 'MESHKV_EXPERIMENTAL_FAULT_INJECTION',
@@ -290,6 +297,12 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (!/^\d+$/.test(snapshotText) || snapshotCount < 1 || !Number.isSafeInteger(snapshotCount)) {
     throw new ConfigError(`--snapshot-count must be a positive integer, not ${JSON.stringify(snapshotText)}`);
   }
+  const batchIntervalText = value('backend-batch-interval');
+  const batchInterval = /^(\d+)(ms|s)$/.exec(batchIntervalText);
+  const backendBatchIntervalMs = batchInterval === null ? NaN : Number(batchInterval[1]) * (batchInterval[2] === 's' ? 1000 : 1);
+  if (!Number.isSafeInteger(backendBatchIntervalMs)) {
+    throw new ConfigError(`--backend-batch-interval must be a duration such as 100ms or 1s, not ${JSON.stringify(batchIntervalText)}`);
+  }
   const faultText = value('experimental-fault-injection');
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
@@ -341,6 +354,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       initialClusterState,
       clusterToken,
       snapshotCount,
+      backendBatchIntervalMs,
       faultInjection: faultText === 'true',
       peerTls,
       clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),

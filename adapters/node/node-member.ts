@@ -278,7 +278,7 @@ export class NodeMember {
 
   static async start(config: NodeConfig, deps: NodeMemberDeps): Promise<NodeMember> {
     // First, so that a missing package stops the start before anything is opened.
-    const { LmdbBackend, batchIntervalMsDefault } = await loadLmdb();
+    const { LmdbBackend } = await loadLmdb();
     const tokenConfig = config.security.authToken;
     const authJwt =
       tokenConfig.kind === 'jwt'
@@ -354,8 +354,8 @@ export class NodeMember {
     // Values and history live in an LMDB backend beside the WAL (the WAL's lock covers it too).
     let backend: LmdbBackend;
     try {
-      // etcd's backend batch interval: a write transaction per interval, not per applied entry (the WAL covers the wait).
-      backend = LmdbBackend.open(join(config.dataDir, backendDirName), { batchIntervalMs: batchIntervalMsDefault });
+      // A write transaction per interval, not per applied entry (the WAL covers the wait).
+      backend = LmdbBackend.open(join(config.dataDir, backendDirName), { batchIntervalMs: config.backendBatchIntervalMs });
     } catch (err) {
       await storage.close().catch(() => {});
       await transport.close();

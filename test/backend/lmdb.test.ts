@@ -21,7 +21,7 @@ backendCompliance('LmdbBackend', async () => {
 
 // As a member opens it, commits wait for an interval to share a write transaction. The suite
 // awaits thousands of commits one by one, so it runs the timer path with a shorter interval
-// than a member's (batchIntervalMsDefault).
+// than a member's (--backend-batch-interval, 100ms by default).
 const suiteBatchIntervalMs = 2;
 backendCompliance(`LmdbBackend, batchIntervalMs ${suiteBatchIntervalMs}`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'meshkv-lmdb-batched-'));

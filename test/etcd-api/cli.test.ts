@@ -77,12 +77,12 @@ describe('meshkv CLI', () => {
   });
 
   it('keeps every acknowledged put across a SIGKILL that lands inside the backend\'s batch interval', async () => {
-    // The backend writes a transaction only every batchIntervalMs: puts acknowledged just
-    // before the kill are in the WAL alone, and the restart applies them again from it.
+    // With a batch interval longer than the test, the puts acknowledged before the kill are in
+    // the WAL alone, and the restart applies them again from it.
     const dir = join(tempDir(), 'data');
     const port = await freePort();
     const endpoint = `127.0.0.1:${port}`;
-    const args = ['--name', 'one', '--data-dir', dir, `--listen-client-urls=http://${endpoint}`];
+    const args = ['--name', 'one', '--data-dir', dir, `--listen-client-urls=http://${endpoint}`, '--backend-batch-interval=600s'];
     const first = meshkv(args);
     await ready(first);
     for (let i = 1; i <= 3; i++) expect(await etcdctl(endpoint, ['put', `crash${i}`, `v${i}`])).toMatchObject({ code: 0, stdout: 'OK\n' });

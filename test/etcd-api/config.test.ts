@@ -81,6 +81,7 @@ describe('meshkv configuration', () => {
     [['--initial-cluster=http://h:2380'], '--initial-cluster: "http://h:2380" is not name=peerURL'],
     [['--initial-cluster-state=maybe'], '--initial-cluster-state must be new or existing, not "maybe"'],
     [['--snapshot-count=0'], '--snapshot-count must be a positive integer, not "0"'],
+    [['--backend-batch-interval=100'], '--backend-batch-interval must be a duration such as 100ms or 1s, not "100"'],
     [['--initial-cluster=a=h:2380'], '--initial-cluster: h:2380: give a scheme, e.g. http://h:2380'],
     [['--nope'], 'unknown flag --nope (see meshkv --help)'],
     [['--name'], 'flag --name needs a value'],
