@@ -45,10 +45,11 @@ if (process.argv[2] === '--serve') {
     'put-c1': ['--workload', 'put', '--clients', '1'],
     'put-c64': ['--workload', 'put', '--clients', '64'],
     'get-lin-c64': ['--workload', 'get-linearizable', '--clients', '64'],
+    // No Raft round at all: the closest to the gRPC server's cost alone.
+    'get-ser-c64': ['--workload', 'get-serializable', '--clients', '64'],
     'watch100-w1': ['--workload', 'watch-fanout', '--watchers', '100', '--clients', '1'],
   };
   const only = process.env.ONLY?.split(/\s+/).filter(Boolean) ?? Object.keys(workloads);
-  const tsx = join(repo, 'node_modules/.bin/tsx');
   const children = new Set<ChildProcess>();
   const killAll = () => {
     for (const c of children) if (c.pid !== undefined && c.exitCode === null) process.kill(c.pid, 'SIGKILL');
@@ -57,8 +58,8 @@ if (process.argv[2] === '--serve') {
   process.on('SIGINT', () => process.exit(130));
 
   const startServer = async (root: string, profDir: string | null): Promise<{ child: ChildProcess; endpoint: string }> => {
-    const env = profDir === null ? process.env : { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profDir}` };
-    const child = spawn(tsx, [here, '--serve', root], { stdio: ['ignore', 'pipe', 'inherit'], env });
+    const profArgs = profDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+    const child = spawn(process.execPath, [...profArgs, '--import', 'tsx', here, '--serve', root], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(child);
     const endpoint = await new Promise<string>((ok, fail) => {
       let out = '';
@@ -88,8 +89,7 @@ if (process.argv[2] === '--serve') {
         const profDir = profile ? mkdtempSync(join(tmpdir(), `grpc-bench-${side}-`)) : null;
         const { child, endpoint } = await startServer(root, profDir);
         const load = loadavg().map((x) => x.toFixed(1)).join(' ');
-        // The server is tsx's child (tsx runs node): sample the node process that serves.
-        const serverPid = execFileSync('pgrep', ['-P', String(child.pid)]).toString().trim().split('\n')[0]!;
+        const serverPid = String(child.pid);
         const out = execFileSync(
           process.execPath,
           [join(harness, 'bench.mjs'), '--endpoints', endpoint, '--duration', duration, '--warmup', warmup, '--mode', 'h2', '--value-size', '256', '--server-pids', serverPid, ...args],
@@ -106,8 +106,8 @@ if (process.argv[2] === '--serve') {
           const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
           for (const f of files) {
             const shares = execFileSync(process.execPath, [join(repo, 'bench/cpu-profile-shares.mjs'), join(profDir, f), '--last', String(Number(duration) + Number(warmup))], { encoding: 'utf8' });
-            // tsx's own launcher process writes a near-empty profile; the server's is the large one.
-            if (/samples|%/.test(shares)) console.log(shares.split('\n').map((l) => `    ${l}`).join('\n'));
+            // The tsx loader's worker thread writes a profile of its own, idle during the load.
+            if (!/busy 0\.0\d s/.test(shares)) console.log(shares.split('\n').map((l) => `    ${l}`).join('\n'));
           }
           rmSync(profDir, { recursive: true, force: true });
         }
