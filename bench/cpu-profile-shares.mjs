@@ -18,6 +18,7 @@ const GROUPS = [
   ['LMDB', /node_modules\/lmdb\/|adapters\/backend\//],
   ['TCP peer transport', /adapters\/transport\/tcp\//],
   ['WAL (fs-wal)', /adapters\/storage\/fs-wal\//],
+  ['gRPC transport (adapters/etcd-api/grpc-h2)', /adapters\/etcd-api\/grpc-h2\./],
   ['etcd API layer (adapters/etcd-api)', /adapters\/etcd-api\//],
   ['grpc-js', /node_modules\/@grpc\//],
   ['protobufjs', /node_modules\/protobufjs\/|node_modules\/@protobufjs\//],

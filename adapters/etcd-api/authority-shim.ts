@@ -1,8 +1,8 @@
-// Lets gRPC clients that send `:authority: http://host:port` reach grpc-js. etcdctl 3.4 does so
-// for every per-endpoint command (endpoint status/hashkv/health, defrag, move-leader, --cluster)
-// when its endpoints carry a scheme; Go's HTTP/2 server accepts that, but nghttp2 (under Node's
-// http2) resets the stream with PROTOCOL_ERROR before any of our code runs, and Node offers no
-// option to relax the check.
+// Lets gRPC clients that send `:authority: http://host:port` reach the gRPC server (grpc-h2.ts).
+// etcdctl 3.4 does so for every per-endpoint command (endpoint status/hashkv/health, defrag,
+// move-leader, --cluster) when its endpoints carry a scheme; Go's HTTP/2 server accepts that,
+// but nghttp2 (under Node's http2) resets the stream with PROTOCOL_ERROR before any of our code
+// runs, and Node offers no option to relax the check.
 //
 // Wrapping a connection costs: Node's http2 then reads it through JS (JSStreamSocket) instead of
 // natively, which measurably slows small requests (docs/benchmarks.md). So routeHttp2 first looks
@@ -245,7 +245,7 @@ export function shimAuthority(socket: net.Socket, received: Buffer = Buffer.allo
   socket.on('data', onData);
   socket.on('end', () => shim.push(null));
   socket.on('close', () => shim.destroy());
-  // grpc-js reads the peer's address off the session's socket for traces and channelz.
+  // Node's http2 session exposes the socket's addresses (session.socket); keep them the peer's.
   Object.defineProperties(shim, {
     remoteAddress: { get: () => socket.remoteAddress },
     remotePort: { get: () => socket.remotePort },

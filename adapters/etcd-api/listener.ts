@@ -1,17 +1,17 @@
 // One client port for gRPC and the JSON gateway, as etcd serves both on 2379: each accepted
-// connection is sniffed, and an HTTP/2 connection preface goes to grpc-js while anything else
-// goes to the node:http gateway. With TLS, a tls.Server ends the session here and ALPN decides
+// connection is sniffed, and an HTTP/2 connection preface goes to the gRPC server (grpc-h2.ts on
+// node:http2) while anything else goes to the node:http gateway. With TLS, a tls.Server ends the session here and ALPN decides
 // instead: gRPC clients offer only "h2", HTTP clients offer "http/1.1" (chosen whenever offered).
-// gRPC connections reach grpc-js through routeHttp2 (authority-shim.ts), which lets etcdctl's
+// gRPC connections reach it through routeHttp2 (authority-shim.ts), which lets etcdctl's
 // `:authority: http://host:port` past nghttp2.
 
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import * as http from 'node:http';
-import * as grpc from '@grpc/grpc-js';
 import { EtcdApi, type EtcdApiOptions } from './api.ts';
 import { createGatewayHandler } from './gateway.ts';
 import { createGrpcServer } from './grpc-server.ts';
+import type { GrpcH2Server } from './grpc-h2.ts';
 import { createFaultHandler, type FaultControls, type FaultGuard } from './fault-admin.ts';
 import { checkAccess, openAccess, type AccessOptions } from './access.ts';
 import { createAdmissionHandler, type AdmissionInfo } from './admission-endpoint.ts';
@@ -52,8 +52,7 @@ export class EtcdListener {
     readonly host: string,
     readonly port: number,
     private readonly tcp: net.Server,
-    private readonly grpcServer: grpc.Server,
-    private readonly injector: grpc.ConnectionInjector,
+    private readonly grpcServer: GrpcH2Server,
     /** The HTTP/1.1 side (gateway, WebSocket upgrades): other handlers may attach to it. */
     readonly gateway: http.Server,
     /** Ends TLS on accepted connections (it never listens itself); null for plain TCP. */
@@ -68,7 +67,6 @@ export class EtcdListener {
   static async listen(opts: EtcdListenerOptions): Promise<EtcdListener> {
     const api = new EtcdApi(opts);
     const grpcServer = createGrpcServer(api, opts.requestBytesMax);
-    const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const serveGateway = createGatewayHandler(api);
     const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);
     const serveFaults = opts.faults ? createFaultHandler(opts.faults.controls, opts.faults.guard) : null;
@@ -101,7 +99,7 @@ export class EtcdListener {
           ALPNCallback: ({ protocols }) => (protocols.includes('http/1.1') ? 'http/1.1' : protocols.includes('h2') ? 'h2' : undefined),
         })
       : null;
-    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, injector, gateway, tlsServer);
+    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, gateway, tlsServer);
     tcp.on('connection', (socket) => listener.accept(socket));
     return listener;
   }
@@ -111,12 +109,10 @@ export class EtcdListener {
     this.closing ??= (async () => {
       await new Promise<void>((resolve) => {
         this.tcp.close(() => resolve());
-        this.injector.drain(0);
+        this.grpcServer.close();
         this.gateway.closeAllConnections();
         for (const s of this.sockets) s.destroy();
       });
-      this.injector.destroy();
-      this.grpcServer.forceShutdown();
       this.api.close();
     })();
     return this.closing;
@@ -134,11 +130,11 @@ export class EtcdListener {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    if (socket.alpnProtocol === 'h2') routeHttp2(socket, Buffer.alloc(0), (c) => this.injector.injectConnection(c));
+    if (socket.alpnProtocol === 'h2') routeHttp2(socket, Buffer.alloc(0), (c) => this.grpcServer.inject(c));
     else this.gateway.emit('connection', socket);
   }
 
-  /** Hands a plain connection to grpc-js or the gateway by its first bytes. */
+  /** Hands a plain connection to the gRPC server or the gateway by its first bytes. */
   private route(socket: net.Socket): void {
     let seen = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
@@ -151,7 +147,7 @@ export class EtcdListener {
       socket.off('data', onData);
       socket.pause();
       if (isHttp2) {
-        routeHttp2(socket, seen, (c) => this.injector.injectConnection(c));
+        routeHttp2(socket, seen, (c) => this.grpcServer.inject(c));
       } else {
         socket.unshift(seen);
         this.gateway.emit('connection', socket);

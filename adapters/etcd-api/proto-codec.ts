@@ -7,8 +7,8 @@
 // in any order, a repeated scalar packed or not, the last of repeated singular fields wins,
 // unknown fields skipped; a known field with another wire type is refused, as etcd's
 // gogo-protobuf decoders refuse it. Malformed bytes throw
-// ProtoDecodeError, which grpc-js answers as a failed deserialization (INTERNAL, as etcd's
-// grpc-go does: "grpc: error unmarshalling request"). Encoding leaves proto3 zero values out.
+// ProtoDecodeError, which the gRPC transport (grpc-h2.ts) answers as etcd's grpc-go does:
+// INTERNAL, "grpc: error unmarshalling request: …". Encoding leaves proto3 zero values out.
 //
 // int64 fields that hold revisions, counts and versions are numbers (exact up to 2^53, as the
 // core keeps them; larger values round as Number("…") would); lease ids are bigint.

@@ -177,7 +177,7 @@ describe('fuzz: etcd gRPC API', () => {
     expect(refusalCodes, `${m.name}: status ${grpc.status[o.code]} "${o.details}"`).toContain(o.code);
     expect(o.details).toMatch(/\S/);
     expect(o.details, 'a stack trace in an answer').not.toMatch(/\n\s+at /);
-    if (o.code === grpc.status.INTERNAL) expect(o.details).toMatch(/^Error deserializing request/);
+    if (o.code === grpc.status.INTERNAL) expect(o.details).toMatch(/^grpc: error unmarshalling request: /);
     expect(state(s), `${m.name} failed with "${o.details}" but changed the store`).toEqual(before);
     return false;
   }
