@@ -16,7 +16,7 @@
 //
 // Also printed, because a loaded machine stretches every wall-clock figure: the CPU seconds the
 // leader spent during the catch-up and the learner spent from its start until it caught up
-// (/proc/<pid>/stat), and for meshkv the stream's own rate (pair bytes from the leader's
+// (/proc/<pid>/stat; in parentheses its main thread's, the member's event loop), and for meshkv the stream's own rate (pair bytes from the leader's
 // "streaming" log line to its "done" line).
 //
 // Both use a snapshot every 500 entries, so the learner must take a snapshot: etcd sends its
@@ -133,9 +133,12 @@ function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
-/** User plus system CPU seconds a process has used (Linux: /proc/<pid>/stat, in clock ticks of 1/100 s). */
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/**
+ * User plus system CPU seconds a process has used (Linux: /proc/<pid>/stat, in clock ticks of
+ * 1/100 s); with `mainThread`, only its main thread's (a member's event loop, without workers).
+ */
+function cpuSecondsOf(pid: number, mainThread = false): number {
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -211,6 +214,7 @@ async function run(label: string): Promise<Record<string, string | number>> {
     const during = rate(load.acked, joinAt, caughtAt);
     const leaderCpu = cpuSecondsOf(leader.proc.child.pid!) - leaderCpuAtJoin;
     const learnerCpu = cpuSecondsOf(joiner.proc.child.pid!);
+    const learnerMainCpu = cpuSecondsOf(joiner.proc.child.pid!, true);
     // The leader's "done" line follows the learner's adoption; wait briefly for it.
     for (let i = 0; system === 'meshkv' && streamTimes.doneMs === undefined && i < 100; i++) await sleep(100);
     for (const line of [...leader.proc.logs, ...joiner.proc.logs]) if (/stream|adopted|snapshot/i.test(line)) console.error(`  ${line.slice(0, 300)}`);
@@ -229,7 +233,7 @@ async function run(label: string): Promise<Record<string, string | number>> {
       'leader peak RSS MiB': Math.round(leaderPeak / 2 ** 20),
       'learner peak RSS MiB': Math.round(joinerPeak / 2 ** 20),
       'leader / learner peak anon MiB': `${Math.round(leaderAnonPeak / 2 ** 20)} / ${Math.round(joinerAnonPeak / 2 ** 20)}`,
-      'leader CPU s during / learner CPU s': `${leaderCpu.toFixed(1)} / ${learnerCpu.toFixed(1)}`,
+      'leader CPU s during / learner CPU s (main thread)': `${leaderCpu.toFixed(1)} / ${learnerCpu.toFixed(1)} (${learnerMainCpu.toFixed(1)})`,
       'stream MB/s':
         streamTimes.startMs !== undefined && streamTimes.doneMs !== undefined
           ? `${(streamTimes.bytes! / 1e6 / ((streamTimes.doneMs - streamTimes.startMs) / 1000)).toFixed(1)} (${(streamTimes.bytes! / 1e6).toFixed(0)} MB in ${((streamTimes.doneMs - streamTimes.startMs) / 1000).toFixed(1)} s)`
