@@ -137,5 +137,5 @@ describe('KvMember on fs-wal and LMDB', () => {
       await stop(joiner);
       await stop(leader);
     }
-  });
+  }, 120_000);
 });
