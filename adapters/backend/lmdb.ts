@@ -419,10 +419,10 @@ export class LmdbBackend implements Backend {
       adopt: async (appliedIndex) => {
         this.checkStaging(staging, 'adopt');
         checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
-        // A chunk still being written could land in the slot after it went live.
         // A failed staged write known now refuses the adopt with nothing moved; one that fails
         // later is caught inside the flip's transaction, below.
         if (writeFailure !== null) throw writeFailure;
+        // A chunk still being written could land in the slot after it went live.
         if (this.stager !== null && this.stager.pending > 0) throw new Error(`lmdbBackend ${this.path}: adopt with ${this.stager.pending} staged chunks still being written`);
         this.stopStager();
         // Everything that decides where later commits go switches here, before the first await: a commit

@@ -354,8 +354,9 @@ export class SnapshotSender {
 
 /**
  * One incoming stream: writes chunks into `staging` in order (through its `writeChunk` when it
- * has one, so the checks and puts run off this thread), acknowledging each once written. `complete` once the last chunk is written and the checksum matched; the
- * member then adopts the staging area and hands `head` to Raft.
+ * has one, so the checks and puts run off this thread), acknowledging each once written.
+ * `complete` once the last chunk is written and the checksum matched; the member then adopts
+ * the staging area and hands `head` to Raft.
  */
 export class SnapshotReceiver {
   private expected = 1;
