@@ -12,13 +12,19 @@
 //
 //   npm run build && npx tsx bench/snapshot-catchup.ts                # 1 GiB: 262,144 × 4 KiB
 //   KEYS=20000 VALUE_BYTES=1024 SYSTEMS=meshkv npx tsx bench/snapshot-catchup.ts
+//   SYSTEMS=etcd,meshkv:/tmp/base,meshkv npx tsx bench/snapshot-catchup.ts   # A/B: another built checkout
+//
+// Also printed, because a loaded machine stretches every wall-clock figure: the CPU seconds the
+// leader spent during the catch-up and the learner spent from its start until it caught up
+// (/proc/<pid>/stat; in parentheses its main thread's, the member's event loop), and for meshkv the stream's own rate (pair bytes from the leader's
+// "streaming" log line to its "done" line).
 //
 // Both use a snapshot every 500 entries, so the learner must take a snapshot: etcd sends its
 // bbolt file, meshkv streams its LMDB backend (src/server/snapshot-stream.ts). Stops every
 // process it started, by PID; removes its data directories.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectGrpc } from '../adapters/etcd-api/grpc-connection.ts';
@@ -28,7 +34,8 @@ import { freePort, spawnCollecting, type Spawned } from '../test/helpers/process
 const keys = Number(process.env.KEYS ?? 262_144);
 const valueBytes = Number(process.env.VALUE_BYTES ?? 4096);
 const loadS = Number(process.env.LOAD_S ?? 10);
-const systems = (process.env.SYSTEMS ?? 'etcd,meshkv').split(',') as ('etcd' | 'meshkv')[];
+/** `etcd`, `meshkv` (this checkout's build), or `meshkv:<dir>` (the build in another checkout). */
+const systems = (process.env.SYSTEMS ?? 'etcd,meshkv').split(',');
 const snapshotCount = 500;
 const loadClients = 16;
 
@@ -57,8 +64,9 @@ function startEtcd(root: string, name: string, peerPort: number, clientPort: num
   return { proc, endpoint: `127.0.0.1:${clientPort}`, dbFile: join(dataDir, 'member', 'snap', 'db') };
 }
 
-function startMeshkv(root: string, name: string, peerPort: number, clientPort: number, initialCluster: string, state: 'new' | 'existing'): Started {
-  const spec: CliMemberSpec = { name, dataDir: join(root, name), peerPort, clientPort, initialCluster, state, snapshotCount };
+function startMeshkv(checkout: string | undefined, root: string, name: string, peerPort: number, clientPort: number, initialCluster: string, state: 'new' | 'existing'): Started {
+  const bin = checkout === undefined ? undefined : join(checkout, 'bin', 'meshkv.mjs');
+  const spec: CliMemberSpec = { name, dataDir: join(root, name), peerPort, clientPort, initialCluster, state, snapshotCount, bin };
   return { proc: launchCli(spec), endpoint: `127.0.0.1:${clientPort}`, dbFile: join(spec.dataDir, 'backend', 'data.mdb') };
 }
 
@@ -125,15 +133,37 @@ function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
-async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | number>> {
+/**
+ * User plus system CPU seconds a process has used (Linux: /proc/<pid>/stat, in clock ticks of
+ * 1/100 s); with `mainThread`, only its main thread's (a member's event loop, without workers).
+ */
+function cpuSecondsOf(pid: number, mainThread = false): number {
+  const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function run(label: string): Promise<Record<string, string | number>> {
+  const [system, checkout] = label.split(':') as ['etcd' | 'meshkv', string | undefined];
   const root = mkdtempSync(join(tmpdir(), `catchup-${system}-`));
-  const start = system === 'etcd' ? startEtcd : startMeshkv;
+  const start = system === 'etcd' ? startEtcd : startMeshkv.bind(null, checkout);
   const procs: Spawned[] = [];
   try {
     const [p0, c0, p1, c1] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const cluster0 = `${system}0=http://127.0.0.1:${p0}`;
     const leader = start(root, `${system}0`, p0, c0, cluster0, 'new');
     procs.push(leader.proc);
+    // When the leader logs the stream's start and end (meshkv), for the stream's own rate.
+    const streamTimes: { startMs?: number; doneMs?: number; bytes?: number } = {};
+    leader.proc.child.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      if (streamTimes.startMs === undefined && text.includes('streaming snapshot')) streamTimes.startMs = performance.now();
+      const done = / done \((\d+) bytes\)/.exec(text);
+      if (done !== null && streamTimes.doneMs === undefined) {
+        streamTimes.doneMs = performance.now();
+        streamTimes.bytes = Number(done[1]);
+      }
+    });
     if (system === 'meshkv') await waitForLine(leader.proc, readyLine, 60_000);
     await untilServing(leader.endpoint, leader.proc, 60_000);
     const client = connectGrpc([leader.endpoint]);
@@ -150,6 +180,7 @@ async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | n
     const before = rate(load.acked, beforeFrom, joinAt);
     const target = await revisionOf(leader.endpoint);
     resetPeak(leader.proc.child.pid!);
+    const leaderCpuAtJoin = cpuSecondsOf(leader.proc.child.pid!);
     await addLearner(leader.endpoint, `${system}1`, `http://127.0.0.1:${p1}`);
     const joiner = start(root, `${system}1`, p1, c1, `${cluster0},${system}1=${peerUrl({ peerPort: p1 })}`, 'existing');
     procs.push(joiner.proc);
@@ -181,6 +212,11 @@ async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | n
       await sleep(250);
     }
     const during = rate(load.acked, joinAt, caughtAt);
+    const leaderCpu = cpuSecondsOf(leader.proc.child.pid!) - leaderCpuAtJoin;
+    const learnerCpu = cpuSecondsOf(joiner.proc.child.pid!);
+    const learnerMainCpu = cpuSecondsOf(joiner.proc.child.pid!, true);
+    // The leader's "done" line follows the learner's adoption; wait briefly for it.
+    for (let i = 0; system === 'meshkv' && streamTimes.doneMs === undefined && i < 100; i++) await sleep(100);
     for (const line of [...leader.proc.logs, ...joiner.proc.logs]) if (/stream|adopted|snapshot/i.test(line)) console.error(`  ${line.slice(0, 300)}`);
     await load.stop();
     client.close();
@@ -188,7 +224,7 @@ async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | n
     leaderPeak = Math.max(leaderPeak, memoryOf(leader.proc.child.pid!).peakRssBytes);
     joinerPeak = Math.max(joinerPeak, memoryOf(joiner.proc.child.pid!).peakRssBytes);
     return {
-      system,
+      system: label,
       store: `${keys} × ${valueBytes} B`,
       'db file MiB': Math.round(dbBytes / 2 ** 20),
       'catch-up s': Number(((caughtAt - joinAt) / 1000).toFixed(1)),
@@ -197,6 +233,11 @@ async function run(system: 'etcd' | 'meshkv'): Promise<Record<string, string | n
       'leader peak RSS MiB': Math.round(leaderPeak / 2 ** 20),
       'learner peak RSS MiB': Math.round(joinerPeak / 2 ** 20),
       'leader / learner peak anon MiB': `${Math.round(leaderAnonPeak / 2 ** 20)} / ${Math.round(joinerAnonPeak / 2 ** 20)}`,
+      'leader CPU s during / learner CPU s (main thread)': `${leaderCpu.toFixed(1)} / ${learnerCpu.toFixed(1)} (${learnerMainCpu.toFixed(1)})`,
+      'stream MB/s':
+        streamTimes.startMs !== undefined && streamTimes.doneMs !== undefined
+          ? `${(streamTimes.bytes! / 1e6 / ((streamTimes.doneMs - streamTimes.startMs) / 1000)).toFixed(1)} (${(streamTimes.bytes! / 1e6).toFixed(0)} MB in ${((streamTimes.doneMs - streamTimes.startMs) / 1000).toFixed(1)} s)`
+          : '–',
       'load avg': loadavg().map((l) => l.toFixed(1)).join(' '),
     };
   } finally {

@@ -212,6 +212,17 @@ export interface BackendStaging {
   adopt(appliedIndex: number): Promise<void>;
   /** Drops what was staged; the live content is untouched. */
   abandon(): void;
+  /**
+   * Optional: takes one chunk of a snapshot stream's framed pairs (src/server/snapshot-stream.ts)
+   * and checks, splits and writes it elsewhere than on the calling thread (on Node: a worker over
+   * the same LMDB environment), so that the receiving member's thread only passes bytes on.
+   * Calls may overlap; chunks are written in call order. Resolves once the chunk is written, with
+   * the CRC-32C of every chunk taken so far; rejects on malformed pairs (none of that chunk is
+   * written) or a failed write, and every later call and `adopt` then reject too. A staging area
+   * is written either through `write` or through this, not both. Without it, the receiver checks
+   * and splits chunks itself and calls `write`.
+   */
+  writeChunk?(pairs: Uint8Array): Promise<number>;
 }
 
 /**

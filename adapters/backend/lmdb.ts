@@ -18,6 +18,9 @@
 // adopting it flips that one byte in one write transaction, so a crash before the flip leaves
 // the old content live and a crash after it the new one, never a mix. The old slot is emptied
 // afterwards, and any slot that is not live is emptied again when the next staging starts.
+// A stream's chunks reach the staging slot through a worker thread of their own
+// (`writeChunk`, lmdb-staging-worker.ts): it checks, splits and writes them, so the receiving
+// member's thread does not spend its time in LMDB puts.
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -126,6 +129,28 @@ export interface LmdbChunkWorkerData {
   chunkBytesMax: number;
 }
 
+/** What lmdb-staging-worker.ts is started with. */
+export interface LmdbStagingWorkerData {
+  path: string;
+  mapSizeBytes: number;
+  slot: Slot;
+  /** An Int32Array's buffer: non-zero once the staging area is adopted, abandoned or replaced. */
+  stopFlag: SharedArrayBuffer;
+}
+
+/**
+ * Starts the worker in `name`.ts or `name`.js beside this module: from the sources (tests, tsx)
+ * its TypeScript runs through tsx; from dist/, the compiled JavaScript.
+ */
+function startWorker(name: string, data: LmdbChunkWorkerData | LmdbStagingWorkerData): Worker {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const script = new URL(`./${name}${fromSource ? '.ts' : '.js'}`, import.meta.url);
+  // Node 20 does not pass `--import tsx` on to a worker's own loader: it registers tsx itself.
+  return fromSource
+    ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`, { eval: true, workerData: data })
+    : new Worker(script, { workerData: data });
+}
+
 type WorkerReply =
   | { kind: 'opened'; appliedIndex: number }
   | { kind: 'chunk'; pairs: Uint8Array; crc: number; last: boolean }
@@ -134,8 +159,7 @@ type WorkerReply =
 
 /**
  * Chunks produced by a worker thread (lmdb-chunk-worker.ts) reading its own read transaction
- * of this environment, begun after every batch committed so far. From the sources (tests, tsx)
- * the worker runs its TypeScript through tsx; from dist/, the compiled JavaScript.
+ * of this environment, begun after every batch committed so far.
  */
 class WorkerChunkProducer implements ChunkProducer {
   private worker: Worker | null = null;
@@ -148,12 +172,7 @@ class WorkerChunkProducer implements ChunkProducer {
 
   open(): Promise<number> {
     if (this.opened !== null) return this.opened;
-    const fromSource = import.meta.url.endsWith('.ts');
-    const script = new URL(fromSource ? './lmdb-chunk-worker.ts' : './lmdb-chunk-worker.js', import.meta.url);
-    // Node 20 does not pass `--import tsx` on to a worker's own loader: it registers tsx itself.
-    const worker = fromSource
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`, { eval: true, workerData: this.data })
-      : new Worker(script, { workerData: this.data });
+    const worker = startWorker('lmdb-chunk-worker', this.data);
     this.worker = worker;
     this.opened = new Promise<number>((resolve, reject) => {
       const failed = (err: Error): void => {
@@ -194,6 +213,79 @@ class WorkerChunkProducer implements ChunkProducer {
   }
 }
 
+type StagingReply = { kind: 'written'; crc: number } | { kind: 'failed'; message: string } | { kind: 'error'; message: string };
+
+/**
+ * The staging slot's writer thread (lmdb-staging-worker.ts), started on the first chunk once
+ * the slot is emptied (`ready`); chunks go to it in call order and are answered in order.
+ */
+class ChunkStager {
+  private worker: Worker | null = null;
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  private readonly waiting: { resolve: (crc: number) => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly data: Omit<LmdbStagingWorkerData, 'stopFlag'>,
+    private readonly ready: Promise<void>,
+  ) {}
+
+  /** Chunks handed over and not yet answered. */
+  get pending(): number {
+    return this.waiting.length;
+  }
+
+  write(pairs: Uint8Array): Promise<number> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    // A copy with a buffer of its own, transferred: the transport's pairs may be a view into a
+    // larger frame buffer, which posting the view itself would clone whole.
+    const copy = pairs.slice();
+    // The thread starts while the slot is emptied; the chunk goes to it once it is.
+    const worker = this.started();
+    return new Promise<number>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.ready.then(
+        () => {
+          if (this.failure === null && Atomics.load(this.stopFlag, 0) === 0) worker.postMessage({ kind: 'chunk', pairs: copy }, [copy.buffer]);
+        },
+        (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
+      );
+    });
+  }
+
+  private started(): Worker {
+    if (this.worker !== null) return this.worker;
+    const worker = startWorker('lmdb-staging-worker', { ...this.data, stopFlag: this.stopFlag.buffer as SharedArrayBuffer });
+    this.worker = worker;
+    worker.on('message', (m: StagingReply) => {
+      if (m.kind === 'written') this.waiting.shift()?.resolve(m.crc);
+      else if (m.kind === 'failed') {
+        this.failure ??= new Error(`lmdbBackend ${this.data.path}: a staged chunk failed: ${m.message}`);
+        this.waiting.shift()?.reject(this.failure);
+      } else this.fail(new Error(`lmdbBackend ${this.data.path}: the staging worker failed: ${m.message}`));
+    });
+    worker.on('error', (err) => this.fail(new Error(`lmdbBackend ${this.data.path}: the staging worker failed: ${err.message}`)));
+    worker.on('exit', (code) => {
+      if (Atomics.load(this.stopFlag, 0) === 0) this.fail(new Error(`lmdbBackend ${this.data.path}: the staging worker exited with code ${code}`));
+    });
+    return worker;
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.waiting.splice(0)) w.reject(this.failure);
+  }
+
+  /** No chunk is written after this (see lmdb-staging-worker.ts); the thread closes and exits. Idempotent. */
+  stop(): void {
+    if (Atomics.load(this.stopFlag, 0) !== 0) return;
+    Atomics.store(this.stopFlag, 0, 1);
+    this.fail(new Error(`lmdbBackend ${this.data.path}: the staging area was adopted, abandoned or replaced`));
+    this.worker?.postMessage({ kind: 'close' });
+    this.worker?.unref();
+  }
+}
+
 export class LmdbBackend implements Backend {
   private readonly env: RootDatabase<Uint8Array, Uint8Array>;
   /** Each slot's databases, one per bucket. */
@@ -203,6 +295,8 @@ export class LmdbBackend implements Backend {
   private readonly liveSlotDb: BucketDb;
   /** The staging area in use, if any: only it may write to the other slot. */
   private staging: BackendStaging | null = null;
+  /** The staging area's chunk writer, once it has one; stopped when the area ends or is replaced. */
+  private stager: ChunkStager | null = null;
   /** Batches for the write transaction not yet running; a new array once it runs (or a staging area is adopted). */
   private queue: BackendBatch[] = [];
   /** Ops in `queue`. */
@@ -330,6 +424,8 @@ export class LmdbBackend implements Backend {
     this.startWrite();
     const slot: Slot = this.liveSlot === 0 ? 1 : 0;
     const dbs = this.slots[slot];
+    // Before the emptying is queued: the previous area's worker writes nothing after it.
+    this.stopStager();
     const emptied = this.env.transaction(() => {
       for (const db of dbs.values()) db.clearSync();
     });
@@ -338,9 +434,15 @@ export class LmdbBackend implements Backend {
     emptied.catch((err: unknown) => {
       writeFailure ??= new Error(`lmdbBackend ${this.path}: emptying the staging slot failed: ${err instanceof Error ? err.message : String(err)}`);
     });
+    let written: 'ops' | 'chunks' | null = null;
+    const writing = (how: 'ops' | 'chunks'): void => {
+      if (written !== null && written !== how) throw new Error(`lmdbBackend ${this.path}: a staging area is written through write() or writeChunk(), not both`);
+      written = how;
+    };
     const staging: BackendStaging = {
       write: (ops) => {
         this.checkStaging(staging, 'write');
+        writing('ops');
         if (ops.some((op) => op.value === null)) return Promise.reject(new Error(`lmdbBackend ${this.path}: a staging area takes puts only`));
         this.startWrite();
         return this.env.transaction(() => writeOps(dbs, ops)).then(
@@ -351,9 +453,24 @@ export class LmdbBackend implements Backend {
           },
         );
       },
+      writeChunk: (pairs) => {
+        this.checkStaging(staging, 'writeChunk');
+        writing('chunks');
+        this.stager ??= new ChunkStager({ path: this.path, mapSizeBytes: this.mapSizeBytes, slot }, emptied);
+        return this.stager.write(pairs).catch((err: unknown) => {
+          writeFailure ??= err instanceof Error ? err : new Error(String(err));
+          throw writeFailure;
+        });
+      },
       adopt: async (appliedIndex) => {
         this.checkStaging(staging, 'adopt');
         checkBatchIndex({ clear: true, ops: [], appliedIndex }, this.applied);
+        // A failed staged write known now refuses the adopt with nothing moved; one that fails
+        // later is caught inside the flip's transaction, below.
+        if (writeFailure !== null) throw writeFailure;
+        // A chunk still being written could land in the slot after it went live.
+        if (this.stager !== null && this.stager.pending > 0) throw new Error(`lmdbBackend ${this.path}: adopt with ${this.stager.pending} staged chunks still being written`);
+        this.stopStager();
         this.startWrite();
         // Everything that decides where later commits go switches here, before the first await: a commit
         // called while the flip is in flight must land on the new slot, after the flip (lmdb runs
@@ -391,7 +508,9 @@ export class LmdbBackend implements Backend {
         await this.env.flushed;
       },
       abandon: () => {
-        if (this.staging === staging) this.staging = null;
+        if (this.staging !== staging) return;
+        this.staging = null;
+        this.stopStager();
       },
     };
     this.staging = staging;
@@ -402,6 +521,11 @@ export class LmdbBackend implements Backend {
     if (this.staging !== staging) throw new Error(`lmdbBackend ${this.path}: ${what} on a staging area that was adopted, abandoned or replaced`);
     if (this.closed) throw new Error(`lmdbBackend ${this.path}: ${what} on a staging area after close`);
     if (this.failure !== null) throw this.failure;
+  }
+
+  private stopStager(): void {
+    this.stager?.stop();
+    this.stager = null;
   }
 
   /** Marks the backend failed (every later commit rejects with it) and returns the error. */
@@ -437,6 +561,7 @@ export class LmdbBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     this.startWrite();
+    this.stopStager();
     try {
       await this.last;
       await this.env.flushed;
@@ -468,7 +593,8 @@ function rangeOf(
   }
 }
 
-function writeOps(dbs: Map<BackendBucket, BucketDb>, ops: readonly BackendOp[]): void {
+/** Writes `ops` inside the caller's write transaction (here, and in lmdb-staging-worker.ts). */
+export function writeOps(dbs: Map<BackendBucket, BucketDb>, ops: readonly BackendOp[]): void {
   for (const op of ops) {
     const db = dbs.get(op.bucket);
     if (db === undefined) throw new Error(`lmdbBackend: unknown bucket ${JSON.stringify(op.bucket)}`);

@@ -711,7 +711,6 @@ export class Member {
     const term = this.node.basicStatus().term;
     r.onChunk(
       m,
-      now,
       (seq) => this.opts.transport.send([streamAck(r.from, this.id, term, r.streamId, seq, null)]),
       () => this.schedule(),
       (reason) => {
@@ -760,7 +759,7 @@ export class Member {
     }
     this.streamIn?.abandon();
     const { appliedIndex } = decodeStreamHead(m.context!);
-    this.streamIn = new SnapshotReceiver(m.from, streamId, { ...m, context: null }, appliedIndex, staging, now);
+    this.streamIn = new SnapshotReceiver(m.from, streamId, { ...m, context: null }, appliedIndex, staging, this.opts.clock);
     this.opts.transport.send([streamAck(m.from, this.id, s.term, streamId, 0, null)]);
   }
 
@@ -822,11 +821,11 @@ export class Member {
       }
     }
     const r = this.streamIn;
-    if (r !== null && !r.complete && now - r.lastProgressMs > idleMs) {
+    if (r !== null && r.stalled(now, idleMs)) {
       this.streamIn = null;
       r.abandon();
       this.snapshotStreams.receiveFailed++;
-      this.opts.log?.('warn', `member ${this.id}: snapshot stream ${r.streamId} from member ${r.from}: no chunk for ${idleMs} ms; dropped what was staged`);
+      this.opts.log?.('warn', `member ${this.id}: snapshot stream ${r.streamId} from member ${r.from}: no progress for ${now - r.lastProgressMs} ms; dropped what was staged`);
     }
   }
 

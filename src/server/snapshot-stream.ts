@@ -333,11 +333,14 @@ export class SnapshotSender {
 
   /**
    * Whether the stream made no progress for too long: `idleMs`, or several of them while the
-   * producer starts (a worker thread loading its code on a busy machine) or the receiver adopts.
+   * producer or the receiver's chunk writer starts (a worker thread loading its code on a busy
+   * machine) or the receiver adopts.
    */
   stalled(nowMs: number, idleMs: number): boolean {
     const written = this.lastSeq !== 0 && this.acked === this.lastSeq;
-    return nowMs - this.lastProgressMs > (written || this.head === null ? idleMs * snapshotAdoptIdlePeriodsMax : idleMs);
+    // Before the first chunk is acknowledged, the receiver's chunk writer may be starting a thread.
+    const starting = this.head === null || this.acked < 1;
+    return nowMs - this.lastProgressMs > (written || starting ? idleMs * snapshotAdoptIdlePeriodsMax : idleMs);
   }
 
   /** Ends the producer (and its read snapshot); idempotent. */
@@ -350,15 +353,18 @@ export class SnapshotSender {
 }
 
 /**
- * One incoming stream: writes chunks into `staging` one at a time, in order, acknowledging
- * each once written. `complete` once the last chunk is written and the checksum matched; the
- * member then adopts the staging area and hands `head` to Raft.
+ * One incoming stream: writes chunks into `staging` in order (through its `writeChunk` when it
+ * has one, so the checks and puts run off this thread), acknowledging each once written.
+ * `complete` once the last chunk is written and the checksum matched; the member then adopts
+ * the staging area and hands `head` to Raft.
  */
 export class SnapshotReceiver {
   private expected = 1;
   private crc = 0;
   /** Chunks written so far, in order; a failure stops the chain. */
   private writes: Promise<void> = Promise.resolve();
+  /** Chunks taken and not yet written. */
+  private writing = 0;
   /** Set once the last chunk is written and verified: its sequence. */
   complete = false;
   lastSeq = 0;
@@ -372,16 +378,24 @@ export class SnapshotReceiver {
     readonly head: Message,
     readonly appliedIndex: number,
     readonly staging: BackendStaging,
-    nowMs: number,
+    private readonly clock: { now(): number },
   ) {
-    this.lastProgressMs = nowMs;
+    this.lastProgressMs = clock.now();
+  }
+
+  /**
+   * Whether the stream made no progress (a chunk taken or written) for `idleMs`, or for several
+   * of them while chunks are being written (a chunk writer may be starting a thread).
+   */
+  stalled(nowMs: number, idleMs: number): boolean {
+    return !this.complete && nowMs - this.lastProgressMs > (this.writing > 0 ? idleMs * snapshotAdoptIdlePeriodsMax : idleMs);
   }
 
   /**
    * Takes the next chunk. `ack(seq)` is called once it is written; `done()` after the last one
    * verified; `fail(reason)` once if anything goes wrong (the staging area is then abandoned).
    */
-  onChunk(m: Message, nowMs: number, ack: (seq: number) => void, done: () => void, fail: (reason: string) => void): void {
+  onChunk(m: Message, ack: (seq: number) => void, done: () => void, fail: (reason: string) => void): void {
     if (this.failure !== null || this.complete || m.commit < this.expected) return;
     const failWith = (reason: string): void => {
       if (this.failure !== null) return;
@@ -391,26 +405,44 @@ export class SnapshotReceiver {
     };
     if (m.commit > this.expected) return failWith(`chunk ${m.commit} arrived, expected ${this.expected}`);
     const pairs = m.context ?? new Uint8Array(0);
-    let ops: BackendOp[];
-    try {
-      ops = decodeChunk(pairs);
-    } catch (err) {
-      return failWith((err as Error).message);
-    }
-    this.expected++;
-    this.lastProgressMs = nowMs;
-    this.crc = crc32c(pairs, this.crc);
     const seq = m.commit;
     const last = m.reject;
-    if (last && m.rejectHint !== this.crc) return failWith(`checksum mismatch after chunk ${seq} (sent ${m.rejectHint}, computed ${this.crc})`);
-    this.writes = this.writes.then(async () => {
-      if (this.failure !== null) return;
+    this.expected++;
+    this.lastProgressMs = this.clock.now();
+    // With a chunk writer of its own (a worker), the staging area checks, splits and checksums the
+    // chunk: it is handed over at once and written while the next ones arrive. Otherwise it is
+    // checked here and its puts are written one chunk at a time.
+    let written: Promise<number>;
+    if (this.staging.writeChunk !== undefined) {
       try {
-        await this.staging.write(ops);
+        written = this.staging.writeChunk(pairs);
       } catch (err) {
         return failWith(`writing chunk ${seq}: ${(err as Error).message}`);
       }
+    } else {
+      let ops: BackendOp[];
+      try {
+        ops = decodeChunk(pairs);
+      } catch (err) {
+        return failWith((err as Error).message);
+      }
+      this.crc = crc32c(pairs, this.crc);
+      const crc = this.crc;
+      written = this.writes.then(() => (this.failure === null ? this.staging.write(ops).then(() => crc) : crc));
+    }
+    this.writing++;
+    this.writes = this.writes.then(async () => {
+      let crc: number;
+      try {
+        crc = await written;
+      } catch (err) {
+        return failWith(`writing chunk ${seq}: ${(err as Error).message}`);
+      } finally {
+        this.writing--;
+      }
       if (this.failure !== null) return;
+      this.lastProgressMs = this.clock.now();
+      if (last && m.rejectHint !== crc) return failWith(`checksum mismatch after chunk ${seq} (sent ${m.rejectHint}, computed ${crc})`);
       ack(seq);
       if (last) {
         this.complete = true;

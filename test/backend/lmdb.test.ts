@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
-import { backendCompliance, batch, bytes, put, text } from './compliance.ts';
+import { readChunk, type ChunkCursor } from '../../src/server/snapshot-stream.ts';
+import { crc32c } from '../../src/codec/crc32c.ts';
+import { backendCompliance, batch, bytes, dump, put, text } from './compliance.ts';
 import { crashBatchOps } from './lmdb-crash-layout.ts';
 
 backendCompliance('LmdbBackend', async () => {
@@ -154,4 +156,95 @@ describe('LmdbBackend crash consistency (real process, SIGKILL)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe('LmdbBackend staging through its chunk writer thread (BackendStaging.writeChunk)', () => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  /** Framed pairs as a stream chunk carries them (src/server/snapshot-stream.ts). */
+  function chunkOf(backend: LmdbBackend): Uint8Array[] {
+    const view = backend.view();
+    const chunks: Uint8Array[] = [];
+    let cursor: ChunkCursor | null = { bucket: 0, after: null };
+    while (cursor !== null) {
+      const { pairs, next } = readChunk(view, cursor, 4096);
+      chunks.push(pairs.slice());
+      cursor = next;
+    }
+    view.release();
+    return chunks;
+  }
+
+  async function withBackends(run: (source: LmdbBackend, target: LmdbBackend) => Promise<void>): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-lmdb-stage-'));
+    const source = LmdbBackend.open(join(dir, 'source'));
+    const target = LmdbBackend.open(join(dir, 'target'));
+    try {
+      await source.commit({ clear: false, ops: Array.from({ length: 200 }, (_, i) => ({ bucket: 'key' as const, key: enc(`k${String(i).padStart(4, '0')}`), value: new Uint8Array(100).fill(i) })), appliedIndex: 40 });
+      await target.commit({ clear: false, ops: [{ bucket: 'key', key: enc('old'), value: enc('live') }], appliedIndex: 7 });
+      await run(source, target);
+    } finally {
+      await source.close();
+      await target.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('writes every chunk, answers with the running CRC-32C, and the adopted content equals the source', async () => {
+    await withBackends(async (source, target) => {
+      const chunks = chunkOf(source);
+      expect(chunks.length).toBeGreaterThan(4);
+      const staging = target.stage();
+      // Handed over at once, as a receiver does with its window: written in call order.
+      const crcs = await Promise.all(chunks.map((c) => staging.writeChunk!(c)));
+      let crc = 0;
+      expect(crcs).toEqual(chunks.map((c) => (crc = crc32c(c, crc))));
+      // Staged pairs stay invisible until the adopt.
+      expect(text(target.get('key', enc('old')))).toBe('live');
+      expect(target.get('key', enc('k0000'))).toBeUndefined();
+      expect(() => staging.write([{ bucket: 'key', key: enc('x'), value: enc('y') }])).toThrow(/write\(\) or writeChunk\(\), not both/);
+      await staging.adopt(40);
+      expect(target.appliedIndex).toBe(40);
+      expect(dump(target, 'key')).toEqual(dump(source, 'key'));
+      expect(target.get('key', enc('old'))).toBeUndefined();
+    });
+  }, 60_000);
+
+  it('a malformed chunk is refused with the reason, nothing after it is written, and the adopt is refused', async () => {
+    await withBackends(async (source, target) => {
+      const [first, second] = chunkOf(source);
+      const staging = target.stage();
+      await staging.writeChunk!(first);
+      const bad = Uint8Array.of(99, 0, 0, 0, 1, 0, 0, 0, 0, 0x61);
+      await expect(staging.writeChunk!(bad)).rejects.toThrow(/unknown bucket 99 at byte 0/);
+      await expect(staging.writeChunk!(second)).rejects.toThrow(/unknown bucket 99/);
+      await expect(staging.adopt(40)).rejects.toThrow(/unknown bucket 99/);
+      // The live content is as it was, and the backend still commits.
+      expect(target.appliedIndex).toBe(7);
+      expect(text(target.get('key', enc('old')))).toBe('live');
+      await target.commit({ clear: false, ops: [{ bucket: 'key', key: enc('after'), value: enc('1') }], appliedIndex: 8 });
+      expect(text(target.get('key', enc('after')))).toBe('1');
+    });
+  }, 60_000);
+
+  it('chunks still queued for a replaced staging area never reach the next one', async () => {
+    await withBackends(async (source, target) => {
+      await source.commit({ clear: false, ops: Array.from({ length: 400 }, (_, i) => ({ bucket: 'key' as const, key: enc(`m${String(i).padStart(4, '0')}`), value: new Uint8Array(2000).fill(i) })), appliedIndex: 41 });
+      const chunks = chunkOf(source);
+      expect(chunks.length).toBeGreaterThan(100);
+      const first = target.stage();
+      // The writer thread is running, and the rest are queued to it when the area is replaced.
+      await first.writeChunk!(chunks[0]);
+      const abandoned = chunks.slice(1).map((c) => first.writeChunk!(c).then(() => 'written', () => 'refused'));
+      await new Promise((r) => setTimeout(r, 1));
+      // A newer stream replaces the area while its chunks are still on their way.
+      const second = target.stage();
+      const one = new Uint8Array([0, 0, 0, 0, 3, 0, 0, 0, 1, 0x6e, 0x65, 0x77, 0x21]);
+      await second.writeChunk!(one);
+      const outcomes = await Promise.all(abandoned);
+      expect(outcomes.length).toBe(chunks.length - 1);
+      expect(() => first.writeChunk!(chunks[0])).toThrow(/adopted, abandoned or replaced/);
+      await second.adopt(50);
+      expect(dump(target, 'key')).toEqual([['new', '!']]);
+    });
+  }, 60_000);
 });

@@ -16,6 +16,8 @@ export interface CliMemberSpec {
   initialCluster: string;
   state: 'new' | 'existing';
   snapshotCount: number;
+  /** Another build's bin/meshkv.mjs (a benchmark's A/B against a base checkout); this one's by default. */
+  bin?: string;
 }
 
 export function peerUrl(spec: Pick<CliMemberSpec, 'peerPort'>): string {
@@ -29,7 +31,7 @@ export function clientEndpoint(spec: Pick<CliMemberSpec, 'clientPort'>): string 
 /** Starts a member process listening on 127.0.0.1 only; stderr (its JSON log) is collected. */
 export function launchCli(spec: CliMemberSpec): Spawned {
   return spawnCollecting(process.execPath, [
-    bin,
+    spec.bin ?? bin,
     '--name', spec.name,
     '--data-dir', spec.dataDir,
     '--listen-client-urls', `http://${clientEndpoint(spec)}`,

@@ -118,7 +118,8 @@ describe('KvMember on fs-wal and LMDB', () => {
       await fill(leader.kv);
       // The log before the last snapshot is gone: the joiner can only catch up from a snapshot.
       await leader.kv.addMember(2, ['http://joiner'], true);
-      await waitFor('the joiner caught up', () => joiner.kv.mvcc.currentRevision === leader.kv.mvcc.currentRevision, 20_000);
+      // Generous: both sides start a worker thread (from the sources, tsx compiles its imports first).
+      await waitFor('the joiner caught up', () => joiner.kv.mvcc.currentRevision === leader.kv.mvcc.currentRevision, 60_000);
       expect(state(joiner.kv)).toEqual(state(leader.kv));
       // It got there through one stream of the leader's backend; both keep only the small
       // snapshot (the member table and the marker), the store staying in their backends.
@@ -136,5 +137,5 @@ describe('KvMember on fs-wal and LMDB', () => {
       await stop(joiner);
       await stop(leader);
     }
-  });
+  }, 120_000);
 });
