@@ -30,6 +30,12 @@ export interface StateMachine {
    */
   durableAt?(index: number): Promise<void>;
   /**
+   * Optional, for a state machine whose backend commits in the background: why the backend
+   * failed (it then applies nothing more), or null. Checked every tick: a member whose backend
+   * failed stops, rather than go on answering from memory what it can no longer make durable.
+   */
+  failure?(): Error | null;
+  /**
    * Optional, with durableAt: what to stream to a lagging member in place of the stored snapshot
    * `image` — a read view of the whole backend and the applied index it holds (at or after the
    * snapshot's) — or null to send `image` itself. See snapshot-stream.ts.
@@ -486,6 +492,11 @@ export class Member {
 
   private onTick(): void {
     if (this.stopped) return;
+    const failure = this.opts.stateMachine.failure?.() ?? null;
+    if (failure !== null) {
+      this.die(failure);
+      return;
+    }
     this.catchUpTicks();
     this.continueSnapshot();
     this.checkStreams();
@@ -976,7 +987,7 @@ export class Member {
     this.confChanges.length = 0;
   }
 
-  /** Storage failed: nothing acknowledged after this point could be trusted, so stop. */
+  /** Storage (the log's or the state machine's) failed: nothing acknowledged after this point could be trusted, so stop. */
   private die(err: Error): void {
     if (this.fatal) return;
     this.fatal = err;
