@@ -297,7 +297,14 @@ export class Member {
   /** The transport learned what became of a frame: Raft hears of it (see DeliveryReports). */
   private onDeliveryReport(r: DeliveryReport): void {
     if (this.stopped) return;
-    if (r.kind === 'unreachable') this.node.reportUnreachable(r.peer);
+    if (r.kind === 'unreachable') {
+      this.node.reportUnreachable(r.peer);
+      // Chunks are never sent twice, so a stream that lost some to a link going down can only
+      // stall until snapshotStreamIdleMs: fail it now, and Raft sends a new snapshot once the
+      // peer answers again (etcd reports a snapshot failed when its rafthttp stream breaks).
+      const sender = r.linkLost === true ? this.streamsOut.get(r.peer) : undefined;
+      if (sender !== undefined) this.endStream(sender, `the link to member ${r.peer} went down`);
+    }
     // A stream's head is a snapshot message too, but the stream reports its own outcome.
     else if (!this.streamsOut.has(r.peer)) this.node.reportSnapshot(r.peer, !r.delivered);
     this.schedule();
