@@ -94,9 +94,9 @@ function kvsOf(r: RangeResponse): Record<string, string> {
 /**
  * After a call through an endpoint fails, its client slot leaves that endpoint alone this long,
  * then tries it again. A member that is down, paused or cut off otherwise costs a third of every
- * slot's calls a full call deadline each (in a 10-minute run at seed 3001 the recorded
- * successful calls took only 40 % of the clients' time, lease cycles and txns about 13 %, failed
- * and unknown-outcome calls nearly all the rest); resting still sends
+ * slot's calls a full call deadline each (in a 10-minute run at seed 3001, successful
+ * recorded calls and txns filled 42 % of the clients' time; the rest went to 1,607 lease cycles
+ * and to 6,442 calls that failed or timed out); resting still sends
  * each impaired member a call from every slot about every rest + deadline, enough to catch it
  * answering what it must not.
  */
