@@ -78,7 +78,13 @@ export interface DeliveryReports {
   readonly reportsSnapshots: boolean;
 }
 
-export type DeliveryReport = { kind: 'unreachable'; peer: MemberId } | { kind: 'snapshot'; peer: MemberId; delivered: boolean };
+/**
+ * `linkLost` (optional) on an unreachable report: a link that was up went down, so frames
+ * already handed over may be lost — a snapshot stream's chunks among them, which are never sent
+ * twice: the member fails such a stream at once. Without it, frames sent to a peer not yet
+ * reachable may still be delivered once the link comes up.
+ */
+export type DeliveryReport = { kind: 'unreachable'; peer: MemberId; linkLost?: boolean } | { kind: 'snapshot'; peer: MemberId; delivered: boolean };
 
 export function reportsDelivery(transport: Transport): transport is Transport & DeliveryReports {
   return typeof (transport as Partial<DeliveryReports>).onDeliveryReport === 'function';

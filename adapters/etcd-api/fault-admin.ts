@@ -1,6 +1,7 @@
 // The fault-injection admin endpoint (/meshkv/faults on the client port), served only when the
 // member was started with --experimental-fault-injection. It drives the peer transport's fault
-// switch, the member's adjustable clock and its WAL's disk faults (slow syncs, a full disk), so
+// switch, the member's adjustable clock and the disk faults of its WAL and its backend (slow
+// syncs or commits, a full disk), so
 // a test harness can partition real processes, skew their time and fail their disk without
 // root privileges, iptables or a real full file system. See docs/reliability.md.
 //
@@ -13,14 +14,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AdjustableClock } from '../clock/adjustable.ts';
-import type { DiskFaults } from '../storage/fs-wal/faulty-fs.ts';
+import { diskFaultTargets, type DiskFaults, type DiskFaultTarget } from '../storage/fs-wal/faulty-fs.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import type { FaultSwitch } from '../../src/seams.ts';
 
 export interface FaultControls {
   faults: FaultSwitch;
   clock: AdjustableClock;
-  /** The WAL's disk faults; absent when the member's storage has none (the endpoint then refuses /disk). */
+  /** The disk faults of the WAL and the backend; absent when the member has none (the endpoint then refuses /disk). */
   disk?: DiskFaults;
   /** The peers the member currently knows (for the state report). */
   peers(): MemberId[];
@@ -41,7 +42,9 @@ function stateOf(c: FaultControls): Body {
   return {
     peers: c.peers().map((id) => ({ id: id.toString(16), blockedIn: c.faults.isBlocked(id, 'in'), blockedOut: c.faults.isBlocked(id, 'out') })),
     clock: { rate: c.clock.rate, jumpedMs: c.clock.jumped },
-    ...(c.disk ? { disk: { ...c.disk.state, refusedWrites: c.disk.refusedWrites, delayedSyncs: c.disk.delayedSyncs } } : {}),
+    ...(c.disk
+      ? { disk: { ...c.disk.state, refusedWrites: c.disk.refusedWrites, delayedSyncs: c.disk.delayedSyncs, refusedCommits: c.disk.refusedCommits, delayedCommits: c.disk.delayedCommits } }
+      : {}),
   };
 }
 
@@ -89,9 +92,11 @@ function act(c: FaultControls, action: string, body: Body): void {
       const syncDelayMs = numberField(body, 'syncDelayMs');
       const full = body.full;
       if (full !== undefined && typeof full !== 'boolean') throw new BadRequest(`"full" must be true or false, not ${JSON.stringify(full)}`);
-      if (syncDelayMs === undefined && full === undefined) throw new BadRequest('give "syncDelayMs" (0 to 60000), "full" (true or false) or both');
+      const target = body.target;
+      if (target !== undefined && !diskFaultTargets.includes(target as DiskFaultTarget)) throw new BadRequest(`"target" must be "wal", "backend" or "both", not ${JSON.stringify(target)}`);
+      if (syncDelayMs === undefined && full === undefined) throw new BadRequest('give "syncDelayMs" (0 to 60000), "full" (true or false) or both, and optionally "target" ("wal", "backend" or "both")');
       try {
-        c.disk.set({ ...(syncDelayMs !== undefined ? { syncDelayMs } : {}), ...(full !== undefined ? { full } : {}) });
+        c.disk.set({ ...(syncDelayMs !== undefined ? { syncDelayMs } : {}), ...(full !== undefined ? { full } : {}), ...(target !== undefined ? { target: target as DiskFaultTarget } : {}) });
       } catch (err) {
         throw new BadRequest((err as Error).message);
       }
@@ -105,7 +110,7 @@ function act(c: FaultControls, action: string, body: Body): void {
 /**
  * Answers one request to `path` (which starts with faultAdminPath). GET returns the state;
  * POST <path>/block {peer, direction?}, /heal {peer?}, /clock {jumpMs?, rate?} and /disk
- * {syncDelayMs?, full?} act, then return the new state.
+ * {syncDelayMs?, full?, target?} act, then return the new state.
  */
 export function answerFaultRequest(c: FaultControls, method: string, path: string, body: unknown): FaultAnswer {
   const action = path.slice(faultAdminPath.length).replace(/^\//, '');

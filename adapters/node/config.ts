@@ -148,7 +148,7 @@ export const flags: Record<string, FlagSpec> = {
   },
   'experimental-fault-injection': {
     env: 'MESHKV_EXPERIMENTAL_FAULT_INJECTION',
-    help: 'Serve /meshkv/faults on the client port to cut peer links and skew the clock (testing only: holders of its secret can partition the member).',
+    help: 'Serve /meshkv/faults on the client port to cut peer links, skew the clock and slow or fill the disk (testing only: holders of its secret can partition the member).',
     defaultValue: 'false',
     boolean: true,
   },

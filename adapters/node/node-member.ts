@@ -15,6 +15,7 @@ import type { FaultControls } from '../etcd-api/fault-admin.ts';
 import { EtcdListener } from '../etcd-api/listener.ts';
 import { FsWalStorage, nodeWalFs } from '../storage/fs-wal/index.ts';
 import { DiskFaults } from '../storage/fs-wal/faulty-fs.ts';
+import { FaultyBackend } from '../backend/faulty-backend.ts';
 import { CompositeTransport } from '../transport/composite.ts';
 import { MemoryHub } from '../transport/memory.ts';
 import { TcpTransport, TcpTransportError, peerFrameBytesMax, type TcpTlsOptions } from '../transport/tcp/index.ts';
@@ -252,7 +253,7 @@ interface NodeMemberParts {
   browser: BrowserPeers | null;
   /** Only with fault injection on is the clock adjustable (and the admin endpoint served). */
   clock: AdjustableClock | null;
-  /** The WAL's disk faults, with fault injection on (like the adjustable clock). */
+  /** The disk faults of the WAL and the backend, with fault injection on (like the adjustable clock). */
   disk: DiskFaults | null;
   backend: LmdbBackend;
   secrets: MemberSecrets;
@@ -335,7 +336,7 @@ export class NodeMember {
     const dialer = new PeerDialer(id, transport, peerTransport, log);
     dialer.dial(initialMembers);
 
-    // Only with fault injection on does the WAL go through the disk-fault wrapper.
+    // Only with fault injection on do the WAL and the backend go through the disk-fault wrappers.
     const disk = config.faultInjection ? new DiskFaults() : null;
     let storage: FsWalStorage;
     try {
@@ -379,7 +380,8 @@ export class NodeMember {
         ...(authJwt ? { authJwt } : {}),
         initialMembers,
         forceNewCluster: config.forceNewCluster,
-        mvcc: { backend },
+        // With fault injection on, the backend's commits go through the same disk-fault switch as the WAL.
+        mvcc: { backend: disk ? new FaultyBackend(backend, disk, join(config.dataDir, backendDirName)) : backend },
         log: (level, msg) => {
           if (level !== 'debug') log(level, msg);
         },
@@ -416,7 +418,7 @@ export class NodeMember {
     const faults: FaultControls | undefined = clock
       ? { faults: transport.faults, clock, ...(disk ? { disk } : {}), peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== this.id) }
       : undefined;
-    if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links, skew the clock and fail the WAL\'s disk', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
+    if (faults) log('warn', 'fault injection is on: holders of its secret can cut peer links, skew the clock and fail the disk of the WAL and the backend', { path: '/meshkv/faults', 'secret-file': config.security.faultInjectionSecret.kind === 'file' ? config.security.faultInjectionSecret.path : join(config.dataDir, faultSecretFile), remote: config.security.faultInjectionRemote });
     for (const url of config.listenClientUrls) {
       const listener = await EtcdListener.listen({
         kv,

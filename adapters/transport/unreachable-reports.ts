@@ -14,7 +14,8 @@ export class UnreachableReports implements DeliveryReports {
   /** Only 'unreachable' reports: a whole snapshot sent counts as delivered (the member's default). */
   readonly reportsSnapshots = false;
   private listener: ((report: DeliveryReport) => void) | null = null;
-  private pending: Set<MemberId> | null = null;
+  /** Peers to report, each with whether a link that was up went down (DeliveryReport's linkLost). */
+  private pending: Map<MemberId, boolean> | null = null;
   /** Reports made since the transport started (for tests and metrics). */
   reported = 0;
 
@@ -22,21 +23,21 @@ export class UnreachableReports implements DeliveryReports {
     this.listener = fn;
   }
 
-  /** `peer` could not be reached by a message of this send. */
-  note(peer: MemberId): void {
+  /** `peer` could not be reached by a message of this send, or (`linkLost`) its link went down. */
+  note(peer: MemberId, linkLost = false): void {
     if (this.pending === null) {
-      this.pending = new Set();
+      this.pending = new Map();
       queueMicrotask(() => this.flush());
     }
-    this.pending.add(peer);
+    this.pending.set(peer, linkLost || (this.pending.get(peer) ?? false));
   }
 
   private flush(): void {
-    const peers = this.pending ?? new Set<MemberId>();
+    const peers = this.pending ?? new Map<MemberId, boolean>();
     this.pending = null;
-    for (const peer of peers) {
+    for (const [peer, linkLost] of peers) {
       this.reported++;
-      this.listener?.({ kind: 'unreachable', peer });
+      this.listener?.(linkLost ? { kind: 'unreachable', peer, linkLost } : { kind: 'unreachable', peer });
     }
   }
 }

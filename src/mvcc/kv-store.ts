@@ -136,6 +136,11 @@ export class KvStore {
     );
   }
 
+  /** Why the backend refused a commit, or null: once set, nothing more may be applied. */
+  get backendFailure(): Error | null {
+    return this.failure;
+  }
+
   private assertHealthy(): void {
     if (this.failure !== null) throw new Error(`kvStore: the backend failed, nothing more can be applied: ${this.failure.message}`);
   }

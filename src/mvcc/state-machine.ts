@@ -159,6 +159,11 @@ export class MvccStateMachine {
     return this.store.backend.persistent;
   }
 
+  /** Why the backend refused a commit (it is then failed for good), or null. */
+  get backendFailure(): Error | null {
+    return this.store.backendFailure;
+  }
+
   /** Resolves once everything applied so far is on stable storage; returns that applied index. */
   async durable(): Promise<number> {
     const index = this.store.appliedIndex;

@@ -252,6 +252,11 @@ class MvccReplica implements StateMachine {
     };
   }
 
+  failure(): Error | null {
+    const err = this.mvcc.backendFailure;
+    return err === null ? null : new Error(`the backend failed, nothing more can be applied: ${err.message}`);
+  }
+
   async durableAt(index: number): Promise<void> {
     if (!this.mvcc.backendPersistent) return;
     // Everything up to `index` is applied, but entries the store never sees (a leader's empty

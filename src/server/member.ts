@@ -30,6 +30,12 @@ export interface StateMachine {
    */
   durableAt?(index: number): Promise<void>;
   /**
+   * Optional, for a state machine whose backend commits in the background: why the backend
+   * failed (it then applies nothing more), or null. Checked every tick: a member whose backend
+   * failed stops, rather than go on answering from memory what it can no longer make durable.
+   */
+  failure?(): Error | null;
+  /**
    * Optional, with durableAt: what to stream to a lagging member in place of the stored snapshot
    * `image` — a read view of the whole backend and the applied index it holds (at or after the
    * snapshot's) — or null to send `image` itself. See snapshot-stream.ts.
@@ -291,7 +297,14 @@ export class Member {
   /** The transport learned what became of a frame: Raft hears of it (see DeliveryReports). */
   private onDeliveryReport(r: DeliveryReport): void {
     if (this.stopped) return;
-    if (r.kind === 'unreachable') this.node.reportUnreachable(r.peer);
+    if (r.kind === 'unreachable') {
+      this.node.reportUnreachable(r.peer);
+      // Chunks are never sent twice, so a stream that lost some to a link going down can only
+      // stall until snapshotStreamIdleMs: fail it now, and Raft sends a new snapshot once the
+      // peer answers again (etcd reports a snapshot failed when its rafthttp stream breaks).
+      const sender = r.linkLost === true ? this.streamsOut.get(r.peer) : undefined;
+      if (sender !== undefined) this.endStream(sender, `the link to member ${r.peer} went down`);
+    }
     // A stream's head is a snapshot message too, but the stream reports its own outcome.
     else if (!this.streamsOut.has(r.peer)) this.node.reportSnapshot(r.peer, !r.delivered);
     this.schedule();
@@ -486,6 +499,11 @@ export class Member {
 
   private onTick(): void {
     if (this.stopped) return;
+    const failure = this.opts.stateMachine.failure?.() ?? null;
+    if (failure !== null) {
+      this.die(failure);
+      return;
+    }
     this.catchUpTicks();
     this.continueSnapshot();
     this.checkStreams();
@@ -975,7 +993,7 @@ export class Member {
     this.confChanges.length = 0;
   }
 
-  /** Storage failed: nothing acknowledged after this point could be trusted, so stop. */
+  /** Storage (the log's or the state machine's) failed: nothing acknowledged after this point could be trusted, so stop. */
   private die(err: Error): void {
     if (this.fatal) return;
     this.fatal = err;

@@ -96,8 +96,12 @@ export class TortureCluster {
     return proc;
   }
 
-  /** Waits for the slot's process to log that it sees a leader; throws if it exits first. */
-  async ready(slot: Slot, timeoutMs = 30_000): Promise<void> {
+  /**
+   * Waits for the slot's process to log that it sees a leader; throws if it exits first. 60 s:
+   * at a load average of 40 a restarted member took over 30 s from spawn to ready (seed 3002,
+   * a lag-snapshot restart), most of it before its first log line.
+   */
+  async ready(slot: Slot, timeoutMs = 60_000): Promise<void> {
     const p = slot.proc!;
     const start = Date.now();
     while (!p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"'))) {

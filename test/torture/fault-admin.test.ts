@@ -115,8 +115,10 @@ describe('disk faults', () => {
     expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: true })).toMatchObject({ status: 200, body: { disk: { syncDelayMs: 250, full: true } } });
     expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: 'yes' }).body).toEqual({ error: '"full" must be true or false, not "yes"' });
     expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { syncDelayMs: 1.5 }).body).toEqual({ error: 'a sync delay must be an integer from 0 to 60000 ms, not 1.5' });
-    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', {}).body).toEqual({ error: 'give "syncDelayMs" (0 to 60000), "full" (true or false) or both' });
-    expect(c.disk.state).toEqual({ syncDelayMs: 250, full: true });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', {}).body).toEqual({ error: 'give "syncDelayMs" (0 to 60000), "full" (true or false) or both, and optionally "target" ("wal", "backend" or "both")' });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: true, target: 'lmdb' }).body).toEqual({ error: '"target" must be "wal", "backend" or "both", not "lmdb"' });
+    expect(c.disk.state).toEqual({ syncDelayMs: 250, full: true, target: 'wal' });
+    expect(answerFaultRequest(c, 'POST', '/meshkv/faults/disk', { full: false, target: 'backend' })).toMatchObject({ status: 200, body: { disk: { full: false, target: 'backend', refusedCommits: 0 } } });
   });
 
   it('makes the WAL fail with ENOSPC while full and delays its syncs, on a real file system', async () => {
@@ -170,7 +172,7 @@ describe('the --experimental-fault-injection flag', () => {
     const authorization = `Bearer ${readFileSync(join(on.dataDir, 'fault-injection-secret'), 'utf8').trim()}`;
     const got = await fetch(`http://${pOn.endpoint}/meshkv/faults`, { headers: { authorization } });
     expect(got.status).toBe(200);
-    const disk = { syncDelayMs: 0, full: false, refusedWrites: 0, delayedSyncs: 0 };
+    const disk = { syncDelayMs: 0, full: false, target: 'wal', refusedWrites: 0, delayedSyncs: 0, refusedCommits: 0, delayedCommits: 0 };
     expect(await got.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 0 }, disk });
     const jumped = await fetch(`http://${pOn.endpoint}/meshkv/faults/clock`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ jumpMs: 100 }) });
     expect(await jumped.json()).toEqual({ peers: [], clock: { rate: 1, jumpedMs: 100 }, disk });

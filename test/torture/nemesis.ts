@@ -27,6 +27,8 @@ export const faultKinds = [
   'snap-flip',
   'disk-full',
   'slow-fsync',
+  'backend-full',
+  'slow-backend',
   'lag-snapshot',
   'kill-during-partition',
   'pause-during-membership',
@@ -73,8 +75,8 @@ export class Nemesis {
   readonly refusalMs: number[] = [];
   /** Windows [from, to] on the run's clock while some member's clock was being skewed (lease expiry may come early then). */
   readonly skewWindows: [number, number][] = [];
-  /** Members that stopped on a full disk (ENOSPC), and lag-snapshot restarts that adopted a streamed snapshot. */
-  readonly outcomes = { diskFullStops: 0, lagSnapshotsAdopted: 0, transfersRefused: 0 };
+  /** Members that stopped on a full disk (ENOSPC; by what was full), and lag-snapshot restarts that adopted a streamed snapshot. */
+  readonly outcomes = { diskFullStops: { wal: 0, backend: 0 }, lagSnapshotsAdopted: 0, transfersRefused: 0 };
   /** Where each plain SIGKILL landed relative to the backend commit (durable-state.ts). */
   readonly killLandings = emptyLandings();
   private running = false;
@@ -251,12 +253,16 @@ export class Nemesis {
       case 'snap-flip':
         return this.flip(kind);
       case 'disk-full':
-        return this.diskFull();
-      case 'slow-fsync': {
+        return this.diskFull(kind, 'wal');
+      case 'backend-full':
+        return this.diskFull(kind, 'backend');
+      case 'slow-fsync':
+      case 'slow-backend': {
         const slot = this.opts.random() < 0.5 ? await this.leaderOrAny() : this.pick(c.slots);
         const syncDelayMs = Math.round(100 + this.opts.random() * 900);
-        this.record(kind, slot, `every WAL sync waits ${syncDelayMs} ms until healed`);
-        await c.fault(slot, 'disk', { syncDelayMs });
+        const target = kind === 'slow-fsync' ? 'wal' : 'backend';
+        this.record(kind, slot, target === 'wal' ? `every WAL sync waits ${syncDelayMs} ms until healed` : `backend commits wait ${syncDelayMs} ms before reaching LMDB until healed`);
+        await c.fault(slot, 'disk', { syncDelayMs, target });
         await this.hold();
         return;
       }
@@ -322,23 +328,24 @@ export class Nemesis {
   }
 
   /**
-   * Fills a member's disk: its WAL writes fail with ENOSPC. A member whose save fails stops
-   * (nothing it acknowledges after a failed write could be trusted), and an operator restarts
-   * it once space is freed: after the hold the disk is healed and a stopped member restarted.
+   * Fills a member's disk: its WAL writes, or its backend's commits, fail with ENOSPC. A member
+   * whose save or commit fails stops (nothing it acknowledges after a failed write could be
+   * trusted), and an operator restarts it once space is freed: after the hold the disk is
+   * healed and a stopped member restarted.
    */
-  private async diskFull(): Promise<void> {
+  private async diskFull(kind: 'disk-full' | 'backend-full', target: 'wal' | 'backend'): Promise<void> {
     const c = this.cluster;
     const slot = this.opts.random() < 0.5 ? await this.leaderOrAny() : this.pick(c.slots);
-    this.record('disk-full', slot, 'WAL writes fail with ENOSPC until healed');
+    this.record(kind, slot, target === 'wal' ? 'WAL writes fail with ENOSPC until healed' : 'backend commits fail with ENOSPC until healed');
     const proc = slot.proc!;
     const linesBefore = proc.logs.length;
-    await c.fault(slot, 'disk', { full: true });
+    await c.fault(slot, 'disk', { full: true, target });
     await this.hold();
     await c.fault(slot, 'disk', { full: false });
     const stopped = proc.logs.slice(linesBefore).find((l) => l.includes('stopped:') && l.includes('ENOSPC'));
     if (stopped === undefined) return;
-    this.outcomes.diskFullStops++;
-    this.opts.log(`nemesis: ${slot.member.name} stopped on the full disk; restarting it`);
+    this.outcomes.diskFullStops[target]++;
+    this.opts.log(`nemesis: ${slot.member.name} stopped on the full disk (${target}); restarting it`);
     await c.kill9(slot);
     await this.restart(slot);
   }

@@ -165,7 +165,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
     txns: { ok: txns.filter((t) => t.revision !== null).length, unknown: txns.filter((t) => t.revision === null).length, reads: txnReads.length, result: atomicity },
     maintenance: { ...(workload?.maintenance ?? { compact: 0, compactFailed: 0, defrag: 0, defragFailed: 0, compactedTo: 0 }), watchRestartsAfterCompaction: watchers.reduce((n, w) => n + w.compactions, 0) },
     snapshotsAdopted: cluster.slots.reduce((n, s) => n + s.logs.filter((l) => l.includes('adopted snapshot')).length, 0),
-    nemesisOutcomes: nemesis?.outcomes ?? { diskFullStops: 0, lagSnapshotsAdopted: 0, transfersRefused: 0 },
+    nemesisOutcomes: nemesis?.outcomes ?? { diskFullStops: { wal: 0, backend: 0 }, lagSnapshotsAdopted: 0, transfersRefused: 0 },
     replay: replayCommand(opts),
     killLandings: nemesis?.killLandings ?? { backendAheadOfWalCommit: 0, backendBehindWalCommit: 0, even: 0, unread: 0 },
     faults: Object.fromEntries(faultKinds.map((k) => [k, nemesis?.faults.filter((f) => f.kind === k).length ?? 0])) as Record<FaultKind, number>,
@@ -341,7 +341,7 @@ export function formatReport(r: TortureReport): string {
   lines.push(`multi-key txns: ${r.txns.ok} acknowledged, ${r.txns.unknown} unknown outcome; ${r.txns.reads} reads checked for atomicity${r.txns.result ? `: ${formatResult('txn atomicity', r.txns.result).split('\n')[0]}` : ''}`);
   const m = r.maintenance;
   lines.push(`compactions: ${m.compact} (failed or unknown ${m.compactFailed}, up to revision ${m.compactedTo}); watches restarted after compaction: ${m.watchRestartsAfterCompaction}; defrags: ${m.defrag} (failed ${m.defragFailed})`);
-  lines.push(`snapshots streamed and adopted: ${r.snapshotsAdopted}; lag-snapshot restarts that adopted one: ${r.nemesisOutcomes.lagSnapshotsAdopted}; members stopped by a full disk: ${r.nemesisOutcomes.diskFullStops}; leader transfers refused under skew: ${r.nemesisOutcomes.transfersRefused}`);
+  lines.push(`snapshots streamed and adopted: ${r.snapshotsAdopted}; lag-snapshot restarts that adopted one: ${r.nemesisOutcomes.lagSnapshotsAdopted}; members stopped by a full disk: WAL ${r.nemesisOutcomes.diskFullStops.wal}, backend ${r.nemesisOutcomes.diskFullStops.backend}; leader transfers refused under skew: ${r.nemesisOutcomes.transfersRefused}`);
   const k = r.killLandings;
   lines.push(`SIGKILLs by where they landed: backend ahead of the WAL's commit index ${k.backendAheadOfWalCommit}, behind it ${k.backendBehindWalCommit}, even ${k.even}, unread ${k.unread}`);
   lines.push(`watch events received: ${r.watchEvents}`);

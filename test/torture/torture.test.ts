@@ -31,6 +31,8 @@ describe('torture against real processes', () => {
     expect(report.ok).toBe(true);
     for (const kind of faultKinds) expect(report.faults[kind], kind).toBeGreaterThan(0);
     expect(report.corruptionRefusals.count).toBe(report.faults['wal-flip'] + report.faults['snap-flip']);
+    // A full backend must have stopped its member (the fault took effect), and the run still passed.
+    expect(report.nemesisOutcomes.diskFullStops.backend).toBeGreaterThan(0);
     for (const f of ['get', 'put', 'delete', 'cas', 'range']) expect(report.ops[f]?.ok ?? 0, f).toBeGreaterThan(0);
     expect(report.leaseCycles.readAfterRevoke).toBeGreaterThan(0);
     expect(report.leaseExpiry.checked).toBeGreaterThan(0);

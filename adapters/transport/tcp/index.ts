@@ -94,7 +94,7 @@ export function peerFrameBytesMax(requestBytesMax: number, raftMessageBytesMax: 
 
 export class TcpTransport implements Transport, DeliveryReports {
   readonly faults = new PeerFaults();
-  /** Peers reported unreachable: no accepted connection to them, or a frame too large to write (../unreachable-reports.ts). */
+  /** Peers reported unreachable: no accepted connection to them, one that closed, or a frame too large to write (../unreachable-reports.ts). */
   readonly unreachable = new UnreachableReports();
   readonly reportsSnapshots = false;
   private onMessage: ((m: Message) => void) | null = null;
@@ -254,6 +254,7 @@ export class TcpTransport implements Transport, DeliveryReports {
         log: this.log,
         isBlocked: () => this.faults.isBlocked(id, 'out'),
         onRemoved: () => this.o.onRemoved?.(),
+        onDown: () => this.unreachable.note(id, true),
       }),
     );
   }

@@ -49,6 +49,8 @@ export interface LinkOptions {
   isBlocked: () => boolean;
   /** The peer has refused this member as removed for removalConfirmMs, with no accept since. */
   onRemoved: () => void;
+  /** An accepted connection closed: what was written into it may be lost (a snapshot stream's chunks among it). */
+  onDown: () => void;
 }
 
 /**
@@ -284,9 +286,11 @@ export class PeerLink {
     });
     s.on('close', () => {
       if (this.socket !== s) return;
+      const wasUp = this.acceptedAt !== null;
       this.socket = null;
       this.writable = false;
       this.acceptedAt = null;
+      if (wasUp && !this.closed) this.o.onDown();
       if (this.stream) {
         this.o.log('info', `tcp transport ${this.o.selfId}: snapshot stream to peer ${this.o.peerId} cut at ${this.stream.offset}/${this.stream.data.length} bytes`);
         this.stream = null;

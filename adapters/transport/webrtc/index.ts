@@ -209,6 +209,7 @@ export class WebRtcTransport implements Transport, DeliveryReports {
       newSession: () => `${this.sessionPrefix}.${++this.sessionCount}`,
       isBlockedOut: () => this.faults.isBlocked(id, 'out'),
       isBlockedIn: () => this.faults.isBlocked(id, 'in'),
+      onDown: () => this.unreachable.note(id, true),
       deliver: (m) => {
         if (this.closed) return;
         if (this.o.admits && !this.o.admits(m.from)) {

@@ -69,6 +69,8 @@ export interface LinkOptions {
   isBlockedOut: () => boolean;
   isBlockedIn: () => boolean;
   deliver: (m: Message) => void;
+  /** An open data channel went down: what was sent on it may be lost (a snapshot stream's chunks among it). */
+  onDown: () => void;
 }
 
 /** A message being received in parts. Invariant: receivedBytes = Σ parts' lengths ≤ totalBytes. */
@@ -281,6 +283,7 @@ export class PeerLink {
     const p = this.peer;
     if (!p) return;
     if (why) this.o.log('info', `webrtc transport ${this.o.selfId}: link to member ${this.o.peerId} down: ${why}`);
+    const wasUp = this.connected;
     if (!this.initiator && this.session !== null) this.failedSession = this.session;
     this.peer = null;
     this.session = null;
@@ -293,6 +296,7 @@ export class PeerLink {
     }
     this.assembly = null;
     p.destroy();
+    if (wasUp && !this.closed) this.o.onDown();
   }
 
   private scheduleRetry(): void {
