@@ -94,6 +94,10 @@ export class FaultyBackend implements Backend {
   private faultyStage(staging: BackendStaging): BackendStaging {
     return {
       write: (ops) => (this.refuses() ? Promise.reject(this.noSpace('staged write')) : staging.write(ops)),
+      // The chunk writer (a worker on LMDB) stays in use, so torture runs exercise it too.
+      ...(staging.writeChunk !== undefined && {
+        writeChunk: (pairs: Uint8Array) => (this.refuses() ? Promise.reject(this.noSpace('staged chunk')) : staging.writeChunk!(pairs)),
+      }),
       adopt: async (appliedIndex) => {
         if (this.release !== null) await this.release;
         if (this.failure !== null) throw this.failure;
