@@ -372,7 +372,6 @@ class Simulation {
         if (!next) throw new SimFailure('simulator', 'the event queue ran dry');
         this.nowMs = next.timeMs;
         if (this.healed && !this.livenessDone && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
-        { const k = next.payload.kind === 'timer' ? 'timer:' + (next.payload as any).timer.intervalMs : next.payload.kind === 'outbox' || next.payload.kind === 'history' ? next.payload.kind + ':' + (next.payload as any).event.kind : next.payload.kind; (globalThis as any).__ev ??= new Map(); (globalThis as any).__ev.set(k, ((globalThis as any).__ev.get(k) ?? 0) + 1); }
         this.handle(next.payload);
         await settle();
       }
