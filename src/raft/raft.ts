@@ -470,9 +470,10 @@ export class Raft {
     if (!m || typeof m !== 'object') return 'not a message';
     if (!(m.type in MessageType) || typeof m.type !== 'number') return `unknown type ${String(m.type)}`;
     if (isLocalMessage(m.type) && m.term !== 0) return `local message ${MessageType[m.type]} with term ${m.term}`;
-    for (const [k, v] of [['term', m.term], ['index', m.index], ['logTerm', m.logTerm], ['commit', m.commit], ['rejectHint', m.rejectHint]] as const) {
-      if (!Number.isSafeInteger(v) || v < 0) return `${k} ${String(v)} is not a non-negative integer`;
-    }
+    // One call per field, not a loop over a literal table: this runs for every message stepped.
+    const badField =
+      notCount('term', m.term) ?? notCount('index', m.index) ?? notCount('logTerm', m.logTerm) ?? notCount('commit', m.commit) ?? notCount('rejectHint', m.rejectHint);
+    if (badField !== null) return badField;
     if (!Number.isSafeInteger(m.from) || m.from < 0) return `bad from ${String(m.from)}`;
     if (!isLocalMessage(m.type) && m.from === NONE) return 'network message without sender';
     if (!isLocalMessage(m.type) && m.to !== this.id && m.type !== MessageType.TransferLeader) return `addressed to ${m.to}`;
@@ -1094,4 +1095,9 @@ export class Raft {
   static entersJoint(cc: ConfChange): boolean {
     return enterJoint(cc).joint;
   }
+}
+
+/** Why a message's numeric field is not a non-negative safe integer, or null when it is one. */
+function notCount(field: string, v: number): string | null {
+  return Number.isSafeInteger(v) && v >= 0 ? null : `${field} ${String(v)} is not a non-negative integer`;
 }

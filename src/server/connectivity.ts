@@ -69,7 +69,7 @@ export class ConnectivityWatch {
     if (this.kv.isStopped()) return;
     const member = this.kv.member;
     const now = member.now();
-    const lead = member.status().lead;
+    const lead = member.basicStatus().lead;
     let heardAtMs: number | null = null;
     if (lead === this.kv.id) heardAtMs = now;
     else if (lead !== 0) {

@@ -5,7 +5,7 @@
 import type { RaftConfig } from '../raft/config.ts';
 import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
-import { RawNode, type Status } from '../raft/raw-node.ts';
+import { RawNode, type BasicStatus, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
@@ -368,6 +368,11 @@ export class Member {
 
   status(): Status {
     return this.node.status();
+  }
+
+  /** Role, term, leader and indexes, without status()'s copies of the configuration and the leader's progress: cheap enough for every change. */
+  basicStatus(): BasicStatus {
+    return this.node.basicStatus();
   }
 
   /** Bytes of the latest snapshot image this member holds (made, received or loaded); 0 if none. */

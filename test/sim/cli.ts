@@ -2,8 +2,11 @@
 //   npx tsx test/sim/cli.ts --seeds N [--from S] [--seed S] [--verbose] [--jobs J]
 //                           [--sabotage corrupt-storage|ignore-fsync|corrupt-mvcc|stale-reads|outbox-retries]
 //                           [--fault-phase-s S]   (override each seed's fault phase length)
+//                           [--seed-list S,S,...]
 // Prints one line per seed; the first failure prints its seed and trace and exits 1. With
-// --jobs, seeds are dealt round-robin to J child processes and lines arrive as seeds finish.
+// --jobs, J child processes take the seeds one at a time, each the next one as it finishes the
+// last (seeds differ in cost up to a hundredfold, so dealing them out in advance left one child
+// working long after the other), and lines arrive as seeds finish.
 
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -24,9 +27,12 @@ interface CliArgs {
   /** Passed through to child processes. */
   runArgv: string[];
   jobs: number;
-  /** Set in a child process: report results to the parent instead of printing totals. */
+  /** Set in a child process: run the seeds the parent sends, one at a time, and report each back. */
   worker: boolean;
 }
+
+/** What the parent sends a child: the next seed to run, or that there is none. */
+type WorkOrder = { seed: number } | { done: true };
 
 /** What a child sends its parent per seed. */
 interface SeedReport {
@@ -131,11 +137,6 @@ async function runInProcess(args: CliArgs): Promise<number> {
   for (const seed of args.seeds) {
     const r = await runOne(seed, args);
     seedsRun++;
-    if (args.worker) {
-      process.send!(r);
-      if (!r.ok) return 1;
-      continue;
-    }
     simulatedMs += r.simulatedMs;
     addStats(outbox, r.outbox);
     console.log(r.line);
@@ -145,8 +146,23 @@ async function runInProcess(args: CliArgs): Promise<number> {
       return 1;
     }
   }
-  if (!args.worker) printTotals(args.seeds.length, simulatedMs, performance.now() - started, outbox);
+  printTotals(args.seeds.length, simulatedMs, performance.now() - started, outbox);
   return 0;
+}
+
+/** A child process: runs each seed the parent sends and reports it, until told there are no more. */
+function runAsWorker(args: CliArgs): Promise<number> {
+  return new Promise((resolve) => {
+    process.on('message', (order: WorkOrder) => {
+      if ('done' in order) {
+        process.disconnect();
+        resolve(0);
+        return;
+      }
+      void runOne(order.seed, args).then((r) => process.send!(r));
+    });
+    process.send!({ ready: true });
+  });
 }
 
 function runInChildren(args: CliArgs): Promise<number> {
@@ -160,11 +176,15 @@ function runInChildren(args: CliArgs): Promise<number> {
       for (const c of children) if (c.exitCode === null) c.kill();
       resolve(code);
     };
+    let dealt = 0;
+    const dealTo = (child: ChildProcess) => {
+      child.send(dealt < args.seeds.length ? ({ seed: args.seeds[dealt++] } satisfies WorkOrder) : ({ done: true } satisfies WorkOrder));
+    };
     for (let j = 0; j < args.jobs; j++) {
-      const mine = args.seeds.filter((_, i) => i % args.jobs === j);
-      const child = fork(process.argv[1], ['--worker', '--seed-list', mine.join(','), ...args.runArgv]);
+      const child = fork(process.argv[1], ['--worker', ...args.runArgv]);
       children.push(child);
-      child.on('message', (r: SeedReport) => {
+      child.on('message', (r: SeedReport | { ready: true }) => {
+        if ('ready' in r) return dealTo(child);
         simulatedMs += r.simulatedMs;
         addStats(outbox, r.outbox);
         console.log(r.line);
@@ -177,7 +197,9 @@ function runInChildren(args: CliArgs): Promise<number> {
         if (++done === args.seeds.length) {
           printTotals(done, simulatedMs, performance.now() - started, outbox);
           finish(0);
+          return;
         }
+        dealTo(child);
       });
       child.on('exit', (code) => {
         if (code !== 0 && code !== null) finish(1);
@@ -189,7 +211,8 @@ function runInChildren(args: CliArgs): Promise<number> {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (!args.worker) console.log(`meshkv simulator: ${args.seeds.length} seed(s) from ${args.seeds[0]}${args.jobs > 1 ? `, ${args.jobs} jobs` : ''}`);
-  if (args.jobs > 1 && !args.worker && !args.verbose) return runInChildren(args);
+  if (args.worker) return runAsWorker(args);
+  if (args.jobs > 1 && !args.verbose) return runInChildren(args);
   return runInProcess(args);
 }
 

@@ -131,7 +131,7 @@ export class SimHost {
   }
 
   appliedIndex(): number {
-    return this.kv === null ? 0 : this.kv.status().applied;
+    return this.kv === null ? 0 : this.kv.member.basicStatus().applied;
   }
 
   /** Starts (or restarts after a crash) from what the disk holds; resolves once the member serves. */
