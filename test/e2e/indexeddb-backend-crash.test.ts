@@ -136,17 +136,15 @@ test('a browser killed while a streamed snapshot is staged or adopted reopens wi
 // but it keeps appending to the same log file (its reuse_logs option): the session's writes
 // (Chromium's own bookkeeping suffices; the backend's close() writes too) land after the torn
 // bytes, and the open after that finds the log corrupt and deletes the origin's whole
-// IndexedDB (google/leveldb#1287). A
-// platform fact, recorded in docs/browser.md; this test fails once Chromium stops doing it.
+// IndexedDB (google/leveldb#1287). A platform fact, recorded in docs/browser.md; this test
+// fails once Chromium stops doing it.
 test('Chromium deletes an origin\'s IndexedDB at the second open after a crash tore a LevelDB log record', async () => {
   test.setTimeout(180_000);
   const torn = { cluster: 'e2e-torn-log', memberId: 4 };
   const profile = await freshProfile();
-  await (async () => {
-    const { context, page } = await launch(profile);
-    await page.evaluate(([m, ops]) => window.meshkvBackendE2e!.commitBatches(m, ops, 3), [torn, opsPerBatch] as const);
-    await context.close();
-  })();
+  const writer = await launch(profile);
+  await writer.page.evaluate(([m, ops]) => window.meshkvBackendE2e!.commitBatches(m, ops, 3), [torn, opsPerBatch] as const);
+  await writer.context.close();
 
   // Cut the log inside its last record that spans blocks, as a kill while writing it would.
   const origins = join(profile, 'Default', 'IndexedDB');
