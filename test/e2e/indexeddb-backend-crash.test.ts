@@ -55,7 +55,7 @@ async function launch(profile: string): Promise<{ context: BrowserContext; page:
 
 test('a browser killed in the middle of a large commit reopens with an applied index that matches its data', async () => {
   // Eight browser launches of 2 MiB batches: slow on a loaded machine.
-  test.setTimeout(300_000);
+  test.setTimeout(480_000);
   for (const [round, extraBatches] of [0, 1, 3, 2].entries()) {
     const profile = await freshProfile();
     const { context, page } = await launch(profile);
@@ -89,7 +89,7 @@ test('a browser killed in the middle of a large commit reopens with an applied i
 
 test('a browser killed while a streamed snapshot is staged or adopted reopens with the old content or the new one, whole', async () => {
   // Eight browser launches, each of the four on a new profile: slow on a loaded machine.
-  test.setTimeout(300_000);
+  test.setTimeout(480_000);
   const records = 10_000;
   const outcomes: number[] = [];
   for (const [round, killWhen] of (['staging', 'adopting', 'adopting', 'adopted'] as const).entries()) {
