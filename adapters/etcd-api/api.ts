@@ -27,8 +27,11 @@ export { etcdVersion, snapshotChunkBytesMax } from './maintenance-service.ts';
 
 export interface EtcdApiOptions {
   kv: KvMember;
-  /** uint64 as a decimal string: exact beyond 2^53. */
-  clusterId: string;
+  /**
+   * The cluster id for response headers, uint64 as a decimal string (exact beyond 2^53); a
+   * function is read per response (a joining member learns the id with the leader's snapshot).
+   */
+  clusterId: string | (() => string);
   /** Names and URLs by member id; members missing here are listed unstarted, without URLs. */
   members: (id: number) => MemberInfo | undefined;
   /** Without it, membership changes are refused. */
@@ -37,7 +40,7 @@ export interface EtcdApiOptions {
 
 export class EtcdApi {
   readonly kv: KvMember;
-  private readonly clusterId: string;
+  private readonly clusterId: () => string;
   private readonly members: EtcdApiOptions['members'];
   private readonly leaderClients = new LeaderClients();
   /** Open watchers across every stream this API serves (the watcher gauge). */
@@ -62,7 +65,8 @@ export class EtcdApi {
   constructor(opts: EtcdApiOptions) {
     this.kv = opts.kv;
     this.auth = new AuthService(opts.kv, () => this.header());
-    this.clusterId = opts.clusterId;
+    const clusterId = opts.clusterId;
+    this.clusterId = typeof clusterId === 'string' ? () => clusterId : clusterId;
     this.members = opts.members;
     this.cluster = new ClusterService(opts.kv, (revision) => this.header(revision), opts.members, opts.membership, this.leaderClients, () => this.leaderClientUrl());
     this.kvService = new KvService(opts.kv, (revision) => this.header(revision));
@@ -102,7 +106,7 @@ export class EtcdApi {
 
   header(revision = this.kv.currentRevision): HeaderWire {
     return {
-      cluster_id: this.clusterId,
+      cluster_id: this.clusterId(),
       member_id: String(this.kv.id),
       revision,
       raft_term: this.term,

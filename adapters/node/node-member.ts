@@ -379,6 +379,8 @@ export class NodeMember {
         authTokenTtlMs: config.security.authTokenTtlMs,
         ...(authJwt ? { authJwt } : {}),
         initialMembers,
+        // etcd fixes the id at founding; every later member learns it from the cluster.
+        ...(config.initialClusterState === 'new' ? { foundingClusterId: clusterIdOf(config.initialCluster.map((m) => m.id)) } : {}),
         forceNewCluster: config.forceNewCluster,
         // With fault injection on, the backend's commits go through the same disk-fault switch as the WAL.
         mvcc: { backend: disk ? new FaultyBackend(backend, disk, join(config.dataDir, backendDirName)) : backend },
@@ -412,9 +414,6 @@ export class NodeMember {
   /** Serves etcd's API (and the browser signaling endpoint) on every client URL. */
   private async listen(clientTls: { cert: Buffer; key: Buffer; ca?: Buffer } | null): Promise<void> {
     const { config, kv, transport, peerTransport, browser, clock, disk, secrets, log } = this.p;
-    // Founders share the id derived from the founding members; a joiner derives it from the
-    // members it was told about, which are the founders in the usual case (see docs/etcd-api.md).
-    const clusterId = clusterIdOf(config.initialCluster.filter((m) => config.initialClusterState === 'new' || m.id !== this.id).map((m) => m.id));
     const faults: FaultControls | undefined = clock
       ? { faults: transport.faults, clock, ...(disk ? { disk } : {}), peers: () => kv.members.list().map((m) => m.id).filter((m) => m !== this.id) }
       : undefined;
@@ -425,7 +424,8 @@ export class NodeMember {
         host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: Number(url.port),
         ...(clientTls ? { tls: clientTls } : {}),
-        clusterId,
+        // Founders seeded it at bootstrap; a joiner reports 0 until the leader's snapshot brings it.
+        clusterId: () => kv.members.clusterId ?? '0',
         members: (memberId) => this.describeMember(memberId),
         // Without a peer listener, changes that need no new link (remove, promote) still work.
         membership: {

@@ -12,7 +12,7 @@ import { MvccStateMachine } from '../../src/mvcc/state-machine.ts';
 import { SnapshotDecodeError, encodeSnapshotFrames, joinFrames } from '../../src/mvcc/snapshot.ts';
 import { AuthStore } from '../../src/server/auth-store.ts';
 import { MemberTable, type MemberRecord } from '../../src/server/member-table.ts';
-import type { NodeConfig } from './config.ts';
+import { clusterIdOf, type NodeConfig } from './config.ts';
 
 export class RestoreError extends Error {
   override readonly name = 'RestoreError';
@@ -61,7 +61,8 @@ export async function restoreSnapshot(file: string, config: Pick<NodeConfig, 'da
   }
   const members: MemberRecord[] = config.initialCluster.map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerUrls, clientURLs: [], isLearner: false }));
   const table = new MemberTable();
-  table.reset(members);
+  // A restore founds a new cluster, as etcd's does: its id comes from the new --initial-cluster.
+  table.reset(members, { tabsMayOutvote: false, clusterId: clusterIdOf(members.map((m) => m.id)) });
   const data = table.wrapImage(image, new AuthStore().encodeImage());
   const confState = { voters: members.map((m) => m.id), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const storage = await FsWalStorage.open(config.dataDir);

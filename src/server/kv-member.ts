@@ -42,6 +42,7 @@ import {
   decodeMemberUpdate,
   encodeMemberContext,
   encodeMemberUpdate,
+  isClusterId,
   memberUpdateTag,
   membersMax,
   type MemberRecord,
@@ -79,6 +80,12 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
    * every member alike (etcd's --initial-cluster). Default: no names or URLs known.
    */
   initialMembers?: MemberRecord[];
+  /**
+   * The cluster id a founding member seeds the table with (etcd derives it from
+   * --initial-cluster); a joiner leaves it out and learns the cluster's from the leader's
+   * snapshot. An image that carries an id wins over this one.
+   */
+  foundingClusterId?: string;
   /** WebCrypto for password hashes and simple tokens (adapters pass globalThis.crypto); without it, auth requests are refused. */
   authCrypto?: AuthCrypto;
   /** How long a simple token stays valid on this member after it applied it (etcd's --auth-token-ttl). */
@@ -113,6 +120,7 @@ class MvccReplica implements StateMachine {
   constructor(
     readonly mvcc: MvccStateMachine,
     private readonly initialMembers: readonly MemberRecord[],
+    private readonly foundingClusterId: string | null,
     private readonly nowMs: () => number,
     private readonly warn: (msg: string) => void,
     authTokenTtlMs?: number,
@@ -378,7 +386,7 @@ class MvccReplica implements StateMachine {
       this.outboxSessions.load(this.mvcc.backendReader);
     }
     this.auth.restoreImage(authImage);
-    this.members.reset(records ?? this.initialMembers, settings);
+    this.members.reset(records ?? this.initialMembers, { ...settings, clusterId: settings.clusterId ?? this.foundingClusterId });
     this.notify(index);
   }
 
@@ -640,7 +648,8 @@ export class KvMember {
 
   static async start(opts: KvMemberOptions): Promise<KvMember> {
     const mvcc = new MvccStateMachine(opts.mvcc);
-    const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`), opts.authTokenTtlMs);
+    if (opts.foundingClusterId !== undefined && !isClusterId(opts.foundingClusterId)) throw new RangeError(`kvMember: founding cluster id ${JSON.stringify(opts.foundingClusterId)} is not a uint64 in decimal`);
+    const replica = new MvccReplica(mvcc, opts.initialMembers ?? [], opts.foundingClusterId ?? null, () => opts.clock.now(), (m) => opts.log?.('warn', `member ${opts.id}: ${m}`), opts.authTokenTtlMs);
     replica.outboxSessions.forgetsRetries = opts.outboxForgetsRetries === true;
     const member = await Member.start({ ...opts, stateMachine: replica });
     const kv = new KvMember(member, mvcc, replica, opts);

@@ -60,6 +60,12 @@ export class MemberTable {
   private readonly byId = new Map<MemberId, MemberRecord>();
   /** Tabs may hold the voting majority even when Node members vote (vote-policy.ts); off by default. */
   tabsMayOutvote = false;
+  /**
+   * The id fixed when the cluster was founded (uint64 as a decimal string), or null while this
+   * member has not learned it: founders seed it, a joiner learns it with the leader's snapshot,
+   * and every image carries it, so it stays the same across replacements and restarts.
+   */
+  clusterId: string | null = null;
 
   get(id: MemberId): MemberRecord | undefined {
     return this.byId.get(id);
@@ -70,9 +76,10 @@ export class MemberTable {
   }
 
   /** Replaces the whole table (a seed from configuration or a restored image). */
-  reset(records: readonly MemberRecord[], settings: TableSettings = { tabsMayOutvote: false }): void {
+  reset(records: readonly MemberRecord[], settings: TableSettings = { tabsMayOutvote: false, clusterId: null }): void {
     this.byId.clear();
     this.tabsMayOutvote = settings.tabsMayOutvote;
+    this.clusterId = settings.clusterId;
     for (const r of records) this.set({ ...r, peerURLs: [...r.peerURLs], clientURLs: [...r.clientURLs] });
   }
 
@@ -132,7 +139,8 @@ export class MemberTable {
 
   /** The bytes wrapImage puts before the state machine's image: magic, length, the table, the auth and outbox sessions' images. */
   imageHeader(authImage: Uint8Array = noBytes, sessionsImage: Uint8Array = noBytes): Uint8Array {
-    const table = packr.pack([tableImageVersion, this.list(), { tabsMayOutvote: this.tabsMayOutvote }, authImage, sessionsImage]);
+    const settings = this.clusterId === null ? { tabsMayOutvote: this.tabsMayOutvote } : { tabsMayOutvote: this.tabsMayOutvote, clusterId: this.clusterId };
+    const table = packr.pack([tableImageVersion, this.list(), settings, authImage, sessionsImage]);
     const out = new Uint8Array(8 + table.length);
     out.set(tableImageMagic, 0);
     new DataView(out.buffer).setUint32(4, table.length, true);
@@ -146,7 +154,7 @@ export class MemberTable {
    * the table so the caller can seed it.
    */
   static unwrapImage(image: Uint8Array): { records: MemberRecord[] | null; settings: TableSettings; authImage: Uint8Array; sessionsImage: Uint8Array; stateImage: Uint8Array } {
-    const defaults: TableSettings = { tabsMayOutvote: false };
+    const defaults: TableSettings = { tabsMayOutvote: false, clusterId: null };
     if (image.length < 8 || !tableImageMagic.every((b, i) => image[i] === b)) return { records: null, settings: defaults, authImage: noBytes, sessionsImage: noBytes, stateImage: image };
     const length = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(4, true);
     if (8 + length > image.length) throw new Error(`member table image: ${length} table bytes overrun the ${image.length}-byte image`);
@@ -204,6 +212,8 @@ export function decodeMemberContext(bytes: Uint8Array): MemberContext | null {
 /** Cluster-wide settings the table carries beside the records. */
 export interface TableSettings {
   tabsMayOutvote: boolean;
+  /** See MemberTable.clusterId; absent from images written before the table carried it. */
+  clusterId: string | null;
 }
 
 export function encodeMemberUpdate(u: MemberUpdate): Uint8Array {
@@ -236,9 +246,15 @@ function isStrings(v: unknown): v is string[] {
 }
 
 function checkSettings(v: unknown): TableSettings {
-  const s = v as TableSettings;
+  const s = v as { tabsMayOutvote?: unknown; clusterId?: unknown };
   if (!s || typeof s !== 'object' || typeof s.tabsMayOutvote !== 'boolean') throw new Error(`member table image: malformed settings ${JSON.stringify(v)}`);
-  return { tabsMayOutvote: s.tabsMayOutvote };
+  if (s.clusterId !== undefined && !isClusterId(s.clusterId)) throw new Error(`member table image: cluster id ${JSON.stringify(s.clusterId)} is not a uint64 in decimal`);
+  return { tabsMayOutvote: s.tabsMayOutvote, clusterId: s.clusterId ?? null };
+}
+
+/** A uint64 in decimal, as etcd's response headers carry the cluster id. */
+export function isClusterId(v: unknown): v is string {
+  return typeof v === 'string' && /^(0|[1-9]\d{0,19})$/.test(v) && BigInt(v) < 2n ** 64n;
 }
 
 function checkRecord(v: unknown): MemberRecord {

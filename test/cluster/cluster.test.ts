@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
 import { endpointStatus, eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
 import { freePort } from '../helpers/processes.ts';
+import { clusterIdOf, memberIdOf } from '../../adapters/node/config.ts';
 
 /** Small, so that a member away for a few hundred writes must catch up from a snapshot. */
 const snapshotCount = 20;
@@ -182,6 +183,36 @@ describe('a three-process cluster', () => {
     // The new member takes writes (forwarded to the leader) and linearizable reads.
     expect((await etcdctl(joiner.endpoint, ['put', 'from-new', 'yes'])).code).toBe(0);
     expect((await etcdctl(survivors[0].endpoint, ['get', 'from-new'])).stdout).toBe('from-new\nyes\n');
+  }, 90_000);
+
+  it('reports the founding cluster id on every member after the replacement, and after restarts', async () => {
+    // etcdctl prints uint64 ids as JSON numbers, beyond 2^53: read them as text.
+    const clusterIds = async (): Promise<Map<string, string>> => {
+      const r = await etcdctl([...running.values()][0].endpoint, ['endpoint', 'status', '--cluster', '-w', 'json', '--command-timeout=3s']);
+      expect(r.code, r.stderr).toBe(0);
+      return new Map([...r.stdout.matchAll(/"Endpoint":"([^"]+)".*?"cluster_id":(\d+)/g)].map((m) => [m[1], m[2]]));
+    };
+    // The id etcd fixes when the cluster is founded, from the founding members (m1, m2, m3).
+    const foundingId = clusterIdOf(specs.map((s) => memberIdOf(s.name)));
+    const seen = await clusterIds();
+    expect(seen.size).toBe(3);
+    expect(new Set(seen.values())).toEqual(new Set([foundingId]));
+
+    // The member added after the replacement learned the id from the cluster and kept it;
+    // a founder keeps it too.
+    const joiner = [...running.values()].find((p) => p.spec.name.endsWith('-again'))!;
+    const founder = [...running.values()].find((p) => !p.spec.name.endsWith('-again'))!;
+    const cluster = [...running.values()].map((p) => p.spec);
+    for (const p of [joiner, founder]) {
+      await procs.kill9(p);
+      const again = startMember(p.spec, p === joiner ? cluster : specs, p === joiner ? ['--initial-cluster-state', 'existing'] : []);
+      await ready(again);
+    }
+    const afterRestart = await eventually('every member to answer endpoint status', async () => {
+      const ids = await clusterIds();
+      return ids.size === 3 && ids;
+    }, 15_000);
+    expect(new Set(afterRestart.values())).toEqual(new Set([foundingId]));
   }, 90_000);
 
   it('serves lease keep-alives on a follower by forwarding them to the leader', async () => {

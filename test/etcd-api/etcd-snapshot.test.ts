@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, spawnCollecting, type Spawned } from '../helpers/processes.ts';
 import { etcdctl, requireEtcdctl, serve, waitFor, type Served } from './harness.ts';
 import { snapshotStepRecordsMax } from '../../adapters/etcd-api/snapshot-file.ts';
+import { clusterIdOf, memberIdOf } from '../../adapters/node/config.ts';
 
 const etcdPath = '/usr/bin/etcd';
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
@@ -247,5 +248,10 @@ describe('etcd → a three-member meshkv cluster', () => {
     expect((JSON.parse(next.stdout) as { header: { revision: number } }).header.revision).toBe(5);
     const members = await etcdctl(endpoints[0], ['member', 'list']);
     expect(members.stdout.split('\n').filter((l) => l !== '').map((l) => l.split(', ')[2]).sort()).toEqual(names);
+    // A restore founds a new cluster: one id on every member, from the new --initial-cluster
+    // (etcdctl prints it as a JSON number beyond 2^53: read as text).
+    const status = await etcdctl(endpoints[0], ['endpoint', 'status', '--cluster', '-w', 'json']);
+    const ids = [...status.stdout.matchAll(/"cluster_id":(\d+)/g)].map((m) => m[1]);
+    expect(ids).toEqual(names.map(() => clusterIdOf(names.map(memberIdOf))));
   }, 180_000);
 });

@@ -46,7 +46,7 @@ describe('MemberTable', () => {
     const { records, stateImage } = MemberTable.unwrapImage(t.wrapImage(state));
     expect(records).toEqual(t.list());
     expect([...stateImage]).toEqual([...state]);
-    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, settings: { tabsMayOutvote: false }, authImage: new Uint8Array(0), sessionsImage: new Uint8Array(0), stateImage: state });
+    expect(MemberTable.unwrapImage(state)).toEqual({ records: null, settings: { tabsMayOutvote: false, clusterId: null }, authImage: new Uint8Array(0), sessionsImage: new Uint8Array(0), stateImage: state });
     expect(MemberTable.unwrapImage(new Uint8Array(0)).records).toBeNull();
   });
 
@@ -59,7 +59,26 @@ describe('MemberTable', () => {
     t.applyUpdate(update!);
     expect(t.tabsMayOutvote).toBe(true);
     const { settings } = MemberTable.unwrapImage(t.wrapImage(new Uint8Array(0)));
-    expect(settings).toEqual({ tabsMayOutvote: true });
+    expect(settings).toEqual({ tabsMayOutvote: true, clusterId: null });
+  });
+
+  it('carries the cluster id through snapshot images, exactly beyond 2^53, and refuses a malformed one', () => {
+    const t = new MemberTable();
+    t.reset([{ id: 7, name: 'n', peerURLs: ['http://h:7'], clientURLs: [], isLearner: false }], { tabsMayOutvote: false, clusterId: '18446744073709551615' });
+    const image = t.wrapImage(new Uint8Array(0));
+    const restored = new MemberTable();
+    const { records, settings } = MemberTable.unwrapImage(image);
+    restored.reset(records!, settings);
+    expect(restored.clusterId).toBe('18446744073709551615');
+    // A header rebuilt for later outbox sessions keeps it.
+    expect(MemberTable.unwrapImage(MemberTable.headerWithSessions(image, new Uint8Array([1]))).settings.clusterId).toBe('18446744073709551615');
+    // A table that has not learned the id (a joiner before its snapshot, an older image) writes none.
+    const unknown = new MemberTable();
+    unknown.reset(records!);
+    expect(MemberTable.unwrapImage(unknown.wrapImage(new Uint8Array(0))).settings.clusterId).toBeNull();
+    const bad = new MemberTable();
+    bad.reset(records!, { tabsMayOutvote: false, clusterId: '18446744073709551616' });
+    expect(() => MemberTable.unwrapImage(bad.wrapImage(new Uint8Array(0)))).toThrow('member table image: cluster id "18446744073709551616" is not a uint64 in decimal');
   });
 
   it('encodes update entries under a tag no client request starts with', () => {

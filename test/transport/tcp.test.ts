@@ -153,6 +153,22 @@ describe('tcp transport', () => {
     expect(b.logs.some((l) => l.endsWith('no hello within 50 ms'))).toBe(true);
   });
 
+  it('accepts a Hello that arrived while the process was paused for longer than the handshake timeout', async () => {
+    const handshakeTimeoutMs = 200;
+    const b = await listen(2, { bounds: { handshakeTimeoutMs } });
+    const c = await rawClient(b.t, null);
+    // The listener has accepted the connection (its handshake timer runs) before the pause.
+    await waitFor('the listener to accept the connection', () => (b.t as unknown as { inbound: Set<unknown> }).inbound.size === 1);
+    const claims = { version: protocolVersion, clusterToken: 'test-cluster', from: 1, to: 2 };
+    c.socket.write(encodeFrame(FrameType.Hello, encodeHello({ proof: helloProof(admissionSecret, claims), ...claims })));
+    // This process stops running, as under SIGSTOP: the Hello waits in the kernel's buffer while
+    // the timer's deadline passes, and on resume both are due at once.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 * handshakeTimeoutMs);
+    await waitFor('Accept or Refuse', () => c.frames.length > 0);
+    expect(c.frames).toEqual([FrameType.Accept]);
+    expect(b.logs.filter((l) => l.includes('refused'))).toEqual([]);
+  });
+
   it('refuses a Hello meant for another member', async () => {
     const b = await listen(2);
     const c = await rawClient(b.t, { to: 3 }, false);

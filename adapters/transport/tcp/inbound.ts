@@ -27,6 +27,13 @@ import { helloProofValid } from './admission.ts';
 
 /** How long a refused connection stays open for the Refuse frame to reach the peer. */
 const refusedLingerMs = 1000;
+/**
+ * A handshake timer that fires at least this late says this process did not run (stopped by
+ * SIGSTOP or a debugger, or starved), not that the peer was slow: a Hello may be waiting unread
+ * in the socket, since timers run before pending input is read. The peer then gets its whole
+ * handshake time again, counted from when this process runs again.
+ */
+const timerLateMsPaused = 500;
 
 export interface InboundOptions {
   selfId: MemberId;
@@ -74,7 +81,7 @@ export class InboundConnection {
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
-    this.handshakeTimer = setTimeout(() => this.refuse(`no hello within ${o.handshakeTimeoutMs} ms`), o.handshakeTimeoutMs);
+    this.handshakeTimer = this.armHandshakeTimer();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => this.o.log('debug', `tcp transport ${o.selfId}: inbound ${this.who()}: ${err.code ?? err.message}`));
     socket.on('close', () => {
@@ -159,6 +166,15 @@ export class InboundConnection {
     this.stallTimer = setTimeout(onQuiet, this.o.stallTimeoutMs);
     this.socket.write(frameHeader(FrameType.Accept, 0));
     this.o.log('debug', `tcp transport ${this.o.selfId}: accepted ${this.who()}`);
+  }
+
+  private armHandshakeTimer(): ReturnType<typeof setTimeout> {
+    const dueMs = performance.now() + this.o.handshakeTimeoutMs;
+    return setTimeout(() => {
+      if (performance.now() - dueMs < timerLateMsPaused) return this.refuse(`no hello within ${this.o.handshakeTimeoutMs} ms`);
+      this.o.log('debug', `tcp transport ${this.o.selfId}: the handshake timer of ${this.who()} fired ${Math.round(performance.now() - dueMs)} ms late (this process was paused): waiting another ${this.o.handshakeTimeoutMs} ms`);
+      this.handshakeTimer = this.armHandshakeTimer();
+    }, this.o.handshakeTimeoutMs);
   }
 
   private refuse(reason: string): void {
