@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import { sleep, type Slot, type TortureCluster } from './cluster.ts';
 import type { Spawned } from '../helpers/processes.ts';
 import { emptyLandings, noteKillLanding } from './durable-state.ts';
+import { nodeWalFs } from '../../adapters/storage/fs-wal/index.ts';
+import { readWal, snapshotName } from '../../adapters/storage/fs-wal/replay.ts';
+import { frameBytesMaxDefault } from '../../adapters/storage/fs-wal/wal.ts';
 
 export const faultKinds = [
   'kill-leader',
@@ -446,7 +449,15 @@ export class Nemesis {
     if (candidates.length === 0) throw new Error(`no member has a ${kind === 'wal-flip' ? 'WAL of 4 KiB or more' : 'snapshot file'} to corrupt`);
     const slot = this.pick(candidates);
     await c.kill9(slot);
-    const file = kind === 'wal-flip' ? lastSegment(slot.member.dataDir) : latestSnapshot(slot.member.dataDir)!;
+    const file = kind === 'wal-flip' ? lastSegment(slot.member.dataDir) : await snapshotInUse(slot.member.dataDir);
+    if (file === null) {
+      // Only an orphan snapshot file (written, its WAL record cut off by the kill): the member
+      // rightly ignores it, so flipping it proves nothing. Restart untouched.
+      this.opts.log(`nemesis: ${kind} on ${slot.member.name}: its WAL names no snapshot yet; restarted untouched`);
+      c.launch(slot);
+      await c.ready(slot);
+      return;
+    }
     const size = kind === 'wal-flip' ? dataEnd(readFileSync(file)) : statSync(file).size;
     const offset = Math.floor(size * (0.25 + this.opts.random() * 0.4));
     flipByte(file, offset);
@@ -488,6 +499,16 @@ function lastSegment(dir: string): string {
 function latestSnapshot(dir: string): string | null {
   const snaps = readdirSync(dir).filter((n) => /^[0-9a-f]{16}-[0-9a-f]{16}\.snap$/.test(n)).sort();
   return snaps.length === 0 ? null : join(dir, snaps[snaps.length - 1]);
+}
+
+/**
+ * The snapshot file a restart loads: the one the WAL's last snapshot record names. A newer file
+ * whose record never reached the WAL (a kill between the two writes, a window a slow backend
+ * widens) is an orphan the member ignores, as etcd ignores snapshot files its WAL does not name.
+ */
+async function snapshotInUse(dir: string): Promise<string | null> {
+  const wal = await readWal(nodeWalFs, dir, frameBytesMaxDefault);
+  return wal.marker === null ? null : join(dir, snapshotName(wal.marker));
 }
 
 function walBytes(dir: string): number {
