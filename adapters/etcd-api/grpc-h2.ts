@@ -24,6 +24,8 @@ const timeoutPattern = /^(\d{1,8})([HMSmun])$/;
 const timeoutUnitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 /** setTimeout's largest delay; longer deadlines are as good as none. */
 const timerDelayMsMax = 2 ** 31 - 1;
+/** What `decode` returns for bytes that are not the request (a request may itself decode to anything). */
+const undecodable: unique symbol = Symbol('undecodable');
 
 export type Headers = http2.IncomingHttpHeaders;
 
@@ -180,12 +182,8 @@ export class Call {
       }
       for (const bytes of messages) {
         if (this.done) return;
-        let req: unknown;
-        try {
-          req = this.method.decode(bytes);
-        } catch (err) {
-          return this.fail(unmarshalError(err));
-        }
+        const req = this.decode(bytes);
+        if (req === undecodable) return;
         onMessage(req);
       }
     });
@@ -194,6 +192,16 @@ export class Call {
       if (this.pending !== null) return this.fail(truncated(this.pending));
       onEnd();
     });
+  }
+
+  /** One request message decoded, or `undecodable` once the call has failed with grpc-go's unmarshalling error. */
+  private decode(bytes: Buffer): unknown {
+    try {
+      return this.method.decode(bytes);
+    } catch (err) {
+      this.fail(unmarshalError(err));
+      return undecodable;
+    }
   }
 
   /** Reads a unary or server-streaming call's single request message. */
@@ -214,13 +222,8 @@ export class Call {
       if (this.done) return;
       if (this.pending !== null) return this.fail(truncated(this.pending));
       if (message === null) return this.fail(new GrpcStatusError(Status.Internal, 'grpc: client sent no request message on a unary call'));
-      let req: unknown;
-      try {
-        req = this.method.decode(message);
-      } catch (err) {
-        return this.fail(unmarshalError(err));
-      }
-      onRequest(req);
+      const req = this.decode(message);
+      if (req !== undecodable) onRequest(req);
     });
   }
 

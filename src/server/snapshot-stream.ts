@@ -268,7 +268,7 @@ export class SnapshotSender {
     return out;
   }
 
-  /** Asks the producer for more while the window allows; each chunk produced calls `announce`. */
+  /** Asks the producer for more while fewer than snapshotChunksInflightMax chunks are out; each chunk produced calls `announce`. */
   private refill(): void {
     while (!this.released && this.failure === null && this.lastSeq === 0 && this.produced + this.requested - Math.max(this.acked, 0) < snapshotChunksInflightMax) {
       this.requested++;
