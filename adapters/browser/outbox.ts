@@ -4,10 +4,21 @@
 // tab at a time drains, holding the Web Lock `meshkv/<cluster>/outbox-drain`.
 
 import { openDB, type IDBPDatabase } from 'idb';
-import { Outbox, outboxEntriesMax, outboxFullError, type OutboxNotice, type OutboxOptions, type OutboxPeers, type OutboxRecord, type OutboxStore } from '../../src/client/outbox.ts';
+import {
+  Outbox,
+  outboxEntriesMax,
+  outboxFullError,
+  type OutboxLedger,
+  type OutboxLedgerNote,
+  type OutboxNotice,
+  type OutboxOptions,
+  type OutboxPeers,
+  type OutboxRecord,
+  type OutboxStore,
+} from '../../src/client/outbox.ts';
 
 export { Outbox, OutboxTxn, drainBatchEntriesMax, outboxBatchEntriesMax, outboxEntriesMax } from '../../src/client/outbox.ts';
-export type { GuardRead, OutboxOutcome, OutboxRecord, OutboxStatus, OutboxWrite, OverlaidValue, QueuedEntry } from '../../src/client/outbox.ts';
+export type { GuardRead, OutboxLoss, OutboxOutcome, OutboxRecord, OutboxStatus, OutboxWrite, OverlaidValue, QueuedEntry } from '../../src/client/outbox.ts';
 
 interface Meta {
   client: string;
@@ -20,10 +31,56 @@ function outboxDatabaseName(cluster: string): string {
   return `meshkv/${cluster}/outbox`;
 }
 
+function outboxLedgerKey(cluster: string): string {
+  return `meshkv/${cluster}/outbox-ledger`;
+}
+
 /** Opens the outbox of this origin's tabs for `cluster`. */
-export async function openTabOutbox(o: Omit<OutboxOptions, 'store' | 'peers' | 'wallClockMs'> & { cluster: string }): Promise<Outbox> {
+export async function openTabOutbox(o: Omit<OutboxOptions, 'store' | 'peers' | 'wallClockMs' | 'ledger'> & { cluster: string }): Promise<Outbox> {
   const store = await IndexedDbOutboxStore.open(o.cluster);
-  return Outbox.open({ ...o, store, peers: new TabOutboxPeers(o.cluster), wallClockMs: () => Date.now() });
+  return Outbox.open({ ...o, store, peers: new TabOutboxPeers(o.cluster), ledger: new LocalStorageOutboxLedger(o.cluster), wallClockMs: () => Date.now() });
+}
+
+/**
+ * The outbox's ledger in localStorage, which Chromium keeps apart from IndexedDB (its own
+ * LevelDB), so it survives the deletion of the origin's IndexedDB after a torn write
+ * (docs/browser.md). Clearing the site's data clears both, and then nothing is reported lost.
+ */
+export class LocalStorageOutboxLedger implements OutboxLedger {
+  private readonly key: string;
+
+  constructor(cluster: string) {
+    this.key = outboxLedgerKey(cluster);
+  }
+
+  read(): OutboxLedgerNote | null {
+    const text = localStorage.getItem(this.key);
+    if (text === null) return null;
+    let note: unknown;
+    try {
+      note = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`localStorage ${this.key} is not JSON: ${(err as Error).message}`);
+    }
+    if (!isLedgerNote(note)) throw new Error(`localStorage ${this.key} is not an outbox ledger note: ${text.slice(0, 200)}`);
+    return note;
+  }
+
+  write(note: OutboxLedgerNote): void {
+    localStorage.setItem(this.key, JSON.stringify(note));
+  }
+}
+
+function isLedgerNote(v: unknown): v is OutboxLedgerNote {
+  if (typeof v !== 'object' || v === null) return false;
+  const n = v as Record<string, unknown>;
+  const isSeq = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+  return (
+    typeof n.client === 'string' &&
+    isSeq(n.queuedThroughSeq) &&
+    Array.isArray(n.losses) &&
+    n.losses.every((l: Record<string, unknown>) => typeof l === 'object' && l !== null && typeof l.client === 'string' && isSeq(l.queuedThroughSeq) && (l.appliedThroughSeq === null || isSeq(l.appliedThroughSeq)) && typeof l.foundAtMs === 'number')
+  );
 }
 
 class IndexedDbOutboxStore implements OutboxStore {

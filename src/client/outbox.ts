@@ -86,8 +86,8 @@ export interface OverlaidValue {
   pendingSeq: number | null;
 }
 
-/** What of its member an outbox uses: local reads, the revision, and proposing outbox batches. */
-export type OutboxMember = Pick<KvMember, 'range' | 'proposeOutboxBatch' | 'currentRevision'>;
+/** What of its member an outbox uses: local reads, the revision, proposing outbox batches, and what the state machine applied of a client. */
+export type OutboxMember = Pick<KvMember, 'range' | 'proposeOutboxBatch' | 'currentRevision' | 'outboxAppliedSeq'>;
 
 /**
  * Where an outbox keeps its client id and entries. Durable: an entry is kept from the moment
@@ -111,6 +111,51 @@ export interface OutboxStore {
   /** Deletes the settled entries with seq at most `throughSeq`; pending ones stay. */
   forget(throughSeq: number): Promise<void>;
   close(): void;
+}
+
+/**
+ * A note about the outbox kept apart from its store, so that losing the store is noticed rather
+ * than read as an empty outbox. In a tab it is localStorage, beside IndexedDB: Chromium can
+ * delete an origin's whole IndexedDB one restart after a crash tore a write (docs/browser.md),
+ * and the entries that were only there are then gone. The note only says which client id the
+ * store had and how far it had queued; it holds no entry.
+ *
+ * Best effort, by design of where it lives: notes from the last moments before a browser crash
+ * may not have been written out (Chromium saves localStorage a little later), and two tabs
+ * writing at once may each keep their own, so `queuedThroughSeq` may fall short by the entries
+ * of those moments; the next queue() corrects it.
+ */
+export interface OutboxLedger {
+  /** The note, or null if none was written; throws if what is there is not a note. */
+  read(): OutboxLedgerNote | null;
+  write(note: OutboxLedgerNote): void;
+}
+
+export interface OutboxLedgerNote {
+  /** The client id of the store this note describes. */
+  client: string;
+  /** The highest sequence number that store had given an entry (0: none). */
+  queuedThroughSeq: number;
+  /** Stores found lost before this one and not yet acknowledged, oldest first. */
+  losses: OutboxLoss[];
+}
+
+/** An outbox store found lost: opened, it had another client id than the ledger's. */
+export interface OutboxLoss {
+  /** The lost store's client id. */
+  client: string;
+  /** The highest sequence number it had given an entry, as far as the ledger knew. */
+  queuedThroughSeq: number;
+  /**
+   * The last of its entries the state machine had applied, as this member's replica knew when
+   * the loss was found (null: the replica has no record of the client — nothing applied, or
+   * forgotten after outboxSessionsMax other clients). Entries after it, through
+   * queuedThroughSeq, had not been applied then; their writes are gone. A replica that was
+   * behind may name an earlier entry than the cluster's last.
+   */
+  appliedThroughSeq: number | null;
+  /** Wall-clock time (OutboxOptions.wallClockMs) the loss was found. */
+  foundAtMs: number;
 }
 
 /** What the outboxes sharing one store (a tab's and its siblings') tell each other. */
@@ -137,6 +182,12 @@ export interface OutboxOptions {
   wallClockMs: () => number;
   store: OutboxStore;
   peers: OutboxPeers;
+  /**
+   * Where the store's client id and progress are noted apart from it, to notice its loss (a
+   * tab's localStorage). Without one a lost store reads as an empty outbox: only for stores
+   * that cannot be lost apart from their member (the simulator's, in memory).
+   */
+  ledger?: OutboxLedger;
   /** How often it checks for entries to drain that no event announced (a closed tab's; default 1000 ms). */
   drainCheckMs?: number;
   log?: (level: 'info' | 'warn', msg: string) => void;
@@ -169,8 +220,79 @@ export class Outbox {
 
   static async open(o: OutboxOptions): Promise<Outbox> {
     const outbox = new Outbox(await o.store.clientId(), o);
+    await outbox.checkLedger();
     outbox.maybeDrain();
     return outbox;
+  }
+
+  /**
+   * Compares the store with the ledger's note: a note naming another client id means the store
+   * that client had is gone (it is made once per store and kept). Its loss is kept in the
+   * ledger, so every outbox opened on this origin reports it until acknowledged, unless every
+   * entry it had queued was applied.
+   */
+  private async checkLedger(): Promise<void> {
+    const ledger = this.o.ledger;
+    if (ledger === undefined) return;
+    let note: OutboxLedgerNote | null;
+    try {
+      note = ledger.read();
+    } catch (err) {
+      // Without a readable note a loss cannot be told from a first open; the new note starts over.
+      this.o.log?.('warn', `outbox: the ledger is unreadable, so a lost store would go unnoticed this once; it is rewritten: ${(err as Error).message}`);
+      note = null;
+    }
+    if (note !== null && note.client === this.clientId) return;
+    const losses = note?.losses ?? [];
+    if (note !== null && note.queuedThroughSeq > 0) {
+      const applied = this.o.kv.outboxAppliedSeq(note.client);
+      if (applied === null || applied < note.queuedThroughSeq) {
+        losses.push({ client: note.client, queuedThroughSeq: note.queuedThroughSeq, appliedThroughSeq: applied, foundAtMs: this.o.wallClockMs() });
+        this.o.log?.(
+          'warn',
+          `outbox: the store of client ${note.client} is gone (its entries through ${note.queuedThroughSeq} were kept only there; ` +
+            `applied through ${applied ?? 'none known'}); a new store starts as ${this.clientId}`,
+        );
+      }
+    }
+    // A store older than its note (kept before ledgers existed) may hold entries already.
+    const queuedThroughSeq = (await this.db.pending()).at(-1)?.seq ?? 0;
+    ledger.write({ client: this.clientId, queuedThroughSeq, losses });
+  }
+
+  /**
+   * Outbox stores of this origin found lost and not yet acknowledged, oldest first: their
+   * unapplied entries are gone (see OutboxLoss). Empty without a ledger.
+   */
+  losses(): OutboxLoss[] {
+    return this.readLedger()?.losses ?? [];
+  }
+
+  /** Clears losses() (the app has told its user). */
+  acknowledgeLosses(): void {
+    const note = this.readLedger();
+    if (note && note.losses.length > 0) this.o.ledger!.write({ ...note, losses: [] });
+  }
+
+  private readLedger(): OutboxLedgerNote | null {
+    try {
+      return this.o.ledger?.read() ?? null;
+    } catch (err) {
+      this.o.log?.('warn', `outbox: the ledger is unreadable: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Notes in the ledger that the store has queued through `seq` (never lowering it). */
+  private noteQueued(seq: number): void {
+    const ledger = this.o.ledger;
+    if (ledger === undefined) return;
+    const note = this.readLedger();
+    // Another client id there: a sibling tab found this store lost and started a new one
+    // meanwhile; its note stands.
+    if (note !== null && note.client !== this.clientId) return;
+    if (note !== null && note.queuedThroughSeq >= seq) return;
+    ledger.write({ client: this.clientId, queuedThroughSeq: seq, losses: note?.losses ?? [] });
   }
 
   // ---- writing ----
@@ -199,6 +321,7 @@ export class Outbox {
     this.checkOpen();
     if (entry.writes.length === 0 && entry.txn === null) throw new TypeError('outbox: an entry without writes has nothing to commit');
     const record = await this.db.add({ status: 'pending', queuedAtMs: this.o.wallClockMs(), ...entry });
+    this.noteQueued(record.seq);
     this.o.peers.post({ kind: 'queued', seq: record.seq });
     this.emitChange();
     this.maybeDrain();

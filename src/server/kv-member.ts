@@ -471,6 +471,11 @@ export class KvMember {
     return this.mvcc.currentRevision;
   }
 
+  /** The last outbox entry applied for `client` (outbox-sessions.ts), or null if none is known. */
+  outboxAppliedSeq(client: string): number | null {
+    return this.replica.outboxSessions.lastApplied(client);
+  }
+
   /** History below this revision is compacted away. */
   get compactRevision(): number {
     return this.mvcc.compactRevision;

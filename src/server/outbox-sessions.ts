@@ -179,6 +179,14 @@ export class OutboxSessions {
   }
 
   /**
+   * The last sequence number applied for `client`, or null when the table has no session for it
+   * (nothing applied, or evicted after outboxSessionsMax other clients).
+   */
+  lastApplied(client: string): number | null {
+    return this.byClient.get(client)?.seq ?? null;
+  }
+
+  /**
    * Records an applied entry of the batch (Raft entry) at `index`, whose sequence numbers are
    * `batchSeqs`. Returns the backend writes that keep the stored table equal to this one (the
    * client's record, and the deletion of an evicted client's), for the batch that commits the

@@ -11,7 +11,7 @@ import { Outbox, type OutboxMember } from '../../src/client/outbox.ts';
 import { ConnectivityWatch } from '../../src/server/connectivity.ts';
 import type { KvMember } from '../../src/server/kv-member.ts';
 import { startSteadyTrio } from '../helpers/kv-members.ts';
-import { MemoryOutboxStore, SingleOutboxPeers } from '../helpers/memory-outbox.ts';
+import { MemoryOutboxLedger, MemoryOutboxStore, SingleOutboxPeers } from '../helpers/memory-outbox.ts';
 import { waitFor } from './helpers.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
@@ -31,7 +31,7 @@ async function cluster() {
 }
 
 /** An outbox on `kv` over `store`; `member` may wrap it (to fail after a proposal applied). */
-async function openOutbox(kv: KvMember, store: MemoryOutboxStore, member: OutboxMember = kv): Promise<Outbox> {
+async function openOutbox(kv: KvMember, store: MemoryOutboxStore, member: OutboxMember = kv, ledger?: MemoryOutboxLedger, log?: (level: string, msg: string) => void): Promise<Outbox> {
   const watch = new ConnectivityWatch(kv, systemClock, 20);
   const outbox = await Outbox.open({
     kv: member,
@@ -41,6 +41,8 @@ async function openOutbox(kv: KvMember, store: MemoryOutboxStore, member: Outbox
     wallClockMs: () => Date.now(),
     store,
     peers: new SingleOutboxPeers(store),
+    ledger,
+    log,
     drainCheckMs: 100,
   });
   cleanups.push(() => {
@@ -100,6 +102,7 @@ describe('the outbox on a Node member', () => {
       get currentRevision() {
         return first.currentRevision;
       },
+      outboxAppliedSeq: (client) => first.outboxAppliedSeq(client),
       proposeOutboxBatch: async (batch) => {
         await first.proposeOutboxBatch(batch);
         applied += batch.entries.length;
@@ -125,5 +128,57 @@ describe('the outbox on a Node member', () => {
       expect(r.kvs[0].version).toBe(1);
       expect(r.kvs[0].modRevision).toBe(outcomes[i - 1].revision);
     }
+  });
+
+  it('reports a lost store from its ledger: the unapplied entries, until acknowledged; nothing when every entry was applied', { timeout: 60_000 }, async () => {
+    const { members, transports } = await cluster();
+    const tabMember = members.find((m) => !m.isLeader())!;
+    const ledger = new MemoryOutboxLedger();
+    const first = await openOutbox(tabMember, new MemoryOutboxStore('outbox-lost'), tabMember, ledger);
+    const applied = await first.begin().put('note/1', 'kept').commit();
+    expect((await applied.outcome).status).toBe('committed');
+
+    // Cut off: two more entries stay pending, only in the store.
+    const t = transports[members.indexOf(tabMember)];
+    for (const peer of [1, 2, 3]) if (peer !== tabMember.id) t.faults.block(peer);
+    const watch = new ConnectivityWatch(tabMember, systemClock, 20);
+    cleanups.push(() => watch.stop());
+    await waitFor('offline', () => watch.current().state === 'offline', 10_000);
+    await first.begin().put('note/2', 'gone').commit();
+    await first.begin().put('note/3', 'gone too').commit();
+    first.close();
+
+    // The store is gone (as Chromium deletes an origin's IndexedDB): the next one is new, with a new client id.
+    const logged: string[] = [];
+    const reopened = await openOutbox(tabMember, new MemoryOutboxStore('outbox-new'), tabMember, ledger, (_, msg) => logged.push(msg));
+    const loss = { client: 'outbox-lost', queuedThroughSeq: 3, appliedThroughSeq: 1 };
+    expect(reopened.losses()).toMatchObject([loss]);
+    expect(await reopened.pending()).toEqual([]);
+    expect(logged.join('\n')).toContain('outbox: the store of client outbox-lost is gone (its entries through 3 were kept only there; applied through 1)');
+    // A sibling tab on the new store hears of it too, until one of them acknowledges it.
+    const sibling = await openOutbox(tabMember, new MemoryOutboxStore('outbox-new'), tabMember, ledger);
+    expect(sibling.losses()).toMatchObject([loss]);
+    sibling.acknowledgeLosses();
+    expect(reopened.losses()).toEqual([]);
+
+    // Back online, the new store's entries drain; lost again with all of them applied, nothing is reported.
+    for (const peer of [1, 2, 3]) if (peer !== tabMember.id) t.faults.heal(peer);
+    const later = await reopened.begin().put('note/4', 'kept').commit();
+    expect((await later.outcome).status).toBe('committed');
+    reopened.close();
+    const third = await openOutbox(tabMember, new MemoryOutboxStore('outbox-third'), tabMember, ledger);
+    expect(third.losses()).toEqual([]);
+    expect(JSON.parse(ledger.text!)).toMatchObject({ client: 'outbox-third', queuedThroughSeq: 0 });
+  });
+
+  it('says so when its ledger is unreadable, and starts a new note', { timeout: 60_000 }, async () => {
+    const { members } = await cluster();
+    const ledger = new MemoryOutboxLedger();
+    ledger.text = '{"client": 7';
+    const logged: string[] = [];
+    const outbox = await openOutbox(members[0], new MemoryOutboxStore('outbox-x'), members[0], ledger, (_, msg) => logged.push(msg));
+    expect(logged.join('\n')).toContain('outbox: the ledger is unreadable, so a lost store would go unnoticed this once; it is rewritten');
+    expect(outbox.losses()).toEqual([]);
+    expect(JSON.parse(ledger.text!)).toEqual({ client: 'outbox-x', queuedThroughSeq: 0, losses: [] });
   });
 });

@@ -6,7 +6,7 @@
 // every pending entry on each overlaid read, and structuredClone's serialization took a twentieth
 // of a seed's CPU.
 
-import { outboxEntriesMax, outboxFullError, type OutboxNotice, type OutboxPeers, type OutboxRecord, type OutboxStore } from '../../src/client/outbox.ts';
+import { outboxEntriesMax, outboxFullError, type OutboxLedger, type OutboxLedgerNote, type OutboxNotice, type OutboxPeers, type OutboxRecord, type OutboxStore } from '../../src/client/outbox.ts';
 
 /** The durable part of a client: its entries, as IndexedDB keeps them in a tab. */
 export class MemoryOutboxStore implements OutboxStore {
@@ -100,4 +100,18 @@ function copyValue(v: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) out[k] = copyValue((v as Record<string, unknown>)[k]);
   return out;
+}
+
+/** The outbox's ledger in memory (localStorage in a tab): it outlives the stores it notes. */
+export class MemoryOutboxLedger implements OutboxLedger {
+  /** As localStorage keeps it: text, so a test can also leave something that is not a note. */
+  text: string | null = null;
+
+  read(): OutboxLedgerNote | null {
+    return this.text === null ? null : (JSON.parse(this.text) as OutboxLedgerNote);
+  }
+
+  write(note: OutboxLedgerNote): void {
+    this.text = JSON.stringify(note);
+  }
 }

@@ -187,6 +187,7 @@ export class OutboxClients {
       get currentRevision() {
         return kv.currentRevision;
       },
+      outboxAppliedSeq: (client) => kv.outboxAppliedSeq(client),
       proposeOutboxBatch: async (batch) => {
         const calledAtMs = this.host.nowMs();
         const first = batch.entries.filter((e) => !c.firstProposedAtMs.has(e.seq)).map((e) => e.seq);
