@@ -146,13 +146,7 @@ test('Chromium deletes an origin\'s IndexedDB at the second open after a crash t
   await writer.page.evaluate(([m, ops]) => window.meshkvBackendE2e!.commitBatches(m, ops, 3), [torn, opsPerBatch] as const);
   await writer.context.close();
 
-  // Cut the log inside its last record that spans blocks, as a kill while writing it would.
-  const origins = join(profile, 'Default', 'IndexedDB');
-  const leveldb = join(origins, (await readdir(origins)).find((d) => d.endsWith('.indexeddb.leveldb'))!);
-  const log = join(leveldb, (await readdir(leveldb)).filter((f) => f.endsWith('.log')).sort().pop()!);
-  const firstFragment = lastFirstFragment(await readFile(log));
-  expect(firstFragment, `a record that spans blocks in ${log}`).not.toBeNull();
-  await truncate(log, firstFragment! + 7 + 1000);
+  await tearLastRecord(profile);
 
   const reads: BackendSummary[] = [];
   for (let i = 0; i < 2; i++) {
@@ -165,6 +159,43 @@ test('Chromium deletes an origin\'s IndexedDB at the second open after a crash t
   expect(reads[0].last).toBe(String(reads[0].appliedIndex));
   expect(reads[1], 'the second reopen finds the database gone').toEqual({ appliedIndex: 0, last: null, perBatch: [] });
 });
+
+// What that deletion costs an offline-first app, and how it hears of it: the outbox's pending
+// entries were only in IndexedDB, and its ledger in localStorage (a LevelDB of its own) outlives
+// them and names what was lost.
+test('an outbox deleted with the origin\'s IndexedDB is reported lost from its ledger in localStorage', async () => {
+  test.setTimeout(180_000);
+  const torn = { cluster: 'e2e-torn-outbox', memberId: 5 };
+  const profile = await freshProfile();
+  const writer = await launch(profile);
+  expect(await writer.page.evaluate((c) => window.meshkvBackendE2e!.queueOutbox(c, 3), torn.cluster)).toEqual([1, 2, 3]);
+  await writer.page.evaluate(([m, ops]) => window.meshkvBackendE2e!.commitBatches(m, ops, 3), [torn, opsPerBatch] as const);
+  await writer.context.close();
+  await tearLastRecord(profile);
+
+  // The first reopen still holds the outbox; this session's writes land after the torn bytes.
+  const first = await launch(profile);
+  expect(await first.page.evaluate((c) => window.meshkvBackendE2e!.outboxState(c), torn.cluster)).toEqual({ pendingSeqs: [1, 2, 3], losses: [] });
+  await first.page.evaluate((m) => window.meshkvBackendE2e!.summary(m), torn);
+  await first.context.close();
+
+  const second = await launch(profile);
+  const state = await second.page.evaluate((c) => window.meshkvBackendE2e!.outboxState(c), torn.cluster);
+  await second.context.close();
+  expect(state.pendingSeqs, 'the origin\'s IndexedDB is gone, the outbox with it').toEqual([]);
+  expect(state.losses).toMatchObject([{ queuedThroughSeq: 3, appliedThroughSeq: null }]);
+  expect(state.losses[0].client).toMatch(/^outbox-/);
+});
+
+/** Cuts the origin's LevelDB log inside its last record that spans blocks, as a kill while writing it would. */
+async function tearLastRecord(profile: string): Promise<void> {
+  const origins = join(profile, 'Default', 'IndexedDB');
+  const leveldb = join(origins, (await readdir(origins)).find((d) => d.endsWith('.indexeddb.leveldb'))!);
+  const log = join(leveldb, (await readdir(leveldb)).filter((f) => f.endsWith('.log')).sort().pop()!);
+  const firstFragment = lastFirstFragment(await readFile(log));
+  expect(firstFragment, `a record that spans blocks in ${log}`).not.toBeNull();
+  await truncate(log, firstFragment! + 7 + 1000);
+}
 
 /**
  * The offset of the last FIRST fragment in a LevelDB log: 32 KiB blocks of physical records,
