@@ -35,7 +35,7 @@ export const memberId = 0x2e1259d415f2a;
  * `staticRoot`: a directory served as static files. `minTtlSeconds`: the lessor's shortest
  * lease TTL (2 s unless given); shorter grants get it.
  */
-export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & { minTtlSeconds?: number } = {}): Promise<Served> {
+export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot' | 'http2Server'> & { minTtlSeconds?: number } = {}): Promise<Served> {
   const hub = new MemoryHub();
   const kv = await KvMember.start({
     id: memberId,
@@ -56,6 +56,7 @@ export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & {
   }
   const listener = await EtcdListener.listen({
     ...(options.staticRoot === undefined ? {} : { staticRoot: options.staticRoot }),
+    ...(options.http2Server === undefined ? {} : { http2Server: options.http2Server }),
     kv,
     host: '127.0.0.1',
     port: 0,
