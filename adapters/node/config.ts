@@ -271,7 +271,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') return { kind: 'help' };
-    const m = /^--?([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const m = /^--?([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (meshkv takes only flags; see meshkv --help)`);
     const [, flag, inline] = m;
     if (!(flag in flags)) throw new ConfigError(`unknown flag --${flag} (see meshkv --help)`);
