@@ -219,7 +219,9 @@ export class H2Stream extends EventEmitter {
     if (data.length > 0 && (data.length > this.sendWindow || data.length > this.conn.sendWindow)) return false;
     this.sendWindow -= data.length;
     this.conn.sendWindow -= data.length;
-    this.conn.sendData(this.id, data, endStream && trailers === null);
+    // No empty DATA frame ahead of trailers: Node counts those as invalid frames (an
+    // empty-frame flood, CVE-2019-9518) and ends the connection after 1000.
+    if (data.length > 0 || (endStream && trailers === null)) this.conn.sendData(this.id, data, endStream && trailers === null);
     if (trailers !== null) this.conn.sendHeaders(this.id, trailers, true);
     if (endStream) this.localClosed();
     return true;
