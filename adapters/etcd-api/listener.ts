@@ -25,7 +25,11 @@ const sniffTimeoutMs = 10_000;
 
 /** meshkv: its own HTTP/2 server (h2/connection.ts); node: node:http2 behind the :authority shim. */
 export type Http2ServerKind = 'meshkv' | 'node';
-export const DEFAULT_HTTP2_SERVER: Http2ServerKind = process.env.MESHKV_OWN_H2 === '1' ? 'meshkv' : 'node';
+/**
+ * node:http2 stays the default until the whole etcd-api suite has been seen green on meshkv's
+ * own server (docs/benchmarks.md, "meshkv's own HTTP/2 server"): it is opt-in meanwhile.
+ */
+export const DEFAULT_HTTP2_SERVER: Http2ServerKind = 'node';
 
 export class ListenError extends Error {}
 
