@@ -4,6 +4,7 @@
 #
 #   bench/ab-meshkv.sh A_ROOT B_ROOT [ROUNDS]   # two checkouts, each with its dist/ built
 #   ONLY="put-c64 watch100-w1" DURATION=6 bench/ab-meshkv.sh /tmp/main . 3
+#   A_ARGS="--http2-server node" B_ARGS="--http2-server meshkv" bench/ab-meshkv.sh . .   # one build, two flag sets
 #
 # A checkout of another commit, for A: mkdir /tmp/main && git archive main | tar -x -C /tmp/main &&
 # ln -s "$PWD/node_modules" /tmp/main/ && (cd /tmp/main && npm run build).
@@ -36,12 +37,14 @@ export MESHKV_ADMISSION_SECRET=ab-meshkv-admission-secret
 CLUSTER=a=http://127.0.0.1:25801,b=http://127.0.0.1:25802,c=http://127.0.0.1:25803
 EPS=127.0.0.1:25791,127.0.0.1:25792,127.0.0.1:25793
 
-run_side() {  # run_side LABEL ROOT
+run_side() {  # run_side LABEL ROOT EXTRA_ARGS
   local label="$1" root="$2" i=0 run="$WORK/$1-$RANDOM"
+  local -a extra
+  read -r -a extra <<<"$3"
   for name in a b c; do
     i=$((i + 1))
     node "$root/bin/meshkv.mjs" --name "$name" --data-dir "$run/$name" \
-      --listen-client-urls "http://127.0.0.1:2579$i" --initial-cluster "$CLUSTER" >"$run-$name.log" 2>&1 &
+      --listen-client-urls "http://127.0.0.1:2579$i" --initial-cluster "$CLUSTER" "${extra[@]}" >"$run-$name.log" 2>&1 &
     PIDS+=("$!")
   done
   for _ in $(seq 1 100); do
@@ -55,8 +58,8 @@ run_side() {  # run_side LABEL ROOT
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  run_side a "$A"
-  run_side b "$B"
+  run_side a "$A" "${A_ARGS:-}"
+  run_side b "$B" "${B_ARGS:-}"
 done
 node -e 'for (const l of require("fs").readFileSync(process.argv[1], "utf8").split("\n")) { try { const d = JSON.parse(l); if (!d.meta) console.log(l); } catch {} }' "$OUT" > "$OUT.runs"
 node "$WORK/harness/summarize.mjs" "$OUT.runs" || true

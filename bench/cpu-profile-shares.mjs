@@ -19,6 +19,7 @@ const GROUPS = [
   ['TCP peer transport', /adapters\/transport\/tcp\//],
   ['WAL (fs-wal)', /adapters\/storage\/fs-wal\//],
   ['gRPC transport (adapters/etcd-api/grpc-h2)', /adapters\/etcd-api\/grpc-h2\./],
+  ["meshkv's HTTP/2 server (adapters/etcd-api/h2)", /adapters\/etcd-api\/h2\//],
   ['etcd API layer (adapters/etcd-api)', /adapters\/etcd-api\//],
   ['grpc-js', /node_modules\/@grpc\//],
   ['protobufjs', /node_modules\/protobufjs\/|node_modules\/@protobufjs\//],

@@ -7,6 +7,7 @@
 // (bench/cpu-profile-shares.mjs), load seconds only.
 //
 //   npx tsx bench/grpc-server.ts A_ROOT B_ROOT [ROUNDS]     # env: ONLY, DURATION (6), WARMUP (2), PROFILE
+//   A_HTTP2=node B_HTTP2=meshkv npx tsx bench/grpc-server.ts . .   # one checkout, the two HTTP/2 servers
 //
 // A checkout of another commit, for A: mkdir /tmp/main && git archive main | tar -x -C /tmp/main
 // && ln -s "$PWD/node_modules" /tmp/main/. Prints `uptime`'s load average beside every figure.
@@ -24,8 +25,9 @@ const repo = resolve(here, '../..');
 if (process.argv[2] === '--serve') {
   // Child: serve one member from the given checkout until SIGINT (which lets --cpu-prof write).
   const root = process.argv[3]!;
+  const http2Server = process.argv[4];
   const { serve } = (await import(join(root, 'test/etcd-api/harness.ts'))) as typeof import('../test/etcd-api/harness.ts');
-  const s = await serve({ minTtlSeconds: 3600 });
+  const s = await serve({ minTtlSeconds: 3600, ...(http2Server === 'meshkv' || http2Server === 'node' ? { http2Server } : {}) });
   process.on('SIGINT', () => void s.stop().then(() => process.exit(0)));
   process.stdout.write(`${s.endpoint}\n`);
 } else {
@@ -48,6 +50,8 @@ if (process.argv[2] === '--serve') {
     // No Raft round at all: the closest to the gRPC server's cost alone.
     'get-ser-c64': ['--workload', 'get-serializable', '--clients', '64'],
     'watch100-w1': ['--workload', 'watch-fanout', '--watchers', '100', '--clients', '1'],
+    // 16 puts in flight: enough events per second that the member's fixed per-second cost fades.
+    'watch100-w16': ['--workload', 'watch-fanout', '--watchers', '100', '--clients', '16'],
   };
   const only = process.env.ONLY?.split(/\s+/).filter(Boolean) ?? Object.keys(workloads);
   const children = new Set<ChildProcess>();
@@ -57,9 +61,10 @@ if (process.argv[2] === '--serve') {
   process.on('exit', killAll);
   process.on('SIGINT', () => process.exit(130));
 
-  const startServer = async (root: string, profDir: string | null): Promise<{ child: ChildProcess; endpoint: string }> => {
+  const http2Of: Record<string, string> = { a: process.env.A_HTTP2 ?? '', b: process.env.B_HTTP2 ?? '' };
+  const startServer = async (root: string, http2Server: string, profDir: string | null): Promise<{ child: ChildProcess; endpoint: string }> => {
     const profArgs = profDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-    const child = spawn(process.execPath, [...profArgs, '--import', 'tsx', here, '--serve', root], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...profArgs, '--import', 'tsx', here, '--serve', root, http2Server], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(child);
     const endpoint = await new Promise<string>((ok, fail) => {
       let out = '';
@@ -87,7 +92,7 @@ if (process.argv[2] === '--serve') {
     for (let r = 0; r < rounds; r++) {
       for (const [side, root] of [['a', aRoot], ['b', bRoot]] as const) {
         const profDir = profile ? mkdtempSync(join(tmpdir(), `grpc-bench-${side}-`)) : null;
-        const { child, endpoint } = await startServer(root, profDir);
+        const { child, endpoint } = await startServer(root, http2Of[side]!, profDir);
         const load = loadavg().map((x) => x.toFixed(1)).join(' ');
         const serverPid = String(child.pid);
         const out = execFileSync(

@@ -38,6 +38,8 @@ for w in "${WORKLOADS[@]}"; do
     put-c64) args=(--workload put --clients 64) ;;
     txn-cas-c16) args=(--workload txn-cas --clients 16) ;;
     get-lin-c64) args=(--workload get-linearizable --clients 64) ;;
+    # One connection carries all 100 watch streams and the writer, to the first endpoint.
+    watch100-w1) args=(--workload watch-fanout --watchers 100 --clients 1) ;;
     *) echo "unknown workload $w" >&2; exit 2 ;;
   esac
   dir="$WORK/$w"

@@ -16,6 +16,7 @@
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { Status, toApiError } from './errors.ts';
+import { H2Server } from './h2/connection.ts';
 
 /** Each gRPC message on the wire: 1 byte compressed flag, 4 bytes big-endian length. */
 const prefixBytes = 5;
@@ -28,6 +29,23 @@ const timerDelayMsMax = 2 ** 31 - 1;
 const undecodable: unique symbol = Symbol('undecodable');
 
 export type Headers = http2.IncomingHttpHeaders;
+
+/**
+ * The part of an HTTP/2 request stream a call uses: node:http2's ServerHttp2Stream has it, and
+ * so does meshkv's own server's stream (h2/connection.ts).
+ */
+export interface GrpcStream {
+  readonly destroyed: boolean;
+  readonly writableNeedDrain: boolean;
+  respond(headers: http2.OutgoingHttpHeaders, options: { endStream?: boolean; waitForTrailers?: boolean }): void;
+  write(bytes: Buffer): boolean;
+  end(bytes?: Buffer): void;
+  sendTrailers(trailers: http2.OutgoingHttpHeaders): void;
+  on(event: 'data', fn: (chunk: Buffer) => void): this;
+  on(event: 'close' | 'drain' | 'end' | 'error', fn: () => void): this;
+  off(event: 'drain', fn: () => void): this;
+  once(event: 'wantTrailers', fn: () => void): this;
+}
 
 /** One registered method: how its messages are read and written, and what answers it. */
 export type Method =
@@ -81,7 +99,7 @@ export class Call {
   private pending: Buffer | null = null;
 
   constructor(
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: GrpcStream,
     readonly headers: Headers,
     private readonly method: Method,
     private readonly receiveBytesMax: number,
@@ -304,13 +322,18 @@ function truncated(pending: Buffer): GrpcStatusError {
 }
 
 /** A refusal before any call exists (not gRPC at all, or no such method): trailers-only. */
-function refuse(stream: http2.ServerHttp2Stream, httpStatus: number, code: number, message: string): void {
+function refuse(stream: GrpcStream, httpStatus: number, code: number, message: string): void {
   stream.respond({ ':status': httpStatus, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
 }
 
 export interface GrpcH2Options {
   /** The largest request message accepted; larger ones get RESOURCE_EXHAUSTED. */
   receiveBytesMax: number;
+  /**
+   * Serve HTTP/2 with meshkv's own server (h2/connection.ts) instead of node:http2: one socket
+   * write per turn for all of a connection's streams, and no :authority shim needed.
+   */
+  ownHttp2?: boolean;
 }
 
 /**
@@ -321,8 +344,10 @@ export class GrpcH2Server {
   private readonly methods = new Map<string, Method>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly server: http2.Http2Server;
+  private readonly own: H2Server | null;
 
   constructor(private readonly options: GrpcH2Options) {
+    this.own = options.ownHttp2 ? new H2Server((stream, headers) => this.serve(stream, headers as Headers)) : null;
     this.server = http2.createServer({
       // Many watch streams share one connection; nghttp2's default budget (10 MB) would refuse
       // new streams with ENHANCE_YOUR_CALM under a large fan-out.
@@ -335,7 +360,12 @@ export class GrpcH2Server {
       // A protocol error ends that connection only; Node reports it here, and it must not throw.
       session.on('error', () => session.destroy());
     });
-    this.server.on('stream', (stream, headers) => this.serve(stream, headers));
+    this.server.on('stream', (stream, headers) => this.serve(stream as GrpcStream, headers));
+  }
+
+  /** True when connections go to meshkv's own HTTP/2 server (they need no :authority shim). */
+  get ownHttp2(): boolean {
+    return this.own !== null;
   }
 
   /** Registers `method` at `path`; each path once. */
@@ -346,16 +376,18 @@ export class GrpcH2Server {
 
   /** Serves gRPC on a connection whose HTTP/2 preface has not been consumed. */
   inject(connection: Duplex): void {
-    this.server.emit('connection', connection);
+    if (this.own !== null) this.own.inject(connection);
+    else this.server.emit('connection', connection);
   }
 
   /** Ends every connection (and so every call) at once. */
   close(): void {
+    this.own?.close();
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
   }
 
-  private serve(stream: http2.ServerHttp2Stream, headers: Headers): void {
+  private serve(stream: GrpcStream, headers: Headers): void {
     // Stream errors (a reset mid-write) end the stream; its 'close' tells the call.
     stream.on('error', () => {});
     if (headers[':method'] !== 'POST') return refuse(stream, 405, Status.Internal, `invalid gRPC request method ${JSON.stringify(headers[':method'])}`);

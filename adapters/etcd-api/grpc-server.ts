@@ -222,8 +222,8 @@ function snapshot(api: EtcdApi): (req: Wire, call: Call) => void {
  * A gRPC server with etcd's services over `api`, not yet given any connection. It receives
  * messages up to `requestBytesMax` (etcd's --max-request-bytes) plus grpcOverheadBytes.
  */
-export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.requestBytesMax): GrpcH2Server {
-  const server = new GrpcH2Server({ receiveBytesMax: requestBytesMax + grpcOverheadBytes });
+export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.requestBytesMax, ownHttp2 = false): GrpcH2Server {
+  const server = new GrpcH2Server({ receiveBytesMax: requestBytesMax + grpcOverheadBytes, ownHttp2 });
   const kv = api.kv;
   const add = (service: string, methods: Record<string, Method>) => {
     for (const [name, m] of Object.entries(methods)) {

@@ -23,6 +23,14 @@ const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** Bytes read before deciding; a connection sending fewer and then nothing is closed after the timeout. */
 const sniffTimeoutMs = 10_000;
 
+/** meshkv: its own HTTP/2 server (h2/connection.ts); node: node:http2 behind the :authority shim. */
+export type Http2ServerKind = 'meshkv' | 'node';
+/**
+ * node:http2 stays the default until the whole etcd-api suite has been seen green on meshkv's
+ * own server (docs/benchmarks.md, "meshkv's own HTTP/2 server"): it is opt-in meanwhile.
+ */
+export const DEFAULT_HTTP2_SERVER: Http2ServerKind = 'node';
+
 export class ListenError extends Error {}
 
 export interface EtcdListenerOptions extends EtcdApiOptions {
@@ -41,6 +49,8 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   admission?: AdmissionInfo;
   /** PEM certificate and key; with `ca`, clients must present a certificate it signed. */
   tls?: { cert: Buffer | string; key: Buffer | string; ca?: Buffer | string };
+  /** The HTTP/2 server gRPC runs on (default DEFAULT_HTTP2_SERVER). */
+  http2Server?: Http2ServerKind;
 }
 
 export class EtcdListener {
@@ -66,7 +76,7 @@ export class EtcdListener {
   /** Serves etcd's API for `kv` on host:port; fails with a ListenError if the address is taken. */
   static async listen(opts: EtcdListenerOptions): Promise<EtcdListener> {
     const api = new EtcdApi(opts);
-    const grpcServer = createGrpcServer(api, opts.requestBytesMax);
+    const grpcServer = createGrpcServer(api, opts.requestBytesMax, (opts.http2Server ?? DEFAULT_HTTP2_SERVER) === 'meshkv');
     const serveGateway = createGatewayHandler(api);
     const serveStatic = opts.staticRoot === undefined ? null : createStaticHandler(opts.staticRoot);
     const serveFaults = opts.faults ? createFaultHandler(opts.faults.controls, opts.faults.guard) : null;
@@ -130,8 +140,10 @@ export class EtcdListener {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    if (socket.alpnProtocol === 'h2') routeHttp2(socket, Buffer.alloc(0), (c) => this.grpcServer.inject(c));
-    else this.gateway.emit('connection', socket);
+    if (socket.alpnProtocol === 'h2') {
+      if (this.grpcServer.ownHttp2) this.grpcServer.inject(socket);
+      else routeHttp2(socket, Buffer.alloc(0), (c) => this.grpcServer.inject(c));
+    } else this.gateway.emit('connection', socket);
   }
 
   /** Hands a plain connection to the gRPC server or the gateway by its first bytes. */
@@ -146,7 +158,11 @@ export class EtcdListener {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
-      if (isHttp2) {
+      if (isHttp2 && this.grpcServer.ownHttp2) {
+        socket.unshift(seen);
+        this.grpcServer.inject(socket);
+        socket.resume();
+      } else if (isHttp2) {
         routeHttp2(socket, seen, (c) => this.grpcServer.inject(c));
       } else {
         socket.unshift(seen);

@@ -3,6 +3,7 @@
 // pure so that every refusal can be tested; each carries a message a user can act on.
 
 import { createHash } from 'node:crypto';
+import { DEFAULT_HTTP2_SERVER, type Http2ServerKind } from '../etcd-api/listener.ts';
 import { SecurityConfigError, parseSecurityConfig, securityFlags, type SecurityConfig } from './security-config.ts';
 
 export interface NodeConfig {
@@ -31,6 +32,8 @@ export interface NodeConfig {
   backendBatchIntervalMs: number;
   /** Serve the fault-injection admin endpoint /meshkv/faults (never in production). */
   faultInjection: boolean;
+  /** Which HTTP/2 server carries gRPC on the client port (meshkv's own, or node:http2). */
+  http2Server: Http2ServerKind;
   /** PEM files for mutual TLS between peers; null for plain TCP (http:// peer URLs). */
   peerTls: PeerTlsFiles | null;
   /** PEM files for TLS on the client port (https:// client URLs); null for plain TCP. */
@@ -152,6 +155,11 @@ export const flags: Record<string, FlagSpec> = {
     defaultValue: 'false',
     boolean: true,
   },
+  'http2-server': {
+    env: 'MESHKV_HTTP2_SERVER',
+    help: "HTTP/2 server for gRPC on the client port: 'meshkv' (its own: all of a connection's frames of one turn in one socket write) or 'node' (node:http2 behind the :authority shim).",
+    defaultValue: DEFAULT_HTTP2_SERVER,
+  },
   'cert-file': { env: 'MESHKV_CERT_FILE', help: 'PEM certificate for client connections (https:// client URLs).', defaultValue: '' },
   'key-file': { env: 'MESHKV_KEY_FILE', help: 'PEM private key of --cert-file.', defaultValue: '' },
   'trusted-ca-file': { env: 'MESHKV_TRUSTED_CA_FILE', help: "PEM CA bundle that signs clients' certificates (with --client-cert-auth).", defaultValue: '' },
@@ -263,7 +271,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--help' || arg === '-h') return { kind: 'help' };
-    const m = /^--?([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const m = /^--?([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (meshkv takes only flags; see meshkv --help)`);
     const [, flag, inline] = m;
     if (!(flag in flags)) throw new ConfigError(`unknown flag --${flag} (see meshkv --help)`);
@@ -307,6 +315,8 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   if (faultText !== 'true' && faultText !== 'false') {
     throw new ConfigError(`--experimental-fault-injection must be true or false, not ${JSON.stringify(faultText)}`);
   }
+  const http2Server = value('http2-server');
+  if (http2Server !== 'meshkv' && http2Server !== 'node') throw new ConfigError(`--http2-server must be meshkv or node, not ${JSON.stringify(http2Server)}`);
   const forceText = value('force-new-cluster');
   if (forceText !== 'true' && forceText !== 'false') throw new ConfigError(`--force-new-cluster must be true or false, not ${JSON.stringify(forceText)}`);
   const staticDir = value('static-dir') === '' ? null : value('static-dir');
@@ -356,6 +366,7 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
       snapshotCount,
       backendBatchIntervalMs,
       faultInjection: faultText === 'true',
+      http2Server,
       peerTls,
       clientTls: parseClientTls(value, listenClientUrls.map((u) => u.origin)),
       browserPeers,

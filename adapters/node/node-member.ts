@@ -436,6 +436,7 @@ export class NodeMember {
         ...(faults ? { faults: { controls: faults, guard: { secret: secrets.fault!, remote: config.security.faultInjectionRemote } } } : {}),
         access: { cors: config.security.cors, hostWhitelist: config.security.hostWhitelist },
         requestBytesMax: config.security.maxRequestBytes,
+        http2Server: config.http2Server,
         // Pages this member serves join its signaling; a member that joins another's endpoint gives no secret out.
         ...(config.browserPeers?.signalingUrl === null ? { admission: { cluster: config.clusterToken, secret: secrets.signaling, signalingPath } } : {}),
         ...(config.staticDir === null ? {} : { staticRoot: config.staticDir }),

@@ -41,6 +41,13 @@ describe('meshkv configuration', () => {
     expect(() => start(['--force-new-cluster=yes'])).toThrow('--force-new-cluster must be true or false, not "yes"');
   });
 
+  it('picks the HTTP/2 server of the client port with --http2-server or MESHKV_HTTP2_SERVER, and refuses others', () => {
+    expect(start(['--http2-server', 'node']).http2Server).toBe('node');
+    expect(start(['--http2-server=meshkv']).http2Server).toBe('meshkv');
+    expect(start([], { MESHKV_HTTP2_SERVER: 'node' }).http2Server).toBe('node');
+    expect(() => start(['--http2-server', 'nghttp2'])).toThrow('--http2-server must be meshkv or node, not "nghttp2"');
+  });
+
   it("reads etcd's --auth-token (simple, or jwt with its options) and --auth-token-ttl in seconds", () => {
     expect(start([]).security.authTokenTtlMs).toBe(300_000);
     expect(start([]).security.authToken).toEqual({ kind: 'simple' });

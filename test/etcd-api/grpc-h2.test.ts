@@ -1,5 +1,5 @@
-// The client port's gRPC transport (adapters/etcd-api/grpc-h2.ts) driven by a raw node:http2
-// client: what gRPC clients see on the wire for good calls, and a clear status (never a crash
+// The client port's gRPC transport (adapters/etcd-api/grpc-h2.ts), on node:http2 and on
+// meshkv's own HTTP/2 server (h2/), driven by a raw node:http2 client: what gRPC clients see on the wire for good calls, and a clear status (never a crash
 // or a hung stream) for bad ones: wrong content-type, unknown methods, malformed, truncated,
 // compressed and oversized messages, a second message on a unary call, deadlines, and cancels
 // that must free a watch stream's state.
@@ -41,16 +41,6 @@ interface Answer {
 let s: Served;
 let session: http2.ClientHttp2Session;
 
-beforeAll(async () => {
-  s = await serve();
-  session = http2.connect(`http://${s.endpoint}`);
-  session.on('error', () => {});
-});
-
-afterAll(async () => {
-  session?.close();
-  await s?.stop();
-});
 
 /** One request on the shared connection; resolves when the server has closed the stream. */
 function request(path: string, body: Buffer | null, headers: http2.OutgoingHttpHeaders = {}): Promise<Answer> {
@@ -86,7 +76,19 @@ function messages(body: Buffer): Buffer[] {
 
 const putBytes = (key: string, value: string) => Put.requestSerialize({ key: Buffer.from(key), value: Buffer.from(value) });
 
-describe('gRPC on node:http2 (grpc-h2.ts)', () => {
+// The same calls on both HTTP/2 servers the client port can run (--http2-server).
+describe.each(['node', 'meshkv'] as const)('gRPC on the %s HTTP/2 server (grpc-h2.ts)', (http2Server) => {
+  beforeAll(async () => {
+    s = await serve({ http2Server });
+    session = http2.connect(`http://${s.endpoint}`);
+    session.on('error', () => {});
+  });
+
+  afterAll(async () => {
+    session?.close();
+    await s?.stop();
+  });
+
   it('answers a unary call with :status 200, application/grpc, one message and grpc-status 0 in the trailers', async () => {
     const a = await request('/etcdserverpb.KV/Put', frame(putBytes('h2/a', 'one')));
     expect(a.headers[':status']).toBe(200);

@@ -4,7 +4,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { systemClock } from '../../adapters/clock/system.ts';
-import { EtcdListener, type EtcdListenerOptions } from '../../adapters/etcd-api/listener.ts';
+import { DEFAULT_HTTP2_SERVER, EtcdListener, type EtcdListenerOptions, type Http2ServerKind } from '../../adapters/etcd-api/listener.ts';
 import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
@@ -32,10 +32,21 @@ export interface Served {
 export const memberId = 0x2e1259d415f2a;
 
 /**
- * `staticRoot`: a directory served as static files. `minTtlSeconds`: the lessor's shortest
- * lease TTL (2 s unless given); shorter grants get it.
+ * MESHKV_HTTP2_SERVER (the member flag's variable, which CLI members read too) picks the HTTP/2
+ * server of in-process members as well, so the whole suite can run on either.
  */
-export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & { minTtlSeconds?: number } = {}): Promise<Served> {
+function http2ServerFromEnv(): Http2ServerKind {
+  const v = process.env.MESHKV_HTTP2_SERVER ?? DEFAULT_HTTP2_SERVER;
+  if (v !== 'meshkv' && v !== 'node') throw new Error(`MESHKV_HTTP2_SERVER must be meshkv or node, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * `staticRoot`: a directory served as static files. `minTtlSeconds`: the lessor's shortest
+ * lease TTL (2 s unless given); shorter grants get it. `http2Server`: the client port's HTTP/2
+ * server (MESHKV_HTTP2_SERVER, else the listener's default).
+ */
+export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot' | 'http2Server'> & { minTtlSeconds?: number } = {}): Promise<Served> {
   const hub = new MemoryHub();
   const kv = await KvMember.start({
     id: memberId,
@@ -56,6 +67,7 @@ export async function serve(options: Pick<EtcdListenerOptions, 'staticRoot'> & {
   }
   const listener = await EtcdListener.listen({
     ...(options.staticRoot === undefined ? {} : { staticRoot: options.staticRoot }),
+    http2Server: options.http2Server ?? http2ServerFromEnv(),
     kv,
     host: '127.0.0.1',
     port: 0,
