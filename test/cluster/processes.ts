@@ -71,7 +71,12 @@ export class Processes {
 
 /** Waits until the member logs that the cluster has a leader. */
 export async function ready(p: Proc, timeoutMs = 20_000): Promise<void> {
-  await waitFor(`${p.spec.name} to be ready`, () => p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || p.child.exitCode !== null, timeoutMs);
+  try {
+    await waitFor(`${p.spec.name} to be ready`, () => p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || p.child.exitCode !== null, timeoutMs);
+  } catch (err) {
+    // What the member did meanwhile is the only clue a CI log gets.
+    throw new Error(`${(err as Error).message}; its log:\n${p.logs.join('\n')}`);
+  }
   if (p.child.exitCode !== null) throw new Error(`${p.spec.name} exited with ${p.child.exitCode}:\n${p.logs.join('\n')}`);
 }
 
