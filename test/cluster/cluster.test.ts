@@ -263,7 +263,9 @@ describe('a three-process cluster', () => {
     expect(update.stdout).toMatch(new RegExp(`^Member +${id} updated in cluster`));
     // Nobody listens at the new URL, so the learner itself does not hear of it.
     const others = [...running.values()].filter((p) => p !== learner);
-    await eventually('every other member to list the new peer URL', listsPeerUrl(moved, others), 5000);
+    // Each applies it with the leader's next append or heartbeat (100 ms); most of the wait
+    // is for the etcdctl processes of each poll, three of them, slow on a loaded machine.
+    await eventually('every other member to list the new peer URL', listsPeerUrl(moved, others), 10_000);
     // Back to where it listens: the others dial it there again, so it hears of its removal.
     const home = `http://127.0.0.1:${spec.peerPort}`;
     expect((await etcdctl(follower, ['member', 'update', id, `--peer-urls=${home}`])).code).toBe(0);

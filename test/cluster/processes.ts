@@ -69,8 +69,11 @@ export class Processes {
   }
 }
 
-/** Waits until the member logs that the cluster has a leader. */
-export async function ready(p: Proc, timeoutMs = 20_000): Promise<void> {
+/**
+ * Waits until the member logs that the cluster has a leader. Generous by default: no test here
+ * measures start-up, and on a loaded machine a member took over 20 s to log its first line.
+ */
+export async function ready(p: Proc, timeoutMs = 45_000): Promise<void> {
   try {
     await waitFor(`${p.spec.name} to be ready`, () => p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || p.child.exitCode !== null, timeoutMs);
   } catch (err) {

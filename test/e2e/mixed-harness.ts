@@ -152,10 +152,10 @@ export class Recorder {
   /**
    * One client per endpoint, each putting unique values to and reading `keys` shared keys,
    * one op at a time, until `running()` is false. Returns each endpoint's acknowledged ops with
-   * their call times.
+   * their call times, which it also adds to `acked` as they come (for a caller that waits on them).
    */
-  async workload(endpoints: Endpoint[], keys: number, running: () => boolean): Promise<Map<Endpoint, number[]>> {
-    const acked = new Map<Endpoint, number[]>(endpoints.map((e) => [e, []]));
+  async workload(endpoints: Endpoint[], keys: number, running: () => boolean, acked = new Map<Endpoint, number[]>()): Promise<Map<Endpoint, number[]>> {
+    for (const e of endpoints) if (!acked.has(e)) acked.set(e, []);
     await Promise.all(
       endpoints.map(async (e) => {
         let client = this.newClient();
