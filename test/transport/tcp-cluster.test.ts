@@ -136,7 +136,11 @@ describe('members over TCP', () => {
 
   it('a learner catches up from a snapshot streamed in chunks', { timeout: 30_000 }, async () => {
     const addresses = new Map<MemberId, string>();
-    const opts = { snapshotEntries: 10, snapshotKeepEntries: 0 };
+    // etcd's timings (100 ms ticks, a 1 s election timeout): the four members share this
+    // event loop, and its stalls on a loaded machine (3 MiB snapshots serialized and sent),
+    // delivered as catch-up ticks, depose the leader mid-test (check-quorum) at 10 ms ticks, as
+    // they did in test/server/kv-member.test.ts.
+    const opts = { snapshotEntries: 10, snapshotKeepEntries: 0, tickMs: 100, electionTicks: 10, requestTimeoutMs: 10_000 };
     const nodes = await Promise.all([1, 2, 3].map((id) => startNode(id, [1, 2, 3], addresses, new MemoryStorage(), opts)));
     wire(nodes, addresses);
     const leader = await waitFor('a leader', () => leaderOf(nodes), electionWaitMs);
