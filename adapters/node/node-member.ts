@@ -187,13 +187,11 @@ async function withBrowserPeers(
 
 /**
  * Whom the transport dials: the configured peers at first, then the replicated member table.
- * Members that leave the table are refused from then on (until added again), so that a removed
- * member learns it and stops, as etcd's peers tell it with 410 Gone.
+ * Members this member saw removed are refused from then on (until added again), so that a
+ * removed member learns it and stops, as etcd's peers tell it with 410 Gone.
  */
 class PeerDialer {
   private readonly dialled = new Map<MemberId, string>();
-  private readonly removed = new Set<MemberId>();
-  private inTable = new Set<MemberId>();
 
   constructor(
     private readonly self: MemberId,
@@ -226,21 +224,14 @@ class PeerDialer {
    * configured peers until a change or snapshot says otherwise). Returns the unsubscribe.
    */
   follow(kv: KvMember): () => void {
-    this.inTable = new Set(kv.members.list().map((m) => m.id));
     const redial = () => {
       this.dial(kv.members.list());
-      this.noteRemovals(kv);
+      // Not every member that left the table: one missing from a snapshot or from the early
+      // entries a joiner replays may be added by a later entry (MemberTable.removedIds).
+      this.peerTransport?.setRemoved(kv.members.removed());
     };
     redial();
     return kv.onMembersChanged(redial);
-  }
-
-  private noteRemovals(kv: KvMember): void {
-    const now = new Set(kv.members.list().map((m) => m.id));
-    for (const m of this.inTable) if (!now.has(m)) this.removed.add(m);
-    for (const m of now) this.removed.delete(m);
-    this.inTable = now;
-    this.peerTransport?.setRemoved(this.removed);
   }
 }
 
@@ -287,13 +278,58 @@ export class NodeMember {
             throw err instanceof JwtKeyError ? new StartError(err.message) : err;
           })
         : undefined;
-    const self = config.initialCluster.find((m) => m.name === config.name)!;
     const log = deps.log;
     // Read first: a bad file stops the start before anything is opened.
     const clientTls = config.clientTls && readClientTls(config.clientTls);
     // Then every port and the data dir, before anything is written there (preflight.ts).
     const problem = await preflightProblem(config, deps.transport === undefined);
     if (problem !== null) throw new StartError(problem);
+    // Then the data dir's lock, which the WAL takes: a second process on the same dir must stop
+    // here, before it listens on the peer port or dials anyone (its Hello would reach the live
+    // member's peers), and before the secrets below may be written into the dir.
+    // Only with fault injection on do the WAL and the backend go through the disk-fault wrappers.
+    const disk = config.faultInjection ? new DiskFaults() : null;
+    const storage = await FsWalStorage.open(config.dataDir, {
+      ...(disk ? { fs: disk.wrap(nodeWalFs) } : {}),
+      logger: {
+        debug: (m) => log('debug', m),
+        info: (m) => log('info', m),
+        warn: (m) => log('warn', m),
+      },
+    });
+    // Values and history live in an LMDB backend beside the WAL (the WAL's lock covers it too).
+    let backend: LmdbBackend;
+    try {
+      // A write transaction per interval, not per applied entry (the WAL covers the wait).
+      backend = LmdbBackend.open(join(config.dataDir, backendDirName), { batchIntervalMs: config.backendBatchIntervalMs });
+    } catch (err) {
+      await storage.close().catch(() => {});
+      throw err;
+    }
+    try {
+      return await NodeMember.startLocked(config, deps, { storage, backend, disk, clientTls, authJwt });
+    } catch (err) {
+      await backend.close().catch(() => {});
+      await storage.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** The rest of start, once this process holds the data dir: closes what it opened itself when it fails. */
+  private static async startLocked(
+    config: NodeConfig,
+    deps: NodeMemberDeps,
+    opened: {
+      storage: FsWalStorage;
+      backend: LmdbBackend;
+      disk: DiskFaults | null;
+      clientTls: { cert: Buffer; key: Buffer; ca?: Buffer } | null;
+      authJwt: Awaited<ReturnType<typeof loadJwtTokens>> | undefined;
+    },
+  ): Promise<NodeMember> {
+    const { storage, backend, disk, clientTls, authJwt } = opened;
+    const self = config.initialCluster.find((m) => m.name === config.name)!;
+    const log = deps.log;
     let removedReported = false;
     const onRemoved = () => {
       if (removedReported) return;
@@ -336,32 +372,6 @@ export class NodeMember {
     const dialer = new PeerDialer(id, transport, peerTransport, log);
     dialer.dial(initialMembers);
 
-    // Only with fault injection on do the WAL and the backend go through the disk-fault wrappers.
-    const disk = config.faultInjection ? new DiskFaults() : null;
-    let storage: FsWalStorage;
-    try {
-      storage = await FsWalStorage.open(config.dataDir, {
-        ...(disk ? { fs: disk.wrap(nodeWalFs) } : {}),
-        logger: {
-          debug: (m) => log('debug', m),
-          info: (m) => log('info', m),
-          warn: (m) => log('warn', m),
-        },
-      });
-    } catch (err) {
-      await transport.close();
-      throw err;
-    }
-    // Values and history live in an LMDB backend beside the WAL (the WAL's lock covers it too).
-    let backend: LmdbBackend;
-    try {
-      // A write transaction per interval, not per applied entry (the WAL covers the wait).
-      backend = LmdbBackend.open(join(config.dataDir, backendDirName), { batchIntervalMs: config.backendBatchIntervalMs });
-    } catch (err) {
-      await storage.close().catch(() => {});
-      await transport.close();
-      throw err;
-    }
     const clock = config.faultInjection ? new AdjustableClock(systemClock) : null;
     let kv: KvMember;
     try {
@@ -389,8 +399,6 @@ export class NodeMember {
         },
       });
     } catch (err) {
-      await backend.close().catch(() => {});
-      await storage.close().catch(() => {});
       await transport.close().catch(() => {});
       throw err;
     }

@@ -66,6 +66,15 @@ export class MemberTable {
    * and every image carries it, so it stays the same across replacements and restarts.
    */
   clusterId: string | null = null;
+  /**
+   * Members this replica saw leave by an applied RemoveNode (and not added back since). Local,
+   * not replicated, and not in images: a table missing a member does not say it was removed,
+   * since a joiner's seed from --initial-cluster, a snapshot, or the early entries a joiner
+   * replays all lack members added later. Peers refuse only these as removed (a refusal
+   * makes a member stop), so that a member behind never turns away one that is still in the
+   * cluster (the leader, even, whose appends would bring it up to date).
+   */
+  private readonly removedIds = new Set<MemberId>();
 
   get(id: MemberId): MemberRecord | undefined {
     return this.byId.get(id);
@@ -92,7 +101,13 @@ export class MemberTable {
     const ctx = cc.context ? decodeMemberContext(cc.context) : null;
     const inConfig = new Set([...cs.voters, ...cs.votersOutgoing, ...cs.learners, ...cs.learnersNext]);
     for (const ch of cc.changes) {
-      if (ch.type === ConfChangeType.RemoveNode || !inConfig.has(ch.memberId)) continue;
+      if (ch.type === ConfChangeType.RemoveNode) {
+        // Refused once it leaves the table too (a joint change keeps it as an outgoing voter first).
+        if (!inConfig.has(ch.memberId) || cs.votersOutgoing.includes(ch.memberId)) this.removedIds.add(ch.memberId);
+        continue;
+      }
+      if (!inConfig.has(ch.memberId)) continue;
+      this.removedIds.delete(ch.memberId);
       const existing = this.byId.get(ch.memberId);
       if (ctx && cc.changes.length === 1) {
         // An add sets the addresses in its context; a promotion re-adds a learner without one.
@@ -110,6 +125,11 @@ export class MemberTable {
     for (const id of [...this.byId.keys()]) if (!inConfig.has(id)) this.byId.delete(id);
     const learners = new Set(cs.learners);
     for (const r of this.byId.values()) r.isLearner = learners.has(r.id);
+  }
+
+  /** Members this replica saw removed (see removedIds) that are not in the table now. */
+  removed(): MemberId[] {
+    return [...this.removedIds].filter((id) => !this.byId.has(id));
   }
 
   /** Applies an internal update entry; updates for members not in the table are ignored alike everywhere. */

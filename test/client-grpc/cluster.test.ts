@@ -41,7 +41,11 @@ describe('client over gRPC: a three-process cluster', () => {
     const values: string[] = [];
     const w = await c.watch().prefix('c/').startRevision((await c.get('c/0').kv())!.modRevision).create();
     w.on('put', (kv: KeyValue) => values.push(text(kv.value)));
-    const lease = c.lease(3);
+    // 6 s: the client counts its lease lost when no renewal gets through for a TTL, and after
+    // the kill a renewal needs the failover, an election (the followers wait 1 to 2 s before
+    // campaigning, at the members' default timings) and the next keep-alive tick (every
+    // TTL/3): a 3 s TTL left too little room for that on a loaded machine.
+    const lease = c.lease(6);
     await lease.put('session').value('alive');
     for (let i = 1; i < 3; i++) await c.put(`c/${i}`).value(String(i));
     await waitFor('the events before the kill', () => values.length === 3);
@@ -59,7 +63,7 @@ describe('client over gRPC: a three-process cluster', () => {
     await sleep(100);
     expect(values).toEqual(['0', '1', '2', '3', '4', '5']);
 
-    await sleep(3500); // longer than the lease's TTL
+    await sleep(6500); // longer than the lease's TTL
     expect(lease.isLost).toBe(false);
     expect(await c.get('session').string()).toBe('alive');
   }, 60_000);

@@ -2,7 +2,7 @@
 // killed leader is replaced without losing an acknowledged write, and a wiped member is
 // removed, re-added and caught up from a snapshot. The tests share one cluster and run in order.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
 import { endpointStatus, eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
 import { freePort } from '../helpers/processes.ts';
@@ -57,6 +57,13 @@ beforeAll(async () => {
   for (const s of specs) startMember(s, specs);
   for (const p of running.values()) await ready(p);
 }, 60_000);
+
+beforeEach(({ onTestFailed }) => {
+  // A CI log then shows what each member did, the only clue to a failure that needs load.
+  onTestFailed(() => {
+    for (const p of running.values()) console.log(`--- ${p.spec.name}, last 80 log lines:\n${p.logs.slice(-80).join('\n')}`);
+  });
+});
 
 afterAll(async () => {
   await procs.cleanup();
@@ -263,7 +270,9 @@ describe('a three-process cluster', () => {
     expect(update.stdout).toMatch(new RegExp(`^Member +${id} updated in cluster`));
     // Nobody listens at the new URL, so the learner itself does not hear of it.
     const others = [...running.values()].filter((p) => p !== learner);
-    await eventually('every other member to list the new peer URL', listsPeerUrl(moved, others), 5000);
+    // Each applies it with the leader's next append or heartbeat (100 ms); most of the wait
+    // is for the etcdctl processes of each poll, three of them, slow on a loaded machine.
+    await eventually('every other member to list the new peer URL', listsPeerUrl(moved, others), 10_000);
     // Back to where it listens: the others dial it there again, so it hears of its removal.
     const home = `http://127.0.0.1:${spec.peerPort}`;
     expect((await etcdctl(follower, ['member', 'update', id, `--peer-urls=${home}`])).code).toBe(0);

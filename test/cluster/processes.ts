@@ -69,9 +69,17 @@ export class Processes {
   }
 }
 
-/** Waits until the member logs that the cluster has a leader. */
-export async function ready(p: Proc, timeoutMs = 20_000): Promise<void> {
-  await waitFor(`${p.spec.name} to be ready`, () => p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || p.child.exitCode !== null, timeoutMs);
+/**
+ * Waits until the member logs that the cluster has a leader. Generous by default: no test here
+ * measures start-up, and on a loaded machine a member took over 20 s to log its first line.
+ */
+export async function ready(p: Proc, timeoutMs = 45_000): Promise<void> {
+  try {
+    await waitFor(`${p.spec.name} to be ready`, () => p.logs.some((l) => l.includes('"msg":"ready: the cluster has a leader"')) || p.child.exitCode !== null, timeoutMs);
+  } catch (err) {
+    // What the member did meanwhile is the only clue a CI log gets.
+    throw new Error(`${(err as Error).message}; its log:\n${p.logs.join('\n')}`);
+  }
   if (p.child.exitCode !== null) throw new Error(`${p.spec.name} exited with ${p.child.exitCode}:\n${p.logs.join('\n')}`);
 }
 

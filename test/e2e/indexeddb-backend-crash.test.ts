@@ -54,13 +54,14 @@ async function launch(profile: string): Promise<{ context: BrowserContext; page:
 }
 
 test('a browser killed in the middle of a large commit reopens with an applied index that matches its data', async () => {
-  // Eight browser launches of 2 MiB batches: slow on a loaded machine.
-  test.setTimeout(480_000);
-  for (const [round, extraBatches] of [0, 1, 3, 2].entries()) {
+  // Four browser launches of 2 MiB batches: slow on a loaded machine.
+  test.setTimeout(240_000);
+  // Two rounds, each proving something of its own: a new backend, and one that starts from
+  // stored batches as a restarted member does (killed later in its session). More rounds of
+  // the same only varied the kill moment, which the machine's timing varies anyway.
+  for (const [round, [preload, extraBatches]] of [[0, 0], [2, 3]].entries()) {
     const profile = await freshProfile();
     const { context, page } = await launch(profile);
-    // Rounds after the first start from a stored backend, as a restarted member does.
-    const preload = round;
     await page.evaluate(([m, ops, n]) => window.meshkvBackendE2e!.commitBatches(m, ops, n), [member, opsPerBatch, preload] as const);
     const start = await page.evaluate(([m, ops]) => window.meshkvBackendE2e!.run(m, ops), [member, opsPerBatch] as const);
     expect(start, `round ${round}: the backend opens at the index its earlier session closed at`).toBe(preload);
@@ -88,11 +89,12 @@ test('a browser killed in the middle of a large commit reopens with an applied i
 });
 
 test('a browser killed while a streamed snapshot is staged or adopted reopens with the old content or the new one, whole', async () => {
-  // Eight browser launches, each of the four on a new profile: slow on a loaded machine.
-  test.setTimeout(480_000);
+  // Six browser launches, each of the three on a new profile: slow on a loaded machine.
+  test.setTimeout(360_000);
   const records = 10_000;
   const outcomes: number[] = [];
-  for (const [round, killWhen] of (['staging', 'adopting', 'adopting', 'adopted'] as const).entries()) {
+  // One kill per phase: a second kill while adopting only repeated the first.
+  for (const [round, killWhen] of (['staging', 'adopting', 'adopted'] as const).entries()) {
     const streamed = { cluster: 'e2e-stream-crash', memberId: 10 + round };
     const profile = await freshProfile();
     const { context, page } = await launch(profile);

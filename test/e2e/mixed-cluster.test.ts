@@ -11,6 +11,7 @@ import { checkLinearizable } from '../check/index.ts';
 import { openTab, status, type Tab } from './cluster-harness.ts';
 import { admissionSecret, clusterToken, nodeEndpoint, Recorder, restartNode, startNodes, tabEndpoint, type Endpoint, type NodeCluster } from './mixed-harness.ts';
 import { launchBrowser, servePages, type PageServer } from './serve.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let server: PageServer;
 let pageUrl: string;
@@ -72,13 +73,18 @@ async function waitForVoters(tabs: Tab[], ids: number[], timeoutMs = 30_000): Pr
 async function killFirstNodeUnderLoad(cluster: NodeCluster, all: Endpoint[], survivors: Endpoint[]): Promise<void> {
   const recorder = new Recorder();
   let running = true;
-  const load = recorder.workload(all, 3, () => running);
-  await new Promise((r) => setTimeout(r, 1500));
+  const acked = new Map<Endpoint, number[]>();
+  const load = recorder.workload(all, 3, () => running, acked);
+  // Waits on what the checks below need, not fixed times: some load on every endpoint first,
+  // then (up to 30 s) the survivors' operations after the kill.
+  await waitFor('operations on every endpoint before the kill', () => all.every((e) => acked.get(e)!.length >= 3), 30_000);
   const killedAt = performance.now();
   await cluster.procs.kill9(cluster.members[0]);
-  await new Promise((r) => setTimeout(r, 8000));
+  const afterKill = (e: Endpoint) => acked.get(e)!.filter((call) => call > killedAt).length;
+  // A timeout is reported by the expect below, with the members' logs.
+  await waitFor('operations on every survivor after the kill', () => survivors.every((e) => afterKill(e) >= 5), 30_000).catch(() => {});
   running = false;
-  const acked = await load;
+  await load;
   const ackedAfter = survivors.map((e) => `${e.name}: ${acked.get(e)!.filter((call) => call > killedAt).length} of ${acked.get(e)!.length}`);
   for (const e of survivors) {
     const after = acked.get(e)!.filter((call) => call > killedAt);

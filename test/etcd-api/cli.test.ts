@@ -105,12 +105,32 @@ describe('meshkv CLI', () => {
     const dir = join(tempDir(), 'data');
     const holder = meshkv(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${await freePort()}`]);
     await ready(holder);
-    const second = meshkv(['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${await freePort()}`]);
-    expect(await second.exited).toBe(1);
-    const error = JSON.parse(second.logs.find((l) => l.includes('"error"'))!);
-    expect(error.msg).toBe(
-      `data dir ${dir} is locked by process ${holder.child.pid}: stop that process first; if it is not a meshkv member, delete ${join(dir, 'LOCK')}`,
-    );
+    // The second one names a peer: it must stop at the lock, before it dials that peer or
+    // listens for peers (a member that dialled first would reach the live member's cluster).
+    let dialled = 0;
+    const peer = createServer((socket) => {
+      dialled++;
+      socket.destroy();
+    });
+    await new Promise<void>((r) => peer.listen(0, '127.0.0.1', r));
+    try {
+      const peerUrl = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
+      const ownPeerUrl = `http://127.0.0.1:${await freePort()}`;
+      const second = meshkv([
+        '--name', 'second', '--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${await freePort()}`,
+        '--listen-peer-urls', ownPeerUrl, '--initial-advertise-peer-urls', ownPeerUrl,
+        '--initial-cluster', `second=${ownPeerUrl},other=${peerUrl}`, '--admission-secret', 'lock-test-secret',
+      ]);
+      expect(await second.exited).toBe(1);
+      const error = JSON.parse(second.logs.find((l) => l.includes('"error"'))!);
+      expect(error.msg).toBe(
+        `data dir ${dir} is locked by process ${holder.child.pid}: stop that process first; if it is not a meshkv member, delete ${join(dir, 'LOCK')}`,
+      );
+      expect(second.logs.filter((l) => l.includes('dialling peer') || l.includes('serving peer traffic'))).toEqual([]);
+      expect(dialled).toBe(0);
+    } finally {
+      await new Promise((r) => peer.close(r));
+    }
   });
 
   it('refuses an occupied port with etcd\'s "listen tcp …: bind: address already in use"', async () => {

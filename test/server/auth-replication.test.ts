@@ -7,7 +7,7 @@ import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
 import { PermType } from '../../src/server/auth-store.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { startKvMember } from '../helpers/kv-members.ts';
+import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
@@ -69,7 +69,10 @@ describe('auth state', () => {
   it('reaches a member that catches up from a snapshot, and tokens issued on one member work on another', async () => {
     const hub = new MemoryHub();
     const ids = [1, 2, 3];
-    const ms = await Promise.all(ids.map((id) => startKvMember(hub, id, ids, { authCrypto, snapshotEntries: 20, snapshotKeepEntries: 0 })));
+    // Steady timings: the members share this process's event loop, and a stall of a few 5 ms
+    // ticks on a loaded machine would elect another leader mid-test (its proposals in flight
+    // then time out, as etcd's do) and leave `leader` below pointing at a follower.
+    const ms = await Promise.all(ids.map((id) => startKvMember(hub, id, ids, { authCrypto, snapshotEntries: 20, snapshotKeepEntries: 0, ...steadyTimings })));
     running.push(...ms);
     const leader = await waitFor('a leader', () => ms.find((m) => m.member.isLeader()));
     await setUp(leader);
@@ -78,7 +81,7 @@ describe('auth state', () => {
     const follower = ms.find((m) => m !== leader)!;
     await waitFor('the token reached a follower', () => follower.userOfToken(token).then((user) => user === 'alice', () => false));
 
-    const joiner = await startKvMember(hub, 4, [], { authCrypto });
+    const joiner = await startKvMember(hub, 4, [], { authCrypto, ...steadyTimings });
     running.push(joiner);
     await leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, memberId: 4 }], context: null });
     await waitFor('the learner caught up', () => joiner.mvcc.currentRevision === leader.mvcc.currentRevision, 15_000);

@@ -7,7 +7,7 @@ import { CompareResult, CompareTarget, type WatchResponse } from '../../src/mvcc
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
 import { StateRole } from '../../src/raft/types.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { startKvMember } from '../helpers/kv-members.ts';
+import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const enc = new TextEncoder();
@@ -19,9 +19,14 @@ afterEach(async () => {
   for (const m of running.splice(0)) await m.stop();
 });
 
+/**
+ * Steady timings: three members share this process's event loop, and a stall of a few ticks
+ * on a loaded machine (delivered as catch-up ticks) would elect a new leader mid-test and lose
+ * the proposals in flight to the old one, which then time out, as etcd's do.
+ */
 async function cluster(): Promise<KvMember[]> {
   const hub = new MemoryHub();
-  const members = await Promise.all([1, 2, 3].map((id) => startKvMember(hub, id, [1, 2, 3])));
+  const members = await Promise.all([1, 2, 3].map((id) => startKvMember(hub, id, [1, 2, 3], steadyTimings)));
   running.push(...members);
   return members;
 }
@@ -104,7 +109,13 @@ describe('kv member snapshots', () => {
   it('serializes snapshots in the background and a new member catches up from one with an equal HashKV', async () => {
     const hub = new MemoryHub();
     const ids = [1, 2, 3];
-    const start = (id: number, peers: number[]) => startKvMember(hub, id, peers, { snapshotEntries: 100, snapshotKeepEntries: 0 });
+    // etcd's timings (100 ms ticks, a 1 s election timeout), slower than cluster()'s: a batch
+    // of 100 puts stalls the event loop the four members share, and on a loaded machine (load
+    // 40) stalls of over a second, delivered as catch-up ticks, made the leader step down
+    // (check-quorum) and the next one too, mid-batch; the puts in flight to a deposed leader
+    // are lost and time out, as etcd's do.
+    const timings = { tickMs: 100, electionTicks: 10, requestTimeoutMs: 10_000 };
+    const start = (id: number, peers: number[]) => startKvMember(hub, id, peers, { snapshotEntries: 100, snapshotKeepEntries: 0, ...timings });
     const ms = await Promise.all(ids.map((id) => start(id, ids)));
     running.push(...ms);
     const leader = await waitFor('a leader', () => ms.find((m) => m.member.isLeader()));
@@ -121,7 +132,9 @@ describe('kv member snapshots', () => {
       context: null,
     });
     await waitFor('the learner caught up', () => joiner.mvcc.currentRevision === leader.mvcc.currentRevision, 15_000);
+    // It received the leader's snapshot (it makes none of its own this early).
+    expect(joiner.member.snapshotBytes()).toBeGreaterThan(0);
     expect(joiner.mvcc.keyCount).toBe(4000);
     expect(joiner.hashKV(0)).toEqual(leader.hashKV(0));
-  });
+  }, 60_000);
 });

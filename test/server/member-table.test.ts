@@ -39,6 +39,30 @@ describe('MemberTable', () => {
     expect(t.list().map((m) => m.id)).toEqual([2]);
   });
 
+  it('counts as removed only members an applied RemoveNode took out, not members a seed or snapshot lacks', () => {
+    const t = new MemberTable();
+    // A joiner's seed from --initial-cluster names member 3, added to the cluster after the
+    // leader's snapshot; the snapshot's table and the early entries lack it: not removed.
+    t.reset([1, 2, 3].map((id) => ({ id, name: '', peerURLs: [`http://h:${id}`], clientURLs: [], isLearner: false })));
+    t.reset([1, 2].map((id) => ({ id, name: '', peerURLs: [`http://h:${id}`], clientURLs: [], isLearner: false })));
+    t.applyConfChange(change(ConfChangeType.AddNode, 2), cs([1, 2]));
+    expect(t.removed()).toEqual([]);
+    t.applyConfChange(change(ConfChangeType.RemoveNode, 2), cs([1]));
+    expect(t.removed()).toEqual([2]);
+    // Added back under the same id: no longer refused.
+    t.applyConfChange(change(ConfChangeType.AddNode, 2, encodeMemberContext({ name: '', peerURLs: ['http://h:2'], clientURLs: [] })), cs([1, 2]));
+    expect(t.removed()).toEqual([]);
+    // In a joint change the removed voter stays (outgoing) until the joint configuration is left.
+    const joint: ConfChange = { transition: ConfChangeTransition.JointExplicit, changes: [{ type: ConfChangeType.RemoveNode, memberId: 2 }], context: null };
+    t.applyConfChange(joint, { ...cs([1]), votersOutgoing: [1, 2] });
+    expect(t.removed()).toEqual([]);
+    t.applyConfChange({ transition: ConfChangeTransition.Auto, changes: [], context: null }, cs([1]));
+    expect(t.removed()).toEqual([2]);
+    // A snapshot restore does not forget what this replica saw removed.
+    t.reset([{ id: 1, name: '', peerURLs: ['http://h:1'], clientURLs: [], isLearner: false }]);
+    expect(t.removed()).toEqual([2]);
+  });
+
   it('round-trips through a snapshot image, and passes images without a table through untouched', () => {
     const t = new MemberTable();
     t.reset([{ id: 7, name: 'n', peerURLs: ['http://h:7'], clientURLs: ['http://h:17'], isLearner: true }]);

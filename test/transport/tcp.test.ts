@@ -169,6 +169,26 @@ describe('tcp transport', () => {
     expect(b.logs.filter((l) => l.includes('refused'))).toEqual([]);
   });
 
+  it('keeps a connection whose frame completed while the process was paused for longer than the stall timeout', async () => {
+    const stallTimeoutMs = 200;
+    const b = await listen(2, { bounds: { stallTimeoutMs } });
+    const c = await rawClient(b.t);
+    const frame = encodeFrame(FrameType.Message, encodeMessage(heartbeat(1, 2, 7)));
+    const half = Math.floor(frame.length / 2);
+    c.socket.write(frame.subarray(0, half));
+    // The listener holds a partial frame: its stall timer runs.
+    const inbound = (b.t as unknown as { inbound: Set<{ reader: { pendingBytes: number } }> }).inbound;
+    await waitFor('the first half read', () => [...inbound].some((conn) => conn.reader.pendingBytes === half));
+    c.socket.write(frame.subarray(half));
+    // This process stops running, as under SIGSTOP: the rest of the frame waits in the kernel's
+    // buffer while the stall deadline passes, and on resume the timer runs before the read.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 * stallTimeoutMs);
+    await waitFor('the message', () => b.inbox.length === 1);
+    expect(b.inbox[0].commit).toBe(7);
+    expect(b.logs.filter((l) => l.includes('stalled'))).toEqual([]);
+    expect(c.socket.destroyed).toBe(false);
+  });
+
   it('refuses a Hello meant for another member', async () => {
     const b = await listen(2);
     const c = await rawClient(b.t, { to: 3 }, false);

@@ -28,10 +28,10 @@ import { helloProofValid } from './admission.ts';
 /** How long a refused connection stays open for the Refuse frame to reach the peer. */
 const refusedLingerMs = 1000;
 /**
- * A handshake timer that fires at least this late says this process did not run (stopped by
- * SIGSTOP or a debugger, or starved), not that the peer was slow: a Hello may be waiting unread
- * in the socket, since timers run before pending input is read. The peer then gets its whole
- * handshake time again, counted from when this process runs again.
+ * A handshake or stall timer that fires at least this late says this process did not run
+ * (stopped by SIGSTOP or a debugger, or starved), not that the peer was slow: its bytes may be
+ * waiting unread in the socket, since timers run before pending input is read. The peer then
+ * gets its whole time again, counted from when this process runs again.
  */
 const timerLateMsPaused = 500;
 
@@ -72,6 +72,8 @@ export class InboundConnection {
   private readonly remote: string;
   private handshakeTimer: ReturnType<typeof setTimeout> | null;
   private stallTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When (performance.now()) the stall timer is due: it is refreshed by every chunk read. */
+  private stallDueMs = 0;
   /** Messages from a peer the transport does not admit, dropped since the last log line. */
   private unadmittedDropped = 0;
 
@@ -110,7 +112,7 @@ export class InboundConnection {
 
   private onData(chunk: Buffer): void {
     if (this.refused || this.socket.destroyed) return;
-    if (this.stallTimer) this.stallTimer.refresh();
+    if (this.stallTimer) this.refreshStallTimer();
     try {
       for (const f of this.reader.push(chunk)) {
         this.onFrame(f.type, f.payload);
@@ -158,14 +160,25 @@ export class InboundConnection {
     this.peer = hello.from;
     this.reader.frameBytesLimit = this.o.frameBytesMax;
     const onQuiet = () => {
-      if (this.reader.pendingBytes === 0 && this.assembly === null) return void this.stallTimer?.refresh();
+      if (this.reader.pendingBytes === 0 && this.assembly === null) return this.refreshStallTimer();
+      const lateMs = performance.now() - this.stallDueMs;
+      if (lateMs >= timerLateMsPaused) {
+        this.o.log('debug', `tcp transport ${this.o.selfId}: the stall timer of ${this.who()} fired ${Math.round(lateMs)} ms late (this process was paused): waiting another ${this.o.stallTimeoutMs} ms`);
+        return this.refreshStallTimer();
+      }
       const what = this.assembly ? `a snapshot stream at ${this.assembly.receivedBytes}/${this.assembly.dataBytes} bytes` : `a frame with ${this.reader.pendingBytes} bytes received`;
       this.o.log('warn', `tcp transport ${this.o.selfId}: closing connection from ${this.who()}: stalled for ${this.o.stallTimeoutMs} ms in ${what}`);
       this.socket.destroy();
     };
     this.stallTimer = setTimeout(onQuiet, this.o.stallTimeoutMs);
+    this.stallDueMs = performance.now() + this.o.stallTimeoutMs;
     this.socket.write(frameHeader(FrameType.Accept, 0));
     this.o.log('debug', `tcp transport ${this.o.selfId}: accepted ${this.who()}`);
+  }
+
+  private refreshStallTimer(): void {
+    this.stallTimer?.refresh();
+    this.stallDueMs = performance.now() + this.o.stallTimeoutMs;
   }
 
   private armHandshakeTimer(): ReturnType<typeof setTimeout> {
