@@ -1,7 +1,8 @@
 // A key's history. Every write is a Record identified by its revision {main, sub}: main is the
 // write transaction's revision, sub the operation's position inside it. Records are immutable
 // and hold no value: values live in the backend (history.ts), so the index costs the same
-// whatever the value sizes. A key written once costs its record alone (see IndexEntry).
+// whatever the value sizes. A key written once costs its record's fields in a RecordSlab and no
+// object of its own (see IndexEntry).
 
 import type { KeyString } from './bytes.ts';
 
