@@ -7,7 +7,7 @@
 import { BTree } from './btree.ts';
 import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, toBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
-import { KeyIndex, entryGet, entryLive, entryNewest, type IndexEntry, type Record } from './key-index.ts';
+import { KeyIndex, RecordSlab, entryGet, entryLive, type IndexEntry, type Record } from './key-index.ts';
 import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
 import { decodeKeyValue, encodeKeyValue, metaKeys, parseRevisionKey, revisionKey } from '../backend/layout.ts';
 import { MemoryBackend } from '../backend/memory.ts';
@@ -50,8 +50,9 @@ export interface StoreView {
 }
 
 export class KvStore {
-  /** Key → history: a bare Record or a non-empty KeyIndex (see IndexEntry). */
+  /** Key → history: a slot in `slab` (a bare record) or a non-empty KeyIndex (see IndexEntry). */
   private readonly index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings);
+  private readonly slab = new RecordSlab();
   /** Applied writes not yet committed to the backend. */
   private readonly buffer = new WriteBuffer();
   readonly history: History;
@@ -166,8 +167,8 @@ export class KvStore {
   rangeRecords(key: KeyString, end: RangeEnd, atRev: number, collectMax: number): { records: Record[]; count: number } {
     const records: Record[] = [];
     let count = 0;
-    this.visitRange(key, end, (entry) => {
-      const record = entryGet(entry, atRev);
+    this.visitRange(key, end, (entry, k) => {
+      const record = entryGet(this.slab, k, entry, atRev);
       if (record === undefined) return;
       count++;
       if (records.length < collectMax) records.push(record);
@@ -186,14 +187,23 @@ export class KvStore {
   /** The record of `key` visible at `atRev` (used for watch prev_kv), if still in history. */
   getAt(key: KeyString, atRev: number): Record | undefined {
     if (atRev < this.compacted) return undefined;
-    const entry = this.index.get(key);
-    return entry === undefined ? undefined : entryGet(entry, atRev);
+    const pair = this.storedPair(key);
+    return pair === undefined ? undefined : entryGet(this.slab, pair[0], pair[1], atRev);
   }
 
   /** The key's live record now. */
   live(key: KeyString): Record | undefined {
-    const entry = this.index.get(key);
-    return entry === undefined ? undefined : entryLive(entry);
+    const pair = this.storedPair(key);
+    return pair === undefined ? undefined : entryLive(this.slab, pair[0], pair[1]);
+  }
+
+  /**
+   * The index's own key string and entry for `key`: records built from the slab carry the stored
+   * string, so a key's later records share it rather than keep the request's copy.
+   */
+  private storedPair(key: KeyString): [KeyString, IndexEntry] | undefined {
+    const pair = this.index.getPairOrNextHigher(key);
+    return pair !== undefined && pair[0] === key ? pair : undefined;
   }
 
   /** Begins the one write transaction; it takes revision current+1 if it writes anything. */
@@ -242,14 +252,14 @@ export class KvStore {
     const demoted: Record[] = [];
     this.index.forEachPair((key, entry) => {
       // A bare record is a live put: compaction always keeps it.
-      if (!(entry instanceof KeyIndex)) return;
+      if (typeof entry === 'number') return;
       entry.compact(revision, drop);
       if (entry.isEmpty()) emptied.push(key);
       const single = entry.single();
       if (single !== undefined) demoted.push(single);
     });
     this.index.deleteKeys(emptied);
-    for (const record of demoted) this.index.set(record.key, record);
+    for (const record of demoted) this.index.set(record.key, this.slab.add(record));
     const mark = revisionKey(revision, 0);
     this.batchOps.push({ bucket: 'meta', key: metaKeys.scheduledCompactRev, value: mark });
     this.batchOps.push({ bucket: 'meta', key: metaKeys.finishedCompactRev, value: mark });
@@ -285,7 +295,7 @@ export class KvStore {
     this.index.forEachPair((key, entry) => {
       if (entry instanceof KeyIndex && entry.isEmpty()) fail(`empty key index for ${JSON.stringify(key)}`);
       if (entry instanceof KeyIndex && entry.single() !== undefined) fail(`one-record key index for ${JSON.stringify(key)} not held bare`);
-      const gens = entry instanceof KeyIndex ? entry.generations : [[entry]];
+      const gens = entry instanceof KeyIndex ? entry.generations : [[this.slab.read(entry, key)]];
       let previous: Record | undefined;
       let atOrBelowCompaction = 0;
       gens.forEach((gen, g) => {
@@ -347,8 +357,7 @@ export class KvStore {
       }
       const key = toBinaryString(kv.key);
       // One string per key, shared by all its records, as live writes do.
-      const entry = store.index.get(key);
-      const shared = (entry === undefined ? undefined : entryNewest(entry))?.key ?? key;
+      const shared = store.storedPair(key)?.[0] ?? key;
       store.indexRecord({ key: shared, main, sub, createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
       store.records++;
       newest = Math.max(newest, main);
@@ -422,7 +431,7 @@ export class KvStore {
   findKeyOutsideLeases(leases: ReadonlySet<bigint>): { key: KeyString; lease: bigint } | undefined {
     let found: { key: KeyString; lease: bigint } | undefined;
     this.index.forEachPair((key, entry) => {
-      const live = entryLive(entry);
+      const live = entryLive(this.slab, key, entry);
       if (found === undefined && live !== undefined && live.lease !== 0n && !leases.has(live.lease)) found = { key, lease: live.lease };
     });
     return found;
@@ -433,12 +442,17 @@ export class KvStore {
     const leases = this.leases;
     if (leases === null) return;
     this.index.forEachPair((key, entry) => {
-      const live = entryLive(entry);
+      const live = entryLive(this.slab, key, entry);
       if (live !== undefined && live.lease !== 0n) leases.attach(live.lease, key);
     });
   }
 
   // ---- used by WriteTxn ----
+
+  /** @internal The live record of an entry `visitRange` handed out. */
+  liveOf(key: KeyString, entry: IndexEntry): Record | undefined {
+    return entryLive(this.slab, key, entry);
+  }
 
   /** @internal */
   visitRange(key: KeyString, end: RangeEnd, visit: (entry: IndexEntry, key: KeyString) => void): void {
@@ -511,12 +525,15 @@ export class KvStore {
     const entry = this.index.get(record.key);
     if (entry === undefined) {
       if (record.version === 0) throw new Error(`kvStore: tombstone at ${record.main}.${record.sub} for a key with no history`);
-      this.index.set(record.key, record);
+      this.index.set(record.key, this.slab.add(record));
       return;
     }
     let keyIndex: KeyIndex;
-    if (entry instanceof KeyIndex) keyIndex = entry;
-    else this.index.set(record.key, (keyIndex = KeyIndex.of(entry)));
+    if (typeof entry !== 'number') keyIndex = entry;
+    else {
+      this.index.set(record.key, (keyIndex = KeyIndex.of(this.slab.read(entry, record.key))));
+      this.slab.free(entry);
+    }
     if (record.version === 0) keyIndex.tombstone(record);
     else keyIndex.put(record);
   }
@@ -581,8 +598,8 @@ export class WriteTxn {
   deleteRange(key: KeyString, end: RangeEnd): Record[] {
     this.assertOpen();
     const victims: Record[] = [];
-    this.store.visitRange(key, end, (entry) => {
-      const live = entryLive(entry);
+    this.store.visitRange(key, end, (entry, k) => {
+      const live = this.store.liveOf(k, entry);
       if (live !== undefined) victims.push(live);
     });
     for (const prev of victims) {

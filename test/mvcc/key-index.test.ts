@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyIndex, type Record } from '../../src/mvcc/key-index.ts';
+import { KeyIndex, RecordSlab, type Record } from '../../src/mvcc/key-index.ts';
 import { KvStore } from '../../src/mvcc/kv-store.ts';
 import { revisionKey } from '../../src/backend/layout.ts';
 
@@ -125,5 +125,28 @@ describe('KvStore index entries', () => {
     expect(at(store, 6)).toEqual(['6:v1:v3']);
     expect(store.rangeRecords('', '', 6, Infinity).records.map((r) => r.key)).toEqual(['k', 'other']);
     expect(() => store.resolveReadRevision(5, store.currentRevision)).toThrow(/required revision has been compacted/);
+  });
+});
+
+describe('RecordSlab', () => {
+  it('gives back every field of a record, revisions past 2^32 and 64-bit leases included', () => {
+    const slab = new RecordSlab();
+    const big: Record = { key: 'a', main: 2 ** 40 + 3, sub: 127, createRevision: 2 ** 40, version: 2 ** 33, lease: 0x7fff_ffff_ffff_fff0n };
+    const slot = slab.add(big);
+    expect(slab.read(slot, 'a')).toEqual(big);
+    expect(slab.main(slot)).toBe(2 ** 40 + 3);
+    expect(() => slab.add(tomb(5))).toThrow(/tombstone 5.0/);
+  });
+
+  it('reuses freed slots and keeps the others intact across chunks', () => {
+    const slab = new RecordSlab();
+    const n = 10_000; // more than two chunks of 4096
+    const slots = Array.from({ length: n }, (_, i) => slab.add({ ...put(i + 1, 1, i + 1), sub: i % 7, lease: BigInt(i) }));
+    expect(new Set(slots).size).toBe(n);
+    for (let i = 0; i < n; i += 2) slab.free(slots[i]);
+    const again = Array.from({ length: n / 2 }, (_, i) => slab.add(put(n + i + 1, 2, 1)));
+    // Every new record took a freed slot: the slab did not grow.
+    expect(new Set(again)).toEqual(new Set(slots.filter((_, i) => i % 2 === 0)));
+    for (let i = 1; i < n; i += 2) expect(slab.read(slots[i], 'k')).toEqual({ ...put(i + 1, 1, i + 1), sub: i % 7, lease: BigInt(i) });
   });
 });
