@@ -159,7 +159,10 @@ describe('member', () => {
   it('answers a proposer whose entry is committed and durable while the next Ready\'s sync is under way', async () => {
     const hub = new MemoryHub();
     const storages = [new GatedStorage(), new GatedStorage(), new GatedStorage()];
-    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], storages[id - 1])));
+    // The held sync also holds the leader's heartbeats: a long election timeout keeps a loaded
+    // machine from electing another leader meanwhile.
+    const timings = { tickMs: 20, electionTicks: 50, requestTimeoutMs: 10_000 };
+    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], storages[id - 1], timings)));
     const leader = await waitFor('a leader', () => leaderOf(nodes));
     const gate = leader.storage as GatedStorage;
     expect(await leader.member.propose(enc.encode('a'))).toBe(1);
