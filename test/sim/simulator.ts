@@ -694,8 +694,13 @@ class Simulation {
 
   // ---- workload ----
 
-  /** Background load: puts on keys outside the history's prefix, through a random member. */
+  /**
+   * Background load: puts on keys outside the history's prefix, through a random member. It stops
+   * once liveness is reached: the drain after it is there for the outboxes (and the history's
+   * clients, who go on), and the load would only make every simulated second of it dearer.
+   */
   private clientStep(): void {
+    if (this.livenessDone) return;
     const w = this.workloadPrng;
     const running = this.runningMembers();
     if (running.length > 0) {
@@ -709,8 +714,9 @@ class Simulation {
     this.queue.push(this.nowMs + w.range(2, 30), { kind: 'client' });
   }
 
-  /** Background linearizable reads (ReadIndex, or the lease), through a random member. */
+  /** Background linearizable reads (ReadIndex, or the lease), through a random member; they stop with the puts (clientStep). */
   private readStep(): void {
+    if (this.livenessDone) return;
     const w = this.workloadPrng;
     const running = this.runningMembers();
     if (running.length > 0) {
