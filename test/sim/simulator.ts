@@ -586,7 +586,7 @@ class Simulation {
     if (kind === 'send' && m.type === MessageType.Snap) this.snapshotsSent++;
     const chatty = m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp;
     if (!chatty || kind === 'drop') {
-      this.trace.add(this.nowMs, kind, 0, reason ? `${describeMessage(m)} (${reason})` : describeMessage(m));
+      this.trace.addMessage(this.nowMs, kind, 0, m, reason);
     }
     // What a connection-oriented transport learns: a lost snapshot, and appends that a cut link
     // or a peer that is down refused (random loss goes unnoticed, as on a real network).
@@ -606,7 +606,7 @@ class Simulation {
     }
     if (!this.network.admits(sender, m)) return;
     const chatty = m.type === MessageType.Heartbeat || m.type === MessageType.HeartbeatResp;
-    if (!chatty) this.trace.add(this.nowMs, 'deliver', m.to, describeMessage(m));
+    if (!chatty) this.trace.addMessage(this.nowMs, 'deliver', m.to, m, '');
     try {
       to.deliver(m);
     } catch (err) {
