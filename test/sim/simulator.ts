@@ -1072,8 +1072,13 @@ class Simulation {
   private probeStep(): void {
     this.queue.push(this.nowMs + livenessProbeIntervalMs, { kind: 'probe' });
     if (this.livenessDone) {
-      // The network is calm: the outboxes drain what they hold, then everything is checked.
-      if (this.outboxClients.pendingCount() === 0 || this.nowMs >= this.livenessAtMs + outboxDrainBudgetMs) this.finish();
+      // The network is calm: the outboxes drain what they hold, then everything is checked —
+      // once the members the checks compare have applied what any member applied: the outcome
+      // the last outbox entry heard may come from a member that applied it a moment before the
+      // others (seed 156: a tab answered index 2111, the leader had applied 2110, and the
+      // check found the committed entry nowhere in the leader's history).
+      const drained = this.outboxClients.pendingCount() === 0 && this.liveMembersCaughtUp();
+      if (drained || this.nowMs >= this.livenessAtMs + outboxDrainBudgetMs) this.finish();
       return;
     }
     if (this.removedMembersLinger && this.markersIssued === 0) {
@@ -1101,6 +1106,15 @@ class Simulation {
           () => {},
         );
     }
+  }
+
+  /** Whether every running member liveness found has applied as far as any running member has. */
+  private liveMembersCaughtUp(): boolean {
+    const appliedMax = Math.max(...this.runningMembers().map((m) => m.appliedIndex()));
+    return this.liveMembers.every((id) => {
+      const m = this.hosts.get(id)!;
+      return !m.running || m.appliedIndex() >= appliedMax;
+    });
   }
 
   private finish(): void {
