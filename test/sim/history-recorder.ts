@@ -31,10 +31,15 @@ const opTimeoutMs = 500;
 /** Think time between a client's operations. */
 const thinkMsMin = 10;
 const thinkMsMax = 80;
-/** How often watchers check their connection. */
-const watchPollMs = 25;
+/**
+ * How often watchers look at their connection: not connected (no member was running), or time to
+ * reconnect for no reason. The end of their member tells them at once (SimHost.onGone).
+ */
+const watchPollMs = 250;
+/** Chance per poll that a connected watcher reconnects for no reason (about every 2.5 s). */
+const watchReconnectChance = 0.1;
 
-export type HistoryEvent = { kind: 'client'; client: number } | { kind: 'timeout'; op: number } | { kind: 'watch-poll' };
+export type HistoryEvent = { kind: 'client'; client: number } | { kind: 'timeout'; op: number } | { kind: 'watch-poll' } | { kind: 'watch-gone'; watcher: number };
 
 /** What the recorder needs from the simulation. */
 export interface RecorderHost {
@@ -53,7 +58,7 @@ interface PendingOp {
 interface Watcher {
   record: WatchRecord;
   /** The connection: member, incarnation and store the stream lives on; null when not connected. */
-  conn: { member: SimHost; incarnation: number; mvcc: MvccStateMachine; stream: WatchStream } | null;
+  conn: { member: SimHost; incarnation: number; mvcc: MvccStateMachine; stream: WatchStream; unwatchGone: () => void } | null;
   lastRevision: number;
 }
 
@@ -92,6 +97,7 @@ export class HistoryRecorder {
   handle(e: HistoryEvent): void {
     if (e.kind === 'client') this.issue(e.client);
     else if (e.kind === 'timeout') this.timeout(e.op);
+    else if (e.kind === 'watch-gone') this.checkWatcher(this.watchers[e.watcher], false);
     else this.pollWatchers();
   }
 
@@ -193,14 +199,17 @@ export class HistoryRecorder {
   // ---- watchers ----
 
   private pollWatchers(): void {
-    for (const w of this.watchers) {
-      const c = w.conn;
-      const broken = c !== null && (!c.member.running || c.member.incarnation !== c.incarnation);
-      if (broken || (c !== null && this.prng.chance(0.01))) this.disconnect(w, broken ? 'connection lost' : 'client reconnects');
-      // Watchers that are behind are caught up by the member itself, every tick.
-      if (w.conn === null) this.connect(w);
-    }
+    for (const w of this.watchers) this.checkWatcher(w, true);
     this.host.schedule(this.host.nowMs() + watchPollMs, { kind: 'watch-poll' });
+  }
+
+  /** Reconnects `w` if its member is gone (or, at a poll, now and then for no reason), or connects it if it is not. */
+  private checkWatcher(w: Watcher, poll: boolean): void {
+    const c = w.conn;
+    const broken = c !== null && (!c.member.running || c.member.incarnation !== c.incarnation);
+    if (broken || (c !== null && poll && this.prng.chance(watchReconnectChance))) this.disconnect(w, broken ? 'connection lost' : 'client reconnects');
+    // Watchers that are behind are caught up by the member itself, every tick.
+    if (w.conn === null) this.connect(w);
   }
 
   private connect(w: Watcher): void {
@@ -210,13 +219,17 @@ export class HistoryRecorder {
     const mvcc = member.member().mvcc;
     // Every watch response becomes one element of `responses`.
     const stream = mvcc.watchHub.openStream({ send: (r) => this.onWatchResponse(w, r) });
-    w.conn = { member, incarnation: member.incarnation, mvcc, stream };
+    // The member's end reaches the watcher as an event of its own, after the crash that ended it.
+    const index = this.watchers.indexOf(w);
+    const unwatchGone = member.onGone(() => this.host.schedule(this.host.nowMs(), { kind: 'watch-gone', watcher: index }));
+    w.conn = { member, incarnation: member.incarnation, mvcc, stream, unwatchGone };
     stream.watch({ ...prefixRange(encodeText(historyPrefix)), startRevision: w.lastRevision + 1 });
     this.host.trace(member.id, `watcher ${w.record.client} connected from revision ${w.lastRevision + 1}`);
   }
 
   private disconnect(w: Watcher, why: string): void {
     w.conn!.stream.close();
+    w.conn!.unwatchGone();
     this.host.trace(w.conn!.member.id, `watcher ${w.record.client} disconnected: ${why}`);
     w.conn = null;
   }

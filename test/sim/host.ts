@@ -102,6 +102,8 @@ export class SimHost {
   private commitFloor = 0;
   /** Index of the last entry whose commit the checkers were told about. */
   private committedChecked = 0;
+  /** Told once when the running incarnation ends (a crash, a removal, the end of the run). */
+  private readonly goneListeners = new Set<() => void>();
 
   constructor(
     readonly options: HostOptions,
@@ -248,8 +250,22 @@ export class SimHost {
     await kv.stop();
   }
 
+  /**
+   * Calls `fn` once when the running incarnation ends: clients of the member hear that their
+   * connection broke, as a socket's close tells them, instead of polling for it. Returns the
+   * unsubscribe.
+   */
+  onGone(fn: () => void): () => void {
+    if (this.kv === null) throw new Error(`m${this.id} is not running`);
+    this.goneListeners.add(fn);
+    return () => this.goneListeners.delete(fn);
+  }
+
   /** The process is gone (a crash, or the end of the run): timers, transport and pending writes with it. */
   abandon(): void {
+    const gone = [...this.goneListeners];
+    this.goneListeners.clear();
+    for (const fn of gone) fn();
     this.auto?.stop();
     this.clock?.stop();
     this.transport?.kill();

@@ -35,15 +35,22 @@ const clientsMax = 2;
 /** Time between a client's writes. */
 const writeGapMsMin = 40;
 const writeGapMsMax = 400;
-/** How often clients look at their member (crashed: reopen elsewhere). */
-const pollMs = 25;
+/**
+ * How often clients look at their member: offline for `offlineMoveMs`, or no outbox open (no
+ * member was running). A crash or removal of the member tells its client at once (SimHost.onGone).
+ */
+const pollMs = 250;
 /**
  * A client whose member has been offline this long moves to another member, as the app would
  * open in another tab (a member removed from the configuration stays offline for good).
  */
 const offlineMoveMs = 3000;
-/** How often a client's member samples its connectivity. */
-const connectivitySampleMs = 20;
+/**
+ * How often a client's member samples its connectivity besides every Raft change it sees: the
+ * browser member's status interval (`statusIntervalMs`). A leader lost by silence (no Raft change)
+ * shows within this of the election timeout.
+ */
+const connectivitySampleMs = 250;
 /** Chance that an outbox batch's proposal is followed by a crash of its member before the client hears the answer. */
 const crashAfterApplyChance = 0.08;
 /** History op ids of outbox entries start here (the recorder's count up from 1). */
@@ -51,7 +58,12 @@ const opIdBase = 1_000_000;
 /** History client numbers of outbox clients start here (the recorder's are below 100, its watchers' 100+). */
 const clientNumberBase = 200;
 
-export type OutboxEvent = { kind: 'write'; client: number } | { kind: 'poll' } | { kind: 'isolate'; client: number } | { kind: 'rejoin'; heal: () => void };
+export type OutboxEvent =
+  | { kind: 'write'; client: number }
+  | { kind: 'poll' }
+  | { kind: 'gone'; client: number }
+  | { kind: 'isolate'; client: number }
+  | { kind: 'rejoin'; heal: () => void };
 
 export interface OutboxClientsHost {
   nowMs(): number;
@@ -86,6 +98,8 @@ interface Connection {
   watch: ConnectivityWatch;
   /** Virtual time the member was last seen online (or the outbox opened). */
   onlineAtMs: number;
+  /** Stops listening for the member's end. */
+  unwatchGone: () => void;
 }
 
 interface ClientState {
@@ -150,6 +164,8 @@ export class OutboxClients {
         for (const c of this.clients) this.poll(c);
         this.host.schedule(this.host.nowMs() + pollMs, { kind: 'poll' });
         return;
+      case 'gone':
+        return this.poll(this.clients[e.client]);
       case 'isolate':
         return this.isolate(this.clients[e.client]);
       case 'rejoin':
@@ -168,6 +184,7 @@ export class OutboxClients {
       // The member (and with it the tab's outbox) is gone, or cut off for long; the store stays.
       conn.outbox.close();
       conn.watch.stop();
+      conn.unwatchGone();
       c.conn = null;
       this.host.trace(conn.host.id, `outbox client ${c.index}: ${gone ? 'member gone' : `member offline for ${offlineMoveMs}ms`}, outbox closed`);
     }
@@ -236,7 +253,9 @@ export class OutboxClients {
         watch.stop();
         return;
       }
-      c.conn = { host, incarnation, outbox, watch, onlineAtMs: this.host.nowMs() };
+      // Its member's end reaches the client as an event of its own, after the crash that ended it.
+      const unwatchGone = host.onGone(() => this.host.schedule(this.host.nowMs(), { kind: 'gone', client: c.index }));
+      c.conn = { host, incarnation, outbox, watch, onlineAtMs: this.host.nowMs(), unwatchGone };
       this.host.trace(host.id, `outbox client ${c.index}: outbox opened (${watch.current().state})`);
     });
   }
@@ -301,6 +320,7 @@ export class OutboxClients {
     for (const c of this.clients) {
       c.conn?.outbox.close();
       c.conn?.watch.stop();
+      c.conn?.unwatchGone();
       c.conn = null;
     }
   }

@@ -37,8 +37,41 @@ export interface TraceEvent {
   text: string;
 }
 
+/**
+ * What a message event needs for its line, captured when it happens (the message object may
+ * change later): its text is built only if the event is printed or reported, and the digest
+ * hashes these numbers. Messages are most of a run's events, and formatting each one cost more
+ * than the rest of the trace.
+ */
+interface MessageFacts {
+  type: MessageType;
+  from: number;
+  to: number;
+  term: number;
+  index: number;
+  logTerm: number;
+  entries: number;
+  commit: number;
+  reject: boolean;
+  rejectHint: number;
+  snapIndex: number;
+  snapTerm: number;
+  /** Why it was dropped, or ''. */
+  reason: string;
+}
+
+interface RingEvent {
+  timeMs: number;
+  kind: TraceKind;
+  member: number;
+  text: string;
+  facts: MessageFacts | null;
+}
+
+const kindCodes = new Map<TraceKind, number>();
+
 export class Trace {
-  private readonly ring: TraceEvent[] = [];
+  private readonly ring: RingEvent[] = [];
   private ringNext = 0;
   private hash = 0x811c9dc5;
   eventCount = 0;
@@ -51,13 +84,44 @@ export class Trace {
   }
 
   add(timeMs: number, kind: TraceKind, member: number, text: string): void {
-    const event: TraceEvent = { timeMs, kind, member, text };
+    this.keep({ timeMs, kind, member, text, facts: null });
+    this.hash = fnv(this.hash, `${timeMs}|${kind}|${member}|${text}`);
+  }
+
+  /** A message sent, delivered, dropped (`reason` says why) or duplicated. */
+  addMessage(timeMs: number, kind: TraceKind, member: number, m: Message, reason: string): void {
+    const facts: MessageFacts = {
+      type: m.type,
+      from: m.from,
+      to: m.to,
+      term: m.term,
+      index: m.index,
+      logTerm: m.logTerm,
+      entries: m.entries.length,
+      commit: m.commit,
+      reject: m.reject,
+      rejectHint: m.rejectHint,
+      snapIndex: m.snapshot?.metadata.index ?? -1,
+      snapTerm: m.snapshot?.metadata.term ?? -1,
+      reason,
+    };
+    this.keep({ timeMs, kind, member, text: '', facts });
+    let code = kindCodes.get(kind);
+    if (code === undefined) kindCodes.set(kind, (code = fnv(0x811c9dc5, kind)));
+    let h = this.hash;
+    for (const x of [timeMs, code, member, facts.type, facts.from, facts.to, facts.term, facts.index, facts.logTerm, facts.entries, facts.commit, facts.reject ? 1 : 0, facts.rejectHint, facts.snapIndex, facts.snapTerm]) {
+      h = Math.imul(h ^ (x & 0xffff), 0x01000193) >>> 0;
+      h = Math.imul(h ^ (x >>> 16), 0x01000193) >>> 0;
+    }
+    this.hash = reason === '' ? h : fnv(h, reason);
+  }
+
+  private keep(event: RingEvent): void {
     if (this.ring.length < this.ringEventsMax) this.ring.push(event);
     else this.ring[this.ringNext] = event;
     this.ringNext = (this.ringNext + 1) % this.ringEventsMax;
     this.eventCount++;
-    this.hash = fnv(this.hash, `${timeMs}|${kind}|${member}|${text}`);
-    if (this.echo) this.echo(formatEvent(event));
+    if (this.echo) this.echo(formatEvent(toEvent(event)));
   }
 
   /** The hash of every event so far, as 8 hex digits. */
@@ -67,9 +131,15 @@ export class Trace {
 
   /** The most recent events, oldest first. */
   recent(): TraceEvent[] {
-    if (this.ring.length < this.ringEventsMax) return this.ring.slice();
-    return [...this.ring.slice(this.ringNext), ...this.ring.slice(0, this.ringNext)];
+    const ordered = this.ring.length < this.ringEventsMax ? this.ring : [...this.ring.slice(this.ringNext), ...this.ring.slice(0, this.ringNext)];
+    return ordered.map(toEvent);
   }
+}
+
+function toEvent(e: RingEvent): TraceEvent {
+  if (e.facts === null) return { timeMs: e.timeMs, kind: e.kind, member: e.member, text: e.text };
+  const text = describeFacts(e.facts);
+  return { timeMs: e.timeMs, kind: e.kind, member: e.member, text: e.facts.reason ? `${text} (${e.facts.reason})` : text };
 }
 
 function fnv(h: number, text: string): number {
@@ -86,9 +156,27 @@ export function formatEvent(e: TraceEvent): string {
 }
 
 export function describeMessage(m: Message): string {
+  return describeFacts({
+    type: m.type,
+    from: m.from,
+    to: m.to,
+    term: m.term,
+    index: m.index,
+    logTerm: m.logTerm,
+    entries: m.entries.length,
+    commit: m.commit,
+    reject: m.reject,
+    rejectHint: m.rejectHint,
+    snapIndex: m.snapshot?.metadata.index ?? -1,
+    snapTerm: m.snapshot?.metadata.term ?? -1,
+    reason: '',
+  });
+}
+
+function describeFacts(m: MessageFacts): string {
   const parts = [`${MessageType[m.type] ?? m.type} ${m.from}->${m.to} t${m.term}`];
   if (m.type === MessageType.App || m.type === MessageType.ForwardProp) {
-    parts.push(`prev=${m.index}/t${m.logTerm} n=${m.entries.length} commit=${m.commit}`);
+    parts.push(`prev=${m.index}/t${m.logTerm} n=${m.entries} commit=${m.commit}`);
   } else if (m.type === MessageType.AppResp) {
     parts.push(m.reject ? `reject idx=${m.index} hint=${m.rejectHint}` : `ok idx=${m.index}`);
   } else if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
@@ -97,8 +185,8 @@ export function describeMessage(m: Message): string {
     parts.push(m.reject ? 'reject' : 'grant');
   } else if (m.type === MessageType.Heartbeat) {
     parts.push(`commit=${m.commit}`);
-  } else if (m.type === MessageType.Snap && m.snapshot) {
-    parts.push(`snap=${m.snapshot.metadata.index}/t${m.snapshot.metadata.term}`);
+  } else if (m.type === MessageType.Snap && m.snapIndex >= 0) {
+    parts.push(`snap=${m.snapIndex}/t${m.snapTerm}`);
   }
   return parts.join(' ');
 }
