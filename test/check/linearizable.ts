@@ -12,6 +12,12 @@
 //    may take effect at any point after their call, or never — and a put or CAS with unknown
 //    outcome whose value nothing observes is left out of the search (it cannot matter; see
 //    unobservableWrites). Histories start from an empty store.
+//    checkLinearizable searches each key in revision order (revision-order.ts): once the
+//    revision checks of part 2 passed, acknowledged ops are placed by their revisions and only
+//    the unknown-outcome writes are placed by the search, which keeps a long history with heavy
+//    overlap near-linear. A key with no order agreeing with the revisions is searched again by
+//    wall clock alone (wgl.ts): `non-linearizable` if that search finds no order either, else
+//    `non-linearizable-at-revisions`. checkKeyValues is the wall-clock search alone.
 // 2. Revisions (revisions.ts), the facts etcd adds to every response. These checks cover what
 //    the per-key projection cannot see: a range is one snapshot across keys.
 //    - each acknowledged write (put, a delete that deleted something, a CAS that succeeded)
@@ -30,8 +36,8 @@
 // - Serializable (non-linearizable) reads: recorders must not put them in these histories.
 // - Multi-key transactions other than the single-key CAS: the history shape has none.
 //
-// The search is capped by steps and by wall-clock time shared across keys; a key whose search
-// hits the cap makes the whole answer 'unknown' (unless another key is a definite violation).
+// Both searches are capped by steps and by wall-clock time shared across keys; a key whose
+// search hits the cap makes the whole answer 'unknown' (unless another key is a definite violation).
 
 import type { CheckResult, HistoryOp, OpInput } from './history.ts';
 import { acknowledgedWrite, describeOp, isUnknown, validateHistory } from './ops.ts';
