@@ -132,11 +132,13 @@ describe('the search cap', () => {
     return [...puts, ...reads, op(200, 30, 40, get('a'), read(null, 2 + n))];
   }
 
+  // The wall-clock search alone (checkKeyValues): checkLinearizable places the acknowledged
+  // reads by revision, which answers this shape at once (revision-order.test.ts).
   it('returns unknown quickly instead of hanging (step limit and time limit)', () => {
     const started = performance.now();
-    const bySteps = checkLinearizable(pathological(40), { stepLimit: 200_000 });
+    const bySteps = checkKeyValues(pathological(40), { stepLimit: 200_000 });
     expect(bySteps.ok).toBe('unknown');
-    const byTime = checkLinearizable(pathological(40), { timeLimitMs: 300 });
+    const byTime = checkKeyValues(pathological(40), { timeLimitMs: 300 });
     expect(byTime.ok).toBe('unknown');
     expect((byTime as { reason: string }).reason).toContain('"a"');
     expect(performance.now() - started).toBeLessThan(3000);

@@ -12,6 +12,12 @@
 //    may take effect at any point after their call, or never — and a put or CAS with unknown
 //    outcome whose value nothing observes is left out of the search (it cannot matter; see
 //    unobservableWrites). Histories start from an empty store.
+//    checkLinearizable searches each key in revision order (revision-order.ts): once the
+//    revision checks of part 2 passed, acknowledged ops are placed by their revisions and only
+//    the unknown-outcome writes are placed by the search, which keeps a long history with heavy
+//    overlap near-linear. A key with no order agreeing with the revisions is searched again by
+//    wall clock alone (wgl.ts): `non-linearizable` if that search finds no order either, else
+//    `non-linearizable-at-revisions`. checkKeyValues is the wall-clock search alone.
 // 2. Revisions (revisions.ts), the facts etcd adds to every response. These checks cover what
 //    the per-key projection cannot see: a range is one snapshot across keys.
 //    - each acknowledged write (put, a delete that deleted something, a CAS that succeeded)
@@ -30,13 +36,14 @@
 // - Serializable (non-linearizable) reads: recorders must not put them in these histories.
 // - Multi-key transactions other than the single-key CAS: the history shape has none.
 //
-// The search is capped by steps and by wall-clock time shared across keys; a key whose search
-// hits the cap makes the whole answer 'unknown' (unless another key is a definite violation).
+// Both searches are capped by steps and by wall-clock time shared across keys; a key whose
+// search hits the cap makes the whole answer 'unknown' (unless another key is a definite violation).
 
-import type { CheckResult, HistoryOp } from './history.ts';
-import { describeOp, isUnknown, validateHistory } from './ops.ts';
+import type { CheckResult, HistoryOp, OpInput } from './history.ts';
+import { acknowledgedWrite, describeOp, isUnknown, validateHistory } from './ops.ts';
+import { searchByRevision, type AckedKeyOp, type UnknownKeyOp } from './revision-order.ts';
 import { checkRevisions } from './revisions.ts';
-import { searchLinearization, type KeyOp, type SearchBudget } from './wgl.ts';
+import { searchLinearization, type KeyOp, type SearchBudget, type SearchResult } from './wgl.ts';
 
 export interface LinearizabilityOptions {
   /** Wall-clock budget for the whole search, across keys. */
@@ -49,6 +56,8 @@ const TIME_LIMIT_MS_DEFAULT = 10_000;
 /** A witness shows the end of the longest valid prefix: the operations that lead to the failure. */
 const witnessPrefixOpsMax = 8;
 const STEP_LIMIT_DEFAULT = 20_000_000;
+/** Steps the wall-clock search may spend on a key the revision-order search rejected. */
+const WALL_CLOCK_RECHECK_STEPS_MAX = 2_000_000;
 
 type Register = string | null;
 
@@ -60,17 +69,148 @@ export function checkLinearizable(history: HistoryOp[], opts: LinearizabilityOpt
   validateHistory(history);
   const revisions = checkRevisions(history);
   if (revisions.ok === false) return revisions;
-  return checkKeyValues(history, opts);
+  return checkKeyValuesByRevision(history, opts);
+}
+
+/**
+ * Part 1 once the revision checks passed: each key's acknowledged operations in revision
+ * order, the search only over where writes with unknown outcome fall (revision-order.ts). A
+ * key with no order that agrees with the revisions is searched again by wall clock alone
+ * (wgl.ts): a definite wall-clock violation is reported as `non-linearizable`; otherwise the
+ * key is still a violation of etcd's revision guarantees, `non-linearizable-at-revisions`.
+ */
+function checkKeyValuesByRevision(history: HistoryOp[], opts: LinearizabilityOptions): CheckResult {
+  const budget = budgetOf(opts);
+  const byId = new Map(history.map((op) => [op.id, op]));
+  const op = (id: number) => describeOp(byId.get(id)!);
+  const searched = new Set<number>();
+  const gaveUp: string[] = [];
+  const unobservable = unobservableWrites(history);
+  const afterRevision = lowerRevisionBound(history);
+  for (const [key, { acked, unknown }] of partitionByRevision(history, unobservable, afterRevision)) {
+    const result = searchByRevision(acked, unknown, budget);
+    if (result.ok === 'unknown') {
+      gaveUp.push(key);
+      continue;
+    }
+    if (result.ok === true) {
+      for (const keyOp of acked) searched.add(keyOp.source);
+      for (const keyOp of unknown) searched.add(keyOp.source);
+      continue;
+    }
+    const keyOps = partitionByKey(history).get(key)!;
+    // Its own bounded budget: the wall-clock search on a long key may not finish, and the
+    // answer is a violation either way.
+    const wallClock = searchLinearization(keyOps, null as Register, registerKey, { stepsLeft: Math.min(budget.stepsLeft, WALL_CLOCK_RECHECK_STEPS_MAX), deadline: budget.deadline, now: budget.now });
+    if (wallClock.ok === false) return nonLinearizable(key, keyOps.length, wallClock, byId, searched.size);
+    return {
+      ok: false,
+      checked: searched.size,
+      anomaly: 'non-linearizable-at-revisions',
+      witness: {
+        key,
+        explanation: `no order of the ${acked.length} acknowledged operations on ${JSON.stringify(key)} in the order of their revisions, with the ${unknown.length} writes of unknown outcome placed anywhere after the revisions seen before their call, explains them (the wall-clock search alone: ${wallClock.ok === true ? 'found an order, so the revisions reported are what is wrong' : 'gave up'}); in revision order the key holds ${JSON.stringify(result.stateAfter)} when ${op(result.stuck)} must take effect, and no write of unknown outcome placed before it helps`,
+        linearizedPrefixLength: result.linearized.length,
+        linearizedPrefixEnd: result.linearized.slice(-witnessPrefixOpsMax).map(op),
+        stuck: op(result.stuck),
+        unknownWritesAvailable: result.candidates.slice(0, witnessPrefixOpsMax).map(op),
+      },
+    };
+  }
+  if (gaveUp.length > 0) return { ok: 'unknown', checked: searched.size, reason: capReason(gaveUp) };
+  return { ok: true, checked: searched.size };
+}
+
+function nonLinearizable(key: string, opCount: number, result: Extract<SearchResult, { ok: false }>, byId: Map<number, HistoryOp>, checked: number): CheckResult {
+  const op = (id: number) => describeOp(byId.get(id)!);
+  return {
+    ok: false,
+    checked,
+    anomaly: 'non-linearizable',
+    witness: {
+      key,
+      explanation: `no order of the ${opCount} operations on ${JSON.stringify(key)} explains them; the longest valid prefix found (${result.linearized.length} operations, ending as shown) leaves the key at ${JSON.stringify(result.stateAfter)}, then ${op(result.stuck)} must take effect before it returns, but neither it nor any operation still pending can be applied next`,
+      linearizedPrefixLength: result.linearized.length,
+      linearizedPrefixEnd: result.linearized.slice(-witnessPrefixOpsMax).map(op),
+      stuck: op(result.stuck),
+      pendingAtThatPoint: result.candidates.map(op),
+    },
+  };
+}
+
+function budgetOf(opts: LinearizabilityOptions): SearchBudget {
+  return {
+    stepsLeft: opts.stepLimit ?? STEP_LIMIT_DEFAULT,
+    deadline: performance.now() + (opts.timeLimitMs ?? TIME_LIMIT_MS_DEFAULT),
+    now: () => performance.now(),
+  };
+}
+
+function capReason(gaveUp: string[]): string {
+  return `search cap reached (step or time limit) on key(s) ${gaveUp.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${gaveUp.length > 5 ? ` and ${gaveUp.length - 5} more` : ''}`;
+}
+
+/**
+ * L(U) for each operation with unknown outcome: the greatest revision any acknowledged
+ * operation reported among those that returned strictly before U was called (0 if none).
+ * Had U taken effect, etcd would have given it a greater revision.
+ */
+function lowerRevisionBound(history: HistoryOp[]): Map<number, number> {
+  const byRet = history.filter((h) => h.output !== null).sort((a, b) => a.ret - b.ret);
+  const highest: number[] = [];
+  for (const h of byRet) highest.push(Math.max(highest[highest.length - 1] ?? 0, h.output!.revision));
+  const out = new Map<number, number>();
+  for (const h of history) {
+    if (h.output !== null) continue;
+    let lo = 0;
+    let hi = byRet.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (byRet[mid].ret < h.call) lo = mid + 1;
+      else hi = mid;
+    }
+    out.set(h.id, lo === 0 ? 0 : highest[lo - 1]);
+  }
+  return out;
+}
+
+/** The revision search's input per key: acknowledged ops with their revisions, unknown writes with L(U). */
+function partitionByRevision(history: HistoryOp[], unobservable: Set<HistoryOp>, afterRevision: Map<number, number>): Map<string, { acked: AckedKeyOp[]; unknown: UnknownKeyOp[] }> {
+  const keys = [...keysOf(history)].sort();
+  const partitions = new Map(keys.map((k) => [k, { acked: [] as AckedKeyOp[], unknown: [] as UnknownKeyOp[] }]));
+  for (const h of history) {
+    if (unobservable.has(h)) continue;
+    if (h.input.f === 'range') {
+      if (h.output?.f !== 'range') continue;
+      const { prefix } = h.input;
+      const kvs = h.output.kvs;
+      const revision = h.output.revision;
+      for (const key of keys) {
+        if (!key.startsWith(prefix)) continue;
+        const value = kvs[key] ?? null;
+        partitions.get(key)!.acked.push({ source: h.id, revision, isWrite: false, overwrites: false, ret: h.ret, step: (s) => (s === value ? s : undefined) });
+      }
+      continue;
+    }
+    const keyOp = singleKeyOp(h);
+    if (keyOp === null) continue;
+    const partition = partitions.get(h.input.key)!;
+    if (h.output === null) {
+      // singleKeyOp returned a step, so this is a put, delete or CAS (unknown reads are dropped).
+      const input = h.input as Extract<OpInput, { f: 'put' | 'delete' | 'cas' }>;
+      const signature = input.f === 'delete' ? 'delete' : input.f === 'put' ? `put=${input.value}` : `cas${input.expected === null ? '\u0001' : `=${input.expected}`}\u0000=${input.value}`;
+      partition.unknown.push({ source: h.id, signature, afterRevision: afterRevision.get(h.id)!, overwrites: input.f !== 'cas', step: keyOp.step });
+    } else {
+      partition.acked.push({ source: h.id, revision: h.output.revision, isWrite: acknowledgedWrite(h) !== null, overwrites: h.input.f === 'put', ret: h.ret, step: keyOp.step });
+    }
+  }
+  return partitions;
 }
 
 /** Only the per-key search (part 1 above), without the revision checks. */
 export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOptions = {}): CheckResult {
   validateHistory(history);
-  const budget: SearchBudget = {
-    stepsLeft: opts.stepLimit ?? STEP_LIMIT_DEFAULT,
-    deadline: performance.now() + (opts.timeLimitMs ?? TIME_LIMIT_MS_DEFAULT),
-    now: () => performance.now(),
-  };
+  const budget = budgetOf(opts);
   const byId = new Map(history.map((op) => [op.id, op]));
   // Distinct recorded operations in the keys searched to the end (a range counts once).
   const searched = new Set<number>();
@@ -83,25 +223,10 @@ export function checkKeyValues(history: HistoryOp[], opts: LinearizabilityOption
     }
     for (const keyOp of ops) searched.add(keyOp.source);
     const checked = searched.size;
-    if (result.ok === false) {
-      const op = (id: number) => describeOp(byId.get(id)!);
-      return {
-        ok: false,
-        checked,
-        anomaly: 'non-linearizable',
-        witness: {
-          key,
-          explanation: `no order of the ${ops.length} operations on ${JSON.stringify(key)} explains them; the longest valid prefix found (${result.linearized.length} operations, ending as shown) leaves the key at ${JSON.stringify(result.stateAfter)}, then ${op(result.stuck)} must take effect before it returns, but neither it nor any operation still pending can be applied next`,
-          linearizedPrefixLength: result.linearized.length,
-          linearizedPrefixEnd: result.linearized.slice(-witnessPrefixOpsMax).map(op),
-          stuck: op(result.stuck),
-          pendingAtThatPoint: result.candidates.map(op),
-        },
-      };
-    }
+    if (result.ok === false) return nonLinearizable(key, ops.length, result, byId, checked);
   }
   if (gaveUp.length > 0) {
-    return { ok: 'unknown', checked: searched.size, reason: `search cap reached (step or time limit) on key(s) ${gaveUp.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${gaveUp.length > 5 ? ` and ${gaveUp.length - 5} more` : ''}` };
+    return { ok: 'unknown', checked: searched.size, reason: capReason(gaveUp) };
   }
   return { ok: true, checked: searched.size };
 }

@@ -138,7 +138,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
     if (new Set(Object.values(hashes)).size !== 1) anomalies.push(`HashKV at revision ${revision} differs between members: ${JSON.stringify(hashes)}`);
 
     opts.log(`torture: checking ${workload.history.length} operations and ${watchRecords().reduce((n, r) => n + r.responses.length, 0)} watch responses`);
-    checks = checkAll(workload.history, watchRecords(), finals, { timeLimitMs: 120_000 });
+    checks = checkAll(workload.history, watchRecords(), finals, { timeLimitMs: 600_000 });
     for (const [name, r] of [['linearizable', checks.linearizable], ['watches', checks.watches], ['durability', checks.durability]] as const) {
       if (r !== null && r.ok === false) anomalies.push(formatResult(name, r));
     }
