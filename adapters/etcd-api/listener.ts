@@ -29,7 +29,7 @@ export type Http2ServerKind = 'meshkv' | 'node';
  * node:http2 stays the default until the whole etcd-api suite has been seen green on meshkv's
  * own server (docs/benchmarks.md, "meshkv's own HTTP/2 server"): it is opt-in meanwhile.
  */
-export const DEFAULT_HTTP2_SERVER: Http2ServerKind = 'node';
+export const DEFAULT_HTTP2_SERVER: Http2ServerKind = 'meshkv';
 
 export class ListenError extends Error {}
 
