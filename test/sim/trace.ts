@@ -90,21 +90,7 @@ export class Trace {
 
   /** A message sent, delivered, dropped (`reason` says why) or duplicated. */
   addMessage(timeMs: number, kind: TraceKind, member: number, m: Message, reason: string): void {
-    const facts: MessageFacts = {
-      type: m.type,
-      from: m.from,
-      to: m.to,
-      term: m.term,
-      index: m.index,
-      logTerm: m.logTerm,
-      entries: m.entries.length,
-      commit: m.commit,
-      reject: m.reject,
-      rejectHint: m.rejectHint,
-      snapIndex: m.snapshot?.metadata.index ?? -1,
-      snapTerm: m.snapshot?.metadata.term ?? -1,
-      reason,
-    };
+    const facts = factsOf(m, reason);
     this.keep({ timeMs, kind, member, text: '', facts });
     let code = kindCodes.get(kind);
     if (code === undefined) kindCodes.set(kind, (code = fnv(0x811c9dc5, kind)));
@@ -156,7 +142,11 @@ export function formatEvent(e: TraceEvent): string {
 }
 
 export function describeMessage(m: Message): string {
-  return describeFacts({
+  return describeFacts(factsOf(m, ''));
+}
+
+function factsOf(m: Message, reason: string): MessageFacts {
+  return {
     type: m.type,
     from: m.from,
     to: m.to,
@@ -169,8 +159,8 @@ export function describeMessage(m: Message): string {
     rejectHint: m.rejectHint,
     snapIndex: m.snapshot?.metadata.index ?? -1,
     snapTerm: m.snapshot?.metadata.term ?? -1,
-    reason: '',
-  });
+    reason,
+  };
 }
 
 function describeFacts(m: MessageFacts): string {
