@@ -115,13 +115,13 @@ export interface OutboxStore {
 
 /**
  * A note about the outbox kept apart from its store, so that losing the store is noticed rather
- * than read as an empty outbox. In a tab it is localStorage, beside IndexedDB: Chromium can
- * delete an origin's whole IndexedDB one restart after a crash tore a write (docs/browser.md),
- * and the entries that were only there are then gone. The note only says which client id the
+ * than read as an empty outbox. In a tab it is the origin's local storage, beside IndexedDB
+ * (adapters/browser/outbox.ts): Chromium can delete an origin's whole IndexedDB one restart
+ * after a crash tore a write (docs/browser.md), and the entries only there are then gone. The note only says which client id the
  * store had and how far it had queued; it holds no entry.
  *
  * Best effort, by design of where it lives: notes from the last moments before a browser crash
- * may not have been written out (Chromium saves localStorage a little later), and two tabs
+ * may not have been written out (Chromium saves local storage a little later), and two tabs
  * writing at once may each keep their own, so `queuedThroughSeq` may fall short by the entries
  * of those moments; the next queue() corrects it.
  */
@@ -184,7 +184,7 @@ export interface OutboxOptions {
   peers: OutboxPeers;
   /**
    * Where the store's client id and progress are noted apart from it, to notice its loss (a
-   * tab's localStorage). Without one a lost store reads as an empty outbox: only for stores
+   * tab's local storage). Without one a lost store reads as an empty outbox: only for stores
    * that cannot be lost apart from their member (the simulator's, in memory).
    */
   ledger?: OutboxLedger;
@@ -234,14 +234,8 @@ export class Outbox {
   private async checkLedger(): Promise<void> {
     const ledger = this.o.ledger;
     if (ledger === undefined) return;
-    let note: OutboxLedgerNote | null;
-    try {
-      note = ledger.read();
-    } catch (err) {
-      // Without a readable note a loss cannot be told from a first open; the new note starts over.
-      this.o.log?.('warn', `outbox: the ledger is unreadable, so a lost store would go unnoticed this once; it is rewritten: ${(err as Error).message}`);
-      note = null;
-    }
+    // Without a readable note a loss cannot be told from a first open; the new note starts over.
+    const note = this.readLedger(', so a lost store would go unnoticed this once; it is rewritten');
     if (note !== null && note.client === this.clientId) return;
     const losses = note?.losses ?? [];
     if (note !== null && note.queuedThroughSeq > 0) {
@@ -274,11 +268,12 @@ export class Outbox {
     if (note && note.losses.length > 0) this.o.ledger!.write({ ...note, losses: [] });
   }
 
-  private readLedger(): OutboxLedgerNote | null {
+  /** The ledger's note; null when there is none or it is unreadable (logged, with `consequence`). */
+  private readLedger(consequence = ''): OutboxLedgerNote | null {
     try {
       return this.o.ledger?.read() ?? null;
     } catch (err) {
-      this.o.log?.('warn', `outbox: the ledger is unreadable: ${(err as Error).message}`);
+      this.o.log?.('warn', `outbox: the ledger is unreadable${consequence}: ${(err as Error).message}`);
       return null;
     }
   }
