@@ -182,12 +182,8 @@ function partitionByRevision(history: HistoryOp[], unobservable: Set<HistoryOp>,
     if (unobservable.has(h)) continue;
     if (h.input.f === 'range') {
       if (h.output?.f !== 'range') continue;
-      const { prefix } = h.input;
-      const kvs = h.output.kvs;
       const revision = h.output.revision;
-      for (const key of keys) {
-        if (!key.startsWith(prefix)) continue;
-        const value = kvs[key] ?? null;
+      for (const [key, value] of rangeProjection(h.input.prefix, h.output.kvs, keys)) {
         partitions.get(key)!.acked.push({ source: h.id, revision, isWrite: false, overwrites: false, ret: h.ret, step: (s) => (s === value ? s : undefined) });
       }
       continue;
@@ -245,6 +241,11 @@ function keysOf(history: HistoryOp[]): Set<string> {
   return keys;
 }
 
+/** What a range read under `prefix` showed of each of `keys` it covers: its value, or null (absent). */
+function rangeProjection(prefix: string, kvs: Readonly<Record<string, string>>, keys: readonly string[]): [string, Register][] {
+  return keys.filter((key) => key.startsWith(prefix)).map((key) => [key, kvs[key] ?? null]);
+}
+
 /** Splits the history into one search input per key, projecting range reads onto the keys they cover. */
 function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register>[]> {
   const keys = [...keysOf(history)].sort();
@@ -254,11 +255,7 @@ function partitionByKey(history: HistoryOp[]): Map<string, KeyOp<Register>[]> {
     if (unobservable.has(op)) continue;
     if (op.input.f === 'range') {
       if (op.output?.f !== 'range') continue;
-      const { prefix } = op.input;
-      const kvs = op.output.kvs;
-      for (const key of keys) {
-        if (key.startsWith(prefix)) partitions.get(key)!.push(readOp(op, kvs[key] ?? null));
-      }
+      for (const [key, value] of rangeProjection(op.input.prefix, op.output.kvs, keys)) partitions.get(key)!.push(readOp(op, value));
       continue;
     }
     const keyOp = singleKeyOp(op);
