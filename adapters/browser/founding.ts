@@ -7,7 +7,8 @@
 // which has no server, the decision runs under an exclusive Web Lock per cluster name, held
 // until the founder's member is up and answers probes, which every tab of the profile shares.
 // A tab refused the right waits, probing again and again, until a member of the cluster
-// answers, and joins it.
+// answers, and joins it. Tabs that join or restart claim too, without waiting for the answer,
+// so that a restarted server (which forgets its founder) names a member of the running cluster.
 
 import type { BootstrapMember, ControlChannel, ControlMessage } from '../signaling/control.ts';
 import type { MemberId } from '../../src/raft/types.ts';
@@ -37,7 +38,11 @@ export interface PlanOptions {
 }
 
 export async function planStart(o: PlanOptions): Promise<StartPlan> {
-  if (o.hasState) return { peers: [], bootstrapMembers: loadBootstrap(o.bootstrapKey), founded: false, release: () => {} };
+  if (o.hasState) {
+    // This member's cluster is here: a server that forgot its founder (restarted) learns it.
+    claimInBackground(o.channel);
+    return { peers: [], bootstrapMembers: loadBootstrap(o.bootstrapKey), founded: false, release: () => {} };
+  }
   const release = await takeLock(`meshkv-founding/${o.cluster}`);
   try {
     const { bootstrapMembers, founded } = await foundOrJoin(o);
@@ -58,11 +63,23 @@ export async function planStart(o: PlanOptions): Promise<StartPlan> {
  */
 export async function foundOrJoin(o: Pick<PlanOptions, 'id' | 'name' | 'channel' | 'probeWindowMs' | 'log'>): Promise<{ bootstrapMembers: BootstrapMember[]; founded: boolean }> {
   const running = await probe(o.channel, o.probeWindowMs, false);
-  if (running !== null) return { bootstrapMembers: running, founded: false };
+  if (running !== null) {
+    claimInBackground(o.channel);
+    return { bootstrapMembers: running, founded: false };
+  }
   const founder = o.channel.claimFounding ? await o.channel.claimFounding() : o.id;
   if (founder === o.id) return { bootstrapMembers: [{ id: o.id, name: o.name, peerURLs: [peerUrlOf(o.id)] }], founded: true };
   o.log('info', `member ${founder} founded this cluster and none of its members answered within ${o.probeWindowMs} ms; waiting for one to answer`);
   return { bootstrapMembers: (await probe(o.channel, o.probeWindowMs, true))!, founded: false };
+}
+
+/**
+ * Claims the founding for a member whose cluster is already here; the answer does not matter
+ * (the claim only makes a server that forgot its founder name a member of this cluster), nor
+ * does a claim cut short by closing.
+ */
+function claimInBackground(channel: ControlChannel): void {
+  channel.claimFounding?.().catch(() => {});
 }
 
 /** How every tab is reached: through signaling by its id. */

@@ -46,8 +46,13 @@ export class WebSocketSignaling implements Signaling {
   private readonly Socket: WebSocketConstructor;
   /** This member's key (ws-protocol.ts), the same on every reconnection. */
   private readonly key = newMemberKey();
-  /** Callers of claimFounding() waiting for the server's answer; the claim is sent again after a reconnection. */
+  /** Callers of claimFounding() waiting for the server's answer. */
   private foundingWaiters: Array<{ resolve: (founder: MemberId) => void; reject: (e: Error) => void }> = [];
+  /**
+   * Set by the first claimFounding(): the claim is sent again after every rejoin, so that a
+   * restarted server, which forgot its founder, names a member of the cluster already here.
+   */
+  private claimed = false;
 
   constructor(private readonly o: WebSocketSignalingOptions) {
     const problem = identityProblem(o);
@@ -74,10 +79,14 @@ export class WebSocketSignaling implements Signaling {
     this.socket.send(JSON.stringify({ type: 'signal', to, data } satisfies ClientMessage));
   }
 
-  /** Asks the server who may found the cluster (ws-protocol.ts, "Founding"); waits across reconnections. */
+  /**
+   * Asks the server who may found the cluster (ws-protocol.ts, "Founding"); waits across
+   * reconnections, and claims again after every later rejoin (see `claimed`).
+   */
   claimFounding(): Promise<MemberId> {
     if (this.closed) return Promise.reject(new SignalingError('closed', `websocket signaling ${this.o.id}: closed`));
     return new Promise((resolve, reject) => {
+      this.claimed = true;
       this.foundingWaiters.push({ resolve, reject });
       if (this.foundingWaiters.length === 1) this.sendFoundingClaim();
     });
@@ -118,7 +127,7 @@ export class WebSocketSignaling implements Signaling {
         this.joined = true;
         this.retryDelayMs = this.o.reconnectDelayMsMin ?? 100;
         for (const id of m.members) if (isMemberId(id)) this.handlers!.onPresence(id, true);
-        if (this.foundingWaiters.length > 0) this.sendFoundingClaim();
+        if (this.claimed) this.sendFoundingClaim();
         resolve?.();
         resolve = reject = undefined;
       } else if (m.type === 'presence' && isMemberId(m.id) && typeof m.present === 'boolean') {

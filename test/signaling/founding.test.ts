@@ -14,6 +14,7 @@ import { ControlChannel, type BootstrapMember } from '../../adapters/signaling/c
 import { WebSocketSignaling } from '../../adapters/signaling/ws-client.ts';
 import { SignalingServer } from '../../adapters/signaling/ws-server.ts';
 import { freePort } from '../helpers/processes.ts';
+import { waitFor } from '../helpers/wait.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 
 const cluster = 'founding-test';
@@ -128,5 +129,23 @@ describe('founding over WebSocket signaling', () => {
     cleanups.push(() => second.close());
     await second.listen(port);
     expect(await claim).toBe(100);
+  });
+
+  it('a restarted server, which forgot its founder, learns it again from the founder rejoining: a new tab may not found', async () => {
+    const port = await freePort();
+    const first = new SignalingServer({ cluster, secret });
+    const url = await first.listen(port);
+    const founder = new ControlChannel(new WebSocketSignaling({ url, cluster, secret, id: 5, WebSocket, reconnectDelayMsMin: 20 }));
+    await founder.transportSignaling.join({ onSignal: () => {}, onPresence: () => {} });
+    cleanups.push(() => founder.close());
+    expect(await founder.claimFounding!()).toBe(5);
+    await first.close();
+    const lines: string[] = [];
+    const second = new SignalingServer({ cluster, secret, log: (_l, m) => lines.push(m) });
+    cleanups.push(() => second.close());
+    await second.listen(port);
+    await waitFor('the founder to claim again on the new server', () => lines.includes(`signaling server: member 5 founds cluster "${cluster}"`), 10_000);
+    const newcomer = await tabChannel(url, 6);
+    expect(await newcomer.claimFounding!()).toBe(5);
   });
 });
