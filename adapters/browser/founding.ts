@@ -69,7 +69,7 @@ export async function foundOrJoin(o: Pick<PlanOptions, 'id' | 'name' | 'channel'
   }
   const founder = o.channel.claimFounding ? await o.channel.claimFounding() : o.id;
   if (founder === o.id) return { bootstrapMembers: [{ id: o.id, name: o.name, peerURLs: [peerUrlOf(o.id)] }], founded: true };
-  o.log('info', `member ${founder} founded this cluster and none of its members answered within ${o.probeWindowMs} ms; waiting for one to answer`);
+  o.log('info', `signaling names member ${founder} the founder of this cluster, and no member of it answered within ${o.probeWindowMs} ms; waiting for one to answer`);
   return { bootstrapMembers: (await probe(o.channel, o.probeWindowMs, true))!, founded: false };
 }
 

@@ -196,7 +196,8 @@ export class SignalingServer {
       this.founder = id;
       this.log('info', `signaling server: member ${id} founds cluster "${this.o.cluster}"`);
     } else if (this.founder !== id) {
-      this.log('info', `signaling server: member ${id} may not found cluster "${this.o.cluster}": member ${this.founder} founded it`);
+      // Every member of the cluster claims once (founding.ts): only debug-worthy.
+      this.log('debug', `signaling server: member ${id} may not found cluster "${this.o.cluster}": member ${this.founder} founded it`);
     }
     return this.founder;
   }

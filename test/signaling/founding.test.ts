@@ -82,7 +82,7 @@ describe('founding over WebSocket signaling', () => {
     const [first, second] = await Promise.all([start(a, 1, logs), start(b, 2, logs)]);
     expect(first).toEqual({ bootstrapMembers: hostBootstrap, founded: false });
     expect(second).toEqual({ bootstrapMembers: hostBootstrap, founded: false });
-    expect(logs).toContain(`member ${hostId} founded this cluster and none of its members answered within ${probeWindowMs} ms; waiting for one to answer`);
+    expect(logs).toContain(`signaling names member ${hostId} the founder of this cluster, and no member of it answered within ${probeWindowMs} ms; waiting for one to answer`);
   });
 
   it('tabs that open at once with nobody there: exactly one founds, the others join its cluster', async () => {
