@@ -219,7 +219,7 @@ export async function openBrowserMember(options: BrowserMemberOptions): Promise<
   let kv: KvMember;
   let plan: StartPlan;
   try {
-    plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey });
+    plan = await planStart({ cluster: options.cluster, id, name, hasState, channel, probeWindowMs: timings.probeWindowMs, bootstrapKey, log });
     try {
       kv = await KvMember.start({
         id,

@@ -17,11 +17,18 @@ import { checkAccess, openAccess, type AccessOptions } from './access.ts';
 import { createAdmissionHandler, type AdmissionInfo } from './admission-endpoint.ts';
 import { createStaticHandler } from './static-files.ts';
 import { routeHttp2 } from './authority-shim.ts';
+import { pauseAwareTimeout } from '../clock/pause-aware-timeout.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
 const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-/** Bytes read before deciding; a connection sending fewer and then nothing is closed after the timeout. */
-const sniffTimeoutMs = 10_000;
+/** Default of EtcdListenerOptions.handshakeTimeoutMs. */
+const handshakeTimeoutMsDefault = 10_000;
+/**
+ * tls.Server's handshakeTimeout that turns Node's own handshake timer off (0 would mean its
+ * 120 s default): that timer fires at once after a pause and drops a healthy client; the
+ * listener's pause-aware one (../clock/pause-aware-timeout.ts) replaces it.
+ */
+const nodeHandshakeTimerOff = -1;
 
 /** meshkv: its own HTTP/2 server (h2/connection.ts); node: node:http2 behind the :authority shim. */
 export type Http2ServerKind = 'meshkv' | 'node';
@@ -51,11 +58,19 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
   tls?: { cert: Buffer | string; key: Buffer | string; ca?: Buffer | string };
   /** The HTTP/2 server gRPC runs on (default DEFAULT_HTTP2_SERVER). */
   http2Server?: Http2ServerKind;
+  /**
+   * A connection that has not finished its TLS handshake (with TLS) or sent enough to tell
+   * HTTP/2 from HTTP/1.x (without) within this is closed; a pause of this process does not
+   * count (default 10 s).
+   */
+  handshakeTimeoutMs?: number;
 }
 
 export class EtcdListener {
   private readonly sockets = new Set<net.Socket>();
   private closing: Promise<void> | null = null;
+  /** Cancels the handshake deadline of each connection still in its TLS handshake, by remote `address:port`. */
+  private readonly tlsDeadlines = new Map<string, () => void>();
 
   private constructor(
     readonly api: EtcdApi,
@@ -67,6 +82,7 @@ export class EtcdListener {
     readonly gateway: http.Server,
     /** Ends TLS on accepted connections (it never listens itself); null for plain TCP. */
     private readonly tlsServer: tls.Server | null,
+    private readonly handshakeTimeoutMs: number,
   ) {
     tlsServer?.on('secureConnection', (socket: tls.TLSSocket) => this.routeSecure(socket));
     // Failed handshakes (no or a bad client certificate, plain TCP) just close the connection.
@@ -105,11 +121,11 @@ export class EtcdListener {
           ...opts.tls,
           requestCert: opts.tls.ca !== undefined,
           rejectUnauthorized: opts.tls.ca !== undefined,
-          handshakeTimeout: sniffTimeoutMs,
+          handshakeTimeout: nodeHandshakeTimerOff,
           ALPNCallback: ({ protocols }) => (protocols.includes('http/1.1') ? 'http/1.1' : protocols.includes('h2') ? 'h2' : undefined),
         })
       : null;
-    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, gateway, tlsServer);
+    const listener = new EtcdListener(api, opts.host, port, tcp, grpcServer, gateway, tlsServer, opts.handshakeTimeoutMs ?? handshakeTimeoutMsDefault);
     tcp.on('connection', (socket) => listener.accept(socket));
     return listener;
   }
@@ -136,11 +152,21 @@ export class EtcdListener {
     this.sockets.add(raw);
     raw.on('close', () => this.sockets.delete(raw));
     raw.on('error', () => raw.destroy());
-    if (this.tlsServer) this.tlsServer.emit('connection', raw);
-    else this.route(raw);
+    if (!this.tlsServer) return this.route(raw);
+    const remote = `${raw.remoteAddress}:${raw.remotePort}`;
+    const cancel = pauseAwareTimeout(this.handshakeTimeoutMs, () => raw.destroy());
+    this.tlsDeadlines.set(remote, cancel);
+    raw.on('close', () => {
+      cancel();
+      if (this.tlsDeadlines.get(remote) === cancel) this.tlsDeadlines.delete(remote);
+    });
+    this.tlsServer.emit('connection', raw);
   }
 
   private routeSecure(socket: tls.TLSSocket): void {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.tlsDeadlines.get(remote)?.();
+    this.tlsDeadlines.delete(remote);
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -153,13 +179,14 @@ export class EtcdListener {
   /** Hands a plain connection to the gRPC server or the gateway by its first bytes. */
   private route(socket: net.Socket): void {
     let seen = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), sniffTimeoutMs);
+    const cancel = pauseAwareTimeout(this.handshakeTimeoutMs, () => socket.destroy());
+    socket.once('close', cancel);
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, http2Preface.length);
       const isHttp2 = seen.subarray(0, n).equals(http2Preface.subarray(0, n));
       if (isHttp2 && seen.length < http2Preface.length) return; // not sure yet
-      clearTimeout(timer);
+      cancel();
       socket.off('data', onData);
       socket.pause();
       if (isHttp2 && this.grpcServer.ownHttp2) {

@@ -53,9 +53,12 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
   const signalingLog = (level: 'debug' | 'info' | 'warn', msg: string) => {
     if (level !== 'debug') o.log(level, msg);
   };
+  // This member's cluster exists by its configuration (founded with --initial-cluster, or
+  // joined with --initial-cluster-state existing): signaling names it the founder, so a tab
+  // that hears no probe answer in time (this member busy, say) waits instead of founding another.
   const server =
     o.config.signalingUrl === null
-      ? new SignalingServer({ cluster: o.clusterToken, secret: o.secret, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), ...(o.allowHost ? { allowHost: o.allowHost } : {}), log: signalingLog })
+      ? new SignalingServer({ cluster: o.clusterToken, secret: o.secret, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), ...(o.allowHost ? { allowHost: o.allowHost } : {}), founder: o.id, log: signalingLog })
       : null;
   const signaling: Signaling = server
     ? server.local(o.id)

@@ -45,7 +45,8 @@
 //                          and campaigns at once instead of waiting an election timeout.
 //
 // Founding (how a cluster with nobody in it gets exactly one founder) is the caller's job,
-// built on probe: see adapters/browser/founding.ts. A Node member that serves tabs answers
+// built on probe and on the signaling's founding claim where it has one (WebSocket: the
+// server names one founder per cluster, ws-protocol.ts): see adapters/browser/founding.ts. A Node member that serves tabs answers
 // probes (inCluster: true once it is configured), and passes join and leave to its
 // AutoMembership: `serveMembershipControl` below does all three for any KvMember.
 //
@@ -141,6 +142,15 @@ export class ControlChannel {
   send(to: MemberId, msg: ControlMessage): void {
     if (this.closed || this.muted) return;
     this.inner.send(to, { meshkvControl: 1, msg } satisfies ControlEnvelope);
+  }
+
+  /**
+   * Who may found the cluster, when the wrapped signaling decides it (Signaling.claimFounding:
+   * WebSocket signaling's server); undefined when it does not (BroadcastChannel).
+   */
+  get claimFounding(): (() => Promise<MemberId>) | undefined {
+    const inner = this.inner;
+    return inner.claimFounding ? () => inner.claimFounding!() : undefined;
   }
 
   /** Sends `msg` to every member present. */

@@ -30,6 +30,16 @@ export interface Signaling {
   send(to: MemberId, data: unknown): void;
   /** Leaves the cluster (others see the member go) and releases everything. Repeatable. */
   close(): void;
+  /**
+   * Optional: signaling that decides who founds its cluster (WebSocket: the server, once per
+   * cluster). Resolves with the id of the one member that may found it, the same for every
+   * caller: this member's own id means "found it". Every member of a cluster claims once (the
+   * answer matters only to a member with no state that heard nobody), and the claim is
+   * repeated after every rejoin, so a restarted server names a member of the cluster already
+   * there. Signaling without it (BroadcastChannel) leaves founding to the caller (tabs of one
+   * profile take a Web Lock: founding.ts).
+   */
+  claimFounding?(): Promise<MemberId>;
 }
 
 export type SignalingErrorCode = 'refused' | 'unreachable' | 'closed';

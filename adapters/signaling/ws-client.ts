@@ -46,6 +46,13 @@ export class WebSocketSignaling implements Signaling {
   private readonly Socket: WebSocketConstructor;
   /** This member's key (ws-protocol.ts), the same on every reconnection. */
   private readonly key = newMemberKey();
+  /** Callers of claimFounding() waiting for the server's answer. */
+  private foundingWaiters: Array<{ resolve: (founder: MemberId) => void; reject: (e: Error) => void }> = [];
+  /**
+   * Set by the first claimFounding(): the claim is sent again after every rejoin, so that a
+   * restarted server, which forgot its founder, names a member of the cluster already here.
+   */
+  private claimed = false;
 
   constructor(private readonly o: WebSocketSignalingOptions) {
     const problem = identityProblem(o);
@@ -72,12 +79,36 @@ export class WebSocketSignaling implements Signaling {
     this.socket.send(JSON.stringify({ type: 'signal', to, data } satisfies ClientMessage));
   }
 
+  /**
+   * Asks the server who may found the cluster (ws-protocol.ts, "Founding"); waits across
+   * reconnections, and claims again after every later rejoin (see `claimed`).
+   */
+  claimFounding(): Promise<MemberId> {
+    if (this.closed) return Promise.reject(new SignalingError('closed', `websocket signaling ${this.o.id}: closed`));
+    return new Promise((resolve, reject) => {
+      this.claimed = true;
+      this.foundingWaiters.push({ resolve, reject });
+      if (this.foundingWaiters.length === 1) this.sendFoundingClaim();
+    });
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.socket?.close(1000, 'leaving');
     this.socket = null;
+    this.failFoundingClaims(`websocket signaling ${this.o.id}: closed before the server answered the founding claim`);
+  }
+
+  private sendFoundingClaim(): void {
+    if (this.socket?.readyState === openState && this.joined) this.socket.send(JSON.stringify({ type: 'found' } satisfies ClientMessage));
+  }
+
+  private failFoundingClaims(reason: string): void {
+    const waiters = this.foundingWaiters;
+    this.foundingWaiters = [];
+    for (const w of waiters) w.reject(new SignalingError('closed', reason));
   }
 
   /** `resolve` and `reject` are given on the first attempt only: join() waits for its outcome. */
@@ -96,12 +127,17 @@ export class WebSocketSignaling implements Signaling {
         this.joined = true;
         this.retryDelayMs = this.o.reconnectDelayMsMin ?? 100;
         for (const id of m.members) if (isMemberId(id)) this.handlers!.onPresence(id, true);
+        if (this.claimed) this.sendFoundingClaim();
         resolve?.();
         resolve = reject = undefined;
       } else if (m.type === 'presence' && isMemberId(m.id) && typeof m.present === 'boolean') {
         this.handlers!.onPresence(m.id, m.present);
       } else if (m.type === 'signal' && isMemberId(m.from)) {
         this.handlers!.onSignal(m.from, m.data);
+      } else if (m.type === 'founder' && isMemberId(m.id)) {
+        const waiters = this.foundingWaiters;
+        this.foundingWaiters = [];
+        for (const w of waiters) w.resolve(m.id as MemberId);
       } else {
         this.log('warn', `websocket signaling ${this.o.id}: ignored a ${m.type} message from the server`);
       }
@@ -115,6 +151,7 @@ export class WebSocketSignaling implements Signaling {
         const reason = `signaling server ${this.o.url} refused member ${this.o.id}: ${ev.reason || `close code ${ev.code}`}`;
         this.log('warn', `websocket signaling ${this.o.id}: ${reason}`);
         this.closed = true;
+        this.failFoundingClaims(reason);
         if (reject) reject(new SignalingError('refused', reason));
         else this.handlers!.onClosed?.(reason);
         return;

@@ -8,15 +8,24 @@
 // is held, so nobody who knows the secret can take over a member's id. Afterwards the client
 // sends signals addressed to a member and the server relays them with the sender's id, which
 // it took from the join: a member cannot sign a signal as another.
+//
+// Founding. The server decides who founds the cluster it serves, once: a joined member with
+// no cluster state that heard no member answer its probe sends `found`, and the server
+// answers `founder` with the id of the one member that may found it: the first to ask, or,
+// on a server a Node member hosts, that member (its cluster exists by configuration). Every
+// member asking gets the same id for the server's lifetime, so two members that each see
+// nobody (a roster not yet complete, a member too slow to answer within the probe window)
+// cannot both found one.
 
 import type { MemberId } from '../../src/raft/types.ts';
 
-export type ClientMessage = { type: 'join'; cluster: string; secret: string; id: MemberId; key: string } | { type: 'signal'; to: MemberId; data: unknown };
+export type ClientMessage = { type: 'join'; cluster: string; secret: string; id: MemberId; key: string } | { type: 'signal'; to: MemberId; data: unknown } | { type: 'found' };
 
 export type ServerMessage =
   | { type: 'joined'; members: MemberId[] }
   | { type: 'presence'; id: MemberId; present: boolean }
-  | { type: 'signal'; from: MemberId; data: unknown };
+  | { type: 'signal'; from: MemberId; data: unknown }
+  | { type: 'founder'; id: MemberId };
 
 /** The server refused the join (wrong secret or cluster, bad id): do not retry. */
 export const closeRefused = 4001;

@@ -9,6 +9,10 @@
 // existing node:http server (`attach`) or give it its own port (`listen`). The member hosting
 // it joins in-process (`local`), with no socket to itself, so it can join before its own
 // listener is up.
+//
+// It also decides, once, who founds the cluster it serves (ws-protocol.ts, "Founding"): the
+// first member to ask, or the hosting member given as `founder` (a Node member's cluster
+// exists by configuration, so no tab may found another beside it).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
@@ -41,6 +45,12 @@ export interface SignalingServerOptions {
   allowOrigin?: (origin: string | undefined, host: string | undefined) => boolean;
   /** Whether a WebSocket upgrade naming this Host may proceed (the member's --host-whitelist); refused with 421. Default: any. */
   allowHost?: (host: string | undefined) => boolean;
+  /**
+   * The member that founded the cluster served here, when there is one from the start: the
+   * Node member hosting the server. Every founding claim is answered with it. Default: none;
+   * the first member to claim founds the cluster.
+   */
+  founder?: MemberId;
   log?: SignalingServerLog;
 }
 
@@ -67,6 +77,8 @@ export class SignalingServer {
   private readonly pingTimer: ReturnType<typeof setInterval>;
   /** Connections that answered the last ping (or sent anything since). */
   private readonly alive = new WeakSet<WebSocket>();
+  /** The member that may found the cluster served here (0 until someone claims it); set once. */
+  private founder: MemberId;
 
   constructor(private readonly o: SignalingServerOptions) {
     const problem = identityProblem({ cluster: o.cluster, secret: o.secret, id: 1 });
@@ -75,6 +87,8 @@ export class SignalingServer {
     this.log = o.log ?? (() => {});
     this.secretDigest = digest(o.secret);
     this.connectionsMax = o.connectionsMax ?? signalingConnectionsMaxDefault;
+    if (o.founder !== undefined && !isMemberId(o.founder)) throw new Error(`signaling server: founder ${String(o.founder)} is not a positive safe integer`);
+    this.founder = o.founder ?? 0;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: signalBytesMax });
     this.wss.on('connection', (ws: WebSocket) => this.onConnection(ws));
     this.pingTimer = setInterval(() => this.pingAll(), o.pingIntervalMs ?? 15_000);
@@ -173,6 +187,21 @@ export class SignalingServer {
     this.broadcast(id, { type: 'presence', id, present: false });
   }
 
+  /**
+   * Answers a founding claim from member `id`: the member that may found the cluster served
+   * here, `id` itself if nobody claimed it before. Never changes once set.
+   */
+  claimFounding(id: MemberId): MemberId {
+    if (this.founder === 0) {
+      this.founder = id;
+      this.log('info', `signaling server: member ${id} founds cluster "${this.o.cluster}"`);
+    } else if (this.founder !== id) {
+      // Every member of the cluster claims once (founding.ts): only debug-worthy.
+      this.log('debug', `signaling server: member ${id} may not found cluster "${this.o.cluster}": member ${this.founder} founded it`);
+    }
+    return this.founder;
+  }
+
   /** Relays a signal from a joined member; a signal to a member not here is dropped. */
   relay(from: MemberId, to: MemberId, data: unknown): void {
     this.members.get(to)?.deliver({ type: 'signal', from, data });
@@ -202,6 +231,7 @@ export class SignalingServer {
         refused = id === 0;
         return;
       }
+      if (m.type === 'found') return attendee.deliver({ type: 'founder', id: this.claimFounding(id) });
       if (m.type !== 'signal' || !isMemberId(m.to)) return ws.close(closeProtocol, `unexpected ${m.type} message`);
       this.relay(id, m.to, m.data);
     });

@@ -45,8 +45,10 @@ async function openMixedTab(signalingUrl: string, client: number): Promise<Tab> 
   const context = await browser.newContext();
   contexts.push(context);
   // A write forwarded to a leader that then dies is answered only by the request timeout: keep it
-  // short, so that the tab's clients get on with the new leader within the test's time.
-  const timings = { requestTimeoutMs: 2000 };
+  // short, so that the tab's clients get on with the new leader within the test's time. A probe
+  // window no Node member answers within, as under load ~40 where a 500 ms one ran out: the tab
+  // must still join the Node members' cluster, not found one of its own (founding.ts).
+  const timings = { requestTimeoutMs: 2000, probeWindowMs: 1 };
   return openTab(context, pageUrl, { cluster: clusterToken, secret: admissionSecret, signaling: signalingUrl, timings }, client);
 }
 

@@ -25,6 +25,8 @@ export interface TortureOptions {
   log: (line: string) => void;
   /** Fault hold range; shorter in CI. */
   holdMs?: [number, number];
+  /** Quiet time between a fault's heal (the cluster healthy again) and the next fault (default 1000 ms); shorter in CI. */
+  gapMs?: number;
   /** Run past the time until every fault kind has been injected once. */
   coverEveryKind?: boolean;
   /** Clients that only watch leases expire (default 2). */
@@ -110,7 +112,7 @@ export async function runTorture(opts: TortureOptions): Promise<TortureReport> {
       await watcher.start();
       watchers.push(watcher);
     }
-    nemesis = new Nemesis(cluster, { random: nemesisRandom, holdMs: opts.holdMs ?? [2000, 6000], gapMs: 1000, log: opts.log, now: () => workload!.now(), coverEveryKind: opts.coverEveryKind, snapshotCount });
+    nemesis = new Nemesis(cluster, { random: nemesisRandom, holdMs: opts.holdMs ?? [2000, 6000], gapMs: opts.gapMs ?? 1000, log: opts.log, now: () => workload!.now(), coverEveryKind: opts.coverEveryKind, snapshotCount });
     workload.begin();
     nemesis.begin();
     await sleep(opts.durationMs);

@@ -1,8 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   FrameReader,
@@ -23,6 +20,7 @@ import type { Transport } from '../../src/seams.ts';
 import { transportCompliance } from './compliance.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { freePort } from '../helpers/processes.ts';
+import { makeSelfSignedCert } from '../helpers/tls-cert.ts';
 
 const admissionSecret = 'tcp-test-admission-secret';
 
@@ -189,6 +187,52 @@ describe('tcp transport', () => {
     expect(c.socket.destroyed).toBe(false);
   });
 
+  /** A raw TCP connection to `target` that the listener holds (its TLS handshake deadline runs), with no TLS byte sent yet. */
+  async function heldConnection(target: TcpTransport): Promise<net.Socket> {
+    const raw = net.connect(target.address.port, '127.0.0.1');
+    rawSockets.push(raw);
+    raw.on('error', () => {});
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    await waitFor('the listener to hold the connection', () => (target as unknown as { sockets: Set<unknown> }).sockets.size === 1);
+    return raw;
+  }
+
+  it('closes a connection that does not finish its TLS handshake in time', async () => {
+    const b = await listen(2, { tls: (tlsCert ??= makeSelfSignedCert()), bounds: { handshakeTimeoutMs: 50 } });
+    const raw = await heldConnection(b.t);
+    const port = raw.localPort;
+    await new Promise<void>((r) => (raw.destroyed ? r() : raw.once('close', () => r())));
+    expect(b.logs.filter((l) => l.includes('no TLS handshake'))).toEqual([`warn: tcp transport 2: closing connection from 127.0.0.1:${port}: no TLS handshake within 50 ms`]);
+  });
+
+  it('completes a TLS handshake that arrived while the process was paused for longer than the handshake timeout', async () => {
+    const handshakeTimeoutMs = 200;
+    const creds = (tlsCert ??= makeSelfSignedCert());
+    const b = await listen(2, { tls: creds, bounds: { handshakeTimeoutMs } });
+    const raw = await heldConnection(b.t);
+    const secure = tls.connect({ socket: raw, host: '127.0.0.1', cert: creds.cert, key: creds.key, ca: creds.ca });
+    secure.on('error', () => {});
+    const frames: FrameType[] = [];
+    const reader = new FrameReader();
+    reader.frameBytesLimit = 1 << 20;
+    secure.on('data', (c) => {
+      for (const f of reader.push(c)) frames.push(f.type);
+    });
+    // This process stops running, as under SIGSTOP: the client's TLS bytes wait in the kernel's
+    // buffers while the listener's handshake deadline passes, and on resume it is due at once.
+    // Node's own handshakeTimeout dropped the connection here.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 * handshakeTimeoutMs);
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('close', () => reject(new Error(`the TLS connection closed before its handshake; listener logs: ${b.logs.join(' | ')}`)));
+    });
+    const claims = { version: protocolVersion, clusterToken: 'test-cluster', from: 1, to: 2 };
+    secure.write(encodeFrame(FrameType.Hello, encodeHello({ proof: helloProof(admissionSecret, claims), ...claims })));
+    await waitFor('Accept', () => frames.includes(FrameType.Accept));
+    expect(b.logs.filter((l) => l.includes('TLS handshake') && !l.startsWith('debug'))).toEqual([]);
+    expect(b.logs.some((l) => l.startsWith('debug: tcp transport 2: the TLS handshake timer of 127.0.0.1:') && l.includes('(this process was paused)'))).toBe(true);
+  });
+
   it('refuses a Hello meant for another member', async () => {
     const b = await listen(2);
     const c = await rawClient(b.t, { to: 3 }, false);
@@ -326,28 +370,10 @@ describe('tcp transport', () => {
   });
 });
 
+/** One self-signed certificate for the TLS tests that need no particular one (openssl takes a while). */
+let tlsCert: TcpTlsOptions | undefined;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 
 /** A port nothing listens on (just released by a throwaway listener). */
-
-/** A self-signed certificate for 127.0.0.1, made with the openssl CLI; it is its own CA. */
-function makeSelfSignedCert(): TcpTlsOptions {
-  const which = spawnSync('openssl', ['version']);
-  if (which.error || which.status !== 0) {
-    throw new Error('the TLS test needs the openssl CLI to make a self-signed certificate, and `openssl version` failed: install openssl (apt-get install openssl)');
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'meshkv-tls-'));
-  try {
-    const r = spawnSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=meshkv-test', '-addext', 'subjectAltName=IP:127.0.0.1',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-    ]);
-    if (r.status !== 0) throw new Error(`openssl could not make a test certificate: ${r.stderr.toString()}`);
-    const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-    return { cert, key: readFileSync(join(dir, 'key.pem'), 'utf8'), ca: cert };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

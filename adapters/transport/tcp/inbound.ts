@@ -24,17 +24,10 @@ import {
 } from './frame.ts';
 import type { LogFn } from './peer-link.ts';
 import { helloProofValid } from './admission.ts';
+import { pauseAwareTimeout, timerLateMsPaused } from '../../clock/pause-aware-timeout.ts';
 
 /** How long a refused connection stays open for the Refuse frame to reach the peer. */
 const refusedLingerMs = 1000;
-/**
- * A handshake or stall timer that fires at least this late says this process did not run
- * (stopped by SIGSTOP or a debugger, or starved), not that the peer was slow: its bytes may be
- * waiting unread in the socket, since timers run before pending input is read. The peer then
- * gets its whole time again, counted from when this process runs again.
- */
-const timerLateMsPaused = 500;
-
 export interface InboundOptions {
   selfId: MemberId;
   clusterToken: string;
@@ -70,7 +63,8 @@ export class InboundConnection {
   private assembly: Assembly | null = null;
   private readonly reader = new FrameReader();
   private readonly remote: string;
-  private handshakeTimer: ReturnType<typeof setTimeout> | null;
+  /** Cancels the Hello deadline (pause-aware: ../../clock/pause-aware-timeout.ts); null once the Hello came. */
+  private cancelHandshakeTimer: (() => void) | null;
   private stallTimer: ReturnType<typeof setTimeout> | null = null;
   /** When (performance.now()) the stall timer is due: it is refreshed by every chunk read. */
   private stallDueMs = 0;
@@ -83,11 +77,15 @@ export class InboundConnection {
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
-    this.handshakeTimer = this.armHandshakeTimer();
+    this.cancelHandshakeTimer = pauseAwareTimeout(
+      o.handshakeTimeoutMs,
+      () => this.refuse(`no hello within ${o.handshakeTimeoutMs} ms`),
+      (lateMs) => this.o.log('debug', `tcp transport ${o.selfId}: the handshake timer of ${this.who()} fired ${Math.round(lateMs)} ms late (this process was paused): waiting another ${o.handshakeTimeoutMs} ms`),
+    );
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => this.o.log('debug', `tcp transport ${o.selfId}: inbound ${this.who()}: ${err.code ?? err.message}`));
     socket.on('close', () => {
-      if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+      this.cancelHandshakeTimer?.();
       if (this.stallTimer) clearTimeout(this.stallTimer);
       if (this.assembly) {
         const a = this.assembly;
@@ -147,8 +145,8 @@ export class InboundConnection {
   }
 
   private onHello(payload: Uint8Array): void {
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = null;
+    this.cancelHandshakeTimer?.();
+    this.cancelHandshakeTimer = null;
     const hello = decodeHello(payload);
     if (typeof hello === 'string') return this.refuse(hello);
     if (new TextEncoder().encode(hello.clusterToken).length > clusterTokenBytesMax) return this.refuse(`cluster token longer than ${clusterTokenBytesMax} bytes`);
@@ -179,15 +177,6 @@ export class InboundConnection {
   private refreshStallTimer(): void {
     this.stallTimer?.refresh();
     this.stallDueMs = performance.now() + this.o.stallTimeoutMs;
-  }
-
-  private armHandshakeTimer(): ReturnType<typeof setTimeout> {
-    const dueMs = performance.now() + this.o.handshakeTimeoutMs;
-    return setTimeout(() => {
-      if (performance.now() - dueMs < timerLateMsPaused) return this.refuse(`no hello within ${this.o.handshakeTimeoutMs} ms`);
-      this.o.log('debug', `tcp transport ${this.o.selfId}: the handshake timer of ${this.who()} fired ${Math.round(performance.now() - dueMs)} ms late (this process was paused): waiting another ${this.o.handshakeTimeoutMs} ms`);
-      this.handshakeTimer = this.armHandshakeTimer();
-    }, this.o.handshakeTimeoutMs);
   }
 
   private refuse(reason: string): void {
