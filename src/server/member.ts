@@ -540,7 +540,15 @@ export class Member {
         this.confChanges.splice(i, 1);
       }
     }
-    this.schedule();
+    if (this.drainHasWork()) this.schedule();
+  }
+
+  /**
+   * Whether a drain now would do anything: most ticks of a quiet member produce no Ready, and
+   * a drain for nothing costs a promise chain, a status object and a change check per tick.
+   */
+  private drainHasWork(): boolean {
+    return this.draining || this.pendingPayloads.length > 0 || this.snapshotJob !== null || this.streamIn?.complete === true || this.node.hasReady();
   }
 
   private schedule(): void {
