@@ -516,12 +516,13 @@ export class Member {
     // Made only when something timed out: an Error captures a stack, and this runs every tick.
     let timeoutError: MemberError | null = null;
     const timeout = (): MemberError => (timeoutError ??= new MemberError('timeout', 'etcdserver: request timed out'));
+    // Each deadline is the (monotonic) clock at proposal time plus the same timeout, and the map
+    // keeps insertion order: the first one not yet due ends the scan (hundreds wait during a partition).
     for (const [seq, w] of this.proposals) {
-      if (w.deadlineMs <= now) {
-        this.proposals.delete(seq);
-        this.proposalsFailed++;
-        w.reject(timeout());
-      }
+      if (w.deadlineMs > now) break;
+      this.proposals.delete(seq);
+      this.proposalsFailed++;
+      w.reject(timeout());
     }
     for (const [key, r] of this.reads) {
       if (r.deadlineMs <= now) {
@@ -540,7 +541,15 @@ export class Member {
         this.confChanges.splice(i, 1);
       }
     }
-    this.schedule();
+    if (this.drainHasWork()) this.schedule();
+  }
+
+  /**
+   * Whether a drain now would do anything: most ticks of a quiet member produce no Ready, and
+   * a drain for nothing costs a promise chain, a status object and a change check per tick.
+   */
+  private drainHasWork(): boolean {
+    return this.draining || this.pendingPayloads.length > 0 || this.snapshotJob !== null || this.streamIn?.complete === true || this.node.hasReady();
   }
 
   private schedule(): void {

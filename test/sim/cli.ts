@@ -13,6 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runSeed } from './simulator.ts';
 import type { Sabotage, SimOptions, SimResult } from './simulator.ts';
 import type { OutboxStats } from './outbox-clients.ts';
@@ -181,7 +182,9 @@ function runInChildren(args: CliArgs): Promise<number> {
       child.send(dealt < args.seeds.length ? ({ seed: args.seeds[dealt++] } satisfies WorkOrder) : ({ done: true } satisfies WorkOrder));
     };
     for (let j = 0; j < args.jobs; j++) {
-      const child = fork(process.argv[1], ['--worker', ...args.runArgv]);
+      // This module's own file: cli.ts under tsx (whose loader the child inherits), or the
+      // bundle that run.mjs built, which the children then load without compiling anything.
+      const child = fork(fileURLToPath(import.meta.url), ['--worker', ...args.runArgv]);
       children.push(child);
       child.on('message', (r: SeedReport | { ready: true }) => {
         if ('ready' in r) return dealTo(child);

@@ -55,6 +55,44 @@ describe('EventQueue', () => {
     for (let e = q.pop(); e; e = q.pop()) out.push(e.payload);
     expect(out).toEqual(['a', 'b', 'x', 'c', 'd']);
   });
+
+  it('pops thousands of interleaved pushes in (time, insertion) order', () => {
+    const q = new EventQueue<number>();
+    const pushed: { timeMs: number; n: number }[] = [];
+    let x = 12345;
+    const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+    const popped: { timeMs: number; n: number }[] = [];
+    for (let n = 0; n < 5000; n++) {
+      const timeMs = next() % 200;
+      q.push(timeMs, n);
+      pushed.push({ timeMs, n });
+      // Pop now and then, so the heap is exercised at every size, not only filled then emptied.
+      if (next() % 3 === 0) {
+        const e = q.pop()!;
+        popped.push({ timeMs: e.timeMs, n: e.payload });
+      }
+    }
+    for (let e = q.pop(); e; e = q.pop()) popped.push({ timeMs: e.timeMs, n: e.payload });
+    expect(popped).toHaveLength(pushed.length);
+    // Every pop returned the smallest (time, insertion) among the items pushed and not yet popped.
+    const waiting = new Set<number>();
+    let pushedNext = 0;
+    let x2 = 12345;
+    const next2 = () => (x2 = (Math.imul(x2, 1103515245) + 12345) >>> 0);
+    const checkPop = (p: { timeMs: number; n: number }) => {
+      let best = -1;
+      for (const n of waiting) if (best < 0 || pushed[n].timeMs < pushed[best].timeMs || (pushed[n].timeMs === pushed[best].timeMs && n < best)) best = n;
+      expect(p).toEqual(pushed[best]);
+      waiting.delete(best);
+    };
+    let popIndex = 0;
+    for (let n = 0; n < 5000; n++) {
+      next2();
+      waiting.add(pushedNext++);
+      if (next2() % 3 === 0) checkPop(popped[popIndex++]);
+    }
+    while (popIndex < popped.length) checkPop(popped[popIndex++]);
+  });
 });
 
 storageCompliance('sim disk', async () => {
