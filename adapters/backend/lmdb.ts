@@ -237,16 +237,17 @@ class ChunkStager {
 
   write(pairs: Uint8Array): Promise<number> {
     if (this.failure !== null) return Promise.reject(this.failure);
-    // A copy with a buffer of its own, transferred: the transport's pairs may be a view into a
-    // larger frame buffer, which posting the view itself would clone whole.
-    const copy = pairs.slice();
+    // The pairs' buffer is transferred to the worker: taken as it is when the pairs span all of
+    // it (the TCP transport's StreamChunk frames; BackendStaging.writeChunk's contract), else a
+    // copy of the pairs alone, since posting a view into a larger frame buffer would clone it whole.
+    const copy = pairs.byteOffset === 0 && pairs.byteLength === pairs.buffer.byteLength && pairs.buffer instanceof ArrayBuffer ? pairs : pairs.slice();
     // The thread starts while the slot is emptied; the chunk goes to it once it is.
     const worker = this.started();
     return new Promise<number>((resolve, reject) => {
       this.waiting.push({ resolve, reject });
       this.ready.then(
         () => {
-          if (this.failure === null && Atomics.load(this.stopFlag, 0) === 0) worker.postMessage({ kind: 'chunk', pairs: copy }, [copy.buffer]);
+          if (this.failure === null && Atomics.load(this.stopFlag, 0) === 0) worker.postMessage({ kind: 'chunk', pairs: copy }, [copy.buffer as ArrayBuffer]);
         },
         (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
       );
