@@ -25,7 +25,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { checkBatchIndex, decodeU64, encodeU64, metaKeys } from '../../src/backend/layout.ts';
 import {
   backendBuckets,
@@ -69,10 +69,23 @@ export const mapSizeBytesDefault = 64 * 2 ** 30;
 type ReadTransaction = ReturnType<RootDatabase['useReadTransaction']>;
 
 /**
- * Opens the environment in `path` with every slot's databases: the backend's thread, and the
- * chunk worker's (lmdb-chunk-worker.ts), which must open it with the same options.
+ * Values handed out as views of LMDB's memory (the map itself for values on overflow pages, else
+ * lmdb's shared read buffer), not copies: valid only until the next read, so only for a reader
+ * that copies each value at once (the chunk worker frames pairs straight into its chunk). With
+ * 4 KiB values this read a store 2-4x faster than copying each value into a Buffer first.
  */
-export function openLmdbEnvironment(path: string, mapSizeBytes: number) {
+const valueViews = {
+  encode: (v: Uint8Array): Uint8Array => v,
+  // Ranges pass the value's size (their buffer may be longer); gets pass options and a buffer of the value's length.
+  decode: (bytes: Uint8Array, size: unknown): Uint8Array => (typeof size === 'number' ? bytes.subarray(0, size) : bytes),
+};
+
+/**
+ * Opens the environment in `path` with every slot's databases: the backend's thread, and the
+ * chunk worker's (lmdb-chunk-worker.ts), which must open it with the same options; with
+ * `viewValues`, reads return views (see valueViews) instead of copies.
+ */
+export function openLmdbEnvironment(path: string, mapSizeBytes: number, viewValues = false) {
   const env = open<Uint8Array, Uint8Array>({
     path,
     keyEncoding: 'binary',
@@ -82,7 +95,10 @@ export function openLmdbEnvironment(path: string, mapSizeBytes: number) {
     // Freed pages are reused before being zeroed; the file holds only this member's data.
     noMemInit: true,
   });
-  const openDb = (name: string): BucketDb => env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: 'binary', encoding: 'binary' });
+  // lmdb's options type has no `encoder`; the encoding is a name lmdb does not know, so that it
+  // neither copies values (as for 'binary') nor sets up msgpack (as for no encoding).
+  const openDb = (name: string): BucketDb =>
+    env.openDB<Uint8Array, Uint8Array>(name, viewValues ? ({ keyEncoding: 'binary', encoding: 'value-views', encoder: valueViews } as unknown as DatabaseOptions) : { keyEncoding: 'binary', encoding: 'binary' });
   const slotDbs = (slot: Slot) => new Map(backendBuckets.map((b) => [b, openDb(slotDbName(slot, b))]));
   const liveSlotDb = openDb('meshkv_live_slot');
   return {
