@@ -69,10 +69,10 @@ export const mapSizeBytesDefault = 64 * 2 ** 30;
 type ReadTransaction = ReturnType<RootDatabase['useReadTransaction']>;
 
 /**
- * Values handed out as views of LMDB's memory (the map itself for values on overflow pages, else
- * lmdb's shared read buffer), not copies: valid only until the next read, so only for a reader
- * that copies each value at once (the chunk worker frames pairs straight into its chunk). With
- * 4 KiB values this read a store 2-4x faster than copying each value into a Buffer first.
+ * Values handed out as views of lmdb's shared read buffer (or of the map), not copies: valid
+ * only until the next read, so only for a reader that copies each value at once (the chunk
+ * worker frames pairs straight into its chunk). Ranging 20,000 values of 100 B and 4 KiB took
+ * 56-76 ms so, 153-233 ms with lmdb copying each value into a Buffer first.
  */
 const valueViews = {
   encode: (v: Uint8Array): Uint8Array => v,
