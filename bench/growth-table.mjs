@@ -10,6 +10,8 @@ const mb = (kib) => `${Math.round(kib / 1024)}`;
 const perKey = (kib, keys) => (keys >= 10_000 ? `${Math.round((kib * 1024) / keys)}` : '–');
 const k = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${Math.round(n / 1e3)}k`);
 
+const members = rows.find((r) => r.members !== undefined)?.members ?? 1;
+if (members > 1) console.log(`${members} members per system: memory is the largest member's, GC the collections of all meshkv members, restart the first member's.\n`);
 console.log('At rest (10 s idle after the fill), RSS = anonymous + file-backed:\n');
 console.log('| keys | etcd RSS MB (anon + file) | etcd B/key | meshkv RSS MB (anon + file) | meshkv B/key | load avg |');
 console.log('|---:|---|---:|---|---:|---|');

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The growth benchmark of issues 18 and 16: one member each of real etcd (Debian's etcd-server)
-# and meshkv, both running for the whole run, measured side by side at growing store sizes.
+# The growth benchmark of issues 18 and 16: one member (or MEMBERS=3: a cluster of three) each
+# of real etcd (Debian's etcd-server) and meshkv, both running for the whole run, measured side
+# by side at growing store sizes.
 # At each stage (a key count):
 #   1. fill: both stores get the stage's keys as Txn requests of 128 puts of 256-byte values
 #      (what `etcdctl txn` sends), etcd first, then meshkv: over the harness's HTTP/2 client
@@ -13,8 +14,12 @@
 #      and meshkv's GC pauses during the round (the member runs under --trace-gc).
 # Then restart: each server is stopped (SIGTERM) and started again on its data, timed from the
 # spawn to the first served read.
+# With MEMBERS=3 the fill goes to the first member, the load to all three endpoints (as
+# bench/compare-etcd.sh), memory is the largest member's RSS, GC figures cover the collections of
+# all three meshkv members during the round, and only the first member restarts (the other two
+# keep serving).
 #
-#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn
+#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1
 #
 # Writes results/growth-<time>.jsonl (and the member's log with its GC trace beside it) and
 # prints markdown tables. Stops every process it started, by PID.
@@ -22,35 +27,46 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 STAGES="${STAGES:-0 500000 1000000 1500000 2000000}" ROUND_S="${ROUND_S:-30}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}" FILL="${FILL:-txn}"
+MEMBERS="${MEMBERS:-1}"
+[[ "$MEMBERS" == 1 || "$MEMBERS" == 3 ]] || { echo "MEMBERS must be 1 or 3, not $MEMBERS" >&2; exit 2; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-growth.XXXXXX")
 OUT="$ROOT/results/growth-$(date +%Y%m%d-%H%M%S).jsonl"
 mkdir -p "$ROOT/results"
 cp -r "$ROOT/../shared/bench-etcd" "$WORK/harness"
 (cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
 export ETCDCTL_API=3
-ETCD_EP=127.0.0.1:24781 MESHKV_EP=127.0.0.1:24791
-ETCD_PID="" MESHKV_PID=""
+# Member i: etcd's client port 24781+2i, peer port 24782+2i; meshkv's 24791+2i, 24792+2i.
+ETCD_EPS=() MESHKV_EPS=() ETCD_PIDS=() MESHKV_PIDS=() ETCD_CLUSTER="" MESHKV_CLUSTER=""
+for ((i = 0; i < MEMBERS; i++)); do
+  ETCD_EPS+=("127.0.0.1:$((24781 + 2 * i))") MESHKV_EPS+=("127.0.0.1:$((24791 + 2 * i))")
+  ETCD_CLUSTER+="${ETCD_CLUSTER:+,}e$i=http://127.0.0.1:$((24782 + 2 * i))"
+  MESHKV_CLUSTER+="${MESHKV_CLUSTER:+,}a$i=http://127.0.0.1:$((24792 + 2 * i))"
+done
+ETCD_EP=${ETCD_EPS[0]} MESHKV_EP=${MESHKV_EPS[0]}
+ETCD_ALL=$(IFS=,; echo "${ETCD_EPS[*]}") MESHKV_ALL=$(IFS=,; echo "${MESHKV_EPS[*]}")
+# The meshkv members admit each other with one shared admission secret.
+export MESHKV_ADMISSION_SECRET=growth-admission-secret
 
 cleanup() {
-  [[ -n "$ETCD_PID" ]] && kill "$ETCD_PID" 2>/dev/null || true
-  [[ -n "$MESHKV_PID" ]] && kill "$MESHKV_PID" 2>/dev/null || true
+  for pid in "${ETCD_PIDS[@]}" "${MESHKV_PIDS[@]}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   # The data dirs hold about a GB by the end; the results are in $OUT.
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-start_etcd() {
-  etcd --name e --data-dir "$WORK/etcd" --listen-client-urls "http://$ETCD_EP" --advertise-client-urls "http://$ETCD_EP" \
-    --listen-peer-urls http://127.0.0.1:24782 --initial-advertise-peer-urls http://127.0.0.1:24782 \
-    --initial-cluster e=http://127.0.0.1:24782 >>"$WORK/etcd.log" 2>&1 </dev/null &
-  ETCD_PID=$!
+start_etcd() {  # start_etcd MEMBER
+  local ep=${ETCD_EPS[$1]} peer=http://127.0.0.1:$((24782 + 2 * $1))
+  etcd --name "e$1" --data-dir "$WORK/etcd$1" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
+    --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
+    --initial-cluster "$ETCD_CLUSTER" >>"$WORK/etcd$1.log" 2>&1 </dev/null &
+  ETCD_PIDS[$1]=$!
 }
-start_meshkv() {
+start_meshkv() {  # start_meshkv MEMBER
   # --trace-gc: every collection's pause goes to the log, read back per round.
-  node --trace-gc "$ROOT/bin/meshkv.mjs" --name a --data-dir "$WORK/meshkv" --listen-client-urls "http://$MESHKV_EP" \
-    --initial-cluster a=http://127.0.0.1:24792 ${MESHKV_FLAGS:-} >>"$WORK/meshkv.log" 2>&1 </dev/null &
-  MESHKV_PID=$!
+  node --trace-gc "$ROOT/bin/meshkv.mjs" --name "a$1" --data-dir "$WORK/meshkv$1" --listen-client-urls "http://${MESHKV_EPS[$1]}" \
+    --initial-cluster "$MESHKV_CLUSTER" ${MESHKV_FLAGS:-} >>"$WORK/meshkv$1.log" 2>&1 </dev/null &
+  MESHKV_PIDS[$1]=$!
 }
 # Waits for the first served read; prints the seconds since $1 (date +%s%N at spawn).
 first_read() {
@@ -69,30 +85,41 @@ keys() {
   etcdctl --endpoints="$1" --command-timeout=120s get bench/ --prefix --limit=1 --keys-only -w json |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).count??0))'
 }
-# RSS, anonymous and file-backed memory of a PID, in KiB, as a JSON fragment.
+# RSS, anonymous and file-backed memory of the largest of the PIDs (by RSS), in KiB, as a JSON fragment.
 memory() {
-  awk '/^Rss:/{r=$2}/^Anonymous:/{a=$2}END{printf "\"rss_kib\":%d,\"anon_kib\":%d,\"file_kib\":%d", r, a, r-a}' "/proc/$1/smaps_rollup"
+  local pid best=0 line out=""
+  for pid in "$@"; do
+    line=$(awk '/^Rss:/{r=$2}/^Anonymous:/{a=$2}END{printf "%d %d", r, a}' "/proc/$pid/smaps_rollup")
+    if (( ${line% *} > best )); then best=${line% *}; out=$line; fi
+  done
+  echo "$out" | awk '{printf "\"rss_kib\":%d,\"anon_kib\":%d,\"file_kib\":%d", $1, $2, $1-$2}'
 }
 record() { echo "{$1,\"load_avg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"at\":\"$(date -u +%FT%TZ)\"}" >>"$OUT"; tail -1 "$OUT"; }
 
-round() {
-  local label=$1 ep=$2 pid=$3 stage=$4 gc_from=0 line gc
-  [[ "$label" == meshkv ]] && gc_from=$(wc -l <"$WORK/meshkv.log")
-  line=$(cd "$WORK/harness" && node bench.mjs --endpoints "$ep" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
-    --warmup 1 --value-size "$VALUE" --server-pids "$pid" --label "$label-$stage" | tail -1)
+# The lines the meshkv members logged after the line counts in $1 (as `log_lines` prints them).
+new_log_lines() {
+  local i=0 from
+  for from in $1; do tail -n +"$((from + 1))" "$WORK/meshkv$i.log"; i=$((i + 1)); done
+}
+log_lines() { local i; for ((i = 0; i < MEMBERS; i++)); do wc -l <"$WORK/meshkv$i.log"; done | tr '\n' ' '; }
+
+round() {  # round LABEL ENDPOINTS PIDS(comma-separated) STAGE
+  local label=$1 eps=$2 pids=$3 stage=$4 gc_from="" line gc
+  [[ "$label" == meshkv ]] && gc_from=$(log_lines)
+  line=$(cd "$WORK/harness" && node bench.mjs --endpoints "$eps" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
+    --warmup 1 --value-size "$VALUE" --server-pids "$pids" --label "$label-$stage" | tail -1)
   gc='"gc_pause_ms_max":null,"gc_pause_ms_total":null'
   if [[ "$label" == meshkv ]]; then
-    gc=$(tail -n +"$((gc_from + 1))" "$WORK/meshkv.log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
+    gc=$(new_log_lines "$gc_from" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
       END{printf "\"gc_pause_ms_max\":%.0f,\"gc_pause_ms_total\":%.0f,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, n, mc}')
     # The V8 heap after the round's last full collection: live MB (committed MB).
-    gc+=$(grep -oE 'Mark-Compact [0-9.]+ \([0-9.]+\) -> [0-9.]+ \([0-9.]+\)' "$WORK/meshkv.log" | tail -1 | tr -d '()' |
+    gc+=$(grep -oE 'Mark-Compact [0-9.]+ \([0-9.]+\) -> [0-9.]+ \([0-9.]+\)' "$WORK/meshkv0.log" | tail -1 | tr -d '()' |
       awk '{printf ",\"heap_live_mb\":%s,\"heap_committed_mb\":%s", $5, $6}')
   fi
-  record "\"kind\":\"load\",\"system\":\"$label\",\"stage\":$stage,\"keys\":$(keys "$ep"),$(memory "$pid"),$gc,\"bench\":$line"
+  record "\"kind\":\"load\",\"system\":\"$label\",\"stage\":$stage,\"members\":$MEMBERS,\"keys\":$(keys "${eps%%,*}"),$(memory ${pids//,/ }),$gc,\"bench\":$line"
 }
 
-start_etcd
-start_meshkv
+for ((i = 0; i < MEMBERS; i++)); do start_etcd "$i"; start_meshkv "$i"; done
 first_read "$(date +%s%N)" "$ETCD_EP" >/dev/null
 first_read "$(date +%s%N)" "$MESHKV_EP" >/dev/null
 filled=0
@@ -106,22 +133,22 @@ for stage in $STAGES; do
     filled=$stage
   fi
   sleep 10
-  record "\"kind\":\"rest\",\"system\":\"etcd\",\"stage\":$stage,\"keys\":$(keys "$ETCD_EP"),$(memory "$ETCD_PID")"
-  record "\"kind\":\"rest\",\"system\":\"meshkv\",\"stage\":$stage,\"keys\":$(keys "$MESHKV_EP"),$(memory "$MESHKV_PID")"
+  record "\"kind\":\"rest\",\"system\":\"etcd\",\"stage\":$stage,\"members\":$MEMBERS,\"keys\":$(keys "$ETCD_EP"),$(memory "${ETCD_PIDS[@]}")"
+  record "\"kind\":\"rest\",\"system\":\"meshkv\",\"stage\":$stage,\"members\":$MEMBERS,\"keys\":$(keys "$MESHKV_EP"),$(memory "${MESHKV_PIDS[@]}")"
   echo "== load at $stage"
-  round etcd "$ETCD_EP" "$ETCD_PID" "$stage"
-  round meshkv "$MESHKV_EP" "$MESHKV_PID" "$stage"
+  round etcd "$ETCD_ALL" "$(IFS=,; echo "${ETCD_PIDS[*]}")" "$stage"
+  round meshkv "$MESHKV_ALL" "$(IFS=,; echo "${MESHKV_PIDS[*]}")" "$stage"
 done
 
-echo "== restart"
-kill "$ETCD_PID"; wait "$ETCD_PID" 2>/dev/null || true
-t0=$(date +%s%N); start_etcd; s=$(first_read "$t0" "$ETCD_EP")
-record "\"kind\":\"restart\",\"system\":\"etcd\",\"keys\":$(keys "$ETCD_EP"),\"first_read_s\":$s,$(memory "$ETCD_PID")"
-kill "$MESHKV_PID"; wait "$MESHKV_PID" 2>/dev/null || true
-t0=$(date +%s%N); start_meshkv; s=$(first_read "$t0" "$MESHKV_EP")
-record "\"kind\":\"restart\",\"system\":\"meshkv\",\"keys\":$(keys "$MESHKV_EP"),\"first_read_s\":$s,$(memory "$MESHKV_PID")"
-du -sh "$WORK/etcd" "$WORK/meshkv" | sed 's/^/data: /'
-cp "$WORK/meshkv.log" "${OUT%.jsonl}-meshkv.log"
+echo "== restart (member 0)"
+kill "${ETCD_PIDS[0]}"; wait "${ETCD_PIDS[0]}" 2>/dev/null || true
+t0=$(date +%s%N); start_etcd 0; s=$(first_read "$t0" "$ETCD_EP")
+record "\"kind\":\"restart\",\"system\":\"etcd\",\"members\":$MEMBERS,\"keys\":$(keys "$ETCD_EP"),\"first_read_s\":$s,$(memory "${ETCD_PIDS[0]}")"
+kill "${MESHKV_PIDS[0]}"; wait "${MESHKV_PIDS[0]}" 2>/dev/null || true
+t0=$(date +%s%N); start_meshkv 0; s=$(first_read "$t0" "$MESHKV_EP")
+record "\"kind\":\"restart\",\"system\":\"meshkv\",\"members\":$MEMBERS,\"keys\":$(keys "$MESHKV_EP"),\"first_read_s\":$s,$(memory "${MESHKV_PIDS[0]}")"
+du -sh "$WORK"/etcd? "$WORK"/meshkv? | sed 's/^/data: /'
+for ((i = 0; i < MEMBERS; i++)); do cp "$WORK/meshkv$i.log" "${OUT%.jsonl}-meshkv$i.log"; done
 
 node "$ROOT/bench/growth-table.mjs" "$OUT"
 echo "results: $OUT"

@@ -13,6 +13,8 @@
 //   npm run build && npx tsx bench/snapshot-catchup.ts                # 1 GiB: 262,144 × 4 KiB
 //   KEYS=20000 VALUE_BYTES=1024 SYSTEMS=meshkv npx tsx bench/snapshot-catchup.ts
 //   SYSTEMS=etcd,meshkv:/tmp/base,meshkv npx tsx bench/snapshot-catchup.ts   # A/B: another built checkout
+//   MEMBER_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' KEYS=20000 SYSTEMS=meshkv npx tsx bench/snapshot-catchup.ts
+//       # CPU profiles of every member thread (bench/cpu-profile-shares.mjs FILE --last 10)
 //
 // Also printed, because a loaded machine stretches every wall-clock figure: the CPU seconds the
 // leader spent during the catch-up and the learner spent from its start until it caught up
@@ -36,6 +38,8 @@ const valueBytes = Number(process.env.VALUE_BYTES ?? 4096);
 const loadS = Number(process.env.LOAD_S ?? 10);
 /** `etcd`, `meshkv` (this checkout's build), or `meshkv:<dir>` (the build in another checkout). */
 const systems = (process.env.SYSTEMS ?? 'etcd,meshkv').split(',');
+/** MEMBER_NODE_FLAGS: node flags for meshkv's members; they are then stopped with SIGINT, so that `--cpu-prof` profiles get written. */
+const nodeFlags = (process.env.MEMBER_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 const snapshotCount = 500;
 const loadClients = 16;
 
@@ -66,7 +70,7 @@ function startEtcd(root: string, name: string, peerPort: number, clientPort: num
 
 function startMeshkv(checkout: string | undefined, root: string, name: string, peerPort: number, clientPort: number, initialCluster: string, state: 'new' | 'existing'): Started {
   const bin = checkout === undefined ? undefined : join(checkout, 'bin', 'meshkv.mjs');
-  const spec: CliMemberSpec = { name, dataDir: join(root, name), peerPort, clientPort, initialCluster, state, snapshotCount, bin };
+  const spec: CliMemberSpec = { name, dataDir: join(root, name), peerPort, clientPort, initialCluster, state, snapshotCount, bin, nodeFlags };
   return { proc: launchCli(spec), endpoint: `127.0.0.1:${clientPort}`, dbFile: join(spec.dataDir, 'backend', 'data.mdb') };
 }
 
@@ -242,7 +246,7 @@ async function run(label: string): Promise<Record<string, string | number>> {
     };
   } finally {
     for (const p of procs) {
-      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(nodeFlags.length > 0 ? 'SIGINT' : 'SIGKILL');
       await p.exited;
     }
     rmSync(root, { recursive: true, force: true });

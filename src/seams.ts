@@ -226,7 +226,9 @@ export interface BackendStaging {
    * the CRC-32C of every chunk taken so far; rejects on malformed pairs (none of that chunk is
    * written) or a failed write, and every later call and `adopt` then reject too. A staging area
    * is written either through `write` or through this, not both. Without it, the receiver checks
-   * and splits chunks itself and calls `write`.
+   * and splits chunks itself and calls `write`. When `pairs` spans its whole ArrayBuffer (the
+   * TCP transport hands chunks over so), it may take that buffer instead of copying it: the
+   * caller must not read `pairs` afterwards.
    */
   writeChunk?(pairs: Uint8Array): Promise<number>;
 }

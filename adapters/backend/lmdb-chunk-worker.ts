@@ -20,7 +20,8 @@ const { path, mapSizeBytes, chunkBytesMax } = workerData as LmdbChunkWorkerData;
 const port = parentPort!;
 
 try {
-  const { env, slotDbs, liveSlotOf } = openLmdbEnvironment(path, mapSizeBytes);
+  // Values as views into LMDB's memory: readChunk copies each one into the chunk at once.
+  const { env, slotDbs, liveSlotOf } = openLmdbEnvironment(path, mapSizeBytes, true);
   const transaction = env.useReadTransaction();
   // The live slot as of this transaction: a staging slot adopted later is not this snapshot's.
   const view = readViewOver(slotDbs[liveSlotOf(transaction)], transaction, path);

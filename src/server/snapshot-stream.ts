@@ -6,7 +6,8 @@
 // snapshot message only after the last chunk verified and the staged content became live.
 //
 // On the wire, three Raft-shaped messages (any transport carries them, src/codec/message.ts
-// checks their fields):
+// checks their fields; TCP carries chunks in a frame of their own that writes the pairs as they
+// are, adapters/transport/README.md):
 //   head   MsgSnap (the snapshot's metadata and its small image: the member table and the
 //          marker that the store is in the backend) with `context` = the stream head:
 //          [u8 0x53][u8 version 1][u64 stream id][u64 applied index of the view]

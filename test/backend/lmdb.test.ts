@@ -194,8 +194,11 @@ describe('LmdbBackend staging through its chunk writer thread (BackendStaging.wr
       const chunks = chunkOf(source);
       expect(chunks.length).toBeGreaterThan(4);
       const staging = target.stage();
-      // Handed over at once, as a receiver does with its window: written in call order.
-      const crcs = await Promise.all(chunks.map((c) => staging.writeChunk!(c)));
+      // Handed over at once, as a receiver does with its window: written in call order. Each in a
+      // buffer of its own, as TCP's StreamChunk frames deliver them: taken (transferred), not copied.
+      const handed = chunks.map((c) => c.slice());
+      const crcs = await Promise.all(handed.map((c) => staging.writeChunk!(c)));
+      expect(handed.map((c) => c.byteLength)).toEqual(chunks.map(() => 0));
       let crc = 0;
       expect(crcs).toEqual(chunks.map((c) => (crc = crc32c(c, crc))));
       // Staged pairs stay invisible until the adopt.

@@ -18,6 +18,8 @@ export interface CliMemberSpec {
   snapshotCount: number;
   /** Another build's bin/meshkv.mjs (a benchmark's A/B against a base checkout); this one's by default. */
   bin?: string;
+  /** Flags for node itself, before the script (a benchmark's `--cpu-prof`). */
+  nodeFlags?: string[];
 }
 
 export function peerUrl(spec: Pick<CliMemberSpec, 'peerPort'>): string {
@@ -31,6 +33,7 @@ export function clientEndpoint(spec: Pick<CliMemberSpec, 'clientPort'>): string 
 /** Starts a member process listening on 127.0.0.1 only; stderr (its JSON log) is collected. */
 export function launchCli(spec: CliMemberSpec): Spawned {
   return spawnCollecting(process.execPath, [
+    ...(spec.nodeFlags ?? []),
     spec.bin ?? bin,
     '--name', spec.name,
     '--data-dir', spec.dataDir,

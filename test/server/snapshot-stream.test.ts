@@ -152,8 +152,13 @@ describe('chunks from a worker thread (LMDB)', () => {
     let writing = true;
     try {
       // Batch i puts key "b<i>" and records i as the applied index: the snapshot at index A holds exactly b1..bA.
+      // Values of two sizes (one on LMDB's overflow pages), checked byte for byte: the worker reads them as views, not copies.
       let index = 0;
-      const commitOne = () => backend.commit({ clear: false, ops: [{ bucket: 'key', key: b(`b${String(++index).padStart(6, '0')}`), value: new Uint8Array(2048).fill(index % 251) }], appliedIndex: index });
+      const valueOf = (i: number) => new Uint8Array(i % 2 === 1 ? 100 : 2048).fill(i % 251);
+      const commitOne = () => {
+        index++;
+        return backend.commit({ clear: false, ops: [{ bucket: 'key', key: b(`b${String(index).padStart(6, '0')}`), value: valueOf(index) }], appliedIndex: index });
+      };
       for (let i = 0; i < 500; i++) await commitOne();
       const writer = (async () => {
         while (writing) await commitOne();
@@ -168,7 +173,10 @@ describe('chunks from a worker thread (LMDB)', () => {
         crc = crc32c(chunk.pairs, crc);
         expect(chunk.crc).toBe(crc);
         for (const op of decodeChunk(chunk.pairs)) {
-          if (op.bucket === 'key') keys.push(new TextDecoder().decode(op.key));
+          if (op.bucket === 'key') {
+            keys.push(new TextDecoder().decode(op.key));
+            expect(op.value).toEqual(valueOf(Number(keys.at(-1)!.slice(1))));
+          }
           if (op.bucket === 'meta' && new TextDecoder().decode(op.key) === 'consistent_index') metaIndex = decodeU64(op.value!);
         }
       }

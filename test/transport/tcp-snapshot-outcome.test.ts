@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
 import { systemClock } from '../../adapters/clock/system.ts';
 import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
+import { FrameReader, FrameType, encodeFrame, frameBytesMax, type Frame } from '../../adapters/transport/tcp/frame.ts';
 import { TcpTransport } from '../../adapters/transport/tcp/index.ts';
 import { silentLogger } from '../../src/raft/config.ts';
 import type { MemberId } from '../../src/raft/types.ts';
@@ -67,8 +68,15 @@ async function start(id: MemberId, peers: MemberId[]): Promise<Started> {
   return { kv, backend, transport, logs };
 }
 
-/** A TCP proxy to `target` that counts the bytes it forwards and can cut every connection. */
-async function proxyTo(target: string): Promise<{ address: string; forwarded: () => number; cut: () => void; cutWhen: (cond: () => boolean) => Promise<number> }> {
+/**
+ * A TCP proxy to `target` that counts the bytes it forwards and can cut every connection. With
+ * `rewrite`, it reads the connecting side's bytes as peer frames and forwards what `rewrite`
+ * makes of each frame instead.
+ */
+async function proxyTo(
+  target: string,
+  rewrite?: (frame: Frame) => Uint8Array,
+): Promise<{ address: string; forwarded: () => number; cut: () => void; cutWhen: (cond: () => boolean) => Promise<number> }> {
   const [host, port] = target.split(':');
   const sockets = new Set<net.Socket>();
   let forwarded = 0;
@@ -79,7 +87,13 @@ async function proxyTo(target: string): Promise<{ address: string; forwarded: ()
   const server = net.createServer((client) => {
     const upstream = net.connect({ host, port: Number(port) });
     sockets.add(client).add(upstream);
+    const reader = new FrameReader();
+    reader.frameBytesLimit = frameBytesMax;
     client.on('data', (chunk: Buffer) => {
+      if (rewrite !== undefined) {
+        for (const f of reader.push(chunk)) upstream.write(rewrite(f));
+        return;
+      }
       forwarded += chunk.length;
       // Cut before forwarding the chunk that crosses the line, so the stream is surely mid-way.
       if (pending?.cond()) {
@@ -155,4 +169,50 @@ describe('a snapshot stream over TCP', () => {
     expect(caughtUpAfterMs).toBeLessThan(catchUpAfterCutMsMax);
     expect(joiner.kv.hashKV(0)).toEqual(leader.kv.hashKV(0));
   });
+});
+
+/** The frame as it was sent; a StreamChunk's pairs go through `change` first. */
+function reframe(f: Frame, change: (pairs: Uint8Array) => Uint8Array = (p) => p): Uint8Array {
+  if (f.type !== FrameType.StreamChunk) return encodeFrame(f.type, f.payload);
+  const pairs = change(f.pairs!);
+  const payload = new Uint8Array(f.payload.length + pairs.length);
+  payload.set(f.payload);
+  payload.set(pairs, f.payload.length);
+  return encodeFrame(f.type, payload);
+}
+
+describe('a snapshot stream chunk damaged on the way (StreamChunk frames)', () => {
+  // The TCP checksum would catch this on a real wire; the stream's own CRC-32C and the pair
+  // framing must catch it anyway (a bug, a broken middlebox): the receiver refuses the stream,
+  // adopts nothing, and the retry completes with the leader's data.
+  for (const [what, change, reason] of [
+    ['a flipped byte', (p: Uint8Array) => (p.length > 1000 ? p.map((x, i) => (i === 1000 ? x ^ 0x40 : x)) : p), /checksum mismatch after chunk \d+/],
+    ['truncated pairs', (p: Uint8Array) => (p.length > 1000 ? p.subarray(0, p.length - 700) : p), /pair at byte \d+ overruns the \d+-byte chunk/],
+  ] as const) {
+    it(`with ${what} is refused, never adopted, and the retry completes`, { timeout: 150_000 }, async () => {
+      const leader = await start(1, [1]);
+      await waitFor('leadership', () => leader.kv.member.isLeader(), 20_000);
+      const joiner = await start(2, []);
+      let damaged = 0;
+      const proxy = await proxyTo(joiner.transport.addressString, (f) => {
+        if (f.type !== FrameType.StreamChunk || damaged > 0 || f.pairs!.length <= 1000) return reframe(f);
+        damaged++;
+        return reframe(f, change);
+      });
+      leader.transport.addPeer(2, proxy.address);
+      joiner.transport.addPeer(1, leader.transport.addressString);
+      const value = 'x'.repeat(2048);
+      for (let i = 0; i < 100; i++) await leader.kv.put({ key: b(`k/${i}`), value: b(value) });
+      await leader.kv.addMember(2, ['http://joiner'], true);
+
+      await waitFor('the joiner caught up', () => joiner.kv.mvcc.currentRevision === leader.kv.mvcc.currentRevision, 60_000, 20);
+      expect(damaged).toBe(1);
+      const refusals = joiner.logs.filter((l) => l.includes('snapshot stream 1 from member 1'));
+      expect(refusals.join('\n'), joiner.logs.join('\n')).toMatch(reason);
+      expect(leader.kv.member.snapshotStreams.sendFailed).toBe(1);
+      await waitFor('the second stream done', () => leader.kv.member.snapshotStreams.sent === 1, 20_000);
+      expect(joiner.kv.member.snapshotStreams.received).toBe(1);
+      expect(joiner.kv.hashKV(0)).toEqual(leader.kv.hashKV(0));
+    });
+  }
 });

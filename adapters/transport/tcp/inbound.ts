@@ -16,6 +16,7 @@ import {
   FramingError,
   clusterTokenBytesMax,
   decodeHello,
+  decodeStreamChunk,
   decodeSnapshotHead,
   encodeFrame,
   frameHeader,
@@ -113,7 +114,7 @@ export class InboundConnection {
     if (this.stallTimer) this.refreshStallTimer();
     try {
       for (const f of this.reader.push(chunk)) {
-        this.onFrame(f.type, f.payload);
+        this.onFrame(f.type, f.payload, f.pairs);
         if (this.refused || this.socket.destroyed) return;
       }
     } catch (err) {
@@ -123,7 +124,7 @@ export class InboundConnection {
     }
   }
 
-  private onFrame(type: FrameType, payload: Uint8Array): void {
+  private onFrame(type: FrameType, payload: Uint8Array, pairs: Uint8Array | undefined): void {
     if (this.peer === 0) {
       if (type !== FrameType.Hello) throw new FramingError(`first frame is ${FrameType[type]}, not Hello`);
       this.onHello(payload);
@@ -139,6 +140,12 @@ export class InboundConnection {
         return this.onSnapshotHead(payload);
       case FrameType.SnapshotChunk:
         return this.onSnapshotChunk(payload);
+      case FrameType.StreamChunk: {
+        const m = decodeStreamChunk(payload, pairs ?? new Uint8Array(0));
+        if (typeof m === 'string') this.o.log('warn', `tcp transport ${this.o.selfId}: dropped snapshot stream chunk from ${this.who()}: ${m}`);
+        else this.maybeDeliver(m);
+        return;
+      }
       default:
         throw new FramingError(`unexpected ${FrameType[type]} frame after the handshake`);
     }

@@ -11,7 +11,7 @@ import { MessageType, isLocalMessage, type MemberId, type Message } from '../../
 import type { DeliveryReport, DeliveryReports, Transport } from '../../../src/seams.ts';
 import { PeerFaults } from '../fault-switch.ts';
 import { UnreachableReports } from '../unreachable-reports.ts';
-import { clusterTokenBytesMax, frameBytesMax, isMemberId, snapshotBytesMax, snapshotChunkBytes } from './frame.ts';
+import { chunkHeaderBytes, clusterTokenBytesMax, encodeStreamChunkHead, frameBytesMax, isMemberId, snapshotBytesMax, snapshotChunkBytes } from './frame.ts';
 import { InboundConnection } from './inbound.ts';
 import { PeerLink, defaultLinkBounds, type LinkBounds, type LogFn } from './peer-link.ts';
 
@@ -243,6 +243,16 @@ export class TcpTransport implements Transport, DeliveryReports {
       }
       const head = encodeMessage({ ...m, snapshot: { metadata: m.snapshot.metadata, data: new Uint8Array(0) } });
       link.enqueueSnapshot(head, m.snapshot.data);
+      return;
+    }
+    if (m.type === MessageType.SnapChunk) {
+      const pairs = m.context ?? new Uint8Array(0);
+      if (chunkHeaderBytes + pairs.length + 1 > this.frameBytesMax) {
+        this.log('warn', `tcp transport ${this.o.id}: dropped a snapshot stream chunk of ${pairs.length} bytes to ${m.to}: exceeds frameBytesMax ${this.frameBytesMax}`);
+        this.unreachable.note(m.to);
+        return;
+      }
+      link.enqueueStreamChunk(encodeStreamChunkHead(m), pairs);
       return;
     }
     const payload = encodeMessage(m);

@@ -67,6 +67,8 @@ const writeBatchBytesMax = 256 * 1024;
 
 type Item =
   | { kind: 'message'; payload: Uint8Array; bytes: number }
+  /** A StreamChunk frame: `head` (frame and chunk headers), then `pairs` written as they are. */
+  | { kind: 'chunk'; head: Uint8Array; pairs: Uint8Array; bytes: number }
   | { kind: 'snapshot'; head: Uint8Array; data: Uint8Array; bytes: number };
 
 /** A snapshot being written: the next data offset to send. */
@@ -114,6 +116,11 @@ export class PeerLink {
 
   enqueueMessage(payload: Uint8Array): void {
     this.push({ kind: 'message', payload, bytes: payload.length + frameHeaderBytes });
+  }
+
+  /** `head` is encodeStreamChunkHead's; the pairs are written after it, not copied (nor changed meanwhile). */
+  enqueueStreamChunk(head: Uint8Array, pairs: Uint8Array): void {
+    this.push({ kind: 'chunk', head, pairs, bytes: head.length + pairs.length });
   }
 
   /** `messageWithoutData` is the encoded Snap message with empty snapshot data. */
@@ -191,12 +198,17 @@ export class PeerLink {
         const next = this.queue.length > 0 ? this.queue.at(0) : null;
         if (next && next.kind === 'message') {
           this.writeMessages(s);
+        } else if (next && next.kind === 'chunk') {
+          this.queue.shift();
+          if (this.o.isBlocked()) continue;
+          s.write(next.head);
+          if (next.pairs.length > 0) s.write(next.pairs);
         } else if (this.stream) {
           const { data, offset } = this.stream;
           const end = Math.min(offset + snapshotChunkBytes, data.length);
           this.writeFrame(s, FrameType.SnapshotChunk, data.subarray(offset, end));
           this.stream = end === data.length ? null : { data, offset: end };
-        } else if (next) {
+        } else if (next && next.kind === 'snapshot') {
           this.queue.shift();
           if (this.o.isBlocked()) continue;
           this.writeFrame(s, FrameType.SnapshotHead, next.head);
