@@ -106,7 +106,7 @@ class SharedEvents {
   }
   /**
    * The event as a one-event list, one array for every watcher whose response holds only it:
-   * the gRPC server encodes a response once for all watchers that share its list and watch id.
+   * a transport can encode a response once for all watchers that share its list and watch id.
    */
   alone(prevKv: boolean): readonly Event[] {
     if (prevKv) return (this.withPrevAlone ??= [this.get(true)]);
