@@ -45,6 +45,8 @@ export interface GrpcStream {
   on(event: 'close' | 'drain' | 'end' | 'error', fn: () => void): this;
   off(event: 'drain', fn: () => void): this;
   once(event: 'wantTrailers', fn: () => void): this;
+  /** meshkv's server only: this stream's frames go after the turn's other frames (h2/connection.ts). */
+  deferWrites?(): void;
 }
 
 /** One registered method: how its messages are read and written, and what answers it. */
@@ -150,6 +152,16 @@ export class Call {
     if (this.gone) return false;
     this.sendHeaders();
     return this.stream.write(frame(this.method.encode(res)));
+  }
+
+  /**
+   * Sends one response message already in gRPC's framing (`framedMessage`): the same bytes may
+   * go to many calls. False when the client's buffer is full (wait for drained()).
+   */
+  writeFramed(framed: Buffer): boolean {
+    if (this.gone) return false;
+    this.sendHeaders();
+    return this.stream.write(framed);
   }
 
   /** Ends the call with status OK, after the messages written so far. */
@@ -304,6 +316,19 @@ export class Call {
   }
 }
 
+/** Bytes before each message: the compressed flag and the message's length. */
+export const grpcPrefixBytes = prefixBytes;
+
+/**
+ * Writes the gRPC prefix into the first grpcPrefixBytes of `buf`, whose rest is one message
+ * (never compressed), and returns `buf`.
+ */
+export function framedMessage(buf: Buffer): Buffer {
+  buf[0] = 0;
+  buf.writeUInt32BE(buf.length - prefixBytes, 1);
+  return buf;
+}
+
 function frame(message: Buffer): Buffer {
   const out = Buffer.allocUnsafe(prefixBytes + message.length);
   out[0] = 0;
@@ -403,6 +428,8 @@ export class GrpcH2Server {
       const known = slash > 0 && [...this.methods.keys()].some((p) => p.startsWith(`/${service}/`));
       return refuse(stream, 200, Status.Unimplemented, known ? `unknown method ${path.slice(slash + 1)} for service ${service}` : `unknown service ${service}`);
     }
+    // A streaming call's messages (watch events) wait for the unary answers of the same turn.
+    if (method.kind !== 'unary') stream.deferWrites?.();
     const call = new Call(stream, headers, method, this.options.receiveBytesMax);
     let timeoutMs: number | undefined;
     try {

@@ -9,7 +9,8 @@ import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
 import { MvccError } from '../../src/mvcc/errors.ts';
 import * as codec from './proto-codec.ts';
-import { GrpcH2Server, type Call, type Method } from './grpc-h2.ts';
+import { framedMessage, grpcPrefixBytes, GrpcH2Server, type Call, type Method } from './grpc-h2.ts';
+import type { Event, WatchResponse } from '../../src/mvcc/types.ts';
 
 /**
  * etcd lets gRPC receive this much above the request limit, so its own error wins below it;
@@ -127,7 +128,41 @@ function requireLeader(api: EtcdApi, handler: (call: Call) => void): (call: Call
   };
 }
 
+/**
+ * Event responses in gRPC framing, each encoded once for every watcher that gets the same one:
+ * the watch hub hands all watchers of a revision the same one-event list, and clients number
+ * each stream's watchers from 0, so 100 streams watching a prefix cost one encoding per event,
+ * not 100. Entries live as long as their event list (a WeakMap).
+ */
+class SharedWatchMessages {
+  private readonly byEvents = new WeakMap<readonly Event[], { header: codec.HeaderWire; byWatchId: Map<number, Buffer> }>();
+
+  framed(header: codec.HeaderWire, r: WatchResponse): Buffer {
+    let entry = this.byEvents.get(r.events);
+    if (entry === undefined || !sameHeader(entry.header, header)) {
+      entry = { header, byWatchId: new Map() };
+      this.byEvents.set(r.events, entry);
+    }
+    let framed = entry.byWatchId.get(r.watchId);
+    if (framed === undefined) {
+      framed = framedMessage(codec.encodeWatchResponse(header, r, grpcPrefixBytes));
+      entry.byWatchId.set(r.watchId, framed);
+    }
+    return framed;
+  }
+}
+
+function sameHeader(a: codec.HeaderWire, b: codec.HeaderWire): boolean {
+  return a.revision === b.revision && a.raft_term === b.raft_term && a.member_id === b.member_id && a.cluster_id === b.cluster_id;
+}
+
+/** An event response: its bytes depend only on the header, the watch id and the events. */
+function isEventResponse(r: WatchResponse): boolean {
+  return r.events.length > 0 && !r.created && !r.canceled && r.compactRevision === 0 && r.cancelReason === '';
+}
+
 function watch(api: EtcdApi): (call: Call) => void {
+  const shared = new SharedWatchMessages();
   return withUser(api, (call, user) => {
     let caller;
     try {
@@ -140,7 +175,9 @@ function watch(api: EtcdApi): (call: Call) => void {
       // Flow control: event responses wait (and are re-read from history) while the client's
       // buffer is full; control responses always go out.
       if (r.events.length > 0 && call.needsDrain) return false;
-      call.write(codec.encodeWatchResponse(api.header(r.header.revision), r));
+      const header = api.header(r.header.revision);
+      if (isEventResponse(r)) call.writeFramed(shared.framed(header, r));
+      else call.write(codec.encodeWatchResponse(header, r));
       return true;
     }, caller);
     call.onClose(() => session.close());

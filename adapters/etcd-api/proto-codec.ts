@@ -756,7 +756,11 @@ function eventField(e: Event): Uint8Array {
   return bytes;
 }
 
-export function encodeWatchResponse(header: HeaderWire, r: WatchResponse): Buffer {
+/**
+ * `leadingBytes` are left unwritten before the message, for a transport's framing (the gRPC
+ * message prefix), so the message needs no copy to be sent.
+ */
+export function encodeWatchResponse(header: HeaderWire, r: WatchResponse, leadingBytes = 0): Buffer {
   const hSize = headers.size(header);
   const reasonBytes = r.cancelReason === '' ? 0 : Buffer.byteLength(r.cancelReason);
   let size =
@@ -768,8 +772,8 @@ export function encodeWatchResponse(header: HeaderWire, r: WatchResponse): Buffe
     (reasonBytes === 0 ? 0 : 1 + varintSize(reasonBytes) + reasonBytes);
   const events = r.events.map(eventField);
   for (const e of events) size += e.length;
-  const buf = Buffer.allocUnsafe(size);
-  let pos = headerField(buf, 0, header, hSize);
+  const buf = Buffer.allocUnsafe(leadingBytes + size);
+  let pos = headerField(buf, leadingBytes, header, hSize);
   pos = writeNumberField(buf, pos, (2 << 3) | VARINT, r.watchId);
   pos = writeBoolField(buf, pos, (3 << 3) | VARINT, r.created);
   pos = writeBoolField(buf, pos, (4 << 3) | VARINT, r.canceled);
@@ -783,7 +787,7 @@ export function encodeWatchResponse(header: HeaderWire, r: WatchResponse): Buffe
     buf.set(e, pos);
     pos += e.length;
   }
-  if (pos !== size) throw new Error(`proto-codec: wrote ${pos} bytes of a ${size}-byte watch response`);
+  if (pos !== leadingBytes + size) throw new Error(`proto-codec: wrote ${pos - leadingBytes} bytes of a ${size}-byte watch response`);
   return buf;
 }
 

@@ -257,5 +257,6 @@ export interface WatchResponse {
   /** Set (non-zero) when the watch's start revision was compacted; the watch is canceled. */
   compactRevision: number;
   cancelReason: string;
-  events: Event[];
+  /** Read-only: watchers of the same revision may share one list. */
+  events: readonly Event[];
 }

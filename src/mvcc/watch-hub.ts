@@ -57,6 +57,11 @@ function response(watchId: number, revision: number, fields: Partial<WatchRespon
   };
 }
 
+/** An event response: the common case of `response`, without its spread. */
+function eventsResponse(watchId: number, revision: number, events: readonly Event[]): WatchResponse {
+  return { header: { revision }, watchId, created: false, canceled: false, compactRevision: 0, cancelReason: '', events };
+}
+
 /** A put that creates its key: etcd never attaches prev_kv to it. */
 function isCreate(record: Record): boolean {
   return record.version !== 0 && record.createRevision === record.main;
@@ -87,6 +92,8 @@ class SharedEvents {
   private kv: KeyValue | null = null;
   private plain: Event | null = null;
   private withPrev: Event | null = null;
+  private plainAlone: readonly Event[] | null = null;
+  private withPrevAlone: readonly Event[] | null = null;
   constructor(
     readonly change: Change,
     private readonly store: KvStore,
@@ -96,6 +103,14 @@ class SharedEvents {
     const kv = (this.kv ??= this.store.keyValue(record));
     if (prevKv) return (this.withPrev ??= eventOf(this.store, record, kv, true));
     return (this.plain ??= eventOf(this.store, record, kv, false));
+  }
+  /**
+   * The event as a one-event list, one array for every watcher whose response holds only it:
+   * a transport can encode a response once for all watchers that share its list and watch id.
+   */
+  alone(prevKv: boolean): readonly Event[] {
+    if (prevKv) return (this.withPrevAlone ??= [this.get(true)]);
+    return (this.plainAlone ??= [this.get(false)]);
   }
 }
 
@@ -121,7 +136,8 @@ export class WatchHub {
   notify(revision: number, changes: readonly Change[]): void {
     if (this.syncedByKey.size === 0 && this.syncedRanges.size === 0) return;
     const store = this.store();
-    const batches = new Map<Watcher, Event[]>();
+    // A watcher's list is its first event's shared one-event list until a second event comes.
+    const batches = new Map<Watcher, readonly Event[]>();
     for (const change of changes) {
       // Events are built once per change and shared by every watcher (they are read-only).
       const events = new SharedEvents(change, store);
@@ -130,7 +146,7 @@ export class WatchHub {
       for (const w of this.syncedRanges) this.collect(batches, w, revision, events);
     }
     for (const [watcher, events] of batches) {
-      if (watcher.stream.sink.send(response(watcher.id, revision, { events }))) {
+      if (watcher.stream.sink.send(eventsResponse(watcher.id, revision, events))) {
         watcher.nextRevision = revision + 1;
       } else {
         watcher.nextRevision = revision;
@@ -139,11 +155,13 @@ export class WatchHub {
     }
   }
 
-  private collect(batches: Map<Watcher, Event[]>, w: Watcher, revision: number, shared: SharedEvents): void {
+  private collect(batches: Map<Watcher, readonly Event[]>, w: Watcher, revision: number, shared: SharedEvents): void {
     if (revision < w.nextRevision || !wants(w, shared.change.record)) return;
-    let events = batches.get(w);
-    if (events === undefined) batches.set(w, (events = []));
-    events.push(shared.get(w.prevKv));
+    const events = batches.get(w);
+    if (events === undefined) batches.set(w, shared.alone(w.prevKv));
+    // A one-event list is the shared one: the watcher's second event gets it a list of its own.
+    else if (events.length === 1) batches.set(w, [events[0]!, shared.get(w.prevKv)]);
+    else (events as Event[]).push(shared.get(w.prevKv));
   }
 
   /**

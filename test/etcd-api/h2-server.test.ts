@@ -20,6 +20,8 @@ interface Codec {
   responseDeserialize(b: Buffer): Wire;
 }
 const Range = (packageDefinition['etcdserverpb.KV'] as unknown as Record<string, Codec>).Range!;
+const Put = (packageDefinition['etcdserverpb.KV'] as unknown as Record<string, Codec>).Put!;
+const Watch = (packageDefinition['etcdserverpb.Watch'] as unknown as Record<string, Codec>).Watch!;
 
 interface Frame {
   type: number;
@@ -159,6 +161,33 @@ describe("meshkv's own HTTP/2 server over raw sockets", () => {
     const pong = await c.next('PING ack', (f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0);
     expect(pong.payload.toString()).toBe('12345678');
     c.close();
+  });
+
+  it("answers a put ahead of the watch events it causes on the same connection; each watcher's response carries its own watch id", async () => {
+    const c = new RawClient(port).start();
+    const call = (path: string) => ({ ...rangeHeaders(s.endpoint), ':path': path });
+    const create = grpcMessage(Watch.requestSerialize({ create_request: { key: Buffer.from('order/'), range_end: Buffer.from('order0') } }));
+    // Stream 1: watchers 0 and 1; stream 3: watcher 0, whose response matches stream 1's first.
+    c.headers(1, call('/etcdserverpb.Watch/Watch')).send(frame(FrameType.DATA, 0, 1, Buffer.concat([create, create])));
+    c.headers(3, call('/etcdserverpb.Watch/Watch')).send(frame(FrameType.DATA, 0, 3, create));
+    const dataOn = (id: number) => c.frames.filter((f) => f.type === FrameType.DATA && f.streamId === id);
+    await waitFor('three created responses', () => dataOn(1).length === 2 && dataOn(3).length === 1, 10_000);
+    c.headers(5, call('/etcdserverpb.KV/Put'));
+    c.send(frame(FrameType.DATA, Flag.END_STREAM, 5, grpcMessage(Put.requestSerialize({ key: Buffer.from('order/a'), value: Buffer.from('v') }))));
+    await waitFor('the events', () => dataOn(1).length === 4 && dataOn(3).length === 2, 10_000);
+    const put = c.frames.findIndex((f) => f.type === FrameType.DATA && f.streamId === 5);
+    const events = [dataOn(1)[2]!, dataOn(1)[3]!, dataOn(3)[1]!];
+    expect(put).toBeGreaterThanOrEqual(0);
+    for (const e of events) expect(c.frames.indexOf(e)).toBeGreaterThan(put);
+    const decoded = events.map((e) => Watch.responseDeserialize(e.payload.subarray(5)));
+    expect(decoded.map((d) => [Number(d.watch_id), d.events.map((e: Wire) => `${e.kv.key}=${e.kv.value}`)])).toEqual([
+      [0, ['order/a=v']],
+      [1, ['order/a=v']],
+      [0, ['order/a=v']],
+    ]);
+    const revision = Number(Put.responseDeserialize(dataOn(5)[0]!.payload.subarray(5)).header.revision);
+    for (const d of decoded) expect(Number(d.header.revision)).toBe(revision);
+    c.send(goawayFrame(5, ErrorCode.NO_ERROR, ''));
   });
 
   it('takes 1500 concurrent puts from the etcd3 client on one connection', async () => {

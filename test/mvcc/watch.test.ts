@@ -68,6 +68,28 @@ describe('watch hub', () => {
     ]);
   });
 
+  it("watchers of one event share it; a watcher with more of the txn's events gets them all, the others still one", () => {
+    const h = new Harness();
+    const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()];
+    const [onA, alsoOnA, prefix] = sinks.map((sink) => h.sm.watchHub.openStream(sink));
+    onA!.watch({ key: b('p/a') });
+    alsoOnA!.watch({ key: b('p/a') });
+    prefix!.watch({ key: b('p/'), rangeEnd: b('p0') });
+    h.ok({
+      kind: 'txn',
+      request: { success: [{ requestPut: { key: b('p/a'), value: b('1') } }, { requestPut: { key: b('p/b'), value: b('2') } }] },
+    });
+    h.put('p/a', '3');
+    const events = (i: number) => sinks[i]!.events(0).map((e) => `${e.key}=${e.value}@${e.mod}`);
+    expect(events(0)).toEqual(['p/a=1@2', 'p/a=3@3']);
+    expect(events(1)).toEqual(['p/a=1@2', 'p/a=3@3']);
+    expect(events(2)).toEqual(['p/a=1@2', 'p/b=2@2', 'p/a=3@3']);
+    // The single-event responses of a revision share one list (a transport encodes it once).
+    const at = (i: number, revision: number) => sinks[i]!.responses.find((r) => r.header.revision === revision && r.events.length > 0)!;
+    expect(at(0, 2).events).toBe(at(1, 2).events);
+    expect(at(0, 3).events).toBe(at(2, 3).events);
+  });
+
   it('replays history from a start revision, then continues live, with no gaps or duplicates', () => {
     const h = new Harness();
     for (let i = 0; i < 10; i++) h.put('k', `${i}`); // revisions 2..11

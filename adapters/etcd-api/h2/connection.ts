@@ -110,6 +110,8 @@ export class H2Stream extends EventEmitter {
   recvWindow: number;
   /** Received bytes handed to the reader but not yet returned to the client as window. */
   private consumed = 0;
+  /** This stream's frames go out after the turn's other frames (see deferWrites). */
+  private deferred = false;
 
   constructor(
     private readonly conn: H2Connection,
@@ -118,6 +120,16 @@ export class H2Stream extends EventEmitter {
     super();
     this.sendWindow = conn.peerInitialWindow;
     this.recvWindow = conn.limits.streamWindowBytes;
+  }
+
+  /**
+   * Sends this stream's frames after the frames other streams queue in the same turn, in a
+   * write of their own: for streams of many messages (watch), so that the answers to unary
+   * calls queued alongside — a put whose events the watch streams carry — reach the client
+   * first. Order within the stream is kept. Called before the stream sends anything.
+   */
+  deferWrites(): void {
+    this.deferred = true;
   }
 
   get writableNeedDrain(): boolean {
@@ -176,7 +188,7 @@ export class H2Stream extends EventEmitter {
   respond(headers: OutgoingHeaders, options: { endStream?: boolean; waitForTrailers?: boolean } = {}): void {
     if (this.destroyed || this.localEnded) return;
     this.waitForTrailers = options.waitForTrailers === true;
-    this.conn.sendHeaders(this.id, headerBlock(headers), options.endStream === true);
+    this.conn.sendHeaders(this.id, headerBlock(headers), options.endStream === true, this.deferred);
     if (options.endStream) this.localClosed();
   }
 
@@ -221,8 +233,8 @@ export class H2Stream extends EventEmitter {
     this.conn.sendWindow -= data.length;
     // No empty DATA frame ahead of trailers: Node counts those as invalid frames (an
     // empty-frame flood, CVE-2019-9518) and ends the connection after 1000.
-    if (data.length > 0 || (endStream && trailers === null)) this.conn.sendData(this.id, data, endStream && trailers === null);
-    if (trailers !== null) this.conn.sendHeaders(this.id, trailers, true);
+    if (data.length > 0 || (endStream && trailers === null)) this.conn.sendData(this.id, data, endStream && trailers === null, this.deferred);
+    if (trailers !== null) this.conn.sendHeaders(this.id, trailers, true, this.deferred);
     if (endStream) this.localClosed();
     return true;
   }
@@ -258,14 +270,14 @@ export class H2Stream extends EventEmitter {
     if (this.remoteEnded) return this.close();
     // The response is complete while the client may still be sending (a call that failed
     // early): tell it to stop, as gRPC servers do (RFC 9113 §8.1).
-    this.conn.send(rstStreamFrame(this.id, ErrorCode.NO_ERROR));
+    this.conn.send(rstStreamFrame(this.id, ErrorCode.NO_ERROR), this.deferred);
     this.close();
   }
 
   /** Resets the stream with `code` (a stream error, or the server abandoning it). */
   reset(code: number): void {
     if (this.destroyed) return;
-    this.conn.send(rstStreamFrame(this.id, code));
+    this.conn.send(rstStreamFrame(this.id, code), this.deferred);
     this.close();
   }
 
@@ -302,6 +314,9 @@ export class H2Connection {
   private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; bytes: number } | null = null;
   private out: Buffer[] = [];
   private flushScheduled = false;
+  /** Frames of deferred streams (H2Stream.deferWrites), written after `out` in a later phase. */
+  private later: Buffer[] = [];
+  private laterScheduled = false;
   private closed = false;
 
   constructor(
@@ -328,9 +343,21 @@ export class H2Connection {
     socket.on('end', () => this.destroy());
   }
 
-  /** Queues bytes for the socket; all of a turn's frames go out in one write. */
-  send(bytes: Buffer): void {
+  /**
+   * Queues bytes for the socket; all of a turn's frames go out in one write, at the end of the
+   * turn's microtasks. `deferred` bytes go in a second write once the turn's I/O callbacks are
+   * done (setImmediate), after every frame queued before it.
+   */
+  send(bytes: Buffer, deferred = false): void {
     if (this.closed) return;
+    if (deferred) {
+      this.later.push(bytes);
+      if (!this.laterScheduled) {
+        this.laterScheduled = true;
+        setImmediate(() => this.flushLater());
+      }
+      return;
+    }
     this.out.push(bytes);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -346,30 +373,48 @@ export class H2Connection {
     this.socket.write(out);
   }
 
-  sendHeaders(streamId: number, block: Buffer, endStream: boolean): void {
+  private flushLater(): void {
+    this.laterScheduled = false;
+    this.promoteLater();
+    this.flush();
+  }
+
+  /** Moves the deferred frames into the next write, behind what it holds. */
+  private promoteLater(): void {
+    if (this.later.length === 0) return;
+    for (const bytes of this.later) this.out.push(bytes);
+    this.later = [];
+  }
+
+  sendHeaders(streamId: number, block: Buffer, endStream: boolean, deferred = false): void {
     const flags = endStream ? Flag.END_STREAM : 0;
-    if (block.length <= this.peerFrameBytesMax) return this.send(frame(FrameType.HEADERS, flags | Flag.END_HEADERS, streamId, block));
+    if (block.length <= this.peerFrameBytesMax) return this.send(frame(FrameType.HEADERS, flags | Flag.END_HEADERS, streamId, block), deferred);
     let at = 0;
     let type: number = FrameType.HEADERS;
     while (at < block.length) {
       const piece = block.subarray(at, at + this.peerFrameBytesMax);
       at += piece.length;
-      this.send(frame(type, (type === FrameType.HEADERS ? flags : 0) | (at === block.length ? Flag.END_HEADERS : 0), streamId, piece));
+      this.send(frame(type, (type === FrameType.HEADERS ? flags : 0) | (at === block.length ? Flag.END_HEADERS : 0), streamId, piece), deferred);
       type = FrameType.CONTINUATION;
     }
   }
 
-  /** DATA frames for `data`, already within the windows; gRPC's small messages make one frame. */
-  sendData(streamId: number, data: Buffer, endStream: boolean): void {
+  /**
+   * DATA frames for `data`, already within the windows; gRPC's small messages make one frame.
+   * `data` is queued as it is, not copied (the flush copies once): one watch message's bytes
+   * may be queued for many streams.
+   */
+  sendData(streamId: number, data: Buffer, endStream: boolean, deferred = false): void {
     if (data.length <= this.peerFrameBytesMax) {
-      const out = Buffer.allocUnsafe(frameHeaderBytes + data.length);
-      writeFrameHeader(out, 0, data.length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId);
-      data.copy(out, frameHeaderBytes);
-      return this.send(out);
+      const header = Buffer.allocUnsafe(frameHeaderBytes);
+      writeFrameHeader(header, 0, data.length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId);
+      this.send(header, deferred);
+      if (data.length > 0) this.send(data, deferred);
+      return;
     }
     for (let at = 0; at < data.length; at += this.peerFrameBytesMax) {
       const piece = data.subarray(at, at + this.peerFrameBytesMax);
-      this.send(frame(FrameType.DATA, endStream && at + piece.length === data.length ? Flag.END_STREAM : 0, streamId, piece));
+      this.send(frame(FrameType.DATA, endStream && at + piece.length === data.length ? Flag.END_STREAM : 0, streamId, piece), deferred);
     }
   }
 
@@ -381,6 +426,7 @@ export class H2Connection {
   /** Ends the connection: GOAWAY with `code`, then the socket's end (cut after closeGraceMs). */
   goaway(code: number, debug: string): void {
     if (this.closed) return;
+    this.promoteLater();
     this.send(goawayFrame(this.lastStreamId, code, debug));
     this.flush();
     this.shutDown();
@@ -506,6 +552,8 @@ export class H2Connection {
         // HEADER_TABLE_SIZE: our encoder never uses the dynamic table. The rest bind the client.
       }
     }
+    // DATA already queued was sized by the old settings: it goes ahead of the acknowledgement.
+    this.promoteLater();
     this.send(frame(FrameType.SETTINGS, Flag.ACK, 0));
     this.resumeBlocked();
   }
