@@ -1,7 +1,8 @@
 // A hand-written protobuf codec for etcd's hot gRPC messages: requests decode straight into the
 // core's request types (src/mvcc/types.ts) and responses encode straight from the core's
 // responses, with no snake_case objects and no int64 strings in between (protobufjs via
-// proto.ts still serves every other message, and the JSON gateway).
+// proto.ts, loaded on first use by proto-load.ts, still serves every other message, and the
+// JSON gateway).
 //
 // Field numbers are etcd's (proto/rpc.proto, proto/kv.proto). Decoding follows proto3: fields
 // in any order, a repeated scalar packed or not, the last of repeated singular fields wins,
