@@ -7,7 +7,7 @@ import { checkHealth } from './health.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { etcdVersion, Status, toApiError, type EtcdApi } from './api.ts';
 import type { Rpc } from './auth-gate.ts';
-import { JsonMappingError, messageFromJson, messageToJson } from './proto.ts';
+import { loadProto } from './proto-load.ts';
 import { watchRequest } from './server-wire.ts';
 
 /** Largest request body accepted; etcd's request limit plus room for base64 and JSON. */
@@ -162,11 +162,13 @@ async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unkn
   }
 }
 
-function parseRequest(res: ServerResponse, typeName: string, json: unknown): Wire | undefined {
+type Proto = Awaited<ReturnType<typeof loadProto>>;
+
+function parseRequest(proto: Proto, res: ServerResponse, typeName: string, json: unknown): Wire | undefined {
   try {
-    return messageFromJson(typeName, json, 'request');
+    return proto.messageFromJson(typeName, json, 'request');
   } catch (err) {
-    if (!(err instanceof JsonMappingError)) throw err;
+    if (!(err instanceof proto.JsonMappingError)) throw err;
     sendError(res, Status.InvalidArgument, err.message, 400);
     return undefined;
   }
@@ -228,6 +230,7 @@ export class JsonObjectSplitter {
  * body is a stream of WatchRequest objects (create, cancel, progress), read as they arrive.
  */
 async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const proto = await loadProto();
   let session: ReturnType<EtcdApi['openWatch']> | null = null;
   const splitter = new JsonObjectSplitter();
   const decoder = new TextDecoder();
@@ -258,9 +261,9 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
     for (const text of texts) {
       let wire: Wire;
       try {
-        wire = messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
+        wire = proto.messageFromJson('etcdserverpb.WatchRequest', JSON.parse(text), 'request');
       } catch (err) {
-        const message = err instanceof JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
+        const message = err instanceof proto.JsonMappingError ? err.message : `malformed JSON body: ${(err as Error).message}`;
         return fail(Status.InvalidArgument, message);
       }
       if (session === null) {
@@ -278,7 +281,7 @@ async function serveWatch(api: EtcdApi, req: IncomingMessage, res: ServerRespons
         session = api.openWatch((r) => {
           if (res.destroyed || res.writableEnded) return false;
           if (r.events.length > 0 && res.writableNeedDrain) return false;
-          res.write(JSON.stringify({ result: messageToJson('etcdserverpb.WatchResponse', api.watchResponse(r)) }) + '\n');
+          res.write(JSON.stringify({ result: proto.messageToJson('etcdserverpb.WatchResponse', api.watchResponse(r)) }) + '\n');
           return true;
         }, caller);
         const opened = session;
@@ -361,7 +364,8 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): 
   if (req.method !== 'POST') return sendText(res, 405, 'Method Not Allowed\n');
   const json = await readJson(req, res);
   if (json === undefined) return;
-  const wire = parseRequest(res, route.request, json);
+  const proto = await loadProto();
+  const wire = parseRequest(proto, res, route.request, json);
   if (wire === undefined) return;
   let answer: Wire;
   try {
@@ -371,5 +375,5 @@ async function handle(api: EtcdApi, req: IncomingMessage, res: ServerResponse): 
     const e = toApiError(err);
     return sendError(res, e.code, e.message);
   }
-  sendJson(res, 200, messageToJson(route.response, answer));
+  sendJson(res, 200, proto.messageToJson(route.response, answer));
 }

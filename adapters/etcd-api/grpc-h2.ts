@@ -13,7 +13,7 @@
 //
 // Errors keep grpc-go's wording, which is what etcd's clients see from etcd itself.
 
-import * as http2 from 'node:http2';
+import type * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { Status, toApiError } from './errors.ts';
 import { H2Server } from './h2/connection.ts';
@@ -337,7 +337,8 @@ function frame(message: Buffer): Buffer {
   return out;
 }
 
-function unmarshalError(err: unknown): GrpcStatusError {
+/** grpc-go's status for request bytes that are not the method's message. */
+export function unmarshalError(err: unknown): GrpcStatusError {
   return new GrpcStatusError(Status.Internal, `grpc: error unmarshalling request: ${err instanceof Error ? err.message : String(err)}`);
 }
 
@@ -368,24 +369,30 @@ export interface GrpcH2Options {
 export class GrpcH2Server {
   private readonly methods = new Map<string, Method>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly server: http2.Http2Server;
+  /** Exactly one of the two serves: node:http2 is loaded only when asked for (a few MB of a member's memory). */
+  private readonly server: http2.Http2Server | null;
   private readonly own: H2Server | null;
 
   constructor(private readonly options: GrpcH2Options) {
     this.own = options.ownHttp2 ? new H2Server((stream, headers) => this.serve(stream, headers as Headers)) : null;
-    this.server = http2.createServer({
+    this.server = options.ownHttp2 ? null : this.nodeServer();
+  }
+
+  private nodeServer(): http2.Http2Server {
+    const server = process.getBuiltinModule('node:http2').createServer({
       // Many watch streams share one connection; nghttp2's default budget (10 MB) would refuse
       // new streams with ENHANCE_YOUR_CALM under a large fan-out.
       maxSessionMemory: 1024,
       settings: { maxConcurrentStreams: 2 ** 31 - 1 },
     });
-    this.server.on('session', (session) => {
+    server.on('session', (session) => {
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
       // A protocol error ends that connection only; Node reports it here, and it must not throw.
       session.on('error', () => session.destroy());
     });
-    this.server.on('stream', (stream, headers) => this.serve(stream as GrpcStream, headers));
+    server.on('stream', (stream, headers) => this.serve(stream as GrpcStream, headers));
+    return server;
   }
 
   /** True when connections go to meshkv's own HTTP/2 server (they need no :authority shim). */
@@ -402,7 +409,7 @@ export class GrpcH2Server {
   /** Serves gRPC on a connection whose HTTP/2 preface has not been consumed. */
   inject(connection: Duplex): void {
     if (this.own !== null) this.own.inject(connection);
-    else this.server.emit('connection', connection);
+    else this.server!.emit('connection', connection);
   }
 
   /** Ends every connection (and so every call) at once. */

@@ -4,12 +4,12 @@
 
 import { EtcdApiError, Status, type EtcdApi } from './api.ts';
 import { authorizeDecoded, type DecodedRequests, type Rpc } from './auth-gate.ts';
-import { packageDefinition } from './proto.ts';
+import { loadProto } from './proto-load.ts';
 import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
 import { MvccError } from '../../src/mvcc/errors.ts';
 import * as codec from './proto-codec.ts';
-import { framedMessage, grpcPrefixBytes, GrpcH2Server, type Call, type Method } from './grpc-h2.ts';
+import { framedMessage, grpcPrefixBytes, GrpcH2Server, unmarshalError, type Call, type Method } from './grpc-h2.ts';
 import type { Event, WatchResponse } from '../../src/mvcc/types.ts';
 
 /**
@@ -26,10 +26,21 @@ interface LoadedMethod {
   responseSerialize(value: Wire): Buffer;
 }
 
-function loaded(service: string, method: string): LoadedMethod {
+/** `service`.`method` of etcd's protos, loading them on the first call (proto-load.ts). */
+async function loaded(service: string, method: string): Promise<LoadedMethod> {
+  const { packageDefinition } = await loadProto();
   const def = (packageDefinition[`etcdserverpb.${service}`] as unknown as Record<string, LoadedMethod> | undefined)?.[method];
   if (def === undefined) throw new Error(`grpc-server: no method ${service}.${method} in the protos`);
   return def;
+}
+
+/** A request read by protobufjs; bytes that are not one fail the call as grpc-h2.ts's own decoders do. */
+function deserialize(def: LoadedMethod, bytes: Buffer): Wire {
+  try {
+    return def.requestDeserialize(bytes);
+  } catch (err) {
+    throw unmarshalError(err);
+  }
 }
 
 /** The simple token etcd's clients send: metadata "token" (or "authorization", as etcd also reads). */
@@ -65,17 +76,21 @@ function refusing<T>(decode: (bytes: Buffer) => T): (bytes: Buffer) => T | Refus
 
 const asBytes = (b: Buffer): Buffer => b;
 
-/** A unary RPC on protobufjs's wire objects: the auth gate first (auth-gate.ts), then the service. */
+/**
+ * A unary RPC on protobufjs's wire objects: the auth gate first (auth-gate.ts), then the service.
+ * The call's bytes reach the handler undecoded, so that protobufjs loads only when such a call comes.
+ */
 function unary(api: EtcdApi, service: string, rpc: Rpc, fn: (w: Wire, call: Call) => Promise<Wire>): Method {
-  const def = loaded(service, rpc);
   return {
     kind: 'unary',
-    decode: (bytes) => def.requestDeserialize(bytes),
-    encode: (res: Wire) => def.responseSerialize(res),
-    handle: async (w: Wire, call) => {
+    decode: asBytes,
+    encode: asBytes,
+    handle: async (bytes: Buffer, call) => {
+      const def = await loaded(service, rpc);
+      const w = deserialize(def, bytes);
       const user = await api.userOf(tokenOf(call));
       api.authorize(rpc, w, user);
-      return fn(w, call);
+      return def.responseSerialize(await fn(w, call));
     },
   };
 }
@@ -234,25 +249,26 @@ function leaseKeepAlive(api: EtcdApi): (call: Call) => void {
   });
 }
 
-function snapshot(api: EtcdApi): (req: Wire, call: Call) => void {
-  return (req, call) =>
-    withUser(api, async (call, user) => {
-      try {
-        api.authorize('Snapshot', req, user);
-      } catch (err) {
-        return call.fail(err);
-      }
-      try {
-        for await (const chunk of api.maintenance.snapshot()) {
-          if (call.gone) return;
-          // Waits for the client to read (or to go away) before making the next chunk.
-          if (!call.write(chunk)) await call.drained();
-        }
-        call.end();
-      } catch (err) {
-        call.fail(err);
-      }
-    })(call);
+function snapshot(api: EtcdApi): (bytes: Buffer, call: Call) => void {
+  return (bytes, call) =>
+    void loaded('Maintenance', 'Snapshot').then(
+      (def) => {
+        const req = deserialize(def, bytes);
+        withUser(api, async (call, user) => {
+          try {
+            api.authorize('Snapshot', req, user);
+            for await (const chunk of api.maintenance.snapshot()) {
+              if (call.gone) return;
+              // Waits for the client to read (or to go away) before making the next chunk.
+              if (!call.write(def.responseSerialize(chunk))) await call.drained();
+            }
+            call.end();
+          } catch (err) {
+            call.fail(err);
+          }
+        })(call);
+      },
+    ).catch((err: unknown) => call.fail(err));
 }
 
 /**
@@ -263,10 +279,7 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
   const server = new GrpcH2Server({ receiveBytesMax: requestBytesMax + grpcOverheadBytes, ownHttp2 });
   const kv = api.kv;
   const add = (service: string, methods: Record<string, Method>) => {
-    for (const [name, m] of Object.entries(methods)) {
-      loaded(service, name); // every method served is one of etcd's
-      server.add(`/etcdserverpb.${service}/${name}`, m);
-    }
+    for (const [name, m] of Object.entries(methods)) server.add(`/etcdserverpb.${service}/${name}`, m);
   };
   const u = (service: string) => (rpc: Rpc, fn: (w: Wire, call: Call) => Promise<Wire>) => unary(api, service, rpc, fn);
 
@@ -317,19 +330,21 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
     MemberPromote: cluster('MemberPromote', (w, call) => api.cluster.memberPromote(w, isForwarded(call), tokenOf(call))),
   });
   const maintenance = u('Maintenance');
-  const snapshotDef = loaded('Maintenance', 'Snapshot');
   add('Maintenance', {
     Alarm: maintenance('Alarm', (w) => api.maintenance.alarm(w)),
-    Status: maintenance('Status', (w) => api.maintenance.status(w)),
+    Status: {
+      kind: 'unary',
+      decode: codec.decodeStatusRequest,
+      encode: asBytes,
+      handle: async (req: Record<string, never>, call: Call) => {
+        api.authorize('Status', req, await api.userOf(tokenOf(call)));
+        return codec.encodeStatusResponse(api.header(), api.maintenance.statusBody());
+      },
+    },
     Defragment: maintenance('Defragment', (w) => api.maintenance.defragment(w)),
     Hash: maintenance('Hash', (w) => api.maintenance.hash(w)),
     HashKV: maintenance('HashKV', (w) => api.maintenance.hashKV(w)),
-    Snapshot: {
-      kind: 'serverStream',
-      decode: (bytes) => snapshotDef.requestDeserialize(bytes),
-      encode: (res: Wire) => snapshotDef.responseSerialize(res),
-      handle: snapshot(api),
-    },
+    Snapshot: { kind: 'serverStream', decode: asBytes, encode: asBytes, handle: snapshot(api) },
     MoveLeader: maintenance('MoveLeader', (w) => api.maintenance.moveLeader(w)),
   });
   const auth = api.auth;

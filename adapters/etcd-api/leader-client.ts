@@ -1,10 +1,13 @@
 // Forwards to the leader what only the leader can answer (lease keep-alives, learner
 // promotion), over etcd's own gRPC API on the leader's advertised client URL: a follower
 // answers its clients as etcd's followers do, without a peer-level RPC of our own.
+//
+// grpc-js and the protos load on the first forward: a member that never forwards (a leader, a
+// cluster without leases) never holds them (~20 MB of resident memory, docs/benchmarks.md).
 
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { EtcdApiError, Status } from './errors.ts';
-import { packageDefinition } from './proto.ts';
+import { loadProto } from './proto-load.ts';
 
 type Wire = Record<string, any>;
 
@@ -16,16 +19,29 @@ export const forwardTimeoutMs = 5000;
 const clientsMax = 8;
 
 type ServiceClient = grpc.Client & Record<string, (...args: any[]) => any>;
-const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as {
-  etcdserverpb: Record<'Lease' | 'Cluster', grpc.ServiceClientConstructor>;
-};
+
+interface Grpc {
+  grpc: typeof grpc;
+  services: Record<'Lease' | 'Cluster', grpc.ServiceClientConstructor>;
+}
+
+let loading: Promise<Grpc> | undefined;
+
+function loadGrpc(): Promise<Grpc> {
+  return (loading ??= Promise.all([import('@grpc/grpc-js'), loadProto()]).then(([grpc, { packageDefinition }]) => ({
+    grpc,
+    services: (grpc.loadPackageDefinition(packageDefinition) as unknown as { etcdserverpb: Grpc['services'] }).etcdserverpb,
+  })));
+}
 
 export class LeaderClients {
   private readonly clients = new Map<string, { lease: ServiceClient; cluster: ServiceClient }>();
+  /** Set by close(): a forward still loading grpc-js then fails instead of opening a client. */
+  private closed = false;
 
   /** One keep-alive for lease `id` on the member serving `url`. */
-  keepAlive(url: string, id: string): Promise<Wire> {
-    const { lease } = this.client(url);
+  async keepAlive(url: string, id: string): Promise<Wire> {
+    const { grpc, lease } = await this.client(url);
     return new Promise((resolve, reject) => {
       const metadata = new grpc.Metadata();
       metadata.set(forwardedMetadataKey, '1');
@@ -53,8 +69,8 @@ export class LeaderClients {
   }
 
   /** Promotes learner `id` on the member serving `url`, as the caller holding auth `token` (if any). */
-  promote(url: string, id: string, token: string | undefined): Promise<Wire> {
-    const { cluster } = this.client(url);
+  async promote(url: string, id: string, token: string | undefined): Promise<Wire> {
+    const { grpc, cluster } = await this.client(url);
     return new Promise((resolve, reject) => {
       const metadata = new grpc.Metadata();
       metadata.set(forwardedMetadataKey, '1');
@@ -66,6 +82,11 @@ export class LeaderClients {
   }
 
   close(): void {
+    this.closed = true;
+    this.closeClients();
+  }
+
+  private closeClients(): void {
     for (const c of this.clients.values()) {
       c.lease.close();
       c.cluster.close();
@@ -73,24 +94,24 @@ export class LeaderClients {
     this.clients.clear();
   }
 
-  private client(url: string): { lease: ServiceClient; cluster: ServiceClient } {
+  private async client(url: string): Promise<{ grpc: typeof grpc; lease: ServiceClient; cluster: ServiceClient }> {
+    const { grpc, services } = await loadGrpc();
+    if (this.closed) throw new EtcdApiError(Status.Unavailable, 'etcdserver: server stopped');
     let c = this.clients.get(url);
-    if (c) return c;
-    if (this.clients.size >= clientsMax) this.close();
-    const target = new URL(url).host;
-    const credentials = grpc.credentials.createInsecure();
-    c = {
-      lease: new proto.etcdserverpb.Lease(target, credentials) as ServiceClient,
-      cluster: new proto.etcdserverpb.Cluster(target, credentials) as ServiceClient,
-    };
-    this.clients.set(url, c);
-    return c;
+    if (c === undefined) {
+      if (this.clients.size >= clientsMax) this.closeClients();
+      const target = new URL(url).host;
+      const credentials = grpc.credentials.createInsecure();
+      c = { lease: new services.Lease(target, credentials) as ServiceClient, cluster: new services.Cluster(target, credentials) as ServiceClient };
+      this.clients.set(url, c);
+    }
+    return { grpc, ...c };
   }
 }
 
 /** The leader's answer keeps etcd's code and message; a failed connection reads as a lost leader. */
 function forwardError(err: grpc.ServiceError): EtcdApiError {
-  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+  if (err.code === Status.Unavailable || err.code === Status.DeadlineExceeded) {
     return new EtcdApiError(Status.Unavailable, err.details?.startsWith('etcdserver:') ? err.details : 'etcdserver: leader changed');
   }
   return new EtcdApiError(err.code, err.details);

@@ -12,6 +12,18 @@ export const etcdVersion = '3.4.23';
 /** Bytes per Snapshot stream message (etcd sends 32 KiB chunks). */
 export const snapshotChunkBytesMax = 32 * 1024;
 
+/** etcd's StatusResponse after its header, as proto-codec.ts encodes it. */
+export interface StatusBody {
+  version: string;
+  dbSize: number;
+  leader: number;
+  raftIndex: number;
+  raftTerm: number;
+  raftAppliedIndex: number;
+  dbSizeInUse: number;
+  isLearner: boolean;
+}
+
 export class MaintenanceService {
   private snapshotSizeCache = { revision: -1, bytes: 0 };
 
@@ -20,21 +32,25 @@ export class MaintenanceService {
     private readonly header: (revision?: number) => Wire,
   ) {}
 
-  status(_w: Wire): Promise<Wire> {
+  /** What Status answers after its header (etcd's StatusResponse; no errors are ever listed). */
+  statusBody(): StatusBody {
     const s = this.kv.status();
     const dbSize = this.dbSizeBytes();
-    return Promise.resolve({
-      header: this.header(),
+    return {
       version: etcdVersion,
       dbSize,
-      leader: String(s.lead),
+      leader: s.lead,
       raftIndex: s.commit,
       raftTerm: s.term,
       raftAppliedIndex: s.applied,
-      errors: [],
       dbSizeInUse: dbSize,
       isLearner: s.confState.learners.includes(this.kv.id),
-    });
+    };
+  }
+
+  status(_w: Wire): Promise<Wire> {
+    const body = this.statusBody();
+    return Promise.resolve({ header: this.header(), ...body, leader: String(body.leader), errors: [] });
   }
 
   hash(_w: Wire): Promise<Wire> {

@@ -1,7 +1,8 @@
 // A hand-written protobuf codec for etcd's hot gRPC messages: requests decode straight into the
 // core's request types (src/mvcc/types.ts) and responses encode straight from the core's
 // responses, with no snake_case objects and no int64 strings in between (protobufjs via
-// proto.ts still serves every other message, and the JSON gateway).
+// proto.ts, loaded on first use by proto-load.ts, still serves every other message, and the
+// JSON gateway).
 //
 // Field numbers are etcd's (proto/rpc.proto, proto/kv.proto). Decoding follows proto3: fields
 // in any order, a repeated scalar packed or not, the last of repeated singular fields wins,
@@ -31,6 +32,7 @@ import type {
   WatchCreateRequest,
   WatchResponse,
 } from '../../src/mvcc/types.ts';
+import type { StatusBody } from './maintenance-service.ts';
 
 export class ProtoDecodeError extends Error {
   override readonly name = 'ProtoDecodeError';
@@ -850,4 +852,48 @@ export function encodeLeaseGrantResponse(header: HeaderWire, r: { ID: bigint; TT
 
 export function encodeLeaseKeepAliveResponse(header: HeaderWire, r: { ID: bigint; TTL: number }): Buffer {
   return encodeLeaseResponse(header, r.ID, r.TTL, '');
+}
+
+// ---- maintenance ----
+
+/**
+ * etcdserverpb.StatusRequest: no fields, but what it holds must still be well-formed. Status is
+ * here because `etcdctl endpoint status` and monitoring poll it: it must not load protobufjs.
+ */
+export function decodeStatusRequest(buf: Uint8Array): Record<string, never> {
+  const r = new Reader(buf, 'StatusRequest');
+  const end = buf.length;
+  while (r.pos < end) r.skip(r.tag(end), end, 0);
+  return {};
+}
+
+export function encodeStatusResponse(header: HeaderWire, s: StatusBody): Buffer {
+  const hSize = headers.size(header);
+  const versionBytes = Buffer.byteLength(s.version);
+  const size =
+    messageFieldSize(hSize) +
+    (versionBytes === 0 ? 0 : 1 + varintSize(versionBytes) + versionBytes) +
+    numberFieldSize(s.dbSize) +
+    numberFieldSize(s.leader) +
+    numberFieldSize(s.raftIndex) +
+    numberFieldSize(s.raftTerm) +
+    numberFieldSize(s.raftAppliedIndex) +
+    numberFieldSize(s.dbSizeInUse) +
+    (s.isLearner ? 2 : 0);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = headerField(buf, 0, header, hSize);
+  if (versionBytes !== 0) {
+    buf[pos++] = (2 << 3) | LEN;
+    pos = writeVarint(buf, pos, versionBytes);
+    pos += buf.write(s.version, pos);
+  }
+  pos = writeNumberField(buf, pos, (3 << 3) | VARINT, s.dbSize);
+  pos = writeNumberField(buf, pos, (4 << 3) | VARINT, s.leader);
+  pos = writeNumberField(buf, pos, (5 << 3) | VARINT, s.raftIndex);
+  pos = writeNumberField(buf, pos, (6 << 3) | VARINT, s.raftTerm);
+  pos = writeNumberField(buf, pos, (7 << 3) | VARINT, s.raftAppliedIndex);
+  pos = writeNumberField(buf, pos, (9 << 3) | VARINT, s.dbSizeInUse);
+  pos = writeBoolField(buf, pos, (10 << 3) | VARINT, s.isLearner);
+  if (pos !== size) throw new Error(`proto-codec: wrote ${pos} bytes of a ${size}-byte status response`);
+  return buf;
 }

@@ -1,21 +1,21 @@
-// `startMember` and `connect` (the `meshkv/node` export): a member embedded in a Node program,
-// configured like the `meshkv` command (each option is a flag in camelCase and goes through the
-// same parser, so it is checked the same way), and a client over gRPC to any etcd v3 endpoint.
-// Unlike the command, an embedded member reads no MESHKV_* environment variables.
+// `startMember` (the `meshkv/node` export): a member embedded in a Node program, configured like
+// the `meshkv` command (each option is a flag in camelCase and goes through the same parser, so
+// it is checked the same way). Unlike the command, an embedded member reads no MESHKV_*
+// environment variables. `connect` (a gRPC client) is in connect.ts, so that the `meshkv`
+// command, which starts members through here, never loads grpc-js.
 
 import type { MemberStatusBase } from '../../src/server/member-status.ts';
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import type { MemberId, StateRole } from '../../src/raft/types.ts';
 import { systemClock } from '../clock/system.ts';
-import { connectGrpc, type ConnectGrpcOptions } from '../etcd-api/grpc-connection.ts';
 import { ConfigError, flags, parseConfig, type NodeConfig } from './config.ts';
 import { StartError, startNodeMember, type LogFn, type NodeMember, type NodeMemberDeps } from './node-member.ts';
 
 export type { LogFn } from './node-member.ts';
 
 /** A list option takes one string or several; a URL list also takes one comma-separated string. */
-type OneOrMore = string | readonly string[];
+export type OneOrMore = string | readonly string[];
 
 /** The `meshkv` command's flags in camelCase; defaults as there (one member on 127.0.0.1:2379). */
 export interface StartMemberOptions {
@@ -180,16 +180,4 @@ export async function startMember(options: StartMemberOptions = {}): Promise<Mem
   } catch (err) {
     throw err instanceof StartError ? new StartError(inOptionTerms(err.message)) : err;
   }
-}
-
-export type ConnectOptions = ConnectGrpcOptions;
-
-/**
- * A Client over etcd's v3 gRPC API to `endpoints` (`host:port` or `http://host:port`; one
- * string may list several, comma-separated): meshkv members or etcd itself.
- */
-export function connect(endpoints: OneOrMore, options: ConnectOptions = {}): Client {
-  const list = (typeof endpoints === 'string' ? endpoints.split(',') : [...endpoints]).map((e) => e.trim()).filter((e) => e !== '');
-  if (list.length === 0) throw new ConfigError('connect: give at least one endpoint, e.g. 127.0.0.1:2379');
-  return connectGrpc(list, options);
 }

@@ -36,8 +36,8 @@ function tempDir(): string {
 }
 
 
-function meshkv(args: string[], env: Record<string, string> = {}): Running {
-  const r = spawnCollecting(process.execPath, [bin, ...args], { env, stdout: false });
+function meshkv(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): Running {
+  const r = spawnCollecting(process.execPath, [...nodeArgs, bin, ...args], { env, stdout: false });
   started.push(r);
   return r;
 }
@@ -74,6 +74,44 @@ describe('meshkv CLI', () => {
     expect(memberIds).toMatch(/^[0-9a-f]+$/);
     second.child.kill('SIGINT');
     expect(await second.exited).toBe(0);
+  });
+
+  it('serves puts, reads, watches, leases and endpoint status without loading grpc-js or protobufjs', async () => {
+    // A probe in the member's process: on SIGUSR2 it logs the npm packages loaded so far (every
+    // CommonJS module, imported or required, lands in require.cache).
+    const probe = [
+      "import { createRequire } from 'node:module';",
+      "process.on('SIGUSR2', () => {",
+      "  const names = Object.keys(createRequire(process.cwd() + '/').cache).map((f) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f)?.[1]);",
+      "  process.stderr.write('loaded-packages ' + JSON.stringify([...new Set(names.filter(Boolean))].sort()) + '\\n');",
+      '});',
+    ].join('\n');
+    const endpoint = `127.0.0.1:${await freePort()}`;
+    const member = meshkv(['--data-dir', join(tempDir(), 'data'), `--listen-client-urls=http://${endpoint}`], {}, ['--import', `data:text/javascript,${encodeURIComponent(probe)}`]);
+    await ready(member);
+    const loaded = async (): Promise<string[]> => {
+      const seen = member.logs.length;
+      member.child.kill('SIGUSR2');
+      let line: string | undefined;
+      await waitFor('the probe to answer', () => (line = member.logs.slice(seen).find((l) => l.startsWith('loaded-packages '))) !== undefined, 10_000);
+      return JSON.parse(line!.slice('loaded-packages '.length)) as string[];
+    };
+    const watch = spawnEtcdctl(endpoint, ['watch', 'lazy']);
+    await new Promise((r) => setTimeout(r, 300));
+    const lease = (await etcdctl(endpoint, ['lease', 'grant', '60'])).stdout.split(' ')[1]!;
+    expect(await etcdctl(endpoint, ['put', 'lazy', 'v', '--lease', lease])).toMatchObject({ code: 0, stdout: 'OK\n' });
+    expect((await etcdctl(endpoint, ['get', 'lazy'])).stdout).toBe('lazy\nv\n');
+    expect(await etcdctl(endpoint, ['txn'], 'value("lazy") = "v"\n\nput lazy w\n\n\n')).toMatchObject({ code: 0 });
+    expect(await etcdctl(endpoint, ['lease', 'keep-alive', '--once', lease])).toMatchObject({ code: 0 });
+    expect((await etcdctl(endpoint, ['endpoint', 'status'])).stdout).toContain('3.4.23');
+    await waitFor('the watch to see both puts', () => watch.lines.filter((l) => l === 'PUT').length === 2, 10_000);
+    watch.stop();
+    const before = await loaded();
+    expect(before).toContain('lmdb');
+    expect(before.filter((p) => ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'].includes(p))).toEqual([]);
+    // A method protobufjs serves loads it (and so the probe sees loads): member list.
+    expect((await etcdctl(endpoint, ['member', 'list'])).code).toBe(0);
+    expect(await loaded()).toContain('protobufjs');
   });
 
   it('keeps every acknowledged put across a SIGKILL that lands inside the backend\'s batch interval', async () => {

@@ -157,6 +157,28 @@ describe.each(['node', 'meshkv'] as const)('gRPC on the %s HTTP/2 server (grpc-h
     const a = await request('/etcdserverpb.KV/Put', frame(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f])));
     expect(a.status).toBe(13);
     expect(a.message).toMatch(/^grpc: error unmarshalling request: /);
+    // The same from the methods protobufjs reads (loaded on their first call), the snapshot
+    // stream included, and from Status: a truncated varint.
+    for (const path of ['/etcdserverpb.Maintenance/HashKV', '/etcdserverpb.Maintenance/Snapshot', '/etcdserverpb.Maintenance/Status']) {
+      const b = await request(path, frame(Buffer.from([0x08, 0x80])));
+      expect([path, b.status]).toEqual([path, 13]);
+      expect(b.message).toMatch(/^grpc: error unmarshalling request: /);
+    }
+  });
+
+  it("answers every method of etcd's rpc.proto (none is UNIMPLEMENTED)", async () => {
+    const paths = Object.entries(packageDefinition)
+      .filter(([name]) => name.startsWith('etcdserverpb.'))
+      .flatMap(([, service]) => Object.values(service as Record<string, { path?: string }>).map((m) => m.path))
+      .filter((path): path is string => typeof path === 'string');
+    expect(paths).toContain('/etcdserverpb.Maintenance/Status');
+    // etcd 3.4: KV 5, Watch 1, Lease 5, Cluster 5, Maintenance 7, Auth 16.
+    expect(paths.length).toBe(39);
+    for (const path of paths) {
+      // An empty request: most methods refuse it with etcd's error, none may be unknown.
+      const a = await request(path, frame(Buffer.alloc(0)));
+      expect([path, Number.isInteger(a.status), a.status === 12]).toEqual([path, true, false]);
+    }
   });
 
   it('a message over the receive limit gets RESOURCE_EXHAUSTED from its prefix alone, and the connection keeps serving', async () => {

@@ -107,7 +107,12 @@ export function etcdctl(endpoint: string, args: string[], stdin?: string): Promi
         resolve({ code, stdout, stderr });
       },
     );
-    if (stdin !== undefined) child.stdin!.end(stdin);
+    if (stdin !== undefined) {
+      // etcdctl may exit before it reads its stdin (most commands never read it): the write then
+      // fails with EPIPE, and the exit code and output above already say what happened.
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(stdin);
+    }
   });
 }
 

@@ -28,6 +28,7 @@ const Txn = method('KV', 'Txn');
 const Watch = method('Watch', 'Watch');
 const LeaseGrant = method('Lease', 'LeaseGrant');
 const LeaseKeepAlive = method('Lease', 'LeaseKeepAlive');
+const Status = method('Maintenance', 'Status');
 
 const SEED = 1616;
 const ROUNDS = 400;
@@ -211,6 +212,14 @@ describe('proto-codec: requests decode as protobufjs + server-wire read them', (
     expect(plain(codec.decodeRangeRequest(Buffer.alloc(0)))).toEqual(plain(serverWire.rangeRequest(Range.requestDeserialize(Buffer.alloc(0)))));
     expect(codec.decodePutRequest(Buffer.alloc(0))).toMatchObject({ key: new Uint8Array(0), lease: 0n, prevKv: false });
     expect(codec.decodeWatchRequest(Buffer.alloc(0))).toEqual({});
+    expect(codec.decodeStatusRequest(Buffer.alloc(0))).toEqual({});
+  });
+
+  it('reads a StatusRequest with unknown fields as an empty one, and refuses a malformed one', () => {
+    const unknown = Buffer.from([0x08, 0x07, 0x12, 0x02, 0x61, 0x62]);
+    expect(codec.decodeStatusRequest(unknown)).toEqual({});
+    expect(Status.requestDeserialize(unknown)).toEqual({});
+    expect(() => codec.decodeStatusRequest(Buffer.from([0x12, 0x05, 0x61]))).toThrow(/StatusRequest: length 5 runs past the end of the message/);
   });
 
   it('refuses a txn holding an empty RequestOp with etcd\'s "key not found", as server-wire did', () => {
@@ -268,7 +277,16 @@ describe('proto-codec: malformed bytes fail with ProtoDecodeError', () => {
 
   it(`random bytes never throw anything but ProtoDecodeError or etcd's MvccError (seed ${SEED})`, () => {
     const random = prng(SEED + 1);
-    const decoders = [codec.decodeRangeRequest, codec.decodePutRequest, codec.decodeDeleteRangeRequest, codec.decodeTxnRequest, codec.decodeWatchRequest, codec.decodeLeaseGrantRequest, codec.decodeLeaseKeepAliveRequest];
+    const decoders = [
+      codec.decodeRangeRequest,
+      codec.decodePutRequest,
+      codec.decodeDeleteRangeRequest,
+      codec.decodeTxnRequest,
+      codec.decodeWatchRequest,
+      codec.decodeLeaseGrantRequest,
+      codec.decodeLeaseKeepAliveRequest,
+      codec.decodeStatusRequest,
+    ];
     let failures = 0;
     for (let i = 0; i < 5000; i++) {
       const bytes = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => Math.floor(random() * 256)));
@@ -297,7 +315,7 @@ function varint(n: number): Buffer {
 }
 
 describe('proto-codec: responses decode in protobufjs as server-wire built them', () => {
-  it(`RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, WatchResponse, LeaseGrantResponse, LeaseKeepAliveResponse (seed ${SEED}, ${ROUNDS} rounds each)`, () => {
+  it(`RangeResponse, PutResponse, DeleteRangeResponse, TxnResponse, WatchResponse, LeaseGrantResponse, LeaseKeepAliveResponse, StatusResponse (seed ${SEED}, ${ROUNDS} rounds each)`, () => {
     const random = prng(SEED + 2);
     const g = gen(random);
     for (let i = 0; i < ROUNDS; i++) {
@@ -329,6 +347,17 @@ describe('proto-codec: responses decode in protobufjs as server-wire built them'
       check('LeaseGrant', LeaseGrant, codec.encodeLeaseGrantResponse(header, grant), { header, ID: grant.ID.toString(), TTL: grant.TTL, error: grant.error });
       const kept = { ID: g.lease(), TTL: range.count };
       check('LeaseKeepAlive', LeaseKeepAlive, codec.encodeLeaseKeepAliveResponse(header, kept), { header, ID: kept.ID.toString(), TTL: kept.TTL });
+      const status = {
+        version: g.pick(['3.4.23', '', 'ünïcode ✓']),
+        dbSize: range.count,
+        leader: g.pick([0, 1, 2 ** 53 - 1, 2191839775791926]),
+        raftIndex: header.revision,
+        raftTerm: header.raft_term,
+        raftAppliedIndex: txn.header.revision,
+        dbSizeInUse: del.deleted,
+        isLearner: random() < 0.5,
+      };
+      check('Status', Status, codec.encodeStatusResponse(header, status), { header, ...status, leader: String(status.leader), errors: [] });
     }
   });
 
