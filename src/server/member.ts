@@ -636,7 +636,9 @@ export class Member {
       // Every committed entry was made durable here by an earlier Ready, and is stored by a
       // majority: apply it, and answer its proposer, while this Ready's write (new entries and
       // their fdatasync, or only the commit index) is under way, as etcd applies while it
-      // saves. The write's messages go out when it completes, not after the apply.
+      // saves. The write's messages go out when it completes, not after the apply. (Simulator
+      // seed 424, which failed liveness with this path, was a replication backlog, not this
+      // ordering: see docs/simulator.md.)
       const written = saving === null ? null : saving.then(() => this.sendAfterPersist(rd));
       if (written === null) this.sendAfterPersist(rd);
       // Awaited just below; until then a failed write must not count as unhandled.
