@@ -1083,12 +1083,13 @@ class Simulation {
   /**
    * Time to ship the log tail that the member with the longest log holds beyond the lowest
    * commit index of any member: the fresh proposal liveness waits for sits behind it and must be
-   * applied everywhere. Without check-quorum a leader cut off from its followers keeps appending
-   * the proposals forwarded to it, and with the longest log it keeps winning elections it holds
-   * too briefly to replicate anything (seed 424: 1,226 uncommitted entries at the heal, shipped
-   * at 256 bytes per append and one append in flight; recovery took 2,340 ms, every check
-   * passed). Messages are counted as Raft packs them (messageBytesMax, at least one entry), one
-   * calm round trip per window of inflightMessagesMax (and inflightBytesMax) appends.
+   * applied everywhere. With small appends a leader takes proposals faster than it can bring a
+   * quorum up to them, and with the longest log it keeps winning elections it then holds too
+   * briefly to commit (seed 424, without check-quorum: 1,226 uncommitted entries at the heal,
+   * shipped at 256 bytes per append and one append in flight; recovery took 2,340 ms, every
+   * check passed; seed 447 the same with check-quorum and pre-vote). Messages are counted as
+   * Raft packs them (messageBytesMax, at least one entry), one calm round trip per window of
+   * inflightMessagesMax (and inflightBytesMax) appends.
    */
   private backlogAllowanceMs(): number {
     const hosts = this.memberIds.map((id) => this.hosts.get(id)!).filter((m) => !m.removed);
