@@ -630,71 +630,33 @@ export class Member {
   private async handleReady(rd: Ready): Promise<void> {
     // A leader's appends go out while it writes them itself (see Ready.sendBeforePersist).
     if (rd.sendBeforePersist) this.sendReadyMessages(rd);
-    const saving = rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null ? this.save(rd) : null;
-    const lastCommitted = rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1;
-    if (lastCommitted >= 0 && this.durableBeforeReady(rd, lastCommitted)) {
-      // Every committed entry was made durable here by an earlier Ready, and is stored by a
-      // majority: apply it, and answer its proposer, while this Ready's write (new entries and
-      // their fdatasync, or only the commit index) is under way, as etcd applies while it
-      // saves. The write's messages go out when it completes, not after the apply. (Simulator
-      // seed 424, which failed liveness with this path, was a replication backlog, not this
-      // ordering: see docs/simulator.md.)
-      const written = saving === null ? null : saving.then(() => this.sendAfterPersist(rd));
-      if (written === null) this.sendAfterPersist(rd);
-      // Awaited just below; until then a failed write must not count as unhandled.
-      written?.catch(() => undefined);
-      await this.applyCommitted(rd);
-      if (written !== null) await written;
-    } else {
-      if (saving !== null) await saving;
-      // Otherwise only now, with the state durable, may anyone hear what it implies.
-      this.sendAfterPersist(rd);
-      if (rd.snapshot !== null) {
-        this.opts.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index);
-        this.appliedSinceSnapshot = 0;
-        this.appliedBytesSinceSnapshot = 0;
-      }
-      if (lastCommitted >= 0) await this.applyCommitted(rd);
+    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      const started = this.opts.clock.now();
+      await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
+      if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
+    }
+    // Otherwise only now, with the state durable, may anyone hear what it implies.
+    if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
+    if (rd.snapshot !== null) {
+      this.opts.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index);
+      this.appliedSinceSnapshot = 0;
+      this.appliedBytesSinceSnapshot = 0;
+    }
+    if (rd.committedEntries.length > 0) {
+      const started = this.opts.clock.now();
+      const applyAll = (): void => {
+        for (const e of rd.committedEntries) this.applyEntry(e);
+      };
+      const sm = this.opts.stateMachine;
+      const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(() => payloadsOf(rd.committedEntries), applyAll);
+      if (pending !== undefined) await pending;
+      this.applyMs.observe(this.opts.clock.now() - started);
     }
     for (const rs of rd.readStates) {
       const w = this.reads.get(ctxKey(rs.requestCtx));
       if (w) w.index = rs.index;
     }
-    this.releaseReads(lastCommitted);
-  }
-
-  /**
-   * Whether this Ready's committed entries (the last at `lastCommitted`) were all persisted by
-   * earlier Readies: none is among its own entries (a committed entry is never overwritten, so
-   * every one below the first new entry is already stored), and it installs no snapshot. A Ready
-   * that sends a snapshot waits too: the stream reads the state machine, which must not change
-   * under it.
-   */
-  private durableBeforeReady(rd: Ready, lastCommitted: number): boolean {
-    if (rd.snapshot !== null || (rd.entries.length > 0 && lastCommitted >= rd.entries[0].index)) return false;
-    for (const m of rd.messages) if (m.type === MessageType.Snap) return false;
-    return true;
-  }
-
-  private sendAfterPersist(rd: Ready): void {
-    if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
-  }
-
-  private async save(rd: Ready): Promise<void> {
-    const started = this.opts.clock.now();
-    await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
-    if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
-  }
-
-  private async applyCommitted(rd: Ready): Promise<void> {
-    const started = this.opts.clock.now();
-    const applyAll = (): void => {
-      for (const e of rd.committedEntries) this.applyEntry(e);
-    };
-    const sm = this.opts.stateMachine;
-    const pending = sm.prepareApply === undefined ? applyAll() : sm.prepareApply(() => payloadsOf(rd.committedEntries), applyAll);
-    if (pending !== undefined) await pending;
-    this.applyMs.observe(this.opts.clock.now() - started);
+    this.releaseReads(rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1);
   }
 
   private sendReadyMessages(rd: Ready): void {

@@ -100,43 +100,6 @@ class ReportingTransport implements Transport, DeliveryReports {
   }
 }
 
-/** Memory storage whose synced saves, while `holding`, wait until the test releases them. */
-class GatedStorage implements Storage {
-  holding = false;
-  private readonly held: (() => void)[] = [];
-  private readonly inner = new MemoryStorage();
-
-  get heldSaves(): number {
-    return this.held.length;
-  }
-
-  releaseOne(): void {
-    this.held.shift()?.();
-  }
-
-  releaseAll(): void {
-    this.holding = false;
-    for (const release of this.held.splice(0)) release();
-  }
-
-  load(): ReturnType<Storage['load']> {
-    return this.inner.load();
-  }
-
-  async save(...args: Parameters<Storage['save']>): Promise<void> {
-    if (this.holding && args[1]) await new Promise<void>((resolve) => this.held.push(resolve));
-    return this.inner.save(...args);
-  }
-
-  saveSnapshot(...args: Parameters<Storage['saveSnapshot']>): Promise<void> {
-    return this.inner.saveSnapshot(...args);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
 function leaderOf(nodes: Node[]): Node | undefined {
   return nodes.find((n) => n.member.status().role === StateRole.Leader);
 }
@@ -154,35 +117,6 @@ describe('member', () => {
     expect(results.sort()).toEqual([3, 4, 5]);
     await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 5));
     for (const n of nodes) expect(n.sm.items).toEqual(leader.sm.items);
-  });
-
-  it('answers a proposer whose entry is committed and durable while the next Ready\'s sync is under way', async () => {
-    const hub = new MemoryHub();
-    const storages = [new GatedStorage(), new GatedStorage(), new GatedStorage()];
-    // The held sync also holds the leader's heartbeats: a long election timeout keeps a loaded
-    // machine from electing another leader meanwhile.
-    const timings = { tickMs: 20, electionTicks: 50, requestTimeoutMs: 10_000 };
-    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], storages[id - 1], timings)));
-    const leader = await waitFor('a leader', () => leaderOf(nodes));
-    const gate = leader.storage as GatedStorage;
-    expect(await leader.member.propose(enc.encode('a'))).toBe(1);
-    gate.holding = true;
-    const commitBefore = leader.member.basicStatus().commit;
-    let firstAnswered = false;
-    const first = leader.member.propose(enc.encode('b')).then((r) => ((firstAnswered = true), r));
-    // 'b' is being synced here; the followers store it and acknowledge, so it commits.
-    await waitFor('the leader syncing the first entry', () => gate.heldSaves === 1);
-    await waitFor('the first entry committed', () => leader.member.basicStatus().commit > commitBefore);
-    const second = leader.member.propose(enc.encode('c'));
-    gate.releaseOne();
-    // The next Ready syncs 'c' and commits 'b': 'b' is answered while that sync is held.
-    await waitFor('the second entry being synced', () => gate.heldSaves === 1);
-    await waitFor('the first proposer answered', () => firstAnswered);
-    expect(gate.heldSaves).toBe(1);
-    expect(await first).toBe(2);
-    gate.releaseAll();
-    expect(await second).toBe(3);
-    await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 3));
   });
 
   it('with a transport that reports deliveries, a leader waits for a snapshot\'s fate and resends a lost one at once', async () => {

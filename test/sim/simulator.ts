@@ -8,7 +8,7 @@
 import { ReadOnlyOption } from '../../src/raft/config.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange-types.ts';
 import type { ConfChange } from '../../src/raft/confchange-types.ts';
-import { MessageType, StateRole, entrySize, isLocalMessage } from '../../src/raft/types.ts';
+import { MessageType, StateRole, isLocalMessage } from '../../src/raft/types.ts';
 import type { MemberId, Message } from '../../src/raft/types.ts';
 import type { MemberRecord } from '../../src/server/member-table.ts';
 import { Prng } from './prng.ts';
@@ -90,13 +90,6 @@ const electionTimeoutMs = tickMs * electionTicks;
  * which took 1240 ms; 20 election timeouts leaves room for such runs without hiding a stall.
  */
 const livenessBudgetMs = 20 * electionTimeoutMs;
-/**
- * One calm round trip of an append after the heal: the message's latency, the follower's disk
- * write (healed disks take 1–3 ms), the answer's latency. The liveness budget grows by one of
- * these per window of appends the leader needs to ship the log tail some member lacks (see
- * backlogAllowanceMs).
- */
-const healRoundTripMsMax = 2 * calmConditions.latencyMsMax + 3;
 /**
  * After liveness, the outbox clients drain on for at most this before the checks: past the
  * member's request timeout (7 s), so a drain waiting on a proposal lost before the heal is
@@ -218,8 +211,6 @@ class Simulation {
   private readonly initialMembers: MemberRecord[] = [];
 
   private healed = false;
-  /** livenessBudgetMs plus the time the seed's flow bounds need for the backlog at the heal. */
-  private livenessDeadlineMs = 0;
   private livenessDone = false;
   /** Virtual time liveness was reached (the outboxes may drain on until outboxDrainBudgetMs after it). */
   private livenessAtMs = 0;
@@ -380,7 +371,7 @@ class Simulation {
         const next = this.queue.pop();
         if (!next) throw new SimFailure('simulator', 'the event queue ran dry');
         this.nowMs = next.timeMs;
-        if (this.healed && !this.livenessDone && this.nowMs > this.livenessDeadlineMs) this.failLiveness();
+        if (this.healed && !this.livenessDone && this.nowMs > this.healAtMs + livenessBudgetMs) this.failLiveness();
         this.handle(next.payload);
         await settle();
       }
@@ -1072,47 +1063,10 @@ class Simulation {
       this.wake(m);
       if (!m.running && !m.removed) this.startMember(m);
     }
-    const allowanceMs = this.backlogAllowanceMs();
-    this.livenessDeadlineMs = this.healAtMs + livenessBudgetMs + allowanceMs;
-    this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms + ${allowanceMs}ms for the log backlog`);
+    this.trace.add(this.nowMs, 'phase', 0, `heal: network calm, every member restarted; liveness budget ${livenessBudgetMs}ms`);
     // Members removed while they were away learn of it once they have restarted (so that they
     // compare the configuration they recovered): at the first probe.
     this.queue.push(this.nowMs, { kind: 'probe' });
-  }
-
-  /**
-   * Time to ship the log tail that the member with the longest log holds beyond the lowest
-   * commit index of any member: the fresh proposal liveness waits for sits behind it and must be
-   * applied everywhere. With small appends a leader takes proposals faster than it can bring a
-   * quorum up to them, and with the longest log it keeps winning elections it then holds too
-   * briefly to commit (seed 424, without check-quorum: 1,226 uncommitted entries at the heal,
-   * shipped at 256 bytes per append and one append in flight; recovery took 2,340 ms, every
-   * check passed; seed 447 the same with check-quorum and pre-vote). Messages are counted as
-   * Raft packs them (messageBytesMax, at least one entry), one calm round trip per window of
-   * inflightMessagesMax (and inflightBytesMax) appends.
-   */
-  private backlogAllowanceMs(): number {
-    const hosts = this.memberIds.map((id) => this.hosts.get(id)!).filter((m) => !m.removed);
-    let longest: SimHost | null = null;
-    let commitMin = Infinity;
-    for (const m of hosts) {
-      if (longest === null || m.disk.lastIndex() > longest.disk.lastIndex()) longest = m;
-      commitMin = Math.min(commitMin, m.disk.persistedHardState().commit);
-    }
-    if (longest === null) return 0;
-    let messages = 0;
-    let bytesInMessage = 0;
-    for (let i = Math.max(commitMin, longest.disk.snapshotIndex()) + 1; i <= longest.disk.lastIndex(); i++) {
-      const bytes = entrySize(longest.disk.entry(i)!);
-      if (messages === 0 || bytesInMessage + bytes > this.messageBytesMax) {
-        messages++;
-        bytesInMessage = 0;
-      }
-      bytesInMessage += bytes;
-    }
-    const windowByBytes = this.inflightBytesMax > 0 ? Math.max(1, Math.floor(this.inflightBytesMax / this.messageBytesMax)) : Infinity;
-    const window = Math.min(this.inflightMessagesMax, windowByBytes);
-    return Math.ceil(messages / window) * healRoundTripMsMax;
   }
 
   private probeStep(): void {
@@ -1228,7 +1182,7 @@ class Simulation {
   private failLiveness(): never {
     throw new SimFailure(
       'liveness',
-      `no leader committed a fresh proposal on every member within ${this.livenessDeadlineMs - this.healAtMs}ms of the heal at ${this.healAtMs}ms\n` +
+      `no leader committed a fresh proposal on every member within ${livenessBudgetMs}ms of the heal at ${this.healAtMs}ms\n` +
         this.describeMembers().join('\n'),
     );
   }

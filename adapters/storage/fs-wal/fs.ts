@@ -9,11 +9,8 @@ export const syncWriteBytesMax = 256 * 1024;
 
 export interface WalFile {
   readonly path: string;
-  /**
-   * Writes all of `data` at `position`. May finish before returning (and return nothing), so
-   * that a caller can start the fdatasync that follows without waiting for a microtask turn.
-   */
-  write(data: Uint8Array, position: number): Promise<void> | void;
+  /** Writes all of `data` at `position`. */
+  write(data: Uint8Array, position: number): Promise<void>;
   /** fdatasync: the data and the metadata needed to read it back are on stable storage. */
   datasync(): Promise<void>;
   /** fsync: like datasync, plus all metadata. */
@@ -46,23 +43,16 @@ class NodeWalFile implements WalFile {
     this.handle = handle;
   }
 
-  write(data: Uint8Array, position: number): Promise<void> | void {
-    // A small frame reaches the page cache in microseconds on this thread; the thread pool's
-    // round trip (hand-off, wake-up, completion callback) costs more CPU than that, and a loop
-    // turn before the fdatasync can start. Done here, the caller's fdatasync starts at once.
-    if (data.length > syncWriteBytesMax) return this.writeInPool(data, position);
+  async write(data: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < data.length) {
-      const bytesWritten = writeSync(this.handle.fd, data, done, data.length - done, position + done);
-      if (bytesWritten <= 0) throw new Error(`write to ${this.path} at byte ${position + done} made no progress`);
-      done += bytesWritten;
-    }
-  }
-
-  private async writeInPool(data: Uint8Array, position: number): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
+      // A small frame reaches the page cache in microseconds on this thread; the thread pool's
+      // round trip (hand-off, wake-up, completion callback) costs more CPU than that, and a loop
+      // turn before the fdatasync can start.
+      const bytesWritten =
+        data.length <= syncWriteBytesMax
+          ? writeSync(this.handle.fd, data, done, data.length - done, position + done)
+          : (await this.handle.write(data, done, data.length - done, position + done)).bytesWritten;
       if (bytesWritten <= 0) throw new Error(`write to ${this.path} at byte ${position + done} made no progress`);
       done += bytesWritten;
     }

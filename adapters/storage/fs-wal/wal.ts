@@ -311,10 +311,7 @@ export class FsWalStorage implements Storage {
       data.set(header, 0);
       data.set(frame, header.length);
     }
-    // A write done on this thread returns nothing: the fdatasync below then starts before
-    // save() returns, so the member can apply already-durable entries while the disk syncs.
-    const writing = this.active.write(data, this.activeOffset);
-    if (writing !== undefined) await writing;
+    await this.active.write(data, this.activeOffset);
     this.activeOffset += data.length;
     assert(this.activeOffset <= this.activeBytes, () => `wrote past the end of segment ${this.active.path}: offset ${this.activeOffset} > ${this.activeBytes} bytes`);
     this.unsynced = true;
