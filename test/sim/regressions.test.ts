@@ -43,6 +43,7 @@ const regressionSeeds: RegressionSeed[] = [
   { seed: 241, found: 'core issue 6: a snapshot restored under entries being applied; createSnapshot() threw "entry compacted" (fixed in 7163aa4)' },
   { seed: 532, found: 'core issue 6: a learner applied leave-joint on top of a newer snapshot configuration (fixed in 7163aa4)' },
   { seed: 265, found: 'without pre-vote a stale member disrupted eight elections in a row (sets the liveness budget)' },
+  { seed: 424, found: 'with the member applying during the next Ready\'s sync (not kept): without check-quorum a cut-off leader kept appending forwarded proposals and winning elections, 1,226 uncommitted entries at the heal, recovery 2,340 ms' },
 ];
 
 function explain(r: SimResult): string {
