@@ -40,7 +40,7 @@
 // search hits the cap makes the whole answer 'unknown' (unless another key is a definite violation).
 
 import type { CheckResult, HistoryOp, OpInput } from './history.ts';
-import { acknowledgedWrite, describeOp, isUnknown, validateHistory } from './ops.ts';
+import { acknowledgedWrite, countReturnedBefore, describeOp, isUnknown, validateHistory } from './ops.ts';
 import { searchByRevision, type AckedKeyOp, type UnknownKeyOp } from './revision-order.ts';
 import { checkRevisions } from './revisions.ts';
 import { searchLinearization, type KeyOp, type SearchBudget, type SearchResult } from './wgl.ts';
@@ -162,14 +162,8 @@ function lowerRevisionBound(history: HistoryOp[]): Map<number, number> {
   const out = new Map<number, number>();
   for (const h of history) {
     if (h.output !== null) continue;
-    let lo = 0;
-    let hi = byRet.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (byRet[mid].ret < h.call) lo = mid + 1;
-      else hi = mid;
-    }
-    out.set(h.id, lo === 0 ? 0 : highest[lo - 1]);
+    const before = countReturnedBefore(byRet, h.call);
+    out.set(h.id, before === 0 ? 0 : highest[before - 1]);
   }
   return out;
 }

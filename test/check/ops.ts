@@ -91,3 +91,18 @@ export function describeOp(op: HistoryOp): string {
   const ret = op.ret === Infinity ? '∞' : String(op.ret);
   return `#${op.id} client ${op.client} [${op.call}, ${ret}] ${describeInput(op.input)} -> ${describeOutput(op.output)}`;
 }
+
+/**
+ * How many of `byReturn` (sorted by return time) returned strictly before `call`: an operation
+ * that returned at the instant another was called counts as concurrent with it, not before it.
+ */
+export function countReturnedBefore(byReturn: readonly HistoryOp[], call: number): number {
+  let lo = 0;
+  let hi = byReturn.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (byReturn[mid].ret < call) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

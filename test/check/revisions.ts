@@ -3,7 +3,7 @@
 // acknowledged writes; every read is a snapshot of the store at its header revision.
 
 import type { CheckResult, HistoryOp } from './history.ts';
-import { acknowledgedWrite, describeOp, possibleWrite, type Write } from './ops.ts';
+import { acknowledgedWrite, countReturnedBefore, describeOp, possibleWrite, type Write } from './ops.ts';
 
 type Value = string | null;
 
@@ -52,16 +52,9 @@ function revisionsFollowRealTime(acknowledged: HistoryOp[]): Violation | null {
     highest.push(last !== undefined && last.output!.revision >= op.output!.revision ? last : op);
   }
   for (const op of acknowledged) {
-    // Ops that returned strictly before this one was called (an equal time counts as concurrent).
-    let lo = 0;
-    let hi = byRet.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (byRet[mid].ret < op.call) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === 0) continue;
-    const before = highest[lo - 1];
+    const returned = countReturnedBefore(byRet, op.call);
+    if (returned === 0) continue;
+    const before = highest[returned - 1];
     const seen = before.output!.revision;
     const revision = op.output!.revision;
     const isWrite = acknowledgedWrite(op) !== null;
