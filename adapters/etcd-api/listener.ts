@@ -33,8 +33,8 @@ const nodeHandshakeTimerOff = -1;
 /** meshkv: its own HTTP/2 server (h2/connection.ts); node: node:http2 behind the :authority shim. */
 export type Http2ServerKind = 'meshkv' | 'node';
 /**
- * node:http2 stays the default until the whole etcd-api suite has been seen green on meshkv's
- * own server (docs/benchmarks.md, "meshkv's own HTTP/2 server"): it is opt-in meanwhile.
+ * meshkv's own server is the default: it passed the whole etcd-api suite and the landing's CI
+ * (docs/benchmarks.md, "meshkv's own HTTP/2 server"); `--http2-server node` keeps node:http2.
  */
 export const DEFAULT_HTTP2_SERVER: Http2ServerKind = 'meshkv';
 
