@@ -17,18 +17,12 @@ import { checkAccess, openAccess, type AccessOptions } from './access.ts';
 import { createAdmissionHandler, type AdmissionInfo } from './admission-endpoint.ts';
 import { createStaticHandler } from './static-files.ts';
 import { routeHttp2 } from './authority-shim.ts';
-import { pauseAwareTimeout } from '../clock/pause-aware-timeout.ts';
+import { nodeHandshakeTimerOff, pauseAwareTimeout, TlsHandshakeDeadlines } from '../clock/pause-aware-timeout.ts';
 
 /** Every HTTP/2 connection opens with this; HTTP/1.x requests never do. */
 const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** Default of EtcdListenerOptions.handshakeTimeoutMs. */
 const handshakeTimeoutMsDefault = 10_000;
-/**
- * tls.Server's handshakeTimeout that turns Node's own handshake timer off (0 would mean its
- * 120 s default): that timer fires at once after a pause and drops a healthy client; the
- * listener's pause-aware one (../clock/pause-aware-timeout.ts) replaces it.
- */
-const nodeHandshakeTimerOff = -1;
 
 /** meshkv: its own HTTP/2 server (h2/connection.ts); node: node:http2 behind the :authority shim. */
 export type Http2ServerKind = 'meshkv' | 'node';
@@ -69,8 +63,8 @@ export interface EtcdListenerOptions extends EtcdApiOptions {
 export class EtcdListener {
   private readonly sockets = new Set<net.Socket>();
   private closing: Promise<void> | null = null;
-  /** Cancels the handshake deadline of each connection still in its TLS handshake, by remote `address:port`. */
-  private readonly tlsDeadlines = new Map<string, () => void>();
+  /** The TLS handshake deadline of each connection still in its handshake. */
+  private readonly tlsDeadlines: TlsHandshakeDeadlines;
 
   private constructor(
     readonly api: EtcdApi,
@@ -84,6 +78,7 @@ export class EtcdListener {
     private readonly tlsServer: tls.Server | null,
     private readonly handshakeTimeoutMs: number,
   ) {
+    this.tlsDeadlines = new TlsHandshakeDeadlines(handshakeTimeoutMs, (socket) => socket.destroy());
     tlsServer?.on('secureConnection', (socket: tls.TLSSocket) => this.routeSecure(socket));
     // Failed handshakes (no or a bad client certificate, plain TCP) just close the connection.
     tlsServer?.on('tlsClientError', (_err, socket) => socket.destroy());
@@ -153,20 +148,12 @@ export class EtcdListener {
     raw.on('close', () => this.sockets.delete(raw));
     raw.on('error', () => raw.destroy());
     if (!this.tlsServer) return this.route(raw);
-    const remote = `${raw.remoteAddress}:${raw.remotePort}`;
-    const cancel = pauseAwareTimeout(this.handshakeTimeoutMs, () => raw.destroy());
-    this.tlsDeadlines.set(remote, cancel);
-    raw.on('close', () => {
-      cancel();
-      if (this.tlsDeadlines.get(remote) === cancel) this.tlsDeadlines.delete(remote);
-    });
+    this.tlsDeadlines.arm(raw);
     this.tlsServer.emit('connection', raw);
   }
 
   private routeSecure(socket: tls.TLSSocket): void {
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.tlsDeadlines.get(remote)?.();
-    this.tlsDeadlines.delete(remote);
+    this.tlsDeadlines.settle(socket);
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -5,7 +5,7 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
-import { pauseAwareTimeout } from '../../clock/pause-aware-timeout.ts';
+import { nodeHandshakeTimerOff, TlsHandshakeDeadlines } from '../../clock/pause-aware-timeout.ts';
 import { encodeMessage } from '../../../src/codec/message.ts';
 import { MessageType, isLocalMessage, type MemberId, type Message } from '../../../src/raft/types.ts';
 import type { DeliveryReport, DeliveryReports, Transport } from '../../../src/seams.ts';
@@ -145,12 +145,18 @@ export class TcpTransport implements Transport, DeliveryReports {
     }
     const host = o.host ?? '127.0.0.1';
     let self: TcpTransport | null = null;
-    /** The TLS handshake deadlines of accepted sockets still in their handshake, by remote address. */
-    const tlsDeadlines = new Map<string, () => void>();
+    // The TLS handshake's deadline, pause-aware (Node's handshakeTimeout is not: it fires at
+    // once after a pause and drops a healthy peer whose handshake waits unread).
+    const tlsDeadlines = new TlsHandshakeDeadlines(
+      bounds.handshakeTimeoutMs,
+      (socket, remote) => {
+        self?.log('warn', `tcp transport ${o.id}: closing connection from ${remote}: no TLS handshake within ${bounds.handshakeTimeoutMs} ms`);
+        socket.destroy();
+      },
+      (remote, lateMs) => self?.log('debug', `tcp transport ${o.id}: the TLS handshake timer of ${remote} fired ${Math.round(lateMs)} ms late (this process was paused): waiting another ${bounds.handshakeTimeoutMs} ms`),
+    );
     const onSocket = (socket: net.Socket) => {
-      const remote = remoteOf(socket);
-      tlsDeadlines.get(remote)?.();
-      tlsDeadlines.delete(remote);
+      if (o.tls) tlsDeadlines.settle(socket);
       if (self) self.accept(socket);
       else socket.destroy();
     };
@@ -168,23 +174,7 @@ export class TcpTransport implements Transport, DeliveryReports {
       }
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
-      if (!o.tls) return; // the Hello deadline (inbound.ts) covers plain TCP
-      // The TLS handshake's deadline, pause-aware (Node's handshakeTimeout is not: it fires at
-      // once after a pause and drops a healthy peer whose handshake waits unread).
-      const remote = remoteOf(socket);
-      const cancel = pauseAwareTimeout(
-        bounds.handshakeTimeoutMs,
-        () => {
-          self?.log('warn', `tcp transport ${o.id}: closing connection from ${remote}: no TLS handshake within ${bounds.handshakeTimeoutMs} ms`);
-          socket.destroy();
-        },
-        (lateMs) => self?.log('debug', `tcp transport ${o.id}: the TLS handshake timer of ${remote} fired ${Math.round(lateMs)} ms late (this process was paused): waiting another ${bounds.handshakeTimeoutMs} ms`),
-      );
-      tlsDeadlines.set(remote, cancel);
-      socket.once('close', () => {
-        cancel();
-        if (tlsDeadlines.get(remote) === cancel) tlsDeadlines.delete(remote);
-      });
+      if (o.tls) tlsDeadlines.arm(socket); // the Hello deadline (inbound.ts) covers plain TCP
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -384,15 +374,4 @@ function parseAddress(address: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port < 1 || port > 65535) throw new TcpTransportError('invalid-address', `peer address "${address}" is not host:port`);
   return { host: m[1] ?? m[2], port };
-}
-
-/**
- * tls.Server's handshakeTimeout that turns Node's own handshake timer off: 0 would mean its
- * 120 s default, any negative value means none. The transport's pause-aware one replaces it.
- */
-const nodeHandshakeTimerOff = -1;
-
-/** `address:port` of a socket's peer: the same for the accepted socket and the TLS socket over it. */
-function remoteOf(socket: net.Socket): string {
-  return `${socket.remoteAddress}:${socket.remotePort}`;
 }
