@@ -40,7 +40,7 @@
 // search hits the cap makes the whole answer 'unknown' (unless another key is a definite violation).
 
 import type { CheckResult, HistoryOp, OpInput } from './history.ts';
-import { acknowledgedWrite, countReturnedBefore, describeOp, isUnknown, validateHistory } from './ops.ts';
+import { acknowledgedWrite, describeOp, isUnknown, revisionFloor, validateHistory } from './ops.ts';
 import { searchByRevision, type AckedKeyOp, type UnknownKeyOp } from './revision-order.ts';
 import { checkRevisions } from './revisions.ts';
 import { searchLinearization, type KeyOp, type SearchBudget, type SearchResult } from './wgl.ts';
@@ -156,15 +156,9 @@ function capReason(gaveUp: string[]): string {
  * Had U taken effect, etcd would have given it a greater revision.
  */
 function lowerRevisionBound(history: HistoryOp[]): Map<number, number> {
-  const byRet = history.filter((h) => h.output !== null).sort((a, b) => a.ret - b.ret);
-  const highest: number[] = [];
-  for (const h of byRet) highest.push(Math.max(highest[highest.length - 1] ?? 0, h.output!.revision));
+  const floor = revisionFloor(history);
   const out = new Map<number, number>();
-  for (const h of history) {
-    if (h.output !== null) continue;
-    const before = countReturnedBefore(byRet, h.call);
-    out.set(h.id, before === 0 ? 0 : highest[before - 1]);
-  }
+  for (const h of history) if (h.output === null) out.set(h.id, floor(h.call));
   return out;
 }
 

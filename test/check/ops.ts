@@ -106,3 +106,18 @@ export function countReturnedBefore(byReturn: readonly HistoryOp[], call: number
   }
   return lo;
 }
+
+/**
+ * floor(t): the greatest revision any operation that returned strictly before time t reported
+ * (0 if none). Had an operation called at t taken effect, etcd would have given it a greater
+ * revision (a write) or at least that one (a read).
+ */
+export function revisionFloor(history: readonly HistoryOp[]): (time: number) => number {
+  const returned = history.filter((op) => op.output !== null).sort((a, b) => a.ret - b.ret);
+  const best: number[] = [];
+  for (const op of returned) best.push(Math.max(best[best.length - 1] ?? 0, op.output!.revision));
+  return (time) => {
+    const before = countReturnedBefore(returned, time);
+    return before === 0 ? 0 : best[before - 1];
+  };
+}

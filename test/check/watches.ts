@@ -14,7 +14,7 @@
 //   checked (a watcher may lag).
 
 import type { CheckResult, HistoryOp, WatchEvent, WatchRecord } from './history.ts';
-import { acknowledgedWrite, describeOp, possibleWrite, validateHistory, type Write } from './ops.ts';
+import { acknowledgedWrite, describeOp, possibleWrite, revisionFloor, validateHistory, type Write } from './ops.ts';
 
 interface Delivered {
   event: WatchEvent;
@@ -134,22 +134,6 @@ function matchUnknownWrites(history: HistoryOp[], unexplained: Map<number, { eve
   return null;
 }
 
-/** floor(t): the greatest revision any operation that returned before time t reported (0 if none). */
-function revisionFloor(history: HistoryOp[]): (time: number) => number {
-  const returned = history.filter((op) => op.output !== null).sort((a, b) => a.ret - b.ret);
-  const best: number[] = [];
-  for (const op of returned) best.push(Math.max(best[best.length - 1] ?? 0, op.output!.revision));
-  return (time) => {
-    let lo = 0;
-    let hi = returned.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (returned[mid].ret < time) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo === 0 ? 0 : best[lo - 1];
-  };
-}
 
 function findGap(watch: WatchRecord, index: number, known: Map<number, Write & { revision: number }>, unexplained: Map<number, { event: WatchEvent }>): Violation | null {
   const delivered = watch.responses.flatMap((r) => r.events);
