@@ -201,8 +201,11 @@ class PeerDialer {
     private readonly log: LogFn,
   ) {}
 
-  /** Dials every member of `records` not dialled yet at its address, and forgets the others. */
-  dial(records: readonly { id: MemberId; peerURLs: string[] }[]): void {
+  /**
+   * Dials every member of `records` not dialled yet at its address, and forgets the others
+   * except `keep`, which stays dialled at the address it has.
+   */
+  dial(records: readonly { id: MemberId; peerURLs: string[] }[], keep: MemberId = 0): void {
     // Every transport dials (a lone member without a peer listener still reaches tabs over WebRTC).
     const wanted = new Map(records.filter((r) => r.id !== this.self && r.peerURLs.length > 0).map((r) => [r.id, peerAddress(r.peerURLs[0])]));
     for (const [peer, address] of wanted) {
@@ -212,7 +215,7 @@ class PeerDialer {
       this.log('info', 'dialling peer', { peer: peer.toString(16), address });
     }
     for (const peer of [...this.dialled.keys()]) {
-      if (wanted.has(peer)) continue;
+      if (wanted.has(peer) || peer === keep) continue;
       this.transport.removePeer(peer);
       this.dialled.delete(peer);
       this.log('info', 'forgot removed peer', { peer: peer.toString(16) });
@@ -225,7 +228,11 @@ class PeerDialer {
    */
   follow(kv: KvMember): () => void {
     const redial = () => {
-      this.dial(kv.members.list());
+      // The leader stays dialled even when the table lacks it: a snapshot taken before that
+      // leader was added gives such a table, and this member must answer the appends that
+      // bring the entry adding it (KvMember.hearsFrom admits them). Forgotten, the leader
+      // never heard back, and a learner restored from such a snapshot stalled for good.
+      this.dial(kv.members.list(), kv.member.status().lead);
       // Not every member that left the table: one missing from a snapshot or from the early
       // entries a joiner replays may be added by a later entry (MemberTable.removedIds).
       this.peerTransport?.setRemoved(kv.members.removed());

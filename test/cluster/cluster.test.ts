@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl } from '../etcd-api/harness.ts';
-import { endpointStatus, eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
+import { addMember, endpointStatus, eventually, Processes, ready, type MemberSpec, type Proc } from './processes.ts';
 import { freePort } from '../helpers/processes.ts';
 import { clusterIdOf, memberIdOf } from '../../adapters/node/config.ts';
 
@@ -32,23 +32,6 @@ async function leaderOf(endpoints: string[]): Promise<{ leader: number; statuses
   }
   const leaders = new Set(statuses.map((s) => s.leader));
   return leaders.size === 1 ? { leader: statuses[0].leader, statuses } : null;
-}
-
-/**
- * `etcdctl member add`, again while the answer is "unhealthy cluster": etcd's strict
- * reconfiguration check wants every voter connected for 5 s, and a member restarted or added
- * by an earlier test may have been up for less.
- */
-async function addMember(endpoint: string, args: string[]) {
-  return eventually(
-    'the cluster to accept a new member',
-    async () => {
-      const r = await etcdctl(endpoint, ['member', 'add', ...args]);
-      if (r.code !== 0 && !r.stderr.includes('Error: etcdserver: unhealthy cluster')) throw new Error(`member add failed: ${r.stderr}`);
-      return r.code === 0 && r;
-    },
-    15_000,
-  );
 }
 
 beforeAll(async () => {

@@ -100,3 +100,20 @@ export async function endpointStatus(endpoint: string): Promise<EndpointStatus |
 export function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
   return waitFor(what, fn, timeoutMs, 100);
 }
+
+/**
+ * `etcdctl member add`, again while the answer is "unhealthy cluster": etcd's strict
+ * reconfiguration check wants every voter connected for 5 s, and a member restarted or added
+ * by an earlier test may have been up for less.
+ */
+export async function addMember(endpoint: string, args: string[]) {
+  return eventually(
+    'the cluster to accept a new member',
+    async () => {
+      const r = await etcdctl(endpoint, ['member', 'add', ...args]);
+      if (r.code !== 0 && !r.stderr.includes('Error: etcdserver: unhealthy cluster')) throw new Error(`member add failed: ${r.stderr}`);
+      return r.code === 0 && r;
+    },
+    15_000,
+  );
+}
