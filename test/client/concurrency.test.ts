@@ -16,8 +16,12 @@ describe('client lock', () => {
     expect(keyA).toBe(`jobs/${(await lockA.session!.grant()).toString(16)}`);
     const acquiredB = lockB.acquire();
     expect(await settlesWithin(acquiredB, 300)).toBe(false);
-    // Both contenders' keys exist; the holder's was created first.
-    const keys = await a.getAll().prefix('jobs/').sort('create', 'asc').keys();
+    // Both contenders' keys exist; the holder's was created first. B's may land after the
+    // 300 ms on a loaded machine (its lease grant and txn are two round trips).
+    const keys = await waitFor('both contenders\' keys', async () => {
+      const k = await a.getAll().prefix('jobs/').sort('create', 'asc').keys();
+      return k.length === 2 && k;
+    });
     expect(keys).toEqual([keyA, lockB.ownKey]);
     await lockA.release();
     await acquiredB;

@@ -6,7 +6,7 @@ import { MemoryHub, type MemoryTransport } from '../../adapters/transport/memory
 import { Client } from '../../src/client/client.ts';
 import { InProcessConnection } from '../../src/client/local-connection.ts';
 import { KvMember } from '../../src/server/kv-member.ts';
-import { startKvMember } from '../helpers/kv-members.ts';
+import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 export interface TestCluster {
@@ -29,7 +29,8 @@ export async function cluster(): Promise<TestCluster> {
   const hub = new MemoryHub();
   const ids = [1, 2, 3];
   const transports = ids.map((id) => hub.connect(id));
-  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i] })));
+  // Steady timings: with 5 ms ticks a loaded machine churned leaders and timed requests out (CI).
+  const members = await Promise.all(ids.map((id, i) => startKvMember(hub, id, ids, { transport: transports[i], ...steadyTimings })));
   running.push(...members);
   const connection = (preferred = 0) => new InProcessConnection(members, { clock: systemClock, preferred, watchHealthCheckMs: 10 });
   const c: TestCluster = {

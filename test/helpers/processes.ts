@@ -11,6 +11,10 @@ export async function freePort(): Promise<number> {
   // server started on it next then finds it in use. Random, so parallel test files rarely meet.
   for (let attempt = 0; ; attempt++) {
     const port = freePortLow + Math.floor(Math.random() * (freePortHigh - freePortLow));
+    // Free now is not enough: a port handed out earlier in this process may not be bound yet
+    // (a test that picks every member's ports before starting any; CI saw a peer port equal
+    // to another member's client port).
+    if (handedOut.has(port)) continue;
     const server = createServer();
     const bound = await new Promise<boolean>((resolve) => {
       server.once('error', () => resolve(false));
@@ -18,12 +22,14 @@ export async function freePort(): Promise<number> {
     });
     if (bound) {
       await new Promise((r) => server.close(r));
+      handedOut.add(port);
       return port;
     }
     if (attempt >= 100) throw new Error('freePort: no free port found in 100 tries');
   }
 }
 
+const handedOut = new Set<number>();
 const freePortLow = 20_000;
 const freePortHigh = 32_000;
 
