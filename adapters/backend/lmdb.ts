@@ -334,6 +334,7 @@ export class LmdbBackend implements Backend {
   private failure: Error | null = null;
   private closed = false;
   private readonly mapSizeBytes: number;
+  private readonly writers: WriteThreads;
 
   private constructor(readonly path: string, options: LmdbBackendOptions) {
     this.mapSizeBytes = options.mapSizeBytes ?? mapSizeBytesDefault;
@@ -344,6 +345,7 @@ export class LmdbBackend implements Backend {
     }
     const opened = openLmdbEnvironment(path, this.mapSizeBytes);
     this.env = opened.env;
+    this.writers = new WriteThreads(opened.env);
     this.slots = opened.slotDbs;
     this.liveSlotDb = opened.liveSlotDb;
     this.liveSlot = opened.liveSlotOf();
@@ -583,6 +585,7 @@ export class LmdbBackend implements Backend {
       await this.last;
       await this.env.flushed;
     } finally {
+      await this.writers.idle();
       await this.env.close();
     }
   }
@@ -607,6 +610,41 @@ function rangeOf(
 ): void {
   for (const { key, value } of db.getRange({ start, end: end ?? undefined, transaction, snapshot: transaction !== undefined })) {
     if (visit(key, value) === false) return;
+  }
+}
+
+/**
+ * Counts lmdb's write threads still running, so that close() waits for them. lmdb 3.5.6 reports
+ * a commit (and so settles `committed`, `flushed` and every write's promise) before its write
+ * thread is done with the environment: WriteWorker::Write notifies '__committed__' listeners
+ * after releasing the write lock. Closing in that window freed what the thread still read, and
+ * the process died of SIGFPE (test/backend/store-on-lmdb.test.ts, 1 run in 3 under load). Each
+ * thread's end is the completion call of its `startWriting`: any status but lmdb's two progress
+ * statuses (1: committed, 2: a synchronous transaction may run), as lmdb's own callback reads them.
+ */
+class WriteThreads {
+  private running = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(root: RootDatabase<Uint8Array, Uint8Array>) {
+    type StartWriting = (address: number, callback: (status: number) => unknown) => void;
+    const native = (root as unknown as { env: { startWriting: StartWriting } }).env;
+    const start = native.startWriting.bind(native);
+    const counted: StartWriting = (address, callback) => {
+      this.running++;
+      start(address, (status) => {
+        const result = callback(status);
+        if (status !== 1 && status !== 2 && --this.running === 0) for (const resolve of this.waiting.splice(0)) resolve();
+        return result;
+      });
+    };
+    // The native method is read-only on its prototype; the instance takes its own.
+    Object.defineProperty(native, 'startWriting', { value: counted });
+  }
+
+  /** Settles once no write thread runs. */
+  idle(): Promise<void> {
+    return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.waiting.push(resolve));
   }
 }
 
