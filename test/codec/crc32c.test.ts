@@ -34,6 +34,18 @@ describe('crc32c', () => {
     }
   });
 
+  it('agrees with the reference on views at any byte offset of their buffer', () => {
+    // The sliced path reads 32-bit words through a DataView of the view's own buffer.
+    const backing = Uint8Array.from({ length: 1100 }, (_, i) => (i * 2654435761) >>> 24);
+    for (let offset = 0; offset < 8; offset++) {
+      for (const length of [15, 16, 17, 31, 64, 1000]) {
+        const view = backing.subarray(offset, offset + length);
+        expect(crc32c(view)).toBe(crc32cReference(view));
+        expect(crc32c(view, 0, 3, length - 1)).toBe(crc32cReference(view.subarray(3, length - 1)));
+      }
+    }
+  });
+
   it('continues a checksum across chunks', () => {
     const data = ascii('The quick brown fox jumps over the lazy dog');
     const whole = crc32c(data);
@@ -53,5 +65,7 @@ describe('crc32c incremental state', () => {
     const bytes = new TextEncoder().encode('123456789');
     expect(crc32cFinish(crc32cUpdate(CRC32C_INITIAL, bytes))).toBe(0xe3069283);
     expect(crc32cFinish(crc32cUpdateBinaryString(crc32cUpdate(CRC32C_INITIAL, bytes.subarray(0, 4)), '56789'))).toBe(0xe3069283);
+    const long = Uint8Array.from({ length: 100 }, (_, i) => i * 31);
+    expect(crc32cFinish(crc32cUpdate(crc32cUpdate(CRC32C_INITIAL, long.subarray(0, 37)), long.subarray(37)))).toBe(crc32cReference(long));
   });
 });
