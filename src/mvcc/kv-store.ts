@@ -501,10 +501,14 @@ export class KvStore {
   /** @internal Indexes a write of the open transaction and buffers its value. */
   appendRecord(record: Record, value: Uint8Array): void {
     this.indexRecord(record);
-    let buffered = this.buffer.revisions.get(record.main);
-    if (buffered === undefined) this.buffer.revisions.set(record.main, (buffered = { records: [], values: [] }));
-    buffered.records.push(record);
-    buffered.values.push(value);
+    const buffered = this.buffer.revisions.get(record.main);
+    // Fresh one-element arrays for a revision's first write (most write one key): an empty
+    // array grown by push reserves room for 17, and these live until the backend commits.
+    if (buffered === undefined) this.buffer.revisions.set(record.main, { records: [record], values: [value] });
+    else {
+      buffered.records.push(record);
+      buffered.values.push(value);
+    }
   }
 
   private encodeRecord(record: Record, value: Uint8Array): BackendOp {
@@ -530,7 +534,10 @@ export class KvStore {
       throw new Error(`kvStore.endTxn: txn revision ${txn.main} does not follow current ${this.current}`);
     }
     const values = this.buffer.revisions.get(txn.main)!.values;
-    for (const { record } of txn.changes) this.batchOps.push(this.encodeRecord(record, values[record.sub]));
+    // Sized to the transaction (map, not push into an empty array): the batch is kept until the backend commits it.
+    const ops = txn.changes.map(({ record }) => this.encodeRecord(record, values[record.sub]));
+    if (this.batchOps.length === 0) this.batchOps = ops;
+    else for (const op of ops) this.batchOps.push(op);
     this.batchMains.push(txn.main);
     this.records += txn.changes.length;
     this.current = txn.main;
