@@ -3,7 +3,8 @@
 # (a build and node flags each) run side by side, are filled to KEYS keys, then take ROUNDS
 # rounds of the ../shared/bench-etcd h2 put load each, the variants' order rotating every round
 # so that every variant sees the same mix of machine load. Per round: ops/s, p50/p99/max,
-# server CPU µs per put, the GC pauses of the round (--trace-gc) and the load average.
+# server CPU µs per put, the GC pauses of the round (--trace-gc), what a Ready cost (WAL save
+# with its fdatasync, apply: from the member's /metrics, bench/ready-split.mjs) and the load average.
 #
 #   VARIANTS="base=/tmp/base-checkout new=. semi64=.:--max-semi-space-size=64 b20=.::--backend-batch-interval=20ms" bench/tail-ab.sh
 #   # KEYS=0 ROUNDS=3 ROUND_S=20 CLIENTS=64 VALUE=256 MESHKV_FLAGS=
@@ -57,13 +58,16 @@ for ((r = 0; r < ROUNDS; r++)); do
     j=$(((k + r) % n))
     name=${NAMES[$j]} log="$WORK/${NAMES[$j]}.log"
     from=$(wc -l <"$log")
+    curl -s "http://${EPS[$j]}/metrics" >"$WORK/metrics-before"
     line=$(cd "$WORK/harness" && node bench.mjs --endpoints "${EPS[$j]}" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
       --warmup 1 --value-size "$VALUE" --server-pids "${PIDS[$j]}" --label "$name" | tail -1)
     gc=$(tail -n +"$((from + 1))" "$log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){c++; if(p>cm)cm=p} else s++}
       END{printf "\"gc_ms_max\":%.0f,\"gc_ms_total\":%.0f,\"scavenges\":%d,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, s, c, cm}')
-    echo "{\"variant\":\"$name\",\"round\":$r,\"keys_before\":$KEYS,$gc,\"load_avg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"bench\":$line}" >>"$OUT"
+    curl -s "http://${EPS[$j]}/metrics" >"$WORK/metrics-after"
+    ready=$(node bench/ready-split.mjs "$WORK/metrics-before" "$WORK/metrics-after")
+    echo "{\"variant\":\"$name\",\"round\":$r,\"keys_before\":$KEYS,$gc,$ready,\"load_avg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"bench\":$line}" >>"$OUT"
     tail -1 "$OUT" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s),b=j.bench;
-      console.log(`${j.variant.padEnd(10)} r${j.round} ${Math.round(b.ops_per_s)} ops/s p50 ${b.lat_ms.p50} p99 ${b.lat_ms.p99} max ${b.lat_ms.max} ms, ${Math.round(b.server.cpu_us_per_op)} µs/put, rss ${b.server.rss_mb_max} MB, GC max ${j.gc_ms_max} total ${j.gc_ms_total} ms (${j.scavenges} scav, ${j.mark_compacts} MC max ${j.mark_compact_ms_max}), load ${j.load_avg}`)})'
+      console.log(`${j.variant.padEnd(10)} r${j.round} ${Math.round(b.ops_per_s)} ops/s p50 ${b.lat_ms.p50} p99 ${b.lat_ms.p99} max ${b.lat_ms.max} ms, ${Math.round(b.server.cpu_us_per_op)} µs/put, rss ${b.server.rss_mb_max} MB, GC max ${j.gc_ms_max} total ${j.gc_ms_total} ms (${j.scavenges} scav, ${j.mark_compacts} MC max ${j.mark_compact_ms_max}), WAL sync ${j.wal_sync.count} mean ${j.wal_sync.mean_ms} p99<=${j.wal_sync.p99_ms_le} ms, apply mean ${j.apply.mean_ms} p99<=${j.apply.p99_ms_le} ms, load ${j.load_avg}`)})'
   done
 done
 echo "results: $OUT"
