@@ -2,6 +2,7 @@
 // format stays close at hand: the `key` bucket maps a revision to an mvccpb.KeyValue, `meta`
 // holds consistent_index and the compaction revisions. See docs/architecture.md.
 
+import type { BinaryString } from '../mvcc/bytes.ts';
 import type { KeyValue } from '../mvcc/types.ts';
 import type { BackendBatch, BackendOp } from '../seams.ts';
 
@@ -138,11 +139,11 @@ export function encodeKeyValue(kv: StoredKeyValue): Uint8Array {
  * The `key`-bucket put of one record the store applies: its revision key (with the tombstone
  * mark when `version` is 0) and its mvccpb.KeyValue, as `revisionKey` and `encodeKeyValue`
  * write them, but both in one allocation and with the key written straight from its binary
- * string. This runs for every write and its result lives until the backend commits it (up to
+ * string (one char per byte, as the key index holds it). This runs for every write and its result lives until the backend commits it (up to
  * the batch interval), long enough to survive scavenges: one buffer instead of two (the revision
  * key and the KeyValue), and no throwaway copy of the key, is less for V8 to copy and promote.
  */
-export function recordPut(key: string, main: number, sub: number, createRevision: number, version: number, value: Uint8Array, lease: bigint): BackendOp {
+export function recordPut(key: BinaryString, main: number, sub: number, createRevision: number, version: number, value: Uint8Array, lease: bigint): BackendOp {
   const keyBytes = version === 0 ? revisionKeyBytes + 1 : revisionKeyBytes;
   const keyField = key.length === 0 ? 0 : 1 + varintBytes(key.length) + key.length;
   const out = new Uint8Array(keyBytes + keyField + keyValueTailBytes(createRevision, main, version, value, lease));

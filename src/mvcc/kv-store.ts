@@ -534,10 +534,7 @@ export class KvStore {
       throw new Error(`kvStore.endTxn: txn revision ${txn.main} does not follow current ${this.current}`);
     }
     const values = this.buffer.revisions.get(txn.main)!.values;
-    // Sized to the transaction (map, not push into an empty array): the batch is kept until the backend commits it.
-    const ops = txn.changes.map(({ record }) => this.encodeRecord(record, values[record.sub]));
-    if (this.batchOps.length === 0) this.batchOps = ops;
-    else for (const op of ops) this.batchOps.push(op);
+    for (const { record } of txn.changes) this.batchOps.push(this.encodeRecord(record, values[record.sub]));
     this.batchMains.push(txn.main);
     this.records += txn.changes.length;
     this.current = txn.main;
