@@ -9,7 +9,7 @@ import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, toBinaryString, type 
 import { Errors } from './errors.ts';
 import { KeyIndex, RecordSlab, entryGet, entryLive, type IndexEntry, type Record } from './key-index.ts';
 import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
-import { decodeKeyValue, encodeKeyValue, metaKeys, parseRevisionKey, revisionKey } from '../backend/layout.ts';
+import { decodeKeyValue, metaKeys, parseRevisionKey, recordPut, revisionKey } from '../backend/layout.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import type { Backend, BackendOp, BackendReadView } from '../seams.ts';
 import type { KeyValue } from './types.ts';
@@ -49,6 +49,14 @@ export interface StoreView {
   release(): void;
 }
 
+/** Batches whose buffered revisions and deletes leave the buffer when `committed` resolves. */
+interface CommitGroup {
+  readonly committed: Promise<void>;
+  readonly mains: number[];
+  readonly deleted: string[];
+  clear: boolean;
+}
+
 export class KvStore {
   /** Key → history: a slot in `slab` (a bare record) or a non-empty KeyIndex (see IndexEntry). */
   private readonly index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings);
@@ -65,6 +73,13 @@ export class KvStore {
   private batchClear = false;
   /** The applied index of the last batch handed to the backend. */
   private committedIndex: number;
+  /**
+   * The batches handed to the backend last that share one commit promise, while it is pending.
+   * A backend that coalesces batches into one transaction (LMDB) hands every batch of it the
+   * same promise, so their buffered revisions leave the buffer with one reaction, not one
+   * reaction, promise and two closures per applied entry, all kept until the commit.
+   */
+  private committing: CommitGroup | null = null;
   /** Set once a backend commit failed: nothing more may be applied. */
   private failure: Error | null = null;
   /** Invariant: every stored record's main revision is at most `current`. */
@@ -125,13 +140,25 @@ export class KvStore {
     this.batchDeleted = [];
     this.batchClear = false;
     this.committedIndex = appliedIndex;
-    this.backend.commit(batch).then(
+    const committed = this.backend.commit(batch);
+    const group = this.committing;
+    if (group !== null && group.committed === committed) {
+      for (const main of mains) group.mains.push(main);
+      for (const id of deleted) group.deleted.push(id);
+      group.clear ||= clear;
+      return;
+    }
+    const next: CommitGroup = { committed, mains, deleted, clear };
+    this.committing = next;
+    committed.then(
       () => {
-        for (const main of mains) this.buffer.revisions.delete(main);
-        for (const id of deleted) this.buffer.deleted.delete(id);
-        if (clear) this.buffer.clearing = false;
+        if (this.committing === next) this.committing = null;
+        for (const main of next.mains) this.buffer.revisions.delete(main);
+        for (const id of next.deleted) this.buffer.deleted.delete(id);
+        if (next.clear) this.buffer.clearing = false;
       },
       (err: unknown) => {
+        if (this.committing === next) this.committing = null;
         this.failure ??= err instanceof Error ? err : new Error(String(err));
       },
     );
@@ -474,26 +501,18 @@ export class KvStore {
   /** @internal Indexes a write of the open transaction and buffers its value. */
   appendRecord(record: Record, value: Uint8Array): void {
     this.indexRecord(record);
-    let buffered = this.buffer.revisions.get(record.main);
-    if (buffered === undefined) this.buffer.revisions.set(record.main, (buffered = { records: [], values: [] }));
-    buffered.records.push(record);
-    buffered.values.push(value);
+    const buffered = this.buffer.revisions.get(record.main);
+    // Fresh one-element arrays for a revision's first write (most write one key): an empty
+    // array grown by push reserves room for 17, and these live until the backend commits.
+    if (buffered === undefined) this.buffer.revisions.set(record.main, { records: [record], values: [value] });
+    else {
+      buffered.records.push(record);
+      buffered.values.push(value);
+    }
   }
 
   private encodeRecord(record: Record, value: Uint8Array): BackendOp {
-    const tombstone = record.version === 0;
-    return {
-      bucket: 'key',
-      key: revisionKey(record.main, record.sub, tombstone),
-      value: encodeKeyValue({
-        key: fromBinaryString(record.key),
-        createRevision: record.createRevision,
-        modRevision: record.main,
-        version: record.version,
-        value: tombstone ? EMPTY_BYTES : value,
-        lease: record.lease,
-      }),
-    };
+    return recordPut(record.key, record.main, record.sub, record.createRevision, record.version, record.version === 0 ? EMPTY_BYTES : value, record.lease);
   }
 
   /** @internal */

@@ -6,6 +6,7 @@ import {
   encodeLease,
   leaseKey,
   parseRevisionKey,
+  recordPut,
   revisionKey,
 } from '../../src/backend/layout.ts';
 
@@ -26,6 +27,26 @@ describe("the backend's etcd layout", () => {
     const encoded = encodeKeyValue(kv);
     expect(decodeKeyValue(encoded)).toEqual(kv);
     expect(hex(encoded.subarray(encoded.length - 11))).toBe('30fbffffffffffffffff01');
+  });
+
+  it("writes a record's put (revision key and KeyValue in one buffer) byte for byte as revisionKey and encodeKeyValue do", () => {
+    const binary = (b: Uint8Array) => String.fromCharCode(...b);
+    const cases = [
+      { key: bytes('a'), createRevision: 2, modRevision: 3, sub: 0, version: 1, value: bytes('b'), lease: 0n },
+      // A tombstone: no value, the key marked with 't'.
+      { key: bytes('a'), createRevision: 0, modRevision: 300, sub: 4, version: 0, value: new Uint8Array(0), lease: 0n },
+      { key: new Uint8Array([0, 255, 128]), createRevision: 2 ** 53 - 2, modRevision: 2 ** 53 - 1, sub: 2 ** 20, version: 7, value: new Uint8Array(300).fill(9), lease: -5n },
+      { key: new Uint8Array(200).fill(0x61), createRevision: 9, modRevision: 9, sub: 1, version: 1, value: new Uint8Array(5_000).fill(1), lease: 0x7fffffffn },
+    ];
+    for (const { sub, ...kv } of cases) {
+      const op = recordPut(binary(kv.key), kv.modRevision, sub, kv.createRevision, kv.version, kv.value, kv.lease);
+      expect(op.bucket).toBe('key');
+      expect(hex(op.key)).toBe(hex(revisionKey(kv.modRevision, sub, kv.version === 0)));
+      expect(hex(op.value!)).toBe(hex(encodeKeyValue(kv)));
+      expect(decodeKeyValue(op.value!)).toEqual(kv);
+      // One allocation: the key and the value are views of the same buffer.
+      expect(op.key.buffer).toBe(op.value!.buffer);
+    }
   });
 
   it('refuses malformed KeyValues with a reason', () => {

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LmdbBackend } from '../../adapters/backend/lmdb.ts';
 import { MvccStateMachine } from '../../src/mvcc/index.ts';
+import { KvStore } from '../../src/mvcc/kv-store.ts';
+import { toBinaryString } from '../../src/mvcc/bytes.ts';
 import { RequestGenerator } from '../mvcc/generator.ts';
 import { runSeed } from '../mvcc/model-run.ts';
 import { Prng } from '../mvcc/prng.ts';
@@ -84,3 +86,42 @@ describe('MvccStateMachine restarted from LmdbBackend', () => {
 function show(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : typeof v === 'bigint' ? `${v}n` : v));
 }
+
+describe('KvStore over LmdbBackend: the write buffer', () => {
+  it('lets every applied write go once the coalesced transaction holding it commits, and reads it from LMDB after', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshkv-store-buffer-'));
+    // A long batch interval: all 300 entries go into one LMDB transaction, one commit promise.
+    const backend = LmdbBackend.open(dir, { batchIntervalMs: 50 });
+    try {
+      const store = new KvStore(null, backend);
+      const value = (i: number) => new TextEncoder().encode(`value ${i}`);
+      for (let i = 1; i <= 300; i++) {
+        const txn = store.write();
+        txn.put(toBinaryString(new TextEncoder().encode(`k${i % 100}`)), value(i), 0n);
+        txn.end();
+        store.commit(i);
+      }
+      expect(store.history.buffer.revisions.size).toBe(300);
+      expect(await backend.durable()).toBe(300);
+      await turn();
+      expect(store.history.buffer.revisions.size).toBe(0);
+      // Now from LMDB: the latest of each key, and an older revision of one.
+      expect(new TextDecoder().decode(store.valueBytes(store.live(toBinaryString(new TextEncoder().encode('k7')))!))).toBe('value 207');
+      let older = '';
+      store.history.forEach(8, 8, (record) => void (older = new TextDecoder().decode(record.value)));
+      expect(older).toBe('value 7');
+      // Batches after that transaction form a group of their own, which leaves the buffer too.
+      const txn = store.write();
+      txn.put(toBinaryString(new TextEncoder().encode('k1')), value(301), 0n);
+      txn.end();
+      store.commit(301);
+      expect(store.history.buffer.revisions.size).toBe(1);
+      expect(await backend.durable()).toBe(301);
+      await turn();
+      expect(store.history.buffer.revisions.size).toBe(0);
+    } finally {
+      await backend.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
