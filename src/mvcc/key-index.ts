@@ -190,7 +190,12 @@ export class RecordSlab {
   private freeHead = -1;
 
   add(record: Record): SlabSlot {
-    if (record.version === 0) throw new Error(`recordSlab.add: tombstone ${record.main}.${record.sub}`);
+    return this.addFields(record.main, record.sub, record.createRevision, record.version, record.lease);
+  }
+
+  /** As `add`, from the fields: the restart's rebuild builds no Record for a key written once. */
+  addFields(main: number, sub: number, createRevision: number, version: number, lease: bigint): SlabSlot {
+    if (version === 0) throw new Error(`recordSlab.add: tombstone ${main}.${sub}`);
     let slot = this.freeHead;
     if (slot >= 0) {
       this.freeHead = this.chunks[slot >>> SLAB_CHUNK_BITS].sub[slot & (SLAB_CHUNK_SLOTS - 1)];
@@ -200,11 +205,11 @@ export class RecordSlab {
     }
     const chunk = this.chunks[slot >>> SLAB_CHUNK_BITS];
     const i = slot & (SLAB_CHUNK_SLOTS - 1);
-    chunk.main[i] = record.main;
-    chunk.sub[i] = record.sub;
-    chunk.createRevision[i] = record.createRevision;
-    chunk.version[i] = record.version;
-    chunk.lease[i] = record.lease;
+    chunk.main[i] = main;
+    chunk.sub[i] = sub;
+    chunk.createRevision[i] = createRevision;
+    chunk.version[i] = version;
+    chunk.lease[i] = lease;
     return slot;
   }
 
