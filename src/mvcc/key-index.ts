@@ -234,6 +234,11 @@ export class RecordSlab {
     return this.chunks[slot >>> SLAB_CHUNK_BITS].main[slot & (SLAB_CHUNK_SLOTS - 1)];
   }
 
+  /** The lease in `slot` (0n: none), without building the record. */
+  lease(slot: SlabSlot): bigint {
+    return this.chunks[slot >>> SLAB_CHUNK_BITS].lease[slot & (SLAB_CHUNK_SLOTS - 1)];
+  }
+
   free(slot: SlabSlot): void {
     this.chunks[slot >>> SLAB_CHUNK_BITS].sub[slot & (SLAB_CHUNK_SLOTS - 1)] = this.freeHead;
     this.freeHead = slot;
@@ -249,4 +254,12 @@ export function entryLive(slab: RecordSlab, key: KeyString, entry: IndexEntry): 
 export function entryGet(slab: RecordSlab, key: KeyString, entry: IndexEntry, atRev: number): Record | undefined {
   if (typeof entry !== 'number') return entry.get(atRev);
   return slab.main(entry) <= atRev ? slab.read(entry, key) : undefined;
+}
+
+/**
+ * The live record's lease (0n: none), or undefined if the key is deleted: what the passes over
+ * every key at open need, without a Record built for each key written once.
+ */
+export function entryLiveLease(slab: RecordSlab, entry: IndexEntry): bigint | undefined {
+  return typeof entry === 'number' ? slab.lease(entry) : entry.live()?.lease;
 }

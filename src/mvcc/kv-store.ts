@@ -7,7 +7,7 @@
 import { BTree } from './btree.ts';
 import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
-import { KeyIndex, RecordSlab, entryGet, entryLive, type IndexEntry, type Record } from './key-index.ts';
+import { KeyIndex, RecordSlab, entryGet, entryLive, entryLiveLease, type IndexEntry, type Record } from './key-index.ts';
 import { rebuildKeyIndex } from './index-rebuild.ts';
 import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
 import { encodeKeyValue, metaKeys, parseRevisionKey, revisionKey } from '../backend/layout.ts';
@@ -427,8 +427,8 @@ export class KvStore {
   findKeyOutsideLeases(leases: ReadonlySet<bigint>): { key: KeyString; lease: bigint } | undefined {
     let found: { key: KeyString; lease: bigint } | undefined;
     this.index.forEachPair((key, entry) => {
-      const live = entryLive(this.slab, key, entry);
-      if (found === undefined && live !== undefined && live.lease !== 0n && !leases.has(live.lease)) found = { key, lease: live.lease };
+      const lease = entryLiveLease(this.slab, entry);
+      if (found === undefined && lease !== undefined && lease !== 0n && !leases.has(lease)) found = { key, lease };
     });
     return found;
   }
@@ -438,8 +438,8 @@ export class KvStore {
     const leases = this.leases;
     if (leases === null) return;
     this.index.forEachPair((key, entry) => {
-      const live = entryLive(this.slab, key, entry);
-      if (live !== undefined && live.lease !== 0n) leases.attach(live.lease, key);
+      const lease = entryLiveLease(this.slab, entry);
+      if (lease !== undefined && lease !== 0n) leases.attach(lease, key);
     });
   }
 
