@@ -2,8 +2,8 @@
 # Restart time of one member holding KEYS keys (issue 18): real etcd (Debian's etcd-server) and
 # one or more meshkv builds, filled once and then restarted RUNS times, interleaved (etcd, then
 # each meshkv build, then again) so every system sees the same machine load. A restart is timed
-# from the spawn to the first served read (as bench/growth.sh); the load average is printed
-# beside each figure.
+# from the spawn to the first served read (as bench/growth.sh), and the CPU time the server used
+# until then is taken too; the load average is printed beside each figure.
 #
 #   bench/restart.sh    # KEYS=2000000 RUNS=3 VALUE=256 MESHKV_ROOTS="<this checkout>" DATA=<temp dir>
 #
@@ -75,6 +75,9 @@ keys() {
   etcdctl --endpoints="$1" --command-timeout=120s get bench/ --prefix --limit=1 --keys-only -w json |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).count??0))'
 }
+# CPU seconds (user + system) a process has used: on a machine shared with other work, a steadier
+# figure for the restart's own cost than the wall time to the first read.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 record() { echo "{$1,\"load_avg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"at\":\"$(date -u +%FT%TZ)\"}" >>"$OUT"; tail -1 "$OUT"; }
 
 read -r -a roots <<<"$MESHKV_ROOTS"
@@ -93,12 +96,14 @@ for ((run = 1; run <= RUNS; run++)); do
   echo "== restart run $run"
   start_etcd
   s=$(first_read "$(date +%s%N)" "$ETCD_EP")
-  record "\"kind\":\"restart\",\"system\":\"etcd\",\"run\":$run,\"keys\":$(keys "$ETCD_EP"),\"first_read_s\":$s"
+  cpu=$(cpu_s "$PID")
+  record "\"kind\":\"restart\",\"system\":\"etcd\",\"run\":$run,\"keys\":$(keys "$ETCD_EP"),\"first_read_s\":$s,\"cpu_s\":$cpu"
   stop
   for checkout in "${roots[@]}"; do
     start_meshkv "$checkout"
     s=$(first_read "$(date +%s%N)" "$MESHKV_EP")
-    record "\"kind\":\"restart\",\"system\":\"meshkv\",\"checkout\":\"$(git -C "$checkout" rev-parse --short HEAD 2>/dev/null || echo "$checkout")\",\"run\":$run,\"keys\":$(keys "$MESHKV_EP"),\"first_read_s\":$s"
+    cpu=$(cpu_s "$PID")
+    record "\"kind\":\"restart\",\"system\":\"meshkv\",\"checkout\":\"$(git -C "$checkout" rev-parse --short HEAD 2>/dev/null || echo "$checkout")\",\"run\":$run,\"keys\":$(keys "$MESHKV_EP"),\"first_read_s\":$s,\"cpu_s\":$cpu"
     stop
   done
 done

@@ -47,7 +47,7 @@ function requests(seed: number, keys: number, ascending: number, steps: number, 
       const from = rng.int(0, keys - 1);
       return { kind: 'deleteRange', request: { key: name(from), rangeEnd: name(from + rng.int(1, 5)) } };
     }
-    if (roll < 97 || step > steps - 20) return { kind: 'txn', request: { compare: [], success: [{ kind: 'put', request: { key: name(rng.int(0, keys - 1)), value: enc('t') } }, { kind: 'put', request: { key: name(rng.int(0, keys - 1)), value: enc('u') } }], failure: [] } };
+    if (roll < 97 || step > steps - 20) return { kind: 'txn', request: { compare: [], success: [{ requestPut: { key: name(rng.int(0, keys - 1)), value: enc('t') } }, { requestPut: { key: name(rng.int(0, keys - 1)), value: enc('u') } }], failure: [] } };
     return { kind: 'compaction', request: { revision: Math.max(1, current() - rng.int(0, 40)) } };
   };
 }
