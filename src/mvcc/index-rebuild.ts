@@ -7,27 +7,17 @@
 // It reads as little as the index needs, because a restart of a member holding millions of keys
 // waits for it: records come as views where the backend offers them (`rangeViews`: no copy of
 // any value), only the header fields of each KeyValue are decoded (the value is stepped over),
-// a key written once costs a slab slot and no Record, and the ordered index is built in one
-// bulk load from sorted arrays instead of one B-tree insert (three walks: find the shared key
-// string, get, set) per record. Records are grouped by key with a stable sort rather than a
-// hash map from key to entry: on 2 M keys written by eight concurrent writers the map took
-// 12.3 s and the sort 1.4 s on this machine (and about the same for keys in random order).
+// a key written once costs a slab slot and no Record, and the ordered index gets one insert per
+// key, in key order, instead of three B-tree walks (find the shared key string, get, set) per
+// record. Records are grouped by key with a stable sort rather than a hash map from key to
+// entry: on 2 M keys written by eight concurrent writers the map took 12.3 s and the sort 1.4 s
+// on this loaded machine (in random order the sort was slower: 25.5 s against 13.9 s).
 
-import bulkLoadImport from 'sorted-btree/extended/bulkLoad.js';
-import type { BTree } from './btree.ts';
+import { BTree } from './btree.ts';
 import { compareKeyStrings, toBinaryString, type KeyString } from './bytes.ts';
 import { KeyIndex, RecordSlab, type IndexEntry, type Record } from './key-index.ts';
 import { decodeKeyValueHeader, emptyKeyValueHeader, parseRevisionKey } from '../backend/layout.ts';
 import type { Backend } from '../seams.ts';
-
-// sorted-btree is CommonJS (see btree.ts): Node's ESM loader hands over the exports object.
-const bulkLoad = ((bulkLoadImport as unknown as { bulkLoad?: unknown }).bulkLoad ?? bulkLoadImport) as <K, V>(
-  keys: K[],
-  values: V[],
-  maxNodeSize: number,
-  compare: (a: K, b: K) => number,
-  loadFactor?: number,
-) => BTree<K, V>;
 
 /** What KvStore.open takes over. */
 export interface RebuiltIndex {
@@ -38,12 +28,6 @@ export interface RebuiltIndex {
   /** The newest main revision stored; 0 if none. */
   readonly newestMain: number;
 }
-
-/**
- * Leaves filled to this fraction by the bulk load: later inserts of keys between loaded ones
- * then split fewer leaves, while a store that only grows at its end (most) loses little room.
- */
-const leafLoadFactor = 0.9;
 
 const columnChunkBits = 16;
 const columnChunkRecords = 1 << columnChunkBits;
@@ -155,7 +139,9 @@ export function rebuildKeyIndex(backend: Backend, nodeKeysMax: number): RebuiltI
     }
     at = end;
   }
-  // bulkLoad checks that the keys ascend strictly, so a mistake above cannot build a bad tree.
-  const index = bulkLoad(indexKeys, entries, nodeKeysMax, compareKeyStrings, leafLoadFactor);
+  // One insert per key, in key order. sorted-btree's bulkLoad took 0.3 s of CPU here where these
+  // inserts take 1.0 s (2 M keys), but it would put a tab's bundle over its budget (test/package).
+  const index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings, nodeKeysMax);
+  for (let i = 0; i < indexKeys.length; i++) index.set(indexKeys[i], entries[i]);
   return { index, slab, records, newestMain };
 }
