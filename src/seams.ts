@@ -184,6 +184,13 @@ export interface Backend extends BackendReader {
   durable(): Promise<number>;
   view(): BackendReadView;
   /**
+   * Optional: `range` for a scan that consumes each pair before the next and reads nothing else
+   * meanwhile (the key-index rebuild at open): key and value may be views of the backend's own
+   * buffers, valid only until `visit` returns or reads the backend, so a scan of millions of
+   * records copies none of them. Without it, the scan uses `range`.
+   */
+  rangeViews?(bucket: BackendBucket, start: Uint8Array, end: Uint8Array | null, visit: (key: Uint8Array, value: Uint8Array) => boolean | void): void;
+  /**
    * Optional: chunks of pairs of `chunkBytesMax` for a snapshot stream, produced elsewhere than
    * on the calling thread, from a read snapshot at or after the last committed batch. Without
    * it, the stream reads `view()` on the caller's thread.

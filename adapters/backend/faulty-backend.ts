@@ -23,6 +23,7 @@ export class FaultyBackend implements Backend {
   readonly chunkProducer?: (chunkBytesMax: number) => ChunkProducer;
   readonly sizeBytes?: () => number;
   readonly stage?: () => BackendStaging;
+  readonly rangeViews?: Backend['rangeViews'];
 
   constructor(
     private readonly inner: Backend,
@@ -31,6 +32,7 @@ export class FaultyBackend implements Backend {
   ) {
     if (inner.chunkProducer !== undefined) this.chunkProducer = (bytes) => inner.chunkProducer!(bytes);
     if (inner.sizeBytes !== undefined) this.sizeBytes = () => inner.sizeBytes!();
+    if (inner.rangeViews !== undefined) this.rangeViews = (bucket, start, end, visit) => inner.rangeViews!(bucket, start, end, visit);
     if (inner.stage !== undefined) {
       this.stage = () => {
         if (this.failure !== null) throw this.failure;

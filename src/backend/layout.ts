@@ -192,9 +192,15 @@ function writeKeyValueTail(out: Uint8Array, at: number, createRevision: number, 
 class ProtoReader {
   at = 0;
   constructor(
-    readonly bytes: Uint8Array,
+    public bytes: Uint8Array,
     private readonly what: string,
   ) {}
+
+  /** Starts over on `bytes`, so one reader serves a scan of millions of records. */
+  reset(bytes: Uint8Array): void {
+    this.bytes = bytes;
+    this.at = 0;
+  }
 
   get done(): boolean {
     return this.at >= this.bytes.length;
@@ -257,6 +263,59 @@ export function decodeKeyValue(bytes: Uint8Array): StoredKeyValue {
 }
 
 const empty = new Uint8Array(0);
+
+/**
+ * What the key index keeps of an mvccpb.KeyValue: every field but the value, and the key as a
+ * position in the record (`keyStart`, `keyEnd`) rather than a view. Filled in place by
+ * decodeKeyValueHeader, so a restart's scan allocates nothing per record for it.
+ */
+export interface KeyValueHeader {
+  keyStart: number;
+  keyEnd: number;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: bigint;
+}
+
+export function emptyKeyValueHeader(): KeyValueHeader {
+  return { keyStart: 0, keyEnd: 0, createRevision: 0, modRevision: 0, version: 0, lease: 0n };
+}
+
+const headerReader = new ProtoReader(empty, 'KeyValue');
+
+/**
+ * Decodes an mvccpb.KeyValue into `out` without touching the value's bytes (it is stepped over,
+ * not copied or viewed): the restart's key-index rebuild reads millions of records and needs
+ * none of their values. Throws on malformed input, as decodeKeyValue.
+ */
+export function decodeKeyValueHeader(bytes: Uint8Array, out: KeyValueHeader): void {
+  const r = headerReader;
+  r.reset(bytes);
+  out.keyStart = out.keyEnd = out.createRevision = out.modRevision = out.version = 0;
+  out.lease = 0n;
+  while (!r.done) {
+    const tag = bytes[r.at++];
+    const field = tag >> 3;
+    const wire = tag & 7;
+    if (wire === wireBytes && (field === 1 || field === 5)) {
+      const length = r.count();
+      const start = r.at;
+      if (start + length > bytes.length) throw new Error('backend: KeyValue field overruns the record');
+      r.at = start + length;
+      if (field === 1) {
+        out.keyStart = start;
+        out.keyEnd = start + length;
+      }
+    } else if (wire === wireVarint && field === 2) out.createRevision = r.count();
+    else if (wire === wireVarint && field === 3) out.modRevision = r.count();
+    else if (wire === wireVarint && field === 4) out.version = r.count();
+    else if (wire === wireVarint && field === 6) out.lease = BigInt.asIntN(64, r.varint());
+    else throw new Error(`backend: KeyValue has unexpected field ${field} (wire type ${wire})`);
+  }
+  // The reader must not keep a view of the backend's buffer past the call.
+  r.reset(empty);
+}
 
 /** meshkv's own meta key: the next lease id the state machine picks (etcd's server picks ids itself). */
 export const nextLeaseIdKey = new TextEncoder().encode('meshkv_next_lease_id');

@@ -190,7 +190,12 @@ export class RecordSlab {
   private freeHead = -1;
 
   add(record: Record): SlabSlot {
-    if (record.version === 0) throw new Error(`recordSlab.add: tombstone ${record.main}.${record.sub}`);
+    return this.addFields(record.main, record.sub, record.createRevision, record.version, record.lease);
+  }
+
+  /** As `add`, from the fields: the restart's rebuild builds no Record for a key written once. */
+  addFields(main: number, sub: number, createRevision: number, version: number, lease: bigint): SlabSlot {
+    if (version === 0) throw new Error(`recordSlab.add: tombstone ${main}.${sub}`);
     let slot = this.freeHead;
     if (slot >= 0) {
       this.freeHead = this.chunks[slot >>> SLAB_CHUNK_BITS].sub[slot & (SLAB_CHUNK_SLOTS - 1)];
@@ -200,11 +205,11 @@ export class RecordSlab {
     }
     const chunk = this.chunks[slot >>> SLAB_CHUNK_BITS];
     const i = slot & (SLAB_CHUNK_SLOTS - 1);
-    chunk.main[i] = record.main;
-    chunk.sub[i] = record.sub;
-    chunk.createRevision[i] = record.createRevision;
-    chunk.version[i] = record.version;
-    chunk.lease[i] = record.lease;
+    chunk.main[i] = main;
+    chunk.sub[i] = sub;
+    chunk.createRevision[i] = createRevision;
+    chunk.version[i] = version;
+    chunk.lease[i] = lease;
     return slot;
   }
 
@@ -229,6 +234,11 @@ export class RecordSlab {
     return this.chunks[slot >>> SLAB_CHUNK_BITS].main[slot & (SLAB_CHUNK_SLOTS - 1)];
   }
 
+  /** The lease in `slot` (0n: none), without building the record. */
+  lease(slot: SlabSlot): bigint {
+    return this.chunks[slot >>> SLAB_CHUNK_BITS].lease[slot & (SLAB_CHUNK_SLOTS - 1)];
+  }
+
   free(slot: SlabSlot): void {
     this.chunks[slot >>> SLAB_CHUNK_BITS].sub[slot & (SLAB_CHUNK_SLOTS - 1)] = this.freeHead;
     this.freeHead = slot;
@@ -244,4 +254,12 @@ export function entryLive(slab: RecordSlab, key: KeyString, entry: IndexEntry): 
 export function entryGet(slab: RecordSlab, key: KeyString, entry: IndexEntry, atRev: number): Record | undefined {
   if (typeof entry !== 'number') return entry.get(atRev);
   return slab.main(entry) <= atRev ? slab.read(entry, key) : undefined;
+}
+
+/**
+ * The live record's lease (0n: none), or undefined if the key is deleted: what the passes over
+ * every key at open need, without a Record built for each key written once.
+ */
+export function entryLiveLease(slab: RecordSlab, entry: IndexEntry): bigint | undefined {
+  return typeof entry === 'number' ? slab.lease(entry) : entry.live()?.lease;
 }

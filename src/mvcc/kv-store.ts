@@ -5,11 +5,12 @@
 // batch; `commit(appliedIndex)` hands that batch to the backend (see history.ts).
 
 import { BTree } from './btree.ts';
-import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, toBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
+import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
-import { KeyIndex, RecordSlab, entryGet, entryLive, type IndexEntry, type Record } from './key-index.ts';
+import { KeyIndex, RecordSlab, entryGet, entryLive, entryLiveLease, type IndexEntry, type Record } from './key-index.ts';
+import { rebuildKeyIndex } from './index-rebuild.ts';
 import { History, WriteBuffer, revisionId, type StoredRecord } from './history.ts';
-import { decodeKeyValue, metaKeys, parseRevisionKey, recordPut, revisionKey } from '../backend/layout.ts';
+import { metaKeys, parseRevisionKey, recordPut, revisionKey } from '../backend/layout.ts';
 import { MemoryBackend } from '../backend/memory.ts';
 import type { Backend, BackendOp, BackendReadView } from '../seams.ts';
 import type { KeyValue } from './types.ts';
@@ -33,6 +34,9 @@ export interface LeaseKeyTracker {
   attach(lease: bigint, key: KeyString): void;
   detach(lease: bigint, key: KeyString): void;
 }
+
+/** The key index's B-tree node size (sorted-btree's default), for a new store and a rebuilt one alike. */
+const indexNodeKeysMax = 32;
 
 /** etcd's first revision: a fresh store is at revision 1 and its first write gets 2. */
 export const INITIAL_REVISION = 1;
@@ -59,8 +63,9 @@ interface CommitGroup {
 
 export class KvStore {
   /** Key → history: a slot in `slab` (a bare record) or a non-empty KeyIndex (see IndexEntry). */
-  private readonly index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings);
-  private readonly slab = new RecordSlab();
+  /** Replaced only by `open`, with the rebuilt index. */
+  private index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings, indexNodeKeysMax);
+  private slab = new RecordSlab();
   /** Applied writes not yet committed to the backend. */
   private readonly buffer = new WriteBuffer();
   readonly history: History;
@@ -368,30 +373,21 @@ export class KvStore {
   }
 
   /**
-   * Opens the store a backend holds (a restart): rebuilds the key index with one ordered scan of
-   * the `key` bucket, values left in place. O(records). The current revision is the newest
-   * stored one, or the compaction's if that is newer (its tombstones may be gone), as etcd's.
-   * Lease attachments are not made here: restore the lessor, then call `attachLeases`.
+   * Opens the store a backend holds (a restart, or an adopted snapshot stream): rebuilds the key
+   * index with one ordered scan of the `key` bucket, values left in place (index-rebuild.ts).
+   * O(records). The current revision is the newest stored one, or the compaction's if that is
+   * newer (its tombstones may be gone), as etcd's. Lease attachments are not made here: restore
+   * the lessor, then call `attachLeases`.
    */
   static open(leases: LeaseKeyTracker | null, backend: Backend): KvStore {
     const store = new KvStore(leases, backend);
-    let newest = INITIAL_REVISION;
-    backend.range('key', new Uint8Array(0), null, (k, v) => {
-      const { main, sub, tombstone } = parseRevisionKey(k);
-      const kv = decodeKeyValue(v);
-      if (tombstone !== (kv.version === 0) || kv.modRevision !== main) {
-        throw new Error(`kvStore.open: record at ${main}.${sub} is inconsistent (version ${kv.version}, mod revision ${kv.modRevision})`);
-      }
-      const key = toBinaryString(kv.key);
-      // One string per key, shared by all its records, as live writes do.
-      const shared = store.storedPair(key)?.[0] ?? key;
-      store.indexRecord({ key: shared, main, sub, createRevision: kv.createRevision, version: kv.version, lease: kv.lease });
-      store.records++;
-      newest = Math.max(newest, main);
-    });
+    const rebuilt = rebuildKeyIndex(backend, indexNodeKeysMax);
+    store.index = rebuilt.index;
+    store.slab = rebuilt.slab;
+    store.records = rebuilt.records;
     const finished = backend.get('meta', metaKeys.finishedCompactRev);
     store.compacted = finished === undefined ? NO_COMPACTION : parseRevisionKey(finished).main;
-    store.current = Math.max(newest, store.compacted);
+    store.current = Math.max(INITIAL_REVISION, rebuilt.newestMain, store.compacted);
     return store;
   }
 
@@ -458,8 +454,8 @@ export class KvStore {
   findKeyOutsideLeases(leases: ReadonlySet<bigint>): { key: KeyString; lease: bigint } | undefined {
     let found: { key: KeyString; lease: bigint } | undefined;
     this.index.forEachPair((key, entry) => {
-      const live = entryLive(this.slab, key, entry);
-      if (found === undefined && live !== undefined && live.lease !== 0n && !leases.has(live.lease)) found = { key, lease: live.lease };
+      const lease = entryLiveLease(this.slab, entry);
+      if (found === undefined && lease !== undefined && lease !== 0n && !leases.has(lease)) found = { key, lease };
     });
     return found;
   }
@@ -469,8 +465,8 @@ export class KvStore {
     const leases = this.leases;
     if (leases === null) return;
     this.index.forEachPair((key, entry) => {
-      const live = entryLive(this.slab, key, entry);
-      if (live !== undefined && live.lease !== 0n) leases.attach(live.lease, key);
+      const lease = entryLiveLease(this.slab, entry);
+      if (lease !== undefined && lease !== 0n) leases.attach(lease, key);
     });
   }
 
