@@ -7,6 +7,7 @@ import { ListenError } from '../etcd-api/listener.ts';
 import { ConfigError, npmFlagsProblem, npmHint, parseConfig, signalingPath, usage } from './config.ts';
 import { StartError, type LogFn } from './node-member.ts';
 import { startMemberWithConfig, type Member } from './start-member.ts';
+import { boundYoungGeneration } from './young-generation.ts';
 
 const log: LogFn = (level, msg, fields = {}) => {
   process.stderr.write(JSON.stringify({ level, ts: new Date().toISOString(), msg, ...fields }) + '\n');
@@ -35,6 +36,8 @@ const heapGrowingPercent = 50;
 if (!process.execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) {
   setFlagsFromString(`--heap-growing-percent=${heapGrowingPercent}`);
 }
+// New space held to 2 x 4 MiB instead of V8's 2 x 16 MiB (./young-generation.ts).
+boundYoungGeneration();
 
 async function main(): Promise<void> {
   const npmProblem = npmFlagsProblem(process.env);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, requireEtcdctl, spawnEtcdctl, waitFor } from './harness.ts';
 import { freePort, spawnCollecting } from '../helpers/processes.ts';
+import { semiSpaceBytesMax } from '../../adapters/node/young-generation.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 
@@ -113,6 +114,35 @@ describe('meshkv CLI', () => {
     expect((await etcdctl(endpoint, ['member', 'list'])).code).toBe(0);
     expect(await loaded()).toContain('protobufjs');
   });
+
+  it('holds V8\'s new space to 2 x 4 MiB under a put load, unless node is given a young-generation flag', async () => {
+    // A probe in the member's process: the largest new space seen after any collection, logged
+    // on SIGUSR2. Left to itself V8 grows new space to 2 x 16 MiB under this load.
+    const probe = [
+      "import { getHeapSpaceStatistics } from 'node:v8';",
+      "import { PerformanceObserver } from 'node:perf_hooks';",
+      'let peak = 0;',
+      "const see = () => { peak = Math.max(peak, getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size); };",
+      "new PerformanceObserver(see).observe({ entryTypes: ['gc'] });",
+      "process.on('SIGUSR2', () => { see(); process.stderr.write('new-space-peak ' + peak + '\\n'); });",
+    ].join('\n');
+    const newSpacePeak = async (nodeArgs: string[]): Promise<number> => {
+      const endpoint = `127.0.0.1:${await freePort()}`;
+      const member = meshkv(['--data-dir', join(tempDir(), 'data'), `--listen-client-urls=http://${endpoint}`], {}, [...nodeArgs, '--import', `data:text/javascript,${encodeURIComponent(probe)}`]);
+      await ready(member);
+      const load = spawnCollecting(process.execPath, [bin, 'bench', 'put', `--endpoints=${endpoint}`, '--total=2000', '--clients=64', '--conns=4', '--val-size=4096', '--json'], { stdout: true });
+      expect(await load.exited).toBe(0);
+      member.child.kill('SIGUSR2');
+      let line: string | undefined;
+      await waitFor('the probe to answer', () => (line = member.logs.find((l) => l.startsWith('new-space-peak '))) !== undefined, 10_000);
+      member.child.kill('SIGTERM');
+      expect(await member.exited).toBe(0);
+      return Number(line!.slice('new-space-peak '.length));
+    };
+    expect(await newSpacePeak([])).toBeLessThanOrEqual(2 * semiSpaceBytesMax);
+    // A person's own choice of the young generation wins, and this load does grow it past the bound.
+    expect(await newSpacePeak(['--semi-space-growth-factor=2'])).toBeGreaterThan(2 * semiSpaceBytesMax);
+  }, 240_000);
 
   it('keeps every acknowledged put across a SIGKILL that lands inside the backend\'s batch interval', async () => {
     // With a batch interval longer than the test, the puts acknowledged before the kill are in
