@@ -8,6 +8,8 @@
 #
 # A checkout of another commit, for A: mkdir /tmp/main && git archive main | tar -x -C /tmp/main &&
 # ln -s "$PWD/node_modules" /tmp/main/ && (cd /tmp/main && npm run build).
+# PORT_BASE (25790) moves the client ports to PORT_BASE+1..3 and the peer ports to PORT_BASE+11..13,
+# so that two helpers can run this script at once.
 # Runs are labelled "a" and "b". Prints `uptime`'s load average before each run, writes
 # results/ab-<time>.jsonl and the harness summary. Stops every process it started, by PID.
 set -euo pipefail
@@ -34,8 +36,9 @@ stop() {
 }
 trap stop EXIT
 export MESHKV_ADMISSION_SECRET=ab-meshkv-admission-secret
-CLUSTER=a=http://127.0.0.1:25801,b=http://127.0.0.1:25802,c=http://127.0.0.1:25803
-EPS=127.0.0.1:25791,127.0.0.1:25792,127.0.0.1:25793
+PORT_BASE="${PORT_BASE:-25790}"
+CLUSTER=a=http://127.0.0.1:$((PORT_BASE + 11)),b=http://127.0.0.1:$((PORT_BASE + 12)),c=http://127.0.0.1:$((PORT_BASE + 13))
+EPS=127.0.0.1:$((PORT_BASE + 1)),127.0.0.1:$((PORT_BASE + 2)),127.0.0.1:$((PORT_BASE + 3))
 
 run_side() {  # run_side LABEL ROOT EXTRA_ARGS
   local label="$1" root="$2" i=0 run="$WORK/$1-$RANDOM"
@@ -44,7 +47,7 @@ run_side() {  # run_side LABEL ROOT EXTRA_ARGS
   for name in a b c; do
     i=$((i + 1))
     node "$root/bin/meshkv.mjs" --name "$name" --data-dir "$run/$name" \
-      --listen-client-urls "http://127.0.0.1:2579$i" --initial-cluster "$CLUSTER" "${extra[@]}" >"$run-$name.log" 2>&1 &
+      --listen-client-urls "http://127.0.0.1:$((PORT_BASE + i))" --initial-cluster "$CLUSTER" "${extra[@]}" >"$run-$name.log" 2>&1 &
     PIDS+=("$!")
   done
   for _ in $(seq 1 100); do

@@ -3,7 +3,11 @@
 # this machine, measured by ../shared/bench-etcd with the same client, in interleaved rounds
 # (etcd, meshkv, etcd, meshkv, …) so both sides see the same load from the rest of the machine.
 #
-#   bench/compare-etcd.sh        # env: ROUNDS (3), ONLY, DURATION (6), WARMUP (2), MODE (h2)
+#   bench/compare-etcd.sh        # env: ROUNDS (3), ONLY, DURATION (6), WARMUP (2), MODE (h2), PORT_BASE
+#
+# PORT_BASE (unset: etcd on 23791..3 and 23801..3, meshkv on 24791..3 and 24801..3) moves every
+# port, so that two runs can share the machine: etcd's client ports to PORT_BASE+1..3 and peer
+# ports to PORT_BASE+11..13, meshkv's to PORT_BASE+21..23 and PORT_BASE+31..33.
 #
 # Each round starts both clusters from empty data directories. Prints uptime's load average
 # before each side's run, then one row per workload with the median and the min–max spread over
@@ -25,6 +29,13 @@ OUT="$ROOT/results/compare-$(date +%Y%m%d-%H%M%S).jsonl"
 mkdir -p "$ROOT/results"
 
 cp -r "$HARNESS_SRC" "$WORK/harness"
+ETCD_CLIENT_BASE=23790 ETCD_PEER_BASE=23800 MESHKV_CLIENT_BASE=24790 MESHKV_PEER_BASE=24800
+if [[ -n "${PORT_BASE:-}" ]]; then
+  ETCD_CLIENT_BASE=$PORT_BASE ETCD_PEER_BASE=$((PORT_BASE + 10)) MESHKV_CLIENT_BASE=$((PORT_BASE + 20)) MESHKV_PEER_BASE=$((PORT_BASE + 30))
+  # The harness's start-etcd.sh has its ports fixed; this run's copy gets these.
+  sed -i -e "s/^CLIENT_BASE=.*/CLIENT_BASE=$ETCD_CLIENT_BASE/" -e "s/^PEER_BASE=.*/PEER_BASE=$ETCD_PEER_BASE/" "$WORK/harness/start-etcd.sh"
+  grep -q "^CLIENT_BASE=$ETCD_CLIENT_BASE\$" "$WORK/harness/start-etcd.sh" || { echo "could not move the harness's etcd ports" >&2; exit 2; }
+fi
 (cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
 
 MESHKV_PIDS=()
@@ -54,18 +65,20 @@ run_etcd() {  # run_etcd ROUND
 
 run_meshkv() {  # run_meshkv ROUND
   echo "== round $1: meshkv, 3 members"; load
-  local cluster=a=http://127.0.0.1:24801,b=http://127.0.0.1:24802,c=http://127.0.0.1:24803
+  local p=$MESHKV_PEER_BASE
+  local cluster=a=http://127.0.0.1:$((p + 1)),b=http://127.0.0.1:$((p + 2)),c=http://127.0.0.1:$((p + 3))
   # The members admit each other with one shared admission secret.
   export MESHKV_ADMISSION_SECRET=compare-etcd-admission-secret
   local i=0 name
   for name in a b c; do
     i=$((i + 1))
     node "$ROOT/bin/meshkv.mjs" --name "$name" --data-dir "$WORK/meshkv-$1-$name" \
-      --listen-client-urls "http://127.0.0.1:2479$i" --initial-cluster "$cluster" \
+      --listen-client-urls "http://127.0.0.1:$((MESHKV_CLIENT_BASE + i))" --initial-cluster "$cluster" \
       >"$WORK/meshkv-$1-$name.log" 2>&1 &
     MESHKV_PIDS+=("$!")
   done
-  local meps=127.0.0.1:24791,127.0.0.1:24792,127.0.0.1:24793
+  local c=$MESHKV_CLIENT_BASE
+  local meps=127.0.0.1:$((c + 1)),127.0.0.1:$((c + 2)),127.0.0.1:$((c + 3))
   for _ in $(seq 1 100); do
     if ETCDCTL_API=3 etcdctl --endpoints="$meps" endpoint status 2>/dev/null | grep -q true; then break; fi
     sleep 0.2
