@@ -187,7 +187,9 @@ describe('member', () => {
     const start = (id: MemberId, peers: MemberId[]) => {
       const transport = new ReportingTransport(hub.connect(id));
       transports.set(id, transport);
-      return startMember(hub, id, peers, new MemoryStorage(), { transport, snapshotEntries: 10, snapshotKeepEntries: 0 });
+      // Steady ticks: the three members share this event loop, and a freeze longer than a 50 ms
+      // election timeout (seen under load) changed leaders mid-test.
+      return startMember(hub, id, peers, new MemoryStorage(), { transport, snapshotEntries: 10, snapshotKeepEntries: 0, tickMs: 20, requestTimeoutMs: 10_000 });
     };
     const nodes = await Promise.all([1, 2, 3].map((id) => start(id, [1, 2, 3])));
     const leader = await waitFor('a leader', () => leaderOf(nodes));
