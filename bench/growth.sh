@@ -26,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. "$ROOT/bench/etcd-probes.sh"
 STAGES="${STAGES:-0 500000 1000000 1500000 2000000}" ROUND_S="${ROUND_S:-30}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}" FILL="${FILL:-txn}"
 MEMBERS="${MEMBERS:-1}"
 [[ "$MEMBERS" == 1 || "$MEMBERS" == 3 ]] || { echo "MEMBERS must be 1 or 3, not $MEMBERS" >&2; exit 2; }
@@ -67,23 +68,6 @@ start_meshkv() {  # start_meshkv MEMBER
   node --trace-gc "$ROOT/bin/meshkv.mjs" --name "a$1" --data-dir "$WORK/meshkv$1" --listen-client-urls "http://${MESHKV_EPS[$1]}" \
     --initial-cluster "$MESHKV_CLUSTER" ${MESHKV_FLAGS:-} >>"$WORK/meshkv$1.log" 2>&1 </dev/null &
   MESHKV_PIDS[$1]=$!
-}
-# Waits for the first served read; prints the seconds since $1 (date +%s%N at spawn).
-first_read() {
-  local since=$1 ep=$2
-  for _ in $(seq 1 6000); do
-    if etcdctl --endpoints="$ep" --dial-timeout=1s --command-timeout=2s get bench/ --prefix --limit=1 --keys-only >/dev/null 2>&1; then
-      echo "scale=2; ($(date +%s%N) - $since) / 1000000000" | bc
-      return
-    fi
-    sleep 0.05
-  done
-  echo "no read served after 300 s at $ep" >&2
-  exit 1
-}
-keys() {
-  etcdctl --endpoints="$1" --command-timeout=120s get bench/ --prefix --limit=1 --keys-only -w json |
-    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).count??0))'
 }
 # RSS, anonymous and file-backed memory of the largest of the PIDs (by RSS), in KiB, as a JSON fragment.
 memory() {

@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+. "$ROOT/bench/etcd-probes.sh"
 KEYS="${KEYS:-2000000}" RUNS="${RUNS:-3}" VALUE="${VALUE:-256}" MESHKV_ROOTS="${MESHKV_ROOTS:-$ROOT}"
 KEEP_DATA=1
 if [[ -z "${DATA:-}" ]]; then DATA=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-restart.XXXXXX"); KEEP_DATA=0; fi
@@ -57,23 +58,6 @@ stop() {
   kill "$PID"
   wait "$PID" 2>/dev/null || true
   PID=""
-}
-# Waits for the first served read; prints the seconds since $1 (date +%s%N at spawn).
-first_read() {
-  local since=$1 ep=$2
-  for _ in $(seq 1 6000); do
-    if etcdctl --endpoints="$ep" --dial-timeout=1s --command-timeout=2s get bench/ --prefix --limit=1 --keys-only >/dev/null 2>&1; then
-      echo "scale=2; ($(date +%s%N) - $since) / 1000000000" | bc
-      return
-    fi
-    sleep 0.05
-  done
-  echo "no read served after 300 s at $ep" >&2
-  exit 1
-}
-keys() {
-  etcdctl --endpoints="$1" --command-timeout=120s get bench/ --prefix --limit=1 --keys-only -w json |
-    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).count??0))'
 }
 # CPU seconds (user + system) a process has used: on a machine shared with other work, a steadier
 # figure for the restart's own cost than the wall time to the first read.

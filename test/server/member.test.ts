@@ -52,16 +52,9 @@ async function startMember(hub: MemoryHub, id: MemberId, peers: MemberId[], stor
 }
 
 
-/**
- * A transport that reports deliveries (DeliveryReports), with the snapshots it was asked to
- * send held back: the test decides whether each one is lost or delivered, and reports it.
- */
-class ReportingTransport implements Transport, DeliveryReports {
-  readonly heldSnapshots: Message[] = [];
-  readonly reportsSnapshots = true;
-  private report: ((r: DeliveryReport) => void) | null = null;
-
-  constructor(private readonly inner: Transport) {}
+/** Passes everything on to `inner`; the test transports below override what they watch. */
+class PassThroughTransport implements Transport {
+  constructor(protected readonly inner: Transport) {}
 
   get faults() {
     return this.inner.faults;
@@ -72,19 +65,7 @@ class ReportingTransport implements Transport, DeliveryReports {
   }
 
   send(messages: readonly Message[]): void {
-    this.heldSnapshots.push(...messages.filter((m) => m.type === MessageType.Snap));
-    this.inner.send(messages.filter((m) => m.type !== MessageType.Snap));
-  }
-
-  onDeliveryReport(fn: (r: DeliveryReport) => void): void {
-    this.report = fn;
-  }
-
-  /** Delivers the oldest held snapshot, or loses it; either way the member hears which. */
-  settleSnapshot(delivered: boolean): void {
-    const m = this.heldSnapshots.shift()!;
-    if (delivered) this.inner.send([m]);
-    this.report!({ kind: 'snapshot', peer: m.to, delivered });
+    this.inner.send(messages);
   }
 
   addPeer(id: MemberId, address: string): void {
@@ -100,36 +81,44 @@ class ReportingTransport implements Transport, DeliveryReports {
   }
 }
 
+/**
+ * A transport that reports deliveries (DeliveryReports), with the snapshots it was asked to
+ * send held back: the test decides whether each one is lost or delivered, and reports it.
+ */
+class ReportingTransport extends PassThroughTransport implements DeliveryReports {
+  readonly heldSnapshots: Message[] = [];
+  readonly reportsSnapshots = true;
+  private report: ((r: DeliveryReport) => void) | null = null;
+
+  override send(messages: readonly Message[]): void {
+    this.heldSnapshots.push(...messages.filter((m) => m.type === MessageType.Snap));
+    this.inner.send(messages.filter((m) => m.type !== MessageType.Snap));
+  }
+
+  onDeliveryReport(fn: (r: DeliveryReport) => void): void {
+    this.report = fn;
+  }
+
+  /** Delivers the oldest held snapshot, or loses it; either way the member hears which. */
+  settleSnapshot(delivered: boolean): void {
+    const m = this.heldSnapshots.shift()!;
+    if (delivered) this.inner.send([m]);
+    this.report!({ kind: 'snapshot', peer: m.to, delivered });
+  }
+}
+
 /** Passes every message on, and notes the commit index each one it sends carries, in order with `log`'s other entries. */
-class CommitNoticeLog implements Transport {
+class CommitNoticeLog extends PassThroughTransport {
   constructor(
-    private readonly inner: Transport,
+    inner: Transport,
     readonly log: string[],
-  ) {}
-
-  get faults() {
-    return this.inner.faults;
+  ) {
+    super(inner);
   }
 
-  start(onMessage: (m: Message) => void): void {
-    this.inner.start(onMessage);
-  }
-
-  send(messages: readonly Message[]): void {
+  override send(messages: readonly Message[]): void {
     for (const m of messages) if (m.type === MessageType.App) this.log.push(`commit ${m.commit} sent to ${m.to}`);
     this.inner.send(messages);
-  }
-
-  addPeer(id: MemberId, address: string): void {
-    this.inner.addPeer(id, address);
-  }
-
-  removePeer(id: MemberId): void {
-    this.inner.removePeer(id);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
