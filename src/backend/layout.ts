@@ -20,11 +20,16 @@ export const metaKeys = {
 
 export function revisionKey(main: number, sub: number, tombstone = false): Uint8Array {
   const bytes = new Uint8Array(tombstone ? revisionKeyBytes + 1 : revisionKeyBytes);
-  writeU64(bytes, 0, main);
-  bytes[8] = revisionSeparator;
-  writeU64(bytes, 9, sub);
-  if (tombstone) bytes[revisionKeyBytes] = tombstoneMark;
+  writeRevisionKey(bytes, main, sub, tombstone);
   return bytes;
+}
+
+/** Writes a revision key at the start of `out` (recordPut shares the buffer with the record). */
+function writeRevisionKey(out: Uint8Array, main: number, sub: number, tombstone: boolean): void {
+  writeU64(out, 0, main);
+  out[8] = revisionSeparator;
+  writeU64(out, 9, sub);
+  if (tombstone) out[revisionKeyBytes] = tombstoneMark;
 }
 
 export function parseRevisionKey(bytes: Uint8Array): { main: number; sub: number; tombstone: boolean } {
@@ -147,10 +152,7 @@ export function recordPut(key: BinaryString, main: number, sub: number, createRe
   const keyBytes = version === 0 ? revisionKeyBytes + 1 : revisionKeyBytes;
   const keyField = key.length === 0 ? 0 : 1 + varintBytes(key.length) + key.length;
   const out = new Uint8Array(keyBytes + keyField + keyValueTailBytes(createRevision, main, version, value, lease));
-  writeU64(out, 0, main);
-  out[8] = revisionSeparator;
-  writeU64(out, 9, sub);
-  if (version === 0) out[revisionKeyBytes] = tombstoneMark;
+  writeRevisionKey(out, main, sub, version === 0);
   let at = keyBytes;
   if (key.length > 0) {
     out[at] = (1 << 3) | wireBytes;
