@@ -7,12 +7,16 @@
 // sources' line numbers.
 
 import { buildSync } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const outDir = join(root, 'node_modules', '.cache', 'meshkv-sim');
+// One bundle per checkout: git worktrees that share one node_modules (through a symlink) must not
+// run each other's code, and the --jobs children load this file by name after it is built.
+const checkout = createHash('sha256').update(root).digest('hex').slice(0, 12);
+const outDir = join(root, 'node_modules', '.cache', 'meshkv-sim', checkout);
 const outfile = join(outDir, 'cli.mjs');
 // Built under a name of its own and renamed into place: two runs starting together each get a whole file.
 const building = join(outDir, `cli.${process.pid}.mjs`);
