@@ -46,11 +46,6 @@ function retryingPeerConnection(): PeerConnectionClass {
   return retrying;
 }
 
-/** Whether node-datachannel has been loaded in this process (by a first connection). */
-export function nodeWrtcLoaded(): boolean {
-  return retrying !== null;
-}
-
 /** Called with `new`, it returns the polyfill's connection (a constructor may return another object). */
 function LazyPeerConnection(config: RTCConfiguration): PolyfillPeerConnection {
   return new (retryingPeerConnection())(config);
