@@ -161,7 +161,8 @@ async function withBrowserPeers(
   const peers = await import('./browser-peers.ts').catch(async (err: NodeJS.ErrnoException) => {
     await base.close();
     // node-datachannel is an optional peer dependency of the package: installed on purpose only.
-    const missing = err.code === 'ERR_MODULE_NOT_FOUND' && err.message.includes("'node-datachannel'");
+    // node-wrtc.ts finds it with require.resolve (MODULE_NOT_FOUND) and loads it on the first connection.
+    const missing = (err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND') && /'node-datachannel[/']/.test(err.message);
     if (missing) throw new StartError('browser peers need the optional package node-datachannel (npm install node-datachannel); start with --browser-peers off to run without tabs');
     throw new StartError(`browser peers: cannot load WebRTC (node-datachannel): ${err.message}; start with --browser-peers off to run without tabs`);
   });

@@ -1,7 +1,7 @@
 // The `meshkv` command as a user runs it: node bin/meshkv.mjs, then etcdctl against it.
 
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,7 +77,7 @@ describe('meshkv CLI', () => {
     expect(await second.exited).toBe(0);
   });
 
-  it('serves puts, reads, watches, leases and endpoint status without loading grpc-js or protobufjs', async () => {
+  it('serves puts, reads, watches, leases and endpoint status without loading grpc-js, protobufjs or node-datachannel', async () => {
     // A probe in the member's process: on SIGUSR2 it logs the npm packages loaded so far (every
     // CommonJS module, imported or required, lands in require.cache).
     const probe = [
@@ -110,6 +110,9 @@ describe('meshkv CLI', () => {
     const before = await loaded();
     expect(before).toContain('lmdb');
     expect(before.filter((p) => ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'].includes(p))).toEqual([]);
+    // Tabs may join (--browser-peers is on by default), but node-datachannel's native library is
+    // mapped only once one connects: a member no tab reached does not carry its pages.
+    expect(readFileSync(`/proc/${member.child.pid}/maps`, 'utf8')).not.toContain('node_datachannel');
     // A method protobufjs serves loads it (and so the probe sees loads): member list.
     expect((await etcdctl(endpoint, ['member', 'list'])).code).toBe(0);
     expect(await loaded()).toContain('protobufjs');
