@@ -404,6 +404,8 @@ export interface KvMemberMetrics {
   syncMs: Histogram;
   /** Applying one batch of committed entries. */
   applyMs: Histogram;
+  /** A snapshot holding up the member's Ready loop. */
+  snapshotMs: Histogram;
 }
 
 const leaseIdSuffixMask = (1n << 48n) - 1n;
@@ -525,7 +527,7 @@ export class KvMember {
   metrics(): KvMemberMetrics {
     const m = this.member;
     const keys = this.mvcc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), countOnly: true }).count;
-    return { keys, proposalsPending: m.proposalsPending, proposalsFailed: m.proposalsFailed, syncMs: m.syncMs, applyMs: m.applyMs };
+    return { keys, proposalsPending: m.proposalsPending, proposalsFailed: m.proposalsFailed, syncMs: m.syncMs, applyMs: m.applyMs, snapshotMs: m.snapshotMs };
   }
 
   // ---- membership ----

@@ -6,7 +6,7 @@ import type { RaftConfig } from '../raft/config.ts';
 import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type BasicStatus, type Status } from '../raft/raw-node.ts';
-import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
+import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type Snapshot, type SnapshotMetadata } from '../raft/types.ts';
 import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
@@ -198,6 +198,8 @@ export class Member {
   /** Time of each synced save (one fdatasync with a WAL), and of applying each Ready. */
   readonly syncMs = new Histogram(diskBucketsMs);
   readonly applyMs = new Histogram(diskBucketsMs);
+  /** Time a snapshot held up the Ready loop (waiting for the backend, writing the snapshot, cutting the log). */
+  readonly snapshotMs = new Histogram(diskBucketsMs);
   /** Proposals (conf changes included) that failed: timed out, dropped, or cut off by a stop (etcd's proposals_failed_total). */
   proposalsFailed = 0;
   private lastEvent: MemberEvent | null = null;
@@ -926,7 +928,7 @@ export class Member {
       this.snapshotJob = null;
       // Null when a newer snapshot arrived from the leader while this one was serialized.
       const snap = this.node.snapshotFrom(job.point, job.data, this.entriesToKeep(job.point.index));
-      if (snap) await this.opts.storage.saveSnapshot(snap);
+      if (snap) await this.saveSnapshot(snap, this.opts.clock.now());
       return;
     }
     if (this.appliedSinceSnapshot < this.opts.snapshotEntries && this.appliedBytesSinceSnapshot < this.opts.snapshotLogBytesMax) return;
@@ -938,12 +940,19 @@ export class Member {
     const point = this.node.snapshotPoint();
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
+      const started = this.opts.clock.now();
       await this.opts.stateMachine.durableAt?.(point.index);
       const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
-      if (snap) await this.opts.storage.saveSnapshot(snap);
+      if (snap) await this.saveSnapshot(snap, started);
       return;
     }
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
+  }
+
+  /** Stores a snapshot of this member's own; `startedMs`: when its work began holding up the Ready loop. */
+  private async saveSnapshot(snap: Snapshot, startedMs: number): Promise<void> {
+    await this.opts.storage.saveSnapshot(snap);
+    this.snapshotMs.observe(this.opts.clock.now() - startedMs);
   }
 
   /**
