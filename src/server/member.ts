@@ -26,7 +26,9 @@ export interface StateMachine {
   /**
    * Optional, for a state machine whose snapshot() image leaves its state in a persistent
    * backend: resolves once everything up to `index` is on stable storage there, so the log may
-   * be cut at `index`. The member waits for it before storing such a snapshot.
+   * be cut at `index`. The member stores such a snapshot once it resolves, handling Readies
+   * meanwhile. It must start its work (on `index`) before it returns: the member calls it at the
+   * snapshot's applied index and applies more entries while it waits.
    */
   durableAt?(index: number): Promise<void>;
   /**
@@ -126,7 +128,8 @@ export const snapshotTickShare = 0.25;
 
 interface SnapshotJob {
   point: SnapshotMetadata;
-  frames: Iterator<Uint8Array>;
+  /** Null while a persistent backend makes the snapshot's entries durable (durableAt); the image is then set as data. */
+  frames: Iterator<Uint8Array> | null;
   chunks: Uint8Array[];
   bytes: number;
   /** Set when every frame is serialized. */
@@ -920,7 +923,12 @@ export class Member {
     }
   }
 
-  /** Storage takes one call at a time, so the snapshot is written inside the drain loop. */
+  /**
+   * Storage takes one call at a time, so the snapshot is written inside the drain loop. A
+   * persistent backend's wait for its flush (durableAt) is not: the loop goes on saving and
+   * applying Readies, and stores the snapshot at the first turn after the flush (as etcd
+   * snapshots beside its Raft loop). The log is still cut only at what the backend holds.
+   */
   private async maybeSnapshot(): Promise<void> {
     const job = this.snapshotJob;
     if (job !== null) {
@@ -940,10 +948,24 @@ export class Member {
     const point = this.node.snapshotPoint();
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
-      const started = this.opts.clock.now();
-      await this.opts.stateMachine.durableAt?.(point.index);
-      const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
-      if (snap) await this.saveSnapshot(snap, started);
+      const durable = this.opts.stateMachine.durableAt?.(point.index);
+      if (durable === undefined) {
+        const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
+        if (snap) await this.saveSnapshot(snap, this.opts.clock.now());
+        return;
+      }
+      const job: SnapshotJob = { point, frames: null, chunks: [], bytes: 0, data: null };
+      this.snapshotJob = job;
+      durable.then(
+        () => {
+          if (this.snapshotJob !== job) return;
+          job.data = image;
+          this.schedule();
+        },
+        (err: Error) => {
+          if (!this.stopped) this.die(err);
+        },
+      );
       return;
     }
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
@@ -971,10 +993,11 @@ export class Member {
   /** Serializes a few frames of the background snapshot; called every tick. */
   private continueSnapshot(): void {
     const job = this.snapshotJob;
-    if (job === null || job.data !== null) return;
+    if (job === null || job.frames === null || job.data !== null) return;
+    const frames = job.frames;
     const until = this.opts.clock.now() + this.opts.tickMs * snapshotTickShare;
     for (let first = true; first || this.opts.clock.now() < until; first = false) {
-      const next = job.frames.next();
+      const next = frames.next();
       if (next.done) {
         const data = new Uint8Array(job.bytes);
         let offset = 0;
