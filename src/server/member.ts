@@ -201,7 +201,7 @@ export class Member {
   /** Time of each synced save (one fdatasync with a WAL), and of applying each Ready. */
   readonly syncMs = new Histogram(diskBucketsMs);
   readonly applyMs = new Histogram(diskBucketsMs);
-  /** Time a snapshot held up the Ready loop (waiting for the backend, writing the snapshot, cutting the log). */
+  /** Time a snapshot held up the Ready loop: storing it and cutting the log (a backend's flush runs beside the loop). */
   readonly snapshotMs = new Histogram(diskBucketsMs);
   /** Proposals (conf changes included) that failed: timed out, dropped, or cut off by a stop (etcd's proposals_failed_total). */
   proposalsFailed = 0;
