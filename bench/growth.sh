@@ -19,7 +19,11 @@
 # all three meshkv members during the round, and only the first member restarts (the other two
 # keep serving).
 #
-#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1
+#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1 PORT_BASE
+#
+# PORT_BASE (unset: 24780) moves every port, so that runs of this and other scripts can share the
+# machine: member i's etcd client and peer ports are PORT_BASE+1+2i and PORT_BASE+2+2i, meshkv's
+# PORT_BASE+11+2i and PORT_BASE+12+2i.
 #
 # Writes results/growth-<time>.jsonl (and the member's log with its GC trace beside it) and
 # prints markdown tables. Stops every process it started, by PID.
@@ -36,12 +40,14 @@ mkdir -p "$ROOT/results"
 cp -r "$ROOT/../shared/bench-etcd" "$WORK/harness"
 (cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
 export ETCDCTL_API=3
-# Member i: etcd's client port 24781+2i, peer port 24782+2i; meshkv's 24791+2i, 24792+2i.
+PORT_BASE="${PORT_BASE:-24780}"
+ETCD_PORT_BASE=$((PORT_BASE + 1)) MESHKV_PORT_BASE=$((PORT_BASE + 11))
+# Member i: etcd's client port ETCD_PORT_BASE+2i, peer port one above; meshkv's likewise from MESHKV_PORT_BASE.
 ETCD_EPS=() MESHKV_EPS=() ETCD_PIDS=() MESHKV_PIDS=() ETCD_CLUSTER="" MESHKV_CLUSTER=""
 for ((i = 0; i < MEMBERS; i++)); do
-  ETCD_EPS+=("127.0.0.1:$((24781 + 2 * i))") MESHKV_EPS+=("127.0.0.1:$((24791 + 2 * i))")
-  ETCD_CLUSTER+="${ETCD_CLUSTER:+,}e$i=http://127.0.0.1:$((24782 + 2 * i))"
-  MESHKV_CLUSTER+="${MESHKV_CLUSTER:+,}a$i=http://127.0.0.1:$((24792 + 2 * i))"
+  ETCD_EPS+=("127.0.0.1:$((ETCD_PORT_BASE + 2 * i))") MESHKV_EPS+=("127.0.0.1:$((MESHKV_PORT_BASE + 2 * i))")
+  ETCD_CLUSTER+="${ETCD_CLUSTER:+,}e$i=http://127.0.0.1:$((ETCD_PORT_BASE + 1 + 2 * i))"
+  MESHKV_CLUSTER+="${MESHKV_CLUSTER:+,}a$i=http://127.0.0.1:$((MESHKV_PORT_BASE + 1 + 2 * i))"
 done
 ETCD_EP=${ETCD_EPS[0]} MESHKV_EP=${MESHKV_EPS[0]}
 ETCD_ALL=$(IFS=,; echo "${ETCD_EPS[*]}") MESHKV_ALL=$(IFS=,; echo "${MESHKV_EPS[*]}")
@@ -57,7 +63,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_etcd() {  # start_etcd MEMBER
-  local ep=${ETCD_EPS[$1]} peer=http://127.0.0.1:$((24782 + 2 * $1))
+  local ep=${ETCD_EPS[$1]} peer=http://127.0.0.1:$((ETCD_PORT_BASE + 1 + 2 * $1))
   etcd --name "e$1" --data-dir "$WORK/etcd$1" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
     --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \
     --initial-cluster "$ETCD_CLUSTER" >>"$WORK/etcd$1.log" 2>&1 </dev/null &

@@ -21,4 +21,4 @@ const split = (name) => {
   const p99 = buckets.find((b) => b.n >= 0.99 * count)?.le ?? null;
   return { count, mean_ms: count > 0 ? Number(((1000 * delta(`${name}_sum`)) / count).toFixed(2)) : null, p99_ms_le: p99 === null || p99 === '+Inf' ? p99 : Number(p99) * 1000 };
 };
-process.stdout.write(`"wal_sync":${JSON.stringify(split('etcd_disk_wal_fsync_duration_seconds'))},"apply":${JSON.stringify(split('meshkv_server_apply_duration_seconds'))}`);
+process.stdout.write(`"wal_sync":${JSON.stringify(split('etcd_disk_wal_fsync_duration_seconds'))},"apply":${JSON.stringify(split('meshkv_server_apply_duration_seconds'))},"snapshot":${JSON.stringify(split('meshkv_server_snapshot_duration_seconds'))}`);

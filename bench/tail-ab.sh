@@ -7,7 +7,9 @@
 # with its fdatasync, apply: from the member's /metrics, bench/ready-split.mjs) and the load average.
 #
 #   VARIANTS="base=/tmp/base-checkout new=. semi64=.:--max-semi-space-size=64 b20=.::--backend-batch-interval=20ms" bench/tail-ab.sh
-#   # KEYS=0 ROUNDS=3 ROUND_S=20 CLIENTS=64 VALUE=256 MESHKV_FLAGS=
+#   # KEYS=0 ROUNDS=3 ROUND_S=20 CLIENTS=64 VALUE=256 MESHKV_FLAGS= PORT_BASE=24990
+#
+# Variant i listens for clients on PORT_BASE+1+2i and for peers on PORT_BASE+2+2i.
 #
 # A variant is NAME=ROOT[:NODE_FLAGS[:MEMBER_FLAGS]] (ROOT: a checkout whose dist/ is built; flags
 # separated by commas; MESHKV_FLAGS go to every member). Writes results/tail-ab-<time>.jsonl and prints one line per round; stops every
@@ -16,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VARIANTS="${VARIANTS:?VARIANTS=\"name=root[:flags] ...\"}"
+PORT_BASE="${PORT_BASE:-24990}"
 KEYS="${KEYS:-0}" ROUNDS="${ROUNDS:-3}" ROUND_S="${ROUND_S:-20}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-tail-ab.XXXXXX")
 OUT="$ROOT/results/tail-ab-$(date +%Y%m%d-%H%M%S).jsonl"
@@ -35,10 +38,10 @@ i=0
 for v in $VARIANTS; do
   name=${v%%=*} spec=${v#*=}
   IFS=: read -r dir flags member_flags <<<"$spec"
-  ep=127.0.0.1:$((24991 + 2 * i))
+  ep=127.0.0.1:$((PORT_BASE + 1 + 2 * i))
   # shellcheck disable=SC2086
   node --trace-gc ${flags//,/ } "$dir/bin/meshkv.mjs" --name "$name" --data-dir "$WORK/$name" --listen-client-urls "http://$ep" \
-    --initial-cluster "$name=http://127.0.0.1:$((24992 + 2 * i))" ${member_flags//,/ } ${MESHKV_FLAGS:-} >>"$WORK/$name.log" 2>&1 </dev/null &
+    --initial-cluster "$name=http://127.0.0.1:$((PORT_BASE + 2 + 2 * i))" ${member_flags//,/ } ${MESHKV_FLAGS:-} >>"$WORK/$name.log" 2>&1 </dev/null &
   PIDS+=($!) NAMES+=("$name") EPS+=("$ep")
   i=$((i + 1))
 done
@@ -67,7 +70,7 @@ for ((r = 0; r < ROUNDS; r++)); do
     ready=$(node bench/ready-split.mjs "$WORK/metrics-before" "$WORK/metrics-after")
     echo "{\"variant\":\"$name\",\"round\":$r,\"keys_before\":$KEYS,$gc,$ready,\"load_avg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"bench\":$line}" >>"$OUT"
     tail -1 "$OUT" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s),b=j.bench;
-      console.log(`${j.variant.padEnd(10)} r${j.round} ${Math.round(b.ops_per_s)} ops/s p50 ${b.lat_ms.p50} p99 ${b.lat_ms.p99} max ${b.lat_ms.max} ms, ${Math.round(b.server.cpu_us_per_op)} µs/put, rss ${b.server.rss_mb_max} MB, GC max ${j.gc_ms_max} total ${j.gc_ms_total} ms (${j.scavenges} scav, ${j.mark_compacts} MC max ${j.mark_compact_ms_max}), WAL sync ${j.wal_sync.count} mean ${j.wal_sync.mean_ms} p99<=${j.wal_sync.p99_ms_le} ms, apply mean ${j.apply.mean_ms} p99<=${j.apply.p99_ms_le} ms, load ${j.load_avg}`)})'
+      console.log(`${j.variant.padEnd(10)} r${j.round} ${Math.round(b.ops_per_s)} ops/s p50 ${b.lat_ms.p50} p99 ${b.lat_ms.p99} max ${b.lat_ms.max} ms, ${Math.round(b.server.cpu_us_per_op)} µs/put, rss ${b.server.rss_mb_max} MB, GC max ${j.gc_ms_max} total ${j.gc_ms_total} ms (${j.scavenges} scav, ${j.mark_compacts} MC max ${j.mark_compact_ms_max}), WAL sync ${j.wal_sync.count} mean ${j.wal_sync.mean_ms} p99<=${j.wal_sync.p99_ms_le} ms, apply mean ${j.apply.mean_ms} p99<=${j.apply.p99_ms_le} ms, snapshots ${j.snapshot.count} mean ${j.snapshot.mean_ms} p99<=${j.snapshot.p99_ms_le} ms, load ${j.load_avg}`)})'
   done
 done
 echo "results: $OUT"

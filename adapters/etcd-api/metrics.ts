@@ -31,5 +31,6 @@ export function metricsText(api: EtcdApi): string {
   };
   histogram('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', m.syncMs);
   histogram('meshkv_server_apply_duration_seconds', 'The latency distributions of applying one batch of committed entries.', m.applyMs);
+  histogram('meshkv_server_snapshot_duration_seconds', 'The time each snapshot held up the Ready loop (snapshot file, log cut).', m.snapshotMs);
   return lines.join('\n') + '\n';
 }

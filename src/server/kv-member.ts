@@ -55,7 +55,11 @@ import { checkBatchSize, checkClient, checkSeq, decodeOutboxBatch, encodeOutboxB
 /** What proposing an outbox entry resolves with (outbox-sessions.ts). */
 export interface OutboxApplyResult {
   outcome: OutboxOutcome;
-  /** True when this proposal was a retry of an entry applied before: nothing changed now. */
+  /**
+   * True when applying this proposal changed nothing: a retry of an entry applied before, or an
+   * entry the member's backend already held when it applied it (then this may have been the
+   * first proposal of it; the member can no longer tell).
+   */
   duplicate: boolean;
   /** The txn's response, when this proposal is the one that applied it. */
   txn: TxnResponse | null;
@@ -210,8 +214,11 @@ class MvccReplica implements StateMachine {
       return { ok: false, error: new MvccError(GrpcCode.InvalidArgument, `meshkv: ${batch}`) };
     }
     if (index <= this.mvcc.appliedIndex) {
-      // An evicted client's entry has no record left: applied, outcome unknown, on every member alike.
-      return { ok: true, response: batch.entries.map((e) => ({ outcome: this.outboxSessions.applied(batch.client, e.seq)?.outcome ?? { kind: 'unknown' }, duplicate: false, txn: null })) };
+      // The backend holds this entry already (a replay after a restart, or an entry a streamed
+      // snapshot brought): nothing changes now, and whether this proposal or an earlier one
+      // applied it first is no longer known here, so it counts as a retry. An evicted client's
+      // entry has no record left: applied, outcome unknown, on every member alike.
+      return { ok: true, response: batch.entries.map((e) => ({ outcome: this.outboxSessions.applied(batch.client, e.seq)?.outcome ?? { kind: 'unknown' }, duplicate: true, txn: null })) };
     }
     const results: OutboxApplyResult[] = [];
     const batchSeqs = new Set(batch.entries.map((e) => e.seq));
@@ -404,6 +411,8 @@ export interface KvMemberMetrics {
   syncMs: Histogram;
   /** Applying one batch of committed entries. */
   applyMs: Histogram;
+  /** A snapshot holding up the member's Ready loop. */
+  snapshotMs: Histogram;
 }
 
 const leaseIdSuffixMask = (1n << 48n) - 1n;
@@ -525,7 +534,7 @@ export class KvMember {
   metrics(): KvMemberMetrics {
     const m = this.member;
     const keys = this.mvcc.range({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]), countOnly: true }).count;
-    return { keys, proposalsPending: m.proposalsPending, proposalsFailed: m.proposalsFailed, syncMs: m.syncMs, applyMs: m.applyMs };
+    return { keys, proposalsPending: m.proposalsPending, proposalsFailed: m.proposalsFailed, syncMs: m.syncMs, applyMs: m.applyMs, snapshotMs: m.snapshotMs };
   }
 
   // ---- membership ----

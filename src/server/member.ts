@@ -6,7 +6,7 @@ import type { RaftConfig } from '../raft/config.ts';
 import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type BasicStatus, type Status } from '../raft/raw-node.ts';
-import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
+import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type Snapshot, type SnapshotMetadata } from '../raft/types.ts';
 import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
@@ -26,7 +26,9 @@ export interface StateMachine {
   /**
    * Optional, for a state machine whose snapshot() image leaves its state in a persistent
    * backend: resolves once everything up to `index` is on stable storage there, so the log may
-   * be cut at `index`. The member waits for it before storing such a snapshot.
+   * be cut at `index`. The member stores such a snapshot once it resolves, handling Readies
+   * meanwhile. It must start its work (on `index`) before it returns: the member calls it at the
+   * snapshot's applied index and applies more entries while it waits.
    */
   durableAt?(index: number): Promise<void>;
   /**
@@ -126,7 +128,8 @@ export const snapshotTickShare = 0.25;
 
 interface SnapshotJob {
   point: SnapshotMetadata;
-  frames: Iterator<Uint8Array>;
+  /** Null while a persistent backend makes the snapshot's entries durable (durableAt); the image is then set as data. */
+  frames: Iterator<Uint8Array> | null;
   chunks: Uint8Array[];
   bytes: number;
   /** Set when every frame is serialized. */
@@ -198,6 +201,8 @@ export class Member {
   /** Time of each synced save (one fdatasync with a WAL), and of applying each Ready. */
   readonly syncMs = new Histogram(diskBucketsMs);
   readonly applyMs = new Histogram(diskBucketsMs);
+  /** Time a snapshot held up the Ready loop: storing it and cutting the log (a backend's flush runs beside the loop). */
+  readonly snapshotMs = new Histogram(diskBucketsMs);
   /** Proposals (conf changes included) that failed: timed out, dropped, or cut off by a stop (etcd's proposals_failed_total). */
   proposalsFailed = 0;
   private lastEvent: MemberEvent | null = null;
@@ -918,7 +923,12 @@ export class Member {
     }
   }
 
-  /** Storage takes one call at a time, so the snapshot is written inside the drain loop. */
+  /**
+   * Storage takes one call at a time, so the snapshot is written inside the drain loop. A
+   * persistent backend's wait for its flush (durableAt) is not: the loop goes on saving and
+   * applying Readies, and stores the snapshot at the first turn after the flush (as etcd
+   * snapshots beside its Raft loop). The log is still cut only at what the backend holds.
+   */
   private async maybeSnapshot(): Promise<void> {
     const job = this.snapshotJob;
     if (job !== null) {
@@ -926,7 +936,7 @@ export class Member {
       this.snapshotJob = null;
       // Null when a newer snapshot arrived from the leader while this one was serialized.
       const snap = this.node.snapshotFrom(job.point, job.data, this.entriesToKeep(job.point.index));
-      if (snap) await this.opts.storage.saveSnapshot(snap);
+      if (snap) await this.saveSnapshot(snap, this.opts.clock.now());
       return;
     }
     if (this.appliedSinceSnapshot < this.opts.snapshotEntries && this.appliedBytesSinceSnapshot < this.opts.snapshotLogBytesMax) return;
@@ -938,12 +948,33 @@ export class Member {
     const point = this.node.snapshotPoint();
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
-      await this.opts.stateMachine.durableAt?.(point.index);
-      const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
-      if (snap) await this.opts.storage.saveSnapshot(snap);
+      const durable = this.opts.stateMachine.durableAt?.(point.index);
+      if (durable === undefined) {
+        const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
+        if (snap) await this.saveSnapshot(snap, this.opts.clock.now());
+        return;
+      }
+      const job: SnapshotJob = { point, frames: null, chunks: [], bytes: 0, data: null };
+      this.snapshotJob = job;
+      durable.then(
+        () => {
+          if (this.snapshotJob !== job) return;
+          job.data = image;
+          this.schedule();
+        },
+        (err: Error) => {
+          if (!this.stopped) this.die(err);
+        },
+      );
       return;
     }
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
+  }
+
+  /** Stores a snapshot of this member's own; `startedMs`: when its work began holding up the Ready loop. */
+  private async saveSnapshot(snap: Snapshot, startedMs: number): Promise<void> {
+    await this.opts.storage.saveSnapshot(snap);
+    this.snapshotMs.observe(this.opts.clock.now() - startedMs);
   }
 
   /**
@@ -962,10 +993,11 @@ export class Member {
   /** Serializes a few frames of the background snapshot; called every tick. */
   private continueSnapshot(): void {
     const job = this.snapshotJob;
-    if (job === null || job.data !== null) return;
+    if (job === null || job.frames === null || job.data !== null) return;
+    const frames = job.frames;
     const until = this.opts.clock.now() + this.opts.tickMs * snapshotTickShare;
     for (let first = true; first || this.opts.clock.now() < until; first = false) {
-      const next = job.frames.next();
+      const next = frames.next();
       if (next.done) {
         const data = new Uint8Array(job.bytes);
         let offset = 0;

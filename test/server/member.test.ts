@@ -220,6 +220,48 @@ describe('member', () => {
   });
 });
 
+/** A ListMachine whose state stays in a persistent backend: durableAt resolves when the test says so. */
+class HeldBackendMachine extends ListMachine {
+  readonly durableCalls: { index: number; release: () => void }[] = [];
+  durableAt(index: number): Promise<void> {
+    return new Promise((resolve) => this.durableCalls.push({ index, release: resolve }));
+  }
+}
+
+describe('Member snapshots on a persistent backend', () => {
+  it('answers proposals while the backend makes a snapshot durable, and stores the snapshot after it', async () => {
+    const storage = new MemoryStorage();
+    const sm = new HeldBackendMachine();
+    const member = await Member.start({
+      id: 1,
+      peers: [1],
+      clock: systemClock,
+      storage,
+      transport: new MemoryHub().connect(1),
+      stateMachine: sm,
+      random: prng(5),
+      tickMs: 5,
+      electionTicks: 10,
+      requestTimeoutMs: 3000,
+      snapshotEntries: 10,
+      snapshotKeepEntries: 2,
+    });
+    running.push(member);
+    await waitFor('leadership', () => member.isLeader());
+    for (let i = 0; i < 12 && sm.durableCalls.length === 0; i++) await member.propose(enc.encode(`a${i}`));
+    expect(sm.durableCalls).toHaveLength(1);
+    const { index, release } = sm.durableCalls[0];
+    // The backend has not flushed: these are still acknowledged (once durable in the log),
+    // and the snapshot is not stored.
+    const later = await Promise.all(Array.from({ length: 5 }, (_, i) => member.propose(enc.encode(`b${i}`))));
+    expect(later).toEqual([1, 2, 3, 4, 5].map((n) => sm.items.length - 5 + n));
+    expect(storage.copyState('written').snapshot?.metadata.index ?? 0).toBeLessThan(index);
+    release();
+    await waitFor('the snapshot stored', () => storage.copyState('written').snapshot?.metadata.index === index);
+    expect(sm.durableCalls).toHaveLength(1);
+  });
+});
+
 describe('Member snapshots bounded by bytes', () => {
   // Large entries (txns of many puts) would otherwise stay in memory for snapshotEntries entries.
   const run = async (extra: object) => {

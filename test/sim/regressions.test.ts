@@ -22,6 +22,7 @@ const regressionSeeds: RegressionSeed[] = [
   { seed: 6, found: 'a persistent backend: the same durableAt death, seed 6' },
   { seed: 9, found: 'a persistent backend: membership listeners reported the backend\'s index, not the change\'s (configuration)' },
   { seed: 1, found: 'a tab removed while away was re-added by a later leader; tabs must rejoin under the same id' },
+  { seed: 450, found: 'a proposer whose entry arrived in a streamed snapshot was told its retry applied it (duplicate: false), with the first application\'s revision (found with snapshots beside the Ready loop, session 10)' },
   { seed: 205, found: 'backend stalls after the heal: a leader waiting for its backend inside the Ready loop lost leadership (open in the member)' },
   // Core issue 3 (sim docs): a follower dropped an append whose commit index was past the
   // entries it carried, so with a small messageBytesMax a lagging follower never caught up

@@ -367,6 +367,23 @@ describe('fs-wal', () => {
       expect(counts.datasync - base.datasync).toBe(1);
     });
 
+    it('drops a superseded snapshot file without a directory fsync of its own, and a reopen still loads the latest snapshot', async () => {
+      const { fs, counts } = countingFs();
+      let s = await open({ fs });
+      await s.save(batch({ entries: entries(1, 6, 1) }), true);
+      await s.saveSnapshot(snapshot(2, 1));
+      await s.saveSnapshot(snapshot(3, 1));
+      const base = { ...counts };
+      // Keeps the snapshot at 3 beside the new one and deletes the one at 2.
+      await s.saveSnapshot(snapshot(4, 1));
+      expect({ sync: counts.sync - base.sync, syncDir: counts.syncDir - base.syncDir, datasync: counts.datasync - base.datasync }).toEqual({ sync: 1, syncDir: 1, datasync: 1 });
+      expect((await fsp.readdir(dir)).filter((f) => f.endsWith('.snap')).length).toBe(2);
+      await s.close();
+      s = await open({ fs });
+      expect((await s.load()).snapshot?.metadata.index).toBe(4);
+      await s.close();
+    });
+
     it('rejects a batch over frameBytesMax before writing anything, and stays usable', async () => {
       const s = await open({ frameBytesMax: 1000 });
       await expect(s.save(batch({ entries: [{ ...padded(1), data: new Uint8Array(2000) }] }), true)).rejects.toThrow(
