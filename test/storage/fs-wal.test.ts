@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../../adapters/storage/errors.ts';
 import type { FsWalOptions, WalFs } from '../../adapters/storage/fs-wal/index.ts';
-import { FsWalStorage, nodeWalFs } from '../../adapters/storage/fs-wal/index.ts';
+import { FsWalStorage, nodeWalFs, unsyncedBufferBytesMax } from '../../adapters/storage/fs-wal/index.ts';
 import type { Logger } from '../../src/raft/config.ts';
 import { silentLogger } from '../../src/raft/config.ts';
 import type { Entry } from '../../src/raft/types.ts';
@@ -342,18 +342,50 @@ describe('fs-wal', () => {
       return { fs, counts };
     }
 
-    it('makes one write and one fdatasync per synced batch, none for an unsynced one', async () => {
+    it('makes one write and one fdatasync per synced batch; an unsynced one waits for the next write', async () => {
       const { fs, counts } = countingFs();
       const s = await open({ fs });
       await s.load();
       const base = { ...counts };
+      const done = () => ({ write: counts.write - base.write, datasync: counts.datasync - base.datasync });
       const many = Array.from({ length: 256 }, (_, i) => ({ index: i + 1, term: 1, type: 0, data: new Uint8Array(128) }));
       await s.save(batch({ entries: many, hardState: hs(1, 1, 0) }), true);
-      expect({ write: counts.write - base.write, datasync: counts.datasync - base.datasync }).toEqual({ write: 1, datasync: 1 });
-      await s.save(batch({ hardState: hs(1, 1, 256) }), false);
-      expect({ write: counts.write - base.write, datasync: counts.datasync - base.datasync }).toEqual({ write: 2, datasync: 1 });
+      expect(done()).toEqual({ write: 1, datasync: 1 });
+      // A commit index that moved needs no write of its own (etcd's WAL buffers it the same way).
+      await s.save(batch({ hardState: hs(1, 1, 200) }), false);
+      expect(done()).toEqual({ write: 1, datasync: 1 });
+      // The next synced batch carries it, in the same write.
+      await s.save(batch({ entries: entries(257, 257, 1), hardState: hs(1, 1, 256) }), true);
+      expect(done()).toEqual({ write: 2, datasync: 2 });
+      await s.save(batch({ hardState: hs(1, 1, 257) }), false);
+      expect(done()).toEqual({ write: 2, datasync: 2 });
       await s.close();
-      expect(counts.datasync - base.datasync).toBe(2); // close syncs the unsynced batch
+      expect(done()).toEqual({ write: 3, datasync: 3 }); // close writes and syncs the unsynced batch
+      const loaded = await (await open()).load();
+      expect(loaded.hardState).toEqual(hs(1, 1, 257));
+      expect(loaded.entries.at(-1)?.index).toBe(257);
+    });
+
+    it('writes unsynced batches once they pass unsyncedBufferBytesMax, and before reading the log back', async () => {
+      const { fs, counts } = countingFs();
+      const s = await open({ fs });
+      await s.load();
+      await s.save(batch({ entries: entries(1, 1, 1), hardState: hs(1, 1, 0) }), true);
+      const base = counts.write;
+      let commit = 0;
+      while (counts.write === base) {
+        commit++;
+        expect(commit).toBeLessThanOrEqual(unsyncedBufferBytesMax);
+        await s.save(batch({ hardState: hs(1, 1, commit % 2) }), false);
+      }
+      // Every frame is tens of bytes: the buffer held many, then went out in one write.
+      expect(commit).toBeGreaterThan(unsyncedBufferBytesMax / 100);
+      expect(counts.datasync).toBe(1);
+      await s.save(batch({ hardState: hs(1, 1, 1) }), false);
+      await s.save(batch({ hardState: hs(1, 1, 0) }), false);
+      const writes = counts.write;
+      expect((await s.load()).hardState).toEqual(hs(1, 1, 0));
+      expect(counts.write).toBe(writes + 1);
     });
 
     it('fsyncs a snapshot file and its directory before the WAL frame that names it', async () => {

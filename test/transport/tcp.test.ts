@@ -131,6 +131,20 @@ describe('tcp transport', () => {
     await waitFor('the reconnection log', () => a.logs.includes(`info: tcp transport 1: connected to peer 2 (127.0.0.1:${port})`));
   });
 
+  it('writes what send() is given before it returns: a message sent right before close() still arrives', async () => {
+    const a = await listen(1);
+    const b = await listen(2);
+    a.t.addPeer(2, b.t.addressString);
+    a.t.send([heartbeat(1, 2, 1)]);
+    await waitFor('first message', () => b.inbox.length === 1);
+    await waitFor('the link to be accepted', () => a.t.activeSince(2) !== null);
+    // close() destroys the link's socket at once: only bytes already handed to the kernel leave.
+    a.t.send([heartbeat(1, 2, 2), heartbeat(1, 2, 3)]);
+    await a.t.close();
+    await waitFor('the messages sent before close()', () => b.inbox.some((m) => m.commit === 3));
+    expect(b.inbox.map((m) => m.commit)).toEqual([1, 2, 3]);
+  });
+
   it('refuses a peer with a different cluster token, and says why on both sides', async () => {
     const a = await listen(1, { clusterToken: 'cluster-a' });
     const b = await listen(2, { clusterToken: 'cluster-b' });

@@ -1,4 +1,4 @@
-export { FsWalStorage, segmentBytesDefault, frameBytesMaxDefault } from './wal.ts';
+export { FsWalStorage, segmentBytesDefault, frameBytesMaxDefault, unsyncedBufferBytesMax } from './wal.ts';
 export type { FsWalOptions } from './wal.ts';
 export type { WalFile, WalFs } from './fs.ts';
 export { nodeWalFs } from './fs.ts';

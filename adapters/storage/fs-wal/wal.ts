@@ -4,7 +4,9 @@
 // <dir>/<seq:16 hex>.wal          segments, preallocated with zeros, frames per records.ts
 // <dir>/<term>-<index>.snap       snapshot files (16 hex digits each), the latest two kept
 //
-// Every save() is one batch frame: one write and, when synced, one fdatasync (group commit).
+// Every save() is one batch frame. A synced one costs one write and one fdatasync (group
+// commit); an unsynced one (a hard state only: a commit index moved) stays in memory, up to
+// unsyncedBufferBytesMax, and goes out in the next write, as etcd's WAL page writer keeps it.
 // A snapshot file is made durable (temp file, fsync, rename, fsync dir) before the WAL frame
 // that names it, so a WAL never references a snapshot that is not on disk. Once a snapshot
 // is durable, segments whose entries it covers are deleted; each segment's header repeats the
@@ -31,6 +33,12 @@ export const frameBytesMaxDefault = 512 * 1024 * 1024;
 export const frameBytesMaxLimit = 0xffff_ffff - frameHeaderBytes;
 export const snapshotFilesKept = 2;
 const zeroChunkBytes = 1024 * 1024;
+/**
+ * Unsynced frames kept in memory before they are written anyway. Each write of a frame costs a
+ * file-time update, which on ext4 starts a journal handle (75–130 µs measured under load, more
+ * while the journal commits); a hard-state frame is 38 bytes and needs no write of its own.
+ */
+export const unsyncedBufferBytesMax = 4096;
 
 export interface FsWalOptions {
   /** Size each segment is preallocated to; a frame larger than this gets a segment of its own. */
@@ -62,12 +70,19 @@ export class FsWalStorage implements Storage {
   /** Oldest first; the last one is being written. Invariant: consecutive seqs. */
   private segments: SegmentInfo[];
   private active: WalFile;
-  /** Next write position in the active segment; 0 means its header is not written yet. */
+  /** Next frame position in the active segment, buffered frames included; 0 means its header is not written yet. */
   private activeOffset: number;
   /** Invariant: activeOffset <= activeBytes. */
   private activeBytes: number;
-  /** Bytes written to the active segment but not yet fdatasync'ed. */
+  /** Bytes written to the active segment, or buffered for it, but not yet fdatasync'ed. */
   private unsynced = false;
+  /**
+   * Unsynced frames not yet written: they belong at activeOffset - bufferedBytes. Invariant:
+   * bufferedBytes is the sum of their lengths and at most unsyncedBufferBytesMax; written before
+   * every other write, sync, read-back, rollover and close.
+   */
+  private buffered: Uint8Array[] = [];
+  private bufferedBytes = 0;
   /** The next segment, zero-filled in the background so a rollover does not wait for it. */
   private preparing: Promise<Prepared | null> | null = null;
 
@@ -197,6 +212,7 @@ export class FsWalStorage implements Storage {
       const boot = this.bootState;
       this.bootState = null;
       if (boot !== null) return boot;
+      await this.guard(() => this.writeBuffered());
       const wal = await readWal(this.fs, this.dir, this.frameBytesMax);
       return { hardState: wal.hardState, snapshot: wal.snapshot, entries: wal.entries };
     });
@@ -251,7 +267,7 @@ export class FsWalStorage implements Storage {
     try {
       const prepared = await this.preparing;
       if (prepared) await this.fs.unlink(prepared.tmpPath).catch(ignoreNotFound);
-      if (this.unsynced && this.failure === null) await this.active.datasync();
+      if (this.unsynced && this.failure === null) await this.syncActive();
       await this.active.close();
     } finally {
       await this.releaseLock();
@@ -305,20 +321,36 @@ export class FsWalStorage implements Storage {
       await this.rollover(frame.length);
       header = this.segmentHeader();
     }
-    let data = frame;
-    if (header !== null) {
-      data = new Uint8Array(header.length + frame.length);
-      data.set(header, 0);
-      data.set(frame, header.length);
-    }
-    await this.active.write(data, this.activeOffset);
-    this.activeOffset += data.length;
-    assert(this.activeOffset <= this.activeBytes, () => `wrote past the end of segment ${this.active.path}: offset ${this.activeOffset} > ${this.activeBytes} bytes`);
+    const parts = header === null ? [frame] : [header, frame];
+    const bytes = (header?.length ?? 0) + frame.length;
+    assert(this.activeOffset + bytes <= this.activeBytes, () => `frame past the end of segment ${this.active.path}: offset ${this.activeOffset + bytes} > ${this.activeBytes} bytes`);
+    this.buffered.push(...parts);
+    this.bufferedBytes += bytes;
+    this.activeOffset += bytes;
     this.unsynced = true;
     if (sync) await this.syncActive();
+    else if (this.bufferedBytes > unsyncedBufferBytesMax) await this.writeBuffered();
+  }
+
+  /** Writes the buffered frames, in one write, where they belong. */
+  private async writeBuffered(): Promise<void> {
+    if (this.bufferedBytes === 0) return;
+    let data = this.buffered[0];
+    if (this.buffered.length > 1) {
+      data = new Uint8Array(this.bufferedBytes);
+      let at = 0;
+      for (const part of this.buffered) {
+        data.set(part, at);
+        at += part.length;
+      }
+    }
+    await this.active.write(data, this.activeOffset - this.bufferedBytes);
+    this.buffered = [];
+    this.bufferedBytes = 0;
   }
 
   private async syncActive(): Promise<void> {
+    await this.writeBuffered();
     await this.active.datasync();
     this.unsynced = false;
   }

@@ -210,6 +210,10 @@ export class TcpTransport implements Transport, DeliveryReports {
 
   send(messages: readonly Message[]): void {
     if (this.closing) return;
+    // Written before send() returns: a leader's appends leave before its own WAL write (see
+    // Ready.sendBeforePersist) and a follower's acknowledgement right after its fdatasync.
+    let first: PeerLink | null = null;
+    let others: Set<PeerLink> | null = null;
     for (const m of messages) {
       if (isLocalMessage(m.type)) {
         this.log('warn', `tcp transport ${this.o.id}: refused to send local message type ${MessageType[m.type]} to ${m.to}`);
@@ -220,8 +224,13 @@ export class TcpTransport implements Transport, DeliveryReports {
       const link = this.links.get(m.to);
       // Queued still (sent once the connection is accepted), but Raft stops pipelining to it.
       if (!link || link.activeSince === null) this.unreachable.note(m.to);
-      if (link) this.enqueue(link, m);
+      if (!link) continue;
+      this.enqueue(link, m);
+      if (first === null) first = link;
+      else if (link !== first) (others ??= new Set()).add(link);
     }
+    first?.flush();
+    if (others !== null) for (const link of others) link.flush();
   }
 
   private enqueue(link: PeerLink, m: Message): void {

@@ -87,7 +87,6 @@ export class PeerLink {
   private readonly queue: SizedQueue<Item>;
   private stream: Stream | null = null;
   private droppedMessages = 0;
-  private flushScheduled = false;
   /** Why the last connection attempt failed, so a repeated failure logs once. */
   private lastFailure: string | null = null;
   /** When the peer last accepted this connection (Date.now()); null while not connected. */
@@ -140,18 +139,15 @@ export class PeerLink {
     this.stream = null;
   }
 
+  /**
+   * Queues without writing: the transport enqueues every message of one send() first and then
+   * calls flush(), so a Ready's messages to a peer go out in one write, and at once (no
+   * microtask later, behind the caller's own WAL write and whatever else runs before it).
+   */
   private push(item: Item): void {
     if (this.closed) return;
     this.queue.push(item);
     this.enforceBounds();
-    // One flush for everything queued in this tick: one writev instead of one per message.
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => {
-        this.flushScheduled = false;
-        this.flush();
-      });
-    }
   }
 
   /** Drops the oldest non-snapshot items, then older snapshots; the newest item always stays. */
@@ -188,7 +184,7 @@ export class PeerLink {
 
 
   /** Writes queued frames until the socket's buffer is full; resumes on 'drain'. */
-  private flush(): void {
+  flush(): void {
     const s = this.socket;
     if (!s || !this.writable) return;
     const bufferedMax = this.o.bounds.socketBufferedBytesMax;
