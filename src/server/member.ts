@@ -691,16 +691,24 @@ export class Member {
   /**
    * Whether `rd` has nothing to write or send but commits (no entries, no snapshot, messages
    * that carry neither: a leader's commit index, a follower's acknowledgement of it) and
-   * commits an entry that a waiting proposer of this member made.
+   * commits an entry that a waiting proposer of this member made, and no configuration change.
+   * A configuration change's commit must reach the peers before this member applies it: the
+   * apply can end this member (a removed member is stopped, by its operator or, as in etcd, by
+   * itself), and peers that never hear the change committed keep the old configuration, with
+   * the stopped member still counted among the voters they need (simulator seed 266: a removed
+   * leader's notice never left, and the three voters left needed each other's votes).
    */
   private onlyReportsCommitsToOwnProposer(rd: Ready): boolean {
     if (rd.entries.length > 0 || rd.snapshot !== null || rd.messages.length === 0 || this.proposals.size === 0) return false;
     for (const m of rd.messages) if (m.entries.length > 0 || m.snapshot !== null) return false;
+    let own = false;
     for (const e of rd.committedEntries) {
+      if (e.type === EntryType.ConfChange) return false;
+      if (own) continue;
       const seq = this.ownSeq(e);
-      if (seq !== null && this.proposals.has(seq)) return true;
+      own = seq !== null && this.proposals.has(seq);
     }
-    return false;
+    return own;
   }
 
   /** The sequence number of `e` if this incarnation of this member proposed it, else null. */

@@ -188,6 +188,28 @@ describe('member', () => {
     await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 6));
   });
 
+  it('a leader stopped as it applies its own removal has told the others the removal committed, even with its own proposal in that commit', async () => {
+    const hub = new MemoryHub();
+    // Election timeouts of 200-400 ms: the followers hear the commit long before one could pass.
+    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], new MemoryStorage(), { afterTurn: setImmediate, tickMs: 20, requestTimeoutMs: 10_000 })));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    await leader.member.propose(enc.encode('warm-up'));
+    const term = leader.member.basicStatus().term;
+    const followers = nodes.filter((n) => n !== leader);
+    // One append, one acknowledgement: both commit in one Ready, with an answer waiting in it.
+    const put = leader.member.propose(enc.encode('last'));
+    const removal = leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, memberId: leader.member.id }], context: null });
+    // As a removed member is stopped (the simulator, etcd): in the apply's own reactions.
+    const stopped = removal.then(() => leader.member.stop());
+    await put;
+    await stopped;
+    const removed = (n: Node) => !n.member.status().confState.voters.includes(leader.member.id);
+    await waitFor('the followers applied the removal', () => followers.every(removed), 5000);
+    // Told by the removed leader, not by a leader of a later term elected without it.
+    for (const f of followers) expect(f.member.basicStatus().term).toBe(term);
+    for (const f of followers) expect(f.sm.items).toEqual(['warm-up', 'last']);
+  });
+
   it('with a transport that reports deliveries, a leader waits for a snapshot\'s fate and resends a lost one at once', async () => {
     const hub = new MemoryHub();
     const transports = new Map<MemberId, ReportingTransport>();
