@@ -390,6 +390,8 @@ export class NodeMember {
         storage,
         transport,
         random: Math.random,
+        // A put's answer leaves before the commit notices to peers (Member.handleReady).
+        afterTurn: setImmediate,
         snapshotEntries: config.snapshotCount,
         snapshotKeepEntries: Math.min(snapshotCatchUpEntriesMax, config.snapshotCount),
         requestBytesMax: config.security.maxRequestBytes,

@@ -112,6 +112,12 @@ export interface MemberOptions {
    * configuration, keeping what it has committed (see forceNewConfiguration).
    */
   forceNewCluster?: boolean;
+  /**
+   * Runs `fn` after the output this event-loop turn has already queued (the answers to this
+   * member's clients) went out: setImmediate on Node. Without it, what it would defer is done
+   * at once. See handleReady for what waits for it.
+   */
+  afterTurn?: (fn: () => void) => void;
   log?: (level: 'debug' | 'info' | 'warn', msg: string) => void;
 }
 
@@ -178,7 +184,7 @@ export type MemberEvent = { role: StateRole; term: number; leader: MemberId; com
 export class Member {
   readonly id: MemberId;
   private node!: RawNode;
-  private readonly opts: Required<Omit<MemberOptions, 'raft' | 'log' | 'forceNewCluster'>> & Pick<MemberOptions, 'raft' | 'log' | 'forceNewCluster'>;
+  private readonly opts: Required<Omit<MemberOptions, 'raft' | 'log' | 'forceNewCluster' | 'afterTurn'>> & Pick<MemberOptions, 'raft' | 'log' | 'forceNewCluster' | 'afterTurn'>;
   private readonly incarnation: number;
   private seq = 0;
   private readonly proposals = new Map<number, Waiter>();
@@ -642,15 +648,20 @@ export class Member {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    // A Ready that only reports commits answers this member's own proposers before its peers
+    // hear of it: with one client, every put ends in such a Ready, and each message is a write
+    // on loopback that runs the receiver's TCP input and wakes its process (on 2 cores, often
+    // in place of this one) while the client waits. No commit waits for these messages.
+    const answersFirst = this.onlyReportsCommitsToOwnProposer(rd);
     // A leader's appends go out while it writes them itself (see Ready.sendBeforePersist).
-    if (rd.sendBeforePersist) this.sendReadyMessages(rd);
+    if (rd.sendBeforePersist && !answersFirst) this.sendReadyMessages(rd);
     if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
       const started = this.opts.clock.now();
       await this.opts.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
       if (rd.mustSync) this.syncMs.observe(this.opts.clock.now() - started);
     }
     // Otherwise only now, with the state durable, may anyone hear what it implies.
-    if (!rd.sendBeforePersist) this.sendReadyMessages(rd);
+    if (!rd.sendBeforePersist && !answersFirst) this.sendReadyMessages(rd);
     if (rd.snapshot !== null) {
       this.opts.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index);
       this.appliedSinceSnapshot = 0;
@@ -666,11 +677,50 @@ export class Member {
       if (pending !== undefined) await pending;
       this.applyMs.observe(this.opts.clock.now() - started);
     }
+    if (answersFirst) {
+      // The answers leave in this turn's last microtasks; the peers' messages after them.
+      const afterTurn = this.opts.afterTurn;
+      if (afterTurn === undefined) this.sendReadyMessages(rd);
+      else
+        afterTurn(() => {
+          if (!this.stopped) this.sendReadyMessages(rd);
+        });
+    }
     for (const rs of rd.readStates) {
       const w = this.reads.get(ctxKey(rs.requestCtx));
       if (w) w.index = rs.index;
     }
     this.releaseReads(rd.committedEntries.length > 0 ? rd.committedEntries[rd.committedEntries.length - 1].index : -1);
+  }
+
+  /**
+   * Whether `rd` has nothing to write or send but commits (no entries, no snapshot, messages
+   * that carry neither: a leader's commit index, a follower's acknowledgement of it) and
+   * commits an entry that a waiting proposer of this member made, and no configuration change.
+   * A configuration change's commit must reach the peers before this member applies it: the
+   * apply can end this member (a removed member is stopped, by its operator or, as in etcd, by
+   * itself), and peers that never hear the change committed keep the old configuration, with
+   * the stopped member still counted among the voters they need (simulator seed 266: a removed
+   * leader's notice never left, and the three voters left needed each other's votes).
+   */
+  private onlyReportsCommitsToOwnProposer(rd: Ready): boolean {
+    if (rd.entries.length > 0 || rd.snapshot !== null || rd.messages.length === 0 || this.proposals.size === 0) return false;
+    for (const m of rd.messages) if (m.entries.length > 0 || m.snapshot !== null) return false;
+    let own = false;
+    for (const e of rd.committedEntries) {
+      if (e.type === EntryType.ConfChange) return false;
+      if (own) continue;
+      const seq = this.ownSeq(e);
+      own = seq !== null && this.proposals.has(seq);
+    }
+    return own;
+  }
+
+  /** The sequence number of `e` if this incarnation of this member proposed it, else null. */
+  private ownSeq(e: Entry): number | null {
+    if (e.type === EntryType.ConfChange || e.data.length < headerBytes) return null;
+    const view = new DataView(e.data.buffer, e.data.byteOffset, headerBytes);
+    return view.getFloat64(0) === this.id && view.getFloat64(8) === this.incarnation ? view.getFloat64(16) : null;
   }
 
   private sendReadyMessages(rd: Ready): void {
@@ -901,10 +951,9 @@ export class Member {
       this.opts.log?.('warn', `member ${this.id}: entry ${e.index} is shorter than its header; skipped on every member alike`);
       return;
     }
-    const view = new DataView(e.data.buffer, e.data.byteOffset, headerBytes);
     const result = this.opts.stateMachine.apply(e.data.subarray(headerBytes), e.index);
-    if (view.getFloat64(0) === this.id && view.getFloat64(8) === this.incarnation) {
-      const seq = view.getFloat64(16);
+    const seq = this.ownSeq(e);
+    if (seq !== null) {
       const w = this.proposals.get(seq);
       if (w) {
         this.proposals.delete(seq);

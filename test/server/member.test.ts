@@ -107,6 +107,39 @@ class ReportingTransport extends PassThroughTransport implements DeliveryReports
   }
 }
 
+/** Passes every message on, and notes the commit index each one it sends carries, in order with `log`'s other entries. */
+class CommitNoticeLog implements Transport {
+  constructor(
+    private readonly inner: Transport,
+    readonly log: string[],
+  ) {}
+
+  get faults() {
+    return this.inner.faults;
+  }
+
+  start(onMessage: (m: Message) => void): void {
+    this.inner.start(onMessage);
+  }
+
+  send(messages: readonly Message[]): void {
+    for (const m of messages) if (m.type === MessageType.App) this.log.push(`commit ${m.commit} sent to ${m.to}`);
+    this.inner.send(messages);
+  }
+
+  addPeer(id: MemberId, address: string): void {
+    this.inner.addPeer(id, address);
+  }
+
+  removePeer(id: MemberId): void {
+    this.inner.removePeer(id);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
 function leaderOf(nodes: Node[]): Node | undefined {
   return nodes.find((n) => n.member.status().role === StateRole.Leader);
 }
@@ -124,6 +157,57 @@ describe('member', () => {
     expect(results.sort()).toEqual([3, 4, 5]);
     await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 5));
     for (const n of nodes) expect(n.sm.items).toEqual(leader.sm.items);
+  });
+
+  it('answers its own proposer before it tells the followers the entry committed', async () => {
+    const hub = new MemoryHub();
+    const logs = new Map<MemberId, string[]>();
+    const nodes = await Promise.all(
+      [1, 2, 3].map((id) => {
+        const log: string[] = [];
+        logs.set(id, log);
+        return startMember(hub, id, [1, 2, 3], new MemoryStorage(), { transport: new CommitNoticeLog(hub.connect(id), log), afterTurn: setImmediate });
+      }),
+    );
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    await leader.member.propose(enc.encode('warm-up'));
+    for (let i = 0; i < 5; i++) {
+      const log = logs.get(leader.member.id)!;
+      log.length = 0;
+      let index = 0;
+      await leader.member.propose(enc.encode(`v${i}`)).then(() => {
+        index = leader.member.basicStatus().commit;
+        log.push('answered');
+      });
+      const followers = nodes.filter((n) => n !== leader).map((n) => n.member.id);
+      await waitFor('both followers told of the commit', () => followers.every((f) => log.includes(`commit ${index} sent to ${f}`)));
+      // A commit notice sent before the answer would show here ahead of it.
+      const firstNotice = log.findIndex((l) => l.startsWith(`commit ${index} `));
+      expect(log.indexOf('answered'), log.join('; ')).toBeLessThan(firstNotice);
+    }
+    await waitFor('all members applied', () => nodes.every((n) => n.sm.items.length === 6));
+  });
+
+  it('a leader stopped as it applies its own removal has told the others the removal committed, even with its own proposal in that commit', async () => {
+    const hub = new MemoryHub();
+    // Election timeouts of 200-400 ms: the followers hear the commit long before one could pass.
+    const nodes = await Promise.all([1, 2, 3].map((id) => startMember(hub, id, [1, 2, 3], new MemoryStorage(), { afterTurn: setImmediate, tickMs: 20, requestTimeoutMs: 10_000 })));
+    const leader = await waitFor('a leader', () => leaderOf(nodes));
+    await leader.member.propose(enc.encode('warm-up'));
+    const term = leader.member.basicStatus().term;
+    const followers = nodes.filter((n) => n !== leader);
+    // One append, one acknowledgement: both commit in one Ready, with an answer waiting in it.
+    const put = leader.member.propose(enc.encode('last'));
+    const removal = leader.member.changeMembership({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, memberId: leader.member.id }], context: null });
+    // As a removed member is stopped (the simulator, etcd): in the apply's own reactions.
+    const stopped = removal.then(() => leader.member.stop());
+    await put;
+    await stopped;
+    const removed = (n: Node) => !n.member.status().confState.voters.includes(leader.member.id);
+    await waitFor('the followers applied the removal', () => followers.every(removed), 5000);
+    // Told by the removed leader, not by a leader of a later term elected without it.
+    for (const f of followers) expect(f.member.basicStatus().term).toBe(term);
+    for (const f of followers) expect(f.sm.items).toEqual(['warm-up', 'last']);
   });
 
   it('with a transport that reports deliveries, a leader waits for a snapshot\'s fate and resends a lost one at once', async () => {

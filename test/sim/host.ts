@@ -196,6 +196,10 @@ export class SimHost {
       // past the liveness window, and a lost "adopted" acknowledgement is waited for six times as long (seed 183). Two election timeouts still exercise the idle failure path.
       snapshotStreamIdleMs: 2 * o.electionTicks * o.tickMs,
       raft: o.raft,
+      // As Node's setImmediate: what a Ready defers (Member.handleReady) leaves in an event of its
+      // own at the same virtual time, after every reaction of the event that produced it, and
+      // never if this incarnation crashed first.
+      afterTurn: (fn) => void env.after(this, incarnation, 0).then(fn),
       initialMembers: o.initialMembers,
       mvcc: backend ? { backend } : undefined,
       outboxForgetsRetries: o.outboxForgetsRetries,
