@@ -108,35 +108,17 @@ class ReportingTransport extends PassThroughTransport implements DeliveryReports
 }
 
 /** Passes every message on, and notes the commit index each one it sends carries, in order with `log`'s other entries. */
-class CommitNoticeLog implements Transport {
+class CommitNoticeLog extends PassThroughTransport {
   constructor(
-    private readonly inner: Transport,
+    inner: Transport,
     readonly log: string[],
-  ) {}
-
-  get faults() {
-    return this.inner.faults;
+  ) {
+    super(inner);
   }
 
-  start(onMessage: (m: Message) => void): void {
-    this.inner.start(onMessage);
-  }
-
-  send(messages: readonly Message[]): void {
+  override send(messages: readonly Message[]): void {
     for (const m of messages) if (m.type === MessageType.App) this.log.push(`commit ${m.commit} sent to ${m.to}`);
     this.inner.send(messages);
-  }
-
-  addPeer(id: MemberId, address: string): void {
-    this.inner.addPeer(id, address);
-  }
-
-  removePeer(id: MemberId): void {
-    this.inner.removePeer(id);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 
