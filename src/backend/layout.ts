@@ -90,8 +90,9 @@ export type StoredKeyValue = KeyValue;
 const wireVarint = 0;
 const wireBytes = 2;
 
-/** Bytes of `n` (a safe non-negative integer) as a protobuf varint. */
-function varintBytes(n: number): number {
+/** Bytes of `n` (a safe integer) as a protobuf varint: a negative int64 takes 10. */
+export function varintBytes(n: number): number {
+  if (n < 0) return 10;
   let bytes = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 0x80);

@@ -13,6 +13,7 @@ import type {
   RequestOp,
   TxnRequest,
 } from './types.ts';
+import { varintBytes } from '../backend/layout.ts';
 
 export interface Limits {
   /** etcd's --max-request-bytes default: 1.5 MiB. */
@@ -148,16 +149,6 @@ function checkIntervals(ops: readonly RequestOp[]): { puts: Set<KeyString>; dele
 }
 
 // ---- request size, as protobuf would encode it inside an InternalRaftRequest ----
-
-function varintBytes(value: number): number {
-  if (value < 0) return 10;
-  let n = 1;
-  while (value >= 128) {
-    value = Math.floor(value / 128);
-    n++;
-  }
-  return n;
-}
 
 function bytesField(bytes: Uint8Array | undefined): number {
   const n = bytes?.length ?? 0;

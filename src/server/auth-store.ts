@@ -10,6 +10,7 @@
 
 import { Packr } from 'msgpackr';
 import { AuthError, AuthErrors } from './auth-errors.ts';
+import { equalBytes } from '../client/bytes.ts';
 
 // The errors live apart (auth-errors.ts) so that the client's in-process connection can name
 // them without loading the store (and msgpackr).
@@ -303,10 +304,6 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return a.length - b.length;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return compareBytes(a, b) === 0;
 }
 
 export function encodeAuthOp(op: AuthOp): Uint8Array {

@@ -51,6 +51,7 @@ import { AuthError, AuthErrors, AuthStore, authEntryTag, decodeAuthOp, encodeAut
 import { checkPassword, hashPassword, newToken, type AuthCrypto } from './password.ts';
 import { isTabRecord, mayVote, nodeVoters, tabMayVote, voteRefusal } from './vote-policy.ts';
 import { checkBatchSize, checkClient, checkSeq, decodeOutboxBatch, encodeOutboxBatch, outboxEntryTag, OutboxSessions, type OutboxBatch, type OutboxEntry, type OutboxOutcome } from './outbox-sessions.ts';
+import { concat } from '../client/bytes.ts';
 
 /** What proposing an outbox entry resolves with (outbox-sessions.ts). */
 export interface OutboxApplyResult {
@@ -105,13 +106,6 @@ const storeInBackend = new TextEncoder().encode('meshkv: the store is in the bac
 
 function isStoreInBackend(stateImage: Uint8Array): boolean {
   return stateImage.length === storeInBackend.length && stateImage.every((b, i) => b === storeInBackend[i]);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Adapts the MVCC store and the member table to the Member's StateMachine contract. */

@@ -6,7 +6,7 @@ import type { RaftConfig } from '../raft/config.ts';
 import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type BasicStatus, type Status } from '../raft/raw-node.ts';
-import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type Snapshot, type SnapshotMetadata } from '../raft/types.ts';
+import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
@@ -709,9 +709,7 @@ export class Member {
     let own = false;
     for (const e of rd.committedEntries) {
       if (e.type === EntryType.ConfChange) return false;
-      if (own) continue;
-      const seq = this.ownSeq(e);
-      own = seq !== null && this.proposals.has(seq);
+      own ||= this.proposals.has(this.ownSeq(e) ?? -1);
     }
     return own;
   }
@@ -983,9 +981,7 @@ export class Member {
     if (job !== null) {
       if (job.data === null) return;
       this.snapshotJob = null;
-      // Null when a newer snapshot arrived from the leader while this one was serialized.
-      const snap = this.node.snapshotFrom(job.point, job.data, this.entriesToKeep(job.point.index));
-      if (snap) await this.saveSnapshot(snap, this.opts.clock.now());
+      await this.storeSnapshot(job.point, job.data);
       return;
     }
     if (this.appliedSinceSnapshot < this.opts.snapshotEntries && this.appliedBytesSinceSnapshot < this.opts.snapshotLogBytesMax) return;
@@ -998,11 +994,7 @@ export class Member {
     const image = this.opts.stateMachine.snapshot();
     if (image instanceof Uint8Array) {
       const durable = this.opts.stateMachine.durableAt?.(point.index);
-      if (durable === undefined) {
-        const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
-        if (snap) await this.saveSnapshot(snap, this.opts.clock.now());
-        return;
-      }
+      if (durable === undefined) return this.storeSnapshot(point, image);
       const job: SnapshotJob = { point, frames: null, chunks: [], bytes: 0, data: null };
       this.snapshotJob = job;
       durable.then(
@@ -1020,10 +1012,14 @@ export class Member {
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
   }
 
-  /** Stores a snapshot of this member's own; `startedMs`: when its work began holding up the Ready loop. */
-  private async saveSnapshot(snap: Snapshot, startedMs: number): Promise<void> {
+  /** Stores a snapshot of this member's own at `point` and cuts the log behind it, timing the hold on the Ready loop. */
+  private async storeSnapshot(point: SnapshotMetadata, image: Uint8Array): Promise<void> {
+    const started = this.opts.clock.now();
+    // Null when a newer snapshot arrived from the leader meanwhile.
+    const snap = this.node.snapshotFrom(point, image, this.entriesToKeep(point.index));
+    if (snap === null) return;
     await this.opts.storage.saveSnapshot(snap);
-    this.snapshotMs.observe(this.opts.clock.now() - startedMs);
+    this.snapshotMs.observe(this.opts.clock.now() - started);
   }
 
   /**
