@@ -7,7 +7,6 @@
 // find each other by member id there, and signaling relays are not federated, so a member on
 // another endpoint would never see them.
 
-import { WebSocket } from 'ws';
 import { systemClock } from '../clock/system.ts';
 import type { EtcdListener } from '../etcd-api/listener.ts';
 import { ControlChannel, serveMembershipControl, type BootstrapMember } from '../signaling/control.ts';
@@ -60,12 +59,17 @@ export async function openBrowserPeers(o: BrowserPeersOptions): Promise<BrowserP
     o.config.signalingUrl === null
       ? new SignalingServer({ cluster: o.clusterToken, secret: o.secret, path: signalingPath, allowOrigin: originCheck(o.config.allowedOrigins), ...(o.allowHost ? { allowHost: o.allowHost } : {}), founder: o.id, log: signalingLog })
       : null;
-  const signaling: Signaling = server
-    ? server.local(o.id)
-    : new UntilJoinedSignaling(
-        () => new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, secret: o.secret, id: o.id, WebSocket, log: signalingLog }),
-        signalingLog,
-      );
+  let signaling: Signaling;
+  if (server) {
+    signaling = server.local(o.id);
+  } else {
+    // `ws`'s client is loaded only by a member that joins another's endpoint (ws-server.ts says why).
+    const { WebSocket } = await import('ws');
+    signaling = new UntilJoinedSignaling(
+      () => new WebSocketSignaling({ url: o.config.signalingUrl!, cluster: o.clusterToken, secret: o.secret, id: o.id, WebSocket, log: signalingLog }),
+      signalingLog,
+    );
+  }
   const channel = new ControlChannel(signaling, signalingLog);
   let transport: WebRtcTransport;
   try {

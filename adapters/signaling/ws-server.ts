@@ -13,11 +13,17 @@
 // It also decides, once, who founds the cluster it serves (ws-protocol.ts, "Founding"): the
 // first member to ask, or the hosting member given as `founder` (a Node member's cluster
 // exists by configuration, so no tab may found another beside it).
+//
+// `ws` itself is loaded by the first WebSocket upgrade, not with this module: its JavaScript
+// (and the https and zlib modules it imports) cost a member about 2 MB of resident memory that
+// a member no tab or member ever joins through has no use for (docs/benchmarks.md, "memory4,
+// session 11"). It is loaded with require because an upgrade is answered synchronously.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { MemberId } from '../../src/raft/types.ts';
 import { SignalingError, identityProblem, isMemberId, signalBytesMax, type Signaling, type SignalingHandlers } from './types.ts';
 import { closeInUse, closeProtocol, closeRefused, closeReplaced, memberKeyPattern, newMemberKey, parseMessage, type ServerMessage } from './ws-protocol.ts';
@@ -65,8 +71,11 @@ interface Attendee {
 /** Default of SignalingServerOptions.connectionsMax: the member table holds at most 128 members. */
 export const signalingConnectionsMaxDefault = 256;
 
+const require = createRequire(import.meta.url);
+
 export class SignalingServer {
-  private readonly wss: WebSocketServer;
+  /** `ws`'s server, made by the first upgrade (null before it: no connection to hold). */
+  private wss: WebSocketServer | null = null;
   private readonly members = new Map<MemberId, Attendee>();
   private readonly log: SignalingServerLog;
   readonly path: string;
@@ -89,8 +98,6 @@ export class SignalingServer {
     this.connectionsMax = o.connectionsMax ?? signalingConnectionsMaxDefault;
     if (o.founder !== undefined && !isMemberId(o.founder)) throw new Error(`signaling server: founder ${String(o.founder)} is not a positive safe integer`);
     this.founder = o.founder ?? 0;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: signalBytesMax });
-    this.wss.on('connection', (ws: WebSocket) => this.onConnection(ws));
     this.pingTimer = setInterval(() => this.pingAll(), o.pingIntervalMs ?? 15_000);
     this.pingTimer.unref();
   }
@@ -110,12 +117,14 @@ export class SignalingServer {
         socket.end('HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nsignaling: origin not allowed\n');
         return;
       }
-      if (this.wss.clients.size >= this.connectionsMax) {
-        this.log('warn', `signaling server: refused a WebSocket: ${this.wss.clients.size} connections open, the limit`);
+      const open = this.wss?.clients.size ?? 0;
+      if (open >= this.connectionsMax) {
+        this.log('warn', `signaling server: refused a WebSocket: ${open} connections open, the limit`);
         socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 5\r\nconnection: close\r\n\r\nsignaling: too many connections\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+      const wss = this.webSocketServer();
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
     };
     server.on('upgrade', onUpgrade);
     this.detach = () => server.off('upgrade', onUpgrade);
@@ -142,9 +151,12 @@ export class SignalingServer {
   async close(): Promise<void> {
     clearInterval(this.pingTimer);
     this.detach?.();
-    for (const ws of this.wss.clients) ws.terminate();
+    const wss = this.wss;
     this.members.clear();
-    await new Promise<void>((r) => this.wss.close(() => r()));
+    if (wss !== null) {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+    }
     if (this.ownServer) {
       const s = this.ownServer;
       this.ownServer = null;
@@ -262,9 +274,19 @@ export class SignalingServer {
     return who.id;
   }
 
+  /** `ws`'s server (noServer: upgrades come from attach), loaded and made on the first call. */
+  private webSocketServer(): WebSocketServer {
+    if (this.wss !== null) return this.wss;
+    const { WebSocketServer: Server } = require('ws') as typeof import('ws');
+    const wss = new Server({ noServer: true, maxPayload: signalBytesMax });
+    wss.on('connection', (ws: WebSocket) => this.onConnection(ws));
+    this.wss = wss;
+    return wss;
+  }
+
   /** Drops connections that did not answer the previous ping, and pings the rest. */
   private pingAll(): void {
-    for (const ws of this.wss.clients) {
+    for (const ws of this.wss?.clients ?? []) {
       if (!this.alive.has(ws)) {
         this.log('info', 'signaling server: dropped a connection that stopped answering pings');
         ws.terminate();

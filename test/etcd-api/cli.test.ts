@@ -6,9 +6,11 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { etcdctl, requireEtcdctl, spawnEtcdctl, waitFor } from './harness.ts';
 import { freePort, spawnCollecting } from '../helpers/processes.ts';
 import { semiSpaceBytesMax } from '../../adapters/node/young-generation.ts';
+import { signalingPath } from '../../adapters/node/config.ts';
 
 const bin = new URL('../../bin/meshkv.mjs', import.meta.url).pathname;
 
@@ -77,7 +79,7 @@ describe('meshkv CLI', () => {
     expect(await second.exited).toBe(0);
   });
 
-  it('serves puts, reads, watches, leases and endpoint status without loading grpc-js, protobufjs or node-datachannel', async () => {
+  it('serves puts, reads, watches, leases and endpoint status without loading grpc-js, protobufjs, ws or node-datachannel', async () => {
     // A probe in the member's process: on SIGUSR2 it logs the npm packages loaded so far (every
     // CommonJS module, imported or required, lands in require.cache).
     const probe = [
@@ -109,13 +111,18 @@ describe('meshkv CLI', () => {
     watch.stop();
     const before = await loaded();
     expect(before).toContain('lmdb');
-    expect(before.filter((p) => ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'].includes(p))).toEqual([]);
+    expect(before.filter((p) => ['@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs', 'ws'].includes(p))).toEqual([]);
     // Tabs may join (--browser-peers is on by default), but node-datachannel's native library is
     // mapped only once one connects: a member no tab reached does not carry its pages.
     expect(readFileSync(`/proc/${member.child.pid}/maps`, 'utf8')).not.toContain('node_datachannel');
     // A method protobufjs serves loads it (and so the probe sees loads): member list.
     expect((await etcdctl(endpoint, ['member', 'list'])).code).toBe(0);
     expect(await loaded()).toContain('protobufjs');
+    // A WebSocket to the signaling endpoint (a tab or another member joining) loads ws.
+    const socket = new WebSocket(`ws://${endpoint}${signalingPath}`);
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+    socket.close();
+    expect(await loaded()).toContain('ws');
   });
 
   it('holds V8\'s new space to 2 x 4 MiB under a put load, unless node is given a young-generation flag', async () => {
