@@ -14,10 +14,10 @@
 // first member to ask, or the hosting member given as `founder` (a Node member's cluster
 // exists by configuration, so no tab may found another beside it).
 //
-// `ws` itself is loaded by the first WebSocket upgrade, not with this module: its JavaScript
-// (and the https and zlib modules it imports) cost a member about 2 MB of resident memory that
-// a member no tab or member ever joins through has no use for (docs/benchmarks.md, "memory4,
-// session 11"). It is loaded with require because an upgrade is answered synchronously.
+// `ws` itself (and node's https and zlib, which it imports) is loaded by the first WebSocket
+// upgrade, not with this module: a member no tab or member ever joins through has no use for
+// it, and it keeps 0.35 MB of a member's heap (docs/benchmarks.md, "memory4, session 11"). It
+// is loaded with require because an upgrade is answered synchronously.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
