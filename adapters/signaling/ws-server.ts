@@ -152,11 +152,9 @@ export class SignalingServer {
     clearInterval(this.pingTimer);
     this.detach?.();
     const wss = this.wss;
+    for (const ws of wss?.clients ?? []) ws.terminate();
     this.members.clear();
-    if (wss !== null) {
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((r) => wss.close(() => r()));
-    }
+    if (wss !== null) await new Promise<void>((r) => wss.close(() => r()));
     if (this.ownServer) {
       const s = this.ownServer;
       this.ownServer = null;
