@@ -1,17 +1,11 @@
 // The few filesystem operations fs-wal uses, behind an interface so tests can count syncs or
 // inject faults. The default is real node:fs with fdatasync.
 
-import { fdatasyncSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
 /** Writes up to this size go through on the calling thread (see NodeWalFile.write); larger ones through the thread pool. */
 export const syncWriteBytesMax = 256 * 1024;
-
-/**
- * An fdatasync after at most this many bytes written since the previous one runs on the calling
- * thread (see NodeWalFile.datasync); after more, in the thread pool.
- */
-export const inlineSyncBytesMax = 16 * 1024;
 
 export interface WalFile {
   readonly path: string;
@@ -43,8 +37,6 @@ export interface WalFs {
 class NodeWalFile implements WalFile {
   readonly path: string;
   private readonly handle: fsp.FileHandle;
-  /** Bytes written since the last datasync() or sync() began; decides where the next one runs. */
-  private unsyncedBytes = 0;
 
   constructor(path: string, handle: fsp.FileHandle) {
     this.path = path;
@@ -63,27 +55,14 @@ class NodeWalFile implements WalFile {
           : (await this.handle.write(data, done, data.length - done, position + done)).bytesWritten;
       if (bytesWritten <= 0) throw new Error(`write to ${this.path} at byte ${position + done} made no progress`);
       done += bytesWritten;
-      this.unsyncedBytes += bytesWritten;
     }
   }
 
-  /**
-   * A sync after a small write (one client's put: a 0.5 KiB frame) runs on this thread. In the
-   * thread pool it costs two hand-offs: a pool thread must wake to start it, and this thread must
-   * wake again for its completion before the caller goes on (a follower's acknowledgement
-   * waits for both). Blocking here costs the member little: its Ready loop waits for the sync
-   * either way. After a large batch the sync may flush more, so it stays in the pool while
-   * this thread reads and decodes what comes next.
-   */
-  async datasync(): Promise<void> {
-    const inline = this.unsyncedBytes <= inlineSyncBytesMax;
-    this.unsyncedBytes = 0;
-    if (inline) fdatasyncSync(this.handle.fd);
-    else await this.handle.datasync();
+  datasync(): Promise<void> {
+    return this.handle.datasync();
   }
 
   sync(): Promise<void> {
-    this.unsyncedBytes = 0;
     return this.handle.sync();
   }
 
