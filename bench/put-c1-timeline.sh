@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# One client's puts over time on a fresh 3-member cluster, real etcd 3.4.23 and meshkv
+# interleaved (etcd, meshkv, etcd, meshkv, …): ops/s, latency and the members' CPU per put in
+# windows of WINDOW_S seconds from FIRST_S seconds after the first put
+# (bench/put-c1-timeline.mjs). The put-c1 row of bench/compare-etcd.sh measures seconds 2–8 of
+# a fresh cluster; this shows whether those seconds run like the later ones on each side.
+#
+#   bench/put-c1-timeline.sh [ROUNDS]    # env: SECONDS_RUN (32), WINDOW_S (6), FIRST_S (2), TARGET (leader|follower), PORT_BASE (25790)
+#
+# etcd listens on PORT_BASE+1..3 (peers +11..13), meshkv on PORT_BASE+21..23 (peers +31..33).
+# Data directories are fresh each round; every process started here is stopped by its PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS="${1:-2}"
+RUN_S="${SECONDS_RUN:-32}" WINDOW_S="${WINDOW_S:-6}" FIRST_S="${FIRST_S:-2}" TARGET="${TARGET:-leader}"
+PORT_BASE="${PORT_BASE:-25790}"
+[[ -d dist ]] || { echo "dist/ is not built (npm run build)" >&2; exit 2; }
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-put-c1-timeline.XXXXXX")
+cp -r "$ROOT/../shared/bench-etcd" "$WORK/harness"
+(cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
+
+PIDS=()
+stop() {
+  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+trap 'stop; rm -rf "$WORK"' EXIT
+
+measure() {  # measure LABEL CLIENT_BASE: find the target member, run the client against it
+  local label="$1" base="$2"
+  local eps=http://127.0.0.1:$((base + 1)),http://127.0.0.1:$((base + 2)),http://127.0.0.1:$((base + 3))
+  for _ in $(seq 1 150); do
+    if ETCDCTL_API=3 etcdctl --endpoints="$eps" endpoint status 2>/dev/null | grep -q true; then break; fi
+    sleep 0.2
+  done
+  local want=true; [[ $TARGET == follower ]] && want=false
+  local ep; ep=$(ETCDCTL_API=3 etcdctl --endpoints="$eps" endpoint status | awk -F', ' -v w="$want" '$5==w {print $1; exit}')
+  echo "== $label, $TARGET ${ep#http://}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  node bench/put-c1-timeline.mjs "$WORK/harness" "${ep#http://}" "$RUN_S" "$(IFS=,; echo "${PIDS[*]}")" "$WINDOW_S" "$FIRST_S"
+  stop
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+  cluster=a=http://127.0.0.1:$((PORT_BASE + 11)),b=http://127.0.0.1:$((PORT_BASE + 12)),c=http://127.0.0.1:$((PORT_BASE + 13))
+  i=0
+  for name in a b c; do
+    i=$((i + 1))
+    etcd --name "$name" --data-dir "$WORK/etcd-$r-$name" \
+      --listen-client-urls "http://127.0.0.1:$((PORT_BASE + i))" --advertise-client-urls "http://127.0.0.1:$((PORT_BASE + i))" \
+      --listen-peer-urls "http://127.0.0.1:$((PORT_BASE + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((PORT_BASE + 10 + i))" \
+      --initial-cluster "$cluster" --initial-cluster-token "put-c1-timeline-$r-$$" --initial-cluster-state new >"$WORK/etcd-$r-$name.log" 2>&1 &
+    PIDS+=("$!")
+  done
+  measure "round $r: real etcd" "$PORT_BASE"
+
+  export MESHKV_ADMISSION_SECRET=put-c1-timeline-admission-secret
+  cluster=a=http://127.0.0.1:$((PORT_BASE + 31)),b=http://127.0.0.1:$((PORT_BASE + 32)),c=http://127.0.0.1:$((PORT_BASE + 33))
+  i=0
+  for name in a b c; do
+    i=$((i + 1))
+    node bin/meshkv.mjs --name "$name" --data-dir "$WORK/meshkv-$r-$name" \
+      --listen-client-urls "http://127.0.0.1:$((PORT_BASE + 20 + i))" --initial-cluster "$cluster" >"$WORK/meshkv-$r-$name.log" 2>&1 &
+    PIDS+=("$!")
+  done
+  measure "round $r: meshkv" "$((PORT_BASE + 20))"
+done
