@@ -19,7 +19,12 @@
 # all three meshkv members during the round, and only the first member restarts (the other two
 # keep serving).
 #
-#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1 PORT_BASE
+#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1 PORT_BASE TRACE=
+#
+# TRACE=1 names the slow puts (issue 18's "no pause over 100 ms"): the meshkv members and the
+# load client run under bench/event-trace.mjs (GC pauses, event-loop stalls, every fsync and
+# rename, in epoch ms), the client also logs every put slower than SLOW_OP_MS (default 20) with
+# its start, and bench/slow-puts.mjs lines them up per meshkv round (the logs go to results/).
 #
 # PORT_BASE (unset: 24780) moves every port, so that runs of this and other scripts can share the
 # machine: member i's etcd client and peer ports are PORT_BASE+1+2i and PORT_BASE+2+2i, meshkv's
@@ -39,6 +44,15 @@ OUT="$ROOT/results/growth-$(date +%Y%m%d-%H%M%S).jsonl"
 mkdir -p "$ROOT/results"
 cp -r "$ROOT/../shared/bench-etcd" "$WORK/harness"
 (cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
+TRACE="${TRACE:-}" SLOW_OP_MS="${SLOW_OP_MS:-20}"
+TRACE_IMPORT=()
+if [[ -n "$TRACE" ]]; then
+  TRACE_IMPORT=(--import "$ROOT/bench/event-trace.mjs")
+  # One line per slow put from the harness's copy: its start (epoch ms) and latency.
+  grep -q '      const t1 = performance.now();' "$WORK/harness/bench.mjs"
+  sed -i "s|^      const t1 = performance.now();\$|&\n      if (t1 - t0 > $SLOW_OP_MS) process.stderr.write(\`slow-op \${(performance.timeOrigin + t0).toFixed(1)} \${(t1 - t0).toFixed(2)}\\\\n\`);|" "$WORK/harness/bench.mjs"
+  grep -q 'slow-op' "$WORK/harness/bench.mjs"
+fi
 export ETCDCTL_API=3
 PORT_BASE="${PORT_BASE:-24780}"
 ETCD_PORT_BASE=$((PORT_BASE + 1)) MESHKV_PORT_BASE=$((PORT_BASE + 11))
@@ -71,7 +85,7 @@ start_etcd() {  # start_etcd MEMBER
 }
 start_meshkv() {  # start_meshkv MEMBER
   # --trace-gc: every collection's pause goes to the log, read back per round.
-  node --trace-gc "$ROOT/bin/meshkv.mjs" --name "a$1" --data-dir "$WORK/meshkv$1" --listen-client-urls "http://${MESHKV_EPS[$1]}" \
+  node --trace-gc "${TRACE_IMPORT[@]}" "$ROOT/bin/meshkv.mjs" --name "a$1" --data-dir "$WORK/meshkv$1" --listen-client-urls "http://${MESHKV_EPS[$1]}" \
     --initial-cluster "$MESHKV_CLUSTER" ${MESHKV_FLAGS:-} >>"$WORK/meshkv$1.log" 2>&1 </dev/null &
   MESHKV_PIDS[$1]=$!
 }
@@ -96,8 +110,10 @@ log_lines() { local i; for ((i = 0; i < MEMBERS; i++)); do wc -l <"$WORK/meshkv$
 round() {  # round LABEL ENDPOINTS PIDS(comma-separated) STAGE
   local label=$1 eps=$2 pids=$3 stage=$4 gc_from="" line gc
   [[ "$label" == meshkv ]] && gc_from=$(log_lines)
-  line=$(cd "$WORK/harness" && node bench.mjs --endpoints "$eps" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
-    --warmup 1 --value-size "$VALUE" --server-pids "$pids" --label "$label-$stage" | tail -1)
+  local client_log=/dev/stderr
+  [[ -n "$TRACE" ]] && client_log="$WORK/client-$label-$stage.log"
+  line=$(cd "$WORK/harness" && TRACE_TAG=cevt node "${TRACE_IMPORT[@]}" bench.mjs --endpoints "$eps" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
+    --warmup 1 --value-size "$VALUE" --server-pids "$pids" --label "$label-$stage" 2>>"$client_log" | tail -1)
   gc='"gc_pause_ms_max":null,"gc_pause_ms_total":null'
   if [[ "$label" == meshkv ]]; then
     gc=$(new_log_lines "$gc_from" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
@@ -139,6 +155,13 @@ t0=$(date +%s%N); start_meshkv 0; s=$(first_read "$t0" "$MESHKV_EP")
 record "\"kind\":\"restart\",\"system\":\"meshkv\",\"members\":$MEMBERS,\"keys\":$(keys "$MESHKV_EP"),\"first_read_s\":$s,$(memory "${MESHKV_PIDS[0]}")"
 du -sh "$WORK"/etcd? "$WORK"/meshkv? | sed 's/^/data: /'
 for ((i = 0; i < MEMBERS; i++)); do cp "$WORK/meshkv$i.log" "${OUT%.jsonl}-meshkv$i.log"; done
+if [[ -n "$TRACE" ]]; then
+  for f in "$WORK"/client-*.log; do cp "$f" "${OUT%.jsonl}-${f##*/}"; done
+  for stage in $STAGES; do
+    echo "== slow puts, meshkv at $stage"
+    node "$ROOT/bench/slow-puts.mjs" "${OUT%.jsonl}-client-meshkv-$stage.log" "${OUT%.jsonl}"-meshkv?.log || true
+  done
+fi
 
 node "$ROOT/bench/growth-table.mjs" "$OUT"
 echo "results: $OUT"

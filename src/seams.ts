@@ -48,6 +48,22 @@ export interface Storage {
   close(): Promise<void>;
 }
 
+/**
+ * Optional, for a Storage whose saveSnapshot writes the snapshot's image apart from its log
+ * (fs-wal: a file beside the WAL, synced with its directory). prepareSnapshot writes and syncs
+ * that image *while the member goes on calling save()* — the one call allowed to overlap another,
+ * and at most one at a time — so that the saveSnapshot of the same snapshot that follows only
+ * records it in the log (fs-wal: one marker frame and its fdatasync) and the member's Ready loop
+ * no longer waits for the image's syncs. Preparing changes nothing that load() returns: a crash
+ * after it, or a prepared snapshot never saved (a newer one arrived from the leader), leaves the
+ * state as it was; the adapter deletes what it wrote later. A saveSnapshot of any other snapshot
+ * writes it in full, as without this capability. The member calls it only for its own snapshots,
+ * never while a saveSnapshot runs, and awaits it before that saveSnapshot.
+ */
+export interface SnapshotPreparation {
+  prepareSnapshot(snapshot: Snapshot): Promise<void>;
+}
+
 /** Best-effort, unordered delivery of Raft messages to members. */
 export interface Transport {
   /** Start delivering incoming messages to `onMessage`. Called once. */

@@ -7,7 +7,7 @@ import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange
 import { RaftError } from '../raft/raft.ts';
 import { RawNode, type BasicStatus, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
-import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
+import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type SnapshotPreparation, type Storage, type Transport } from '../seams.ts';
 import { diskBucketsMs, Histogram } from './histogram.ts';
 import { SnapshotReceiver, SnapshotSender, decodeStreamHead, encodeStreamHead, isStreamHead, streamAck } from './snapshot-stream.ts';
 
@@ -997,16 +997,21 @@ export class Member {
       if (durable === undefined) return this.storeSnapshot(point, image);
       const job: SnapshotJob = { point, frames: null, chunks: [], bytes: 0, data: null };
       this.snapshotJob = job;
-      durable.then(
-        () => {
-          if (this.snapshotJob !== job) return;
-          job.data = image;
-          this.schedule();
-        },
-        (err: Error) => {
-          if (!this.stopped) this.die(err);
-        },
-      );
+      // A storage that can (SnapshotPreparation) writes and syncs the image beside the Ready
+      // loop too, leaving storeSnapshot only the log's record of it.
+      // (No other job starts before this one is stored, so one preparation runs at a time.)
+      durable
+        .then(() => (this.opts.storage as Partial<SnapshotPreparation>).prepareSnapshot?.({ metadata: point, data: image }))
+        .then(
+          () => {
+            if (this.snapshotJob !== job) return;
+            job.data = image;
+            this.schedule();
+          },
+          (err: Error) => {
+            if (!this.stopped) this.die(err);
+          },
+        );
       return;
     }
     this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };

@@ -9,8 +9,8 @@ import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
 import { MemoryStorage } from '../../adapters/storage/memory.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { ConfChangeType, ConfChangeTransition } from '../../src/raft/confchange.ts';
-import { StateRole, type MemberId } from '../../src/raft/types.ts';
-import type { DeliveryReport, DeliveryReports, Storage, Transport } from '../../src/seams.ts';
+import { StateRole, type MemberId, type Snapshot } from '../../src/raft/types.ts';
+import type { DeliveryReport, DeliveryReports, SnapshotPreparation, Storage, Transport } from '../../src/seams.ts';
 import { MessageType, type Message } from '../../src/raft/types.ts';
 import { ProgressState } from '../../src/raft/progress.ts';
 import { Member, MemberError, type MemberOptions } from '../../src/server/member.ts';
@@ -325,6 +325,60 @@ describe('Member snapshots on a persistent backend', () => {
     release();
     await waitFor('the snapshot stored', () => storage.copyState('written').snapshot?.metadata.index === index);
     expect(sm.durableCalls).toHaveLength(1);
+  });
+});
+
+/** A memory storage with SnapshotPreparation whose preparations wait for the test to release them. */
+class PreparingStorage extends MemoryStorage implements SnapshotPreparation {
+  readonly prepared: { snapshot: Snapshot; release: () => void }[] = [];
+  readonly savedSnapshots: Snapshot[] = [];
+  prepareSnapshot(snapshot: Snapshot): Promise<void> {
+    return new Promise((resolve) => this.prepared.push({ snapshot, release: resolve }));
+  }
+  override async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.savedSnapshots.push(snapshot);
+    return super.saveSnapshot(snapshot);
+  }
+}
+
+describe('Member snapshots on a storage that prepares them (SnapshotPreparation)', () => {
+  it('prepares its own snapshot beside the Ready loop, answering proposals meanwhile, then saves that snapshot', async () => {
+    const storage = new PreparingStorage();
+    const sm = new HeldBackendMachine();
+    const member = await Member.start({
+      id: 1,
+      peers: [1],
+      clock: systemClock,
+      storage,
+      transport: new MemoryHub().connect(1),
+      stateMachine: sm,
+      random: prng(5),
+      tickMs: 5,
+      electionTicks: 10,
+      requestTimeoutMs: 3000,
+      snapshotEntries: 10,
+      snapshotKeepEntries: 2,
+    });
+    running.push(member);
+    await waitFor('leadership', () => member.isLeader());
+    for (let i = 0; i < 12 && sm.durableCalls.length === 0; i++) await member.propose(enc.encode(`a${i}`));
+    const { index, release } = sm.durableCalls[0];
+    // Prepared only once the backend holds the snapshot's entries.
+    expect(storage.prepared).toHaveLength(0);
+    release();
+    await waitFor('the snapshot prepared', () => storage.prepared.length === 1);
+    const { snapshot, release: prepared } = storage.prepared[0];
+    expect(snapshot.metadata.index).toBe(index);
+    // Still preparing: proposals are answered, and nothing is saved as a snapshot yet.
+    const later = await Promise.all(Array.from({ length: 5 }, (_, i) => member.propose(enc.encode(`b${i}`))));
+    expect(later).toEqual([1, 2, 3, 4, 5].map((n) => sm.items.length - 5 + n));
+    expect(storage.savedSnapshots).toHaveLength(0);
+    prepared();
+    await waitFor('the snapshot saved', () => storage.savedSnapshots.length === 1);
+    // The very snapshot prepared: its point and image.
+    expect(storage.savedSnapshots[0].metadata).toEqual(snapshot.metadata);
+    expect(storage.savedSnapshots[0].data).toBe(snapshot.data);
+    expect(storage.copyState('written').snapshot?.metadata.index).toBe(index);
   });
 });
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Entry, HardState, Snapshot } from '../../src/raft/types.ts';
 import { EntryType, emptyHardState } from '../../src/raft/types.ts';
-import type { PersistBatch, PersistedState, Storage } from '../../src/seams.ts';
+import type { PersistBatch, PersistedState, SnapshotPreparation, Storage } from '../../src/seams.ts';
 
 /** One storage location that can be opened, closed and opened again (a member restart). */
 export interface StorageHarness {
@@ -175,7 +175,13 @@ function expectState(actual: PersistedState, expected: PersistedState): void {
   for (const e of actual.entries) expect(e.data).toBeInstanceOf(Uint8Array);
 }
 
-export function storageCompliance(name: string, makeStorage: MakeStorage): void {
+/** Optional capabilities the adapter declares; the suite checks the declaration against the adapter. */
+export interface ComplianceOptions {
+  /** Implements SnapshotPreparation (src/seams.ts). */
+  preparesSnapshots?: boolean;
+}
+
+export function storageCompliance(name: string, makeStorage: MakeStorage, options: ComplianceOptions = {}): void {
   describe(`Storage compliance: ${name}`, () => {
     /** Runs `body` with a fresh harness, always cleaning up. */
     async function withHarness(body: (h: StorageHarness) => Promise<void>): Promise<void> {
@@ -257,6 +263,38 @@ export function storageCompliance(name: string, makeStorage: MakeStorage): void 
         expectState(loaded, { ...expected, entries: entries(9, 11, 2) });
         await s.close();
       }));
+
+    it(`${options.preparesSnapshots ? 'implements' : 'does not implement'} SnapshotPreparation, as declared`, () =>
+      withHarness(async (h) => {
+        const s = await h.open();
+        expect(typeof (s as Partial<SnapshotPreparation>).prepareSnapshot).toBe(options.preparesSnapshots ? 'function' : 'undefined');
+        await s.close();
+      }));
+
+    if (options.preparesSnapshots) {
+      it('SnapshotPreparation: a prepared snapshot is invisible until saveSnapshot stores it, while save() goes on', () =>
+        withHarness(async (h) => {
+          let s = (await h.open()) as Storage & SnapshotPreparation;
+          await s.load();
+          await s.save(batch({ hardState: hs(1, 1, 6), entries: entries(1, 6, 1) }), true);
+          const preparing = s.prepareSnapshot(snapshot(4, 1));
+          await s.save(batch({ hardState: hs(1, 1, 8), entries: entries(7, 8, 1) }), true);
+          await preparing;
+          let loaded: PersistedState;
+          [s, loaded] = (await reopen(h, s)) as [Storage & SnapshotPreparation, PersistedState];
+          expectState(loaded, { hardState: hs(1, 1, 8), snapshot: null, entries: entries(1, 8, 1) });
+          const snap = snapshot(5, 1);
+          await s.prepareSnapshot(snap);
+          await s.save(batch({ entries: entries(9, 9, 1) }), true);
+          // The member stores its own copy of the prepared snapshot: the same point and image.
+          await s.saveSnapshot({ metadata: { ...snap.metadata }, data: snap.data });
+          const expected = { hardState: hs(1, 1, 8), snapshot: snap, entries: entries(6, 9, 1) };
+          expectState(await s.load(), expected);
+          [s, loaded] = (await reopen(h, s)) as [Storage & SnapshotPreparation, PersistedState];
+          expectState(loaded, expected);
+          await s.close();
+        }));
+    }
 
     it('saveSnapshot then reload returns the snapshot and only the later entries', () =>
       withHarness(async (h) => {

@@ -22,8 +22,8 @@ function harness(options: FsWalOptions) {
   };
 }
 
-storageCompliance('fs-wal (1 MiB segments)', harness({ segmentBytes: 1024 * 1024 }));
-storageCompliance('fs-wal (4 KiB segments: rollover and segment deletion everywhere)', harness({ segmentBytes: 4096 }));
+storageCompliance('fs-wal (1 MiB segments)', harness({ segmentBytes: 1024 * 1024 }), { preparesSnapshots: true });
+storageCompliance('fs-wal (4 KiB segments: rollover and segment deletion everywhere)', harness({ segmentBytes: 4096 }), { preparesSnapshots: true });
 
 /** Logs warnings into an array so tests can assert on them. */
 function recordingLogger(): Logger & { warnings: string[] } {
@@ -413,6 +413,59 @@ describe('fs-wal', () => {
       await s.close();
       s = await open({ fs });
       expect((await s.load()).snapshot?.metadata.index).toBe(4);
+      await s.close();
+    });
+
+    it('prepares a snapshot file beside save(), leaving its saveSnapshot one fdatasync and no fsync', async () => {
+      const { fs, counts } = countingFs();
+      let s = await open({ fs });
+      await s.save(batch({ entries: entries(1, 3, 1) }), true);
+      const snap = snapshot(2, 1);
+      const preparing = s.prepareSnapshot(snap);
+      // save() goes on while the file is written and synced.
+      await s.save(batch({ entries: entries(4, 5, 1) }), true);
+      await preparing;
+      const base = { ...counts };
+      await s.saveSnapshot({ metadata: snap.metadata, data: snap.data });
+      expect({ sync: counts.sync - base.sync, syncDir: counts.syncDir - base.syncDir, datasync: counts.datasync - base.datasync }).toEqual({ sync: 0, syncDir: 0, datasync: 1 });
+      await s.close();
+      s = await open({ fs });
+      const loaded = await s.load();
+      expect(loaded.snapshot).toEqual(snap);
+      expect(loaded.entries.map((e) => e.index)).toEqual([3, 4, 5]);
+      await s.close();
+    });
+
+    it('loads the state before a prepared snapshot that was never saved, and deletes its file with a later snapshot', async () => {
+      let s = await open({});
+      await s.save(batch({ entries: entries(1, 6, 1) }), true);
+      await s.prepareSnapshot(snapshot(3, 1));
+      // A restart before saveSnapshot: the prepared file is not the stored snapshot.
+      await s.close();
+      s = await open({});
+      let loaded = await s.load();
+      expect(loaded.snapshot).toBeNull();
+      expect(loaded.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6]);
+      // Prepared again, then superseded by a snapshot saved without it.
+      await s.prepareSnapshot(snapshot(4, 1));
+      await s.saveSnapshot(snapshot(5, 1));
+      await s.saveSnapshot(snapshot(6, 1));
+      expect((await fsp.readdir(dir)).filter((f) => f.endsWith('.snap')).sort()).toEqual(['0000000000000001-0000000000000005.snap', '0000000000000001-0000000000000006.snap']);
+      await s.close();
+      s = await open({});
+      loaded = await s.load();
+      expect(loaded.snapshot).toEqual(snapshot(6, 1));
+      await s.close();
+    });
+
+    it('refuses a second preparation while one runs, and a saveSnapshot during one', async () => {
+      const s = await open({});
+      await s.save(batch({ entries: entries(1, 3, 1) }), true);
+      const preparing = s.prepareSnapshot(snapshot(2, 1));
+      await expect(s.prepareSnapshot(snapshot(3, 1))).rejects.toThrow(/already being prepared/);
+      await expect(s.saveSnapshot(snapshot(2, 1))).rejects.toThrow(/while its file is being prepared/);
+      await preparing;
+      await s.saveSnapshot(snapshot(2, 1));
       await s.close();
     });
 

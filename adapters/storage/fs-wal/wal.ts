@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../../../src/raft/config.ts';
 import type { HardState, Snapshot } from '../../../src/raft/types.ts';
-import type { PersistBatch, PersistedState, Storage } from '../../../src/seams.ts';
+import type { PersistBatch, PersistedState, SnapshotPreparation, Storage } from '../../../src/seams.ts';
 import { StorageError } from '../errors.ts';
 import { LogShape, checkOwnSnapshot, planBatch } from '../log-rules.ts';
 import type { WalFile, WalFs } from './fs.ts';
@@ -59,7 +59,7 @@ interface Prepared {
   bytes: number;
 }
 
-export class FsWalStorage implements Storage {
+export class FsWalStorage implements Storage, SnapshotPreparation {
   readonly dir: string;
   private readonly fs: WalFs;
   private readonly logger: Logger;
@@ -90,6 +90,9 @@ export class FsWalStorage implements Storage {
   /** The snapshot marker and the terms of the entries after it: enough to plan every batch. */
   private readonly log: LogShape;
   private snapshotFiles: SnapshotMarker[];
+  /** A snapshot file prepareSnapshot is writing (beside save()), and the last one it wrote and synced. */
+  private snapshotPreparing: Promise<void> | null = null;
+  private snapshotPrepared: Snapshot | null = null;
 
   /** What open() read, handed out by the first load() so boot reads the disk once. */
   private bootState: PersistedState | null;
@@ -226,6 +229,7 @@ export class FsWalStorage implements Storage {
         return;
       }
       const snapshot = batch.snapshot;
+      if (snapshot !== null) this.forgetPrepared();
       const marker = snapshot && { index: snapshot.metadata.index, term: snapshot.metadata.term };
       const record: BatchRecord = { marker, snapshotReset: plan.snapshotReset, entries: batch.entries, hardState: batch.hardState };
       const frame = this.encodeChecked(record);
@@ -246,12 +250,41 @@ export class FsWalStorage implements Storage {
     });
   }
 
+  /**
+   * SnapshotPreparation: writes, fsyncs and renames the snapshot's file and fsyncs the directory
+   * while save() calls go on (none of them touches that file), so that saveSnapshot(snapshot)
+   * only appends its marker frame. Without the marker the file is an orphan that load() ignores
+   * and a later snapshot's retention deletes. A failure here fails only the preparation: the
+   * saveSnapshot after it writes the file itself.
+   */
+  async prepareSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.closed || this.failure !== null) throw new StorageError('closed', `fs-wal ${this.dir}: prepareSnapshot after close or a failure`);
+    if (this.snapshotPreparing !== null) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: a snapshot is already being prepared`);
+    checkOwnSnapshot(this.log, snapshot);
+    this.snapshotPrepared = null;
+    const preparing = this.writeSnapshotFile(snapshot, '.prep');
+    this.snapshotPreparing = preparing;
+    try {
+      await preparing;
+      this.snapshotPrepared = snapshot;
+    } finally {
+      this.snapshotPreparing = null;
+    }
+  }
+
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
     return this.exclusive(async () => {
       checkOwnSnapshot(this.log, snapshot);
+      if (this.snapshotPreparing !== null) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: saveSnapshot while its file is being prepared`);
       this.bootState = null;
+      // The same snapshot: its point and the very image bytes that were prepared.
+      const p = this.snapshotPrepared;
+      const prepared = p !== null && p.data === snapshot.data && p.metadata.index === snapshot.metadata.index && p.metadata.term === snapshot.metadata.term;
+      if (!prepared) this.forgetPrepared();
+      this.snapshotPrepared = null;
       await this.guard(async () => {
-        await this.writeSnapshotFile(snapshot);
+        if (prepared) this.listSnapshotFile(snapshot);
+        else await this.writeSnapshotFile(snapshot);
         const marker = { index: snapshot.metadata.index, term: snapshot.metadata.term };
         await this.append(encodeBatch({ marker, snapshotReset: false, entries: [], hardState: null }), true);
         this.applyMarker(marker, false);
@@ -265,6 +298,7 @@ export class FsWalStorage implements Storage {
     if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: close() while another operation runs`);
     this.closed = true;
     try {
+      await this.snapshotPreparing?.catch(() => undefined);
       const prepared = await this.preparing;
       if (prepared) await this.fs.unlink(prepared.tmpPath).catch(ignoreNotFound);
       if (this.unsynced && this.failure === null) await this.syncActive();
@@ -400,10 +434,11 @@ export class FsWalStorage implements Storage {
     });
   }
 
-  private async writeSnapshotFile(snapshot: Snapshot): Promise<void> {
+  /** `tmpTag` keeps a prepared file's temporary name apart from one save() may write for the same snapshot meanwhile. */
+  private async writeSnapshotFile(snapshot: Snapshot, tmpTag = ''): Promise<void> {
     const marker = { index: snapshot.metadata.index, term: snapshot.metadata.term };
     const path = join(this.dir, snapshotName(marker));
-    const tmpPath = `${path}.tmp`;
+    const tmpPath = `${path.slice(0, -'.snap'.length)}${tmpTag}.snap.tmp`;
     await this.fs.unlink(tmpPath).catch(ignoreNotFound);
     const file = await this.fs.open(tmpPath, 'create');
     try {
@@ -414,7 +449,19 @@ export class FsWalStorage implements Storage {
     }
     await this.fs.rename(tmpPath, path);
     await this.fs.syncDir(this.dir);
-    if (!this.snapshotFiles.some((m) => m.index === marker.index && m.term === marker.term)) this.snapshotFiles.push(marker);
+    if (tmpTag === '') this.listSnapshotFile(snapshot);
+  }
+
+  /** A prepared snapshot file that will not be saved: listed, so that retention deletes it. */
+  private forgetPrepared(): void {
+    if (this.snapshotPrepared !== null) this.listSnapshotFile(this.snapshotPrepared);
+    this.snapshotPrepared = null;
+  }
+
+  /** Counts a durable snapshot file among those retention keeps or deletes. */
+  private listSnapshotFile(snapshot: Snapshot): void {
+    const { index, term } = snapshot.metadata;
+    if (!this.snapshotFiles.some((m) => m.index === index && m.term === term)) this.snapshotFiles.push({ index, term });
   }
 
   /** After a durable snapshot: delete segments it wholly covers and all but the latest snapshot files. */
