@@ -10,14 +10,14 @@ const root = join(import.meta.dirname, '..', 'src');
 const forbidden: [RegExp, string][] = [
   [/from\s+['"]node:/, 'a node:* import'],
   [/from\s+['"](fs|path|os|net|tls|http2?|crypto|child_process|worker_threads)['"]/, 'a Node built-in import'],
-  [/from\s+['"](?!\.)/, 'a package import (the core depends only on msgpackr and sorted-btree)'],
+  [/from\s+['"](?!\.)/, 'a package import (the core depends only on msgpackr)'],
   [/\bDate\.now\b|\bnew Date\b/, 'the wall clock'],
   [/\bperformance\.now\b/, 'a global clock'],
   [/\bset(Timeout|Interval|Immediate)\b/, 'a global timer'],
   [/\bMath\.random\b|\bcrypto\./, 'global randomness'],
   [/\b(process|window|document|navigator|indexedDB|localStorage)\./, 'a runtime global'],
 ];
-const allowedPackages = new Set(['msgpackr', 'sorted-btree']);
+const allowedPackages = new Set(['msgpackr']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -5,7 +5,7 @@
 
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { importJwtKeys, type JwtSignMethod, type JwtTokens } from '../../src/server/jwt.ts';
+import { importJwtKeys, jwtAuth, type JwtAuth, type JwtSignMethod } from '../../src/server/jwt.ts';
 import type { AuthTokenConfig } from './security-config.ts';
 
 export class JwtKeyError extends Error {}
@@ -37,8 +37,8 @@ function der(key: KeyObject, type: 'pkcs8' | 'spki'): Uint8Array<ArrayBuffer> {
   return new Uint8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) as Uint8Array<ArrayBuffer>;
 }
 
-/** Reads and imports the keys; `wallClockMs` dates tokens (`exp`). */
-export async function loadJwtTokens(config: Extract<AuthTokenConfig, { kind: 'jwt' }>, wallClockMs: () => number): Promise<JwtTokens> {
+/** Reads and imports the keys into the member's JWT signer and verifier; `wallClockMs` dates tokens (`exp`). */
+export async function loadJwtTokens(config: Extract<AuthTokenConfig, { kind: 'jwt' }>, wallClockMs: () => number): Promise<JwtAuth> {
   const subtle = globalThis.crypto.subtle;
   const method = config.signMethod;
   let keys: { signKey: CryptoKey | null; verifyKey: CryptoKey };
@@ -62,5 +62,5 @@ export async function loadJwtTokens(config: Extract<AuthTokenConfig, { kind: 'jw
     if (pub && priv && !Buffer.from(der(createPublicKey(priv), 'spki')).equals(Buffer.from(der(pub, 'spki')))) fail("auth: public and private keys don't match");
     keys = await importJwtKeys(subtle, method, { privateKey: priv && der(priv, 'pkcs8'), publicKey: der(verifying, 'spki') });
   }
-  return { method, ...keys, ttlMs: config.ttlMs, subtle, wallClockMs };
+  return jwtAuth({ method, ...keys, ttlMs: config.ttlMs, subtle, wallClockMs });
 }

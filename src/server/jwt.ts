@@ -9,7 +9,8 @@
 // applied after it, it is refused with "revision of auth store is old" and the client
 // authenticates again, which is how a deleted user or a changed password ends a stateless token.
 
-import { AuthErrors } from './auth-errors.ts';
+import { GrpcStatus } from '../grpc-status.ts';
+import { AuthError, AuthErrors } from './auth-errors.ts';
 
 /** The sign methods etcd 3.4 takes (jwt-go's names). */
 export const jwtSignMethods = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512'] as const;
@@ -36,6 +37,20 @@ export interface JwtTokens {
 export interface JwtClaims {
   username: string;
   revision: number;
+}
+
+/**
+ * What a member does with JWT tokens. KvMember takes one and imports only this type, so a tab
+ * (which has no JWT keys) ships none of this file; the Node adapter makes one with jwtAuth.
+ */
+export interface JwtAuth {
+  /** A token for `username` at auth revision `revision`; etcd's ErrVerifyOnly on a verify-only member. */
+  sign(username: string, revision: number): Promise<string>;
+  verify(token: string): Promise<JwtClaims>;
+}
+
+export function jwtAuth(t: JwtTokens): JwtAuth {
+  return { sign: (username, revision) => signJwt(t, username, revision), verify: (token) => verifyJwt(t, token) };
 }
 
 /** etcd's ErrVerifyOnly: Authenticate on a member given only the public key. */
@@ -115,7 +130,7 @@ const utf8 = new TextEncoder();
 
 /** A token for `username` at auth revision `revision`, valid for the configured ttl (etcd's jwt assign). */
 export async function signJwt(t: JwtTokens, username: string, revision: number): Promise<string> {
-  if (t.signKey === null) throw new Error(verifyOnlyMessage);
+  if (t.signKey === null) throw new AuthError(GrpcStatus.Unknown, verifyOnlyMessage);
   const header = base64url(utf8.encode(JSON.stringify({ alg: t.method, typ: 'JWT' })));
   const exp = Math.floor((t.wallClockMs() + t.ttlMs) / 1000);
   const claims = base64url(utf8.encode(JSON.stringify({ exp, revision, username })));

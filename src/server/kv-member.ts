@@ -32,7 +32,7 @@ import { ConfChangeTransition, ConfChangeType, type ConfChange } from '../raft/c
 import { StateRole, type ConfState, type MemberId } from '../raft/types.ts';
 import type { Status } from '../raft/raw-node.ts';
 import type { Histogram } from './histogram.ts';
-import { signJwt, verifyJwt, verifyOnlyMessage, type JwtTokens } from './jwt.ts';
+import type { JwtAuth } from './jwt.ts';
 import type { SnapshotView as StoreView } from '../mvcc/snapshot.ts';
 import type { BackendStaging, ChunkProducer } from '../seams.ts';
 import { Member, MemberError, type MemberEvent, type MemberOptions, type SnapshotView, type StateMachine } from './member.ts';
@@ -96,7 +96,7 @@ export interface KvMemberOptions extends Omit<MemberOptions, 'stateMachine'> {
   /** How long a simple token stays valid on this member after it applied it (etcd's --auth-token-ttl). */
   authTokenTtlMs?: number;
   /** JWT tokens (etcd's --auth-token jwt,...) instead of simple ones; every member needs the same keys. */
-  authJwt?: JwtTokens;
+  authJwt?: JwtAuth;
   /** Test-only sabotage (the simulator's checker self-test): outbox retries are applied again (OutboxSessions.forgetsRetries). */
   outboxForgetsRetries?: boolean;
 }
@@ -715,10 +715,7 @@ export class KvMember {
     // A missing user costs a hash too, so timing does not tell which names exist.
     const matches = await checkPassword(crypto, password, user && !user.noPassword ? user.password : 'pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA==$');
     if (!user || user.noPassword || !matches) throw AuthErrors.authFailed();
-    if (jwt) {
-      if (jwt.signKey === null) throw new AuthError(GrpcCode.Unknown, verifyOnlyMessage);
-      return signJwt(jwt, name, this.auth.revision);
-    }
+    if (jwt) return jwt.sign(name, this.auth.revision);
     const token = newToken(crypto);
     await this.proposeAuth({ kind: 'authenticate', name, token });
     return token;
@@ -732,7 +729,7 @@ export class KvMember {
   async userOfToken(token: string): Promise<string> {
     const jwt = this.opts.authJwt;
     if (!jwt) return this.auth.userOfToken(token, this.opts.clock.now());
-    const claims = await verifyJwt(jwt, token);
+    const claims = await jwt.verify(token);
     if (claims.revision < this.auth.revision) throw AuthErrors.authOldRevision();
     return claims.username;
   }

@@ -14,6 +14,15 @@ import { deadEndpoint } from '../client-grpc/helpers.ts';
 import { etcdctl, requireEtcdctl, serve, spawnEtcdctl, waitFor, type CtlResult, type Served } from './harness.ts';
 
 const bin = fileURLToPath(new URL('../../bin/meshkv.mjs', import.meta.url));
+/**
+ * How long a wait for a child process's output may take. Each `meshkv` process costs about half a
+ * second of CPU to start (0.37 s user + 0.12 s system for one `meshkv get`, measured in session 11
+ * at load 25), and these tests start up to 14 at once, so on a loaded machine a start takes
+ * seconds: at 5 s waits and 30 s per test, 7 of 11 tests failed beside three CPU hogs (load 20).
+ * The limits are there to catch a hang, which they still do; they are only longer.
+ */
+const childWaitMs = 30_000;
+const commandTestMs = 120_000;
 
 let s: Served;
 let dir: string;
@@ -35,7 +44,7 @@ function meshkv(args: string[], opts: { stdin?: string; endpoints?: string; env?
   const endpoints = opts.endpoints === '' ? [] : [`--endpoints=${opts.endpoints ?? s.endpoint}`];
   return new Promise((resolve) => {
     const env = { ...process.env, ...opts.env };
-    const child = execFile(process.execPath, [bin, ...args, ...endpoints], { env, timeout: 20_000 }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [bin, ...args, ...endpoints], { env, timeout: childWaitMs * 2 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -62,7 +71,7 @@ const ctl = (...args: string[]) => etcdctl(s.endpoint, args);
 /** etcdctl's error line (it logs a JSON retry warning before it). */
 const errorLine = (stderr: string) => stderr.split('\n').find((l) => l.startsWith('Error:'));
 
-describe('meshkv client commands', () => {
+describe('meshkv client commands', { timeout: commandTestMs }, () => {
   it('put, get (ranges, --keys-only, --print-value-only, --limit, -w json) and del print what etcdctl prints', async () => {
     expect(await meshkv(['put', 'k/a', '1'])).toMatchObject({ code: 0, stdout: 'OK\n' });
     expect(await meshkv(['put', 'k/b', '2', '--prev-kv'])).toMatchObject({ code: 0, stdout: 'OK\n' });
@@ -109,10 +118,10 @@ describe('meshkv client commands', () => {
     const put = JSON.parse((await meshkv(['put', 'w/1', 'x', '-w', 'json'])).stdout) as { header: { revision: number } };
     await meshkv(['del', 'w/1']);
     const w = start(['watch', 'w/', '--prefix', `--rev=${put.header.revision}`]);
-    await waitFor('the replayed events', () => w.logs.length >= 6);
+    await waitFor('the replayed events', () => w.logs.length >= 6, childWaitMs);
     expect(w.logs.slice(0, 6)).toEqual(['PUT', 'w/1', 'x', 'DELETE', 'w/1', '']);
     await meshkv(['put', 'w/2', 'y']);
-    await waitFor('the live event', () => w.logs.length >= 9);
+    await waitFor('the live event', () => w.logs.length >= 9, childWaitMs);
     expect(w.logs.slice(6)).toEqual(['PUT', 'w/2', 'y']);
     expect(await interrupt(w)).toBe(0);
   });
@@ -133,7 +142,7 @@ describe('meshkv client commands', () => {
     expect(list.stdout).toBe(`found 1 leases\n${id}\n`);
     expect(once.stdout).toBe(`lease ${id} keepalived with TTL(30)\n`);
     const keeper = start(['lease', 'keep-alive', id!]);
-    await waitFor('a keep-alive', () => keeper.logs.length >= 1);
+    await waitFor('a keep-alive', () => keeper.logs.length >= 1, childWaitMs);
     expect(await interrupt(keeper)).toBe(0);
     expect(keeper.logs[0]).toBe(`lease ${id} keepalived with TTL(30)`);
     expect(await meshkv(['lease', 'revoke', id!])).toMatchObject({ code: 0, stdout: `lease ${id} revoked\n` });
@@ -151,9 +160,12 @@ describe('meshkv client commands', () => {
 
   it('lock holds until Ctrl-C; a second lock waits, then runs its command holding the lock', async () => {
     const holder = start(['lock', 'job']);
-    const key = await waitFor('the lock key', () => holder.logs.find((l) => l.startsWith('job/')));
+    const key = await waitFor('the lock key', () => holder.logs.find((l) => l.startsWith('job/')), childWaitMs);
     const waiter = start(['lock', 'job', '--', 'sh', '-c', 'echo "held $ETCD_LOCK_KEY"; exit 3']);
-    await new Promise((r) => setTimeout(r, 800));
+    // Queued once its own key is there behind the holder's (a fixed sleep proved nothing when the
+    // waiter had not even started yet): it must not run its command while the lock is held.
+    const lockKeys = async () => (await meshkv(['get', 'job/', '--prefix', '--keys-only'])).stdout.split('\n').filter(Boolean);
+    await waitFor('the waiter queued', async () => (await lockKeys()).length === 2, childWaitMs, 200);
     expect(waiter.logs).toEqual([]);
     expect(await interrupt(holder)).toBe(0);
     expect(await waiter.exited).toBe(3); // the command's exit code
@@ -165,12 +177,12 @@ describe('meshkv client commands', () => {
 
   it('elect campaigns and holds leadership; elect -l (and etcdctl elect -l) observe it', async () => {
     const candidate = start(['elect', 'svc', 'one']);
-    const key = await waitFor('leadership', () => candidate.logs.find((l) => l.startsWith('svc/')));
+    const key = await waitFor('leadership', () => candidate.logs.find((l) => l.startsWith('svc/')), childWaitMs);
     expect(candidate.logs).toEqual([key, 'one']);
     const observer = start(['elect', '-l', 'svc']);
     const ctlObserver = spawnEtcdctl(s.endpoint, ['elect', '-l', 'svc']);
     try {
-      await waitFor('the observed leader', () => observer.logs.length >= 2 && ctlObserver.lines.length >= 2);
+      await waitFor('the observed leader', () => observer.logs.length >= 2 && ctlObserver.lines.length >= 2, childWaitMs);
       expect(observer.logs).toEqual([key, 'one']);
       expect(ctlObserver.lines).toEqual([key, 'one']);
     } finally {

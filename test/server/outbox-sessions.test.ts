@@ -23,7 +23,7 @@ import { OutboxSessions, outboxSessionKey, outboxSessionsMax, type OutboxOutcome
 import type { MemberId } from '../../src/raft/types.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
 import { prng } from '../raft/prng.ts';
-import { startKvMember, steadyTimings } from '../helpers/kv-members.ts';
+import { etcdTimings, startKvMember, steadyTimings, waitForAgreedLeader } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const b = (s: string) => new TextEncoder().encode(s);
@@ -73,9 +73,12 @@ describe('outbox sessions', () => {
   it('applies a retried entry once on every replica and answers the retry with the first outcome', async () => {
     const hub = new MemoryHub();
     const ids = [1, 2, 3];
-    const ms = await Promise.all(ids.map((id) => startKvMember(hub, id, ids)));
+    // etcd's timings: at 5 ms ticks (50 ms elections) a loaded machine churned leaders throughout
+    // this test, and at 200 ms elections still now and then; a proposal a leader change drops
+    // fails only at its request timeout (session 11, headroom).
+    const ms = await Promise.all(ids.map((id) => startKvMember(hub, id, ids, etcdTimings)));
     running.push(...ms);
-    const leader = await waitFor('a leader', () => ms.find((m) => m.isLeader()));
+    const leader = await waitForAgreedLeader(ms);
     const follower = ms.find((m) => m !== leader)!;
 
     const first = await follower.proposeOutboxEntry({ client: 'tab-a', seq: 1, txn: guardedPut('k', 'v1', 0) });
@@ -148,10 +151,10 @@ describe('outbox sessions', () => {
   it('keeps its sessions in snapshots: a member that catches up from one still recognises a retry', async () => {
     const hub = new MemoryHub();
     const ids = [1, 2, 3];
-    const start = (id: number, peers: number[]) => startKvMember(hub, id, peers, { snapshotEntries: 20, snapshotKeepEntries: 0 });
+    const start = (id: number, peers: number[]) => startKvMember(hub, id, peers, { ...etcdTimings, snapshotEntries: 20, snapshotKeepEntries: 0 });
     const ms = await Promise.all(ids.map((id) => start(id, ids)));
     running.push(...ms);
-    const leader = await waitFor('a leader', () => ms.find((m) => m.isLeader()));
+    const leader = await waitForAgreedLeader(ms);
     for (let seq = 1; seq <= 60; seq++) await leader.proposeOutboxEntry({ client: 'tab-a', seq, txn: guardedPut(`k${seq}`, 'v', 0) });
     const joiner = await start(4, []);
     running.push(joiner);
