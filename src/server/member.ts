@@ -613,27 +613,20 @@ export class Member {
 
   private flushProposals(): void {
     if (this.pendingPayloads.length === 0) return;
+    // Without a leader Raft would refuse them with an error, whose stack costs more than the
+    // check (a leaderless member drains often).
+    if (this.node.basicStatus().lead === 0) return this.keepPending();
     const payloads = this.pendingPayloads;
     const seqs = this.pendingSeqs;
     this.pendingPayloads = [];
     this.pendingSeqs = [];
-    const keep = () => {
-      // No leader yet, or one is handing over: keep them until a leader appears or they
-      // time out, as etcd does. Those whose callers gave up are dropped here.
-      for (let i = 0; i < seqs.length; i++) {
-        if (!this.proposals.has(seqs[i])) continue;
-        this.pendingPayloads.push(payloads[i]);
-        this.pendingSeqs.push(seqs[i]);
-      }
-    };
-    // Without a leader Raft would refuse them with an error, whose stack costs more than the
-    // check (a leaderless member drains often).
-    if (this.node.basicStatus().lead === 0) return keep();
     try {
       this.node.proposeBatch(payloads);
     } catch (err) {
       if (err instanceof RaftError && retryable(err)) {
-        keep();
+        this.pendingPayloads = payloads;
+        this.pendingSeqs = seqs;
+        this.keepPending();
         return;
       }
       const e = toMemberError(err);
@@ -645,6 +638,26 @@ export class Member {
         this.proposals.delete(seq);
       }
     }
+  }
+
+  /**
+   * No leader yet, or one is handing over: the queued proposals stay until a leader appears or
+   * they time out, as etcd does; those whose callers gave up are dropped. In place: a leaderless
+   * member drains on every message while hundreds of proposals may wait (a partition), and
+   * copying the queue each time made 7% of the simulator's allocation (seeds 1–5).
+   */
+  private keepPending(): void {
+    const payloads = this.pendingPayloads;
+    const seqs = this.pendingSeqs;
+    let kept = 0;
+    for (let i = 0; i < seqs.length; i++) {
+      if (!this.proposals.has(seqs[i])) continue;
+      payloads[kept] = payloads[i];
+      seqs[kept] = seqs[i];
+      kept++;
+    }
+    payloads.length = kept;
+    seqs.length = kept;
   }
 
   private async handleReady(rd: Ready): Promise<void> {
