@@ -9,9 +9,10 @@
 // is caught whichever storage or transport carried it; decoding then checks every field.
 
 import { Packr } from 'msgpackr';
+import { concat } from '../client/bytes.ts';
 import { crc32c } from '../codec/crc32c.ts';
 import { describeDecoded } from '../codec/message.ts';
-import { toBinaryString } from './bytes.ts';
+import { fromBinaryString, toBinaryString } from './bytes.ts';
 import type { StoredRecord } from './history.ts';
 import { INITIAL_REVISION, NO_COMPACTION, type StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
@@ -119,14 +120,7 @@ export function* encodeSnapshotFrames(contents: SnapshotContents): Generator<Uin
 
 /** Frames joined into one array. */
 export function joinFrames(frames: Iterable<Uint8Array>): Uint8Array {
-  const all = [...frames];
-  const bytes = new Uint8Array(all.reduce((n, f) => n + f.length, 0));
-  let offset = 0;
-  for (const frame of all) {
-    bytes.set(frame, offset);
-    offset += frame.length;
-  }
-  return bytes;
+  return concat(...frames);
 }
 
 export class SnapshotView implements SnapshotContents {
@@ -199,43 +193,17 @@ export class SnapshotView implements SnapshotContents {
   }
 }
 
-/** Concatenates binary strings into one byte array. */
-function blob(texts: readonly string[]): Uint8Array {
-  let total = 0;
-  for (const text of texts) total += text.length;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const text of texts) {
-    for (let i = 0; i < text.length; i++) bytes[offset + i] = text.charCodeAt(i);
-    offset += text.length;
-  }
-  return bytes;
-}
-
-/** Concatenates byte arrays. */
-function bytesBlob(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
-}
-
 function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
   return {
     keyLengths: records.map((r) => r.key.length),
-    keys: blob(records.map((r) => r.key)),
+    keys: fromBinaryString(records.map((r) => r.key).join('')),
     mains: records.map((r) => r.main),
     subs: records.map((r) => r.sub),
     createRevisions: records.map((r) => r.createRevision),
     versions: records.map((r) => r.version),
     leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
     valueLengths: records.map((r) => r.value.length),
-    values: bytesBlob(records.map((r) => r.value)),
+    values: concat(...records.map((r) => r.value)),
   };
 }
 

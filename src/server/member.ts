@@ -2,9 +2,11 @@
 // each Ready before sending its messages, applies committed entries to the state machine,
 // and resolves the proposals and reads that its own clients made.
 
+import { concat } from '../client/bytes.ts';
 import type { RaftConfig } from '../raft/config.ts';
 import { ConfChangeTransition, ConfChangeType, decodeConfChange, type ConfChange } from '../raft/confchange.ts';
 import { RaftError } from '../raft/raft.ts';
+import { contextKey as ctxKey } from '../raft/read-only.ts';
 import { RawNode, type BasicStatus, type Status } from '../raft/raw-node.ts';
 import { EntryType, MessageType, StateRole, type ConfState, type Entry, type MemberId, type Message, type Ready, type SnapshotMetadata } from '../raft/types.ts';
 import { reportsDelivery, type BackendStaging, type ChunkProducer, type Clock, type DeliveryReport, type PersistedState, type Storage, type Transport } from '../seams.ts';
@@ -137,7 +139,6 @@ interface SnapshotJob {
   /** Null while a persistent backend makes the snapshot's entries durable (durableAt); the image is then set as data. */
   frames: Iterator<Uint8Array> | null;
   chunks: Uint8Array[];
-  bytes: number;
   /** Set when every frame is serialized. */
   data: Uint8Array | null;
 }
@@ -353,7 +354,7 @@ export class Member {
     // The new snapshot replaces the whole log: a persistent backend must hold everything up to it first.
     await this.opts.stateMachine.durableAt?.(index);
     const image = this.opts.stateMachine.snapshot();
-    const data = image instanceof Uint8Array ? image : concatFrames(image.frames());
+    const data = image instanceof Uint8Array ? image : concat(...image.frames());
     await this.opts.storage.save({ hardState: { term, vote: 0, commit: index }, entries: [], snapshot: { metadata: { index, term, confState }, data } }, true);
     this.opts.log?.(
       'warn',
@@ -1008,7 +1009,7 @@ export class Member {
     if (image instanceof Uint8Array) {
       const durable = this.opts.stateMachine.durableAt?.(point.index);
       if (durable === undefined) return this.storeSnapshot(point, image);
-      const job: SnapshotJob = { point, frames: null, chunks: [], bytes: 0, data: null };
+      const job: SnapshotJob = { point, frames: null, chunks: [], data: null };
       this.snapshotJob = job;
       durable.then(
         () => {
@@ -1022,7 +1023,7 @@ export class Member {
       );
       return;
     }
-    this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], bytes: 0, data: null };
+    this.snapshotJob = { point, frames: image.frames()[Symbol.iterator](), chunks: [], data: null };
   }
 
   /** Stores a snapshot of this member's own at `point` and cuts the log behind it, timing the hold on the Ready loop. */
@@ -1057,18 +1058,11 @@ export class Member {
     for (let first = true; first || this.opts.clock.now() < until; first = false) {
       const next = frames.next();
       if (next.done) {
-        const data = new Uint8Array(job.bytes);
-        let offset = 0;
-        for (const c of job.chunks) {
-          data.set(c, offset);
-          offset += c.length;
-        }
-        job.data = data;
+        job.data = concat(...job.chunks);
         job.chunks = [];
         return;
       }
       job.chunks.push(next.value);
-      job.bytes += next.value.length;
     }
   }
 
@@ -1107,23 +1101,6 @@ export class Member {
     this.stopTicker?.();
     this.endStreams();
   }
-}
-
-function concatFrames(frames: Iterable<Uint8Array>): Uint8Array {
-  const chunks = [...frames];
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
-}
-
-function ctxKey(ctx: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < ctx.length; i++) s += String.fromCharCode(ctx[i]);
-  return s;
 }
 
 function sameChange(a: ConfChange, b: ConfChange): boolean {
