@@ -39,10 +39,16 @@ export function prefixRange(prefix: Uint8Array): { key: Uint8Array; rangeEnd: Ui
   return { key: prefix, rangeEnd: prefixEnd(prefix) };
 }
 
-export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
+/** `parts` joined into one array. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let offset = 0;
+  for (const part of parts) offset += part.length;
+  const out = new Uint8Array(offset);
+  offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
   return out;
 }
 

@@ -9,9 +9,10 @@
 // is caught whichever storage or transport carried it; decoding then checks every field.
 
 import { Packr } from 'msgpackr';
+import { concat } from '../client/bytes.ts';
 import { crc32c } from '../codec/crc32c.ts';
 import { describeDecoded } from '../codec/message.ts';
-import { toBinaryString } from './bytes.ts';
+import { fromBinaryString, toBinaryString } from './bytes.ts';
 import type { StoredRecord } from './history.ts';
 import { INITIAL_REVISION, NO_COMPACTION, type StoreView } from './kv-store.ts';
 import type { LeaseState } from './lessor.ts';
@@ -119,14 +120,7 @@ export function* encodeSnapshotFrames(contents: SnapshotContents): Generator<Uin
 
 /** Frames joined into one array. */
 export function joinFrames(frames: Iterable<Uint8Array>): Uint8Array {
-  const all = [...frames];
-  const bytes = new Uint8Array(all.reduce((n, f) => n + f.length, 0));
-  let offset = 0;
-  for (const frame of all) {
-    bytes.set(frame, offset);
-    offset += frame.length;
-  }
-  return bytes;
+  return concat(...frames);
 }
 
 export class SnapshotView implements SnapshotContents {
@@ -199,43 +193,17 @@ export class SnapshotView implements SnapshotContents {
   }
 }
 
-/** Concatenates binary strings into one byte array. */
-function blob(texts: readonly string[]): Uint8Array {
-  let total = 0;
-  for (const text of texts) total += text.length;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const text of texts) {
-    for (let i = 0; i < text.length; i++) bytes[offset + i] = text.charCodeAt(i);
-    offset += text.length;
-  }
-  return bytes;
-}
-
-/** Concatenates byte arrays. */
-function bytesBlob(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
-}
-
 function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
   return {
     keyLengths: records.map((r) => r.key.length),
-    keys: blob(records.map((r) => r.key)),
+    keys: fromBinaryString(records.map((r) => r.key).join('')),
     mains: records.map((r) => r.main),
     subs: records.map((r) => r.sub),
     createRevisions: records.map((r) => r.createRevision),
     versions: records.map((r) => r.version),
     leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
     valueLengths: records.map((r) => r.value.length),
-    values: bytesBlob(records.map((r) => r.value)),
+    values: concat(...records.map((r) => r.value)),
   };
 }
 
@@ -268,7 +236,6 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
       let keyOffset = 0;
       let valueOffset = 0;
       for (let i = 0; i < frame.keyLengths.length; i++) {
-        const what = `record ${count + i}`;
         const record: StoredRecord = {
           key: toBinaryString(frame.keys.subarray(keyOffset, keyOffset + frame.keyLengths[i])),
           main: frame.mains[i],
@@ -276,9 +243,9 @@ export function decodeSnapshot(bytes: Uint8Array): DecodedSnapshot {
           createRevision: frame.createRevisions[i],
           version: frame.versions[i],
           value: new Uint8Array(frame.values.subarray(valueOffset, valueOffset + frame.valueLengths[i])),
-          lease: frame.leases[i] === '' ? 0n : leaseId(frame.leases[i], `${what} lease`),
+          lease: frame.leases[i] === '' ? 0n : leaseId(frame.leases[i], `record ${count + i} lease`),
         };
-        checkRecord(record, last, header.currentRevision, what);
+        checkRecord(record, last, header.currentRevision, count + i);
         keyOffset += frame.keyLengths[i];
         valueOffset += frame.valueLengths[i];
         last = record;
@@ -339,10 +306,10 @@ function toHeader(doc: unknown): HeaderFrame {
   const currentRevision = int(h.currentRevision, 'currentRevision', INITIAL_REVISION);
   const compactRevision = int(h.compactRevision, 'compactRevision', NO_COMPACTION);
   if (compactRevision > currentRevision) throw new SnapshotDecodeError(`compactRevision ${compactRevision} is beyond currentRevision ${currentRevision}`);
-  const leaseIds = column(h.leaseIds, 'leaseIds', null, (v, what) => (leaseId(v, what), v as string));
+  const leaseIds = column<string>(h.leaseIds, 'leaseIds', null, leaseId);
   if (new Set(leaseIds).size !== leaseIds.length) throw new SnapshotDecodeError('leaseIds lists a lease twice');
-  const leaseTtlSeconds = column(h.leaseTtlSeconds, 'leaseTtlSeconds', leaseIds.length, (v, what) => int(v, what, 0));
-  const leaseRemainingTtlSeconds = column(h.leaseRemainingTtlSeconds, 'leaseRemainingTtlSeconds', leaseIds.length, (v, what) => int(v, what, 0));
+  const leaseTtlSeconds = ints(h.leaseTtlSeconds, 'leaseTtlSeconds', leaseIds.length, 0);
+  const leaseRemainingTtlSeconds = ints(h.leaseRemainingTtlSeconds, 'leaseRemainingTtlSeconds', leaseIds.length, 0);
   if (typeof h.nextLeaseId !== 'string') throw new SnapshotDecodeError(`nextLeaseId is ${describeDecoded(h.nextLeaseId)}, not a string`);
   int64(h.nextLeaseId, 'nextLeaseId');
   return {
@@ -360,20 +327,25 @@ function toHeader(doc: unknown): HeaderFrame {
 
 function toRecordsFrame(doc: unknown, what: string): RecordsFrame {
   const f = fields(doc, what);
-  const keyLengths = column(f.keyLengths, `${what} keyLengths`, null, (v, w) => int(v, w, 1));
+  const keyLengths = ints(f.keyLengths, `${what} keyLengths`, null, 1);
   const n = keyLengths.length;
   const frame: RecordsFrame = {
     keyLengths,
     keys: bytesField(f.keys, `${what} keys`),
-    mains: column(f.mains, `${what} mains`, n, (v, w) => int(v, w, 1)),
-    subs: column(f.subs, `${what} subs`, n, (v, w) => int(v, w, 0)),
-    createRevisions: column(f.createRevisions, `${what} createRevisions`, n, (v, w) => int(v, w, 0)),
-    versions: column(f.versions, `${what} versions`, n, (v, w) => int(v, w, 0)),
-    leases: column(f.leases, `${what} leases`, n, (v, w) => {
-      if (typeof v !== 'string') throw new SnapshotDecodeError(`${w} is ${describeDecoded(v)}, not a string`);
-      return v;
-    }),
-    valueLengths: column(f.valueLengths, `${what} valueLengths`, n, (v, w) => int(v, w, 0)),
+    mains: ints(f.mains, `${what} mains`, n, 1),
+    subs: ints(f.subs, `${what} subs`, n, 0),
+    createRevisions: ints(f.createRevisions, `${what} createRevisions`, n, 0),
+    versions: ints(f.versions, `${what} versions`, n, 0),
+    leases: column(
+      f.leases,
+      `${what} leases`,
+      n,
+      (v, w) => {
+        throw new SnapshotDecodeError(`${w} is ${describeDecoded(v)}, not a string`);
+      },
+      (v) => typeof v === 'string',
+    ),
+    valueLengths: ints(f.valueLengths, `${what} valueLengths`, n, 0),
     values: bytesField(f.values, `${what} values`),
   };
   const keyBytes = keyLengths.reduce((sum, l) => sum + l, 0);
@@ -384,14 +356,14 @@ function toRecordsFrame(doc: unknown, what: string): RecordsFrame {
   return frame;
 }
 
-/** A record must follow `previous` in revision order and be a live version or a tombstone. */
-function checkRecord(r: StoredRecord, previous: { main: number; sub: number }, currentRevision: number, what: string): void {
-  if (r.main > currentRevision) throw new SnapshotDecodeError(`${what} at revision ${r.main} is beyond currentRevision ${currentRevision}`);
+/** Record number `n` must follow `previous` in revision order and be a live version or a tombstone. */
+function checkRecord(r: StoredRecord, previous: { main: number; sub: number }, currentRevision: number, n: number): void {
+  if (r.main > currentRevision) throw new SnapshotDecodeError(`record ${n} at revision ${r.main} is beyond currentRevision ${currentRevision}`);
   if (r.main < previous.main || (r.main === previous.main && r.sub <= previous.sub)) {
-    throw new SnapshotDecodeError(`${what} at revision ${r.main}.${r.sub} does not follow ${previous.main}.${previous.sub}`);
+    throw new SnapshotDecodeError(`record ${n} at revision ${r.main}.${r.sub} does not follow ${previous.main}.${previous.sub}`);
   }
   if (r.version === 0 ? r.createRevision !== 0 || r.lease !== 0n : r.createRevision < 1 || r.createRevision > r.main) {
-    throw new SnapshotDecodeError(`${what} has version ${r.version}, createRevision ${r.createRevision} at revision ${r.main}`);
+    throw new SnapshotDecodeError(`record ${n} has version ${r.version}, createRevision ${r.createRevision} at revision ${r.main}`);
   }
 }
 
@@ -402,10 +374,21 @@ function fields(doc: unknown, what: string): { [field: string]: unknown } {
   return doc as { [field: string]: unknown };
 }
 
-function column<T>(v: unknown, what: string, length: number | null, item: (v: unknown, what: string) => T): T[] {
+/**
+ * Checks column `what` in place and returns it. `ok` is a quick check; an item it does not pass
+ * gets `item`, which throws if the item is bad, named `${what}[${i}]`: a records frame has
+ * thousands of items, so neither a copy nor a name per item.
+ */
+function column<T>(v: unknown, what: string, length: number | null, item: (v: unknown, what: string) => unknown, ok = (_: unknown) => false): T[] {
   if (!Array.isArray(v)) throw new SnapshotDecodeError(`${what} is ${describeDecoded(v)}, not an array`);
   if (length !== null && v.length !== length) throw new SnapshotDecodeError(`${what} has ${v.length} items, expected ${length}`);
-  return v.map((x, i) => item(x, `${what}[${i}]`));
+  for (let i = 0; i < v.length; i++) if (!ok(v[i])) item(v[i], `${what}[${i}]`);
+  return v as T[];
+}
+
+/** A column of safe integers >= `min`. */
+function ints(v: unknown, what: string, length: number | null, min: number): number[] {
+  return column(v, what, length, (x, w) => int(x, w, min), (x) => Number.isSafeInteger(x) && (x as number) >= min);
 }
 
 function int(v: unknown, what: string, min: number): number {
