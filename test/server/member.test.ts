@@ -294,25 +294,31 @@ class HeldBackendMachine extends ListMachine {
   }
 }
 
+/** One member that snapshots every 10 entries, keeping 2, over `storage` and `sm`. */
+async function startSnapshottingMember(storage: MemoryStorage, sm: HeldBackendMachine): Promise<Member> {
+  const member = await Member.start({
+    id: 1,
+    peers: [1],
+    clock: systemClock,
+    storage,
+    transport: new MemoryHub().connect(1),
+    stateMachine: sm,
+    random: prng(5),
+    tickMs: 5,
+    electionTicks: 10,
+    requestTimeoutMs: 3000,
+    snapshotEntries: 10,
+    snapshotKeepEntries: 2,
+  });
+  running.push(member);
+  return member;
+}
+
 describe('Member snapshots on a persistent backend', () => {
   it('answers proposals while the backend makes a snapshot durable, and stores the snapshot after it', async () => {
     const storage = new MemoryStorage();
     const sm = new HeldBackendMachine();
-    const member = await Member.start({
-      id: 1,
-      peers: [1],
-      clock: systemClock,
-      storage,
-      transport: new MemoryHub().connect(1),
-      stateMachine: sm,
-      random: prng(5),
-      tickMs: 5,
-      electionTicks: 10,
-      requestTimeoutMs: 3000,
-      snapshotEntries: 10,
-      snapshotKeepEntries: 2,
-    });
-    running.push(member);
+    const member = await startSnapshottingMember(storage, sm);
     await waitFor('leadership', () => member.isLeader());
     for (let i = 0; i < 12 && sm.durableCalls.length === 0; i++) await member.propose(enc.encode(`a${i}`));
     expect(sm.durableCalls).toHaveLength(1);
@@ -345,21 +351,7 @@ describe('Member snapshots on a storage that prepares them (SnapshotPreparation)
   it('prepares its own snapshot beside the Ready loop, answering proposals meanwhile, then saves that snapshot', async () => {
     const storage = new PreparingStorage();
     const sm = new HeldBackendMachine();
-    const member = await Member.start({
-      id: 1,
-      peers: [1],
-      clock: systemClock,
-      storage,
-      transport: new MemoryHub().connect(1),
-      stateMachine: sm,
-      random: prng(5),
-      tickMs: 5,
-      electionTicks: 10,
-      requestTimeoutMs: 3000,
-      snapshotEntries: 10,
-      snapshotKeepEntries: 2,
-    });
-    running.push(member);
+    const member = await startSnapshottingMember(storage, sm);
     await waitFor('leadership', () => member.isLeader());
     for (let i = 0; i < 12 && sm.durableCalls.length === 0; i++) await member.propose(enc.encode(`a${i}`));
     const { index, release } = sm.durableCalls[0];
