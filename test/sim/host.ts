@@ -16,7 +16,7 @@ import { StateRole, emptyConfState } from '../../src/raft/types.ts';
 import type { ConfState, MemberId } from '../../src/raft/types.ts';
 import type { ConfChange } from '../../src/raft/confchange-types.ts';
 import { MemoryBackend } from '../../src/backend/memory.ts';
-import { SimBackend, SimClock, SimDisk, SimStorage, SimTransport, type ClockHost, type LandedSave, type SimTimer, type TransportHost } from './seams.ts';
+import { SimBackend, SimClock, SimDisk, SimPreparingStorage, SimStorage, SimTransport, type ClockHost, type LandedSave, type SimTimer, type TransportHost } from './seams.ts';
 import { SimFailure, confMembers, describeConfState } from './checker.ts';
 import type { SafetyChecker } from './checker.ts';
 import type { Trace } from './trace.ts';
@@ -156,7 +156,8 @@ export class SimHost {
     };
     const clock = new SimClock(clockHost);
     const transport = new SimTransport(this.id, env.transportHost);
-    const storage = new SimStorage(this.disk, {
+    // A tab's storage (IndexedDB) writes its snapshots whole; a Node member's (fs-wal) prepares them.
+    const storage = new (o.tab ? SimStorage : SimPreparingStorage)(this.disk, {
       writeLatencyMs: () => env.diskLatencyMs(this),
       after: (ms) => env.after(this, incarnation, ms),
       landed: (save) => this.onLanded(save),

@@ -7,7 +7,8 @@
 //   written, so a crash may lose unsynced saves.
 // - SimStorage is the Storage seam over a SimDisk for one incarnation of the member: a save
 //   lands on the disk when the simulated write completes; a crash before that loses it, and the
-//   promise of a crashed incarnation never settles (its process is gone).
+//   promise of a crashed incarnation never settles (its process is gone). A Node member's
+//   (SimPreparingStorage) also prepares its own snapshots beside its saves, as fs-wal does.
 // - SimClock: virtual milliseconds and timers that the simulation fires as events (so a frozen
 //   process holds them, a throttled one fires them at most once a second).
 // - SimTransport: the Transport seam over the simulated network, with its fault switch.
@@ -27,6 +28,7 @@ import type {
   FaultSwitch,
   PersistBatch,
   PersistedState,
+  SnapshotPreparation,
   Storage,
   Transport,
 } from '../../src/seams.ts';
@@ -219,13 +221,39 @@ export class SimStorage implements Storage {
     this.closed = true;
   }
 
-  private wait(): Promise<void> {
+  protected wait(): Promise<void> {
     const ms = this.timing.writeLatencyMs();
     return ms > 0 ? this.timing.after(ms) : Promise.resolve();
   }
 
-  private assertOpen(): void {
+  protected assertOpen(): void {
     if (this.closed) throw new StorageError('closed', 'sim storage used after close()');
+  }
+}
+
+/**
+ * SimStorage with SnapshotPreparation, as fs-wal has it (a Node member's storage): preparing takes
+ * a simulated write and changes nothing load() returns, so a crash meanwhile leaves the disk as it
+ * was. It holds the member to the contract in src/seams.ts: one preparation at a time, and no
+ * saveSnapshot while one runs.
+ */
+export class SimPreparingStorage extends SimStorage implements SnapshotPreparation {
+  private preparing = false;
+
+  async prepareSnapshot(snapshot: Snapshot): Promise<void> {
+    this.assertOpen();
+    if (this.preparing) throw new Error(`sim storage: prepareSnapshot at ${snapshot.metadata.index} while another preparation runs`);
+    this.preparing = true;
+    try {
+      await this.wait();
+    } finally {
+      this.preparing = false;
+    }
+  }
+
+  override async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    if (this.preparing) throw new Error(`sim storage: saveSnapshot at ${snapshot.metadata.index} while a preparation runs`);
+    return super.saveSnapshot(snapshot);
   }
 }
 

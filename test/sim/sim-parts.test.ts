@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Prng } from './prng.ts';
 import { EventQueue } from './event-queue.ts';
-import { SimDisk, SimStorage } from './seams.ts';
+import { SimDisk, SimPreparingStorage, SimStorage } from './seams.ts';
 import { SimNetwork } from './network.ts';
 import { EntryType, MessageType, newMessage } from '../../src/raft/types.ts';
 import type { Entry, Message } from '../../src/raft/types.ts';
@@ -105,6 +105,20 @@ storageCompliance('sim disk', async () => {
     async cleanup() {},
   };
 });
+
+storageCompliance(
+  'sim disk, preparing snapshots (a Node member\'s)',
+  async () => {
+    const disk = new SimDisk();
+    return {
+      async open() {
+        return new SimPreparingStorage(disk);
+      },
+      async cleanup() {},
+    };
+  },
+  { preparesSnapshots: true },
+);
 
 describe('SimDisk and SimStorage', () => {
   const save = (s: SimDisk, parts: Partial<PersistBatch>, sync = true) => s.applyBatch({ hardState: null, entries: [], snapshot: null, ...parts }, sync);
