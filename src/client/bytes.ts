@@ -39,8 +39,8 @@ export function prefixRange(prefix: Uint8Array): { key: Uint8Array; rangeEnd: Ui
   return { key: prefix, rangeEnd: prefixEnd(prefix) };
 }
 
-/** `parts` joined into one array. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
+/** `parts` joined into one array. (An array, not rest arguments: a snapshot's frames may be many.) */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let offset = 0;
   for (const part of parts) offset += part.length;
   const out = new Uint8Array(offset);

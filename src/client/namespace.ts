@@ -110,10 +110,10 @@ export class NamespacedConnection implements Connection {
 
   /** clientv3/namespace's prefixInterval: "\0" (to the end of the keyspace) becomes the prefix's end. */
   private interval(key: Uint8Array, end: Uint8Array | undefined): [Uint8Array, Uint8Array | undefined] {
-    const k = concat(this.prefix, key);
+    const k = concat([this.prefix, key]);
     if (end === undefined || end.length === 0) return [k, end];
     if (end.length === 1 && end[0] === 0) return [k, prefixEnd(this.prefix)];
-    return [k, concat(this.prefix, end)];
+    return [k, concat([this.prefix, end])];
   }
 
   private prefixRange(r: RangeRequest): RangeRequest {
@@ -122,7 +122,7 @@ export class NamespacedConnection implements Connection {
   }
 
   private prefixPut(r: PutRequest): PutRequest {
-    return { ...r, key: concat(this.prefix, r.key) };
+    return { ...r, key: concat([this.prefix, r.key]) };
   }
 
   private prefixDelete(r: DeleteRangeRequest): DeleteRangeRequest {

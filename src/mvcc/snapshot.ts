@@ -120,7 +120,7 @@ export function* encodeSnapshotFrames(contents: SnapshotContents): Generator<Uin
 
 /** Frames joined into one array. */
 export function joinFrames(frames: Iterable<Uint8Array>): Uint8Array {
-  return concat(...frames);
+  return concat([...frames]);
 }
 
 export class SnapshotView implements SnapshotContents {
@@ -203,7 +203,7 @@ function recordsFrame(records: readonly StoredRecord[]): RecordsFrame {
     versions: records.map((r) => r.version),
     leases: records.map((r) => (r.lease === 0n ? '' : r.lease.toString())),
     valueLengths: records.map((r) => r.value.length),
-    values: concat(...records.map((r) => r.value)),
+    values: concat(records.map((r) => r.value)),
   };
 }
 

@@ -250,7 +250,7 @@ class MvccReplica implements StateMachine {
     const header = this.members.imageHeader(this.auth.encodeImage(), this.outboxSessions.encodeImage());
     if (this.mvcc.backendPersistent) {
       this.markerIndex = this.mvcc.appliedIndex;
-      return concat(header, storeInBackend);
+      return concat([header, storeInBackend]);
     }
     const view = this.mvcc.snapshot();
     return {
@@ -306,7 +306,7 @@ class MvccReplica implements StateMachine {
     if (ready !== null && ready.appliedIndex >= this.markerIndex) {
       this.imageForPeerReady = null;
       // The sessions as of the store image's index, not the snapshot's (outbox-sessions.ts).
-      return concat(MemberTable.headerWithSessions(image, ready.sessionsImage), ready.image);
+      return concat([MemberTable.headerWithSessions(image, ready.sessionsImage), ready.image]);
     }
     if (!this.imageForPeerPending) {
       this.imageForPeerPending = true;
@@ -338,7 +338,7 @@ class MvccReplica implements StateMachine {
     // The streamed backend holds the sessions as of its applied index, past the head's.
     this.outboxSessions.load(this.mvcc.backendReader);
     if (this.mvcc.backendPersistent) return image;
-    return concat(MemberTable.headerWithSessions(image, this.outboxSessions.encodeImage()), this.mvcc.snapshot().encode());
+    return concat([MemberTable.headerWithSessions(image, this.outboxSessions.encodeImage()), this.mvcc.snapshot().encode()]);
   }
 
   /** The applied index of the latest snapshot that left the store in the backend (made or restored). */

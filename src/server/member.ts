@@ -354,7 +354,7 @@ export class Member {
     // The new snapshot replaces the whole log: a persistent backend must hold everything up to it first.
     await this.opts.stateMachine.durableAt?.(index);
     const image = this.opts.stateMachine.snapshot();
-    const data = image instanceof Uint8Array ? image : concat(...image.frames());
+    const data = image instanceof Uint8Array ? image : concat([...image.frames()]);
     await this.opts.storage.save({ hardState: { term, vote: 0, commit: index }, entries: [], snapshot: { metadata: { index, term, confState }, data } }, true);
     this.opts.log?.(
       'warn',
@@ -1063,7 +1063,7 @@ export class Member {
     for (let first = true; first || this.opts.clock.now() < until; first = false) {
       const next = frames.next();
       if (next.done) {
-        job.data = concat(...job.chunks);
+        job.data = concat(job.chunks);
         job.chunks = [];
         return;
       }

@@ -2,6 +2,7 @@
 // and prints it), applied to a copy of the input.
 
 import fc from 'fast-check';
+import { concat } from '../../src/client/bytes.ts';
 
 export type Mutation =
   | { kind: 'flip'; at: number; bit: number }
@@ -58,17 +59,3 @@ export function mutateAll(input: Uint8Array, ms: readonly Mutation[]): Uint8Arra
   return ms.reduce((bytes, m) => mutate(bytes, m), input);
 }
 
-/** The parts one after another, in a new array. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((total, p) => total + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}

@@ -24,7 +24,8 @@ import { MessageDecodeError, decodeMessage, encodeMessage } from '../../src/code
 import { EntryType, MessageType, isLocalMessage, newMessage, type Message } from '../../src/raft/types.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { fuzzParams, fuzzTimeoutMs } from './fuzz-config.ts';
-import { concat, mutateAll, mutationArb } from './mutations.ts';
+import { concat } from '../../src/client/bytes.ts';
+import { mutateAll, mutationArb } from './mutations.ts';
 
 const selfId = 2;
 const fuzzPeerId = 1;

@@ -17,7 +17,8 @@ import { startKvMember } from '../helpers/kv-members.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { Harness } from '../mvcc/helpers.ts';
 import { fuzzParams, fuzzTimeoutMs } from './fuzz-config.ts';
-import { bytesEqual, concat, mutateAll, mutationArb } from './mutations.ts';
+import { concat, equalBytes } from '../../src/client/bytes.ts';
+import { mutateAll, mutationArb } from './mutations.ts';
 
 /** A store with history, tombstones, a compaction, leases and more than one records frame. */
 function populated(): MvccStateMachine {
@@ -47,7 +48,7 @@ function restoreOrRefuse(bytes: Uint8Array): { refused: SnapshotDecodeError } | 
     sm.restore(bytes);
   } catch (err) {
     if (!(err instanceof SnapshotDecodeError)) throw err;
-    expect(bytesEqual(sm.snapshot().encode(), before), 'a refused restore changed the state machine').toBe(true);
+    expect(equalBytes(sm.snapshot().encode(), before), 'a refused restore changed the state machine').toBe(true);
     sm.checkValid();
     return { refused: err };
   }
@@ -63,7 +64,7 @@ describe('fuzz: MVCC snapshot images', () => {
 
   it('restores the unharmed image exactly', () => {
     const r = restoreOrRefuse(image);
-    expect('restored' in r && bytesEqual(r.restored.snapshot().encode(), image)).toBe(true);
+    expect('restored' in r && equalBytes(r.restored.snapshot().encode(), image)).toBe(true);
   });
 
   it('damaged bytes are refused with a SnapshotDecodeError and change nothing; nothing altered is ever restored', () => {
@@ -73,8 +74,8 @@ describe('fuzz: MVCC snapshot images', () => {
         const damaged = nearFrameStart ? concat([mutateAll(image.subarray(0, 64), mutations), image.subarray(64)]) : mutateAll(image, mutations);
         const r = restoreOrRefuse(damaged);
         if ('restored' in r) {
-          expect(bytesEqual(damaged, image), 'an altered image was restored').toBe(true);
-          expect(bytesEqual(r.restored.snapshot().encode(), image)).toBe(true);
+          expect(equalBytes(damaged, image), 'an altered image was restored').toBe(true);
+          expect(equalBytes(r.restored.snapshot().encode(), image)).toBe(true);
         } else {
           expect(r.refused.message).toMatch(/^snapshot: /);
         }
@@ -169,7 +170,7 @@ describe('fuzz: snapshot save files', () => {
           expect(err.message).toMatch(/^snapshot file/);
           return;
         }
-        expect(bytesEqual(inner, image), 'a damaged snapshot file yielded an altered image').toBe(true);
+        expect(equalBytes(inner, image), 'a damaged snapshot file yielded an altered image').toBe(true);
         const r = restoreOrRefuse(inner);
         expect('restored' in r).toBe(true);
       }),
