@@ -19,22 +19,14 @@ A=$(cd "${1:?usage: $0 A_ROOT B_ROOT [ROUNDS]}" && pwd)
 B=$(cd "${2:?usage: $0 A_ROOT B_ROOT [ROUNDS]}" && pwd)
 ROUNDS="${3:-2}"
 for root in "$A" "$B"; do [[ -d "$root/dist" ]] || { echo "$root/dist is not built (npm run build)" >&2; exit 2; }; done
-HARNESS_SRC="$ROOT/../shared/bench-etcd"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-ab.XXXXXX")
 export DURATION="${DURATION:-6}" WARMUP="${WARMUP:-2}" REPEAT=0
 export ONLY="${ONLY:-put-c1 put-c64 get-lin-c64 txn-cas-c16 watch100-w1}"
 OUT="$ROOT/results/ab-$(date +%Y%m%d-%H%M%S).jsonl"
 mkdir -p "$ROOT/results"
-cp -r "$HARNESS_SRC" "$WORK/harness"
-(cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
-
-PIDS=()
-stop() {
-  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-trap stop EXIT
+source bench/lib/harness.sh
+trap 'stop; rm -rf "$WORK"' EXIT
+install_harness "$WORK/harness"
 export MESHKV_ADMISSION_SECRET=ab-meshkv-admission-secret
 PORT_BASE="${PORT_BASE:-25790}"
 CLUSTER=a=http://127.0.0.1:$((PORT_BASE + 11)),b=http://127.0.0.1:$((PORT_BASE + 12)),c=http://127.0.0.1:$((PORT_BASE + 13))

@@ -17,16 +17,9 @@ RUN_S="${SECONDS_RUN:-32}" WINDOW_S="${WINDOW_S:-6}" FIRST_S="${FIRST_S:-2}" TAR
 PORT_BASE="${PORT_BASE:-25790}"
 [[ -d dist ]] || { echo "dist/ is not built (npm run build)" >&2; exit 2; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-put-c1-timeline.XXXXXX")
-cp -r "$ROOT/../shared/bench-etcd" "$WORK/harness"
-(cd "$WORK/harness" && npm ci --no-audit --no-fund --silent)
-
-PIDS=()
-stop() {
-  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
+source bench/lib/harness.sh
 trap 'stop; rm -rf "$WORK"' EXIT
+install_harness "$WORK/harness"
 
 measure() {  # measure LABEL CLIENT_BASE: find the target member, run the client against it
   local label="$1" base="$2"
