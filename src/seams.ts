@@ -42,7 +42,11 @@ export interface Storage {
   load(): Promise<PersistedState>;
   /** Persist a Ready's snapshot, entries and hard state with one sync when `sync` is true. */
   save(batch: PersistBatch, sync: boolean): Promise<void>;
-  /** Store (and sync) a snapshot the member made itself; entries at or below its index are dropped. */
+  /**
+   * Store a snapshot the member made itself; entries at or below its index are dropped. It may
+   * become durable only with the next synced save() (or close()): a crash before then loads the
+   * state before it, whose log the adapter keeps until the snapshot is durable.
+   */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   /** Makes any unsynced saves durable, then releases the storage (and its lock). */
   close(): Promise<void>;
@@ -53,7 +57,7 @@ export interface Storage {
  * (fs-wal: a file beside the WAL, synced with its directory). prepareSnapshot writes and syncs
  * that image *while the member goes on calling save()* — the one call allowed to overlap another,
  * and at most one at a time — so that the saveSnapshot of the same snapshot that follows only
- * records it in the log (fs-wal: one marker frame and its fdatasync) and the member's Ready loop
+ * records it in the log (fs-wal: one marker frame, synced with the next save) and the member's Ready loop
  * no longer waits for the image's syncs. Preparing changes nothing that load() returns: a crash
  * after it, or a prepared snapshot never saved (a newer one arrived from the leader), leaves the
  * state as it was; the adapter deletes what it wrote later. A saveSnapshot of any other snapshot

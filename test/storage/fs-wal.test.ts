@@ -263,9 +263,10 @@ describe('fs-wal', () => {
       const s = await open();
       await s.save(batch({ entries: entries(1, 10, 1) }), true);
       for (const index of [2, 4, 6, 8]) await s.saveSnapshot(snapshot(index, 1));
+      // close() syncs the markers, and the purge they allow ends before it returns.
+      await s.close();
       const snaps = (await fsp.readdir(dir)).filter((n) => n.endsWith('.snap')).sort();
       expect(snaps).toEqual(['0000000000000001-0000000000000006.snap', '0000000000000001-0000000000000008.snap']);
-      await s.close();
       // A snapshot file written just before a crash, never named by the WAL, is not used.
       await fsp.writeFile(join(dir, '0000000000000001-0000000000000009.snap'), new Uint8Array([1, 2, 3]));
       const loaded = await (await open()).load();
@@ -279,10 +280,14 @@ describe('fs-wal', () => {
       const before = await segmentFiles(dir);
       expect(before.length).toBeGreaterThan(4);
       await s.saveSnapshot(snapshot(190, 1));
+      // Nothing goes before the marker is durable: the next synced save makes it so.
+      expect(await segmentFiles(dir)).toEqual(before);
+      // (An empty batch with sync set only syncs.)
+      await s.save(batch({}), true);
+      await s.close();
       const after = await segmentFiles(dir);
       expect(after.length).toBeLessThan(3);
       expect(after.at(-1)).toBe(before.at(-1));
-      await s.close();
       const loaded = await (await open({ segmentBytes: 4096 })).load();
       expect(loaded.hardState).toEqual(hs(1, 1, 200));
       expect(loaded.snapshot?.metadata.index).toBe(190);
@@ -388,7 +393,7 @@ describe('fs-wal', () => {
       expect(counts.write).toBe(writes + 1);
     });
 
-    it('fsyncs a snapshot file and its directory before the WAL frame that names it', async () => {
+    it('fsyncs a snapshot file and its directory before the WAL frame that names it, which the next synced save carries', async () => {
       const { fs, counts } = countingFs();
       const s = await open({ fs });
       await s.save(batch({ entries: entries(1, 3, 1) }), true);
@@ -396,7 +401,11 @@ describe('fs-wal', () => {
       await s.saveSnapshot(snapshot(2, 1));
       expect(counts.sync - base.sync).toBe(1);
       expect(counts.syncDir - base.syncDir).toBeGreaterThanOrEqual(1);
+      expect(counts.datasync - base.datasync).toBe(0);
+      await s.save(batch({ entries: entries(4, 4, 1) }), true);
       expect(counts.datasync - base.datasync).toBe(1);
+      await s.close();
+      expect((await (await open()).load()).snapshot?.metadata.index).toBe(2);
     });
 
     it('drops a superseded snapshot file without a directory fsync of its own, and a reopen still loads the latest snapshot', async () => {
@@ -406,17 +415,19 @@ describe('fs-wal', () => {
       await s.saveSnapshot(snapshot(2, 1));
       await s.saveSnapshot(snapshot(3, 1));
       const base = { ...counts };
-      // Keeps the snapshot at 3 beside the new one and deletes the one at 2.
+      // Keeps the snapshot at 3 beside the new one and deletes the one at 2, once the synced save
+      // after it has made its marker durable.
       await s.saveSnapshot(snapshot(4, 1));
+      await s.save(batch({ entries: entries(7, 7, 1) }), true);
+      await s.close();
       expect({ sync: counts.sync - base.sync, syncDir: counts.syncDir - base.syncDir, datasync: counts.datasync - base.datasync }).toEqual({ sync: 1, syncDir: 1, datasync: 1 });
       expect((await fsp.readdir(dir)).filter((f) => f.endsWith('.snap')).length).toBe(2);
-      await s.close();
       s = await open({ fs });
       expect((await s.load()).snapshot?.metadata.index).toBe(4);
       await s.close();
     });
 
-    it('prepares a snapshot file beside save(), leaving its saveSnapshot one fdatasync and no fsync', async () => {
+    it('prepares a snapshot file beside save(), leaving its saveSnapshot no sync at all', async () => {
       const { fs, counts } = countingFs();
       let s = await open({ fs });
       await s.save(batch({ entries: entries(1, 3, 1) }), true);
@@ -427,7 +438,7 @@ describe('fs-wal', () => {
       await preparing;
       const base = { ...counts };
       await s.saveSnapshot({ metadata: snap.metadata, data: snap.data });
-      expect({ sync: counts.sync - base.sync, syncDir: counts.syncDir - base.syncDir, datasync: counts.datasync - base.datasync }).toEqual({ sync: 0, syncDir: 0, datasync: 1 });
+      expect({ sync: counts.sync - base.sync, syncDir: counts.syncDir - base.syncDir, datasync: counts.datasync - base.datasync }).toEqual({ sync: 0, syncDir: 0, datasync: 0 });
       await s.close();
       s = await open({ fs });
       const loaded = await s.load();
@@ -450,8 +461,8 @@ describe('fs-wal', () => {
       await s.prepareSnapshot(snapshot(4, 1));
       await s.saveSnapshot(snapshot(5, 1));
       await s.saveSnapshot(snapshot(6, 1));
-      expect((await fsp.readdir(dir)).filter((f) => f.endsWith('.snap')).sort()).toEqual(['0000000000000001-0000000000000005.snap', '0000000000000001-0000000000000006.snap']);
       await s.close();
+      expect((await fsp.readdir(dir)).filter((f) => f.endsWith('.snap')).sort()).toEqual(['0000000000000001-0000000000000005.snap', '0000000000000001-0000000000000006.snap']);
       s = await open({});
       loaded = await s.load();
       expect(loaded.snapshot).toEqual(snapshot(6, 1));

@@ -30,6 +30,64 @@ export class SimFs implements WalFs {
   /** Bumped by crash(): handles from before it fail, like file descriptors of a dead process. */
   private generation = 0;
   syncs = 0;
+  /**
+   * Awaited before every unlink and directory fsync when set: a test holds a background
+   * deletion at a chosen step (a never-resolving promise holds it for good).
+   */
+  beforeDirOp: ((op: 'unlink' | 'syncDir', path: string) => Promise<void>) | null = null;
+
+  /**
+   * This disk as one process sees it: once crash() runs, every call through the view fails, as
+   * a dead process does nothing more (a storage's background work must not reach the disk that
+   * the next process opens).
+   */
+  process(): WalFs {
+    const generation = this.generation;
+    const alive = (path: string) => {
+      if (generation !== this.generation) throw errno('EBADF', path);
+    };
+    const sim = this;
+    return {
+      async open(path, mode) {
+        alive(path);
+        return sim.open(path, mode);
+      },
+      async readFile(path) {
+        alive(path);
+        return sim.readFile(path);
+      },
+      async writeNewFile(path, data) {
+        alive(path);
+        return sim.writeNewFile(path, data);
+      },
+      async readdir(dir) {
+        alive(dir);
+        return sim.readdir(dir);
+      },
+      async mkdirp(dir) {
+        alive(dir);
+        return sim.mkdirp(dir);
+      },
+      async rename(from, to) {
+        alive(from);
+        return sim.rename(from, to);
+      },
+      async link(from, to) {
+        alive(from);
+        return sim.link(from, to);
+      },
+      async unlink(path) {
+        if (sim.beforeDirOp) await sim.beforeDirOp('unlink', path);
+        alive(path);
+        return sim.unlink(path);
+      },
+      async syncDir(dir) {
+        if (sim.beforeDirOp) await sim.beforeDirOp('syncDir', dir);
+        alive(dir);
+        return sim.syncDir(dir);
+      },
+    };
+  }
 
   /**
    * Forgets everything not synced. `random` decides, per file, how many unsynced writes land

@@ -11,6 +11,30 @@
 // that names it, so a WAL never references a snapshot that is not on disk. Once a snapshot
 // is durable, segments whose entries it covers are deleted; each segment's header repeats the
 // hard state and snapshot in force when it was cut, so no deletion loses them.
+//
+// The marker frame and the purge (the deletions a snapshot allows) stay off the Ready loop's
+// syncs. The rules that keep every crash readable:
+//  1. A snapshot file is durable before any frame naming it is written (above).
+//  2. saveSnapshot's marker frame is appended unsynced, like a hard state: it becomes durable
+//     with the next fdatasync of the active segment (the next synced save(), a rollover, which
+//     syncs the old segment before it cuts a new one, or close()). A crash before that loads the
+//     previous snapshot and the log after it, all still on disk by rule 3: the state before the
+//     saveSnapshot, which is what the member had then (its backend may be ahead of it, as after
+//     any crash between a backend flush and a snapshot).
+//  3. Nothing a marker makes redundant is deleted before the marker is durable: retention is
+//     planned only when every frame appended so far has been fdatasync'ed (retentionDue waits for
+//     that), against the marker in force then, and a file leaves `segments`/`snapshotFiles` when
+//     it is queued, so no later plan counts it again.
+//  4. Queued files are deleted in order by one background chain (purge), not on the Ready loop:
+//     segments oldest first, each unlink made durable by a directory fsync before the next, so a
+//     crash at any point leaves consecutive segments whose first header holds a marker at or
+//     before every entry they lack. Superseded snapshot files are unlinked without a directory
+//     fsync (one that comes back after a crash is superseded all the same). Only files older than
+//     the marker in force are queued, and every later snapshot file has a higher index, so the
+//     purge never meets a file being written.
+//  5. The active segment is never queued; a rollover touches only the newest names. load() and
+//     close() wait for the purge: readWal must not list a file the purge is deleting, and the
+//     lock is released only once nothing of this process still changes the directory.
 
 import { join } from 'node:path';
 import type { Logger } from '../../../src/raft/config.ts';
@@ -93,6 +117,11 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
   /** A snapshot file prepareSnapshot is writing (beside save()), and the last one it wrote and synced. */
   private snapshotPreparing: Promise<void> | null = null;
   private snapshotPrepared: Snapshot | null = null;
+  /** A marker was applied after the last fdatasync: retention waits for the next (rule 3). */
+  private retentionDue = false;
+  /** Files a durable snapshot made redundant, deleted in order by `purging` (rule 4). */
+  private purgeQueue: Array<{ path: string; syncDir: boolean }> = [];
+  private purging: Promise<void> | null = null;
 
   /** What open() read, handed out by the first load() so boot reads the disk once. */
   private bootState: PersistedState | null;
@@ -216,6 +245,8 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
       this.bootState = null;
       if (boot !== null) return boot;
       await this.guard(() => this.writeBuffered());
+      await this.purging;
+      this.throwIfFailed();
       const wal = await readWal(this.fs, this.dir, this.frameBytesMax);
       return { hardState: wal.hardState, snapshot: wal.snapshot, entries: wal.entries };
     });
@@ -245,7 +276,8 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
           seg.maxEntryIndex = Math.max(seg.maxEntryIndex, batch.entries[batch.entries.length - 1].index);
         }
         if (batch.hardState !== null) this.hardState = { ...batch.hardState };
-        if (marker !== null) await this.retain();
+        // Synced with its frame: retention is planned now.
+        if (marker !== null) this.markerApplied();
       });
     });
   }
@@ -286,9 +318,10 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
         if (prepared) this.listSnapshotFile(snapshot);
         else await this.writeSnapshotFile(snapshot);
         const marker = { index: snapshot.metadata.index, term: snapshot.metadata.term };
-        await this.append(encodeBatch({ marker, snapshotReset: false, entries: [], hardState: null }), true);
+        // Unsynced (rule 2): the next synced save() carries it, and only then does retention run.
+        await this.append(encodeBatch({ marker, snapshotReset: false, entries: [], hardState: null }), false);
         this.applyMarker(marker, false);
-        await this.retain();
+        this.markerApplied();
       });
     });
   }
@@ -302,6 +335,7 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
       const prepared = await this.preparing;
       if (prepared) await this.fs.unlink(prepared.tmpPath).catch(ignoreNotFound);
       if (this.unsynced && this.failure === null) await this.syncActive();
+      await this.purging;
       await this.active.close();
     } finally {
       await this.releaseLock();
@@ -316,15 +350,19 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
   /** One operation at a time, as the Storage contract says; a second concurrent call is a bug. */
   private async exclusive<T>(op: () => Promise<T>): Promise<T> {
     if (this.closed) throw new StorageError('closed', `fs-wal ${this.dir} used after close()`);
-    if (this.failure !== null) {
-      throw new StorageError('closed', `fs-wal ${this.dir} failed earlier (${this.failure.message}); close it and open the dir again`);
-    }
+    this.throwIfFailed();
     if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: concurrent calls; the member must await each one`);
     this.busy = true;
     try {
       return await op();
     } finally {
       this.busy = false;
+    }
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== null) {
+      throw new StorageError('closed', `fs-wal ${this.dir} failed earlier (${this.failure.message}); close it and open the dir again`);
     }
   }
 
@@ -387,6 +425,7 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     await this.writeBuffered();
     await this.active.datasync();
     this.unsynced = false;
+    if (this.retentionDue) this.planRetention();
   }
 
   private segmentHeader(): Uint8Array {
@@ -464,27 +503,62 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     if (!this.snapshotFiles.some((m) => m.index === index && m.term === term)) this.snapshotFiles.push({ index, term });
   }
 
-  /** After a durable snapshot: delete segments it wholly covers and all but the latest snapshot files. */
-  private async retain(): Promise<void> {
+  /** A marker was applied: plan retention now if its frame is durable, else after the next fdatasync (rule 3). */
+  private markerApplied(): void {
+    this.retentionDue = true;
+    if (!this.unsynced) this.planRetention();
+  }
+
+  /**
+   * With every appended frame durable: queues the segments the marker in force wholly covers
+   * (oldest first, never the active one) and all but the latest snapshot files older than it,
+   * and starts the purge if it is not running. Runs on the caller's turn; deletes nothing itself.
+   */
+  private planRetention(): void {
+    assert(!this.unsynced, () => 'retention planned before the marker frame was synced');
+    this.retentionDue = false;
     const covered = this.log.snapshotIndex;
     while (this.segments.length > 1 && this.segments[0].maxEntryIndex <= covered) {
-      // Oldest first, each deletion durable before the next: a crash never leaves a hole.
-      await this.fs.unlink(join(this.dir, this.segments[0].name));
-      await this.fs.syncDir(this.dir);
+      this.purgeQueue.push({ path: join(this.dir, this.segments[0].name), syncDir: true });
       this.segments.shift();
     }
     const current = this.log.marker;
-    const older = this.snapshotFiles
-      .filter((m) => current !== null && m.index < current.index)
-      .sort((a, b) => b.index - a.index)
-      .slice(0, snapshotFilesKept - 1);
-    const keep = current === null ? older : [current, ...older];
-    const drop = this.snapshotFiles.filter((m) => !keep.some((k) => k.index === m.index && k.term === m.term));
-    // No directory fsync for these: a crash that undoes an unlink leaves a superseded snapshot
-    // file, as a crash just before it would; load lists it and the next snapshot drops it again.
-    // Each snapshot would otherwise pay a third fsync while the member's Ready loop waits.
-    for (const m of drop) await this.fs.unlink(join(this.dir, snapshotName(m))).catch(ignoreNotFound);
-    this.snapshotFiles = keep;
+    if (current !== null) {
+      const older = this.snapshotFiles
+        .filter((m) => m.index < current.index)
+        .sort((a, b) => b.index - a.index)
+        .slice(0, snapshotFilesKept - 1);
+      // Files after the marker in force (a prepared snapshot superseded by the leader's) stay
+      // until a later marker passes them: a snapshot at that point may be written again (rule 4).
+      const keep = this.snapshotFiles.filter((m) => m.index >= current.index || older.includes(m));
+      for (const m of this.snapshotFiles) if (!keep.includes(m)) this.purgeQueue.push({ path: join(this.dir, snapshotName(m)), syncDir: false });
+      this.snapshotFiles = keep;
+    }
+    if (this.purging === null && this.purgeQueue.length > 0) this.purging = this.purge();
+  }
+
+  /** Deletes the queued files in order beside the Ready loop; a failure fails the storage's next call. */
+  private async purge(): Promise<void> {
+    try {
+      while (this.purgeQueue.length > 0) {
+        const { path, syncDir } = this.purgeQueue[0];
+        if (syncDir) {
+          // A segment: each deletion durable before the next, so a crash never leaves a hole.
+          await this.fs.unlink(path);
+          await this.fs.syncDir(this.dir);
+        } else {
+          // A superseded snapshot file: no directory fsync (a crash that undoes the unlink leaves
+          // a superseded file, as a crash just before it would; the next retention drops it).
+          await this.fs.unlink(path).catch(ignoreNotFound);
+        }
+        this.purgeQueue.shift();
+      }
+    } catch (err) {
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+      this.logger.warn(`fs-wal ${this.dir}: deleting files a snapshot made redundant failed (${String(err)}); the next call fails`);
+    } finally {
+      this.purging = null;
+    }
   }
 }
 
