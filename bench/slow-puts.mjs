@@ -15,6 +15,9 @@
 //   member-js  the member's event-loop stalls minus the GC inside them (JavaScript on the loop,
 //              e.g. an LMDB write transaction's puts, or the process waiting for a CPU)
 //   client     the load client's own stalls (its GC included)
+// A member cause also names the member whose events of that kind covered the most of the put
+// (m0, m1, … in the order of the MEMBER_LOGs; the leader is the member whose log says "became
+// leader"), printed as a second table: a follower's slow append delays the quorum too.
 // Prints the count per cause for puts over 100 ms, 50–100 ms and the rest, and lists the puts
 // over --list-ms with the events that overlapped them.
 import { readFileSync } from 'node:fs';
@@ -70,15 +73,15 @@ memberLogs.forEach((file, m) => {
     while (j < evs.length && !(evs[j].kind === 'sync' && evs[j].how === 'datasync' && evs[j].path.endsWith('.wal'))) j++;
     const end = j < evs.length ? evs[j].end : e.end;
     for (let k = i; k <= Math.min(j, evs.length - 1); k++) inSnapshot.add(evs[k]);
-    cats.snapshot.push({ start: e.start, end, label: `m${m} snapshot hold ${(end - e.start).toFixed(0)} ms (file fsync ${e.ms.toFixed(0)})` });
+    cats.snapshot.push({ member: m, start: e.start, end, label: `m${m} snapshot hold ${(end - e.start).toFixed(0)} ms (file fsync ${e.ms.toFixed(0)})` });
   }
   for (const e of evs) {
-    if (e.kind === 'gc') cats['member-gc'].push({ start: e.start, end: e.end, label: `m${m} gc ${e.how} ${e.ms.toFixed(0)} ms` });
-    else if (e.kind === 'stall') cats['member-js'].push({ start: e.start, end: e.end, label: `m${m} stall ${e.ms.toFixed(0)} ms` });
+    if (e.kind === 'gc') cats['member-gc'].push({ member: m, start: e.start, end: e.end, label: `m${m} gc ${e.how} ${e.ms.toFixed(0)} ms` });
+    else if (e.kind === 'stall') cats['member-js'].push({ member: m, start: e.start, end: e.end, label: `m${m} stall ${e.ms.toFixed(0)} ms` });
     else if (e.kind === 'sync' && !inSnapshot.has(e)) {
       const name = e.path.split('/').pop();
-      if (e.how === 'datasync' && name.endsWith('.wal') && e.ms > 25) cats['wal-slow'].push({ start: e.start, end: e.end, label: `m${m} wal fdatasync ${e.ms.toFixed(0)} ms` });
-      else if (e.how === 'sync' && !/\.\w+$/.test(name)) cats['dir-sync'].push({ start: e.start, end: e.end, label: `m${m} dir fsync ${e.ms.toFixed(0)} ms` });
+      if (e.how === 'datasync' && name.endsWith('.wal') && e.ms > 25) cats['wal-slow'].push({ member: m, start: e.start, end: e.end, label: `m${m} wal fdatasync ${e.ms.toFixed(0)} ms` });
+      else if (e.how === 'sync' && !/\.\w+$/.test(name)) cats['dir-sync'].push({ member: m, start: e.start, end: e.end, label: `m${m} dir fsync ${e.ms.toFixed(0)} ms` });
     }
   }
 });
@@ -107,7 +110,15 @@ const rows = ops.map((o) => {
   let cause = 'none';
   let best = o.ms / 4;
   for (const [name, ms] of Object.entries(share)) if (ms >= best) [cause, best] = [name, ms];
-  return { ...o, share, cause };
+  let member = -1;
+  if (cause !== 'none' && cause !== 'client') {
+    let most = 0;
+    for (let m = 0; m < memberLogs.length; m++) {
+      const ms = covered(cats[cause].filter((x) => x.member === m), s, e);
+      if (ms > most) [member, most] = [m, ms];
+    }
+  }
+  return { ...o, share, cause, member };
 });
 
 const buckets = [
@@ -122,6 +133,17 @@ for (const [label, pick] of buckets) {
   const set = rows.filter(pick);
   const n = (c) => set.filter((r) => r.cause === c).length;
   console.log(`| ${label} | ${set.length} | ${names.map(n).join(' | ')} |`);
+}
+if (memberLogs.length > 1) {
+  const leaders = memberLogs.map((f, m) => (/became leader/.test(readFileSync(f, 'utf8')) ? `m${m}` : null)).filter(Boolean);
+  const memberCauses = names.filter((c) => c !== 'client' && c !== 'none');
+  console.log(`\nPuts over 100 ms with a member cause, by the member that covered most of it (leader in the logs: ${leaders.join(', ') || 'none'}):\n`);
+  console.log(`| member | ${memberCauses.join(' | ')} |`);
+  console.log(`|---|${memberCauses.map(() => '---:').join('|')}|`);
+  for (let m = 0; m < memberLogs.length; m++) {
+    const set = rows.filter((r) => r.ms > 100 && r.member === m);
+    console.log(`| m${m} | ${memberCauses.map((c) => set.filter((r) => r.cause === c).length).join(' | ')} |`);
+  }
 }
 console.log(`max ${Math.max(...ops.map((o) => o.ms)).toFixed(1)} ms; member snapshot holds in the round: ${cats.snapshot.length}, longest ${Math.max(0, ...cats.snapshot.map((x) => x.end - x.start)).toFixed(0)} ms; member GC max ${Math.max(0, ...cats['member-gc'].map((x) => x.end - x.start)).toFixed(0)} ms; client stall max ${Math.max(0, ...cats.client.map((x) => x.end - x.start)).toFixed(0)} ms`);
 
