@@ -6,9 +6,13 @@
 // For each put slower than SLOW_OP_MS (the client's `slow-op <start> <ms>` lines) it measures how
 // much of the put's interval overlapped each kind of event, and names as its cause the kind with
 // the largest overlap if that covers at least a quarter of the put (else "none"):
-//   snapshot   a member's snapshot hold in fs-wal: the .snap file's fsync, rename, directory
-//              fsync and the marker's WAL fdatasync (from the .snap.tmp fsync's start to the end
-//              of the first WAL fdatasync after the directory fsync that follows it)
+//   snapshot   a member's snapshot in fs-wal: the .snap file's fsync, rename, directory fsync
+//              and the next WAL fdatasync (from the .snap.tmp fsync's start to the end of the
+//              first WAL fdatasync after the directory fsync that follows it). Since session 11
+//              a member's own snapshot file (.prep.snap.tmp) is written beside the Ready loop, and
+//              since session 12 its marker rides on the next save's fdatasync: for those this
+//              window is disk work beside the loop, not a hold (the member's own hold is its
+//              meshkv_server_snapshot_duration_seconds)
 //   wal-slow   a WAL fdatasync over 25 ms outside a snapshot hold
 //   dir-sync   other directory fsyncs (segment rollover, deleted segments)
 //   member-gc  the member's GC pauses
