@@ -108,8 +108,8 @@ export function applyPut(txn: WriteTxn, store: KvStore, request: PutRequest): Pu
   const needsPrev = request.ignoreValue || request.ignoreLease || request.prevKv;
   const prev = needsPrev ? store.live(key) : undefined;
   if ((request.ignoreValue || request.ignoreLease) && prev === undefined) throw Errors.keyNotFound();
-  // A copy: the request's bytes belong to the caller, the store keeps these until committed.
-  const value = request.ignoreValue ? store.valueBytes(prev!) : new Uint8Array(request.value ?? EMPTY_BYTES);
+  // No copy here: the store copies the value into the record's backend op and keeps only that.
+  const value = request.ignoreValue ? store.valueBytes(prev!) : (request.value ?? EMPTY_BYTES);
   const lease = request.ignoreLease ? prev!.lease : (request.lease ?? 0n);
   txn.put(key, value, lease);
   const response: PutResponse = { header: { revision: txn.main } };

@@ -8,7 +8,7 @@
 import { toBinaryString, type BinaryString } from './bytes.ts';
 import type { Record } from './key-index.ts';
 import { decodeKeyValue, parseRevisionKey, revisionKey } from '../backend/layout.ts';
-import type { BackendReader } from '../seams.ts';
+import type { BackendOp, BackendReader } from '../seams.ts';
 
 /** A record with its value, as history reads return it (the value is the reader's own copy). */
 export interface StoredRecord extends Record {
@@ -18,12 +18,21 @@ export interface StoredRecord extends Record {
 interface BufferedRevision {
   /** In sub order; grows only while its write transaction is open. */
   readonly records: Record[];
-  /** By sub revision (a restored revision whose compaction kept only some subs leaves holes). Never mutated. */
-  readonly values: Uint8Array[];
+  /**
+   * By sub revision (a restored revision whose compaction kept only some subs leaves holes): the
+   * `key`-bucket put of each record, as the backend batch holds it. Values are read out of its
+   * KeyValue, so a buffered value is held once (in the op) until the backend commits it.
+   */
+  readonly ops: BackendOp[];
+}
+
+/** A buffered record's value: a view of its op's KeyValue. */
+function bufferedValue(buffered: BufferedRevision, sub: number): Uint8Array {
+  return decodeKeyValue(buffered.ops[sub].value!).value;
 }
 
 export class WriteBuffer {
-  /** Main revision → its records and values. Insertion order is ascending main. */
+  /** Main revision → its records and their backend ops. Insertion order is ascending main. */
   readonly revisions = new Map<number, BufferedRevision>();
   /** Revisions (revisionId) a compaction dropped whose delete is not committed yet. */
   readonly deleted = new Set<string>();
@@ -75,7 +84,7 @@ export class History {
   value(record: Record): BinaryString {
     if (record.version === 0) return '';
     const buffered = this.buffer.revisions.get(record.main);
-    if (buffered !== undefined) return toBinaryString(buffered.values[record.sub]);
+    if (buffered !== undefined) return toBinaryString(bufferedValue(buffered, record.sub));
     return toBinaryString(decodeKeyValue(this.stored(record)).value);
   }
 
@@ -85,7 +94,7 @@ export class History {
     // Plain Uint8Array copies: the caller owns them, and the backend may hand out its own
     // subclass (Node's Buffer).
     const buffered = this.buffer.revisions.get(record.main);
-    if (buffered !== undefined) return new Uint8Array(buffered.values[record.sub]);
+    if (buffered !== undefined) return new Uint8Array(bufferedValue(buffered, record.sub));
     return new Uint8Array(decodeKeyValue(this.stored(record)).value);
   }
 
@@ -119,12 +128,12 @@ export class History {
       });
       if (stopped) return;
     }
-    for (const [main, { records, values }] of revisions) {
+    for (const [main, buffered] of revisions) {
       if (main < from) continue;
       if (main > to) return;
-      for (const record of records) {
+      for (const record of buffered.records) {
         if (deleted.size > 0 && deleted.has(revisionId(main, record.sub))) continue;
-        if (visit({ ...record, value: new Uint8Array(values[record.sub]) }) === false) return;
+        if (visit({ ...record, value: record.version === 0 ? new Uint8Array(0) : new Uint8Array(bufferedValue(buffered, record.sub)) }) === false) return;
       }
     }
   }

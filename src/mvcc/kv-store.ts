@@ -431,21 +431,22 @@ export class KvStore {
     store.buffer.clearing = true;
     store.batchClear = true;
     let main = -1;
-    let group: { records: Record[]; values: Uint8Array[] } = { records: [], values: [] };
+    let group: { records: Record[]; ops: BackendOp[] } = { records: [], ops: [] };
     for (const stored of records) {
       if (stored.main > currentRevision) {
         throw new Error(`kvStore.restore: record at ${stored.main} beyond revision ${currentRevision}`);
       }
       if (stored.main !== main) {
         main = stored.main;
-        group = { records: [], values: [] };
+        group = { records: [], ops: [] };
         store.buffer.revisions.set(main, group);
         store.batchMains.push(main);
       }
       const { value, ...record } = stored;
       group.records.push(record);
-      group.values[record.sub] = value;
-      store.batchOps.push(store.encodeRecord(record, value));
+      const op = store.encodeRecord(record, value);
+      group.ops[record.sub] = op;
+      store.batchOps.push(op);
       store.indexRecord(record);
       store.records++;
     }
@@ -503,16 +504,20 @@ export class KvStore {
     this.index.forRange(key, end, false, (k, entry) => visit(entry, k));
   }
 
-  /** @internal Indexes a write of the open transaction and buffers its value. */
+  /**
+   * @internal Indexes a write of the open transaction and buffers it as its backend op: `value`
+   * is copied into the op here and not kept, and reads of the buffered value decode the op.
+   */
   appendRecord(record: Record, value: Uint8Array): void {
     this.indexRecord(record);
+    const op = this.encodeRecord(record, value);
     const buffered = this.buffer.revisions.get(record.main);
     // Fresh one-element arrays for a revision's first write (most write one key): an empty
     // array grown by push reserves room for 17, and these live until the backend commits.
-    if (buffered === undefined) this.buffer.revisions.set(record.main, { records: [record], values: [value] });
+    if (buffered === undefined) this.buffer.revisions.set(record.main, { records: [record], ops: [op] });
     else {
       buffered.records.push(record);
-      buffered.values.push(value);
+      buffered.ops.push(op);
     }
   }
 
@@ -538,8 +543,7 @@ export class KvStore {
     if (txn.main !== this.current + 1) {
       throw new Error(`kvStore.endTxn: txn revision ${txn.main} does not follow current ${this.current}`);
     }
-    const values = this.buffer.revisions.get(txn.main)!.values;
-    for (const { record } of txn.changes) this.batchOps.push(this.encodeRecord(record, values[record.sub]));
+    for (const op of this.buffer.revisions.get(txn.main)!.ops) this.batchOps.push(op);
     this.batchMains.push(txn.main);
     this.records += txn.changes.length;
     this.current = txn.main;
@@ -599,7 +603,7 @@ export class WriteTxn {
     return this.changes.length > 0 ? this.main : this.beginRevision;
   }
 
-  /** `value` is kept until the backend commits it: the caller must not change it afterwards. */
+  /** `value` is copied into the record's backend op at once: the caller keeps its bytes. */
   put(key: KeyString, value: Uint8Array, lease: bigint): void {
     this.assertOpen();
     const prev = this.store.live(key);
