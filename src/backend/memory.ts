@@ -4,7 +4,7 @@
 // a batch as soon as commit() returns.
 
 import { BTree } from '../mvcc/btree.ts';
-import { toBinaryString } from '../mvcc/bytes.ts';
+import { toBinaryString, fromBinaryString } from '../mvcc/bytes.ts';
 import {
   backendBuckets,
   type Backend,
@@ -37,14 +37,7 @@ function readerOver(buckets: Buckets): BackendReader {
       const low = toBinaryString(start);
       const high = end === null ? t.maxKey() : toBinaryString(end);
       if (high === undefined || high < low) return;
-      // Keys are valid only during `visit` (BackendReader): one array per range, refilled for each
-      // pair of its length (a snapshot's history walk made a fresh array per record).
-      let key = new Uint8Array(0);
-      t.forRange(low, high, end === null, (k, v) => {
-        if (key.length !== k.length) key = new Uint8Array(k.length);
-        for (let i = 0; i < k.length; i++) key[i] = k.charCodeAt(i);
-        return visit(key, v) === false ? { break: true } : undefined;
-      });
+      t.forRange(low, high, end === null, (k, v) => (visit(fromBinaryString(k), v) === false ? { break: true } : undefined));
     },
   };
 }

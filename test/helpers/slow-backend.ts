@@ -31,8 +31,7 @@ export class SlowBackend implements AsyncBackend {
     await later();
     const out: [Uint8Array, Uint8Array][] = [];
     this.inner.range(bucket, start, end, (k, v) => {
-      // Keys and values are valid only during the call (BackendReader).
-      out.push([k.slice(), v]);
+      out.push([k, v]);
       return out.length < pairsMax;
     });
     return out;

@@ -73,8 +73,6 @@ const kindCodes = new Map<TraceKind, number>();
 export class Trace {
   private readonly ring: RingEvent[] = [];
   private ringNext = 0;
-  /** Message facts taken from a slot a plain event overwrote, for the next message event. */
-  private spareFacts: MessageFacts | null = null;
   private hash = 0x811c9dc5;
   eventCount = 0;
 
@@ -86,26 +84,14 @@ export class Trace {
   }
 
   add(timeMs: number, kind: TraceKind, member: number, text: string): void {
-    const e = this.slot();
-    e.timeMs = timeMs;
-    e.kind = kind;
-    e.member = member;
-    e.text = text;
-    e.facts = null;
-    this.kept(e);
+    this.keep({ timeMs, kind, member, text, facts: null });
     this.hash = fnv(this.hash, `${timeMs}|${kind}|${member}|${text}`);
   }
 
   /** A message sent, delivered, dropped (`reason` says why) or duplicated. */
   addMessage(timeMs: number, kind: TraceKind, member: number, m: Message, reason: string): void {
-    const e = this.slot();
-    e.timeMs = timeMs;
-    e.kind = kind;
-    e.member = member;
-    e.text = '';
-    // The facts object of the event this one overwrites is reused: messages are most events.
-    const facts = (e.facts = factsInto(e.facts ?? this.spareFacts ?? emptyFacts(), m, reason));
-    this.kept(e);
+    const facts = factsOf(m, reason);
+    this.keep({ timeMs, kind, member, text: '', facts });
     let code = kindCodes.get(kind);
     if (code === undefined) kindCodes.set(kind, (code = fnv(0x811c9dc5, kind)));
     // One call per number, not a loop over an array of them: this runs for most messages.
@@ -116,25 +102,9 @@ export class Trace {
     this.hash = reason === '' ? h : fnv(h, reason);
   }
 
-  /**
-   * The ring's next slot: a new event until the ring is full, then the oldest one, overwritten
-   * in place (an event and its message facts per message sent and delivered were a tenth of
-   * the simulator's own allocation). A plain event's slot keeps its facts object for the next
-   * message event.
-   */
-  private slot(): RingEvent {
-    if (this.ring.length < this.ringEventsMax) {
-      const e: RingEvent = { timeMs: 0, kind: 'send', member: 0, text: '', facts: null };
-      this.ring.push(e);
-      return e;
-    }
-    const e = this.ring[this.ringNext];
-    if (e.facts !== null) this.spareFacts = e.facts;
-    return e;
-  }
-
-  private kept(event: RingEvent): void {
-    if (event.facts === this.spareFacts) this.spareFacts = null;
+  private keep(event: RingEvent): void {
+    if (this.ring.length < this.ringEventsMax) this.ring.push(event);
+    else this.ring[this.ringNext] = event;
     this.ringNext = (this.ringNext + 1) % this.ringEventsMax;
     this.eventCount++;
     if (this.echo) this.echo(formatEvent(toEvent(event)));
@@ -182,28 +152,21 @@ export function describeMessage(m: Message): string {
 }
 
 function factsOf(m: Message, reason: string): MessageFacts {
-  return factsInto(emptyFacts(), m, reason);
-}
-
-function emptyFacts(): MessageFacts {
-  return { type: MessageType.Hup, from: 0, to: 0, term: 0, index: 0, logTerm: 0, entries: 0, commit: 0, reject: false, rejectHint: 0, snapIndex: -1, snapTerm: -1, reason: '' };
-}
-
-function factsInto(f: MessageFacts, m: Message, reason: string): MessageFacts {
-  f.type = m.type;
-  f.from = m.from;
-  f.to = m.to;
-  f.term = m.term;
-  f.index = m.index;
-  f.logTerm = m.logTerm;
-  f.entries = m.entries.length;
-  f.commit = m.commit;
-  f.reject = m.reject;
-  f.rejectHint = m.rejectHint;
-  f.snapIndex = m.snapshot?.metadata.index ?? -1;
-  f.snapTerm = m.snapshot?.metadata.term ?? -1;
-  f.reason = reason;
-  return f;
+  return {
+    type: m.type,
+    from: m.from,
+    to: m.to,
+    term: m.term,
+    index: m.index,
+    logTerm: m.logTerm,
+    entries: m.entries.length,
+    commit: m.commit,
+    reject: m.reject,
+    rejectHint: m.rejectHint,
+    snapIndex: m.snapshot?.metadata.index ?? -1,
+    snapTerm: m.snapshot?.metadata.term ?? -1,
+    reason,
+  };
 }
 
 function describeFacts(m: MessageFacts): string {
