@@ -7,14 +7,27 @@ import { readFileSync } from 'node:fs';
 const file = process.argv[2];
 if (!file) throw new Error('usage: compare-summary.mjs results.jsonl');
 const runs = new Map(); // workload name -> { etcd3: [], meshkv3: [] }
+/** The latest meta line's leader by side: run-suite writes one (with `endpoint status`) per round. */
+const leaderBySide = new Map();
+/** The member the watch-fanout workload loads (the harness puts all its streams on the first endpoint): leader or follower. */
+const watchedRole = new Map(); // run record -> 'leader' | 'follower' | '?'
 for (const line of readFileSync(file, 'utf8').split('\n')) {
   if (!line.trim()) continue;
   let r;
   // run-suite's meta line is malformed for meshkv (etcdctl's `endpoint status` with http://
   // endpoints fails against it, see docs/etcd-api.md); it carries no measurement.
   try { r = JSON.parse(line); } catch { continue; }
-  if (r.meta || !r.label) continue;
+  if (r.meta) {
+    const leader = (Array.isArray(r.status) ? r.status : []).find((s) => s.Status?.leader === s.Status?.header?.member_id);
+    leaderBySide.set(r.label, leader?.Endpoint ?? null);
+    continue;
+  }
+  if (!r.label) continue;
   const [side, name] = r.label.split('/');
+  if (r.workload === 'watch-fanout') {
+    const leader = leaderBySide.get(side);
+    watchedRole.set(r, leader == null ? '?' : leader.endsWith(`//${r.endpoints?.[0]}`) ? 'leader' : 'follower');
+  }
   if (!runs.has(name)) runs.set(name, { etcd3: [], meshkv3: [] });
   runs.get(name)[side]?.push(r);
 }
@@ -62,3 +75,13 @@ for (const [name, sides] of runs) {
 console.log('\n| workload | meshkv/etcd ops/s: ratio of medians (per-round min–max) | p50 meshkv/etcd | server CPU per op meshkv/etcd |');
 console.log('|---|---|---|---|');
 for (const r of ratios) console.log(r);
+
+// The watch rows are one writer's put rate, which depends on whether the member carrying the
+// watchers leads (docs/benchmarks.md, "watch3, session 12"): each round with that role.
+for (const [name, sides] of runs) {
+  for (const side of ['etcd3', 'meshkv3']) {
+    const v = sides[side].filter((r) => watchedRole.has(r));
+    if (!v.length) continue;
+    console.log(`${name} ${side} per round: ${v.map((r) => `${r.writer_puts_per_s} puts/s (watched member ${watchedRole.get(r)})`).join(', ')}`);
+  }
+}
