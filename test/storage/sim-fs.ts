@@ -43,49 +43,25 @@ export class SimFs implements WalFs {
    */
   process(): WalFs {
     const generation = this.generation;
-    const alive = (path: string) => {
-      if (generation !== this.generation) throw errno('EBADF', path);
-    };
-    const sim = this;
+    // Each call checks, as it reaches the disk (after a held unlink or directory fsync), that no
+    // crash came in between.
+    const guard =
+      <A extends [string, ...unknown[]], R>(call: (...args: A) => Promise<R>, held?: 'unlink' | 'syncDir') =>
+      async (...args: A): Promise<R> => {
+        if (held !== undefined && this.beforeDirOp) await this.beforeDirOp(held, args[0]);
+        if (generation !== this.generation) throw errno('EBADF', args[0]);
+        return call.apply(this, args);
+      };
     return {
-      async open(path, mode) {
-        alive(path);
-        return sim.open(path, mode);
-      },
-      async readFile(path) {
-        alive(path);
-        return sim.readFile(path);
-      },
-      async writeNewFile(path, data) {
-        alive(path);
-        return sim.writeNewFile(path, data);
-      },
-      async readdir(dir) {
-        alive(dir);
-        return sim.readdir(dir);
-      },
-      async mkdirp(dir) {
-        alive(dir);
-        return sim.mkdirp(dir);
-      },
-      async rename(from, to) {
-        alive(from);
-        return sim.rename(from, to);
-      },
-      async link(from, to) {
-        alive(from);
-        return sim.link(from, to);
-      },
-      async unlink(path) {
-        if (sim.beforeDirOp) await sim.beforeDirOp('unlink', path);
-        alive(path);
-        return sim.unlink(path);
-      },
-      async syncDir(dir) {
-        if (sim.beforeDirOp) await sim.beforeDirOp('syncDir', dir);
-        alive(dir);
-        return sim.syncDir(dir);
-      },
+      open: guard(this.open),
+      readFile: guard(this.readFile),
+      writeNewFile: guard(this.writeNewFile),
+      readdir: guard(this.readdir),
+      mkdirp: guard(this.mkdirp),
+      rename: guard(this.rename),
+      link: guard(this.link),
+      unlink: guard(this.unlink, 'unlink'),
+      syncDir: guard(this.syncDir, 'syncDir'),
     };
   }
 
