@@ -14,8 +14,9 @@ const watchedRole = new Map(); // run record -> 'leader' | 'follower' | '?'
 for (const line of readFileSync(file, 'utf8').split('\n')) {
   if (!line.trim()) continue;
   let r;
-  // run-suite's meta line is malformed for meshkv (etcdctl's `endpoint status` with http://
-  // endpoints fails against it, see docs/etcd-api.md); it carries no measurement.
+  // A line that is not JSON (a run cut off mid-write) carries no measurement. run-suite's meta
+  // lines parse for both sides: etcdctl's `endpoint status` with http:// endpoints answers from
+  // meshkv since the authority shim (issue 17), and the watch rows' roles below read them.
   try { r = JSON.parse(line); } catch { continue; }
   if (r.meta) {
     const leader = (Array.isArray(r.status) ? r.status : []).find((s) => s.Status?.leader === s.Status?.header?.member_id);
