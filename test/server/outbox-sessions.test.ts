@@ -18,7 +18,7 @@ import { FsWalStorage } from '../../adapters/storage/fs-wal/index.ts';
 import { MemoryHub } from '../../adapters/transport/memory.ts';
 import { CompareResult, CompareTarget, type TxnRequest } from '../../src/mvcc/types.ts';
 import { silentLogger } from '../../src/raft/config.ts';
-import { KvMember } from '../../src/server/kv-member.ts';
+import { KvMember, type KvMemberOptions } from '../../src/server/kv-member.ts';
 import { OutboxSessions, outboxSessionKey, outboxSessionsMax, type OutboxOutcome } from '../../src/server/outbox-sessions.ts';
 import type { MemberId } from '../../src/raft/types.ts';
 import { ConfChangeTransition, ConfChangeType } from '../../src/raft/confchange.ts';
@@ -44,8 +44,11 @@ function guardedPut(key: string, value: string, modRevision: number): TxnRequest
   };
 }
 
-/** A member on fs-wal + LMDB in `dir`, snapshots every 50 entries (the store stays in LMDB). */
-async function startOnLmdb(dir: string, hub: MemoryHub, id: MemberId, peers: MemberId[]): Promise<{ kv: KvMember; backend: LmdbBackend }> {
+/**
+ * A member on fs-wal + LMDB in `dir`, snapshots every 50 entries (the store stays in LMDB).
+ * `timings`: steady by default; etcd's for a cluster that must keep one leader throughout.
+ */
+async function startOnLmdb(dir: string, hub: MemoryHub, id: MemberId, peers: MemberId[], timings: Partial<KvMemberOptions> = steadyTimings): Promise<{ kv: KvMember; backend: LmdbBackend }> {
   const storage = await FsWalStorage.open(join(dir, 'wal'), { logger: silentLogger });
   const backend = LmdbBackend.open(join(dir, 'backend'));
   const kv = await KvMember.start({
@@ -56,7 +59,7 @@ async function startOnLmdb(dir: string, hub: MemoryHub, id: MemberId, peers: Mem
     transport: hub.connect(id),
     random: prng(11 + id),
     // Slow enough ticks that a loaded machine does not churn leaders (and drop proposals) mid-test.
-    ...steadyTimings,
+    ...timings,
     snapshotEntries: 50,
     snapshotKeepEntries: 10,
     mvcc: { backend },
@@ -219,9 +222,13 @@ describe('outbox sessions', () => {
     const dirOf = new Map(ids.map((id) => [id, mkdtempSync(join(tmpdir(), 'meshkv-outbox-'))]));
     dirs.push(...dirOf.values());
     const ms = new Map<MemberId, { kv: KvMember; backend: LmdbBackend }>();
-    for (const id of ids) ms.set(id, await startOnLmdb(dirOf.get(id)!, hub, id, ids));
+    // etcd's timings: 75 proposals go to one leader, and at 200 ms elections a loaded machine
+    // changed leaders mid-loop now and then; a proposal a leader change drops fails only at its
+    // request timeout.
+    for (const id of ids) ms.set(id, await startOnLmdb(dirOf.get(id)!, hub, id, ids, etcdTimings));
     try {
-      const leader = await waitFor('a leader', () => [...ms.values()].find((m) => m.kv.isLeader()), 10_000);
+      const agreed = await waitForAgreedLeader([...ms.values()].map((m) => m.kv));
+      const leader = [...ms.values()].find((m) => m.kv === agreed)!;
       const clients = ['tab-a', 'tab-b', 'tab-c'];
       // 75 entries: a snapshot at 50 or so, then entries every member's backend holds past it.
       const outcomes = new Map<string, OutboxOutcome>();
@@ -236,7 +243,7 @@ describe('outbox sessions', () => {
       await waitFor('the follower applied everything', () => follower.kv.status().applied === leader.kv.status().applied, 10_000);
       await follower.kv.stop();
       await follower.backend.close();
-      const restarted = await startOnLmdb(dirOf.get(followerId)!, hub, followerId, ids);
+      const restarted = await startOnLmdb(dirOf.get(followerId)!, hub, followerId, ids, etcdTimings);
       ms.set(followerId, restarted);
       await waitFor('the restarted member caught up', () => restarted.kv.status().applied === leader.kv.status().applied, 10_000);
       const tables = [...ms.values()].map((m) => sessionTable(m.kv, clients, 26));
