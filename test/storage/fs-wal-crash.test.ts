@@ -32,6 +32,8 @@ describe('fs-wal crash consistency (simulated disk)', () => {
         segmentBytes: 4096,
         pid: ++pid,
         isProcessAlive: (p) => p === pid,
+        // The marker timer (rule 7) fires at the turns given below, between and during calls.
+        markerSyncDelayMs: 0,
       });
       let model = new StorageModel();
       /** States a crash may legitimately leave: the last synced one, then each unsynced one after it. */
@@ -40,6 +42,7 @@ describe('fs-wal crash consistency (simulated disk)', () => {
       await storage.load();
       let crashes = 0;
       for (let step = 0; step < 400; step++) {
+        if (random() < 0.1) await new Promise((r) => setTimeout(r, 1));
         if (random() < 0.06) {
           fs.crash(random);
           crashes++;
@@ -85,8 +88,8 @@ describe('fs-wal: the marker and the purge off the Ready loop, crashed at every 
   const segments = (fs: SimFs) => fs.readdir(dir).then((names) => names.filter((n) => n.endsWith('.wal')).sort());
 
   /** 120 entries in batches of 4 over several segments, then a snapshot at 100: the model after each. */
-  async function filled(fs: SimFs): Promise<{ storage: FsWalStorage; before: StorageModel; after: StorageModel }> {
-    const storage = await FsWalStorage.open(dir, options(fs));
+  async function filled(fs: SimFs, extra: FsWalOptions = {}): Promise<{ storage: FsWalStorage; before: StorageModel; after: StorageModel }> {
+    const storage = await FsWalStorage.open(dir, { ...options(fs), ...extra });
     await storage.load();
     const model = new StorageModel();
     for (let i = 1; i <= 120; i += 4) {
@@ -126,6 +129,81 @@ describe('fs-wal: the marker and the purge off the Ready loop, crashed at every 
     expect(await segments(fs)).toEqual(segmentsBefore);
     fs.crash(() => 0);
     expect(await reload(fs)).toEqual(plainState(before.state()));
+  });
+
+  it("an idle storage syncs saveSnapshot's marker on its own timer: the covered segments go without a write, and a crash after keeps the snapshot", async () => {
+    const fs = new SimFs();
+    await fs.mkdirp(dir);
+    const { storage, after } = await filled(fs, { markerSyncDelayMs: 20 });
+    const segmentsBefore = await segments(fs);
+    const syncs = fs.syncs;
+    // Nothing at once (rule 2)...
+    await new Promise((r) => setTimeout(r, 5));
+    expect(fs.syncs).toBe(syncs);
+    expect(await segments(fs)).toEqual(segmentsBefore);
+    // ...and no call after it: the storage's timer syncs the marker and the purge runs.
+    for (let waited = 0; waited < 5000 && (await segments(fs)).length >= segmentsBefore.length; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    expect(fs.syncs).toBeGreaterThan(syncs);
+    const segmentsAfter = await segments(fs);
+    expect(segmentsAfter.length).toBeLessThan(segmentsBefore.length - 2);
+    fs.crash(() => 0);
+    expect(await reload(fs)).toEqual(plainState(after.state()));
+    expect(await segments(fs)).toEqual(segmentsAfter);
+    await expect(storage.save(batch({ hardState: hs(1, 1, 120) }), true)).rejects.toThrow();
+  });
+
+  it("a save() that comes while the timer's sync of a marker is under way waits for it, and both land", async () => {
+    const fs = new SimFs();
+    await fs.mkdirp(dir);
+    const inner = fs.process();
+    let hold: Promise<void> | null = null;
+    let held = () => {};
+    const gated: WalFs = {
+      ...inner,
+      async open(path, mode) {
+        const file = await inner.open(path, mode);
+        return {
+          ...file,
+          path,
+          write: (data, position) => file.write(data, position),
+          datasync: async () => {
+            const h = hold;
+            hold = null;
+            if (h !== null) {
+              held();
+              await h;
+            }
+            return file.datasync();
+          },
+        };
+      },
+    };
+    const storage = await FsWalStorage.open(dir, { fs: gated, logger: silentLogger, segmentBytes: 4096, pid: ++pid, isProcessAlive: (p) => p === pid, markerSyncDelayMs: 10 });
+    await storage.load();
+    const model = new StorageModel();
+    for (let i = 1; i <= 120; i += 4) {
+      const b = batch({ entries: [padded(i), padded(i + 1), padded(i + 2), padded(i + 3)], hardState: hs(1, 1, i + 3) });
+      await storage.save(b, true);
+      model.save(b);
+    }
+    const snap = snapshot(100, 1);
+    let release = () => {};
+    hold = new Promise<void>((r) => (release = r));
+    const reached = new Promise<void>((r) => (held = r));
+    await storage.saveSnapshot(snap);
+    model.saveSnapshot(snap);
+    // The timer's fdatasync starts and is held there.
+    await reached;
+    const next = batch({ entries: [padded(121)], hardState: hs(1, 1, 121) });
+    let saved = false;
+    const saving = storage.save(next, true).then(() => void (saved = true));
+    model.save(next);
+    for (let turn = 0; turn < 5; turn++) await new Promise((r) => setImmediate(r));
+    expect(saved).toBe(false);
+    release();
+    await saving;
+    fs.crash(() => 0);
+    expect(await reload(fs)).toEqual(plainState(model.state()));
   });
 
   it('the Ready loop goes on while the purge is held; a crash at every step of the purge loads the state after the snapshot', async () => {
