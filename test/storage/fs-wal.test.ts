@@ -234,6 +234,64 @@ describe('fs-wal', () => {
       await s.close();
       expect((await (await open()).load()).entries.length).toBe(10);
     });
+
+    it('drops a torn final write in the segment before a prepared all-zero segment, and uses that segment at the next rollover', async () => {
+      await threeBatches();
+      // The next segment, prepared ahead of its rollover under its final name (wal.ts, rule 6).
+      await fsp.writeFile(join(dir, '0000000000000002.wal'), new Uint8Array(64 * 1024));
+      const path = join(dir, '0000000000000001.wal');
+      const bytes = await fsp.readFile(path);
+      const [lastStart, lastEnd] = frameOffsets(bytes).at(-1)!;
+      bytes[lastEnd - 1] ^= 0x40;
+      await fsp.writeFile(path, bytes);
+      const logger = recordingLogger();
+      const s = await open({ logger });
+      const loaded = await s.load();
+      expect(loaded.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(logger.warnings.join('\n')).toMatch(new RegExp(`0000000000000001\\.wal: dropping a torn final write at byte ${lastStart}`));
+      // Appends go on in segment 1; a frame that does not fit there goes into segment 2.
+      await s.save(batch({ entries: entries(7, 7, 1) }), true);
+      expect(frameOffsets(await fsp.readFile(path)).at(-1)![0]).toBe(lastStart);
+      for (let i = 8; i <= 11; i++) {
+        const big = { index: i, term: 1, type: EntryType.Normal, data: new Uint8Array(20 * 1024).fill(i) };
+        await s.save(batch({ entries: [big], hardState: hs(1, 1, i) }), true);
+      }
+      expect(frameOffsets(await fsp.readFile(join(dir, '0000000000000002.wal'))).length).toBe(2);
+      await s.close();
+      const again = await (await open()).load();
+      expect(again.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      expect(again.hardState).toEqual(hs(1, 1, 11));
+    });
+
+    it('refuses an all-zero segment before the last one, prepared or not', async () => {
+      await threeBatches();
+      await fsp.writeFile(join(dir, '0000000000000002.wal'), new Uint8Array(4096));
+      await fsp.writeFile(join(dir, '0000000000000003.wal'), new Uint8Array(4096));
+      await expect(open()).rejects.toThrow(`${join(dir, '0000000000000002.wal')}: segment has no header but is not the last segment`);
+    });
+
+    it('loads a directory written by the previous layout (a38ac5c: no segment prepared under its final name) and goes on from it', async () => {
+      const fixture = join(import.meta.dirname, 'fixtures', 'fs-wal-a38ac5c');
+      for (const name of await fsp.readdir(fixture)) await fsp.copyFile(join(fixture, name), join(dir, name));
+      const expected = Array.from({ length: 71 }, (_, i) => 51 + i);
+      const s = await open({ segmentBytes: 4096 });
+      const loaded = await s.load();
+      expect(loaded.snapshot?.metadata.index).toBe(50);
+      expect(loaded.hardState).toEqual(hs(1, 1, 121));
+      expect(loaded.entries.map((e) => e.index)).toEqual(expected);
+      expect(loaded.entries.at(-1)?.data).toEqual(padded(121).data);
+      // Past two more rollovers, into segments this build prepared.
+      for (let i = 122; i <= 200; i++) await s.save(batch({ entries: [padded(i)], hardState: hs(1, 1, i) }), true);
+      await s.close();
+      // close() leaves the segment prepared after the last written one: zeros under its final name.
+      const files = await segmentFiles(dir);
+      expect(files.length).toBeGreaterThan(2);
+      expect(files.at(-1)).toBe(`${(parseInt(files[0], 16) + files.length - 1).toString(16).padStart(16, '0')}.wal`);
+      expect((await fsp.readFile(join(dir, files.at(-1)!))).every((b) => b === 0)).toBe(true);
+      expect(frameOffsets(await fsp.readFile(join(dir, files.at(-2)!))).length).toBeGreaterThan(1);
+      const again = await (await open({ segmentBytes: 4096 })).load();
+      expect(again.entries.map((e) => e.index)).toEqual([...expected, ...Array.from({ length: 79 }, (_, i) => 122 + i)]);
+    });
   });
 
   describe('snapshots', () => {

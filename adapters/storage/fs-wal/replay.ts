@@ -48,6 +48,11 @@ export interface WalContents {
   entries: Entry[];
   /** Set when the last segment ended in a torn write at this byte offset. */
   torn: { name: string; offset: number; reason: string; nonZeroEnd: number } | null;
+  /**
+   * A segment after the last written one that holds only zeros: prepared ahead of its rollover
+   * (wal.ts, rule 6). It is not in `segments`; the one before it is the last written segment.
+   */
+  prepared: { seq: number; name: string; bytes: number } | null;
 }
 
 export async function readWal(fs: WalFs, dir: string, frameBytesMax: number): Promise<WalContents> {
@@ -73,14 +78,31 @@ export async function readWal(fs: WalFs, dir: string, frameBytesMax: number): Pr
   let writeOffset = 0;
   let lastSegmentBytes = 0;
   let torn: WalContents['torn'] = null;
-  for (let i = 0; i < seqs.length; i++) {
+  let prepared: WalContents['prepared'] = null;
+  // A trailing segment of zeros after a written one was prepared ahead of its rollover and never
+  // used: the segment before it is the last written one, the one a crash may leave torn. Only the
+  // very last segment may be such; a header-less segment anywhere else is corruption (below).
+  let written = seqs.length;
+  let lastBytes: Uint8Array | null = null;
+  if (seqs.length > 1) {
+    lastBytes = await fs.readFile(join(dir, segmentName(seqs[seqs.length - 1])));
+    if (lastNonZero(lastBytes, 0) < 0) {
+      written--;
+      prepared = { seq: seqs[written], name: segmentName(seqs[written]), bytes: lastBytes.length };
+    }
+  }
+  for (let i = 0; i < written; i++) {
     const name = segmentName(seqs[i]);
     const path = join(dir, name);
-    const isLast = i === seqs.length - 1;
-    const bytes = await fs.readFile(path);
+    const isLast = i === written - 1;
+    const bytes = i === seqs.length - 1 && lastBytes !== null ? lastBytes : await fs.readFile(path);
     const scan = scanSegment(bytes, path, seqs[i], isLast, i === 0, state, frameBytesMax);
     segments.push({ seq: seqs[i], name, maxEntryIndex: scan.maxEntryIndex });
     if (isLast) {
+      // A segment is prepared only once the header of the one before it is durable (wal.ts).
+      if (prepared !== null && scan.end === 0) {
+        throw corrupt(`${path}: segment has no header but is not the last segment (${join(dir, prepared.name)}, all zeros, follows it)`);
+      }
       writeOffset = scan.end;
       lastSegmentBytes = bytes.length;
       if (scan.tornReason !== null) {
@@ -109,6 +131,7 @@ export async function readWal(fs: WalFs, dir: string, frameBytesMax: number): Pr
     snapshot,
     entries: state.entries,
     torn,
+    prepared,
   };
 }
 

@@ -1,7 +1,8 @@
 // fs-wal: a segmented write-ahead log plus snapshot files in one data directory (Node only).
 //
 // <dir>/LOCK                      pid of the owning process (see lock.ts)
-// <dir>/<seq:16 hex>.wal          segments, preallocated with zeros, frames per records.ts
+// <dir>/<seq:16 hex>.wal          segments, preallocated with zeros, frames per records.ts; the
+//                                 last may be an unused one prepared ahead (rule 6)
 // <dir>/<term>-<index>.snap       snapshot files (16 hex digits each), the latest two kept
 //
 // Every save() is one batch frame. A synced one costs one write and one fdatasync (group
@@ -35,6 +36,32 @@
 //  5. The active segment is never queued; a rollover touches only the newest names. load() and
 //     close() wait for the purge: readWal must not list a file the purge is deleting, and the
 //     lock is released only once nothing of this process still changes the directory.
+//
+// The rollover keeps only the old segment's fdatasync and an open on the Ready loop:
+//  6. The next segment is prepared in the background: a temporary file is zero-filled and
+//     fsynced, renamed to its final name and the directory fsynced. The preparation starts only
+//     once the active segment's header is durable (after its first fdatasync; open() syncs a
+//     segment it read, which may be in the page cache only), and at most one segment is
+//     prepared, so on disk at most one segment follows the last written one, and it holds only
+//     zeros. readWal takes a trailing all-zero segment after a written one for that prepared
+//     segment: the one before it is the last written segment, the one whose torn final write is
+//     dropped. A header-less segment anywhere else, or one before a prepared segment, is
+//     corruption. The rollover fdatasyncs the old segment, then opens the prepared one; a frame
+//     goes into the new segment only after the old one is durable, so a new segment with any
+//     non-zero byte means every segment before it is whole. Crash cases:
+//     - between the rename and the directory fsync, or before the rename: the prepared file is
+//       gone or still a .tmp (deleted at open) or present under its name with all its zeros
+//       (fsynced before the rename); the log ends in the active segment either way.
+//     - between the old segment's fdatasync and the new segment's first synced frame: the new
+//       segment is all zeros, or holds a torn first frame; it is the last segment either way,
+//       loaded as empty or its torn frame dropped; the old one is whole.
+//     - a prepared segment never used (a crash, or close(), which leaves it): the next open()
+//       appends to the last written segment and uses the prepared one at its rollover.
+//     - a frame bigger than the prepared segment, or a preparation that failed or is not done:
+//       the rollover prepares (or waits for) one itself, renaming it over the old one.
+//  7. A marker saveSnapshot leaves unsynced (rule 2) is synced by the storage's own timer after
+//     markerSyncDelayMs if no synced save() comes first, so an idle member's covered segments
+//     go. The timer's sync runs only between calls; a call that starts meanwhile waits for it.
 
 import { join } from 'node:path';
 import type { Logger } from '../../../src/raft/config.ts';
@@ -75,11 +102,19 @@ export interface FsWalOptions {
   pid?: number;
   /** Decides whether a lock's holder still runs; defaults to a signal-0 probe. For tests. */
   isProcessAlive?: (pid: number) => boolean;
+  /**
+   * How long a saveSnapshot marker may stay unsynced before the storage syncs it on its own
+   * timer, so an idle member's covered segments go without waiting for its next write (rule 7).
+   */
+  markerSyncDelayMs?: number;
 }
 
+export const markerSyncDelayMsDefault = 1000;
+
+/** A zero-filled segment, durable under its final name (rule 6). */
 interface Prepared {
   seq: number;
-  tmpPath: string;
+  path: string;
   bytes: number;
 }
 
@@ -107,8 +142,16 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
    */
   private buffered: Uint8Array[] = [];
   private bufferedBytes = 0;
-  /** The next segment, zero-filled in the background so a rollover does not wait for it. */
+  /**
+   * The next segment, zero-filled, renamed to its final name and the directory fsynced in the
+   * background, so a rollover only opens it (rule 6). Started once the active segment's header is
+   * durable; null until then.
+   */
   private preparing: Promise<Prepared | null> | null = null;
+  private readonly markerSyncDelayMs: number;
+  /** Armed while a saveSnapshot marker waits unsynced (rule 7); its sync runs as `idleSyncing`. */
+  private markerTimer: ReturnType<typeof setTimeout> | null = null;
+  private idleSyncing: Promise<void> | null = null;
 
   private hardState: HardState;
   /** The snapshot marker and the terms of the entries after it: enough to plan every batch. */
@@ -136,6 +179,7 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     logger: Logger;
     segmentBytes: number;
     frameBytesMax: number;
+    markerSyncDelayMs: number;
     releaseLock: () => Promise<void>;
     segments: SegmentInfo[];
     active: WalFile;
@@ -152,6 +196,7 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     this.logger = init.logger;
     this.segmentBytes = init.segmentBytes;
     this.frameBytesMax = init.frameBytesMax;
+    this.markerSyncDelayMs = init.markerSyncDelayMs;
     this.releaseLock = init.releaseLock;
     this.segments = init.segments;
     this.active = init.active;
@@ -172,6 +217,7 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     const logger = options.logger ?? consoleLogger;
     const segmentBytes = options.segmentBytes ?? segmentBytesDefault;
     const frameBytesMax = options.frameBytesMax ?? frameBytesMaxDefault;
+    const markerSyncDelayMs = options.markerSyncDelayMs ?? markerSyncDelayMsDefault;
     if (!Number.isSafeInteger(segmentBytes) || segmentBytes < segmentBytesMin) {
       throw new RangeError(`segmentBytes ${segmentBytes} must be an integer >= segmentBytesMin ${segmentBytesMin}`);
     }
@@ -207,19 +253,21 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
       }
       if (segments.length === 0) {
         const prepared = await prepareSegment(fs, dir, 1, segmentBytes);
-        await fs.rename(prepared.tmpPath, join(dir, segmentName(1)));
-        await fs.syncDir(dir);
         segments = [{ seq: 1, name: segmentName(1), maxEntryIndex: 0 }];
         activeOffset = 0;
         activeBytes = prepared.bytes;
       }
       const active = await fs.open(join(dir, segments[segments.length - 1].name), 'update');
+      // What was read may be in the page cache only (the last process was killed): its header is
+      // made durable before a segment is prepared after it (rule 6).
+      if (wal.prepared === null && activeOffset > 0) await active.datasync();
       const storage = new FsWalStorage({
         dir,
         fs,
         logger,
         segmentBytes,
         frameBytesMax,
+        markerSyncDelayMs,
         releaseLock,
         segments,
         active,
@@ -231,7 +279,9 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
         snapshotFiles: wal.snapshotFiles,
         bootState: { hardState: wal.hardState, snapshot: wal.snapshot, entries: wal.entries },
       });
-      storage.prepareNext();
+      const { prepared } = wal;
+      if (prepared !== null) storage.preparing = Promise.resolve({ seq: prepared.seq, path: join(dir, prepared.name), bytes: prepared.bytes });
+      else if (activeOffset > 0) storage.prepareNext();
       return storage;
     } catch (err) {
       await releaseLock();
@@ -318,10 +368,12 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
         if (prepared) this.listSnapshotFile(snapshot);
         else await this.writeSnapshotFile(snapshot);
         const marker = { index: snapshot.metadata.index, term: snapshot.metadata.term };
-        // Unsynced (rule 2): the next synced save() carries it, and only then does retention run.
+        // Unsynced (rule 2): the next synced save() carries it, and only then does retention run,
+        // or the storage's own timer syncs it if none comes (rule 7).
         await this.append(encodeBatch({ marker, snapshotReset: false, entries: [], hardState: null }), false);
         this.applyMarker(marker, false);
         this.markerApplied();
+        if (this.retentionDue) this.armMarkerSync();
       });
     });
   }
@@ -331,9 +383,11 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: close() while another operation runs`);
     this.closed = true;
     try {
+      this.clearMarkerTimer();
+      await this.idleSyncing;
       await this.snapshotPreparing?.catch(() => undefined);
-      const prepared = await this.preparing;
-      if (prepared) await this.fs.unlink(prepared.tmpPath).catch(ignoreNotFound);
+      // A prepared segment stays: it is durable under its name, and the next open() uses it.
+      await this.preparing;
       if (this.unsynced && this.failure === null) await this.syncActive();
       await this.purging;
       await this.active.close();
@@ -354,6 +408,10 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     if (this.busy) throw new StorageError('concurrent-call', `fs-wal ${this.dir}: concurrent calls; the member must await each one`);
     this.busy = true;
     try {
+      if (this.idleSyncing !== null) {
+        await this.idleSyncing;
+        this.throwIfFailed();
+      }
       return await op();
     } finally {
       this.busy = false;
@@ -425,7 +483,33 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     await this.writeBuffered();
     await this.active.datasync();
     this.unsynced = false;
+    this.clearMarkerTimer();
+    // The active segment's header is durable now: the next segment may be prepared (rule 6).
+    if (this.preparing === null && !this.closed) this.prepareNext();
     if (this.retentionDue) this.planRetention();
+  }
+
+  /** Rule 7: a marker that saveSnapshot left unsynced is synced by this timer if no save() does it first. */
+  private armMarkerSync(): void {
+    if (this.markerTimer !== null || this.closed) return;
+    this.markerTimer = setTimeout(() => {
+      this.markerTimer = null;
+      if (this.closed || this.failure !== null || !this.unsynced || !this.retentionDue) return;
+      // A call is running: it may sync; if it does not, look again later.
+      if (this.busy) return this.armMarkerSync();
+      this.idleSyncing = this.guard(() => this.syncActive())
+        .catch((err: unknown) => this.logger.warn(`fs-wal ${this.dir}: syncing a snapshot marker in the background failed (${String(err)}); the next call fails`))
+        .finally(() => {
+          this.idleSyncing = null;
+        });
+    }, this.markerSyncDelayMs);
+    this.markerTimer.unref?.();
+  }
+
+  private clearMarkerTimer(): void {
+    if (this.markerTimer === null) return;
+    clearTimeout(this.markerTimer);
+    this.markerTimer = null;
   }
 
   private segmentHeader(): Uint8Array {
@@ -433,36 +517,39 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
     return encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.log.marker });
   }
 
-  /** Makes a fresh segment active, big enough for a header and `frameBytes`. */
+  /**
+   * Makes a fresh segment active, big enough for a header and `frameBytes`. On the Ready loop:
+   * the old segment's fdatasync and the open of the prepared one (rule 6); the preparation itself
+   * only when it is not done yet, failed, or is too small for `frameBytes`.
+   */
   private async rollover(frameBytes: number): Promise<void> {
     if (this.unsynced) await this.syncActive();
     await this.active.close();
     const current = this.segments[this.segments.length - 1];
     let seq = current.seq + 1;
+    let prepared = await this.preparing;
+    this.preparing = null;
     if (this.activeOffset === 0) {
-      // Never written: replace it rather than leave a header-less segment behind.
+      // Never written (a fresh directory's first segment): replace it rather than leave a
+      // header-less segment behind. Nothing was prepared after it (rule 6).
+      if (prepared !== null) await this.fs.unlink(prepared.path);
+      prepared = null;
       await this.fs.unlink(join(this.dir, current.name));
       this.segments.pop();
       seq = current.seq;
     }
     const bytesNeeded = encodeSegmentHeader({ seq, hardState: this.hardState, marker: this.log.marker }).length + frameBytes;
-    let prepared = await this.preparing;
-    this.preparing = null;
-    if (prepared !== null && (prepared.seq !== seq || prepared.bytes < bytesNeeded)) {
-      await this.fs.unlink(prepared.tmpPath);
-      prepared = null;
+    // Not ready, or too small for this frame: a big enough one is renamed over it.
+    if (prepared === null || prepared.seq !== seq || prepared.bytes < bytesNeeded) {
+      prepared = await prepareSegment(this.fs, this.dir, seq, Math.max(this.segmentBytes, bytesNeeded));
     }
-    prepared ??= await prepareSegment(this.fs, this.dir, seq, Math.max(this.segmentBytes, bytesNeeded));
     const name = segmentName(seq);
-    await this.fs.rename(prepared.tmpPath, join(this.dir, name));
-    await this.fs.syncDir(this.dir);
     const previous = this.segments.at(-1);
     assert(previous === undefined || previous.seq + 1 === seq, () => `segment ${seq} does not follow segment ${previous?.seq}`);
     this.segments.push({ seq, name, maxEntryIndex: 0 });
     this.active = await this.fs.open(join(this.dir, name), 'update');
     this.activeOffset = 0;
     this.activeBytes = prepared.bytes;
-    this.prepareNext();
   }
 
   private prepareNext(): void {
@@ -562,9 +649,13 @@ export class FsWalStorage implements Storage, SnapshotPreparation {
   }
 }
 
-/** A zero-filled segment under a temporary name, fsynced so its size is durable. */
+/**
+ * A zero-filled segment, fsynced so its size is durable, then renamed to its final name (over
+ * any segment of zeros there) and the directory fsynced (rule 6).
+ */
 async function prepareSegment(fs: WalFs, dir: string, seq: number, bytes: number): Promise<Prepared> {
-  const tmpPath = join(dir, `${segmentName(seq)}.tmp`);
+  const path = join(dir, segmentName(seq));
+  const tmpPath = `${path}.tmp`;
   await fs.unlink(tmpPath).catch(ignoreNotFound);
   const file = await fs.open(tmpPath, 'create');
   try {
@@ -573,7 +664,9 @@ async function prepareSegment(fs: WalFs, dir: string, seq: number, bytes: number
   } finally {
     await file.close();
   }
-  return { seq, tmpPath, bytes };
+  await fs.rename(tmpPath, path);
+  await fs.syncDir(dir);
+  return { seq, path, bytes };
 }
 
 const zeros = new Uint8Array(zeroChunkBytes);
