@@ -12,9 +12,9 @@
 // zero value, and the request a member replicates in its Raft entry (src/codec/request.ts,
 // msgpack with field names) carries no zero-valued fields — a compare-and-swap txn's entry
 // (16-byte key, 256-byte value) is 454 bytes instead of 724, bench/request-entry-ab.mjs.
-// Malformed bytes throw
-// ProtoDecodeError, which the gRPC transport (grpc-h2.ts) answers as etcd's grpc-go does:
-// INTERNAL, "grpc: error unmarshalling request: …". Encoding leaves proto3 zero values out.
+// Malformed bytes throw ProtoDecodeError, which the gRPC transport (grpc-h2.ts) answers as
+// etcd's grpc-go does: INTERNAL, "grpc: error unmarshalling request: …". Encoding leaves proto3
+// zero values out.
 //
 // int64 fields that hold revisions, counts and versions are numbers (exact up to 2^53, as the
 // core keeps them; larger values round as Number("…") would); lease ids are bigint.
