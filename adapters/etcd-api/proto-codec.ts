@@ -7,9 +7,14 @@
 // Field numbers are etcd's (proto/rpc.proto, proto/kv.proto). Decoding follows proto3: fields
 // in any order, a repeated scalar packed or not, the last of repeated singular fields wins,
 // unknown fields skipped; a known field with another wire type is refused, as etcd's
-// gogo-protobuf decoders refuse it. Malformed bytes throw
-// ProtoDecodeError, which the gRPC transport (grpc-h2.ts) answers as etcd's grpc-go does:
-// INTERNAL, "grpc: error unmarshalling request: …". Encoding leaves proto3 zero values out.
+// gogo-protobuf decoders refuse it. A decoded KV request holds only the fields on the wire
+// (besides its key, and a compare's result and target): the core reads a missing field as its
+// zero value, and the request a member replicates in its Raft entry (src/codec/request.ts,
+// msgpack with field names) carries no zero-valued fields — a compare-and-swap txn's entry
+// (16-byte key, 256-byte value) is 454 bytes instead of 724, bench/request-entry-ab.mjs.
+// Malformed bytes throw ProtoDecodeError, which the gRPC transport (grpc-h2.ts) answers as
+// etcd's grpc-go does: INTERNAL, "grpc: error unmarshalling request: …". Encoding leaves proto3
+// zero values out.
 //
 // int64 fields that hold revisions, counts and versions are numbers (exact up to 2^53, as the
 // core keeps them; larger values round as Number("…") would); lease ids are bigint.
@@ -210,21 +215,7 @@ function checkDepth(r: Reader, depth: number): void {
 }
 
 function rangeRequestAt(r: Reader, end: number): RangeRequest {
-  const m = {
-    key: noBytes,
-    rangeEnd: noBytes,
-    limit: 0,
-    revision: 0,
-    sortOrder: 0 as RangeRequest['sortOrder'] & number,
-    sortTarget: 0 as RangeRequest['sortTarget'] & number,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  };
+  const m: RangeRequest = { key: noBytes };
   while (r.pos < end) {
     const tag = r.tag(end);
     switch (tag) {
@@ -232,8 +223,8 @@ function rangeRequestAt(r: Reader, end: number): RangeRequest {
       case (2 << 3) | LEN: m.rangeEnd = r.bytes(end); break;
       case (3 << 3) | VARINT: m.limit = r.int64(end); break;
       case (4 << 3) | VARINT: m.revision = r.int64(end); break;
-      case (5 << 3) | VARINT: m.sortOrder = r.int32(end) as typeof m.sortOrder; break;
-      case (6 << 3) | VARINT: m.sortTarget = r.int32(end) as typeof m.sortTarget; break;
+      case (5 << 3) | VARINT: m.sortOrder = r.int32(end) as RangeRequest['sortOrder']; break;
+      case (6 << 3) | VARINT: m.sortTarget = r.int32(end) as RangeRequest['sortTarget']; break;
       case (7 << 3) | VARINT: m.serializable = r.bool(end); break;
       case (8 << 3) | VARINT: m.keysOnly = r.bool(end); break;
       case (9 << 3) | VARINT: m.countOnly = r.bool(end); break;
@@ -247,8 +238,8 @@ function rangeRequestAt(r: Reader, end: number): RangeRequest {
   return m;
 }
 
-function putRequestAt(r: Reader, end: number): Required<PutRequest> {
-  const m = { key: noBytes, value: noBytes, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
+function putRequestAt(r: Reader, end: number): PutRequest {
+  const m: PutRequest = { key: noBytes };
   while (r.pos < end) {
     const tag = r.tag(end);
     switch (tag) {
@@ -264,8 +255,8 @@ function putRequestAt(r: Reader, end: number): Required<PutRequest> {
   return m;
 }
 
-function deleteRangeRequestAt(r: Reader, end: number): Required<DeleteRangeRequest> {
-  const m = { key: noBytes, rangeEnd: noBytes, prevKv: false };
+function deleteRangeRequestAt(r: Reader, end: number): DeleteRangeRequest {
+  const m: DeleteRangeRequest = { key: noBytes };
   while (r.pos < end) {
     const tag = r.tag(end);
     switch (tag) {
@@ -279,17 +270,7 @@ function deleteRangeRequestAt(r: Reader, end: number): Required<DeleteRangeReque
 }
 
 function compareAt(r: Reader, end: number): Compare {
-  const m = {
-    result: 0 as Compare['result'],
-    target: 0 as Compare['target'],
-    key: noBytes,
-    version: 0,
-    createRevision: 0,
-    modRevision: 0,
-    value: noBytes,
-    lease: 0n,
-    rangeEnd: noBytes,
-  };
+  const m: Compare = { result: 0 as Compare['result'], target: 0 as Compare['target'], key: noBytes };
   while (r.pos < end) {
     const tag = r.tag(end);
     switch (tag) {
