@@ -39,14 +39,6 @@ import {
 /** Context of a Vote sent because the leader handed over leadership: voters skip the lease check. */
 export const CAMPAIGN_TRANSFER = new Uint8Array([0x74, 0x72]); // "tr"
 
-/**
- * Context of an empty App to a follower that has acknowledged everything sent to it: the
- * message only moves its commit index, and its answer would teach the leader nothing, so the
- * follower sends none when it accepts it (it still answers a rejection). One message fewer per
- * commit and follower; a member that does not know the marker answers as before.
- */
-export const COMMIT_NOTICE = new Uint8Array([0x63, 0x6e]); // "cn"
-
 /** Pending ReadIndex requests the leader holds at most; more are dropped (the client retries). */
 export const readRequestsMax = 4096;
 
@@ -69,11 +61,7 @@ export class RaftError extends Error {
 }
 
 function isTransferContext(ctx: Uint8Array | null): boolean {
-  return isMarker(ctx, CAMPAIGN_TRANSFER);
-}
-
-function isMarker(ctx: Uint8Array | null, marker: Uint8Array): boolean {
-  return ctx !== null && ctx.length === 2 && ctx[0] === marker[0] && ctx[1] === marker[1];
+  return ctx !== null && ctx.length === 2 && ctx[0] === CAMPAIGN_TRANSFER[0] && ctx[1] === CAMPAIGN_TRANSFER[1];
 }
 
 function isWellFormedConfState(cs: ConfState): boolean {
@@ -317,8 +305,6 @@ export class Raft {
     m.logTerm = prevTerm;
     m.entries = ents;
     m.commit = this.log.committed;
-    // Nothing in flight and nothing to send: only the commit index is news (see COMMIT_NOTICE).
-    if (ents.length === 0 && pr.state === ProgressState.Replicate && prevIndex === pr.match) m.context = COMMIT_NOTICE;
     if (ents.length > 0) {
       let bytes = 0;
       for (const e of ents) bytes += entrySize(e);
@@ -973,7 +959,6 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew >= 0) {
-      if (m.entries.length === 0 && isMarker(m.context, COMMIT_NOTICE)) return;
       r.index = lastNew;
       this.send(r);
       return;

@@ -114,7 +114,7 @@ export interface Message {
   /** AppResp reject: the follower's hint for where the leader should probe next. */
   rejectHint: number;
   snapshot: Snapshot | null;
-  /** ReadIndex request id; Vote/PreVote "transfer" marker (see CAMPAIGN_TRANSFER); App commit-notice marker (see COMMIT_NOTICE). */
+  /** ReadIndex request id; Vote/PreVote "transfer" marker (see CAMPAIGN_TRANSFER). */
   context: Uint8Array | null;
 }
 

@@ -79,7 +79,7 @@ export function formatMessage(m: Message): string {
     case MessageType.PreVoteResp:
       return `${head}${m.reject ? ' rejected' : ' granted'}`;
     case MessageType.App:
-      return `${head} prev=${m.logTerm}/${m.index} commit=${m.commit}${m.entries.length ? ` [${m.entries.map(formatEntry).join(', ')}]` : ''}${m.context ? ' notice' : ''}`;
+      return `${head} prev=${m.logTerm}/${m.index} commit=${m.commit}${m.entries.length ? ` [${m.entries.map(formatEntry).join(', ')}]` : ''}`;
     case MessageType.ForwardProp:
       return `${head} [${m.entries.map((e) => (e.type === EntryType.ConfChange ? formatConfChange(decodeConfChange(e.data)) : `"${dec.decode(e.data)}"`)).join(', ')}]`;
     case MessageType.AppResp:
