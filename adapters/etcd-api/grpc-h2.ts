@@ -148,6 +148,8 @@ export class Call implements StreamSink {
   private onMessage: ((req: any) => void) | null = null;
   private onEnd: ((req: unknown) => void) | null = null;
   private readingOne = false;
+  /** readOne's request goes to answer() (answerOne). */
+  private answering = false;
   private message: Buffer | null = null;
 
   constructor(
@@ -296,14 +298,16 @@ export class Call implements StreamSink {
   /** StreamSink: the client has half-closed. */
   streamEnd(): void {
     const onEnd = this.onEnd;
-    if (this.done || onEnd === null) return;
+    if (this.done || (onEnd === null && !this.answering)) return;
     if (this.pending !== null) return this.fail(truncated(this.pending));
-    if (!this.readingOne) return onEnd(undefined);
+    if (!this.readingOne) return onEnd!(undefined);
     const message = this.message;
     this.message = null;
     if (message === null) return this.fail(new GrpcStatusError(Status.Internal, 'grpc: client sent no request message on a unary call'));
     const req = this.decode(message);
-    if (req !== undecodable) onEnd(req);
+    if (req === undecodable) return;
+    if (this.answering) this.answer(req);
+    else onEnd!(req);
   }
 
   /** One request message decoded, or `undecodable` once the call has failed with grpc-go's unmarshalling error. */
@@ -321,6 +325,23 @@ export class Call implements StreamSink {
     this.readingOne = true;
     this.onEnd = onRequest;
     this.stream.resume();
+  }
+
+  /**
+   * Serves a unary call: its one request to the method's handler, the handler's result as the
+   * reply, its error as the status. Methods of the call, not closures: a waiting call holds less.
+   */
+  answerOne(): void {
+    this.readingOne = true;
+    this.answering = true;
+    this.stream.resume();
+  }
+
+  private answer(req: unknown): void {
+    (this.method as Extract<Method, { kind: 'unary' }>).handle(req, this).then(
+      (res) => this.reply(res),
+      (err) => this.fail(err),
+    );
   }
 
   /** Fails the call with DEADLINE_EXCEEDED after `ms` unless it ends first. */
@@ -527,12 +548,7 @@ export class GrpcH2Server {
     if (timeoutMs !== undefined) call.deadline(timeoutMs);
     switch (method.kind) {
       case 'unary':
-        call.readOne((req) =>
-          method.handle(req, call).then(
-            (res) => call.reply(res),
-            (err) => call.fail(err),
-          ),
-        );
+        call.answerOne();
         return;
       case 'serverStream':
         call.readOne((req) => method.handle(req, call));
