@@ -95,7 +95,11 @@ const okTrailers: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
 
 /** One registered method: how its messages are read and written, and what answers it. */
 export type Method =
-  | { kind: 'unary'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): Promise<unknown> }
+  /**
+   * A unary method's handler answers the call itself (call.reply or call.fail) and never
+   * rejects: no reaction of the transport's waits on it (a waiting call holds less).
+   */
+  | { kind: 'unary'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): Promise<void> }
   | { kind: 'serverStream'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): void }
   | { kind: 'bidi'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(call: Call): void };
 
@@ -327,10 +331,7 @@ export class Call implements StreamSink {
     this.stream.resume();
   }
 
-  /**
-   * Serves a unary call: its one request to the method's handler, the handler's result as the
-   * reply, its error as the status. Methods of the call, not closures: a waiting call holds less.
-   */
+  /** Serves a unary call: its one request goes to the method's handler, which answers it. */
   answerOne(): void {
     this.readingOne = true;
     this.answering = true;
@@ -338,10 +339,7 @@ export class Call implements StreamSink {
   }
 
   private answer(req: unknown): void {
-    (this.method as Extract<Method, { kind: 'unary' }>).handle(req, this).then(
-      (res) => this.reply(res),
-      (err) => this.fail(err),
-    );
+    void (this.method as Extract<Method, { kind: 'unary' }>).handle(req, this);
   }
 
   /** Fails the call with DEADLINE_EXCEEDED after `ms` unless it ends first. */

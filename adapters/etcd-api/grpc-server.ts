@@ -86,11 +86,15 @@ function unary(api: EtcdApi, service: string, rpc: Rpc, fn: (w: Wire, call: Call
     decode: asBytes,
     encode: asBytes,
     handle: async (bytes: Buffer, call) => {
-      const def = await loaded(service, rpc);
-      const w = deserialize(def, bytes);
-      const user = await api.userOf(tokenOf(call));
-      api.authorize(rpc, w, user);
-      return def.responseSerialize(await fn(w, call));
+      try {
+        const def = await loaded(service, rpc);
+        const w = deserialize(def, bytes);
+        const user = await api.userOf(tokenOf(call));
+        api.authorize(rpc, w, user);
+        call.reply(def.responseSerialize(await fn(w, call)));
+      } catch (err) {
+        call.fail(err);
+      }
     },
   };
 }
@@ -105,10 +109,14 @@ function decodedUnary<R extends keyof DecodedRequests>(api: EtcdApi, rpc: R, dec
     decode: refusing(decode),
     encode: asBytes,
     handle: async (req: DecodedRequests[R] | Refused, call) => {
-      const user = await api.userOf(tokenOf(call));
-      if (req instanceof Refused) throw req.error;
-      authorizeDecoded(api.kv, rpc, req, user);
-      return run(req);
+      try {
+        const user = await api.userOf(tokenOf(call));
+        if (req instanceof Refused) throw req.error;
+        authorizeDecoded(api.kv, rpc, req, user);
+        call.reply(await run(req));
+      } catch (err) {
+        call.fail(err);
+      }
     },
   };
 }
@@ -310,10 +318,14 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
       decode: codec.decodeLeaseGrantRequest,
       encode: asBytes,
       handle: async (req: { TTL: number; ID: bigint }, call: Call) => {
-        const user = await api.userOf(tokenOf(call));
-        api.authorize('LeaseGrant', {}, user);
-        const r = await kv.leaseGrant(req);
-        return codec.encodeLeaseGrantResponse(api.header(r.header.revision), r);
+        try {
+          const user = await api.userOf(tokenOf(call));
+          api.authorize('LeaseGrant', {}, user);
+          const r = await kv.leaseGrant(req);
+          call.reply(codec.encodeLeaseGrantResponse(api.header(r.header.revision), r));
+        } catch (err) {
+          call.fail(err);
+        }
       },
     },
     LeaseRevoke: lease('LeaseRevoke', (w) => api.lease.leaseRevoke(w)),
@@ -337,8 +349,12 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
       decode: codec.decodeStatusRequest,
       encode: asBytes,
       handle: async (req: Record<string, never>, call: Call) => {
-        api.authorize('Status', req, await api.userOf(tokenOf(call)));
-        return codec.encodeStatusResponse(api.header(), api.maintenance.statusBody());
+        try {
+          api.authorize('Status', req, await api.userOf(tokenOf(call)));
+          call.reply(codec.encodeStatusResponse(api.header(), api.maintenance.statusBody()));
+        } catch (err) {
+          call.fail(err);
+        }
       },
     },
     Defragment: maintenance('Defragment', (w) => api.maintenance.defragment(w)),
