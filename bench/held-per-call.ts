@@ -8,7 +8,7 @@
 // after full collections with all N waiting, and again once every answer has reached the client.
 // The difference per call is what a waiting call holds (the member's own part, its write, is not
 // in it). Each round prints one JSON line.
-//   npx tsx bench/held-per-call.ts [ROOT=.] [N=2000] [CONNS=4] [ROUNDS=3]   (re-runs itself under --expose-gc)
+//   [MODE=server] npx tsx bench/held-per-call.ts [ROOT=.] [N=2000] [CONNS=4] [ROUNDS=3]   (re-runs itself under --expose-gc)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
@@ -62,7 +62,24 @@ server.add('/etcdserverpb.KV/Put', {
     }
   }) as never,
 });
-const net = createServer((socket) => server.inject(socket));
+// MODE=server: etcd's services as the member registers them (grpc-server.ts), the Put path whole
+// but for the member: a stub api whose kv.put waits on the gate (one reaction per put standing
+// in for the member's own promise) and answers an empty PutResponse.
+const grpc = process.env.MODE === 'server' ? await etcdServices() : server;
+async function etcdServices() {
+  const { createGrpcServer } = (await import(from('grpc-server'))) as typeof import('../adapters/etcd-api/grpc-server.ts');
+  const result = { header: { revision: 1 } };
+  const kv = {
+    auth: { enabled: false },
+    put: () => {
+      if (++arrived === n) onArrived?.();
+      return gate.promise.then(() => result);
+    },
+  };
+  const api = { kv, userOf: () => Promise.resolve(''), header: (revision: number) => ({ cluster_id: '1', member_id: '1', revision, raft_term: 1 }) };
+  return createGrpcServer(api as never, 1.5 * 2 ** 20, true);
+}
+const net = createServer((socket) => grpc.inject(socket));
 await new Promise<void>((r) => net.listen(0, '127.0.0.1', r));
 const port = (net.address() as AddressInfo).port;
 
@@ -175,6 +192,6 @@ try {
   }
 } finally {
   child.kill();
-  server.close();
+  grpc.close();
   net.close();
 }
