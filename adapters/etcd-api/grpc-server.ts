@@ -100,10 +100,17 @@ function unary(api: EtcdApi, service: string, rpc: Rpc, fn: (w: Wire, call: Call
 }
 
 /**
- * A unary KV RPC read with the hand-written codec; `run` answers with the response it already
- * encoded (proto-codec.ts): protobufjs and its snake_case objects stay off the hot path.
+ * A unary KV RPC read with the hand-written codec; `run` answers, `encode` writes its answer
+ * (proto-codec.ts): protobufjs and its snake_case objects stay off the hot path. `run` is the
+ * member's own call, not an async function of its own: one async frame less per waiting call.
  */
-function decodedUnary<R extends keyof DecodedRequests>(api: EtcdApi, rpc: R, decode: (bytes: Buffer) => DecodedRequests[R], run: (req: DecodedRequests[R]) => Promise<Buffer>): Method {
+function decodedUnary<R extends keyof DecodedRequests, Res>(
+  api: EtcdApi,
+  rpc: R,
+  decode: (bytes: Buffer) => DecodedRequests[R],
+  run: (req: DecodedRequests[R]) => Promise<Res>,
+  encode: (res: Res) => Buffer,
+): Method {
   return {
     kind: 'unary',
     decode: refusing(decode),
@@ -113,7 +120,7 @@ function decodedUnary<R extends keyof DecodedRequests>(api: EtcdApi, rpc: R, dec
         const user = await api.userOf(tokenOf(call));
         if (req instanceof Refused) throw req.error;
         authorizeDecoded(api.kv, rpc, req, user);
-        call.reply(await run(req));
+        call.reply(encode(await run(req)));
       } catch (err) {
         call.fail(err);
       }
@@ -292,22 +299,34 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
   const u = (service: string) => (rpc: Rpc, fn: (w: Wire, call: Call) => Promise<Wire>) => unary(api, service, rpc, fn);
 
   add('KV', {
-    Range: decodedUnary(api, 'Range', codec.decodeRangeRequest, async (req) => {
-      const r = await kv.range(req);
-      return codec.encodeRangeResponse(api.header(r.header.revision), r);
-    }),
-    Put: decodedUnary(api, 'Put', codec.decodePutRequest, async (req) => {
-      const r = await kv.put(req);
-      return codec.encodePutResponse(api.header(r.header.revision), r);
-    }),
-    DeleteRange: decodedUnary(api, 'DeleteRange', codec.decodeDeleteRangeRequest, async (req) => {
-      const r = await kv.deleteRange(req);
-      return codec.encodeDeleteRangeResponse(api.header(r.header.revision), r);
-    }),
-    Txn: decodedUnary(api, 'Txn', codec.decodeTxnRequest, async (req) => {
-      const r = await kv.txn(req);
-      return codec.encodeTxnResponse(api.header(r.header.revision), r);
-    }),
+    Range: decodedUnary(
+      api,
+      'Range',
+      codec.decodeRangeRequest,
+      (req) => kv.range(req),
+      (r) => codec.encodeRangeResponse(api.header(r.header.revision), r),
+    ),
+    Put: decodedUnary(
+      api,
+      'Put',
+      codec.decodePutRequest,
+      (req) => kv.put(req),
+      (r) => codec.encodePutResponse(api.header(r.header.revision), r),
+    ),
+    DeleteRange: decodedUnary(
+      api,
+      'DeleteRange',
+      codec.decodeDeleteRangeRequest,
+      (req) => kv.deleteRange(req),
+      (r) => codec.encodeDeleteRangeResponse(api.header(r.header.revision), r),
+    ),
+    Txn: decodedUnary(
+      api,
+      'Txn',
+      codec.decodeTxnRequest,
+      (req) => kv.txn(req),
+      (r) => codec.encodeTxnResponse(api.header(r.header.revision), r),
+    ),
     Compact: u('KV')('Compact', (w) => api.kvService.compact(w)),
   });
   add('Watch', { Watch: { kind: 'bidi', decode: codec.decodeWatchRequest, encode: asBytes, handle: requireLeader(api, watch(api)) } });
