@@ -99,7 +99,7 @@ export type Method =
    * A unary method's handler answers the call itself (call.reply or call.fail) and never
    * rejects: no reaction of the transport's waits on it (a waiting call holds less).
    */
-  | { kind: 'unary'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): Promise<void> }
+  | { kind: 'unary'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): void | Promise<void> }
   | { kind: 'serverStream'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): void }
   | { kind: 'bidi'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(call: Call): void };
 

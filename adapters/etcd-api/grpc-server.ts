@@ -3,7 +3,7 @@
 // port here: listener.ts hands it connections.
 
 import { EtcdApiError, Status, type EtcdApi } from './api.ts';
-import { authorizeDecoded, type DecodedRequests, type Rpc } from './auth-gate.ts';
+import { authorizeDecoded, userWithoutLookup, type DecodedRequests, type Rpc } from './auth-gate.ts';
 import { loadProto } from './proto-load.ts';
 import { forwardedMetadataKey } from './leader-client.ts';
 import { DEFAULT_LIMITS } from '../../src/mvcc/validate.ts';
@@ -115,14 +115,24 @@ function decodedUnary<R extends keyof DecodedRequests, Res>(
     kind: 'unary',
     decode: refusing(decode),
     encode: asBytes,
-    handle: async (req: DecodedRequests[R] | Refused, call) => {
-      try {
-        const user = await api.userOf(tokenOf(call));
-        if (req instanceof Refused) throw req.error;
-        authorizeDecoded(api.kv, rpc, req, user);
-        call.reply(encode(await run(req)));
-      } catch (err) {
-        call.fail(err);
+    handle: (req: DecodedRequests[R] | Refused, call) => {
+      const token = tokenOf(call);
+      // No token to look up (auth disabled, or none sent): straight to the member, and what
+      // waits for its answer is one reaction, not an async frame.
+      const user = userWithoutLookup(api.kv, token);
+      if (user !== undefined) return answer(user);
+      return api.userOf(token).then(answer, (err: unknown) => call.fail(err));
+      function answer(user: string): void {
+        try {
+          if (req instanceof Refused) throw req.error;
+          authorizeDecoded(api.kv, rpc, req, user);
+          run(req).then(
+            (res) => call.reply(encode(res)),
+            (err: unknown) => call.fail(err),
+          );
+        } catch (err) {
+          call.fail(err);
+        }
       }
     },
   };
