@@ -96,8 +96,12 @@ const checks: Record<Rpc, Check> = {
  * does. Asynchronous because a JWT's signature is checked through WebCrypto.
  */
 export async function userOfCall(kv: KvMember, token: string | undefined): Promise<string> {
-  if (!kv.auth.enabled || token === undefined || token === '') return '';
-  return kv.userOfToken(token);
+  return userWithoutLookup(kv, token) ?? kv.userOfToken(token!);
+}
+
+/** The call's user when no token needs looking up ('': auth disabled, or no token sent); else undefined. */
+export function userWithoutLookup(kv: KvMember, token: string | undefined): string | undefined {
+  return !kv.auth.enabled || token === undefined || token === '' ? '' : undefined;
 }
 
 /**

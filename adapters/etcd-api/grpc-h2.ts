@@ -16,7 +16,7 @@
 import type * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { Status, toApiError } from './errors.ts';
-import { H2Server } from './h2/connection.ts';
+import { H2Server, type StreamSink } from './h2/connection.ts';
 
 /** Each gRPC message on the wire: 1 byte compressed flag, 4 bytes big-endian length. */
 const prefixBytes = 5;
@@ -31,8 +31,9 @@ const undecodable: unique symbol = Symbol('undecodable');
 export type Headers = http2.IncomingHttpHeaders;
 
 /**
- * The part of an HTTP/2 request stream a call uses: node:http2's ServerHttp2Stream has it, and
- * so does meshkv's own server's stream (h2/connection.ts).
+ * The part of an HTTP/2 request stream a call uses: meshkv's own server's stream
+ * (h2/connection.ts) has it, and node:http2's ServerHttp2Stream gets it from NodeStream below.
+ * Its events go to one StreamSink (the call), not to listeners.
  */
 export interface GrpcStream {
   readonly destroyed: boolean;
@@ -41,17 +42,64 @@ export interface GrpcStream {
   write(bytes: Buffer): boolean;
   end(bytes?: Buffer): void;
   sendTrailers(trailers: http2.OutgoingHttpHeaders): void;
-  on(event: 'data', fn: (chunk: Buffer) => void): this;
-  on(event: 'close' | 'drain' | 'end' | 'error', fn: () => void): this;
-  off(event: 'drain', fn: () => void): this;
-  once(event: 'wantTrailers', fn: () => void): this;
+  /** Tells `sink` of the stream's data (after resume), end, drain, trailers and close. */
+  attach(sink: StreamSink): void;
+  /** Starts reading the request's bytes; until then they wait in flow control. */
+  resume(): void;
   /** meshkv's server only: this stream's frames go after the turn's other frames (h2/connection.ts). */
   deferWrites?(): void;
 }
 
+/** node:http2's stream as a GrpcStream: its events become the sink's calls. */
+class NodeStream implements GrpcStream {
+  constructor(private readonly stream: http2.ServerHttp2Stream) {
+    // Stream errors (a reset mid-write) end the stream; its 'close' tells the call.
+    stream.on('error', () => {});
+  }
+  get destroyed(): boolean {
+    return this.stream.destroyed;
+  }
+  get writableNeedDrain(): boolean {
+    return this.stream.writableNeedDrain;
+  }
+  respond(headers: http2.OutgoingHttpHeaders, options: { endStream?: boolean; waitForTrailers?: boolean }): void {
+    // A copy: node:http2 may add to the headers it is given (date), and ours are shared.
+    this.stream.respond({ ...headers }, options);
+  }
+  write(bytes: Buffer): boolean {
+    return this.stream.write(bytes);
+  }
+  end(bytes?: Buffer): void {
+    if (bytes === undefined) this.stream.end();
+    else this.stream.end(bytes);
+  }
+  sendTrailers(trailers: http2.OutgoingHttpHeaders): void {
+    this.stream.sendTrailers(trailers);
+  }
+  attach(sink: StreamSink): void {
+    this.stream.on('close', () => sink.streamClosed());
+    this.stream.on('drain', () => sink.streamDrain());
+    this.stream.on('wantTrailers', () => sink.streamWantsTrailers());
+    this.stream.on('end', () => sink.streamEnd());
+    this.sink = sink;
+  }
+  private sink: StreamSink | null = null;
+  resume(): void {
+    const sink = this.sink;
+    if (sink !== null) this.stream.on('data', (chunk: Buffer) => sink.streamData(chunk));
+  }
+}
+
+/** The trailers of a call that ends well: one object for every call (never changed). */
+const okTrailers: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
+
 /** One registered method: how its messages are read and written, and what answers it. */
 export type Method =
-  | { kind: 'unary'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): Promise<unknown> }
+  /**
+   * A unary method's handler answers the call itself (call.reply or call.fail) and never
+   * rejects: no reaction of the transport's waits on it (a waiting call holds less).
+   */
+  | { kind: 'unary'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): void | Promise<void> }
   | { kind: 'serverStream'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(req: any, call: Call): void }
   | { kind: 'bidi'; decode(bytes: Buffer): unknown; encode(res: any): Buffer; handle(call: Call): void };
 
@@ -90,15 +138,23 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
  * One call on one HTTP/2 stream. Handlers read its metadata, write responses, end or fail it,
  * and learn when it is gone (client cancel, RST_STREAM, deadline, connection lost).
  */
-export class Call {
+export class Call implements StreamSink {
   /** Set once the call has its status or its stream is gone: nothing more is sent. */
   private done = false;
   private headersSent = false;
-  private trailers: http2.OutgoingHttpHeaders = { 'grpc-status': '0' };
+  private trailers: http2.OutgoingHttpHeaders = okTrailers;
   private closeHandlers: (() => void)[] | null = null;
+  private drainWaiters: (() => void)[] | null = null;
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** Bytes of a message not yet complete (prefix included), carried across DATA frames. */
   private pending: Buffer | null = null;
+  /** The reader: read()'s callbacks, or readOne()'s (`onMessage` null, the message kept in `message`). */
+  private onMessage: ((req: any) => void) | null = null;
+  private onEnd: ((req: unknown) => void) | null = null;
+  private readingOne = false;
+  /** readOne's request goes to answer() (answerOne). */
+  private answering = false;
+  private message: Buffer | null = null;
 
   constructor(
     private readonly stream: GrpcStream,
@@ -106,7 +162,7 @@ export class Call {
     private readonly method: Method,
     private readonly receiveBytesMax: number,
   ) {
-    stream.on('close', () => this.closed());
+    stream.attach(this);
   }
 
   /** A text metadata value (lower-case key); the first when repeated. */
@@ -138,13 +194,19 @@ export class Call {
   drained(): Promise<void> {
     return new Promise((resolve) => {
       if (this.gone || !this.stream.writableNeedDrain) return resolve();
-      const done = () => {
-        this.stream.off('drain', done);
-        resolve();
-      };
-      this.stream.on('drain', done);
-      this.onClose(done);
+      (this.drainWaiters ??= []).push(resolve);
     });
+  }
+
+  /** StreamSink: the stream's queue has room again. */
+  streamDrain(): void {
+    this.wakeDrainWaiters();
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
   }
 
   /** Sends one response message; false when the client's buffer is full (wait for drained()). */
@@ -202,26 +264,54 @@ export class Call {
    * half-closes. Until this is called, the stream's bytes wait in HTTP/2's flow-control window.
    */
   read(onMessage: (req: any) => void, onEnd: () => void): void {
-    this.stream.on('data', (chunk: Buffer) => {
-      if (this.done) return;
-      const messages: Buffer[] = [];
+    this.onMessage = onMessage;
+    this.onEnd = onEnd;
+    this.stream.resume();
+  }
+
+  /** StreamSink: request bytes, cut into messages for read() or readOne(). */
+  streamData(chunk: Buffer): void {
+    if (this.done) return;
+    if (this.readingOne) {
       try {
-        this.split(chunk, (bytes) => messages.push(bytes));
+        this.split(chunk, (bytes) => {
+          if (this.message !== null) throw new GrpcStatusError(Status.Internal, 'grpc: client streaming protocol violation: get <nil>, want <EOF>');
+          this.message = bytes;
+        });
       } catch (err) {
-        return this.fail(err);
+        this.fail(err);
       }
-      for (const bytes of messages) {
-        if (this.done) return;
-        const req = this.decode(bytes);
-        if (req === undecodable) return;
-        onMessage(req);
-      }
-    });
-    this.stream.on('end', () => {
+      return;
+    }
+    const onMessage = this.onMessage;
+    if (onMessage === null) return;
+    const messages: Buffer[] = [];
+    try {
+      this.split(chunk, (bytes) => messages.push(bytes));
+    } catch (err) {
+      return this.fail(err);
+    }
+    for (const bytes of messages) {
       if (this.done) return;
-      if (this.pending !== null) return this.fail(truncated(this.pending));
-      onEnd();
-    });
+      const req = this.decode(bytes);
+      if (req === undecodable) return;
+      onMessage(req);
+    }
+  }
+
+  /** StreamSink: the client has half-closed. */
+  streamEnd(): void {
+    const onEnd = this.onEnd;
+    if (this.done || (onEnd === null && !this.answering)) return;
+    if (this.pending !== null) return this.fail(truncated(this.pending));
+    if (!this.readingOne) return onEnd!(undefined);
+    const message = this.message;
+    this.message = null;
+    if (message === null) return this.fail(new GrpcStatusError(Status.Internal, 'grpc: client sent no request message on a unary call'));
+    const req = this.decode(message);
+    if (req === undecodable) return;
+    if (this.answering) this.answer(req);
+    else onEnd!(req);
   }
 
   /** One request message decoded, or `undecodable` once the call has failed with grpc-go's unmarshalling error. */
@@ -236,25 +326,20 @@ export class Call {
 
   /** Reads a unary or server-streaming call's single request message. */
   readOne(onRequest: (req: unknown) => void): void {
-    let message: Buffer | null = null;
-    this.stream.on('data', (chunk: Buffer) => {
-      if (this.done) return;
-      try {
-        this.split(chunk, (bytes) => {
-          if (message !== null) throw new GrpcStatusError(Status.Internal, 'grpc: client streaming protocol violation: get <nil>, want <EOF>');
-          message = bytes;
-        });
-      } catch (err) {
-        this.fail(err);
-      }
-    });
-    this.stream.on('end', () => {
-      if (this.done) return;
-      if (this.pending !== null) return this.fail(truncated(this.pending));
-      if (message === null) return this.fail(new GrpcStatusError(Status.Internal, 'grpc: client sent no request message on a unary call'));
-      const req = this.decode(message);
-      if (req !== undecodable) onRequest(req);
-    });
+    this.readingOne = true;
+    this.onEnd = onRequest;
+    this.stream.resume();
+  }
+
+  /** Serves a unary call: its one request goes to the method's handler, which answers it. */
+  answerOne(): void {
+    this.readingOne = true;
+    this.answering = true;
+    this.stream.resume();
+  }
+
+  private answer(req: unknown): void {
+    void (this.method as Extract<Method, { kind: 'unary' }>).handle(req, this);
   }
 
   /** Fails the call with DEADLINE_EXCEEDED after `ms` unless it ends first. */
@@ -295,8 +380,17 @@ export class Call {
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers));
+    this.stream.respond(okResponseHeaders, waitForTrailers);
+  }
+
+  /** StreamSink: the response's messages are out; its status follows. */
+  streamWantsTrailers(): void {
+    this.stream.sendTrailers(this.trailers);
+  }
+
+  /** StreamSink: the stream is gone. */
+  streamClosed(): void {
+    this.closed();
   }
 
   /**
@@ -310,11 +404,18 @@ export class Call {
   private closed(): void {
     this.done = true;
     clearTimeout(this.timer);
+    this.onMessage = null;
+    this.onEnd = null;
+    this.message = null;
     const handlers = this.closeHandlers;
     this.closeHandlers = null;
     if (handlers) for (const fn of handlers) fn();
+    this.wakeDrainWaiters();
   }
 }
+
+const okResponseHeaders: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc' };
+const waitForTrailers = { waitForTrailers: true };
 
 /** Bytes before each message: the compressed flag and the message's length. */
 export const grpcPrefixBytes = prefixBytes;
@@ -391,7 +492,7 @@ export class GrpcH2Server {
       // A protocol error ends that connection only; Node reports it here, and it must not throw.
       session.on('error', () => session.destroy());
     });
-    server.on('stream', (stream, headers) => this.serve(stream as GrpcStream, headers));
+    server.on('stream', (stream, headers) => this.serve(new NodeStream(stream), headers));
     return server;
   }
 
@@ -420,8 +521,6 @@ export class GrpcH2Server {
   }
 
   private serve(stream: GrpcStream, headers: Headers): void {
-    // Stream errors (a reset mid-write) end the stream; its 'close' tells the call.
-    stream.on('error', () => {});
     if (headers[':method'] !== 'POST') return refuse(stream, 405, Status.Internal, `invalid gRPC request method ${JSON.stringify(headers[':method'])}`);
     const type = headers['content-type'];
     if (type === undefined || !/^application\/grpc($|[+;])/.test(type)) {
@@ -447,12 +546,7 @@ export class GrpcH2Server {
     if (timeoutMs !== undefined) call.deadline(timeoutMs);
     switch (method.kind) {
       case 'unary':
-        call.readOne((req) =>
-          method.handle(req, call).then(
-            (res) => call.reply(res),
-            (err) => call.fail(err),
-          ),
-        );
+        call.answerOne();
         return;
       case 'serverStream':
         call.readOne((req) => method.handle(req, call));

@@ -96,6 +96,9 @@ export interface HeaderField {
   sensitive: boolean;
 }
 
+/** Repeated literal values longer than this (encoded) are decoded each time, not kept. */
+const literalBytesMax = 256;
+
 /** Integers above this are refused: no header block of ours comes near it. */
 const integerMax = 2 ** 28;
 
@@ -109,6 +112,13 @@ export class HpackDecoder {
   private readonly dynamic: [string, string][] = [];
   private tableBytes = 0;
   private tableBytesLimit = 4096;
+  /**
+   * The last value sent as a literal without indexing, per static name index, with its encoded
+   * bytes: a client that repeats one (nghttp2, so node:http2 and grpc-js, never indexes a :path
+   * of 16 characters or more) gets the same string back without decoding it again, and every
+   * waiting request holds that one string rather than a copy of its own.
+   */
+  private readonly literals: ({ raw: Buffer; value: string } | undefined)[] = [];
 
   constructor(private readonly tableBytesMax = 65_536) {}
 
@@ -166,10 +176,34 @@ export class HpackDecoder {
         const sensitive = (b & 0x10) !== 0;
         const index = integer(4);
         const name = index === 0 ? string() : entry(index)[0];
-        fields.push({ name, value: string(), sensitive });
+        if (sensitive || index === 0 || index > staticTable.length) {
+          fields.push({ name, value: string(), sensitive });
+          continue;
+        }
+        // The value's encoded bytes (its length prefix and all) are compared with the last ones.
+        const start = pos;
+        const len = integer(7);
+        if (pos + len > block.length) throw new HpackError('string runs past the header block');
+        const end = pos + len;
+        let value = this.repeated(index, block, start, end);
+        if (value === undefined) {
+          pos = start;
+          value = string();
+          if (end - start <= literalBytesMax) this.literals[index] = { raw: Buffer.from(block.subarray(start, end)), value };
+        }
+        pos = end;
+        fields.push({ name, value, sensitive });
       }
     }
     return fields;
+  }
+
+  /** The string decoded last time at this name index from the same bytes, if they are. */
+  private repeated(index: number, block: Buffer, start: number, end: number): string | undefined {
+    const last = this.literals[index];
+    if (last === undefined || last.raw.length !== end - start) return undefined;
+    for (let i = 0; i < last.raw.length; i++) if (last.raw[i] !== block[start + i]) return undefined;
+    return last.value;
   }
 
   private insert(name: string, value: string): void {

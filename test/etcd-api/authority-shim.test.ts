@@ -195,6 +195,27 @@ describe('hpack', () => {
     expect(again).toEqual([...fields, { name: 'x-secret', value: 'é', sensitive: true }]);
   });
 
+  it('literals repeated without indexing (as nghttp2 sends a long :path) decode to what each block says', () => {
+    const d = new HpackDecoder();
+    // Literal without indexing (0x0_) or never indexed (0x1_), name by static index, raw value.
+    const literal = (first: number, value: string) => Buffer.concat([Buffer.from([first, value.length]), Buffer.from(value, 'latin1')]);
+    const path = (value: string) => d.decode(Buffer.concat([Buffer.from([0x83]), literal(0x04, value)])).map((f) => [f.name, f.value]);
+    expect(path('/etcdserverpb.KV/Put')).toEqual([[':method', 'POST'], [':path', '/etcdserverpb.KV/Put']]);
+    expect(path('/etcdserverpb.KV/Put')).toEqual([[':method', 'POST'], [':path', '/etcdserverpb.KV/Put']]);
+    // Same length, other bytes; then the first again.
+    expect(path('/etcdserverpb.KV/Txn')).toEqual([[':method', 'POST'], [':path', '/etcdserverpb.KV/Txn']]);
+    expect(path('/etcdserverpb.KV/Put')).toEqual([[':method', 'POST'], [':path', '/etcdserverpb.KV/Put']]);
+    // The same value Huffman-coded (RFC 7541 C.4.1's authority), then raw, then another name's.
+    const huffman = Buffer.from('018cf1e3c2e5f23a6ba0ab90f4ff', 'hex');
+    expect(d.decode(huffman)).toEqual([{ name: ':authority', value: 'www.example.com', sensitive: false }]);
+    expect(d.decode(huffman)).toEqual([{ name: ':authority', value: 'www.example.com', sensitive: false }]);
+    expect(d.decode(literal(0x01, 'www.example.org'))).toEqual([{ name: ':authority', value: 'www.example.org', sensitive: false }]);
+    expect(d.decode(literal(0x01, 'www.example.com'))).toEqual([{ name: ':authority', value: 'www.example.com', sensitive: false }]);
+    // Never-indexed values keep their flag; a value cut short is refused even after a repeat.
+    expect(d.decode(literal(0x14, '/etcdserverpb.KV/Put'))).toEqual([{ name: ':path', value: '/etcdserverpb.KV/Put', sensitive: true }]);
+    expect(() => d.decode(literal(0x04, '/etcdserverpb.KV/Put').subarray(0, 10))).toThrow(HpackError);
+  });
+
   it('refuses malformed blocks with an HpackError', () => {
     const d = new HpackDecoder();
     expect(() => d.decode(Buffer.from([0xbe]))).toThrow(HpackError); // index 62 with an empty dynamic table

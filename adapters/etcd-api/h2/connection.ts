@@ -12,7 +12,6 @@
 // Bad input never throws out of here: a connection error sends GOAWAY with its error code and
 // closes this connection only; a stream error resets that stream with RST_STREAM.
 
-import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { encodeLiterals, HpackDecoder, HpackError, type HeaderField } from '../hpack.ts';
 import {
@@ -85,11 +84,36 @@ function headerBlock(headers: OutgoingHeaders): Buffer {
 }
 
 /**
- * One request stream, shaped like the part of node:http2's ServerHttp2Stream that the gRPC
- * layer (../grpc-h2.ts) uses: 'data', 'end', 'drain', 'wantTrailers', 'close' and 'error'
- * events, respond / write / end / sendTrailers, `destroyed` and `writableNeedDrain`.
+ * What reads a stream and hears of its progress: the gRPC call (../grpc-h2.ts). Methods of one
+ * object rather than event listeners, so that a request waiting for its answer holds no
+ * closures and no listener table (docs/benchmarks.md, "reqpool, session 13").
  */
-export class H2Stream extends EventEmitter {
+export interface StreamSink {
+  /** A chunk of the request's body, once resume() has been called. */
+  streamData(chunk: Buffer): void;
+  /** The client has half-closed, after every chunk before it. */
+  streamEnd(): void;
+  /** write() said wait, and the queue now has room. */
+  streamDrain(): void;
+  /** end() of a response begun with waitForTrailers: the trailers go now (sendTrailers). */
+  streamWantsTrailers(): void;
+  /** Gone for good: reset, the connection's end, or both halves closed. Once. */
+  streamClosed(): void;
+}
+
+/** DATA (then the trailers) waiting for flow-control window. */
+interface Queued {
+  data: Buffer;
+  endStream: boolean;
+  trailers: Buffer | null;
+}
+
+/**
+ * One request stream: the part of node:http2's ServerHttp2Stream that the gRPC layer
+ * (../grpc-h2.ts) uses — respond / write / end / sendTrailers, `destroyed` and
+ * `writableNeedDrain` — with its events told to one StreamSink.
+ */
+export class H2Stream {
   destroyed = false;
   /** The client has sent END_STREAM. */
   remoteEnded = false;
@@ -97,29 +121,57 @@ export class H2Stream extends EventEmitter {
   private localEnded = false;
   /** END_STREAM has gone to the connection. */
   private sentEnd = false;
-  /** write() has said wait: 'drain' follows once the queue has room. */
+  /** write() has said wait: streamDrain follows once the queue has room. */
   private reportedFull = false;
   private waitForTrailers = false;
-  /** Frames (DATA, then the trailers) waiting for flow-control window, in order. */
-  private queue: { data: Buffer; endStream: boolean; trailers: Buffer | null }[] = [];
-  private queuedBytes = 0;
-  /** Bytes received but not yet given to a 'data' listener (none is attached until the handler reads). */
-  private inbound: Buffer[] | null = [];
+  /** This stream's frames go out after the turn's other frames (see deferWrites). */
+  private deferred = false;
+  /** The reader has called resume(): bytes go to it as they arrive. */
+  private reading = false;
+  /** The client's end arrived before the reader: streamEnd follows the bytes held. */
   private endPending = false;
+  private sink: StreamSink | null = null;
+  /** Frames waiting for flow-control window, in order (null while none has waited). */
+  private queue: Queued[] | null = null;
+  private queuedBytes = 0;
+  /** Bytes received before resume(), in order (null while there are none). */
+  private inbound: Buffer[] | null = null;
   sendWindow: number;
   recvWindow: number;
   /** Received bytes handed to the reader but not yet returned to the client as window. */
   private consumed = 0;
-  /** This stream's frames go out after the turn's other frames (see deferWrites). */
-  private deferred = false;
 
   constructor(
     private readonly conn: H2Connection,
     readonly id: number,
   ) {
-    super();
     this.sendWindow = conn.peerInitialWindow;
     this.recvWindow = conn.limits.streamWindowBytes;
+  }
+
+  /** Tells `sink` of this stream's data, end, drain, trailers and close from now on. */
+  attach(sink: StreamSink): void {
+    this.sink = sink;
+  }
+
+  /**
+   * Starts handing the request's bytes to the sink. Like a paused Readable: until then they
+   * wait (in HTTP/2's flow-control window). What waited goes on the next tick, not inside this call.
+   */
+  resume(): void {
+    if (this.reading) return;
+    this.reading = true;
+    if (this.inbound !== null || this.endPending) process.nextTick(() => this.deliverHeld());
+  }
+
+  private deliverHeld(): void {
+    const inbound = this.inbound;
+    this.inbound = null;
+    if (inbound !== null) for (const chunk of inbound) this.deliver(chunk);
+    if (this.endPending) {
+      this.endPending = false;
+      if (!this.destroyed) this.sink?.streamEnd();
+    }
   }
 
   /**
@@ -136,26 +188,11 @@ export class H2Stream extends EventEmitter {
     return this.queuedBytes >= this.conn.limits.streamQueueBytesHigh;
   }
 
-  override on(event: string | symbol, fn: (...args: any[]) => void): this {
-    super.on(event, fn);
-    // Like a paused Readable: bytes wait until someone reads them.
-    if (event === 'data' && this.inbound !== null) process.nextTick(() => this.startReading());
-    return this;
-  }
-
-  private startReading(): void {
-    const inbound = this.inbound;
-    if (inbound === null) return;
-    this.inbound = null;
-    for (const chunk of inbound) this.deliver(chunk);
-    if (this.endPending) this.emit('end');
-  }
-
   /** A DATA payload from the client. */
   received(chunk: Buffer, endStream: boolean): void {
     if (chunk.length > 0) {
-      if (this.inbound !== null) this.inbound.push(chunk);
-      else this.deliver(chunk);
+      if (this.reading && this.inbound === null) this.deliver(chunk);
+      else (this.inbound ??= []).push(chunk);
     }
     if (endStream) this.remoteClosed();
   }
@@ -167,10 +204,10 @@ export class H2Stream extends EventEmitter {
     if (this.sentEnd) this.close();
   }
 
-  /** 'end' for the reader, after the bytes it has not read yet. */
+  /** streamEnd for the reader, after the bytes it has not read yet. */
   signalEnd(): void {
-    if (this.inbound !== null) this.endPending = true;
-    else this.emit('end');
+    if (!this.reading || this.inbound !== null) this.endPending = true;
+    else this.sink?.streamEnd();
   }
 
   private deliver(chunk: Buffer): void {
@@ -182,7 +219,7 @@ export class H2Stream extends EventEmitter {
       this.conn.send(windowUpdateFrame(this.id, this.consumed));
       this.consumed = 0;
     }
-    this.emit('data', chunk);
+    this.sink?.streamData(chunk);
   }
 
   respond(headers: OutgoingHeaders, options: { endStream?: boolean; waitForTrailers?: boolean } = {}): void {
@@ -205,7 +242,7 @@ export class H2Stream extends EventEmitter {
     if (this.waitForTrailers) {
       if (data !== undefined) this.push(data, false, null);
       this.waitForTrailers = false;
-      this.emit('wantTrailers');
+      this.sink?.streamWantsTrailers();
       return;
     }
     this.push(data ?? Buffer.alloc(0), true, null);
@@ -219,8 +256,8 @@ export class H2Stream extends EventEmitter {
   /** Queues DATA (and trailers) behind what is queued already, then sends what the windows allow. */
   private push(data: Buffer, endStream: boolean, trailers: Buffer | null): void {
     if (endStream) this.localEnded = true;
-    if (this.queue.length === 0 && this.trySend(data, endStream, trailers)) return;
-    this.queue.push({ data, endStream, trailers });
+    if ((this.queue === null || this.queue.length === 0) && this.trySend(data, endStream, trailers)) return;
+    (this.queue ??= []).push({ data, endStream, trailers });
     this.queuedBytes += data.length;
     // What the windows allow goes now, in pieces: the client opens them only after receiving.
     if (!this.flushQueue()) this.conn.blocked.add(this);
@@ -241,8 +278,9 @@ export class H2Stream extends EventEmitter {
 
   /** Sends what the windows now allow; true when nothing is left queued. */
   flushQueue(): boolean {
-    while (this.queue.length > 0 && !this.destroyed) {
-      const item = this.queue[0]!;
+    const queue = this.queue;
+    while (queue !== null && queue.length > 0 && !this.destroyed) {
+      const item = queue[0]!;
       // A message larger than what the windows will ever open at once goes in pieces.
       const room = Math.min(this.sendWindow, this.conn.sendWindow);
       if (item.data.length > 0 && item.data.length > room) {
@@ -253,15 +291,15 @@ export class H2Stream extends EventEmitter {
         this.trySend(piece, false, null);
         continue;
       }
-      this.queue.shift();
+      queue.shift();
       this.queuedBytes -= item.data.length;
       this.trySend(item.data, item.endStream, item.trailers);
     }
     if (this.reportedFull && !this.writableNeedDrain) {
       this.reportedFull = false;
-      this.emit('drain');
+      this.sink?.streamDrain();
     }
-    return this.queue.length === 0;
+    return this.queue === null || this.queue.length === 0;
   }
 
   private localClosed(): void {
@@ -286,10 +324,11 @@ export class H2Stream extends EventEmitter {
     if (this.destroyed) return;
     this.destroyed = true;
     this.localEnded = true;
-    this.queue = [];
+    this.queue = null;
     this.queuedBytes = 0;
+    this.inbound = null;
     this.conn.forget(this);
-    this.emit('close');
+    this.sink?.streamClosed();
   }
 }
 
