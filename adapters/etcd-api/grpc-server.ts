@@ -101,15 +101,16 @@ function unary(api: EtcdApi, service: string, rpc: Rpc, fn: (w: Wire, call: Call
 
 /**
  * A unary KV RPC read with the hand-written codec; `run` answers, `encode` writes its answer
- * (proto-codec.ts): protobufjs and its snake_case objects stay off the hot path. `run` is the
- * member's own call, not an async function of its own: one async frame less per waiting call.
+ * under a header at the answer's revision (proto-codec.ts): protobufjs and its snake_case
+ * objects stay off the hot path. `run` is the member's own call, not an async function of its
+ * own: one async frame less per waiting call.
  */
-function decodedUnary<R extends keyof DecodedRequests, Res>(
+function decodedUnary<R extends keyof DecodedRequests, Res extends { header: { revision: number } }>(
   api: EtcdApi,
   rpc: R,
   decode: (bytes: Buffer) => DecodedRequests[R],
   run: (req: DecodedRequests[R]) => Promise<Res>,
-  encode: (res: Res) => Buffer,
+  encode: (header: codec.HeaderWire, res: Res) => Buffer,
 ): Method {
   return {
     kind: 'unary',
@@ -127,7 +128,7 @@ function decodedUnary<R extends keyof DecodedRequests, Res>(
           if (req instanceof Refused) throw req.error;
           authorizeDecoded(api.kv, rpc, req, user);
           run(req).then(
-            (res) => call.reply(encode(res)),
+            (res) => call.reply(encode(api.header(res.header.revision), res)),
             (err: unknown) => call.fail(err),
           );
         } catch (err) {
@@ -309,34 +310,10 @@ export function createGrpcServer(api: EtcdApi, requestBytesMax = DEFAULT_LIMITS.
   const u = (service: string) => (rpc: Rpc, fn: (w: Wire, call: Call) => Promise<Wire>) => unary(api, service, rpc, fn);
 
   add('KV', {
-    Range: decodedUnary(
-      api,
-      'Range',
-      codec.decodeRangeRequest,
-      (req) => kv.range(req),
-      (r) => codec.encodeRangeResponse(api.header(r.header.revision), r),
-    ),
-    Put: decodedUnary(
-      api,
-      'Put',
-      codec.decodePutRequest,
-      (req) => kv.put(req),
-      (r) => codec.encodePutResponse(api.header(r.header.revision), r),
-    ),
-    DeleteRange: decodedUnary(
-      api,
-      'DeleteRange',
-      codec.decodeDeleteRangeRequest,
-      (req) => kv.deleteRange(req),
-      (r) => codec.encodeDeleteRangeResponse(api.header(r.header.revision), r),
-    ),
-    Txn: decodedUnary(
-      api,
-      'Txn',
-      codec.decodeTxnRequest,
-      (req) => kv.txn(req),
-      (r) => codec.encodeTxnResponse(api.header(r.header.revision), r),
-    ),
+    Range: decodedUnary(api, 'Range', codec.decodeRangeRequest, (req) => kv.range(req), codec.encodeRangeResponse),
+    Put: decodedUnary(api, 'Put', codec.decodePutRequest, (req) => kv.put(req), codec.encodePutResponse),
+    DeleteRange: decodedUnary(api, 'DeleteRange', codec.decodeDeleteRangeRequest, (req) => kv.deleteRange(req), codec.encodeDeleteRangeResponse),
+    Txn: decodedUnary(api, 'Txn', codec.decodeTxnRequest, (req) => kv.txn(req), codec.encodeTxnResponse),
     Compact: u('KV')('Compact', (w) => api.kvService.compact(w)),
   });
   add('Watch', { Watch: { kind: 'bidi', decode: codec.decodeWatchRequest, encode: asBytes, handle: requireLeader(api, watch(api)) } });
