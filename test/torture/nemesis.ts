@@ -490,10 +490,16 @@ function segments(dir: string): string[] {
   return readdirSync(dir).filter((n) => /^[0-9a-f]{16}\.wal$/.test(n)).sort();
 }
 
+/**
+ * The segment the member wrote last: the newest, unless that one is the next segment prepared
+ * ahead of its rollover, all zeros (adapters/storage/fs-wal/wal.ts, rule 6); then the one before.
+ */
 function lastSegment(dir: string): string {
   const all = segments(dir);
   if (all.length === 0) throw new Error(`${dir} has no WAL segment`);
-  return join(dir, all[all.length - 1]);
+  const newest = join(dir, all[all.length - 1]);
+  if (all.length > 1 && dataEnd(readFileSync(newest)) === 0) return join(dir, all[all.length - 2]);
+  return newest;
 }
 
 function latestSnapshot(dir: string): string | null {
