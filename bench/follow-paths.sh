@@ -55,29 +55,13 @@ measure() {  # measure SIDE ROUND CLIENT_BASE
 
 run_meshkv() {  # run_meshkv SIDE ROUND BUILD_ROOT
   export MESHKV_ADMISSION_SECRET=follow-paths-admission-secret
-  local cluster=a=http://127.0.0.1:$((PORT_BASE + 31)),b=http://127.0.0.1:$((PORT_BASE + 32)),c=http://127.0.0.1:$((PORT_BASE + 33))
-  local i=0 name
-  for name in a b c; do
-    i=$((i + 1))
-    node "$3/bin/meshkv.mjs" --name "$name" --data-dir "$WORK/$1-$2-$name" \
-      --listen-client-urls "http://127.0.0.1:$((PORT_BASE + 20 + i))" --initial-cluster "$cluster" >"$WORK/$1-$2-$name.log" 2>&1 &
-    PIDS+=("$!")
-  done
+  start_meshkv3 "$WORK/$1-$2" "$3"
   measure "$1" "$2" "$((PORT_BASE + 20))"
 }
 
 for r in $(seq 1 "$ROUNDS"); do
   if [[ "${ONLY_SIDE:-etcd}" == etcd ]]; then
-    cluster=a=http://127.0.0.1:$((PORT_BASE + 11)),b=http://127.0.0.1:$((PORT_BASE + 12)),c=http://127.0.0.1:$((PORT_BASE + 13))
-    i=0
-    for name in a b c; do
-      i=$((i + 1))
-      etcd --name "$name" --data-dir "$WORK/etcd-$r-$name" \
-        --listen-client-urls "http://127.0.0.1:$((PORT_BASE + i))" --advertise-client-urls "http://127.0.0.1:$((PORT_BASE + i))" \
-        --listen-peer-urls "http://127.0.0.1:$((PORT_BASE + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((PORT_BASE + 10 + i))" \
-        --initial-cluster "$cluster" --initial-cluster-token "follow-paths-$r-$$" --initial-cluster-state new >"$WORK/etcd-$r-$name.log" 2>&1 &
-      PIDS+=("$!")
-    done
+    start_etcd3 "$WORK/etcd-$r" "follow-paths-$r-$$"
     measure etcd "$r" "$PORT_BASE"
   fi
   if [[ "${ONLY_SIDE:-meshkv}" == meshkv ]]; then run_meshkv meshkv "$r" "$ROOT"; fi

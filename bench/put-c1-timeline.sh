@@ -36,26 +36,10 @@ measure() {  # measure LABEL CLIENT_BASE: find the target member, run the client
 }
 
 for r in $(seq 1 "$ROUNDS"); do
-  cluster=a=http://127.0.0.1:$((PORT_BASE + 11)),b=http://127.0.0.1:$((PORT_BASE + 12)),c=http://127.0.0.1:$((PORT_BASE + 13))
-  i=0
-  for name in a b c; do
-    i=$((i + 1))
-    etcd --name "$name" --data-dir "$WORK/etcd-$r-$name" \
-      --listen-client-urls "http://127.0.0.1:$((PORT_BASE + i))" --advertise-client-urls "http://127.0.0.1:$((PORT_BASE + i))" \
-      --listen-peer-urls "http://127.0.0.1:$((PORT_BASE + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((PORT_BASE + 10 + i))" \
-      --initial-cluster "$cluster" --initial-cluster-token "put-c1-timeline-$r-$$" --initial-cluster-state new >"$WORK/etcd-$r-$name.log" 2>&1 &
-    PIDS+=("$!")
-  done
+  start_etcd3 "$WORK/etcd-$r" "put-c1-timeline-$r-$$"
   measure "round $r: real etcd" "$PORT_BASE"
 
   export MESHKV_ADMISSION_SECRET=put-c1-timeline-admission-secret
-  cluster=a=http://127.0.0.1:$((PORT_BASE + 31)),b=http://127.0.0.1:$((PORT_BASE + 32)),c=http://127.0.0.1:$((PORT_BASE + 33))
-  i=0
-  for name in a b c; do
-    i=$((i + 1))
-    node bin/meshkv.mjs --name "$name" --data-dir "$WORK/meshkv-$r-$name" \
-      --listen-client-urls "http://127.0.0.1:$((PORT_BASE + 20 + i))" --initial-cluster "$cluster" >"$WORK/meshkv-$r-$name.log" 2>&1 &
-    PIDS+=("$!")
-  done
+  start_meshkv3 "$WORK/meshkv-$r" "$ROOT"
   measure "round $r: meshkv" "$((PORT_BASE + 20))"
 done
