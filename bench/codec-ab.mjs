@@ -5,16 +5,11 @@
 // proposer, decoded by every member) and the Raft messages that carry it (src/codec/message.ts:
 // an append of 9 such entries, as put with 64 clients batches them, and its acknowledgement).
 // Prints µs of process CPU (user + system) per call, the best of 3 passes, with the load average.
-import { execFileSync } from 'node:child_process';
-import { loadavg } from 'node:os';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-
-const passes = 3;
-const calls = 100_000;
+import { fileURLToPath } from 'node:url';
+import { abMain, cpuPerCall, distUrl } from './lib/ab-children.mjs';
 
 async function measure(root) {
-  const url = (p) => pathToFileURL(resolve(root, 'dist', p)).href;
+  const url = (p) => distUrl(root, p);
   const { encodeRequest, decodeRequest } = await import(url('src/codec/request.js'));
   const { encodeMessage, decodeMessage } = await import(url('src/codec/message.js'));
   const put = { kind: 'put', request: { key: new Uint8Array(16).fill(98), value: new Uint8Array(256).fill(7), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } };
@@ -32,31 +27,7 @@ async function measure(root) {
     'ack encode': () => encodeMessage(ack),
     'ack decode': () => decodeMessage(ackBytes),
   };
-  const out = {};
-  for (const [name, fn] of Object.entries(cases)) {
-    let best = Infinity;
-    for (let p = 0; p < passes; p++) {
-      const t = process.cpuUsage();
-      for (let i = 0; i < calls; i++) fn();
-      const u = process.cpuUsage(t);
-      best = Math.min(best, (u.user + u.system) / calls);
-    }
-    out[name] = best;
-  }
-  return out;
+  return Object.fromEntries(Object.entries(cases).map(([name, fn]) => [name, cpuPerCall(fn)]));
 }
 
-if (process.argv[2] === '--child') {
-  process.stdout.write(JSON.stringify(await measure(process.argv[3])));
-} else {
-  const [a, b, roundsText = '3'] = process.argv.slice(2);
-  if (!a || !b) throw new Error('usage: codec-ab.mjs A_ROOT B_ROOT [ROUNDS]');
-  const script = new URL(import.meta.url).pathname;
-  for (let r = 1; r <= Number(roundsText); r++) {
-    for (const [label, root] of [['a', a], ['b', b]]) {
-      const load = loadavg()[0].toFixed(1);
-      const res = JSON.parse(execFileSync(process.execPath, [script, '--child', root], { encoding: 'utf8' }));
-      console.log(`round ${r} ${label} (${root}, load ${load}): ` + Object.entries(res).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') + ' µs');
-    }
-  }
-}
+await abMain(fileURLToPath(import.meta.url), 'codec-ab.mjs A_ROOT B_ROOT [ROUNDS]', measure, (res) => Object.entries(res).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ') + ' µs');

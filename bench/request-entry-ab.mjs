@@ -8,17 +8,14 @@
 // to), the entry's encode (src/codec/request.ts, by the proposer) and its decode (every member
 // applies it). Prints µs of process CPU per call (the best of 3 passes of 100,000 calls), the
 // entry's bytes, and the sum over a 3-member cluster (wire decode + encode + 3 decodes).
-import { execFileSync } from 'node:child_process';
-import { loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { abMain, cpuPerCall, distUrl } from './lib/ab-children.mjs';
 
-const passes = 3;
-const calls = 100_000;
 const here = dirname(fileURLToPath(import.meta.url));
 
 async function measure(root) {
-  const url = (p) => pathToFileURL(resolve(root, 'dist', p)).href;
+  const url = (p) => distUrl(root, p);
   const proto = await import(url('adapters/etcd-api/proto-codec.js'));
   const { encodeRequest, decodeRequest } = await import(url('src/codec/request.js'));
   const pb = await import(pathToFileURL(resolve(here, '../../shared/bench-etcd/lib/pb.mjs')).href);
@@ -34,36 +31,15 @@ async function measure(root) {
     const entry = encodeRequest(req);
     const cases = { wire: () => decodeWire(wire), encode: () => encodeRequest(req), decode: () => decodeRequest(entry) };
     const r = { bytes: entry.length };
-    for (const [name, fn] of Object.entries(cases)) {
-      let best = Infinity;
-      for (let p = 0; p < passes; p++) {
-        const t = process.cpuUsage();
-        for (let i = 0; i < calls; i++) fn();
-        const u = process.cpuUsage(t);
-        best = Math.min(best, (u.user + u.system) / calls);
-      }
-      r[name] = best;
-    }
+    for (const [name, fn] of Object.entries(cases)) r[name] = cpuPerCall(fn);
     r.cluster = r.wire + r.encode + 3 * r.decode;
     out[kind] = r;
   }
   return out;
 }
 
-if (process.argv[2] === '--child') {
-  process.stdout.write(JSON.stringify(await measure(process.argv[3])));
-} else {
-  const [a, b, roundsText = '3'] = process.argv.slice(2);
-  if (!a || !b) throw new Error('usage: request-entry-ab.mjs A_ROOT B_ROOT [ROUNDS]');
-  const script = fileURLToPath(import.meta.url);
-  for (let r = 1; r <= Number(roundsText); r++) {
-    for (const [label, root] of [['a', a], ['b', b]]) {
-      const load = loadavg()[0].toFixed(1);
-      const res = JSON.parse(execFileSync(process.execPath, [script, '--child', root], { encoding: 'utf8' }));
-      const text = Object.entries(res)
-        .map(([kind, x]) => `${kind}: wire ${x.wire.toFixed(2)}, encode ${x.encode.toFixed(2)}, decode ${x.decode.toFixed(2)}, cluster ${x.cluster.toFixed(1)} µs, entry ${x.bytes} B`)
-        .join('; ');
-      console.log(`round ${r} ${label} (load ${load}): ${text}`);
-    }
-  }
-}
+await abMain(fileURLToPath(import.meta.url), 'request-entry-ab.mjs A_ROOT B_ROOT [ROUNDS]', measure, (res) =>
+  Object.entries(res)
+    .map(([kind, x]) => `${kind}: wire ${x.wire.toFixed(2)}, encode ${x.encode.toFixed(2)}, decode ${x.decode.toFixed(2)}, cluster ${x.cluster.toFixed(1)} µs, entry ${x.bytes} B`)
+    .join('; '),
+);
