@@ -1,14 +1,42 @@
 // The Raft log, held in memory from the last compaction point. Storage is write-behind:
 // entries above `stableIndex` are handed out in a Ready to be persisted, then marked stable.
+//
+// Entries that are both stable and applied are only read again to catch up a lagging follower
+// or to find a term, yet the log holds them until the next snapshot (thousands of entries): long
+// enough for each to be promoted to the old generation of a garbage-collected heap. So once
+// `packEntriesMin` of them have collected they are packed: their terms, types and data copied
+// into one buffer (a `PackedRun`), and an Entry is built again only when one is read. A put's
+// entry then costs the old generation a slice of a shared buffer instead of an object, a view
+// and a buffer of its own.
 
 import { assert } from './assert.ts';
-import { entrySize, type Entry, type Snapshot } from './types.ts';
+import { entrySize, type Entry, type EntryType, type Snapshot } from './types.ts';
+
+/** Stable, applied entries packed together; runs are only ever dropped whole or compacted past. */
+interface PackedRun {
+  /** Index of the run's first entry. */
+  first: number;
+  /** Per entry i: term at [3i], end of its data in `bytes` at [3i + 1], type at [3i + 2]. */
+  meta: Float64Array;
+  bytes: Uint8Array;
+}
+
+/** Stable, applied entries collected before they are packed into one run. */
+export const packEntriesMin = 64;
 
 export class RaftLog {
-  /** Index and term of the entry just before `entries[0]` (the compaction point). */
+  /** Index and term of the entry just before the first held one (the compaction point). */
   private offsetIndex: number;
   private offsetTerm: number;
-  /** entries[i].index === offsetIndex + 1 + i. */
+  /**
+   * Packed entries (offsetIndex, packedIndex], in order: runs[0] holds offsetIndex + 1 (it may
+   * also hold compacted entries before it), each run starts where the previous one ends.
+   * Invariant: offsetIndex <= packedIndex <= applied; an entry is packed only once it is stable
+   * and applied, so appends (above committed) never reach a packed entry.
+   */
+  private runs: PackedRun[] = [];
+  private packedIndex: number;
+  /** The entries after the packed ones: entries[i].index === packedIndex + 1 + i. */
   private entries: Entry[];
   /** Invariant: offsetIndex <= committed <= lastIndex() (commit never moves back). */
   committed: number;
@@ -34,6 +62,7 @@ export class RaftLog {
       );
     }
     this.entries = entries.slice();
+    this.packedIndex = this.offsetIndex;
     this.stableIndex = this.lastIndex();
     this.committed = Math.max(this.offsetIndex, Math.min(committed, this.lastIndex()));
     this.applied = this.offsetIndex;
@@ -45,7 +74,7 @@ export class RaftLog {
   }
 
   lastIndex(): number {
-    return this.offsetIndex + this.entries.length;
+    return this.packedIndex + this.entries.length;
   }
 
   lastTerm(): number {
@@ -56,7 +85,9 @@ export class RaftLog {
   term(index: number): number | undefined {
     if (index === this.offsetIndex) return this.offsetTerm;
     if (index < this.offsetIndex || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.offsetIndex - 1].term;
+    if (index > this.packedIndex) return this.entries[index - this.packedIndex - 1].term;
+    const run = this.runOf(index);
+    return run.meta[3 * (index - run.first)];
   }
 
   matchTerm(index: number, term: number): boolean {
@@ -65,7 +96,24 @@ export class RaftLog {
 
   entryAt(index: number): Entry | undefined {
     if (index <= this.offsetIndex || index > this.lastIndex()) return undefined;
-    return this.entries[index - this.offsetIndex - 1];
+    if (index > this.packedIndex) return this.entries[index - this.packedIndex - 1];
+    return unpack(this.runOf(index), index);
+  }
+
+  /** The packed run holding `index` (offsetIndex < index <= packedIndex). */
+  private runOf(index: number): PackedRun {
+    const runs = this.runs;
+    // Reads mostly ask for recent entries: try the newest run before searching.
+    let hi = runs.length - 1;
+    if (runs[hi].first <= index) return runs[hi];
+    let lo = 0;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (runs[mid].first <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    assert(runs[lo].first <= index, `no packed run holds entry ${index} (first run starts at ${runs[0].first})`);
+    return runs[lo];
   }
 
   /** Raft §5.4.1: is a log ending at (lastIndex, lastTerm) at least as up to date as ours? */
@@ -85,7 +133,7 @@ export class RaftLog {
     const out: Entry[] = [];
     let bytes = 0;
     for (let i = lo; i < hi; i++) {
-      const e = this.entries[i - this.offsetIndex - 1];
+      const e = i > this.packedIndex ? this.entries[i - this.packedIndex - 1] : this.entryAt(i)!;
       bytes += entrySize(e);
       if (out.length > 0 && bytes > bytesMax) break;
       out.push(e);
@@ -99,7 +147,8 @@ export class RaftLog {
     const after = ents[0].index - 1;
     assert(after >= this.committed, `append would overwrite committed entry ${after + 1} (committed ${this.committed})`);
     assert(after <= this.lastIndex(), `append at ${after + 1} leaves a gap after last index ${this.lastIndex()}`);
-    this.entries.length = after - this.offsetIndex;
+    assert(after >= this.packedIndex, `append at ${after + 1} would overwrite packed entry (packed up to ${this.packedIndex})`);
+    this.entries.length = after - this.packedIndex;
     for (const e of ents) this.entries.push(e);
     if (this.stableIndex > after) this.stableIndex = after;
     return this.lastIndex();
@@ -160,7 +209,7 @@ export class RaftLog {
 
   unstableEntries(): Entry[] {
     if (this.stableIndex >= this.lastIndex()) return [];
-    return this.entries.slice(Math.max(this.stableIndex, this.offsetIndex) - this.offsetIndex);
+    return this.entries.slice(Math.max(this.stableIndex, this.packedIndex) - this.packedIndex);
   }
 
   /** After a Ready's entries were persisted: mark stable the prefix that still matches. */
@@ -169,6 +218,7 @@ export class RaftLog {
       const e = ents[i];
       if (this.matchTerm(e.index, e.term)) {
         if (e.index > this.stableIndex) this.stableIndex = e.index;
+        this.maybePack();
         return;
       }
     }
@@ -193,6 +243,34 @@ export class RaftLog {
     assert(index <= this.committed, `applied ${index} past commit ${this.committed}`);
     if (index > this.applied) this.applied = index;
     if (index > this.applying) this.applying = index;
+    this.maybePack();
+  }
+
+  /** Packs the stable, applied entries into one run once `packEntriesMin` of them collected. */
+  private maybePack(): void {
+    const upTo = Math.min(this.applied, this.stableIndex, this.lastIndex());
+    const count = upTo - this.packedIndex;
+    if (count < packEntriesMin) return;
+    const ents = this.entries;
+    let dataBytes = 0;
+    for (let i = 0; i < count; i++) dataBytes += ents[i].data.byteLength;
+    // One buffer per run: the metadata first (8-byte aligned), the entries' data after it.
+    const metaBytes = 3 * 8 * count;
+    const buffer = new ArrayBuffer(metaBytes + dataBytes);
+    const meta = new Float64Array(buffer, 0, 3 * count);
+    const bytes = new Uint8Array(buffer, metaBytes, dataBytes);
+    let end = 0;
+    for (let i = 0; i < count; i++) {
+      const e = ents[i];
+      bytes.set(e.data, end);
+      end += e.data.byteLength;
+      meta[3 * i] = e.term;
+      meta[3 * i + 1] = end;
+      meta[3 * i + 2] = e.type;
+    }
+    this.runs.push({ first: this.packedIndex + 1, meta, bytes });
+    this.entries = ents.slice(count);
+    this.packedIndex = upTo;
   }
 
   /** Replace the whole log with a snapshot received from the leader. */
@@ -202,6 +280,8 @@ export class RaftLog {
     this.offsetIndex = index;
     this.offsetTerm = term;
     this.entries = [];
+    this.runs = [];
+    this.packedIndex = index;
     this.committed = index;
     this.stableIndex = Math.min(this.stableIndex, index);
     this.pendingSnapshot = s;
@@ -222,8 +302,23 @@ export class RaftLog {
     if (index <= this.offsetIndex) return;
     assert(index <= this.applied, `compact ${index} past applied ${this.applied}`);
     const term = this.term(index)!;
-    this.entries = this.entries.slice(index - this.offsetIndex);
+    if (index >= this.packedIndex) {
+      this.runs = [];
+      this.entries = this.entries.slice(index - this.packedIndex);
+      this.packedIndex = index;
+    } else {
+      // Runs wholly at or below `index` go; the one holding index + 1 stays whole.
+      const keep = this.runs.indexOf(this.runOf(index + 1));
+      if (keep > 0) this.runs = this.runs.slice(keep);
+    }
     this.offsetIndex = index;
     this.offsetTerm = term;
   }
+}
+
+function unpack(run: PackedRun, index: number): Entry {
+  const i = index - run.first;
+  const meta = run.meta;
+  const start = i === 0 ? 0 : meta[3 * i - 2];
+  return { term: meta[3 * i], index, type: meta[3 * i + 2] as EntryType, data: run.bytes.subarray(start, meta[3 * i + 1]) };
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { RaftLog } from '../../../src/raft/log.ts';
+import { packEntriesMin, RaftLog } from '../../../src/raft/log.ts';
 import { EntryType, emptyConfState, entrySize, type Entry, type Snapshot } from '../../../src/raft/types.ts';
 
 function ent(index: number, term: number, bytes = 0): Entry {
@@ -473,6 +473,86 @@ describe('RaftLog against a naive model', () => {
         }
       }),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('RaftLog packing of stable, applied entries', () => {
+  /** Entry i of term `term` with data that names it, `size` bytes (0 for a no-op). */
+  function dataEnt(index: number, term: number, size: number, type = EntryType.Normal): Entry {
+    const data = new Uint8Array(size);
+    for (let b = 0; b < size; b++) data[b] = (index * 31 + b) & 0xff;
+    return { index, term, type, data };
+  }
+  const plain = (e: Entry | undefined) => e && { index: e.index, term: e.term, type: e.type, data: Array.from(e.data) };
+
+  it('reads back every packed entry, its term, type and data, across runs and the unpacked tail', () => {
+    const log = new RaftLog(null, [], 0);
+    const model: Entry[] = [];
+    for (let i = 1; i <= 3 * packEntriesMin + 5; i++) {
+      const e = dataEnt(i, 1 + Math.floor(i / 50), i % 7 === 0 ? 0 : 20 + (i % 13), i % 11 === 0 ? EntryType.ConfChange : EntryType.Normal);
+      model.push(e);
+      log.append([{ ...e, data: e.data.slice() }]);
+      log.stableTo(log.unstableEntries());
+      log.commitTo(i);
+      log.appliedTo(i);
+    }
+    for (const e of model) {
+      expect(plain(log.entryAt(e.index))).toEqual(plain(e));
+      expect(log.term(e.index)).toBe(e.term);
+    }
+    expect(log.slice(1, model.length + 1, Infinity)!.map(plain)).toEqual(model.map(plain));
+    expect(log.slice(packEntriesMin - 2, packEntriesMin + 3, Infinity)!.map(plain)).toEqual(model.slice(packEntriesMin - 3, packEntriesMin + 2).map(plain));
+    expect(log.findConflictByTerm(model.length, 2)).toEqual({ index: 99, term: 2 });
+  });
+
+  it('applied entries not yet stable stay whole until stableTo, then read back the same', () => {
+    const log = new RaftLog(null, [], 0);
+    const n = 2 * packEntriesMin;
+    const model: Entry[] = [];
+    for (let i = 1; i <= n; i++) model.push(dataEnt(i, 1, 8));
+    log.append(model);
+    log.commitTo(n);
+    log.appliedTo(n); // applied before the write finished (a single voter commits at once)
+    const handed = log.unstableEntries();
+    expect(handed.length).toBe(n);
+    handed.forEach((e, i) => expect(e).toBe(model[i]));
+    log.stableTo(handed);
+    expect(log.unstableEntries()).toEqual([]);
+    expect(log.slice(1, n + 1, Infinity)!.map(plain)).toEqual(model.map(plain));
+  });
+
+  it('compaction keeps the entries after its point readable and drops those at or before it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 * packEntriesMin }), fc.integer({ min: 0, max: 5 * packEntriesMin }), (applied, point) => {
+        const last = 4 * packEntriesMin + 10;
+        const log = new RaftLog(null, [], 0);
+        const model: Entry[] = [];
+        for (let i = 1; i <= last; i++) {
+          model.push(dataEnt(i, 1 + (i >> 5), i % 5));
+          log.append([model[i - 1]]);
+        }
+        log.stableTo(log.unstableEntries());
+        log.commitTo(last);
+        log.appliedTo(applied);
+        const cut = Math.min(point, applied);
+        log.compact(cut);
+        expect(log.firstIndex()).toBe(cut + 1);
+        expect(log.entryAt(cut)).toBeUndefined();
+        expect(log.term(cut)).toBe(cut === 0 ? 0 : model[cut - 1].term);
+        expect(log.slice(cut, last + 1, Infinity)).toBeUndefined();
+        expect(log.slice(cut + 1, last + 1, Infinity)!.map(plain)).toEqual(model.slice(cut).map(plain));
+        // Appending after the compaction and packing again still reads back in order.
+        for (let i = last + 1; i <= last + packEntriesMin; i++) {
+          model.push(dataEnt(i, 9, 3));
+          log.append([model[i - 1]]);
+        }
+        log.stableTo(log.unstableEntries());
+        log.commitTo(last + packEntriesMin);
+        log.appliedTo(last + packEntriesMin);
+        expect(log.slice(cut + 1, last + packEntriesMin + 1, Infinity)!.map(plain)).toEqual(model.slice(cut).map(plain));
+      }),
+      { numRuns: 200 },
     );
   });
 });
