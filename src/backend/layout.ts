@@ -162,28 +162,7 @@ export function recordPut(key: BinaryString, main: number, sub: number, createRe
     at += key.length;
   }
   writeKeyValueTail(out, at, createRevision, main, version, value, lease);
-  return new RecordOp(out, keyBytes);
-}
-
-/**
- * A put's record as its backend op: the revision key and the KeyValue are views of one buffer,
- * made when read. The store buffers the op until the backend commits it (~100 ms with LMDB), so
- * holding the buffer alone, not two views made up front, is what a put promotes less.
- */
-class RecordOp implements BackendOp {
-  readonly bucket = 'key';
-  constructor(
-    private readonly record: Uint8Array,
-    private readonly keyBytes: number,
-  ) {}
-
-  get key(): Uint8Array {
-    return this.record.subarray(0, this.keyBytes);
-  }
-
-  get value(): Uint8Array {
-    return this.record.subarray(this.keyBytes);
-  }
+  return { bucket: 'key', key: out.subarray(0, keyBytes), value: out.subarray(keyBytes) };
 }
 
 /** Bytes of a KeyValue's fields after its key (create, mod revision, version, value, lease). */
