@@ -31,8 +31,9 @@ export class RaftLog {
   /**
    * Packed entries (offsetIndex, packedIndex], in order: runs[0] holds offsetIndex + 1 (it may
    * also hold compacted entries before it), each run starts where the previous one ends.
-   * Invariant: offsetIndex <= packedIndex <= applied; an entry is packed only once it is stable
-   * and applied, so appends (above committed) never reach a packed entry.
+   * Invariant: offsetIndex <= packedIndex, and every packed entry was stable and applied when
+   * packed (packedIndex <= applied, but for a restored snapshot not yet applied, when there
+   * are no runs and packedIndex === offsetIndex), so appends (above committed) never reach one.
    */
   private runs: PackedRun[] = [];
   private packedIndex: number;
