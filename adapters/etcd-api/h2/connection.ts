@@ -481,8 +481,12 @@ export class H2Connection {
     if (this.closed || this.later.empty) return;
     // Frames queued since the turn's end write go first; usually there are none and the
     // deferred frames are written as they were queued, without a copy.
-    if (!this.out.empty) return (this.promoteLater(), this.flush());
-    this.socket.write(this.later.take());
+    if (this.out.empty) {
+      this.socket.write(this.later.take());
+      return;
+    }
+    this.promoteLater();
+    this.flush();
   }
 
   /** Moves the deferred frames into the next write, behind what it holds. */
