@@ -16,6 +16,7 @@
 
 import { spawn } from 'node:child_process';
 import * as http2 from 'node:http2';
+import { Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,11 @@ if (process.argv[2] === '--watch') {
   // Child: WATCHERS watch streams on one connection; prints the messages received on request.
   const { packageDefinition } = await import(join(process.argv[4]!, 'adapters/etcd-api/proto.ts'));
   const Watch = (packageDefinition['etcdserverpb.Watch'] as any).Watch as { requestSerialize(w: object): Buffer };
-  const session = http2.connect(`http://${process.argv[3]}`);
+  // The windows ../shared/bench-etcd's client opens (16 MiB per stream, 256 MiB for the
+  // connection): with HTTP/2's default 64 KiB the member's frames wait for WINDOW_UPDATEs every
+  // turn or two, a path the benchmark never takes.
+  const session = http2.connect(`http://${process.argv[3]}`, { settings: { initialWindowSize: 1 << 24 } });
+  session.on('connect', () => session.setLocalWindowSize(1 << 28));
   let bytes = 0;
   const create = Watch.requestSerialize({ create_request: { key: Buffer.from(prefix), range_end: Buffer.from('fanout0') } });
   const framed = Buffer.alloc(5 + create.length);
@@ -66,21 +71,34 @@ if (process.argv[2] === '--watch') {
     return t.user + t.system;
   };
   const { H2Connection } = (await import(join(root, 'adapters/etcd-api/h2/connection.ts'))) as typeof import('../adapters/etcd-api/h2/connection.ts');
-  const sections = { notifyUs: 0, flushUs: 0 };
-  const timed = <T extends object>(target: T, name: string, key: keyof typeof sections) => {
+  const sections = { notifyUs: 0, flushUs: 0, writes: 0 };
+  /** Sections being timed: one nested in another (flushLater calling flush) counts once. */
+  let depth = 0;
+  const timed = <T extends object>(target: T, name: string, key: 'notifyUs' | 'flushUs') => {
     const original = (target as any)[name] as (...args: unknown[]) => unknown;
     (target as any)[name] = function (this: unknown, ...args: unknown[]) {
+      if (depth > 0) return original.apply(this, args);
+      depth++;
       const t0 = process.cpuUsage();
       try {
         return original.apply(this, args);
       } finally {
         const t = process.cpuUsage(t0);
         sections[key] += t.user + t.system;
+        depth--;
       }
     };
   };
   timed(s.kv.mvcc.watchHub, 'notify', 'notifyUs');
+  // The turn-end write and the deferred streams' write (which may go through flush).
   timed(H2Connection.prototype, 'flush', 'flushUs');
+  timed(H2Connection.prototype, 'flushLater', 'flushUs');
+  // The only sockets in this process are the watch connection's (the writer calls the member).
+  const socketWrite = Socket.prototype.write;
+  Socket.prototype.write = function (this: Socket, ...args: unknown[]) {
+    sections.writes++;
+    return (socketWrite as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof socketWrite;
   const child = spawn(process.execPath, ['--import', 'tsx', here, '--watch', s.endpoint, root], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, WATCHERS: String(watchers) } });
   const received = (): Promise<number> =>
     new Promise((ok) => {
@@ -93,7 +111,7 @@ if (process.argv[2] === '--watch') {
     await measure(); // warm-up
     let got = await received();
     for (let r = 0; r < rounds; r++) {
-      sections.notifyUs = sections.flushUs = 0;
+      sections.notifyUs = sections.flushUs = sections.writes = 0;
       const totalUs = await measure();
       let last = -1;
       for (let n = await received(); n !== last; n = await received()) {
@@ -105,7 +123,7 @@ if (process.argv[2] === '--watch') {
       console.log(
         `round ${r + 1}: ${watchers} watchers, ${puts} puts, ${((last - got) / events).toFixed(0)} bytes per event received; ` +
           `µs of server CPU per event: notify ${(sections.notifyUs / events).toFixed(2)}, flush ${(sections.flushUs / events).toFixed(2)}, ` +
-          `sum ${((sections.notifyUs + sections.flushUs) / events).toFixed(2)}; whole process ${(totalUs / puts).toFixed(0)} µs per put (load ${load})`,
+          `sum ${((sections.notifyUs + sections.flushUs) / events).toFixed(2)}; ${(sections.writes / puts).toFixed(2)} socket writes per put; whole process ${(totalUs / puts).toFixed(0)} µs per put (load ${load})`,
       );
       got = last;
     }

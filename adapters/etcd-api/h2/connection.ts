@@ -66,6 +66,62 @@ class ConnectionError extends Error {
   }
 }
 
+/** A queue's first buffer is at least this big, and at most this big by the last write's size. */
+const queueBytesMin = 256;
+const queueHintBytesMax = 64 << 10;
+
+/**
+ * Frames waiting for one socket write, copied into one buffer as they are queued: a DATA frame's
+ * 9-byte header is written in place, not allocated, and the write needs no gathering. A watch
+ * event for 100 streams was 200 small buffers (a header and the shared message per stream) and
+ * a Buffer.concat of them (docs/benchmarks.md, "watch4, session 14").
+ */
+class FrameQueue {
+  private buf: Buffer | null = null;
+  private used = 0;
+  /** The last write's size: a turn's frames for a connection look much like the last turn's. */
+  private sizeHint = 0;
+
+  get empty(): boolean {
+    return this.used === 0;
+  }
+
+  /** Room for `bytes` more: the buffer grows to at least twice its size, keeping what it holds. */
+  private reserve(bytes: number): Buffer {
+    const buf = this.buf;
+    const needed = this.used + bytes;
+    if (buf !== null && needed <= buf.length) return buf;
+    const grown = Buffer.allocUnsafe(Math.max(needed, queueBytesMin, this.sizeHint, buf === null ? 0 : 2 * buf.length));
+    if (buf !== null) buf.copy(grown, 0, 0, this.used);
+    this.buf = grown;
+    return grown;
+  }
+
+  push(bytes: Uint8Array): void {
+    const buf = this.reserve(bytes.length);
+    buf.set(bytes, this.used);
+    this.used += bytes.length;
+  }
+
+  /** A frame's header and its payload. */
+  frame(type: number, flags: number, streamId: number, payload: Uint8Array): void {
+    const buf = this.reserve(frameHeaderBytes + payload.length);
+    writeFrameHeader(buf, this.used, payload.length, type, flags, streamId);
+    buf.set(payload, this.used + frameHeaderBytes);
+    this.used += frameHeaderBytes + payload.length;
+  }
+
+  /** What is queued, as one buffer the queue no longer touches; the queue is empty after. */
+  take(): Buffer {
+    if (this.buf === null) throw new Error('FrameQueue.take: nothing queued');
+    const out = this.buf.subarray(0, this.used);
+    this.sizeHint = Math.min(this.used, queueHintBytesMax);
+    this.buf = null;
+    this.used = 0;
+    return out;
+  }
+}
+
 /** The server's HEADERS for a gRPC response, and the usual trailers, encoded once. */
 const okResponseBlock = encodeLiterals([
   { name: ':status', value: '200', sensitive: false },
@@ -351,10 +407,10 @@ export class H2Connection {
   private sawSettings = false;
   /** A header block being read across CONTINUATION frames. */
   private headerBlock: { streamId: number; endStream: boolean; parts: Buffer[]; bytes: number } | null = null;
-  private out: Buffer[] = [];
+  private out = new FrameQueue();
   private flushScheduled = false;
   /** Frames of deferred streams (H2Stream.deferWrites), written after `out` in a later phase. */
-  private later: Buffer[] = [];
+  private later = new FrameQueue();
   private laterScheduled = false;
   private closed = false;
 
@@ -389,71 +445,78 @@ export class H2Connection {
    */
   send(bytes: Buffer, deferred = false): void {
     if (this.closed) return;
+    this.queueFor(deferred).push(bytes);
+  }
+
+  /** Queues one frame, its header written in place. */
+  private sendFrame(type: number, flags: number, streamId: number, payload: Uint8Array, deferred: boolean): void {
+    if (this.closed) return;
+    this.queueFor(deferred).frame(type, flags, streamId, payload);
+  }
+
+  /** The queue for a frame, with its write scheduled. */
+  private queueFor(deferred: boolean): FrameQueue {
     if (deferred) {
-      this.later.push(bytes);
       if (!this.laterScheduled) {
         this.laterScheduled = true;
         setImmediate(() => this.flushLater());
       }
-      return;
+      return this.later;
     }
-    this.out.push(bytes);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
+    return this.out;
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.closed || this.out.length === 0) return;
-    const out = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out);
-    this.out = [];
-    this.socket.write(out);
+    if (this.closed || this.out.empty) return;
+    this.socket.write(this.out.take());
   }
 
   private flushLater(): void {
     this.laterScheduled = false;
+    if (this.closed || this.later.empty) return;
+    // Frames queued since the turn's end write go first; usually there are none and the
+    // deferred frames are written as they were queued, without a copy.
+    if (this.out.empty) {
+      this.socket.write(this.later.take());
+      return;
+    }
     this.promoteLater();
     this.flush();
   }
 
   /** Moves the deferred frames into the next write, behind what it holds. */
   private promoteLater(): void {
-    if (this.later.length === 0) return;
-    for (const bytes of this.later) this.out.push(bytes);
-    this.later = [];
+    if (!this.later.empty) this.out.push(this.later.take());
   }
 
   sendHeaders(streamId: number, block: Buffer, endStream: boolean, deferred = false): void {
     const flags = endStream ? Flag.END_STREAM : 0;
-    if (block.length <= this.peerFrameBytesMax) return this.send(frame(FrameType.HEADERS, flags | Flag.END_HEADERS, streamId, block), deferred);
+    if (block.length <= this.peerFrameBytesMax) return this.sendFrame(FrameType.HEADERS, flags | Flag.END_HEADERS, streamId, block, deferred);
     let at = 0;
     let type: number = FrameType.HEADERS;
     while (at < block.length) {
       const piece = block.subarray(at, at + this.peerFrameBytesMax);
       at += piece.length;
-      this.send(frame(type, (type === FrameType.HEADERS ? flags : 0) | (at === block.length ? Flag.END_HEADERS : 0), streamId, piece), deferred);
+      this.sendFrame(type, (type === FrameType.HEADERS ? flags : 0) | (at === block.length ? Flag.END_HEADERS : 0), streamId, piece, deferred);
       type = FrameType.CONTINUATION;
     }
   }
 
   /**
    * DATA frames for `data`, already within the windows; gRPC's small messages make one frame.
-   * `data` is queued as it is, not copied (the flush copies once): one watch message's bytes
-   * may be queued for many streams.
+   * `data` is copied into the write's buffer and not kept: one watch message's bytes may be
+   * queued for many streams.
    */
   sendData(streamId: number, data: Buffer, endStream: boolean, deferred = false): void {
-    if (data.length <= this.peerFrameBytesMax) {
-      const header = Buffer.allocUnsafe(frameHeaderBytes);
-      writeFrameHeader(header, 0, data.length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId);
-      this.send(header, deferred);
-      if (data.length > 0) this.send(data, deferred);
-      return;
-    }
+    if (data.length <= this.peerFrameBytesMax) return this.sendFrame(FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId, data, deferred);
     for (let at = 0; at < data.length; at += this.peerFrameBytesMax) {
       const piece = data.subarray(at, at + this.peerFrameBytesMax);
-      this.send(frame(FrameType.DATA, endStream && at + piece.length === data.length ? Flag.END_STREAM : 0, streamId, piece), deferred);
+      this.sendFrame(FrameType.DATA, endStream && at + piece.length === data.length ? Flag.END_STREAM : 0, streamId, piece, deferred);
     }
   }
 
