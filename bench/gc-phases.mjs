@@ -43,17 +43,24 @@ for (const [label, isKind] of kinds) {
   const over = (ms) => pauses.filter((p) => p > ms).length;
   console.log(`| ${label} | ${pauses.length} | ${over(20)} | ${over(50)} | ${over(100)} | ${Math.max(0, ...pauses).toFixed(1)} | ${pauses.reduce((a, b) => a + b, 0).toFixed(0)} |`);
 }
+// How long before each mark-compact its incremental marking began (wall ms): marking that begins
+// late leaves the rest of the marking to the pause.
+const began = collections.filter((f) => f.gc === 'mc' && f.reduce_memory !== '1').map((f) => n(f, 'incremental_walltime_duration')).sort((a, b) => a - b);
+if (began.length > 0) {
+  const at = (q) => began[Math.min(began.length - 1, Math.floor(q * began.length))];
+  console.log(`\nincremental marking began before its mark-compact (not memory-reducing), wall ms: min ${at(0)}, median ${at(0.5)}, max ${at(1)}; under 200 ms: ${began.filter((b) => b < 200).length} of ${began.length}`);
+}
 const long = collections.filter((f) => f.gc === 'mc' && n(f, 'pause') > minMs);
 if (long.length === 0) process.exit(0);
 console.log(`\nmark-compacts over ${minMs} ms (ms; heap MB before → after):`);
-console.log('| at s | pause | memory-reducing | mark (full closure) | clear (weak refs) | evacuate (copy / update pointers) | sweep | finish (array buffers) | incremental (longest step, steps) | background mark | heap MB |');
+console.log('| at s | pause | memory-reducing | mark (full closure) | clear (weak refs) | evacuate (copy / update pointers) | sweep | finish (array buffers) | incremental ms (longest step, steps; marking began ms before) | background mark | heap MB |');
 console.log('|---:|---:|---|---|---|---|---:|---|---|---:|---|');
 for (const f of long) {
   const pause = n(f, 'pause');
   console.log(
     `| ${(f.t / 1000).toFixed(1)} | ${pause.toFixed(1)} | ${f.reduce_memory === '1' ? 'yes' : 'no'} | ${f.mark} (${f['mark.full_closure_parallel'] ?? f['mark.full_closure']}) | ${f.clear} (${f['clear.weak_references']}) | ` +
       `${f.evacuate} (${f['evacuate.copy']} / ${f['evacuate.update_pointers']}) | ${f.sweep} | ${f.finish} (${f['finish.sweep_array_buffers']}) | ` +
-      `${f.incremental} (${f.incremental_longest_step}, ${f.incremental_steps_count}) | ${f['background.mark']} | ` +
+      `${f.incremental} (${f.incremental_longest_step}, ${f.incremental_steps_count}; ${f.incremental_walltime_duration}) | ${f['background.mark']} | ` +
       `${(n(f, 'total_size_before') / 2 ** 20).toFixed(0)} → ${(n(f, 'total_size_after') / 2 ** 20).toFixed(0)} |`,
   );
 }
