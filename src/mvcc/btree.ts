@@ -46,22 +46,18 @@ class Node<K extends string, V> {
 
   /** A private copy to change; its children become reachable from two nodes. */
   copy(): Node<K, V> {
-    if (this.children === null) return leafNode(this.text, this.ends.slice(), this.values!.slice());
-    const children = this.children.slice();
-    for (const child of children) child.shared = true;
-    return branchNode(this.keys.slice(), children);
+    const children = this.children && this.children.slice();
+    if (children) for (const child of children) child.shared = true;
+    return new Node(this.keys.slice(), this.text, this.ends.slice(), this.values && this.values.slice(), children);
   }
 }
 
-/** The keys of every leaf and the ends of every branch: one frozen empty array, not one per node. */
-const none: never[] = Object.freeze([]) as never[];
-
 function leafNode<K extends string, V>(text: string, ends: number[], values: V[]): Node<K, V> {
-  return new Node<K, V>(none, text, ends, values, null);
+  return new Node<K, V>([], text, ends, values, null);
 }
 
 function branchNode<K extends string, V>(keys: K[], children: Node<K, V>[]): Node<K, V> {
-  return new Node<K, V>(keys, '', none, null, children);
+  return new Node<K, V>(keys, '', [], null, children);
 }
 
 /** Where key i of a leaf starts in its text. */
