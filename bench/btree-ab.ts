@@ -25,7 +25,7 @@ if (!path) throw new Error('set SORTED_BTREE to sorted-btree/b+tree.js');
 const SortedBTree = (createRequire(import.meta.url)(path) as { default: new (e: undefined, c: typeof compareKeyStrings, n: number) => Tree }).default;
 const impls: Record<string, Make> = {
   'sorted-btree': () => new SortedBTree(undefined, compareKeyStrings, 32),
-  'mvcc/btree': () => new BTree<string, number>(undefined, 32) as unknown as Tree,
+  'mvcc/btree': () => new BTree<string, number>(undefined, compareKeyStrings, 32) as unknown as Tree,
 };
 
 const keys = Number(process.argv[2] ?? 200_000);

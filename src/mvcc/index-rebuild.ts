@@ -14,7 +14,7 @@
 // on this loaded machine (in random order the sort was slower: 25.5 s against 13.9 s).
 
 import { BTree } from './btree.ts';
-import { toBinaryString, type KeyString } from './bytes.ts';
+import { compareKeyStrings, toBinaryString, type KeyString } from './bytes.ts';
 import { KeyIndex, RecordSlab, type IndexEntry, type Record } from './key-index.ts';
 import { decodeKeyValueHeader, emptyKeyValueHeader, parseRevisionKey } from '../backend/layout.ts';
 import type { Backend } from '../seams.ts';
@@ -146,7 +146,7 @@ export function rebuildKeyIndex(backend: Backend, nodeKeysMax: number): RebuiltI
   // One insert per key, in key order. A bulk load (leaves filled from the sorted keys) could do
   // it in about a third of the CPU: sorted-btree's bulkLoad, before src/mvcc/btree.ts replaced
   // that library, took 0.3 s where these inserts take 1.0 s (2 M keys).
-  const index = new BTree<KeyString, IndexEntry>(undefined, nodeKeysMax);
+  const index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings, nodeKeysMax);
   for (let i = 0; i < indexKeys.length; i++) index.set(indexKeys[i], entries[i]);
   return { index, slab, records, newestMain };
 }

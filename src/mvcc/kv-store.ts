@@ -5,7 +5,7 @@
 // batch; `commit(appliedIndex)` hands that batch to the backend (see history.ts).
 
 import { BTree } from './btree.ts';
-import { EMPTY_BYTES, fromBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
+import { EMPTY_BYTES, compareKeyStrings, fromBinaryString, type BinaryString, type KeyString, type RangeEnd } from './bytes.ts';
 import { Errors } from './errors.ts';
 import { KeyIndex, RecordSlab, entryGet, entryLive, entryLiveLease, type IndexEntry, type Record } from './key-index.ts';
 import { rebuildKeyIndex } from './index-rebuild.ts';
@@ -64,7 +64,7 @@ interface CommitGroup {
 export class KvStore {
   /** Key → history: a slot in `slab` (a bare record) or a non-empty KeyIndex (see IndexEntry). */
   /** Replaced only by `open`, with the rebuilt index. */
-  private index = new BTree<KeyString, IndexEntry>(undefined, indexNodeKeysMax);
+  private index = new BTree<KeyString, IndexEntry>(undefined, compareKeyStrings, indexNodeKeysMax);
   private slab = new RecordSlab();
   /** Applied writes not yet committed to the backend. */
   private readonly buffer = new WriteBuffer();

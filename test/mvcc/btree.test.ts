@@ -32,7 +32,7 @@ const keyOf = (rng: Prng): string => `k${rng.int(0, 400).toString(36)}`;
 describe('BTree', () => {
   it.each([1, 2, 3, 4, 5, 6, 7, 8])('reads as a sorted map through sets, deletes, range walks and clones (seed %i)', (seed) => {
     const rng = new Prng(seed);
-    const trees: { tree: BTree<string, number>; model: Model }[] = [{ tree: new BTree<string, number>(undefined, 4 + (seed % 3)), model: new Map() }];
+    const trees: { tree: BTree<string, number>; model: Model }[] = [{ tree: new BTree<string, number>(undefined, undefined, 4 + (seed % 3)), model: new Map() }];
     for (let step = 0; step < 4000; step++) {
       const t = rng.pick(trees);
       const key = keyOf(rng);
@@ -75,6 +75,7 @@ describe('BTree', () => {
   it('deletes a list of keys, clears, and keeps a clone untouched by either', () => {
     const tree = new BTree<string, number>(
       Array.from({ length: 500 }, (_, i): [string, number] => [`k${String(i).padStart(3, '0')}`, i]),
+      undefined,
       8,
     );
     const clone = tree.clone();
@@ -93,7 +94,7 @@ describe('BTree', () => {
   it('keeps a clone whole while the other tree merges branches the clone still holds', () => {
     const keys = Array.from({ length: 2000 }, (_, i) => `k${String(i).padStart(4, '0')}`);
     for (const order of [keys, [...keys].reverse()]) {
-      const tree = new BTree<string, number>(keys.map((k, i): [string, number] => [k, i]), 4);
+      const tree = new BTree<string, number>(keys.map((k, i): [string, number] => [k, i]), undefined, 4);
       const clone = tree.clone();
       // Deleting most keys merges nodes at every level; each merge takes children the clone shares.
       for (const [i, key] of order.entries()) if (i % 10 !== 0) tree.delete(key);
@@ -104,6 +105,6 @@ describe('BTree', () => {
   });
 
   it('refuses a node size it cannot split', () => {
-    expect(() => new BTree<string, number>(undefined, 3)).toThrow('bTree: nodeKeysMax 3 is not an integer in [4, 256]');
+    expect(() => new BTree<string, number>(undefined, undefined, 3)).toThrow('bTree: nodeKeysMax 3 is not an integer in [4, 256]');
   });
 });
