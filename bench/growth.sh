@@ -19,7 +19,10 @@
 # all three meshkv members during the round, and only the first member restarts (the other two
 # keep serving).
 #
-#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1 PORT_BASE TRACE=
+#   bench/growth.sh     # STAGES="0 500000 1000000 1500000 2000000" ROUND_S=30 CLIENTS=64 VALUE=256 FILL=txn MEMBERS=1 PORT_BASE TRACE= MESHKV_NODE_FLAGS=
+#
+# MESHKV_NODE_FLAGS (space-separated) go to node for every meshkv member, before the script:
+# MESHKV_NODE_FLAGS=--trace-gc-nvp logs each collection's phases for bench/gc-phases.mjs.
 #
 # TRACE=1 names the slow puts (issue 18's "no pause over 100 ms"): the meshkv members and the
 # load client run under bench/event-trace.mjs (GC pauses, event-loop stalls, every fsync and
@@ -85,7 +88,8 @@ start_etcd() {  # start_etcd MEMBER
 }
 start_meshkv() {  # start_meshkv MEMBER
   # --trace-gc: every collection's pause goes to the log, read back per round.
-  node --trace-gc "${TRACE_IMPORT[@]}" "$ROOT/bin/meshkv.mjs" --name "a$1" --data-dir "$WORK/meshkv$1" --listen-client-urls "http://${MESHKV_EPS[$1]}" \
+  # shellcheck disable=SC2086
+  node --trace-gc ${MESHKV_NODE_FLAGS:-} "${TRACE_IMPORT[@]}" "$ROOT/bin/meshkv.mjs" --name "a$1" --data-dir "$WORK/meshkv$1" --listen-client-urls "http://${MESHKV_EPS[$1]}" \
     --initial-cluster "$MESHKV_CLUSTER" ${MESHKV_FLAGS:-} >>"$WORK/meshkv$1.log" 2>&1 </dev/null &
   MESHKV_PIDS[$1]=$!
 }
@@ -116,11 +120,14 @@ round() {  # round LABEL ENDPOINTS PIDS(comma-separated) STAGE
     --warmup 1 --value-size "$VALUE" --server-pids "$pids" --label "$label-$stage" 2>>"$client_log" | tail -1)
   gc='"gc_pause_ms_max":null,"gc_pause_ms_total":null'
   if [[ "$label" == meshkv ]]; then
-    gc=$(new_log_lines "$gc_from" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
+    # --trace-gc lines ("Mark-Compact 410.1 (420.3) -> 380.2 (400.1) MB, 12.3 / 0.0 ms") or, under
+    # --trace-gc-nvp, which replaces them, "pause=12.3 ... gc=mc" (gc=s: a scavenge).
+    gc=$(new_log_lines "$gc_from" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+|pause=[0-9.]+ mutator=[0-9.]+ gc=[a-z]+' |
+      sed -E 's/^pause=([0-9.]+) mutator=[0-9.]+ gc=(mc|s)$/\2 \1/; s/^mc /Mark-Compact /' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
       END{printf "\"gc_pause_ms_max\":%.0f,\"gc_pause_ms_total\":%.0f,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, n, mc}')
-    # The V8 heap after the round's last full collection: live MB (committed MB).
+    # The V8 heap after the round's last full collection: live MB (committed MB); not in an nvp log.
     gc+=$(grep -oE 'Mark-Compact [0-9.]+ \([0-9.]+\) -> [0-9.]+ \([0-9.]+\)' "$WORK/meshkv0.log" | tail -1 | tr -d '()' |
-      awk '{printf ",\"heap_live_mb\":%s,\"heap_committed_mb\":%s", $5, $6}')
+      awk '{printf ",\"heap_live_mb\":%s,\"heap_committed_mb\":%s", $5, $6}' || true)
   fi
   record "\"kind\":\"load\",\"system\":\"$label\",\"stage\":$stage,\"members\":$MEMBERS,\"keys\":$(keys "${eps%%,*}"),$(memory ${pids//,/ }),$gc,\"bench\":$line"
 }

@@ -13,7 +13,7 @@
 #
 # A variant is NAME=ROOT[:NODE_FLAGS[:MEMBER_FLAGS]] (ROOT: a checkout whose dist/ is built; flags
 # separated by commas; MESHKV_FLAGS go to every member). Writes results/tail-ab-<time>.jsonl and prints one line per round; stops every
-# process it started, by PID.
+# process it started, by PID. Each variant's log is kept beside the results (results/tail-ab-<time>-NAME.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -64,7 +64,9 @@ for ((r = 0; r < ROUNDS; r++)); do
     curl -s "http://${EPS[$j]}/metrics" >"$WORK/metrics-before"
     line=$(cd "$WORK/harness" && node bench.mjs --endpoints "${EPS[$j]}" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
       --warmup 1 --value-size "$VALUE" --server-pids "${PIDS[$j]}" --label "$name" | tail -1)
-    gc=$(tail -n +"$((from + 1))" "$log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){c++; if(p>cm)cm=p} else s++}
+    # --trace-gc lines, or under --trace-gc-nvp (which replaces them) "pause=12.3 mutator=4.0 gc=mc" (gc=s: a scavenge).
+    gc=$(tail -n +"$((from + 1))" "$log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+|pause=[0-9.]+ mutator=[0-9.]+ gc=[a-z]+' |
+      sed -E 's/^pause=([0-9.]+) mutator=[0-9.]+ gc=(mc|s)$/\2 \1/; s/^mc /Mark-Compact /; s/^s /Scavenge /' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){c++; if(p>cm)cm=p} else s++}
       END{printf "\"gc_ms_max\":%.0f,\"gc_ms_total\":%.0f,\"scavenges\":%d,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, s, c, cm}')
     curl -s "http://${EPS[$j]}/metrics" >"$WORK/metrics-after"
     ready=$(node bench/ready-split.mjs "$WORK/metrics-before" "$WORK/metrics-after")
@@ -73,4 +75,6 @@ for ((r = 0; r < ROUNDS; r++)); do
       console.log(`${j.variant.padEnd(10)} r${j.round} ${Math.round(b.ops_per_s)} ops/s p50 ${b.lat_ms.p50} p99 ${b.lat_ms.p99} max ${b.lat_ms.max} ms, ${Math.round(b.server.cpu_us_per_op)} µs/put, rss ${b.server.rss_mb_max} MB, GC max ${j.gc_ms_max} total ${j.gc_ms_total} ms (${j.scavenges} scav, ${j.mark_compacts} MC max ${j.mark_compact_ms_max}), WAL sync ${j.wal_sync.count} mean ${j.wal_sync.mean_ms} p99<=${j.wal_sync.p99_ms_le} ms, apply mean ${j.apply.mean_ms} p99<=${j.apply.p99_ms_le} ms, snapshots ${j.snapshot.count} mean ${j.snapshot.mean_ms} p99<=${j.snapshot.p99_ms_le} ms, load ${j.load_avg}`)})'
   done
 done
+# Each variant's log (its GC trace: with --trace-gc-nvp, bench/gc-phases.mjs reads it) beside the results.
+for name in "${NAMES[@]}"; do cp "$WORK/$name.log" "${OUT%.jsonl}-$name.log"; done
 echo "results: $OUT"
