@@ -10,7 +10,7 @@
 // puts: 256-byte values to fresh keys, one at a time). SERVER_PIDS: comma-separated, the leader
 // (the member ENDPOINT reaches) first. Prints the idle floor, then one line per STEP puts (250
 // unless given): puts a second, p50 ms, net CPU µs per put (all members; leader; followers).
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -50,6 +50,8 @@ await new Promise((resolve) => setTimeout(resolve, idleS * 1000));
 const idleTo = cpuMs();
 const idlePerMs = idleTo.map((v, i) => (v - idleFrom[i]) / (performance.now() - idleT0));
 
+// PUT_LOG=file: every put as `put <index> <start, epoch ms> <ms>` (bench/put-c1-p99.mjs reads it).
+const putLog = process.env.PUT_LOG ? [] : null;
 const value = randomBytes(256);
 const keyPrefix = `put-c1-count/${process.pid}/`;
 const marks = [[performance.now(), cpuMs()]];
@@ -62,6 +64,7 @@ await new Promise((resolve, reject) => {
     conn.put(keyPrefix + String(seq++).padStart(10, '0'), value, (err) => {
       if (err) return reject(err);
       latencies.push(performance.now() - t0);
+      putLog?.push(`put ${seq - 1} ${(performance.timeOrigin + t0).toFixed(1)} ${(performance.now() - t0).toFixed(3)}`);
       if (seq % step === 0) marks.push([performance.now(), cpuMs()]);
       next();
     });
@@ -69,6 +72,7 @@ await new Promise((resolve, reject) => {
   next();
 });
 conn.close();
+if (putLog) writeFileSync(process.env.PUT_LOG, `${putLog.join('\n')}\n`);
 
 console.log(`  idle floor, ms of CPU a second: ${idlePerMs.slice(0, -1).map((v) => Math.round(v * 1000)).join(' / ')} (leader first)`);
 for (let k = 1; k < marks.length; k++) {

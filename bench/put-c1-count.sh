@@ -4,7 +4,9 @@
 # puts, the members' CPU per put in windows of STEP puts (bench/put-c1-count.mjs).
 #
 #   bench/put-c1-count.sh ROUNDS VARIANT...   # VARIANT: ROOT or ROOT@NODE_FLAGS (flags space-separated)
-#   env: PUTS (1500), STEP (250), PORT_BASE (25790; meshkv listens on PORT_BASE+21..23, peers +31..33)
+#   env: PUTS (1500), STEP (250), PORT_BASE (25790; meshkv listens on PORT_BASE+21..23, peers +31..33),
+#        KEEP (a directory: each run's member logs and, as PUT_LOG, its per-put log are kept there,
+#        <n>-a.log … and <n>-puts.log; with TREE@--import=…/bench/event-trace.mjs for bench/put-c1-p99.mjs)
 #
 # e.g. bench/put-c1-count.sh 2 /tmp/base . '.@--no-lazy-feedback-allocation'
 # Data directories are fresh each time; every process started here is stopped by its PID.
@@ -17,6 +19,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/meshkv-put-c1-count.XXXXXX")
 source bench/lib/harness.sh
 trap 'stop; rm -rf "$WORK"' EXIT
 install_harness "$WORK/harness"
+[[ -n "${KEEP:-}" ]] && mkdir -p "$KEEP"
 export MESHKV_ADMISSION_SECRET=put-c1-count-admission-secret
 base=$((PORT_BASE + 20))
 eps=http://127.0.0.1:$((base + 1)),http://127.0.0.1:$((base + 2)),http://127.0.0.1:$((base + 3))
@@ -48,7 +51,11 @@ for r in $(seq 1 "$ROUNDS"); do
     for j in 0 1 2; do [[ $j != "$leader" ]] && pids="$pids,${PIDS[$j]}"; done
     rss=$(for pid in "${PIDS[@]}"; do awk '/VmRSS/ {printf "%d ", $2 / 1024}' "/proc/$pid/status"; done)
     echo "== round $r: $tree ${flags:+($flags) }leader ${ep#http://}, a leader after ${ready_ms} ms, RSS ${rss}MB, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    node bench/put-c1-count.mjs "$WORK/harness" "${ep#http://}" "$PUTS" "$pids" "$STEP"
+    PUT_LOG="${KEEP:+$KEEP/$n-puts.log}" node bench/put-c1-count.mjs "$WORK/harness" "${ep#http://}" "$PUTS" "$pids" "$STEP"
     stop
+    if [[ -n "${KEEP:-}" ]]; then
+      for name in a b c; do cp "$WORK/$n-$name.log" "$KEEP/$n-$name.log"; done
+      echo "  kept: $KEEP/$n-{a,b,c}.log, $KEEP/$n-puts.log (leader ${ep#http://})"
+    fi
   done
 done
