@@ -38,6 +38,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+source bench/lib/gc-pauses.sh
 . "$ROOT/bench/etcd-probes.sh"
 STAGES="${STAGES:-0 500000 1000000 1500000 2000000}" ROUND_S="${ROUND_S:-30}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}" FILL="${FILL:-txn}"
 MEMBERS="${MEMBERS:-1}"
@@ -120,10 +121,7 @@ round() {  # round LABEL ENDPOINTS PIDS(comma-separated) STAGE
     --warmup 1 --value-size "$VALUE" --server-pids "$pids" --label "$label-$stage" 2>>"$client_log" | tail -1)
   gc='"gc_pause_ms_max":null,"gc_pause_ms_total":null'
   if [[ "$label" == meshkv ]]; then
-    # --trace-gc lines ("Mark-Compact 410.1 (420.3) -> 380.2 (400.1) MB, 12.3 / 0.0 ms") or, under
-    # --trace-gc-nvp, which replaces them, "pause=12.3 ... gc=mc" (gc=s: a scavenge).
-    gc=$(new_log_lines "$gc_from" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+|pause=[0-9.]+ mutator=[0-9.]+ gc=[a-z]+' |
-      sed -E 's/^pause=([0-9.]+) mutator=[0-9.]+ gc=(mc|s)$/\2 \1/; s/^mc /Mark-Compact /' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
+    gc=$(new_log_lines "$gc_from" | gc_pauses | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){n++; if(p>mc)mc=p}}
       END{printf "\"gc_pause_ms_max\":%.0f,\"gc_pause_ms_total\":%.0f,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, n, mc}')
     # The V8 heap after the round's last full collection: live MB (committed MB); not in an nvp log.
     gc+=$(grep -oE 'Mark-Compact [0-9.]+ \([0-9.]+\) -> [0-9.]+ \([0-9.]+\)' "$WORK/meshkv0.log" | tail -1 | tr -d '()' |

@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+source bench/lib/gc-pauses.sh
 VARIANTS="${VARIANTS:?VARIANTS=\"name=root[:flags] ...\"}"
 PORT_BASE="${PORT_BASE:-24990}"
 KEYS="${KEYS:-0}" ROUNDS="${ROUNDS:-3}" ROUND_S="${ROUND_S:-20}" CLIENTS="${CLIENTS:-64}" VALUE="${VALUE:-256}"
@@ -64,9 +65,7 @@ for ((r = 0; r < ROUNDS; r++)); do
     curl -s "http://${EPS[$j]}/metrics" >"$WORK/metrics-before"
     line=$(cd "$WORK/harness" && node bench.mjs --endpoints "${EPS[$j]}" --workload put --clients "$CLIENTS" --duration "$ROUND_S" \
       --warmup 1 --value-size "$VALUE" --server-pids "${PIDS[$j]}" --label "$name" | tail -1)
-    # --trace-gc lines, or under --trace-gc-nvp (which replaces them) "pause=12.3 mutator=4.0 gc=mc" (gc=s: a scavenge).
-    gc=$(tail -n +"$((from + 1))" "$log" | grep -oE '(Scavenge|Mark-Compact)[^,]*, [0-9.]+|pause=[0-9.]+ mutator=[0-9.]+ gc=[a-z]+' |
-      sed -E 's/^pause=([0-9.]+) mutator=[0-9.]+ gc=(mc|s)$/\2 \1/; s/^mc /Mark-Compact /; s/^s /Scavenge /' | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){c++; if(p>cm)cm=p} else s++}
+    gc=$(tail -n +"$((from + 1))" "$log" | gc_pauses | awk '{p=$NF+0; t+=p; if(p>m)m=p; if($1=="Mark-Compact"){c++; if(p>cm)cm=p} else s++}
       END{printf "\"gc_ms_max\":%.0f,\"gc_ms_total\":%.0f,\"scavenges\":%d,\"mark_compacts\":%d,\"mark_compact_ms_max\":%.0f", m, t, s, c, cm}')
     curl -s "http://${EPS[$j]}/metrics" >"$WORK/metrics-after"
     ready=$(node bench/ready-split.mjs "$WORK/metrics-before" "$WORK/metrics-after")
