@@ -103,10 +103,15 @@ export class RaftLog {
 
   /** The packed run holding `index` (offsetIndex < index <= packedIndex). */
   private runOf(index: number): PackedRun {
+    return this.runs[this.runIndexOf(index)];
+  }
+
+  /** Where in `runs` the run holding `index` is (offsetIndex < index <= packedIndex). */
+  private runIndexOf(index: number): number {
     const runs = this.runs;
     // Reads mostly ask for recent entries: try the newest run before searching.
     let hi = runs.length - 1;
-    if (runs[hi].first <= index) return runs[hi];
+    if (runs[hi].first <= index) return hi;
     let lo = 0;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
@@ -114,7 +119,7 @@ export class RaftLog {
       else hi = mid - 1;
     }
     assert(runs[lo].first <= index, `no packed run holds entry ${index} (first run starts at ${runs[0].first})`);
-    return runs[lo];
+    return lo;
   }
 
   /** Raft §5.4.1: is a log ending at (lastIndex, lastTerm) at least as up to date as ours? */
@@ -309,7 +314,7 @@ export class RaftLog {
       this.packedIndex = index;
     } else {
       // Runs wholly at or below `index` go; the one holding index + 1 stays whole.
-      const keep = this.runs.indexOf(this.runOf(index + 1));
+      const keep = this.runIndexOf(index + 1);
       if (keep > 0) this.runs = this.runs.slice(keep);
     }
     this.offsetIndex = index;
